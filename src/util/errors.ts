@@ -1,0 +1,69 @@
+/**
+ * Typed errors and exit codes. Every error a user can cause is a ZrbError: one line,
+ * naming the thing that is wrong and what to do about it. Anything else is a bug.
+ */
+export const ExitCode = {
+  OK: 0,
+  /** Unexpected failure (a bug, or an error zrb did not classify). */
+  FAILURE: 1,
+  /** Bad command line usage. */
+  USAGE: 2,
+  /** The configuration file is invalid. */
+  CONFIG: 3,
+  /** Another zrb run holds the lock for this dataset. */
+  LOCKED: 4,
+  /** ZFS command failed or a dataset/snapshot is missing. */
+  ZFS: 5,
+  /** Object store (S3 / local target) failed. */
+  STORE: 6,
+  /** Integrity check failed: a hash, a size or a signature did not match. */
+  INTEGRITY: 7,
+  /** Cryptography: missing/invalid key, identity does not match. */
+  CRYPTO: 8,
+  /** Local I/O: disk full, permission denied, read-only base_dir. */
+  IO: 9,
+  /** Interrupted by SIGINT. */
+  SIGINT: 130,
+  /** Interrupted by SIGTERM. */
+  SIGTERM: 143,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export class ZrbError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode = ExitCode.FAILURE,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "ZrbError";
+  }
+}
+
+export const usageError = (msg: string) => new ZrbError(msg, ExitCode.USAGE);
+export const configError = (msg: string) => new ZrbError(msg, ExitCode.CONFIG);
+export const zfsError = (msg: string) => new ZrbError(msg, ExitCode.ZFS);
+export const storeError = (msg: string, cause?: unknown) => new ZrbError(msg, ExitCode.STORE, { cause });
+export const integrityError = (msg: string) => new ZrbError(msg, ExitCode.INTEGRITY);
+export const cryptoError = (msg: string) => new ZrbError(msg, ExitCode.CRYPTO);
+export const ioError = (msg: string, cause?: unknown) => new ZrbError(msg, ExitCode.IO, { cause });
+
+/** Map a Node/Bun system error on a path to a one-line ZrbError. */
+export function fsError(err: unknown, what: string, path: string): ZrbError {
+  const code = (err as { code?: string })?.code;
+  switch (code) {
+    case "ENOSPC":
+      return ioError(`${what}: no space left on device at ${path}; free space or point base_dir at a larger disk`, err);
+    case "EROFS":
+      return ioError(`${what}: ${path} is on a read-only file system; make it writable or change base_dir`, err);
+    case "EACCES":
+    case "EPERM":
+      return ioError(`${what}: permission denied on ${path}; run as a user that can write there (usually root)`, err);
+    case "ENOENT":
+      return ioError(`${what}: ${path} does not exist`, err);
+    case "EDQUOT":
+      return ioError(`${what}: disk quota exceeded at ${path}`, err);
+    default:
+      return ioError(`${what}: ${path}: ${(err as Error)?.message ?? String(err)}`, err);
+  }
+}
