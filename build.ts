@@ -1,0 +1,125 @@
+/**
+ * Build zrb into self-contained executables with `bun build --compile`.
+ *
+ *   bun run build.ts                 # host binary dist/zrb-linux-x64 (+ cross targets, see below)
+ *   bun run build.ts --host-only     # only the host binary (fast path for tests)
+ *   bun run build.ts --ship          # then boot the test VM, copy the x64 binary in, run `zrb --version` there
+ *
+ * Targets: linux-x64, linux-x64-baseline, linux-arm64. The encryption worker is a second
+ * entry point of the compile so it is embedded; native addons (BLAKE3, libsodium) are
+ * embedded because src/crypto requires them by static paths. A cross target needs the
+ * other architecture's Bun runtime and native prebuilds: they are fetched from the npm
+ * registry with `npm pack` into a cache outside the checkout. If a target cannot be
+ * built here the reason is printed and the build exits non-zero for that target.
+ */
+import { $ } from "bun";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import pkg from "./package.json" with { type: "json" };
+
+const root = import.meta.dir;
+const dist = join(root, "dist");
+const args = new Set(process.argv.slice(2));
+const hostOnly = args.has("--host-only");
+const ship = args.has("--ship");
+
+async function gitCommit(): Promise<string> {
+  try {
+    const r = await $`git -C ${root} rev-parse --short=9 HEAD`.quiet().nothrow();
+    const dirty = (await $`git -C ${root} status --porcelain --untracked-files=no`.quiet().nothrow()).stdout.toString().trim();
+    return r.exitCode === 0 ? r.stdout.toString().trim() + (dirty ? "-dirty" : "") : "nogit";
+  } catch {
+    return "nogit";
+  }
+}
+
+const version = `${pkg.version}+${await gitCommit()}`;
+
+interface Target {
+  name: string;
+  bunTarget: string;
+  arch: "x64" | "arm64";
+  /** npm packages whose contents must be present in node_modules for this arch (cross builds). */
+  extraPackages: string[];
+}
+
+const TARGETS: Target[] = [
+  { name: "linux-x64", bunTarget: "bun-linux-x64", arch: "x64", extraPackages: [] },
+  { name: "linux-x64-baseline", bunTarget: "bun-linux-x64-baseline", arch: "x64", extraPackages: [] },
+  {
+    name: "linux-arm64",
+    bunTarget: "bun-linux-arm64",
+    arch: "arm64",
+    extraPackages: [`@napi-rs/blake-hash-linux-arm64-gnu@${pkg.dependencies["@napi-rs/blake-hash"]}`],
+  },
+];
+
+/** Make sure a package for another architecture is unpacked into node_modules (npm skips it on this host). */
+async function ensurePackage(spec: string): Promise<void> {
+  const at = spec.lastIndexOf("@");
+  const name = spec.slice(0, at);
+  const dir = join(root, "node_modules", name);
+  if (existsSync(join(dir, "package.json"))) return;
+  const cache = join(process.env.ZRB_BUILD_CACHE ?? "/var/cache/zrb-build", "npm");
+  mkdirSync(cache, { recursive: true });
+  const r = await $`npm pack ${spec} --pack-destination ${cache} --silent`.cwd(cache).quiet().nothrow();
+  if (r.exitCode !== 0) throw new Error(`npm pack ${spec} failed: ${r.stderr.toString().trim().split("\n").pop()}`);
+  const tgz = join(cache, r.stdout.toString().trim().split("\n").pop()!);
+  mkdirSync(dir, { recursive: true });
+  await $`tar -xzf ${tgz} -C ${dir} --strip-components=1`.quiet();
+}
+
+async function buildTarget(t: Target): Promise<string> {
+  for (const p of t.extraPackages) await ensurePackage(p);
+  const outfile = join(dist, `zrb-${t.name}`);
+  rmSync(outfile, { force: true });
+  const result = await Bun.build({
+    entrypoints: [join(root, "src/main.ts"), join(root, "src/workers/encrypt.worker.ts")],
+    compile: { target: t.bunTarget as any, outfile },
+    minify: true,
+    sourcemap: "none",
+    define: { ZRB_BUILD_VERSION: JSON.stringify(version), "process.env.ZRB_TARGET_ARCH": JSON.stringify(t.arch) },
+  } as any);
+  if (!result.success) throw new Error(result.logs.map((l) => String(l)).join("\n"));
+  return outfile;
+}
+
+mkdirSync(dist, { recursive: true });
+const built: string[] = [];
+const failed: string[] = [];
+for (const t of hostOnly ? TARGETS.slice(0, 1) : TARGETS) {
+  const t0 = performance.now();
+  try {
+    const out = await buildTarget(t);
+    built.push(out);
+    console.log(`built ${out} (${t.bunTarget}) in ${((performance.now() - t0) / 1000).toFixed(1)}s`);
+  } catch (err) {
+    failed.push(t.name);
+    console.error(`cannot build ${t.name}: ${(err as Error).message}`);
+  }
+}
+
+const sums = built.map((f) => `${createHash("sha256").update(readFileSync(f)).digest("hex")}  ${f.slice(dist.length + 1)}`);
+writeFileSync(join(dist, "SHA256SUMS"), sums.join("\n") + "\n");
+console.log(`wrote ${join(dist, "SHA256SUMS")} (${built.length} binaries), version ${version}`);
+
+if (built.length) {
+  const host = join(dist, "zrb-linux-x64");
+  const v = await $`${host} --version`.quiet().nothrow();
+  if (v.exitCode !== 0) {
+    console.error(`the host binary does not run: ${v.stderr.toString().trim()}`);
+    process.exit(1);
+  }
+  console.log(`dist/zrb-linux-x64 --version: ${v.stdout.toString().trim()}`);
+}
+
+if (ship) {
+  const r = await $`bash ${join(root, "vm/ship.sh")} ${join(dist, "zrb-linux-x64")}`.nothrow();
+  if (r.exitCode !== 0) {
+    console.error("shipping to the test VM failed");
+    process.exit(1);
+  }
+}
+
+if (failed.length) process.exit(1);

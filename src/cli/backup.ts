@@ -1,0 +1,55 @@
+import { defineCommand } from "citty";
+import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, parseLevel, printJson, taskArg } from "./common.ts";
+import { backup } from "../pipeline/backup.ts";
+import { log } from "../util/log.ts";
+
+export default defineCommand({
+  meta: {
+    name: "backup",
+    description:
+      "Send the newest zrb_level<N>_ snapshot of the task's dataset, encrypted, to the store. " +
+      "Level 0 is a full send; level N ≥ 1 is an incremental from the snapshot of the most recent backup at any lower level " +
+      "(dump(8) semantics: repeated level 1 = differentials, 1→2→3 = incremental chain). " +
+      "An interrupted run (kill, power loss, network) resumes where it stopped on the next run.",
+  },
+  args: {
+    ...configArg,
+    ...taskArg,
+    level: { type: "string", alias: "l", description: "Backup level: 0 = full, N ≥ 1 = incremental from the newest lower-level backup", valueHint: "N" },
+    ...outputArgs,
+  },
+  async run({ args }) {
+    applyOutput(args);
+    const level = parseLevel(args.level);
+    const { config, task, store } = await loadAll(args);
+    const intr = interruptSignal();
+    try {
+      const t0 = performance.now();
+      const r = await backup(config, task, store, { level, signal: intr.signal });
+      const secs = (performance.now() - t0) / 1000;
+      const m = r.manifest;
+      const summary = {
+        backupId: m.backupId,
+        level: m.level,
+        snapshot: m.snapshot.name,
+        parent: m.parent?.name ?? null,
+        parentBackupId: m.parent?.backupId ?? null,
+        parts: m.parts.length,
+        streamBytes: m.stream.size,
+        storedBytes: m.parts.reduce((a, p) => a + p.cipherSize, 0),
+        blake3: m.stream.blake3,
+        manifest: r.manifestKey,
+        resumed: r.resumed,
+        seconds: Math.round(secs * 10) / 10,
+      };
+      if (args.json) printJson(summary);
+      else
+        log.success(
+          `backup ${m.backupId}: level ${m.level} ${m.snapshot.name}${m.parent ? ` (from ${m.parent.name})` : ""}, ` +
+            `${m.parts.length} part(s), ${m.stream.size} bytes in ${summary.seconds}s → ${store.location}`,
+        );
+    } finally {
+      intr.dispose();
+    }
+  },
+});

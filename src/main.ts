@@ -1,0 +1,112 @@
+#!/usr/bin/env bun
+/**
+ * zrb — ZFS Remote Backup. Entry point: dispatches to one file per command and turns
+ * every error into one line on stderr and a documented exit code.
+ */
+import { renderUsage, runCommand, type CommandDef } from "citty";
+import { ExitCode, ZrbError } from "./util/errors.ts";
+import { VERSION } from "./version.ts";
+import genkey from "./cli/genkey.ts";
+import snapshot from "./cli/snapshot.ts";
+import backup from "./cli/backup.ts";
+import check from "./cli/check.ts";
+import list from "./cli/list.ts";
+import restore from "./cli/restore.ts";
+
+const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4 locked by another run, 5 zfs, 6 object store, 7 integrity (hash/size mismatch), 8 crypto (key), 9 local I/O (disk full, permissions), 130/143 interrupted (SIGINT/SIGTERM; state is kept and the next run resumes).`;
+
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, list, check };
+
+const main: CommandDef<any> = {
+  meta: {
+    name: "zrb",
+    version: VERSION,
+    description: "ZFS Remote Backup: encrypted, resumable ZFS snapshot backups to S3-compatible storage, and verified restores.",
+  },
+  subCommands: commands,
+};
+
+function levenshtein(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length]![b.length]!;
+}
+
+function suggest(word: string, options: string[]): string {
+  const best = options.map((o) => [o, levenshtein(word, o)] as const).sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= 2 ? `; did you mean ${best[0]}?` : "";
+}
+
+/** Reject unknown options instead of silently ignoring them. */
+async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): Promise<void> {
+  const defs = (typeof cmd.args === "function" ? await cmd.args() : await cmd.args) ?? {};
+  const known = new Set<string>();
+  const takesValue = new Set<string>();
+  for (const [k, d] of Object.entries<any>(defs)) {
+    const names = [k, ...(d.alias ? [d.alias].flat() : [])];
+    for (const n of names) {
+      known.add(n);
+      if (d.type !== "boolean") takesValue.add(n);
+      if (d.type === "boolean") known.add(`no-${n}`);
+    }
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") break;
+    if (!a.startsWith("-") || a === "-") throw new ZrbError(`zrb ${name}: unexpected argument ${JSON.stringify(a)} (see zrb ${name} --help)`, ExitCode.USAGE);
+    const flag = a.replace(/^--?/, "").split("=")[0]!;
+    if (!known.has(flag))
+      throw new ZrbError(
+        `zrb ${name}: unknown option ${a.split("=")[0]}${suggest(flag, [...known].filter((k) => k.length > 1).map((k) => k))
+          .replace("did you mean ", "did you mean --")} (see zrb ${name} --help)`,
+        ExitCode.USAGE,
+      );
+    if (takesValue.has(flag) && !a.includes("=")) {
+      if (i + 1 >= argv.length || argv[i + 1]!.startsWith("--"))
+        throw new ZrbError(`zrb ${name}: option ${a} needs a value (see zrb ${name} --help)`, ExitCode.USAGE);
+      i++;
+    }
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write((await renderUsage(main)) + "\n\n" + EXIT_CODES + "\n");
+    return name ? ExitCode.OK : ExitCode.USAGE;
+  }
+  if (name === "--version" || name === "-V" || name === "version") {
+    process.stdout.write(`zrb ${VERSION}\n`);
+    return ExitCode.OK;
+  }
+  const cmd = commands[name];
+  if (!cmd) throw new ZrbError(`unknown command ${JSON.stringify(name)}${suggest(name, Object.keys(commands))} (see zrb --help)`, ExitCode.USAGE);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write((await renderUsage(cmd, main)) + "\n\n" + EXIT_CODES + "\n");
+    return ExitCode.OK;
+  }
+  await checkFlags(cmd, name, rest);
+  await runCommand(cmd, { rawArgs: rest });
+  return ExitCode.OK;
+}
+
+try {
+  process.exitCode = await run(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof ZrbError) {
+    process.stderr.write(`zrb: error: ${err.message}\n`);
+    if (process.env.ZRB_DEBUG && err.cause) console.error(err.cause);
+    process.exitCode = err.exitCode;
+  } else {
+    const e = err as Error;
+    process.stderr.write(`zrb: internal error: ${e?.message ?? String(err)} (please report this; run with ZRB_DEBUG=1 for a stack trace)\n`);
+    if (process.env.ZRB_DEBUG) console.error(e?.stack);
+    process.exitCode = ExitCode.FAILURE;
+  }
+}
+// Keep-alive sockets of the S3 client must not keep a finished run alive.
+await new Promise<void>((r) => process.stdout.write("", () => r()));
+process.exit(process.exitCode ?? 0);

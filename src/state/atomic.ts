@@ -1,0 +1,54 @@
+/** Atomic local state writes: write a temp file, fsync it, rename over the target, fsync the directory. */
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import YAML from "yaml";
+import { fsError } from "../util/errors.ts";
+
+export function ensureDir(dir: string, mode = 0o700): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode });
+  } catch (err) {
+    throw fsError(err, "creating directory", dir);
+  }
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
+  const dir = dirname(path);
+  ensureDir(dir);
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    const fd = openSync(tmp, "w", mode);
+    try {
+      const buf = typeof data === "string" ? Buffer.from(data) : data;
+      let off = 0;
+      while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+    const dfd = openSync(dir, "r");
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw fsError(err, "writing state file", path);
+  }
+}
+
+export function writeYamlAtomic(path: string, value: unknown): void {
+  writeFileAtomic(path, YAML.stringify(value, { lineWidth: 0 }));
+}
+
+export async function readYaml<T>(path: string): Promise<T | null> {
+  const f = Bun.file(path);
+  if (!(await f.exists())) return null;
+  try {
+    return YAML.parse(await f.text()) as T;
+  } catch (err) {
+    throw fsError(err, "reading state file (delete it if it is corrupt)", path);
+  }
+}

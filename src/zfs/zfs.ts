@@ -1,0 +1,285 @@
+/**
+ * Every `zfs` invocation lives here. Capabilities are detected once per run from the
+ * command's own usage text (zfs-fuse lacks many modern flags; OpenZFS 2.x has them).
+ * The binary can be overridden with ZRB_ZFS (used by fault-injection tests only).
+ */
+import { ExitCode, ZrbError, zfsError } from "../util/errors.ts";
+
+export interface ZfsCaps {
+  /** `zfs version` answered (OpenZFS ≥ 0.8). */
+  openzfs: boolean;
+  version: string;
+  sendFlags: Set<string>;
+  recvFlags: Set<string>;
+  /** `zfs list -p` (parsable numbers). */
+  listParsable: boolean;
+  /** `zfs holds` works. */
+  holds: boolean;
+}
+
+export interface Snapshot {
+  /** Full name: pool/fs@snap */
+  name: string;
+  /** Part after '@'. */
+  short: string;
+  guid: string;
+  createtxg: bigint;
+}
+
+export function zfsBin(): string {
+  return process.env.ZRB_ZFS || "zfs";
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run zfs with args; never throws for a non-zero exit (callers decide), only if zfs is missing. */
+export async function zfsRun(args: string[], opts: { stdin?: string } = {}): Promise<RunResult> {
+  let proc;
+  try {
+    proc = Bun.spawn([zfsBin(), ...args], {
+      stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+  } catch (err) {
+    throw missingZfs(err);
+  }
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { code, stdout, stderr };
+}
+
+export function missingZfs(err: unknown): ZrbError {
+  return new ZrbError(
+    `cannot run '${zfsBin()}': ${(err as Error)?.message ?? err}; install the ZFS utilities (zfsutils-linux) or put zfs on PATH`,
+    ExitCode.ZFS,
+    { cause: err },
+  );
+}
+
+async function zfsOk(args: string[], what: string): Promise<string> {
+  const r = await zfsRun(args);
+  if (r.code !== 0) throw zfsError(`${what} failed: zfs ${args.join(" ")}: ${firstLine(r.stderr) || `exit ${r.code}`}`);
+  return r.stdout;
+}
+
+export function firstLine(s: string): string {
+  return s.split("\n").map((l) => l.trim()).filter(Boolean).join("; ").slice(0, 500);
+}
+
+function flagsOf(usage: string, command: string): Set<string> {
+  const flags = new Set<string>();
+  for (const line of usage.split("\n")) {
+    const t = line.trim();
+    if (!t.startsWith(command + " ")) continue;
+    for (const m of t.matchAll(/\[-([A-Za-z]+)/g)) for (const c of m[1]!) flags.add(c);
+    for (const m of t.matchAll(/\[-\[([A-Za-z]+)\]/g)) for (const c of m[1]!) flags.add(c);
+  }
+  return flags;
+}
+
+let capsCache: Promise<ZfsCaps> | undefined;
+
+/** Detect what this zfs can do, once per process. */
+export function detectCaps(): Promise<ZfsCaps> {
+  capsCache ??= (async () => {
+    const usage = await zfsRun([]); // prints usage to stderr, exits 2
+    const text = usage.stdout + usage.stderr;
+    if (!/send/.test(text)) throw zfsError(`'${zfsBin()}' does not look like the zfs command (no usage text)`);
+    const ver = await zfsRun(["version"]);
+    const openzfs = ver.code === 0 && /zfs/i.test(ver.stdout);
+    const version = openzfs ? (ver.stdout.split("\n")[0] ?? "").trim() : "zfs (legacy, e.g. zfs-fuse)";
+    const sendFlags = flagsOf(text, "send");
+    const recvFlags = new Set([...flagsOf(text, "receive"), ...flagsOf(text, "recv")]);
+    const listFlags = flagsOf(text, "list");
+    return {
+      openzfs,
+      version,
+      sendFlags,
+      recvFlags,
+      listParsable: listFlags.has("p"),
+      holds: openzfs,
+    };
+  })();
+  return capsCache;
+}
+
+/** Test hook: forget detected capabilities (tests switch ZRB_ZFS). */
+export function resetCaps(): void {
+  capsCache = undefined;
+}
+
+export async function datasetExists(name: string): Promise<boolean> {
+  const r = await zfsRun(["list", "-H", "-o", "name", name]);
+  return r.code === 0;
+}
+
+export async function poolExists(pool: string): Promise<boolean> {
+  return datasetExists(pool);
+}
+
+/** Property value of one dataset/snapshot (parsable), or null if it does not exist. */
+export async function getProp(name: string, prop: string): Promise<string | null> {
+  const r = await zfsRun(["get", "-H", "-p", "-o", "value", prop, name]);
+  if (r.code !== 0) return null;
+  return r.stdout.trim();
+}
+
+/**
+ * The snapshots of one filesystem (not its children), ordered by createtxg.
+ * One `zfs get` call: zfs-fuse humanizes `zfs list -o guid` even with -H, `get -p` does not.
+ */
+export async function listSnapshots(fs: string): Promise<Snapshot[]> {
+  const out = await zfsOk(
+    ["get", "-H", "-p", "-r", "-d", "1", "-o", "name,property,value", "guid,createtxg", fs],
+    `listing snapshots of ${fs}`,
+  );
+  const byName = new Map<string, { guid?: string; txg?: bigint }>();
+  for (const line of out.split("\n")) {
+    const [name, prop, value] = line.split("\t");
+    if (!name || !value || !name.startsWith(fs + "@")) continue;
+    const e = byName.get(name) ?? {};
+    if (prop === "guid") e.guid = value;
+    if (prop === "createtxg") e.txg = BigInt(value);
+    byName.set(name, e);
+  }
+  const snaps: Snapshot[] = [];
+  for (const [name, e] of byName) {
+    if (e.guid === undefined || e.txg === undefined) continue;
+    snaps.push({ name, short: name.slice(fs.length + 1), guid: e.guid, createtxg: e.txg });
+  }
+  snaps.sort((a, b) => (a.createtxg < b.createtxg ? -1 : a.createtxg > b.createtxg ? 1 : 0));
+  return snaps;
+}
+
+/** Snapshot name prefix of a level: the underscore keeps zrb_level1_ from matching zrb_level10_. */
+export function levelPrefix(level: number): string {
+  return `zrb_level${level}_`;
+}
+
+/** Newest snapshot (by createtxg) whose short name starts with zrb_level<N>_. */
+export function newestLevelSnapshot(snaps: Snapshot[], level: number): Snapshot | undefined {
+  const p = levelPrefix(level);
+  return snaps.filter((s) => s.short.startsWith(p)).at(-1);
+}
+
+/** UTC timestamp with seconds, safe in a snapshot name: 20261124T112233Z */
+export function snapshotTimestamp(d = new Date()): string {
+  return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+}
+
+export async function createSnapshot(fs: string, short: string): Promise<string> {
+  const name = `${fs}@${short}`;
+  await zfsOk(["snapshot", name], `creating snapshot ${name}`);
+  return name;
+}
+
+/** Place a user hold; an existing hold with the same tag counts as success. */
+export async function hold(tag: string, snap: string): Promise<void> {
+  const r = await zfsRun(["hold", tag, snap]);
+  if (r.code === 0 || /tag already exists/i.test(r.stderr)) return;
+  throw zfsError(`cannot hold ${snap} with tag '${tag}': ${firstLine(r.stderr)}`);
+}
+
+/** Release a user hold; a missing hold or snapshot counts as success. */
+export async function release(tag: string, snap: string): Promise<void> {
+  const r = await zfsRun(["release", tag, snap]);
+  if (r.code === 0 || /no such tag|does not exist|could not find/i.test(r.stderr)) return;
+  throw zfsError(`cannot release hold '${tag}' on ${snap}: ${firstLine(r.stderr)}`);
+}
+
+/** userrefs of every snapshot of fs, in one call. */
+export async function userRefs(fs: string): Promise<Map<string, number>> {
+  const out = await zfsOk(["get", "-H", "-p", "-r", "-d", "1", "-o", "name,value", "userrefs", fs], `reading holds of ${fs}`);
+  const m = new Map<string, number>();
+  for (const line of out.split("\n")) {
+    const [name, value] = line.split("\t");
+    if (name?.startsWith(fs + "@") && value) m.set(name, Number(value));
+  }
+  return m;
+}
+
+export interface SendPlan {
+  snapshot: string;
+  /** Incremental base (full name), if any. */
+  from?: string;
+  /** Flags actually used, e.g. ["-L", "-c"] — recorded in the manifest. */
+  flags: string[];
+}
+
+/** Choose send flags from capabilities and the dataset's properties. */
+export async function planSend(snapshot: string, from: string | undefined, caps: ZfsCaps): Promise<SendPlan> {
+  const flags: string[] = [];
+  const fs = snapshot.split("@")[0]!;
+  const enc = caps.openzfs ? await getProp(fs, "encryption") : null;
+  const encrypted = enc !== null && enc !== "off" && enc !== "-";
+  if (encrypted && caps.sendFlags.has("w")) {
+    flags.push("-w"); // raw: the data stays encrypted with the dataset's own key
+  } else {
+    if (caps.sendFlags.has("L")) flags.push("-L");
+    if (caps.sendFlags.has("e")) flags.push("-e");
+    if (caps.sendFlags.has("c")) flags.push("-c");
+  }
+  return { snapshot, from, flags };
+}
+
+export function sendArgs(plan: SendPlan): string[] {
+  return ["send", ...plan.flags, ...(plan.from ? ["-i", plan.from] : []), plan.snapshot];
+}
+
+/** Estimated stream size via `zfs send -n -P` where supported; null otherwise. */
+export async function estimateSendSize(plan: SendPlan, caps: ZfsCaps): Promise<number | null> {
+  if (!caps.sendFlags.has("n") || !caps.sendFlags.has("P")) return null;
+  const args = sendArgs(plan);
+  const r = await zfsRun(["send", "-n", "-P", ...args.slice(1)]);
+  if (r.code !== 0) return null;
+  const m = /^size\s+(\d+)/m.exec(r.stdout + "\n" + r.stderr);
+  return m ? Number(m[1]) : null;
+}
+
+export function spawnSend(plan: SendPlan) {
+  try {
+    return Bun.spawn([zfsBin(), ...sendArgs(plan)], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  } catch (err) {
+    throw missingZfs(err);
+  }
+}
+
+export interface RecvOptions {
+  force: boolean;
+  /** Receive with -s (resumable) where supported. */
+  resumable: boolean;
+}
+
+export function recvArgs(target: string, opts: RecvOptions, caps: ZfsCaps): string[] {
+  const args = ["receive", "-u"];
+  if (opts.force) args.push("-F");
+  if (opts.resumable && caps.recvFlags.has("s")) args.push("-s");
+  args.push(target);
+  return args;
+}
+
+export function spawnReceive(target: string, opts: RecvOptions, caps: ZfsCaps) {
+  try {
+    return Bun.spawn([zfsBin(), ...recvArgs(target, opts, caps)], { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  } catch (err) {
+    throw missingZfs(err);
+  }
+}
+
+/** Abort a resumable partial receive (OpenZFS `zfs receive -A`). */
+export async function abortReceive(target: string, caps: ZfsCaps): Promise<void> {
+  if (!caps.recvFlags.has("A")) return;
+  await zfsRun(["receive", "-A", target]);
+}
+
+export async function destroy(name: string, recursive = false): Promise<void> {
+  await zfsOk(["destroy", ...(recursive ? ["-r"] : []), name], `destroying ${name}`);
+}

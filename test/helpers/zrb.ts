@@ -1,0 +1,90 @@
+/**
+ * Run the zrb CLI the way users do: the COMPILED binary dist/zrb-linux-x64, so Workers,
+ * wasm and native addons are proven inside it. It is (re)built with build.ts when missing
+ * or older than any source file. ZRB_TEST_FROM_SOURCE=1 runs `bun src/main.ts` instead
+ * (quicker while developing; CI never sets it).
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { run, type RunResult, type S3Rig } from "./rig.ts";
+
+const ROOT = join(import.meta.dir, "..", "..");
+export const ZRB_BIN = join(ROOT, "dist", "zrb-linux-x64");
+const BUN = process.execPath;
+
+function newestSource(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+let built: Promise<void> | undefined;
+export function ensureBinary(): Promise<void> {
+  built ??= (async () => {
+    if (process.env.ZRB_TEST_FROM_SOURCE === "1") return;
+    const stale =
+      !existsSync(ZRB_BIN) ||
+      statSync(ZRB_BIN).mtimeMs < Math.max(newestSource(join(ROOT, "src")), statSync(join(ROOT, "package.json")).mtimeMs);
+    if (stale) await run([BUN, "run", join(ROOT, "build.ts"), "--host-only"], { cwd: ROOT });
+  })();
+  return built;
+}
+
+export function zrbCommand(): string[] {
+  return process.env.ZRB_TEST_FROM_SOURCE === "1" ? [BUN, join(ROOT, "src", "main.ts")] : [ZRB_BIN];
+}
+
+export async function zrb(args: string[], opts: { env?: Record<string, string>; allowFail?: boolean; stdin?: string } = {}): Promise<RunResult> {
+  await ensureBinary();
+  return run([...zrbCommand(), ...args], { ...opts, allowFail: opts.allowFail ?? false });
+}
+
+/** Spawn zrb without waiting (for kill/lock tests). */
+export async function spawnZrb(args: string[], env: Record<string, string> = {}) {
+  await ensureBinary();
+  return Bun.spawn([...zrbCommand(), ...args], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+}
+
+export function s3Env(s3: S3Rig): Record<string, string> {
+  return { AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, AWS_REGION: s3.region };
+}
+
+export interface TestConfigOpts {
+  baseDir: string;
+  recipients: string[];
+  bucket?: string;
+  s3?: S3Rig;
+  prefix?: string;
+  chunkSize?: string;
+  workers?: number;
+  tasks: { name: string; pool: string; dataset: string; enabled?: boolean }[];
+  backupData?: string[];
+}
+
+/** A config file as a user writes it. */
+export function configYaml(o: TestConfigOpts): string {
+  const doc: Record<string, unknown> = {
+    base_dir: o.baseDir,
+    age_public_key: o.recipients[0],
+    ...(o.recipients.length > 1 ? { age_recipients: o.recipients.slice(1) } : {}),
+    chunk_size: o.chunkSize ?? "1MiB",
+    workers: o.workers ?? 2,
+    s3: o.bucket
+      ? {
+          enabled: true,
+          bucket: o.bucket,
+          prefix: o.prefix ?? "zrb/",
+          region: o.s3!.region,
+          endpoint: o.s3!.endpoint,
+          storage_class: { manifest: "STANDARD", backup_data: o.backupData ?? ["STANDARD"] },
+          retry: { max_attempts: 3 },
+        }
+      : { enabled: false },
+    tasks: o.tasks.map((t) => ({ name: t.name, pool: t.pool, dataset: t.dataset, enabled: t.enabled ?? true })),
+  };
+  return stringify(doc);
+}
