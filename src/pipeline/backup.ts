@@ -51,8 +51,16 @@ const BUF_SIZE = 1 << 20;
 export interface BackupOptions {
   level: number;
   signal?: AbortSignal;
-  /** Test hook: stop after this many chunks have been uploaded (simulates a crash). */
+  /** Called after each chunk's upload completed (progress, tests). */
   onChunkUploaded?: (index: number) => void;
+}
+
+/** The bytes to back up: `zfs send` normally; the benchmark feeds a `zfs send`-like process. */
+export interface StreamSource {
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  exited: Promise<number>;
+  kill(sig?: NodeJS.Signals | number): void;
 }
 
 export interface BackupResult {
@@ -254,14 +262,14 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
       held.push(s);
     }
 
-    const result = await sendAndUpload(cfg, task, store, state, statePath, dir, caps, opts);
+    const result = await sendAndUpload(cfg, task, store, state, statePath, dir, opts);
     if (result.restart) {
       log.warn(`the re-sent stream of ${state.snapshot.name} differs from the interrupted run's bytes; starting backup over under a new id`);
       await discardState(store, state, dir);
       const fresh = { ...state, backupId: newBackupId(level), chunks: [], startedAt: new Date().toISOString() };
       writeYamlAtomic(statePath, fresh);
       state = fresh;
-      const again = await sendAndUpload(cfg, task, store, state, statePath, dir, caps, opts);
+      const again = await sendAndUpload(cfg, task, store, state, statePath, dir, opts);
       if (again.restart) throw integrityError(`zfs send of ${state.snapshot.name} is not reproducible within one run; aborting`);
       Object.assign(result, again);
     }
@@ -336,22 +344,25 @@ export async function discardState(store: ObjectStore, state: BackupState, dir: 
   rmSync(join(dir, "backup_state.yaml"), { force: true });
 }
 
-interface SendResult {
+export interface SendResult {
   restart: boolean;
   streamSize: number;
   blake3: string;
   skipped: number;
 }
 
-async function sendAndUpload(
+/**
+ * Send → hash → chunk → encrypt → upload for one backup state. Exported for the
+ * benchmark, which passes its own source and a store that only discards files.
+ */
+export async function sendAndUpload(
   cfg: Config,
-  task: Task,
+  task: Pick<Task, "pool" | "dataset">,
   store: ObjectStore,
   state: BackupState,
   statePath: string,
   dir: string,
-  caps: zfs.ZfsCaps,
-  opts: BackupOptions,
+  opts: BackupOptions & { source?: StreamSource },
 ): Promise<SendResult> {
   const spill = join(dir, "spill", state.backupId);
   try {
@@ -382,7 +393,7 @@ async function sendAndUpload(
   const slots = new Semaphore(nWorkers + 1);
   const uploads: Promise<void>[] = [];
   const plan: zfs.SendPlan = { snapshot: state.snapshot.name, from: state.parent?.name, flags: state.sendFlags };
-  const proc = zfs.spawnSend(plan);
+  const proc: StreamSource = opts.source ?? zfs.spawnSend(plan);
   const stderrText = new Response(proc.stderr).text();
   ac.signal.addEventListener("abort", () => proc.kill("SIGTERM"));
 
