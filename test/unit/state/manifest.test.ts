@@ -1,0 +1,86 @@
+import { describe, expect, test } from "bun:test";
+import { advanceHeads, chooseParent, headsFromManifests, parseManifest, partKey, type Manifest } from "../../../src/state/manifest.ts";
+import YAML from "yaml";
+
+let t = 0;
+function m(level: number, id: string, extra: Partial<Manifest> = {}): Manifest {
+  t++;
+  return {
+    format: "zrb-manifest/1",
+    backupId: id,
+    pool: "tank",
+    dataset: "home",
+    level,
+    snapshot: { name: `tank/home@zrb_level${level}_${id}`, guid: `g${id}` },
+    parent: null,
+    send: { flags: [], zfs: "test" },
+    stream: { size: 0, blake3: "0".repeat(64) },
+    recipients: [],
+    storageClass: "STANDARD",
+    chunkSize: 1,
+    parts: [],
+    tool: { name: "zrb", version: "t" },
+    host: "h",
+    startedAt: new Date(t * 1000).toISOString(),
+    finishedAt: new Date(t * 1000).toISOString(),
+    ...extra,
+  };
+}
+
+describe("dump(8) level semantics", () => {
+  test("repeated level 1 is a differential against the last full", () => {
+    let h = headsFromManifests([m(0, "a"), m(1, "b")]);
+    expect(chooseParent(h, 1)?.backupId).toBe("a");
+    h = advanceHeads(h, m(1, "c"));
+    expect(chooseParent(h, 1)?.backupId).toBe("a");
+  });
+  test("1→2→3→4 is an incremental chain", () => {
+    const h = headsFromManifests([m(0, "a"), m(1, "b"), m(2, "c"), m(3, "d")]);
+    expect(chooseParent(h, 4)?.backupId).toBe("d");
+    expect(chooseParent(h, 3)?.backupId).toBe("c");
+    expect(chooseParent(h, 2)?.backupId).toBe("b");
+  });
+  test("a new full makes every recorded level above it stale", () => {
+    const h = headsFromManifests([m(0, "a"), m(1, "b"), m(2, "c"), m(0, "e")]);
+    expect(Object.keys(h.levels)).toEqual(["0"]);
+    expect(chooseParent(h, 2)?.backupId).toBe("e");
+  });
+  test("a level may skip levels: level 3 after level 1 uses the level 1", () => {
+    const h = headsFromManifests([m(0, "a"), m(1, "b")]);
+    expect(chooseParent(h, 3)?.backupId).toBe("b");
+  });
+  test("no lower level: no parent", () => {
+    expect(chooseParent(headsFromManifests([]), 1)).toBeNull();
+    expect(chooseParent(headsFromManifests([m(2, "x")]), 1)).toBeNull();
+  });
+});
+
+describe("manifest parsing refuses what could lead outside the backup", () => {
+  const good = () => {
+    const x = m(0, "20260101T000000Z-L0-abcdef");
+    x.parts = [{ index: 0, key: partKey("tank", "home", 0, x.backupId, 0), plainSize: 5, cipherSize: 100, sha256: "a".repeat(64), blake3: "b".repeat(64) }];
+    x.stream = { size: 5, blake3: "c".repeat(64) };
+    return x;
+  };
+  test("a valid manifest parses", () => {
+    expect(parseManifest(YAML.stringify(good()), "k", { pool: "tank", dataset: "home" }).parts.length).toBe(1);
+  });
+  for (const [what, key] of [
+    ["parent directory", "data/tank/home/level0/20260101T000000Z-L0-abcdef/../../../../etc/passwd"],
+    ["another dataset", "data/tank/other/level0/20260101T000000Z-L0-abcdef/part-000000.age"],
+    ["absolute", "/etc/passwd"],
+  ] as const)
+    test(`a part key pointing to ${what} is rejected`, () => {
+      const x = good();
+      x.parts[0]!.key = key;
+      expect(() => parseManifest(YAML.stringify(x), "k", { pool: "tank", dataset: "home" })).toThrow(/is outside/);
+    });
+  test("sizes that do not add up are rejected", () => {
+    const x = good();
+    x.stream.size = 6;
+    expect(() => parseManifest(YAML.stringify(x), "k", { pool: "tank", dataset: "home" })).toThrow(/add up to 5 bytes/);
+  });
+  test("a manifest of another dataset is rejected", () => {
+    expect(() => parseManifest(YAML.stringify(good()), "k", { pool: "tank", dataset: "x" })).toThrow(/describes tank\/home/);
+  });
+});
