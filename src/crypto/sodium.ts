@@ -1,0 +1,160 @@
+/**
+ * ChaCha20-Poly1305 (IETF, 12-byte nonce, 16-byte tag) for the age payload STREAM.
+ *
+ * Backends:
+ * - native: libsodium from `sodium-native`'s prebuilt addon, `require`d by a literal path
+ *   per architecture so that `bun build --compile` embeds it (the package's index.js loads
+ *   it through `require-addon` with a computed path, which a compiled binary cannot embed).
+ *   We call the raw binding directly; it `assert()`s sizes in C (an abort, not an
+ *   exception), so every size is checked here first.
+ * - js: `@noble/ciphers` (pure JS, ≈ 10× slower), used when the addon cannot load (glibc
+ *   older than 2.33, another architecture, a noexec `$TMPDIR` inside a compiled binary, or
+ *   `ZRB_NO_NATIVE=1`).
+ *
+ * Both write into caller-provided buffers: the hot loop allocates no chunk-sized memory.
+ */
+import { nativeDisabled } from "./blake3.ts";
+
+type NobleChacha = typeof import("@noble/ciphers/chacha.js").chacha20poly1305;
+let noble: NobleChacha | null = null;
+/** Loaded on first use only (importing it costs ≈ 10 ms of startup). */
+function chacha20poly1305(key: Uint8Array, nonce: Uint8Array) {
+  noble ??= (require("@noble/ciphers/chacha.js") as typeof import("@noble/ciphers/chacha.js")).chacha20poly1305;
+  return noble(key, nonce);
+}
+
+export const KEY_BYTES = 32;
+export const NONCE_BYTES = 12;
+export const TAG_BYTES = 16;
+
+interface SodiumBinding {
+  crypto_aead_chacha20poly1305_ietf_encrypt(
+    c: Uint8Array,
+    m: Uint8Array,
+    ad: Uint8Array | undefined,
+    npub: Uint8Array,
+    k: Uint8Array,
+  ): number;
+  crypto_aead_chacha20poly1305_ietf_decrypt(
+    m: Uint8Array,
+    c: Uint8Array,
+    ad: Uint8Array | undefined,
+    npub: Uint8Array,
+    k: Uint8Array,
+  ): number;
+  crypto_aead_chacha20poly1305_ietf_ABYTES: number;
+  crypto_aead_chacha20poly1305_ietf_NPUBBYTES: number;
+  crypto_aead_chacha20poly1305_ietf_KEYBYTES: number;
+}
+
+function loadNative(): SodiumBinding | null {
+  if (nativeDisabled() || process.platform !== "linux") return null;
+  let b: SodiumBinding;
+  try {
+    // Literal paths: the bundler embeds exactly these files in a compiled binary.
+    if (process.arch === "x64") b = require("sodium-native/prebuilds/linux-x64/sodium-native.node");
+    else if (process.arch === "arm64") b = require("sodium-native/prebuilds/linux-arm64/sodium-native.node");
+    else return null;
+  } catch {
+    return null;
+  }
+  // Refuse a binding whose constants differ from what the checks below assume.
+  if (
+    typeof b?.crypto_aead_chacha20poly1305_ietf_encrypt !== "function" ||
+    typeof b.crypto_aead_chacha20poly1305_ietf_decrypt !== "function" ||
+    b.crypto_aead_chacha20poly1305_ietf_ABYTES !== TAG_BYTES ||
+    b.crypto_aead_chacha20poly1305_ietf_NPUBBYTES !== NONCE_BYTES ||
+    b.crypto_aead_chacha20poly1305_ietf_KEYBYTES !== KEY_BYTES
+  ) {
+    return null;
+  }
+  return b;
+}
+
+const native = loadNative();
+
+export function aeadBackend(): "native" | "js" {
+  return native ? "native" : "js";
+}
+
+function checkKeyNonce(nonce: Uint8Array, key: Uint8Array): void {
+  if (nonce.byteLength !== NONCE_BYTES) throw new RangeError(`nonce must be ${NONCE_BYTES} bytes`);
+  if (key.byteLength !== KEY_BYTES) throw new RangeError(`key must be ${KEY_BYTES} bytes`);
+}
+
+/** `buf` itself when it already has length n, else a view of its first n bytes. */
+function exact(buf: Uint8Array, n: number, what: string): Uint8Array {
+  if (buf.byteLength === n) return buf;
+  if (buf.byteLength < n) throw new RangeError(`${what} buffer too small: ${buf.byteLength} < ${n}`);
+  return buf.subarray(0, n);
+}
+
+function assertNoOverlap(a: Uint8Array, b: Uint8Array): void {
+  if (a.buffer !== b.buffer) return;
+  const a0 = a.byteOffset, a1 = a0 + a.byteLength, b0 = b.byteOffset, b1 = b0 + b.byteLength;
+  if (a0 < b1 && b0 < a1 && a.byteLength > 0 && b.byteLength > 0) {
+    throw new RangeError("input and output buffers must not overlap");
+  }
+}
+
+/**
+ * Encrypts `plain` into `out` (ciphertext || 16-byte tag) and returns the number of bytes
+ * written (`plain.length + 16`). `out` may be longer than needed; it must not overlap `plain`.
+ */
+export function sealChunk(out: Uint8Array, plain: Uint8Array, nonce12: Uint8Array, key32: Uint8Array): number {
+  checkKeyNonce(nonce12, key32);
+  const n = plain.byteLength + TAG_BYTES;
+  const dst = exact(out, n, "output");
+  assertNoOverlap(dst, plain);
+  if (native) {
+    const r = native.crypto_aead_chacha20poly1305_ietf_encrypt(dst, plain, undefined, nonce12, key32);
+    if (r !== n) throw new Error(`ChaCha20-Poly1305 encryption failed (${r})`);
+  } else {
+    chacha20poly1305(key32, nonce12).encrypt(plain, dst);
+  }
+  return n;
+}
+
+/**
+ * Decrypts `sealed` (ciphertext || tag) into `out` and returns the plaintext length
+ * (`sealed.length - 16`), or -1 when authentication fails (wrong key, nonce or a modified
+ * byte). `out` may be longer than needed; it must not overlap `sealed`.
+ */
+export function openChunk(out: Uint8Array, sealed: Uint8Array, nonce12: Uint8Array, key32: Uint8Array): number {
+  checkKeyNonce(nonce12, key32);
+  if (sealed.byteLength < TAG_BYTES) return -1;
+  const n = sealed.byteLength - TAG_BYTES;
+  const dst = exact(out, n, "output");
+  assertNoOverlap(dst, sealed);
+  if (native) {
+    return native.crypto_aead_chacha20poly1305_ietf_decrypt(dst, sealed, undefined, nonce12, key32) === n ? n : -1;
+  }
+  return jsOpen(dst, sealed, nonce12, key32);
+}
+
+function jsOpen(dst: Uint8Array, sealed: Uint8Array, nonce12: Uint8Array, key32: Uint8Array): number {
+  try {
+    chacha20poly1305(key32, nonce12).decrypt(sealed, dst);
+  } catch {
+    return -1;
+  }
+  return dst.byteLength;
+}
+
+/** The pure-JS backend, whatever aeadBackend() says (for tests and comparisons). */
+export const jsAead = {
+  sealChunk(out: Uint8Array, plain: Uint8Array, nonce12: Uint8Array, key32: Uint8Array): number {
+    checkKeyNonce(nonce12, key32);
+    const dst = exact(out, plain.byteLength + TAG_BYTES, "output");
+    assertNoOverlap(dst, plain);
+    chacha20poly1305(key32, nonce12).encrypt(plain, dst);
+    return dst.byteLength;
+  },
+  openChunk(out: Uint8Array, sealed: Uint8Array, nonce12: Uint8Array, key32: Uint8Array): number {
+    checkKeyNonce(nonce12, key32);
+    if (sealed.byteLength < TAG_BYTES) return -1;
+    const dst = exact(out, sealed.byteLength - TAG_BYTES, "output");
+    assertNoOverlap(dst, sealed);
+    return jsOpen(dst, sealed, nonce12, key32);
+  },
+};
