@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# 09-estimate: `zfs send -n -P` dry-run estimates (modern ZFS) against what zrb
+# recorded: for each level of the chain from 03, the byte count in zrb list must
+# be within 15% of the estimate of the same full/incremental send.
+# needs: 03
+source ./lib.sh
+
+json=$(list_json "$CONF" "$TASK")
+mapfile -t chain < <(snaps_of "$DS")
+report=""
+for n in 0 1 2 3 4; do
+  snap=${chain[$n]%% *}
+  if [ "$n" -eq 0 ]; then est=$(zfs send -n -P "$DS@$snap" | awk '$1 == "size" {print $2}')
+  else est=$(zfs send -n -P -i "@${chain[$((n - 1))]%% *}" "$DS@$snap" | awk '$1 == "size" {print $2}'); fi
+  [ -n "$est" ] && [ "$est" -gt 0 ] || fail "zfs send -n -P gave no size for level $n ($DS@$snap)"
+  entry=$(backup_entry "$json" "$n" "$snap")
+  bytes=$(jq -r '.bytes' <<<"$entry")
+  [[ "$bytes" =~ ^[0-9]+$ ]] || fail "zrb list entry for level $n has no numeric 'bytes': $entry"
+  diff=$(( bytes > est ? bytes - est : est - bytes ))
+  [ $(( diff * 100 )) -le $(( est * 15 )) ] || fail "level $n: zrb recorded $bytes bytes, zfs send -n -P estimates $est (off by more than 15%)"
+  report+=" L$n=$bytes/$est"
+done
+result "zrb list bytes vs zfs send -n -P estimate (within 15%):$report"
