@@ -2,7 +2,6 @@
 import { loadConfig, findTask, type Config, type Task } from "../config/config.ts";
 import { openStore } from "../store/open.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { join } from "node:path";
 import { usageError } from "../util/errors.ts";
 import { log, setQuiet, setVerbose } from "../util/log.ts";
 
@@ -55,7 +54,7 @@ export async function loadAll(args: { config: string; task?: string }, opts: { a
 }
 
 export function storeFor(config: Config): ObjectStore {
-  return openStore({ s3: config.s3, localStoreDir: config.localStore ?? join(config.baseDir, "store") });
+  return openStore({ s3: config.s3, localStoreDir: config.localStore });
 }
 
 export function printJson(v: unknown): void {

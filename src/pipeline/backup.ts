@@ -397,7 +397,7 @@ export async function sendAndUpload(
   const stderrText = new Response(proc.stderr).text();
   ac.signal.addEventListener("abort", () => proc.kill("SIGTERM"));
 
-  const whole = createBlake3();
+  const whole = await createBlake3();
   let streamSize = 0;
   let skipped = 0;
   let restart = false;
@@ -423,10 +423,10 @@ export async function sendAndUpload(
     const index = next++;
     const rec = state.chunks[index];
     const path = join(spill, `part-${String(index).padStart(6, "0")}.age`);
-    if (rec && (rec.uploaded || fromDisk.has(index))) return { index, hasher: createBlake3(), size: 0, verifyOnly: rec, bufLen: 0, path };
+    if (rec && (rec.uploaded || fromDisk.has(index))) return { index, hasher: await createBlake3(), size: 0, verifyOnly: rec, bufLen: 0, path };
     await slots.acquire();
     const w = workers[index % nWorkers]!;
-    return { index, hasher: createBlake3(), size: 0, verifyOnly: null, worker: w, done: w.begin(index, path, state.recipients), bufLen: 0, path };
+    return { index, hasher: await createBlake3(), size: 0, verifyOnly: null, worker: w, done: w.begin(index, path, state.recipients), bufLen: 0, path };
   };
 
   const flush = (c: Open) => {

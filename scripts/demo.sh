@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# A real backup and restore round trip on a throwaway zfs-fuse pool.
+#   bash scripts/demo.sh          # target: a local directory (s3.enabled: false)
+#   bash scripts/demo.sh --s3     # target: a local Ceph radosgw on 127.0.0.1 (started if needed)
+# Uses the compiled binary dist/zrb-linux-x64 (built if missing). Cleans up after itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH="$PATH:/usr/sbin:/sbin"
+USE_S3=0
+[ "${1:-}" = "--s3" ] && USE_S3=1
+BUN=node_modules/.bin/bun
+[ -x dist/zrb-linux-x64 ] || $BUN run build.ts --host-only
+ZRB=$ROOT/dist/zrb-linux-x64
+bash test/rig/zfs-fuse.sh up
+W=$(mktemp -d /var/tmp/zrb-demo.XXXXXX)
+POOL=zrbdemo$$
+cleanup() {
+  zpool destroy -f "$POOL" 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+truncate -s 256M "$W/vdev"
+zpool create -m "$W/mnt" "$POOL" "$W/vdev"
+zfs create "$POOL/photos"
+head -c 5000000 /dev/urandom > "$W/mnt/photos/holiday.raw"
+echo "family photos" > "$W/mnt/photos/readme.txt"
+"$ZRB" genkey --out-dir "$W/keys" >/dev/null
+if [ $USE_S3 = 1 ]; then
+  bash test/rig/rgw.sh up
+  export AWS_ACCESS_KEY_ID=TESTKEY AWS_SECRET_ACCESS_KEY=TESTSECRET
+  BUCKET=zrb-demo-$$
+  $BUN -e "import {S3Client,CreateBucketCommand} from '@aws-sdk/client-s3'; await new S3Client({endpoint:'http://127.0.0.1:${ZRB_TEST_RGW_PORT:-7480}',region:'us-east-1',forcePathStyle:true}).send(new CreateBucketCommand({Bucket:'$BUCKET'}))"
+  S3="s3: {enabled: true, bucket: $BUCKET, prefix: demo/, region: us-east-1, endpoint: 'http://127.0.0.1:${ZRB_TEST_RGW_PORT:-7480}'}"
+else
+  S3="s3: {enabled: false}"
+fi
+cat > "$W/zrb.yaml" <<YAML
+base_dir: $W/base
+age_public_key: $(cat "$W/keys/zrb_public.key")
+chunk_size: 2MiB
+workers: 2
+$S3
+tasks:
+  - {name: photos, pool: $POOL, dataset: photos, enabled: true}
+YAML
+set -x
+"$ZRB" snapshot --config "$W/zrb.yaml" --task photos --level 0
+"$ZRB" backup --config "$W/zrb.yaml" --task photos --level 0
+echo "more photos" > "$W/mnt/photos/new.txt"
+"$ZRB" snapshot --config "$W/zrb.yaml" --task photos --level 1
+"$ZRB" backup --config "$W/zrb.yaml" --task photos --level 1
+"$ZRB" list --config "$W/zrb.yaml" --task photos
+"$ZRB" restore --config "$W/zrb.yaml" --task photos --target "$POOL/restored" --private-key "$W/keys/zrb_private.key"
+zfs mount "$POOL/restored"
+set +x
+(cd "$W/mnt/photos" && sha256sum holiday.raw readme.txt new.txt) > "$W/src.sum"
+(cd "$W/mnt/restored" && sha256sum -c "$W/src.sum")
+echo "demo: backup and restore round trip OK ($([ $USE_S3 = 1 ] && echo radosgw || echo local directory))"

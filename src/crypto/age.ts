@@ -1,0 +1,511 @@
+/**
+ * age v1 files (https://age-encryption.org/v1), hybrid implementation:
+ * - `age-encryption` does everything about recipients, identities and the header (stanzas,
+ *   header MAC, file key wrapping);
+ * - the payload STREAM is sealed here with sodium.ts (native libsodium ChaCha20-Poly1305):
+ *   64 KiB plaintext chunks, nonce = 11-byte big-endian chunk counter || last-chunk flag,
+ *   key = HKDF-SHA256(ikm = file key, salt = 16-byte payload nonce, info = "payload").
+ *
+ * The header comes out of the library without touching its internals: we encrypt an empty
+ * payload with one extra Recipient whose wrapFileKey() captures the file key and adds no
+ * stanza. The library output is header || payload nonce || empty final chunk (16-byte tag);
+ * we keep header || nonce as the file prefix and derive the stream key ourselves.
+ *
+ * Everything streams with bounded memory: the encryptor holds at most one plaintext chunk,
+ * the decryptor one sealed chunk (plus the header); output buffers are reused between calls.
+ */
+import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient, type Recipient } from "age-encryption";
+import { hkdfSync } from "node:crypto";
+import { open, stat } from "node:fs/promises";
+import { cryptoError, fsError, integrityError } from "../util/errors.ts";
+import { openChunk, sealChunk, TAG_BYTES } from "./sodium.ts";
+
+/** Plaintext bytes per STREAM chunk. */
+export const CHUNK_SIZE = 64 * 1024;
+/** Bytes per sealed (encrypted) full chunk. */
+export const SEALED_CHUNK_SIZE = CHUNK_SIZE + TAG_BYTES;
+/** Payload nonce that follows the header. */
+export const PAYLOAD_NONCE_SIZE = 16;
+/** Largest header we accept while decrypting (one X25519 stanza is ≈ 110 bytes). */
+const MAX_HEADER_SIZE = 1024 * 1024;
+const MAGIC = new TextEncoder().encode("age-encryption.org/v1\n");
+const MAC_LINE = new TextEncoder().encode("\n--- ");
+const NO_MATCH = "this identity does not match any recipient of the file";
+
+/** Ciphertext size of an age file whose header (through the "--- " MAC line) is headerSize bytes. */
+export function ciphertextSize(plainSize: number, headerSize: number): number {
+  const chunks = plainSize === 0 ? 1 : Math.ceil(plainSize / CHUNK_SIZE);
+  return headerSize + PAYLOAD_NONCE_SIZE + plainSize + chunks * TAG_BYTES;
+}
+
+function streamKey(fileKey: Uint8Array, nonce: Uint8Array): Uint8Array {
+  return new Uint8Array(hkdfSync("sha256", fileKey, nonce, "payload", 32));
+}
+
+/** Writes the chunk counter into nonce[0..10] (big-endian) and the last-chunk flag into nonce[11]. */
+function setNonce(nonce: Uint8Array, counter: number, last: boolean): void {
+  if (counter > Number.MAX_SAFE_INTEGER) throw new Error("age STREAM chunk counter overflow");
+  const hi = Math.floor(counter / 0x1_0000_0000);
+  const lo = counter >>> 0;
+  nonce.fill(0, 0, 3);
+  nonce[3] = hi >>> 24;
+  nonce[4] = (hi >>> 16) & 0xff;
+  nonce[5] = (hi >>> 8) & 0xff;
+  nonce[6] = hi & 0xff;
+  nonce[7] = lo >>> 24;
+  nonce[8] = (lo >>> 16) & 0xff;
+  nonce[9] = (lo >>> 8) & 0xff;
+  nonce[10] = lo & 0xff;
+  nonce[11] = last ? 1 : 0;
+}
+
+/** A reusable output buffer that grows (never shrinks) to the largest size asked for. */
+class OutBuf {
+  buf = new Uint8Array(0);
+  reserve(n: number): Uint8Array {
+    if (this.buf.length < n) this.buf = new Uint8Array(Math.max(n, this.buf.length * 2));
+    return this.buf;
+  }
+}
+
+// ───────────────────────────── keys ─────────────────────────────
+
+/**
+ * Validates age X25519 recipients (`age1…`) and returns them trimmed. Post-quantum and
+ * plugin recipients are refused: the stock `age` CLI that users recover with (Debian's
+ * 1.1) cannot decrypt them.
+ */
+export function parseRecipients(list: string[]): string[] {
+  if (list.length === 0) throw cryptoError("no age recipient given; set age_public_key (or age_recipients) to an age1… public key from age-keygen");
+  return list.map((raw, i) => {
+    const r = String(raw).trim();
+    const where = `age recipient #${i + 1}`;
+    if (/^age1(pq|tag|tagpq)1/i.test(r))
+      throw cryptoError(`${where} is a post-quantum or tag recipient; use an X25519 recipient (age1…) from age-keygen`);
+    if (!/^age1/i.test(r)) throw cryptoError(`${where} (${r.slice(0, 12)}…) is not an age public key; expected age1… as printed by age-keygen`);
+    try {
+      new Encrypter().addRecipient(r.toLowerCase());
+    } catch {
+      throw cryptoError(`${where} (${r.slice(0, 12)}…) is not a valid age X25519 public key (bad length or checksum); copy it again from age-keygen -y`);
+    }
+    return r.toLowerCase();
+  });
+}
+
+function validIdentity(s: string): boolean {
+  if (!s.startsWith("AGE-SECRET-KEY-1")) return false;
+  try {
+    new Decrypter().addIdentity(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Reads an identity file in age-keygen format: `#` comments, blank lines, one or more
+ * AGE-SECRET-KEY-1… lines. Errors name the file and line, never the key material.
+ */
+export async function parseIdentityFile(path: string): Promise<string[]> {
+  let text: string;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw cryptoError(`identity file ${path} is not a regular file; pass the key file written by zrb genkey or age-keygen`);
+    if (st.size > 1024 * 1024) throw cryptoError(`identity file ${path} is ${st.size} bytes, too large for an age key file; pass the file written by zrb genkey or age-keygen`);
+    text = await Bun.file(path).text();
+  } catch (err) {
+    if ((err as Error)?.name === "ZrbError") throw err;
+    const code = (err as { code?: string })?.code;
+    if (code === "ENOENT") throw cryptoError(`identity file ${path} does not exist; pass the key file written by zrb genkey or age-keygen`);
+    if (code === "EACCES" || code === "EPERM") throw cryptoError(`identity file ${path} is not readable (permission denied); run as its owner (usually root)`);
+    throw fsError(err, "reading identity file", path);
+  }
+  if (text.startsWith("age-encryption.org/") || text.startsWith("-----BEGIN AGE ENCRYPTED FILE-----"))
+    throw cryptoError(`identity file ${path} is itself age-encrypted; decrypt it first (age -d) and pass the plain key file`);
+  const ids: string[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    if (line.startsWith("AGE-SECRET-KEY-PQ-1"))
+      throw cryptoError(`line ${i + 1} of identity file ${path} is a post-quantum identity; zrb uses X25519 keys (age-keygen without -pq)`);
+    if (!validIdentity(line))
+      throw cryptoError(`line ${i + 1} of identity file ${path} is not an age X25519 secret key (AGE-SECRET-KEY-1…); check the file is an age-keygen key file`);
+    ids.push(line);
+  }
+  if (ids.length === 0) throw cryptoError(`identity file ${path} contains no AGE-SECRET-KEY-1… line; pass the key file written by zrb genkey or age-keygen`);
+  return ids;
+}
+
+/** A new X25519 key pair; identityFileText is in age-keygen's format (write it with mode 0600). */
+export async function generateKeyPair(): Promise<{ identityFileText: string; recipient: string }> {
+  const identity = await generateX25519Identity();
+  const recipient = await identityToRecipient(identity);
+  const created = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+  return { identityFileText: `# created: ${created}\n# public key: ${recipient}\n${identity}\n`, recipient };
+}
+
+// ───────────────────────────── encrypt ─────────────────────────────
+
+/**
+ * Streaming age encryption. push() and finish() return the ciphertext produced so far; the
+ * first non-empty output starts with the header and payload nonce.
+ *
+ * The returned arrays are views into an internal buffer, valid only until the next call
+ * to push() or finish(): hash/write them immediately (or copy them).
+ */
+export class AgeEncryptStream {
+  /** Size of the header, through the "--- " MAC line (see ciphertextSize()). */
+  readonly headerSize: number;
+  private prefix: Uint8Array | null;
+  private readonly key: Uint8Array;
+  private readonly nonce = new Uint8Array(12);
+  private readonly pending = new Uint8Array(CHUNK_SIZE);
+  private fill = 0;
+  private counter = 0;
+  private finished = false;
+  private readonly out = new OutBuf();
+
+  private constructor(prefix: Uint8Array, headerSize: number, key: Uint8Array) {
+    this.prefix = prefix;
+    this.headerSize = headerSize;
+    this.key = key;
+  }
+
+  static async create(recipients: string[]): Promise<AgeEncryptStream> {
+    const list = parseRecipients(recipients);
+    const enc = new Encrypter();
+    for (const r of list) enc.addRecipient(r);
+    let fileKey: Uint8Array | null = null;
+    const capture: Recipient = {
+      wrapFileKey(k: Uint8Array) {
+        fileKey = k.slice();
+        return [];
+      },
+    };
+    enc.addRecipient(capture);
+    const empty = await enc.encrypt(new Uint8Array(0));
+    const key: Uint8Array | null = fileKey;
+    if (!key) throw new Error("age-encryption did not hand the file key to the capturing recipient");
+    // empty = header || 16-byte payload nonce || 16-byte tag of the empty final chunk.
+    const headerSize = empty.length - PAYLOAD_NONCE_SIZE - TAG_BYTES;
+    const header = empty.subarray(0, headerSize);
+    const text = new TextDecoder().decode(header);
+    const macLine = text.lastIndexOf("\n--- ");
+    if (headerSize <= 0 || !text.endsWith("\n") || macLine < 0 || text.indexOf("\n", macLine + 1) !== headerSize - 1)
+      throw new Error("unexpected age header layout from age-encryption");
+    const stanzas = text.split("\n").filter((l) => l.startsWith("-> ")).length;
+    if (stanzas !== list.length) throw new Error(`age header has ${stanzas} stanzas for ${list.length} recipients`);
+    const nonce = empty.subarray(headerSize, headerSize + PAYLOAD_NONCE_SIZE);
+    const s = new AgeEncryptStream(empty.slice(0, headerSize + PAYLOAD_NONCE_SIZE), headerSize, streamKey(key, nonce));
+    (key as Uint8Array).fill(0);
+    return s;
+  }
+
+  private seal(out: Uint8Array, pos: number, plain: Uint8Array, last: boolean): number {
+    setNonce(this.nonce, this.counter++, last);
+    return pos + sealChunk(out.subarray(pos, pos + plain.length + TAG_BYTES), plain, this.nonce, this.key);
+  }
+
+  /** Start of an output: the header prefix if it has not been emitted yet. */
+  private begin(capacity: number): [Uint8Array, number] {
+    const p = this.prefix;
+    const out = this.out.reserve(capacity + (p ? p.length : 0));
+    if (!p) return [out, 0];
+    out.set(p);
+    this.prefix = null;
+    return [out, p.length];
+  }
+
+  push(plain: Uint8Array): Uint8Array {
+    if (this.finished) throw new Error("AgeEncryptStream.push() after finish()");
+    const len = plain.length;
+    if (len === 0) return this.out.buf.subarray(0, 0);
+    // At most this many chunks are sealed now: one is always held back.
+    const [out, start] = this.begin(Math.floor((this.fill + len) / CHUNK_SIZE) * SEALED_CHUNK_SIZE);
+    let pos = start;
+    let off = 0;
+    while (off < len) {
+      if (this.fill === CHUNK_SIZE) {
+        // A full chunk and more data after it: it is not the last one.
+        pos = this.seal(out, pos, this.pending, false);
+        this.fill = 0;
+      }
+      if (this.fill === 0 && len - off > CHUNK_SIZE) {
+        // Seal straight from the input when a whole chunk and more are available.
+        pos = this.seal(out, pos, plain.subarray(off, off + CHUNK_SIZE), false);
+        off += CHUNK_SIZE;
+        continue;
+      }
+      const n = Math.min(CHUNK_SIZE - this.fill, len - off);
+      this.pending.set(plain.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
+    }
+    return out.subarray(0, pos);
+  }
+
+  /** The rest of the file: the final chunk (empty only when the whole payload is). */
+  finish(): Uint8Array {
+    if (this.finished) throw new Error("AgeEncryptStream.finish() called twice");
+    this.finished = true;
+    const [out, start] = this.begin(SEALED_CHUNK_SIZE);
+    const end = this.seal(out, start, this.pending.subarray(0, this.fill), true);
+    this.pending.fill(0);
+    this.key.fill(0);
+    return out.subarray(0, end);
+  }
+}
+
+// ───────────────────────────── decrypt ─────────────────────────────
+
+function indexOf(hay: Uint8Array, needle: Uint8Array, from: number, to: number): number {
+  outer: for (let i = Math.max(0, from); i + needle.length <= to; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * Streaming age decryption. push() is async only because unwrapping the file key from the
+ * header is (WebCrypto X25519); once the header is through it does no I/O. Every chunk is
+ * authenticated before its plaintext is returned; finish() checks the file ended with the
+ * final chunk. Outputs are views into an internal buffer, valid until the next call.
+ *
+ * Errors: cryptoError when no identity matches; integrityError for a corrupted, modified,
+ * truncated or extended file.
+ */
+export class AgeDecryptStream {
+  private readonly decrypter: Decrypter;
+  private phase: "header" | "nonce" | "payload" | "done" = "header";
+  private head = new Uint8Array(1024);
+  private headFill = 0;
+  private key: Uint8Array | null = null;
+  private readonly payloadNonce = new Uint8Array(PAYLOAD_NONCE_SIZE);
+  private nonceFill = 0;
+  private readonly nonce = new Uint8Array(12);
+  private readonly pending = new Uint8Array(SEALED_CHUNK_SIZE);
+  private fill = 0;
+  private counter = 0;
+  private readonly out = new OutBuf();
+
+  private constructor(d: Decrypter) {
+    this.decrypter = d;
+  }
+
+  static async create(identities: string[]): Promise<AgeDecryptStream> {
+    if (identities.length === 0) throw cryptoError("no age identity given; pass the private key file (AGE-SECRET-KEY-1…)");
+    const d = new Decrypter();
+    identities.forEach((id, i) => {
+      if (!validIdentity(id.trim())) throw cryptoError(`age identity #${i + 1} is not an X25519 secret key (AGE-SECRET-KEY-1…)`);
+      d.addIdentity(id.trim());
+    });
+    return new AgeDecryptStream(d);
+  }
+
+  /** Header bytes still accumulating: returns how many bytes of `data` it consumed. */
+  private async takeHeader(data: Uint8Array): Promise<number> {
+    const room = MAX_HEADER_SIZE - this.headFill;
+    const n = Math.min(room, data.length);
+    if (this.head.length < this.headFill + n) {
+      const bigger = new Uint8Array(Math.min(MAX_HEADER_SIZE, Math.max(this.headFill + n, this.head.length * 2)));
+      bigger.set(this.head.subarray(0, this.headFill));
+      this.head = bigger;
+    }
+    const before = this.headFill;
+    this.head.set(data.subarray(0, n), before);
+    this.headFill += n;
+    const checked = Math.min(this.headFill, MAGIC.length);
+    for (let i = 0; i < checked; i++)
+      if (this.head[i] !== MAGIC[i]) throw integrityError("not an age v1 file (no \"age-encryption.org/v1\" header); the file is not encrypted by zrb/age or is corrupted");
+    const mac = indexOf(this.head, MAC_LINE, before - MAC_LINE.length, this.headFill);
+    const eol = mac < 0 ? -1 : this.head.indexOf(0x0a, mac + MAC_LINE.length);
+    if (eol < 0 || eol >= this.headFill) {
+      if (this.headFill >= MAX_HEADER_SIZE) throw integrityError(`age header longer than ${MAX_HEADER_SIZE} bytes; the file is corrupted`);
+      return n;
+    }
+    const header = this.head.slice(0, eol + 1);
+    let fileKey: Uint8Array;
+    try {
+      fileKey = await this.decrypter.decryptHeader(header);
+    } catch (err) {
+      const msg = (err as Error)?.message ?? String(err);
+      if (/no identity matched/.test(msg)) throw cryptoError(NO_MATCH);
+      if (/HMAC/.test(msg)) throw integrityError("age header MAC does not verify: the file header is corrupted or was modified");
+      throw integrityError(`invalid age header (${msg}); the file is corrupted`);
+    }
+    this.key = fileKey; // becomes the stream key once the payload nonce is read
+    this.phase = "nonce";
+    this.head = new Uint8Array(0);
+    return eol + 1 - before;
+  }
+
+  private open(out: Uint8Array, pos: number, sealed: Uint8Array, last: boolean): number {
+    const key = this.key!;
+    setNonce(this.nonce, this.counter, last);
+    const n = openChunk(out.subarray(pos, pos + sealed.length - TAG_BYTES), sealed, this.nonce, key);
+    if (n >= 0) {
+      if (last && n === 0 && this.counter > 0)
+        throw integrityError(`age payload ends with an empty final chunk after data (chunk ${this.counter}); the file is corrupted`);
+      this.counter++;
+      return pos + n;
+    }
+    // Tell truncation and trailing garbage apart from a modified byte.
+    setNonce(this.nonce, this.counter, !last);
+    if (openChunk(out.subarray(pos, pos + sealed.length - TAG_BYTES), sealed, this.nonce, key) >= 0) {
+      out.fill(0, pos, pos + sealed.length - TAG_BYTES);
+      if (last) throw integrityError(`age file is truncated: it ends after chunk ${this.counter} without the final chunk`);
+      throw integrityError(`age file has trailing data after its final chunk (chunk ${this.counter})`);
+    }
+    throw integrityError(`age payload chunk ${this.counter} failed authentication: the file is corrupted or was modified`);
+  }
+
+  async push(cipher: Uint8Array): Promise<Uint8Array> {
+    let data = cipher;
+    if (this.phase === "done") throw new Error("AgeDecryptStream.push() after finish()");
+    if (this.phase === "header") {
+      if (data.length === 0) return this.out.buf.subarray(0, 0);
+      data = data.subarray(await this.takeHeader(data));
+      if (this.phase === "header") return this.out.buf.subarray(0, 0);
+    }
+    if (this.phase === "nonce") {
+      const n = Math.min(PAYLOAD_NONCE_SIZE - this.nonceFill, data.length);
+      this.payloadNonce.set(data.subarray(0, n), this.nonceFill);
+      this.nonceFill += n;
+      data = data.subarray(n);
+      if (this.nonceFill < PAYLOAD_NONCE_SIZE) return this.out.buf.subarray(0, 0);
+      const fileKey = this.key!;
+      this.key = streamKey(fileKey, this.payloadNonce);
+      fileKey.fill(0);
+      this.phase = "payload";
+    }
+    const len = data.length;
+    const out = this.out.reserve(Math.floor((this.fill + len) / SEALED_CHUNK_SIZE) * CHUNK_SIZE);
+    let pos = 0;
+    let off = 0;
+    while (off < len) {
+      if (this.fill === SEALED_CHUNK_SIZE) {
+        pos = this.open(out, pos, this.pending, false);
+        this.fill = 0;
+      }
+      if (this.fill === 0 && len - off > SEALED_CHUNK_SIZE) {
+        pos = this.open(out, pos, data.subarray(off, off + SEALED_CHUNK_SIZE), false);
+        off += SEALED_CHUNK_SIZE;
+        continue;
+      }
+      const n = Math.min(SEALED_CHUNK_SIZE - this.fill, len - off);
+      this.pending.set(data.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
+    }
+    return out.subarray(0, pos);
+  }
+
+  /** Decrypts the final chunk and checks nothing is missing. */
+  finish(): Uint8Array {
+    const phase = this.phase;
+    if (phase === "done") throw new Error("AgeDecryptStream.finish() called twice");
+    this.phase = "done";
+    if (phase === "header") {
+      if (this.headFill === 0) throw integrityError("age file is empty (0 bytes); the file is truncated");
+      throw integrityError("age file is truncated inside its header");
+    }
+    if (phase === "nonce" || this.fill === 0) throw integrityError("age file is truncated: it has no payload chunk after the header");
+    if (this.fill < TAG_BYTES) throw integrityError(`age file is truncated: its last chunk is ${this.fill} bytes, shorter than a tag`);
+    const out = this.out.reserve(CHUNK_SIZE);
+    const end = this.open(out, 0, this.pending.subarray(0, this.fill), true);
+    this.pending.fill(0);
+    this.key?.fill(0);
+    return out.subarray(0, end);
+  }
+}
+
+// ───────────────────────────── files ─────────────────────────────
+
+const FILE_BUF = 4 * 1024 * 1024;
+
+async function writeAll(fh: Awaited<ReturnType<typeof open>>, b: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < b.length) off += (await fh.write(b, off, b.length - off)).bytesWritten;
+}
+
+/** Encrypts inPath into outPath (created or truncated, mode 0600); SHA-256 is of the ciphertext. */
+export async function encryptFile(
+  inPath: string,
+  outPath: string,
+  recipients: string[],
+): Promise<{ plainSize: number; cipherSize: number; sha256Hex: string }> {
+  const enc = await AgeEncryptStream.create(recipients);
+  const sha = new Bun.CryptoHasher("sha256");
+  let plainSize = 0;
+  let cipherSize = 0;
+  const inF = await open(inPath, "r").catch((e) => {
+    throw fsError(e, "opening file to encrypt", inPath);
+  });
+  try {
+    const outF = await open(outPath, "w", 0o600).catch((e) => {
+      throw fsError(e, "creating encrypted file", outPath);
+    });
+    try {
+      const buf = new Uint8Array(FILE_BUF);
+      const emit = async (c: Uint8Array) => {
+        if (c.length === 0) return;
+        sha.update(c);
+        cipherSize += c.length;
+        await writeAll(outF, c);
+      };
+      for (;;) {
+        const { bytesRead } = await inF.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        plainSize += bytesRead;
+        await emit(enc.push(buf.subarray(0, bytesRead)));
+      }
+      await emit(enc.finish());
+    } catch (e) {
+      throw (e as Error)?.name === "ZrbError" ? e : fsError(e, "writing encrypted file", outPath);
+    } finally {
+      await outF.close();
+    }
+  } finally {
+    await inF.close();
+  }
+  return { plainSize, cipherSize, sha256Hex: sha.digest("hex") };
+}
+
+/** Decrypts inPath into outPath; on any failure outPath is removed (no unverified plaintext left). */
+export async function decryptFile(inPath: string, outPath: string, identities: string[]): Promise<{ plainSize: number }> {
+  const dec = await AgeDecryptStream.create(identities);
+  let plainSize = 0;
+  const inF = await open(inPath, "r").catch((e) => {
+    throw fsError(e, "opening file to decrypt", inPath);
+  });
+  try {
+    const outF = await open(outPath, "w", 0o600).catch((e) => {
+      throw fsError(e, "creating decrypted file", outPath);
+    });
+    let ok = false;
+    try {
+      const buf = new Uint8Array(FILE_BUF);
+      const emit = async (p: Uint8Array) => {
+        plainSize += p.length;
+        await writeAll(outF, p);
+      };
+      for (;;) {
+        const { bytesRead } = await inF.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        await emit(await dec.push(buf.subarray(0, bytesRead)));
+      }
+      await emit(dec.finish());
+      ok = true;
+    } catch (e) {
+      throw (e as Error)?.name === "ZrbError" ? e : fsError(e, "writing decrypted file", outPath);
+    } finally {
+      await outF.close();
+      if (!ok) await Bun.file(outPath).delete().catch(() => {});
+    }
+  } finally {
+    await inF.close();
+  }
+  return { plainSize };
+}
