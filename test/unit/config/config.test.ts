@@ -802,3 +802,27 @@ describe("loadConfig", () => {
     expect(await fails(p)).toBe(`${p}:3:10: workers must be from 1 to 64, got 0`);
   });
 });
+
+describe("docs/config.md", () => {
+  test("the complete example loads without warnings and matches the documented defaults", async () => {
+    const md = await Bun.file(join(import.meta.dir, "../../../docs/config.md")).text();
+    const example = /### A complete example\s+```yaml\n([\s\S]*?)```/.exec(md)?.[1];
+    expect(example).toBeDefined();
+    const { config, warnings } = parseConfig(example!, "docs/config.md");
+    expect(warnings).toEqual([]);
+    expect(config.recipients).toHaveLength(2);
+    expect(config.s3.endpoint).toBe("https://s3.eu-central-1.wasabisys.com");
+    expect(storageClassFor(config, 5)).toBe("DEEP_ARCHIVE");
+    expect(config.tasks.map((t) => t.fullName)).toEqual(["tank/home/photos", "backup"]);
+    for (const [key, value] of [
+      ["chunk_size", "`3GiB`"],
+      ["workers", "`4`"],
+      ["s3.region", "`us-east-1`"],
+      ["s3.retry.max_attempts", "`5`"],
+      ["s3.enabled", "`false`"],
+    ]) {
+      expect(md).toContain(`| \`${key}\``);
+      expect(md.split("\n").find((l) => l.startsWith(`| \`${key}\``))).toContain(value);
+    }
+  });
+});
