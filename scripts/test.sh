@@ -41,7 +41,8 @@ done
 # 2. bun test
 if (($#)); then targets=("$@"); else targets=(./test/); fi
 BUNLOG="$LOGDIR/bun-test.log"
-"$BUN" test "${targets[@]}" 2>&1 | tee "$BUNLOG"
+# bun 1.4.4 ignores bunfig.toml's [test] timeout, so pass it here (it covers hooks too).
+"$BUN" test --timeout "${ZRB_TEST_TIMEOUT_MS:-600000}" "${targets[@]}" 2>&1 | tee "$BUNLOG"
 bun_rc=${PIPESTATUS[0]}
 bp=$(count pass "$BUNLOG") bf=$(count fail "$BUNLOG") bs=$(count skip "$BUNLOG") bt=$(count todo "$BUNLOG")
 passed=$((passed + bp)) failed=$((failed + bf)) skipped=$((skipped + bs + bt))

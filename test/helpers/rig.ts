@@ -7,6 +7,10 @@
  *   makeBucket() / emptyAndDeleteBucket() / s3Client()
  *   run(), hashTree(), writeRandomFile(), snapshotGuid(), userrefs(), tmpDir()
  *
+ * scripts/test.sh brings the rig up before `bun test`, so these calls are quick there.
+ * Run alone on a cold machine, s3Rig() takes ~15 s: call it from a beforeAll with a
+ * timeout (bun's default is 5 s, and bun 1.4.4 ignores bunfig's [test] timeout).
+ *
  * Pools and buckets not destroyed by their test are removed after the run by
  * cleanupRig() (called from test/helpers/preload.ts).
  *

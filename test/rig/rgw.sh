@@ -35,7 +35,22 @@ logs_tail() {
   done
 }
 
-die() { say "$*"; logs_tail; exit 1; }
+# On failure: stop what this run started (the dir stays for a look). Logs are shown
+# by up() once the last attempt failed.
+die() { say "$*"; stop_ours; exit 1; }
+
+# retry TRIES COMMAND...: the ceph CLI, ceph-osd and radosgw now and then talk to
+# the fresh mon before they have its monmap and get "wrong fsid" / EPERM
+# ("handle_command on fsid 0000..." in the mon log); running them again works.
+retry() {
+  local n=$1 i; shift
+  for ((i = 1; ; i++)); do
+    "$@" && return 0
+    ((i < n)) || return 1
+    echo "rgw.sh: try $i failed: $*" >>"$B/log/daemons.out"
+    sleep 1
+  done
+}
 
 # An S3 server answers: anonymous GET / returns S3 XML (a bucket list or an S3 <Error>).
 s3_answers() {
@@ -105,13 +120,27 @@ up() {
     ensure_user
     return 0
   fi
+  local attempt
+  for attempt in 1 2 3; do
+    local rc
+    # not `(start_cluster) || ...`: that would switch off errexit inside the subshell
+    set +e; (start_cluster); rc=$?; set -e
+    ((rc == 0)) && return 0
+    ((rc == 3)) && exit 1   # not worth retrying
+    say "bring-up attempt $attempt failed"
+  done
+  logs_tail
+  exit 1
+}
+
+start_cluster() {
   for t in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool uuidgen curl; do
     command -v "$t" >/dev/null || { say "$t not installed (run test/rig/install-deps.sh)"; exit 1; }
   done
-  port_free "$PORT" || { say "port $PORT is taken by something that is not an S3 server"; exit 1; }
+  port_free "$PORT" || { say "port $PORT is taken by something that is not an S3 server"; exit 3; }
   if [ -e "$B" ] && [ ! -f "$MARK" ]; then
     say "$B exists and was not made by this script; refusing to wipe it (set ZRB_TEST_RGW_DIR)"
-    exit 1
+    exit 3
   fi
   stop_ours   # leftovers of a half-started cluster
   rm -rf "$B"
@@ -119,7 +148,7 @@ up() {
   touch "$MARK"
   local fsid mon osduuid id
   fsid=$(uuidgen)
-  mon=$(pick_mon_port)
+  mon=$(pick_mon_port) || exit 1
   cat >"$B/ceph.conf" <<CONF
 [global]
 fsid = $fsid
@@ -168,24 +197,29 @@ CONF
   ceph-mon "${C[@]}" -i a </dev/null >>"$out" 2>&1 || die "ceph-mon failed to start"
   wait_for 30 "ceph-mon (port $mon) to answer" timeout 10 ceph "${C[@]}" mon stat
   osduuid=$(uuidgen)
-  id=$(timeout 60 ceph "${C[@]}" osd new "$osduuid" 2>>"$out") || die "ceph osd new failed"
+  new_osd() { timeout 60 ceph "${C[@]}" osd new "$osduuid" 2>>"$out"; }
+  id=$(retry 4 new_osd) || die "ceph osd new failed"
   ceph-osd "${C[@]}" -i "$id" --mkfs --osd-uuid "$osduuid" </dev/null >>"$out" 2>&1 || die "ceph-osd --mkfs failed"
-  ceph-osd "${C[@]}" -i "$id" </dev/null >>"$out" 2>&1 || die "ceph-osd failed to start"
+  retry 4 ceph-osd "${C[@]}" -i "$id" </dev/null >>"$out" 2>&1 || die "ceph-osd failed to start"
   osd_up() { timeout 10 ceph "${C[@]}" osd stat 2>/dev/null | grep -q "1 up"; }
   wait_for 30 "the OSD to come up" osd_up
   # user create first: it also creates the default realm/zonegroup/zone that placement add needs
-  timeout 60 radosgw-admin "${C[@]}" user create --uid=test --display-name=test \
-    --access-key="$KEY" --secret="$SECRET" >>"$out" 2>&1 || die "radosgw-admin user create failed"
+  make_user() {
+    timeout 60 radosgw-admin "${C[@]}" user info --uid=test >/dev/null 2>&1 \
+      || timeout 60 radosgw-admin "${C[@]}" user create --uid=test --display-name=test \
+        --access-key="$KEY" --secret="$SECRET" >>"$out" 2>&1
+  }
+  retry 4 make_user || die "radosgw-admin user create failed"
   local sc
   for sc in STANDARD_IA ONEZONE_IA INTELLIGENT_TIERING GLACIER GLACIER_IR DEEP_ARCHIVE; do
-    timeout 60 radosgw-admin "${C[@]}" zonegroup placement add --rgw-zonegroup default \
+    retry 3 timeout 60 radosgw-admin "${C[@]}" zonegroup placement add --rgw-zonegroup default \
       --placement-id default-placement --storage-class "$sc" >>"$out" 2>&1 \
       || die "zonegroup placement add $sc failed"
-    timeout 60 radosgw-admin "${C[@]}" zone placement add --rgw-zone default \
+    retry 3 timeout 60 radosgw-admin "${C[@]}" zone placement add --rgw-zone default \
       --placement-id default-placement --storage-class "$sc" \
       --data-pool default.rgw.buckets.data >>"$out" 2>&1 || die "zone placement add $sc failed"
   done
-  radosgw "${C[@]}" -n client.rgw.a </dev/null >>"$out" 2>&1 || die "radosgw failed to start"
+  retry 3 radosgw "${C[@]}" -n client.rgw.a </dev/null >>"$out" 2>&1 || die "radosgw failed to start"
   wait_for 60 "radosgw to answer on $URL" s3_answers
   wait_for 20 "radosgw to accept $KEY" key_works
 }

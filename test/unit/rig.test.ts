@@ -31,10 +31,10 @@ describe("rig: zfs-fuse", () => {
   let p: TestPool;
   beforeAll(async () => {
     p = await makePool();
-  });
+  }, 60_000);
   afterAll(async () => {
     await p?.destroy();
-  });
+  }, 60_000);
 
   test("write, snapshot, full + incremental send | receive give equal trees", async () => {
     const src = `${p.pool}/src`;
@@ -94,10 +94,10 @@ describe("rig: radosgw", () => {
   beforeAll(async () => {
     s3 = await s3Rig();
     bucket = await makeBucket(s3);
-  });
+  }, 120_000); // a cold radosgw takes ~15 s to come up
   afterAll(async () => {
     if (bucket) await emptyAndDeleteBucket(s3, bucket);
-  });
+  }, 60_000);
 
   test("put / get over HTTP", async () => {
     const c = await s3Client(s3);
