@@ -117,6 +117,9 @@ class Semaphore {
 }
 
 function workerUrl(): string {
+  // In a compiled binary every module is bundled into the main entry at /$bunfs/root/, and
+  // the worker (an extra entry point of the compile) sits at workers/ beside it.
+  if (import.meta.url.includes("$bunfs")) return new URL("./workers/encrypt.worker.ts", import.meta.url).href;
   return new URL("../workers/encrypt.worker.ts", import.meta.url).href;
 }
 
@@ -446,9 +449,9 @@ export async function sendAndUpload(
       } else skipped++;
       return;
     }
-    if (c.buf) pool.put(c.buf);
-    c.buf = undefined;
     flush(c);
+    if (c.buf) pool.put(c.buf); // an empty buffer taken but never filled
+    c.buf = undefined;
     c.worker!.end();
     const index = c.index;
     const size = c.size;

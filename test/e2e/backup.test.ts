@@ -105,12 +105,12 @@ beforeAll(async () => {
     }),
   );
   env = s3Env(s3);
-});
+}, 300_000);
 
 afterAll(async () => {
   await pool?.destroy();
   if (work) rmSync(work, { recursive: true, force: true });
-});
+}, 120_000);
 
 describe("backup levels 0..4 on zfs-fuse + radosgw", () => {
   test("every backup decrypts with stock age, matches b3sum, and zfs receive reproduces the files", async () => {
