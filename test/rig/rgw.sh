@@ -8,7 +8,7 @@
 # Env:
 #   ZRB_TEST_RGW_PORT   S3 port                      (default 7480)
 #   ZRB_TEST_RGW_DIR    base dir: conf, data, logs   (default /tmp/zrb-rgw)
-#   ZRB_TEST_RGW_BYTES  memstore size in bytes       (default 4 GiB)
+#   ZRB_TEST_RGW_BYTES  memstore size in bytes       (default 6 GiB; RAM-backed)
 #   ZRB_TEST_MON_PORT   mon port                     (default: first free port from 6789)
 # Credentials are fixed: TESTKEY / TESTSECRET. Data lives in memory: `down` loses it.
 set -euo pipefail
@@ -16,7 +16,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 PORT=${ZRB_TEST_RGW_PORT:-7480}
 B=${ZRB_TEST_RGW_DIR:-/tmp/zrb-rgw}
-BYTES=${ZRB_TEST_RGW_BYTES:-4294967296}
+BYTES=${ZRB_TEST_RGW_BYTES:-6442450944}
 KEY=TESTKEY
 SECRET=TESTSECRET
 URL="http://127.0.0.1:$PORT/"
@@ -180,6 +180,9 @@ pid file = $B/\$name.pid
 keyring = /dev/null
 [mon]
 mon data = $B/mon.\$id
+# The mon's data dir is on the host disk; its free-space warnings are not the test's concern.
+mon data avail warn = 1
+mon data avail crit = 0
 [osd]
 osd data = $B/osd.\$id
 osd objectstore = memstore
@@ -187,6 +190,11 @@ memstore device bytes = $BYTES
 [client.rgw.a]
 rgw data = $B/rgw
 rgw frontends = beast endpoint=127.0.0.1:$PORT
+# Deleted objects' data is reclaimed by radosgw's garbage collector, by default only after
+# 2 hours: a long test run would fill the in-memory OSD. Reclaim within seconds instead.
+rgw gc obj min wait = 0
+rgw gc processor period = 10
+rgw gc processor max time = 10
 CONF
   # Daemons get their stdio pointed at files: they must not hold the caller's pipes open.
   local out="$B/log/daemons.out"
