@@ -1,0 +1,133 @@
+import { defineCommand } from "citty";
+import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, parseLevel, printJson, taskArg } from "./common.ts";
+import { restore, type RestorePlan, type Selector, type ThawTier } from "../pipeline/restore.ts";
+import { usageError } from "../util/errors.ts";
+import { formatSize } from "../util/size.ts";
+import { log } from "../util/log.ts";
+
+const TIERS = ["Bulk", "Standard", "Expedited"] as const;
+
+/** Selection flags shared by restore and verify. */
+export const selectArgs = {
+  snapshot: { type: "string", description: "Restore the backup of this snapshot (name after '@', or the full name)", valueHint: "NAME" },
+  level: { type: "string", alias: "l", description: "Restore the newest backup at this level", valueHint: "N" },
+  "backup-id": { type: "string", description: "Restore exactly this backup (see zrb list)", valueHint: "ID" },
+} as const;
+
+export function parseSelector(args: { snapshot?: string; level?: string; "backup-id"?: string }): Selector {
+  const given = [args.snapshot, args.level, args["backup-id"]].filter((v) => v !== undefined && v !== "");
+  if (given.length > 1) throw usageError("use only one of --snapshot, --level and --backup-id");
+  const sel: Selector = {};
+  if (args.snapshot) sel.snapshot = args.snapshot;
+  if (args.level !== undefined && args.level !== "") sel.level = parseLevel(args.level);
+  if (args["backup-id"]) sel.backupId = args["backup-id"];
+  return sel;
+}
+
+export function formatPlan(plan: RestorePlan): string {
+  const lines = [
+    `restore plan: ${plan.source} → ${plan.target} (${plan.targetExists ? "exists" : "new dataset"}${plan.force ? ", --force: zfs receive -F" : ""}) from ${plan.location}`,
+  ];
+  const rows = plan.steps.map((s) => [
+    String(s.step),
+    String(s.level),
+    s.snapshot.split("@")[1] ?? s.snapshot,
+    s.backupId,
+    String(s.parts),
+    formatSize(s.downloadBytes),
+    s.storageClasses.join(",") + (s.archived ? ` (archived: ${s.thawed}/${s.archived} thawed${s.thawing ? `, ${s.thawing} thawing` : ""})` : ""),
+    s.action === "present" ? "on target already" : "receive",
+  ]);
+  const head = ["STEP", "LVL", "SNAPSHOT", "BACKUP ID", "PARTS", "DOWNLOAD", "CLASS", "ACTION"];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]) => "  " + r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd();
+  lines.push(fmt(head), ...rows.map(fmt));
+  const todo = plan.steps.filter((s) => s.action === "receive");
+  lines.push(
+    todo.length
+      ? `${todo.length} step(s) to apply, ${formatSize(todo.reduce((a, s) => a + s.downloadBytes, 0))} to download`
+      : `nothing to do: ${plan.target} already holds ${plan.snapshot.split("@")[1]}`,
+  );
+  if (plan.frozen) lines.push(`${plan.frozen} archived object(s) are not readable yet: run with --thaw to request them`);
+  for (const w of plan.warnings) lines.push(`warning: ${w}`);
+  return lines.join("\n") + "\n";
+}
+
+export default defineCommand({
+  meta: {
+    name: "restore",
+    description:
+      "Restore a backup chain from the store alone (no local state needed) into --target with zfs receive. " +
+      "Plans level 0 → … → the chosen backup, downloads parts ahead in parallel, checks every part's SHA-256 before decrypting, " +
+      "its BLAKE3 after, and the whole-stream BLAKE3 before zfs receive may commit. Resumes after the last step already on the target.",
+  },
+  args: {
+    ...configArg,
+    ...taskArg,
+    target: { type: "string", description: "Dataset to restore into, e.g. tank/restored (created if missing)", valueHint: "POOL/DATASET" },
+    "private-key": { type: "string", alias: "i", description: "age identity file (from zrb genkey or age-keygen)", valueHint: "FILE" },
+    ...selectArgs,
+    force: { type: "boolean", description: "Overwrite an existing target (zfs receive -F)", default: false },
+    plan: { type: "boolean", description: "Print the steps and change nothing", default: false },
+    "dry-run": { type: "boolean", description: "Same as --plan", default: false },
+    thaw: { type: "boolean", description: "Request archived (GLACIER/DEEP_ARCHIVE) objects of the chain, then restore once available", default: false },
+    tier: { type: "string", description: "Thaw tier: Bulk (default), Standard or Expedited", valueHint: "TIER" },
+    days: { type: "string", description: "Days the thawed copies stay readable (default 7)", valueHint: "N" },
+    parallel: { type: "string", description: "Parts downloaded ahead (scratch disk ≤ N × chunk_size; default 2)", valueHint: "N" },
+    ...outputArgs,
+  },
+  async run({ args }) {
+    applyOutput(args);
+    const selector = parseSelector(args);
+    const planOnly = !!(args.plan || args["dry-run"]);
+    if (!args.target) throw usageError("--target POOL/DATASET is required (where to restore to, e.g. tank/restored)");
+    if (planOnly && args.thaw) throw usageError("--plan changes nothing, so it cannot --thaw; drop one of them");
+    let thaw: { tier: ThawTier; days: number } | undefined;
+    if (args.thaw) {
+      const tier = (args.tier ?? "Bulk") as ThawTier;
+      if (!TIERS.includes(tier)) throw usageError(`--tier must be one of ${TIERS.join(", ")}, got ${JSON.stringify(args.tier)}`);
+      const days = args.days === undefined ? 7 : Number(args.days);
+      if (!Number.isInteger(days) || days < 1 || days > 365) throw usageError(`--days must be a whole number 1–365, got ${JSON.stringify(args.days)}`);
+      thaw = { tier, days };
+    } else if (args.tier !== undefined || args.days !== undefined) throw usageError("--tier and --days only apply with --thaw");
+    let ahead = 2;
+    if (args.parallel !== undefined) {
+      ahead = Number(args.parallel);
+      if (!Number.isInteger(ahead) || ahead < 1 || ahead > 64) throw usageError(`--parallel must be a whole number 1–64, got ${JSON.stringify(args.parallel)}`);
+    }
+    if (!planOnly && !args["private-key"])
+      throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
+    const { config, task, store } = await loadAll(args, { allowDisabled: true });
+    const intr = interruptSignal();
+    try {
+      const t0 = performance.now();
+      const r = await restore(config, task, store, {
+        target: args.target,
+        selector,
+        force: !!args.force,
+        privateKey: args["private-key"],
+        planOnly,
+        thaw,
+        ahead,
+        signal: intr.signal,
+        onThaw: (p) => {
+          if (!args.json) log.info(`thaw: ${p.requested} requested, ${p.ongoing} ongoing, ${p.available} available of ${p.total} archived objects`);
+        },
+      });
+      if (planOnly) {
+        if (args.json) printJson(r.plan);
+        else process.stdout.write(formatPlan(r.plan));
+        return;
+      }
+      const secs = Math.round(((performance.now() - t0) / 1000) * 10) / 10;
+      if (args.json) printJson({ ...r, seconds: secs });
+      else if (r.applied.length === 0) log.success(`${r.restored} is already restored; nothing to do`);
+      else
+        log.success(
+          `restored ${r.restored} (${r.applied.length} step(s): ${r.applied.map((a) => `level ${a.level}`).join(" → ")}) from ${store.location} in ${secs}s`,
+        );
+    } finally {
+      intr.dispose();
+    }
+  },
+});
