@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, parseLevel, printJson, taskArg } from "./common.ts";
 import { backup } from "../pipeline/backup.ts";
 import { log } from "../util/log.ts";
+import { ZrbError } from "../util/errors.ts";
 
 export default defineCommand({
   meta: {
@@ -48,6 +49,11 @@ export default defineCommand({
           `backup ${m.backupId}: level ${m.level} ${m.snapshot.name}${m.parent ? ` (from ${m.parent.name})` : ""}, ` +
             `${m.parts.length} part(s), ${m.stream.size} bytes in ${summary.seconds}s → ${store.location}`,
         );
+    } catch (err) {
+      // Whatever an interrupted run tripped over on its way out, the signal is the cause.
+      if (intr.signal.aborted && intr.signal.reason instanceof ZrbError && !(err instanceof ZrbError && err.exitCode === intr.signal.reason.exitCode))
+        throw intr.signal.reason;
+      throw err;
     } finally {
       intr.dispose();
     }

@@ -2,7 +2,7 @@
 import { loadConfig, findTask, type Config, type Task } from "../config/config.ts";
 import { openStore } from "../store/open.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { usageError } from "../util/errors.ts";
+import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { log, setQuiet, setVerbose } from "../util/log.ts";
 
 export const configArg = {
@@ -61,12 +61,32 @@ export function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, null, 2) + "\n");
 }
 
-/** An AbortSignal fired by SIGINT/SIGTERM, so long runs stop cleanly (state saved, holds and lock released). */
+/** Seconds a graceful stop may take before zrb exits anyway (systemd's TimeoutStopSec defaults to 90). */
+export const STOP_GRACE_SECONDS = 20;
+
+/**
+ * An AbortSignal fired by SIGINT/SIGTERM, so long runs stop cleanly: workers and `zfs send`
+ * stopped, state saved, holds and lock released, exit 130 (SIGINT) or 143 (SIGTERM).
+ * The abort reason is a ZrbError carrying that exit code. A second signal, or a stop that
+ * takes longer than STOP_GRACE_SECONDS, exits at once: the saved state is still consistent
+ * (every state write is atomic) and the next run resumes and releases what was left held.
+ */
 export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
   const ac = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const on = (sig: "SIGINT" | "SIGTERM") => () => {
+    const code = sig === "SIGINT" ? ExitCode.SIGINT : ExitCode.SIGTERM;
+    if (ac.signal.aborted) {
+      process.stderr.write(`zrb: error: ${sig} received again: exiting now; the next run resumes and releases what is left held\n`);
+      process.exit(code);
+    }
     log.warn(`${sig} received: stopping, saving state, releasing holds and lock`);
-    ac.abort(sig);
+    ac.abort(new ZrbError(`interrupted by ${sig}; state saved, the next run resumes`, code));
+    timer = setTimeout(() => {
+      process.stderr.write(`zrb: error: interrupted by ${sig} and could not stop within ${STOP_GRACE_SECONDS} s; exiting now, the next run resumes\n`);
+      process.exit(code);
+    }, STOP_GRACE_SECONDS * 1000);
+    timer.unref?.();
   };
   const onInt = on("SIGINT");
   const onTerm = on("SIGTERM");

@@ -31,6 +31,7 @@ import {
   headsKey,
   manifestKey,
   newBackupId,
+  parseManifest,
   partKey,
   readHeads,
   type Heads,
@@ -138,7 +139,7 @@ class EncWorker {
       } else if (m.type === "error") {
         const err =
           m.code === "ENOSPC" || m.code === "EROFS" || m.code === "EACCES"
-            ? fsError(Object.assign(new Error(m.message), { code: m.code }), "writing spill chunk", "the spill directory")
+            ? fsError(Object.assign(new Error(m.message), { code: m.code }), "writing spill chunk", this.paths.get(m.index) ?? "the spill directory")
             : new ZrbError(`encrypting chunk ${m.index} failed: ${m.message}`, ExitCode.FAILURE);
         const d = this.onDone.get(m.index);
         if (d) {
@@ -149,7 +150,9 @@ class EncWorker {
     };
     this.worker.onerror = (ev) => this.onFatal(new ZrbError(`encryption worker crashed: ${(ev as ErrorEvent).message}`));
   }
+  private paths = new Map<number, string>();
   begin(index: number, path: string, recipients: string[]): Promise<{ cipherSize: number; sha256: string }> {
+    this.paths.set(index, path);
     const p = new Promise<{ cipherSize: number; sha256: string }>((resolve, reject) => this.onDone.set(index, { resolve, reject }));
     this.worker.postMessage({ type: "begin", index, path, recipients });
     return p;
@@ -187,7 +190,8 @@ class BufferPool {
 function abortError(signal?: AbortSignal): ZrbError {
   const reason = signal?.reason;
   if (reason instanceof ZrbError) return reason;
-  return new ZrbError("interrupted", ExitCode.SIGINT);
+  if (reason === "SIGTERM") return new ZrbError("interrupted by SIGTERM; state saved, the next run resumes", ExitCode.SIGTERM);
+  return new ZrbError("interrupted by SIGINT; state saved, the next run resumes", ExitCode.SIGINT);
 }
 
 export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: BackupOptions): Promise<BackupResult> {
@@ -205,15 +209,20 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     let state = await readYaml<BackupState>(statePath);
     let resumed = false;
     if (state && state.format === "zrb-state/1" && state.level === level) {
+      // Resume backs up exactly the recorded snapshot (matched by guid), even if a newer one exists.
       const still = snaps.find((s) => s.name === state!.snapshot.name && s.guid === state!.snapshot.guid);
-      if (!still) {
-        log.warn(`interrupted backup ${state.backupId} was of ${state.snapshot.name}, which no longer exists; discarding it`);
+      const base = state.parent ? snaps.find((s) => s.guid === state!.parent!.guid) : undefined;
+      if (!still || (state.parent && !base)) {
+        const gone = !still ? state.snapshot : state.parent!;
         await discardState(store, state, dir);
-        state = null;
-      } else {
-        resumed = true;
-        log.info(`resuming interrupted backup ${state.backupId} of ${state.snapshot.name}`);
+        throw zfsError(
+          `the interrupted backup ${state.backupId} needs ${gone.name} (guid ${gone.guid}), which no longer exists on ${fs}; ` +
+            `its uploads were aborted, its parts deleted and its state removed: run the backup again to back up the newest snapshot`,
+        );
       }
+      if (state.parent && base && base.name !== state.parent.name) state.parent.name = base.name; // renamed snapshot, same guid
+      resumed = true;
+      log.info(`resuming interrupted backup ${state.backupId} of ${state.snapshot.name}`);
     } else if (state) {
       log.warn(`discarding interrupted level-${state.level} backup ${state.backupId} (this run is level ${level})`);
       await discardState(store, state, dir);
@@ -258,17 +267,31 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
       writeYamlAtomic(statePath, state);
     }
 
-    // Hold what the send reads: released on every exit path below.
+    // Hold what the send reads: released on every exit path below. A hold left by a killed
+    // run (kill -9, power loss) carries the same tag: taking it again is a no-op, and it is
+    // released with ours.
     for (const s of [state.snapshot.name, state.parent?.name]) {
       if (!s) continue;
       await zfs.hold(SEND_HOLD, s);
       held.push(s);
     }
 
+    // A killed run may have written the manifest already: then only the bookkeeping is left.
+    const mKeyEarly = manifestKey(task.pool, task.dataset, state.backupId);
+    if (resumed) {
+      const prior = await store.get(mKeyEarly);
+      if (prior) {
+        const manifest = parseManifest(new TextDecoder().decode(prior), mKeyEarly, { pool: task.pool, dataset: task.dataset });
+        log.info(`backup ${state.backupId} was already complete in ${store.location}; finishing its bookkeeping`);
+        await finishBackup(store, task, dir, statePath, state, manifest, cfg, held);
+        return { manifest, manifestKey: mKeyEarly, resumed, skippedParts: manifest.parts.length };
+      }
+    }
+
     const result = await sendAndUpload(cfg, task, store, state, statePath, dir, opts);
     if (result.restart) {
       log.warn(`the re-sent stream of ${state.snapshot.name} differs from the interrupted run's bytes; starting backup over under a new id`);
-      await discardState(store, state, dir);
+      await discardState(store, state, dir, { keepHolds: true });
       const fresh = { ...state, backupId: newBackupId(level), chunks: [], startedAt: new Date().toISOString() };
       writeYamlAtomic(statePath, fresh);
       state = fresh;
@@ -305,27 +328,55 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
       startedAt: state.startedAt,
       finishedAt: new Date().toISOString(),
     };
+    // Every part is complete: a multipart upload a killed run created but never recorded
+    // (killed between CreateMultipartUpload and the state write) must not dangle.
+    const prefix = dataPrefix(task.pool, task.dataset, level, state.backupId);
+    for (const u of await store.listUploads(prefix)) await store.abortUpload(u.key, u.uploadId);
     const mKey = manifestKey(task.pool, task.dataset, state.backupId);
     await store.put(mKey, YAML.stringify(manifest, { lineWidth: 0 }), { storageClass: cfg.s3.storageClass.manifest });
-    const heads = advanceHeads(await readHeads(store, task.pool, task.dataset), manifest);
-    await store.put(headsKey(task.pool, task.dataset), YAML.stringify(heads, { lineWidth: 0 }), {
-      storageClass: cfg.s3.storageClass.manifest,
-    });
-    writeYamlAtomic(join(dir, "last_backup_manifest.yaml"), heads);
-    await moveBaseHolds(fs, heads);
-    rmSync(statePath, { force: true });
-    rmSync(join(dir, "spill", state.backupId), { recursive: true, force: true });
+    await finishBackup(store, task, dir, statePath, state, manifest, cfg, held);
     return { manifest, manifestKey: mKey, resumed, skippedParts: result.skipped };
   } finally {
-    for (const s of held) {
-      try {
-        await zfs.release(SEND_HOLD, s);
-      } catch (err) {
-        log.error((err as Error).message);
-      }
-    }
+    await releaseSendHolds(held);
     lock.release();
   }
+}
+
+async function releaseSendHolds(held: string[]): Promise<void> {
+  while (held.length > 0) {
+    const s = held.pop()!;
+    try {
+      await zfs.release(SEND_HOLD, s);
+    } catch (err) {
+      log.error((err as Error).message);
+    }
+  }
+}
+
+/**
+ * After the manifest is in the store: heads, the local head cache, the base holds, then the
+ * send holds, and only then the state file — so a kill at any point of this sequence is
+ * finished by the next run (which finds the manifest and repeats these idempotent steps).
+ */
+async function finishBackup(
+  store: ObjectStore,
+  task: Task,
+  dir: string,
+  statePath: string,
+  state: BackupState,
+  manifest: Manifest,
+  cfg: Config,
+  held: string[],
+): Promise<void> {
+  const heads = advanceHeads(await readHeads(store, task.pool, task.dataset), manifest);
+  await store.put(headsKey(task.pool, task.dataset), YAML.stringify(heads, { lineWidth: 0 }), {
+    storageClass: cfg.s3.storageClass.manifest,
+  });
+  writeYamlAtomic(join(dir, "last_backup_manifest.yaml"), heads);
+  await moveBaseHolds(task.fullName, heads);
+  await releaseSendHolds(held);
+  rmSync(statePath, { force: true });
+  rmSync(join(dir, "spill", state.backupId), { recursive: true, force: true });
 }
 
 /** Keep a persistent hold on every snapshot a future incremental may start from. */
@@ -339,11 +390,18 @@ export async function moveBaseHolds(fs: string, heads: Heads): Promise<void> {
 }
 
 /** Forget an interrupted backup: abort its uploads, delete its parts and spill files, drop the state. */
-export async function discardState(store: ObjectStore, state: BackupState, dir: string): Promise<void> {
+export async function discardState(store: ObjectStore, state: BackupState, dir: string, opts: { keepHolds?: boolean } = {}): Promise<void> {
   const prefix = dataPrefix(state.pool, state.dataset, state.level, state.backupId);
   for (const u of await store.listUploads(prefix)) await store.abortUpload(u.key, u.uploadId);
-  for (const o of await store.list(prefix)) await store.delete(o.key);
+  // Never delete parts a finished manifest refers to (a run killed after writing it).
+  if (await store.head(manifestKey(state.pool, state.dataset, state.backupId))) {
+    log.warn(`backup ${state.backupId} is complete in ${store.location}; keeping its parts`);
+  } else {
+    for (const o of await store.list(prefix)) await store.delete(o.key);
+  }
   rmSync(join(dir, "spill", state.backupId), { recursive: true, force: true });
+  // A killed run leaves its send holds behind; they are ours to release.
+  if (!opts.keepHolds) for (const s of [state.snapshot?.name, state.parent?.name]) if (s) await zfs.release(SEND_HOLD, s).catch(() => {});
   rmSync(join(dir, "backup_state.yaml"), { force: true });
 }
 
@@ -605,7 +663,12 @@ export async function sendAndUpload(
     }
     proc.kill("SIGTERM");
     await Promise.allSettled(uploads);
-    persist();
+    try {
+      persist();
+    } catch (e) {
+      // The last good state is still on disk (writes are atomic); report the original error.
+      log.warn((e as Error).message);
+    }
     throw fatal ?? err;
   } finally {
     opts.signal?.removeEventListener("abort", onOuterAbort);

@@ -1,0 +1,284 @@
+/**
+ * Crash safety on real parts (zfs-fuse, radosgw behind a loopback fault proxy, the compiled
+ * binary): SIGTERM mid-upload, kill -9, a snapshot that vanished or a newer one appearing
+ * before the rerun, S3 faults, a bucket or endpoint that is wrong, a full or read-only
+ * base_dir, a missing zfs binary, a dataset that is gone — each ends in either a finished
+ * backup or one clear line, and the next run always finishes.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import YAML from "yaml";
+import { hashTree, makeBucket, makePool, run, s3Client, s3Rig, tmpDir, userrefs, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
+import { configYaml, s3Env, spawnZrb, zrb } from "../helpers/zrb.ts";
+import { forward, internalError, slowDown, startFaultProxy, type FaultProxy, type ProxyAction, type ProxyRequest } from "../helpers/faultproxy.ts";
+import { audit, cleanAudit, listKeys, listUploads, manifests } from "../helpers/audit.ts";
+
+const PREFIX = "zrb/";
+let s3: S3Rig;
+let client: S3Client;
+let pool: TestPool;
+let bucket: string;
+let work: string;
+let keyFile: string;
+let recipient: string;
+let env: Record<string, string>;
+let proxy: FaultProxy;
+let snapSeq = 0;
+
+interface Ds {
+  name: string;
+  fs: string;
+  mnt: string;
+  cfg: string;
+  base: string;
+  runDir: string;
+}
+
+/** A fresh dataset with its own task, config and base_dir, uploading through the proxy. */
+async function dataset(name: string, o: { chunkSize?: string; workers?: number; maxAttempts?: number; baseDir?: string; endpoint?: string; bucket?: string } = {}): Promise<Ds> {
+  const fs = `${pool.pool}/${name}`;
+  await run(["zfs", "create", fs]);
+  const mnt = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", fs])).stdout.trim();
+  const base = o.baseDir ?? join(work, `base-${name}`);
+  const cfg = join(work, `${name}.yaml`);
+  const doc = YAML.parse(
+    configYaml({
+      baseDir: base,
+      recipients: [recipient],
+      bucket: o.bucket ?? bucket,
+      s3: { ...s3, endpoint: o.endpoint ?? proxy.endpoint },
+      prefix: PREFIX,
+      chunkSize: o.chunkSize ?? "1MiB",
+      workers: o.workers ?? 2,
+      tasks: [{ name: "t", pool: pool.pool, dataset: name }],
+    }),
+  );
+  doc.s3.retry.max_attempts = o.maxAttempts ?? 6;
+  writeFileSync(cfg, YAML.stringify(doc));
+  return { name, fs, mnt, cfg, base, runDir: join(base, "run", pool.pool, name) };
+}
+
+async function snap(d: Ds, level: number): Promise<string> {
+  const name = `${d.fs}@zrb_level${level}_20260101T0000${String(++snapSeq).padStart(4, "0")}Z`;
+  await run(["zfs", "snapshot", name]);
+  return name;
+}
+
+function backupArgs(d: Ds, level: number): string[] {
+  return ["backup", "--config", d.cfg, "--task", "t", "--level", String(level), "--json"];
+}
+
+function readState(d: Ds): any {
+  const p = join(d.runDir, "backup_state.yaml");
+  return existsSync(p) ? YAML.parse(readFileSync(p, "utf8")) : null;
+}
+
+async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
+/** One `zrb: ` line on stderr, the exit code, and the message. */
+async function expectFail(args: string[], code: number, extraEnv: Record<string, string> = {}): Promise<string> {
+  const r = await zrb(args, { env: { ...env, ...extraEnv }, allowFail: true });
+  if (r.code !== code) console.error(r.stderr);
+  expect(r.code).toBe(code);
+  const lines = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
+  expect(lines.length).toBe(1);
+  expect(lines[0]).toStartWith("zrb: error: ");
+  expect(r.stderr).not.toContain("internal error");
+  expect(r.stderr).not.toMatch(/^\s+at /m);
+  return lines[0]!.slice("zrb: error: ".length);
+}
+
+/** Restore the backup with zrb restore into a fresh dataset and return its file hashes. */
+async function restoredTree(d: Ds, backupId: string): Promise<Record<string, string>> {
+  const target = `${pool.pool}/r-${d.name}-${++snapSeq}`;
+  await zrb(["restore", "--config", d.cfg, "--task", "t", "--target", target, "--private-key", keyFile, "--backup-id", backupId], { env });
+  await run(["zfs", "mount", target]);
+  try {
+    return await hashTree((await run(["zfs", "get", "-H", "-o", "value", "mountpoint", target])).stdout.trim());
+  } finally {
+    for (let i = 0; i < 40; i++) {
+      if ((await run(["zfs", "destroy", "-r", target], { allowFail: true })).code === 0) break;
+      await Bun.sleep(250);
+    }
+  }
+}
+
+async function auditOf(d: Ds) {
+  return audit({ client, bucket, prefix: PREFIX, fs: d.fs, runDir: d.runDir });
+}
+
+beforeAll(async () => {
+  await zfsRig();
+  s3 = await s3Rig();
+  client = await s3Client(s3);
+  pool = await makePool({ sizeMiB: 512 });
+  bucket = await makeBucket(s3);
+  work = tmpDir("zrb-e2e-crash-");
+  keyFile = join(work, "key.txt");
+  await run(["age-keygen", "-o", keyFile]);
+  recipient = (await run(["age-keygen", "-y", keyFile])).stdout.trim();
+  env = s3Env(s3);
+  proxy = startFaultProxy({ upstreamPort: Number(new URL(s3.endpoint).port) });
+}, 300_000);
+
+afterAll(async () => {
+  proxy?.stop();
+  await pool?.destroy();
+  if (work) rmSync(work, { recursive: true, force: true });
+}, 120_000);
+
+const isUploadPart = (r: ProxyRequest) => r.method === "PUT" && /[?&]partNumber=\d+/.test(r.path) && /[?&]uploadId=/.test(r.path);
+const partNumberOf = (r: ProxyRequest) => Number(/[?&]partNumber=(\d+)/.exec(r.path)![1]);
+const uploadIdOf = (r: ProxyRequest) => decodeURIComponent(/[?&]uploadId=([^&]+)/.exec(r.path)![1]!);
+
+describe("graceful SIGTERM / SIGINT", () => {
+  test("SIGTERM mid multipart upload: exit 143 in < 5 s, state kept, holds and lock released; the rerun finishes without re-uploading a finished part", async () => {
+    const d = await dataset("sigterm", { chunkSize: "20MiB", workers: 2 });
+    await writeRandomFile(join(d.mnt, "big.bin"), 56 * 1024 * 1024, 101); // chunks of 20+20+16 MiB: multipart (8 MiB parts)
+    const expected = await hashTree(d.mnt);
+    const s = await snap(d, 0);
+    // Part 1 of every upload and every part of chunk 0 go through at once; the others crawl.
+    proxy.setDecide((r) => (isUploadPart(r) && partNumberOf(r) > 1 && !r.path.includes("part-000000") ? { kind: "forward", delayMs: 8000 } : forward));
+    const p = await spawnZrb(backupArgs(d, 0), env);
+    await waitFor("chunk 0 uploaded and another chunk's multipart part 1 recorded", () => {
+      const st = readState(d);
+      return !!st && st.chunks?.[0]?.uploaded === true && st.chunks.some((c: any) => c && !c.uploaded && c.multipart?.parts?.length >= 1);
+    });
+    const t0 = performance.now();
+    p.kill("SIGTERM");
+    const code = await p.exited;
+    const secs = (performance.now() - t0) / 1000;
+    const stderr = await new Response(p.stderr).text();
+    expect(code).toBe(143);
+    expect(secs).toBeLessThan(5);
+    expect(stderr).toContain("zrb: error: interrupted by SIGTERM");
+    expect(stderr).not.toContain("internal error");
+    expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(false);
+    expect(await userrefs(s)).toBe(0); // a first level 0: no base hold yet, and the send hold is gone
+    const st = readState(d);
+    expect(st).not.toBeNull();
+    const done = st.chunks.filter((c: any) => c?.uploaded).map((c: any) => c.index);
+    const partial = st.chunks.filter((c: any) => c && !c.uploaded && c.multipart);
+    expect(done).toContain(0);
+    expect(partial.length).toBeGreaterThan(0);
+    const recordedParts = new Set<string>(partial.flatMap((c: any) => c.multipart.parts.map((x: any) => `${c.multipart.uploadId}#${x.partNumber}`)));
+    expect(recordedParts.size).toBeGreaterThan(0);
+
+    // Rerun without faults: same backup id, no PUT of a finished chunk, no finished part sent again.
+    proxy.setDecide(() => forward);
+    const from = proxy.log.length;
+    const r = await zrb(backupArgs(d, 0), { env });
+    const out = JSON.parse(r.stdout);
+    expect(out.backupId).toBe(st.backupId);
+    expect(out.resumed).toBe(true);
+    const rerunReqs = proxy.log.slice(from);
+    for (const i of done) {
+      const key = `part-${String(i).padStart(6, "0")}.age`;
+      expect(rerunReqs.filter((q) => q.method === "PUT" && q.path.includes(key))).toEqual([]);
+    }
+    const resent = rerunReqs.filter(isUploadPart).filter((q) => recordedParts.has(`${uploadIdOf(q)}#${partNumberOf(q)}`));
+    expect(resent).toEqual([]);
+    // The partial uploads were continued, not restarted.
+    for (const c of partial) expect(rerunReqs.some((q) => isUploadPart(q) && uploadIdOf(q) === c.multipart.uploadId)).toBe(true);
+
+    expect(await auditOf(d)).toEqual(cleanAudit);
+    expect(await userrefs(s)).toBe(1); // the base hold of the next incremental
+    expect(await restoredTree(d, out.backupId)).toEqual(expected);
+  }, 300_000);
+
+  test("SIGINT exits 130 and the rerun finishes", async () => {
+    const d = await dataset("sigint", { chunkSize: "1MiB" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 6 * 1024 * 1024, 102);
+    await snap(d, 0);
+    proxy.setDecide((r) => (r.method === "PUT" && !r.path.includes("part-000000") ? { kind: "forward", delayMs: 5000 } : forward));
+    const p = await spawnZrb(backupArgs(d, 0), env);
+    await waitFor("part 0 uploaded", () => readState(d)?.chunks?.[0]?.uploaded === true);
+    p.kill("SIGINT");
+    expect(await p.exited).toBe(130);
+    expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(false);
+    proxy.setDecide(() => forward);
+    const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    expect(out.resumed).toBe(true);
+    expect(await auditOf(d)).toEqual(cleanAudit);
+  }, 120_000);
+});
+
+describe("kill -9 and resume", () => {
+  test("kill -9 leaks the send hold and the lock; the rerun takes both over, finishes, and leaves nothing behind", async () => {
+    const d = await dataset("kill9", { chunkSize: "1MiB" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 5 * 1024 * 1024, 103);
+    const expected = await hashTree(d.mnt);
+    const s = await snap(d, 0);
+    proxy.setDecide((r) => (r.method === "PUT" && r.path.includes("part-000003") ? { kind: "forward", delayMs: 10_000 } : forward));
+    const p = await spawnZrb(backupArgs(d, 0), env);
+    await waitFor("two parts uploaded", () => (readState(d)?.chunks ?? []).filter((c: any) => c?.uploaded).length >= 2);
+    p.kill("SIGKILL");
+    expect(await p.exited).toBe(137);
+    expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(true);
+    expect(await userrefs(s)).toBe(1); // the leaked zrb-send hold
+    proxy.setDecide(() => forward);
+    const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    expect(out.resumed).toBe(true);
+    expect(await userrefs(s)).toBe(1); // now: the persistent base hold only
+    expect(await auditOf(d)).toEqual(cleanAudit);
+    expect(await restoredTree(d, out.backupId)).toEqual(expected);
+  }, 120_000);
+
+  test("a newer snapshot appeared before the rerun: the rerun still backs up the recorded one", async () => {
+    const d = await dataset("newer", { chunkSize: "1MiB" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 4 * 1024 * 1024, 104);
+    const s1 = await snap(d, 0);
+    proxy.setDecide((r) => (r.method === "PUT" && !r.path.includes("part-000000") ? { kind: "forward", delayMs: 10_000 } : forward));
+    const p = await spawnZrb(backupArgs(d, 0), env);
+    await waitFor("part 0 uploaded", () => readState(d)?.chunks?.[0]?.uploaded === true);
+    p.kill("SIGTERM");
+    expect(await p.exited).toBe(143);
+    proxy.setDecide(() => forward);
+    await writeRandomFile(join(d.mnt, "b.bin"), 100_000, 105);
+    const s2 = await snap(d, 0);
+    const first = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    expect(first.snapshot).toBe(s1);
+    expect(first.resumed).toBe(true);
+    const second = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    expect(second.snapshot).toBe(s2);
+    expect(second.resumed).toBe(false);
+    expect(await auditOf(d)).toEqual(cleanAudit);
+  }, 120_000);
+
+  test("the recorded snapshot vanished: the rerun fails clearly and cleans up; the run after it starts fresh", async () => {
+    const d = await dataset("vanished", { chunkSize: "1MiB" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 4 * 1024 * 1024, 106);
+    const s1 = await snap(d, 0);
+    proxy.setDecide((r) => (isUploadPart(r) || (r.method === "PUT" && !r.path.includes("part-000000")) ? { kind: "forward", delayMs: 10_000 } : forward));
+    const p = await spawnZrb(backupArgs(d, 0), env);
+    await waitFor("part 0 uploaded", () => readState(d)?.chunks?.[0]?.uploaded === true);
+    p.kill("SIGTERM");
+    expect(await p.exited).toBe(143);
+    proxy.setDecide(() => forward);
+    const st = readState(d);
+    await run(["zfs", "destroy", s1]);
+    const msg = await expectFail(backupArgs(d, 0), 5);
+    expect(msg).toBe(
+      `the interrupted backup ${st.backupId} needs ${s1} (guid ${st.snapshot.guid}), which no longer exists on ${d.fs}; ` +
+        `its uploads were aborted, its parts deleted and its state removed: run the backup again to back up the newest snapshot`,
+    );
+    expect(readState(d)).toBeNull();
+    expect(await listKeys(client, bucket, `${PREFIX}data/${d.fs}/`)).toEqual([]);
+    expect((await listUploads(client, bucket)).filter((u) => u.key.includes(`/${d.fs}/`))).toEqual([]);
+    expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(false);
+    // With no snapshot left the next run says so; with a new one it backs it up.
+    expect(await expectFail(backupArgs(d, 0), 5)).toContain(`no snapshot ${d.fs}@zrb_level0_* to back up`);
+    const s2 = await snap(d, 0);
+    const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    expect(out.snapshot).toBe(s2);
+    expect(await auditOf(d)).toEqual(cleanAudit);
+  }, 120_000);
+});

@@ -1,0 +1,101 @@
+/**
+ * Audits that crash and chaos tests run after every recovery: what a finished run must leave
+ * behind in the bucket and on the pool, judged with the plain S3 API and `zfs get`.
+ *   - no incomplete multipart uploads anywhere in the bucket;
+ *   - no orphan objects: every object under data/<fs>/ belongs to a manifest;
+ *   - holds: exactly one `zrb` hold on each snapshot named by heads.yaml, none elsewhere;
+ *   - no lock file and no resume state.
+ */
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import YAML from "yaml";
+import { run } from "./rig.ts";
+
+export async function listKeys(client: S3Client, bucket: string, prefix: string): Promise<{ key: string; lastModified?: Date; size: number }[]> {
+  const out: { key: string; lastModified?: Date; size: number }[] = [];
+  let token: string | undefined;
+  do {
+    const r = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of r.Contents ?? []) out.push({ key: o.Key!, lastModified: o.LastModified, size: o.Size ?? 0 });
+    token = r.IsTruncated ? r.NextContinuationToken : undefined;
+  } while (token);
+  return out;
+}
+
+export async function listUploads(client: S3Client, bucket: string): Promise<{ key: string; uploadId: string }[]> {
+  const out: { key: string; uploadId: string }[] = [];
+  let keyMarker: string | undefined;
+  let idMarker: string | undefined;
+  for (;;) {
+    const r = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker: keyMarker, UploadIdMarker: idMarker }));
+    for (const u of r.Uploads ?? []) out.push({ key: u.Key!, uploadId: u.UploadId! });
+    if (!r.IsTruncated) break;
+    keyMarker = r.NextKeyMarker;
+    idMarker = r.NextUploadIdMarker;
+  }
+  return out;
+}
+
+export async function getText(client: S3Client, bucket: string, key: string): Promise<string> {
+  const r = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return await r.Body!.transformToString();
+}
+
+/** Every manifest of a dataset, parsed. `prefix` is the store prefix, e.g. "zrb/". */
+export async function manifests(client: S3Client, bucket: string, prefix: string, fs: string): Promise<any[]> {
+  const dir = `${prefix}manifests/${fs}/`;
+  const keys = (await listKeys(client, bucket, dir)).map((o) => o.key).filter((k) => k.endsWith(".manifest.yaml") && !k.slice(dir.length).includes("/"));
+  const out = [];
+  for (const k of keys.sort()) out.push(YAML.parse(await getText(client, bucket, k)));
+  return out;
+}
+
+/** Objects under data/<fs>/ that no manifest refers to. */
+export async function orphanObjects(client: S3Client, bucket: string, prefix: string, fs: string): Promise<string[]> {
+  const referenced = new Set<string>();
+  for (const m of await manifests(client, bucket, prefix, fs)) for (const p of m.parts) referenced.add(prefix + p.key);
+  return (await listKeys(client, bucket, `${prefix}data/${fs}/`)).map((o) => o.key).filter((k) => !referenced.has(k));
+}
+
+export async function userrefsOf(fs: string): Promise<Map<string, number>> {
+  const out = (await run(["zfs", "get", "-H", "-p", "-r", "-d", "1", "-o", "name,value", "userrefs", fs])).stdout;
+  const m = new Map<string, number>();
+  for (const line of out.split("\n")) {
+    const [name, value] = line.split("\t");
+    if (name?.startsWith(fs + "@") && value) m.set(name, Number(value));
+  }
+  return m;
+}
+
+export interface AuditResult {
+  uploads: { key: string; uploadId: string }[];
+  orphans: string[];
+  /** snapshot → [actual userrefs, expected] where they differ. */
+  badHolds: Record<string, [number, number]>;
+  lock: boolean;
+  state: boolean;
+}
+
+/** Everything a successful run must have cleaned up. An empty audit is `clean(a)`. */
+export async function audit(o: { client: S3Client; bucket: string; prefix: string; fs: string; runDir: string }): Promise<AuditResult> {
+  let heads: any = { levels: {} };
+  try {
+    heads = YAML.parse(await getText(o.client, o.bucket, `${o.prefix}manifests/${o.fs}/heads.yaml`));
+  } catch {}
+  const want = new Set(Object.values<any>(heads.levels).map((h) => h.snapshot.name));
+  const badHolds: Record<string, [number, number]> = {};
+  for (const [snap, n] of await userrefsOf(o.fs)) {
+    const exp = want.has(snap) ? 1 : 0;
+    if (n !== exp) badHolds[snap] = [n, exp];
+  }
+  return {
+    uploads: await listUploads(o.client, o.bucket),
+    orphans: await orphanObjects(o.client, o.bucket, o.prefix, o.fs),
+    badHolds,
+    lock: existsSync(join(o.runDir, "zrb.lock")),
+    state: existsSync(join(o.runDir, "backup_state.yaml")),
+  };
+}
+
+export const cleanAudit: AuditResult = { uploads: [], orphans: [], badHolds: {}, lock: false, state: false };
