@@ -92,10 +92,8 @@ export function describeError(err: unknown): string {
   const status = httpStatusOf(err);
   const name = e.Code ?? (e.name && e.name !== "Error" && e.name !== "Unknown" ? e.name : undefined) ?? e.code;
   const msg = e.message && e.message !== "UnknownError" && e.message !== name ? e.message : "";
-  const parts: string[] = [];
-  if (name) parts.push(name);
-  if (status !== undefined) parts.push(`(HTTP ${status})`);
-  let s = parts.join(" ");
+  let s = name ?? "";
+  if (status !== undefined) s = s ? `${s} (HTTP ${status})` : `HTTP ${status}`;
   if (msg) s = s ? `${s}: ${msg}` : msg;
   return (s || "unknown error").replace(/\s*\n\s*/g, " ");
 }

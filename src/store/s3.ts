@@ -620,7 +620,7 @@ export class S3Store implements ObjectStore {
             `upload part ${n}/${count} of`,
             key,
             () => {
-              const body = createReadStream(path, { start, end: start + len - 1, highWaterMark: 1024 * 1024 });
+              const body = createReadStream(path, { start, end: start + len - 1 });
               inflight.set(n, body);
               return this.client.send(
                 new UploadPartCommand({ Bucket: this.bucket, Key, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: len }),
