@@ -335,11 +335,55 @@ describe("zrb restore from the bucket alone", () => {
       // radosgw only labels classes: it cannot really thaw. Whatever it answers must surface, never a fake success.
       const r = await zrb([...restoreArgs(target, "--backup-id", id1b, "--thaw", "--tier", "Expedited")], { env, allowFail: true });
       expect(r.code).not.toBe(0);
-      console.log(`radosgw answer to --thaw: ${r.stderr.trim()}`);
+      expect(r.stderr).toContain("does not implement RestoreObject for storage class DEEP_ARCHIVE");
       expect(r.stderr.split("\n").filter((l) => l.startsWith("zrb: ")).length).toBe(1);
       expect(await exists(target)).toBe(false);
     } finally {
       for (const p of m.parts) await copy(p.key, "STANDARD");
+    }
+  });
+
+  test("--thaw requests every archived object of the chain at once (calls recorded around the real S3 store)", async () => {
+    const { loadConfig, findTask } = await import("../../src/config/config.ts");
+    const { storeFor } = await import("../../src/cli/common.ts");
+    const { restore } = await import("../../src/pipeline/restore.ts");
+    Object.assign(process.env, env);
+    const { config } = await loadConfig(restoreCfg);
+    const task = findTask(config, "main", { allowDisabled: true });
+    const real = storeFor(config);
+    const calls: { key: string; tier: string; days: number }[] = [];
+    // radosgw cannot thaw: record the requests and answer as S3 does to a new request (202 → "requested").
+    const store = Object.assign(Object.create(real), {
+      location: real.location,
+      thaw: async (key: string, o: { tier: string; days: number }) => {
+        calls.push({ key, ...o });
+        return "requested" as const;
+      },
+    });
+    const archived = [...(await manifestOf(ids[3]!)).parts, ...(await manifestOf(ids[4]!)).parts];
+    const copy = (k: string, cls: string) =>
+      client.send(new CopyObjectCommand({ Bucket: bucket, Key: PREFIX + k, CopySource: `${bucket}/${PREFIX}${k}`, StorageClass: cls as any, MetadataDirective: "COPY" }));
+    for (const p of archived) await copy(p.key, "GLACIER");
+    const target = `${pool.pool}/thawed`;
+    try {
+      let progress: any;
+      const err = await restore(config, task, store, {
+        target,
+        selector: { backupId: ids[4]! },
+        force: false,
+        privateKey: keyFile,
+        planOnly: false,
+        thaw: { tier: "Bulk", days: 3 },
+        onThaw: (p) => (progress = p),
+      }).catch((e) => e);
+      expect(err.message).toContain(`thaw in progress: ${archived.length} requested now, 0 already thawing, 0 of ${archived.length} available`);
+      expect(err.exitCode).toBe(6);
+      expect(progress).toEqual({ total: archived.length, requested: archived.length, ongoing: 0, available: 0 });
+      expect(calls.map((c) => c.key).sort()).toEqual(archived.map((p: any) => p.key).sort());
+      expect(calls.every((c) => c.tier === "Bulk" && c.days === 3)).toBe(true);
+      expect(await exists(target)).toBe(false);
+    } finally {
+      for (const p of archived) await copy(p.key, "STANDARD");
     }
   });
 
