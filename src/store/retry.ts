@@ -65,7 +65,7 @@ export function isAbortError(err: unknown): boolean {
   return name === "AbortError";
 }
 
-/** Whether an error is transient: 5xx, 408, 429, throttling, timeouts, dropped or refused connections. */
+/** Whether an error is transient: 5xx (not 501/505), 408, 429, throttling, timeouts, dropped or refused connections. */
 export function isRetryable(err: unknown): boolean {
   if (err == null || typeof err !== "object") return false;
   if (err instanceof ZrbError) return false;
@@ -73,6 +73,7 @@ export function isRetryable(err: unknown): boolean {
   const e = err as { name?: string; code?: string; message?: string; cause?: unknown; $retryable?: unknown };
   const status = httpStatusOf(err);
   if (status !== undefined) {
+    if (status === 501 || status === 505) return false; // Not Implemented / HTTP Version: permanent
     if (status >= 500 || status === 408 || status === 429) return true;
     if (status >= 400) return RETRYABLE_NAMES.has(e.name ?? "") && e.name !== "InternalError";
   }

@@ -225,6 +225,13 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  private archivedError(key: string, cause: unknown): Error {
+    return storeError(
+      `object ${this.url(key)} is archived (Glacier/Deep Archive) and not restored; thaw it first (zrb restore --thaw) and wait until it is available`,
+      cause,
+    );
+  }
+
   // ---------------------------------------------------------------- small objects
 
   async put(key: string, body: Uint8Array | string, opts?: { storageClass?: string }): Promise<void> {
@@ -258,6 +265,7 @@ export class S3Store implements ObjectStore {
     } catch (err) {
       const c = (err as { cause?: unknown }).cause ?? err;
       if (errName(c) === "NoSuchKey" || (httpStatusOf(c) === 404 && errName(c) !== "NoSuchBucket")) return null;
+      if (errName(c) === "InvalidObjectState") throw this.archivedError(key, c);
       throw err;
     }
   }
@@ -279,6 +287,7 @@ export class S3Store implements ObjectStore {
       const c = (err as { cause?: unknown }).cause ?? err;
       if (errName(c) === "NoSuchKey") throw storeError(`object ${this.url(key)} does not exist`, c);
       if (errName(c) === "InvalidRange") throw storeError(`byte range ${Range} is outside object ${this.url(key)}`, c);
+      if (errName(c) === "InvalidObjectState") throw this.archivedError(key, c);
       throw err;
     }
   }
@@ -395,18 +404,26 @@ export class S3Store implements ObjectStore {
 
   async thaw(key: string, opts: { days: number; tier: "Bulk" | "Standard" | "Expedited" }): Promise<"requested" | "ongoing" | "available"> {
     const Key = this.full(key);
-    const info = await this.head(key);
-    if (!info) throw storeError(`cannot thaw ${this.url(key)}: the object does not exist`);
-    if (info.restore === "available") return "available";
-    if (info.restore === "ongoing") return "ongoing";
-    if (!ARCHIVED_CLASSES.has(info.storageClass ?? "STANDARD")) return "available";
+    let r0;
+    try {
+      r0 = await this.call("head", key, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
+    } catch (err) {
+      const c = (err as { cause?: unknown }).cause ?? err;
+      if (errName(c) === "NotFound" || errName(c) === "NoSuchKey") throw storeError(`cannot thaw ${this.url(key)}: the object does not exist`, c);
+      throw err;
+    }
+    const restore = parseRestoreHeader(r0.Restore);
+    if (restore) return restore;
+    // S3 Intelligent-Tiering archive tiers: restored without Days (the object moves back to a frequent tier).
+    const intelligent = !!r0.ArchiveStatus;
+    if (!intelligent && !ARCHIVED_CLASSES.has(r0.StorageClass ?? "STANDARD")) return "available";
     try {
       const r = await this.call("restore", key, () =>
         this.client.send(
           new RestoreObjectCommand({
             Bucket: this.bucket,
             Key,
-            RestoreRequest: { Days: opts.days, GlacierJobParameters: { Tier: opts.tier as Tier } },
+            RestoreRequest: intelligent ? {} : { Days: opts.days, GlacierJobParameters: { Tier: opts.tier as Tier } },
           }),
         ),
       );
@@ -415,12 +432,9 @@ export class S3Store implements ObjectStore {
     } catch (err) {
       const c = (err as { cause?: unknown }).cause ?? err;
       if (errName(c) === "RestoreAlreadyInProgress") return "ongoing";
-      if (errName(c) === "NotImplemented") {
-        throw storeError(
-          `cannot thaw ${this.url(key)}: ${this.endpointDesc} does not implement RestoreObject for storage class ${info.storageClass}; move the object to a readable class with the provider's tools`,
-          c,
-        );
-      }
+      // Servers where archive classes are only labels (radosgw without cloud tiering, MinIO…) do
+      // not implement RestoreObject; their "archived" objects are readable as they are.
+      if (errName(c) === "NotImplemented" || httpStatusOf(c) === 501) return "available";
       throw err;
     }
   }

@@ -13,6 +13,7 @@ describe("isRetryable", () => {
     [sdkErr("InternalError", 500), true],
     [sdkErr("ServiceUnavailable", 503), true],
     [sdkErr("Unknown", 502), true],
+    [sdkErr("NotImplemented", 501), false],
     [sdkErr("TooManyRequests", 429), true],
     [sdkErr("RequestTimeout", 408), true],
     [sdkErr("RequestTimeout", 400), true],

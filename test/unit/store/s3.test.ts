@@ -337,12 +337,15 @@ describe("objects on radosgw", () => {
     expect(await s.listUploads("up/")).toEqual([]);
   });
 
-  test("thaw: a non-archived object is available; radosgw's label-only GLACIER gives a clear error", async () => {
+  test("thaw: a non-archived object is available; radosgw's label-only GLACIER (RestoreObject 501) is readable", async () => {
     const s = store();
     await s.put("thaw/std", "x");
     expect(await s.thaw("thaw/std", { days: 1, tier: "Bulk" })).toBe("available");
     await s.put("thaw/glacier", "x", { storageClass: "GLACIER" });
-    await expect(s.thaw("thaw/glacier", { days: 1, tier: "Bulk" })).rejects.toThrow("does not implement RestoreObject");
+    const calls = recordCalls(s.client);
+    expect(await s.thaw("thaw/glacier", { days: 1, tier: "Bulk" })).toBe("available");
+    expect(calls.map((c) => c.command)).toEqual(["HeadObjectCommand", "RestoreObjectCommand"]);
+    expect(calls[1]!.input.RestoreRequest).toEqual({ Days: 1, GlacierJobParameters: { Tier: "Bulk" } });
     await expect(s.thaw("thaw/missing", { days: 1, tier: "Bulk" })).rejects.toThrow("the object does not exist");
   });
 
