@@ -550,6 +550,15 @@ export class S3Store implements ObjectStore {
           const status = httpStatusOf(c);
           // Unknown upload id: AWS says NoSuchUpload; radosgw says NoSuchKey (404) or 500.
           if (!(name === "NoSuchUpload" || name === "NoSuchKey" || status === 404 || status === 500)) throw err;
+          // The upload may be gone because a killed run completed it before recording that:
+          // then the object is here with this file's size and SHA-256 and nothing is left to do.
+          const meta = await this.headMeta(key, Key, signal);
+          if (meta && meta.size === size && meta.sha === shaHex) {
+            opts.onBytes?.(size);
+            return;
+          }
+          // Starting over: drop the old upload if it still exists somewhere (best effort).
+          await this.abortUpload(key, r.uploadId).catch(() => {});
         }
         if (server) {
           const expected = (n: number) => Math.min(r.partSize, size - (n - 1) * r.partSize);

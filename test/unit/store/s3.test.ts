@@ -271,6 +271,26 @@ describe("objects on radosgw", () => {
     expect(sha256Hex((await s.get("data/fresh"))!)).toBe(sha256Hex(data));
   });
 
+  test("putFile: resuming an upload that a killed run already completed does not upload again", async () => {
+    const data = pseudoRandom(9 * MiB, 31);
+    const sha = sha256Hex(data);
+    const p = await writeFile("completed.bin", data);
+    const s = store();
+    let last: MultipartProgress | undefined;
+    await s.putFile("data/completed", p, { size: data.length, sha256Hex: sha, onProgress: (pr) => void (last = structuredClone(pr)) });
+    expect(last?.parts).toHaveLength(2); // the run "died" before recording that the part was uploaded
+    const s2 = store();
+    const calls = recordCalls(s2.client);
+    await s2.putFile("data/completed", p, { size: data.length, sha256Hex: sha, resume: last });
+    expect(calls.map((c) => c.command)).toEqual(["ListPartsCommand", "HeadObjectCommand"]);
+    // a different file under the same key and old upload id is uploaded afresh
+    const other = pseudoRandom(9 * MiB, 32);
+    const p2 = await writeFile("completed2.bin", other);
+    await s2.putFile("data/completed", p2, { size: other.length, sha256Hex: sha256Hex(other), resume: last });
+    expect(sha256Hex((await s2.get("data/completed"))!)).toBe(sha256Hex(other));
+    expect(await s2.listUploads("data/completed")).toEqual([]);
+  });
+
   test("putFile: abort stops promptly and leaves the upload resumable", async () => {
     const data = pseudoRandom(40 * MiB, 13);
     const p = await writeFile("abort.bin", data);
@@ -399,6 +419,31 @@ describe("errors users can cause", () => {
       expect(err2.message).not.toContain(secret);
       expect(err2.message).not.toContain("\n");
     } finally {
+      process.env.AWS_SECRET_ACCESS_KEY = rig.secretAccessKey;
+    }
+  });
+
+  test("no credentials anywhere in the chain: one-line message", async () => {
+    const keep = { ...process.env };
+    for (const k of ENV) delete process.env[k];
+    process.env.AWS_SHARED_CREDENTIALS_FILE = join(dir, "no-credentials");
+    process.env.AWS_CONFIG_FILE = join(dir, "no-config");
+    process.env.AWS_EC2_METADATA_DISABLED = "true";
+    try {
+      const err = await store().checkAccess().then(
+        () => null,
+        (e) => e,
+      );
+      expect(err).toBeInstanceOf(ZrbError);
+      expect(err.message).toBe(
+        `no AWS credentials found for bucket ${bucket}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run with an instance role`,
+      );
+    } finally {
+      for (const k of ["AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_EC2_METADATA_DISABLED"]) {
+        if (keep[k] === undefined) delete process.env[k];
+        else process.env[k] = keep[k];
+      }
+      process.env.AWS_ACCESS_KEY_ID = rig.accessKeyId;
       process.env.AWS_SECRET_ACCESS_KEY = rig.secretAccessKey;
     }
   });
