@@ -13,10 +13,11 @@ import check from "./cli/check.ts";
 import list from "./cli/list.ts";
 import restore from "./cli/restore.ts";
 import verify from "./cli/verify.ts";
+import systemd from "./cli/systemd.ts";
 
 const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4 locked by another run, 5 zfs, 6 object store, 7 integrity (hash/size mismatch), 8 crypto (key), 9 local I/O (disk full, permissions), 130/143 interrupted (SIGINT/SIGTERM; state is kept and the next run resumes).`;
 
-const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, check };
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, check, systemd };
 
 const main: CommandDef<any> = {
   meta: {
@@ -43,6 +44,12 @@ function suggest(word: string, options: string[]): string {
 
 /** Reject unknown options instead of silently ignoring them. */
 async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): Promise<void> {
+  const subs = (await cmd.subCommands) as Record<string, CommandDef<any>> | undefined;
+  if (subs) {
+    const sub = argv[0] !== undefined ? subs[argv[0]] : undefined;
+    if (!sub) throw new ZrbError(`zrb ${name}: expected one of ${Object.keys(subs).join(", ")}${argv[0] ? `, got ${JSON.stringify(argv[0])}${suggest(argv[0], Object.keys(subs))}` : ""} (see zrb ${name} --help)`, ExitCode.USAGE);
+    return checkFlags(sub, `${name} ${argv[0]}`, argv.slice(1));
+  }
   const defs = (typeof cmd.args === "function" ? await cmd.args() : await cmd.args) ?? {};
   const known = new Set<string>();
   const takesValue = new Set<string>();
@@ -86,7 +93,9 @@ async function run(argv: string[]): Promise<number> {
   const cmd = commands[name];
   if (!cmd) throw new ZrbError(`unknown command ${JSON.stringify(name)}${suggest(name, Object.keys(commands))} (see zrb --help)`, ExitCode.USAGE);
   if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write((await renderUsage(cmd, main)) + "\n\n" + EXIT_CODES + "\n");
+    const subs = (await cmd.subCommands) as Record<string, CommandDef<any>> | undefined;
+    const sub = subs && rest[0] ? subs[rest[0]] : undefined;
+    process.stdout.write((await renderUsage(sub ?? cmd, sub ? cmd : main)) + "\n\n" + EXIT_CODES + "\n");
     return ExitCode.OK;
   }
   await checkFlags(cmd, name, rest);

@@ -1,0 +1,220 @@
+/**
+ * systemd unit text for zrb. Pure functions: config in, files (path relative to the unit
+ * directory + content) out; src/cli/systemd.ts writes them and talks to systemctl.
+ *
+ * Layout (docs/install-nas.md explains the choice):
+ *   zrb-backup@.service    instance "TASK:LEVEL": snapshot at LEVEL (ExecStartPre), then back it up (ExecStart)
+ *   zrb-backup@.timer      shared timer settings; the schedule of each instance is a drop-in
+ *   zrb-snapshot@.service  instance "TASK:LEVEL": an extra local snapshot only (no upload)
+ *   zrb-snapshot@.timer    as above; only enabled when a schedule is asked for
+ *   zrb-backup@TASK:LEVEL.timer.d/zrb-schedule.conf   OnCalendar= of one instance
+ *
+ * The level travels in the instance name because one template timer can only start its own
+ * instance and cannot pass arguments; ':' is a legal unit-name character and task names are
+ * [A-Za-z0-9._-] (config.ts), so "TASK:LEVEL" never needs systemd-escape. The service
+ * hands the raw instance (%i) to `zrb systemd run`, which splits it and runs the ordinary
+ * `zrb snapshot` / `zrb backup` code in-process.
+ */
+import { posix } from "node:path";
+import { STOP_GRACE_SECONDS } from "../cli/common.ts";
+import type { Config, Task } from "../config/config.ts";
+
+export const SCHEDULE_DROPIN = "zrb-schedule.conf";
+export const DEFAULT_FULL_CALENDAR = "Sun *-*-* 02:00:00";
+/** Not on the full backup's day, so the two do not collide on the per-dataset lock every week. */
+export const DEFAULT_INCREMENTAL_CALENDAR = "Mon..Sat *-*-* 02:30:00";
+export const ENV_FILE = "/etc/zrb/env";
+/**
+ * zrb stops within seconds of SIGTERM and exits by itself after STOP_GRACE_SECONDS at the latest
+ * (state kept); systemd's SIGKILL is only the backstop for a hung process.
+ */
+export const STOP_TIMEOUT_SEC = STOP_GRACE_SECONDS + 40;
+export const RANDOM_DELAY = "20min";
+
+export type UnitKind = "backup" | "snapshot";
+
+export interface Schedule {
+  kind: UnitKind;
+  task: string;
+  level: number;
+  /** systemd OnCalendar= expression. */
+  calendar: string;
+}
+
+export interface UnitOptions {
+  /** Absolute path of the zrb binary. */
+  bin: string;
+  /** Absolute path of the config file. */
+  configPath: string;
+  /** Level-0 (full) backup calendar. */
+  full: string;
+  /** Level-1 (incremental) backup calendar. */
+  incremental: string;
+  /** Extra local level-1 snapshots (zrb-snapshot@TASK:1.timer), or undefined for none. */
+  snapshot?: string;
+}
+
+export interface UnitFile {
+  /** Relative to the unit directory, e.g. "zrb-backup@.service" or "zrb-backup@home:0.timer.d/zrb-schedule.conf". */
+  path: string;
+  content: string;
+}
+
+export const instanceName = (task: string, level: number): string => `${task}:${level}`;
+export const unitName = (kind: UnitKind, task: string, level: number, type: "service" | "timer"): string =>
+  `zrb-${kind}@${instanceName(task, level)}.${type}`;
+
+/** Split "TASK:LEVEL" (the inverse of instanceName); null if it is not of that form. */
+export function parseInstance(instance: string): { task: string; level: number } | null {
+  const m = /^([A-Za-z0-9._-]+):(\d{1,2})$/.exec(instance);
+  return m ? { task: m[1]!, level: Number(m[2]) } : null;
+}
+
+/**
+ * Quote one word for a unit file: specifiers (%) and variables ($) are not expanded,
+ * whitespace, quotes and backslashes survive. Plain words are left as they are.
+ */
+export function quoteWord(s: string): string {
+  const lit = s.replaceAll("%", "%%").replaceAll("$", "$$$$");
+  if (/^[A-Za-z0-9_@%$+=:,./-]+$/.test(lit)) return lit;
+  return `"${lit.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+/** Paths zrb writes to: base_dir (state, spill chunks, TMPDIR) and local_store when S3 is off and it lies elsewhere. */
+export function writablePaths(config: Config): string[] {
+  const paths = [config.baseDir];
+  const inside = (p: string, dir: string) => p === dir || p.startsWith(dir === "/" ? "/" : dir + "/");
+  if (!config.s3.enabled && !inside(config.localStore, config.baseDir)) paths.push(config.localStore);
+  return paths;
+}
+
+export const tmpDirFor = (config: Config): string => posix.join(config.baseDir, "tmp");
+
+/** The timers `zrb systemd install` creates for this config: two per enabled task, plus extra snapshots if asked. */
+export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incremental" | "snapshot">): Schedule[] {
+  const out: Schedule[] = [];
+  for (const t of config.tasks.filter((t: Task) => t.enabled)) {
+    out.push({ kind: "backup", task: t.name, level: 0, calendar: opts.full });
+    out.push({ kind: "backup", task: t.name, level: 1, calendar: opts.incremental });
+    if (opts.snapshot) out.push({ kind: "snapshot", task: t.name, level: 1, calendar: opts.snapshot });
+  }
+  return out;
+}
+
+function service(kind: UnitKind, config: Config, opts: UnitOptions): string {
+  const zrb = (step: UnitKind) =>
+    [opts.bin, "systemd", "run", "--step", step, "--config", opts.configPath, "--instance", "%i"].map((w) => (w === "%i" ? w : quoteWord(w))).join(" ");
+  const tmp = tmpDirFor(config);
+  const what = kind === "backup" ? "snapshot and encrypted backup" : "local snapshot (no upload)";
+  const exec =
+    kind === "backup"
+      ? [
+          `# Take the snapshot this run sends, then send it; if the snapshot fails nothing is sent.`,
+          `ExecStartPre=${zrb("snapshot")}`,
+          `ExecStart=${zrb("backup")}`,
+        ]
+      : [`ExecStart=${zrb("snapshot")}`];
+  return `# Generated by \`zrb systemd install\`; re-run it after changing the config or moving the binary.
+# Instance: TASK:LEVEL, e.g. zrb-${kind}@photos:1.service. Local changes belong in a drop-in
+# (systemctl edit zrb-${kind}@.service), which a re-install leaves alone.
+[Unit]
+Description=zrb ${what} of task %i (TASK:LEVEL)
+Wants=network-online.target
+After=network-online.target zfs.target zfs-import.target zfs-mount.service
+
+[Service]
+Type=oneshot
+# A full backup can take days; never kill it for running long.
+TimeoutStartSec=infinity
+# SIGTERM to zrb only (KillMode=mixed): zrb stops its zfs send, saves its resume state and
+# releases its send holds and the lock itself, and exits by itself within ${STOP_GRACE_SECONDS} s;
+# whatever is left after TimeoutStopSec is SIGKILLed (also safe: state files are atomic).
+KillSignal=SIGTERM
+KillMode=mixed
+TimeoutStopSec=${STOP_TIMEOUT_SEC}s
+# Native crypto addons are unpacked into $TMPDIR when zrb starts and /tmp is often noexec:
+# use a directory under base_dir (exec allowed, writable below), created by the first
+# ExecStartPre. Without it zrb still works, on the wasm/JS fallback (≈ 10× slower).
+Environment=${quoteWord(`TMPDIR=${tmp}`)}
+ExecStartPre=/bin/mkdir -p -m 0700 ${quoteWord(tmp)}
+${exec.join("\n")}
+# Credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE…): root-only file, never this unit.
+EnvironmentFile=-${ENV_FILE}
+# Be a polite neighbour to the NAS's real work.
+Nice=10
+CPUSchedulingPolicy=batch
+IOSchedulingClass=best-effort
+IOSchedulingPriority=7
+
+# --- Hardening ---
+# Root, but only with CAP_SYS_ADMIN: the ZFS ioctls behind zfs snapshot/send/hold/release
+# check exactly that capability (/dev/zfs itself is mode 0666). No CAP_DAC_OVERRIDE, CAP_FOWNER
+# or CAP_CHOWN: zrb only reads and writes files root owns (the config, base_dir), so plain
+# ownership grants access; a base_dir owned by another user fails loudly (exit 9), not silently.
+User=root
+CapabilityBoundingSet=CAP_SYS_ADMIN
+AmbientCapabilities=
+NoNewPrivileges=yes
+# The whole file system read-only except base_dir (and local_store when S3 is off).
+ProtectSystem=strict
+${writablePaths(config).map((p) => `ReadWritePaths=${quoteWord(p)}`).join("\n")}
+# read-only, not yes: root's ~/.aws (the AWS credential chain) must stay readable.
+ProtectHome=read-only
+PrivateTmp=yes
+# Devices: the usual pseudo-devices plus the ZFS control device.
+DevicePolicy=closed
+DeviceAllow=/dev/zfs rw
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+# (No MemoryDenyWriteExecute: the JavaScript JIT needs it.)
+`;
+}
+
+function timer(kind: UnitKind): string {
+  const what = kind === "backup" ? "backup" : "extra local snapshot";
+  return `# Generated by \`zrb systemd install\`. The schedule (OnCalendar=) of each instance is in
+# zrb-${kind}@TASK:LEVEL.timer.d/${SCHEDULE_DROPIN}; the settings here are shared.
+[Unit]
+Description=zrb ${what} timer for task %i (TASK:LEVEL)
+
+[Timer]
+# A run missed while the NAS was off happens at the next boot.
+Persistent=true
+# Spread runs so several tasks (and several NAS) do not start in the same second.
+RandomizedDelaySec=${RANDOM_DELAY}
+AccuracySec=1min
+
+[Install]
+WantedBy=timers.target
+`;
+}
+
+function scheduleDropIn(s: Schedule): string {
+  const what = s.kind === "backup" ? (s.level === 0 ? "full (level 0) backup" : `level-${s.level} backup`) : `extra level-${s.level} snapshot`;
+  return `# Generated by \`zrb systemd install\`: ${what} of task ${s.task}.
+[Timer]
+OnCalendar=${s.calendar}
+`;
+}
+
+/** Every file `zrb systemd install` writes for this config, in a stable order. */
+export function renderUnits(config: Config, opts: UnitOptions): UnitFile[] {
+  const files: UnitFile[] = [
+    { path: "zrb-backup@.service", content: service("backup", config, opts) },
+    { path: "zrb-backup@.timer", content: timer("backup") },
+    { path: "zrb-snapshot@.service", content: service("snapshot", config, opts) },
+    { path: "zrb-snapshot@.timer", content: timer("snapshot") },
+  ];
+  for (const s of schedules(config, opts))
+    files.push({ path: `${unitName(s.kind, s.task, s.level, "timer")}.d/${SCHEDULE_DROPIN}`, content: scheduleDropIn(s) });
+  return files;
+}
