@@ -573,7 +573,7 @@ export class S3Store implements ObjectStore {
           progress = { uploadId: r.uploadId, partSize, parts: dedupeSort(trusted) };
         }
       } else {
-        // A partition we cannot continue: drop the old upload (best effort) and start over.
+        // A progress record we cannot continue (bad part size): drop the old upload (best effort), start over.
         await this.abortUpload(key, r.uploadId).catch(() => {});
       }
     }
@@ -642,13 +642,18 @@ export class S3Store implements ObjectStore {
           const res = await this.call(
             `upload part ${n}/${count} of`,
             key,
-            () => {
+            async () => {
+              // A fresh stream of the part's byte range for every attempt (the SDK cannot rewind one).
               const body = createReadStream(path, { start, end: start + len - 1 });
               inflight.set(n, body);
-              return this.client.send(
-                new UploadPartCommand({ Bucket: this.bucket, Key, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: len }),
-                { abortSignal: signal },
-              );
+              try {
+                return await this.client.send(
+                  new UploadPartCommand({ Bucket: this.bucket, Key, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: len }),
+                  { abortSignal: signal },
+                );
+              } finally {
+                body.destroy(); // close the file at once when the request failed or was aborted
+              }
             },
             signal,
           );
