@@ -349,7 +349,8 @@ export async function downloadPart(
           if (err instanceof ZrbError) {
             if (/does not exist/.test(err.message))
               throw storeError(`${name} is missing from the store; run zrb list to see which backups are still intact`);
-            if (err.exitCode !== ExitCode.STORE || /range/.test(err.message)) throw err;
+            // The store already retried the request itself; only broken bodies are retried here.
+            throw err;
           }
           if ((err as { code?: string }).code === "ENOSPC" || (err as { code?: string }).code === "EIO") throw fsError(err, "writing restore scratch file", path);
           if (attempt >= opts.attempts)

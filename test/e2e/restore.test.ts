@@ -211,6 +211,7 @@ describe("zrb restore from the bucket alone", () => {
     await expectFail(restoreArgs(target, "--backup-id", ids[1]!), 5, `target ${target} already exists and holds none of the snapshots of this chain`, "--force");
     expect(await hashTree(m)).toEqual(before);
     expect(await snapsOf(target)).toEqual([]);
+    await run(["zfs", "unmount", target]); // zfs-fuse: -F over a mounted, just-read fs can fail with EIO
     await zrb(restoreArgs(target, "--backup-id", ids[1]!, "--force"), { env });
     expect(await treeOfSnapshot(`${target}@${short(snaps[1]!)}`)).toEqual(trees[1]!);
   });
@@ -319,7 +320,7 @@ describe("zrb restore from the bucket alone", () => {
     }
   });
 
-  test("archived parts: the plan says so, restore asks for --thaw; radosgw's answer to the thaw request is reported", async () => {
+  test("archived parts: the plan says so, restore asks for --thaw; with --thaw radosgw's label-only classes restore", async () => {
     const m = await manifestOf(id1b);
     const copy = (k: string, cls: string) =>
       client.send(new CopyObjectCommand({ Bucket: bucket, Key: PREFIX + k, CopySource: `${bucket}/${PREFIX}${k}`, StorageClass: cls as any, MetadataDirective: "COPY" }));
@@ -332,12 +333,11 @@ describe("zrb restore from the bucket alone", () => {
       expect(plan.frozen).toBe(m.parts.length);
       await expectFail(restoreArgs(target, "--backup-id", id1b), 6, "archived storage class (DEEP_ARCHIVE)", "--thaw");
       expect(await exists(target)).toBe(false);
-      // radosgw only labels classes: it cannot really thaw. Whatever it answers must surface, never a fake success.
-      const r = await zrb([...restoreArgs(target, "--backup-id", id1b, "--thaw", "--tier", "Expedited")], { env, allowFail: true });
-      expect(r.code).not.toBe(0);
-      expect(r.stderr).toContain("does not implement RestoreObject for storage class DEEP_ARCHIVE");
-      expect(r.stderr.split("\n").filter((l) => l.startsWith("zrb: ")).length).toBe(1);
-      expect(await exists(target)).toBe(false);
+      // radosgw only labels classes: RestoreObject answers 501 NotImplemented, which the store
+      // reads as "readable as it is"; the restore then runs and is verified like any other.
+      const r = JSON.parse((await zrb([...restoreArgs(target, "--backup-id", id1b, "--thaw", "--tier", "Expedited", "--json")], { env })).stdout);
+      expect(r.thaw).toEqual({ total: m.parts.length, requested: 0, ongoing: 0, available: m.parts.length });
+      expect(await treeOfSnapshot(`${target}@${short(snap1b)}`)).toEqual(tree1b);
     } finally {
       for (const p of m.parts) await copy(p.key, "STANDARD");
     }
