@@ -5,6 +5,7 @@
  */
 import type { ObjectStore } from "../store/store.ts";
 import { fullName, listManifests, type Manifest } from "../state/manifest.ts";
+import { log } from "../util/log.ts";
 
 export interface CatalogEntry {
   backupId: string;
@@ -27,6 +28,8 @@ export interface CatalogEntry {
 export interface Catalog {
   manifests: Map<string, Manifest>;
   entries: CatalogEntry[];
+  /** Manifests that could not be parsed: left out of the chains, reported by key. */
+  corrupt: { key: string; backupId: string; message: string }[];
 }
 
 /** Resolve the chain root → m. Throws a message when a link is missing or inconsistent. */
@@ -50,7 +53,12 @@ export function resolveChain(m: Manifest, byId: Map<string, Manifest>): Manifest
 }
 
 export async function loadCatalog(store: ObjectStore, pool: string, dataset: string): Promise<Catalog> {
-  const ms = await listManifests(store, pool, dataset);
+  const corrupt: Catalog["corrupt"] = [];
+  const ms = await listManifests(store, pool, dataset, (key, message) => {
+    const backupId = key.slice(key.lastIndexOf("/") + 1).replace(/\.manifest\.yaml$/, "");
+    corrupt.push({ key, backupId, message });
+    log.warn(`${message} (left out)`);
+  });
   const byId = new Map(ms.map((m) => [m.backupId, m]));
   const objects = new Map<string, number>();
   for (const o of await store.list(`data/${fullName(pool, dataset)}/`)) objects.set(o.key, o.size);
@@ -103,7 +111,7 @@ export async function loadCatalog(store: ObjectStore, pool: string, dataset: str
       ...(problem !== undefined ? { problem } : {}),
     };
   });
-  return { manifests: byId, entries };
+  return { manifests: byId, entries, corrupt };
 }
 
 export async function catalog(store: ObjectStore, pool: string, dataset: string): Promise<CatalogEntry[]> {

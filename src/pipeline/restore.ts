@@ -81,6 +81,7 @@ function notRestorable(entry: CatalogEntry, cat: Catalog, location: string): Zrb
 
 export function selectBackup(cat: Catalog, sel: Selector, fs: string, location: string): Selection {
   const all = cat.entries;
+  if (all.length === 0 && cat.corrupt.length) throw integrityError(cat.corrupt[0]!.message);
   if (all.length === 0)
     throw storeError(`no backups of ${fs} in ${location}; check s3.bucket, s3.prefix and the task's pool/dataset in the config`);
   let pick: CatalogEntry | undefined;
@@ -88,6 +89,8 @@ export function selectBackup(cat: Catalog, sel: Selector, fs: string, location: 
   const list = () => "run zrb list to see the backups";
   if (sel.backupId !== undefined) {
     pick = all.find((e) => e.backupId === sel.backupId);
+    const bad = cat.corrupt.find((c) => c.backupId === sel.backupId);
+    if (!pick && bad) throw integrityError(bad.message);
     if (!pick) throw usageError(`no backup ${sel.backupId} of ${fs} in ${location}; ${list()}`);
   } else if (sel.snapshot !== undefined) {
     const want = shortSnap(sel.snapshot);

@@ -4,7 +4,8 @@
  */
 import YAML from "yaml";
 import type { ObjectStore } from "../store/store.ts";
-import { integrityError } from "../util/errors.ts";
+import { ZrbError, integrityError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
 
 export const MANIFEST_FORMAT = "zrb-manifest/1";
 
@@ -118,7 +119,12 @@ export function parseManifest(text: string, key: string, expect: { pool: string;
 }
 
 /** Every manifest of one dataset in the store, oldest first (ids sort by time). */
-export async function listManifests(store: ObjectStore, pool: string, dataset: string): Promise<Manifest[]> {
+export async function listManifests(
+  store: ObjectStore,
+  pool: string,
+  dataset: string,
+  onCorrupt: (key: string, message: string) => void = (_k, m) => log.warn(`${m} (left out)`),
+): Promise<Manifest[]> {
   const dir = manifestDir(pool, dataset);
   const objs = await store.list(dir);
   const keys = objs
@@ -129,7 +135,14 @@ export async function listManifests(store: ObjectStore, pool: string, dataset: s
   for (const key of keys) {
     const body = await store.get(key);
     if (!body) continue;
-    out.push(parseManifest(new TextDecoder().decode(body), key, { pool, dataset }));
+    try {
+      out.push(parseManifest(new TextDecoder().decode(body), key, { pool, dataset }));
+    } catch (err) {
+      // One damaged manifest must not hide every other backup on the worst day: it is
+      // reported and left out, so only the chains that need it become unrestorable.
+      if (!(err instanceof ZrbError)) throw err;
+      onCorrupt(key, err.message);
+    }
   }
   return out;
 }
