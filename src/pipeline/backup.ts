@@ -267,6 +267,9 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
       writeYamlAtomic(statePath, state);
     }
 
+    // Send holds a killed run left on other snapshots (its state lost or discarded) are stale.
+    await releaseStraySendHolds(fs, [state.snapshot.name, state.parent?.name]);
+
     // Hold what the send reads: released on every exit path below. A hold left by a killed
     // run (kill -9, power loss) carries the same tag: taking it again is a no-op, and it is
     // released with ours.
@@ -340,6 +343,22 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     await releaseSendHolds(held);
     lock.release();
   }
+}
+
+/**
+ * Release `zrb-send` holds on every snapshot of fs but `keep`. Only call it under the
+ * dataset's lock: no other run of this host can be sending then, so such holds were leaked
+ * by a killed run. (zfs-fuse has no `zfs holds`; releasing a tag that is not there is a no-op.)
+ * Returns the snapshots that had any user hold and were tried.
+ */
+export async function releaseStraySendHolds(fs: string, keep: (string | undefined)[]): Promise<string[]> {
+  const tried: string[] = [];
+  for (const [snap, n] of await zfs.userRefs(fs)) {
+    if (n === 0 || keep.includes(snap)) continue;
+    tried.push(snap);
+    await zfs.release(SEND_HOLD, snap);
+  }
+  return tried;
 }
 
 async function releaseSendHolds(held: string[]): Promise<void> {

@@ -282,3 +282,89 @@ describe("kill -9 and resume", () => {
     expect(await auditOf(d)).toEqual(cleanAudit);
   }, 120_000);
 });
+
+describe("zrb cleanup", () => {
+  test("lists (dry run) and removes dangling uploads and orphan parts; keeps finished backups, the resumable one and other datasets' objects", async () => {
+    const { CreateMultipartUploadCommand, PutObjectCommand, DeleteObjectCommand } = await import("@aws-sdk/client-s3");
+    const d = await dataset("cleanup", { chunkSize: "10MiB" });
+    await writeRandomFile(join(d.mnt, "small.bin"), 300_000, 201);
+    await snap(d, 0);
+    const done = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    await writeRandomFile(join(d.mnt, "big.bin"), 25 * 1024 * 1024, 202);
+    await snap(d, 1);
+    // kill -9 with multipart uploads in flight: they are recorded in the state and must survive cleanup.
+    proxy.setDecide((r) => (isUploadPart(r) && partNumberOf(r) > 1 ? { kind: "forward", delayMs: 10_000 } : forward));
+    const p = await spawnZrb(backupArgs(d, 1), env);
+    await waitFor("a multipart part recorded", () => (readState(d)?.chunks ?? []).some((c: any) => c?.multipart?.parts?.length >= 1));
+    p.kill("SIGKILL");
+    await p.exited;
+    proxy.setDecide(() => forward);
+    const st = readState(d);
+    const stateUploads = st.chunks.filter((c: any) => c?.multipart).map((c: any) => c.multipart.uploadId).sort();
+
+    // What a lost state or a foreign crash leaves: an upload and a part nobody refers to.
+    const stale = `${PREFIX}data/${d.fs}/level0/20250101T000000Z-L0-abcdef/`;
+    const up = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: stale + "part-000000.age" }));
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: stale + "part-000001.age", Body: "orphan" }));
+    const child = `${PREFIX}data/${d.fs}/child/level0/20250101T000000Z-L0-abcdef/part-000000.age`; // another dataset's
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: child, Body: "child" }));
+    const base = ["cleanup", "--config", d.cfg, "--task", "t", "--json"];
+
+    const dry = JSON.parse((await zrb([...base, "--dry-run"], { env })).stdout);
+    expect(dry.dryRun).toBe(true);
+    expect(dry.uploads.map((u: any) => u.uploadId)).toEqual([up.UploadId]);
+    expect(dry.orphans.map((o: any) => o.key)).toEqual([`data/${d.fs}/level0/20250101T000000Z-L0-abcdef/part-000001.age`]);
+    expect(dry.kept.resumableBackupId).toBe(st.backupId);
+    expect((await listUploads(client, bucket)).some((u) => u.uploadId === up.UploadId)).toBe(true);
+    const young = JSON.parse((await zrb([...base, "--older-than", "1h"], { env })).stdout);
+    expect(young.uploads).toEqual([]);
+    expect(young.orphans).toEqual([]);
+    expect(await expectFail([...base, "--older-than", "soon"], 2)).toBe('--older-than must be a duration like 30m, 24h or 7d, got "soon"');
+
+    const real = JSON.parse((await zrb(base, { env })).stdout);
+    expect(real.uploads.length).toBe(1);
+    expect(real.orphans.length).toBe(1);
+    const left = await listUploads(client, bucket);
+    expect(left.some((u) => u.uploadId === up.UploadId)).toBe(false);
+    expect(left.filter((u) => u.key.includes(`/${d.fs}/level1/`)).map((u) => u.uploadId).sort()).toEqual(stateUploads);
+    expect((await listKeys(client, bucket, child)).length).toBe(1);
+    await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: child }));
+
+    // The resumable backup still resumes, and leaves nothing behind.
+    const out = JSON.parse((await zrb(backupArgs(d, 1), { env })).stdout);
+    expect(out.backupId).toBe(st.backupId);
+    expect(out.parentBackupId).toBe(done.backupId);
+    expect(await auditOf(d)).toEqual(cleanAudit);
+
+    // A state lost with base_dir: cleanup removes everything the killed run uploaded.
+    await writeRandomFile(join(d.mnt, "big2.bin"), 25 * 1024 * 1024, 203);
+    await snap(d, 1);
+    proxy.setDecide((r) => (isUploadPart(r) && partNumberOf(r) > 1 ? { kind: "forward", delayMs: 10_000 } : forward));
+    const p2 = await spawnZrb(backupArgs(d, 1), env);
+    await waitFor("a multipart part recorded", () => (readState(d)?.chunks ?? []).some((c: any) => c?.multipart?.parts?.length >= 1));
+    p2.kill("SIGKILL");
+    await p2.exited;
+    proxy.setDecide(() => forward);
+    const lostId = readState(d).backupId;
+    rmSync(join(d.runDir, "backup_state.yaml"));
+    const again = JSON.parse((await zrb(base, { env })).stdout);
+    expect(again.uploads.length).toBeGreaterThan(0);
+    expect(again.uploads.every((u: any) => u.key.includes(lostId))).toBe(true);
+    expect(again.spillDirs.some((s: string) => s.endsWith(lostId))).toBe(true);
+    // …and the send holds the killed run leaked on its snapshot and base.
+    expect(await auditOf(d)).toEqual(cleanAudit);
+  }, 180_000);
+
+  test("cleanup refuses while a backup of the dataset runs", async () => {
+    const d = await dataset("cleanlock", { chunkSize: "1MiB" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 3 * 1024 * 1024, 204);
+    await snap(d, 0);
+    proxy.setDecide((r) => (r.method === "PUT" ? { kind: "forward", delayMs: 3000 } : forward));
+    const p = await spawnZrb(backupArgs(d, 0), env);
+    await waitFor("the lock", () => existsSync(join(d.runDir, "zrb.lock")));
+    const msg = await expectFail(["cleanup", "--config", d.cfg, "--task", "t"], 4);
+    expect(msg).toMatch(new RegExp(`^dataset ${d.fs} is locked by 'zrb backup --level 0' \\(pid \\d+`));
+    proxy.setDecide(() => forward);
+    expect(await p.exited).toBe(0);
+  }, 120_000);
+});
