@@ -205,6 +205,9 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     if (!(await zfs.datasetExists(fs)))
       throw zfsError(`dataset ${fs} (task ${task.name}) does not exist; check tasks[].pool/dataset in ${cfg.path}`);
     const snaps = await zfs.listSnapshots(fs);
+    // Touch the store before anything else: a wrong bucket, endpoint or credentials fail here,
+    // before a snapshot is held, a state written or a byte sent.
+    const storedHeads = await readHeads(store, task.pool, task.dataset);
     const statePath = join(dir, "backup_state.yaml");
     let state = await readYaml<BackupState>(statePath);
     let resumed = false;
@@ -235,8 +238,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
         throw zfsError(`no snapshot ${fs}@${zfs.levelPrefix(level)}* to back up; create one with: zrb snapshot --config ${cfg.path} --task ${task.name} --level ${level}`);
       let parent: BackupState["parent"] = null;
       if (level > 0) {
-        const heads = await readHeads(store, task.pool, task.dataset);
-        const p = chooseParent(heads, level);
+        const p = chooseParent(storedHeads, level);
         if (!p)
           throw new ZrbError(
             `level ${level} needs a backup at a lower level of ${fs} first, and ${store.location} has none; run: zrb backup --config ${cfg.path} --task ${task.name} --level 0`,
@@ -291,14 +293,18 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
       }
     }
 
-    const result = await sendAndUpload(cfg, task, store, state, statePath, dir, opts);
+    const result = await sendAndUpload(cfg, task, store, state, statePath, dir, opts).catch((err) => {
+      throw resumable(err, state!);
+    });
     if (result.restart) {
       log.warn(`the re-sent stream of ${state.snapshot.name} differs from the interrupted run's bytes; starting backup over under a new id`);
       await discardState(store, state, dir, { keepHolds: true });
       const fresh = { ...state, backupId: newBackupId(level), chunks: [], startedAt: new Date().toISOString() };
       writeYamlAtomic(statePath, fresh);
       state = fresh;
-      const again = await sendAndUpload(cfg, task, store, state, statePath, dir, opts);
+      const again = await sendAndUpload(cfg, task, store, state, statePath, dir, opts).catch((err) => {
+        throw resumable(err, state!);
+      });
       if (again.restart) throw integrityError(`zfs send of ${state.snapshot.name} is not reproducible within one run; aborting`);
       Object.assign(result, again);
     }
@@ -359,6 +365,12 @@ export async function releaseStraySendHolds(fs: string, keep: (string | undefine
     await zfs.release(SEND_HOLD, snap);
   }
   return tried;
+}
+
+/** A network/store or local disk failure mid-backup: say that the next run picks up from here. */
+function resumable(err: unknown, state: BackupState): unknown {
+  if (!(err instanceof ZrbError) || (err.exitCode !== ExitCode.STORE && err.exitCode !== ExitCode.IO)) return err;
+  return new ZrbError(`${err.message}; fix that and rerun: it resumes backup ${state.backupId}`, err.exitCode, { cause: err.cause ?? err });
 }
 
 async function releaseSendHolds(held: string[]): Promise<void> {

@@ -368,3 +368,149 @@ describe("zrb cleanup", () => {
     expect(await p.exited).toBe(0);
   }, 120_000);
 });
+
+describe("S3 faults through the proxy", () => {
+  test("503 SlowDown bursts, 500s, connection resets, cut bodies and delays are retried and the backup succeeds", async () => {
+    const d = await dataset("faults", { chunkSize: "1MiB", maxAttempts: 8 });
+    await writeRandomFile(join(d.mnt, "a.bin"), 5 * 1024 * 1024, 301);
+    const expected = await hashTree(d.mnt);
+    await snap(d, 0);
+    const seen = { slow: 0, e500: 0, reset: 0, cut: 0, delay: 0 };
+    proxy.setDecide((r): ProxyAction => {
+      const k = r.n % 10;
+      if (k === 1 || k === 2) return (seen.slow++, { kind: "reply", response: slowDown() }); // bursts of two
+      if (k === 4) return (seen.e500++, { kind: "reply", response: internalError() });
+      if (k === 6) return (seen.reset++, { kind: "reset" });
+      if (k === 8 && r.method === "PUT") return (seen.cut++, { kind: "cut", afterBytes: 5000 });
+      if (k === 9) return (seen.delay++, { kind: "forward", delayMs: 400 });
+      return forward;
+    });
+    try {
+      const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+      expect(out.resumed).toBe(false);
+      for (const v of Object.values(seen)) expect(v).toBeGreaterThan(0);
+      proxy.setDecide(() => forward);
+      expect(await auditOf(d)).toEqual(cleanAudit);
+      expect(await restoredTree(d, out.backupId)).toEqual(expected);
+    } finally {
+      proxy.setDecide(() => forward);
+    }
+  }, 120_000);
+
+  test("a spent retry budget is one clear error; the state stays resumable and the rerun finishes", async () => {
+    const d = await dataset("budget", { chunkSize: "1MiB", maxAttempts: 3 });
+    await writeRandomFile(join(d.mnt, "a.bin"), 4 * 1024 * 1024, 302);
+    const s = await snap(d, 0);
+    proxy.setDecide((r) => (r.method === "PUT" && r.path.includes("part-000002") ? { kind: "reply", response: slowDown() } : forward));
+    const msg = await expectFail(backupArgs(d, 0), 6);
+    const st = readState(d);
+    expect(msg).toBe(
+      `put s3://${bucket}/${PREFIX}data/${d.fs}/level0/${st.backupId}/part-000002.age failed after 3 attempts: ` +
+        `SlowDown (HTTP 503): Please reduce your request rate.; fix that and rerun: it resumes backup ${st.backupId}`,
+    );
+    expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(false);
+    expect(await userrefs(s)).toBe(0);
+    expect(st.chunks[0].uploaded).toBe(true);
+    proxy.setDecide(() => forward);
+    const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    expect(out.backupId).toBe(st.backupId);
+    expect(await auditOf(d)).toEqual(cleanAudit);
+  }, 120_000);
+
+  test("clock skew and expired credentials: one line saying what to do", async () => {
+    const d = await dataset("skew", { chunkSize: "1MiB" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 100_000, 303);
+    await snap(d, 0);
+    const { s3Error } = await import("../helpers/faultproxy.ts");
+    try {
+      proxy.setDecide(() => ({ kind: "reply", response: s3Error(403, "Forbidden", "RequestTimeTooSkewed", "The difference between the request time and the current time is too large.") }));
+      expect(await expectFail(backupArgs(d, 0), 6)).toStartWith(`clock skew: ${proxy.endpoint} rejected the request time`);
+      proxy.setDecide(() => ({ kind: "reply", response: s3Error(400, "Bad Request", "ExpiredToken", "The provided token has expired.") }));
+      expect(await expectFail(backupArgs(d, 0), 6)).toStartWith(`credentials expired for bucket ${bucket}`);
+    } finally {
+      proxy.setDecide(() => forward);
+    }
+    JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    expect(await auditOf(d)).toEqual(cleanAudit);
+  }, 120_000);
+});
+
+describe("wrong bucket, dead endpoint, full or read-only disk, no zfs, no dataset", () => {
+  test("a bucket that does not exist", async () => {
+    const d = await dataset("nobucket", { bucket: "zrbt-does-not-exist" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 100_000, 304);
+    const s = await snap(d, 0);
+    expect(await expectFail(backupArgs(d, 0), 6)).toBe(`bucket zrbt-does-not-exist does not exist at ${proxy.endpoint}; create it or fix s3.bucket`);
+    expect(readState(d)).toBeNull(); // failed before anything was held, written or sent
+    expect(await userrefs(s)).toBe(0);
+    expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(false);
+  }, 60_000);
+
+  test("an endpoint that does not answer", async () => {
+    const dead = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const port = dead.port;
+    dead.stop(true); // nothing listens there now: connections are refused
+    const d = await dataset("noendpoint", { endpoint: `http://127.0.0.1:${port}`, maxAttempts: 2 });
+    await writeRandomFile(join(d.mnt, "a.bin"), 100_000, 305);
+    await snap(d, 0);
+    expect(await expectFail(backupArgs(d, 0), 6)).toMatch(
+      new RegExp(`^cannot reach S3 endpoint http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.* \\(after 2 attempts\\)$`),
+    );
+  }, 60_000);
+
+  test("disk full under base_dir: the error names the path; after freeing space the rerun resumes", async () => {
+    const base = join(work, "tiny");
+    mkdirSync(base, { recursive: true });
+    await run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", base]);
+    try {
+      const d = await dataset("full", { chunkSize: "2MiB", workers: 1, baseDir: base });
+      await writeRandomFile(join(d.mnt, "a.bin"), 9 * 1024 * 1024, 306);
+      const s = await snap(d, 0);
+      // Slow uploads so that spill files pile up: 2 chunks of 2 MiB do not fit in 3 MiB.
+      proxy.setDecide((r) => (r.method === "PUT" ? { kind: "forward", delayMs: 1500 } : forward));
+      const msg = await expectFail(backupArgs(d, 0), 9);
+      proxy.setDecide(() => forward);
+      expect(msg).toMatch(new RegExp(`^writing spill chunk: no space left on device at ${base}/run/${pool.pool}/full/spill/[0-9A-Za-z-]+/part-\\d{6}\\.age; free space or point base_dir at a larger disk; fix that and rerun: it resumes backup [0-9A-Za-z-]+$`));
+      expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(false);
+      expect(await userrefs(s)).toBe(0);
+      const st = readState(d);
+      expect(st).not.toBeNull();
+      await run(["mount", "-o", "remount,size=64m", base]);
+      const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+      expect(out.backupId).toBe(st.backupId);
+      expect(await auditOf(d)).toEqual(cleanAudit);
+    } finally {
+      proxy.setDecide(() => forward);
+      await run(["umount", "-l", base], { allowFail: true });
+    }
+  }, 120_000);
+
+  test("a read-only base_dir", async () => {
+    const base = join(work, "ro");
+    mkdirSync(base, { recursive: true });
+    await run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", base]);
+    try {
+      const d = await dataset("readonly", { baseDir: base });
+      await writeRandomFile(join(d.mnt, "a.bin"), 100_000, 307);
+      await snap(d, 0);
+      expect(await expectFail(backupArgs(d, 0), 9)).toBe(`creating directory: ${base}/run/${pool.pool}/readonly is on a read-only file system; make it writable or change base_dir`);
+    } finally {
+      await run(["umount", "-l", base], { allowFail: true });
+    }
+  }, 60_000);
+
+  test("a missing zfs binary", async () => {
+    const d = await dataset("nozfs");
+    await snap(d, 0);
+    expect(await expectFail(backupArgs(d, 0), 5, { ZRB_ZFS: "/nonexistent/zfs" })).toMatch(
+      /^cannot run '\/nonexistent\/zfs': .*; install the ZFS utilities \(zfsutils-linux\) or put zfs on PATH$/,
+    );
+    expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(false);
+  }, 60_000);
+
+  test("a dataset that is gone", async () => {
+    const d = await dataset("gone");
+    for (let i = 0; i < 40 && (await run(["zfs", "destroy", "-r", d.fs], { allowFail: true })).code !== 0; i++) await Bun.sleep(250);
+    expect(await expectFail(backupArgs(d, 0), 5)).toBe(`dataset ${d.fs} (task t) does not exist; check tasks[].pool/dataset in ${d.cfg}`);
+  }, 60_000);
+});
