@@ -85,7 +85,8 @@ async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write((await renderUsage(main)) + "\n\n" + EXIT_CODES + "\n");
-    return name ? ExitCode.OK : ExitCode.USAGE;
+    if (!name) throw new ZrbError("a command is required (usage above; see zrb --help)", ExitCode.USAGE);
+    return ExitCode.OK;
   }
   if (name === "--version" || name === "-V" || name === "version") {
     process.stdout.write(`zrb ${VERSION}\n`);
