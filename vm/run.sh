@@ -30,6 +30,7 @@ export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-TESTKEY} AWS_SECRET_ACCESS_KEY=${A
 export AWS_REGION=${AWS_REGION:-us-east-1}
 GUEST_DIR=/root/zrb-tests
 
+main() {
 KEEP=0 REUSE=0 WANT=()
 for a in "$@"; do
   case $a in
@@ -62,6 +63,12 @@ ORDER=$(printf '%s\n' "${!SEL[@]}" | sort)
 
 [ -x "$BIN" ] || die "no zrb binary at $BIN: build it first with 'bun run build.ts' (or set ZRB_BIN)"
 need_cmds curl ssh scp timeout
+# test a copy: a rebuild of dist/ while the tier runs must not pull the file away
+mkdir -p "$RUN"
+cp "$BIN" "$RUN/zrb.tmp" || die "cannot copy $BIN (being rebuilt?)"
+mv "$RUN/zrb.tmp" "$RUN/zrb"; chmod 755 "$RUN/zrb"
+"$RUN/zrb" --version >/dev/null || die "$BIN does not run on the host ('zrb --version' failed)"
+log "testing $("$RUN/zrb" --version | head -1) from $BIN (sha256 $(sha256sum "$RUN/zrb" | cut -c1-16))"
 
 T_ALL=$(now)
 if [ "$REUSE" = 1 ]; then
@@ -69,7 +76,9 @@ if [ "$REUSE" = 1 ]; then
 else
   "$ZVM" build
   curl -s -o /dev/null -m 5 "http://127.0.0.1:$RGW_PORT/" || die "no S3 server answers on 127.0.0.1:$RGW_PORT (ZRB_TEST_RGW_PORT)"
-  "$ZVM" boot
+  # the binary rides in as a read-only third disk (/dev/vdc), padded to 512 bytes
+  cp "$RUN/zrb" "$RUN/zrb.disk"; truncate -s %512 "$RUN/zrb.disk"
+  ZRB_VM_DATA_DISK=$RUN/zrb.disk "$ZVM" boot
 fi
 [ "$KEEP" = 1 ] || trap '"$ZVM" stop || true' EXIT
 
@@ -82,8 +91,14 @@ if [ "$REUSE" = 0 ]; then
 fi
 t=$(now)
 vssh "mkdir -p $GUEST_DIR /usr/local/bin"
-"$ZVM" scp "$BIN" :/usr/local/bin/zrb
+size=$(stat -c %s "$RUN/zrb"); sum=$(sha256sum "$RUN/zrb" | cut -d' ' -f1)
+if [ "$REUSE" = 1 ]; then
+  "$ZVM" scp "$RUN/zrb" :/usr/local/bin/zrb
+else
+  vssh "head -c $size /dev/vdc > /usr/local/bin/zrb"
+fi
 vssh 'chmod 755 /usr/local/bin/zrb'
+[ "$(vssh 'sha256sum /usr/local/bin/zrb' | cut -d' ' -f1)" = "$sum" ] || die "the zrb binary in the guest differs from $RUN/zrb (sha256)"
 "$ZVM" scp "$HERE/lib/s3.sh" ":$GUEST_DIR/s3.sh"
 for f in "$HERE"/tests/*.sh; do "$ZVM" scp "$f" ":$GUEST_DIR/"; done
 if [ "$REUSE" = 0 ]; then
@@ -127,3 +142,6 @@ done
 echo "vm: $PASS passed, $FAIL failed in $(elapsed "$T_ALL")s${BUCKET:+ (bucket $BUCKET)}"
 [ "$KEEP" = 1 ] && echo "vm: VM left running: vm/zvm.sh ssh ..., vm/run.sh --reuse NN, vm/zvm.sh stop"
 [ "$FAIL" -eq 0 ]
+}
+# all of the above is read before main runs: editing this file during a run is safe
+main "$@"; exit

@@ -19,6 +19,8 @@
 #                       is picked if it is taken)
 #   ZRB_TEST_RGW_PORT   host port the guest reaches as http://10.0.2.100:80 (default 7480)
 #   ZRB_VM_POOL_SIZE    size of the second (pool) disk, /dev/vdb (default 2G)
+#   ZRB_VM_DATA_DISK    optional file attached read-only as /dev/vdc (run.sh ships the
+#                       zrb binary this way: ~3x faster than scp under TCG)
 #   ZRB_VM_ROOT_SIZE    size the guest's root fs is grown to at boot (default 4G, sparse)
 #   ZRB_VM_MEM / ZRB_VM_CPUS   guest RAM in MiB (2048) / vCPUs (2)
 #   ZRB_VM_BOOT_TIMEOUT seconds to wait for ssh after starting qemu (default 300)
@@ -124,16 +126,19 @@ working_copy() {
 }
 
 cmd_boot() {
-  need_cmds qemu-system-x86_64 zstd ssh ss
+  need_cmds qemu-system-x86_64 zstd ssh ss python3
   image_ok || die "no cached image $KEY in $IMG (run: vm/zvm.sh build)"
   local pid; if pid=$(qemu_pid); then die "an instance is already running (qemu pid $pid, $RUN); run: vm/zvm.sh stop"; fi
   mkdir -p "$RUN"
   exec 8>"$RUN/boot.lock"; flock -n 8 || die "another boot is in progress in $RUN"
   working_copy
-  rm -f "$RUN/pool.img" "$RUN/console.log" "$RUN/qemu.pid" "$RUN/ssh.port"
+  rm -f "$RUN/pool.img" "$RUN/console.log" "$RUN/qemu.pid" "$RUN/ssh.port" "$RUN/guestfwd.log"
   truncate -s "$POOL_SIZE" "$RUN/pool.img"        # /dev/vdb, fresh for every boot
-  local port t0 i
+  local port t0 i fwd
   port=$(pick_port)
+  # one relay process per guest connection (see lib/tcp-forward.py for why not -tcp:)
+  fwd="python3 $ZVM_ROOT/lib/tcp-forward.py 127.0.0.1 $RGW_PORT $RUN/guestfwd.log"
+  case $fwd in *,*) die "paths must not contain ',' (qemu option syntax): $fwd" ;; esac
   curl -s -o /dev/null -m 3 "http://127.0.0.1:$RGW_PORT/" || warn "nothing answers on host 127.0.0.1:$RGW_PORT (the guest's S3 at 10.0.2.100:80)"
   t0=$(now)
   # restrict=on: the guest reaches nothing but the guestfwd (10.0.2.100:80 -> the
@@ -143,7 +148,8 @@ cmd_boot() {
     -append "root=/dev/vda rw init=/sbin/zvm-init net.ifnames=0 console=ttyS0 ${ZRB_VM_APPEND:-}" \
     -drive "file=$RUN/rt.img,format=raw,if=virtio,cache=unsafe" \
     -drive "file=$RUN/pool.img,format=raw,if=virtio,cache=unsafe" \
-    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:$RGW_PORT" \
+    ${ZRB_VM_DATA_DISK:+-drive "file=$ZRB_VM_DATA_DISK,format=raw,if=virtio,readonly=on"} \
+    -netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$port-:22,guestfwd=tcp:10.0.2.100:80-cmd:$fwd" \
     -device virtio-net-pci,netdev=n0 \
     -display none -monitor none -serial "file:$RUN/console.log" \
     -snapshot -pidfile "$RUN/qemu.pid" -daemonize \

@@ -11,7 +11,8 @@ ctask=vmcomp
 run zfs create -o compression=lz4 "$CDS"
 CM=$(mountpoint_of "$CDS")
 seq 1 3000000 > "$CM/numbers.txt"
-yes 'zrb compressed send test line' | head -c $((16 * 1024 * 1024)) > "$CM/repeated.txt"
+# (process substitution: under pipefail, 'yes | head' fails with SIGPIPE)
+head -c $((16 * 1024 * 1024)) < <(yes 'zrb compressed send test line') > "$CM/repeated.txt"
 head -c 300000 /dev/urandom > "$CM/random.bin"
 sync
 rm -rf /var/lib/zrb-comp
