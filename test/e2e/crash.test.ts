@@ -91,7 +91,7 @@ async function expectFail(args: string[], code: number, extraEnv: Record<string,
   const lines = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
   expect(lines.length).toBe(1);
   expect(lines[0]).toStartWith("zrb: error: ");
-  expect(r.stderr).not.toContain("internal error");
+  expect(r.stderr).not.toContain("zrb: internal error");
   expect(r.stderr).not.toMatch(/^\s+at /m);
   return lines[0]!.slice("zrb: error: ".length);
 }
@@ -160,7 +160,7 @@ describe("graceful SIGTERM / SIGINT", () => {
     expect(code).toBe(143);
     expect(secs).toBeLessThan(5);
     expect(stderr).toContain("zrb: error: interrupted by SIGTERM");
-    expect(stderr).not.toContain("internal error");
+    expect(stderr).not.toContain("zrb: internal error");
     expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(false);
     expect(await userrefs(s)).toBe(0); // a first level 0: no base hold yet, and the send hold is gone
     const st = readState(d);

@@ -32,7 +32,7 @@ let configs: string[] = [];
 type Flags = Record<string, { type?: string; alias?: string | string[] }>;
 let commands: Record<string, Flags> = {};
 
-const FORBIDDEN = /internal error|^\s+at .+[(:]\d+|\bat (async )?[A-Za-z_$.<>]+ \(|TypeError|ReferenceError|RangeError|SyntaxError: |undefined is not|Cannot read propert/m;
+const FORBIDDEN = /zrb: internal error|^\s+at .+[(:]\d+|\bat (async )?[A-Za-z_$.<>]+ \(|TypeError|ReferenceError|RangeError|SyntaxError: |undefined is not|Cannot read propert/m;
 
 beforeAll(async () => {
   await ensureBinary();
