@@ -1,0 +1,107 @@
+/** The CLI surface a user meets first: check, snapshot by pool/dataset, help, version, usage errors. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { makeBucket, makePool, run, s3Rig, tmpDir, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
+import { configYaml, s3Env, zrb } from "../helpers/zrb.ts";
+
+let s3: S3Rig;
+let pool: TestPool;
+let work: string;
+let recipient: string;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  await zfsRig();
+  s3 = await s3Rig();
+  pool = await makePool({ sizeMiB: 128 });
+  work = tmpDir("zrb-e2e-cli-");
+  await run(["age-keygen", "-o", join(work, "key.txt")]);
+  recipient = (await run(["age-keygen", "-y", join(work, "key.txt")])).stdout.trim();
+  env = s3Env(s3);
+  await run(["zfs", "create", `${pool.pool}/data`]);
+}, 300_000);
+
+afterAll(async () => {
+  await pool?.destroy();
+  if (work) rmSync(work, { recursive: true, force: true });
+}, 120_000);
+
+function cfg(name: string, o: Partial<Parameters<typeof configYaml>[0]>): string {
+  const p = join(work, name);
+  writeFileSync(p, configYaml({ baseDir: join(work, "base"), recipients: [recipient], s3, tasks: [{ name: "t", pool: pool.pool, dataset: "data" }], ...o }));
+  return p;
+}
+
+describe("zrb check", () => {
+  test("a good config, an existing dataset and a reachable bucket pass", async () => {
+    const bucket = await makeBucket(s3);
+    const r = await zrb(["check", "--config", cfg("ok.yaml", { bucket }), "--json"], { env });
+    const j = JSON.parse(r.stdout);
+    expect(j.storeOk).toBe(true);
+    expect(j.problems).toEqual([]);
+    expect(j.tasks).toEqual([{ name: "t", dataset: `${pool.pool}/data`, enabled: true, exists: true }]);
+  });
+  test("a missing dataset and a missing bucket are both reported, exit 3", async () => {
+    const p = cfg("bad.yaml", { bucket: "zrbt-no-such-bucket", tasks: [{ name: "t", pool: pool.pool, dataset: "nope" }] });
+    const r = await zrb(["check", "--config", p], { env, allowFail: true });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain(`task t: dataset ${pool.pool}/nope does not exist`);
+    expect(r.stderr).toContain("bucket zrbt-no-such-bucket does not exist");
+    expect(r.stderr.split("\n").filter((l) => l.startsWith("zrb: error:")).length).toBe(1);
+  });
+  test("a config error names the file, line and key", async () => {
+    const p = join(work, "typo.yaml");
+    writeFileSync(p, `base_dir: ${work}\nage_public_key: ${recipient}\ntasks:\n  - name: t\n    pool: ${pool.pool}\n    dataset: data\n    enabled: yes\n`);
+    const r = await zrb(["check", "--config", p], { allowFail: true });
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim()).toBe(`zrb: error: ${p}:7:14: tasks[0].enabled must be true or false, got "yes"`);
+  });
+});
+
+describe("zrb snapshot", () => {
+  test("--pool/--dataset and --prefix work without a config", async () => {
+    const r = await zrb(["snapshot", "--pool", pool.pool, "--dataset", "data", "--level", "2"]);
+    expect(r.stdout.trim()).toMatch(new RegExp(`^${pool.pool}/data@zrb_level2_\\d{8}T\\d{6}Z$`));
+    const c = await zrb(["snapshot", "--pool", pool.pool, "--dataset", "data", "--level", "0", "--prefix", "manual_", "--json"]);
+    expect(JSON.parse(c.stdout).snapshot).toMatch(new RegExp(`^${pool.pool}/data@manual_\\d{8}T\\d{6}Z$`));
+  });
+  test("bad levels and missing datasets are usage errors with one line", async () => {
+    for (const [args, code, msg] of [
+      [["--level", "-1"], 2, "--level must be a whole number 0–99"],
+      [["--level", "1.5"], 2, "--level must be a whole number 0–99"],
+      [["--level", "x"], 2, "--level must be a whole number 0–99"],
+      [[], 2, "--level is required"],
+    ] as const) {
+      const r = await zrb(["snapshot", "--pool", pool.pool, "--dataset", "data", ...args], { allowFail: true });
+      expect(r.code).toBe(code);
+      expect(r.stderr).toContain(msg);
+    }
+    const r = await zrb(["snapshot", "--pool", pool.pool, "--dataset", "gone", "--level", "0"], { allowFail: true });
+    expect(r.code).toBe(5);
+    expect(r.stderr.trim()).toBe(`zrb: error: dataset ${pool.pool}/gone does not exist`);
+  });
+});
+
+describe("help and version", () => {
+  test("--version prints the baked-in version", async () => {
+    const r = await zrb(["--version"]);
+    expect(r.stdout.trim()).toMatch(/^zrb \d+\.\d+\.\d+\+[0-9a-f]{7,}/);
+  });
+  test("every command's --help describes it, its flags and the exit codes", async () => {
+    for (const cmd of ["genkey", "snapshot", "backup", "restore", "list", "verify", "check", "cleanup"]) {
+      const r = await zrb([cmd, "--help"]);
+      expect(r.stdout).toContain(`zrb ${cmd}`);
+      expect(r.stdout).toContain("Exit codes:");
+      expect(r.stdout).toMatch(/--config|--out-dir/);
+    }
+  });
+  test("unknown commands and options suggest the right one", async () => {
+    const a = await zrb(["backpu"], { allowFail: true });
+    expect(a.code).toBe(2);
+    expect(a.stderr).toContain("did you mean backup?");
+    const b = await zrb(["backup", "--levle", "0"], { allowFail: true });
+    expect(b.code).toBe(2);
+    expect(b.stderr).toContain("did you mean --level?");
+  });
+});
