@@ -488,6 +488,9 @@ export async function sendAndUpload(
   const proc: StreamSource = opts.source ?? zfs.spawnSend(plan);
   const stderrText = new Response(proc.stderr).text();
   ac.signal.addEventListener("abort", () => proc.kill("SIGTERM"));
+  // Aborted before the listener existed (a signal during start-up): a sender nobody reads
+  // would block on its full pipe forever.
+  if (ac.signal.aborted) proc.kill("SIGTERM");
 
   const whole = await createBlake3();
   let streamSize = 0;
@@ -582,6 +585,7 @@ export async function sendAndUpload(
     uploads.push(job);
   };
 
+  let reader: ReturnType<typeof proc.stdout.getReader> | undefined;
   try {
     // Resume: chunks encrypted in a killed run whose file survived and matches → upload directly.
     for (const rec of state.chunks) {
@@ -631,10 +635,11 @@ export async function sendAndUpload(
       }
     }
 
-    const reader = proc.stdout.getReader();
+    const rd = proc.stdout.getReader();
+    reader = rd;
     for (;;) {
       if (fatal) break;
-      const { value, done } = await reader.read();
+      const { value, done } = await rd.read();
       if (done) break;
       whole.update(value);
       streamSize += value.length;
@@ -670,8 +675,10 @@ export async function sendAndUpload(
         }
       }
     }
+    if (fatal) proc.kill("SIGTERM");
     const code = await proc.exited;
-    const errText = await stderrText;
+    // A killed sender's children (a wrapper's pipeline) may keep stderr open: do not wait on them.
+    const errText = await Promise.race([stderrText, Bun.sleep(fatal ? 1000 : 10_000).then(() => "")]);
     if (fatal) throw fatal;
     if (code !== 0)
       throw zfsError(`zfs send ${state.parent ? `-i ${state.parent.name} ` : ""}${state.snapshot.name} failed (exit ${code}): ${zfs.firstLine(errText) || "no message"}`);
@@ -704,6 +711,8 @@ export async function sendAndUpload(
   } finally {
     opts.signal?.removeEventListener("abort", onOuterAbort);
     for (const w of workers) w.terminate();
+    // Close our end of the pipe: whatever still writes into it gets EPIPE and ends.
+    reader?.cancel().catch(() => {});
     for (const f of existsSync(spill) ? readdirSync(spill) : []) if (f.endsWith(".tmp")) rmSync(join(spill, f), { force: true });
   }
 }

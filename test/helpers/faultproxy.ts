@@ -40,7 +40,9 @@ export interface FaultProxy {
 }
 
 interface Conn {
-  mode: "head" | "wait" | "forward" | "dead";
+  mode: "head" | "wait" | "forward" | "drain" | "dead";
+  /** For "reply" in "drain" mode: called once the request body has been read. */
+  onDrained?: () => void;
   head: string;
   pending: Uint8Array[];
   toClient: Uint8Array[];
@@ -91,6 +93,11 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
         const d = s.data;
         const bytes = new Uint8Array(chunk);
         if (d.mode === "dead") return;
+        if (d.mode === "drain") {
+          d.budget -= bytes.length;
+          if (d.budget <= 0) d.onDrained?.();
+          return;
+        }
         if (d.mode === "forward" || d.mode === "wait") {
           toUpstream(d, bytes);
           return;
@@ -109,9 +116,23 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
         }
         log.push({ ...req, action: act.kind });
         if (act.kind === "reply") {
-          d.mode = "dead";
-          s.write(act.response);
-          s.end();
+          // Like a real server: answer once the request body is in (unless the client waits
+          // for "100 Continue"), so the client reads the answer instead of a reset mid-write.
+          const head = d.head.slice(0, end);
+          const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+          const waits = /\r\nexpect:\s*100-continue/i.test(head);
+          const have = Buffer.byteLength(d.head, "latin1") - (end + 4);
+          const answer = () => {
+            d.mode = "dead";
+            s.write(act.response);
+            s.end();
+          };
+          if (waits || have >= len) answer();
+          else {
+            d.mode = "drain";
+            d.budget = len - have;
+            d.onDrained = answer;
+          }
           return;
         }
         if (act.kind === "reset") {
