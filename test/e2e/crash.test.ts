@@ -589,3 +589,40 @@ describe("resume edge cases", () => {
     expect(await restoredTree(d, out.backupId)).toEqual(expected);
   }, 120_000);
 });
+
+describe("bad input: one line with the exact message", () => {
+  test("levels, tasks, recipients, config file", async () => {
+    const cfg = join(work, "bad-input.yaml");
+    writeFileSync(
+      cfg,
+      YAML.stringify({
+        base_dir: join(work, "bad-base"),
+        age_public_key: recipient,
+        s3: { enabled: false },
+        local_store: join(work, "bad-store"),
+        tasks: [
+          { name: "t", pool: "nopool", dataset: "ds", enabled: true },
+          { name: "off", pool: "nopool", dataset: "ds2" },
+        ],
+      }),
+    );
+    const bad = join(work, "bad-recipient.yaml");
+    writeFileSync(bad, `base_dir: ${join(work, "bad-base")}\nage_public_key: age1notakey\ntasks:\n  - {name: t, pool: nopool, dataset: ds, enabled: true}\n`);
+    const b = (...a: string[]) => ["backup", "--config", cfg, ...a];
+    expect(await expectFail(b("--task", "t", "--level", "-1"), 2)).toBe('--level must be a whole number 0–99, got "-1"');
+    expect(await expectFail(b("--task", "t", "--level", "1.5"), 2)).toBe('--level must be a whole number 0–99, got "1.5"');
+    expect(await expectFail(b("--task", "t", "--level", "100"), 2)).toBe("--level must be 0–99, got 100");
+    expect(await expectFail(b("--task", "t"), 2)).toBe("--level is required (0 for a full backup, 1–9 for incrementals)");
+    expect(await expectFail(b("--level", "0"), 2)).toBe("--task NAME is required (one of tasks[].name in the config)");
+    expect(await expectFail(b("--task", "nope", "--level", "0"), 3)).toBe(`no task named "nope" in ${cfg} (tasks: t, off)`);
+    expect(await expectFail(b("--task", "off", "--level", "0"), 3)).toBe(`task off is disabled in ${cfg} (set enabled: true)`);
+    expect(await expectFail(b("--task", "t", "--levle", "0"), 2)).toBe("zrb backup: unknown option --levle; did you mean --level? (see zrb backup --help)");
+    expect(await expectFail(["backup", "--config", bad, "--task", "t", "--level", "0"], 3)).toBe(
+      `${bad}:2:17: age_public_key is not a valid age public key: character "o" at position 6 cannot occur in one (the alphabet has no 1, b, i or o)`,
+    );
+    expect(await expectFail(["backup", "--config", join(work, "none.yaml"), "--task", "t", "--level", "0"], 3)).toBe(
+      `config file ${join(work, "none.yaml")} does not exist; create it (see docs/config.md) or pass --config <file>`,
+    );
+    expect(await expectFail(["cleanup", "--config", cfg, "--task", "t", "--older-than", "-1h"], 2)).toBe('--older-than must be a duration like 30m, 24h or 7d, got "-1h"');
+  }, 60_000);
+});
