@@ -118,7 +118,7 @@ export function parseManifest(text: string, key: string, expect: { pool: string;
   return m;
 }
 
-/** Every manifest of one dataset in the store, oldest first (ids sort by time). */
+/** Every manifest of one dataset in the store, oldest first (by finish time, then id). */
 export async function listManifests(
   store: ObjectStore,
   pool: string,
@@ -144,6 +144,8 @@ export async function listManifests(
       onCorrupt(key, err.message);
     }
   }
+  // Ids carry the start time to the second; two runs in one second are ordered by when they finished.
+  out.sort((a, b) => (a.finishedAt < b.finishedAt ? -1 : a.finishedAt > b.finishedAt ? 1 : a.backupId < b.backupId ? -1 : 1));
   return out;
 }
 
