@@ -118,6 +118,9 @@ test(`chaos: ${RUNS} seeded iterations of kill -9 / S3 faults, then restore`, as
   const rand = prng(SEED);
   let kills = 0;
   let terms = 0;
+  let killIters = 0;
+  let early = 0; // runs that finished before their kill instant
+  let typical = 1200; // ms a clean backup run takes, moving average
   let faults = 0;
   const trees = new Map<string, Record<string, string>>(); // snapshot -> files
   let newest: { backupId: string; snapshot: string } | null = null;
@@ -129,7 +132,8 @@ test(`chaos: ${RUNS} seeded iterations of kill -9 / S3 faults, then restore`, as
     const snap = `${fs}@zrb_level${level}_20260101T${String(i).padStart(6, "0")}Z`;
     await run(["zfs", "snapshot", snap]);
     trees.set(snap, await hashTree(mnt));
-    const mode = rand() < 0.5 ? "kill" : "fault";
+    const mode = rand() < 0.6 ? "kill" : "fault";
+    if (mode === "kill") killIters++;
     let done: any = null;
     for (let attempt = 0; !done; attempt++) {
       if (attempt > 12) throw new Error(`iteration ${i}: no success after ${attempt} attempts`);
@@ -139,11 +143,13 @@ test(`chaos: ${RUNS} seeded iterations of kill -9 / S3 faults, then restore`, as
         const p = await spawnZrb(backupArgs(level), env);
         const outP = new Response(p.stdout).text();
         const errP = new Response(p.stderr).text();
-        const at = 30 + Math.floor(rand() * 1200);
+        // A random instant within how long a backup takes here (measured on the clean runs).
+        const at = 20 + Math.floor(rand() * typical * 0.85);
         const raced = await Promise.race([p.exited.then(() => true), Bun.sleep(at).then(() => false)]);
         // Mostly SIGKILL; sometimes a graceful SIGTERM, which must leave no lock and no send hold.
         const sig = rand() < 0.25 ? "SIGTERM" : "SIGKILL";
-        if (!raced) {
+        if (raced) early++;
+        else {
           p.kill(sig);
           if (sig === "SIGKILL") kills++;
           else terms++;
@@ -176,7 +182,9 @@ test(`chaos: ${RUNS} seeded iterations of kill -9 / S3 faults, then restore`, as
         if (x < 0.4) return (faults++, { kind: "forward", delayMs: Math.floor(r2() * 300) });
         return forward;
       });
+      const started = performance.now();
       const r = await zrb(backupArgs(level), { env, allowFail: true });
+      if (!faulty && r.code === 0) typical = Math.max(300, Math.round(0.5 * typical + 0.5 * (performance.now() - started)));
       checkOutput(r.stderr, r.code, ctx);
       if (r.code === 0) done = JSON.parse(r.stdout);
       else if (!(faulty && r.code === 6)) throw new Error(`${ctx}: exit ${r.code}: ${r.stderr}`);
@@ -211,6 +219,6 @@ test(`chaos: ${RUNS} seeded iterations of kill -9 / S3 faults, then restore`, as
   if (JSON.stringify(got) !== JSON.stringify(trees.get(newest!.snapshot))) lost++;
   await run(["zfs", "unmount", target], { allowFail: true });
   expect(ms.length).toBe(RUNS);
-  console.log(`chaos: ${RUNS} runs, ${kills} kills, ${faults} faults, ${lost} lost (seed ${SEED}, ${terms} SIGTERMs, ${Math.round((Date.now() - t0) / 1000)} s)`);
+  console.log(`chaos: ${RUNS} runs, ${kills} kills, ${faults} faults, ${lost} lost (seed ${SEED}, ${terms} SIGTERMs, ${killIters} kill iterations, ${early} finished before the kill, ${Math.round((Date.now() - t0) / 1000)} s)`);
   expect(lost).toBe(0);
 }, 3_600_000);
