@@ -198,6 +198,14 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
   const { level } = opts;
   const fs = task.fullName;
   const dir = runDir(cfg, task);
+  // An interrupted backup at a LOWER level (say Sunday's full, killed) is finished first: the
+  // requested level is then based on it, as the schedule intended. One at a higher level is
+  // superseded by this run and discarded below.
+  const pending = await readYaml<BackupState>(join(dir, "backup_state.yaml"));
+  if (pending?.format === "zrb-state/1" && Number.isInteger(pending.level) && pending.level < level) {
+    log.info(`finishing interrupted level-${pending.level} backup ${pending.backupId} before this level-${level} backup`);
+    await backup(cfg, task, store, { ...opts, level: pending.level });
+  }
   const lock = acquireLock(join(dir, "zrb.lock"), `dataset ${fs}`, `zrb backup --level ${level}`);
   const held: string[] = [];
   try {
@@ -227,7 +235,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
       resumed = true;
       log.info(`resuming interrupted backup ${state.backupId} of ${state.snapshot.name}`);
     } else if (state) {
-      log.warn(`discarding interrupted level-${state.level} backup ${state.backupId} (this run is level ${level})`);
+      log.warn(`discarding interrupted level-${state.level} backup ${state.backupId}: this level-${level} backup supersedes it`);
       await discardState(store, state, dir);
       state = null;
     }

@@ -252,6 +252,30 @@ describe("kill -9 and resume", () => {
     expect(await restoredTree(d, out.backupId)).toEqual(expected);
   }, 120_000);
 
+  test("an interrupted full is finished by the next incremental run, which then backs up on top of it", async () => {
+    const d = await dataset("lowerfirst", { chunkSize: "1MiB" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 5 * 1024 * 1024, 104);
+    const full = await snap(d, 0);
+    proxy.setDecide((r) => (r.method === "PUT" && r.path.includes("part-000003") ? { kind: "forward", delayMs: 10_000 } : forward));
+    const p = await spawnZrb(backupArgs(d, 0), env);
+    await waitFor("two parts uploaded", () => (readState(d)?.chunks ?? []).filter((c: any) => c?.uploaded).length >= 2);
+    p.kill("SIGKILL");
+    expect(await p.exited).toBe(137);
+    const interrupted = readState(d).backupId;
+    proxy.setDecide(() => forward);
+    await writeRandomFile(join(d.mnt, "b.bin"), 100_000, 105);
+    const expected = await hashTree(d.mnt);
+    await snap(d, 1);
+    const r = await zrb(backupArgs(d, 1), { env });
+    expect(r.stderr).toContain(`finishing interrupted level-0 backup ${interrupted}`);
+    const out = JSON.parse(r.stdout);
+    expect(out.level).toBe(1);
+    expect(out.parentBackupId).toBe(interrupted);
+    expect(out.parent).toBe(full);
+    expect(await auditOf(d)).toEqual(cleanAudit);
+    expect(await restoredTree(d, out.backupId)).toEqual(expected);
+  }, 120_000);
+
   test("a newer snapshot appeared before the rerun: the rerun still backs up the recorded one", async () => {
     const d = await dataset("newer", { chunkSize: "1MiB" });
     await writeRandomFile(join(d.mnt, "a.bin"), 4 * 1024 * 1024, 104);
