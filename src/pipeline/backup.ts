@@ -175,10 +175,24 @@ class BufferPool {
   constructor(count: number) {
     for (let i = 0; i < count; i++) this.free.push(new ArrayBuffer(BUF_SIZE));
   }
-  async take(): Promise<ArrayBuffer> {
+  /** A free buffer; rejects when `signal` aborts (a dead worker never hands its buffers back). */
+  async take(signal: AbortSignal): Promise<ArrayBuffer> {
     const b = this.free.pop();
     if (b) return b;
-    return new Promise((r) => this.waiters.push(r));
+    if (signal.aborted) throw signal.reason;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const i = this.waiters.indexOf(give);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(signal.reason);
+      };
+      const give = (buf: ArrayBuffer) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(buf);
+      };
+      this.waiters.push(give);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
   }
   put(b: ArrayBuffer): void {
     const w = this.waiters.shift();
@@ -667,7 +681,7 @@ export async function sendAndUpload(
           let p = 0;
           while (p < piece.length) {
             if (!cur.buf) {
-              cur.buf = await pool.take();
+              cur.buf = await pool.take(ac.signal);
               cur.bufLen = 0;
             }
             const n = Math.min(piece.length - p, BUF_SIZE - cur.bufLen);
