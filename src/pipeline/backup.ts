@@ -44,6 +44,7 @@ import { ExitCode, ZrbError, fsError, integrityError, zfsError } from "../util/e
 import { log } from "../util/log.ts";
 import { VERSION } from "../version.ts";
 import YAML from "yaml";
+import { Semaphore } from "../util/semaphore.ts";
 
 export const SEND_HOLD = "zrb-send";
 export const BASE_HOLD = "zrb";
@@ -100,22 +101,6 @@ export function runDir(cfg: Config, task: Task): string {
   return join(cfg.baseDir, "run", task.pool, ...(task.dataset ? task.dataset.split("/") : []));
 }
 
-class Semaphore {
-  private waiters: (() => void)[] = [];
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((r) => this.waiters.push(r));
-  }
-  release(): void {
-    const w = this.waiters.shift();
-    if (w) w();
-    else this.free++;
-  }
-}
 
 function workerUrl(): string {
   // In a compiled binary every module is bundled into the main entry at /$bunfs/root/, and
@@ -554,6 +539,27 @@ export async function sendAndUpload(
     }
   };
 
+  /** Upload one encrypted part file (resuming its recorded multipart upload), record it, delete the file. */
+  const uploadChunk = async (chunk: ChunkState, path: string, note: string) => {
+    await store.putFile(partKey(task.pool, task.dataset, state.level, state.backupId, chunk.index), path, {
+      size: chunk.cipherSize!,
+      sha256Hex: chunk.sha256!,
+      storageClass,
+      resume: chunk.multipart,
+      signal: ac.signal,
+      onProgress: (p) => {
+        chunk.multipart = p;
+        persist();
+      },
+    });
+    chunk.uploaded = true;
+    delete chunk.multipart;
+    persist();
+    rmSync(path, { force: true });
+    log.info(`part ${chunk.index} uploaded ${note}`);
+    opts.onChunkUploaded?.(chunk.index);
+  };
+
   const finishChunk = async (c: Open) => {
     const digest = c.hasher.digestHex();
     if (c.verifyOnly) {
@@ -581,23 +587,7 @@ export async function sendAndUpload(
         const chunk: ChunkState = { index, plainSize: size, blake3: digest, cipherSize: enc.cipherSize, sha256: enc.sha256, uploaded: false };
         state.chunks[index] = chunk;
         persist();
-        const key = partKey(task.pool, task.dataset, state.level, state.backupId, index);
-        await store.putFile(key, c.path, {
-          size: enc.cipherSize,
-          sha256Hex: enc.sha256,
-          storageClass,
-          signal: ac.signal,
-          onProgress: (p) => {
-            chunk.multipart = p;
-            persist();
-          },
-        });
-        chunk.uploaded = true;
-        delete chunk.multipart;
-        persist();
-        rmSync(c.path, { force: true });
-        log.info(`part ${index} uploaded (${size} bytes plain, ${enc.cipherSize} encrypted)`);
-        opts.onChunkUploaded?.(index);
+        await uploadChunk(chunk, c.path, `(${size} bytes plain, ${enc.cipherSize} encrypted)`);
       } catch (err) {
         failWith(err as Error);
       } finally {
@@ -620,27 +610,10 @@ export async function sendAndUpload(
       // The file is exactly what was recorded: upload it (resuming its multipart) and mark verify-only.
       fromDisk.add(rec.index);
       await slots.acquire();
-      const key = partKey(task.pool, task.dataset, state.level, state.backupId, rec.index);
       uploads.push(
         (async () => {
           try {
-            await store.putFile(key, path, {
-              size: rec.cipherSize!,
-              sha256Hex: rec.sha256!,
-              storageClass,
-              resume: rec.multipart,
-              signal: ac.signal,
-              onProgress: (p) => {
-                rec.multipart = p;
-                persist();
-              },
-            });
-            rec.uploaded = true;
-            delete rec.multipart;
-            persist();
-            rmSync(path, { force: true });
-            log.info(`part ${rec.index} uploaded (resumed)`);
-            opts.onChunkUploaded?.(rec.index);
+            await uploadChunk(rec, path, "(resumed)");
           } catch (err) {
             failWith(err as Error);
           } finally {

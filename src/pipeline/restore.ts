@@ -32,6 +32,7 @@ import { loadCatalog, resolveChain, type Catalog, type CatalogEntry } from "./ca
 import * as zfs from "../zfs/zfs.ts";
 import { ExitCode, ZrbError, cryptoError, fsError, integrityError, storeError, usageError, zfsError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
+import { Semaphore } from "../util/semaphore.ts";
 
 export const ARCHIVED_CLASSES = new Set(["GLACIER", "DEEP_ARCHIVE"]);
 /** Bytes of the stream kept back from `zfs receive` until everything is verified (holds the END record). */
@@ -384,22 +385,6 @@ export async function downloadPart(
   }
 }
 
-class Semaphore {
-  private waiters: (() => void)[] = [];
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((r) => this.waiters.push(r));
-  }
-  release(): void {
-    const w = this.waiters.shift();
-    if (w) w();
-    else this.free++;
-  }
-}
 
 /**
  * Downloads the parts of one backup in order, at most `ahead` of them on disk at once
