@@ -15,10 +15,11 @@ import restore from "./cli/restore.ts";
 import verify from "./cli/verify.ts";
 import systemd from "./cli/systemd.ts";
 import cleanup from "./cli/cleanup.ts";
+import status from "./cli/status.ts";
 
 const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4 locked by another run, 5 zfs, 6 object store, 7 integrity (hash/size mismatch), 8 crypto (key), 9 local I/O (disk full, permissions), 130/143 interrupted (SIGINT/SIGTERM; state is kept and the next run resumes).`;
 
-const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, check, systemd, cleanup };
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, check, systemd, cleanup };
 
 const main: CommandDef<any> = {
   meta: {

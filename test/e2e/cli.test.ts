@@ -1,8 +1,8 @@
 /** The CLI surface a user meets first: check, snapshot by pool/dataset, help, version, usage errors. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { makeBucket, makePool, run, s3Rig, tmpDir, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
+import { makeBucket, makePool, run, s3Rig, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
 import { configYaml, s3Env, zrb } from "../helpers/zrb.ts";
 
 let s3: S3Rig;
@@ -103,5 +103,30 @@ describe("help and version", () => {
     const b = await zrb(["backup", "--levle", "0"], { allowFail: true });
     expect(b.code).toBe(2);
     expect(b.stderr).toContain("did you mean --level?");
+  });
+});
+
+describe("zrb status", () => {
+  test("shows the newest backup per level from the store, and a stale lock left by a dead run", async () => {
+    const bucket = await makeBucket(s3);
+    const c = cfg("status.yaml", { bucket, baseDir: join(work, "status-base") });
+    const mnt = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", `${pool.pool}/data`])).stdout.trim();
+    await writeRandomFile(join(mnt, "s.bin"), 300_000, 21);
+    const before = JSON.parse((await zrb(["status", "--config", c, "--json"], { env })).stdout);
+    expect(before[0].heads).toEqual([]);
+    await zrb(["snapshot", "--config", c, "--task", "t", "--level", "0"], { env });
+    const b = JSON.parse((await zrb(["backup", "--config", c, "--task", "t", "--level", "0", "--json"], { env })).stdout);
+    const lockDir = join(work, "status-base", "run", pool.pool, "data");
+    mkdirSync(lockDir, { recursive: true });
+    writeFileSync(join(lockDir, "zrb.lock"), JSON.stringify({ pid: 999999, start: "1", host: require("node:os").hostname(), command: "zrb backup --level 1", since: "x" }));
+    const s = JSON.parse((await zrb(["status", "--config", c, "--json"], { env })).stdout);
+    expect(s[0].task).toBe("t");
+    expect(s[0].running).toBeNull();
+    expect(s[0].staleLock).toBe(true);
+    expect(s[0].interrupted).toBeNull();
+    expect(s[0].heads).toEqual([{ level: 0, backupId: b.backupId, snapshot: b.snapshot, finishedAt: expect.any(String) }]);
+    const text = (await zrb(["status", "--config", c], { env })).stdout;
+    expect(text).toContain(`level 0: ${b.snapshot.split("@")[1]}  backup ${b.backupId}`);
+    expect(text).toContain("stale lock left by a dead run");
   });
 });
