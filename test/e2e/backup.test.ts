@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writ
 import { join } from "node:path";
 import YAML from "yaml";
 import {
+  ageKeyPair,
   hashTree,
   makeBucket,
   makePool,
@@ -84,9 +85,7 @@ beforeAll(async () => {
   pool = await makePool({ sizeMiB: 256 });
   bucket = await makeBucket(s3);
   work = tmpDir("zrb-e2e-backup-");
-  await run(["age-keygen", "-o", join(work, "key.txt")]);
-  keyFile = join(work, "key.txt");
-  recipient = (await run(["age-keygen", "-y", keyFile])).stdout.trim();
+  ({ keyFile, recipient } = await ageKeyPair(join(work, "key.txt")));
   fs = `${pool.pool}/data`;
   await run(["zfs", "create", fs]);
   mnt = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", fs])).stdout.trim();

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { makeBucket, makePool, run, s3Rig, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
+import { ageKeyPair, makeBucket, makePool, run, s3Rig, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
 import { configYaml, s3Env, zrb } from "../helpers/zrb.ts";
 
 let s3: S3Rig;
@@ -16,8 +16,7 @@ beforeAll(async () => {
   s3 = await s3Rig();
   pool = await makePool({ sizeMiB: 128 });
   work = tmpDir("zrb-e2e-cli-");
-  await run(["age-keygen", "-o", join(work, "key.txt")]);
-  recipient = (await run(["age-keygen", "-y", join(work, "key.txt")])).stdout.trim();
+  ({ recipient } = await ageKeyPair(join(work, "key.txt")));
   env = s3Env(s3);
   await run(["zfs", "create", `${pool.pool}/data`]);
 }, 300_000);

@@ -9,7 +9,7 @@ import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, PutObjectComm
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
-import { hashTree, makeBucket, makePool, run, s3Client, s3Rig, snapshotGuid, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
+import { ageKeyPair, hashTree, makeBucket, makePool, run, s3Client, s3Rig, snapshotGuid, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
 import { configYaml, s3Env, zrb } from "../helpers/zrb.ts";
 
 let s3: S3Rig;
@@ -91,9 +91,7 @@ beforeAll(async () => {
   pool = await makePool({ sizeMiB: 320 });
   bucket = await makeBucket(s3);
   work = tmpDir("zrb-e2e-restore-");
-  keyFile = join(work, "key.txt");
-  await run(["age-keygen", "-o", keyFile]);
-  recipient = (await run(["age-keygen", "-y", keyFile])).stdout.trim();
+  ({ keyFile, recipient } = await ageKeyPair(join(work, "key.txt")));
   fs = `${pool.pool}/src`;
   await run(["zfs", "create", fs]);
   mnt = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", fs])).stdout.trim();

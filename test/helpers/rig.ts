@@ -339,3 +339,9 @@ export async function userrefs(snap: string): Promise<number> {
 export function tmpDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
+
+/** A key pair made by the stock age-keygen: the identity file path and its recipient (age1…). */
+export async function ageKeyPair(path: string): Promise<{ keyFile: string; recipient: string }> {
+  await run(["age-keygen", "-o", path]);
+  return { keyFile: path, recipient: (await run(["age-keygen", "-y", path])).stdout.trim() };
+}
