@@ -7,10 +7,12 @@
 #
 # Guest: Debian bookworm minbase, newest bookworm kernel, OpenZFS from
 # ZVM_ZFS_SUITE (bookworm-backports -> 2.3.x) built by DKMS, our own PID 1
-# (vm/guest/zvm-init), sshd, curl, ca-certificates, jq, age, b3sum.
+# (vm/guest/zvm-init), sshd, curl, ca-certificates, jq, age, b3sum; and systemd
+# (systemd-sysv, dbus) for the boot mode where systemd is PID 1 (ZRB_VM_INIT=systemd:
+# vm/guest/zvm-boot.service brings up the network and prints ZVM-READY).
 
 ZVM_ZFS_SUITE=${ZVM_ZFS_SUITE:-bookworm-backports}
-ZVM_GUEST_PKGS="linux-image-amd64 linux-headers-amd64 curl ca-certificates jq age b3sum"
+ZVM_GUEST_PKGS="linux-image-amd64 linux-headers-amd64 curl ca-certificates jq age b3sum systemd systemd-sysv dbus"
 
 _chroot_mounts=(proc sys dev dev/pts)
 
@@ -92,6 +94,16 @@ _guest_config() {
   printf '127.0.0.1 localhost\n127.0.1.1 zvm\n' > "$root/etc/hosts"
   echo '/dev/vda / ext4 rw,relatime 0 1' > "$root/etc/fstab"
   install -m 755 "$ZVM_ROOT/guest/zvm-init" "$root/sbin/zvm-init"
+  # systemd boot mode: our unit does what zvm-init does after systemd's own early boot;
+  # timers that would wake up during a test run are masked
+  install -m 644 "$ZVM_ROOT/guest/zvm-boot.service" "$root/etc/systemd/system/zvm-boot.service"
+  mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+  ln -sf /etc/systemd/system/zvm-boot.service "$root/etc/systemd/system/multi-user.target.wants/zvm-boot.service"
+  local u
+  for u in apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer \
+           systemd-networkd-wait-online.service zfs-zed.service serial-getty@ttyS0.service; do
+    ln -sf /dev/null "$root/etc/systemd/system/$u"
+  done
 }
 
 _export_artefacts() {
