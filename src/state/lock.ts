@@ -1,20 +1,37 @@
 /**
- * Per-dataset lock: created atomically with O_EXCL, holding the owner's pid and its
- * process start time (so a reused pid is not mistaken for the owner). A lock whose
- * owner is gone is stale and is taken over.
+ * Per-dataset (and per-restore-target) lock: an flock(2) on the lock file, held for the whole
+ * run. The kernel releases it when the process dies however it dies (kill -9, OOM, power loss
+ * of the process tree), so a stale lock needs no takeover logic at all — the read → rename →
+ * create window of a pid-file takeover, in which two contenders could both win, does not exist.
+ *
+ * The file also carries the holder's pid, process start time, host, command and start time so
+ * that a contender (and `zrb status`) can say who holds it. Its content is only information:
+ * ownership is the flock alone, with two compatibility rules:
+ *   - a holder recorded on another host (a base_dir shared over the network) counts as live;
+ *   - a live process recorded by a zrb that predates flock (same host, same pid and start
+ *     time, not us) counts as live too.
+ * Release unlinks the file while still holding the flock, then closes it. A contender that
+ * opened the old file before the unlink and gets its flock afterwards sees that the path no
+ * longer names the inode it locked, and starts over on the new file.
  */
-import { closeSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, rmSync, statSync, writeSync, constants as C } from "node:fs";
 import { hostname } from "node:os";
+import { dirname } from "node:path";
 import { ExitCode, ZrbError, fsError } from "../util/errors.ts";
 import { ensureDir } from "./atomic.ts";
-import { dirname } from "node:path";
+import { flockExclusive, flockRelease } from "./flock.ts";
 
-interface LockInfo {
+export interface LockInfo {
   pid: number;
   start: string;
   host: string;
   command: string;
   since: string;
+}
+
+export interface Lock {
+  path: string;
+  release(): void;
 }
 
 /** Process start time in clock ticks since boot (field 22 of /proc/PID/stat), or null if gone. */
@@ -28,75 +45,83 @@ export function processStart(pid: number): string | null {
   }
 }
 
-export interface Lock {
-  path: string;
-  release(): void;
-}
-
-function readLock(path: string): LockInfo | null {
+/** What the lock file says (null when missing or unreadable). Information only: see the header. */
+export function readLockInfo(path: string): LockInfo | null {
   try {
-    return JSON.parse(readFileSync(path, "utf8")) as LockInfo;
+    const v = JSON.parse(readFileSync(path, "utf8"));
+    if (!v || typeof v !== "object" || !Number.isInteger(v.pid) || typeof v.host !== "string") return null;
+    return { pid: v.pid, start: String(v.start ?? ""), host: v.host, command: String(v.command ?? "?"), since: String(v.since ?? "?") };
   } catch {
     return null;
   }
 }
 
+/** Whether the process recorded in a lock file is alive (a holder on another host is assumed alive). */
+export function holderAlive(info: LockInfo): boolean {
+  if (info.host !== hostname()) return true;
+  return info.start !== "" && processStart(info.pid) === info.start;
+}
+
+/** Locks this process holds: released on every exit path, including process.exit after a grace period. */
+const held = new Set<{ release(): void }>();
+process.on("exit", () => {
+  for (const l of [...held]) l.release();
+});
+
+function lockedError(what: string, path: string, holder: LockInfo | null): ZrbError {
+  const who = holder ? `'${holder.command}' (pid ${holder.pid} on ${holder.host}, since ${holder.since})` : "another zrb run";
+  return new ZrbError(`${what} is locked by ${who}; wait for it to finish (zrb status shows it)`, ExitCode.LOCKED);
+}
+
 export function acquireLock(path: string, what: string, command: string): Lock {
   ensureDir(dirname(path));
-  const me: LockInfo = {
-    pid: process.pid,
-    start: processStart(process.pid) ?? "",
-    host: hostname(),
-    command,
-    since: new Date().toISOString(),
-  };
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const me: LockInfo = { pid: process.pid, start: processStart(process.pid) ?? "", host: hostname(), command, since: new Date().toISOString() };
+  for (let attempt = 0; attempt < 20; attempt++) {
     let fd: number;
     try {
-      fd = openSync(path, "wx", 0o600);
+      fd = openSync(path, C.O_RDWR | C.O_CREAT | C.O_NOFOLLOW, 0o600);
     } catch (err) {
-      if ((err as { code?: string }).code !== "EEXIST") throw fsError(err, "creating lock", path);
-      const holder = readLock(path);
-      const alive = holder && holder.host === me.host && processStart(holder.pid) === holder.start && holder.start !== "";
-      if (holder && (alive || holder.host !== me.host)) {
-        throw new ZrbError(
-          `${what} is locked by '${holder.command}' (pid ${holder.pid} on ${holder.host}, since ${holder.since}); wait for it to finish, or remove ${path} if that process is gone`,
-          ExitCode.LOCKED,
-        );
-      }
-      if (!holder) {
-        // Unreadable: either being written right now or corrupt. Give a writer a moment.
-        Bun.sleepSync(50);
-        if (readLock(path) === null && attempt < 2) {
-          try {
-            renameSync(path, `${path}.stale-${process.pid}`);
-            rmSync(`${path}.stale-${process.pid}`, { force: true });
-          } catch {}
-        }
-        continue;
-      }
-      // Stale: its owner is gone. Move it aside atomically (only one contender wins the rename).
-      try {
-        renameSync(path, `${path}.stale-${process.pid}`);
-        rmSync(`${path}.stale-${process.pid}`, { force: true });
-      } catch {}
-      continue;
+      throw fsError(err, "opening lock", path);
     }
+    let mine = false;
     try {
-      writeSync(fd, JSON.stringify(me));
+      if (!flockExclusive(fd)) throw lockedError(what, path, readLockInfo(path));
+      // Released and unlinked by its holder between our open and our flock: the path now names
+      // another file (or none). Start over on whatever is there now.
+      let same = false;
+      try {
+        const a = fstatSync(fd);
+        const b = statSync(path);
+        same = a.ino === b.ino && a.dev === b.dev;
+      } catch {}
+      if (!same) continue;
+      const prior = readLockInfo(path);
+      if (prior && !(prior.pid === me.pid && prior.start === me.start) && prior.host === me.host && holderAlive(prior))
+        throw lockedError(what, path, prior); // a live holder from a zrb without flock
+      if (prior && prior.host !== me.host) throw lockedError(what, path, prior);
+      const text = Buffer.from(JSON.stringify(me));
+      ftruncateSync(fd, 0);
+      let off = 0;
+      while (off < text.length) off += writeSync(fd, text, off, text.length - off, off);
+      mine = true;
     } finally {
-      closeSync(fd);
+      if (!mine) closeSync(fd);
     }
     let released = false;
-    return {
+    const lock = {
       path,
       release() {
         if (released) return;
         released = true;
-        const cur = readLock(path);
-        if (cur && cur.pid === me.pid && cur.start === me.start) rmSync(path, { force: true });
+        held.delete(lock);
+        // Unlink first, while the flock is still ours: see the header.
+        rmSync(path, { force: true });
+        flockRelease(fd);
+        closeSync(fd);
       },
     };
+    held.add(lock);
+    return lock;
   }
-  throw new ZrbError(`could not take the lock ${path}; another zrb run is contending for it`, ExitCode.LOCKED);
+  throw new ZrbError(`could not take the lock ${path}; other zrb runs keep replacing it`, ExitCode.LOCKED);
 }

@@ -38,11 +38,52 @@ describe("per-dataset lock", () => {
     expect(JSON.parse(readFileSync(p, "utf8")).start).toBe(processStart(process.pid)!);
     l.release();
   });
-  test("release does not remove a lock someone else took over", () => {
+  test("a live holder recorded by a zrb without flock (same host, live pid) still counts", () => {
     const p = join(dir(), "zrb.lock");
-    const l = acquireLock(p, "d", "c");
-    writeFileSync(p, JSON.stringify({ pid: 1, start: processStart(1), host: "h", command: "other", since: "x" }));
-    l.release();
-    expect(existsSync(p)).toBe(true);
+    writeFileSync(p, JSON.stringify({ pid: 1, start: processStart(1), host: require("node:os").hostname(), command: "old zrb", since: "x" }));
+    expect(() => acquireLock(p, "d", "new")).toThrow("locked by 'old zrb'");
   });
+  test("many contenders racing for a stale lock: never two holders at once (25 trials × 8 processes)", async () => {
+    const script = join(dir(), "contender.ts");
+    writeFileSync(
+      script,
+      `import { acquireLock } from ${JSON.stringify(join(import.meta.dir, "../../../src/state/lock.ts"))};
+import { appendFileSync } from "node:fs";
+const [path, log, startAt] = process.argv.slice(2);
+while (Date.now() < Number(startAt)) {}
+try {
+  const l = acquireLock(path, "d", "c" + process.pid);
+  appendFileSync(log, "A " + (performance.timeOrigin + performance.now()) + "\\n");
+  Bun.sleepSync(20);
+  appendFileSync(log, "R " + (performance.timeOrigin + performance.now()) + "\\n");
+  l.release();
+} catch (e) { if (e?.exitCode !== 4) { console.error(e); process.exit(1); } }
+`,
+    );
+    let acquired = 0;
+    for (let trial = 0; trial < 25; trial++) {
+      const d = dir();
+      const p = join(d, "zrb.lock");
+      const log = join(d, "log");
+      writeFileSync(log, "");
+      writeFileSync(p, JSON.stringify({ pid: 999999, start: "1", host: require("node:os").hostname(), command: "dead", since: "x" }));
+      const startAt = Date.now() + 400;
+      const procs = Array.from({ length: 8 }, () => Bun.spawn([process.execPath, script, p, log, String(startAt)], { stderr: "pipe" }));
+      for (const pr of procs) {
+        const code = await pr.exited;
+        if (code !== 0) console.error(await new Response(pr.stderr).text());
+        expect(code).toBe(0);
+      }
+      const events = readFileSync(log, "utf8").trim().split("\n").map((l) => l.split(" ")).map(([k, t]) => ({ k, t: Number(t) }));
+      events.sort((a, b) => a.t - b.t);
+      let holders = 0;
+      for (const e of events) {
+        holders += e.k === "A" ? 1 : -1;
+        expect(holders).toBeLessThanOrEqual(1);
+      }
+      acquired += events.filter((e) => e.k === "A").length;
+      expect(existsSync(p)).toBe(false);
+    }
+    expect(acquired).toBeGreaterThanOrEqual(25);
+  }, 120_000);
 });
