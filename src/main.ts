@@ -6,6 +6,7 @@
 import { renderUsage, runCommand, type CommandDef } from "citty";
 import { ExitCode, ZrbError } from "./util/errors.ts";
 import { VERSION } from "./version.ts";
+import { printable } from "./util/text.ts";
 import genkey from "./cli/genkey.ts";
 import snapshot from "./cli/snapshot.ts";
 import backup from "./cli/backup.ts";
@@ -55,14 +56,17 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
   const defs = (typeof cmd.args === "function" ? await cmd.args() : await cmd.args) ?? {};
   const known = new Set<string>();
   const takesValue = new Set<string>();
+  const canonical = new Map<string, string>();
   for (const [k, d] of Object.entries<any>(defs)) {
     const names = [k, ...(d.alias ? [d.alias].flat() : [])];
     for (const n of names) {
       known.add(n);
+      canonical.set(n, k);
       if (d.type !== "boolean") takesValue.add(n);
       if (d.type === "boolean") known.add(`no-${n}`);
     }
   }
+  const given = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--") break;
@@ -74,6 +78,14 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
           .replace("did you mean ", "did you mean --")} (see zrb ${name} --help)`,
         ExitCode.USAGE,
       );
+    if (takesValue.has(flag)) {
+      // One value per option: `-l 0 -l 1` must not silently mean level 1.
+      const c = canonical.get(flag)!;
+      const prev = given.get(c);
+      if (prev !== undefined)
+        throw new ZrbError(`zrb ${name}: option --${c} given twice (${prev} and ${a.split("=")[0]}); give it once (see zrb ${name} --help)`, ExitCode.USAGE);
+      given.set(c, a.split("=")[0]!);
+    }
     if (takesValue.has(flag) && !a.includes("=")) {
       if (i + 1 >= argv.length || argv[i + 1]!.startsWith("--"))
         throw new ZrbError(`zrb ${name}: option ${a} needs a value (see zrb ${name} --help)`, ExitCode.USAGE);
@@ -110,12 +122,12 @@ try {
   process.exitCode = await run(process.argv.slice(2));
 } catch (err) {
   if (err instanceof ZrbError) {
-    process.stderr.write(`zrb: error: ${err.message}\n`);
+    process.stderr.write(`zrb: error: ${printable(err.message)}\n`);
     if (process.env.ZRB_DEBUG && err.cause) console.error(err.cause);
     process.exitCode = err.exitCode;
   } else {
     const e = err as Error;
-    process.stderr.write(`zrb: internal error: ${e?.message ?? String(err)} (please report this; run with ZRB_DEBUG=1 for a stack trace)\n`);
+    process.stderr.write(`zrb: internal error: ${printable(e?.message ?? String(err))} (please report this; run with ZRB_DEBUG=1 for a stack trace)\n`);
     if (process.env.ZRB_DEBUG) console.error(e?.stack);
     process.exitCode = ExitCode.FAILURE;
   }

@@ -11,25 +11,37 @@ export default defineCommand({
       "Send the newest zrb_level<N>_ snapshot of the task's dataset, encrypted, to the store. " +
       "Level 0 is a full send; level N ≥ 1 is an incremental from the snapshot of the most recent backup at any lower level " +
       "(dump(8) semantics: repeated level 1 = differentials, 1→2→3 = incremental chain). " +
-      "An interrupted run (kill, power loss, network) resumes where it stopped on the next run.",
+      "An interrupted run (kill, power loss, network) resumes where it stopped on the next run. " +
+      "A snapshot already backed up at that level is not sent again (--force sends it anyway).",
   },
   args: {
     ...configArg,
     ...taskArg,
     level: { type: "string", alias: "l", description: "Backup level: 0 = full, N ≥ 1 = incremental from the newest lower-level backup", valueHint: "N" },
+    force: { type: "boolean", description: "Send the snapshot even if it is already backed up at this level", default: false },
     ...outputArgs,
   },
   async run({ args }) {
     applyOutput(args);
     const level = parseLevel(args.level);
-    const { config, task, store } = await loadAll(args);
     const intr = interruptSignal();
     try {
+      const { config, task, store } = await loadAll(args, { signal: intr.signal });
       const t0 = performance.now();
-      const r = await backup(config, task, store, { level, signal: intr.signal });
-      const secs = (performance.now() - t0) / 1000;
+      const r = await backup(config, task, store, { level, force: !!args.force, signal: intr.signal });
+      const secs = Math.round(((performance.now() - t0) / 1000) * 10) / 10;
+      if (r.kind === "already") {
+        if (args.json) printJson({ skipped: true, backupId: r.backupId, level: r.level, snapshot: r.snapshot, seconds: secs });
+        else
+          log.success(
+            `${r.snapshot} is already backed up at level ${r.level} (backup ${r.backupId}); nothing sent. ` +
+              `Take a new snapshot first (zrb snapshot --config ${config.path} --task ${task.name} --level ${r.level}), or pass --force to send it again`,
+          );
+        return;
+      }
       const m = r.manifest;
       const summary = {
+        skipped: false,
         backupId: m.backupId,
         level: m.level,
         snapshot: m.snapshot.name,
@@ -41,13 +53,13 @@ export default defineCommand({
         blake3: m.stream.blake3,
         manifest: r.manifestKey,
         resumed: r.resumed,
-        seconds: Math.round(secs * 10) / 10,
+        seconds: secs,
       };
       if (args.json) printJson(summary);
       else
         log.success(
           `backup ${m.backupId}: level ${m.level} ${m.snapshot.name}${m.parent ? ` (from ${m.parent.name})` : ""}, ` +
-            `${m.parts.length} part(s), ${m.stream.size} bytes in ${summary.seconds}s → ${store.location}`,
+            `${m.parts.length} part(s), ${m.stream.size} bytes in ${secs}s → ${store.location}`,
         );
     } catch (err) {
       // Whatever an interrupted run tripped over on its way out, the signal is the cause.

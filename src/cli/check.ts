@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import { applyOutput, configArg, loadConfigLogged, outputArgs, printJson, storeFor } from "./common.ts";
 import * as zfs from "../zfs/zfs.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
+import { assertSafeBaseDir } from "../state/basedir.ts";
 import { log } from "../util/log.ts";
 
 export default defineCommand({
@@ -9,25 +10,36 @@ export default defineCommand({
     name: "check",
     description:
       "Validate the config (every error names the key), check that each enabled task's dataset exists, " +
-      "and that the bucket (or local store) is reachable and writable with the current credentials. Changes nothing.",
+      "that base_dir is a directory only this user can write, and that the bucket (or local store) is reachable and writable with the current credentials. " +
+      "Changes nothing. Exits with the first problem's code: 5 zfs, 6 object store, 9 base_dir.",
   },
   args: { ...configArg, ...outputArgs },
   async run({ args }) {
     applyOutput(args);
     const config = await loadConfigLogged(String(args.config));
-    const problems: string[] = [];
+    // Each problem with its own exit code; the run exits with the first one's (5 zfs, 6 store, 9 base_dir).
+    const found: { code: ExitCode; message: string }[] = [];
+    const problems = { push: (message: string, code: ExitCode) => found.push({ code, message }) };
+    let baseDirOk = true;
+    try {
+      assertSafeBaseDir(config.baseDir, { create: false });
+    } catch (err) {
+      if (!(err instanceof ZrbError)) throw err;
+      baseDirOk = false;
+      problems.push(err.message, err.exitCode);
+    }
     const tasks: { name: string; dataset: string; enabled: boolean; exists: boolean | null }[] = [];
     let caps: zfs.ZfsCaps | null = null;
     try {
       caps = await zfs.detectCaps();
     } catch (err) {
-      problems.push((err as Error).message);
+      problems.push((err as Error).message, ExitCode.ZFS);
     }
     for (const t of config.tasks) {
       let exists: boolean | null = null;
       if (t.enabled && caps) {
         exists = await zfs.datasetExists(t.fullName);
-        if (!exists) problems.push(`task ${t.name}: dataset ${t.fullName} does not exist`);
+        if (!exists) problems.push(`task ${t.name}: dataset ${t.fullName} does not exist`, ExitCode.ZFS);
       }
       tasks.push({ name: t.name, dataset: t.fullName, enabled: t.enabled, exists });
     }
@@ -37,15 +49,17 @@ export default defineCommand({
       await store.checkAccess();
     } catch (err) {
       storeOk = false;
-      problems.push((err as Error).message);
+      problems.push((err as Error).message, err instanceof ZrbError ? err.exitCode : ExitCode.STORE);
     }
-    if (args.json) printJson({ config: config.path, zfs: caps?.version ?? null, store: store.location, storeOk, tasks, problems });
+    const messages = found.map((p) => p.message);
+    if (args.json) printJson({ config: config.path, baseDir: config.baseDir, baseDirOk, zfs: caps?.version ?? null, store: store.location, storeOk, tasks, problems: messages });
     else {
       log.info(`config ${config.path}: valid`);
+      log.info(`base_dir ${config.baseDir}: ${baseDirOk ? "ok" : "NOT usable"}`);
       if (caps) log.info(`zfs: ${caps.version}`);
       for (const t of tasks) log.info(`task ${t.name}: ${t.dataset} ${t.enabled ? (t.exists ? "ok" : "MISSING") : "(disabled)"}`);
       log.info(`store ${store.location}: ${storeOk ? "reachable and writable" : "NOT usable"}`);
     }
-    if (problems.length) throw new ZrbError(problems.join("; "), ExitCode.CONFIG);
+    if (found.length) throw new ZrbError(messages.join("; "), found[0]!.code);
   },
 });

@@ -42,19 +42,20 @@ export function requireTask(v: unknown): string {
   return v;
 }
 
-export async function loadAll(args: { config: string; task?: string }, opts: { allowDisabled?: boolean } = {}): Promise<{
+export async function loadAll(args: { config: string; task?: string }, opts: { allowDisabled?: boolean; signal?: AbortSignal } = {}): Promise<{
   config: Config;
   task: Task;
   store: ObjectStore;
 }> {
   const config = await loadConfigLogged(args.config);
   const task = findTask(config, requireTask(args.task), opts);
-  const store = storeFor(config);
+  const store = storeFor(config, opts.signal);
   return { config, task, store };
 }
 
-export function storeFor(config: Config): ObjectStore {
-  return openStore({ s3: config.s3, localStoreDir: config.localStore });
+/** The configured store; with the run's interrupt signal, a SIGTERM aborts requests in flight. */
+export function storeFor(config: Config, signal?: AbortSignal): ObjectStore {
+  return openStore({ s3: config.s3, localStoreDir: config.localStore }, { signal });
 }
 
 export function printJson(v: unknown): void {

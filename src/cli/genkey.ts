@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { existsSync, mkdirSync, openSync, writeSync, closeSync, fsyncSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { generateKeyPair } from "../crypto/age.ts";
-import { ExitCode, ZrbError, fsError } from "../util/errors.ts";
+import { ExitCode, ZrbError, fsError, ioError } from "../util/errors.ts";
 import { printJson } from "./common.ts";
 
 export default defineCommand({
@@ -33,6 +33,9 @@ export default defineCommand({
       try {
         fd = openSync(path, "wx", mode);
       } catch (err) {
+        // ENOENT in a directory that exists: a virtual file system (/proc, /sys) that takes no new files.
+        if ((err as { code?: string }).code === "ENOENT" && existsSync(dir))
+          throw ioError(`cannot create ${path}: ${dir} does not accept new files (a virtual file system?); choose another --out-dir`, err);
         throw fsError(err, "writing key file", path);
       }
       try {

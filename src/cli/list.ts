@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { applyOutput, configArg, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
 import { catalog } from "../pipeline/catalog.ts";
+import { formatTable } from "./table.ts";
 
 export default defineCommand({
   meta: {
@@ -33,8 +34,6 @@ export default defineCommand({
       e.restorable ? "yes" : "NO: " + e.problem,
     ]);
     const head = ["BACKUP ID", "LVL", "SNAPSHOT", "PARENT", "PARTS", "BYTES", "CLASS", "RESTORABLE"];
-    const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    const fmt = (r: string[]) => r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd();
-    process.stdout.write([fmt(head), ...rows.map(fmt)].join("\n") + "\n");
+    process.stdout.write(formatTable(head, rows).join("\n") + "\n");
   },
 });

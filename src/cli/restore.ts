@@ -4,6 +4,8 @@ import { restore, type RestorePlan, type Selector, type ThawTier } from "../pipe
 import { usageError } from "../util/errors.ts";
 import { formatSize } from "../util/size.ts";
 import { log } from "../util/log.ts";
+import { printable } from "../util/text.ts";
+import { formatTable } from "./table.ts";
 
 const TIERS = ["Bulk", "Standard", "Expedited"] as const;
 
@@ -39,9 +41,7 @@ export function formatPlan(plan: RestorePlan): string {
     s.action === "present" ? "on target already" : "receive",
   ]);
   const head = ["STEP", "LVL", "SNAPSHOT", "BACKUP ID", "PARTS", "DOWNLOAD", "CLASS", "ACTION"];
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const fmt = (r: string[]) => "  " + r.map((c, i) => c.padEnd(w[i]!)).join("  ").trimEnd();
-  lines.push(fmt(head), ...rows.map(fmt));
+  lines.push(...formatTable(head, rows, "  "));
   const todo = plan.steps.filter((s) => s.action === "receive");
   lines.push(
     todo.length
@@ -50,7 +50,7 @@ export function formatPlan(plan: RestorePlan): string {
   );
   if (plan.frozen) lines.push(`${plan.frozen} archived object(s) are not readable yet: run with --thaw to request them`);
   for (const w of plan.warnings) lines.push(`warning: ${w}`);
-  return lines.join("\n") + "\n";
+  return lines.map(printable).join("\n") + "\n";
 }
 
 export default defineCommand({
@@ -97,9 +97,9 @@ export default defineCommand({
     }
     if (!planOnly && !args["private-key"])
       throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
-    const { config, task, store } = await loadAll(args, { allowDisabled: true });
     const intr = interruptSignal();
     try {
+      const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
       const t0 = performance.now();
       const r = await restore(config, task, store, {
         target: args.target,

@@ -4,15 +4,13 @@
  * each level is, from the bucket's heads (the catalog) and the local cache.
  */
 import { defineCommand } from "citty";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { hostname } from "node:os";
-import { runDir, type BackupState } from "../pipeline/backup.ts";
-import { readYaml } from "../state/atomic.ts";
-import { processStart } from "../state/lock.ts";
-import { readHeads, type Heads } from "../state/manifest.ts";
+import { existsSync } from "node:fs";
+import { holderAlive, readLockInfo } from "../state/lock.ts";
+import { RunDir } from "../state/rundir.ts";
+import { readHeads, type Heads } from "../state/heads.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
 import { formatSize } from "../util/size.ts";
+import { printable } from "../util/text.ts";
 import { applyOutput, configArg, loadConfigLogged, outputArgs, printJson, storeFor } from "./common.ts";
 
 interface TaskStatus {
@@ -24,6 +22,7 @@ interface TaskStatus {
   interrupted: { backupId: string; level: number; snapshot: string; partsDone: number; bytesDone: number; startedAt: string } | null;
   heads: { level: number; backupId: string; snapshot: string; finishedAt: string }[] | null;
   headsError?: string;
+  stateError?: string;
 }
 
 export default defineCommand({
@@ -47,21 +46,19 @@ export default defineCommand({
     const store = storeFor(config);
     const out: TaskStatus[] = [];
     for (const t of tasks) {
-      const dir = runDir(config, t);
+      let stateError: string | undefined;
+      const rd = new RunDir(config.baseDir, t.pool, t.dataset);
       let running: TaskStatus["running"] = null;
       let staleLock = false;
-      const lockPath = join(dir, "zrb.lock");
-      if (existsSync(lockPath)) {
-        try {
-          const l = JSON.parse(readFileSync(lockPath, "utf8"));
-          // A lock from another host (shared base_dir) cannot be checked from here: shown as held.
-          if (l.host !== hostname() || processStart(l.pid) === l.start) running = { pid: l.pid, command: `${l.command} on ${l.host}`, since: l.since };
-          else staleLock = true;
-        } catch {
-          staleLock = true;
-        }
+      if (existsSync(rd.lockPath)) {
+        const l = readLockInfo(rd.lockPath);
+        // A lock from another host (shared base_dir) cannot be checked from here: shown as held.
+        if (l && holderAlive(l)) running = { pid: l.pid, command: `${l.command} on ${l.host}`, since: l.since };
+        else staleLock = true;
       }
-      const st = await readYaml<BackupState>(join(dir, "backup_state.yaml"));
+      const read = await rd.readState();
+      const st = read.kind === "ok" ? read.state : null;
+      if (read.kind === "unusable") stateError = `${rd.statePath} cannot be resumed (${read.why}); the next backup discards it`;
       const done = st?.chunks?.filter((c) => c?.uploaded) ?? [];
       const interrupted =
         st && !running
@@ -84,7 +81,17 @@ export default defineCommand({
       } catch (err) {
         headsError = (err as Error).message;
       }
-      out.push({ task: t.name, dataset: t.fullName, enabled: t.enabled, running, staleLock, interrupted, heads, ...(headsError ? { headsError } : {}) });
+      out.push({
+        task: t.name,
+        dataset: t.fullName,
+        enabled: t.enabled,
+        running,
+        staleLock,
+        interrupted,
+        heads,
+        ...(headsError ? { headsError } : {}),
+        ...(stateError ? { stateError } : {}),
+      });
     }
     if (args.json) {
       printJson(out);
@@ -100,10 +107,11 @@ export default defineCommand({
           `  interrupted: level ${s.interrupted.level} backup ${s.interrupted.backupId} of ${s.interrupted.snapshot}, ` +
             `${s.interrupted.partsDone} part(s) / ${formatSize(s.interrupted.bytesDone)} stored; the next run resumes it`,
         );
+      if (s.stateError) lines.push(`  ${s.stateError}`);
       if (s.headsError) lines.push(`  store: ${s.headsError}`);
       else if (s.heads && s.heads.length === 0) lines.push(`  no backups in ${store.location} yet`);
       else for (const h of s.heads ?? []) lines.push(`  level ${h.level}: ${h.snapshot.split("@")[1]}  backup ${h.backupId}  finished ${h.finishedAt}`);
     }
-    process.stdout.write(lines.join("\n") + "\n");
+    process.stdout.write(lines.map(printable).join("\n") + "\n");
   },
 });

@@ -609,15 +609,17 @@ function endpointUrl(r: Reader, e: Entry, raw: string): string {
   try {
     u = new URL(raw);
   } catch {
-    return r.fail(e.at, `${e.path} must be an http(s) URL such as https://s3.example.com, got ${show(raw)}`);
+    return r.fail(e.at, `${e.path} must be an http(s) URL such as https://s3.example.com, got ${show(raw.replace(/[?#].*$/s, "?…"))}`);
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") {
-    r.fail(e.at, `${e.path} must be an http(s) URL such as https://s3.example.com, got ${show(raw)}`);
+    r.fail(e.at, `${e.path} must be an http(s) URL such as https://s3.example.com, got ${show(raw.replace(/[?#].*$/s, "?…"))}`);
   }
   if (u.username !== "" || u.password !== "") {
     r.fail(e.at, `${e.path} must not contain a user name or password; ${CREDENTIAL_HINT}`);
   }
-  if (u.search !== "" || u.hash !== "") r.fail(e.at, `${e.path} must not have a query or fragment, got ${show(raw)}`);
+  // The query is never echoed: presigned-style credentials can live there.
+  if (u.search !== "" || u.hash !== "")
+    r.fail(e.at, `${e.path} must not have a query (?…) or fragment (#…), got ${show(`${u.protocol}//${u.host}${u.pathname}`)} followed by one; remove it`);
   return raw.trim().replace(/\/+$/, "");
 }
 

@@ -14,6 +14,7 @@
  * Everything streams with bounded memory: the encryptor holds at most one plaintext chunk,
  * the decryptor one sealed chunk (plus the header); output buffers are reused between calls.
  */
+import { log } from "../util/log.ts";
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient, type Recipient } from "age-encryption";
 import { hkdfSync } from "node:crypto";
 import { open, stat } from "node:fs/promises";
@@ -112,6 +113,8 @@ export async function parseIdentityFile(path: string): Promise<string[]> {
     const st = await stat(path);
     if (!st.isFile()) throw cryptoError(`identity file ${path} is not a regular file; pass the key file written by zrb genkey or age-keygen`);
     if (st.size > 1024 * 1024) throw cryptoError(`identity file ${path} is ${st.size} bytes, too large for an age key file; pass the file written by zrb genkey or age-keygen`);
+    if ((st.mode & 0o077) !== 0)
+      log.warn(`identity file ${path} can be read by other users (mode 0${(st.mode & 0o777).toString(8)}); it is the key to every backup: run chmod 600 ${path}`);
     text = await Bun.file(path).text();
   } catch (err) {
     if ((err as Error)?.name === "ZrbError") throw err;

@@ -1,11 +1,25 @@
 /**
- * The catalog, read from the store alone: every manifest of a dataset, each resolved
- * to its chain (level 0 → … → this backup, following parent backup ids and snapshot
- * guids) and checked for completeness (every manifest and part object present, sizes equal).
+ * The catalog, read from the store alone: every manifest of a dataset, each resolved to its
+ * chain (level 0 → … → this backup, following parent backup ids and snapshot guids) and
+ * checked for completeness (every manifest and part object present, sizes equal). A problem
+ * is typed: which backup is the broken link, what kind of damage, and a message.
  */
 import type { ObjectStore } from "../store/store.ts";
-import { fullName, listManifests, type Manifest } from "../state/manifest.ts";
+import { backupIdOfKey, dataPrefix, fullName, listManifests, manifestKey, readManifest, type Manifest } from "../state/manifest.ts";
+import { ZrbError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
+
+export type ProblemKind = "manifest-missing" | "manifest-unreadable" | "part-missing" | "part-size" | "link-mismatch";
+
+export interface ChainProblem {
+  /** The backup whose own objects (or link) are broken. */
+  at: string;
+  kind: ProblemKind;
+  message: string;
+}
+
+/** Missing objects are the store's doing (exit 6); damage and bad links are integrity (exit 7). */
+export const isMissing = (p: ChainProblem) => p.kind === "manifest-missing" || p.kind === "part-missing";
 
 export interface CatalogEntry {
   backupId: string;
@@ -19,80 +33,90 @@ export interface CatalogEntry {
   bytes: number;
   storedBytes: number;
   storageClass: string;
-  /** Backup ids from the level-0 root to this one. */
+  /** Backup ids from the level-0 root to this one (as far as it resolves). */
   chain: string[];
   restorable: boolean;
-  problem?: string;
+  problem?: ChainProblem;
 }
 
 export interface Catalog {
   manifests: Map<string, Manifest>;
+  /** Readable manifests, oldest first. */
   entries: CatalogEntry[];
-  /** Manifests that could not be parsed: left out of the chains, reported by key. */
+  /** Manifests that could not be read: left out of the chains, reported by key. */
   corrupt: { key: string; backupId: string; message: string }[];
 }
 
-/** Resolve the chain root → m. Throws a message when a link is missing or inconsistent. */
-export function resolveChain(m: Manifest, byId: Map<string, Manifest>): Manifest[] {
+/** A problem in m's own link to its parent, or in the parent's existence. */
+function linkProblem(m: Manifest, p: Manifest | undefined, unreadable: Set<string>): ChainProblem | null {
+  const par = m.parent!;
+  if (!p)
+    return unreadable.has(par.backupId)
+      ? { at: par.backupId, kind: "manifest-unreadable", message: `parent backup ${par.backupId} (level ${par.level}) has a manifest that cannot be read` }
+      : { at: par.backupId, kind: "manifest-missing", message: `parent backup ${par.backupId} (level ${par.level}) is missing` };
+  if (p.snapshot.guid !== par.guid)
+    return { at: m.backupId, kind: "link-mismatch", message: `parent backup ${p.backupId} is of snapshot guid ${p.snapshot.guid}, ${m.backupId} needs ${par.guid}` };
+  if (p.level >= m.level) return { at: m.backupId, kind: "link-mismatch", message: `parent backup ${p.backupId} has level ${p.level} ≥ ${m.level}` };
+  return null;
+}
+
+/** Resolve the chain root → m; throws a ChainError when a link is missing or inconsistent. */
+export function resolveChain(m: Manifest, byId: Map<string, Manifest>, unreadable = new Set<string>()): Manifest[] {
   const chain: Manifest[] = [m];
   const seen = new Set([m.backupId]);
   let cur = m;
   while (cur.parent) {
     const p = byId.get(cur.parent.backupId);
-    if (!p) throw new Error(`parent backup ${cur.parent.backupId} (level ${cur.parent.level}) is missing`);
-    if (p.snapshot.guid !== cur.parent.guid)
-      throw new Error(`parent backup ${p.backupId} is of snapshot guid ${p.snapshot.guid}, ${cur.backupId} needs ${cur.parent.guid}`);
-    if (p.level >= cur.level) throw new Error(`parent backup ${p.backupId} has level ${p.level} ≥ ${cur.level}`);
-    if (seen.has(p.backupId)) throw new Error(`chain of ${m.backupId} loops at ${p.backupId}`);
-    seen.add(p.backupId);
-    chain.unshift(p);
-    cur = p;
+    const problem = linkProblem(cur, p, unreadable);
+    if (problem) throw new ChainError(problem);
+    if (seen.has(p!.backupId)) throw new ChainError({ at: p!.backupId, kind: "link-mismatch", message: `chain of ${m.backupId} loops at ${p!.backupId}` });
+    seen.add(p!.backupId);
+    chain.unshift(p!);
+    cur = p!;
   }
-  if (cur.level !== 0) throw new Error(`chain starts at level ${cur.level}, not at a full (level 0) backup`);
+  if (cur.level !== 0) throw new ChainError({ at: cur.backupId, kind: "link-mismatch", message: `chain starts at level ${cur.level}, not at a full (level 0) backup` });
   return chain;
+}
+
+export class ChainError extends Error {
+  constructor(readonly problem: ChainProblem) {
+    super(problem.message);
+    this.name = "ChainError";
+  }
+}
+
+/** A problem with the stored objects of m itself (part missing or of the wrong size). */
+function partsProblem(m: Manifest, sizes: Map<string, number>): ChainProblem | null {
+  for (const p of m.parts) {
+    const size = sizes.get(p.key);
+    if (size === undefined) return { at: m.backupId, kind: "part-missing", message: `part ${p.index} (${p.key}) of ${m.backupId} is missing` };
+    if (size !== p.cipherSize)
+      return { at: m.backupId, kind: "part-size", message: `part ${p.index} (${p.key}) of ${m.backupId} is ${size} bytes, manifest says ${p.cipherSize}` };
+  }
+  return null;
 }
 
 export async function loadCatalog(store: ObjectStore, pool: string, dataset: string): Promise<Catalog> {
   const corrupt: Catalog["corrupt"] = [];
   const ms = await listManifests(store, pool, dataset, (key, message) => {
-    const backupId = key.slice(key.lastIndexOf("/") + 1).replace(/\.manifest\.yaml$/, "");
-    corrupt.push({ key, backupId, message });
+    corrupt.push({ key, backupId: backupIdOfKey(key), message });
     log.warn(`${message} (left out)`);
   });
+  const unreadable = new Set(corrupt.map((c) => c.backupId));
   const byId = new Map(ms.map((m) => [m.backupId, m]));
-  const objects = new Map<string, number>();
-  for (const o of await store.list(`data/${fullName(pool, dataset)}/`)) objects.set(o.key, o.size);
-  const partsOk = new Map<string, string | null>();
-  for (const m of ms) {
-    let problem: string | null = null;
-    for (const p of m.parts) {
-      const size = objects.get(p.key);
-      if (size === undefined) {
-        problem = `part ${p.index} (${p.key}) is missing`;
-        break;
-      }
-      if (size !== p.cipherSize) {
-        problem = `part ${p.index} (${p.key}) is ${size} bytes, manifest says ${p.cipherSize}`;
-        break;
-      }
-    }
-    partsOk.set(m.backupId, problem);
-  }
+  const sizes = new Map<string, number>();
+  for (const o of await store.list(`data/${fullName(pool, dataset)}/`)) sizes.set(o.key, o.size);
+  const own = new Map(ms.map((m) => [m.backupId, partsProblem(m, sizes)]));
   const entries = ms.map((m): CatalogEntry => {
     let chain: string[] = [];
-    let problem: string | undefined;
+    let problem: ChainProblem | undefined;
     try {
-      const c = resolveChain(m, byId);
+      const c = resolveChain(m, byId, unreadable);
       chain = c.map((x) => x.backupId);
-      for (const x of c) {
-        const pr = partsOk.get(x.backupId);
-        if (pr) {
-          problem = x.backupId === m.backupId ? pr : `in ${x.backupId}: ${pr}`;
-          break;
-        }
-      }
+      problem = c.map((x) => own.get(x.backupId)).find((p) => p) ?? undefined;
     } catch (err) {
-      problem = (err as Error).message;
+      if (!(err instanceof ChainError)) throw err;
+      problem = err.problem;
     }
     return {
       backupId: m.backupId,
@@ -116,4 +140,52 @@ export async function loadCatalog(store: ObjectStore, pool: string, dataset: str
 
 export async function catalog(store: ObjectStore, pool: string, dataset: string): Promise<CatalogEntry[]> {
   return (await loadCatalog(store, pool, dataset)).entries;
+}
+
+/**
+ * Whether backup `backupId` can be restored, reading only its own chain from the store (its
+ * manifests, and a listing of each one's parts): null if it can, else the first broken link.
+ * Used before a backup is built on it.
+ */
+export async function chainProblem(store: ObjectStore, pool: string, dataset: string, backupId: string): Promise<ChainProblem | null> {
+  let id = backupId;
+  let child: Manifest | null = null;
+  const seen = new Set<string>();
+  for (;;) {
+    let m: Manifest | null;
+    try {
+      m = await readManifest(store, manifestKey(pool, dataset, id), { pool, dataset });
+    } catch (err) {
+      if (!(err instanceof ZrbError)) throw err;
+      return { at: id, kind: "manifest-unreadable", message: `manifest ${manifestKey(pool, dataset, id)} cannot be read: ${err.message}` };
+    }
+    if (!m) return { at: id, kind: "manifest-missing", message: `its manifest ${manifestKey(pool, dataset, id)} is missing` };
+    if (child) {
+      const p = linkProblem(child, m, new Set());
+      if (p) return p;
+    }
+    const sizes = new Map((await store.list(dataPrefix(pool, dataset, m.level, m.backupId))).map((o) => [o.key, o.size]));
+    const own = partsProblem(m, sizes);
+    if (own) return own;
+    if (!m.parent) return m.level === 0 ? null : { at: m.backupId, kind: "link-mismatch", message: `chain starts at level ${m.level}, not at a full (level 0) backup` };
+    if (seen.has(m.backupId)) return { at: m.backupId, kind: "link-mismatch", message: `chain of ${backupId} loops at ${m.backupId}` };
+    seen.add(m.backupId);
+    child = m;
+    id = m.parent.backupId;
+  }
+}
+
+/** Start time of a backup id (its first 16 characters, YYYYMMDDTHHMMSSZ), or "" if it has none. */
+const idTime = (id: string) => (/^\d{8}T\d{6}Z/.test(id) ? id.slice(0, 16) : "");
+
+/**
+ * The newest restore point: the newest readable backup, unless a manifest that cannot be read
+ * belongs to a backup that started later (then that unreadable one is the newest point).
+ */
+export function newestPoint(cat: Catalog): { entry: CatalogEntry } | { corrupt: Catalog["corrupt"][number] } | null {
+  const entry = cat.entries.at(-1);
+  const t = entry ? idTime(entry.backupId) : "";
+  const newer = cat.corrupt.filter((c) => idTime(c.backupId) > t).sort((a, b) => (a.backupId < b.backupId ? -1 : 1)).at(-1);
+  if (newer) return { corrupt: newer };
+  return entry ? { entry } : null;
 }

@@ -17,7 +17,7 @@
  * and a dataset this step created is destroyed. A verified, completed step is kept: a rerun
  * resumes after it (the target's snapshots are matched to the chain by guid).
  */
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { constants as C, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import type { FileSink } from "bun";
@@ -27,9 +27,11 @@ import type { Config, Task } from "../config/config.ts";
 import type { ObjectInfo, ObjectStore } from "../store/store.ts";
 import { describeError, sleep } from "../store/retry.ts";
 import { acquireLock } from "../state/lock.ts";
+import { assertSafeBaseDir } from "../state/basedir.ts";
 import { dataPrefix, type Manifest, type ManifestPart } from "../state/manifest.ts";
-import { loadCatalog, resolveChain, type Catalog, type CatalogEntry } from "./catalog.ts";
+import { isMissing, loadCatalog, resolveChain, newestPoint, type Catalog, type CatalogEntry } from "./catalog.ts";
 import * as zfs from "../zfs/zfs.ts";
+import { datasetProblem } from "../zfs/names.ts";
 import { ExitCode, ZrbError, cryptoError, fsError, integrityError, storeError, usageError, zfsError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { Semaphore } from "../util/semaphore.ts";
@@ -50,8 +52,6 @@ export interface Selector {
 export interface Selection {
   manifest: Manifest;
   chain: Manifest[];
-  /** Newer backups passed over because they cannot be restored (default selection only). */
-  skipped: CatalogEntry[];
 }
 
 // ───────────────────────────── selection ─────────────────────────────
@@ -61,32 +61,49 @@ function shortSnap(name: string): string {
   return at >= 0 ? name.slice(at + 1) : name;
 }
 
-/** Backup ids that cannot be restored because of their own objects (not because of an ancestor). */
-function brokenAt(entry: CatalogEntry, cat: Catalog): string {
-  const m = /^in ([0-9A-Za-z-]+): /.exec(entry.problem ?? "");
-  return m ? m[1]! : entry.backupId;
+function point(e: CatalogEntry): string {
+  return `${e.backupId} (level ${e.level}, ${shortSnap(e.snapshot)})`;
 }
 
-function notRestorable(entry: CatalogEntry, cat: Catalog, location: string): ZrbError {
-  const broken = brokenAt(entry, cat);
-  const affected = cat.entries.filter((e) => e.backupId === broken || e.chain.includes(broken)).map((e) => `${e.backupId} (level ${e.level})`);
+/** Where to go when a point cannot be restored: the newest intact one, or a new full. */
+function intactHint(cat: Catalog): string {
   const intact = cat.entries.filter((e) => e.restorable).at(-1);
-  const problem = (entry.problem ?? "unknown problem").replace(/\((data\/[^)]+)\)/, `(${location}$1)`);
+  return intact
+    ? `the newest restorable point is ${point(intact)}: restore it with --backup-id ${intact.backupId}, or run a new level-0 backup`
+    : "no backup of this dataset is restorable; run a new level-0 backup";
+}
+
+function notRestorable(entry: CatalogEntry, cat: Catalog, store: Where): ZrbError {
+  const problem = entry.problem!;
+  const affected = cat.entries.filter((e) => e.backupId === problem.at || e.chain.includes(problem.at)).map((e) => `${e.backupId} (level ${e.level})`);
+  const message = problem.message.replace(/\((data\/[^)]+)\)/, (_, key: string) => `(${store.urlOf(key)})`);
   return new ZrbError(
-    `backup ${entry.backupId} cannot be restored: ${problem}; backups affected: ${affected.length ? affected.join(", ") : entry.backupId}; ` +
-      (intact ? `the newest intact point is ${intact.backupId} (restore it with --backup-id ${intact.backupId})` : "no backup of this dataset is restorable") +
-      ", or run a new level-0 backup",
-    problem.includes("is missing") || problem.includes("bytes, manifest says") ? ExitCode.STORE : ExitCode.INTEGRITY,
+    `backup ${entry.backupId} cannot be restored: ${message}; backups affected: ${affected.length ? affected.join(", ") : entry.backupId}; ${intactHint(cat)}`,
+    isMissing(problem) ? ExitCode.STORE : ExitCode.INTEGRITY,
   );
 }
 
-export function selectBackup(cat: Catalog, sel: Selector, fs: string, location: string): Selection {
+/**
+ * The newest restore point, refusing (exit 7) when it cannot be restored: a restore or verify
+ * without a selector never falls back to an older point by itself.
+ */
+/** What selection needs of a store: its name, and where a key lives. */
+type Where = Pick<ObjectStore, "location" | "urlOf">;
+
+export function newestRestorable(cat: Catalog, fs: string, store: Where): CatalogEntry {
+  const location = store.location;
+  const n = newestPoint(cat);
+  if (!n) throw storeError(`no backups of ${fs} in ${location}; check s3.bucket, s3.prefix and the task's pool/dataset in the config`);
+  if ("corrupt" in n) throw integrityError(`the newest backup ${n.corrupt.backupId} cannot be restored: ${n.corrupt.message}; ${intactHint(cat)}`);
+  const e = n.entry;
+  if (!e.restorable) throw integrityError(`the newest backup ${point(e)} cannot be restored: ${e.problem!.message}; ${intactHint(cat)}`);
+  return e;
+}
+
+export function selectBackup(cat: Catalog, sel: Selector, fs: string, store: Where): Selection {
   const all = cat.entries;
-  if (all.length === 0 && cat.corrupt.length) throw integrityError(cat.corrupt[0]!.message);
-  if (all.length === 0)
-    throw storeError(`no backups of ${fs} in ${location}; check s3.bucket, s3.prefix and the task's pool/dataset in the config`);
+  const location = store.location;
   let pick: CatalogEntry | undefined;
-  let skipped: CatalogEntry[] = [];
   const list = () => "run zrb list to see the backups";
   if (sel.backupId !== undefined) {
     pick = all.find((e) => e.backupId === sel.backupId);
@@ -103,17 +120,13 @@ export function selectBackup(cat: Catalog, sel: Selector, fs: string, location: 
     if (c.length === 0) throw usageError(`no level-${sel.level} backup of ${fs} in ${location}; ${list()}`);
     pick = c.at(-1);
   } else {
-    const ok = all.filter((e) => e.restorable);
-    pick = ok.at(-1);
-    if (!pick) throw notRestorable(all.at(-1)!, cat, location);
-    const at = all.indexOf(pick);
-    skipped = all.slice(at + 1);
+    pick = newestRestorable(cat, fs, store);
   }
   if (!pick) throw usageError(`no matching backup of ${fs} in ${location}; ${list()}`);
-  if (!pick.restorable) throw notRestorable(pick, cat, location);
+  if (!pick.restorable) throw notRestorable(pick, cat, store);
   const manifest = cat.manifests.get(pick.backupId)!;
   const chain = resolveChain(manifest, cat.manifests);
-  return { manifest, chain, skipped };
+  return { manifest, chain };
 }
 
 // ───────────────────────────── plan ─────────────────────────────
@@ -162,13 +175,11 @@ interface Inspected {
   targetSnaps: zfs.Snapshot[];
 }
 
-const DATASET_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]*(\/[A-Za-z0-9][A-Za-z0-9_.:-]*)*$/;
-
 export function checkTargetName(target: string): void {
   if (!target) throw usageError("--target POOL/DATASET is required (where to restore to, e.g. tank/restored)");
   if (target.includes("@")) throw usageError(`--target ${target} must be a dataset, not a snapshot (drop the @…)`);
-  if (!DATASET_RE.test(target) || target.length > 255)
-    throw usageError(`--target ${JSON.stringify(target)} is not a valid dataset name (POOL/DATASET: letters, digits, _ . : - separated by /)`);
+  const why = datasetProblem(target);
+  if (why) throw usageError(`--target ${JSON.stringify(target)} is not a valid dataset name: ${why}`);
 }
 
 async function inspect(store: ObjectStore, chain: Manifest[], target: string, force: boolean, fs: string): Promise<Inspected> {
@@ -210,7 +221,7 @@ async function inspect(store: ObjectStore, chain: Manifest[], target: string, fo
     let thawing = 0;
     for (const p of m.parts) {
       let info = listed.get(p.key);
-      if (!info) throw storeError(`part ${p.index} of backup ${m.backupId} is missing: ${store.location}${p.key}; run zrb list to see which backups are intact`);
+      if (!info) throw storeError(`part ${p.index} of backup ${m.backupId} is missing: ${store.urlOf(p.key)}; run zrb list to see which backups are intact`);
       const cls = info.storageClass ?? m.storageClass ?? "STANDARD";
       classes.add(cls);
       if (ARCHIVED_CLASSES.has(cls)) {
@@ -306,8 +317,9 @@ function interrupted(signal?: AbortSignal): ZrbError {
   return new ZrbError("interrupted", r === "SIGTERM" ? ExitCode.SIGTERM : ExitCode.SIGINT);
 }
 
-function partName(m: Manifest, p: ManifestPart, location: string): string {
-  return `part ${p.index} of backup ${m.backupId} (${location}${p.key})`;
+/** "part 3 of backup <id> (s3://bucket/prefix/data/…)": `url` is where the part lives (ObjectStore.urlOf). */
+function partName(m: Manifest, p: ManifestPart, url: string): string {
+  return `part ${p.index} of backup ${m.backupId} (${url})`;
 }
 
 /**
@@ -323,13 +335,15 @@ export async function downloadPart(
   path: string,
   opts: { attempts: number; signal?: AbortSignal },
 ): Promise<void> {
-  const name = partName(m, p, store.location);
+  const name = partName(m, p, store.urlOf(p.key));
   for (let round = 0; ; round++) {
     const sha = new Bun.CryptoHasher("sha256");
     let got = 0;
     let fh;
     try {
-      fh = await open(path, "w", 0o600);
+      // Never through a link someone planted: remove whatever is there, create exclusively.
+      rmSync(path, { force: true });
+      fh = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     } catch (err) {
       throw fsError(err, "creating restore scratch file", path);
     }
@@ -458,14 +472,14 @@ class PartFetcher {
 
 // ───────────────────────────── decrypt + verify ─────────────────────────────
 
-function ageError(err: unknown, m: Manifest, p: ManifestPart, location: string): ZrbError {
+function ageError(err: unknown, m: Manifest, p: ManifestPart, url: string): ZrbError {
   const msg = (err as Error)?.message ?? String(err);
   if (err instanceof ZrbError && err.exitCode !== ExitCode.INTEGRITY && !/does not match any recipient/.test(msg)) return err;
   if (/does not match any recipient|no identity matched|no matching identit/i.test(msg))
     return cryptoError(
       `this identity does not match any recipient of backup ${m.backupId}; it was encrypted to ${m.recipients.join(", ")}: use the private key file of one of those recipients`,
     );
-  return integrityError(`${partName(m, p, location)} does not decrypt: ${msg.split("\n")[0]}`);
+  return integrityError(`${partName(m, p, url)} does not decrypt: ${msg.split("\n")[0]}`);
 }
 
 /**
@@ -477,21 +491,22 @@ export async function decryptPart(
   m: Manifest,
   p: ManifestPart,
   identities: string[],
-  location: string,
+  /** Where the part lives, for messages (ObjectStore.urlOf). */
+  url: string,
   emit: (b: Uint8Array) => Promise<void> | void,
 ): Promise<void> {
   let dec: AgeDecryptStream;
   try {
     dec = await AgeDecryptStream.create(identities);
   } catch (err) {
-    throw ageError(err, m, p, location);
+    throw ageError(err, m, p, url);
   }
   const h = await createBlake3();
   let size = 0;
   const out = async (b: Uint8Array) => {
     if (b.length === 0) return;
     size += b.length;
-    if (size > p.plainSize) throw integrityError(`${partName(m, p, location)} decrypts to more than the ${p.plainSize} bytes its manifest records`);
+    if (size > p.plainSize) throw integrityError(`${partName(m, p, url)} decrypts to more than the ${p.plainSize} bytes its manifest records`);
     h.update(b);
     await emit(b);
   };
@@ -505,7 +520,7 @@ export async function decryptPart(
       try {
         plain = await dec.push(buf.subarray(0, bytesRead));
       } catch (err) {
-        throw ageError(err, m, p, location);
+        throw ageError(err, m, p, url);
       }
       await out(plain);
     }
@@ -513,17 +528,17 @@ export async function decryptPart(
     try {
       last = dec.finish();
     } catch (err) {
-      throw ageError(err, m, p, location);
+      throw ageError(err, m, p, url);
     }
     await out(last);
   } finally {
     await fh.close();
   }
   if (size !== p.plainSize)
-    throw integrityError(`${partName(m, p, location)} decrypts to ${size} bytes, manifest says ${p.plainSize}`);
+    throw integrityError(`${partName(m, p, url)} decrypts to ${size} bytes, manifest says ${p.plainSize}`);
   const digest = h.digestHex();
   if (digest !== p.blake3)
-    throw integrityError(`${partName(m, p, location)}: plaintext BLAKE3 is ${digest}, manifest says ${p.blake3}`);
+    throw integrityError(`${partName(m, p, url)}: plaintext BLAKE3 is ${digest}, manifest says ${p.blake3}`);
 }
 
 /**
@@ -546,7 +561,7 @@ async function preflightIdentity(store: ObjectStore, m: Manifest, identities: st
     dec = await AgeDecryptStream.create(identities);
     await dec.push(head);
   } catch (err) {
-    const e = ageError(err, m, p, store.location);
+    const e = ageError(err, m, p, store.urlOf(p.key));
     if (e.exitCode === ExitCode.CRYPTO) throw e;
   }
 }
@@ -637,21 +652,32 @@ async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCaps, opt
     }
   };
 
-  const limit = m.stream.size - Math.min(WITHHOLD, m.stream.size);
+  // The last WITHHOLD bytes actually read (never a size the manifest claims) stay here until
+  // every hash has matched: they hold the stream's END record, without which zfs receive
+  // cannot commit the snapshot.
   const tail: Uint8Array[] = [];
+  let tailLen = 0;
   const whole = await createBlake3();
   let off = 0;
   const emit = async (b: Uint8Array) => {
     if (opts.signal?.aborted) throw interrupted(opts.signal);
     whole.update(b);
-    if (off >= limit) tail.push(b.slice());
-    else if (off + b.length <= limit) await write(b);
-    else {
-      const n = limit - off;
-      await write(b.subarray(0, n));
-      tail.push(b.slice(n));
-    }
     off += b.length;
+    tail.push(b.slice());
+    tailLen += b.length;
+    while (tailLen > WITHHOLD) {
+      const first = tail[0]!;
+      const spare = tailLen - WITHHOLD;
+      if (first.length <= spare) {
+        tail.shift();
+        tailLen -= first.length;
+        await write(first);
+      } else {
+        tail[0] = first.subarray(spare);
+        tailLen -= spare;
+        await write(first.subarray(0, spare));
+      }
+    }
   };
 
   try {
@@ -659,7 +685,7 @@ async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCaps, opt
       let path: string;
       try {
         path = await fetcher.take(p.index);
-        await decryptPart(path, m, p, opts.identities, store.location, emit);
+        await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), emit);
       } finally {
         fetcher.release(p.index);
       }
@@ -672,6 +698,7 @@ async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCaps, opt
     // Everything verified: release the withheld tail (with the END record) and let receive commit.
     for (const t of tail) await write(t);
     tail.length = 0;
+    tailLen = 0;
     try {
       sink.end();
     } catch {}
@@ -726,9 +753,7 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
     throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
   const caps = await zfs.detectCaps();
   const cat = await loadCatalog(store, task.pool, task.dataset);
-  const sel = selectBackup(cat, opts.selector, task.fullName, store.location);
-  for (const s of sel.skipped)
-    log.warn(`skipping newer backup ${s.backupId} (level ${s.level}): it cannot be restored: ${s.problem}`);
+  const sel = selectBackup(cat, opts.selector, task.fullName, store);
   const partial = opts.force ? null : await zfs.getProp(opts.target, "receive_resume_token");
   if (partial && partial !== "-" && partial !== "")
     throw zfsError(
@@ -770,6 +795,7 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
   const identities = await parseIdentityFile(opts.privateKey!);
   await preflightIdentity(store, toApply[0]!, identities);
 
+  assertSafeBaseDir(cfg.baseDir, { create: true });
   const scratchRoot = join(cfg.baseDir, "restore-scratch");
   const lock = acquireLock(join(scratchRoot, `${encodeURIComponent(opts.target)}.lock`), `restore target ${opts.target}`, `zrb restore --target ${opts.target}`);
   try {
@@ -779,7 +805,9 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
       log.info(`step ${n}/${ins.chain.length}: level ${m.level} ${shortSnap(m.snapshot.name)} (backup ${m.backupId}, ${m.parts.length} parts, ${m.stream.size} bytes)`);
       const { seconds } = await applyStep(store, m, caps, {
         target: opts.target,
-        force: opts.force && i === 0,
+        // -F on every step: a forced target may be mounted, and atime updates between steps
+        // would otherwise make the next incremental fail with "has been modified".
+        force: opts.force,
         identities,
         scratchRoot,
         ahead: opts.ahead ?? 2,
@@ -835,7 +863,9 @@ export async function verifyBackups(
     chosen = new Set(idx.slice(0, opts.sample).map((i) => `${all[i]!.m.backupId}/${all[i]!.p.index}`));
   }
   const report: VerifyReport = { location: store.location, backups: [], parts: [], decrypted: !!opts.identities, ok: true };
+  // A directory of our own, created 0700 under a name nobody could predict.
   mkdirSync(opts.scratch, { recursive: true, mode: 0o700 });
+  const scratch = mkdtempSync(join(opts.scratch, "verify-"));
   try {
     for (const m of backups) {
       const whole = opts.identities && !chosen ? await createBlake3() : null;
@@ -845,11 +875,11 @@ export async function verifyBackups(
       for (const p of m.parts) {
         if (chosen && !chosen.has(`${m.backupId}/${p.index}`)) continue;
         if (opts.signal?.aborted) throw interrupted(opts.signal);
-        const path = join(opts.scratch, `part-${String(p.index).padStart(6, "0")}.age`);
+        const path = join(scratch, `part-${String(p.index).padStart(6, "0")}.age`);
         const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
         try {
           await downloadPart(store, m, p, path, { attempts: opts.attempts, signal: opts.signal });
-          if (opts.identities) await decryptPart(path, m, p, opts.identities, store.location, (b) => whole?.update(b));
+          if (opts.identities) await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => whole?.update(b));
         } catch (err) {
           if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
           if (err.exitCode === ExitCode.CRYPTO) throw err;
@@ -886,7 +916,7 @@ export async function verifyBackups(
       });
     }
   } finally {
-    rmSync(opts.scratch, { recursive: true, force: true });
+    rmSync(scratch, { recursive: true, force: true });
   }
   return report;
 }

@@ -3,7 +3,9 @@
  * The bucket alone is enough to list and restore everything; local files are a cache.
  */
 import YAML from "yaml";
-import type { ObjectStore } from "../store/store.ts";
+import { TooLargeError, type ObjectStore } from "../store/store.ts";
+import { isSnapshotOf } from "../zfs/names.ts";
+import { hasUnsafeChars } from "../util/text.ts";
 import { ZrbError, integrityError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 
@@ -47,13 +49,6 @@ export interface Manifest {
   finishedAt: string;
 }
 
-/** Per-level heads: the newest backup at each level that is still part of the live chain. */
-export interface Heads {
-  format: string;
-  updatedAt: string;
-  levels: Record<string, { backupId: string; snapshot: SnapshotRef; finishedAt: string }>;
-}
-
 export function fullName(pool: string, dataset: string): string {
   return dataset ? `${pool}/${dataset}` : pool;
 }
@@ -86,8 +81,30 @@ export function newBackupId(level: number, now = new Date()): string {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+const BACKUP_ID = /^[0-9A-Za-z-]{1,64}$/;
+const GUID = /^\d{1,20}$/;
+const TXG = /^\d{1,20}$/;
+const TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
+const RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
+const SEND_FLAG = /^-[A-Za-z]{1,8}$/;
+const STORAGE_CLASS = /^[A-Z_]{1,32}$/;
+/** No manifest zrb writes comes near this (a 10 TiB stream in 64 KiB chunks would); larger is not ours. */
+export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 
-/** Parse and sanity-check a manifest fetched from the store. */
+const isInt = (v: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): v is number => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
+const isText = (v: unknown, max: number): v is string => typeof v === "string" && v.length <= max && !hasUnsafeChars(v);
+
+/** The backup id a manifest key names (`…/<id>.manifest.yaml`). */
+export function backupIdOfKey(key: string): string {
+  return key.slice(key.lastIndexOf("/") + 1).replace(/\.manifest\.yaml$/, "");
+}
+
+/**
+ * Parse and check a manifest fetched from the store. Everything in it is untrusted text from
+ * the bucket: names must be snapshots of exactly this dataset, ids and hashes of their shape,
+ * free text printable; part keys must stay inside the backup's own prefix. Throws an integrity
+ * ZrbError naming the key and the first problem.
+ */
 export function parseManifest(text: string, key: string, expect: { pool: string; dataset: string }): Manifest {
   let m: Manifest;
   try {
@@ -96,22 +113,49 @@ export function parseManifest(text: string, key: string, expect: { pool: string;
     throw integrityError(`manifest ${key} is not valid YAML: ${(err as Error).message.split("\n")[0]}`);
   }
   const bad = (what: string) => integrityError(`manifest ${key} is corrupt: ${what}`);
-  if (!m || typeof m !== "object" || m.format !== MANIFEST_FORMAT) throw bad(`unknown format ${JSON.stringify(m?.format)}`);
-  if (m.pool !== expect.pool || m.dataset !== expect.dataset) throw bad(`it describes ${m.pool}/${m.dataset}`);
-  if (!Number.isInteger(m.level) || m.level < 0) throw bad("bad level");
-  if (typeof m.backupId !== "string" || !/^[0-9A-Za-z-]+$/.test(m.backupId)) throw bad("bad backupId");
-  if (!m.snapshot || typeof m.snapshot.name !== "string" || typeof m.snapshot.guid !== "string") throw bad("bad snapshot");
-  if (!m.stream || !HEX64.test(m.stream.blake3) || !Number.isSafeInteger(m.stream.size)) throw bad("bad stream hash/size");
+  if (!m || typeof m !== "object") throw bad("it is not a mapping");
+  if (m.format !== MANIFEST_FORMAT) {
+    const v = /^zrb-manifest\/(\d+)$/.exec(String(m.format));
+    if (v && Number(v[1]) > 1)
+      throw integrityError(`manifest ${key} has format ${m.format}, written by a newer zrb; use that zrb version (or newer) to read it`);
+    throw bad(`unknown format ${JSON.stringify(String(m.format)).slice(0, 60)}`);
+  }
+  const fs = fullName(expect.pool, expect.dataset);
+  if (m.pool !== expect.pool || m.dataset !== expect.dataset) throw bad(`it describes ${String(m.pool)}/${String(m.dataset)}`);
+  if (!isInt(m.level, 0, 999)) throw bad("bad level");
+  if (typeof m.backupId !== "string" || !BACKUP_ID.test(m.backupId)) throw bad("bad backupId");
+  if (key.endsWith(".manifest.yaml") && backupIdOfKey(key) !== m.backupId) throw bad(`it is stored as ${backupIdOfKey(key)} but describes backup ${m.backupId}`);
+  const snapOk = (s: unknown) => {
+    const r = s as SnapshotRef | null;
+    return !!r && typeof r === "object" && isSnapshotOf(r.name, fs) && typeof r.guid === "string" && GUID.test(r.guid) && (r.createtxg === undefined || TXG.test(String(r.createtxg)));
+  };
+  if (!snapOk(m.snapshot)) throw bad(`snapshot is not a snapshot of ${fs} with a numeric guid`);
+  if (m.level === 0 && m.parent !== null && m.parent !== undefined) throw bad("a level-0 backup has a parent");
+  if (m.level > 0) {
+    const p = m.parent;
+    if (!p || !snapOk(p) || typeof p.backupId !== "string" || !BACKUP_ID.test(p.backupId) || !isInt(p.level, 0, m.level - 1))
+      throw bad(`level ${m.level} needs a parent: a lower-level backup of a snapshot of ${fs}`);
+  }
+  m.parent ??= null;
+  if (!m.send || !Array.isArray(m.send.flags) || !m.send.flags.every((f) => typeof f === "string" && SEND_FLAG.test(f)) || !isText(m.send.zfs, 200))
+    throw bad("bad send flags");
+  if (!m.stream || !HEX64.test(m.stream.blake3) || !isInt(m.stream.size)) throw bad("bad stream hash/size");
+  if (!Array.isArray(m.recipients) || !m.recipients.every((r) => typeof r === "string" && RECIPIENT.test(r))) throw bad("bad recipients");
+  if (typeof m.storageClass !== "string" || !STORAGE_CLASS.test(m.storageClass)) throw bad("bad storage class");
+  if (!isInt(m.chunkSize, 1)) throw bad("bad chunk size");
+  if (!m.tool || !isText(m.tool.name, 40) || !isText(m.tool.version, 100)) throw bad("bad tool");
+  if (!isText(m.host, 255)) throw bad("bad host");
+  if (typeof m.startedAt !== "string" || !TIME.test(m.startedAt) || typeof m.finishedAt !== "string" || !TIME.test(m.finishedAt)) throw bad("bad times");
   if (!Array.isArray(m.parts)) throw bad("no parts");
   const dp = dataPrefix(m.pool, m.dataset, m.level, m.backupId);
   let total = 0;
   m.parts.forEach((p, i) => {
-    if (p.index !== i) throw bad(`part ${i} has index ${p.index}`);
-    if (typeof p.key !== "string" || !p.key.startsWith(dp) || p.key.includes("..") || p.key.slice(dp.length).includes("/"))
-      throw bad(`part ${i} key ${JSON.stringify(p.key)} is outside ${dp}`);
+    if (!p || typeof p !== "object") throw bad(`part ${i} is not a mapping`);
+    if (p.index !== i) throw bad(`part ${i} has index ${String(p.index)}`);
+    if (typeof p.key !== "string" || !p.key.startsWith(dp) || p.key.includes("..") || p.key.slice(dp.length).includes("/") || hasUnsafeChars(p.key))
+      throw bad(`part ${i} key ${JSON.stringify(String(p.key)).slice(0, 200)} is outside ${dp}`);
     if (!HEX64.test(p.sha256) || !HEX64.test(p.blake3)) throw bad(`part ${i} has a malformed hash`);
-    if (!Number.isSafeInteger(p.plainSize) || !Number.isSafeInteger(p.cipherSize) || p.plainSize < 0 || p.cipherSize <= 0)
-      throw bad(`part ${i} has a bad size`);
+    if (!isInt(p.plainSize) || !isInt(p.cipherSize, 1)) throw bad(`part ${i} has a bad size`);
     total += p.plainSize;
   });
   if (total !== m.stream.size) throw bad(`parts add up to ${total} bytes, stream size says ${m.stream.size}`);
@@ -126,17 +170,14 @@ export async function listManifests(
   onCorrupt: (key: string, message: string) => void = (_k, m) => log.warn(`${m} (left out)`),
 ): Promise<Manifest[]> {
   const dir = manifestDir(pool, dataset);
-  const objs = await store.list(dir);
-  const keys = objs
-    .map((o) => o.key)
-    .filter((k) => k.endsWith(".manifest.yaml") && !k.slice(dir.length).includes("/"))
-    .sort();
+  const objs = (await store.list(dir))
+    .filter((o) => o.key.endsWith(".manifest.yaml") && !o.key.slice(dir.length).includes("/"))
+    .sort((a, b) => (a.key < b.key ? -1 : 1));
   const out: Manifest[] = [];
-  for (const key of keys) {
-    const body = await store.get(key);
-    if (!body) continue;
+  for (const { key } of objs) {
     try {
-      out.push(parseManifest(new TextDecoder().decode(body), key, { pool, dataset }));
+      const m = await readManifest(store, key, { pool, dataset });
+      if (m) out.push(m);
     } catch (err) {
       // One damaged manifest must not hide every other backup on the worst day: it is
       // reported and left out, so only the chains that need it become unrestorable.
@@ -149,37 +190,19 @@ export async function listManifests(
   return out;
 }
 
-/** Heads as recorded in the store; rebuilt from the manifests if the file is missing. */
-export async function readHeads(store: ObjectStore, pool: string, dataset: string): Promise<Heads> {
-  const body = await store.get(headsKey(pool, dataset));
-  if (body) {
-    const h = YAML.parse(new TextDecoder().decode(body)) as Heads;
-    if (h && typeof h === "object" && h.levels && typeof h.levels === "object") return h;
+/**
+ * One manifest from the store, parsed and checked; null when it does not exist. Refuses to
+ * read more than MAX_MANIFEST_BYTES (an integrity error, like any other damage).
+ */
+export async function readManifest(store: ObjectStore, key: string, expect: { pool: string; dataset: string }): Promise<Manifest | null> {
+  let body: Uint8Array | null;
+  try {
+    body = await store.get(key, { maxBytes: MAX_MANIFEST_BYTES });
+  } catch (err) {
+    if (err instanceof TooLargeError)
+      throw integrityError(`manifest ${key} is too large (${err.size} bytes, over ${MAX_MANIFEST_BYTES / 1024 / 1024} MiB); zrb never writes one that big`);
+    throw err;
   }
-  return headsFromManifests(await listManifests(store, pool, dataset));
-}
-
-/** Replay the backups in order with dump(8) rules: a level-N backup clears every head above N. */
-export function headsFromManifests(ms: Manifest[]): Heads {
-  let heads: Heads = { format: "zrb-heads/1", updatedAt: new Date(0).toISOString(), levels: {} };
-  for (const m of ms) heads = advanceHeads(heads, m);
-  return heads;
-}
-
-export function advanceHeads(h: Heads, m: Manifest): Heads {
-  const levels: Heads["levels"] = {};
-  for (const [k, v] of Object.entries(h.levels)) if (Number(k) < m.level) levels[k] = v;
-  levels[String(m.level)] = { backupId: m.backupId, snapshot: m.snapshot, finishedAt: m.finishedAt };
-  return { format: "zrb-heads/1", updatedAt: new Date().toISOString(), levels };
-}
-
-/** dump(8): the base of a level-N backup is the most recent head at any level below N. */
-export function chooseParent(h: Heads, level: number): { level: number; backupId: string; snapshot: SnapshotRef } | null {
-  let best: { level: number; backupId: string; snapshot: SnapshotRef; finishedAt: string } | null = null;
-  for (const [k, v] of Object.entries(h.levels)) {
-    const l = Number(k);
-    if (l >= level) continue;
-    if (!best || v.finishedAt > best.finishedAt || (v.finishedAt === best.finishedAt && l > best.level)) best = { level: l, ...v };
-  }
-  return best && { level: best.level, backupId: best.backupId, snapshot: best.snapshot };
+  if (body === null) return null;
+  return parseManifest(new TextDecoder().decode(body), key, expect);
 }

@@ -15,7 +15,7 @@
  */
 import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve, sep } from "node:path";
-import type { ObjectInfo, ObjectStore, PutFileOptions } from "./store.ts";
+import { TooLargeError, type ObjectInfo, type ObjectStore, type PutFileOptions } from "./store.ts";
 import { validateKey, validateListPrefix } from "./keys.ts";
 import { abortReason } from "./retry.ts";
 import { ZrbError, fsError, integrityError, storeError } from "../util/errors.ts";
@@ -37,6 +37,10 @@ export class LocalStore implements ObjectStore {
     if (!root) throw storeError("the local store directory is empty; set base_dir (or the local store path) in the config");
     this.root = resolve(root);
     this.location = this.root.endsWith(sep) ? this.root : this.root + sep;
+  }
+
+  urlOf(key: string): string {
+    return this.location + key;
   }
 
   private pathOf(key: string): string {
@@ -145,13 +149,15 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async get(key: string): Promise<Uint8Array | null> {
+  async get(key: string, opts?: { maxBytes?: number }): Promise<Uint8Array | null> {
     const path = this.pathOf(key);
     try {
       const st = await stat(path);
       if (!st.isFile()) return null;
+      if (opts?.maxBytes !== undefined && st.size > opts.maxBytes) throw new TooLargeError(key, st.size);
       return await Bun.file(path).bytes();
     } catch (err) {
+      if (err instanceof TooLargeError) throw err;
       if (isNotFound(err)) return null;
       throw fsError(err, `cannot read ${key}`, path);
     }

@@ -22,7 +22,7 @@ export interface StoreConfig {
   localStoreDir: string;
 }
 
-export function openStore(cfg: StoreConfig, extra?: { onRetry?: S3StoreOptions["onRetry"] }): ObjectStore {
+export function openStore(cfg: StoreConfig, extra?: { onRetry?: S3StoreOptions["onRetry"]; signal?: AbortSignal }): ObjectStore {
   if (!cfg.s3.enabled) return new LocalStore(cfg.localStoreDir);
   const s3 = cfg.s3;
   return new S3Store({
@@ -35,5 +35,6 @@ export function openStore(cfg: StoreConfig, extra?: { onRetry?: S3StoreOptions["
     partConcurrency: s3.partConcurrency,
     requestTimeoutMs: s3.requestTimeoutMs,
     onRetry: extra?.onRetry,
+    signal: extra?.signal,
   });
 }

@@ -33,7 +33,7 @@ import {
   type StorageClass,
   type Tier,
 } from "@aws-sdk/client-s3";
-import type { MultipartProgress, ObjectInfo, ObjectStore, PutFileOptions } from "./store.ts";
+import { TooLargeError, type MultipartProgress, type ObjectInfo, type ObjectStore, type PutFileOptions } from "./store.ts";
 import { normalizePrefix, validateKey, validateListPrefix } from "./keys.ts";
 import { abortReason, describeError, httpStatusOf, isAbortError, isRetryable, withRetry } from "./retry.ts";
 import { ZrbError, integrityError, storeError } from "../util/errors.ts";
@@ -72,6 +72,8 @@ export interface S3StoreOptions {
   onRetry?: (info: { what: string; attempt: number; error: string; delayMs: number }) => void;
   /** Backoff base for retries (default 200 ms). */
   retryBaseDelayMs?: number;
+  /** The run's interrupt signal: aborts every request in flight and every retry sleep. */
+  signal?: AbortSignal;
 }
 
 const ARCHIVED_CLASSES = new Set(["GLACIER", "DEEP_ARCHIVE"]);
@@ -107,6 +109,7 @@ export class S3Store implements ObjectStore {
   private readonly checksumMode: "WHEN_REQUIRED" | "WHEN_SUPPORTED";
   private readonly onRetryCb?: S3StoreOptions["onRetry"];
   private readonly retryBaseDelayMs?: number;
+  private readonly runSignal?: AbortSignal;
 
   constructor(opts: S3StoreOptions) {
     if (!opts.bucket) throw storeError("s3.bucket is empty; set it in the config");
@@ -118,6 +121,7 @@ export class S3Store implements ObjectStore {
     this.checksumMode = opts.checksumMode ?? "WHEN_REQUIRED";
     this.onRetryCb = opts.onRetry;
     this.retryBaseDelayMs = opts.retryBaseDelayMs;
+    this.runSignal = opts.signal;
     this.endpointDesc = opts.endpoint ?? `https://s3.${opts.region}.amazonaws.com`;
     this.location = `s3://${this.bucket}/${this.prefix}` + (opts.endpoint ? ` at ${opts.endpoint}` : "");
     this.client = new S3Client({
@@ -140,13 +144,28 @@ export class S3Store implements ObjectStore {
     return this.prefix + validateKey(key);
   }
 
+  /** The run's signal and a call's own, as one. */
+  private signalOf(signal?: AbortSignal): AbortSignal | undefined {
+    if (!signal) return this.runSignal;
+    if (!this.runSignal) return signal;
+    return AbortSignal.any([signal, this.runSignal]);
+  }
+
+  /** client.send, always abortable by the run's signal (typed as the SDK's own send). */
+  private readonly send = ((cmd: Parameters<S3Client["send"]>[0], opts?: { abortSignal?: AbortSignal }) =>
+    this.client.send(cmd, { abortSignal: this.signalOf(opts?.abortSignal) })) as S3Client["send"];
+
+  urlOf(key: string): string {
+    return this.url(key);
+  }
+
   private url(key?: string): string {
     return `s3://${this.bucket}/${this.prefix}${key ?? ""}`;
   }
 
   /** Map an SDK/network error to a one-line ZrbError (never containing credentials). */
   private mapError(err: unknown, op: string, key?: string, attempts = 1): Error {
-    if (err instanceof ZrbError) return err;
+    if (err instanceof ZrbError || err instanceof TooLargeError) return err;
     if (isAbortError(err)) return err as Error;
     const name = errName(err);
     const status = httpStatusOf(err);
@@ -201,6 +220,7 @@ export class S3Store implements ObjectStore {
     signal?: AbortSignal,
     maxAttempts = this.maxAttempts,
   ): Promise<T> {
+    signal = this.signalOf(signal);
     let attempts = 0;
     try {
       return await withRetry(
@@ -240,7 +260,7 @@ export class S3Store implements ObjectStore {
     const sha = new Bun.CryptoHasher("sha256").update(bytes);
     const shaHex = sha.digest("hex");
     await this.call("put", key, () =>
-      this.client.send(
+      this.send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key,
@@ -254,15 +274,20 @@ export class S3Store implements ObjectStore {
     );
   }
 
-  async get(key: string): Promise<Uint8Array | null> {
+  async get(key: string, opts?: { maxBytes?: number }): Promise<Uint8Array | null> {
     const Key = this.full(key);
     try {
       return await this.call("get", key, async () => {
-        const r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+        const r = await this.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
         if (!r.Body) return new Uint8Array(0);
+        if (opts?.maxBytes !== undefined && (r.ContentLength ?? 0) > opts.maxBytes) {
+          (r.Body as { destroy?: () => void }).destroy?.();
+          throw new TooLargeError(key, r.ContentLength ?? 0);
+        }
         return await r.Body.transformToByteArray();
       });
     } catch (err) {
+      if (err instanceof TooLargeError) throw err;
       const c = (err as { cause?: unknown }).cause ?? err;
       if (errName(c) === "NoSuchKey" || (httpStatusOf(c) === 404 && errName(c) !== "NoSuchBucket")) return null;
       if (errName(c) === "InvalidObjectState") throw this.archivedError(key, c);
@@ -280,7 +305,7 @@ export class S3Store implements ObjectStore {
       Range = `bytes=${range.start}-${range.end ?? ""}`;
     }
     try {
-      const r = await this.call("get", key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range })));
+      const r = await this.call("get", key, () => this.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range })));
       if (!r.Body) return new ReadableStream({ start: (c) => c.close() });
       return r.Body.transformToWebStream() as ReadableStream<Uint8Array>;
     } catch (err) {
@@ -295,7 +320,7 @@ export class S3Store implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | null> {
     const Key = this.full(key);
     try {
-      const r = await this.call("head", key, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
+      const r = await this.call("head", key, () => this.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
       const info: ObjectInfo = {
         key,
         size: r.ContentLength ?? 0,
@@ -316,7 +341,7 @@ export class S3Store implements ObjectStore {
   /** The zrb-sha256 metadata stored with an object (hex), or undefined. */
   async storedSha256(key: string): Promise<string | undefined> {
     const Key = this.full(key);
-    const r = await this.call("head", key, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
+    const r = await this.call("head", key, () => this.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
     return r.Metadata?.["zrb-sha256"];
   }
 
@@ -326,7 +351,7 @@ export class S3Store implements ObjectStore {
     let token: string | undefined;
     do {
       const r = await this.call("list", prefix, () =>
-        this.client.send(
+        this.send(
           new ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: this.prefix + prefix,
@@ -352,7 +377,7 @@ export class S3Store implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     const Key = this.full(key);
-    await this.call("delete", key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
+    await this.call("delete", key, () => this.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
   }
 
   async listUploads(prefix: string): Promise<{ key: string; uploadId: string; initiated?: Date }[]> {
@@ -362,7 +387,7 @@ export class S3Store implements ObjectStore {
     let idMarker: string | undefined;
     for (;;) {
       const r = await this.call("list uploads", prefix, () =>
-        this.client.send(
+        this.send(
           new ListMultipartUploadsCommand({
             Bucket: this.bucket,
             Prefix: this.prefix + prefix,
@@ -393,7 +418,7 @@ export class S3Store implements ObjectStore {
     const Key = this.full(key);
     try {
       await this.call("abort upload", key, () =>
-        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId })),
+        this.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId })),
       );
     } catch (err) {
       const c = (err as { cause?: unknown }).cause ?? err;
@@ -406,7 +431,7 @@ export class S3Store implements ObjectStore {
     const Key = this.full(key);
     let r0;
     try {
-      r0 = await this.call("head", key, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
+      r0 = await this.call("head", key, () => this.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
     } catch (err) {
       const c = (err as { cause?: unknown }).cause ?? err;
       if (errName(c) === "NotFound" || errName(c) === "NoSuchKey") throw storeError(`cannot thaw ${this.url(key)}: the object does not exist`, c);
@@ -419,7 +444,7 @@ export class S3Store implements ObjectStore {
     if (!intelligent && !ARCHIVED_CLASSES.has(r0.StorageClass ?? "STANDARD")) return "available";
     try {
       const r = await this.call("restore", key, () =>
-        this.client.send(
+        this.send(
           new RestoreObjectCommand({
             Bucket: this.bucket,
             Key,
@@ -440,14 +465,14 @@ export class S3Store implements ObjectStore {
   }
 
   async checkAccess(): Promise<void> {
-    await this.call("check access", undefined, () => this.client.send(new HeadBucketCommand({ Bucket: this.bucket })));
+    await this.call("check access", undefined, () => this.send(new HeadBucketCommand({ Bucket: this.bucket })));
     const probe = `.zrb-access-check-${crypto.randomUUID()}`;
     const Key = this.prefix + probe;
     try {
       await this.call("check access", undefined, () =>
-        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: new Uint8Array(0), ContentLength: 0 })),
+        this.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: new Uint8Array(0), ContentLength: 0 })),
       );
-      await this.call("check access", undefined, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
+      await this.call("check access", undefined, () => this.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
     } catch (err) {
       const c = (err as { cause?: unknown }).cause ?? err;
       if (httpStatusOf(c) === 403 || errName(c) === "AccessDenied") {
@@ -486,7 +511,7 @@ export class S3Store implements ObjectStore {
         "put",
         key,
         () =>
-          this.client.send(
+          this.send(
             new PutObjectCommand({
               Bucket: this.bucket,
               Key,
@@ -513,7 +538,7 @@ export class S3Store implements ObjectStore {
       const r = await this.call(
         "list parts",
         key,
-        () => this.client.send(new ListPartsCommand({ Bucket: this.bucket, Key, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal: signal }),
+        () => this.send(new ListPartsCommand({ Bucket: this.bucket, Key, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal: signal }),
         signal,
         // radosgw answers an unknown upload id with 500: do not spend the whole budget on it.
         Math.min(this.maxAttempts, 3),
@@ -583,7 +608,7 @@ export class S3Store implements ObjectStore {
         "create multipart upload",
         key,
         () =>
-          this.client.send(
+          this.send(
             new CreateMultipartUploadCommand({
               Bucket: this.bucket,
               Key,
@@ -647,7 +672,7 @@ export class S3Store implements ObjectStore {
               const body = createReadStream(path, { start, end: start + len - 1 });
               inflight.set(n, body);
               try {
-                return await this.client.send(
+                return await this.send(
                   new UploadPartCommand({ Bucket: this.bucket, Key, UploadId: uploadId, PartNumber: n, Body: body, ContentLength: len }),
                   { abortSignal: signal },
                 );
@@ -687,7 +712,7 @@ export class S3Store implements ObjectStore {
         "complete multipart upload",
         key,
         () =>
-          this.client.send(
+          this.send(
             new CompleteMultipartUploadCommand({
               Bucket: this.bucket,
               Key,
@@ -716,7 +741,7 @@ export class S3Store implements ObjectStore {
 
   private async headMeta(key: string, Key: string, signal?: AbortSignal): Promise<{ size: number; sha?: string } | null> {
     try {
-      const r = await this.call("head", key, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }), { abortSignal: signal }), signal);
+      const r = await this.call("head", key, () => this.send(new HeadObjectCommand({ Bucket: this.bucket, Key }), { abortSignal: signal }), signal);
       return { size: r.ContentLength ?? -1, sha: r.Metadata?.["zrb-sha256"] };
     } catch (err) {
       const c = (err as { cause?: unknown }).cause ?? err;

@@ -39,12 +39,14 @@ export interface PutFileOptions {
 export interface ObjectStore {
   /** Human-readable location, e.g. "s3://bucket/prefix/" or "/var/lib/zrb/store/". No secrets. */
   readonly location: string;
+  /** Where `key` lives, for messages: "s3://bucket/prefix/key" or "/root/key". No endpoint, no secrets. */
+  urlOf(key: string): string;
   /** Put a small object (manifests, heads) atomically. */
   put(key: string, body: Uint8Array | string, opts?: { storageClass?: string }): Promise<void>;
   /** Upload a (possibly very large) file as one object, multipart where needed, resumable. */
   putFile(key: string, path: string, opts: PutFileOptions): Promise<void>;
-  /** Whole small object, or null if it does not exist. */
-  get(key: string): Promise<Uint8Array | null>;
+  /** Whole small object, or null if it does not exist. Throws TooLargeError past `maxBytes`, before reading the body. */
+  get(key: string, opts?: { maxBytes?: number }): Promise<Uint8Array | null>;
   /** Stream an object (or a byte range [start, end] inclusive). Throws a clear error if missing. */
   getStream(key: string, range?: { start: number; end?: number }): Promise<ReadableStream<Uint8Array>>;
   head(key: string): Promise<ObjectInfo | null>;
@@ -58,4 +60,15 @@ export interface ObjectStore {
   thaw(key: string, opts: { days: number; tier: "Bulk" | "Standard" | "Expedited" }): Promise<"requested" | "ongoing" | "available">;
   /** Check that the bucket/directory exists and is writable with the current credentials. */
   checkAccess(): Promise<void>;
+}
+
+/** A small object (manifest, heads) is larger than the caller allows: it is not what zrb wrote. */
+export class TooLargeError extends Error {
+  constructor(
+    readonly key: string,
+    readonly size: number,
+  ) {
+    super(`object ${key} is ${size} bytes, more than expected`);
+    this.name = "TooLargeError";
+  }
 }

@@ -6,7 +6,7 @@
  * Protocol (main → worker): begin{index,path,recipients} data{buf,len} end{} abort{}
  *          (worker → main): ack{buf} done{index,cipherSize,sha256} error{index,message,code}
  */
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants as C, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { AgeEncryptStream } from "../crypto/age.ts";
 
 declare const self: Worker;
@@ -50,7 +50,10 @@ async function handle(msg: any): Promise<void> {
       const enc = await AgeEncryptStream.create(msg.recipients);
       let fd: number;
       try {
-        fd = openSync(msg.path + ".tmp", "w", 0o600);
+        // Exclusive create, never through a symlink: a leftover is removed first (the spill
+        // directory is zrb's own, 0700, under a base_dir checked at start).
+        rmSync(msg.path + ".tmp", { force: true });
+        fd = openSync(msg.path + ".tmp", C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
       } catch (err) {
         cur = null;
         fail(msg.index, err);

@@ -188,6 +188,14 @@ export async function hold(tag: string, snap: string): Promise<void> {
   throw zfsError(`cannot hold ${snap} with tag '${tag}': ${firstLine(r.stderr)}`);
 }
 
+/** Place a user hold if the snapshot exists: false when it does not (it was destroyed meanwhile). */
+export async function holdIfExists(tag: string, snap: string): Promise<boolean> {
+  const r = await zfsRun(["hold", tag, snap]);
+  if (r.code === 0 || /tag already exists/i.test(r.stderr)) return true;
+  if (/does not exist|could not find|no such/i.test(r.stderr) && !(await datasetExists(snap))) return false;
+  throw zfsError(`cannot hold ${snap} with tag '${tag}': ${firstLine(r.stderr)}`);
+}
+
 /** Release a user hold; a missing hold or snapshot counts as success. */
 export async function release(tag: string, snap: string): Promise<void> {
   const r = await zfsRun(["release", tag, snap]);

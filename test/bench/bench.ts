@@ -253,6 +253,7 @@ async function runPipeline(a: StageArgs): Promise<{ bytes: number; check: string
   const unused = (what: string) => () => Promise.reject(new Error(`bench store: ${what} is not used by the data path`));
   const store: ObjectStore = {
     location: "(bench: discard)",
+    urlOf: (key) => `(bench: discard)/${key}`,
     async putFile(key, path, o) {
       parts.push({ key, size: o.size });
       rmSync(path, { force: true });

@@ -16,7 +16,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { ageKeyPair, hashTree, makeBucket, makePool, run, s3Client, s3Rig, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
@@ -158,7 +158,11 @@ test(`chaos: ${RUNS} seeded iterations of kill -9 / S3 faults, then restore`, as
         else if (code === 143 && sig === "SIGTERM") {
           // Silent only if the signal came before zrb installed its handler (start-up: nothing held yet).
           if (err.trim() !== "") checkOutput(err, code, ctx);
-          if (existsSync(join(runDir, "zrb.lock"))) throw new Error(`${ctx}: SIGTERM left the lock`);
+          // The lock is an flock the kernel drops with the process; a lock FILE may remain from an
+          // earlier SIGKILLed attempt (when this SIGTERM came before zrb's handler). This run's own
+          // lock file must be gone.
+          const lockPath = join(runDir, "zrb.lock");
+          if (existsSync(lockPath) && readFileSync(lockPath, "utf8").includes(`"pid":${p.pid},`)) throw new Error(`${ctx}: SIGTERM left the lock`);
           const a = await audit({ client, bucket, prefix: PREFIX, fs, runDir });
           if (Object.keys(a.badHolds).length) throw new Error(`${ctx}: SIGTERM left holds: ${JSON.stringify(a.badHolds)}`);
         } else if (code !== 137) {

@@ -41,10 +41,10 @@ describe("zrb check", () => {
     expect(j.problems).toEqual([]);
     expect(j.tasks).toEqual([{ name: "t", dataset: `${pool.pool}/data`, enabled: true, exists: true }]);
   });
-  test("a missing dataset and a missing bucket are both reported, exit 3", async () => {
+  test("a missing dataset and a missing bucket are both reported; exit 5, the first problem's (zfs)", async () => {
     const p = cfg("bad.yaml", { bucket: "zrbt-no-such-bucket", tasks: [{ name: "t", pool: pool.pool, dataset: "nope" }] });
     const r = await zrb(["check", "--config", p], { env, allowFail: true });
-    expect(r.code).toBe(3);
+    expect(r.code).toBe(5);
     expect(r.stderr).toContain(`task t: dataset ${pool.pool}/nope does not exist`);
     expect(r.stderr).toContain("bucket zrbt-no-such-bucket does not exist");
     expect(r.stderr.split("\n").filter((l) => l.startsWith("zrb: error:")).length).toBe(1);
@@ -102,6 +102,43 @@ describe("help and version", () => {
     const b = await zrb(["backup", "--levle", "0"], { allowFail: true });
     expect(b.code).toBe(2);
     expect(b.stderr).toContain("did you mean --level?");
+  });
+});
+
+describe("hostile review: small CLI defects", () => {
+  test("an option given twice is a usage error, not the last one silently winning", async () => {
+    for (const args of [["-l", "0", "-l", "1"], ["--level", "0", "--level=1"], ["--level", "1", "-l", "1"]]) {
+      const r = await zrb(["backup", "--config", "/nonexistent.yaml", "--task", "t", ...args], { allowFail: true });
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim()).toMatch(/^zrb: error: zrb backup: option --level given twice/);
+    }
+  });
+  test("an endpoint with a query string is refused without echoing the query", async () => {
+    const p = join(work, "query.yaml");
+    writeFileSync(
+      p,
+      `base_dir: ${work}/q\nage_public_key: ${recipient}\ns3:\n  enabled: true\n  bucket: b-q\n  endpoint: "http://127.0.0.1:7480/?X-Amz-Credential=SUPERSECRET&sig=abc"\ntasks:\n  - {name: t, pool: ${pool.pool}, dataset: data}\n`,
+    );
+    const r = await zrb(["check", "--config", p], { allowFail: true });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain("must not have a query");
+    expect(r.stderr).not.toContain("SUPERSECRET");
+    expect(r.stderr).not.toContain("sig=abc");
+  });
+  test("genkey into a directory that takes no files says so (not 'does not exist')", async () => {
+    const r = await zrb(["genkey", "--out-dir", "/proc"], { allowFail: true });
+    expect(r.code).toBe(9);
+    expect(r.stderr).toContain("does not accept new files");
+    expect(r.stderr).not.toContain("does not exist");
+  });
+  test("a private key file readable by others is used, with a warning to chmod it", async () => {
+    const { keyFile } = await ageKeyPair(join(work, "open-key.txt"));
+    require("node:fs").chmodSync(keyFile, 0o644);
+    const bucket = await makeBucket(s3);
+    const c = cfg("keymode.yaml", { bucket, baseDir: join(work, "keymode-base") });
+    const r = await zrb(["verify", "--config", c, "--task", "t", "--private-key", keyFile], { env, allowFail: true });
+    expect(r.stderr).toContain(`identity file ${keyFile} can be read by other users (mode 0644)`);
+    expect(r.stderr).toContain(`chmod 600 ${keyFile}`);
   });
 });
 

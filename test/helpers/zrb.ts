@@ -88,3 +88,18 @@ export function configYaml(o: TestConfigOpts): string {
   };
   return stringify(doc);
 }
+
+/**
+ * Run zrb expecting failure: the exit code, exactly one `zrb: ` line on stderr, and each needle
+ * in it. Returns that line.
+ */
+export async function expectZrbFail(args: string[], env: Record<string, string>, code: number, ...needles: string[]): Promise<string> {
+  const { expect } = await import("bun:test");
+  const r = await zrb(args, { env, allowFail: true });
+  if (r.code !== code) console.error(r.stderr);
+  expect(r.code).toBe(code);
+  const lines = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
+  expect(lines.length).toBe(1);
+  for (const n of needles) expect(lines[0]).toContain(n);
+  return lines[0]!;
+}

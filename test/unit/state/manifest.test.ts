@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { advanceHeads, chooseParent, headsFromManifests, parseManifest, partKey, type Manifest } from "../../../src/state/manifest.ts";
+import { parseManifest, partKey, type Manifest } from "../../../src/state/manifest.ts";
+import { advanceHeads, chooseParent, headsFromManifests, headsProblem } from "../../../src/state/heads.ts";
 import YAML from "yaml";
 
 let t = 0;
@@ -11,7 +12,7 @@ function m(level: number, id: string, extra: Partial<Manifest> = {}): Manifest {
     pool: "tank",
     dataset: "home",
     level,
-    snapshot: { name: `tank/home@zrb_level${level}_${id}`, guid: `g${id}` },
+    snapshot: { name: `tank/home@zrb_level${level}_${id}`, guid: String(1000 + t) },
     parent: null,
     send: { flags: [], zfs: "test" },
     stream: { size: 0, blake3: "0".repeat(64) },
@@ -82,5 +83,40 @@ describe("manifest parsing refuses what could lead outside the backup", () => {
   });
   test("a manifest of another dataset is rejected", () => {
     expect(() => parseManifest(YAML.stringify(good()), "k", { pool: "tank", dataset: "x" })).toThrow(/describes tank\/home/);
+  });
+  const parse = (x: unknown, key = "k") => () => parseManifest(YAML.stringify(x), key, { pool: "tank", dataset: "home" });
+  test("text from the bucket must be names of this dataset and printable", () => {
+    for (const name of ["tank/home@a\u001b[2J", "tank/home@a\nb", "tank/other@a", "tank/home", "tank/home@", "tank/home@a/b"]) {
+      const x = good();
+      x.snapshot.name = name;
+      expect(parse(x)).toThrow(/snapshot is not a snapshot of tank\/home/);
+    }
+    const h = good();
+    h.host = "nas\u001b]0;pwned\u0007";
+    expect(parse(h)).toThrow(/bad host/);
+    const g = good();
+    g.snapshot.guid = "12a";
+    expect(parse(g)).toThrow(/numeric guid/);
+  });
+  test("a manifest stored under another backup id's key is rejected", () => {
+    expect(parse(good(), "manifests/tank/home/20260101T000000Z-L0-000000.manifest.yaml")).toThrow(/stored as 20260101T000000Z-L0-000000/);
+    expect(parse(good(), "manifests/tank/home/20260101T000000Z-L0-abcdef.manifest.yaml")).not.toThrow();
+  });
+  test("a newer format says so; level > 0 needs a parent of this dataset", () => {
+    const n = { ...good(), format: "zrb-manifest/2" };
+    expect(parse(n)).toThrow(/written by a newer zrb/);
+    const l = { ...good(), level: 1 };
+    expect(parse(l)).toThrow(/level 1 needs a parent/);
+  });
+});
+
+describe("heads.yaml shape", () => {
+  test("a good heads file passes; forged or malformed ones are named", () => {
+    const h = headsFromManifests([m(0, "a1")]);
+    expect(headsProblem(h, "tank/home")).toBeUndefined();
+    expect(headsProblem({ ...h, levels: { "0": { ...h.levels["0"]!, snapshot: { name: "tank/other@x", guid: "1" } } } }, "tank/home")).toContain("not one of tank/home");
+    expect(headsProblem({ format: "zrb-heads/1", levels: { "0": { backupId: 5 } } }, "tank/home")).toContain("bad backup id");
+    expect(headsProblem("text", "tank/home")).toBe("it is not a mapping");
+    expect(headsProblem({ format: "zrb-heads/1", levels: [] }, "tank/home")).toBe("it has no levels");
   });
 });

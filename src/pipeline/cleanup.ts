@@ -1,0 +1,122 @@
+/**
+ * `zrb cleanup`: remove what interrupted or abandoned runs left in the store for one task —
+ * multipart uploads never completed or aborted (providers bill their parts forever) and part
+ * objects no manifest refers to — without touching anything a finished backup or the
+ * resumable backup in backup_state.yaml still needs. Runs under the dataset's lock, so it
+ * never races a backup on this host; --older-than also spares work younger than the given
+ * age (e.g. a backup of the same dataset from another host). --dry-run lists and changes nothing.
+ *
+ * A part is an orphan only if it is provably unreferenced: when any manifest of the dataset
+ * cannot be read (damaged, or written by a newer zrb), nothing is deleted at all — its parts
+ * would look orphaned, and they may be the base of the whole chain.
+ */
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { Config, Task } from "../config/config.ts";
+import { releaseStraySendHolds } from "./backup.ts";
+import * as zfs from "../zfs/zfs.ts";
+import { acquireLock } from "../state/lock.ts";
+import { assertSafeBaseDir } from "../state/basedir.ts";
+import { RunDir } from "../state/rundir.ts";
+import { dataPrefix, fullName, listManifests } from "../state/manifest.ts";
+import type { ObjectStore } from "../store/store.ts";
+import { integrityError, usageError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import { formatSize } from "../util/size.ts";
+
+export interface CleanupOptions {
+  dryRun: boolean;
+  /** Only touch uploads/objects at least this old (ms); 0 = any age. */
+  olderThanMs: number;
+  now?: Date;
+}
+
+export interface CleanupResult {
+  dryRun: boolean;
+  uploads: { key: string; uploadId: string; initiated?: string }[];
+  orphans: { key: string; size: number; lastModified?: string }[];
+  orphanBytes: number;
+  spillDirs: string[];
+  kept: { resumableBackupId: string | null; manifests: number };
+}
+
+/** "30s", "15m", "24h", "7d" → milliseconds. */
+export function parseDuration(v: string, flag = "--older-than"): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(v.trim());
+  if (!m) throw usageError(`${flag} must be a duration like 30m, 24h or 7d, got ${JSON.stringify(v)}`);
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+  return Number(m[1]) * unit;
+}
+
+/** The object keys of backup parts: data/<fs>/level<N>/<backup id>/<name> — nothing of a child dataset. */
+function isPartKey(base: string, key: string): boolean {
+  return key.startsWith(base) && /^level\d+\/[0-9A-Za-z-]+\/[^/]+$/.test(key.slice(base.length));
+}
+
+export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts: CleanupOptions): Promise<CleanupResult> {
+  assertSafeBaseDir(cfg.baseDir, { create: true });
+  const rd = new RunDir(cfg.baseDir, task.pool, task.dataset);
+  const lock = acquireLock(rd.lockPath, `dataset ${task.fullName}`, "zrb cleanup");
+  try {
+    const now = (opts.now ?? new Date()).getTime();
+    const oldEnough = (d?: Date) => opts.olderThanMs <= 0 || (d !== undefined && now - d.getTime() >= opts.olderThanMs);
+    const base = `data/${fullName(task.pool, task.dataset)}/`;
+
+    // What must stay: every part of every manifest, and the interrupted backup that a rerun resumes.
+    const read = await rd.readState();
+    if (read.kind === "unusable")
+      throw integrityError(
+        `cleanup of ${task.fullName} stopped, nothing was deleted: ${rd.statePath} cannot be read (${read.why}) and may describe an interrupted backup whose parts would look orphaned; ` +
+          `run the next backup (it discards that file) or remove it, then rerun cleanup`,
+      );
+    const state = read.kind === "ok" ? read.state : null;
+    const keepPrefix = state?.backupId ? dataPrefix(state.pool, state.dataset, state.level, state.backupId) : null;
+    const keepUploads = new Set<string>();
+    for (const c of state?.chunks ?? []) if (c?.multipart?.uploadId) keepUploads.add(c.multipart.uploadId);
+    const unreadable: { key: string; message: string }[] = [];
+    const ms = await listManifests(store, task.pool, task.dataset, (key, message) => unreadable.push({ key, message }));
+    if (unreadable.length > 0) {
+      const u = unreadable[0]!;
+      throw integrityError(
+        `cleanup of ${task.fullName} stopped, nothing was deleted: manifest ${u.key} cannot be read (${u.message})` +
+          (unreadable.length > 1 ? ` (and ${unreadable.length - 1} more)` : "") +
+          `; a part is deleted only when no manifest can refer to it: put back a good copy of that manifest, use the zrb version that wrote it, or remove it if its backup is truly gone`,
+      );
+    }
+    const referenced = new Set<string>();
+    for (const m of ms) for (const p of m.parts) referenced.add(p.key);
+
+    const uploads = (await store.listUploads(base))
+      .filter((u) => isPartKey(base, u.key) && !keepUploads.has(u.uploadId) && oldEnough(u.initiated))
+      .map((u) => ({ key: u.key, uploadId: u.uploadId, ...(u.initiated ? { initiated: u.initiated.toISOString() } : {}) }));
+    const orphans = (await store.list(base))
+      .filter((o) => isPartKey(base, o.key) && !referenced.has(o.key) && !(keepPrefix && o.key.startsWith(keepPrefix)) && oldEnough(o.lastModified))
+      .map((o) => ({ key: o.key, size: o.size, ...(o.lastModified ? { lastModified: o.lastModified.toISOString() } : {}) }));
+    const spillRoot = rd.spillRoot;
+    const spillDirs = existsSync(spillRoot) ? readdirSync(spillRoot).filter((d) => d !== state?.backupId).map((d) => join(spillRoot, d)) : [];
+
+    const verb = opts.dryRun ? "would" : "will";
+    for (const u of uploads) log.info(`${verb} abort multipart upload ${u.key} (upload id ${u.uploadId}${u.initiated ? `, started ${u.initiated}` : ""})`);
+    for (const o of orphans) log.info(`${verb} delete orphan object ${o.key} (${formatSize(o.size)})`);
+    for (const d of spillDirs) log.info(`${verb} remove stale spill directory ${d}`);
+    if (!opts.dryRun) {
+      // Send holds a killed run leaked (its state lost): everything but the resumable backup's.
+      if (await zfs.datasetExists(task.fullName).catch(() => false))
+        await releaseStraySendHolds(task.fullName, [state?.snapshot?.name, state?.parent?.name]);
+      for (const u of uploads) await store.abortUpload(u.key, u.uploadId);
+      for (const o of orphans) await store.delete(o.key);
+      for (const d of spillDirs) rmSync(d, { recursive: true, force: true });
+    }
+    return {
+      dryRun: opts.dryRun,
+      uploads,
+      orphans,
+      orphanBytes: orphans.reduce((a, o) => a + o.size, 0),
+      spillDirs,
+      kept: { resumableBackupId: state?.backupId ?? null, manifests: ms.length },
+    };
+  } finally {
+    lock.release();
+  }
+}
+

@@ -1,0 +1,82 @@
+/**
+ * base_dir is where zrb, usually as root, writes lock, resume state, spill and scratch files.
+ * If another user can write there (or replace a directory on the way to it), they can plant a
+ * symlink where zrb is about to write and make root overwrite any file. So every run that
+ * writes into base_dir, and `zrb check`, refuse a base_dir that is not a directory owned by
+ * this user and closed to group and others, or that sits under a directory others can write
+ * without the sticky bit (ssh's StrictModes rule).
+ */
+import { closeSync, constants as C, lstatSync, mkdirSync, openSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { ioError } from "../util/errors.ts";
+
+const uid = () => process.geteuid?.() ?? 0;
+
+function fmtMode(m: number): string {
+  return "0" + (m & 0o7777).toString(8);
+}
+
+/** Why a directory on the way to base_dir (or base_dir itself) is unsafe, or undefined. */
+function unsafe(path: string, self: boolean): string | undefined {
+  const st = statSync(path);
+  if (!st.isDirectory()) return `${path} is not a directory`;
+  if (self && st.uid !== uid() && st.uid !== 0) return `${path} is owned by uid ${st.uid}, not by this user (uid ${uid()}) or root; run: chown ${uid()} ${path}`;
+  if (self && (st.mode & 0o022) !== 0) return `base_dir ${path} is writable by other users (mode ${fmtMode(st.mode)}), who could plant files zrb writes; run: chmod 700 ${path}`;
+  if (!self && (st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0)
+    return `${path} (a parent of base_dir) is writable by every user without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod o-w ${path}, or move base_dir`;
+  return undefined;
+}
+
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Check base_dir (creating it 0700 when `create` and missing). With create=false a missing
+ * base_dir is checked by creating and removing a probe directory in its nearest existing parent.
+ * Throws an I/O ZrbError (exit 9) naming the problem and the fix.
+ */
+export function assertSafeBaseDir(baseDir: string, opts: { create: boolean }): void {
+  let probe = baseDir;
+  while (!exists(probe) && dirname(probe) !== probe) probe = dirname(probe);
+  for (let p = dirname(probe); ; p = dirname(p)) {
+    const why = unsafe(p, false);
+    if (why) throw ioError(`base_dir ${baseDir} is not safe: ${why}`);
+    if (dirname(p) === p) break;
+  }
+  if (probe !== baseDir) {
+    const why = unsafe(probe, false);
+    if (why) throw ioError(`base_dir ${baseDir} is not safe: ${why}`);
+    if (opts.create) {
+      try {
+        mkdirSync(baseDir, { recursive: true, mode: 0o700 });
+      } catch (err) {
+        throw ioError(`base_dir ${baseDir} cannot be created: ${(err as Error).message}; choose a directory on a writable local disk`, err);
+      }
+    } else {
+      const test = join(probe, `.zrb-check-${process.pid}`);
+      try {
+        mkdirSync(test, { mode: 0o700 });
+        rmdirSync(test);
+      } catch (err) {
+        throw ioError(`base_dir ${baseDir} cannot be created under ${probe}: ${(err as Error).message}; choose a directory on a writable local disk`, err);
+      }
+      return;
+    }
+  }
+  const why = unsafe(baseDir, true);
+  if (why) throw ioError(why.startsWith("base_dir") ? why : `base_dir ${baseDir} is not safe: ${why}`);
+  // A real, writable directory (not /proc, not read-only): create and remove a probe file.
+  const test = join(baseDir, `.zrb-check-${process.pid}`);
+  try {
+    closeSync(openSync(test, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600));
+    rmSync(test, { force: true });
+  } catch (err) {
+    throw ioError(`base_dir ${baseDir} is not writable: ${(err as Error).message}; make it writable or change base_dir`, err);
+  }
+}

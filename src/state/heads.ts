@@ -1,0 +1,98 @@
+/**
+ * Per-level heads (`manifests/<pool>/<dataset>/heads.yaml`): the newest backup at each level
+ * that is still part of the live chain — the bases of the next backups. It is only a cache of
+ * the manifests: when it is missing, unreadable, wrongly shaped or names snapshots of another
+ * dataset, it is rebuilt from the manifests (with one warning per run), never trusted.
+ */
+import YAML from "yaml";
+import type { ObjectStore } from "../store/store.ts";
+import { TooLargeError } from "../store/store.ts";
+import { isSnapshotOf } from "../zfs/names.ts";
+import { log } from "../util/log.ts";
+import { fullName, headsKey, listManifests, type Manifest, type SnapshotRef } from "./manifest.ts";
+
+export const HEADS_FORMAT = "zrb-heads/1";
+const MAX_HEADS_BYTES = 1024 * 1024;
+
+export interface Head {
+  backupId: string;
+  snapshot: SnapshotRef;
+  finishedAt: string;
+}
+
+export interface Heads {
+  format: string;
+  updatedAt: string;
+  levels: Record<string, Head>;
+}
+
+/** Why a parsed heads file is not usable for dataset `fs`, or undefined. */
+export function headsProblem(h: unknown, fs: string): string | undefined {
+  const x = h as Heads;
+  if (!x || typeof x !== "object" || Array.isArray(x)) return "it is not a mapping";
+  if (x.format !== HEADS_FORMAT) return `unknown format ${JSON.stringify(String(x.format)).slice(0, 40)}`;
+  if (!x.levels || typeof x.levels !== "object" || Array.isArray(x.levels)) return "it has no levels";
+  for (const [k, v] of Object.entries(x.levels)) {
+    if (!/^\d{1,3}$/.test(k)) return `level ${JSON.stringify(k).slice(0, 20)} is not a number`;
+    if (!v || typeof v !== "object") return `level ${k} is not a mapping`;
+    if (typeof v.backupId !== "string" || !/^[0-9A-Za-z-]{1,64}$/.test(v.backupId)) return `level ${k} has a bad backup id`;
+    if (!v.snapshot || !isSnapshotOf(v.snapshot.name, fs) || typeof v.snapshot.guid !== "string" || !/^\d{1,20}$/.test(v.snapshot.guid))
+      return `level ${k} names a snapshot that is not one of ${fs}`;
+    if (typeof v.finishedAt !== "string") return `level ${k} has no finish time`;
+  }
+  return undefined;
+}
+
+const warned = new Set<string>();
+
+/** Heads as recorded in the store; rebuilt from the manifests when missing or not usable. */
+export async function readHeads(store: ObjectStore, pool: string, dataset: string): Promise<Heads> {
+  const key = headsKey(pool, dataset);
+  const fs = fullName(pool, dataset);
+  let why: string | undefined;
+  try {
+    const body = await store.get(key, { maxBytes: MAX_HEADS_BYTES });
+    if (body === null) return headsFromManifests(await listManifests(store, pool, dataset));
+    let parsed: unknown;
+    try {
+      parsed = YAML.parse(new TextDecoder().decode(body));
+    } catch (err) {
+      why = `not valid YAML: ${(err as Error).message.split("\n")[0]}`;
+    }
+    why ??= headsProblem(parsed, fs);
+    if (!why) return parsed as Heads;
+  } catch (err) {
+    if (!(err instanceof TooLargeError)) throw err;
+    why = `it is ${err.size} bytes`;
+  }
+  if (!warned.has(key)) {
+    warned.add(key);
+    log.warn(`${key} in ${store.location} is unreadable (${why}); rebuilt the heads from the manifests`);
+  }
+  return headsFromManifests(await listManifests(store, pool, dataset));
+}
+
+/** Replay the backups in order with dump(8) rules: a level-N backup clears every head above N. */
+export function headsFromManifests(ms: Manifest[]): Heads {
+  let heads: Heads = { format: HEADS_FORMAT, updatedAt: new Date(0).toISOString(), levels: {} };
+  for (const m of ms) heads = advanceHeads(heads, m);
+  return heads;
+}
+
+export function advanceHeads(h: Heads, m: Manifest): Heads {
+  const levels: Heads["levels"] = {};
+  for (const [k, v] of Object.entries(h.levels)) if (Number(k) < m.level) levels[k] = v;
+  levels[String(m.level)] = { backupId: m.backupId, snapshot: m.snapshot, finishedAt: m.finishedAt };
+  return { format: HEADS_FORMAT, updatedAt: new Date().toISOString(), levels };
+}
+
+/** dump(8): the base of a level-N backup is the most recent head at any level below N. */
+export function chooseParent(h: Heads, level: number): { level: number; backupId: string; snapshot: SnapshotRef } | null {
+  let best: (Head & { level: number }) | null = null;
+  for (const [k, v] of Object.entries(h.levels)) {
+    const l = Number(k);
+    if (l >= level) continue;
+    if (!best || v.finishedAt > best.finishedAt || (v.finishedAt === best.finishedAt && l > best.level)) best = { level: l, ...v };
+  }
+  return best && { level: best.level, backupId: best.backupId, snapshot: best.snapshot };
+}

@@ -1,0 +1,120 @@
+/**
+ * The local run directory of one dataset, `base_dir/run/<pool>/<dataset>/`, and everything in
+ * it: the lock, the resume state (read with its format check), the spill directories and the
+ * local copy of the heads. Nothing else builds these paths.
+ */
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { readYaml, writeYamlAtomic } from "./atomic.ts";
+import type { MultipartProgress } from "../store/store.ts";
+import type { SnapshotRef } from "./manifest.ts";
+import { isSnapshotOf } from "../zfs/names.ts";
+import { ZrbError } from "../util/errors.ts";
+
+export const STATE_FORMAT = "zrb-state/1";
+
+export interface ChunkState {
+  index: number;
+  plainSize: number;
+  blake3: string;
+  cipherSize?: number;
+  sha256?: string;
+  uploaded: boolean;
+  multipart?: MultipartProgress;
+}
+
+/** The resumable progress of one backup (backup_state.yaml). */
+export interface BackupState {
+  format: "zrb-state/1";
+  backupId: string;
+  level: number;
+  pool: string;
+  dataset: string;
+  snapshot: SnapshotRef;
+  parent: (SnapshotRef & { backupId: string; level: number }) | null;
+  sendFlags: string[];
+  chunkSize: number;
+  recipients: string[];
+  startedAt: string;
+  chunks: ChunkState[];
+}
+
+export type StateRead = { kind: "none" } | { kind: "ok"; state: BackupState } | { kind: "unusable"; why: string };
+
+export class RunDir {
+  readonly dir: string;
+  constructor(
+    baseDir: string,
+    readonly pool: string,
+    readonly dataset: string,
+  ) {
+    this.dir = join(baseDir, "run", pool, ...(dataset ? dataset.split("/") : []));
+  }
+  get fs(): string {
+    return this.dataset ? `${this.pool}/${this.dataset}` : this.pool;
+  }
+  get lockPath(): string {
+    return join(this.dir, "zrb.lock");
+  }
+  get statePath(): string {
+    return join(this.dir, "backup_state.yaml");
+  }
+  /** Local copy of the bucket's heads.yaml (a cache; the bucket's copy wins). */
+  get headsCachePath(): string {
+    return join(this.dir, "last_backup_manifest.yaml");
+  }
+  get spillRoot(): string {
+    return join(this.dir, "spill");
+  }
+  spillDir(backupId: string): string {
+    return join(this.spillRoot, backupId);
+  }
+
+  /** The resume state: none, usable, or there but unusable (a newer format, torn by hand, forged). */
+  async readState(): Promise<StateRead> {
+    let raw: unknown;
+    try {
+      raw = await readYaml<unknown>(this.statePath);
+    } catch (err) {
+      if (err instanceof ZrbError) return { kind: "unusable", why: "it is not valid YAML" };
+      throw err;
+    }
+    if (raw === null) return { kind: "none" };
+    const why = stateProblem(raw, this.fs);
+    return why ? { kind: "unusable", why } : { kind: "ok", state: raw as BackupState };
+  }
+  writeState(state: BackupState): void {
+    writeYamlAtomic(this.statePath, state);
+  }
+  removeState(): void {
+    rmSync(this.statePath, { force: true });
+  }
+}
+
+const isInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** Why a parsed backup_state.yaml cannot be resumed, or undefined. */
+export function stateProblem(v: unknown, fs: string): string | undefined {
+  const s = v as BackupState;
+  if (!s || typeof s !== "object" || Array.isArray(s)) return "it is not a mapping";
+  if (s.format !== STATE_FORMAT) return `it has format ${JSON.stringify(String(s.format)).slice(0, 40)}, this zrb resumes ${STATE_FORMAT}`;
+  if (typeof s.backupId !== "string" || !/^[0-9A-Za-z-]{1,64}$/.test(s.backupId)) return "it has no valid backupId";
+  if (!isInt(s.level)) return "it has no valid level";
+  if (`${s.pool}${s.dataset ? `/${s.dataset}` : ""}` !== fs) return `it describes another dataset`;
+  const snapOk = (r: SnapshotRef | null | undefined) => !!r && isSnapshotOf(r.name, fs) && typeof r.guid === "string" && /^\d+$/.test(r.guid);
+  if (!snapOk(s.snapshot)) return "it has no valid snapshot";
+  if (s.parent !== null && (!snapOk(s.parent) || typeof s.parent.backupId !== "string" || !isInt(s.parent.level))) return "it has a bad parent";
+  if (s.level > 0 && !s.parent) return "a level above 0 without a parent";
+  if (!Array.isArray(s.sendFlags) || !s.sendFlags.every((f) => typeof f === "string" && /^-[A-Za-z]+$/.test(f))) return "it has bad send flags";
+  if (!isInt(s.chunkSize) || s.chunkSize === 0) return "it has no valid chunkSize";
+  if (!Array.isArray(s.recipients) || s.recipients.length === 0 || !s.recipients.every((r) => typeof r === "string")) return "it has no recipients";
+  if (typeof s.startedAt !== "string") return "it has no start time";
+  if (!Array.isArray(s.chunks)) return "it has no chunk list";
+  for (const [i, c] of s.chunks.entries()) {
+    if (c === null || c === undefined) continue;
+    if (c.index !== i || !isInt(c.plainSize) || !HEX64.test(String(c.blake3)) || typeof c.uploaded !== "boolean") return `chunk ${i} is malformed`;
+    if (c.sha256 !== undefined && (!HEX64.test(String(c.sha256)) || !isInt(c.cipherSize))) return `chunk ${i} has a bad ciphertext record`;
+  }
+  return undefined;
+}
