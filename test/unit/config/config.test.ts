@@ -560,7 +560,7 @@ describe("errors", () => {
       const withCreds = endpoint("https://AKIAXXXX:SeCrEt@s3.example.com");
       expect(withCreds).toBe(`${F}:4:13: s3.endpoint must not contain a user name or password; ${CRED_HINT}`);
       expect(endpoint("https://s3.example.com/?x=1")).toBe(
-        `${F}:4:13: s3.endpoint must not have a query or fragment, got "https://s3.example.com/?x=1"`,
+        `${F}:4:13: s3.endpoint must not have a query (?…) or fragment (#…), got "https://s3.example.com/" followed by one; remove it`,
       );
     });
 
