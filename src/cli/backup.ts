@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, parseLevel, printJson, taskArg } from "./common.ts";
-import { backup } from "../pipeline/backup.ts";
+import { backup } from "../pipeline/backup/index.ts";
 import { log } from "../util/log.ts";
 import { ZrbError } from "../util/errors.ts";
 

@@ -1,6 +1,6 @@
 import { defineCommand } from "citty";
 import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, parseLevel, printJson, taskArg } from "./common.ts";
-import { restore, type RestorePlan, type Selector, type ThawTier } from "../pipeline/restore.ts";
+import { restore, type RestorePlan, type Selector, type ThawTier } from "../pipeline/restore/index.ts";
 import { usageError } from "../util/errors.ts";
 import { formatSize } from "../util/size.ts";
 import { log } from "../util/log.ts";

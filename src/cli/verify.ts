@@ -1,14 +1,14 @@
+/** `zrb verify`: flag parsing around pipeline/verify.ts. */
 import { defineCommand } from "citty";
-import { join } from "node:path";
 import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
 import { parseSelector, selectArgs } from "./restore.ts";
 import { parseIdentityFile } from "../crypto/age.ts";
-import { ChainError, loadCatalog, newestPoint, resolveChain } from "../pipeline/catalog.ts";
-import type { Manifest } from "../state/manifest.ts";
-import { verifyBackups } from "../pipeline/restore.ts";
-import { integrityError, storeError, usageError } from "../util/errors.ts";
-import { log } from "../util/log.ts";
+import { loadCatalog } from "../pipeline/catalog.ts";
+import { backupsToVerify, verifyBackups } from "../pipeline/verify.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
+import { restoreScratchRoot } from "../state/rundir.ts";
+import { integrityError, usageError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
 import { printable } from "../util/text.ts";
 
 export default defineCommand({
@@ -17,7 +17,8 @@ export default defineCommand({
     description:
       "Check what is stored without zfs: download every part of a backup's chain (or --sample N random parts), " +
       "check its size and SHA-256; with --private-key also decrypt it and check its BLAKE3 and the whole-stream BLAKE3. " +
-      "Without a key only the ciphertext is checked (the NAS itself never holds the private key).",
+      "Without a key only the ciphertext is checked (the NAS itself never holds the private key). " +
+      "Without a selector it checks the newest backup's chain, and a broken link in it fails the verification.",
   },
   args: {
     ...configArg,
@@ -37,58 +38,14 @@ export default defineCommand({
       if (!Number.isInteger(sample) || sample < 1) throw usageError(`--sample must be a whole number ≥ 1, got ${JSON.stringify(args.sample)}`);
     }
     const intr = interruptSignal();
-    const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
-    assertSafeBaseDir(config.baseDir, { create: true });
-    const identities = args["private-key"] ? await parseIdentityFile(args["private-key"]) : undefined;
-    const cat = await loadCatalog(store, task.pool, task.dataset);
-    // Verification must look at broken backups too: pick by id/snapshot/level without the restorable filter.
-    let backups: Manifest[];
-    let chainBroken: string | undefined;
-    const explicit = selector.backupId ?? selector.snapshot ?? selector.level;
-    if (explicit !== undefined) {
-      const e = cat.entries.filter((x) =>
-        selector.backupId !== undefined
-          ? x.backupId === selector.backupId
-          : selector.snapshot !== undefined
-            ? (x.snapshot.split("@")[1] ?? x.snapshot) === selector.snapshot.replace(/^.*@/, "")
-            : x.level === selector.level,
-      ).at(-1);
-      if (!e) throw usageError(`no such backup of ${task.fullName} in ${store.location}; run zrb list to see the backups`);
-      const m = cat.manifests.get(e.backupId)!;
-      let chain = [m];
-      if (!args["only-backup"]) {
-        try {
-          chain = resolveChain(m, cat.manifests);
-        } catch (err) {
-          log.warn(`checking only ${m.backupId}: its chain cannot be resolved: ${(err as Error).message}`);
-        }
-      }
-      backups = chain;
-    } else {
-      // What a restore of the newest point needs: its chain as far as it resolves; a broken
-      // link is itself a failure of the verification (exit 7), checked parts or not.
-      const n = newestPoint(cat);
-      if (!n) throw storeError(`no backups of ${task.fullName} in ${store.location}; check s3.bucket, s3.prefix and the task's pool/dataset in the config`);
-      if ("corrupt" in n) throw integrityError(`verification failed: the newest backup ${n.corrupt.backupId} cannot be restored: ${n.corrupt.message}`);
-      const m = cat.manifests.get(n.entry.backupId)!;
-      try {
-        backups = resolveChain(m, cat.manifests);
-      } catch (err) {
-        if (!(err instanceof ChainError)) throw err;
-        chainBroken = `the newest backup ${m.backupId} (level ${m.level}) cannot be restored: ${err.problem.message}`;
-        backups = resolvablePart(m, cat.manifests);
-      }
-      if (args["only-backup"]) backups = [m];
-    }
     try {
-      const report = await verifyBackups(store, backups, {
-        identities,
-        sample,
-        attempts: config.s3.retry.maxAttempts,
-        signal: intr.signal,
-        scratch: join(config.baseDir, "restore-scratch"),
-      });
-      if (args.json) printJson(report);
+      const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+      assertSafeBaseDir(config.baseDir, { create: true });
+      const identities = args["private-key"] ? await parseIdentityFile(args["private-key"]) : undefined;
+      const cat = await loadCatalog(store, task.pool, task.dataset);
+      const { backups, chainBroken } = backupsToVerify(cat, selector, task.fullName, store, !!args["only-backup"]);
+      const report = await verifyBackups(store, backups, { identities, sample, signal: intr.signal, scratch: restoreScratchRoot(config.baseDir) });
+      if (args.json) printJson({ ...report, ...(chainBroken ? { chainBroken, ok: false } : {}) });
       else {
         for (const b of report.backups)
           process.stdout.write(
@@ -110,15 +67,3 @@ export default defineCommand({
     }
   },
 });
-
-/** The chain of m from m back to the first missing or mismatched link, oldest first. */
-function resolvablePart(m: Manifest, byId: Map<string, Manifest>): Manifest[] {
-  const out = [m];
-  for (let cur = m; cur.parent; ) {
-    const p = byId.get(cur.parent.backupId);
-    if (!p || p.snapshot.guid !== cur.parent.guid || out.includes(p)) break;
-    out.unshift(p);
-    cur = p;
-  }
-  return out;
-}

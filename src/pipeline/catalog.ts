@@ -5,7 +5,8 @@
  * is typed: which backup is the broken link, what kind of damage, and a message.
  */
 import type { ObjectStore } from "../store/store.ts";
-import { backupIdOfKey, dataPrefix, fullName, listManifests, manifestKey, readManifest, type Manifest } from "../state/manifest.ts";
+import { listManifests, readManifest, type Manifest } from "../state/manifest.ts";
+import { backupIdOfKey, dataPrefix, datasetDataPrefix, manifestKey } from "../store/layout.ts";
 import { ZrbError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 
@@ -105,7 +106,7 @@ export async function loadCatalog(store: ObjectStore, pool: string, dataset: str
   const unreadable = new Set(corrupt.map((c) => c.backupId));
   const byId = new Map(ms.map((m) => [m.backupId, m]));
   const sizes = new Map<string, number>();
-  for (const o of await store.list(`data/${fullName(pool, dataset)}/`)) sizes.set(o.key, o.size);
+  for (const o of await store.list(datasetDataPrefix(pool, dataset))) sizes.set(o.key, o.size);
   const own = new Map(ms.map((m) => [m.backupId, partsProblem(m, sizes)]));
   const entries = ms.map((m): CatalogEntry => {
     let chain: string[] = [];

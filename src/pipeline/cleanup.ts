@@ -13,12 +13,13 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Config, Task } from "../config/config.ts";
-import { releaseStraySendHolds } from "./backup.ts";
+import { releaseStraySendHolds } from "./backup/holds.ts";
 import * as zfs from "../zfs/zfs.ts";
 import { acquireLock } from "../state/lock.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { RunDir } from "../state/rundir.ts";
-import { dataPrefix, fullName, listManifests } from "../state/manifest.ts";
+import { listManifests } from "../state/manifest.ts";
+import { dataPrefix, datasetDataPrefix, isPartKey } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { integrityError, usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
@@ -48,11 +49,6 @@ export function parseDuration(v: string, flag = "--older-than"): number {
   return Number(m[1]) * unit;
 }
 
-/** The object keys of backup parts: data/<fs>/level<N>/<backup id>/<name> — nothing of a child dataset. */
-function isPartKey(base: string, key: string): boolean {
-  return key.startsWith(base) && /^level\d+\/[0-9A-Za-z-]+\/[^/]+$/.test(key.slice(base.length));
-}
-
 export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts: CleanupOptions): Promise<CleanupResult> {
   assertSafeBaseDir(cfg.baseDir, { create: true });
   const rd = new RunDir(cfg.baseDir, task.pool, task.dataset);
@@ -60,7 +56,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
   try {
     const now = (opts.now ?? new Date()).getTime();
     const oldEnough = (d?: Date) => opts.olderThanMs <= 0 || (d !== undefined && now - d.getTime() >= opts.olderThanMs);
-    const base = `data/${fullName(task.pool, task.dataset)}/`;
+    const base = datasetDataPrefix(task.pool, task.dataset);
 
     // What must stay: every part of every manifest, and the interrupted backup that a rerun resumes.
     const read = await rd.readState();

@@ -6,10 +6,11 @@
  */
 import YAML from "yaml";
 import type { ObjectStore } from "../store/store.ts";
-import { TooLargeError } from "../store/store.ts";
+import { isStoreError } from "../store/store.ts";
 import { isSnapshotOf } from "../zfs/names.ts";
 import { log } from "../util/log.ts";
-import { fullName, headsKey, listManifests, type Manifest, type SnapshotRef } from "./manifest.ts";
+import { listManifests, type Manifest, type SnapshotRef } from "./manifest.ts";
+import { fullName, headsKey } from "../store/layout.ts";
 
 export const HEADS_FORMAT = "zrb-heads/1";
 const MAX_HEADS_BYTES = 1024 * 1024;
@@ -62,7 +63,7 @@ export async function readHeads(store: ObjectStore, pool: string, dataset: strin
     why ??= headsProblem(parsed, fs);
     if (!why) return parsed as Heads;
   } catch (err) {
-    if (!(err instanceof TooLargeError)) throw err;
+    if (!isStoreError(err, "too-large")) throw err;
     why = `it is ${err.size} bytes`;
   }
   if (!warned.has(key)) {

@@ -3,8 +3,9 @@
  * The bucket alone is enough to list and restore everything; local files are a cache.
  */
 import YAML from "yaml";
-import { TooLargeError, type ObjectStore } from "../store/store.ts";
+import { isStoreError, type ObjectStore } from "../store/store.ts";
 import { isSnapshotOf } from "../zfs/names.ts";
+import { backupIdOfKey, dataPrefix, fullName, isManifestKey, manifestDir } from "../store/layout.ts";
 import { hasUnsafeChars } from "../util/text.ts";
 import { ZrbError, integrityError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
@@ -49,37 +50,6 @@ export interface Manifest {
   finishedAt: string;
 }
 
-export function fullName(pool: string, dataset: string): string {
-  return dataset ? `${pool}/${dataset}` : pool;
-}
-
-export function dataPrefix(pool: string, dataset: string, level: number, backupId: string): string {
-  return `data/${fullName(pool, dataset)}/level${level}/${backupId}/`;
-}
-
-export function partKey(pool: string, dataset: string, level: number, backupId: string, index: number): string {
-  return `${dataPrefix(pool, dataset, level, backupId)}part-${String(index).padStart(6, "0")}.age`;
-}
-
-export function manifestDir(pool: string, dataset: string): string {
-  return `manifests/${fullName(pool, dataset)}/`;
-}
-
-export function manifestKey(pool: string, dataset: string, backupId: string): string {
-  return `${manifestDir(pool, dataset)}${backupId}.manifest.yaml`;
-}
-
-export function headsKey(pool: string, dataset: string): string {
-  return `${manifestDir(pool, dataset)}heads.yaml`;
-}
-
-/** Unique, sortable backup id: UTC time, level, random suffix. */
-export function newBackupId(level: number, now = new Date()): string {
-  const t = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-  const rand = Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString("hex");
-  return `${t}-L${level}-${rand}`;
-}
-
 const HEX64 = /^[0-9a-f]{64}$/;
 const BACKUP_ID = /^[0-9A-Za-z-]{1,64}$/;
 const GUID = /^\d{1,20}$/;
@@ -93,11 +63,6 @@ export const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 
 const isInt = (v: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): v is number => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max;
 const isText = (v: unknown, max: number): v is string => typeof v === "string" && v.length <= max && !hasUnsafeChars(v);
-
-/** The backup id a manifest key names (`…/<id>.manifest.yaml`). */
-export function backupIdOfKey(key: string): string {
-  return key.slice(key.lastIndexOf("/") + 1).replace(/\.manifest\.yaml$/, "");
-}
 
 /**
  * Parse and check a manifest fetched from the store. Everything in it is untrusted text from
@@ -171,7 +136,7 @@ export async function listManifests(
 ): Promise<Manifest[]> {
   const dir = manifestDir(pool, dataset);
   const objs = (await store.list(dir))
-    .filter((o) => o.key.endsWith(".manifest.yaml") && !o.key.slice(dir.length).includes("/"))
+    .filter((o) => isManifestKey(dir, o.key))
     .sort((a, b) => (a.key < b.key ? -1 : 1));
   const out: Manifest[] = [];
   for (const { key } of objs) {
@@ -199,7 +164,7 @@ export async function readManifest(store: ObjectStore, key: string, expect: { po
   try {
     body = await store.get(key, { maxBytes: MAX_MANIFEST_BYTES });
   } catch (err) {
-    if (err instanceof TooLargeError)
+    if (isStoreError(err, "too-large"))
       throw integrityError(`manifest ${key} is too large (${err.size} bytes, over ${MAX_MANIFEST_BYTES / 1024 / 1024} MiB); zrb never writes one that big`);
     throw err;
   }

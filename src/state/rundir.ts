@@ -118,3 +118,13 @@ export function stateProblem(v: unknown, fs: string): string | undefined {
   }
   return undefined;
 }
+
+/** Where restore and verify keep ciphertext parts while they check them: base_dir/restore-scratch/. */
+export function restoreScratchRoot(baseDir: string): string {
+  return join(baseDir, "restore-scratch");
+}
+
+/** One restore per target at a time: base_dir/restore-scratch/<target, URI-encoded>.lock */
+export function restoreLockPath(baseDir: string, target: string): string {
+  return join(restoreScratchRoot(baseDir), `${encodeURIComponent(target)}.lock`);
+}

@@ -15,7 +15,7 @@
  */
 import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve, sep } from "node:path";
-import { TooLargeError, type ObjectInfo, type ObjectStore, type PutFileOptions } from "./store.ts";
+import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions } from "./store.ts";
 import { validateKey, validateListPrefix } from "./keys.ts";
 import { abortReason } from "./retry.ts";
 import { ZrbError, fsError, integrityError, storeError } from "../util/errors.ts";
@@ -136,6 +136,7 @@ export class LocalStore implements ObjectStore {
           total += bytesRead;
           opts.onBytes?.(total);
         }
+        if (total === 0) opts.onBytes?.(0); // an empty file reports its (zero) progress too
         if (total !== opts.size) {
           throw integrityError(`cannot store ${src} as ${key}: read ${total} bytes but ${opts.size} were expected (file changed?)`);
         }
@@ -154,10 +155,11 @@ export class LocalStore implements ObjectStore {
     try {
       const st = await stat(path);
       if (!st.isFile()) return null;
-      if (opts?.maxBytes !== undefined && st.size > opts.maxBytes) throw new TooLargeError(key, st.size);
+      if (opts?.maxBytes !== undefined && st.size > opts.maxBytes)
+        throw new StoreError("too-large", `object ${this.urlOf(key)} is ${st.size} bytes, more than the ${opts.maxBytes} expected`, { size: st.size });
       return await Bun.file(path).bytes();
     } catch (err) {
-      if (err instanceof TooLargeError) throw err;
+      if (err instanceof StoreError) throw err;
       if (isNotFound(err)) return null;
       throw fsError(err, `cannot read ${key}`, path);
     }
@@ -171,7 +173,7 @@ export class LocalStore implements ObjectStore {
       if (!st.isFile()) throw Object.assign(new Error("not a file"), { code: "ENOENT" });
       size = st.size;
     } catch (err) {
-      if (isNotFound(err)) throw storeError(`object ${key} does not exist in ${this.location}`, err);
+      if (isNotFound(err)) throw new StoreError("not-found", `object ${key} does not exist in ${this.location}`, { cause: err });
       throw fsError(err, `cannot read ${key}`, path);
     }
     const f = Bun.file(path);

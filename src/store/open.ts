@@ -1,7 +1,11 @@
-/** Build the configured object store: S3 when `s3.enabled`, else a local directory. */
+/**
+ * Build the configured object store: S3 (one attempt per call) wrapped in the retry layer when
+ * `s3.enabled`, else a local directory (which has no transient failures to retry).
+ */
 import type { ObjectStore } from "./store.ts";
-import { S3Store, type S3StoreOptions } from "./s3.ts";
+import { S3Store } from "./s3.ts";
 import { LocalStore } from "./local.ts";
+import { RetryStore, type RetryOptions } from "./retry.ts";
 
 export interface StoreConfig {
   s3: {
@@ -22,19 +26,18 @@ export interface StoreConfig {
   localStoreDir: string;
 }
 
-export function openStore(cfg: StoreConfig, extra?: { onRetry?: S3StoreOptions["onRetry"]; signal?: AbortSignal }): ObjectStore {
+export function openStore(cfg: StoreConfig, extra: { onRetry?: RetryOptions["onRetry"]; signal?: AbortSignal; retryBaseDelayMs?: number } = {}): ObjectStore {
   if (!cfg.s3.enabled) return new LocalStore(cfg.localStoreDir);
   const s3 = cfg.s3;
-  return new S3Store({
+  const inner = new S3Store({
     bucket: s3.bucket,
     prefix: s3.prefix,
     region: s3.region,
     endpoint: s3.endpoint || undefined,
-    maxAttempts: s3.retry.maxAttempts,
     checksumMode: s3.checksumMode,
     partConcurrency: s3.partConcurrency,
     requestTimeoutMs: s3.requestTimeoutMs,
-    onRetry: extra?.onRetry,
-    signal: extra?.signal,
+    signal: extra.signal,
   });
+  return new RetryStore(inner, { maxAttempts: s3.retry.maxAttempts, onRetry: extra.onRetry, signal: extra.signal, baseDelayMs: extra.retryBaseDelayMs });
 }

@@ -1,102 +1,25 @@
 /**
- * One retry budget for every object-store call. The AWS SDK's own retry is switched off
- * (maxAttempts: 1) so that `s3.retry.max_attempts` is the only number that counts, and so
- * that a streamed body is re-opened for each attempt (the SDK cannot rewind a stream).
+ * The only retry loop: a wrapper around any ObjectStore (restic's retry.New(be) is the model).
+ * A call is retried when it fails with a transient StoreError, with exponential backoff and
+ * full jitter, until `maxAttempts` tries are spent (s3.retry.max_attempts; the SDK's own retry
+ * is off, so the number means what it says). Then the last error is thrown with the attempt
+ * count. Two calls get more than a blind repeat:
+ *   - putFile is called again with the multipart progress reported so far, so a part that met
+ *     a 503 is re-sent without re-sending the parts already stored;
+ *   - a getStream whose body breaks off (or ends short) is reopened with a byte range from where
+ *     it stopped: the caller sees one stream.
  */
-import { ZrbError, storeError } from "../util/errors.ts";
+import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions } from "./store.ts";
 
 export interface RetryOptions {
   /** Total attempts, including the first (>= 1). */
   maxAttempts: number;
-  /** What is being done, for messages: e.g. "upload part 3 of s3://b/p/key". */
-  what: string;
-  signal?: AbortSignal;
   baseDelayMs?: number;
   maxDelayMs?: number;
-  /** Called before sleeping for a retry (log it at debug level). */
-  onRetry?: (attempt: number, err: unknown, delayMs: number) => void;
-}
-
-const RETRYABLE_NAMES = new Set([
-  "SlowDown",
-  "Throttling",
-  "ThrottlingException",
-  "ThrottledException",
-  "RequestThrottled",
-  "RequestThrottledException",
-  "TooManyRequestsException",
-  "RequestLimitExceeded",
-  "ProvisionedThroughputExceededException",
-  "BandwidthLimitExceeded",
-  "TransactionInProgressException",
-  "RequestTimeout",
-  "RequestTimeoutException",
-  "InternalError",
-  "ServiceUnavailable",
-  "TimeoutError",
-]);
-
-const RETRYABLE_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EAI_AGAIN",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "ENOTCONN",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-]);
-
-const RETRYABLE_MESSAGE = /socket hang up|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|timed? ?out|connection (was )?(closed|reset|refused)|other side closed|network error/i;
-
-export function httpStatusOf(err: unknown): number | undefined {
-  const e = err as { $metadata?: { httpStatusCode?: number }; $response?: { statusCode?: number } } | undefined;
-  return e?.$metadata?.httpStatusCode ?? e?.$response?.statusCode;
-}
-
-export function isAbortError(err: unknown): boolean {
-  const name = (err as { name?: string } | undefined)?.name;
-  return name === "AbortError";
-}
-
-/** Whether an error is transient: 5xx (not 501/505), 408, 429, throttling, timeouts, dropped or refused connections. */
-export function isRetryable(err: unknown): boolean {
-  if (err == null || typeof err !== "object") return false;
-  if (err instanceof ZrbError) return false;
-  if (isAbortError(err)) return false;
-  const e = err as { name?: string; code?: string; message?: string; cause?: unknown; $retryable?: unknown };
-  const status = httpStatusOf(err);
-  if (status !== undefined) {
-    if (status === 501 || status === 505) return false; // Not Implemented / HTTP Version: permanent
-    if (status >= 500 || status === 408 || status === 429) return true;
-    if (status >= 400) return RETRYABLE_NAMES.has(e.name ?? "") && e.name !== "InternalError";
-  }
-  if (e.$retryable) return true;
-  if (e.name && RETRYABLE_NAMES.has(e.name)) return true;
-  if (e.code && RETRYABLE_CODES.has(e.code)) return true;
-  if (typeof e.message === "string" && RETRYABLE_MESSAGE.test(e.message)) return true;
-  if (e.cause && e.cause !== err) return isRetryable(e.cause);
-  return false;
-}
-
-/** A short, secret-free description of an SDK or network error: "SlowDown (HTTP 503): message". */
-export function describeError(err: unknown): string {
-  if (err == null) return "unknown error";
-  if (typeof err !== "object") return String(err);
-  const e = err as { name?: string; code?: string; message?: string; Code?: string };
-  const status = httpStatusOf(err);
-  const name = e.Code ?? (e.name && e.name !== "Error" && e.name !== "Unknown" ? e.name : undefined) ?? e.code;
-  const msg = e.message && e.message !== "UnknownError" && e.message !== name ? e.message : "";
-  let s = name ?? "";
-  if (status !== undefined) s = s ? `${s} (HTTP ${status})` : `HTTP ${status}`;
-  if (msg) s = s ? `${s}: ${msg}` : msg;
-  return (s || "unknown error").replace(/\s*\n\s*/g, " ");
+  /** The run's interrupt signal: stops retrying (and sleeping) at once. */
+  signal?: AbortSignal;
+  /** Called before sleeping for a retry. */
+  onRetry?: (info: { what: string; attempt: number; maxAttempts: number; error: string; delayMs: number }) => void;
 }
 
 /** The error to throw when `signal` is aborted. */
@@ -121,33 +44,138 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+const transient = (err: unknown): err is StoreError => err instanceof StoreError && err.kind === "transient";
+
+/** Backoff before retry number `attempt` (1-based): random(0, min(maxDelay, base * 2^(attempt-1))). */
+export function backoffMs(attempt: number, base = 200, cap = 20_000): number {
+  return Math.floor(Math.random() * Math.min(cap, base * 2 ** (attempt - 1)));
+}
+
 /**
- * Run `fn` until it succeeds, a non-retryable error occurs (rethrown unchanged, so the caller
- * can classify it), the signal is aborted (its reason is thrown), or the budget is spent
- * (a ZrbError naming `what`, the attempt count and the last error).
- * Backoff: exponential with full jitter, delay = random(0, min(maxDelay, base * 2^(attempt-1))).
+ * Run `fn` until it succeeds, fails with anything but a transient StoreError (rethrown
+ * unchanged), the signal aborts (its reason is thrown), or the budget is spent (the last error,
+ * re-worded with the attempt count).
  */
-export async function withRetry<T>(fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+export async function withRetry<T>(what: string, fn: (attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
   const max = Math.max(1, Math.floor(opts.maxAttempts));
-  const base = opts.baseDelayMs ?? 200;
-  const cap = opts.maxDelayMs ?? 20_000;
   for (let attempt = 1; ; attempt++) {
     if (opts.signal?.aborted) throw abortReason(opts.signal);
     try {
       return await fn(attempt);
     } catch (err) {
       if (opts.signal?.aborted) throw abortReason(opts.signal);
-      if (!isRetryable(err)) throw err;
-      if (attempt >= max) {
-        throw storeError(
-          `${opts.what} failed after ${attempt} attempt${attempt === 1 ? "" : "s"}: ${describeError(err)}; ` +
-            `check the network and the S3 service, or raise s3.retry.max_attempts`,
-          err,
-        );
-      }
-      const delay = Math.floor(Math.random() * Math.min(cap, base * 2 ** (attempt - 1)));
-      opts.onRetry?.(attempt, err, delay);
-      await sleep(delay, opts.signal);
+      if (!transient(err)) throw err;
+      if (attempt >= max) throw attempt > 1 ? err.afterAttempts(attempt) : err;
+      const delayMs = backoffMs(attempt, opts.baseDelayMs, opts.maxDelayMs);
+      opts.onRetry?.({ what, attempt, maxAttempts: max, error: err.message, delayMs });
+      await sleep(delayMs, opts.signal);
     }
+  }
+}
+
+export class RetryStore implements ObjectStore {
+  readonly location: string;
+  constructor(
+    readonly inner: ObjectStore,
+    private readonly opts: RetryOptions,
+  ) {
+    this.location = inner.location;
+  }
+  private retry<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(what, fn, { ...this.opts, signal: signal ?? this.opts.signal });
+  }
+  urlOf(key: string): string {
+    return this.inner.urlOf(key);
+  }
+  put(key: string, body: Uint8Array | string, opts?: { storageClass?: string }): Promise<void> {
+    return this.retry(`put ${this.urlOf(key)}`, () => this.inner.put(key, body, opts));
+  }
+  putFile(key: string, path: string, opts: PutFileOptions): Promise<void> {
+    let resume = opts.resume;
+    return this.retry(
+      `upload ${this.urlOf(key)}`,
+      () =>
+        this.inner.putFile(key, path, {
+          ...opts,
+          resume,
+          onProgress: (p) => {
+            resume = p;
+            return opts.onProgress?.(p);
+          },
+        }),
+      opts.signal,
+    );
+  }
+  get(key: string, opts?: { maxBytes?: number }): Promise<Uint8Array | null> {
+    return this.retry(`get ${this.urlOf(key)}`, () => this.inner.get(key, opts));
+  }
+  head(key: string): Promise<ObjectInfo | null> {
+    return this.retry(`head ${this.urlOf(key)}`, () => this.inner.head(key));
+  }
+  list(prefix: string): Promise<ObjectInfo[]> {
+    return this.retry(`list ${this.urlOf(prefix)}`, () => this.inner.list(prefix));
+  }
+  delete(key: string): Promise<void> {
+    return this.retry(`delete ${this.urlOf(key)}`, () => this.inner.delete(key));
+  }
+  listUploads(prefix: string): Promise<{ key: string; uploadId: string; initiated?: Date }[]> {
+    return this.retry(`list uploads ${this.urlOf(prefix)}`, () => this.inner.listUploads(prefix));
+  }
+  abortUpload(key: string, uploadId: string): Promise<void> {
+    return this.retry(`abort upload ${this.urlOf(key)}`, () => this.inner.abortUpload(key, uploadId));
+  }
+  thaw(key: string, opts: { days: number; tier: "Bulk" | "Standard" | "Expedited" }): Promise<"requested" | "ongoing" | "available"> {
+    return this.retry(`thaw ${this.urlOf(key)}`, () => this.inner.thaw(key, opts));
+  }
+  checkAccess(): Promise<void> {
+    return this.retry(`check access ${this.location}`, () => this.inner.checkAccess());
+  }
+
+  async getStream(key: string, range?: { start: number; end?: number }): Promise<ReadableStream<Uint8Array>> {
+    const what = `get ${this.urlOf(key)}`;
+    const start = range?.start ?? 0;
+    let delivered = 0;
+    let attempt = 1;
+    const open = () => this.inner.getStream(key, { start: start + delivered, ...(range?.end !== undefined ? { end: range.end } : {}) });
+    // The first open is retried here, so that not-found and friends surface from getStream itself.
+    let reader = (await withRetry(what, (a) => ((attempt = a), this.inner.getStream(key, range)), this.opts)).getReader();
+    const max = Math.max(1, Math.floor(this.opts.maxAttempts));
+    const signal = this.opts.signal;
+    return new ReadableStream<Uint8Array>({
+      pull: async (ctl) => {
+        for (;;) {
+          let err: unknown;
+          try {
+            const r = await reader.read();
+            if (r.done) return ctl.close();
+            delivered += r.value.length;
+            ctl.enqueue(r.value);
+            return;
+          } catch (e) {
+            err = e;
+          }
+          // The body broke off: reopen from the first byte not yet delivered, within the budget.
+          for (;;) {
+            if (signal?.aborted) return ctl.error(abortReason(signal));
+            if (!transient(err) || attempt >= max) return ctl.error(transient(err) && attempt > 1 ? err.afterAttempts(attempt) : err);
+            const delayMs = backoffMs(attempt, this.opts.baseDelayMs, this.opts.maxDelayMs);
+            this.opts.onRetry?.({ what: `${what} from byte ${start + delivered}`, attempt, maxAttempts: max, error: err.message, delayMs });
+            try {
+              await sleep(delayMs, signal);
+            } catch (e) {
+              return ctl.error(e);
+            }
+            attempt++;
+            try {
+              reader = (await open()).getReader();
+              break;
+            } catch (e) {
+              err = e;
+            }
+          }
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
   }
 }

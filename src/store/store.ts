@@ -1,8 +1,13 @@
 /**
- * The narrow object-store interface every backend implements (S3, local directory).
- * Keys are relative to the configured prefix and always use '/' separators.
- * Layout, retry and dry-run are wrappers around this interface, not flags inside it.
+ * The narrow object-store interface every backend implements (S3, local directory), and the
+ * one error type they throw. Keys are relative to the configured prefix and always use '/'.
+ * Retry, layout and dry-run are wrappers around this interface (store/retry.ts is the only
+ * retry loop), not flags inside it; callers test an error's `kind`, never its message.
+ * "Throws StoreError" below: a local-directory store may also throw an I/O ZrbError (exit 9)
+ * for its own disk (full, read-only, permissions).
  */
+import { ExitCode, ZrbError } from "../util/errors.ts";
+
 export interface ObjectInfo {
   key: string;
   size: number;
@@ -36,39 +41,75 @@ export interface PutFileOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * What went wrong, as a caller needs to know it:
+ *  - not-found: the object (or the multipart upload) does not exist;
+ *  - no-bucket: the bucket does not exist;
+ *  - access-denied: missing, wrong or expired credentials, a clock the server rejects, or no permission;
+ *  - archived: the object is in an archive class (Glacier, Deep Archive) and not restored;
+ *  - transient: worth retrying (5xx, throttling, timeouts, resets, a body cut short);
+ *  - too-large: a small object is larger than the caller allows (see get's maxBytes);
+ *  - permanent: anything else the server refused.
+ */
+export type StoreErrorKind = "not-found" | "no-bucket" | "access-denied" | "archived" | "transient" | "too-large" | "permanent";
+
+/** Every failure of a store operation: one line for the user (exit code 6) and a kind for the code. */
+export class StoreError extends ZrbError {
+  constructor(
+    readonly kind: StoreErrorKind,
+    message: string,
+    opts: { cause?: unknown; size?: number; retry?: (attempts: number) => string } = {},
+  ) {
+    super(message, ExitCode.STORE, { cause: opts.cause });
+    this.name = "StoreError";
+    this.size = opts.size;
+    this.retryMessage = opts.retry;
+  }
+  /** For too-large: the object's size. */
+  readonly size?: number;
+  private readonly retryMessage?: (attempts: number) => string;
+  /** The same failure after `attempts` tries (the retry wrapper's final error). */
+  afterAttempts(attempts: number): StoreError {
+    const msg = this.retryMessage?.(attempts) ?? `${this.message} (after ${attempts} attempts)`;
+    return new StoreError(this.kind, msg, { cause: this.cause, size: this.size });
+  }
+}
+
+export const isStoreError = (err: unknown, kind?: StoreErrorKind): err is StoreError =>
+  err instanceof StoreError && (kind === undefined || err.kind === kind);
+
 export interface ObjectStore {
-  /** Human-readable location, e.g. "s3://bucket/prefix/" or "/var/lib/zrb/store/". No secrets. */
+  /** Human-readable location, e.g. "s3://bucket/prefix/ at https://host" or "/var/lib/zrb/store/". No secrets. */
   readonly location: string;
   /** Where `key` lives, for messages: "s3://bucket/prefix/key" or "/root/key". No endpoint, no secrets. */
   urlOf(key: string): string;
-  /** Put a small object (manifests, heads) atomically. */
+  /** Put a small object (manifests, heads) atomically. Throws StoreError. */
   put(key: string, body: Uint8Array | string, opts?: { storageClass?: string }): Promise<void>;
-  /** Upload a (possibly very large) file as one object, multipart where needed, resumable. */
+  /** Upload a (possibly very large) file as one object, multipart where needed, resumable. Throws StoreError. */
   putFile(key: string, path: string, opts: PutFileOptions): Promise<void>;
-  /** Whole small object, or null if it does not exist. Throws TooLargeError past `maxBytes`, before reading the body. */
+  /** Whole small object, or null if it does not exist. Throws StoreError (too-large past `maxBytes`, before reading the body). */
   get(key: string, opts?: { maxBytes?: number }): Promise<Uint8Array | null>;
-  /** Stream an object (or a byte range [start, end] inclusive). Throws a clear error if missing. */
+  /**
+   * Stream an object (or a byte range [start, end] inclusive). Throws StoreError (not-found,
+   * archived, …) when opening; the stream errors with a StoreError (transient) when the body
+   * breaks off or ends short.
+   */
   getStream(key: string, range?: { start: number; end?: number }): Promise<ReadableStream<Uint8Array>>;
+  /** Object info, or null if it does not exist. Throws StoreError. */
   head(key: string): Promise<ObjectInfo | null>;
-  /** All objects whose key starts with prefix (recursive), sorted by key. */
+  /** All objects whose key starts with prefix (recursive), sorted by key. Throws StoreError. */
   list(prefix: string): Promise<ObjectInfo[]>;
+  /** Delete an object; deleting a missing one succeeds. Throws StoreError. */
   delete(key: string): Promise<void>;
-  /** Multipart uploads in progress under prefix. */
+  /** Multipart uploads in progress under prefix. Throws StoreError. */
   listUploads(prefix: string): Promise<{ key: string; uploadId: string; initiated?: Date }[]>;
+  /** Abort a multipart upload; an unknown one succeeds. Throws StoreError. */
   abortUpload(key: string, uploadId: string): Promise<void>;
-  /** Ask an archived object (GLACIER / DEEP_ARCHIVE) to be restored for `days` at `tier`. */
+  /** Ask an archived object (GLACIER / DEEP_ARCHIVE) to be restored for `days` at `tier`. Throws StoreError. */
   thaw(key: string, opts: { days: number; tier: "Bulk" | "Standard" | "Expedited" }): Promise<"requested" | "ongoing" | "available">;
-  /** Check that the bucket/directory exists and is writable with the current credentials. */
+  /** Check that the bucket/directory exists and is writable with the current credentials. Throws StoreError. */
   checkAccess(): Promise<void>;
 }
 
-/** A small object (manifest, heads) is larger than the caller allows: it is not what zrb wrote. */
-export class TooLargeError extends Error {
-  constructor(
-    readonly key: string,
-    readonly size: number,
-  ) {
-    super(`object ${key} is ${size} bytes, more than expected`);
-    this.name = "TooLargeError";
-  }
-}
+/** Storage classes whose objects must be restored (thawed) before they can be read. */
+export const ARCHIVED_CLASSES: ReadonlySet<string> = new Set(["GLACIER", "DEEP_ARCHIVE"]);

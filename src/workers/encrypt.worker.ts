@@ -3,11 +3,11 @@
  * 1 MiB buffers, age-encrypts it straight into the chunk's spill file, SHA-256s the
  * ciphertext, and hands each buffer back for reuse (bounded memory, no chunk in RAM).
  *
- * Protocol (main → worker): begin{index,path,recipients} data{buf,len} end{} abort{}
- *          (worker → main): ack{buf} done{index,cipherSize,sha256} error{index,message,code}
+ * Protocol: workers/protocol.ts.
  */
 import { closeSync, constants as C, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { AgeEncryptStream } from "../crypto/age.ts";
+import type { FromWorker, ToWorker } from "./protocol.ts";
 
 declare const self: Worker;
 
@@ -41,10 +41,14 @@ function fail(index: number, err: unknown): void {
     } catch {}
     rmSync(cur.path + ".tmp", { force: true });
   }
-  self.postMessage({ type: "error", index, message: e?.message ?? String(err), code: e?.code });
+  post({ type: "error", index, message: e?.message ?? String(err), code: e?.code });
 }
 
-async function handle(msg: any): Promise<void> {
+function post(m: FromWorker, transfer: ArrayBuffer[] = []): void {
+  self.postMessage(m, transfer);
+}
+
+async function handle(msg: ToWorker): Promise<void> {
   switch (msg.type) {
     case "begin": {
       const enc = await AgeEncryptStream.create(msg.recipients);
@@ -70,7 +74,7 @@ async function handle(msg: any): Promise<void> {
       } catch (err) {
         if (c) fail(c.index, err);
       } finally {
-        self.postMessage({ type: "ack", buf }, [buf]);
+        post({ type: "ack", buf }, [buf]);
       }
       return;
     }
@@ -83,7 +87,7 @@ async function handle(msg: any): Promise<void> {
         fsyncSync(c.fd);
         closeSync(c.fd);
         renameSync(c.path + ".tmp", c.path);
-        self.postMessage({ type: "done", index: c.index, cipherSize: c.size, sha256: c.sha.digest("hex") });
+        post({ type: "done", index: c.index, cipherSize: c.size, sha256: c.sha.digest("hex") });
       } catch (err) {
         cur = c;
         fail(c.index, err);
@@ -91,20 +95,10 @@ async function handle(msg: any): Promise<void> {
       }
       return;
     }
-    case "abort": {
-      if (cur) {
-        try {
-          closeSync(cur.fd);
-        } catch {}
-        rmSync(cur.path + ".tmp", { force: true });
-        cur = null;
-      }
-      return;
-    }
   }
 }
 
-self.onmessage = (ev: MessageEvent) => {
+self.onmessage = (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
-  chain = chain.then(() => handle(msg)).catch((err) => fail(msg.index ?? -1, err));
+  chain = chain.then(() => handle(msg)).catch((err) => fail(msg.type === "begin" ? msg.index : (cur?.index ?? -1), err));
 };

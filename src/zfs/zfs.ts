@@ -4,6 +4,7 @@
  * The binary can be overridden with ZRB_ZFS (used by fault-injection tests only).
  */
 import { ExitCode, ZrbError, zfsError } from "../util/errors.ts";
+import { firstLine, parseFailure } from "./errors.ts";
 
 export interface ZfsCaps {
   /** `zfs version` answered (OpenZFS ≥ 0.8). */
@@ -70,9 +71,7 @@ async function zfsOk(args: string[], what: string): Promise<string> {
   return r.stdout;
 }
 
-export function firstLine(s: string): string {
-  return s.split("\n").map((l) => l.trim()).filter(Boolean).join("; ").slice(0, 500);
-}
+export { firstLine };
 
 function flagsOf(usage: string, command: string): Set<string> {
   const flags = new Set<string>();
@@ -183,24 +182,26 @@ export async function createSnapshot(fs: string, short: string): Promise<string>
 
 /** Place a user hold; an existing hold with the same tag counts as success. */
 export async function hold(tag: string, snap: string): Promise<void> {
-  const r = await zfsRun(["hold", tag, snap]);
-  if (r.code === 0 || /tag already exists/i.test(r.stderr)) return;
-  throw zfsError(`cannot hold ${snap} with tag '${tag}': ${firstLine(r.stderr)}`);
+  if (!(await holdIfExists(tag, snap))) throw zfsError(`cannot hold ${snap} with tag '${tag}': it does not exist`);
 }
 
 /** Place a user hold if the snapshot exists: false when it does not (it was destroyed meanwhile). */
 export async function holdIfExists(tag: string, snap: string): Promise<boolean> {
   const r = await zfsRun(["hold", tag, snap]);
-  if (r.code === 0 || /tag already exists/i.test(r.stderr)) return true;
-  if (/does not exist|could not find|no such/i.test(r.stderr) && !(await datasetExists(snap))) return false;
-  throw zfsError(`cannot hold ${snap} with tag '${tag}': ${firstLine(r.stderr)}`);
+  if (r.code === 0) return true;
+  const f = parseFailure(r.stderr);
+  if (f.kind === "tag-exists") return true;
+  if (f.kind === "not-found" && !(await datasetExists(snap))) return false;
+  throw zfsError(`cannot hold ${snap} with tag '${tag}': ${f.line}`);
 }
 
 /** Release a user hold; a missing hold or snapshot counts as success. */
 export async function release(tag: string, snap: string): Promise<void> {
   const r = await zfsRun(["release", tag, snap]);
-  if (r.code === 0 || /no such tag|does not exist|could not find/i.test(r.stderr)) return;
-  throw zfsError(`cannot release hold '${tag}' on ${snap}: ${firstLine(r.stderr)}`);
+  if (r.code === 0) return;
+  const f = parseFailure(r.stderr);
+  if (f.kind === "no-such-tag" || f.kind === "not-found") return;
+  throw zfsError(`cannot release hold '${tag}' on ${snap}: ${f.line}`);
 }
 
 /** userrefs of every snapshot of fs, in one call. */
@@ -242,16 +243,6 @@ export function sendArgs(plan: SendPlan): string[] {
   return ["send", ...plan.flags, ...(plan.from ? ["-i", plan.from] : []), plan.snapshot];
 }
 
-/** Estimated stream size via `zfs send -n -P` where supported; null otherwise. */
-export async function estimateSendSize(plan: SendPlan, caps: ZfsCaps): Promise<number | null> {
-  if (!caps.sendFlags.has("n") || !caps.sendFlags.has("P")) return null;
-  const args = sendArgs(plan);
-  const r = await zfsRun(["send", "-n", "-P", ...args.slice(1)]);
-  if (r.code !== 0) return null;
-  const m = /^size\s+(\d+)/m.exec(r.stdout + "\n" + r.stderr);
-  return m ? Number(m[1]) : null;
-}
-
 export function spawnSend(plan: SendPlan) {
   try {
     return Bun.spawn([zfsBin(), ...sendArgs(plan)], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
@@ -288,6 +279,8 @@ export async function abortReceive(target: string, caps: ZfsCaps): Promise<void>
   await zfsRun(["receive", "-A", target]);
 }
 
-export async function destroy(name: string, recursive = false): Promise<void> {
-  await zfsOk(["destroy", ...(recursive ? ["-r"] : []), name], `destroying ${name}`);
+/** `zfs destroy [-r] name`: true when it is gone (destroyed now or already), false when zfs refused. */
+export async function tryDestroy(name: string, opts: { recursive?: boolean } = {}): Promise<boolean> {
+  const r = await zfsRun(["destroy", ...(opts.recursive ? ["-r"] : []), name]);
+  return r.code === 0 || parseFailure(r.stderr).kind === "not-found";
 }

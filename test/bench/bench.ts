@@ -223,10 +223,11 @@ class ThreadCpu {
 }
 
 async function runPipeline(a: StageArgs): Promise<{ bytes: number; check: string; note: string }> {
-  const { sendAndUpload } = await import("../../src/pipeline/backup.ts");
+  const { streamBackup } = await import("../../src/pipeline/backup/send.ts");
+  const { RunDir } = await import("../../src/state/rundir.ts");
   type Config = import("../../src/config/config.ts").Config;
   type ObjectStore = import("../../src/store/store.ts").ObjectStore;
-  type BackupState = import("../../src/pipeline/backup.ts").BackupState;
+  type BackupState = import("../../src/state/rundir.ts").BackupState;
 
   const dir = join(a.scratch, "pipeline");
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -286,10 +287,8 @@ async function runPipeline(a: StageArgs): Promise<{ bytes: number; check: string
   const threads = new ThreadCpu();
   const timer = setInterval(() => threads.sample(), 50);
   const source = Bun.spawn(["cat", a.src], { stdout: "pipe", stderr: "pipe" });
-  const r = await sendAndUpload(cfg, { pool: "bench", dataset: "" }, store, state, join(dir, "backup_state.yaml"), dir, {
-    level: 0,
-    source,
-  });
+  const r = await streamBackup({ cfg, store, state, rundir: new RunDir(dir, "bench", ""), source });
+  if (r.kind !== "done") throw new Error("bench: the stream cannot differ from itself");
   clearInterval(timer);
   threads.sample();
   const want = Math.ceil(a.size / a.chunkSize);
@@ -310,7 +309,7 @@ const STAGE_MODULES: Record<string, string[]> = {
   blake3: ["../../src/crypto/blake3.ts"],
   age: ["../../src/crypto/age.ts"],
   "age-spill": ["../../src/crypto/age.ts"],
-  pipeline: ["../../src/pipeline/backup.ts"],
+  pipeline: ["../../src/pipeline/backup/send.ts"],
 };
 
 async function stageMain(name: string, a: StageArgs): Promise<void> {

@@ -344,7 +344,7 @@ describe("zrb restore from the bucket alone", () => {
   test("--thaw requests every archived object of the chain at once (calls recorded around the real S3 store)", async () => {
     const { loadConfig, findTask } = await import("../../src/config/config.ts");
     const { storeFor } = await import("../../src/cli/common.ts");
-    const { restore } = await import("../../src/pipeline/restore.ts");
+    const { restore } = await import("../../src/pipeline/restore/index.ts");
     Object.assign(process.env, env);
     const { config } = await loadConfig(restoreCfg);
     const task = findTask(config, "main", { allowDisabled: true });

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { parseManifest, partKey, type Manifest } from "../../../src/state/manifest.ts";
+import { parseManifest, type Manifest } from "../../../src/state/manifest.ts";
+import { partKey } from "../../../src/store/layout.ts";
 import { advanceHeads, chooseParent, headsFromManifests, headsProblem } from "../../../src/state/heads.ts";
 import YAML from "yaml";
 

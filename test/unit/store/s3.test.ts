@@ -1,14 +1,17 @@
 /**
  * S3Store against the real radosgw of the test rig (no SDK mocks: requests are recorded by a
- * middleware and faults are injected by a TCP proxy in front of radosgw).
+ * middleware and faults are injected by a TCP proxy in front of radosgw): what only S3 has —
+ * multipart resume, pagination, thaw, the error messages — and the retry wrapper in front of it.
+ * What every store must do is in contract.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CreateMultipartUploadCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { S3Store, parseRestoreHeader, partSizeFor, MiB } from "../../../src/store/s3.ts";
 import { openStore } from "../../../src/store/open.ts";
+import { RetryStore, type RetryOptions } from "../../../src/store/retry.ts";
 import type { MultipartProgress } from "../../../src/store/store.ts";
 import { ZrbError } from "../../../src/util/errors.ts";
 import { emptyAndDeleteBucket, makeBucket, s3Rig, type S3Rig } from "../../helpers/rig.ts";
@@ -23,7 +26,18 @@ const saved: Record<string, string | undefined> = {};
 const ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] as const;
 
 function store(extra: Partial<ConstructorParameters<typeof S3Store>[0]> = {}): S3Store {
-  return new S3Store({ bucket, prefix: "zrb/test", region: rig.region, endpoint: rig.endpoint, maxAttempts: 3, ...extra });
+  return new S3Store({ bucket, prefix: "zrb/test", region: rig.region, endpoint: rig.endpoint, ...extra });
+}
+
+/** The store as zrb uses it: S3Store (one attempt per call) behind the retry wrapper. */
+function retrying(s: S3Store, maxAttempts: number, onRetry?: RetryOptions["onRetry"]): RetryStore {
+  return new RetryStore(s, { maxAttempts, baseDelayMs: 5, onRetry });
+}
+
+/** The zrb-sha256 metadata stored with an object. */
+async function storedSha(s: S3Store, key: string): Promise<string | undefined> {
+  const r = await s.client.send(new HeadObjectCommand({ Bucket: bucket, Key: s.prefix + key }));
+  return r.Metadata?.["zrb-sha256"];
 }
 
 async function writeFile(name: string, bytes: Uint8Array): Promise<string> {
@@ -55,14 +69,14 @@ afterAll(async () => {
 
 describe("keys and location", () => {
   test("prefix is normalised and location names no secrets", () => {
-    const s = new S3Store({ bucket: "b", prefix: "/zrb/x//", region: "us-east-1", maxAttempts: 1 });
+    const s = new S3Store({ bucket: "b", prefix: "/zrb/x//", region: "us-east-1" });
     expect(s.prefix).toBe("zrb/x/");
     expect(s.location).toBe("s3://b/zrb/x/");
-    const t = new S3Store({ bucket: "b", prefix: "", region: "eu-west-1", endpoint: "http://h:9000", maxAttempts: 1 });
+    const t = new S3Store({ bucket: "b", prefix: "", region: "eu-west-1", endpoint: "http://h:9000" });
     expect(t.prefix).toBe("");
     expect(t.location).toBe("s3://b/ at http://h:9000");
     expect(t.location).not.toContain("TEST");
-    expect(() => new S3Store({ bucket: "b", prefix: "a/../b", region: "r", maxAttempts: 1 })).toThrow(ZrbError);
+    expect(() => new S3Store({ bucket: "b", prefix: "a/../b", region: "r" })).toThrow(ZrbError);
   });
 
   test("unsafe keys are rejected before any request", async () => {
@@ -108,7 +122,7 @@ describe("objects on radosgw", () => {
     expect(h?.size).toBe(1000);
     expect(h?.storageClass).toBe("STANDARD");
     expect(h?.lastModified).toBeInstanceOf(Date);
-    expect(await s.storedSha256("manifests/p/d/head.yaml")).toBe(sha256Hex(body));
+    expect(await storedSha(s, "manifests/p/d/head.yaml")).toBe(sha256Hex(body));
     // the real key is under the prefix
     const raw = await s.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: "zrb/test/manifests/p/d/" }));
     expect((raw.Contents ?? []).map((o) => o.Key).sort()).toEqual(["zrb/test/manifests/p/d/head.yaml", "zrb/test/manifests/p/d/text"]);
@@ -139,7 +153,7 @@ describe("objects on radosgw", () => {
     expect(calls.map((c) => c.command)).toEqual(["PutObjectCommand"]);
     expect(bytes).toBe(data.length);
     expect(await s.get("data/small")).toEqual(data);
-    expect(await s.storedSha256("data/small")).toBe(sha256Hex(data));
+    expect(await storedSha(s, "data/small")).toBe(sha256Hex(data));
     // empty file
     const e = await writeFile("empty.bin", new Uint8Array(0));
     await s.putFile("data/empty", e, { size: 0, sha256Hex: sha256Hex(new Uint8Array(0)) });
@@ -183,7 +197,7 @@ describe("objects on radosgw", () => {
     const h = await s.head("data/mp");
     expect(h?.size).toBe(data.length);
     expect(h?.storageClass).toBe("STANDARD_IA");
-    expect(await s.storedSha256("data/mp")).toBe(sha256Hex(data));
+    expect(await storedSha(s, "data/mp")).toBe(sha256Hex(data));
     expect(await s.listUploads("data/")).toEqual([]);
   });
 
@@ -369,12 +383,13 @@ describe("objects on radosgw", () => {
     await expect(s.thaw("thaw/missing", { days: 1, tier: "Bulk" })).rejects.toThrow("the object does not exist");
   });
 
-  test("openStore builds an S3Store from the config shape", async () => {
+  test("openStore builds an S3Store behind the retry wrapper from the config shape", async () => {
     const st = openStore({
       s3: { enabled: true, bucket, prefix: "zrb/test", region: rig.region, endpoint: rig.endpoint, retry: { maxAttempts: 2 } },
       localStoreDir: "/nonexistent",
     });
-    expect(st).toBeInstanceOf(S3Store);
+    expect(st).toBeInstanceOf(RetryStore);
+    expect((st as RetryStore).inner).toBeInstanceOf(S3Store);
     expect(st.location).toBe(`s3://${bucket}/zrb/test/ at ${rig.endpoint}`);
     await st.checkAccess();
   });
@@ -388,7 +403,7 @@ describe("errors users can cause", () => {
   });
 
   test("nonexistent bucket: exact one-line message", async () => {
-    const s = new S3Store({ bucket: "zrbt-does-not-exist-9f8e7d", prefix: "", region: rig.region, endpoint: rig.endpoint, maxAttempts: 2 });
+    const s = retrying(new S3Store({ bucket: "zrbt-does-not-exist-9f8e7d", prefix: "", region: rig.region, endpoint: rig.endpoint }), 2);
     const err = await s.checkAccess().then(
       () => null,
       (e) => e,
@@ -449,7 +464,7 @@ describe("errors users can cause", () => {
   });
 
   test("unreachable endpoint: cannot reach message", async () => {
-    const s = new S3Store({ bucket, prefix: "", region: rig.region, endpoint: "http://127.0.0.1:1", maxAttempts: 2, retryBaseDelayMs: 1 });
+    const s = retrying(new S3Store({ bucket, prefix: "", region: rig.region, endpoint: "http://127.0.0.1:1" }), 2);
     await expect(s.checkAccess()).rejects.toThrow(/^cannot reach S3 endpoint http:\/\/127\.0\.0\.1:1: .*ECONNREFUSED.* \(after 2 attempts\)$/);
   });
 });
@@ -461,7 +476,7 @@ describe("retry through a fault-injecting proxy", () => {
     const proxy = faultProxy({ upstreamPort: port(), failFirst: 2, reply: s3ErrorReply("503 Slow Down", "SlowDown", "Please reduce your request rate.") });
     try {
       const retries: { attempt: number; error: string; delayMs: number }[] = [];
-      const s = store({ endpoint: proxy.endpoint, maxAttempts: 4, retryBaseDelayMs: 5, onRetry: (i) => void retries.push(i) });
+      const s = retrying(store({ endpoint: proxy.endpoint }), 4, (i) => void retries.push(i));
       await s.put("retry/a", "through the proxy");
       expect(proxy.replied).toBe(2);
       expect(retries.map((r) => r.attempt)).toEqual([1, 2]);
@@ -485,11 +500,16 @@ describe("retry through a fault-injecting proxy", () => {
     });
     try {
       const retried: string[] = [];
-      const s2 = store({ endpoint: proxy.endpoint, maxAttempts: 5, retryBaseDelayMs: 5, onRetry: (i) => void retried.push(i.what) });
+      const inner = store({ endpoint: proxy.endpoint, partConcurrency: 1 });
+      const calls = recordCalls(inner.client);
+      const s2 = retrying(inner, 5, (i) => void retried.push(i.what));
       await s2.putFile("retry/mp", p, { size: data.length, sha256Hex: sha256Hex(data) });
       expect(proxy.replied).toBe(2);
       expect(retried.length).toBe(2);
-      expect(retried.every((w) => w.startsWith("upload part"))).toBe(true);
+      expect(retried.every((w) => w === `upload s3://${bucket}/zrb/test/retry/mp`)).toBe(true);
+      // One upload id throughout; only the parts that met a 503 were sent again.
+      expect(calls.filter((c) => c.command === "CreateMultipartUploadCommand")).toHaveLength(1);
+      expect(calls.filter((c) => c.command === "UploadPartCommand").map((c) => c.input.PartNumber)).toEqual([1, 1, 1, 2]);
     } finally {
       proxy.stop();
     }
@@ -499,7 +519,7 @@ describe("retry through a fault-injecting proxy", () => {
   test("the retry budget is one number: exhausted 503s give one line naming the operation and key", async () => {
     const proxy = faultProxy({ upstreamPort: port(), failFirst: 100, reply: s3ErrorReply("503 Slow Down", "SlowDown", "slow down") });
     try {
-      const s = store({ endpoint: proxy.endpoint, maxAttempts: 3, retryBaseDelayMs: 1 });
+      const s = retrying(store({ endpoint: proxy.endpoint }), 3);
       const err = await s.put("retry/b", "x").then(
         () => null,
         (e) => e,
@@ -515,7 +535,7 @@ describe("retry through a fault-injecting proxy", () => {
   test("403 is not retried", async () => {
     const proxy = faultProxy({ upstreamPort: port(), failFirst: 100, reply: s3ErrorReply("403 Forbidden", "AccessDenied", "Access Denied") });
     try {
-      const s = store({ endpoint: proxy.endpoint, maxAttempts: 5, retryBaseDelayMs: 1 });
+      const s = retrying(store({ endpoint: proxy.endpoint }), 5);
       await expect(s.put("retry/c", "x")).rejects.toThrow(`access denied to bucket ${bucket} (put s3://${bucket}/zrb/test/retry/c)`);
       expect(proxy.replied).toBe(1);
     } finally {

@@ -1,0 +1,90 @@
+/**
+ * The end of a backup, and of an interrupted one that is given up.
+ *
+ * Commit order (restic's rule): every part is stored, then the manifest — the commit point —
+ * then the bookkeeping: heads in the bucket, the local head cache, the base holds, the send
+ * holds, and only then the state file. A kill at any point is finished by the next run, which
+ * finds the manifest and repeats these idempotent steps.
+ */
+import { hostname } from "node:os";
+import { rmSync } from "node:fs";
+import YAML from "yaml";
+import { storageClassFor, type Config, type Task } from "../../config/config.ts";
+import type { ObjectStore } from "../../store/store.ts";
+import { dataPrefix, headsKey, manifestKey, partKey } from "../../store/layout.ts";
+import { writeYamlAtomic } from "../../state/atomic.ts";
+import { MANIFEST_FORMAT, type Manifest } from "../../state/manifest.ts";
+import { advanceHeads, readHeads } from "../../state/heads.ts";
+import type { BackupState, RunDir } from "../../state/rundir.ts";
+import * as zfs from "../../zfs/zfs.ts";
+import { log } from "../../util/log.ts";
+import { VERSION } from "../../version.ts";
+import { SEND_HOLD, moveBaseHolds, type SendHolds } from "./holds.ts";
+
+/** The manifest of a finished stream: parts in order with sizes and hashes, the stream's BLAKE3. */
+export function buildManifest(cfg: Config, state: BackupState, stream: { size: number; blake3: string }, zfsVersion: string): Manifest {
+  return {
+    format: MANIFEST_FORMAT,
+    backupId: state.backupId,
+    pool: state.pool,
+    dataset: state.dataset,
+    level: state.level,
+    snapshot: state.snapshot,
+    parent: state.parent,
+    send: { flags: state.sendFlags, zfs: zfsVersion },
+    stream,
+    recipients: state.recipients,
+    storageClass: storageClassFor(cfg, state.level),
+    chunkSize: state.chunkSize,
+    parts: state.chunks.map((c) => ({
+      index: c.index,
+      key: partKey(state.pool, state.dataset, state.level, state.backupId, c.index),
+      plainSize: c.plainSize,
+      cipherSize: c.cipherSize!,
+      sha256: c.sha256!,
+      blake3: c.blake3,
+    })),
+    tool: { name: "zrb", version: VERSION },
+    host: hostname(),
+    startedAt: state.startedAt,
+    finishedAt: new Date().toISOString(),
+  };
+}
+
+/** Store the manifest: the commit point. Uploads a killed run created but never recorded are aborted first. */
+export async function commitManifest(cfg: Config, store: ObjectStore, m: Manifest): Promise<string> {
+  for (const u of await store.listUploads(dataPrefix(m.pool, m.dataset, m.level, m.backupId))) await store.abortUpload(u.key, u.uploadId);
+  const key = manifestKey(m.pool, m.dataset, m.backupId);
+  await store.put(key, YAML.stringify(m, { lineWidth: 0 }), { storageClass: cfg.s3.storageClass.manifest });
+  return key;
+}
+
+/** The bookkeeping after the manifest: heads, head cache, base holds, send holds, state, spill. */
+export async function finishBackup(cfg: Config, store: ObjectStore, task: Task, rd: RunDir, state: BackupState, manifest: Manifest, holds: SendHolds): Promise<void> {
+  const heads = advanceHeads(await readHeads(store, task.pool, task.dataset), manifest);
+  await store.put(headsKey(task.pool, task.dataset), YAML.stringify(heads, { lineWidth: 0 }), { storageClass: cfg.s3.storageClass.manifest });
+  writeYamlAtomic(rd.headsCachePath, heads);
+  await moveBaseHolds(task.fullName, heads);
+  await holds.releaseAll();
+  rd.removeState();
+  rmSync(rd.spillDir(state.backupId), { recursive: true, force: true });
+}
+
+/**
+ * Forget an interrupted backup: abort its uploads, delete its parts (unless a finished manifest
+ * refers to them), delete its spill files, release its send holds, drop the state. Says which
+ * of the two it did with the parts.
+ */
+export async function discardState(store: ObjectStore, state: BackupState, rd: RunDir, opts: { keepHolds?: boolean } = {}): Promise<{ partsKept: boolean }> {
+  const prefix = dataPrefix(state.pool, state.dataset, state.level, state.backupId);
+  for (const u of await store.listUploads(prefix)) await store.abortUpload(u.key, u.uploadId);
+  // Never delete parts a finished manifest refers to (a run killed after writing it).
+  const partsKept = !!(await store.head(manifestKey(state.pool, state.dataset, state.backupId)));
+  if (partsKept) log.warn(`backup ${state.backupId} is complete in ${store.location}; keeping its parts`);
+  else for (const o of await store.list(prefix)) await store.delete(o.key);
+  rmSync(rd.spillDir(state.backupId), { recursive: true, force: true });
+  // A killed run leaves its send holds behind; they are ours to release.
+  if (!opts.keepHolds) for (const s of [state.snapshot?.name, state.parent?.name]) if (s) await zfs.release(SEND_HOLD, s).catch(() => {});
+  rd.removeState();
+  return { partsKept };
+}

@@ -1,0 +1,184 @@
+/**
+ * One pass of the data path for a backup state:
+ *   zfs send ──► BLAKE3 of the whole stream ──► chunker (chunks, per-chunk BLAKE3)
+ *     ──► encryption workers (spill files, SHA-256) ──► uploader (resumable, recorded)
+ * The sender's exit status is always checked (a failed `zfs send` can emit bytes that
+ * `zfs receive` accepts): a stream that ends early is never recorded as complete.
+ *
+ * Returns `{kind: "restart"}` when the re-sent stream differs from what the interrupted run
+ * recorded (OpenZFS does not promise byte-identical streams): the caller starts over under a
+ * new backup id. Otherwise `{kind: "done"}` with the stream's size and BLAKE3. On failure or
+ * interrupt the state is saved and the error thrown.
+ */
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { createBlake3 } from "../../crypto/blake3.ts";
+import { storageClassFor, type Config } from "../../config/config.ts";
+import type { ObjectStore } from "../../store/store.ts";
+import type { RunDir, BackupState } from "../../state/rundir.ts";
+import * as zfs from "../../zfs/zfs.ts";
+import { firstLine } from "../../zfs/errors.ts";
+import { fsError, zfsError } from "../../util/errors.ts";
+import { partFileName } from "../../store/layout.ts";
+import { interrupted } from "../../util/abort.ts";
+import { log } from "../../util/log.ts";
+import { Semaphore } from "../../util/semaphore.ts";
+import { BufferPool, EncryptWorker } from "./workers.ts";
+import { Uploader } from "./upload.ts";
+import { Chunker } from "./chunker.ts";
+
+/** The bytes to back up: `zfs send` normally; the benchmark feeds a `zfs send`-like process. */
+export interface StreamSource {
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  exited: Promise<number>;
+  kill(sig?: NodeJS.Signals | number): void;
+}
+
+export interface StreamOptions {
+  cfg: Pick<Config, "workers" | "s3">;
+  store: ObjectStore;
+  state: BackupState;
+  rundir: RunDir;
+  /** Instead of `zfs send` of the state's snapshot (the benchmark). */
+  source?: StreamSource;
+  signal?: AbortSignal;
+  onChunkUploaded?: (index: number) => void;
+}
+
+export type StreamResult = { kind: "restart" } | { kind: "done"; streamSize: number; blake3: string; skipped: number };
+
+/** The spill directory of this backup, without leftover temp files (never trusted). */
+function prepareSpill(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw fsError(err, "creating spill directory", dir);
+  }
+  removeTemps(dir);
+}
+
+function removeTemps(dir: string): void {
+  for (const f of existsSync(dir) ? readdirSync(dir) : []) if (f.endsWith(".tmp")) rmSync(join(dir, f), { force: true });
+}
+
+export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
+  const { state, store } = o;
+  const spill = o.rundir.spillDir(state.backupId);
+  prepareSpill(spill);
+  const persist = () => o.rundir.writeState(state);
+
+  // The first failure (or the interrupt, or "the stream differs") stops everything.
+  const ac = new AbortController();
+  let fatal: Error | null = null;
+  let differs = false;
+  const failWith = (e: Error) => {
+    if (fatal) return;
+    fatal = e;
+    ac.abort(e);
+  };
+  const onOuterAbort = () => failWith(interrupted(o.signal));
+  if (o.signal?.aborted) onOuterAbort();
+  o.signal?.addEventListener("abort", onOuterAbort);
+
+  const nWorkers = Math.max(1, o.cfg.workers);
+  const pool = new BufferPool(nWorkers * 4 + 4);
+  const workers = Array.from({ length: nWorkers }, () => new EncryptWorker(pool, failWith));
+  const slots = new Semaphore(nWorkers + 1);
+  const uploader = new Uploader({
+    store,
+    state,
+    storageClass: storageClassFor(o.cfg as Config, state.level),
+    persist,
+    signal: ac.signal,
+    onUploaded: o.onChunkUploaded,
+  });
+  const jobs: Promise<void>[] = [];
+  const track = (job: () => Promise<void>) => jobs.push(job().catch((err) => failWith(err as Error)));
+
+  const proc: StreamSource = o.source ?? zfs.spawnSend({ snapshot: state.snapshot.name, from: state.parent?.name, flags: state.sendFlags });
+  const stderrText = new Response(proc.stderr).text();
+  ac.signal.addEventListener("abort", () => proc.kill("SIGTERM"));
+  // Aborted before the listener existed (a signal during start-up): a sender nobody reads
+  // would block on its full pipe forever.
+  if (ac.signal.aborted) proc.kill("SIGTERM");
+
+  const fromDisk = new Set<number>();
+  const chunker = new Chunker({
+    state,
+    spill,
+    workers,
+    pool,
+    slots,
+    uploader,
+    fromDisk,
+    persist,
+    signal: ac.signal,
+    track,
+    onDiffers: () => {
+      differs = true;
+      failWith(new Error("the re-sent stream differs from the recorded chunks"));
+    },
+  });
+  const whole = await createBlake3();
+  let streamSize = 0;
+  let reader: ReturnType<typeof proc.stdout.getReader> | undefined;
+  try {
+    // Resume: part files a killed run left intact are uploaded from disk, and only verified in the stream.
+    for (const rec of await uploader.intactOnDisk(spill)) {
+      fromDisk.add(rec.index);
+      await slots.acquire();
+      track(async () => {
+        try {
+          await uploader.upload(rec, join(spill, partFileName(rec.index)), "(resumed)");
+        } finally {
+          slots.release();
+        }
+      });
+    }
+    await uploader.abortLost(spill);
+
+    reader = proc.stdout.getReader();
+    for (;;) {
+      if (fatal) break;
+      const { value, done } = await reader.read();
+      if (done) break;
+      whole.update(value);
+      streamSize += value.length;
+      await chunker.push(value);
+    }
+    if (fatal) proc.kill("SIGTERM");
+    const code = await proc.exited;
+    // A killed sender's children (a wrapper's pipeline) may keep stderr open: do not wait on them.
+    const errText = await Promise.race([stderrText, Bun.sleep(fatal ? 1000 : 10_000).then(() => "")]);
+    if (!fatal) {
+      if (code !== 0)
+        throw zfsError(`zfs send ${state.parent ? `-i ${state.parent.name} ` : ""}${state.snapshot.name} failed (exit ${code}): ${firstLine(errText) || "no message"}`);
+      if (streamSize === 0) throw zfsError(`zfs send of ${state.snapshot.name} produced no data`);
+      // More recorded chunks than this stream has: the bytes changed.
+      if (await chunker.end()) differs = true;
+      await Promise.all(jobs);
+    }
+    if (differs) return { kind: "restart" };
+    if (fatal) throw fatal;
+    return { kind: "done", streamSize, blake3: whole.digestHex(), skipped: chunker.skipped };
+  } catch (err) {
+    proc.kill("SIGTERM");
+    await Promise.allSettled(jobs);
+    if (differs) return { kind: "restart" };
+    try {
+      persist();
+    } catch (e) {
+      // The last good state is still on disk (writes are atomic); report the original error.
+      log.warn((e as Error).message);
+    }
+    throw fatal ?? err;
+  } finally {
+    if (differs) await Promise.allSettled(jobs);
+    o.signal?.removeEventListener("abort", onOuterAbort);
+    for (const w of workers) w.terminate();
+    // Close our end of the pipe: whatever still writes into it gets EPIPE and ends.
+    reader?.cancel().catch(() => {});
+    removeTemps(spill);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The uploader: each encrypted part file goes to the store (one PutObject, or a resumable
+ * multipart upload whose progress is recorded in backup_state.yaml after every part), is marked
+ * uploaded in the state, and its spill file is deleted. On resume it also uploads the part
+ * files a killed run left complete on disk (their size and SHA-256 checked first) and aborts
+ * recorded uploads whose file is gone (the chunk is encrypted again from the re-sent stream).
+ */
+import { existsSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import type { ObjectStore } from "../../store/store.ts";
+import { partFileName, partKey } from "../../store/layout.ts";
+import type { BackupState, ChunkState } from "../../state/rundir.ts";
+import { log } from "../../util/log.ts";
+
+export interface UploaderOptions {
+  store: ObjectStore;
+  state: BackupState;
+  storageClass: string;
+  /** Write the state file (atomic). */
+  persist(): void;
+  /** Stops uploads when the run fails or is interrupted. */
+  signal: AbortSignal;
+  onUploaded?: (index: number) => void;
+}
+
+export class Uploader {
+  constructor(private readonly o: UploaderOptions) {}
+
+  keyOf(index: number): string {
+    const s = this.o.state;
+    return partKey(s.pool, s.dataset, s.level, s.backupId, index);
+  }
+
+  /** Upload one encrypted part file (resuming its recorded multipart upload), record it, delete the file. */
+  async upload(chunk: ChunkState, path: string, note: string): Promise<void> {
+    await this.o.store.putFile(this.keyOf(chunk.index), path, {
+      size: chunk.cipherSize!,
+      sha256Hex: chunk.sha256!,
+      storageClass: this.o.storageClass,
+      resume: chunk.multipart,
+      signal: this.o.signal,
+      onProgress: (p) => {
+        chunk.multipart = p;
+        this.o.persist();
+      },
+    });
+    chunk.uploaded = true;
+    delete chunk.multipart;
+    this.o.persist();
+    rmSync(path, { force: true });
+    log.info(`part ${chunk.index} uploaded ${note}`);
+    this.o.onUploaded?.(chunk.index);
+  }
+
+  /**
+   * Recorded chunks whose part file survived a killed run intact (size and SHA-256 as recorded):
+   * the ones to upload straight from disk. Their bytes in the re-sent stream are only verified.
+   */
+  async intactOnDisk(spill: string): Promise<ChunkState[]> {
+    const out: ChunkState[] = [];
+    for (const rec of this.o.state.chunks) {
+      if (!rec || rec.uploaded || !rec.sha256) continue;
+      const path = join(spill, partFileName(rec.index));
+      if (!existsSync(path) || statSync(path).size !== rec.cipherSize) continue;
+      const sha = new Bun.CryptoHasher("sha256");
+      for await (const b of Bun.file(path).stream()) sha.update(b);
+      if (sha.digest("hex") === rec.sha256) out.push(rec);
+    }
+    return out;
+  }
+
+  /** Recorded multipart uploads of chunks that are neither uploaded nor on disk: abort them (best effort). */
+  async abortLost(spill: string): Promise<void> {
+    for (const rec of this.o.state.chunks) {
+      if (!rec || rec.uploaded || !rec.multipart || existsSync(join(spill, partFileName(rec.index)))) continue;
+      await this.o.store.abortUpload(this.keyOf(rec.index), rec.multipart.uploadId).catch(() => {});
+      delete rec.multipart;
+    }
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Fetch: download a backup's parts in order to scratch files, at most `ahead` on disk at once.
+ * A part's file is handed over only after its size and ciphertext SHA-256 matched the manifest,
+ * so no byte of a damaged or replaced object is ever decrypted. Transport failures are the
+ * store's business (the retry wrapper resumes a broken body by range); a SHA-256 mismatch is
+ * downloaded once more from scratch, then reported with both hashes.
+ */
+import { constants as C, rmSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { join } from "node:path";
+import { isStoreError, type ObjectStore } from "../../store/store.ts";
+import { partFileName } from "../../store/layout.ts";
+import type { Manifest, ManifestPart } from "../../state/manifest.ts";
+import { ExitCode, ZrbError, fsError, integrityError, storeError } from "../../util/errors.ts";
+import { checkInterrupted } from "../../util/abort.ts";
+import { log } from "../../util/log.ts";
+import { Semaphore } from "../../util/semaphore.ts";
+
+/** "part 3 of backup <id> (s3://bucket/prefix/data/…)". */
+export function partName(m: Manifest, p: ManifestPart, url: string): string {
+  return `part ${p.index} of backup ${m.backupId} (${url})`;
+}
+
+/** Download one part to `path` (created exclusively, never through a planted link); on return it holds exactly the manifest's bytes. */
+export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, signal?: AbortSignal): Promise<void> {
+  const name = partName(m, p, store.urlOf(p.key));
+  for (let round = 0; ; round++) {
+    const sha = new Bun.CryptoHasher("sha256");
+    let got = 0;
+    let fh;
+    try {
+      rmSync(path, { force: true });
+      fh = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      throw fsError(err, "creating restore scratch file", path);
+    }
+    try {
+      let stream: ReadableStream<Uint8Array>;
+      try {
+        stream = await store.getStream(p.key);
+      } catch (err) {
+        if (isStoreError(err, "not-found")) throw storeError(`${name} is missing from the store; run zrb list to see which backups are still intact`, err);
+        throw err;
+      }
+      for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+        checkInterrupted(signal);
+        if (got + chunk.length > p.cipherSize) throw integrityError(`${name} is larger than the ${p.cipherSize} bytes its manifest records`);
+        sha.update(chunk);
+        try {
+          let off = 0;
+          while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        } catch (err) {
+          throw fsError(err, "writing restore scratch file", path);
+        }
+        got += chunk.length;
+      }
+      if (got < p.cipherSize) throw storeError(`${name}: the store returned ${got} of ${p.cipherSize} bytes; check the object (zrb verify) and the network`);
+    } finally {
+      await fh.close();
+    }
+    const digest = sha.digest("hex");
+    if (digest === p.sha256) return;
+    if (round === 0) {
+      log.warn(`${name}: SHA-256 mismatch, downloading it again`);
+      continue;
+    }
+    rmSync(path, { force: true });
+    throw integrityError(`${name}: ciphertext SHA-256 is ${digest}, manifest says ${p.sha256}; the object in the store is damaged or was replaced`);
+  }
+}
+
+/**
+ * Downloads the parts of one backup in order, at most `ahead` of them on disk at once (a slot
+ * is freed when the consumer has used and deleted a file). Each resolved file has already passed
+ * its SHA-256 check. Scratch file names derive from the part index only, never from a key.
+ */
+export class PartFetcher {
+  private readonly slots: Semaphore;
+  private readonly done: { promise: Promise<string>; resolve: (p: string) => void; reject: (e: unknown) => void }[];
+  private readonly ac = new AbortController();
+  private stopped = false;
+
+  constructor(
+    private store: ObjectStore,
+    private m: Manifest,
+    private dir: string,
+    ahead: number,
+    signal?: AbortSignal,
+  ) {
+    this.slots = new Semaphore(Math.max(1, ahead));
+    this.done = m.parts.map(() => {
+      let resolve!: (p: string) => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<string>((a, b) => ((resolve = a), (reject = b)));
+      promise.catch(() => {});
+      return { promise, resolve, reject };
+    });
+    const onAbort = () => this.ac.abort(signal!.reason);
+    if (signal?.aborted) onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    void this.pump();
+  }
+
+  pathOf(index: number): string {
+    return join(this.dir, partFileName(index));
+  }
+
+  private async pump(): Promise<void> {
+    for (const p of this.m.parts) {
+      await this.slots.acquire();
+      if (this.stopped) return;
+      const path = this.pathOf(p.index);
+      downloadPart(this.store, this.m, p, path, this.ac.signal).then(
+        () => this.done[p.index]!.resolve(path),
+        (e) => {
+          rmSync(path, { force: true });
+          this.done[p.index]!.reject(e);
+        },
+      );
+    }
+  }
+
+  take(index: number): Promise<string> {
+    return this.done[index]!.promise;
+  }
+
+  /** The consumer is finished with part `index`: delete its file and free its slot. */
+  release(index: number): void {
+    rmSync(this.pathOf(index), { force: true });
+    this.slots.release();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.ac.abort(new ZrbError("stopped", ExitCode.FAILURE));
+    for (let i = 0; i < 64; i++) this.slots.release();
+  }
+}

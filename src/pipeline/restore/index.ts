@@ -1,0 +1,115 @@
+/**
+ * Restore: plan the chain from the bucket alone and apply it with `zfs receive`, verified.
+ *
+ *   catalog ──► select (select.ts) ──► plan: which steps the target lacks (plan.ts)
+ *     ──► thaw archived parts (thaw.ts) ──► check the identity opens the chain (decrypt.ts)
+ *     ──► for each step: fetch (fetch.ts) → decrypt (decrypt.ts) → receive (receive.ts)
+ *
+ * Streaming, no plaintext scratch: scratch disk holds at most `ahead` ciphertext parts, never
+ * the stream. A verified, completed step is kept: a rerun resumes after it (the target's
+ * snapshots are matched to the chain by guid).
+ */
+import type { Config, Task } from "../../config/config.ts";
+import { parseIdentityFile } from "../../crypto/age.ts";
+import type { ObjectStore } from "../../store/store.ts";
+import { acquireLock } from "../../state/lock.ts";
+import { assertSafeBaseDir } from "../../state/basedir.ts";
+import { restoreLockPath, restoreScratchRoot } from "../../state/rundir.ts";
+import { loadCatalog } from "../catalog.ts";
+import * as zfs from "../../zfs/zfs.ts";
+import { usageError, zfsError } from "../../util/errors.ts";
+import { checkInterrupted } from "../../util/abort.ts";
+import { log } from "../../util/log.ts";
+import { selectBackup, shortSnap, type Selector } from "./select.ts";
+import { checkTargetName, inspect, type RestorePlan } from "./plan.ts";
+import { ensureThawed, type ThawProgress, type ThawTier } from "./thaw.ts";
+import { preflightIdentity } from "./decrypt.ts";
+import { applyStep } from "./receive.ts";
+
+export type { Selector } from "./select.ts";
+export type { RestorePlan, StepPlan } from "./plan.ts";
+export type { ThawProgress, ThawTier } from "./thaw.ts";
+
+export interface RestoreOptions {
+  target: string;
+  selector: Selector;
+  force: boolean;
+  /** Path of an age identity file; required unless planOnly. */
+  privateKey?: string;
+  planOnly: boolean;
+  thaw?: { tier: ThawTier; days: number };
+  /** Parts downloaded ahead (and on scratch disk) at most. */
+  ahead?: number;
+  signal?: AbortSignal;
+  /** Progress of thaw requests (called once per run, after all requests were sent). */
+  onThaw?: (p: ThawProgress) => void;
+}
+
+export interface RestoreResult {
+  plan: RestorePlan;
+  thaw?: ThawProgress;
+  applied: { backupId: string; level: number; snapshot: string; seconds: number }[];
+  /** Snapshot now at the head of the target (full name), when something was restored or already present. */
+  restored?: string;
+}
+
+/** A resumable partial receive on the target: refused without --force, aborted with it. */
+async function checkPartialReceive(target: string, force: boolean, caps: zfs.ZfsCaps): Promise<void> {
+  const token = await zfs.getProp(target, "receive_resume_token");
+  if (!token || token === "-") return;
+  if (!force)
+    throw zfsError(
+      `${target} holds a partially received stream (receive_resume_token is set), probably from an interrupted run; discard it with: zfs receive -A ${target}, or rerun with --force`,
+    );
+  await zfs.abortReceive(target, caps);
+}
+
+export async function restore(cfg: Config, task: Task, store: ObjectStore, opts: RestoreOptions): Promise<RestoreResult> {
+  checkTargetName(opts.target);
+  if (!opts.planOnly && !opts.privateKey)
+    throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
+  const caps = await zfs.detectCaps();
+  const cat = await loadCatalog(store, task.pool, task.dataset);
+  const sel = selectBackup(cat, opts.selector, task.fullName, store);
+  await checkPartialReceive(opts.target, opts.force, caps);
+  const ins = await inspect(store, sel.chain, opts.target, opts.force, task.fullName);
+  const { plan } = ins;
+  const result: RestoreResult = { plan, applied: [] };
+  if (opts.planOnly) return result;
+
+  const toApply = ins.chain.slice(plan.resumeFrom);
+  result.restored = `${opts.target}@${shortSnap(plan.snapshot)}`;
+  if (toApply.length === 0) {
+    log.info(`${opts.target} already holds ${shortSnap(plan.snapshot)} (guid ${sel.manifest.snapshot.guid}); nothing to do`);
+    return result;
+  }
+  result.thaw = await ensureThawed(store, plan, [...ins.objects.values()], opts.thaw, opts.onThaw);
+
+  const identities = await parseIdentityFile(opts.privateKey!);
+  await preflightIdentity(store, toApply[0]!, identities);
+
+  assertSafeBaseDir(cfg.baseDir, { create: true });
+  const lock = acquireLock(restoreLockPath(cfg.baseDir, opts.target), `restore target ${opts.target}`, `zrb restore --target ${opts.target}`);
+  try {
+    for (const [i, m] of toApply.entries()) {
+      checkInterrupted(opts.signal);
+      const n = plan.resumeFrom + i + 1;
+      log.info(`step ${n}/${ins.chain.length}: level ${m.level} ${shortSnap(m.snapshot.name)} (backup ${m.backupId}, ${m.parts.length} parts, ${m.stream.size} bytes)`);
+      const { seconds } = await applyStep(store, m, caps, {
+        target: opts.target,
+        // -F on every step: a forced target may be mounted, and atime updates between steps
+        // would otherwise make the next incremental fail with "has been modified".
+        force: opts.force,
+        identities,
+        scratchRoot: restoreScratchRoot(cfg.baseDir),
+        ahead: opts.ahead ?? 2,
+        signal: opts.signal,
+      });
+      result.applied.push({ backupId: m.backupId, level: m.level, snapshot: `${opts.target}@${shortSnap(m.snapshot.name)}`, seconds });
+      log.info(`step ${n}/${ins.chain.length}: ${opts.target}@${shortSnap(m.snapshot.name)} received and verified in ${seconds.toFixed(1)} s`);
+    }
+  } finally {
+    lock.release();
+  }
+  return result;
+}

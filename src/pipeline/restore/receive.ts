@@ -1,0 +1,192 @@
+/**
+ * Receive: apply one step of the chain to the target. Parts come from the fetcher (ciphertext
+ * already checked), are decrypted and BLAKE3-checked, and stream into `zfs receive -u [-F] [-s]`
+ * — except the last WITHHOLD bytes actually read, which hold the stream's END record: they are
+ * written only after every part hash and the whole-stream BLAKE3 matched the manifest, so
+ * `zfs receive` cannot commit unverified bytes. On any failure the receive is killed, a
+ * resumable partial state aborted (`zfs receive -A`), and a dataset the step created destroyed.
+ */
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { FileSink } from "bun";
+import { createBlake3 } from "../../crypto/blake3.ts";
+import type { ObjectStore } from "../../store/store.ts";
+import type { Manifest } from "../../state/manifest.ts";
+import * as zfs from "../../zfs/zfs.ts";
+import { parseFailure } from "../../zfs/errors.ts";
+import { ZrbError, fsError, integrityError, zfsError } from "../../util/errors.ts";
+import { checkInterrupted } from "../../util/abort.ts";
+import { log } from "../../util/log.ts";
+import { PartFetcher } from "./fetch.ts";
+import { decryptPart } from "./decrypt.ts";
+import { shortSnap } from "./select.ts";
+
+/** Bytes of the stream kept back from `zfs receive` until everything is verified (holds the END record). */
+export const WITHHOLD = 1 << 20;
+
+export interface StepOptions {
+  target: string;
+  force: boolean;
+  identities: string[];
+  scratchRoot: string;
+  ahead: number;
+  signal?: AbortSignal;
+}
+
+function receiveError(target: string, code: number, stderr: string, m: Manifest, force: boolean): ZrbError {
+  const f = parseFailure(stderr);
+  const msg = f.line || `exit ${code}`;
+  const what = `zfs receive of ${shortSnap(m.snapshot.name)} into ${target} failed: ${msg}`;
+  if (f.kind === "foreign-snapshots") return zfsError(`${what}; ${target} has snapshots that are not part of this chain: destroy them or choose another --target`);
+  if (f.kind === "modified" && !force) return zfsError(`${what}; rerun with --force to roll ${target} back (zfs receive -F)`);
+  if (f.kind === "no-space") return zfsError(`${what}; free space in the pool`);
+  return zfsError(what);
+}
+
+/**
+ * The last `size` bytes of what was written into it stay here; the rest is passed on in order.
+ * Flushing releases the tail.
+ */
+class TailWithholder {
+  private tail: Uint8Array[] = [];
+  private len = 0;
+  constructor(
+    private readonly size: number,
+    private readonly write: (b: Uint8Array) => Promise<void>,
+  ) {}
+  async push(b: Uint8Array): Promise<void> {
+    this.tail.push(b.slice());
+    this.len += b.length;
+    while (this.len > this.size) {
+      const first = this.tail[0]!;
+      const spare = this.len - this.size;
+      if (first.length <= spare) {
+        this.tail.shift();
+        this.len -= first.length;
+        await this.write(first);
+      } else {
+        this.tail[0] = first.subarray(spare);
+        this.len -= spare;
+        await this.write(first.subarray(0, spare));
+      }
+    }
+  }
+  async flush(): Promise<void> {
+    for (const t of this.tail) await this.write(t);
+    this.tail = [];
+    this.len = 0;
+  }
+}
+
+async function waitGone(target: string, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (!(await zfs.datasetExists(target))) return true;
+    if (Date.now() > until) return false;
+    await Bun.sleep(200);
+  }
+}
+
+/** Remove what a failed step left behind. `created`: the step was creating the target. */
+async function cleanupFailedStep(target: string, created: boolean, m: Manifest, caps: zfs.ZfsCaps): Promise<void> {
+  await zfs.abortReceive(target, caps).catch(() => {});
+  if (created) {
+    // zfs-fuse's daemon notices the closed pipe asynchronously and removes the new dataset itself.
+    if (await waitGone(target, 5000)) return;
+    for (let i = 0; i < 20; i++) {
+      if ((await zfs.tryDestroy(target, { recursive: true })) || (await waitGone(target, 500))) return;
+      await Bun.sleep(250);
+    }
+    log.error(`could not remove the partially received ${target}; destroy it by hand: zfs destroy -r ${target}`);
+    return;
+  }
+  const snaps = await zfs.listSnapshots(target).catch(() => [] as zfs.Snapshot[]);
+  if (snaps.some((s) => s.guid === m.snapshot.guid))
+    log.error(`${target} unexpectedly holds snapshot ${shortSnap(m.snapshot.name)} of the failed step; destroy it: zfs destroy ${target}@${shortSnap(m.snapshot.name)}`);
+}
+
+function prepareScratch(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const f of readdirSync(dir)) rmSync(join(dir, f), { force: true, recursive: true });
+  } catch (err) {
+    throw fsError(err, "preparing restore scratch directory", dir);
+  }
+}
+
+/** Apply one step of the chain: download, verify, decrypt and receive it. */
+export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCaps, opts: StepOptions): Promise<{ seconds: number }> {
+  const t0 = performance.now();
+  const { target } = opts;
+  const scratch = join(opts.scratchRoot, m.backupId);
+  prepareScratch(scratch);
+  const created = !(await zfs.datasetExists(target));
+  const proc = zfs.spawnReceive(target, { force: opts.force, resumable: true }, caps);
+  const stderrText = new Response(proc.stderr).text();
+  void new Response(proc.stdout).text();
+  let exitCode: number | null = null;
+  const exited = proc.exited.then((c) => (exitCode = c));
+  const sink = proc.stdin as FileSink;
+  const fetcher = new PartFetcher(store, m, scratch, opts.ahead, opts.signal);
+
+  const receiveDied = async (): Promise<ZrbError> => {
+    await Promise.race([exited, Bun.sleep(5000)]);
+    return receiveError(target, exitCode ?? -1, await Promise.race([stderrText, Bun.sleep(1000).then(() => "")]), m, opts.force);
+  };
+  const write = async (b: Uint8Array) => {
+    if (exitCode !== null) throw await receiveDied();
+    try {
+      sink.write(b);
+      await sink.flush();
+    } catch {
+      throw await receiveDied();
+    }
+  };
+  const withheld = new TailWithholder(WITHHOLD, write);
+  const whole = await createBlake3();
+  let size = 0;
+  const emit = async (b: Uint8Array) => {
+    checkInterrupted(opts.signal);
+    whole.update(b);
+    size += b.length;
+    await withheld.push(b);
+  };
+
+  try {
+    for (const p of m.parts) {
+      try {
+        const path = await fetcher.take(p.index);
+        await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), emit);
+      } finally {
+        fetcher.release(p.index);
+      }
+      log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} verified (${p.plainSize} bytes)`);
+    }
+    if (size !== m.stream.size) throw integrityError(`backup ${m.backupId}: the parts add up to ${size} bytes, manifest says ${m.stream.size}`);
+    const digest = whole.digestHex();
+    if (digest !== m.stream.blake3)
+      throw integrityError(`backup ${m.backupId}: stream BLAKE3 is ${digest}, manifest says ${m.stream.blake3}; nothing was committed to ${target}`);
+    // Everything verified: release the withheld tail (with the END record) and let receive commit.
+    await withheld.flush();
+    try {
+      sink.end();
+    } catch {}
+    const code = await exited;
+    if (code !== 0) throw receiveError(target, code, await stderrText, m, opts.force);
+    const snaps = await zfs.listSnapshots(target);
+    if (!snaps.some((s) => s.guid === m.snapshot.guid))
+      throw zfsError(`zfs receive of backup ${m.backupId} succeeded but ${target} has no snapshot with guid ${m.snapshot.guid} (${shortSnap(m.snapshot.name)})`);
+  } catch (err) {
+    fetcher.stop();
+    proc.kill("SIGKILL");
+    try {
+      sink.end();
+    } catch {}
+    await Promise.race([exited, Bun.sleep(5000)]);
+    await cleanupFailedStep(target, created, m, caps);
+    throw err;
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return { seconds: (performance.now() - t0) / 1000 };
+}

@@ -1,0 +1,143 @@
+/**
+ * Verify: download and check what is stored, without zfs. Ciphertext size and SHA-256 always;
+ * with the private key also decryption, per-part BLAKE3 and (when every part of a backup is
+ * checked) the whole-stream BLAKE3. One part at a time sits on scratch disk as ciphertext, in a
+ * fresh 0700 directory. By default it checks what a restore of the newest point needs — its
+ * whole chain — and a broken link in that chain fails the verification (exit 7) by itself.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { createBlake3 } from "../crypto/blake3.ts";
+import type { ObjectStore } from "../store/store.ts";
+import { partFileName } from "../store/layout.ts";
+import type { Manifest } from "../state/manifest.ts";
+import { ChainError, resolveChain, type Catalog } from "./catalog.ts";
+import { findBackup, type Selector } from "./restore/select.ts";
+import { downloadPart } from "./restore/fetch.ts";
+import { decryptPart } from "./restore/decrypt.ts";
+import { ExitCode, ZrbError } from "../util/errors.ts";
+import { checkInterrupted } from "../util/abort.ts";
+import { log } from "../util/log.ts";
+
+/** The chain of m from m back to the first missing or mismatched link, oldest first. */
+function resolvablePart(m: Manifest, byId: Map<string, Manifest>): Manifest[] {
+  const out = [m];
+  for (let cur = m; cur.parent; ) {
+    const p = byId.get(cur.parent.backupId);
+    if (!p || p.snapshot.guid !== cur.parent.guid || out.includes(p)) break;
+    out.unshift(p);
+    cur = p;
+  }
+  return out;
+}
+
+/**
+ * The backups to check for a selector (the newest point without one), and why that point
+ * cannot be restored when its chain is broken (then the resolvable part is still checked).
+ */
+export function backupsToVerify(cat: Catalog, sel: Selector, fs: string, store: Pick<ObjectStore, "location" | "urlOf">, onlyBackup: boolean): { backups: Manifest[]; chainBroken?: string } {
+  const entry = findBackup(cat, sel, fs, store);
+  const m = cat.manifests.get(entry.backupId)!;
+  if (onlyBackup) return { backups: [m] };
+  try {
+    return { backups: resolveChain(m, cat.manifests) };
+  } catch (err) {
+    if (!(err instanceof ChainError)) throw err;
+    return { backups: resolvablePart(m, cat.manifests), chainBroken: `backup ${m.backupId} (level ${m.level}) cannot be restored: ${err.problem.message}` };
+  }
+}
+
+export interface PartCheck {
+  backupId: string;
+  index: number;
+  key: string;
+  ok: boolean;
+  error?: string;
+}
+
+export interface VerifyReport {
+  location: string;
+  backups: { backupId: string; level: number; snapshot: string; parts: number; checked: number; streamBlake3: "ok" | "mismatch" | "not checked"; error?: string }[];
+  parts: PartCheck[];
+  decrypted: boolean;
+  ok: boolean;
+}
+
+/**
+ * Download parts and check them without zfs: ciphertext size and SHA-256 always; with
+ * identities, also decryption, per-part BLAKE3 and (when every part of a backup is checked)
+ * the whole-stream BLAKE3. One part at a time sits on scratch disk as ciphertext.
+ */
+export async function verifyBackups(
+  store: ObjectStore,
+  backups: Manifest[],
+  opts: { identities?: string[]; sample?: number; signal?: AbortSignal; scratch: string },
+): Promise<VerifyReport> {
+  const all = backups.flatMap((m) => m.parts.map((p) => ({ m, p })));
+  let chosen: Set<string> | null = null;
+  if (opts.sample !== undefined && opts.sample < all.length) {
+    const idx = all.map((_, i) => i);
+    for (let i = idx.length - 1; i > 0; i--) {
+      const j = crypto.getRandomValues(new Uint32Array(1))[0]! % (i + 1);
+      [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+    }
+    chosen = new Set(idx.slice(0, opts.sample).map((i) => `${all[i]!.m.backupId}/${all[i]!.p.index}`));
+  }
+  const report: VerifyReport = { location: store.location, backups: [], parts: [], decrypted: !!opts.identities, ok: true };
+  // A directory of our own, created 0700 under a name nobody could predict.
+  mkdirSync(opts.scratch, { recursive: true, mode: 0o700 });
+  const scratch = mkdtempSync(join(opts.scratch, "verify-"));
+  try {
+    for (const m of backups) {
+      const whole = opts.identities && !chosen ? await createBlake3() : null;
+      let checked = 0;
+      let wholeOk = true;
+      let berr: string | undefined;
+      for (const p of m.parts) {
+        if (chosen && !chosen.has(`${m.backupId}/${p.index}`)) continue;
+        checkInterrupted(opts.signal);
+        const path = join(scratch, partFileName(p.index));
+        const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
+        try {
+          await downloadPart(store, m, p, path, opts.signal);
+          if (opts.identities) await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => whole?.update(b));
+        } catch (err) {
+          if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
+          if (err.exitCode === ExitCode.CRYPTO) throw err;
+          rec.ok = false;
+          rec.error = err.message;
+          wholeOk = false;
+          report.ok = false;
+          log.error(err.message);
+        } finally {
+          rmSync(path, { force: true });
+        }
+        checked++;
+        report.parts.push(rec);
+        log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} ${rec.ok ? "ok" : "FAILED"}`);
+      }
+      let streamBlake3: "ok" | "mismatch" | "not checked" = "not checked";
+      if (whole && wholeOk) {
+        const d = whole.digestHex();
+        streamBlake3 = d === m.stream.blake3 ? "ok" : "mismatch";
+        if (streamBlake3 === "mismatch") {
+          berr = `backup ${m.backupId}: stream BLAKE3 is ${d}, manifest says ${m.stream.blake3}`;
+          log.error(berr);
+          report.ok = false;
+        }
+      }
+      report.backups.push({
+        backupId: m.backupId,
+        level: m.level,
+        snapshot: m.snapshot.name,
+        parts: m.parts.length,
+        checked,
+        streamBlake3,
+        ...(berr ? { error: berr } : {}),
+      });
+    }
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return report;
+}

@@ -1,0 +1,64 @@
+/**
+ * The bucket layout, in one place. Under the configured prefix:
+ *   data/<pool>/<dataset>/level<N>/<backup id>/part-000000.age   one age file per chunk, in stream order
+ *   manifests/<pool>/<dataset>/<backup id>.manifest.yaml          one per finished backup (the commit point)
+ *   manifests/<pool>/<dataset>/heads.yaml                         the per-level heads (a cache of the manifests)
+ * Backup ids (20261124T023000Z-L1-3fa9c2) are unique per run and sort by start time.
+ */
+
+export function fullName(pool: string, dataset: string): string {
+  return dataset ? `${pool}/${dataset}` : pool;
+}
+
+/** Everything of one dataset's data (parts of every backup): data/<pool>/<dataset>/ */
+export function datasetDataPrefix(pool: string, dataset: string): string {
+  return `data/${fullName(pool, dataset)}/`;
+}
+
+/** The parts of one backup: data/<pool>/<dataset>/level<N>/<backup id>/ */
+export function dataPrefix(pool: string, dataset: string, level: number, backupId: string): string {
+  return `${datasetDataPrefix(pool, dataset)}level${level}/${backupId}/`;
+}
+
+/** Part `index` of a backup; zero-padded so that keys sort in stream order. */
+export function partKey(pool: string, dataset: string, level: number, backupId: string, index: number): string {
+  return `${dataPrefix(pool, dataset, level, backupId)}${partFileName(index)}`;
+}
+
+/** part-000042.age: also the name of its spill and scratch files (never taken from a manifest). */
+export function partFileName(index: number): string {
+  return `part-${String(index).padStart(6, "0")}.age`;
+}
+
+/** Whether `key` is a part object of the dataset whose data prefix is `base` (not a child dataset's). */
+export function isPartKey(base: string, key: string): boolean {
+  return key.startsWith(base) && /^level\d+\/[0-9A-Za-z-]+\/[^/]+$/.test(key.slice(base.length));
+}
+
+export function manifestDir(pool: string, dataset: string): string {
+  return `manifests/${fullName(pool, dataset)}/`;
+}
+
+export function manifestKey(pool: string, dataset: string, backupId: string): string {
+  return `${manifestDir(pool, dataset)}${backupId}.manifest.yaml`;
+}
+
+export function isManifestKey(dir: string, key: string): boolean {
+  return key.startsWith(dir) && key.endsWith(".manifest.yaml") && !key.slice(dir.length).includes("/");
+}
+
+/** The backup id a manifest key names (`…/<id>.manifest.yaml`). */
+export function backupIdOfKey(key: string): string {
+  return key.slice(key.lastIndexOf("/") + 1).replace(/\.manifest\.yaml$/, "");
+}
+
+export function headsKey(pool: string, dataset: string): string {
+  return `${manifestDir(pool, dataset)}heads.yaml`;
+}
+
+/** Unique, sortable backup id: UTC time, level, random suffix. */
+export function newBackupId(level: number, now = new Date()): string {
+  const t = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const rand = Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString("hex");
+  return `${t}-L${level}-${rand}`;
+}
