@@ -2,15 +2,22 @@
 # A real backup and restore round trip on a throwaway zfs-fuse pool.
 #   bash scripts/demo.sh          # target: a local directory (s3.enabled: false)
 #   bash scripts/demo.sh --s3     # target: a local Ceph radosgw on 127.0.0.1 (started if needed)
-# Uses the compiled binary dist/zrb-linux-x64 (built if missing). Cleans up after itself.
+# Works on a fresh clone (Debian 12, root): scripts/bootstrap.sh first installs what is
+# missing (apt packages, node_modules) and builds dist/zrb-linux-x64 when it is missing or
+# older than the sources. Cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export PATH="$PATH:/usr/sbin:/sbin"
 USE_S3=0
-[ "${1:-}" = "--s3" ] && USE_S3=1
+case "${1:-}" in
+  "") ;;
+  --s3) USE_S3=1 ;;
+  *) echo "demo.sh: unknown argument '$1' (usage: bash scripts/demo.sh [--s3])" >&2; exit 2 ;;
+esac
+[ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (it creates a zfs-fuse pool)" >&2; exit 1; }
+bash scripts/bootstrap.sh "$([ $USE_S3 = 1 ] && echo demo-s3 || echo demo)"
 BUN=node_modules/.bin/bun
-[ -x dist/zrb-linux-x64 ] || $BUN run build.ts --host-only
 ZRB=$ROOT/dist/zrb-linux-x64
 bash test/rig/zfs-fuse.sh up
 W=$(mktemp -d /var/tmp/zrb-demo.XXXXXX)
