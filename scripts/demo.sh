@@ -22,11 +22,18 @@ ZRB=$ROOT/dist/zrb-linux-x64
 bash test/rig/zfs-fuse.sh up
 W=$(mktemp -d /var/tmp/zrb-demo.XXXXXX)
 POOL=zrbdemo$$
+# zfs-fuse releases files asynchronously after close(), so right after the checksums the
+# pool may still be "busy": retry for a while. Its vdev file is removed only once it is gone.
 cleanup() {
-  zpool destroy -f "$POOL" 2>/dev/null || true
-  rm -rf "$W"
+  local i err=""
+  for ((i = 0; i < 60; i++)); do
+    zpool list "$POOL" >/dev/null 2>&1 || { rm -rf "$W"; return 0; }
+    err=$(zpool destroy -f "$POOL" 2>&1) || sleep 0.25
+  done
+  echo "demo.sh: could not destroy the demo pool $POOL ($err); remove it with: zpool destroy -f $POOL && rm -rf $W" >&2
+  return 1
 }
-trap cleanup EXIT
+trap 'cleanup || exit 1' EXIT
 truncate -s 256M "$W/vdev"
 zpool create -m "$W/mnt" "$POOL" "$W/vdev"
 zfs create "$POOL/photos"
