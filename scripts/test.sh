@@ -10,7 +10,7 @@
 #      of test files given and N = pass + fail + skip + todo (a test that calls process.exit(0)
 #      ends bun early with status 0 and no summary: that is a failure, not a pass)
 #   3. the OpenZFS VM scenarios: bash vm/run.sh, unless ZRB_SKIP_VM=1 or arguments were given;
-#      the VM image is built first when it is not cached yet (first run only, ~10 min)
+#      the VM image is built first when it is not cached yet (first run only, ~12 min)
 #   4. one summary line, always the last: "N passed, N failed[, N skipped]"
 #
 # Exit status is non-zero if anything failed or if no test ran.
@@ -119,7 +119,7 @@ fi
 # 3. VM scenarios (real OpenZFS in qemu)
 vm_image() { # build the VM image unless it is cached; says so and how long it took
   bash "$ROOT/vm/zvm.sh" cached && return 0
-  echo "test.sh: building the OpenZFS VM image (first run only, ~10 min; cached in ${ZRB_VM_CACHE:-/var/cache/zrb-vm})..."
+  echo "test.sh: building the OpenZFS VM image (first run only, ~12 min; cached in ${ZRB_VM_CACHE:-/var/cache/zrb-vm})..."
   local t0=$SECONDS
   if bash "$ROOT/vm/zvm.sh" build 2>&1 | tee "$LOGDIR/vm-build.log"; then
     echo "test.sh: OpenZFS VM image built in $(mmss $((SECONDS - t0)))"
