@@ -35,8 +35,9 @@ describe("the README's first two commands", () => {
 
   test("the first one works on a fresh clone without node_modules or dist/", async () => {
     await zfsRig();
-    const dir = join(tmpDir("zrb-newcomer-"), "zrb");
-    dirs.push(dir);
+    const parent = tmpDir("zrb-newcomer-");
+    dirs.push(parent);
+    const dir = join(parent, "zrb");
     const head = (await run(["git", "-C", ROOT, "rev-parse", "HEAD"])).stdout.trim();
     await run(["git", "clone", "--quiet", ROOT, dir]);
     await run(["git", "-C", dir, "checkout", "--quiet", "--detach", head]);
