@@ -2,24 +2,38 @@
 # A real backup and restore round trip on a throwaway zfs-fuse pool.
 #   bash scripts/demo.sh          # target: a local directory (s3.enabled: false)
 #   bash scripts/demo.sh --s3     # target: a local Ceph radosgw on 127.0.0.1 (started if needed)
-# Uses the compiled binary dist/zrb-linux-x64 (built if missing). Cleans up after itself.
+# Works on a fresh clone (Debian 12, root): scripts/bootstrap.sh first installs what is
+# missing (apt packages, node_modules) and builds dist/zrb-linux-x64 when it is missing or
+# older than the sources. Cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export PATH="$PATH:/usr/sbin:/sbin"
 USE_S3=0
-[ "${1:-}" = "--s3" ] && USE_S3=1
+case "${1:-}" in
+  "") ;;
+  --s3) USE_S3=1 ;;
+  *) echo "demo.sh: unknown argument '$1' (usage: bash scripts/demo.sh [--s3])" >&2; exit 2 ;;
+esac
+[ "$(id -u)" = 0 ] || { echo "demo.sh: run as root (it creates a zfs-fuse pool)" >&2; exit 1; }
+bash scripts/bootstrap.sh "$([ $USE_S3 = 1 ] && echo demo-s3 || echo demo)"
 BUN=node_modules/.bin/bun
-[ -x dist/zrb-linux-x64 ] || $BUN run build.ts --host-only
 ZRB=$ROOT/dist/zrb-linux-x64
 bash test/rig/zfs-fuse.sh up
 W=$(mktemp -d /var/tmp/zrb-demo.XXXXXX)
 POOL=zrbdemo$$
+# zfs-fuse releases files asynchronously after close(), so right after the checksums the
+# pool may still be "busy": retry for a while. Its vdev file is removed only once it is gone.
 cleanup() {
-  zpool destroy -f "$POOL" 2>/dev/null || true
-  rm -rf "$W"
+  local i err=""
+  for ((i = 0; i < 60; i++)); do
+    zpool list "$POOL" >/dev/null 2>&1 || { rm -rf "$W"; return 0; }
+    err=$(zpool destroy -f "$POOL" 2>&1) || sleep 0.25
+  done
+  echo "demo.sh: could not destroy the demo pool $POOL ($err); remove it with: zpool destroy -f $POOL && rm -rf $W" >&2
+  return 1
 }
-trap cleanup EXIT
+trap 'cleanup || exit 1' EXIT
 truncate -s 256M "$W/vdev"
 zpool create -m "$W/mnt" "$POOL" "$W/vdev"
 zfs create "$POOL/photos"

@@ -1,29 +1,80 @@
 #!/bin/bash
-# The project's test command (`bun run test`).
+# The project's test command: `bash scripts/test.sh` (also `bun run test`). Works on a fresh
+# clone: nothing needs to be installed or built first.
 #
+#   0. bootstrap: missing apt packages, node_modules, the arm64 sysroot, and
+#      dist/zrb-linux-x64 when it is missing or older than the sources (scripts/bootstrap.sh)
 #   1. bring up the rig: zfs-fuse daemon + radosgw (reused when already running)
-#   2. bun test over test/ (or over the arguments given, e.g. `bun run test test/unit`)
-#   3. the OpenZFS VM scenarios: bash vm/run.sh, unless ZRB_SKIP_VM=1 or arguments were given
-#   4. one summary line: "N passed, N failed[, N skipped]"
+#   2. bun test over test/ (or over the arguments given, e.g. `bash scripts/test.sh test/unit`);
+#      bun's own closing line "Ran N tests across M files" must be there, with M = the number
+#      of test files given and N = pass + fail + skip + todo (a test that calls process.exit(0)
+#      ends bun early with status 0 and no summary: that is a failure, not a pass)
+#   3. the OpenZFS VM scenarios: bash vm/run.sh, unless ZRB_SKIP_VM=1 or arguments were given;
+#      the VM image is built first when it is not cached yet (first run only, ~12 min)
+#   4. one summary line, always the last: "N passed, N failed[, N skipped]"
 #
 # Exit status is non-zero if anything failed or if no test ran.
-# Logs: .cache/test/bun-test.log and .cache/test/vm.log.
+# Logs: .cache/test/bun-test.log, .cache/test/vm-build.log and .cache/test/vm.log.
 set -uo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-
-BUN="$ROOT/node_modules/.bin/bun"
-[ -x "$BUN" ] || BUN=$(command -v bun) || { echo "test.sh: bun not found (run test/rig/install-deps.sh)" >&2; exit 1; }
 LOGDIR="$ROOT/.cache/test"
 mkdir -p "$LOGDIR"
 
 passed=0 failed=0 skipped=0
 
-# Last "<spaces>N <word>" summary line in a log, 0 if none.
-count() { # count WORD LOGFILE
-  sed 's/\x1b\[[0-9;]*m//g' "$2" | grep -E "^ *[0-9]+ $1\$" | tail -n 1 | grep -oE '[0-9]+' || echo 0
+summary() {
+  ((passed + failed == 0)) && echo "test.sh: no test ran" >&2
+  local s="$passed passed, $failed failed"
+  ((skipped)) && s+=", $skipped skipped"
+  echo "$s"
+  ((failed == 0 && passed > 0))
 }
+
+# mm:ss of a number of seconds
+mmss() { printf '%d min %02d s' $(($1 / 60)) $(($1 % 60)); }
+
+# How many test files bun runs for the targets, counted the way bun 1.4 counts them: a
+# directory holds *.test|_test|.spec|_spec + .ts/.tsx/.js/.jsx/.mjs/.cjs/.mts/.cts files,
+# outside node_modules and hidden directories; a target that is neither a file nor a
+# directory is a filter (the test files under . whose path contains it); what directories
+# and filters find is counted once, but every file given by name counts (bun runs it,
+# whatever its name, and counts it again if a directory also holds it).
+TEST_FILE_RE='[._](test|spec)\.(ts|tsx|js|jsx|mjs|cjs|mts|cts)$'
+find_tests() { find "$1" \( -name node_modules -o -name '.?*' \) -prune -o -type f -print | grep -E "$TEST_FILE_RE"; }
+count_test_files() {
+  local t named=0 scanned
+  scanned=$(for t in "$@"; do
+    if [ -f "$t" ]; then continue
+    elif [ -d "$t" ]; then find_tests "$t"
+    else find_tests . | grep -F -- "$t"
+    fi
+  done | xargs -r realpath | sort -u | wc -l)
+  for t in "$@"; do [ -f "$t" ] && named=$((named + 1)); done
+  echo $((scanned + named))
+}
+
+# bun's closing block, the lines right before its last "Ran N tests across M files.":
+# prints "PASS FAIL SKIP TODO N M", or nothing when bun never printed that line.
+bun_summary() {
+  sed 's/\x1b\[[0-9;]*m//g' "$1" | awk '
+    /^ *[0-9]+ (pass|fail|skip|todo|error)$/ { c[$2] = $1; next }
+    /^ *[0-9]+ (expect\(\) calls|snapshots?.*)$/ { next }
+    /^Ran [0-9]+ tests? across [0-9]+ files?\./ {
+      last = sprintf("%d %d %d %d %d %d", c["pass"], c["fail"], c["skip"], c["todo"], $2, $5); split("", c); next }
+    { split("", c) }
+    END { if (last != "") print last }'
+}
+
+# 0. bootstrap
+if ! bash "$ROOT/scripts/bootstrap.sh" test; then
+  echo "test.sh: FAIL: bootstrap (installing dependencies or building dist/zrb-linux-x64, see above); no test ran" >&2
+  failed=1
+  summary
+  exit 1
+fi
+BUN="$ROOT/node_modules/.bin/bun"
 
 # 1. rig
 rig_ok=1
@@ -40,26 +91,55 @@ done
 
 # 2. bun test
 if (($#)); then targets=("$@"); else targets=(./test/); fi
+files=$(count_test_files "${targets[@]}")
 BUNLOG="$LOGDIR/bun-test.log"
 # bun 1.4.4 ignores bunfig.toml's [test] timeout, so pass it here (it covers hooks too).
 "$BUN" test --timeout "${ZRB_TEST_TIMEOUT_MS:-600000}" "${targets[@]}" 2>&1 | tee "$BUNLOG"
 bun_rc=${PIPESTATUS[0]}
-bp=$(count pass "$BUNLOG") bf=$(count fail "$BUNLOG") bs=$(count skip "$BUNLOG") bt=$(count todo "$BUNLOG")
-passed=$((passed + bp)) failed=$((failed + bf)) skipped=$((skipped + bs + bt))
-if ((bun_rc != 0 && bf == 0)); then
-  echo "test.sh: FAIL: bun test exited with $bun_rc without a failing test (load error?)" >&2
+read -r bp bf bs bt bran bfiles <<<"$(bun_summary "$BUNLOG")"
+if [ -z "${bran:-}" ]; then
+  echo "test.sh: FAIL: bun test ended (exit $bun_rc) without its closing 'Ran N tests across M files' line: a test file, or code it ran, ended the process early (process.exit?); its results are lost" >&2
   failed=$((failed + 1))
+else
+  passed=$((passed + bp)) failed=$((failed + bf)) skipped=$((skipped + bs + bt))
+  if ((bfiles != files)); then
+    echo "test.sh: FAIL: bun ran $bfiles test file(s) but ${targets[*]} hold $files" >&2
+    failed=$((failed + 1))
+  fi
+  if ((bran != bp + bf + bs + bt)); then
+    echo "test.sh: FAIL: bun ran $bran tests but counted $bp pass, $bf fail, $bs skip, $bt todo" >&2
+    failed=$((failed + 1))
+  fi
+  if ((bun_rc != 0 && bf == 0)); then
+    echo "test.sh: FAIL: bun test exited with $bun_rc without a failing test (load error?)" >&2
+    failed=$((failed + 1))
+  fi
 fi
 
 # 3. VM scenarios (real OpenZFS in qemu)
+vm_image() { # build the VM image unless it is cached; says so and how long it took
+  bash "$ROOT/vm/zvm.sh" cached && return 0
+  echo "test.sh: building the OpenZFS VM image (first run only, ~12 min; cached in ${ZRB_VM_CACHE:-/var/cache/zrb-vm})..."
+  local t0=$SECONDS
+  if bash "$ROOT/vm/zvm.sh" build 2>&1 | tee "$LOGDIR/vm-build.log"; then
+    echo "test.sh: OpenZFS VM image built in $(mmss $((SECONDS - t0)))"
+  else
+    echo "test.sh: FAIL: building the OpenZFS VM image after $(mmss $((SECONDS - t0))) (log: $LOGDIR/vm-build.log)" >&2
+    return 1
+  fi
+}
 if [ -f "$ROOT/vm/run.sh" ] && [ "${ZRB_SKIP_VM:-0}" != 1 ] && (($# == 0)); then
-  VMLOG="$LOGDIR/vm.log"
-  bash "$ROOT/vm/run.sh" 2>&1 | tee "$VMLOG"
-  vm_rc=${PIPESTATUS[0]}
-  vp=$(grep -cE '^vm: PASS ' "$VMLOG") vf=$(grep -cE '^vm: FAIL ' "$VMLOG")
-  passed=$((passed + vp)) failed=$((failed + vf))
-  if ((vm_rc != 0 && vf == 0)); then
-    echo "test.sh: FAIL: vm/run.sh exited with $vm_rc without a failing scenario" >&2
+  if vm_image; then
+    VMLOG="$LOGDIR/vm.log"
+    bash "$ROOT/vm/run.sh" 2>&1 | tee "$VMLOG"
+    vm_rc=${PIPESTATUS[0]}
+    vp=$(grep -cE '^vm: PASS ' "$VMLOG") vf=$(grep -cE '^vm: FAIL ' "$VMLOG")
+    passed=$((passed + vp)) failed=$((failed + vf))
+    if ((vm_rc != 0 && vf == 0)); then
+      echo "test.sh: FAIL: vm/run.sh exited with $vm_rc without a failing scenario" >&2
+      failed=$((failed + 1))
+    fi
+  else
     failed=$((failed + 1))
   fi
 elif [ -f "$ROOT/vm/run.sh" ]; then
@@ -67,10 +147,4 @@ elif [ -f "$ROOT/vm/run.sh" ]; then
 fi
 
 # 4. summary
-if ((passed + failed == 0)); then
-  echo "test.sh: no test ran" >&2
-fi
-summary="$passed passed, $failed failed"
-((skipped)) && summary+=", $skipped skipped"
-echo "$summary"
-((failed == 0 && passed > 0))
+summary

@@ -17,8 +17,11 @@ import verify from "./cli/verify.ts";
 import systemd from "./cli/systemd.ts";
 import cleanup from "./cli/cleanup.ts";
 import status from "./cli/status.ts";
+import { versionText } from "./cli/version.ts";
 
 const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4 locked by another run, 5 zfs, 6 object store, 7 integrity (hash/size mismatch), 8 crypto (key), 9 local I/O (disk full, permissions), 130/143 interrupted (SIGINT/SIGTERM; state is kept and the next run resumes).`;
+
+const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 
 const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, check, systemd, cleanup };
 
@@ -97,12 +100,12 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
 async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write((await renderUsage(main)) + "\n\n" + EXIT_CODES + "\n");
+    process.stdout.write((await renderUsage(main)) + "\n\n" + VERSION_HELP + "\n\n" + EXIT_CODES + "\n");
     if (!name) throw new ZrbError("a command is required (usage above; see zrb --help)", ExitCode.USAGE);
     return ExitCode.OK;
   }
   if (name === "--version" || name === "-V" || name === "version") {
-    process.stdout.write(`zrb ${VERSION}\n`);
+    process.stdout.write(versionText(rest));
     return ExitCode.OK;
   }
   const cmd = commands[name];

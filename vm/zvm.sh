@@ -2,6 +2,7 @@
 # zvm.sh - the zrb VM harness: a Debian bookworm guest with OpenZFS 2.3 under qemu (TCG).
 #
 #   vm/zvm.sh build            build the guest image once and cache it (~15 min cold)
+#   vm/zvm.sh cached           exit 0 if the image for the current key is cached, 1 if not
 #   vm/zvm.sh boot             boot a throw-away instance of the cached image (~35 s)
 #   vm/zvm.sh ssh [CMD...]     run CMD as root in the guest (stdin is forwarded)
 #   vm/zvm.sh scp SRC DST      copy files; prefix guest paths with ':'  (e.g. scp f :/tmp/f)
@@ -207,6 +208,7 @@ cmd_status() {
 main() {
   case "${1:-}" in
     build) cmd_build ;;
+    cached) image_ok ;;
     boot) cmd_boot ;;
     ssh) shift; vssh "$@" ;;
     scp) shift; cmd_scp "$@" ;;

@@ -32,18 +32,21 @@ export function nativeDisabled(): boolean {
   return v !== undefined && v !== "" && v !== "0";
 }
 
+/** Why the native addon is not used (for `zrb --version --verbose`); undefined when it is. */
+let whyNotNative: string | undefined;
+
 function loadNative(): NativeBlake3Ctor | null {
-  if (nativeDisabled() || process.platform !== "linux") return null;
+  if (nativeDisabled()) return (whyNotNative = "ZRB_NO_NATIVE is set"), null;
+  if (process.platform !== "linux" || (process.arch !== "x64" && process.arch !== "arm64"))
+    return (whyNotNative = `no native build for ${process.platform}-${process.arch}`), null;
   try {
     // Literal paths: the bundler embeds exactly these files in a compiled binary.
     if (process.arch === "x64") {
       return require("@napi-rs/blake-hash-linux-x64-gnu/blake.linux-x64-gnu.node").Blake3Hasher as NativeBlake3Ctor;
     }
-    if (process.arch === "arm64") {
-      return require("@napi-rs/blake-hash-linux-arm64-gnu/blake.linux-arm64-gnu.node").Blake3Hasher as NativeBlake3Ctor;
-    }
-  } catch {
-    // fall through to wasm
+    return require("@napi-rs/blake-hash-linux-arm64-gnu/blake.linux-arm64-gnu.node").Blake3Hasher as NativeBlake3Ctor;
+  } catch (err) {
+    whyNotNative = (err as Error)?.message ?? String(err); // fall back to wasm
   }
   return null;
 }
@@ -52,6 +55,11 @@ const NativeHasher = loadNative();
 
 export function blake3Backend(): "native" | "wasm" {
   return NativeHasher ? "native" : "wasm";
+}
+
+/** Why blake3Backend() is "wasm" (undefined when it is "native"). */
+export function blake3WhyNotNative(): string | undefined {
+  return whyNotNative;
 }
 
 class NativeBlake3 implements Hasher {

@@ -47,16 +47,20 @@ interface SodiumBinding {
   crypto_aead_chacha20poly1305_ietf_KEYBYTES: number;
 }
 
+/** Why the native addon is not used (for `zrb --version --verbose`); undefined when it is. */
+let whyNotNative: string | undefined;
+
 function loadNative(): SodiumBinding | null {
-  if (nativeDisabled() || process.platform !== "linux") return null;
+  if (nativeDisabled()) return (whyNotNative = "ZRB_NO_NATIVE is set"), null;
+  if (process.platform !== "linux" || (process.arch !== "x64" && process.arch !== "arm64"))
+    return (whyNotNative = `no native build for ${process.platform}-${process.arch}`), null;
   let b: SodiumBinding;
   try {
     // Literal paths: the bundler embeds exactly these files in a compiled binary.
     if (process.arch === "x64") b = require("sodium-native/prebuilds/linux-x64/sodium-native.node");
-    else if (process.arch === "arm64") b = require("sodium-native/prebuilds/linux-arm64/sodium-native.node");
-    else return null;
-  } catch {
-    return null;
+    else b = require("sodium-native/prebuilds/linux-arm64/sodium-native.node");
+  } catch (err) {
+    return (whyNotNative = (err as Error)?.message ?? String(err)), null;
   }
   // Refuse a binding whose constants differ from what the checks below assume.
   if (
@@ -66,7 +70,7 @@ function loadNative(): SodiumBinding | null {
     b.crypto_aead_chacha20poly1305_ietf_NPUBBYTES !== NONCE_BYTES ||
     b.crypto_aead_chacha20poly1305_ietf_KEYBYTES !== KEY_BYTES
   ) {
-    return null;
+    return (whyNotNative = "the libsodium binding's ChaCha20-Poly1305 functions or sizes are not the expected ones"), null;
   }
   return b;
 }
@@ -75,6 +79,11 @@ const native = loadNative();
 
 export function aeadBackend(): "native" | "js" {
   return native ? "native" : "js";
+}
+
+/** Why aeadBackend() is "js" (undefined when it is "native"). */
+export function aeadWhyNotNative(): string | undefined {
+  return whyNotNative;
 }
 
 function checkKeyNonce(nonce: Uint8Array, key: Uint8Array): void {

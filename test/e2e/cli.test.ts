@@ -87,6 +87,24 @@ describe("help and version", () => {
     const r = await zrb(["--version"]);
     expect(r.stdout.trim()).toMatch(/^zrb \d+\.\d+\.\d+\+[0-9a-f]{7,}/);
   });
+  test("--version --verbose names the runtime and the crypto paths: native here, the fallbacks and why under ZRB_NO_NATIVE", async () => {
+    const version = (await zrb(["--version"])).stdout.trim();
+    const r = await zrb(["--version", "--verbose"]);
+    expect(r.stdout.trim().split("\n")).toEqual([
+      version,
+      `runtime: bun ${Bun.version}, linux-x64`,
+      "BLAKE3: native (@napi-rs/blake-hash)",
+      "ChaCha20-Poly1305: native (libsodium, sodium-native)",
+    ]);
+    const slow = await zrb(["--version", "--verbose"], { env: { ZRB_NO_NATIVE: "1" } });
+    expect(slow.stdout.trim().split("\n").slice(2)).toEqual([
+      "BLAKE3: wasm (hash-wasm; native addon not used: ZRB_NO_NATIVE is set)",
+      "ChaCha20-Poly1305: js (@noble/ciphers; native addon not used: ZRB_NO_NATIVE is set)",
+    ]);
+    const bad = await zrb(["--version", "--verbos"], { allowFail: true });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim()).toBe('zrb: error: zrb --version: unexpected argument "--verbos"; the only option is --verbose');
+  });
   test("every command's --help describes it, its flags and the exit codes", async () => {
     for (const cmd of ["genkey", "snapshot", "backup", "restore", "list", "verify", "check", "cleanup"]) {
       const r = await zrb([cmd, "--help"]);

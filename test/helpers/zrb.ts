@@ -1,36 +1,27 @@
 /**
  * Run the zrb CLI the way users do: the COMPILED binary dist/zrb-linux-x64, so Workers,
  * wasm and native addons are proven inside it. It is (re)built with build.ts when missing
- * or older than any source file. ZRB_TEST_FROM_SOURCE=1 runs `bun src/main.ts` instead
- * (quicker while developing; CI never sets it).
+ * or older than its sources (the rule in scripts/stale.ts, shared with build.ts --if-stale).
+ * ZRB_TEST_FROM_SOURCE=1 runs `bun src/main.ts` instead (quicker while developing; CI never
+ * sets it).
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { binaryStale, ROOT } from "../../scripts/stale.ts";
 import { run, type RunResult, type S3Rig } from "./rig.ts";
 
-const ROOT = join(import.meta.dir, "..", "..");
 export const ZRB_BIN = join(ROOT, "dist", "zrb-linux-x64");
 const BUN = process.execPath;
 
-function newestSource(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs);
-  }
-  return t;
+/** Build the named targets (linux-x64, linux-x64-baseline, linux-arm64) that are missing or stale. */
+export async function ensureTargets(targets: string[]): Promise<void> {
+  if (!targets.some((t) => binaryStale(join(ROOT, "dist", `zrb-${t}`)))) return;
+  await run([BUN, "run", join(ROOT, "build.ts"), "--if-stale", ...targets.flatMap((t) => ["--target", t])], { cwd: ROOT });
 }
 
 let built: Promise<void> | undefined;
 export function ensureBinary(): Promise<void> {
-  built ??= (async () => {
-    if (process.env.ZRB_TEST_FROM_SOURCE === "1") return;
-    const stale =
-      !existsSync(ZRB_BIN) ||
-      statSync(ZRB_BIN).mtimeMs < Math.max(newestSource(join(ROOT, "src")), statSync(join(ROOT, "package.json")).mtimeMs);
-    if (stale) await run([BUN, "run", join(ROOT, "build.ts"), "--host-only"], { cwd: ROOT });
-  })();
+  built ??= process.env.ZRB_TEST_FROM_SOURCE === "1" ? Promise.resolve() : ensureTargets(["linux-x64"]);
   return built;
 }
 
