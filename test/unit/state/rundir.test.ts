@@ -1,0 +1,51 @@
+import { describe, expect, test } from "bun:test";
+import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RunDir, stateProblem } from "../../../src/state/rundir.ts";
+
+const FIXTURE = join(import.meta.dir, "..", "..", "fixtures", "v1-bucket", "backup_state.yaml");
+
+describe("the run directory and its resume state", () => {
+  test("paths: run/<pool>/<dataset>/ and what lives in it", () => {
+    const rd = new RunDir("/var/lib/zrb", "tank", "home/photos");
+    expect(rd.dir).toBe("/var/lib/zrb/run/tank/home/photos");
+    expect(rd.lockPath).toBe("/var/lib/zrb/run/tank/home/photos/zrb.lock");
+    expect(rd.statePath).toBe("/var/lib/zrb/run/tank/home/photos/backup_state.yaml");
+    expect(rd.headsCachePath).toBe("/var/lib/zrb/run/tank/home/photos/last_backup_manifest.yaml");
+    expect(rd.spillDir("X")).toBe("/var/lib/zrb/run/tank/home/photos/spill/X");
+    expect(new RunDir("/b", "tank", "").dir).toBe("/b/run/tank");
+  });
+
+  test("a state file written by zrb 0.1.0+8490ede (killed mid-backup) is resumable as it is", async () => {
+    const base = mkdtempSync(join(tmpdir(), "zrb-rundir-"));
+    const rd = new RunDir(base, "zrbfx", "photos");
+    mkdirSync(rd.dir, { recursive: true });
+    cpSync(FIXTURE, rd.statePath);
+    const r = await rd.readState();
+    expect(r.kind).toBe("ok");
+    if (r.kind !== "ok") return;
+    expect(r.state.backupId).toBe("20261126T022927Z-L3-7cf2fd");
+    expect(r.state.parent?.backupId).toBe("20261126T022923Z-L2-b93ac6");
+    expect(r.state.chunks.filter((c) => c?.uploaded).length).toBeGreaterThan(0);
+  });
+
+  test("unusable states are named, not misread", async () => {
+    const base = mkdtempSync(join(tmpdir(), "zrb-rundir-"));
+    const rd = new RunDir(base, "tank", "ds");
+    mkdirSync(rd.dir, { recursive: true });
+    expect((await rd.readState()).kind).toBe("none");
+    for (const [text, why] of [
+      ["format: zrb-state/1\nlevel: 1\n", "no valid backupId"],
+      ["format: zrb-state/2\n", 'format "zrb-state/2"'],
+      ["{ not yaml", "not valid YAML"],
+      ["- a list", "not a mapping"],
+    ] as const) {
+      writeFileSync(rd.statePath, text);
+      const r = await rd.readState();
+      expect(r.kind).toBe("unusable");
+      if (r.kind === "unusable") expect(r.why).toContain(why);
+    }
+    expect(stateProblem({ format: "zrb-state/1", backupId: "x", level: 0, pool: "tank", dataset: "other" }, "tank/ds")).toBe("it describes another dataset");
+  });
+});
