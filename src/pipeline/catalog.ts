@@ -144,13 +144,16 @@ export async function catalog(store: ObjectStore, pool: string, dataset: string)
 }
 
 /**
- * Whether backup `backupId` can be restored, reading only its own chain from the store (its
- * manifests, and a listing of each one's parts): null if it can, else the first broken link.
+ * Whether backup `backupId` (of level `level`) can be restored, reading only its own chain from
+ * the store (its manifests, and a listing of each one's parts): null if it can, else the broken
+ * link closest to level 0 (with its level: a new backup at that level repairs the chain).
  * Used before a backup is built on it.
  */
-export async function chainProblem(store: ObjectStore, pool: string, dataset: string, backupId: string): Promise<ChainProblem | null> {
+export async function chainProblem(store: ObjectStore, pool: string, dataset: string, backupId: string, level: number): Promise<(ChainProblem & { level: number }) | null> {
   let id = backupId;
+  let idLevel = level;
   let child: Manifest | null = null;
+  let found: (ChainProblem & { level: number }) | null = null;
   const seen = new Set<string>();
   for (;;) {
     let m: Manifest | null;
@@ -158,21 +161,22 @@ export async function chainProblem(store: ObjectStore, pool: string, dataset: st
       m = await readManifest(store, manifestKey(pool, dataset, id), { pool, dataset });
     } catch (err) {
       if (!(err instanceof ZrbError)) throw err;
-      return { at: id, kind: "manifest-unreadable", message: `manifest ${manifestKey(pool, dataset, id)} cannot be read: ${err.message}` };
+      return { at: id, level: idLevel, kind: "manifest-unreadable", message: `manifest ${manifestKey(pool, dataset, id)} cannot be read: ${err.message}` };
     }
-    if (!m) return { at: id, kind: "manifest-missing", message: `its manifest ${manifestKey(pool, dataset, id)} is missing` };
+    if (!m) return { at: id, level: idLevel, kind: "manifest-missing", message: `its manifest ${manifestKey(pool, dataset, id)} is missing` };
     if (child) {
       const p = linkProblem(child, m, new Set());
-      if (p) return p;
+      if (p) return { ...p, level: child.level };
     }
     const sizes = new Map((await store.list(dataPrefix(pool, dataset, m.level, m.backupId))).map((o) => [o.key, o.size]));
     const own = partsProblem(m, sizes);
-    if (own) return own;
-    if (!m.parent) return m.level === 0 ? null : { at: m.backupId, kind: "link-mismatch", message: `chain starts at level ${m.level}, not at a full (level 0) backup` };
-    if (seen.has(m.backupId)) return { at: m.backupId, kind: "link-mismatch", message: `chain of ${backupId} loops at ${m.backupId}` };
+    if (own) found = { ...own, level: m.level };
+    if (!m.parent) return m.level === 0 ? found : { at: m.backupId, level: m.level, kind: "link-mismatch", message: `chain starts at level ${m.level}, not at a full (level 0) backup` };
+    if (seen.has(m.backupId)) return { at: m.backupId, level: m.level, kind: "link-mismatch", message: `chain of ${backupId} loops at ${m.backupId}` };
     seen.add(m.backupId);
     child = m;
     id = m.parent.backupId;
+    idLevel = m.parent.level;
   }
 }
 

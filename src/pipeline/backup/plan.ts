@@ -112,7 +112,7 @@ async function planFresh(p: PlanInput): Promise<Planned> {
   if (!target)
     throw zfsError(`no snapshot ${fs}@${zfs.levelPrefix(level)}* to back up; create one with: zrb snapshot --config ${cfg.path} --task ${task.name} --level ${level}`);
   const head = heads.levels[String(level)];
-  if (!p.force && head && head.snapshot.guid === target.guid && !(await chainProblem(store, task.pool, task.dataset, head.backupId)))
+  if (!p.force && head && head.snapshot.guid === target.guid && !(await chainProblem(store, task.pool, task.dataset, head.backupId, level)))
     return { kind: "already", backupId: head.backupId, level, snapshot: target.name };
   if (level === 0) return { kind: "send", target, parent: null };
   const parent = chooseParent(heads, level);
@@ -121,14 +121,12 @@ async function planFresh(p: PlanInput): Promise<Planned> {
       `level ${level} needs a backup at a lower level of ${fs} first, and ${store.location} has none; run: zrb backup --config ${cfg.path} --task ${task.name} --level 0`,
       ExitCode.USAGE,
     );
-  const broken = await chainProblem(store, task.pool, task.dataset, parent.backupId);
-  if (broken) {
-    const fix = broken.at === parent.backupId ? parent.level : 0;
+  const broken = await chainProblem(store, task.pool, task.dataset, parent.backupId, parent.level);
+  if (broken)
     throw integrityError(
       `level ${level} would be built on level-${parent.level} backup ${parent.backupId}, which cannot be restored from ${store.location}: ${broken.message}; ` +
-        `back up a lower level first: zrb backup --config ${cfg.path} --task ${task.name} --level ${fix}`,
+        `back up a lower level first: zrb backup --config ${cfg.path} --task ${task.name} --level ${broken.level}`,
     );
-  }
   const base = snaps.find((s) => s.guid === parent.snapshot.guid);
   if (!base)
     throw zfsError(

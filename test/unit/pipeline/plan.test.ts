@@ -1,0 +1,171 @@
+/**
+ * Chain planning (pipeline/backup/plan.ts): which snapshot a backup sends and on which base,
+ * resume or supersede, and the refusals — against a real local-directory store holding
+ * manifests and part objects, and snapshot lists as zfs reports them.
+ */
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import YAML from "yaml";
+import { prepare, type PlanInput } from "../../../src/pipeline/backup/plan.ts";
+import { LocalStore } from "../../../src/store/local.ts";
+import { manifestKey, partKey } from "../../../src/store/layout.ts";
+import { MANIFEST_FORMAT, type Manifest } from "../../../src/state/manifest.ts";
+import { headsFromManifests } from "../../../src/state/heads.ts";
+import { RunDir } from "../../../src/state/rundir.ts";
+import type { Config, Task } from "../../../src/config/config.ts";
+import type { Snapshot, ZfsCaps } from "../../../src/zfs/zfs.ts";
+import { ZrbError } from "../../../src/util/errors.ts";
+
+const R = "age1s62wnrwx7zjapdan08a5x3dy78wd44lzw0ln7arneqt740qupfvs8kgvh9";
+const caps: ZfsCaps = { openzfs: false, version: "test", sendFlags: new Set(), recvFlags: new Set(), listParsable: false, holds: false };
+const task: Task = { name: "t", description: "", pool: "tank", dataset: "ds", enabled: true, fullName: "tank/ds" };
+const snap = (short: string, guid: number, txg: number): Snapshot => ({ name: `tank/ds@${short}`, short, guid: String(guid), createtxg: BigInt(txg) });
+const S0 = snap("zrb_level0_a", 100, 10);
+const S1 = snap("zrb_level1_b", 101, 20);
+const S2 = snap("zrb_level2_c", 102, 30);
+
+let clock = 0;
+/** A stored backup: manifest + one part object of the recorded size. */
+async function stored(store: LocalStore, id: string, level: number, s: Snapshot, parent: Manifest | null): Promise<Manifest> {
+  clock++;
+  const m: Manifest = {
+    format: MANIFEST_FORMAT,
+    backupId: id,
+    pool: "tank",
+    dataset: "ds",
+    level,
+    snapshot: { name: s.name, guid: s.guid },
+    parent: parent && { name: parent.snapshot.name, guid: parent.snapshot.guid, backupId: parent.backupId, level: parent.level },
+    send: { flags: [], zfs: "test" },
+    stream: { size: 10, blake3: "b".repeat(64) },
+    recipients: [R],
+    storageClass: "STANDARD",
+    chunkSize: 65536,
+    parts: [{ index: 0, key: partKey("tank", "ds", level, id, 0), plainSize: 10, cipherSize: 210, sha256: "a".repeat(64), blake3: "c".repeat(64) }],
+    tool: { name: "zrb", version: "t" },
+    host: "h",
+    startedAt: new Date(clock * 1000).toISOString(),
+    finishedAt: new Date(clock * 1000).toISOString(),
+  };
+  await store.put(partKey("tank", "ds", level, id, 0), new Uint8Array(210));
+  await store.put(manifestKey("tank", "ds", id), YAML.stringify(m));
+  return m;
+}
+
+function world() {
+  const base = mkdtempSync(join(tmpdir(), "zrb-plan-"));
+  const store = new LocalStore(join(base, "store"));
+  const rd = new RunDir(base, "tank", "ds");
+  const cfg = { path: "/etc/zrb.yaml", chunkSize: 65536, recipients: [R] } as Config;
+  const input = (o: Partial<PlanInput> & { heads: PlanInput["heads"]; snaps: Snapshot[]; level: number }): PlanInput => ({ cfg, task, store, rd, caps, force: false, ...o });
+  return { base, store, rd, input };
+}
+
+async function refusal(p: Promise<unknown>): Promise<ZrbError> {
+  const e = await p.then(
+    () => null,
+    (err) => err,
+  );
+  expect(e).toBeInstanceOf(ZrbError);
+  return e as ZrbError;
+}
+
+describe("planning a new backup", () => {
+  test("level 0: the newest level-0 snapshot, no parent; the state is written", async () => {
+    const w = world();
+    const r = await prepare(w.input({ heads: headsFromManifests([]), snaps: [S0, snap("zrb_level0_z", 103, 40)], level: 0 }));
+    expect(r.kind).toBe("send");
+    if (r.kind !== "send") return;
+    expect(r.state.snapshot.name).toBe("tank/ds@zrb_level0_z");
+    expect(r.state.parent).toBeNull();
+    expect(r.resumed).toBe(false);
+    expect((await w.rd.readState()).kind).toBe("ok");
+  });
+
+  test("the same snapshot already backed up at that level is not sent again, unless forced", async () => {
+    const w = world();
+    const m0 = await stored(w.store, "20260101T000000Z-L0-aaaaaa", 0, S0, null);
+    const heads = headsFromManifests([m0]);
+    expect(await prepare(w.input({ heads, snaps: [S0], level: 0 }))).toEqual({ kind: "already", backupId: m0.backupId, level: 0, snapshot: S0.name });
+    expect((await prepare(w.input({ heads, snaps: [S0], level: 0, force: true }))).kind).toBe("send");
+  });
+
+  test("level N: the newest lower-level head is the base (dump(8)), by guid on the pool", async () => {
+    const w = world();
+    const m0 = await stored(w.store, "20260101T000000Z-L0-aaaaaa", 0, S0, null);
+    const m1 = await stored(w.store, "20260101T000001Z-L1-bbbbbb", 1, S1, m0);
+    const r = await prepare(w.input({ heads: headsFromManifests([m0, m1]), snaps: [S0, S1, S2], level: 2 }));
+    expect(r.kind === "send" && r.state.parent).toEqual({ name: S1.name, guid: S1.guid, createtxg: "20", backupId: m1.backupId, level: 1 });
+    // A repeated level 1 is a differential against the level 0.
+    const w2 = world();
+    const n0 = await stored(w2.store, "20260101T000000Z-L0-aaaaaa", 0, S0, null);
+    const r2 = await prepare(w2.input({ heads: headsFromManifests([n0]), snaps: [S0, S1], level: 1 }));
+    expect(r2.kind === "send" && r2.state.parent?.backupId).toBe(n0.backupId);
+  });
+
+  test("a base whose chain is broken in the bucket is refused (exit 7), naming the level to run", async () => {
+    const w = world();
+    const m0 = await stored(w.store, "20260101T000000Z-L0-aaaaaa", 0, S0, null);
+    const m1 = await stored(w.store, "20260101T000001Z-L1-bbbbbb", 1, S1, m0);
+    const heads = headsFromManifests([m0, m1]);
+    await w.store.delete(m1.parts[0]!.key);
+    const e1 = await refusal(prepare(w.input({ heads, snaps: [S0, S1, S2], level: 2 })));
+    expect(e1.exitCode).toBe(7);
+    expect(e1.message).toContain(`level-1 backup ${m1.backupId}, which cannot be restored`);
+    expect(e1.message).toContain("--level 1");
+    await w.store.delete(manifestKey("tank", "ds", m0.backupId));
+    const e2 = await refusal(prepare(w.input({ heads, snaps: [S0, S1, S2], level: 2 })));
+    expect(e2.exitCode).toBe(7);
+    expect(e2.message).toContain("--level 0");
+    expect((await w.rd.readState()).kind).toBe("none");
+  });
+
+  test("no lower-level backup (exit 2), a base gone from the pool or not older than the target (exit 5)", async () => {
+    const w = world();
+    expect((await refusal(prepare(w.input({ heads: headsFromManifests([]), snaps: [S1], level: 1 })))).exitCode).toBe(2);
+    const m0 = await stored(w.store, "20260101T000000Z-L0-aaaaaa", 0, S0, null);
+    const gone = await refusal(prepare(w.input({ heads: headsFromManifests([m0]), snaps: [S1], level: 1 })));
+    expect(gone.exitCode).toBe(5);
+    expect(gone.message).toContain("no longer exists on tank/ds");
+    const old = await refusal(prepare(w.input({ heads: headsFromManifests([m0]), snaps: [snap("zrb_level1_old", 99, 5), S0], level: 1 })));
+    expect(old.message).toContain("is not newer than the base");
+    expect((await refusal(prepare(w.input({ heads: headsFromManifests([]), snaps: [], level: 0 })))).message).toContain("no snapshot tank/ds@zrb_level0_*");
+  });
+});
+
+describe("an interrupted backup", () => {
+  test("at this level: resumed; at another: discarded (its parts deleted), superseded by a new one", async () => {
+    const w = world();
+    const first = await prepare(w.input({ heads: headsFromManifests([]), snaps: [S0], level: 0 }));
+    if (first.kind !== "send") throw new Error("expected a send");
+    const again = await prepare(w.input({ heads: headsFromManifests([]), snaps: [S0, snap("zrb_level0_newer", 104, 50)], level: 0 }));
+    expect(again.kind === "send" && again.resumed && again.state.backupId).toBe(first.state.backupId);
+    // An orphan part of the interrupted run, then a level-1 run supersedes nothing (no base yet)…
+    await w.store.put(partKey("tank", "ds", 0, first.state.backupId, 0), "x");
+    const m0 = await stored(w.store, "20260101T000000Z-L0-aaaaaa", 0, S0, null);
+    const r = await prepare(w.input({ heads: headsFromManifests([m0]), snaps: [S0, S1], level: 1 }));
+    expect(r.kind === "send" && r.state.level).toBe(1);
+    expect(await w.store.head(partKey("tank", "ds", 0, first.state.backupId, 0))).toBeNull();
+  });
+
+  test("whose manifest is already stored: only its bookkeeping is left", async () => {
+    const w = world();
+    const first = await prepare(w.input({ heads: headsFromManifests([]), snaps: [S0], level: 0 }));
+    if (first.kind !== "send") throw new Error("expected a send");
+    const m = await stored(w.store, first.state.backupId, 0, S0, null);
+    const r = await prepare(w.input({ heads: headsFromManifests([]), snaps: [], level: 0 }));
+    expect(r.kind === "complete" && r.manifest.backupId).toBe(m.backupId);
+  });
+
+  test("an unusable state file is discarded, never misread", async () => {
+    const w = world();
+    mkdirSync(w.rd.dir, { recursive: true });
+    writeFileSync(w.rd.statePath, "format: zrb-state/1\nlevel: 0\n");
+    const r = await prepare(w.input({ heads: headsFromManifests([]), snaps: [S0], level: 0 }));
+    expect(r.kind).toBe("send");
+    expect(existsSync(w.rd.statePath)).toBe(true);
+    expect((await w.rd.readState()).kind).toBe("ok");
+  });
+});
