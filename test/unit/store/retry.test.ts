@@ -96,15 +96,14 @@ describe("withRetry", () => {
 
   test("abort stops the wait at once and throws the abort reason", async () => {
     const ac = new AbortController();
-    const t0 = performance.now();
+    // The backoff is an hour: only an abort that cuts the wait short lets this test finish.
     const p = withRetry(
       async () => {
         throw sdkErr("SlowDown", 503);
       },
-      { maxAttempts: 10, what: "x", baseDelayMs: 10_000, maxDelayMs: 10_000, signal: ac.signal, onRetry: () => setTimeout(() => ac.abort(), 10) },
+      { maxAttempts: 10, what: "x", baseDelayMs: 3_600_000, maxDelayMs: 3_600_000, signal: ac.signal, onRetry: () => setTimeout(() => ac.abort(), 10) },
     );
     await expect(p).rejects.toMatchObject({ name: "AbortError" });
-    expect(performance.now() - t0).toBeLessThan(1000);
     const ac2 = new AbortController();
     ac2.abort();
     let called = false;
@@ -112,7 +111,7 @@ describe("withRetry", () => {
       name: "AbortError",
     });
     expect(called).toBe(false);
-  });
+  }, 30_000);
 
   test("describeError is short and has no newlines", () => {
     expect(describeError(sdkErr("NoSuchKey", 404))).toBe("NoSuchKey (HTTP 404)");
