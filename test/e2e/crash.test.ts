@@ -10,7 +10,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
-import { ageKeyPair, hashTree, makeBucket, makePool, run, s3Client, s3Rig, snapshotGuid, tmpDir, userrefs, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
+import { ageKeyPair, hashTree, makeBucket, makePool, run, s3Client, s3Rig, snapshotGuid, tmpDir, userrefs, waitFor, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
 import { configYaml, s3Env, sigtermGracefully, spawnZrb, zrb } from "../helpers/zrb.ts";
 import { faultsHit, forward, internalError, slowDown, startFaultProxy, type FaultProxy, type ProxyAction, type ProxyRequest } from "../helpers/faultproxy.ts";
 import { audit, cleanAudit, listKeys, listUploads, manifests } from "../helpers/audit.ts";
@@ -73,14 +73,6 @@ function backupArgs(d: Ds, level: number): string[] {
 function readState(d: Ds): any {
   const p = join(d.runDir, "backup_state.yaml");
   return existsSync(p) ? YAML.parse(readFileSync(p, "utf8")) : null;
-}
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const t0 = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 /** One `zrb: ` line on stderr, the exit code, and the message. */

@@ -313,7 +313,8 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
                 },
               },
             });
-            if (d.mode === "dead") {
+            // The client may have gone while connecting (TS keeps the narrowing across await).
+            if ((d.mode as Conn["mode"]) === "dead") {
               up.terminate();
               return;
             }

@@ -352,6 +352,20 @@ export async function userrefs(snap: string): Promise<number> {
   return Number(await zfsGet("userrefs", snap));
 }
 
+/** A dataset's mountpoint. */
+export async function mountpointOf(ds: string): Promise<string> {
+  return (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", ds])).stdout.trim();
+}
+
+/** Poll `cond` every 20 ms until it holds; throw after `ms`. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(20);
+  }
+}
+
 /** A fresh directory under the OS temp dir. */
 export function tmpDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));

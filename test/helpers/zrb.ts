@@ -48,7 +48,7 @@ export async function zrb(args: string[], opts: { env?: Record<string, string>; 
  * "interrupted by SIGTERM" line — not by its grace timeout (which would mean it waited on
  * something the signal should have stopped), no internal error. Returns stderr.
  */
-export async function sigtermGracefully(p: { kill(sig?: string): void; exited: Promise<number>; stderr: ReadableStream<Uint8Array> }): Promise<string> {
+export async function sigtermGracefully(p: Awaited<ReturnType<typeof spawnZrb>>): Promise<string> {
   p.kill("SIGTERM");
   const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()]);
   const lines = stderr.split("\n").filter((l) => l.startsWith("zrb: "));
