@@ -2,8 +2,9 @@
  * A loopback TCP proxy in front of radosgw that attacks zrb's S3 traffic the way a bad
  * uplink or a struggling provider would: per request it forwards, forwards late, answers
  * with a canned S3 error (503 SlowDown, 500 InternalError…), resets the connection, stalls
- * (never answers), cuts the request off halfway through its body, or cuts the RESPONSE body
- * off after some bytes. Real HTTP, real radosgw behind it: no SDK mocks.
+ * (never answers), cuts the request off halfway through its body, cuts the RESPONSE body off
+ * after some bytes, or lets the server do the work and drops its answer. Real HTTP, real
+ * radosgw behind it: no SDK mocks.
  *
  * Every forwarded request is rewritten to `Connection: close`, so each connection carries
  * exactly one request and every request passes through `decide`.
@@ -43,13 +44,19 @@ export type ProxyAction =
    * then end the client connection cleanly (FIN, after those bytes): the client sees a body
    * shorter than its Content-Length, having received exactly `afterBytes` bytes of it.
    */
-  | { kind: "cutResponse"; afterBytes: number };
+  | { kind: "cutResponse"; afterBytes: number }
+  /**
+   * Forward the request, then drop the connection as soon as the response starts, passing none
+   * of it: the server did the work, the client never hears of it (a "reply lost").
+   */
+  | { kind: "dropResponse" };
 
 export interface LoggedRequest extends ProxyRequest {
   action: ProxyAction["kind"] | "error";
   /**
    * The fault took effect: always for reply/reset/stall; for cut/cutResponse only once bytes
-   * beyond the budget were really withheld. Updated while the request runs.
+   * beyond the budget were really withheld; for dropResponse once the server's answer began
+   * (and was dropped). Updated while the request runs.
    */
   fault: boolean;
   /** cutResponse: response body bytes delivered to the client before the cut. */
@@ -88,6 +95,8 @@ interface Conn {
   entry?: LoggedRequest;
   /** For "cutResponse": response body bytes still allowed through (after the head). */
   respBudget: number;
+  /** For "dropResponse". */
+  dropResponse: boolean;
   respHead: string | null;
 }
 
@@ -167,6 +176,11 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
   const fromUpstream = (s: Socket<Conn>, up: Socket<undefined>, bytes: Uint8Array) => {
     const d = s.data;
     if (d.mode === "dead" || d.endClient) return;
+    if (d.dropResponse) {
+      if (d.entry) d.entry.fault = true;
+      cutBoth(d);
+      return;
+    }
     if (d.respBudget === Infinity) {
       writeAll(s, d.toClient, bytes);
       return;
@@ -213,6 +227,7 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
           budget: Infinity,
           respBudget: Infinity,
           respHead: null,
+          dropResponse: false,
         };
         clientOf.set(s.data, s);
       },
@@ -290,6 +305,7 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
           d.respBudget = act.afterBytes;
           d.respHead = "";
         }
+        if (act.kind === "dropResponse") d.dropResponse = true;
         d.mode = "wait";
         if (body.length) toUpstream(d, body);
         const connect = async () => {

@@ -50,6 +50,14 @@ function proxied(decide?: Parameters<typeof startFaultProxy>[0]["decide"]): { pr
   return { proxy, client };
 }
 
+/** "ok" or "failed": how a call ended, for calls a fault is meant to break. */
+function outcome(p: Promise<unknown>): Promise<"ok" | "failed"> {
+  return p.then(
+    () => "ok",
+    () => "failed",
+  );
+}
+
 /** GET through the client; the body's SHA-256 and length, or the error that ended it. */
 async function fetchBody(c: S3Client, key: string, range?: string): Promise<{ sha: string; size: number; error?: string }> {
   const r = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: range }));
@@ -89,10 +97,7 @@ describe("fault proxy", () => {
     });
     const c = await client;
     try {
-      const first = await c.send(new GetObjectCommand({ Bucket: bucket, Key: "big-0", Range: "bytes=0-9" })).then(
-        () => "answered",
-        () => "failed",
-      );
+      const first = await outcome(c.send(new GetObjectCommand({ Bucket: bucket, Key: "big-0", Range: "bytes=0-9" })));
       expect(first).toBe("failed");
       expect(proxy.log[0]!.action).toBe("error");
       expect(proxy.errors.length).toBe(1);
@@ -124,26 +129,35 @@ describe("fault proxy", () => {
     }
   }, 60_000);
 
+  test("dropResponse: the server did the work, the client got no answer", async () => {
+    const { proxy, client } = proxied((r) => (r.method === "PUT" ? { kind: "dropResponse" } : forward));
+    const c = await client;
+    try {
+      const put = await outcome(c.send(new PutObjectCommand({ Bucket: bucket, Key: "dropped", Body: "stored anyway" })));
+      expect(put).toBe("failed");
+      expect(proxy.log[0]).toMatchObject({ action: "dropResponse", fault: true });
+      const got = await direct.send(new GetObjectCommand({ Bucket: bucket, Key: "dropped" }));
+      expect(await got.Body!.transformToString()).toBe("stored anyway");
+    } finally {
+      c.destroy();
+      proxy.stop();
+    }
+  }, 60_000);
+
   test("cut of a request body: a fault only when the body is longer than the budget", async () => {
     const { proxy, client } = proxied((r) => (r.method === "PUT" ? { kind: "cut", afterBytes: 1000 } : forward));
     const c = await client;
     try {
       await c.send(new PutObjectCommand({ Bucket: bucket, Key: "short", Body: "x".repeat(999) }));
-      const long = await c.send(new PutObjectCommand({ Bucket: bucket, Key: "long", Body: "y".repeat(100_000) })).then(
-        () => "stored",
-        () => "failed",
-      );
+      const long = await outcome(c.send(new PutObjectCommand({ Bucket: bucket, Key: "long", Body: "y".repeat(100_000) })));
       expect(long).toBe("failed");
       expect(proxy.log.map((r) => [r.path.split("/").pop()!.split("?")[0], r.fault])).toEqual([
         ["short", false],
         ["long", true],
       ]);
       expect((await fetchBody(direct, "short")).size).toBe(999);
-      const stored = await direct.send(new GetObjectCommand({ Bucket: bucket, Key: "long" })).then(
-        () => true,
-        () => false,
-      );
-      expect(stored).toBe(false);
+      // The cut request was never stored.
+      expect(await outcome(direct.send(new GetObjectCommand({ Bucket: bucket, Key: "long" })))).toBe("failed");
     } finally {
       c.destroy();
       proxy.stop();
