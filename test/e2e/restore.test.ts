@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CopyObjectCommand, DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { ageKeyPair, hashTree, makeBucket, makePool, run, s3Client, s3Rig, snapshotGuid, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
@@ -69,6 +69,50 @@ async function treeOfSnapshot(snap: string): Promise<Record<string, string>> {
   }
 }
 
+/** Change one hex digit of a manifest's stream BLAKE3 in the bucket; undo() puts the original back. */
+async function editStreamBlake3(id: string): Promise<{ real: string; fake: string; undo(): Promise<void> }> {
+  const key = `manifests/${fs}/${id}.manifest.yaml`;
+  const orig = await getBytes(key);
+  const m = YAML.parse(new TextDecoder().decode(orig));
+  const real: string = m.stream.blake3;
+  m.stream.blake3 = (real[0] === "0" ? "1" : "0") + real.slice(1);
+  await putBytes(key, YAML.stringify(m));
+  return { real, fake: m.stream.blake3, undo: () => putBytes(key, orig) };
+}
+
+/** [name, guid] of every snapshot of a dataset, oldest first. */
+async function snapsWithGuids(ds: string): Promise<[string, string][]> {
+  const out: [string, string][] = [];
+  for (const snap of await snapsOf(ds)) out.push([snap, await snapshotGuid(snap)]);
+  return out;
+}
+
+/** dmu_replay_record: fixed size and the END record's drr_type on zfs-fuse (checked with a tiny zfs send). */
+const DRR_SIZE = 312;
+const DRR_END = 5;
+
+/** A backup's zfs send stream as stored: its parts fetched with the S3 API, each decrypted by the stock age CLI. */
+async function streamOf(id: string): Promise<Buffer> {
+  const m = await manifestOf(id);
+  const out: Buffer[] = [];
+  for (const p of m.parts) {
+    const enc = join(work, "p.age");
+    writeFileSync(enc, await getBytes(p.key));
+    await run(["age", "-d", "-i", keyFile, "-o", join(work, "p.plain"), enc]);
+    out.push(readFileSync(join(work, "p.plain")));
+  }
+  const all = Buffer.concat(out);
+  expect(all.length).toBe(m.stream.size);
+  return all;
+}
+
+/** target@<short name of source> is the source snapshot: same guid, same files (content, mode, mtime, dirs, links). */
+async function expectRestored(target: string, source: string, tree: Record<string, string>): Promise<void> {
+  const rs = `${target}@${short(source)}`;
+  expect(await snapshotGuid(rs)).toBe(await snapshotGuid(source));
+  expect(await treeOfSnapshot(rs)).toEqual(tree);
+}
+
 function restoreArgs(target: string, ...more: string[]): string[] {
   return ["restore", "--config", restoreCfg, "--task", "main", "--target", target, "--private-key", keyFile, ...more];
 }
@@ -107,11 +151,17 @@ beforeAll(async () => {
   const changes: ((m: string) => Promise<void>)[] = [
     async (m) => {
       mkdirSync(join(m, "docs/deep"), { recursive: true });
+      mkdirSync(join(m, "empty/nested"), { recursive: true, mode: 0o750 });
       await writeRandomFile(join(m, "big.bin"), 2 * 1024 * 1024 + 777, 1); // > one chunk
       await writeRandomFile(join(m, "docs/a.txt"), 5000, 2);
       await writeRandomFile(join(m, "docs/deep/b.txt"), 70_000, 3);
+      chmodSync(join(m, "docs/a.txt"), 0o600);
+      chmodSync(join(m, "docs/deep"), 0o701);
+      symlinkSync("a.txt", join(m, "docs/link"));
+      utimesSync(join(m, "docs/deep/b.txt"), new Date("2001-02-03T04:05:06.789Z"), new Date("2001-02-03T04:05:06.789Z"));
     },
-    async (m) => await writeRandomFile(join(m, "docs/c.bin"), 300_000, 4),
+    // > 1 MiB: bytes reach zfs receive before the stream is verified (see "zfs receive never commits").
+    async (m) => await writeRandomFile(join(m, "docs/c.bin"), 3_000_000, 4),
     async (m) => rmSync(join(m, "docs/a.txt")),
     async (m) => renameSync(join(m, "docs/deep/b.txt"), join(m, "docs/b-renamed.txt")),
     async (m) => {
@@ -177,13 +227,13 @@ describe("zrb restore from the bucket alone", () => {
     const target = `${pool.pool}/r2`;
     await zrb(restoreArgs(target, "--level", "2"), { env });
     expect((await snapsOf(target)).map(short)).toEqual(snaps.slice(0, 3).map(short));
-    expect(await treeOfSnapshot(`${target}@${short(snaps[2]!)}`)).toEqual(trees[2]!);
+    await expectRestored(target, snaps[2]!, trees[2]!);
     const plan = JSON.parse((await zrb([...restoreArgs(target, "--level", "4", "--plan", "--json")], { env })).stdout);
     expect(plan.resumeFrom).toBe(3);
     expect(plan.steps.map((s: any) => s.action)).toEqual(["present", "present", "present", "receive", "receive"]);
     const r = JSON.parse((await zrb([...restoreArgs(target, "--level", "4", "--json")], { env })).stdout);
     expect(r.applied.map((a: any) => a.level)).toEqual([3, 4]);
-    expect(await treeOfSnapshot(`${target}@${short(snaps[4]!)}`)).toEqual(trees[4]!);
+    await expectRestored(target, snaps[4]!, trees[4]!);
     const again = JSON.parse((await zrb([...restoreArgs(target, "--level", "4", "--json")], { env })).stdout);
     expect(again.applied).toEqual([]);
   });
@@ -191,13 +241,13 @@ describe("zrb restore from the bucket alone", () => {
   test("--snapshot picks that point; the default is the newest backup (the differential L0 → L1b)", async () => {
     const t3 = `${pool.pool}/r3`;
     await zrb(restoreArgs(t3, "--snapshot", short(snaps[3]!)), { env });
-    expect(await treeOfSnapshot(`${t3}@${short(snaps[3]!)}`)).toEqual(trees[3]!);
+    await expectRestored(t3, snaps[3]!, trees[3]!);
     const td = `${pool.pool}/rdiff`;
     const r = JSON.parse((await zrb([...restoreArgs(td), "--json"], { env })).stdout);
     expect(r.applied.map((a: any) => a.backupId)).toEqual([ids[0], id1b]);
     expect((await snapsOf(td)).map(short)).toEqual([short(snaps[0]!), short(snap1b)]);
     expect(await snapshotGuid(`${td}@${short(snap1b)}`)).toBe(await snapshotGuid(snap1b));
-    expect(await treeOfSnapshot(`${td}@${short(snap1b)}`)).toEqual(tree1b);
+    await expectRestored(td, snap1b, tree1b);
   });
 
   test("target exists without --force: refused, the dataset is unchanged; --force overwrites an empty one", async () => {
@@ -211,7 +261,7 @@ describe("zrb restore from the bucket alone", () => {
     expect(await snapsOf(target)).toEqual([]);
     await run(["zfs", "unmount", target]); // zfs-fuse: -F over a mounted, just-read fs can fail with EIO
     await zrb(restoreArgs(target, "--backup-id", ids[1]!, "--force"), { env });
-    expect(await treeOfSnapshot(`${target}@${short(snaps[1]!)}`)).toEqual(trees[1]!);
+    await expectRestored(target, snaps[1]!, trees[1]!);
   });
 
   test("pool missing, wrong identity: clear errors, nothing created", async () => {
@@ -266,20 +316,64 @@ describe("zrb restore from the bucket alone", () => {
     }
   });
 
-  test("a manifest whose stream BLAKE3 was edited: zfs receive never commits, nothing left", async () => {
-    const key = `manifests/${fs}/${ids[0]}.manifest.yaml`;
-    const orig = await getBytes(key);
-    const m = YAML.parse(new TextDecoder().decode(orig));
-    const real = m.stream.blake3;
-    m.stream.blake3 = (real[0] === "0" ? "1" : "0") + real.slice(1);
-    await putBytes(key, YAML.stringify(m));
+  test("a manifest whose stream BLAKE3 was edited: exit 7, the new target is gone", async () => {
+    const edit = await editStreamBlake3(ids[0]!);
     try {
       const target = `${pool.pool}/edited`;
-      await expectFail(restoreArgs(target, "--level", "0"), 7, `backup ${ids[0]}: stream BLAKE3 is ${real}, manifest says ${m.stream.blake3}`);
+      await expectFail(restoreArgs(target, "--level", "0"), 7, `backup ${ids[0]}: stream BLAKE3 is ${edit.real}, manifest says ${edit.fake}`);
       expect(await exists(target)).toBe(false);
     } finally {
-      await putBytes(key, orig);
+      await edit.undo();
     }
+  });
+
+  test("zfs receive never commits: an incremental step onto an existing target with its stream BLAKE3 edited never delivers the END record, and the target keeps exactly its level-0 snapshot", async () => {
+    // Where destroying is not an option: level 0 is restored first, so the failed step must
+    // leave the target exactly as it was; a zfs wrapper records every byte zfs receive read.
+    const target = `${pool.pool}/edited-incr`;
+    await zrb(restoreArgs(target, "--level", "0"), { env });
+    const before = await snapsWithGuids(target);
+    expect(before).toEqual([[`${target}@${short(snaps[0]!)}`, await snapshotGuid(snaps[0]!)]]);
+
+    // The level-1 stream as stored, judged by the stock age CLI; zfs-fuse's send stream ends
+    // with a 312-byte dmu_replay_record whose drr_type is DRR_END (5).
+    const stream = await streamOf(ids[1]!);
+    expect(stream.length).toBeGreaterThan(2 * 1024 * 1024);
+    const endAt = stream.length - DRR_SIZE;
+    expect([stream.readUInt32LE(endAt), stream.readUInt32LE(endAt + 4)]).toEqual([DRR_END, 0]);
+
+    const cap = join(work, "recv-capture");
+    const wrapper = join(work, "zfs-tee-receive");
+    writeFileSync(
+      wrapper,
+      // The pipeline's two halves are subshells: they outlive the wrapper when zrb kills it,
+      // so .eof/.rc say when tee saw the end of zrb's pipe and how zfs receive ended.
+      `#!/bin/bash\nif [ "$1" = receive ]; then\n  { tee ${cap}.bin; : > ${cap}.eof; } | { zfs "$@"; rc=$?; echo $rc > ${cap}.rc; exit $rc; }\n  exit \${PIPESTATUS[1]}\nfi\nexec zfs "$@"\n`,
+      { mode: 0o755 },
+    );
+    const edit = await editStreamBlake3(ids[1]!);
+    try {
+      const r = await zrb(restoreArgs(target, "--backup-id", ids[1]!), { env: { ...env, ZRB_ZFS: wrapper }, allowFail: true });
+      expect(r.stderr.split("\n").filter((l) => l.startsWith("zrb: "))).toEqual([
+        `zrb: error: backup ${ids[1]}: stream BLAKE3 is ${edit.real}, manifest says ${edit.fake}; nothing was committed to ${target}`,
+      ]);
+      expect(r.code).toBe(7);
+      for (let i = 0; i < 300 && !existsSync(`${cap}.rc`); i++) await Bun.sleep(100);
+      expect(existsSync(`${cap}.eof`)).toBe(true);
+      expect(readFileSync(`${cap}.rc`, "utf8").trim()).not.toBe("0");
+      const seen = readFileSync(`${cap}.bin`);
+      // Bytes did flow before the check (else this proves nothing), as a strict prefix of the
+      // stream that stops before its END record.
+      expect(seen.length).toBeGreaterThan(0);
+      expect(seen.length).toBeLessThanOrEqual(endAt);
+      expect(seen.equals(stream.subarray(0, seen.length))).toBe(true);
+      expect(await snapsWithGuids(target)).toEqual(before);
+    } finally {
+      await edit.undo();
+    }
+    // With the manifest repaired the same step applies on top of the untouched level 0.
+    await zrb(restoreArgs(target, "--backup-id", ids[1]!), { env });
+    await expectRestored(target, snaps[1]!, trees[1]!);
   });
 
   test("a missing part names its key and the backups it breaks; older points stay restorable", async () => {
@@ -335,7 +429,7 @@ describe("zrb restore from the bucket alone", () => {
       // reads as "readable as it is"; the restore then runs and is verified like any other.
       const r = JSON.parse((await zrb([...restoreArgs(target, "--backup-id", id1b, "--thaw", "--tier", "Expedited", "--json")], { env })).stdout);
       expect(r.thaw).toEqual({ total: m.parts.length, requested: 0, ongoing: 0, available: m.parts.length });
-      expect(await treeOfSnapshot(`${target}@${short(snap1b)}`)).toEqual(tree1b);
+      await expectRestored(target, snap1b, tree1b);
     } finally {
       for (const p of m.parts) await copy(p.key, "STANDARD");
     }
@@ -405,6 +499,6 @@ describe("zrb restore from the bucket alone", () => {
       await run(["sh", "-c", `zfs receive -u ${target} < ${stream}`]);
       rmSync(stream);
     }
-    expect(await treeOfSnapshot(`${target}@${short(snaps[1]!)}`)).toEqual(trees[1]!);
+    await expectRestored(target, snaps[1]!, trees[1]!);
   });
 });

@@ -1,11 +1,21 @@
 /**
  * A loopback TCP proxy in front of radosgw that attacks zrb's S3 traffic the way a bad
  * uplink or a struggling provider would: per request it forwards, forwards late, answers
- * with a canned S3 error (503 SlowDown, 500 InternalError…), resets the connection, or cuts
- * the request off halfway through its body. Real HTTP, real radosgw behind it: no SDK mocks.
+ * with a canned S3 error (503 SlowDown, 500 InternalError…), resets the connection, stalls
+ * (never answers), cuts the request off halfway through its body, cuts the RESPONSE body off
+ * after some bytes, or lets the server do the work and drops its answer. Real HTTP, real
+ * radosgw behind it: no SDK mocks.
  *
  * Every forwarded request is rewritten to `Connection: close`, so each connection carries
  * exactly one request and every request passes through `decide`.
+ *
+ * Honest bookkeeping, because tests count faults:
+ *   - a forward delivers every byte: when upstream closes, the queue of bytes not yet written
+ *     to the client is flushed before the client socket is ended;
+ *   - the log says whether a planned fault actually took effect (`fault`): a cut of a body
+ *     shorter than its budget is no fault, it is a forward;
+ *   - a `decide()` that throws is a bug in the test: the request is reset, the error is kept
+ *     in `errors`, and `check()` / `stop()` throw it so the test fails.
  */
 import type { Socket, TCPSocketListener } from "bun";
 
@@ -15,6 +25,8 @@ export interface ProxyRequest {
   method: string;
   /** Path and query, e.g. /bucket/zrb/data/...?partNumber=2&uploadId=... */
   path: string;
+  /** Request headers, names lower-cased (the last one wins when repeated). */
+  headers: Record<string, string>;
 }
 
 export type ProxyAction =
@@ -23,63 +35,180 @@ export type ProxyAction =
   | { kind: "reply"; response: string }
   /** Close the client connection without answering (the client sees a reset / hang-up). */
   | { kind: "reset" }
-  /** Forward the head and `afterBytes` bytes of the body, then cut both connections. */
-  | { kind: "cut"; afterBytes: number };
+  /** Never answer and never forward; the connection stays open until the client gives up. */
+  | { kind: "stall" }
+  /** Forward the head and `afterBytes` bytes of the request body, then cut both connections. */
+  | { kind: "cut"; afterBytes: number }
+  /**
+   * Forward the request; pass the response head and `afterBytes` bytes of the response body,
+   * then end the client connection cleanly (FIN, after those bytes): the client sees a body
+   * shorter than its Content-Length, having received exactly `afterBytes` bytes of it.
+   */
+  | { kind: "cutResponse"; afterBytes: number }
+  /**
+   * Forward the request, then drop the connection as soon as the response starts, passing none
+   * of it: the server did the work, the client never hears of it (a "reply lost").
+   */
+  | { kind: "dropResponse" };
 
 export interface LoggedRequest extends ProxyRequest {
-  action: ProxyAction["kind"];
+  action: ProxyAction["kind"] | "error";
+  /**
+   * The fault took effect: always for reply/reset/stall; for cut/cutResponse only once bytes
+   * beyond the budget were really withheld; for dropResponse once the server's answer began
+   * (and was dropped). Updated while the request runs.
+   */
+  fault: boolean;
+  /** cutResponse: response body bytes delivered to the client before the cut. */
+  delivered?: number;
 }
 
 export interface FaultProxy {
   endpoint: string;
   port: number;
   log: LoggedRequest[];
+  /** Errors thrown by decide() (each request it threw on was reset). */
+  errors: Error[];
   /** Replace the decision function (e.g. to switch faults off for a rerun). */
   setDecide(d: (r: ProxyRequest) => ProxyAction): void;
+  /** Throw if decide() ever threw. Call it from afterEach. */
+  check(): void;
+  /** Stop listening; throws like check(). */
   stop(): void;
 }
 
 interface Conn {
-  mode: "head" | "wait" | "forward" | "drain" | "dead";
+  mode: "head" | "wait" | "forward" | "drain" | "stall" | "dead";
   /** For "reply" in "drain" mode: called once the request body has been read. */
   onDrained?: () => void;
   head: string;
   pending: Uint8Array[];
   toClient: Uint8Array[];
   toUpstream: Uint8Array[];
+  /** End the client socket as soon as toClient is flushed (upstream is done). */
+  endClient: boolean;
+  /** End the upstream socket as soon as toUpstream is flushed (client is done). */
+  endUpstream: boolean;
   upstream?: Socket<undefined>;
-  /** For "cut": body bytes still allowed through. */
+  /** For "cut": request body bytes still allowed through. */
   budget: number;
+  entry?: LoggedRequest;
+  /** For "cutResponse": response body bytes still allowed through (after the head). */
+  respBudget: number;
+  /** For "dropResponse". */
+  dropResponse: boolean;
+  respHead: string | null;
 }
 
-function writeAll(s: Socket<any>, q: Uint8Array[], chunk?: Uint8Array): void {
+/** Write as much of the queue as the socket takes; true when the queue is empty. */
+function writeAll(s: Socket<any>, q: Uint8Array[], chunk?: Uint8Array): boolean {
   if (chunk) q.push(chunk);
   while (q.length > 0) {
     const c = q[0]!;
     const n = s.write(c);
     if (n < c.byteLength) {
       q[0] = c.subarray(Math.max(0, n));
-      return;
+      return false;
     }
     q.shift();
   }
+  return true;
+}
+
+function parseHead(head: string): { method: string; path: string; headers: Record<string, string> } {
+  const lines = head.split("\r\n");
+  const [method = "", path = ""] = (lines[0] ?? "").split(" ");
+  const headers: Record<string, string> = {};
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(":");
+    if (i > 0) headers[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+  }
+  return { method, path, headers };
 }
 
 export const forward: ProxyAction = { kind: "forward" };
 
+/** The requests of a log slice whose planned fault took effect. */
+export function faultsHit(log: LoggedRequest[]): LoggedRequest[] {
+  return log.filter((r) => r.fault);
+}
+
 export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: ProxyRequest) => ProxyAction }): FaultProxy {
   let decide = opts.decide ?? (() => forward);
   const log: LoggedRequest[] = [];
+  const errors: Error[] = [];
   let seq = 0;
 
   const toUpstream = (d: Conn, bytes: Uint8Array) => {
     if (d.budget !== Infinity) {
-      if (d.budget <= 0) return;
-      if (bytes.length > d.budget) bytes = bytes.subarray(0, d.budget);
+      if (bytes.length > d.budget) {
+        // More body than the cut allows: the fault takes effect now.
+        bytes = bytes.subarray(0, Math.max(0, d.budget));
+        d.budget = 0;
+        if (d.entry) d.entry.fault = true;
+        if (bytes.length) queueUpstream(d, bytes);
+        cutBoth(d);
+        return;
+      }
       d.budget -= bytes.length;
     }
+    queueUpstream(d, bytes);
+  };
+  const queueUpstream = (d: Conn, bytes: Uint8Array) => {
     if (d.upstream) writeAll(d.upstream, d.toUpstream, bytes);
     else d.pending.push(bytes);
+  };
+  const clientOf = new Map<Conn, Socket<Conn>>();
+  /** The request was cut mid-body: the client sees a reset, upstream a truncated request. */
+  const cutBoth = (d: Conn) => {
+    d.mode = "dead";
+    clientOf.get(d)?.terminate();
+    d.upstream?.terminate();
+  };
+  /** End the client socket once every queued byte is written. */
+  const endClientWhenFlushed = (s: Socket<Conn>) => {
+    const d = s.data;
+    if (d.endClient) return; // the drain handler ends it
+    d.endClient = true;
+    if (writeAll(s, d.toClient)) s.end();
+  };
+  /** Response bytes from upstream to the client, honouring a cutResponse budget. */
+  const fromUpstream = (s: Socket<Conn>, up: Socket<undefined>, bytes: Uint8Array) => {
+    const d = s.data;
+    if (d.mode === "dead" || d.endClient) return;
+    if (d.dropResponse) {
+      if (d.entry) d.entry.fault = true;
+      cutBoth(d);
+      return;
+    }
+    if (d.respBudget === Infinity) {
+      writeAll(s, d.toClient, bytes);
+      return;
+    }
+    let body = bytes;
+    if (d.respHead !== null) {
+      // Still reading the response head: pass it through whole, then count body bytes.
+      d.respHead += Buffer.from(bytes).toString("latin1");
+      const end = d.respHead.indexOf("\r\n\r\n");
+      if (end < 0) {
+        writeAll(s, d.toClient, bytes);
+        return;
+      }
+      const headLen = end + 4 - (Buffer.byteLength(d.respHead, "latin1") - bytes.length);
+      writeAll(s, d.toClient, bytes.subarray(0, headLen));
+      body = bytes.subarray(headLen);
+      d.respHead = null;
+    }
+    const pass = body.subarray(0, Math.min(body.length, d.respBudget));
+    d.respBudget -= pass.length;
+    if (d.entry) d.entry.delivered = (d.entry.delivered ?? 0) + pass.length;
+    if (pass.length) writeAll(s, d.toClient, pass);
+    if (pass.length < body.length) {
+      // Bytes beyond the budget exist: withhold them, end the client cleanly after what it got.
+      if (d.entry) d.entry.fault = true;
+      up.terminate();
+      endClientWhenFlushed(s);
+    }
   };
 
   const server: TCPSocketListener<Conn> = Bun.listen<Conn>({
@@ -87,12 +216,25 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
     port: 0,
     socket: {
       open(s) {
-        s.data = { mode: "head", head: "", pending: [], toClient: [], toUpstream: [], budget: Infinity };
+        s.data = {
+          mode: "head",
+          head: "",
+          pending: [],
+          toClient: [],
+          toUpstream: [],
+          endClient: false,
+          endUpstream: false,
+          budget: Infinity,
+          respBudget: Infinity,
+          respHead: null,
+          dropResponse: false,
+        };
+        clientOf.set(s.data, s);
       },
       data(s, chunk) {
         const d = s.data;
         const bytes = new Uint8Array(chunk);
-        if (d.mode === "dead") return;
+        if (d.mode === "dead" || d.mode === "stall") return;
         if (d.mode === "drain") {
           d.budget -= bytes.length;
           if (d.budget <= 0) d.onDrained?.();
@@ -106,21 +248,28 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
         d.pending.push(bytes);
         const end = d.head.indexOf("\r\n\r\n");
         if (end < 0) return;
-        const [method = "", path = ""] = d.head.slice(0, d.head.indexOf("\r\n")).split(" ");
-        const req: ProxyRequest = { n: ++seq, method, path };
+        const req: ProxyRequest = { n: ++seq, ...parseHead(d.head.slice(0, end)) };
         let act: ProxyAction;
+        const entry: LoggedRequest = { ...req, action: "forward", fault: false };
         try {
           act = decide(req);
-        } catch {
-          act = forward;
+        } catch (err) {
+          errors.push(new Error(`fault proxy: decide() threw on request ${req.n} (${req.method} ${req.path}): ${(err as Error)?.stack ?? err}`));
+          entry.action = "error";
+          log.push(entry);
+          d.mode = "dead";
+          s.terminate();
+          return;
         }
-        log.push({ ...req, action: act.kind });
+        entry.action = act.kind;
+        entry.fault = act.kind === "reply" || act.kind === "reset" || act.kind === "stall";
+        d.entry = entry;
+        log.push(entry);
         if (act.kind === "reply") {
           // Like a real server: answer once the request body is in (unless the client waits
           // for "100 Continue"), so the client reads the answer instead of a reset mid-write.
-          const head = d.head.slice(0, end);
-          const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
-          const waits = /\r\nexpect:\s*100-continue/i.test(head);
+          const len = Number(req.headers["content-length"] ?? 0);
+          const waits = /100-continue/i.test(req.headers["expect"] ?? "");
           const have = Buffer.byteLength(d.head, "latin1") - (end + 4);
           const answer = () => {
             d.mode = "dead";
@@ -140,16 +289,23 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
           s.terminate();
           return;
         }
+        if (act.kind === "stall") {
+          d.mode = "stall";
+          return;
+        }
         // Forward: one request per connection, so every request is seen by decide().
         const all = Buffer.concat(d.pending.map((b) => Buffer.from(b)));
         const hEnd = all.indexOf("\r\n\r\n");
         const lines = all.subarray(0, hEnd).toString("latin1").split("\r\n").filter((l) => !/^connection\s*:/i.test(l));
         lines.push("Connection: close");
-        d.pending = [];
-        const headBytes = new Uint8Array(Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1"));
+        d.pending = [new Uint8Array(Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1"))];
         const body = new Uint8Array(all.subarray(hEnd + 4));
-        d.pending.push(headBytes);
         if (act.kind === "cut") d.budget = act.afterBytes;
+        if (act.kind === "cutResponse") {
+          d.respBudget = act.afterBytes;
+          d.respHead = "";
+        }
+        if (act.kind === "dropResponse") d.dropResponse = true;
         d.mode = "wait";
         if (body.length) toUpstream(d, body);
         const connect = async () => {
@@ -159,34 +315,32 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
               hostname: "127.0.0.1",
               port: opts.upstreamPort,
               socket: {
-                data(_u, resp) {
-                  if (d.mode !== "dead") writeAll(s, d.toClient, new Uint8Array(resp));
+                data(u, resp) {
+                  fromUpstream(s, u, new Uint8Array(resp));
                 },
                 drain(u) {
-                  writeAll(u, d.toUpstream);
+                  if (writeAll(u, d.toUpstream) && d.endUpstream) u.end();
                 },
                 close() {
-                  s.end();
+                  if (d.mode !== "dead") endClientWhenFlushed(s);
                 },
                 error() {
-                  s.end();
+                  if (d.mode !== "dead") endClientWhenFlushed(s);
                 },
               },
             });
+            // The client may have gone while connecting (TS keeps the narrowing across await).
+            if ((d.mode as Conn["mode"]) === "dead") {
+              up.terminate();
+              return;
+            }
             d.upstream = up;
             d.mode = "forward";
             for (const p of d.pending) writeAll(up, d.toUpstream, p);
             d.pending = [];
-            if (act.kind === "cut") {
-              // Let the allowed bytes go out, then cut both sides.
-              setTimeout(() => {
-                d.mode = "dead";
-                up.terminate();
-                s.terminate();
-              }, 50);
-            }
+            if (d.endUpstream && d.toUpstream.length === 0) up.end();
           } catch {
-            s.end();
+            endClientWhenFlushed(s);
           }
         };
         const delay = act.kind === "forward" ? act.delayMs ?? 0 : 0;
@@ -194,27 +348,41 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
         else void connect();
       },
       drain(s) {
-        writeAll(s, s.data.toClient);
+        const d = s.data;
+        if (writeAll(s, d.toClient) && d.endClient) s.end();
       },
       close(s) {
-        s.data.mode = "dead";
-        s.data.upstream?.end();
+        const d = s.data;
+        clientOf.delete(d);
+        if (d.mode === "dead") return d.upstream?.terminate();
+        d.mode = "dead";
+        // The client is gone: let upstream have what it was sent, then end it.
+        d.endUpstream = true;
+        if (d.upstream && d.toUpstream.length === 0) d.upstream.end();
       },
       error(s) {
-        s.data.mode = "dead";
-        s.data.upstream?.end();
+        const d = s.data;
+        clientOf.delete(d);
+        d.mode = "dead";
+        d.upstream?.terminate();
       },
     },
   });
+  const check = () => {
+    if (errors.length) throw new AggregateError(errors, errors.map((e) => e.message).join("\n"));
+  };
   return {
     endpoint: `http://127.0.0.1:${server.port}`,
     port: server.port,
     log,
+    errors,
     setDecide(d) {
       decide = d;
     },
+    check,
     stop() {
       server.stop(true);
+      check();
     },
   };
 }

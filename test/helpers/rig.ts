@@ -5,7 +5,8 @@
  *   zfsRig()     -> the zfs-fuse daemon is running (test/rig/zfs-fuse.sh up, once per process)
  *   makePool()   -> a fresh file-backed pool `zrbt<hex>` mounted under /var/tmp/zrb-test-pools/
  *   makeBucket() / emptyAndDeleteBucket() / s3Client()
- *   run(), hashTree(), writeRandomFile(), snapshotGuid(), userrefs(), tmpDir()
+ *   run(), hashTree() (content, mode, mtime, empty dirs, symlinks), writeRandomFile(), snapshotGuid(),
+ *   userrefs(), tmpDir()
  *
  * scripts/test.sh brings the rig up before `bun test`, so these calls are quick there.
  * Run alone on a cold machine, s3Rig() takes ~15 s: call it from a beforeAll with a
@@ -236,8 +237,14 @@ export async function cleanupRig(): Promise<void> {
 }
 
 /**
- * relative path -> sha256 hex of every regular file, `link:<target>` for symlinks.
- * Keys sorted; `.zfs` skipped; directories themselves are not listed.
+ * relative path -> what a restore must reproduce of each entry below `dir`, as the VM tier's
+ * tree_manifest compares it:
+ *   regular file  `file <mode> <mtime ns> <size> <sha256>`
+ *   directory     `dir <mode> <mtime ns>` (empty ones too)
+ *   symlink       `link <mtime ns> <target>`
+ *   anything else `other <mode> <mtime ns>`
+ * mode is the octal permission bits (with setuid/setgid/sticky). Keys sorted; `.zfs` and `dir`
+ * itself skipped. Reading a tree never changes it (atime is not recorded).
  */
 export async function hashTree(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
@@ -247,18 +254,28 @@ export async function hashTree(dir: string): Promise<Record<string, string>> {
       if (e.name === ".zfs") continue;
       const p = join(d, e.name);
       const rel = relative(dir, p);
-      if (e.isSymbolicLink()) {
-        out[rel] = `link:${await readlink(p)}`;
-      } else if (e.isDirectory()) {
+      const st = await lstat(p, { bigint: true });
+      const mode = (Number(st.mode) & 0o7777).toString(8);
+      if (st.isSymbolicLink()) {
+        out[rel] = `link ${st.mtimeNs} ${await readlink(p)}`;
+      } else if (st.isDirectory()) {
+        out[rel] = `dir ${mode} ${st.mtimeNs}`;
         await walk(p);
-      } else if (e.isFile()) {
-        out[rel] = await sha256File(p);
+      } else if (st.isFile()) {
+        out[rel] = `file ${mode} ${st.mtimeNs} ${st.size} ${await sha256File(p)}`;
+      } else {
+        out[rel] = `other ${mode} ${st.mtimeNs}`;
       }
     }
   }
   if (!(await lstat(dir)).isDirectory()) throw new Error(`hashTree: not a directory: ${dir}`);
   await walk(dir);
   return Object.fromEntries(Object.keys(out).sort().map((k) => [k, out[k]!]));
+}
+
+/** The content hash of a hashTree entry of a regular file (its last field). */
+export function contentOf(entry: string | undefined): string | undefined {
+  return entry?.startsWith("file ") ? entry.slice(entry.lastIndexOf(" ") + 1) : undefined;
 }
 
 // Explicit open/read/close: Bun.file().stream() keeps the fd open after EOF,
@@ -333,6 +350,20 @@ export async function snapshotGuid(snap: string): Promise<string> {
 /** Number of user holds on a snapshot (zfs-fuse has no `zfs holds`). */
 export async function userrefs(snap: string): Promise<number> {
   return Number(await zfsGet("userrefs", snap));
+}
+
+/** A dataset's mountpoint. */
+export async function mountpointOf(ds: string): Promise<string> {
+  return (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", ds])).stdout.trim();
+}
+
+/** Poll `cond` every 20 ms until it holds; throw after `ms`. */
+export async function waitFor(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(20);
+  }
 }
 
 /** A fresh directory under the OS temp dir. */

@@ -34,6 +34,20 @@ export async function zrb(args: string[], opts: { env?: Record<string, string>; 
   return run([...zrbCommand(), ...args], { ...opts, allowFail: opts.allowFail ?? false });
 }
 
+/**
+ * SIGTERM a spawned zrb and check it stopped the graceful way: exit 143 with one
+ * "interrupted by SIGTERM" line — not by its grace timeout (which would mean it waited on
+ * something the signal should have stopped), no internal error. Returns stderr.
+ */
+export async function sigtermGracefully(p: Awaited<ReturnType<typeof spawnZrb>>): Promise<string> {
+  p.kill("SIGTERM");
+  const [code, stderr] = await Promise.all([p.exited, new Response(p.stderr).text()]);
+  const lines = stderr.split("\n").filter((l) => l.startsWith("zrb: "));
+  if (code !== 143 || lines.length !== 1 || !lines[0]!.startsWith("zrb: error: interrupted by SIGTERM"))
+    throw new Error(`expected a graceful SIGTERM stop (exit 143, one 'zrb: error: interrupted by SIGTERM' line), got exit ${code}:\n${stderr}`);
+  return stderr;
+}
+
 /** Spawn zrb without waiting (for kill/lock tests). */
 export async function spawnZrb(args: string[], env: Record<string, string> = {}) {
   await ensureBinary();
