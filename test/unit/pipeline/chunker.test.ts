@@ -110,7 +110,7 @@ describe("chunker + uploader", () => {
       expect(c.blake3).toBe(await b3sum(slice, w.base));
       const part = join(w.store.root, ...partKey("tank", "ds", 0, "B1", c.index).split("/"));
       const bytes = new Uint8Array(await new Response(Bun.spawn(["age", "-d", "-i", w.keyFile, part]).stdout).arrayBuffer());
-      expect(bytes).toEqual(slice);
+      expect(bytes).toEqual(new Uint8Array(slice));
     }
     // Spill files are gone once uploaded.
     expect(await Array.fromAsync(new Bun.Glob("*").scan(w.spill))).toEqual([]);
