@@ -111,7 +111,7 @@ export function duration(opts: { min: number; max: number }): Type<number> {
  */
 export function enumOf<const V extends string>(values: readonly V[], what = "one of", opts: { keepBlank?: boolean } = {}): Type<V> {
   const name = values.map((v) => `\`${v}\``).join(" \\| ");
-  return new Type({ name, show: plain }, (c) => {
+  return new Type({ name, show: plain, values }, (c) => {
     const v = scalarText(c, opts.keepBlank);
     if (v === undefined) return undefined;
     if ((values as readonly string[]).includes(v)) return v as V;

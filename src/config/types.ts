@@ -23,6 +23,8 @@ export interface TypeInfo {
   plural?: string;
   /** A default value as the docs show it (inside backticks). */
   show?: (v: never) => string;
+  /** An enum's values, for the docs. */
+  values?: readonly string[];
   /** An object's fields, a list's item type: what walk.ts descends into. */
   shape?: Shape;
   item?: Type<unknown, unknown>;
