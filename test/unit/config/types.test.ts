@@ -38,7 +38,7 @@ const TASK = object({
 });
 
 const SCHEMA = object({
-  signing_key: absolutePath().optional().doc("The signing key file."),
+  signing_key: absolutePath().optional().field("signingKeyFile").doc("The signing key file."),
   monitoring: object({
     metrics_file: absolutePath().optional().doc("Prometheus textfile."),
     ping_url: str()
@@ -77,7 +77,7 @@ interface Keep {
   keepWithin?: number;
 }
 interface Expected {
-  signingKey?: string;
+  signingKeyFile?: string;
   monitoring: { metricsFile?: string; pingUrl?: string };
   s3: { requestTimeout: number; bandwidthLimit?: number; objectLock?: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number } };
   tasks: { name: string; recursive: boolean; exclude: string[]; sendProperties: boolean; retention?: Keep & { local?: Keep } }[];
@@ -102,7 +102,7 @@ function fails(text: string): string {
 }
 
 describe("combinators, on a throwaway schema", () => {
-  test("the Config type is inferred (camelCase names, optional keys optional)", () => {
+  test("the Config type is inferred (camelCase names or .field's, optional keys optional)", () => {
     expect(sameType).toBe(true);
   });
 
@@ -126,7 +126,7 @@ tasks:
 `);
     expect(warnings).toEqual([]);
     expect(config).toEqual({
-      signingKey: "/etc/zrb/sign.key",
+      signingKeyFile: "/etc/zrb/sign.key",
       monitoring: { pingUrl: "https://hc.example/abc" },
       s3: { requestTimeout: 90_000, bandwidthLimit: 20 * MiB, objectLock: { mode: "COMPLIANCE", days: 30 } },
       tasks: [
