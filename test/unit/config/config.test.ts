@@ -12,6 +12,7 @@ import {
   STORAGE_CLASSES,
   storageClassFor,
 } from "../../../src/config/config.ts";
+import { normalizePrefix } from "../../../src/store/keys.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 
 const F = "/etc/zrb.yaml";
@@ -193,6 +194,10 @@ tasks:
     expect(prefix("a/b")).toBe("a/b/");
     expect(prefix("/")).toBe("");
     expect(prefix("")).toBe("");
+    // The stores' own rule (store/keys.ts): what the config says is the prefix the store uses.
+    expect(prefix(" zrb ")).toBe("zrb/");
+    expect(prefix("  ")).toBe("");
+    for (const p of ["/zrb", " a/b/ ", "x"]) expect(normalizePrefix(prefix(p))).toBe(prefix(p));
   });
 
   test("s3.endpoint keeps its path, drops trailing slashes; http is allowed", () => {
@@ -543,6 +548,8 @@ describe("errors", () => {
       expect(prefix("a/../b")).toBe(`${F}:4:11: s3.prefix must not contain "." or ".." segments, got "a/../b"`);
       expect(prefix("./b")).toBe(`${F}:4:11: s3.prefix must not contain "." or ".." segments, got "./b"`);
       expect(prefix("a".repeat(600))).toBe(`${F}:4:11: s3.prefix is longer than 512 bytes`);
+      // The store refuses backslashes; the config says so before a run opens the store.
+      expect(prefix("a\\b")).toBe(`${F}:4:11: s3.prefix must not contain backslashes, got "a\\\\b"`);
     });
 
     test("region", () => {
