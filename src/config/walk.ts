@@ -12,8 +12,8 @@ export interface KeyInfo {
   field: AnyField;
 }
 
-/** The mapping a type reads, if it reads one (directly or as the items of a list). */
-function shapeOf(info: TypeInfo): { shape: Shape; suffix: string } | undefined {
+/** The mapping a type reads, if it reads one (directly, suffix ".", or as a list's items, suffix "[]."). */
+export function shapeOf(info: TypeInfo): { shape: Shape; suffix: string } | undefined {
   if (info.shape) return { shape: info.shape, suffix: "." };
   if (info.item?.info.shape) return { shape: info.item.info.shape, suffix: "[]." };
   return undefined;
