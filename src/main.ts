@@ -7,6 +7,7 @@ import { renderUsage, runCommand, type CommandDef } from "citty";
 import { ExitCode, ZrbError } from "./util/errors.ts";
 import { VERSION } from "./version.ts";
 import { printable } from "./util/text.ts";
+import { didYouMean } from "./config/suggest.ts";
 import genkey from "./cli/genkey.ts";
 import snapshot from "./cli/snapshot.ts";
 import backup from "./cli/backup.ts";
@@ -34,26 +35,12 @@ const main: CommandDef<any> = {
   subCommands: commands,
 };
 
-function levenshtein(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++)
-      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-  return d[a.length]![b.length]!;
-}
-
-function suggest(word: string, options: string[]): string {
-  const best = options.map((o) => [o, levenshtein(word, o)] as const).sort((x, y) => x[1] - y[1])[0];
-  return best && best[1] <= 2 ? `; did you mean ${best[0]}?` : "";
-}
-
 /** Reject unknown options instead of silently ignoring them. */
 async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): Promise<void> {
   const subs = (await cmd.subCommands) as Record<string, CommandDef<any>> | undefined;
   if (subs) {
     const sub = argv[0] !== undefined ? subs[argv[0]] : undefined;
-    if (!sub) throw new ZrbError(`zrb ${name}: expected one of ${Object.keys(subs).join(", ")}${argv[0] ? `, got ${JSON.stringify(argv[0])}${suggest(argv[0], Object.keys(subs))}` : ""} (see zrb ${name} --help)`, ExitCode.USAGE);
+    if (!sub) throw new ZrbError(`zrb ${name}: expected one of ${Object.keys(subs).join(", ")}${argv[0] ? `, got ${JSON.stringify(argv[0])}${didYouMean(argv[0], Object.keys(subs))}` : ""} (see zrb ${name} --help)`, ExitCode.USAGE);
     return checkFlags(sub, `${name} ${argv[0]}`, argv.slice(1));
   }
   const defs = (typeof cmd.args === "function" ? await cmd.args() : await cmd.args) ?? {};
@@ -77,8 +64,7 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
     const flag = a.replace(/^--?/, "").split("=")[0]!;
     if (!known.has(flag))
       throw new ZrbError(
-        `zrb ${name}: unknown option ${a.split("=")[0]}${suggest(flag, [...known].filter((k) => k.length > 1).map((k) => k))
-          .replace("did you mean ", "did you mean --")} (see zrb ${name} --help)`,
+        `zrb ${name}: unknown option ${a.split("=")[0]}${didYouMean(flag, [...known].filter((k) => k.length > 1), 2, (k) => `--${k}`)} (see zrb ${name} --help)`,
         ExitCode.USAGE,
       );
     if (takesValue.has(flag)) {
@@ -109,7 +95,7 @@ async function run(argv: string[]): Promise<number> {
     return ExitCode.OK;
   }
   const cmd = commands[name];
-  if (!cmd) throw new ZrbError(`unknown command ${JSON.stringify(name)}${suggest(name, Object.keys(commands))} (see zrb --help)`, ExitCode.USAGE);
+  if (!cmd) throw new ZrbError(`unknown command ${JSON.stringify(name)}${didYouMean(name, Object.keys(commands))} (see zrb --help)`, ExitCode.USAGE);
   if (rest.includes("--help") || rest.includes("-h")) {
     const subs = (await cmd.subCommands) as Record<string, CommandDef<any>> | undefined;
     const sub = subs && rest[0] ? subs[rest[0]] : undefined;

@@ -16,7 +16,7 @@ export default defineCommand({
     ...configArg,
     ...taskArg,
     "dry-run": { type: "boolean", description: "List what would be removed; change nothing", default: false },
-    "older-than": { type: "string", description: "Only remove uploads/objects at least this old, e.g. 24h or 7d (default: any age)", valueHint: "AGE" },
+    "older-than": { type: "string", description: "Only remove uploads/objects at least this old, e.g. 24h, 7d or 2w (default: any age)", valueHint: "AGE" },
     ...outputArgs,
   },
   async run({ args }) {

@@ -24,6 +24,7 @@ import type { ObjectStore } from "../store/store.ts";
 import { integrityError, usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { formatSize } from "../util/size.ts";
+import { parseDuration as parseDurationText } from "../util/duration.ts";
 
 export interface CleanupOptions {
   dryRun: boolean;
@@ -41,12 +42,11 @@ export interface CleanupResult {
   kept: { resumableBackupId: string | null; manifests: number };
 }
 
-/** "30s", "15m", "24h", "7d" → milliseconds. */
+/** "30s", "15m", "24h", "7d", "2w" → milliseconds (util/duration.ts); a usage error names the flag. */
 export function parseDuration(v: string, flag = "--older-than"): number {
-  const m = /^(\d+)(s|m|h|d)$/.exec(v.trim());
-  if (!m) throw usageError(`${flag} must be a duration like 30m, 24h or 7d, got ${JSON.stringify(v)}`);
-  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
-  return Number(m[1]) * unit;
+  const d = parseDurationText(v);
+  if ("problem" in d) throw usageError(`${flag} ${d.problem}`);
+  return d.ms;
 }
 
 export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts: CleanupOptions): Promise<CleanupResult> {

@@ -37,11 +37,37 @@ export function validateListPrefix(prefix: string): string {
   return prefix;
 }
 
+/** What is wrong with a configured prefix; one rule for the config reader and the stores. */
+export type PrefixProblem = "control" | "backslash" | "empty-segment" | "dot-segment" | "too-long";
+export const MAX_PREFIX_BYTES = 512;
+
+/**
+ * A configured prefix normalised (surrounding spaces and '/' dropped, exactly one trailing '/'
+ * unless empty), or what is wrong with it.
+ */
+export function checkPrefix(raw: string): { prefix: string } | { problem: PrefixProblem } {
+  if (CONTROL.test(raw)) return { problem: "control" };
+  const p = raw.trim().replace(/^\/+/, "").replace(/\/+$/, "");
+  if (p === "") return { prefix: "" };
+  if (p.includes("\\")) return { problem: "backslash" };
+  const segs = p.split("/");
+  if (segs.includes("")) return { problem: "empty-segment" };
+  if (segs.some((s) => s === "." || s === "..")) return { problem: "dot-segment" };
+  if (new TextEncoder().encode(p).length + 1 > MAX_PREFIX_BYTES) return { problem: "too-long" };
+  return { prefix: `${p}/` };
+}
+
+const PREFIX_PROBLEMS: Record<PrefixProblem, string> = {
+  control: "control characters are not allowed",
+  backslash: "backslashes are not allowed",
+  "empty-segment": "empty path segments are not allowed",
+  "dot-segment": "'.' and '..' segments are not allowed",
+  "too-long": `it is longer than ${MAX_PREFIX_BYTES} bytes`,
+};
+
 /** Normalise a configured prefix: no leading '/', exactly one trailing '/' unless empty. */
 export function normalizePrefix(prefix: string | undefined): string {
-  let p = (prefix ?? "").trim();
-  p = p.replace(/^\/+/, "").replace(/\/+$/, "");
-  if (p === "") return "";
-  check("s3.prefix", p, false);
-  return p + "/";
+  const c = checkPrefix(prefix ?? "");
+  if ("problem" in c) throw storeError(`invalid s3.prefix ${JSON.stringify(prefix)}: ${PREFIX_PROBLEMS[c.problem]}`);
+  return c.prefix;
 }

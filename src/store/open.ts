@@ -2,26 +2,15 @@
  * Build the configured object store: S3 (one attempt per call) wrapped in the retry layer when
  * `s3.enabled`, else a local directory (which has no transient failures to retry).
  */
+import type { Config } from "../config/config.ts";
 import type { ObjectStore } from "./store.ts";
 import { S3Store } from "./s3.ts";
 import { LocalStore } from "./local.ts";
 import { RetryStore, type RetryOptions } from "./retry.ts";
 
+/** What a store is built from: the config's s3 section (checksum_mode may be left out: WHEN_REQUIRED) and local_store. */
 export interface StoreConfig {
-  s3: {
-    enabled: boolean;
-    bucket: string;
-    prefix: string;
-    region: string;
-    endpoint?: string;
-    retry: { maxAttempts: number };
-    /** Optional: "WHEN_REQUIRED" (default; needed by radosgw) or "WHEN_SUPPORTED". */
-    checksumMode?: "WHEN_REQUIRED" | "WHEN_SUPPORTED";
-    /** Optional: parts uploaded at once per file (default 4). */
-    partConcurrency?: number;
-    /** Optional: socket inactivity timeout per request in ms (default 120000). */
-    requestTimeoutMs?: number;
-  };
+  s3: Pick<Config["s3"], "enabled" | "bucket" | "prefix" | "region" | "endpoint" | "retry"> & Partial<Pick<Config["s3"], "checksumMode">>;
   /** Root directory of the local store used when s3.enabled is false. */
   localStoreDir: string;
 }
@@ -35,8 +24,6 @@ export function openStore(cfg: StoreConfig, extra: { onRetry?: RetryOptions["onR
     region: s3.region,
     endpoint: s3.endpoint || undefined,
     checksumMode: s3.checksumMode,
-    partConcurrency: s3.partConcurrency,
-    requestTimeoutMs: s3.requestTimeoutMs,
     signal: extra.signal,
   });
   return new RetryStore(inner, { maxAttempts: s3.retry.maxAttempts, onRetry: extra.onRetry, signal: extra.signal, baseDelayMs: extra.retryBaseDelayMs });

@@ -11,7 +11,7 @@
  *
  * The level travels in the instance name because one template timer can only start its own
  * instance and cannot pass arguments; ':' is a legal unit-name character and task names are
- * [A-Za-z0-9._-] (config.ts), so "TASK:LEVEL" never needs systemd-escape. The service
+ * [A-Za-z0-9._-] (config/schema.ts), so "TASK:LEVEL" never needs systemd-escape. The service
  * hands the raw instance (%i) to `zrb systemd run`, which splits it and runs the ordinary
  * `zrb snapshot` / `zrb backup` code in-process.
  */

@@ -70,6 +70,16 @@ export function parseSize(v: string | number, key: string): number {
   return bytes;
 }
 
+/**
+ * Parse a rate: a size per second such as "20MiB/s" or "512 KiB/s" (bytes per second).
+ * Same units and errors as parseSize; the "/s" is required, so a size is never taken for a rate.
+ */
+export function parseRate(v: string | number, key: string): number {
+  const m = typeof v === "string" ? /^(.*?)\s*\/\s*s\s*$/i.exec(v) : null;
+  if (!m) throw configError(`${key} must be a rate such as 20MiB/s, got ${typeof v === "string" ? show(v) : String(v)}`);
+  return parseSize(m[1]!, key);
+}
+
 const NAMES = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"] as const;
 
 /** Format a byte count for people: "512 B", "8.5 MiB", "3 GiB" (at most two decimals, no trailing zeros). */

@@ -12,6 +12,7 @@ import {
   STORAGE_CLASSES,
   storageClassFor,
 } from "../../../src/config/config.ts";
+import { normalizePrefix } from "../../../src/store/keys.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 
 const F = "/etc/zrb.yaml";
@@ -194,6 +195,10 @@ tasks:
     expect(prefix("a/b")).toBe("a/b/");
     expect(prefix("/")).toBe("");
     expect(prefix("")).toBe("");
+    // The stores' own rule (store/keys.ts): what the config says is the prefix the store uses.
+    expect(prefix(" zrb ")).toBe("zrb/");
+    expect(prefix("  ")).toBe("");
+    for (const p of ["/zrb", " a/b/ ", "x"]) expect(normalizePrefix(prefix(p))).toBe(prefix(p));
   });
 
   test("s3.endpoint keeps its path, drops trailing slashes; http is allowed", () => {
@@ -544,6 +549,8 @@ describe("errors", () => {
       expect(prefix("a/../b")).toBe(`${F}:4:11: s3.prefix must not contain "." or ".." segments, got "a/../b"`);
       expect(prefix("./b")).toBe(`${F}:4:11: s3.prefix must not contain "." or ".." segments, got "./b"`);
       expect(prefix("a".repeat(600))).toBe(`${F}:4:11: s3.prefix is longer than 512 bytes`);
+      // The store refuses backslashes; the config says so before a run opens the store.
+      expect(prefix("a\\b")).toBe(`${F}:4:11: s3.prefix must not contain backslashes, got "a\\\\b"`);
     });
 
     test("region", () => {
@@ -560,9 +567,13 @@ describe("errors", () => {
       expect(endpoint("localhost:9000")).toBe(form("localhost:9000"));
       const withCreds = endpoint("https://AKIAXXXX:SeCrEt@s3.example.com");
       expect(withCreds).toBe(`${F}:4:13: s3.endpoint must not contain a user name or password; ${CRED_HINT}`);
-      expect(endpoint("https://s3.example.com/?x=1")).toBe(
+      // The query is never echoed: presigned-style credentials can live there.
+      const withQuery = endpoint("https://s3.example.com/?X-Amz-Signature=SeCrEt");
+      expect(withQuery).toBe(
         `${F}:4:13: s3.endpoint must not have a query (?…) or fragment (#…), got "https://s3.example.com/" followed by one; remove it`,
       );
+      expect(withQuery).not.toContain("SeCrEt");
+      expect(endpoint("https://s3.example.com/#SeCrEt")).not.toContain("SeCrEt");
     });
 
     test("checksum_mode", () => {

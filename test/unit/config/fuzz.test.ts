@@ -9,6 +9,8 @@ import { expect, test } from "bun:test";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import { stringify } from "yaml";
 import { parseConfig } from "../../../src/config/config.ts";
+import { ROOT } from "../../../src/config/schema.ts";
+import { keysOf } from "../../../src/config/walk.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 
 const RUNS = 2000;
@@ -32,11 +34,8 @@ function rng(seed: number) {
 }
 type Rng = ReturnType<typeof rng>;
 
-const KEYS = [
-  "base_dir", "age_public_key", "age_recipients", "chunk_size", "workers", "local_store", "s3", "tasks",
-  "enabled", "bucket", "prefix", "region", "endpoint", "checksum_mode", "storage_class", "retry",
-  "manifest", "backup_data", "max_attempts", "name", "description", "pool", "dataset",
-];
+/** Every key the schema knows, in schema order (derived, so new keys are fuzzed too). */
+const KEYS = [...new Set(keysOf(ROOT).map((k) => k.key))];
 const RARE_KEYS = ["secret_key", "aws_access_key_id", "<<", "", "1", "true", "~"];
 const SCALARS: unknown[] = [
   "", " ", "tank", "home/photos", "/var/lib/zrb", "var/lib", KEY, KEY.toUpperCase(), `${KEY}x`, "age1", "age1pq1qqqq",

@@ -1,0 +1,263 @@
+/**
+ * The config schema, written once: every key with its type, default, checks and the text of
+ * its row in docs/config.md. The `Config` type, the known keys ("did you mean"), DEFAULTS and
+ * the reference tables are derived from this tree (types.ts, walk.ts, doc.ts); config.ts reads
+ * a file with it. To add a key, add one line here and run `bun run config-doc`.
+ *
+ * The rules themselves live with what they protect: ZFS names in zfs/names.ts, age recipients
+ * in crypto/recipient.ts, the key prefix in store/keys.ts, bucket and endpoint in
+ * store/s3rules.ts. Cross-key rules (a recipient from either key, a bucket when S3 is on,
+ * one task per dataset) are the `.then` steps below.
+ */
+import { posix } from "node:path";
+import { checkRecipient } from "../crypto/recipient.ts";
+import { checkPrefix, MAX_PREFIX_BYTES, type PrefixProblem } from "../store/keys.ts";
+import { BUCKET_RULES, bucketProblem, checkEndpoint } from "../store/s3rules.ts";
+import { quote } from "../util/redact.ts";
+import { datasetPathProblem, MAX_NAME, poolProblem } from "../zfs/names.ts";
+import type { Ctx } from "./read.ts";
+import { absolutePath, bool, enumOf, int, size, str } from "./scalars.ts";
+import { type Infer, list, object, type Siblings } from "./types.ts";
+
+export const STORAGE_CLASSES = [
+  "STANDARD",
+  "REDUCED_REDUNDANCY",
+  "STANDARD_IA",
+  "ONEZONE_IA",
+  "INTELLIGENT_TIERING",
+  "GLACIER",
+  "GLACIER_IR",
+  "DEEP_ARCHIVE",
+  "OUTPOSTS",
+  "SNOW",
+  "EXPRESS_ONEZONE",
+] as const;
+export const CHECKSUM_MODES = ["WHEN_REQUIRED", "WHEN_SUPPORTED"] as const;
+
+const GiB = 1024 ** 3;
+
+// ---------------------------------------------------------------------------------------------
+// Value types of this schema
+
+const recipient = () =>
+  str()
+    .then((s, c) => {
+      const r = checkRecipient(s);
+      return "problem" in r ? c.problem(r.problem) : r.recipient;
+    })
+    .named("age recipient");
+
+const storageClass = (keepBlank = false) =>
+  enumOf(STORAGE_CLASSES, "a storage class, one of", { keepBlank }).named("storage class", "storage classes");
+
+const PREFIX_MESSAGES: Record<PrefixProblem, (raw: string) => string> = {
+  control: () => "must not contain control characters",
+  backslash: (raw) => `must not contain backslashes, got ${quote(raw)}`,
+  "empty-segment": (raw) => `must not contain empty segments ("//"), got ${quote(raw)}`,
+  "dot-segment": (raw) => `must not contain "." or ".." segments, got ${quote(raw)}`,
+  "too-long": () => `is longer than ${MAX_PREFIX_BYTES} bytes`,
+};
+
+function taskNameProblem(name: string): string | undefined {
+  const ok = /^[A-Za-z0-9._-]+$/.test(name) && name !== "." && name !== "..";
+  return ok ? undefined : `must be letters, digits, '.', '_' and '-' only, got ${quote(name)}`;
+}
+
+function poolCheck(pool: string): string | undefined {
+  if (pool.includes("/")) {
+    const [p, ...rest] = pool.split("/");
+    return `must be a pool name without '/', got ${quote(pool)}; write pool: ${p} and dataset: ${rest.join("/")}`;
+  }
+  const why = poolProblem(pool);
+  return why && `${quote(pool)} is not a valid ZFS pool name: ${why}`;
+}
+
+function datasetCheck(dataset: string): string | undefined {
+  const why = datasetPathProblem(dataset);
+  return why && `${quote(dataset)} is not a valid ZFS dataset path: ${why}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// tasks[]
+
+const TASK = object({
+  name: str()
+    .check(taskNameProblem)
+    .required("letters, digits, '.', '_' and '-'")
+    .doc("Unique name, used by `--task`. Letters, digits, `.`, `_` and `-`."),
+  description: str({ keepBlank: true }).default("").doc("Free text."),
+  pool: str()
+    .check(poolCheck)
+    .required("a ZFS pool name such as tank")
+    .doc(
+      "ZFS pool name. It starts with a letter and contains letters, digits, `_`, `-`, `.`, `:` and spaces. ZFS reserves `mirror`, `raidz…`, `draid…`, `spare…` and `log`. Write `pool: tank` and `dataset: home`, not `pool: tank/home`.",
+    ),
+  dataset: str({ keepBlank: true })
+    .check(datasetCheck)
+    .required(`a dataset path inside the pool such as home/photos, or "" for the pool's root dataset`, { empty: "" })
+    .doc(
+      "Dataset path inside the pool (`home/photos`). `\"\"` (or an empty value) means the pool's root dataset. It has no leading `/`, no `@` (zrb picks the snapshots itself), no `#`, `%`, `.` or `..` components. The full name is at most 255 characters.",
+    ),
+  enabled: bool()
+    .default(false)
+    .doc("Only enabled tasks run. As in the original zrb a task is **off** unless it says `enabled: true`. zrb warns when no task is enabled."),
+}).then((t, c) => {
+  const fullName = t.dataset === "" ? t.pool : `${t.pool}/${t.dataset}`;
+  const ds = c.get("dataset");
+  if (fullName.length > MAX_NAME) ds.fail(`${ds.path}: ${quote(fullName, 40)} is longer than ${MAX_NAME} characters`);
+  return { ...t, fullName };
+});
+
+/** Two tasks may not share a name, nor a dataset (they would share its state and its place in the bucket). */
+function uniqueTasks<T extends { name: string; fullName: string }>(tasks: T[], c: Ctx): T[] {
+  const byName = new Map<string, number>();
+  const byDataset = new Map<string, number>();
+  tasks.forEach((t, i) => {
+    const item = c.list![i]!;
+    const prev = byName.get(t.name);
+    const name = item.get("name");
+    if (prev !== undefined) name.fail(`${name.path} ${quote(t.name)} is already used by tasks[${prev}]; task names must be unique`);
+    byName.set(t.name, i);
+    const dup = byDataset.get(t.fullName);
+    if (dup !== undefined) item.fail(`${item.path} (${t.name}) backs up ${t.fullName}, as tasks[${dup}] already does; use one task per dataset`);
+    byDataset.set(t.fullName, i);
+  });
+  return tasks;
+}
+
+// ---------------------------------------------------------------------------------------------
+// s3
+
+const S3 = object({
+  enabled: bool()
+    .default(false)
+    .doc("`true` to upload to the bucket. When `false` (or omitted, as in the original zrb) objects go to `local_store` and the other `s3` keys are optional."),
+  bucket: str()
+    .check((b) => {
+      const why = bucketProblem(b);
+      return why && `${quote(b)} is not a valid bucket name: ${why} (${BUCKET_RULES})`;
+    })
+    .default("")
+    .rule((s3, c) => {
+      if (s3.enabled === true && s3.bucket === "") c.missing("bucket", "s3.bucket is required when s3.enabled is true (the name of an existing bucket)");
+    })
+    .doc("An existing bucket. S3 naming rules: 3 to 63 lowercase letters, digits, `.` and `-`, starting and ending with a letter or digit, no `..`, not an IP address.", {
+      default: "— (**required** when enabled)",
+    }),
+  prefix: str({ keepBlank: true })
+    .then((raw, c) => {
+      const p = checkPrefix(raw);
+      return "problem" in p ? c.problem(PREFIX_MESSAGES[p.problem](raw)) : p.prefix;
+    })
+    .default("")
+    .doc(
+      "Key prefix for everything zrb writes. It is normalised: surrounding spaces and a leading `/` are dropped and a trailing `/` added (`zrb` → `zrb/`). `.`, `..` and empty (`//`) segments, backslashes and control characters are refused. At most 512 bytes.",
+    ),
+  region: str()
+    .check((r) => (/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(r) ? undefined : `must be a region name such as us-east-1 (letters, digits, '-', '_', '.'), got ${quote(r)}`))
+    .default("us-east-1")
+    .doc("Region name. Other providers use their own (`auto` on R2, `garage` on Garage, …)."),
+  endpoint: str()
+    .then((raw, c) => {
+      const e = checkEndpoint(raw);
+      return "problem" in e ? c.problem(e.problem) : e.endpoint;
+    })
+    .named("http(s) URL")
+    .optional()
+    .doc(
+      "The endpoint of an S3-compatible service (MinIO, Ceph, B2, Wasabi, R2, Garage). Setting it turns on path-style addressing. Must not contain a user name, password, query or fragment. A trailing `/` is dropped. Example: `http://127.0.0.1:9000`.",
+      { default: "AWS" },
+    ),
+  checksum_mode: enumOf(CHECKSUM_MODES, "one of", { keepBlank: true })
+    .default("WHEN_REQUIRED")
+    .doc(
+      "When the AWS SDK adds request checksums and validates response checksums. `WHEN_SUPPORTED` is the SDK's own default, but some services (Ceph radosgw among them) reject the streamed uploads it produces.",
+      { new: true },
+    ),
+  storage_class: object({
+    manifest: storageClass()
+      .default("STANDARD")
+      .doc("Storage class for manifests and the per-level head records. They are small and read on every run, so keep them in a class that needs no restore."),
+    backup_data: list(storageClass(true), {
+      example: "storage classes by level, e.g. [STANDARD, DEEP_ARCHIVE]",
+      itemHint: "a storage class such as STANDARD",
+      min: 1,
+      minMessage: "must list at least one storage class (e.g. [STANDARD]), got an empty list",
+    })
+      .default(["STANDARD"])
+      .doc(
+        "Storage class for data parts, indexed by backup level: entry 0 for level 0, entry 1 for level 1, and so on. A level past the end of the list uses the **last** entry. The original zrb crashed there.",
+      ),
+  }).default(),
+  retry: object({
+    max_attempts: int(1, 100).default(5).doc("Attempts per S3 request, 1 to 100."),
+  }).default(),
+});
+
+// ---------------------------------------------------------------------------------------------
+// The file
+
+/** At least one recipient, from age_public_key or age_recipients. */
+function needRecipient(o: Siblings, c: Ctx): void {
+  if (o.agePublicKey !== undefined || (o.ageRecipients as string[] | undefined)?.length) return;
+  const pub = c.get("age_public_key");
+  const rec = c.get("age_recipients");
+  const msg = "no age recipient: set age_public_key (or age_recipients) to the public key (age1…) printed by age-keygen";
+  c.missing("age_public_key", msg, pub.present ? pub.at : rec.present ? rec.at : null);
+}
+
+export const ROOT = object(
+  {
+    base_dir: absolutePath()
+      .required("an absolute path such as /var/lib/zrb")
+      .doc(
+        "Local state: `run/<pool>/<dataset>/` holds the resume state, the last-backup record and the lock; spill and restore scratch files go below it too. Created 0700 if missing; it must be owned by the user zrb runs as and writable by nobody else (a tmpfs needs `mode=0700`), else every run refuses (exit 9). Example: `/var/lib/zrb`.",
+      ),
+    age_public_key: recipient()
+      .optional()
+      .doc("The public key (`age1…`, printed by `age-keygen`) every part is encrypted to. Optional if `age_recipients` is given."),
+    age_recipients: list(recipient(), { example: "e.g. [age1…, age1…]", itemHint: "an age public key (age1…)" })
+      .optional()
+      .rule(needRecipient)
+      .doc("More recipients, merged with `age_public_key`. Duplicates are dropped. There must be at least one recipient in total.", {
+        new: true,
+        default: "`[]`",
+      }),
+    chunk_size: size({ min: 64 * 1024, max: 5 * 1024 * GiB, why: "the S3 object size limit" })
+      .default(3 * GiB)
+      .doc("Size of each encrypted part (one object each). From `64KiB` to `5TiB` (the S3 object limit).", { new: true }),
+    workers: int(1, 64)
+      .default(4)
+      .doc("Parts hashed, encrypted and uploaded in parallel, 1 to 64. Local spill space is at most `(workers + 1) × chunk_size`.", { new: true }),
+    local_store: absolutePath()
+      .default((o) => posix.join(o.baseDir as string, "store"))
+      .doc("Where objects go when `s3.enabled` is false.", { new: true, default: "`<base_dir>/store`" }),
+    s3: S3.default().doc("The object store.", { default: "see below" }),
+    tasks: list(TASK, {
+      example: "one entry per dataset, each with name, pool and dataset",
+      itemHint: "name, pool and dataset",
+      min: 1,
+      minMessage: "must list at least one task (name, pool, dataset)",
+    })
+      .then(uniqueTasks)
+      .named("list")
+      .required("a list of tasks, each with name, pool and dataset")
+      .doc("What to back up: one entry per dataset. It must have at least one task. Two tasks may not back up the same dataset, because they would share its state and its place in the bucket."),
+  },
+  { expect: "a mapping of keys (base_dir, age_public_key, s3, tasks)" },
+).then((o, c) => {
+  const { agePublicKey, ageRecipients, ...rest } = o;
+  const recipients = [...new Set([...(agePublicKey !== undefined ? [agePublicKey] : []), ...(ageRecipients ?? [])])];
+  if (!rest.tasks.some((t) => t.enabled)) {
+    c.warn(`no task is enabled in ${c.file}; tasks default to enabled: false, so set enabled: true on those to back up`);
+  }
+  if (!rest.s3.enabled && rest.s3.bucket !== "") {
+    c.warn(`s3.bucket is set but s3.enabled is not true in ${c.file}, so backups go to ${rest.localStore}; set s3.enabled: true to use the bucket`);
+  }
+  return { path: c.file, ...rest, recipients };
+});
+
+/** A validated config; `path` is the file it was read from. */
+export type Config = Infer<typeof ROOT>;
+export type Task = Config["tasks"][number];
+export type ChecksumMode = (typeof CHECKSUM_MODES)[number];
