@@ -25,6 +25,7 @@ import { integrityError, usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { formatSize } from "../util/size.ts";
 import { parseDuration as parseDurationText } from "../util/duration.ts";
+import { now as clockNow } from "../util/clock.ts";
 
 export interface CleanupOptions {
   dryRun: boolean;
@@ -54,7 +55,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
   const rd = new RunDir(cfg.baseDir, task.pool, task.dataset);
   const lock = acquireLock(rd.lockPath, `dataset ${task.fullName}`, "zrb cleanup");
   try {
-    const now = (opts.now ?? new Date()).getTime();
+    const now = (opts.now ?? clockNow()).getTime();
     const oldEnough = (d?: Date) => opts.olderThanMs <= 0 || (d !== undefined && now - d.getTime() >= opts.olderThanMs);
     const base = datasetDataPrefix(task.pool, task.dataset);
 

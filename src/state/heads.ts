@@ -9,6 +9,7 @@ import type { ObjectStore } from "../store/store.ts";
 import { isStoreError } from "../store/store.ts";
 import { isSnapshotOf } from "../zfs/names.ts";
 import { log } from "../util/log.ts";
+import { now } from "../util/clock.ts";
 import { listManifests, type Manifest, type SnapshotRef } from "./manifest.ts";
 import { fullName, headsKey } from "../store/layout.ts";
 
@@ -84,7 +85,7 @@ export function advanceHeads(h: Heads, m: Manifest): Heads {
   const levels: Heads["levels"] = {};
   for (const [k, v] of Object.entries(h.levels)) if (Number(k) < m.level) levels[k] = v;
   levels[String(m.level)] = { backupId: m.backupId, snapshot: m.snapshot, finishedAt: m.finishedAt };
-  return { format: HEADS_FORMAT, updatedAt: new Date().toISOString(), levels };
+  return { format: HEADS_FORMAT, updatedAt: now().toISOString(), levels };
 }
 
 /** dump(8): the base of a level-N backup is the most recent head at any level below N. */

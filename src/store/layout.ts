@@ -5,6 +5,7 @@
  *   manifests/<pool>/<dataset>/heads.yaml                         the per-level heads (a cache of the manifests)
  * Backup ids (20261124T023000Z-L1-3fa9c2) are unique per run and sort by start time.
  */
+import { now } from "../util/clock.ts";
 
 export function fullName(pool: string, dataset: string): string {
   return dataset ? `${pool}/${dataset}` : pool;
@@ -57,8 +58,8 @@ export function headsKey(pool: string, dataset: string): string {
 }
 
 /** Unique, sortable backup id: UTC time, level, random suffix. */
-export function newBackupId(level: number, now = new Date()): string {
-  const t = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+export function newBackupId(level: number, at = now()): string {
+  const t = at.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   const rand = Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString("hex");
   return `${t}-L${level}-${rand}`;
 }

@@ -5,6 +5,7 @@
  */
 import { ExitCode, ZrbError, zfsError } from "../util/errors.ts";
 import { firstLine, parseFailure } from "./errors.ts";
+import { now } from "../util/clock.ts";
 
 export interface ZfsCaps {
   /** `zfs version` answered (OpenZFS ≥ 0.8). */
@@ -170,7 +171,7 @@ export function newestLevelSnapshot(snaps: Snapshot[], level: number): Snapshot 
 }
 
 /** UTC timestamp with seconds, safe in a snapshot name: 20261124T112233Z */
-export function snapshotTimestamp(d = new Date()): string {
+export function snapshotTimestamp(d = now()): string {
   return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 }
 

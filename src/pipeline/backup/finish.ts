@@ -20,6 +20,7 @@ import * as zfs from "../../zfs/zfs.ts";
 import { log } from "../../util/log.ts";
 import { VERSION } from "../../version.ts";
 import { SEND_HOLD, moveBaseHolds, type SendHolds } from "./holds.ts";
+import { now } from "../../util/clock.ts";
 
 /** The manifest of a finished stream: parts in order with sizes and hashes, the stream's BLAKE3. */
 export function buildManifest(cfg: Config, state: BackupState, stream: { size: number; blake3: string }, zfsVersion: string): Manifest {
@@ -47,7 +48,7 @@ export function buildManifest(cfg: Config, state: BackupState, stream: { size: n
     tool: { name: "zrb", version: VERSION },
     host: hostname(),
     startedAt: state.startedAt,
-    finishedAt: new Date().toISOString(),
+    finishedAt: now().toISOString(),
   };
 }
 

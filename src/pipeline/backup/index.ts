@@ -26,6 +26,7 @@ import { prepare } from "./plan.ts";
 import { SendHolds, releaseStraySendHolds } from "./holds.ts";
 import { streamBackup, type StreamOptions } from "./send.ts";
 import { buildManifest, commitManifest, discardState, finishBackup } from "./finish.ts";
+import { now } from "../../util/clock.ts";
 
 export { SEND_HOLD, BASE_HOLD, releaseStraySendHolds } from "./holds.ts";
 export type { StreamSource } from "./send.ts";
@@ -83,7 +84,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     if (result.kind === "restart") {
       log.warn(`the re-sent stream of ${state.snapshot.name} differs from the interrupted run's bytes; starting backup over under a new id`);
       await discardState(store, state, rd, { keepHolds: true });
-      state = { ...state, backupId: newBackupId(level), chunks: [], startedAt: new Date().toISOString() };
+      state = { ...state, backupId: newBackupId(level), chunks: [], startedAt: now().toISOString() };
       rd.writeState(state);
       result = await run(state);
       if (result.kind === "restart") throw integrityError(`zfs send of ${state.snapshot.name} is not reproducible within one run; aborting`);

@@ -21,6 +21,7 @@ import * as zfs from "../../zfs/zfs.ts";
 import { ExitCode, ZrbError, integrityError, zfsError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { discardState } from "./finish.ts";
+import { now } from "../../util/clock.ts";
 
 export type Start =
   /** The newest snapshot of the level is already backed up at that level: nothing to send. */
@@ -69,7 +70,7 @@ export async function prepare(p: PlanInput): Promise<Start> {
     sendFlags: plan.flags,
     chunkSize: p.cfg.chunkSize,
     recipients: p.cfg.recipients,
-    startedAt: new Date().toISOString(),
+    startedAt: now().toISOString(),
     chunks: [],
   };
   rd.writeState(fresh);

@@ -1,0 +1,28 @@
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+
+const CLOCK = join(import.meta.dir, "..", "..", "src", "util", "clock.ts");
+const script = `const { now } = await import(${JSON.stringify(CLOCK)}); const a = now().getTime(); await Bun.sleep(50); console.log(a, now().getTime());`;
+
+async function runWith(env: Record<string, string>) {
+  const p = Bun.spawn([process.execPath, "-e", script], { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  return { code: await p.exited, out: await new Response(p.stdout).text(), err: await new Response(p.stderr).text() };
+}
+
+describe("clock", () => {
+  test("ZRB_NOW starts the run's clock at that instant and it advances in real time", async () => {
+    const r = await runWith({ ZRB_NOW: "2027-03-01T02:00:00Z" });
+    const [a, b] = r.out.trim().split(" ").map(Number);
+    const t0 = Date.parse("2027-03-01T02:00:00Z");
+    expect(a! - t0).toBeGreaterThanOrEqual(0);
+    expect(a! - t0).toBeLessThan(60_000);
+    expect(b! - a!).toBeGreaterThanOrEqual(45);
+  });
+  test("without it, the real time; a bad value is a usage error (exit 2)", async () => {
+    const r = await runWith({});
+    expect(Math.abs(Number(r.out.split(" ")[0]) - Date.now())).toBeLessThan(60_000);
+    const bad = await runWith({ ZRB_NOW: "yesterday" });
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("ZRB_NOW");
+  });
+});
