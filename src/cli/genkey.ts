@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { existsSync, mkdirSync, openSync, writeSync, closeSync, fsyncSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { generateKeyPair } from "../crypto/age.ts";
+import { generateKeyPair } from "../crypto/keys.ts";
 import { ExitCode, ZrbError, fsError, ioError } from "../util/errors.ts";
 import { printJson } from "./common.ts";
 

@@ -2,7 +2,7 @@
 import { defineCommand } from "citty";
 import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
 import { parseSelector, selectArgs } from "./restore.ts";
-import { parseIdentityFile } from "../crypto/age.ts";
+import { parseIdentityFile } from "../crypto/keys.ts";
 import { loadCatalog } from "../pipeline/catalog.ts";
 import { backupsToVerify, verifyBackups } from "../pipeline/verify.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";

@@ -14,11 +14,10 @@
  * Everything streams with bounded memory: the encryptor holds at most one plaintext chunk,
  * the decryptor one sealed chunk (plus the header); output buffers are reused between calls.
  */
-import { log } from "../util/log.ts";
-import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient, type Recipient } from "age-encryption";
+import { Decrypter, Encrypter, type Recipient } from "age-encryption";
 import { hkdfSync } from "node:crypto";
-import { open, stat } from "node:fs/promises";
-import { cryptoError, fsError, integrityError } from "../util/errors.ts";
+import { cryptoError, integrityError } from "../util/errors.ts";
+import { parseRecipients, validIdentity } from "./keys.ts";
 import { openChunk, sealChunk, TAG_BYTES } from "./sodium.ts";
 
 /** Plaintext bytes per STREAM chunk. */
@@ -67,85 +66,6 @@ class OutBuf {
     if (this.buf.length < n) this.buf = new Uint8Array(Math.max(n, this.buf.length * 2));
     return this.buf;
   }
-}
-
-// ───────────────────────────── keys ─────────────────────────────
-
-/**
- * Validates age X25519 recipients (`age1…`) and returns them trimmed. Post-quantum and
- * plugin recipients are refused: the stock `age` CLI that users recover with (Debian's
- * 1.1) cannot decrypt them.
- */
-export function parseRecipients(list: string[]): string[] {
-  if (list.length === 0) throw cryptoError("no age recipient given; set age_public_key (or age_recipients) to an age1… public key from age-keygen");
-  return list.map((raw, i) => {
-    const r = String(raw).trim();
-    const where = `age recipient #${i + 1}`;
-    if (/^age1(pq|tag|tagpq)1/i.test(r))
-      throw cryptoError(`${where} is a post-quantum or tag recipient; use an X25519 recipient (age1…) from age-keygen`);
-    if (!/^age1/i.test(r)) throw cryptoError(`${where} (${r.slice(0, 12)}…) is not an age public key; expected age1… as printed by age-keygen`);
-    try {
-      new Encrypter().addRecipient(r.toLowerCase());
-    } catch {
-      throw cryptoError(`${where} (${r.slice(0, 12)}…) is not a valid age X25519 public key (bad length or checksum); copy it again from age-keygen -y`);
-    }
-    return r.toLowerCase();
-  });
-}
-
-function validIdentity(s: string): boolean {
-  if (!s.startsWith("AGE-SECRET-KEY-1")) return false;
-  try {
-    new Decrypter().addIdentity(s);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Reads an identity file in age-keygen format: `#` comments, blank lines, one or more
- * AGE-SECRET-KEY-1… lines. Errors name the file and line, never the key material.
- */
-export async function parseIdentityFile(path: string): Promise<string[]> {
-  let text: string;
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw cryptoError(`identity file ${path} is not a regular file; pass the key file written by zrb genkey or age-keygen`);
-    if (st.size > 1024 * 1024) throw cryptoError(`identity file ${path} is ${st.size} bytes, too large for an age key file; pass the file written by zrb genkey or age-keygen`);
-    if ((st.mode & 0o077) !== 0)
-      log.warn(`identity file ${path} can be read by other users (mode 0${(st.mode & 0o777).toString(8)}); it is the key to every backup: run chmod 600 ${path}`);
-    text = await Bun.file(path).text();
-  } catch (err) {
-    if ((err as Error)?.name === "ZrbError") throw err;
-    const code = (err as { code?: string })?.code;
-    if (code === "ENOENT") throw cryptoError(`identity file ${path} does not exist; pass the key file written by zrb genkey or age-keygen`);
-    if (code === "EACCES" || code === "EPERM") throw cryptoError(`identity file ${path} is not readable (permission denied); run as its owner (usually root)`);
-    throw fsError(err, "reading identity file", path);
-  }
-  if (text.startsWith("age-encryption.org/") || text.startsWith("-----BEGIN AGE ENCRYPTED FILE-----"))
-    throw cryptoError(`identity file ${path} is itself age-encrypted; decrypt it first (age -d) and pass the plain key file`);
-  const ids: string[] = [];
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    if (line.startsWith("AGE-SECRET-KEY-PQ-1"))
-      throw cryptoError(`line ${i + 1} of identity file ${path} is a post-quantum identity; zrb uses X25519 keys (age-keygen without -pq)`);
-    if (!validIdentity(line))
-      throw cryptoError(`line ${i + 1} of identity file ${path} is not an age X25519 secret key (AGE-SECRET-KEY-1…); check the file is an age-keygen key file`);
-    ids.push(line);
-  }
-  if (ids.length === 0) throw cryptoError(`identity file ${path} contains no AGE-SECRET-KEY-1… line; pass the key file written by zrb genkey or age-keygen`);
-  return ids;
-}
-
-/** A new X25519 key pair; identityFileText is in age-keygen's format (write it with mode 0600). */
-export async function generateKeyPair(): Promise<{ identityFileText: string; recipient: string }> {
-  const identity = await generateX25519Identity();
-  const recipient = await identityToRecipient(identity);
-  const created = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
-  return { identityFileText: `# created: ${created}\n# public key: ${recipient}\n${identity}\n`, recipient };
 }
 
 // ───────────────────────────── encrypt ─────────────────────────────
@@ -422,93 +342,4 @@ export class AgeDecryptStream {
     this.key?.fill(0);
     return out.subarray(0, end);
   }
-}
-
-// ───────────────────────────── files ─────────────────────────────
-
-const FILE_BUF = 4 * 1024 * 1024;
-
-async function writeAll(fh: Awaited<ReturnType<typeof open>>, b: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < b.length) off += (await fh.write(b, off, b.length - off)).bytesWritten;
-}
-
-/** Encrypts inPath into outPath (created or truncated, mode 0600); SHA-256 is of the ciphertext. */
-export async function encryptFile(
-  inPath: string,
-  outPath: string,
-  recipients: string[],
-): Promise<{ plainSize: number; cipherSize: number; sha256Hex: string }> {
-  const enc = await AgeEncryptStream.create(recipients);
-  const sha = new Bun.CryptoHasher("sha256");
-  let plainSize = 0;
-  let cipherSize = 0;
-  const inF = await open(inPath, "r").catch((e) => {
-    throw fsError(e, "opening file to encrypt", inPath);
-  });
-  try {
-    const outF = await open(outPath, "w", 0o600).catch((e) => {
-      throw fsError(e, "creating encrypted file", outPath);
-    });
-    try {
-      const buf = new Uint8Array(FILE_BUF);
-      const emit = async (c: Uint8Array) => {
-        if (c.length === 0) return;
-        sha.update(c);
-        cipherSize += c.length;
-        await writeAll(outF, c);
-      };
-      for (;;) {
-        const { bytesRead } = await inF.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        plainSize += bytesRead;
-        await emit(enc.push(buf.subarray(0, bytesRead)));
-      }
-      await emit(enc.finish());
-    } catch (e) {
-      throw (e as Error)?.name === "ZrbError" ? e : fsError(e, "writing encrypted file", outPath);
-    } finally {
-      await outF.close();
-    }
-  } finally {
-    await inF.close();
-  }
-  return { plainSize, cipherSize, sha256Hex: sha.digest("hex") };
-}
-
-/** Decrypts inPath into outPath; on any failure outPath is removed (no unverified plaintext left). */
-export async function decryptFile(inPath: string, outPath: string, identities: string[]): Promise<{ plainSize: number }> {
-  const dec = await AgeDecryptStream.create(identities);
-  let plainSize = 0;
-  const inF = await open(inPath, "r").catch((e) => {
-    throw fsError(e, "opening file to decrypt", inPath);
-  });
-  try {
-    const outF = await open(outPath, "w", 0o600).catch((e) => {
-      throw fsError(e, "creating decrypted file", outPath);
-    });
-    let ok = false;
-    try {
-      const buf = new Uint8Array(FILE_BUF);
-      const emit = async (p: Uint8Array) => {
-        plainSize += p.length;
-        await writeAll(outF, p);
-      };
-      for (;;) {
-        const { bytesRead } = await inF.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        await emit(await dec.push(buf.subarray(0, bytesRead)));
-      }
-      await emit(dec.finish());
-      ok = true;
-    } catch (e) {
-      throw (e as Error)?.name === "ZrbError" ? e : fsError(e, "writing decrypted file", outPath);
-    } finally {
-      await outF.close();
-      if (!ok) await Bun.file(outPath).delete().catch(() => {});
-    }
-  } finally {
-    await inF.close();
-  }
-  return { plainSize };
 }

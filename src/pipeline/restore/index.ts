@@ -10,7 +10,7 @@
  * snapshots are matched to the chain by guid).
  */
 import type { Config, Task } from "../../config/config.ts";
-import { parseIdentityFile } from "../../crypto/age.ts";
+import { parseIdentityFile } from "../../crypto/keys.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";

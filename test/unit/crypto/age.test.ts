@@ -8,17 +8,9 @@ import { hkdfSync } from "node:crypto";
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  AgeDecryptStream,
-  AgeEncryptStream,
-  CHUNK_SIZE,
-  ciphertextSize,
-  decryptFile,
-  encryptFile,
-  generateKeyPair,
-  parseIdentityFile,
-  parseRecipients,
-} from "../../../src/crypto/age.ts";
+import { AgeDecryptStream, AgeEncryptStream, CHUNK_SIZE, ciphertextSize } from "../../../src/crypto/age.ts";
+import { decryptFile, encryptFile } from "../../../src/crypto/age-file.ts";
+import { generateKeyPair, parseIdentityFile, parseRecipients } from "../../../src/crypto/keys.ts";
 import { sealChunk } from "../../../src/crypto/sodium.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 
