@@ -2,6 +2,7 @@ import { defineCommand } from "citty";
 import { existsSync, mkdirSync, openSync, writeSync, closeSync, fsyncSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { generateKeyPair } from "../crypto/keys.ts";
+import { generateSigningKey } from "../crypto/signing.ts";
 import { ExitCode, ZrbError, fsError, ioError } from "../util/errors.ts";
 import { printJson } from "./common.ts";
 
@@ -9,18 +10,20 @@ export default defineCommand({
   meta: {
     name: "genkey",
     description:
-      "Generate an age key pair: zrb_private.key (mode 0600, the stock age-keygen format) and zrb_public.key. " +
-      "Run it on a machine other than the NAS and copy only the public key (age1…) into the config; keep the private key offline — it is needed only to restore.",
+      "Generate the keys: zrb_private.key (mode 0600, the stock age-keygen format, plus a comment line with the verification key), zrb_public.key, " +
+      "and zrb_signing.key (mode 0600). Run it on a machine other than the NAS: copy the public key (age1…) into the config and zrb_signing.key to the NAS " +
+      "(config signing_key); keep the private key offline — it is needed only to restore, and it checks that each backup was signed on your NAS.",
   },
   args: {
-    "out-dir": { type: "string", description: "Directory to write the two files into", default: ".", valueHint: "DIR" },
-    json: { type: "boolean", description: "Print {publicKey, privateKeyFile, publicKeyFile} as JSON", default: false },
+    "out-dir": { type: "string", description: "Directory to write the three files into", default: ".", valueHint: "DIR" },
+    json: { type: "boolean", description: "Print {publicKey, verificationKey, privateKeyFile, publicKeyFile, signingKeyFile} as JSON", default: false },
   },
   async run({ args }) {
     const dir = resolve(String(args["out-dir"]));
     const priv = join(dir, "zrb_private.key");
     const pub = join(dir, "zrb_public.key");
-    for (const f of [priv, pub])
+    const signing = join(dir, "zrb_signing.key");
+    for (const f of [priv, pub, signing])
       if (existsSync(f)) throw new ZrbError(`${f} already exists; refusing to overwrite a key (move it away or use --out-dir)`, ExitCode.USAGE);
     try {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -28,6 +31,10 @@ export default defineCommand({
       throw fsError(err, "creating key directory", dir);
     }
     const { identityFileText, recipient } = await generateKeyPair();
+    const created = new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+    const sk = generateSigningKey(created);
+    // A comment line: the stock age CLI ignores it; zrb restore/verify/list read it.
+    const privateText = identityFileText.replace(/^(# public key: .*\n)/m, `$1# zrb verification key: ${sk.verifyKey}\n`);
     const write = (path: string, text: string, mode: number) => {
       let fd: number;
       try {
@@ -45,17 +52,27 @@ export default defineCommand({
         closeSync(fd);
       }
     };
-    write(priv, identityFileText, 0o600);
+    const written: string[] = [];
     try {
-      write(pub, recipient + "\n", 0o644);
+      for (const [path, text, mode] of [
+        [priv, privateText, 0o600],
+        [pub, recipient + "\n", 0o644],
+        [signing, sk.fileText, 0o600],
+      ] as const) {
+        write(path, text, mode);
+        written.push(path);
+      }
     } catch (err) {
-      rmSync(priv, { force: true });
+      for (const f of written) rmSync(f, { force: true });
       throw err;
     }
-    if (args.json) printJson({ publicKey: recipient, privateKeyFile: priv, publicKeyFile: pub });
+    if (args.json) printJson({ publicKey: recipient, verificationKey: sk.verifyKey, privateKeyFile: priv, publicKeyFile: pub, signingKeyFile: signing });
     else {
       process.stdout.write(recipient + "\n");
-      process.stderr.write(`wrote ${priv} (0600, keep it offline) and ${pub}; put the public key in age_public_key\n`);
+      process.stderr.write(
+        `wrote ${priv} (0600, keep it offline), ${pub} (put it in age_public_key) and ${signing} (0600: copy it to the NAS, set signing_key)\n` +
+          `verification key: ${sk.verifyKey} (recorded in ${priv}; restore checks every backup's signature with it)\n`,
+      );
     }
   },
 });

@@ -1,20 +1,31 @@
 import { defineCommand } from "citty";
 import { applyOutput, configArg, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
-import { catalog } from "../pipeline/catalog.ts";
+import { loadCatalog } from "../pipeline/catalog.ts";
 import { formatTable } from "./table.ts";
+import { resolveTrust, trustArgs } from "./trust.ts";
+import { loadIdentityFile } from "../crypto/keys.ts";
 
 export default defineCommand({
   meta: {
     name: "list",
     description:
       "List every backup of the task found in the store (the bucket is the catalog; no local state is needed): " +
-      "level, snapshot, parent, time, parts, bytes, storage class, the chain it belongs to and whether that chain is complete (restorable).",
+      "level, snapshot, parent, time, parts, bytes, storage class, whether it is signed, the chain it belongs to and whether that chain is complete (restorable). " +
+      "With --verify-key (or a --private-key file that records one) a backup not signed with that key is shown as not restorable.",
   },
-  args: { ...configArg, ...taskArg, ...outputArgs },
+  args: {
+    ...configArg,
+    ...taskArg,
+    "private-key": { type: "string", alias: "i", description: "age identity file: only its recorded verification key is used (nothing is decrypted)", valueHint: "FILE" },
+    ...trustArgs,
+    ...outputArgs,
+  },
   async run({ args }) {
     applyOutput(args);
     const { task, store } = await loadAll(args, { allowDisabled: true });
-    const entries = await catalog(store, task.pool, task.dataset);
+    const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
+    const trust = await resolveTrust(args, key?.verifyKey);
+    const entries = (await loadCatalog(store, task.pool, task.dataset, trust)).entries;
     if (args.json) {
       printJson(entries);
       return;
@@ -31,9 +42,10 @@ export default defineCommand({
       String(e.parts),
       String(e.bytes),
       e.storageClass,
-      e.restorable ? "yes" : "NO: " + e.problem,
+      e.signed ? "yes" : "no",
+      e.restorable ? "yes" : "NO: " + e.problem!.message,
     ]);
-    const head = ["BACKUP ID", "LVL", "SNAPSHOT", "PARENT", "PARTS", "BYTES", "CLASS", "RESTORABLE"];
+    const head = ["BACKUP ID", "LVL", "SNAPSHOT", "PARENT", "PARTS", "BYTES", "CLASS", "SIGNED", "RESTORABLE"];
     process.stdout.write(formatTable(head, rows).join("\n") + "\n");
   },
 });

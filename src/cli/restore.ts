@@ -6,6 +6,8 @@ import { formatSize } from "../util/size.ts";
 import { log } from "../util/log.ts";
 import { printable } from "../util/text.ts";
 import { formatTable } from "./table.ts";
+import { resolveTrust, trustArgs } from "./trust.ts";
+import { loadIdentityFile } from "../crypto/keys.ts";
 
 const TIERS = ["Bulk", "Standard", "Expedited"] as const;
 
@@ -67,6 +69,7 @@ export default defineCommand({
     target: { type: "string", description: "Dataset to restore into, e.g. tank/restored (created if missing)", valueHint: "POOL/DATASET" },
     "private-key": { type: "string", alias: "i", description: "age identity file (from zrb genkey or age-keygen)", valueHint: "FILE" },
     ...selectArgs,
+    ...trustArgs,
     force: { type: "boolean", description: "Overwrite an existing target (zfs receive -F)", default: false },
     plan: { type: "boolean", description: "Print the steps and change nothing", default: false },
     "dry-run": { type: "boolean", description: "Same as --plan", default: false },
@@ -100,12 +103,15 @@ export default defineCommand({
     const intr = interruptSignal();
     try {
       const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+      const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
+      const trust = await resolveTrust(args, key?.verifyKey);
       const t0 = performance.now();
       const r = await restore(config, task, store, {
         target: args.target,
         selector,
         force: !!args.force,
-        privateKey: args["private-key"],
+        identities: key?.identities,
+        trust,
         planOnly,
         thaw,
         ahead,

@@ -2,7 +2,9 @@
 import { defineCommand } from "citty";
 import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
 import { parseSelector, selectArgs } from "./restore.ts";
-import { parseIdentityFile } from "../crypto/keys.ts";
+import { loadIdentityFile } from "../crypto/keys.ts";
+import { resolveTrust, trustArgs } from "./trust.ts";
+import { warnUnauthenticated } from "../state/trust.ts";
 import { loadCatalog } from "../pipeline/catalog.ts";
 import { backupsToVerify, verifyBackups } from "../pipeline/verify.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
@@ -25,6 +27,7 @@ export default defineCommand({
     ...taskArg,
     ...selectArgs,
     "private-key": { type: "string", alias: "i", description: "age identity file: also decrypt and check the plaintext hashes", valueHint: "FILE" },
+    ...trustArgs,
     sample: { type: "string", description: "Check only N randomly chosen parts of the chain", valueHint: "N" },
     "only-backup": { type: "boolean", description: "Check only the selected backup, not the rest of its chain", default: false },
     ...outputArgs,
@@ -41,15 +44,18 @@ export default defineCommand({
     try {
       const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
       assertSafeBaseDir(config.baseDir, { create: true });
-      const identities = args["private-key"] ? await parseIdentityFile(args["private-key"]) : undefined;
-      const cat = await loadCatalog(store, task.pool, task.dataset);
+      const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
+      const identities = key?.identities;
+      const trust = await resolveTrust(args, key?.verifyKey);
+      warnUnauthenticated(trust, "verify");
+      const cat = await loadCatalog(store, task.pool, task.dataset, trust);
       const { backups, chainBroken } = backupsToVerify(cat, selector, task.fullName, store, !!args["only-backup"]);
       const report = await verifyBackups(store, backups, { identities, sample, signal: intr.signal, scratch: restoreScratchRoot(config.baseDir) });
       if (args.json) printJson({ ...report, ...(chainBroken ? { chainBroken, ok: false } : {}) });
       else {
         for (const b of report.backups)
           process.stdout.write(
-            printable(`${b.backupId}  level ${b.level}  ${b.snapshot.split("@")[1] ?? b.snapshot}  ${b.checked}/${b.parts} parts checked  stream BLAKE3: ${b.streamBlake3}`) + "\n",
+            printable(`${b.backupId}  level ${b.level}  ${b.snapshot.split("@")[1] ?? b.snapshot}  ${b.checked}/${b.parts} parts checked  stream BLAKE3: ${b.streamBlake3}  records: ${b.streamRecords}`) + "\n",
           );
         for (const p of report.parts.filter((x) => !x.ok)) process.stdout.write(printable(`FAILED ${p.key}: ${p.error}`) + "\n");
         if (!report.decrypted) process.stdout.write("ciphertext only (sizes and SHA-256): pass --private-key to check the plaintext too\n");

@@ -229,6 +229,13 @@ export const ROOT = object(
     workers: int(1, 64)
       .default(4)
       .doc("Parts hashed, encrypted and uploaded in parallel, 1 to 64. Local spill space is at most `(workers + 1) × chunk_size`.", { new: true }),
+    signing_key: absolutePath()
+      .optional()
+      .field("signingKeyFile")
+      .doc(
+        "The signing key file (`zrb_signing.key` from `zrb genkey`, mode 0600) that stays on the NAS: every manifest and heads file is signed with it, restore checks the signature with the verification key (docs/security.md). Without it, backups are not authenticated.",
+        { new: true, default: "none" },
+      ),
     local_store: absolutePath()
       .default((o) => posix.join(o.baseDir as string, "store"))
       .doc("Where objects go when `s3.enabled` is false.", { new: true, default: "`<base_dir>/store`" }),

@@ -20,6 +20,7 @@ const CREDENTIAL_KEYS = new Set([
   "awssessiontoken",
 ]);
 const PRIVATE_KEY_RE = /AGE-SECRET-KEY-/i;
+const SIGNING_KEY_RE = /ZRB-SIGNING-KEY-1/i;
 
 export function refuseSecrets(r: Reader): void {
   const stack: { node: unknown; path: string }[] = [{ node: r.doc.contents, path: "" }];
@@ -41,6 +42,8 @@ export function refuseSecrets(r: Reader): void {
       stack.push(...node.items.map((item, i) => ({ node: item, path: `${path}[${i}]` })).reverse());
     } else if (isScalar(node) && typeof node.value === "string" && PRIVATE_KEY_RE.test(node.value)) {
       r.fail(node, privateKeyMessage(path));
+    } else if (isScalar(node) && typeof node.value === "string" && SIGNING_KEY_RE.test(node.value)) {
+      r.fail(node, `${path === "" ? "this file" : path} contains a zrb signing key; put the key in its own file (mode 0600) and give its path in signing_key`);
     }
   }
   // Comments too: a private key has no business on this machine at all.

@@ -325,6 +325,29 @@ export class AgeDecryptStream {
     return out.subarray(0, pos);
   }
 
+  /**
+   * Random access, for reading a few bytes of a large part by ranged GETs: take the file's first
+   * bytes (the header and payload nonce must be among them) and return where the payload starts.
+   */
+  async readHeader(first: Uint8Array): Promise<number> {
+    if (this.phase !== "header") throw new Error("AgeDecryptStream.readHeader() after data");
+    const used = await this.takeHeader(first);
+    if ((this.phase as string) !== "nonce" || first.length < used + PAYLOAD_NONCE_SIZE) throw integrityError("age header is longer than the bytes read; the file is corrupted");
+    const fileKey = this.key!;
+    this.key = streamKey(fileKey, first.subarray(used, used + PAYLOAD_NONCE_SIZE));
+    fileKey.fill(0);
+    this.phase = "payload";
+    return used + PAYLOAD_NONCE_SIZE;
+  }
+
+  /** After readHeader: decrypt sealed chunk `index` on its own (`last`: it is the file's final chunk). */
+  openChunkAt(index: number, sealed: Uint8Array, last: boolean): Uint8Array {
+    if (this.phase !== "payload" || this.fill !== 0) throw new Error("AgeDecryptStream.openChunkAt() needs readHeader() first");
+    this.counter = index;
+    const out = this.out.reserve(CHUNK_SIZE);
+    return out.slice(0, this.open(out, 0, sealed, last));
+  }
+
   /** Decrypts the final chunk and checks nothing is missing. */
   finish(): Uint8Array {
     const phase = this.phase;

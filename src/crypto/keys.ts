@@ -7,6 +7,7 @@ import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } fro
 import { stat } from "node:fs/promises";
 import { ZrbError, cryptoError, fsError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
+import { verifyKeyInIdentityText } from "./signing.ts";
 
 /**
  * Validates age X25519 recipients (`age1…`) and returns them trimmed. Post-quantum and
@@ -45,6 +46,11 @@ export function validIdentity(s: string): boolean {
  * AGE-SECRET-KEY-1… lines. Errors name the file and line, never the key material.
  */
 export async function parseIdentityFile(path: string): Promise<string[]> {
+  return (await loadIdentityFile(path)).identities;
+}
+
+/** The identities of a key file and the zrb verification key recorded in it (a comment line), if any. */
+export async function loadIdentityFile(path: string): Promise<{ identities: string[]; verifyKey?: string }> {
   let text: string;
   try {
     const st = await stat(path);
@@ -74,7 +80,8 @@ export async function parseIdentityFile(path: string): Promise<string[]> {
     ids.push(line);
   }
   if (ids.length === 0) throw cryptoError(`identity file ${path} contains no AGE-SECRET-KEY-1… line; pass the key file written by zrb genkey or age-keygen`);
-  return ids;
+  const verifyKey = verifyKeyInIdentityText(text);
+  return verifyKey ? { identities: ids, verifyKey } : { identities: ids };
 }
 
 /** A new X25519 key pair; identityFileText is in age-keygen's format (write it with mode 0600). */

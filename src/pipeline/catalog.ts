@@ -9,8 +9,9 @@ import { listManifests, readManifest, type Manifest } from "../state/manifest.ts
 import { backupIdOfKey, dataPrefix, datasetDataPrefix, manifestKey } from "../store/layout.ts";
 import { ZrbError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
+import { NO_TRUST, manifestTrustProblem, type Trust } from "../state/trust.ts";
 
-export type ProblemKind = "manifest-missing" | "manifest-unreadable" | "part-missing" | "part-size" | "link-mismatch";
+export type ProblemKind = "manifest-missing" | "manifest-unreadable" | "part-missing" | "part-size" | "link-mismatch" | "unauthenticated";
 
 export interface ChainProblem {
   /** The backup whose own objects (or link) are broken. */
@@ -34,6 +35,8 @@ export interface CatalogEntry {
   bytes: number;
   storedBytes: number;
   storageClass: string;
+  /** The manifest carries a signature (whether it checks is in `problem`, given a verification key). */
+  signed: boolean;
   /** Backup ids from the level-0 root to this one (as far as it resolves). */
   chain: string[];
   restorable: boolean;
@@ -97,7 +100,14 @@ function partsProblem(m: Manifest, sizes: Map<string, number>): ChainProblem | n
   return null;
 }
 
-export async function loadCatalog(store: ObjectStore, pool: string, dataset: string): Promise<Catalog> {
+/** A problem with m's own authenticity under `trust` (state/trust.ts). */
+function trustProblem(m: Manifest, trust: Trust): ChainProblem | null {
+  const why = manifestTrustProblem(m, trust);
+  return why ? { at: m.backupId, kind: "unauthenticated", message: `backup ${m.backupId} cannot be trusted: ${why}` } : null;
+}
+
+/** The catalog of a dataset; with a verification key in `trust`, unsigned or forged backups are not restorable. */
+export async function loadCatalog(store: ObjectStore, pool: string, dataset: string, trust: Trust = NO_TRUST): Promise<Catalog> {
   const corrupt: Catalog["corrupt"] = [];
   const ms = await listManifests(store, pool, dataset, (key, message) => {
     corrupt.push({ key, backupId: backupIdOfKey(key), message });
@@ -107,7 +117,7 @@ export async function loadCatalog(store: ObjectStore, pool: string, dataset: str
   const byId = new Map(ms.map((m) => [m.backupId, m]));
   const sizes = new Map<string, number>();
   for (const o of await store.list(datasetDataPrefix(pool, dataset))) sizes.set(o.key, o.size);
-  const own = new Map(ms.map((m) => [m.backupId, partsProblem(m, sizes)]));
+  const own = new Map(ms.map((m) => [m.backupId, trustProblem(m, trust) ?? partsProblem(m, sizes)]));
   const entries = ms.map((m): CatalogEntry => {
     let chain: string[] = [];
     let problem: ChainProblem | undefined;
@@ -131,6 +141,7 @@ export async function loadCatalog(store: ObjectStore, pool: string, dataset: str
       bytes: m.stream.size,
       storedBytes: m.parts.reduce((a, p) => a + p.cipherSize, 0),
       storageClass: m.storageClass,
+      signed: m.signature !== undefined,
       chain,
       restorable: problem === undefined,
       ...(problem !== undefined ? { problem } : {}),
@@ -149,7 +160,14 @@ export async function catalog(store: ObjectStore, pool: string, dataset: string)
  * link closest to level 0 (with its level: a new backup at that level repairs the chain).
  * Used before a backup is built on it.
  */
-export async function chainProblem(store: ObjectStore, pool: string, dataset: string, backupId: string, level: number): Promise<(ChainProblem & { level: number }) | null> {
+export async function chainProblem(
+  store: ObjectStore,
+  pool: string,
+  dataset: string,
+  backupId: string,
+  level: number,
+  trust: Trust = NO_TRUST,
+): Promise<(ChainProblem & { level: number }) | null> {
   let id = backupId;
   let idLevel = level;
   let child: Manifest | null = null;
@@ -164,12 +182,13 @@ export async function chainProblem(store: ObjectStore, pool: string, dataset: st
       return { at: id, level: idLevel, kind: "manifest-unreadable", message: `manifest ${manifestKey(pool, dataset, id)} cannot be read: ${err.message}` };
     }
     if (!m) return { at: id, level: idLevel, kind: "manifest-missing", message: `its manifest ${manifestKey(pool, dataset, id)} is missing` };
+    const untrusted = trustProblem(m, trust);
     if (child) {
       const p = linkProblem(child, m, new Set());
       if (p) return { ...p, level: child.level };
     }
     const sizes = new Map((await store.list(dataPrefix(pool, dataset, m.level, m.backupId))).map((o) => [o.key, o.size]));
-    const own = partsProblem(m, sizes);
+    const own = untrusted ?? partsProblem(m, sizes);
     if (own) found = { ...own, level: m.level };
     if (!m.parent) return m.level === 0 ? found : { at: m.backupId, level: m.level, kind: "link-mismatch", message: `chain starts at level ${m.level}, not at a full (level 0) backup` };
     if (seen.has(m.backupId)) return { at: m.backupId, level: m.level, kind: "link-mismatch", message: `chain of ${backupId} loops at ${m.backupId}` };

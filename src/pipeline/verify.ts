@@ -18,6 +18,21 @@ import { decryptPart } from "./restore/decrypt.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
 import { checkInterrupted } from "../util/abort.ts";
 import { log } from "../util/log.ts";
+import { RECORD_SIZE, streamEndsProblem } from "../zfs/stream.ts";
+
+/** The first and the last record of a stream seen piece by piece (zfs/stream.ts checks them). */
+class StreamEnds {
+  private head = new Uint8Array(0);
+  private tail = new Uint8Array(0);
+  push(b: Uint8Array): void {
+    if (this.head.length < RECORD_SIZE) this.head = Buffer.concat([this.head, b.subarray(0, RECORD_SIZE - this.head.length)]);
+    const t = Buffer.concat([this.tail, b.subarray(Math.max(0, b.length - RECORD_SIZE))]);
+    this.tail = t.subarray(Math.max(0, t.length - RECORD_SIZE));
+  }
+  problem(m: Manifest): string | undefined {
+    return streamEndsProblem(this.head, this.tail, m.snapshot.guid, m.parent?.guid ?? null);
+  }
+}
 
 /** The chain of m from m back to the first missing or mismatched link, oldest first. */
 function resolvablePart(m: Manifest, byId: Map<string, Manifest>): Manifest[] {
@@ -38,13 +53,22 @@ function resolvablePart(m: Manifest, byId: Map<string, Manifest>): Manifest[] {
 export function backupsToVerify(cat: Catalog, sel: Selector, fs: string, store: Pick<ObjectStore, "location" | "urlOf">, onlyBackup: boolean): { backups: Manifest[]; chainBroken?: string } {
   const entry = findBackup(cat, sel, fs, store);
   const m = cat.manifests.get(entry.backupId)!;
-  if (onlyBackup) return { backups: [m] };
-  try {
-    return { backups: resolveChain(m, cat.manifests) };
-  } catch (err) {
-    if (!(err instanceof ChainError)) throw err;
-    return { backups: resolvablePart(m, cat.manifests), chainBroken: `backup ${m.backupId} (level ${m.level}) cannot be restored: ${err.problem.message}` };
+  let backups: Manifest[];
+  let chainBroken: string | undefined;
+  if (onlyBackup) backups = [m];
+  else {
+    try {
+      backups = resolveChain(m, cat.manifests);
+    } catch (err) {
+      if (!(err instanceof ChainError)) throw err;
+      backups = resolvablePart(m, cat.manifests);
+      chainBroken = `backup ${m.backupId} (level ${m.level}) cannot be restored: ${err.problem.message}`;
+    }
   }
+  // A backup that is not authenticated (the signature check of the catalog) fails the verification by itself.
+  const untrusted = backups.map((b) => cat.entries.find((e) => e.backupId === b.backupId)?.problem).find((p) => p?.kind === "unauthenticated");
+  chainBroken ??= untrusted?.message;
+  return chainBroken ? { backups, chainBroken } : { backups };
 }
 
 export interface PartCheck {
@@ -57,7 +81,17 @@ export interface PartCheck {
 
 export interface VerifyReport {
   location: string;
-  backups: { backupId: string; level: number; snapshot: string; parts: number; checked: number; streamBlake3: "ok" | "mismatch" | "not checked"; error?: string }[];
+  backups: {
+    backupId: string;
+    level: number;
+    snapshot: string;
+    parts: number;
+    checked: number;
+    streamBlake3: "ok" | "mismatch" | "not checked";
+    /** The BEGIN and END records against the manifest's guids (with the key, every part checked). */
+    streamRecords: "ok" | "mismatch" | "not checked";
+    error?: string;
+  }[];
   parts: PartCheck[];
   decrypted: boolean;
   ok: boolean;
@@ -90,6 +124,7 @@ export async function verifyBackups(
   try {
     for (const m of backups) {
       const whole = opts.identities && !chosen ? await createBlake3() : null;
+      const ends = new StreamEnds();
       let checked = 0;
       let wholeOk = true;
       let berr: string | undefined;
@@ -100,7 +135,10 @@ export async function verifyBackups(
         const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
         try {
           await downloadPart(store, m, p, path, opts.signal);
-          if (opts.identities) await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => whole?.update(b));
+          if (opts.identities) await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => {
+            whole?.update(b);
+            if (whole) ends.push(b);
+          });
         } catch (err) {
           if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
           if (err.exitCode === ExitCode.CRYPTO) throw err;
@@ -117,11 +155,15 @@ export async function verifyBackups(
         log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} ${rec.ok ? "ok" : "FAILED"}`);
       }
       let streamBlake3: "ok" | "mismatch" | "not checked" = "not checked";
+      let streamRecords: "ok" | "mismatch" | "not checked" = "not checked";
       if (whole && wholeOk) {
         const d = whole.digestHex();
         streamBlake3 = d === m.stream.blake3 ? "ok" : "mismatch";
-        if (streamBlake3 === "mismatch") {
-          berr = `backup ${m.backupId}: stream BLAKE3 is ${d}, manifest says ${m.stream.blake3}`;
+        if (streamBlake3 === "mismatch") berr = `backup ${m.backupId}: stream BLAKE3 is ${d}, manifest says ${m.stream.blake3}`;
+        const why = ends.problem(m);
+        streamRecords = why ? "mismatch" : "ok";
+        if (why) berr ??= `backup ${m.backupId} is not the zfs stream its manifest describes: ${why}`;
+        if (berr) {
           log.error(berr);
           report.ok = false;
         }
@@ -133,6 +175,7 @@ export async function verifyBackups(
         parts: m.parts.length,
         checked,
         streamBlake3,
+        streamRecords,
         ...(berr ? { error: berr } : {}),
       });
     }

@@ -10,6 +10,8 @@ import { isStoreError } from "../store/store.ts";
 import { isSnapshotOf } from "../zfs/names.ts";
 import { log } from "../util/log.ts";
 import { now } from "../util/clock.ts";
+import type { Signature } from "../crypto/signing.ts";
+import { NO_TRUST, headsTrusted, manifestTrustProblem, type Trust } from "./trust.ts";
 import { listManifests, type Manifest, type SnapshotRef } from "./manifest.ts";
 import { fullName, headsKey } from "../store/layout.ts";
 
@@ -26,6 +28,8 @@ export interface Heads {
   format: string;
   updatedAt: string;
   levels: Record<string, Head>;
+  /** Made with the NAS's signing key over pool, dataset and the rest (state/trust.ts). */
+  signature?: Signature;
 }
 
 /** Why a parsed heads file is not usable for dataset `fs`, or undefined. */
@@ -47,14 +51,17 @@ export function headsProblem(h: unknown, fs: string): string | undefined {
 
 const warned = new Set<string>();
 
-/** Heads as recorded in the store; rebuilt from the manifests when missing or not usable. */
-export async function readHeads(store: ObjectStore, pool: string, dataset: string): Promise<Heads> {
+/**
+ * Heads as recorded in the store; rebuilt from the manifests when missing, not usable, or not
+ * signed as `trust` requires (then only trusted manifests count).
+ */
+export async function readHeads(store: ObjectStore, pool: string, dataset: string, trust: Trust = NO_TRUST): Promise<Heads> {
   const key = headsKey(pool, dataset);
   const fs = fullName(pool, dataset);
   let why: string | undefined;
   try {
     const body = await store.get(key, { maxBytes: MAX_HEADS_BYTES });
-    if (body === null) return headsFromManifests(await listManifests(store, pool, dataset));
+    if (body === null) return headsFromManifests(await trustedManifests(store, pool, dataset, trust));
     let parsed: unknown;
     try {
       parsed = YAML.parse(new TextDecoder().decode(body));
@@ -62,6 +69,7 @@ export async function readHeads(store: ObjectStore, pool: string, dataset: strin
       why = `not valid YAML: ${(err as Error).message.split("\n")[0]}`;
     }
     why ??= headsProblem(parsed, fs);
+    if (!why && !headsTrusted(parsed as Heads, pool, dataset, trust)) why = `it is not signed with ${trust.source}'s key`;
     if (!why) return parsed as Heads;
   } catch (err) {
     if (!isStoreError(err, "too-large")) throw err;
@@ -71,7 +79,12 @@ export async function readHeads(store: ObjectStore, pool: string, dataset: strin
     warned.add(key);
     log.warn(`${key} in ${store.location} is unreadable (${why}); rebuilt the heads from the manifests`);
   }
-  return headsFromManifests(await listManifests(store, pool, dataset));
+  return headsFromManifests(await trustedManifests(store, pool, dataset, trust));
+}
+
+/** The manifests of a dataset that `trust` accepts (all readable ones without a key). */
+async function trustedManifests(store: ObjectStore, pool: string, dataset: string, trust: Trust): Promise<Manifest[]> {
+  return (await listManifests(store, pool, dataset)).filter((m) => manifestTrustProblem(m, trust) === undefined);
 }
 
 /** Replay the backups in order with dump(8) rules: a level-N backup clears every head above N. */
@@ -85,7 +98,7 @@ export function advanceHeads(h: Heads, m: Manifest): Heads {
   const levels: Heads["levels"] = {};
   for (const [k, v] of Object.entries(h.levels)) if (Number(k) < m.level) levels[k] = v;
   levels[String(m.level)] = { backupId: m.backupId, snapshot: m.snapshot, finishedAt: m.finishedAt };
-  return { format: HEADS_FORMAT, updatedAt: now().toISOString(), levels };
+  return { format: HEADS_FORMAT, updatedAt: now().toISOString(), levels }; // a new file: signed by the writer
 }
 
 /** dump(8): the base of a level-N backup is the most recent head at any level below N. */

@@ -8,6 +8,7 @@ import { isSnapshotOf } from "../zfs/names.ts";
 import { backupIdOfKey, dataPrefix, fullName, isManifestKey, manifestDir } from "../store/layout.ts";
 import { hasUnsafeChars } from "../util/text.ts";
 import { ZrbError, integrityError } from "../util/errors.ts";
+import type { Signature } from "../crypto/signing.ts";
 import { log } from "../util/log.ts";
 
 export const MANIFEST_FORMAT = "zrb-manifest/1";
@@ -48,6 +49,8 @@ export interface Manifest {
   host: string;
   startedAt: string;
   finishedAt: string;
+  /** Made on the NAS with its signing key (config signing_key) over everything above. */
+  signature?: Signature;
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -124,6 +127,11 @@ export function parseManifest(text: string, key: string, expect: { pool: string;
     total += p.plainSize;
   });
   if (total !== m.stream.size) throw bad(`parts add up to ${total} bytes, stream size says ${m.stream.size}`);
+  if (m.signature !== undefined) {
+    const g = m.signature as unknown as Record<string, unknown>;
+    if (!g || typeof g !== "object" || g.alg !== "ed25519" || typeof g.key !== "string" || !/^zrbverify1[0-9a-z]{1,100}$/.test(g.key) || typeof g.value !== "string" || !/^[A-Za-z0-9+/=]{1,200}$/.test(g.value))
+      throw bad("malformed signature");
+  }
   return m;
 }
 

@@ -9,6 +9,7 @@
 export function redact(s: string): string {
   return s
     .replace(/AGE-SECRET-KEY-\S*/gi, "AGE-SECRET-KEY-…")
+    .replace(/ZRB-SIGNING-KEY-\S*/gi, "ZRB-SIGNING-KEY-…")
     .replace(/\b(AKIA|ASIA)[A-Z0-9]{16}\b/g, "$1…")
     .replace(/(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g, "(a 40-character secret?)");
 }

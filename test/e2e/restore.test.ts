@@ -439,6 +439,8 @@ describe("zrb restore from the bucket alone", () => {
     const { loadConfig, findTask } = await import("../../src/config/config.ts");
     const { storeFor } = await import("../../src/cli/common.ts");
     const { restore } = await import("../../src/pipeline/restore/index.ts");
+    const { parseIdentityFile } = await import("../../src/crypto/keys.ts");
+    const { NO_TRUST } = await import("../../src/state/trust.ts");
     Object.assign(process.env, env);
     const { config } = await loadConfig(restoreCfg);
     const task = findTask(config, "main", { allowDisabled: true });
@@ -463,7 +465,8 @@ describe("zrb restore from the bucket alone", () => {
         target,
         selector: { backupId: ids[4]! },
         force: false,
-        privateKey: keyFile,
+        identities: await parseIdentityFile(keyFile),
+        trust: NO_TRUST,
         planOnly: false,
         thaw: { tier: "Bulk", days: 3 },
         onThaw: (p) => (progress = p),

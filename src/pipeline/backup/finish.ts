@@ -20,6 +20,8 @@ import * as zfs from "../../zfs/zfs.ts";
 import { log } from "../../util/log.ts";
 import { VERSION } from "../../version.ts";
 import { SEND_HOLD, moveBaseHolds, type SendHolds } from "./holds.ts";
+import type { SigningKey } from "../../crypto/signing.ts";
+import { signHeads, type Trust } from "../../state/trust.ts";
 import { now } from "../../util/clock.ts";
 
 /** The manifest of a finished stream: parts in order with sizes and hashes, the stream's BLAKE3. */
@@ -60,9 +62,20 @@ export async function commitManifest(cfg: Config, store: ObjectStore, m: Manifes
   return key;
 }
 
-/** The bookkeeping after the manifest: heads, head cache, base holds, send holds, state, spill. */
-export async function finishBackup(cfg: Config, store: ObjectStore, task: Task, rd: RunDir, state: BackupState, manifest: Manifest, holds: SendHolds): Promise<void> {
-  const heads = advanceHeads(await readHeads(store, task.pool, task.dataset), manifest);
+/** The bookkeeping after the manifest: heads (signed with the NAS's key), head cache, base holds, send holds, state, spill. */
+export async function finishBackup(
+  cfg: Config,
+  store: ObjectStore,
+  task: Task,
+  rd: RunDir,
+  state: BackupState,
+  manifest: Manifest,
+  holds: SendHolds,
+  signer: SigningKey | undefined,
+  trust: Trust,
+): Promise<void> {
+  const next = advanceHeads(await readHeads(store, task.pool, task.dataset, trust), manifest);
+  const heads = signer ? signHeads(next, task.pool, task.dataset, signer) : next;
   await store.put(headsKey(task.pool, task.dataset), YAML.stringify(heads, { lineWidth: 0 }), { storageClass: cfg.s3.storageClass.manifest });
   writeYamlAtomic(rd.headsCachePath, heads);
   await moveBaseHolds(task.fullName, heads);

@@ -22,6 +22,8 @@ import type { Manifest } from "../../state/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { ExitCode, ZrbError, integrityError, zfsError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
+import { readSigningKey } from "../../crypto/signing.ts";
+import { NO_TRUST, signManifest, type Trust } from "../../state/trust.ts";
 import { prepare } from "./plan.ts";
 import { SendHolds, releaseStraySendHolds } from "./holds.ts";
 import { streamBackup, type StreamOptions } from "./send.ts";
@@ -66,11 +68,14 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     const snaps = await zfs.listSnapshots(fs);
     // Touch the store before anything else: a wrong bucket, endpoint or credentials fail here,
     // before a snapshot is held, a state written or a byte sent.
-    const heads = await readHeads(store, task.pool, task.dataset);
-    const start = await prepare({ cfg, task, store, rd, heads, snaps, caps, level, force: !!opts.force });
+    // With a signing key, only what this NAS signed counts: heads, and the chain a new incremental builds on.
+    const signer = cfg.signingKeyFile ? await readSigningKey(cfg.signingKeyFile) : undefined;
+    const trust: Trust = signer ? { verifyKey: signer.verifyKey, allowUnsigned: false, source: "signing_key" } : NO_TRUST;
+    const heads = await readHeads(store, task.pool, task.dataset, trust);
+    const start = await prepare({ cfg, task, store, rd, heads, snaps, caps, level, force: !!opts.force, trust });
     if (start.kind === "already") return start;
     if (start.kind === "complete") {
-      await finishBackup(cfg, store, task, rd, start.state, start.manifest, holds);
+      await finishBackup(cfg, store, task, rd, start.state, start.manifest, holds, signer, trust);
       return { kind: "done", manifest: start.manifest, manifestKey: start.manifestKey, resumed: true, skippedParts: start.manifest.parts.length };
     }
     let state = start.state;
@@ -89,9 +94,10 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
       result = await run(state);
       if (result.kind === "restart") throw integrityError(`zfs send of ${state.snapshot.name} is not reproducible within one run; aborting`);
     }
-    const manifest = buildManifest(cfg, state, { size: result.streamSize, blake3: result.blake3 }, caps.version);
+    const built = buildManifest(cfg, state, { size: result.streamSize, blake3: result.blake3 }, caps.version);
+    const manifest = signer ? signManifest(built, signer) : built;
     const manifestKey = await commitManifest(cfg, store, manifest);
-    await finishBackup(cfg, store, task, rd, state, manifest, holds);
+    await finishBackup(cfg, store, task, rd, state, manifest, holds, signer, trust);
     return { kind: "done", manifest, manifestKey, resumed: start.resumed, skippedParts: result.skipped };
   } finally {
     await holds.releaseAll();

@@ -21,6 +21,7 @@ import * as zfs from "../../zfs/zfs.ts";
 import { ExitCode, ZrbError, integrityError, zfsError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { discardState } from "./finish.ts";
+import { manifestTrustProblem, type Trust } from "../../state/trust.ts";
 import { now } from "../../util/clock.ts";
 
 export type Start =
@@ -41,6 +42,8 @@ export interface PlanInput {
   caps: zfs.ZfsCaps;
   level: number;
   force: boolean;
+  /** With the NAS's verification key: the base's chain must be signed with it. */
+  trust: Trust;
 }
 
 export async function prepare(p: PlanInput): Promise<Start> {
@@ -84,6 +87,8 @@ async function resume(p: PlanInput, state: BackupState): Promise<Start> {
   // whatever happened to the snapshots since.
   const mKey = manifestKey(task.pool, task.dataset, state.backupId);
   const prior = await readManifest(store, mKey, { pool: task.pool, dataset: task.dataset });
+  const forged = prior && manifestTrustProblem(prior, p.trust);
+  if (forged) throw integrityError(`the manifest of the interrupted backup ${state.backupId} in ${store.location} cannot be trusted: ${forged}; remove it (it is not this NAS's) and rerun`);
   if (prior) {
     log.info(`backup ${state.backupId} was already complete in ${store.location}; finishing its bookkeeping`);
     return { kind: "complete", state, manifest: prior, manifestKey: mKey };
@@ -113,7 +118,7 @@ async function planFresh(p: PlanInput): Promise<Planned> {
   if (!target)
     throw zfsError(`no snapshot ${fs}@${zfs.levelPrefix(level)}* to back up; create one with: zrb snapshot --config ${cfg.path} --task ${task.name} --level ${level}`);
   const head = heads.levels[String(level)];
-  if (!p.force && head && head.snapshot.guid === target.guid && !(await chainProblem(store, task.pool, task.dataset, head.backupId, level)))
+  if (!p.force && head && head.snapshot.guid === target.guid && !(await chainProblem(store, task.pool, task.dataset, head.backupId, level, p.trust)))
     return { kind: "already", backupId: head.backupId, level, snapshot: target.name };
   if (level === 0) return { kind: "send", target, parent: null };
   const parent = chooseParent(heads, level);
@@ -122,7 +127,7 @@ async function planFresh(p: PlanInput): Promise<Planned> {
       `level ${level} needs a backup at a lower level of ${fs} first, and ${store.location} has none; run: zrb backup --config ${cfg.path} --task ${task.name} --level 0`,
       ExitCode.USAGE,
     );
-  const broken = await chainProblem(store, task.pool, task.dataset, parent.backupId, parent.level);
+  const broken = await chainProblem(store, task.pool, task.dataset, parent.backupId, parent.level, p.trust);
   if (broken)
     throw integrityError(
       `level ${level} would be built on level-${parent.level} backup ${parent.backupId}, which cannot be restored from ${store.location}: ${broken.message}; ` +

@@ -10,7 +10,6 @@
  * snapshots are matched to the chain by guid).
  */
 import type { Config, Task } from "../../config/config.ts";
-import { parseIdentityFile } from "../../crypto/keys.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
@@ -20,11 +19,13 @@ import * as zfs from "../../zfs/zfs.ts";
 import { usageError, zfsError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
+import { warnUnauthenticated, type Trust } from "../../state/trust.ts";
 import { selectBackup, shortSnap, type Selector } from "./select.ts";
 import { checkTargetName, inspect, type RestorePlan } from "./plan.ts";
 import { ensureThawed, type ThawProgress, type ThawTier } from "./thaw.ts";
 import { preflightIdentity } from "./decrypt.ts";
 import { applyStep } from "./receive.ts";
+import { checkStreamEnds } from "./ends.ts";
 
 export type { Selector } from "./select.ts";
 export type { RestorePlan, StepPlan } from "./plan.ts";
@@ -34,8 +35,10 @@ export interface RestoreOptions {
   target: string;
   selector: Selector;
   force: boolean;
-  /** Path of an age identity file; required unless planOnly. */
-  privateKey?: string;
+  /** The age identities (from the private key file); required unless planOnly. */
+  identities?: string[];
+  /** Which backups to believe (state/trust.ts). */
+  trust: Trust;
   planOnly: boolean;
   thaw?: { tier: ThawTier; days: number };
   /** Parts downloaded ahead (and on scratch disk) at most. */
@@ -66,10 +69,11 @@ async function checkPartialReceive(target: string, force: boolean, caps: zfs.Zfs
 
 export async function restore(cfg: Config, task: Task, store: ObjectStore, opts: RestoreOptions): Promise<RestoreResult> {
   checkTargetName(opts.target);
-  if (!opts.planOnly && !opts.privateKey)
+  if (!opts.planOnly && !opts.identities)
     throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
   const caps = await zfs.detectCaps();
-  const cat = await loadCatalog(store, task.pool, task.dataset);
+  warnUnauthenticated(opts.trust, "restore");
+  const cat = await loadCatalog(store, task.pool, task.dataset, opts.trust);
   const sel = selectBackup(cat, opts.selector, task.fullName, store);
   await checkPartialReceive(opts.target, opts.force, caps);
   const ins = await inspect(store, sel.chain, opts.target, opts.force, task.fullName);
@@ -85,8 +89,10 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
   }
   result.thaw = await ensureThawed(store, plan, [...ins.objects.values()], opts.thaw, opts.onThaw);
 
-  const identities = await parseIdentityFile(opts.privateKey!);
+  const identities = opts.identities!;
   await preflightIdentity(store, toApply[0]!, identities);
+  // Every step's stream starts and ends as its manifest says, before any byte reaches zfs receive.
+  for (const m of toApply) await checkStreamEnds(store, m, identities);
 
   assertSafeBaseDir(cfg.baseDir, { create: true });
   const lock = acquireLock(restoreLockPath(cfg.baseDir, opts.target), `restore target ${opts.target}`, `zrb restore --target ${opts.target}`);

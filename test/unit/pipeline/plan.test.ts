@@ -14,6 +14,7 @@ import { manifestKey, partKey } from "../../../src/store/layout.ts";
 import { MANIFEST_FORMAT, type Manifest } from "../../../src/state/manifest.ts";
 import { headsFromManifests } from "../../../src/state/heads.ts";
 import { RunDir } from "../../../src/state/rundir.ts";
+import { NO_TRUST } from "../../../src/state/trust.ts";
 import type { Config, Task } from "../../../src/config/config.ts";
 import type { Snapshot, ZfsCaps } from "../../../src/zfs/zfs.ts";
 import { ZrbError } from "../../../src/util/errors.ts";
@@ -59,7 +60,7 @@ function world() {
   const store = new LocalStore(join(base, "store"));
   const rd = new RunDir(base, "tank", "ds");
   const cfg = { path: "/etc/zrb.yaml", chunkSize: 65536, recipients: [R] } as Config;
-  const input = (o: Partial<PlanInput> & { heads: PlanInput["heads"]; snaps: Snapshot[]; level: number }): PlanInput => ({ cfg, task, store, rd, caps, force: false, ...o });
+  const input = (o: Partial<PlanInput> & { heads: PlanInput["heads"]; snaps: Snapshot[]; level: number }): PlanInput => ({ cfg, task, store, rd, caps, force: false, trust: NO_TRUST, ...o });
   return { base, store, rd, input };
 }
 
