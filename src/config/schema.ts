@@ -33,6 +33,7 @@ export const STORAGE_CLASSES = [
   "EXPRESS_ONEZONE",
 ] as const;
 export const CHECKSUM_MODES = ["WHEN_REQUIRED", "WHEN_SUPPORTED"] as const;
+export const OBJECT_LOCK_MODES = ["GOVERNANCE", "COMPLIANCE"] as const;
 
 const GiB = 1024 ** 3;
 
@@ -192,6 +193,17 @@ const S3 = object({
   retry: object({
     max_attempts: int(1, 100).default(5).doc("Attempts per S3 request, 1 to 100."),
   }).default(),
+  object_lock: object({
+    mode: enumOf(OBJECT_LOCK_MODES, "one of")
+      .required("GOVERNANCE or COMPLIANCE")
+      .doc("`GOVERNANCE` (an account with s3:BypassGovernanceRetention can still delete) or `COMPLIANCE` (nobody can, not even the root account, until the date)."),
+    days: int(1, 36500).required("a whole number of days such as 30").doc("Days every object zrb writes stays locked; the objects a newer backup depends on are extended to this many days from that backup."),
+  })
+    .optional()
+    .doc(
+      "Object lock (the bucket must have been created with object lock enabled; `zrb check` checks it): every manifest and part is written with a retain-until date, and when a new incremental depends on older backups their objects are extended, so nothing a kept point depends on can be deleted before it (docs/security.md).",
+      { new: true, default: "none" },
+    ),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Config, Task } from "../config/config.ts";
 import { releaseStraySendHolds } from "./backup/holds.ts";
+import { deleteOrLeave } from "./backup/finish.ts";
 import * as zfs from "../zfs/zfs.ts";
 import { acquireLock } from "../state/lock.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
@@ -101,7 +102,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
       if (await zfs.datasetExists(task.fullName).catch(() => false))
         await releaseStraySendHolds(task.fullName, [state?.snapshot?.name, state?.parent?.name]);
       for (const u of uploads) await store.abortUpload(u.key, u.uploadId);
-      for (const o of orphans) await store.delete(o.key);
+      await deleteOrLeave(store, orphans.map((o) => o.key), "orphan parts");
       for (const d of spillDirs) rmSync(d, { recursive: true, force: true });
     }
     return {

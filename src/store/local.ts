@@ -297,6 +297,9 @@ export class LocalStore implements ObjectStore {
     }
   }
 
+  /** A local directory has no object lock. */
+  async retain(_key: string, _until: Date): Promise<void> {}
+
   async thaw(_key: string, _opts: { days: number; tier: "Bulk" | "Standard" | "Expedited" }): Promise<"requested" | "ongoing" | "available"> {
     return "available";
   }

@@ -10,7 +10,7 @@ import { RetryStore, type RetryOptions } from "./retry.ts";
 
 /** What a store is built from: the config's s3 section (checksum_mode may be left out: WHEN_REQUIRED) and local_store. */
 export interface StoreConfig {
-  s3: Pick<Config["s3"], "enabled" | "bucket" | "prefix" | "region" | "endpoint" | "retry"> & Partial<Pick<Config["s3"], "checksumMode">>;
+  s3: Pick<Config["s3"], "enabled" | "bucket" | "prefix" | "region" | "endpoint" | "retry"> & Partial<Pick<Config["s3"], "checksumMode" | "objectLock">>;
   /** Root directory of the local store used when s3.enabled is false. */
   localStoreDir: string;
 }
@@ -25,6 +25,7 @@ export function openStore(cfg: StoreConfig, extra: { onRetry?: RetryOptions["onR
     endpoint: s3.endpoint || undefined,
     checksumMode: s3.checksumMode,
     signal: extra.signal,
+    objectLock: s3.objectLock,
   });
   return new RetryStore(inner, { maxAttempts: s3.retry.maxAttempts, onRetry: extra.onRetry, signal: extra.signal, baseDelayMs: extra.retryBaseDelayMs });
 }

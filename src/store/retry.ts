@@ -118,6 +118,9 @@ export class RetryStore implements ObjectStore {
   delete(key: string): Promise<void> {
     return this.retry(`delete ${this.urlOf(key)}`, () => this.inner.delete(key));
   }
+  retain(key: string, until: Date): Promise<void> {
+    return this.retry(`retain ${this.urlOf(key)}`, () => this.inner.retain(key, until));
+  }
   listUploads(prefix: string): Promise<{ key: string; uploadId: string; initiated?: Date }[]> {
     return this.retry(`list uploads ${this.urlOf(prefix)}`, () => this.inner.listUploads(prefix));
   }

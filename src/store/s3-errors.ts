@@ -123,6 +123,8 @@ export function classify(err: unknown, c: ErrorContext): StoreError {
     return make("access-denied", `clock skew: ${c.endpoint} rejected the request time${ctx}; sync this host's clock (NTP) and retry`);
   if (name === "ExpiredToken" || name === "ExpiredTokenException" || name === "TokenRefreshRequired")
     return make("access-denied", `credentials expired for bucket ${c.bucket}${ctx}: refresh them (new session token, aws sso login, or the instance role) and retry`);
+  if ((status === 403 || name === "AccessDenied") && /object lock|retention|worm/i.test((err as Error)?.message ?? ""))
+    return make("locked", `object lock forbids deleting ${c.where} yet (${describeError(err)})`);
   if (status === 403 || name === "AccessDenied" || name === "InvalidAccessKeyId" || name === "SignatureDoesNotMatch" || name === "InvalidToken")
     return make("access-denied", `access denied to bucket ${c.bucket}${ctx}: check the AWS credentials (AWS_ACCESS_KEY_ID/AWS_PROFILE)`);
   if (isTransient(err)) {

@@ -46,6 +46,8 @@ export function partSizeFor(size: number): number {
 /** What the multipart code needs of the S3 store. */
 export interface S3Context {
   client: S3Client;
+  /** Object-lock parameters for a new object (none without s3.object_lock). */
+  lock(): { ObjectLockMode?: "GOVERNANCE" | "COMPLIANCE"; ObjectLockRetainUntilDate?: Date };
   bucket: string;
   partConcurrency: number;
   /** s3://bucket/prefix/key, for messages. */
@@ -88,6 +90,7 @@ export async function putFile(ctx: S3Context, key: string, path: string, opts: P
             StorageClass: opts.storageClass as StorageClass | undefined,
             Metadata: { "zrb-sha256": shaHex },
             ChecksumSHA256: Buffer.from(shaHex, "hex").toString("base64"),
+            ...ctx.lock(),
           }),
           { abortSignal },
         ),
@@ -183,6 +186,7 @@ async function createUpload(ctx: S3Context, key: string, size: number, shaHex: s
           Key: ctx.full(key),
           StorageClass: opts.storageClass as StorageClass | undefined,
           Metadata: { "zrb-sha256": shaHex },
+          ...ctx.lock(),
         }),
         { abortSignal },
       ),

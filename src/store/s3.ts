@@ -20,6 +20,10 @@ import {
   ListMultipartUploadsCommand,
   AbortMultipartUploadCommand,
   RestoreObjectCommand,
+  ListObjectVersionsCommand,
+  PutObjectRetentionCommand,
+  GetObjectLockConfigurationCommand,
+  type ObjectLockMode,
   type StorageClass,
   type Tier,
 } from "@aws-sdk/client-s3";
@@ -29,6 +33,8 @@ import { classify, describeError, isAbortError } from "./s3-errors.ts";
 import { abortReason } from "./retry.ts";
 import { putFile, type S3Context } from "./s3-multipart.ts";
 import { storeError } from "../util/errors.ts";
+import { now } from "../util/clock.ts";
+import { log } from "../util/log.ts";
 
 export { MiB, SINGLE_PUT_MAX, MIN_PART_SIZE, MAX_PARTS, partSizeFor } from "./s3-multipart.ts";
 
@@ -47,6 +53,8 @@ export interface S3StoreOptions {
   listPageSize?: number;
   /** The run's interrupt signal: aborts every request in flight. */
   signal?: AbortSignal;
+  /** s3.object_lock: every object written is locked this many days (the bucket must have object lock). */
+  objectLock?: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number };
 }
 
 // A silent logger: the SDK otherwise prints warnings (e.g. "An error was encountered in a
@@ -72,6 +80,7 @@ export class S3Store implements ObjectStore {
   private readonly partConcurrency: number;
   private readonly listPageSize?: number;
   private readonly runSignal?: AbortSignal;
+  private readonly objectLock?: S3StoreOptions["objectLock"];
 
   constructor(opts: S3StoreOptions) {
     if (!opts.bucket) throw storeError("s3.bucket is empty; set it in the config");
@@ -80,6 +89,7 @@ export class S3Store implements ObjectStore {
     this.partConcurrency = Math.max(1, Math.floor(opts.partConcurrency ?? 4));
     this.listPageSize = opts.listPageSize;
     this.runSignal = opts.signal;
+    this.objectLock = opts.objectLock;
     this.endpointDesc = opts.endpoint ?? `https://s3.${opts.region}.amazonaws.com`;
     this.location = `s3://${this.bucket}/${this.prefix}` + (opts.endpoint ? ` at ${opts.endpoint}` : "");
     const checksumMode = opts.checksumMode ?? "WHEN_REQUIRED";
@@ -122,9 +132,16 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  /** The object-lock parameters of a write: retained `days` from now. */
+  private lockParams(): { ObjectLockMode?: ObjectLockMode; ObjectLockRetainUntilDate?: Date } {
+    if (!this.objectLock) return {};
+    return { ObjectLockMode: this.objectLock.mode, ObjectLockRetainUntilDate: new Date(now().getTime() + this.objectLock.days * 86_400_000) };
+  }
+
   /** What s3-multipart.ts needs of this store. */
   private context(): S3Context {
     return {
+      lock: () => this.lockParams(),
       client: this.client,
       bucket: this.bucket,
       partConcurrency: this.partConcurrency,
@@ -151,6 +168,7 @@ export class S3Store implements ObjectStore {
           StorageClass: opts?.storageClass as StorageClass | undefined,
           Metadata: { "zrb-sha256": shaHex },
           ChecksumSHA256: Buffer.from(shaHex, "hex").toString("base64"),
+          ...this.lockParams(),
         }),
         { abortSignal },
       ),
@@ -215,6 +233,7 @@ export class S3Store implements ObjectStore {
     if (r.LastModified) info.lastModified = r.LastModified;
     const restore = parseRestoreHeader(r.Restore);
     if (restore) info.restore = restore;
+    if (r.ObjectLockRetainUntilDate) info.lockedUntil = r.ObjectLockRetainUntilDate;
     return info;
   }
 
@@ -246,7 +265,39 @@ export class S3Store implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     const Key = this.full(key);
-    await this.call("delete", key, (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), { abortSignal }));
+    if (!this.objectLock) {
+      await this.call("delete", key, (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), { abortSignal }));
+      return;
+    }
+    // A bucket with object lock keeps versions: a plain delete only adds a delete marker and the
+    // data stays. Delete every version of exactly this key (a locked one refuses: "locked").
+    const versions = await this.call("list versions", key, (abortSignal) =>
+      this.client.send(new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: Key }), { abortSignal }),
+    );
+    const ids = [...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])].filter((v) => v.Key === Key).map((v) => v.VersionId);
+    for (const VersionId of ids) {
+      try {
+        await this.call("delete", key, (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key, VersionId }), { abortSignal }));
+      } catch (err) {
+        if (!(err instanceof StoreError && err.kind === "locked")) throw err;
+        const until = (await this.headRaw(key).catch(() => null))?.ObjectLockRetainUntilDate;
+        throw new StoreError("locked", `${this.urlOf(key)} is locked${until ? ` until ${until.toISOString()}` : ""} (object lock); it can be deleted after that`, { cause: err.cause });
+      }
+    }
+  }
+
+  async retain(key: string, until: Date): Promise<void> {
+    if (!this.objectLock) return;
+    const Key = this.full(key);
+    const h = await this.headRaw(key);
+    if (!h) throw new StoreError("not-found", `cannot lock ${this.urlOf(key)}: the object does not exist`);
+    if (h.ObjectLockRetainUntilDate && h.ObjectLockRetainUntilDate.getTime() >= until.getTime()) return;
+    await this.call("retain", key, (abortSignal) =>
+      this.client.send(
+        new PutObjectRetentionCommand({ Bucket: this.bucket, Key, VersionId: h.VersionId, Retention: { Mode: this.objectLock!.mode, RetainUntilDate: until } }),
+        { abortSignal },
+      ),
+    );
   }
 
   async listUploads(prefix: string): Promise<{ key: string; uploadId: string; initiated?: Date }[]> {
@@ -329,12 +380,31 @@ export class S3Store implements ObjectStore {
 
   async checkAccess(): Promise<void> {
     await this.call("check access", undefined, (abortSignal) => this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal }));
+    if (this.objectLock) {
+      const r = await this.call("check object lock", undefined, (abortSignal) =>
+        this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }), { abortSignal }),
+      ).catch((err) => {
+        if (err instanceof StoreError && (err.kind === "not-found" || err.kind === "permanent")) return null;
+        throw err;
+      });
+      if (r?.ObjectLockConfiguration?.ObjectLockEnabled !== "Enabled")
+        throw new StoreError(
+          "permanent",
+          `bucket ${this.bucket} does not have object lock enabled, but s3.object_lock is set; create a bucket with object lock (it cannot be turned on later on most providers) or remove s3.object_lock`,
+        );
+    }
     const Key = this.prefix + `.zrb-access-check-${crypto.randomUUID()}`;
     try {
       await this.call("check access", undefined, (abortSignal) =>
         this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: new Uint8Array(0), ContentLength: 0 }), { abortSignal }),
       );
-      await this.call("check access", undefined, (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), { abortSignal }));
+      try {
+        await this.call("check access", undefined, (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }), { abortSignal }));
+      } catch (err) {
+        if (!(err instanceof StoreError && (err.kind === "access-denied" || err.kind === "locked"))) throw err;
+        // A NAS role without s3:DeleteObject (zrb iam-policy --role nas): writing is what it needs.
+        log.warn(`the credentials can write under s3://${this.bucket}/${this.prefix} but not delete (fine for a NAS whose prune runs elsewhere); the probe ${Key} stays`);
+      }
     } catch (err) {
       if (err instanceof StoreError && err.kind === "access-denied")
         throw new StoreError(

@@ -16,6 +16,8 @@ export interface ObjectInfo {
   lastModified?: Date;
   /** For archived classes: undefined = not archived / unknown, "ongoing", or "available" (thawed). */
   restore?: "ongoing" | "available";
+  /** Object lock: the object cannot be deleted before this time (head only). */
+  lockedUntil?: Date;
 }
 
 /** Persisted progress of a multipart upload, so a killed run can resume it. */
@@ -49,9 +51,10 @@ export interface PutFileOptions {
  *  - archived: the object is in an archive class (Glacier, Deep Archive) and not restored;
  *  - transient: worth retrying (5xx, throttling, timeouts, resets, a body cut short);
  *  - too-large: a small object is larger than the caller allows (see get's maxBytes);
+ *  - locked: object lock forbids deleting it yet (its retain-until date is in the future);
  *  - permanent: anything else the server refused.
  */
-export type StoreErrorKind = "not-found" | "no-bucket" | "access-denied" | "archived" | "transient" | "too-large" | "permanent";
+export type StoreErrorKind = "not-found" | "no-bucket" | "access-denied" | "archived" | "transient" | "too-large" | "locked" | "permanent";
 
 /** Every failure of a store operation: one line for the user (exit code 6) and a kind for the code. */
 export class StoreError extends ZrbError {
@@ -99,8 +102,16 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo | null>;
   /** All objects whose key starts with prefix (recursive), sorted by key. Throws StoreError. */
   list(prefix: string): Promise<ObjectInfo[]>;
-  /** Delete an object; deleting a missing one succeeds. Throws StoreError. */
+  /**
+   * Delete an object for good (with object lock: every version of it); deleting a missing one
+   * succeeds. Throws StoreError (locked while its retain-until date has not passed).
+   */
   delete(key: string): Promise<void>;
+  /**
+   * Object lock: make sure `key` cannot be deleted before `until` (extend its retain-until date
+   * when it is earlier). A no-op where the store has no object lock. Throws StoreError.
+   */
+  retain(key: string, until: Date): Promise<void>;
   /** Multipart uploads in progress under prefix. Throws StoreError. */
   listUploads(prefix: string): Promise<{ key: string; uploadId: string; initiated?: Date }[]>;
   /** Abort a multipart upload; an unknown one succeeds. Throws StoreError. */

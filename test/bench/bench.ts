@@ -268,6 +268,7 @@ async function runPipeline(a: StageArgs): Promise<{ bytes: number; check: string
     listUploads: unused("listUploads"),
     abortUpload: unused("abortUpload"),
     thaw: unused("thaw"),
+    retain: unused("retain"),
     checkAccess: unused("checkAccess"),
   };
   const state: BackupState = {

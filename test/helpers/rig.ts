@@ -184,12 +184,13 @@ export async function s3Client(s3: S3Rig): Promise<S3Client> {
 }
 
 /** Create a fresh bucket `zrbt-<hex>`; returns its name. */
-export async function makeBucket(s3: S3Rig): Promise<string> {
+/** A fresh bucket (with `objectLock`: versioned, object lock enabled; lock with GOVERNANCE in tests so cleanup can bypass it). */
+export async function makeBucket(s3: S3Rig, opts: { objectLock?: boolean } = {}): Promise<string> {
   const { CreateBucketCommand } = await import("@aws-sdk/client-s3");
   const bucket = `zrbt-${rid()}`;
   const client = await s3Client(s3);
   try {
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    await client.send(new CreateBucketCommand({ Bucket: bucket, ...(opts.objectLock ? { ObjectLockEnabledForBucket: true } : {}) }));
   } finally {
     client.destroy();
   }
@@ -214,7 +215,7 @@ export async function emptyAndDeleteBucket(s3: S3Rig, bucket: string): Promise<v
       const vs = await client.send(new sdk.ListObjectVersionsCommand({ Bucket: bucket }));
       const ids = [...(vs.Versions ?? []), ...(vs.DeleteMarkers ?? [])].map((v) => ({ Key: v.Key!, VersionId: v.VersionId }));
       if (ids.length > 0) {
-        await client.send(new sdk.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: ids, Quiet: true } }));
+        await client.send(new sdk.DeleteObjectsCommand({ Bucket: bucket, BypassGovernanceRetention: true, Delete: { Objects: ids, Quiet: true } }));
       }
       if (!vs.IsTruncated || ids.length === 0) break;
     }

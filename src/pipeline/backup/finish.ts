@@ -10,10 +10,10 @@ import { hostname } from "node:os";
 import { rmSync } from "node:fs";
 import YAML from "yaml";
 import { storageClassFor, type Config, type Task } from "../../config/config.ts";
-import type { ObjectStore } from "../../store/store.ts";
+import { StoreError, type ObjectStore } from "../../store/store.ts";
 import { dataPrefix, headsKey, manifestKey, partKey } from "../../store/layout.ts";
 import { writeYamlAtomic } from "../../state/atomic.ts";
-import { MANIFEST_FORMAT, type Manifest } from "../../state/manifest.ts";
+import { MANIFEST_FORMAT, readManifest, type Manifest } from "../../state/manifest.ts";
 import { advanceHeads, readHeads } from "../../state/heads.ts";
 import type { BackupState, RunDir } from "../../state/rundir.ts";
 import * as zfs from "../../zfs/zfs.ts";
@@ -74,6 +74,7 @@ export async function finishBackup(
   signer: SigningKey | undefined,
   trust: Trust,
 ): Promise<void> {
+  await retainChain(cfg, store, manifest);
   const next = advanceHeads(await readHeads(store, task.pool, task.dataset, trust), manifest);
   const heads = signer ? signHeads(next, task.pool, task.dataset, signer) : next;
   await store.put(headsKey(task.pool, task.dataset), YAML.stringify(heads, { lineWidth: 0 }), { storageClass: cfg.s3.storageClass.manifest });
@@ -82,6 +83,24 @@ export async function finishBackup(
   await holds.releaseAll();
   rd.removeState();
   rmSync(rd.spillDir(state.backupId), { recursive: true, force: true });
+}
+
+/**
+ * Object lock, chain-aware (kopia's lesson): a new incremental needs every backup of its chain,
+ * so their manifests and parts are kept locked at least as long as the new one's objects.
+ */
+async function retainChain(cfg: Config, store: ObjectStore, m: Manifest): Promise<void> {
+  const lock = cfg.s3.enabled ? cfg.s3.objectLock : undefined;
+  if (!lock) return;
+  const until = new Date(now().getTime() + lock.days * 86_400_000);
+  for (let parent = m.parent; parent; ) {
+    const key = manifestKey(m.pool, m.dataset, parent.backupId);
+    const pm = await readManifest(store, key, { pool: m.pool, dataset: m.dataset });
+    if (!pm) break;
+    for (const p of pm.parts) await store.retain(p.key, until);
+    await store.retain(key, until);
+    parent = pm.parent;
+  }
 }
 
 /**
@@ -95,10 +114,31 @@ export async function discardState(store: ObjectStore, state: BackupState, rd: R
   // Never delete parts a finished manifest refers to (a run killed after writing it).
   const partsKept = !!(await store.head(manifestKey(state.pool, state.dataset, state.backupId)));
   if (partsKept) log.warn(`backup ${state.backupId} is complete in ${store.location}; keeping its parts`);
-  else for (const o of await store.list(prefix)) await store.delete(o.key);
+  else await deleteOrLeave(store, (await store.list(prefix)).map((o) => o.key), `parts of the discarded backup ${state.backupId}`);
   rmSync(rd.spillDir(state.backupId), { recursive: true, force: true });
   // A killed run leaves its send holds behind; they are ours to release.
   if (!opts.keepHolds) for (const s of [state.snapshot?.name, state.parent?.name]) if (s) await zfs.release(SEND_HOLD, s).catch(() => {});
   rd.removeState();
   return { partsKept };
+}
+
+/**
+ * Delete objects nothing needs; what the store refuses to delete yet (object lock) or at all
+ * (a NAS role without s3:DeleteObject) is left with one warning: zrb cleanup or prune, run later
+ * or with delete rights, removes it.
+ */
+export async function deleteOrLeave(store: ObjectStore, keys: string[], what: string): Promise<number> {
+  let left = 0;
+  let why = "";
+  for (const k of keys) {
+    try {
+      await store.delete(k);
+    } catch (err) {
+      if (!(err instanceof StoreError) || (err.kind !== "locked" && err.kind !== "access-denied")) throw err;
+      left++;
+      why ||= err.message;
+    }
+  }
+  if (left) log.warn(`${left} of ${keys.length} ${what} could not be deleted (${why}); zrb cleanup removes them once that is possible`);
+  return left;
 }
