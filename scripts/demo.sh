@@ -52,6 +52,7 @@ fi
 cat > "$W/zrb.yaml" <<YAML
 base_dir: $W/base
 age_public_key: $(cat "$W/keys/zrb_public.key")
+signing_key: $W/keys/zrb_signing.key
 chunk_size: 2MiB
 workers: 2
 $S3

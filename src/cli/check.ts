@@ -55,6 +55,10 @@ export default defineCommand({
     if (args.json) printJson({ config: config.path, baseDir: config.baseDir, baseDirOk, zfs: caps?.version ?? null, store: store.location, storeOk, tasks, problems: messages });
     else {
       log.info(`config ${config.path}: valid`);
+      if (!config.signingKeyFile)
+        log.warn(
+          `no signing_key in ${config.path}: backups will not be signed, so restore cannot tell them from forged ones, and a private key from zrb genkey refuses them unless --allow-unsigned (docs/security.md)`,
+        );
       log.info(`base_dir ${config.baseDir}: ${baseDirOk ? "ok" : "NOT usable"}`);
       if (caps) log.info(`zfs: ${caps.version}`);
       for (const t of tasks) log.info(`task ${t.name}: ${t.dataset} ${t.enabled ? (t.exists ? "ok" : "MISSING") : "(disabled)"}`);
