@@ -39,6 +39,7 @@ write_config() {
   cat > "$file" <<YAML
 base_dir: $base
 age_public_key: $pub
+signing_key: $KEYS/zrb_signing.key
 chunk_size: $chunk
 workers: $workers
 s3:
