@@ -16,7 +16,7 @@ import { BUCKET_RULES, bucketProblem, checkEndpoint } from "../store/s3rules.ts"
 import { quote } from "../util/redact.ts";
 import { datasetPathProblem, MAX_NAME, poolProblem } from "../zfs/names.ts";
 import type { Ctx } from "./read.ts";
-import { absolutePath, bool, enumOf, int, size, str } from "./scalars.ts";
+import { absolutePath, bool, duration, enumOf, int, rate, size, str } from "./scalars.ts";
 import { type Infer, list, object, type Siblings } from "./types.ts";
 
 export const STORAGE_CLASSES = [
@@ -35,6 +35,8 @@ export const STORAGE_CLASSES = [
 export const CHECKSUM_MODES = ["WHEN_REQUIRED", "WHEN_SUPPORTED"] as const;
 
 const GiB = 1024 ** 3;
+const SECOND = 1000;
+const HOUR = 3600 * SECOND;
 
 // ---------------------------------------------------------------------------------------------
 // Value types of this schema
@@ -192,6 +194,18 @@ const S3 = object({
   retry: object({
     max_attempts: int(1, 100).default(5).doc("Attempts per S3 request, 1 to 100."),
   }).default(),
+  request_timeout: duration({ min: SECOND, max: HOUR })
+    .default(60 * SECOND)
+    .doc(
+      "A request is stalled when no byte moves for this long, when its response has not begun this long after its body was sent, or when it moves less than 1 KiB in this long (a server that drips). A stalled request is aborted and retried (one line per retry); after `retry.max_attempts` the run ends with exit 6, naming the endpoint. Not a total: a big part may take hours. From `1s` to `1h`.",
+      { new: true },
+    ),
+  bandwidth_limit: rate({ min: 1024, max: 1024 ** 4 })
+    .optional()
+    .doc(
+      "Limit for all uploads and downloads of a run together, e.g. `20MiB/s` (1024-based). `--bwlimit` on `backup`, `restore` and `verify` overrides it for one run.",
+      { new: true, default: "no limit" },
+    ),
 });
 
 // ---------------------------------------------------------------------------------------------

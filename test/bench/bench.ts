@@ -246,6 +246,7 @@ async function runPipeline(a: StageArgs): Promise<{ bytes: number; check: string
       checksumMode: "WHEN_REQUIRED",
       storageClass: { manifest: "STANDARD", backupData: ["STANDARD"] },
       retry: { maxAttempts: 1 },
+      requestTimeout: 60_000,
     },
     tasks: [],
   };

@@ -99,6 +99,7 @@ tasks:
         checksumMode: "WHEN_REQUIRED",
         storageClass: { manifest: "STANDARD", backupData: ["STANDARD", "STANDARD_IA", "DEEP_ARCHIVE"] },
         retry: { maxAttempts: 7 },
+        requestTimeout: 60_000,
       },
       tasks: [
         {
@@ -128,8 +129,10 @@ tasks:
       checksumMode: "WHEN_REQUIRED",
       storageClass: { manifest: "STANDARD", backupData: ["STANDARD"] },
       retry: { maxAttempts: 5 },
+      requestTimeout: 60_000,
     });
     expect("endpoint" in config.s3).toBe(false);
+    expect("bandwidthLimit" in config.s3).toBe(false);
     expect(config.tasks[0]).toEqual({
       name: "home",
       description: "",
