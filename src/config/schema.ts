@@ -17,6 +17,7 @@ import { quote } from "../util/redact.ts";
 import { datasetPathProblem, MAX_NAME, poolProblem } from "../zfs/names.ts";
 import type { Ctx } from "./read.ts";
 import { absolutePath, bool, duration, enumOf, int, rate, size, str } from "./scalars.ts";
+import { pingUrlProblem } from "../report/ping.ts";
 import { type Infer, list, object, type Siblings } from "./types.ts";
 
 export const STORAGE_CLASSES = [
@@ -209,6 +210,36 @@ const S3 = object({
 });
 
 // ---------------------------------------------------------------------------------------------
+// monitoring, zfs
+
+const MONITORING = object({
+  metrics_file: absolutePath()
+    .check((p) => (p.endsWith(".prom") ? undefined : `must end in .prom (the node_exporter textfile collector reads only those), got ${quote(p)}`))
+    .optional()
+    .doc(
+      "A Prometheus textfile-collector file (`…/node_exporter/textfile_collector/zrb.prom`), rewritten atomically after every backup, restore, verify and prune with the `zrb_*_last_*` metrics of docs/monitoring.md. Its directory must exist.",
+      { new: true },
+    ),
+  ping_url: str()
+    .check(pingUrlProblem)
+    .named("http(s) URL")
+    .optional()
+    .doc(
+      "A healthchecks-style URL: `zrb backup` GETs `<url>/start` when it starts, `<url>` when it succeeds and `<url>/fail` when it fails (10 s timeout; a failing ping is logged and never fails the backup). The URL may carry credentials; zrb never prints more of it than its scheme and host.",
+      { new: true },
+    ),
+});
+
+const ZFS = object({
+  stall_timeout: duration({ min: SECOND, max: 7 * 24 * HOUR })
+    .default(HOUR)
+    .doc(
+      "`zfs send` that produces no byte, or `zfs receive` that takes no byte, for this long is stopped with exit 5 and a message saying which. Generous on purpose: a busy pool can pause a stream for minutes.",
+      { new: true },
+    ),
+});
+
+// ---------------------------------------------------------------------------------------------
 // The file
 
 /** At least one recipient, from age_public_key or age_recipients. */
@@ -247,6 +278,8 @@ export const ROOT = object(
       .default((o) => posix.join(o.baseDir as string, "store"))
       .doc("Where objects go when `s3.enabled` is false.", { new: true, default: "`<base_dir>/store`" }),
     s3: S3.default().doc("The object store.", { default: "see below" }),
+    monitoring: MONITORING.default().doc("Metrics and pings for unattended runs.", { new: true, default: "see below" }),
+    zfs: ZFS.default().doc("How long zfs may stall.", { new: true, default: "see below" }),
     tasks: list(TASK, {
       example: "one entry per dataset, each with name, pool and dataset",
       itemHint: "name, pool and dataset",

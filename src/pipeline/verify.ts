@@ -8,7 +8,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createBlake3 } from "../crypto/blake3.ts";
-import type { ObjectStore } from "../store/store.ts";
+import { isStoreError, type ObjectStore } from "../store/store.ts";
 import { partFileName } from "../store/layout.ts";
 import type { Manifest } from "../state/manifest.ts";
 import { ChainError, resolveChain, type Catalog } from "./catalog.ts";
@@ -18,6 +18,7 @@ import { decryptPart } from "./restore/decrypt.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
 import { checkInterrupted } from "../util/abort.ts";
 import { log } from "../util/log.ts";
+import type { TransferProgress } from "../report/progress.ts";
 
 /** The chain of m from m back to the first missing or mismatched link, oldest first. */
 function resolvablePart(m: Manifest, byId: Map<string, Manifest>): Manifest[] {
@@ -71,7 +72,7 @@ export interface VerifyReport {
 export async function verifyBackups(
   store: ObjectStore,
   backups: Manifest[],
-  opts: { identities?: string[]; sample?: number; signal?: AbortSignal; scratch: string },
+  opts: { identities?: string[]; sample?: number; signal?: AbortSignal; scratch: string; progress?: TransferProgress },
 ): Promise<VerifyReport> {
   const all = backups.flatMap((m) => m.parts.map((p) => ({ m, p })));
   let chosen: Set<string> | null = null;
@@ -84,6 +85,18 @@ export async function verifyBackups(
     chosen = new Set(idx.slice(0, opts.sample).map((i) => `${all[i]!.m.backupId}/${all[i]!.p.index}`));
   }
   const report: VerifyReport = { location: store.location, backups: [], parts: [], decrypted: !!opts.identities, ok: true };
+  const todo = all.filter(({ m, p }) => !chosen || chosen.has(`${m.backupId}/${p.index}`));
+  const newest = backups.at(-1);
+  opts.progress?.start({
+    backupId: newest?.backupId,
+    level: newest?.level,
+    snapshot: newest?.snapshot.name,
+    bytesExpected: todo.reduce((a, { p }) => a + p.cipherSize, 0),
+    parts: todo.length,
+  });
+  let checkedBytes = 0;
+  // A part downloaded again (a SHA-256 mismatch) counts again: the figure is what moved.
+  const onBytes = (n: number) => opts.progress?.bytes((checkedBytes += n));
   // A directory of our own, created 0700 under a name nobody could predict.
   mkdirSync(opts.scratch, { recursive: true, mode: 0o700 });
   const scratch = mkdtempSync(join(opts.scratch, "verify-"));
@@ -99,11 +112,13 @@ export async function verifyBackups(
         const path = join(scratch, partFileName(p.index));
         const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
         try {
-          await downloadPart(store, m, p, path, opts.signal);
+          await downloadPart(store, m, p, path, opts.signal, onBytes);
           if (opts.identities) await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => whole?.update(b));
         } catch (err) {
           if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
           if (err.exitCode === ExitCode.CRYPTO) throw err;
+          // The store cannot be reached (a stall, the retries spent): nothing can be checked, exit 6.
+          if (isStoreError(err, "transient")) throw err;
           rec.ok = false;
           rec.error = err.message;
           wholeOk = false;
@@ -114,6 +129,7 @@ export async function verifyBackups(
         }
         checked++;
         report.parts.push(rec);
+        opts.progress?.part({ backupId: m.backupId, index: p.index, bytes: p.cipherSize, ok: rec.ok });
         log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} ${rec.ok ? "ok" : "FAILED"}`);
       }
       let streamBlake3: "ok" | "mismatch" | "not checked" = "not checked";

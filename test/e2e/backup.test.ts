@@ -23,7 +23,7 @@ import {
   type S3Rig,
   type TestPool,
 } from "../helpers/rig.ts";
-import { configYaml, s3Env, spawnZrb, zrb } from "../helpers/zrb.ts";
+import { configYaml, jsonResult, s3Env, spawnZrb, zrb } from "../helpers/zrb.ts";
 
 let s3: S3Rig;
 let client: S3Client;
@@ -71,7 +71,7 @@ async function snapshot(level: number): Promise<string> {
 
 async function backupJson(level: number): Promise<any> {
   const r = await zrb(["backup", "--config", cfgPath, "--task", "main", "--level", String(level), "--json"], { env });
-  return JSON.parse(r.stdout);
+  return jsonResult(r.stdout);
 }
 
 async function manifestOf(id: string): Promise<any> {
@@ -285,7 +285,7 @@ describe("local-only mode and keys", () => {
       const pm = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", p.pool])).stdout.trim();
       await writeRandomFile(join(pm, "x.bin"), 2_500_000, 14);
       await zrb(["snapshot", "--config", cfg, "--task", "l", "--level", "0"], { env });
-      const r = JSON.parse((await zrb(["backup", "--config", cfg, "--task", "l", "--level", "0", "--json"], { env })).stdout);
+      const r = jsonResult((await zrb(["backup", "--config", cfg, "--task", "l", "--level", "0", "--json"], { env })).stdout);
       const m = YAML.parse(readFileSync(join(store, `manifests/${p.pool}/${r.backupId}.manifest.yaml`), "utf8"));
       const out = join(work, "local-stream");
       writeFileSync(out, "");

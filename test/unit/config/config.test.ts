@@ -101,6 +101,8 @@ tasks:
         retry: { maxAttempts: 7 },
         requestTimeout: 60_000,
       },
+      monitoring: {},
+      zfs: { stallTimeout: 3_600_000 },
       tasks: [
         {
           name: "photos",
@@ -133,6 +135,8 @@ tasks:
     });
     expect("endpoint" in config.s3).toBe(false);
     expect("bandwidthLimit" in config.s3).toBe(false);
+    expect(config.monitoring).toEqual({});
+    expect(config.zfs).toEqual({ stallTimeout: 3_600_000 });
     expect(config.tasks[0]).toEqual({
       name: "home",
       description: "",
