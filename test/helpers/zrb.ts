@@ -99,8 +99,12 @@ export function configYaml(o: TestConfigOpts): string {
  * in it. Returns that line.
  */
 export async function expectZrbFail(args: string[], env: Record<string, string>, code: number, ...needles: string[]): Promise<string> {
+  return expectFailed(await zrb(args, { env, allowFail: true }), code, ...needles);
+}
+
+/** A finished run failed as expected: the exit code, exactly one `zrb: ` line, each needle in it. Returns that line. */
+export async function expectFailed(r: { code: number; stderr: string }, code: number, ...needles: string[]): Promise<string> {
   const { expect } = await import("bun:test");
-  const r = await zrb(args, { env, allowFail: true });
   if (r.code !== code) console.error(r.stderr);
   expect(r.code).toBe(code);
   const lines = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
