@@ -1,5 +1,5 @@
 import { defineCommand } from "citty";
-import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, parseLevel, printJson, taskArg } from "./common.ts";
+import { applyOutput, configArg, interruptSignal, loadAll, parseLevel, printJson, taskArg } from "./common.ts";
 import { runJob, transferArgs } from "./job.ts";
 import { restore, type RestorePlan, type Selector, type ThawTier } from "../pipeline/restore/index.ts";
 import { usageError } from "../util/errors.ts";
