@@ -21,7 +21,7 @@ import status from "./cli/status.ts";
 import iamPolicy from "./cli/iam-policy.ts";
 import { versionText } from "./cli/version.ts";
 
-const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4 locked by another run, 5 zfs, 6 object store, 7 integrity (hash/size mismatch), 8 crypto (key), 9 local I/O (disk full, permissions), 130/143 interrupted (SIGINT/SIGTERM; state is kept and the next run resumes).`;
+const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4 locked by another run, 5 zfs, 6 object store, 7 integrity (hash/size mismatch), 8 crypto (key), 9 local I/O (disk full, permissions), 10 a backup older than zrb status --max-age, 130/143 interrupted (SIGINT/SIGTERM; state is kept and the next run resumes).`;
 
 const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 
@@ -84,10 +84,16 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
   }
 }
 
+/** Help text as citty renders it, without colour codes where they would be garbage: not a terminal, or NO_COLOR set (no-color.org). */
+async function usage(cmd: CommandDef<any>, parent?: CommandDef<any>): Promise<string> {
+  const text = await renderUsage(cmd, parent);
+  return process.stdout.isTTY && !process.env.NO_COLOR ? text : text.replace(/\x1b\[[0-9;]*m/g, "");
+}
+
 async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write((await renderUsage(main)) + "\n\n" + VERSION_HELP + "\n\n" + EXIT_CODES + "\n");
+    process.stdout.write((await usage(main)) + "\n\n" + VERSION_HELP + "\n\n" + EXIT_CODES + "\n");
     if (!name) throw new ZrbError("a command is required (usage above; see zrb --help)", ExitCode.USAGE);
     return ExitCode.OK;
   }
@@ -100,7 +106,7 @@ async function run(argv: string[]): Promise<number> {
   if (rest.includes("--help") || rest.includes("-h")) {
     const subs = (await cmd.subCommands) as Record<string, CommandDef<any>> | undefined;
     const sub = subs && rest[0] ? subs[rest[0]] : undefined;
-    process.stdout.write((await renderUsage(sub ?? cmd, sub ? cmd : main)) + "\n\n" + EXIT_CODES + "\n");
+    process.stdout.write((await usage(sub ?? cmd, sub ? cmd : main)) + "\n\n" + EXIT_CODES + "\n");
     return ExitCode.OK;
   }
   await checkFlags(cmd, name, rest);

@@ -1,8 +1,8 @@
 import { defineCommand } from "citty";
-import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, parseLevel, printJson, taskArg } from "./common.ts";
+import { configArg, parseLevel, taskArg } from "./common.ts";
+import { runJob, transferArgs } from "./job.ts";
 import { backup } from "../pipeline/backup/index.ts";
 import { log } from "../util/log.ts";
-import { ZrbError } from "../util/errors.ts";
 
 export default defineCommand({
   meta: {
@@ -19,25 +19,21 @@ export default defineCommand({
     ...taskArg,
     level: { type: "string", alias: "l", description: "Backup level: 0 = full, N ≥ 1 = incremental from the newest lower-level backup", valueHint: "N" },
     force: { type: "boolean", description: "Send the snapshot even if it is already backed up at this level", default: false },
-    ...outputArgs,
+    ...transferArgs,
   },
   async run({ args }) {
-    applyOutput(args);
     const level = parseLevel(args.level);
-    const intr = interruptSignal();
-    try {
-      const { config, task, store } = await loadAll(args, { signal: intr.signal });
+    await runJob(args, { command: "backup", level }, async ({ config, task, store, reporter, signal }) => {
       const t0 = performance.now();
-      const r = await backup(config, task, store, { level, force: !!args.force, signal: intr.signal });
+      const r = await backup(config, task, store, { level, force: !!args.force, signal, progress: reporter });
       const secs = Math.round(((performance.now() - t0) / 1000) * 10) / 10;
       if (r.kind === "already") {
-        if (args.json) printJson({ skipped: true, backupId: r.backupId, level: r.level, snapshot: r.snapshot, seconds: secs });
-        else
+        if (!args.json)
           log.success(
             `${r.snapshot} is already backed up at level ${r.level} (backup ${r.backupId}); nothing sent. ` +
               `Take a new snapshot first (zrb snapshot --config ${config.path} --task ${task.name} --level ${r.level}), or pass --force to send it again`,
           );
-        return;
+        return { result: { skipped: true, backupId: r.backupId, level: r.level, snapshot: r.snapshot, seconds: secs }, bytes: 0 };
       }
       const m = r.manifest;
       const summary = {
@@ -55,19 +51,12 @@ export default defineCommand({
         resumed: r.resumed,
         seconds: secs,
       };
-      if (args.json) printJson(summary);
-      else
+      if (!args.json)
         log.success(
           `backup ${m.backupId}: level ${m.level} ${m.snapshot.name}${m.parent ? ` (from ${m.parent.name})` : ""}, ` +
             `${m.parts.length} part(s), ${m.stream.size} bytes in ${secs}s → ${store.location}`,
         );
-    } catch (err) {
-      // Whatever an interrupted run tripped over on its way out, the signal is the cause.
-      if (intr.signal.aborted && intr.signal.reason instanceof ZrbError && !(err instanceof ZrbError && err.exitCode === intr.signal.reason.exitCode))
-        throw intr.signal.reason;
-      throw err;
-    } finally {
-      intr.dispose();
-    }
+      return { result: summary, bytes: m.stream.size };
+    });
   },
 });

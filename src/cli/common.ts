@@ -1,6 +1,7 @@
 /** Shared pieces of the commands: common flags, loading config + task + store, output. */
 import { loadConfig, findTask, type Config, type Task } from "../config/config.ts";
 import { openStore } from "../store/open.ts";
+import { logRetry, type Reporter } from "../report/reporter.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { log, setQuiet, setVerbose } from "../util/log.ts";
@@ -53,9 +54,13 @@ export async function loadAll(args: { config: string; task?: string }, opts: { a
   return { config, task, store };
 }
 
-/** The configured store; with the run's interrupt signal, a SIGTERM aborts requests in flight. */
-export function storeFor(config: Config, signal?: AbortSignal): ObjectStore {
-  return openStore({ s3: config.s3, localStoreDir: config.localStore }, { signal });
+/**
+ * The configured store; with the run's interrupt signal, a SIGTERM aborts requests in flight.
+ * Every retry prints one line (through the run's reporter, which also emits a --json event).
+ */
+export function storeFor(config: Config, signal?: AbortSignal, o: { reporter?: Reporter; bandwidthLimit?: number } = {}): ObjectStore {
+  const onRetry = o.reporter ? o.reporter.retry.bind(o.reporter) : logRetry;
+  return openStore({ s3: config.s3, localStoreDir: config.localStore }, { signal, onRetry, bandwidthLimit: o.bandwidthLimit });
 }
 
 export function printJson(v: unknown): void {

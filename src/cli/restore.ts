@@ -1,5 +1,6 @@
 import { defineCommand } from "citty";
-import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, parseLevel, printJson, taskArg } from "./common.ts";
+import { applyOutput, configArg, interruptSignal, loadAll, parseLevel, printJson, taskArg } from "./common.ts";
+import { runJob, transferArgs } from "./job.ts";
 import { restore, type RestorePlan, type Selector, type ThawTier } from "../pipeline/restore/index.ts";
 import { usageError } from "../util/errors.ts";
 import { formatSize } from "../util/size.ts";
@@ -77,7 +78,7 @@ export default defineCommand({
     tier: { type: "string", description: "Thaw tier: Bulk (default), Standard or Expedited", valueHint: "TIER" },
     days: { type: "string", description: "Days the thawed copies stay readable (default 7)", valueHint: "N" },
     parallel: { type: "string", description: "Parts downloaded ahead (scratch disk ≤ N × chunk_size; default 2)", valueHint: "N" },
-    ...outputArgs,
+    ...transferArgs,
   },
   async run({ args }) {
     applyOutput(args);
@@ -100,40 +101,51 @@ export default defineCommand({
     }
     if (!planOnly && !args["private-key"])
       throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
-    const intr = interruptSignal();
-    try {
-      const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
-      const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
-      const trust = await resolveTrust(args, key?.verifyKey);
+    if (planOnly) return printPlan(args, selector);
+    const key = await loadIdentityFile(args["private-key"]!);
+    const trust = await resolveTrust(args, key.verifyKey);
+    await runJob(args, { command: "restore", level: selector.level }, async ({ config, task, store, reporter, signal }) => {
       const t0 = performance.now();
       const r = await restore(config, task, store, {
-        target: args.target,
+        target: args.target!,
         selector,
         force: !!args.force,
-        identities: key?.identities,
+        identities: key.identities,
         trust,
-        planOnly,
+        planOnly: false,
         thaw,
         ahead,
-        signal: intr.signal,
+        signal,
+        progress: reporter,
         onThaw: (p) => {
           if (!args.json) log.info(`thaw: ${p.requested} requested, ${p.ongoing} ongoing, ${p.available} available of ${p.total} archived objects`);
         },
       });
-      if (planOnly) {
-        if (args.json) printJson(r.plan);
-        else process.stdout.write(formatPlan(r.plan));
-        return;
-      }
       const secs = Math.round(((performance.now() - t0) / 1000) * 10) / 10;
-      if (args.json) printJson({ ...r, seconds: secs });
-      else if (r.applied.length === 0) log.success(`${r.restored} is already restored; nothing to do`);
-      else
+      if (!args.json && r.applied.length === 0) log.success(`${r.restored} is already restored; nothing to do`);
+      else if (!args.json)
         log.success(
           `restored ${r.restored} (${r.applied.length} step(s): ${r.applied.map((a) => `level ${a.level}`).join(" → ")}) from ${store.location} in ${secs}s`,
         );
-    } finally {
-      intr.dispose();
-    }
+      return { result: { ...r, seconds: secs } };
+    });
   },
 });
+
+/** --plan: print the steps, change nothing (no progress, no metrics: nothing moves). */
+async function printPlan(
+  args: { config: string; task?: string; target?: string; force?: boolean; json?: boolean; "private-key"?: string; "verify-key"?: string; "allow-unsigned"?: boolean },
+  selector: Selector,
+): Promise<void> {
+  const intr = interruptSignal();
+  try {
+    const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+    const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
+    const trust = await resolveTrust(args, key?.verifyKey);
+    const r = await restore(config, task, store, { target: args.target!, selector, force: !!args.force, planOnly: true, trust, signal: intr.signal });
+    if (args.json) printJson(r.plan);
+    else process.stdout.write(formatPlan(r.plan));
+  } finally {
+    intr.dispose();
+  }
+}

@@ -1,6 +1,7 @@
 /** `zrb verify`: flag parsing around pipeline/verify.ts. */
 import { defineCommand } from "citty";
-import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
+import { applyOutput, configArg, taskArg } from "./common.ts";
+import { runJob, transferArgs } from "./job.ts";
 import { parseSelector, selectArgs } from "./restore.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
 import { resolveTrust, trustArgs } from "./trust.ts";
@@ -30,7 +31,7 @@ export default defineCommand({
     ...trustArgs,
     sample: { type: "string", description: "Check only N randomly chosen parts of the chain", valueHint: "N" },
     "only-backup": { type: "boolean", description: "Check only the selected backup, not the rest of its chain", default: false },
-    ...outputArgs,
+    ...transferArgs,
   },
   async run({ args }) {
     applyOutput(args);
@@ -40,9 +41,7 @@ export default defineCommand({
       sample = Number(args.sample);
       if (!Number.isInteger(sample) || sample < 1) throw usageError(`--sample must be a whole number ≥ 1, got ${JSON.stringify(args.sample)}`);
     }
-    const intr = interruptSignal();
-    try {
-      const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+    await runJob(args, { command: "verify", level: selector.level }, async ({ config, task, store, reporter, signal }) => {
       assertSafeBaseDir(config.baseDir, { create: true });
       const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
       const identities = key?.identities;
@@ -50,9 +49,9 @@ export default defineCommand({
       warnUnauthenticated(trust, "verify");
       const cat = await loadCatalog(store, task.pool, task.dataset, trust);
       const { backups, chainBroken } = backupsToVerify(cat, selector, task.fullName, store, !!args["only-backup"]);
-      const report = await verifyBackups(store, backups, { identities, sample, signal: intr.signal, scratch: restoreScratchRoot(config.baseDir) });
-      if (args.json) printJson({ ...report, ...(chainBroken ? { chainBroken, ok: false } : {}) });
-      else {
+      const report = await verifyBackups(store, backups, { identities, sample, signal, scratch: restoreScratchRoot(config.baseDir), progress: reporter });
+      const result = { ...report, ...(chainBroken ? { chainBroken, ok: false } : {}) };
+      if (!args.json) {
         for (const b of report.backups)
           process.stdout.write(
             printable(`${b.backupId}  level ${b.level}  ${b.snapshot.split("@")[1] ?? b.snapshot}  ${b.checked}/${b.parts} parts checked  stream BLAKE3: ${b.streamBlake3}  records: ${b.streamRecords}`) + "\n",
@@ -60,16 +59,15 @@ export default defineCommand({
         for (const p of report.parts.filter((x) => !x.ok)) process.stdout.write(printable(`FAILED ${p.key}: ${p.error}`) + "\n");
         if (!report.decrypted) process.stdout.write("ciphertext only (sizes and SHA-256): pass --private-key to check the plaintext too\n");
       }
-      if (chainBroken) throw integrityError(`verification failed: ${chainBroken}`);
+      if (chainBroken) return { result, error: integrityError(`verification failed: ${chainBroken}`) };
       if (!report.ok) {
         const failed = report.parts.filter((x) => !x.ok);
         const bad = failed.length + report.backups.filter((b) => b.streamBlake3 === "mismatch").length;
         const first = failed[0]?.error ?? report.backups.find((b) => b.error)?.error ?? "";
-        throw integrityError(`verification failed: ${bad} problem(s) in ${store.location}, the first: ${first}`);
+        return { result, error: integrityError(`verification failed: ${bad} problem(s) in ${store.location}, the first: ${first}`) };
       }
       if (!args.json) log.success(`${report.parts.length} part(s) verified in ${store.location}`);
-    } finally {
-      intr.dispose();
-    }
+      return { result };
+    });
   },
 });

@@ -16,7 +16,8 @@ import { BUCKET_RULES, bucketProblem, checkEndpoint } from "../store/s3rules.ts"
 import { quote } from "../util/redact.ts";
 import { datasetPathProblem, MAX_NAME, poolProblem } from "../zfs/names.ts";
 import type { Ctx } from "./read.ts";
-import { absolutePath, bool, enumOf, int, size, str } from "./scalars.ts";
+import { absolutePath, bool, duration, enumOf, int, rate, size, str } from "./scalars.ts";
+import { pingUrlProblem } from "../report/ping.ts";
 import { type Infer, list, object, type Siblings } from "./types.ts";
 
 export const STORAGE_CLASSES = [
@@ -36,6 +37,8 @@ export const CHECKSUM_MODES = ["WHEN_REQUIRED", "WHEN_SUPPORTED"] as const;
 export const OBJECT_LOCK_MODES = ["GOVERNANCE", "COMPLIANCE"] as const;
 
 const GiB = 1024 ** 3;
+const SECOND = 1000;
+const HOUR = 3600 * SECOND;
 
 // ---------------------------------------------------------------------------------------------
 // Value types of this schema
@@ -193,6 +196,18 @@ const S3 = object({
   retry: object({
     max_attempts: int(1, 100).default(5).doc("Attempts per S3 request, 1 to 100."),
   }).default(),
+  request_timeout: duration({ min: SECOND, max: HOUR })
+    .default(60 * SECOND)
+    .doc(
+      "A request is stalled when no byte moves for this long, when its response has not begun this long after its body was sent, or when it moves less than 1 KiB in this long (a server that drips). A stalled request is aborted and retried (one line per retry); after `retry.max_attempts` the run ends with exit 6, naming the endpoint. Not a total: a big part may take hours. From `1s` to `1h`.",
+      { new: true },
+    ),
+  bandwidth_limit: rate({ min: 1024, max: 1024 ** 4 })
+    .optional()
+    .doc(
+      "Limit for all uploads and downloads of a run together, e.g. `20MiB/s` (1024-based). `--bwlimit` on `backup`, `restore` and `verify` overrides it for one run.",
+      { new: true, default: "no limit" },
+    ),
   object_lock: object({
     mode: enumOf(OBJECT_LOCK_MODES, "one of")
       .required("GOVERNANCE or COMPLIANCE")
@@ -203,6 +218,36 @@ const S3 = object({
     .doc(
       "Object lock (the bucket must have been created with object lock enabled; `zrb check` checks it): every manifest and part is written with a retain-until date, and when a new incremental depends on older backups their objects are extended, so nothing a kept point depends on can be deleted before it (docs/security.md).",
       { new: true, default: "none" },
+    ),
+});
+
+// ---------------------------------------------------------------------------------------------
+// monitoring, zfs
+
+const MONITORING = object({
+  metrics_file: absolutePath()
+    .check((p) => (p.endsWith(".prom") ? undefined : `must end in .prom (the node_exporter textfile collector reads only those), got ${quote(p)}`))
+    .optional()
+    .doc(
+      "A Prometheus textfile-collector file (`…/node_exporter/textfile_collector/zrb.prom`), rewritten atomically after every backup, restore, verify and prune with the `zrb_*_last_*` metrics of docs/monitoring.md. Its directory must exist.",
+      { new: true },
+    ),
+  ping_url: str()
+    .check(pingUrlProblem)
+    .named("http(s) URL")
+    .optional()
+    .doc(
+      "A healthchecks-style URL: `zrb backup` GETs `<url>/start` when it starts, `<url>` when it succeeds and `<url>/fail` when it fails (10 s timeout; a failing ping is logged and never fails the backup). The URL may carry credentials; zrb never prints more of it than its scheme and host.",
+      { new: true },
+    ),
+});
+
+const ZFS = object({
+  stall_timeout: duration({ min: SECOND, max: 7 * 24 * HOUR })
+    .default(HOUR)
+    .doc(
+      "`zfs send` that produces no byte, or `zfs receive` that takes no byte, for this long is stopped with exit 5 and a message saying which. Generous on purpose: a busy pool can pause a stream for minutes.",
+      { new: true },
     ),
 });
 
@@ -252,6 +297,8 @@ export const ROOT = object(
       .default((o) => posix.join(o.baseDir as string, "store"))
       .doc("Where objects go when `s3.enabled` is false.", { new: true, default: "`<base_dir>/store`" }),
     s3: S3.default().doc("The object store.", { default: "see below" }),
+    monitoring: MONITORING.default().doc("Metrics and pings for unattended runs.", { new: true, default: "see below" }),
+    zfs: ZFS.default().doc("How long zfs may stall.", { new: true, default: "see below" }),
     tasks: list(TASK, {
       example: "one entry per dataset, each with name, pool and dataset",
       itemHint: "name, pool and dataset",

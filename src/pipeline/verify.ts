@@ -8,7 +8,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createBlake3 } from "../crypto/blake3.ts";
-import type { ObjectStore } from "../store/store.ts";
+import { isStoreError, type ObjectStore } from "../store/store.ts";
 import { partFileName } from "../store/layout.ts";
 import type { Manifest } from "../state/manifest.ts";
 import { ChainError, resolveChain, type Catalog } from "./catalog.ts";
@@ -19,6 +19,7 @@ import { ExitCode, ZrbError } from "../util/errors.ts";
 import { checkInterrupted } from "../util/abort.ts";
 import { log } from "../util/log.ts";
 import { RECORD_SIZE, streamEndsProblem } from "../zfs/stream.ts";
+import type { TransferProgress } from "../report/progress.ts";
 
 /** The first and the last record of a stream seen piece by piece (zfs/stream.ts checks them). */
 class StreamEnds {
@@ -105,7 +106,7 @@ export interface VerifyReport {
 export async function verifyBackups(
   store: ObjectStore,
   backups: Manifest[],
-  opts: { identities?: string[]; sample?: number; signal?: AbortSignal; scratch: string },
+  opts: { identities?: string[]; sample?: number; signal?: AbortSignal; scratch: string; progress?: TransferProgress },
 ): Promise<VerifyReport> {
   const all = backups.flatMap((m) => m.parts.map((p) => ({ m, p })));
   let chosen: Set<string> | null = null;
@@ -118,6 +119,18 @@ export async function verifyBackups(
     chosen = new Set(idx.slice(0, opts.sample).map((i) => `${all[i]!.m.backupId}/${all[i]!.p.index}`));
   }
   const report: VerifyReport = { location: store.location, backups: [], parts: [], decrypted: !!opts.identities, ok: true };
+  const todo = all.filter(({ m, p }) => !chosen || chosen.has(`${m.backupId}/${p.index}`));
+  const newest = backups.at(-1);
+  opts.progress?.start({
+    backupId: newest?.backupId,
+    level: newest?.level,
+    snapshot: newest?.snapshot.name,
+    bytesExpected: todo.reduce((a, { p }) => a + p.cipherSize, 0),
+    parts: todo.length,
+  });
+  let checkedBytes = 0;
+  // A part downloaded again (a SHA-256 mismatch) counts again: the figure is what moved.
+  const onBytes = (n: number) => opts.progress?.bytes((checkedBytes += n));
   // A directory of our own, created 0700 under a name nobody could predict.
   mkdirSync(opts.scratch, { recursive: true, mode: 0o700 });
   const scratch = mkdtempSync(join(opts.scratch, "verify-"));
@@ -134,14 +147,17 @@ export async function verifyBackups(
         const path = join(scratch, partFileName(p.index));
         const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
         try {
-          await downloadPart(store, m, p, path, opts.signal);
-          if (opts.identities) await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => {
-            whole?.update(b);
-            if (whole) ends.push(b);
-          });
+          await downloadPart(store, m, p, path, opts.signal, onBytes);
+          if (opts.identities)
+            await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => {
+              whole?.update(b);
+              if (whole) ends.push(b);
+            });
         } catch (err) {
           if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
           if (err.exitCode === ExitCode.CRYPTO) throw err;
+          // The store cannot be reached (a stall, the retries spent): nothing can be checked, exit 6.
+          if (isStoreError(err, "transient")) throw err;
           rec.ok = false;
           rec.error = err.message;
           wholeOk = false;
@@ -152,6 +168,7 @@ export async function verifyBackups(
         }
         checked++;
         report.parts.push(rec);
+        opts.progress?.part({ backupId: m.backupId, index: p.index, bytes: p.cipherSize, ok: rec.ok });
         log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} ${rec.ok ? "ok" : "FAILED"}`);
       }
       let streamBlake3: "ok" | "mismatch" | "not checked" = "not checked";

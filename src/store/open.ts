@@ -1,29 +1,44 @@
 /**
- * Build the configured object store: S3 (one attempt per call) wrapped in the retry layer when
- * `s3.enabled`, else a local directory (which has no transient failures to retry).
+ * Build the configured object store: S3 (one attempt per call, every request watched for
+ * stalls and metered by the bandwidth limit) wrapped in the retry layer when `s3.enabled`, else a
+ * local directory (which has no transient failures to retry and no bandwidth to limit).
  */
 import type { Config } from "../config/config.ts";
 import type { ObjectStore } from "./store.ts";
 import { S3Store } from "./s3.ts";
 import { LocalStore } from "./local.ts";
 import { RetryStore, type RetryOptions } from "./retry.ts";
+import { TokenBucket } from "../util/token-bucket.ts";
 
-/** What a store is built from: the config's s3 section (checksum_mode may be left out: WHEN_REQUIRED) and local_store. */
+/** What a store is built from: the config's s3 section (checksum_mode, request_timeout and bandwidth_limit may be left out) and local_store. */
 export interface StoreConfig {
-  s3: Pick<Config["s3"], "enabled" | "bucket" | "prefix" | "region" | "endpoint" | "retry"> & Partial<Pick<Config["s3"], "checksumMode" | "objectLock">>;
+  s3: Pick<Config["s3"], "enabled" | "bucket" | "prefix" | "region" | "endpoint" | "retry"> &
+    Partial<Pick<Config["s3"], "checksumMode" | "requestTimeout" | "bandwidthLimit" | "objectLock">>;
   /** Root directory of the local store used when s3.enabled is false. */
   localStoreDir: string;
 }
 
-export function openStore(cfg: StoreConfig, extra: { onRetry?: RetryOptions["onRetry"]; signal?: AbortSignal; retryBaseDelayMs?: number } = {}): ObjectStore {
+export interface OpenOptions {
+  /** Called before each retry (cli/common.ts prints it: one line per retry). */
+  onRetry?: RetryOptions["onRetry"];
+  signal?: AbortSignal;
+  retryBaseDelayMs?: number;
+  /** Bytes per second for all bodies together; overrides s3.bandwidth_limit (--bwlimit). */
+  bandwidthLimit?: number;
+}
+
+export function openStore(cfg: StoreConfig, extra: OpenOptions = {}): ObjectStore {
   if (!cfg.s3.enabled) return new LocalStore(cfg.localStoreDir);
   const s3 = cfg.s3;
+  const limit = extra.bandwidthLimit ?? s3.bandwidthLimit;
   const inner = new S3Store({
     bucket: s3.bucket,
     prefix: s3.prefix,
     region: s3.region,
     endpoint: s3.endpoint || undefined,
     checksumMode: s3.checksumMode,
+    requestTimeoutMs: s3.requestTimeout,
+    bandwidth: limit ? new TokenBucket(limit) : undefined,
     signal: extra.signal,
     objectLock: s3.objectLock,
   });

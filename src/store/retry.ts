@@ -22,27 +22,8 @@ export interface RetryOptions {
   onRetry?: (info: { what: string; attempt: number; maxAttempts: number; error: string; delayMs: number }) => void;
 }
 
-/** The error to throw when `signal` is aborted. */
-export function abortReason(signal: AbortSignal): unknown {
-  const r = signal.reason;
-  if (r instanceof Error) return r;
-  return new DOMException("The operation was aborted", "AbortError");
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortReason(signal));
-    const t = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortReason(signal!));
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
+export { abortReason, sleep } from "../util/abort.ts";
+import { abortReason, sleep } from "../util/abort.ts";
 
 const transient = (err: unknown): err is StoreError => err instanceof StoreError && err.kind === "transient";
 

@@ -4,7 +4,9 @@
  * HTTP statuses or network error codes.
  */
 import { StoreError, type StoreErrorKind } from "./store.ts";
+import type { Stall } from "./watchdog.ts";
 import { ZrbError } from "../util/errors.ts";
+import { formatDuration } from "../util/duration.ts";
 
 const THROTTLING = new Set([
   "SlowDown",
@@ -137,4 +139,21 @@ export function classify(err: unknown, c: ErrorContext): StoreError {
     );
   }
   return make("permanent", `${c.op} ${c.where} failed: ${describeError(err)}`);
+}
+
+/** What a stalled request did (or did not do), for a message. */
+export function describeStall(s: Stall): string {
+  const t = formatDuration(s.timeoutMs);
+  if (s.kind === "no-response") return `no response within ${t} of sending the request`;
+  if (s.kind === "no-data") return `no byte moved for ${t}`;
+  return `only ${s.bytes} bytes moved in ${t}, a trickle under 1 KiB per s3.request_timeout`;
+}
+
+/** A request the watchdog aborted: transient (retried); after the budget, a line naming the endpoint and the stall. */
+export function stallError(s: Stall, c: ErrorContext): StoreError {
+  const what = describeStall(s);
+  return new StoreError("transient", `S3 endpoint ${c.endpoint} stalled: ${what} (${c.op} ${c.where})`, {
+    retry: (n) =>
+      `S3 endpoint ${c.endpoint} stalled: ${what} (${c.op} ${c.where}), ${n} attempts in a row; check the endpoint and the network, or raise s3.request_timeout`,
+  });
 }

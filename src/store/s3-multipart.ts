@@ -77,6 +77,10 @@ export async function putFile(ctx: S3Context, key: string, path: string, opts: P
   const shaHex = opts.sha256Hex.toLowerCase();
   const size = opts.size;
   if (size <= SINGLE_PUT_MAX) {
+    const body = size === 0 ? null : createReadStream(path, { start: 0, end: size - 1 });
+    // Bytes read so far, polled (a 'data' listener would take bytes from the request).
+    const ticker = body && opts.onBytes ? setInterval(() => opts.onBytes!(body.bytesRead), 500) : undefined;
+    ticker?.unref?.();
     await ctx.call(
       "put",
       key,
@@ -85,7 +89,7 @@ export async function putFile(ctx: S3Context, key: string, path: string, opts: P
           new PutObjectCommand({
             Bucket: ctx.bucket,
             Key,
-            Body: size === 0 ? new Uint8Array(0) : createReadStream(path, { start: 0, end: size - 1 }),
+            Body: body ?? new Uint8Array(0),
             ContentLength: size,
             StorageClass: opts.storageClass as StorageClass | undefined,
             Metadata: { "zrb-sha256": shaHex },
@@ -95,7 +99,10 @@ export async function putFile(ctx: S3Context, key: string, path: string, opts: P
           { abortSignal },
         ),
       signal,
-    );
+    ).finally(() => {
+      clearInterval(ticker);
+      body?.destroy();
+    });
     opts.onBytes?.(size);
     return;
   }

@@ -8,6 +8,9 @@
  *   radosgw answers 411 to streamed bodies.
  * - Every request is abortable by the run's signal (SIGTERM/SIGINT), so a stalled request never
  *   holds up a stop.
+ * - Every request is watched (watchdog.ts, through s3-transport.ts): no byte moved, no headers, or
+ *   a drip for s3.request_timeout aborts it with a transient StoreError naming the endpoint and
+ *   the stall, which the retry wrapper retries. The same layer applies the bandwidth limit.
  */
 import {
   S3Client,
@@ -29,10 +32,12 @@ import {
 } from "@aws-sdk/client-s3";
 import { ARCHIVED_CLASSES, StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions } from "./store.ts";
 import { normalizePrefix, validateKey, validateListPrefix } from "./keys.ts";
-import { classify, describeError, isAbortError } from "./s3-errors.ts";
-import { abortReason } from "./retry.ts";
+import { classify, describeError, isAbortError, stallError } from "./s3-errors.ts";
+import { abortReason } from "../util/abort.ts";
+import type { TokenBucket } from "../util/token-bucket.ts";
+import { MeteredHttpHandler, RequestWatch } from "./s3-transport.ts";
 import { putFile, type S3Context } from "./s3-multipart.ts";
-import { storeError } from "../util/errors.ts";
+import { ZrbError, storeError } from "../util/errors.ts";
 import { now } from "../util/clock.ts";
 import { log } from "../util/log.ts";
 
@@ -45,8 +50,10 @@ export interface S3StoreOptions {
   /** Custom endpoint (MinIO, B2, radosgw…); set ⇒ path-style addressing. */
   endpoint?: string;
   checksumMode?: "WHEN_REQUIRED" | "WHEN_SUPPORTED";
-  /** Socket inactivity timeout per request (default 120 s). Not a total: big parts may take long. */
+  /** A request that moves no byte, gets no headers, or moves < 1 KiB for this long is stalled (default 60 s; not a total). */
   requestTimeoutMs?: number;
+  /** The bandwidth limit shared by every upload and download body. */
+  bandwidth?: TokenBucket;
   /** Parts uploaded concurrently by putFile (default 4). */
   partConcurrency?: number;
   /** Page size for list/listUploads (default: the server's, 1000). Small values force pagination in tests. */
@@ -81,6 +88,7 @@ export class S3Store implements ObjectStore {
   private readonly listPageSize?: number;
   private readonly runSignal?: AbortSignal;
   private readonly objectLock?: S3StoreOptions["objectLock"];
+  private readonly timeoutMs: number;
 
   constructor(opts: S3StoreOptions) {
     if (!opts.bucket) throw storeError("s3.bucket is empty; set it in the config");
@@ -90,6 +98,7 @@ export class S3Store implements ObjectStore {
     this.listPageSize = opts.listPageSize;
     this.runSignal = opts.signal;
     this.objectLock = opts.objectLock;
+    this.timeoutMs = opts.requestTimeoutMs ?? 60_000;
     this.endpointDesc = opts.endpoint ?? `https://s3.${opts.region}.amazonaws.com`;
     this.location = `s3://${this.bucket}/${this.prefix}` + (opts.endpoint ? ` at ${opts.endpoint}` : "");
     const checksumMode = opts.checksumMode ?? "WHEN_REQUIRED";
@@ -99,7 +108,9 @@ export class S3Store implements ObjectStore {
       maxAttempts: 1,
       requestChecksumCalculation: checksumMode,
       responseChecksumValidation: checksumMode,
-      requestHandler: { connectionTimeout: 10_000, socketTimeout: opts.requestTimeoutMs ?? 120_000 },
+      // The watchdog decides about stalls; the socket timer is only a backstop far behind it
+      // (a bandwidth-limited body may leave its socket idle while it waits for tokens).
+      requestHandler: new MeteredHttpHandler({ connectionTimeout: 10_000, socketTimeout: Math.max(10 * this.timeoutMs, 600_000) }, opts.bandwidth),
       logger: quietLogger,
     });
   }
@@ -121,14 +132,29 @@ export class S3Store implements ObjectStore {
 
   /** One SDK call, abortable by the run's signal; failures classified. */
   private async call<T>(op: string, key: string | undefined, fn: (abortSignal?: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    const s = this.signalOf(signal);
-    if (s?.aborted) throw abortReason(s);
+    const { value, watch } = await this.watched(op, key, fn, signal);
+    watch.end();
+    return value;
+  }
+
+  /**
+   * One SDK call under a stall watch (s3-transport.ts); the watch is handed back still running,
+   * for a response body that is read after the call returned. A stall surfaces as a transient
+   * StoreError, an interrupt as its own reason, anything else classified.
+   */
+  private async watched<T>(op: string, key: string | undefined, fn: (abortSignal?: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<{ value: T; watch: RequestWatch }> {
+    const outer = this.signalOf(signal);
+    if (outer?.aborted) throw abortReason(outer);
+    const ctx = { op, where: key !== undefined ? this.urlOf(key) : `s3://${this.bucket}`, bucket: this.bucket, endpoint: this.endpointDesc };
+    const watch = new RequestWatch(this.timeoutMs, outer, (stall) => stallError(stall, ctx));
     try {
-      return await fn(s);
+      return { value: await fn(watch.signal), watch };
     } catch (err) {
-      if (s?.aborted) throw abortReason(s);
+      watch.end();
+      if (outer?.aborted) throw abortReason(outer);
+      if (watch.stalled) throw watch.stalled;
       if (isAbortError(err)) throw err;
-      throw classify(err, { op, where: key !== undefined ? this.urlOf(key) : `s3://${this.bucket}`, bucket: this.bucket, endpoint: this.endpointDesc });
+      throw classify(err, ctx);
     }
   }
 
@@ -202,17 +228,20 @@ export class S3Store implements ObjectStore {
         throw storeError(`invalid byte range ${range.start}-${range.end ?? ""} for ${this.urlOf(key)}`);
       Range = `bytes=${range.start}-${range.end ?? ""}`;
     }
-    let r;
+    let r, watch;
     try {
-      r = await this.call("get", key, (abortSignal) => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range }), { abortSignal }));
+      ({ value: r, watch } = await this.watched("get", key, (abortSignal) => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range }), { abortSignal })));
     } catch (err) {
       const c = (err as { cause?: unknown }).cause;
       if (err instanceof StoreError && err.kind === "permanent" && (c as { name?: string })?.name === "InvalidRange")
         throw new StoreError("permanent", `byte range ${Range} is outside object ${this.urlOf(key)}`, { cause: c });
       throw err;
     }
-    if (!r.Body) return new ReadableStream({ start: (c) => c.close() });
-    return checkedBody(r.Body.transformToWebStream() as ReadableStream<Uint8Array>, r.ContentLength, this.urlOf(key));
+    if (!r.Body) {
+      watch.end();
+      return new ReadableStream({ start: (c) => c.close() });
+    }
+    return checkedBody(r.Body.transformToWebStream() as ReadableStream<Uint8Array>, r.ContentLength, this.urlOf(key), watch);
   }
 
   private async headRaw(key: string, signal?: AbortSignal) {
@@ -424,22 +453,30 @@ export class S3Store implements ObjectStore {
 }
 
 /**
- * A response body that errors with a transient StoreError when the connection breaks off or the
- * body ends before Content-Length: the retry wrapper resumes it with a range from there.
+ * A response body that errors with a transient StoreError when the connection breaks off, the
+ * body ends before Content-Length, or the request's watchdog finds it stalled: the retry wrapper
+ * resumes it with a range from there. The watchdog counts only while a read waits on the network.
  */
-function checkedBody(body: ReadableStream<Uint8Array>, length: number | undefined, url: string): ReadableStream<Uint8Array> {
+function checkedBody(body: ReadableStream<Uint8Array>, length: number | undefined, url: string, watch: RequestWatch): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let got = 0;
+  watch.watchdog.pause();
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
       let r;
+      watch.watchdog.resume();
       try {
         r = await reader.read();
       } catch (err) {
-        if (isAbortError(err)) return ctl.error(err);
+        watch.end();
+        if (watch.stalled) return ctl.error(watch.stalled);
+        if (isAbortError(err) || err instanceof ZrbError) return ctl.error(err);
         return ctl.error(new StoreError("transient", `reading ${url} broke off after ${got} bytes: ${describeError(err)}`, { cause: err }));
+      } finally {
+        watch.watchdog.pause();
       }
       if (r.done) {
+        watch.end();
         if (length !== undefined && got < length)
           return ctl.error(new StoreError("transient", `reading ${url} ended after ${got} of ${length} bytes`));
         return ctl.close();
@@ -448,6 +485,7 @@ function checkedBody(body: ReadableStream<Uint8Array>, length: number | undefine
       ctl.enqueue(r.value);
     },
     cancel(reason) {
+      watch.end();
       return reader.cancel(reason);
     },
   });

@@ -22,6 +22,8 @@ export const ExitCode = {
   CRYPTO: 8,
   /** Local I/O: disk full, permission denied, read-only base_dir. */
   IO: 9,
+  /** `zrb status --max-age`: the newest backup of a task (or level) is older than allowed, or there is none. */
+  STALE: 10,
   /** Interrupted by SIGINT. */
   SIGINT: 130,
   /** Interrupted by SIGTERM. */

@@ -11,11 +11,27 @@ const c = createConsola({
   level: process.env.ZRB_LOG_LEVEL ? Number(process.env.ZRB_LOG_LEVEL) : 3,
   stderr: process.stderr,
   stdout: process.stderr,
-  formatOptions: { date: false, colors: process.stderr.isTTY ?? false, compact: true },
+  // No colour codes where they would be garbage: not a terminal, or NO_COLOR set (no-color.org).
+  formatOptions: { date: false, colors: (process.stderr.isTTY ?? false) && !process.env.NO_COLOR, compact: true },
 });
 
+/** A line redrawn in place at the bottom of a terminal (the progress line): cleared before a message, redrawn after. */
+export interface LiveLine {
+  clear(): void;
+  redraw(): void;
+}
+let live: LiveLine | null = null;
+
+export function setLiveLine(l: LiveLine | null): void {
+  live = l;
+}
+
 type Fn = (msg: string) => void;
-const clean = (fn: (m: string) => void): Fn => (msg: string) => fn(printable(String(msg)));
+const clean = (fn: (m: string) => void): Fn => (msg: string) => {
+  live?.clear();
+  fn(printable(String(msg)));
+  live?.redraw();
+};
 
 export const log = {
   debug: clean((m) => c.debug(m)),

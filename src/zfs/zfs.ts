@@ -244,6 +244,22 @@ export function sendArgs(plan: SendPlan): string[] {
   return ["send", ...plan.flags, ...(plan.from ? ["-i", plan.from] : []), plan.snapshot];
 }
 
+/**
+ * What `zfs send` of this plan will produce, in bytes: `zfs send -n -P` where zfs has it
+ * (OpenZFS), else the snapshot's `written@<base>` (incremental) or `referenced` (full); null
+ * when neither is known (zfs-fuse has no `written`). For progress and ETA only.
+ */
+export async function estimateSend(plan: SendPlan, caps: ZfsCaps): Promise<{ bytes: number; source: string } | null> {
+  if (caps.sendFlags.has("n") && caps.sendFlags.has("P")) {
+    const r = await zfsRun(["send", "-n", "-P", ...sendArgs(plan).slice(1)]);
+    const m = /^size\s+(\d+)\s*$/m.exec(`${r.stdout}\n${r.stderr}`);
+    if (r.code === 0 && m) return { bytes: Number(m[1]), source: "zfs send -nP" };
+  }
+  const prop = plan.from ? `written@${plan.from.split("@")[1]}` : "referenced";
+  const v = await getProp(plan.snapshot, prop);
+  return v !== null && /^\d+$/.test(v) ? { bytes: Number(v), source: prop.replace(/@.*/, "") } : null;
+}
+
 export function spawnSend(plan: SendPlan) {
   try {
     return Bun.spawn([zfsBin(), ...sendArgs(plan)], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });

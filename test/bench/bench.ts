@@ -246,7 +246,10 @@ async function runPipeline(a: StageArgs): Promise<{ bytes: number; check: string
       checksumMode: "WHEN_REQUIRED",
       storageClass: { manifest: "STANDARD", backupData: ["STANDARD"] },
       retry: { maxAttempts: 1 },
+      requestTimeout: 60_000,
     },
+    monitoring: {},
+    zfs: { stallTimeout: 3_600_000 },
     tasks: [],
   };
   // The network is excluded: "uploading" a part only deletes the encrypted file.

@@ -40,7 +40,7 @@ import { join } from "node:path";
 import YAML from "yaml";
 import { hashTree, mountpointOf, run, s3Client, snapshotGuid, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
-import { configYaml, spawnZrb, zrb } from "../helpers/zrb.ts";
+import { configYaml, jsonResult, spawnZrb, zrb } from "../helpers/zrb.ts";
 import { forward, internalError, prng, slowDown, type FaultProxy, type ProxyAction, type ProxyRequest } from "../helpers/faultproxy.ts";
 import { audit, cleanAudit, getText, manifests, userrefsOf } from "../helpers/audit.ts";
 import { SINGLE_PUT_MAX } from "../../src/store/s3.ts";
@@ -264,7 +264,7 @@ async function killedRun(it: Iter, attempt: number): Promise<void> {
     // It finished before the signal (or in spite of it).
     if (code !== 0) checkOutput(err, code, ctx);
     if (code !== 0) throw new Error(`${ctx}: exit ${code}: ${err}`);
-    JSON.parse(out);
+    jsonResult(out);
     tally.early++;
     return;
   }

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ageKeyPair, makeBucket, makePool, run, s3Rig, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
-import { configYaml, s3Env, zrb } from "../helpers/zrb.ts";
+import { configYaml, jsonResult, s3Env, zrb } from "../helpers/zrb.ts";
 
 let s3: S3Rig;
 let pool: TestPool;
@@ -169,7 +169,7 @@ describe("zrb status", () => {
     const before = JSON.parse((await zrb(["status", "--config", c, "--json"], { env })).stdout);
     expect(before[0].heads).toEqual([]);
     await zrb(["snapshot", "--config", c, "--task", "t", "--level", "0"], { env });
-    const b = JSON.parse((await zrb(["backup", "--config", c, "--task", "t", "--level", "0", "--json"], { env })).stdout);
+    const b = jsonResult((await zrb(["backup", "--config", c, "--task", "t", "--level", "0", "--json"], { env })).stdout);
     const lockDir = join(work, "status-base", "run", pool.pool, "data");
     mkdirSync(lockDir, { recursive: true });
     writeFileSync(join(lockDir, "zrb.lock"), JSON.stringify({ pid: 999999, start: "1", host: require("node:os").hostname(), command: "zrb backup --level 1", since: "x" }));

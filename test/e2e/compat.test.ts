@@ -11,7 +11,7 @@ import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { hashTree, makePool, run, tmpDir, zfsRig, type TestPool } from "../helpers/rig.ts";
-import { zrb } from "../helpers/zrb.ts";
+import { jsonResult, zrb } from "../helpers/zrb.ts";
 
 const FIXTURE = join(import.meta.dir, "..", "fixtures", "v1-bucket");
 const expected: { level: number; snapshot: string; guid: string; tree: Record<string, string> }[] = JSON.parse(readFileSync(join(FIXTURE, "expected.json"), "utf8"));
@@ -63,7 +63,7 @@ describe("a bucket written by zrb 0.1.0+8490ede", () => {
   });
 
   test("verify with the key checks every part and the stream BLAKE3s", async () => {
-    const r = JSON.parse((await zrb(["verify", "--config", cfg, "--task", "photos", "--private-key", key, "--json"])).stdout);
+    const r = jsonResult((await zrb(["verify", "--config", cfg, "--task", "photos", "--private-key", key, "--json"])).stdout);
     expect(r.ok).toBe(true);
     expect(r.backups.map((b: { streamBlake3: string }) => b.streamBlake3)).toEqual(["ok", "ok", "ok"]);
   });

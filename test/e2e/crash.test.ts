@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import YAML from "yaml";
 import { ageKeyPair, hashTree, makeBucket, makePool, run, s3Client, s3Rig, snapshotGuid, tmpDir, userrefs, waitFor, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
-import { configYaml, s3Env, sigtermGracefully, spawnZrb, zrb } from "../helpers/zrb.ts";
+import { configYaml, jsonResult, s3Env, sigtermGracefully, spawnZrb, zrb } from "../helpers/zrb.ts";
 import { faultsHit, forward, internalError, slowDown, startFaultProxy, type FaultProxy, type ProxyAction, type ProxyRequest } from "../helpers/faultproxy.ts";
 import { audit, cleanAudit, listKeys, listUploads, manifests } from "../helpers/audit.ts";
 
@@ -166,7 +166,7 @@ describe("graceful SIGTERM / SIGINT", () => {
     proxy.setDecide(() => forward);
     const from = proxy.log.length;
     const r = await zrb(backupArgs(d, 0), { env });
-    const out = JSON.parse(r.stdout);
+    const out = jsonResult(r.stdout);
     expect(out.backupId).toBe(st.backupId);
     expect(out.resumed).toBe(true);
     const rerunReqs = proxy.log.slice(from);
@@ -204,7 +204,7 @@ describe("graceful SIGTERM / SIGINT", () => {
     } finally {
       proxy.setDecide(() => forward);
     }
-    JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     expect(await auditOf(d)).toEqual(cleanAudit);
   }, 120_000);
 
@@ -219,7 +219,7 @@ describe("graceful SIGTERM / SIGINT", () => {
     expect(await p.exited).toBe(130);
     expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(false);
     proxy.setDecide(() => forward);
-    const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    const out = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     expect(out.resumed).toBe(true);
     expect(await auditOf(d)).toEqual(cleanAudit);
   }, 120_000);
@@ -239,7 +239,7 @@ describe("kill -9 and resume", () => {
     expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(true);
     expect(await userrefs(s)).toBe(1); // the leaked zrb-send hold
     proxy.setDecide(() => forward);
-    const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    const out = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     expect(out.resumed).toBe(true);
     expect(await userrefs(s)).toBe(1); // now: the persistent base hold only
     expect(await auditOf(d)).toEqual(cleanAudit);
@@ -262,7 +262,7 @@ describe("kill -9 and resume", () => {
     const s1 = await snap(d, 1);
     const r = await zrb(backupArgs(d, 1), { env });
     expect(r.stderr).toContain(`finishing interrupted level-0 backup ${interrupted}`);
-    const out = JSON.parse(r.stdout);
+    const out = jsonResult(r.stdout);
     expect(out.level).toBe(1);
     expect(out.parentBackupId).toBe(interrupted);
     expect(out.parent).toBe(full);
@@ -282,10 +282,10 @@ describe("kill -9 and resume", () => {
     proxy.setDecide(() => forward);
     await writeRandomFile(join(d.mnt, "b.bin"), 100_000, 105);
     const s2 = await snap(d, 0);
-    const first = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    const first = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     expect(first.snapshot).toBe(s1);
     expect(first.resumed).toBe(true);
-    const second = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    const second = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     expect(second.snapshot).toBe(s2);
     expect(second.resumed).toBe(false);
     expect(await auditOf(d)).toEqual(cleanAudit);
@@ -315,7 +315,7 @@ describe("kill -9 and resume", () => {
     // With no snapshot left the next run says so; with a new one it backs it up.
     expect(await expectFail(backupArgs(d, 0), 5)).toContain(`no snapshot ${d.fs}@zrb_level0_* to back up`);
     const s2 = await snap(d, 0);
-    const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    const out = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     expect(out.snapshot).toBe(s2);
     expect(await auditOf(d)).toEqual(cleanAudit);
   }, 120_000);
@@ -327,7 +327,7 @@ describe("zrb cleanup", () => {
     const d = await dataset("cleanup", { chunkSize: "10MiB" });
     await writeRandomFile(join(d.mnt, "small.bin"), 300_000, 201);
     await snap(d, 0);
-    const done = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    const done = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     await writeRandomFile(join(d.mnt, "big.bin"), 25 * 1024 * 1024, 202);
     await snap(d, 1);
     // kill -9 with multipart uploads in flight: they are recorded in the state and must survive cleanup.
@@ -374,7 +374,7 @@ describe("zrb cleanup", () => {
     await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: child }));
 
     // The resumable backup still resumes, and leaves nothing behind.
-    const out = JSON.parse((await zrb(backupArgs(d, 1), { env })).stdout);
+    const out = jsonResult((await zrb(backupArgs(d, 1), { env })).stdout);
     expect(out.backupId).toBe(st.backupId);
     expect(out.parentBackupId).toBe(done.backupId);
     expect(await auditOf(d)).toEqual(cleanAudit);
@@ -429,7 +429,7 @@ describe("S3 faults through the proxy", () => {
     });
     const from = proxy.log.length;
     try {
-      const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+      const out = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
       expect(out.resumed).toBe(false);
       // Counted from what the proxy really did (a cut of a body under 5000 bytes is no fault).
       const hit = faultsHit(proxy.log.slice(from));
@@ -462,7 +462,7 @@ describe("S3 faults through the proxy", () => {
     expect(await userrefs(s)).toBe(0);
     expect(st.chunks[0].uploaded).toBe(true);
     proxy.setDecide(() => forward);
-    const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    const out = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     expect(out.backupId).toBe(st.backupId);
     expect(await auditOf(d)).toEqual(cleanAudit);
   }, 120_000);
@@ -480,7 +480,7 @@ describe("S3 faults through the proxy", () => {
     } finally {
       proxy.setDecide(() => forward);
     }
-    JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     expect(await auditOf(d)).toEqual(cleanAudit);
   }, 120_000);
 });
@@ -527,7 +527,7 @@ describe("wrong bucket, dead endpoint, full or read-only disk, no zfs, no datase
       const st = readState(d);
       expect(st).not.toBeNull();
       await run(["mount", "-o", "remount,size=64m", base]);
-      const out = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+      const out = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
       expect(out.backupId).toBe(st.backupId);
       expect(await auditOf(d)).toEqual(cleanAudit);
     } finally {
@@ -580,7 +580,7 @@ describe("resume edge cases", () => {
     proxy.setDecide(() => forward);
     const from = proxy.log.length;
     const r = await zrb(backupArgs(d, 0), { env });
-    const out = JSON.parse(r.stdout);
+    const out = jsonResult(r.stdout);
     expect(out.backupId).toBe(st.backupId);
     expect(r.stderr).toContain(`backup ${st.backupId} was already complete`);
     expect(proxy.log.slice(from).filter((q) => q.method === "PUT" && q.path.includes("/data/"))).toEqual([]);
@@ -592,7 +592,7 @@ describe("resume edge cases", () => {
     const d = await dataset("keepparts", { chunkSize: "1MiB", maxAttempts: 2 });
     await writeRandomFile(join(d.mnt, "a.bin"), 2 * 1024 * 1024, 410);
     await snap(d, 0);
-    JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     await writeRandomFile(join(d.mnt, "b.bin"), 3 * 1024 * 1024 + 5, 411);
     const expected = await hashTree(d.mnt);
     const s1 = await snap(d, 1);
@@ -618,7 +618,7 @@ describe("resume edge cases", () => {
     // A level-0 run supersedes the leftover level-1 state.
     await writeRandomFile(join(d.mnt, "c.bin"), 100_000, 412);
     await snap(d, 0);
-    const l0 = JSON.parse((await zrb(backupArgs(d, 0), { env })).stdout);
+    const l0 = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
     expect(l0.level).toBe(0);
     expect(readState(d)).toBeNull();
     expect(await stored()).toEqual(want);
@@ -649,7 +649,7 @@ describe("resume edge cases", () => {
       { mode: 0o755 },
     );
     const r = await zrb(backupArgs(d, 0), { env: { ...env, ZRB_ZFS: fake } });
-    const out = JSON.parse(r.stdout);
+    const out = jsonResult(r.stdout);
     expect(existsSync(mark)).toBe(true);
     expect(r.stderr).toContain("differs from the interrupted run's bytes; starting backup over under a new id");
     expect(out.backupId).not.toBe(old.backupId);

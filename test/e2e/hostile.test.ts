@@ -12,7 +12,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileS
 import { join } from "node:path";
 import YAML from "yaml";
 import { ageKeyPair, hashTree, makeBucket, makePool, run, s3Client, s3Rig, snapshotGuid, tmpDir, userrefs, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
-import { configYaml, expectZrbFail, s3Env, spawnZrb, zrb } from "../helpers/zrb.ts";
+import { configYaml, expectZrbFail, jsonResult, s3Env, spawnZrb, zrb } from "../helpers/zrb.ts";
 
 let s3: S3Rig;
 let client: S3Client;
@@ -76,7 +76,7 @@ async function level_(c: Chain, level: number, extra: string[] = []): Promise<an
   const snap = (await zrb(["snapshot", "--config", c.cfg, "--task", "t", "--level", String(level)], { env })).stdout.trim();
   c.snaps.push(snap);
   c.trees.push(await hashTree(c.mnt));
-  const r = JSON.parse((await zrb(["backup", "--config", c.cfg, "--task", "t", "--level", String(level), "--json", ...extra], { env })).stdout);
+  const r = jsonResult((await zrb(["backup", "--config", c.cfg, "--task", "t", "--level", String(level), "--json", ...extra], { env })).stdout);
   c.ids.push(r.backupId);
   return r;
 }
@@ -209,7 +209,7 @@ describe("4: heads.yaml is a cache of the manifests", () => {
       await writeRandomFile(join(c.mnt, "n.bin"), 5000, 11);
       await zrb(["snapshot", "--config", c.cfg, "--task", "t", "--level", "1"], { env });
       const r = await zrb(["backup", "--config", c.cfg, "--task", "t", "--level", "1", "--json"], { env });
-      expect(JSON.parse(r.stdout).parentBackupId).toBe(c.ids[0]);
+      expect(jsonResult(r.stdout).parentBackupId).toBe(c.ids[0]);
       expect(r.stderr.match(/rebuilt/g)?.length).toBe(1);
       const h = YAML.parse(await getText(hkey(c)));
       expect(Object.keys(h.levels).sort()).toEqual(["0", "1"]);
@@ -230,7 +230,7 @@ describe("4: heads.yaml is a cache of the manifests", () => {
     await writeRandomFile(join(c.mnt, "n.bin"), 5000, 12);
     await zrb(["snapshot", "--config", c.cfg, "--task", "t", "--level", "2"], { env });
     const r = await zrb(["backup", "--config", c.cfg, "--task", "t", "--level", "2", "--json"], { env });
-    expect(JSON.parse(r.stdout).parentBackupId).toBe(c.ids[1]);
+    expect(jsonResult(r.stdout).parentBackupId).toBe(c.ids[1]);
     expect(await userrefs(`${other}@precious`)).toBe(0);
     expect(await userrefs(c.snaps[0]!)).toBe(1);
   });
@@ -328,10 +328,10 @@ describe("10: a level already backed up is not sent again", () => {
     expect(r.stderr).toContain(c.ids[0]!);
     expect(await dataKeys(c)).toEqual(before);
     expect((await manifestKeys(c)).length).toBe(1);
-    const j = JSON.parse((await zrb(["backup", "--config", c.cfg, "--task", "t", "--level", "0", "--json"], { env })).stdout);
+    const j = jsonResult((await zrb(["backup", "--config", c.cfg, "--task", "t", "--level", "0", "--json"], { env })).stdout);
     expect(j.skipped).toBe(true);
     expect(j.backupId).toBe(c.ids[0]);
-    const f = JSON.parse((await zrb(["backup", "--config", c.cfg, "--task", "t", "--level", "0", "--force", "--json"], { env })).stdout);
+    const f = jsonResult((await zrb(["backup", "--config", c.cfg, "--task", "t", "--level", "0", "--force", "--json"], { env })).stdout);
     expect(f.backupId).not.toBe(c.ids[0]);
     expect((await manifestKeys(c)).length).toBe(2);
   });

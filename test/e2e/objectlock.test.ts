@@ -11,7 +11,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { ageKeyPair, makeBucket, makePool, run, s3Client, s3Rig, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
-import { configYaml, expectZrbFail, s3Env, zrb } from "../helpers/zrb.ts";
+import { configYaml, expectZrbFail, jsonResult, s3Env, zrb } from "../helpers/zrb.ts";
 
 let s3: S3Rig;
 let client: S3Client;
@@ -68,7 +68,7 @@ describe("s3.object_lock", () => {
     await writeRandomFile(join(mnt, "a.bin"), 200_000, 1);
     await zrb(["snapshot", "--config", cfg, "--task", "t", "--level", "0"], { env });
     const t0 = Date.now();
-    const l0 = JSON.parse((await zrb(["backup", "--config", cfg, "--task", "t", "--level", "0", "--json"], { env })).stdout);
+    const l0 = jsonResult((await zrb(["backup", "--config", cfg, "--task", "t", "--level", "0", "--json"], { env })).stdout);
     const m0 = YAML.parse(new TextDecoder().decode(await (await client.send(new (await import("@aws-sdk/client-s3")).GetObjectCommand({ Bucket: bucket, Key: PREFIX + l0.manifest }))).Body!.transformToByteArray()));
     const keys0 = [PREFIX + l0.manifest, ...m0.parts.map((p: any) => PREFIX + p.key)];
     for (const k of keys0) {
@@ -80,7 +80,7 @@ describe("s3.object_lock", () => {
     await writeRandomFile(join(mnt, "b.bin"), 50_000, 2);
     const later = new Date(Date.now() + 10 * DAY).toISOString();
     await zrb(["snapshot", "--config", cfg, "--task", "t", "--level", "1"], { env: { ...env, ZRB_NOW: later } });
-    const l1 = JSON.parse((await zrb(["backup", "--config", cfg, "--task", "t", "--level", "1", "--json"], { env: { ...env, ZRB_NOW: later } })).stdout);
+    const l1 = jsonResult((await zrb(["backup", "--config", cfg, "--task", "t", "--level", "1", "--json"], { env: { ...env, ZRB_NOW: later } })).stdout);
     expect(l1.parentBackupId).toBe(l0.backupId);
     for (const k of keys0) expect(await lockedUntil(bucket, k)).toBeGreaterThanOrEqual(Date.parse(later) + 30 * DAY - 60_000);
 

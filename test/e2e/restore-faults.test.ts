@@ -12,7 +12,7 @@ import { join } from "node:path";
 import YAML from "yaml";
 import { hashTree, mountpointOf, run, s3Client, snapshotGuid, waitFor, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
-import { configYaml, sigtermGracefully, spawnZrb, zrb } from "../helpers/zrb.ts";
+import { configYaml, jsonResult, sigtermGracefully, spawnZrb, zrb } from "../helpers/zrb.ts";
 import { manifests } from "../helpers/audit.ts";
 import { faultsHit, forward, slowDown, type FaultProxy, type ProxyAction, type ProxyRequest } from "../helpers/faultproxy.ts";
 
@@ -51,7 +51,7 @@ beforeAll(async () => {
     await change();
     const snap = (await zrb(["snapshot", "--config", backupCfg, "--task", "t", "--level", String(level)], { env: sc.env })).stdout.trim();
     const tree = await hashTree(mnt);
-    const out = JSON.parse((await zrb(["backup", "--config", backupCfg, "--task", "t", "--level", String(level), "--json"], { env: sc.env })).stdout);
+    const out = jsonResult((await zrb(["backup", "--config", backupCfg, "--task", "t", "--level", String(level), "--json"], { env: sc.env })).stdout);
     chain.push({ id: out.backupId, snap, tree, parts: [] });
   }
   const client = await s3Client(s3);
@@ -131,7 +131,7 @@ async function receiveGone(target: string): Promise<void> {
 
 /** The rerun without faults: applies exactly the steps not yet on the target, and the target is complete. */
 async function rerunCompletes(target: string, from: number): Promise<void> {
-  const out = JSON.parse((await zrb([...restoreArgs(target), "--json"], { env: sc.env })).stdout);
+  const out = jsonResult((await zrb([...restoreArgs(target), "--json"], { env: sc.env })).stdout);
   expect(out.applied.map((a: any) => a.backupId)).toEqual(chain.slice(from).map((c) => c.id));
   await expectComplete(target);
   expect(readdirSync(scratch()).filter((f) => !f.endsWith(".lock"))).toEqual([]);
@@ -153,7 +153,7 @@ describe("restore: download faults", () => {
       return { kind: "cutResponse", afterBytes: Math.floor(chain[at[0]]!.parts[at[1]]!.cipherSize / 2) };
     });
     const from = proxy.log.length;
-    const out = JSON.parse((await zrb([...restoreArgs(target), "--json"], { env: sc.env })).stdout);
+    const out = jsonResult((await zrb([...restoreArgs(target), "--json"], { env: sc.env })).stdout);
     const hit = faultsHit(proxy.log.slice(from));
     const n = chain.reduce((a, c) => a + c.parts.length, 0);
     expect(hit.length).toBe(n);

@@ -10,7 +10,7 @@ import { appendFileSync, chmodSync, existsSync, mkdirSync, readdirSync, readFile
 import { join } from "node:path";
 import YAML from "yaml";
 import { ageKeyPair, hashTree, makeBucket, makePool, run, s3Client, s3Rig, snapshotGuid, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
-import { configYaml, s3Env, zrb } from "../helpers/zrb.ts";
+import { configYaml, jsonResult, s3Env, zrb } from "../helpers/zrb.ts";
 
 let s3: S3Rig;
 let client: S3Client;
@@ -174,14 +174,14 @@ beforeAll(async () => {
     const s = (await zrb(["snapshot", "--config", backupCfg, "--task", "main", "--level", String(level)], { env })).stdout.trim();
     snaps.push(s);
     trees.push(await hashTree(mnt));
-    const r = JSON.parse((await zrb(["backup", "--config", backupCfg, "--task", "main", "--level", String(level), "--json"], { env })).stdout);
+    const r = jsonResult((await zrb(["backup", "--config", backupCfg, "--task", "main", "--level", String(level), "--json"], { env })).stdout);
     ids.push(r.backupId);
   }
   // A differential: a second level 1, based on the level 0.
   await writeRandomFile(join(mnt, "later.bin"), 40_000, 6);
   snap1b = (await zrb(["snapshot", "--config", backupCfg, "--task", "main", "--level", "1"], { env })).stdout.trim();
   tree1b = await hashTree(mnt);
-  id1b = JSON.parse((await zrb(["backup", "--config", backupCfg, "--task", "main", "--level", "1", "--json"], { env })).stdout).backupId;
+  id1b = jsonResult((await zrb(["backup", "--config", backupCfg, "--task", "main", "--level", "1", "--json"], { env })).stdout).backupId;
   // The NAS is gone: only the bucket, the config and the key remain.
   rmSync(join(work, "base-backup"), { recursive: true, force: true });
 });
@@ -211,7 +211,7 @@ describe("zrb restore from the bucket alone", () => {
   test("L0..L4 into a new dataset: every file and every guid matches the source at each snapshot", async () => {
     const target = `${pool.pool}/r4`;
     const r = await zrb([...restoreArgs(target, "--level", "4", "--json")], { env });
-    const out = JSON.parse(r.stdout);
+    const out = jsonResult(r.stdout);
     expect(out.applied.map((a: any) => a.backupId)).toEqual(ids);
     expect(out.restored).toBe(`${target}@${short(snaps[4]!)}`);
     for (let i = 0; i <= 4; i++) {
@@ -231,10 +231,10 @@ describe("zrb restore from the bucket alone", () => {
     const plan = JSON.parse((await zrb([...restoreArgs(target, "--level", "4", "--plan", "--json")], { env })).stdout);
     expect(plan.resumeFrom).toBe(3);
     expect(plan.steps.map((s: any) => s.action)).toEqual(["present", "present", "present", "receive", "receive"]);
-    const r = JSON.parse((await zrb([...restoreArgs(target, "--level", "4", "--json")], { env })).stdout);
+    const r = jsonResult((await zrb([...restoreArgs(target, "--level", "4", "--json")], { env })).stdout);
     expect(r.applied.map((a: any) => a.level)).toEqual([3, 4]);
     await expectRestored(target, snaps[4]!, trees[4]!);
-    const again = JSON.parse((await zrb([...restoreArgs(target, "--level", "4", "--json")], { env })).stdout);
+    const again = jsonResult((await zrb([...restoreArgs(target, "--level", "4", "--json")], { env })).stdout);
     expect(again.applied).toEqual([]);
   });
 
@@ -243,7 +243,7 @@ describe("zrb restore from the bucket alone", () => {
     await zrb(restoreArgs(t3, "--snapshot", short(snaps[3]!)), { env });
     await expectRestored(t3, snaps[3]!, trees[3]!);
     const td = `${pool.pool}/rdiff`;
-    const r = JSON.parse((await zrb([...restoreArgs(td), "--json"], { env })).stdout);
+    const r = jsonResult((await zrb([...restoreArgs(td), "--json"], { env })).stdout);
     expect(r.applied.map((a: any) => a.backupId)).toEqual([ids[0], id1b]);
     expect((await snapsOf(td)).map(short)).toEqual([short(snaps[0]!), short(snap1b)]);
     expect(await snapshotGuid(`${td}@${short(snap1b)}`)).toBe(await snapshotGuid(snap1b));
@@ -291,10 +291,10 @@ describe("zrb restore from the bucket alone", () => {
     } finally {
       await putBytes(p.key, orig);
     }
-    const ok = JSON.parse((await zrb(["verify", "--config", restoreCfg, "--task", "main", "--level", "4", "--private-key", keyFile, "--json"], { env })).stdout);
+    const ok = jsonResult((await zrb(["verify", "--config", restoreCfg, "--task", "main", "--level", "4", "--private-key", keyFile, "--json"], { env })).stdout);
     expect(ok.ok).toBe(true);
     expect(ok.backups.map((b: any) => b.streamBlake3)).toEqual(["ok", "ok", "ok", "ok", "ok"]);
-    const sampled = JSON.parse((await zrb(["verify", "--config", restoreCfg, "--task", "main", "--sample", "2", "--json"], { env })).stdout);
+    const sampled = jsonResult((await zrb(["verify", "--config", restoreCfg, "--task", "main", "--sample", "2", "--json"], { env })).stdout);
     expect(sampled.parts.length).toBe(2);
     expect(sampled.decrypted).toBe(false);
   });
@@ -427,7 +427,7 @@ describe("zrb restore from the bucket alone", () => {
       expect(await exists(target)).toBe(false);
       // radosgw only labels classes: RestoreObject answers 501 NotImplemented, which the store
       // reads as "readable as it is"; the restore then runs and is verified like any other.
-      const r = JSON.parse((await zrb([...restoreArgs(target, "--backup-id", id1b, "--thaw", "--tier", "Expedited", "--json")], { env })).stdout);
+      const r = jsonResult((await zrb([...restoreArgs(target, "--backup-id", id1b, "--thaw", "--tier", "Expedited", "--json")], { env })).stdout);
       expect(r.thaw).toEqual({ total: m.parts.length, requested: 0, ongoing: 0, available: m.parts.length });
       await expectRestored(target, snap1b, tree1b);
     } finally {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, cpSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ageKeyPair, makePool, run, tmpDir, writeRandomFile, type TestPool } from "../helpers/rig.ts";
-import { configYaml, ensureTargets, zrb } from "../helpers/zrb.ts";
+import { configYaml, ensureTargets, jsonResult, zrb } from "../helpers/zrb.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const SYSROOT = process.env.ZRB_ARM64_SYSROOT ?? "/var/cache/zrb-arm64-sysroot";
@@ -125,7 +125,7 @@ for (const t of TARGETS) {
 
     test("verify --private-key checks every part of the x64 binary's backup chain", async () => {
       const r = await runTarget(t, ["verify", "--config", cfg, "--task", "t", "--private-key", keyFile, "--json"]);
-      const report = JSON.parse(r.stdout);
+      const report = jsonResult(r.stdout);
       expect(report.ok).toBe(true);
       expect(report.decrypted).toBe(true);
       expect(report.parts.length).toBe(partCount);

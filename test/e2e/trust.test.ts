@@ -11,7 +11,7 @@ import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "no
 import { join } from "node:path";
 import YAML from "yaml";
 import { makeBucket, makePool, run, s3Client, s3Rig, snapshotGuid, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
-import { configYaml, expectZrbFail, s3Env, zrb } from "../helpers/zrb.ts";
+import { configYaml, expectZrbFail, jsonResult, s3Env, zrb } from "../helpers/zrb.ts";
 
 let s3: S3Rig;
 let client: S3Client;
@@ -109,7 +109,7 @@ beforeAll(async () => {
     for (const level of t === "a" ? [0, 1] : [0]) {
       await writeRandomFile(join(mnt, `f${level}.bin`), 150_000, t === "a" ? 10 + level : 20 + level);
       rec.snaps.push((await zrb(["snapshot", "--config", cfg, "--task", t, "--level", String(level)], { env })).stdout.trim());
-      rec.ids.push(JSON.parse((await zrb(["backup", "--config", cfg, "--task", t, "--level", String(level), "--json"], { env })).stdout).backupId);
+      rec.ids.push(jsonResult((await zrb(["backup", "--config", cfg, "--task", t, "--level", String(level), "--json"], { env })).stdout).backupId);
     }
   }
 });
@@ -146,7 +146,7 @@ describe("keys", () => {
     const r = await zrb(restoreArgs("a", "ok"), { env });
     expect(r.stderr).not.toContain("not authenticated");
     expect(await snapshotGuid(`${pool.pool}/ok@${A.snaps[1]!.split("@")[1]}`)).toBe(await snapshotGuid(A.snaps[1]!));
-    const v = JSON.parse((await zrb(["verify", "--config", cfg, "--task", "a", "--private-key", keys.privateKeyFile, "--json"], { env })).stdout);
+    const v = jsonResult((await zrb(["verify", "--config", cfg, "--task", "a", "--private-key", keys.privateKeyFile, "--json"], { env })).stdout);
     expect(v.ok).toBe(true);
     expect(v.backups.map((b: any) => b.streamRecords)).toEqual(["ok", "ok"]);
     const list = JSON.parse((await zrb(["list", "--config", cfg, "--task", "a", "--verify-key", keys.verificationKey, "--json"], { env })).stdout);
@@ -271,7 +271,7 @@ describe("forgeries are refused (exit 7) before zfs receive starts", () => {
       await writeRandomFile(join(mnt, "more.bin"), 20_000, 30);
       await zrb(["snapshot", "--config", cfg, "--task", "b", "--level", "1"], { env });
       const r = await zrb(["backup", "--config", cfg, "--task", "b", "--level", "1", "--json"], { env });
-      expect(JSON.parse(r.stdout).parentBackupId).toBe(B.ids[0]);
+      expect(jsonResult(r.stdout).parentBackupId).toBe(B.ids[0]);
       expect(r.stderr).toContain("not signed");
       expect((await getYaml(hk)).signature.key).toBe(keys.verificationKey);
     } finally {

@@ -3,8 +3,8 @@
  * uplink or a struggling provider would: per request it forwards, forwards late, answers
  * with a canned S3 error (503 SlowDown, 500 InternalError…), resets the connection, stalls
  * (never answers), cuts the request off halfway through its body, cuts the RESPONSE body off
- * after some bytes, or lets the server do the work and drops its answer. Real HTTP, real
- * radosgw behind it: no SDK mocks.
+ * after some bytes, drips the response body a byte a second, or lets the server do the work and
+ * drops its answer. Real HTTP, real radosgw behind it: no SDK mocks.
  *
  * Every forwarded request is rewritten to `Connection: close`, so each connection carries
  * exactly one request and every request passes through `decide`.
@@ -49,7 +49,13 @@ export type ProxyAction =
    * Forward the request, then drop the connection as soon as the response starts, passing none
    * of it: the server did the work, the client never hears of it (a "reply lost").
    */
-  | { kind: "dropResponse" };
+  | { kind: "dropResponse" }
+  /**
+   * Forward the request; pass the response head at once (or drip it too, `head: true`), then its
+   * body one byte every `intervalMs` (default 1000): a valid response that trickles, until the
+   * client gives up.
+   */
+  | { kind: "dripResponse"; intervalMs?: number; head?: boolean };
 
 export interface LoggedRequest extends ProxyRequest {
   action: ProxyAction["kind"] | "error";
@@ -98,6 +104,10 @@ interface Conn {
   /** For "dropResponse". */
   dropResponse: boolean;
   respHead: string | null;
+  /** For "dripResponse": ms between two body bytes, the bytes still to drip, and the timer. */
+  dripMs?: number;
+  dripQueue?: Uint8Array[];
+  dripTimer?: ReturnType<typeof setInterval>;
 }
 
 /** Write as much of the queue as the socket takes; true when the queue is empty. */
@@ -181,6 +191,7 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
       cutBoth(d);
       return;
     }
+    if (d.dripMs !== undefined) return dripFromUpstream(s, bytes);
     if (d.respBudget === Infinity) {
       writeAll(s, d.toClient, bytes);
       return;
@@ -209,6 +220,41 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
       up.terminate();
       endClientWhenFlushed(s);
     }
+  };
+
+  const dripTimers = new Set<ReturnType<typeof setInterval>>();
+  const stopDrip = (d: Conn) => {
+    if (d.dripTimer) {
+      clearInterval(d.dripTimer);
+      dripTimers.delete(d.dripTimer);
+    }
+    d.dripTimer = undefined;
+  };
+  /** Response bytes for a "dripResponse": the head passes at once (unless it drips too), the body a byte per tick. */
+  const dripFromUpstream = (s: Socket<Conn>, bytes: Uint8Array) => {
+    const d = s.data;
+    let body = bytes;
+    if (d.respHead !== null) {
+      d.respHead += Buffer.from(bytes).toString("latin1");
+      const end = d.respHead.indexOf("\r\n\r\n");
+      if (end < 0) return void writeAll(s, d.toClient, bytes);
+      const headLen = end + 4 - (Buffer.byteLength(d.respHead, "latin1") - bytes.length);
+      writeAll(s, d.toClient, bytes.subarray(0, headLen));
+      body = bytes.subarray(headLen);
+      d.respHead = null;
+    }
+    if (body.length) d.dripQueue!.push(body);
+    if (d.dripTimer) return;
+    d.dripTimer = setInterval(() => {
+      const q = d.dripQueue!;
+      if (d.mode === "dead" || q.length === 0) return;
+      if (d.entry) d.entry.fault = true;
+      writeAll(s, d.toClient, q[0]!.subarray(0, 1));
+      d.entry && (d.entry.delivered = (d.entry.delivered ?? 0) + 1);
+      q[0] = q[0]!.subarray(1);
+      if (q[0].length === 0) q.shift();
+    }, d.dripMs);
+    dripTimers.add(d.dripTimer);
   };
 
   const server: TCPSocketListener<Conn> = Bun.listen<Conn>({
@@ -306,6 +352,11 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
           d.respHead = "";
         }
         if (act.kind === "dropResponse") d.dropResponse = true;
+        if (act.kind === "dripResponse") {
+          d.dripMs = act.intervalMs ?? 1000;
+          d.dripQueue = [];
+          d.respHead = act.head ? null : "";
+        }
         d.mode = "wait";
         if (body.length) toUpstream(d, body);
         const connect = async () => {
@@ -321,11 +372,12 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
                 drain(u) {
                   if (writeAll(u, d.toUpstream) && d.endUpstream) u.end();
                 },
+                // A drip goes on after upstream is done, until the client gives up.
                 close() {
-                  if (d.mode !== "dead") endClientWhenFlushed(s);
+                  if (d.mode !== "dead" && d.dripMs === undefined) endClientWhenFlushed(s);
                 },
                 error() {
-                  if (d.mode !== "dead") endClientWhenFlushed(s);
+                  if (d.mode !== "dead" && d.dripMs === undefined) endClientWhenFlushed(s);
                 },
               },
             });
@@ -354,6 +406,7 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
       close(s) {
         const d = s.data;
         clientOf.delete(d);
+        stopDrip(d);
         if (d.mode === "dead") return d.upstream?.terminate();
         d.mode = "dead";
         // The client is gone: let upstream have what it was sent, then end it.
@@ -363,6 +416,7 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
       error(s) {
         const d = s.data;
         clientOf.delete(d);
+        stopDrip(d);
         d.mode = "dead";
         d.upstream?.terminate();
       },
@@ -381,6 +435,8 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
     },
     check,
     stop() {
+      for (const t of dripTimers) clearInterval(t);
+      dripTimers.clear();
       server.stop(true);
       check();
     },

@@ -99,12 +99,41 @@ export function configYaml(o: TestConfigOpts): string {
  * in it. Returns that line.
  */
 export async function expectZrbFail(args: string[], env: Record<string, string>, code: number, ...needles: string[]): Promise<string> {
+  return expectFailed(await zrb(args, { env, allowFail: true }), code, ...needles);
+}
+
+/** A finished run failed as expected: the exit code, exactly one `zrb: ` line, each needle in it. Returns that line. */
+export async function expectFailed(r: { code: number; stderr: string }, code: number, ...needles: string[]): Promise<string> {
   const { expect } = await import("bun:test");
-  const r = await zrb(args, { env, allowFail: true });
   if (r.code !== code) console.error(r.stderr);
   expect(r.code).toBe(code);
   const lines = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
   expect(lines.length).toBe(1);
   for (const n of needles) expect(lines[0]).toContain(n);
   return lines[0]!;
+}
+
+/**
+ * The result of a backup, restore or verify run with --json: its stdout is JSON lines (start,
+ * progress, part, retry, …) ending with a `done` event (or `error`) that carries the result.
+ * Every line must be a JSON object with an `event`; exactly one `done`/`error`, and it is last.
+ */
+export function jsonResult(stdout: string): any {
+  const events = jsonEvents(stdout);
+  const last = events.at(-1);
+  const ends = events.filter((e) => e.event === "done" || e.event === "error");
+  if (!last || ends.length !== 1 || ends[0] !== last) throw new Error(`expected JSON-lines events ending with one done/error event, got:\n${stdout}`);
+  return last.result;
+}
+
+/** The JSON-lines events of a --json run, each checked to be an object with an `event` name and a `time`. */
+export function jsonEvents(stdout: string): any[] {
+  return stdout
+    .split("\n")
+    .filter((l) => l.trim() !== "")
+    .map((l) => {
+      const e = JSON.parse(l);
+      if (typeof e !== "object" || e === null || typeof e.event !== "string" || typeof e.time !== "string") throw new Error(`not an event line: ${l}`);
+      return e;
+    });
 }

@@ -1,8 +1,8 @@
 /**
  * The fault proxy (test/helpers/faultproxy.ts) itself, in front of the real radosgw: a test
  * that counts faults must not get unplanned ones. A plain forward delivers every byte of big
- * responses, a throwing decide() fails its owner, and cut faults are logged as faults only
- * when they withheld something.
+ * responses, a throwing decide() fails its owner, cut faults are logged as faults only when
+ * they withheld something, and a drip drips.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
@@ -138,6 +138,29 @@ describe("fault proxy", () => {
       expect(proxy.log[0]).toMatchObject({ action: "dropResponse", fault: true });
       const got = await direct.send(new GetObjectCommand({ Bucket: bucket, Key: "dropped" }));
       expect(await got.Body!.transformToString()).toBe("stored anyway");
+    } finally {
+      c.destroy();
+      proxy.stop();
+    }
+  }, 60_000);
+
+  test("dripResponse: the head at once, then the body a byte per tick, and the connection kept open", async () => {
+    const { proxy, client } = proxied((r) => (r.n === 1 ? { kind: "dripResponse", intervalMs: 20 } : forward));
+    const c = await client;
+    try {
+      const r = await c.send(new GetObjectCommand({ Bucket: bucket, Key: "big-2", Range: "bytes=0-99" }));
+      expect(r.ContentLength).toBe(100);
+      const reader = (r.Body!.transformToWebStream() as ReadableStream<Uint8Array>).getReader();
+      const pieces: number[] = [];
+      for (let got = 0; got < 5; ) {
+        const { value } = await reader.read();
+        pieces.push(value!.length);
+        got += value!.length;
+      }
+      expect(pieces.every((n) => n === 1)).toBe(true); // one byte at a time, each in its own read
+      await reader.cancel();
+      expect(proxy.log[0]).toMatchObject({ action: "dripResponse", fault: true });
+      expect(proxy.log[0]!.delivered).toBeGreaterThanOrEqual(5);
     } finally {
       c.destroy();
       proxy.stop();

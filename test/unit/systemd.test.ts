@@ -128,6 +128,14 @@ describe("unit text", () => {
     expect(get("zrb-backup@photos:1.timer.d/zrb-schedule.conf")).toContain("OnCalendar=Mon..Sat 02:30\n");
   });
 
+  test("a failed run starts zrb-failure@<the unit>.service, a journal line until the user points it at a notifier", () => {
+    for (const kind of ["backup", "snapshot"]) expect(get(`zrb-${kind}@.service`).split("\n")).toContain("OnFailure=zrb-failure@%n.service");
+    const f = get("zrb-failure@.service");
+    expect(f.split("\n")).toContain("Type=oneshot");
+    expect(f).toContain('ExecStart=/bin/echo "zrb: %i failed; see journalctl -u %i"');
+    expect(f).toContain("systemctl edit zrb-failure@.service"); // how to point it elsewhere, in the file itself
+  });
+
   test("local_store outside base_dir is writable too when S3 is off", () => {
     const { config: c } = parseConfig(configText("/var/lib/zrb").replace("enabled: true, bucket: nas-backups, prefix: zrb/", "enabled: false") + "local_store: /mnt/backup/zrb\n", "/c.yaml");
     const s = renderUnits(c, { bin: "/b", configPath: "/c.yaml", full: "weekly", incremental: "daily" })[0]!.content.split("\n");
@@ -166,6 +174,10 @@ describe("zrb systemd install / uninstall", () => {
       const v = await verify(units, u);
       expect({ unit: u, code: v.code, out: (v.stdout + v.stderr).trim() }).toEqual({ unit: u, code: 0, out: "" });
     }
+    // The failure hook's instance is the failed unit's full name (%n: '@' and ':' in it).
+    const hook = "zrb-failure@zrb-backup@photos:0.service.service";
+    const v = await run(["systemd-analyze", "verify", "--man=no", `${join(units, "zrb-failure@.service")}:${hook}`], { env: { SYSTEMD_UNIT_PATH: `${units}:` }, allowFail: true });
+    expect({ unit: hook, code: v.code, out: (v.stdout + v.stderr).trim() }).toEqual({ unit: hook, code: 0, out: "" });
     // The check has teeth: a timer without a schedule, and a bad calendar, are refused.
     expect((await verify(units, "zrb-backup@nosuchtask:0.timer")).code).not.toBe(0);
     writeFileSync(join(units, "zrb-backup@photos:0.timer.d", "zrb-schedule.conf"), "[Timer]\nOnCalendar=Sun 25:99\n");
@@ -179,7 +191,15 @@ describe("zrb systemd install / uninstall", () => {
     const units = join(dir, "units");
     const r = await zrb(["systemd", "install", "--config", cfg, "--bin", ZRB_BIN, "--unit-dir", units, "--dry-run"]);
     expect(r.code).toBe(0);
-    for (const p of ["zrb-backup@.service", "zrb-backup@.timer", "zrb-snapshot@.service", "zrb-snapshot@.timer", "zrb-backup@photos:0.timer.d/zrb-schedule.conf", "zrb-backup@photos:1.timer.d/zrb-schedule.conf"])
+    for (const p of [
+      "zrb-backup@.service",
+      "zrb-backup@.timer",
+      "zrb-snapshot@.service",
+      "zrb-snapshot@.timer",
+      "zrb-failure@.service",
+      "zrb-backup@photos:0.timer.d/zrb-schedule.conf",
+      "zrb-backup@photos:1.timer.d/zrb-schedule.conf",
+    ])
       expect(r.stdout).toContain(`# ${join(units, p)}\n`);
     expect(r.stdout).toContain("ProtectSystem=strict");
     expect(r.stdout).toContain(`# would create directory ${base} (mode 0700)`);
@@ -205,6 +225,7 @@ describe("zrb systemd install / uninstall", () => {
       "zrb-backup@docs:1.timer.d/zrb-schedule.conf",
       "zrb-backup@photos:0.timer.d/zrb-schedule.conf",
       "zrb-backup@photos:1.timer.d/zrb-schedule.conf",
+      "zrb-failure@.service",
       "zrb-snapshot@.service",
       "zrb-snapshot@.timer",
     ]);
@@ -223,6 +244,7 @@ describe("zrb systemd install / uninstall", () => {
       "zrb-backup@docs:1.timer.d/override.conf",
       "zrb-backup@photos:0.timer.d/zrb-schedule.conf",
       "zrb-backup@photos:1.timer.d/zrb-schedule.conf",
+      "zrb-failure@.service",
       "zrb-snapshot@.service",
       "zrb-snapshot@.timer",
     ]);
@@ -231,7 +253,7 @@ describe("zrb systemd install / uninstall", () => {
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain(`# would remove ${join(units, "zrb-backup@photos:0.timer.d/zrb-schedule.conf")}`);
     expect(dry.stdout).toContain("systemctl disable --now zrb-backup@photos:0.timer zrb-backup@photos:1.timer\n");
-    expect(tree(units).length).toBe(7);
+    expect(tree(units).length).toBe(8);
 
     const un = await zrb(["systemd", "uninstall", "--unit-dir", units, "--no-systemctl"]);
     expect(un.code).toBe(0);
@@ -255,7 +277,7 @@ describe("zrb systemd install / uninstall", () => {
     const r = await zrb(["systemd", "install", "--config", cfg, "--bin", ZRB_BIN, "--unit-dir", join(dir, "units"), "--no-enable"]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain("no task in");
-    expect(tree(join(dir, "units"))).toEqual(["zrb-backup@.service", "zrb-backup@.timer", "zrb-snapshot@.service", "zrb-snapshot@.timer"]);
+    expect(tree(join(dir, "units"))).toEqual(["zrb-backup@.service", "zrb-backup@.timer", "zrb-failure@.service", "zrb-snapshot@.service", "zrb-snapshot@.timer"]);
   });
 
   test("bad flags are one-line usage errors before anything is written", async () => {

@@ -10,7 +10,8 @@ source ./lib.sh
 
 for spec in "$CONF $TASK" "$W/config-secret.yaml vmsecret" "$W/config-comp.yaml vmcomp"; do
   read -r conf task <<<"$spec"
-  out=$("$ZRB" verify --config "$conf" --task "$task" --private-key "$KEYS/zrb_private.key" --json) || fail "zrb verify of $task failed"
+  # --json prints JSON-lines events; the result is in the final "done" event
+  out=$("$ZRB" verify --config "$conf" --task "$task" --private-key "$KEYS/zrb_private.key" --json | jq -c 'select(.event == "done") | .result') || fail "zrb verify of $task failed"
   jq -e '.ok == true and ([.backups[] | .streamRecords == "ok" and .streamBlake3 == "ok"] | all)' <<<"$out" >/dev/null \
     || fail "verify of $task: $(jq -c '[.backups[] | {backupId, streamBlake3, streamRecords}]' <<<"$out")"
   n=$(jq '.backups | length' <<<"$out")

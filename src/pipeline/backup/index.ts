@@ -29,6 +29,7 @@ import { SendHolds, releaseStraySendHolds } from "./holds.ts";
 import { streamBackup, type StreamOptions } from "./send.ts";
 import { buildManifest, commitManifest, discardState, finishBackup } from "./finish.ts";
 import { now } from "../../util/clock.ts";
+import type { TransferProgress } from "../../report/progress.ts";
 
 export { SEND_HOLD, BASE_HOLD, releaseStraySendHolds } from "./holds.ts";
 export type { StreamSource } from "./send.ts";
@@ -40,6 +41,8 @@ export interface BackupOptions {
   force?: boolean;
   /** Called after each chunk's upload completed (progress, tests). */
   onChunkUploaded?: (index: number) => void;
+  /** Told the expected size when the stream starts, then bytes stored and parts done. */
+  progress?: TransferProgress;
 }
 
 export type BackupResult =
@@ -84,7 +87,10 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     // Hold what the send reads; a hold a killed run left with the same tag is simply taken again.
     await holds.take([state.snapshot.name, state.parent?.name]);
 
-    const run = (s: BackupState) => streamBackup(streamOptions(cfg, store, s, rd, opts)).catch((err) => Promise.reject(resumable(err, s)));
+    const run = async (s: BackupState) => {
+      await announce(s, caps, opts.progress);
+      return streamBackup(streamOptions(cfg, store, s, rd, opts)).catch((err) => Promise.reject(resumable(err, s)));
+    };
     let result = await run(state);
     if (result.kind === "restart") {
       log.warn(`the re-sent stream of ${state.snapshot.name} differs from the interrupted run's bytes; starting backup over under a new id`);
@@ -106,7 +112,24 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
 }
 
 function streamOptions(cfg: Config, store: ObjectStore, state: BackupState, rundir: RunDir, opts: BackupOptions): StreamOptions {
-  return { cfg, store, state, rundir, signal: opts.signal, onChunkUploaded: opts.onChunkUploaded };
+  return { cfg, store, state, rundir, signal: opts.signal, onChunkUploaded: opts.onChunkUploaded, progress: opts.progress };
+}
+
+/** Tell the reporter what this pass sends: the estimated stream size, and what a killed run already stored. */
+async function announce(state: BackupState, caps: zfs.ZfsCaps, progress?: TransferProgress): Promise<void> {
+  if (!progress) return;
+  const est = await zfs.estimateSend({ snapshot: state.snapshot.name, from: state.parent?.name, flags: state.sendFlags }, caps);
+  const stored = state.chunks.filter((c) => c?.uploaded);
+  progress.start({
+    backupId: state.backupId,
+    level: state.level,
+    snapshot: state.snapshot.name,
+    bytesExpected: est?.bytes ?? null,
+    ...(est ? { estimate: est.source } : {}),
+    parts: est ? Math.max(1, Math.ceil(est.bytes / state.chunkSize)) : null,
+    partsDone: stored.length,
+    bytesDone: stored.reduce((a, c) => a + c.plainSize, 0),
+  });
 }
 
 /** A network/store or local disk failure mid-backup: say that the next run picks up from here. */

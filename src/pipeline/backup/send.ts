@@ -26,6 +26,8 @@ import { Semaphore } from "../../util/semaphore.ts";
 import { BufferPool, EncryptWorker } from "./workers.ts";
 import { Uploader } from "./upload.ts";
 import { Chunker } from "./chunker.ts";
+import { within, zfsStallError } from "../../zfs/stall.ts";
+import type { TransferProgress } from "../../report/progress.ts";
 
 /** The bytes to back up: `zfs send` normally; the benchmark feeds a `zfs send`-like process. */
 export interface StreamSource {
@@ -36,7 +38,7 @@ export interface StreamSource {
 }
 
 export interface StreamOptions {
-  cfg: Pick<Config, "workers" | "s3">;
+  cfg: Pick<Config, "workers" | "s3"> & Partial<Pick<Config, "zfs">>;
   store: ObjectStore;
   state: BackupState;
   rundir: RunDir;
@@ -44,6 +46,7 @@ export interface StreamOptions {
   source?: StreamSource;
   signal?: AbortSignal;
   onChunkUploaded?: (index: number) => void;
+  progress?: TransferProgress;
 }
 
 export type StreamResult = { kind: "restart" } | { kind: "done"; streamSize: number; blake3: string; skipped: number };
@@ -92,6 +95,7 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     persist,
     signal: ac.signal,
     onUploaded: o.onChunkUploaded,
+    progress: o.progress,
   });
   const jobs: Promise<void>[] = [];
   const track = (job: () => Promise<void>) => jobs.push(job().catch((err) => failWith(err as Error)));
@@ -139,9 +143,11 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     await uploader.abortLost(spill);
 
     reader = proc.stdout.getReader();
+    const stallMs = o.cfg.zfs?.stallTimeout ?? 3_600_000;
+    const stalled = () => zfsStallError(`zfs send of ${state.snapshot.name} produced no data`, stallMs);
     for (;;) {
       if (fatal) break;
-      const { value, done } = await reader.read();
+      const { value, done } = await within(reader.read(), stallMs, stalled);
       if (done) break;
       whole.update(value);
       streamSize += value.length;

@@ -11,6 +11,7 @@ import type { ObjectStore } from "../../store/store.ts";
 import { partFileName, partKey } from "../../store/layout.ts";
 import type { BackupState, ChunkState } from "../../state/rundir.ts";
 import { log } from "../../util/log.ts";
+import type { TransferProgress } from "../../report/progress.ts";
 
 export interface UploaderOptions {
   store: ObjectStore;
@@ -21,10 +22,25 @@ export interface UploaderOptions {
   /** Stops uploads when the run fails or is interrupted. */
   signal: AbortSignal;
   onUploaded?: (index: number) => void;
+  /** Bytes stored so far (plaintext of the stored parts + what is in flight) and parts done. */
+  progress?: TransferProgress;
 }
 
 export class Uploader {
-  constructor(private readonly o: UploaderOptions) {}
+  /** Plaintext bytes of the parts stored, by this run or the one it resumes. */
+  private stored: number;
+  /** Bytes sent of each part in flight (at most its plaintext size). */
+  private readonly inflight = new Map<number, number>();
+
+  constructor(private readonly o: UploaderOptions) {
+    this.stored = o.state.chunks.filter((c) => c?.uploaded).reduce((a, c) => a + c.plainSize, 0);
+  }
+
+  private report(): void {
+    let n = this.stored;
+    for (const b of this.inflight.values()) n += b;
+    this.o.progress?.bytes(n);
+  }
 
   keyOf(index: number): string {
     const s = this.o.state;
@@ -33,17 +49,28 @@ export class Uploader {
 
   /** Upload one encrypted part file (resuming its recorded multipart upload), record it, delete the file. */
   async upload(chunk: ChunkState, path: string, note: string): Promise<void> {
-    await this.o.store.putFile(this.keyOf(chunk.index), path, {
-      size: chunk.cipherSize!,
-      sha256Hex: chunk.sha256!,
-      storageClass: this.o.storageClass,
-      resume: chunk.multipart,
-      signal: this.o.signal,
-      onProgress: (p) => {
-        chunk.multipart = p;
-        this.o.persist();
-      },
-    });
+    try {
+      await this.o.store.putFile(this.keyOf(chunk.index), path, {
+        size: chunk.cipherSize!,
+        sha256Hex: chunk.sha256!,
+        storageClass: this.o.storageClass,
+        resume: chunk.multipart,
+        signal: this.o.signal,
+        onProgress: (p) => {
+          chunk.multipart = p;
+          this.o.persist();
+        },
+        onBytes: (sent) => {
+          this.inflight.set(chunk.index, Math.min(sent, chunk.plainSize));
+          this.report();
+        },
+      });
+    } finally {
+      this.inflight.delete(chunk.index);
+    }
+    this.stored += chunk.plainSize;
+    this.report();
+    this.o.progress?.part({ backupId: this.o.state.backupId, index: chunk.index, bytes: chunk.plainSize });
     chunk.uploaded = true;
     delete chunk.multipart;
     this.o.persist();

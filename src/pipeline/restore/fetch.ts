@@ -22,7 +22,7 @@ export function partName(m: Manifest, p: ManifestPart, url: string): string {
 }
 
 /** Download one part to `path` (created exclusively, never through a planted link); on return it holds exactly the manifest's bytes. */
-export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, signal?: AbortSignal): Promise<void> {
+export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<void> {
   const name = partName(m, p, store.urlOf(p.key));
   for (let round = 0; ; round++) {
     const sha = new Bun.CryptoHasher("sha256");
@@ -53,6 +53,7 @@ export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestP
           throw fsError(err, "writing restore scratch file", path);
         }
         got += chunk.length;
+        onBytes?.(chunk.length);
       }
       if (got < p.cipherSize) throw storeError(`${name}: the store returned ${got} of ${p.cipherSize} bytes; check the object (zrb verify) and the network`);
     } finally {

@@ -26,6 +26,7 @@ import { ensureThawed, type ThawProgress, type ThawTier } from "./thaw.ts";
 import { preflightIdentity } from "./decrypt.ts";
 import { applyStep } from "./receive.ts";
 import { checkStreamEnds } from "./ends.ts";
+import type { TransferProgress } from "../../report/progress.ts";
 
 export type { Selector } from "./select.ts";
 export type { RestorePlan, StepPlan } from "./plan.ts";
@@ -46,6 +47,8 @@ export interface RestoreOptions {
   signal?: AbortSignal;
   /** Progress of thaw requests (called once per run, after all requests were sent). */
   onThaw?: (p: ThawProgress) => void;
+  /** Bytes received (of the steps to apply, all together) and parts verified. */
+  progress?: TransferProgress;
 }
 
 export interface RestoreResult {
@@ -96,6 +99,15 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
 
   assertSafeBaseDir(cfg.baseDir, { create: true });
   const lock = acquireLock(restoreLockPath(cfg.baseDir, opts.target), `restore target ${opts.target}`, `zrb restore --target ${opts.target}`);
+  let received = 0;
+  const onBytes = (n: number) => opts.progress?.bytes((received += n));
+  opts.progress?.start({
+    backupId: sel.manifest.backupId,
+    level: sel.manifest.level,
+    snapshot: sel.manifest.snapshot.name,
+    bytesExpected: toApply.reduce((a, m) => a + m.stream.size, 0),
+    parts: toApply.reduce((a, m) => a + m.parts.length, 0),
+  });
   try {
     for (const [i, m] of toApply.entries()) {
       checkInterrupted(opts.signal);
@@ -110,6 +122,9 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
         scratchRoot: restoreScratchRoot(cfg.baseDir),
         ahead: opts.ahead ?? 2,
         signal: opts.signal,
+        stallMs: cfg.zfs.stallTimeout,
+        onBytes,
+        progress: opts.progress,
       });
       result.applied.push({ backupId: m.backupId, level: m.level, snapshot: `${opts.target}@${shortSnap(m.snapshot.name)}`, seconds });
       log.info(`step ${n}/${ins.chain.length}: ${opts.target}@${shortSnap(m.snapshot.name)} received and verified in ${seconds.toFixed(1)} s`);

@@ -21,6 +21,8 @@ import { log } from "../../util/log.ts";
 import { PartFetcher } from "./fetch.ts";
 import { decryptPart } from "./decrypt.ts";
 import { shortSnap } from "./select.ts";
+import { within, zfsStallError } from "../../zfs/stall.ts";
+import type { TransferProgress } from "../../report/progress.ts";
 
 /** Bytes of the stream kept back from `zfs receive` until everything is verified (holds the END record). */
 export const WITHHOLD = 1 << 20;
@@ -32,6 +34,11 @@ export interface StepOptions {
   scratchRoot: string;
   ahead: number;
   signal?: AbortSignal;
+  /** How long `zfs receive` may take no byte (zfs.stall_timeout). */
+  stallMs?: number;
+  /** Bytes handed to zfs receive (added to those of earlier steps by the caller) and parts verified. */
+  onBytes?: (n: number) => void;
+  progress?: Pick<TransferProgress, "part">;
 }
 
 function receiveError(target: string, code: number, stderr: string, m: Manifest, force: boolean): ZrbError {
@@ -139,14 +146,18 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
     await Promise.race([exited, Bun.sleep(5000)]);
     return receiveError(target, exitCode ?? -1, await Promise.race([stderrText, Bun.sleep(1000).then(() => "")]), m, opts.force);
   };
+  const stallMs = opts.stallMs ?? 3_600_000;
+  let stalled: Error | undefined;
   const write = async (b: Uint8Array) => {
     if (exitCode !== null) throw await receiveDied();
     try {
       sink.write(b);
-      await sink.flush();
+      await within(Promise.resolve(sink.flush()), stallMs, () => (stalled = zfsStallError(`zfs receive into ${target} took no data`, stallMs)));
     } catch {
+      if (stalled) throw stalled;
       throw await receiveDied();
     }
+    opts.onBytes?.(b.length);
   };
   const withheld = new TailWithholder(WITHHOLD, write);
   const whole = await createBlake3();
@@ -174,6 +185,7 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
         fetcher.release(p.index);
       }
       log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} verified (${p.plainSize} bytes)`);
+      opts.progress?.part({ backupId: m.backupId, index: p.index, bytes: p.plainSize });
     }
     if (size !== m.stream.size) throw integrityError(`backup ${m.backupId}: the parts add up to ${size} bytes, manifest says ${m.stream.size}`);
     const digest = whole.digestHex();

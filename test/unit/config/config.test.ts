@@ -99,7 +99,10 @@ tasks:
         checksumMode: "WHEN_REQUIRED",
         storageClass: { manifest: "STANDARD", backupData: ["STANDARD", "STANDARD_IA", "DEEP_ARCHIVE"] },
         retry: { maxAttempts: 7 },
+        requestTimeout: 60_000,
       },
+      monitoring: {},
+      zfs: { stallTimeout: 3_600_000 },
       tasks: [
         {
           name: "photos",
@@ -128,8 +131,12 @@ tasks:
       checksumMode: "WHEN_REQUIRED",
       storageClass: { manifest: "STANDARD", backupData: ["STANDARD"] },
       retry: { maxAttempts: 5 },
+      requestTimeout: 60_000,
     });
     expect("endpoint" in config.s3).toBe(false);
+    expect("bandwidthLimit" in config.s3).toBe(false);
+    expect(config.monitoring).toEqual({});
+    expect(config.zfs).toEqual({ stallTimeout: 3_600_000 });
     expect(config.tasks[0]).toEqual({
       name: "home",
       description: "",

@@ -16,6 +16,8 @@ import type { MultipartProgress } from "../../../src/store/store.ts";
 import { ZrbError } from "../../../src/util/errors.ts";
 import { emptyAndDeleteBucket, makeBucket, s3Rig, type S3Rig } from "../../helpers/rig.ts";
 import { faultProxy, pseudoRandom, readAll, recordCalls, s3ErrorReply, sha256Hex } from "./helpers.ts";
+import { forward, startFaultProxy } from "../../helpers/faultproxy.ts";
+import { TokenBucket } from "../../../src/util/token-bucket.ts";
 
 setDefaultTimeout(60_000);
 
@@ -532,6 +534,56 @@ describe("retry through a fault-injecting proxy", () => {
     } finally {
       proxy.stop();
     }
+  });
+
+  test("a GET body that starts to drip is aborted after request_timeout and resumed by range: every byte, once", async () => {
+    const data = pseudoRandom(3 * MiB, 31);
+    await store().put("stall/drip", data);
+    let gets = 0;
+    const proxy = startFaultProxy({ upstreamPort: port(), decide: (r) => (r.method === "GET" && ++gets === 1 ? { kind: "dripResponse", intervalMs: 100 } : forward) });
+    try {
+      const retries: { what: string; error: string }[] = [];
+      const s = retrying(store({ endpoint: proxy.endpoint, requestTimeoutMs: 1000 }), 3, (i) => void retries.push(i));
+      const got = await readAll(await s.getStream("stall/drip"));
+      expect(sha256Hex(got)).toBe(sha256Hex(data));
+      expect(retries.length).toBe(1);
+      expect(retries[0]!.error).toContain(`S3 endpoint ${proxy.endpoint} stalled: only `);
+      expect(retries[0]!.error).toContain("a trickle under 1 KiB per s3.request_timeout");
+      // the second GET asked for the rest only: from the bytes the drip had delivered
+      const delivered = proxy.log[0]!.delivered!;
+      expect(delivered).toBeGreaterThan(0);
+      expect(retries[0]!.what).toBe(`get s3://${bucket}/zrb/test/stall/drip from byte ${delivered}`);
+      expect(proxy.log[1]!.headers.range).toBe(`bytes=${delivered}-`);
+    } finally {
+      proxy.stop();
+    }
+  });
+
+  test("a request nobody answers ends after each attempt's request_timeout with the endpoint and the stall", async () => {
+    const proxy = startFaultProxy({ upstreamPort: port(), decide: () => ({ kind: "stall" }) });
+    try {
+      const s = retrying(store({ endpoint: proxy.endpoint, requestTimeoutMs: 1000 }), 2);
+      const err = await s.list("stall/").then(
+        () => null,
+        (e) => e,
+      );
+      expect(err).toBeInstanceOf(ZrbError);
+      expect(err.exitCode).toBe(6);
+      expect(err.message).toBe(
+        `S3 endpoint ${proxy.endpoint} stalled: no response within 1s of sending the request (list s3://${bucket}/zrb/test/stall/), 2 attempts in a row; check the endpoint and the network, or raise s3.request_timeout`,
+      );
+      expect(proxy.log.length).toBe(2);
+    } finally {
+      proxy.stop();
+    }
+  });
+
+  test("waiting for the bandwidth limit is not a stall: 64 KiB pieces 2 s apart with a 1 s request_timeout", async () => {
+    const data = pseudoRandom(192 * 1024, 32);
+    const p = await writeFile("slow.bin", data);
+    const s = retrying(store({ requestTimeoutMs: 1000, bandwidth: new TokenBucket(32 * 1024, 1024) }), 1);
+    await s.putFile("stall/limited", p, { size: data.length, sha256Hex: sha256Hex(data) });
+    expect(sha256Hex((await store().get("stall/limited"))!)).toBe(sha256Hex(data));
   });
 
   test("403 is not retried", async () => {

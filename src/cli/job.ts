@@ -1,0 +1,136 @@
+/**
+ * A long run — backup, restore, verify — as every such command runs it: the interrupt signal,
+ * the reporter (progress, retries, JSON events), the bandwidth limit, and around the work the
+ * monitoring a timer-driven run needs: the ping at start and end (backup) and the metrics file
+ * after it, success or failure. The command itself only says what its work is.
+ */
+import type { Config, Task } from "../config/config.ts";
+import { findTask } from "../config/config.ts";
+import { parseDuration } from "../pipeline/cleanup.ts";
+import { recordRun, type MetricsCommand } from "../report/metrics.ts";
+import { ping } from "../report/ping.ts";
+import { Reporter, reportMode } from "../report/reporter.ts";
+import type { ObjectStore } from "../store/store.ts";
+import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
+import { parseRate } from "../util/size.ts";
+import { applyOutput, interruptSignal, loadConfigLogged, outputArgs, requireTask, storeFor } from "./common.ts";
+
+/** The flags of a long run, besides --config/--task: progress, bandwidth and output. */
+export const transferArgs = {
+  "progress-interval": {
+    type: "string",
+    description: "Time between two progress lines when stderr is not a terminal (the journal), and between --json progress events",
+    valueHint: "DURATION",
+    default: "30s",
+  },
+  bwlimit: { type: "string", description: "Bandwidth limit for all uploads and downloads together, e.g. 20MiB/s (overrides s3.bandwidth_limit)", valueHint: "RATE" },
+  ...outputArgs,
+  json: {
+    type: "boolean",
+    description: "JSON-lines events on stdout: start, progress, part, retry, then done (with the result) or error; see docs/monitoring.md",
+    default: false,
+  },
+  quiet: { type: "boolean", alias: "q", description: "Only errors on stderr: no progress", default: false },
+} as const;
+
+export interface JobArgs {
+  config: string;
+  task?: string;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+  "progress-interval"?: string;
+  bwlimit?: string;
+}
+
+export interface JobContext {
+  config: Config;
+  task: Task;
+  store: ObjectStore;
+  reporter: Reporter;
+  signal: AbortSignal;
+}
+
+export interface JobSpec {
+  /** prune may run through here too: its metrics series, reporter and --json events come for free. */
+  command: MetricsCommand;
+  /** The level the run is about, for the metrics' level label. */
+  level?: number;
+}
+
+/**
+ * What the work returns: its result (the --json `done` event carries it), and `error` when the
+ * run failed after producing a result worth reporting (verify's report): the `error` event
+ * carries the result then, and the run ends with that error.
+ */
+export type JobResult = { result: unknown; bytes?: number; error?: ZrbError };
+
+export function parseBwlimit(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  let n: number;
+  try {
+    n = parseRate(v, "--bwlimit");
+  } catch (err) {
+    throw usageError((err as Error).message);
+  }
+  if (n < 1024) throw usageError(`--bwlimit must be at least 1KiB/s, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function parseInterval(v: string | undefined): number {
+  const ms = parseDuration(v ?? "30s", "--progress-interval");
+  if (ms < 1000) throw usageError(`--progress-interval must be at least 1s, got ${JSON.stringify(v)}`);
+  return ms;
+}
+
+/** An interrupted run reports the signal, whatever it tripped over on its way out. */
+function cause(err: unknown, signal: AbortSignal): unknown {
+  const r = signal.reason;
+  if (signal.aborted && r instanceof ZrbError && !(err instanceof ZrbError && err.exitCode === r.exitCode)) return r;
+  return err;
+}
+
+export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext) => Promise<JobResult>): Promise<void> {
+  applyOutput(args);
+  const intervalMs = parseInterval(args["progress-interval"]);
+  const bandwidthLimit = parseBwlimit(args.bwlimit);
+  const intr = interruptSignal();
+  const t0 = performance.now();
+  const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
+  let loaded: { config: Config; task: Task; reporter: Reporter } | undefined;
+  let result: unknown;
+  try {
+    const config = await loadConfigLogged(args.config);
+    const task = findTask(config, requireTask(args.task), { allowDisabled: spec.command !== "backup" });
+    const reporter = new Reporter({
+      job: { command: spec.command, task: task.name, dataset: task.fullName, level: spec.level },
+      mode: reportMode(!!args.json, !!process.stderr.isTTY),
+      progress: !args.quiet,
+      intervalMs,
+    });
+    loaded = { config, task, reporter };
+    const store = storeFor(config, intr.signal, { reporter, bandwidthLimit });
+    if (spec.command === "backup") await ping(config.monitoring.pingUrl, "start");
+    const out = await work({ config, task, store, reporter, signal: intr.signal });
+    result = out.result;
+    if (out.error) throw out.error;
+    reporter.finish(out.result, seconds());
+    monitor(loaded, spec, { ok: true, exitCode: ExitCode.OK, seconds: seconds(), bytes: out.bytes ?? reporter.bytesDone });
+    if (spec.command === "backup") await ping(config.monitoring.pingUrl, "success");
+  } catch (err) {
+    const e = cause(err, intr.signal);
+    if (loaded) {
+      const exitCode = e instanceof ZrbError ? e.exitCode : ExitCode.FAILURE;
+      loaded.reporter.fail(e, seconds(), result);
+      monitor(loaded, spec, { ok: false, exitCode, seconds: seconds(), bytes: loaded.reporter.bytesDone });
+      if (spec.command === "backup") await ping(loaded.config.monitoring.pingUrl, "fail");
+    }
+    throw e;
+  } finally {
+    intr.dispose();
+  }
+}
+
+function monitor(l: { config: Config; task: Task }, spec: JobSpec, r: { ok: boolean; exitCode: number; seconds: number; bytes: number }): void {
+  recordRun(l.config.monitoring.metricsFile, { command: spec.command, task: l.task.name, pool: l.task.pool, dataset: l.task.dataset, level: spec.level, ...r });
+}

@@ -1,0 +1,42 @@
+/**
+ * Freshness: is the newest backup of a task young enough? `zrb status --max-age` asks it for
+ * every enabled task (or one) from the bucket's heads, so that Nagios, a cron job or a second
+ * machine notices when backups stopped — whatever the reason, even a timer that never fired.
+ * With levels given, each is checked on its own: the newest backup at that level or a lower one
+ * (a full is at least as recent a restore point as an incremental, and after a new full the
+ * heads drop the higher levels).
+ */
+import type { Heads } from "../state/heads.ts";
+import { formatEta } from "./progress.ts";
+
+export interface FreshnessCheck {
+  task: string;
+  dataset: string;
+  /** The level checked (backups at it or below count); null: any level. */
+  level: number | null;
+  newest: { backupId: string; level: number; finishedAt: string } | null;
+  ageSeconds: number | null;
+  stale: boolean;
+}
+
+export function checkFreshness(task: string, dataset: string, heads: Heads, levels: number[] | null, maxAgeMs: number, at: Date): FreshnessCheck[] {
+  return (levels ?? [null]).map((level) => {
+    let newest: FreshnessCheck["newest"] = null;
+    for (const [k, h] of Object.entries(heads.levels)) {
+      const l = Number(k);
+      if (level !== null && l > level) continue;
+      if (!newest || Date.parse(h.finishedAt) > Date.parse(newest.finishedAt)) newest = { backupId: h.backupId, level: l, finishedAt: h.finishedAt };
+    }
+    const ageMs = newest ? at.getTime() - Date.parse(newest.finishedAt) : null;
+    const stale = ageMs === null || Number.isNaN(ageMs) || ageMs > maxAgeMs;
+    return { task, dataset, level, newest, ageSeconds: ageMs === null || Number.isNaN(ageMs) ? null : Math.round(ageMs / 1000), stale };
+  });
+}
+
+/** "task photos (tank/photos): the newest backup at level ≤ 1 (…) finished …, 3d 4h ago, more than --max-age 2d". */
+export function describeStale(c: FreshnessCheck, maxAge: string): string {
+  const which = c.level === null ? "backup" : `backup at level ≤ ${c.level}`;
+  if (!c.newest) return `task ${c.task} (${c.dataset}) has no ${which} at all`;
+  const age = c.ageSeconds === null ? "at an unreadable time" : `${formatEta(c.ageSeconds)} ago`;
+  return `task ${c.task} (${c.dataset}): the newest ${which} (${c.newest.backupId}, level ${c.newest.level}) finished ${c.newest.finishedAt}, ${age}, more than --max-age ${maxAge}`;
+}

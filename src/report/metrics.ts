@@ -1,0 +1,143 @@
+/**
+ * Prometheus textfile-collector metrics (monitoring.metrics_file), so that an alert fires when
+ * backups stop. After every backup, restore, verify and prune, `recordRun` reads the file,
+ * replaces the series of that command and dataset, and rewrites the file atomically (temp file,
+ * fsync, rename: node_exporter never reads half a file), under a lock so that runs of other
+ * datasets writing the same file at the same time do not lose each other's series.
+ *
+ * Per command C (backup, restore, verify, prune) and labels {task, pool, dataset[, level]}:
+ *   zrb_C_last_run_timestamp_seconds      when the last run ended (Unix seconds)
+ *   zrb_C_last_success_timestamp_seconds  when the last successful run ended (kept through failures)
+ *   zrb_C_last_duration_seconds, zrb_C_last_bytes, zrb_C_last_exit_code   of the last run
+ * docs/monitoring.md has an alert rule on them. Writing the file never fails a run: a problem is
+ * one warning line.
+ */
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { writeFileAtomic } from "../state/atomic.ts";
+import { flockExclusive, flockRelease } from "../state/flock.ts";
+import { now } from "../util/clock.ts";
+import { ioError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+
+export type MetricsCommand = "backup" | "prune" | "verify" | "restore";
+
+export interface RunRecord {
+  command: MetricsCommand;
+  task: string;
+  pool: string;
+  dataset: string;
+  level?: number;
+  ok: boolean;
+  exitCode: number;
+  seconds: number;
+  bytes: number;
+  /** When the run ended (default: now()). */
+  at?: Date;
+}
+
+interface Sample {
+  name: string;
+  labels: [string, string][];
+  value: string;
+}
+
+const HELP: Record<string, string> = {
+  last_run_timestamp_seconds: "when the last run ended, in Unix seconds",
+  last_success_timestamp_seconds: "when the last successful run ended, in Unix seconds",
+  last_duration_seconds: "how long the last run took",
+  last_bytes: "bytes the last run moved (backup: the send stream; restore: received; verify: checked; prune: deleted)",
+  last_exit_code: "exit code of the last run (0 = ok; see zrb --help)",
+};
+
+const NAME_RE = /^zrb_(backup|restore|verify|prune)_(last_[a-z_]+)$/;
+const SAMPLE_RE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?\s*$/;
+const LABEL_RE = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+
+const unescape = (v: string) => v.replace(/\\(["\\n])/g, (_, c: string) => (c === "n" ? "\n" : c));
+const escape = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
+export function parseSamples(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim() || line.startsWith("#")) continue;
+    const m = SAMPLE_RE.exec(line);
+    if (!m) continue;
+    const labels = [...(m[2] ?? "").matchAll(LABEL_RE)].map((x) => [x[1]!, unescape(x[2]!)] as [string, string]);
+    out.push({ name: m[1]!, labels, value: m[3]! });
+  }
+  return out;
+}
+
+const keyOf = (s: Pick<Sample, "name" | "labels">) => `${s.name}{${s.labels.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(",")}}`;
+
+function render(samples: Sample[]): string {
+  const byName = new Map<string, Sample[]>();
+  for (const s of samples) byName.set(s.name, [...(byName.get(s.name) ?? []), s]);
+  const lines: string[] = [];
+  for (const name of [...byName.keys()].sort()) {
+    const m = NAME_RE.exec(name);
+    const help = m && HELP[m[2]!];
+    if (help) lines.push(`# HELP ${name} zrb ${m![1]}: ${help}.`, `# TYPE ${name} gauge`);
+    for (const s of byName.get(name)!.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1)))
+      lines.push(`${name}${s.labels.length ? `{${s.labels.map(([k, v]) => `${k}="${escape(v)}"`).join(",")}}` : ""} ${s.value}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** The file's text with this run's series replaced (the success time kept when the run failed). */
+export function updateMetrics(existing: string, r: RunRecord): string {
+  const labels: [string, string][] = [
+    ["task", r.task],
+    ["pool", r.pool],
+    ["dataset", r.dataset],
+    ...(r.level !== undefined ? [["level", String(r.level)] as [string, string]] : []),
+  ];
+  const at = (r.at ?? now()).getTime() / 1000;
+  const values: Record<string, string> = {
+    last_run_timestamp_seconds: at.toFixed(3),
+    last_duration_seconds: r.seconds.toFixed(3),
+    last_bytes: String(Math.round(r.bytes)),
+    last_exit_code: String(r.exitCode),
+    ...(r.ok ? { last_success_timestamp_seconds: at.toFixed(3) } : {}),
+  };
+  const samples = new Map(parseSamples(existing).map((s) => [keyOf(s), s]));
+  for (const [suffix, value] of Object.entries(values)) {
+    const s = { name: `zrb_${r.command}_${suffix}`, labels, value };
+    samples.set(keyOf(s), s);
+  }
+  return render([...samples.values()]);
+}
+
+/** Run `fn` holding an exclusive flock on `<file>.lock` (waiting up to 10 s for another run). */
+function locked<T>(file: string, fn: () => T): T {
+  const fd = openSync(`${file}.lock`, "a", 0o644);
+  try {
+    for (const until = Date.now() + 10_000; !flockExclusive(fd); ) {
+      if (Date.now() > until) throw ioError(`${file}.lock is held by another run for more than 10 s`);
+      Bun.sleepSync(50);
+    }
+    try {
+      return fn();
+    } finally {
+      flockRelease(fd);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Record one run in the metrics file, if there is one. Never throws: a problem is one warning. */
+export function recordRun(file: string | undefined, r: RunRecord): void {
+  if (!file) return;
+  try {
+    if (!existsSync(dirname(file))) throw ioError(`directory ${dirname(file)} does not exist; create it (node_exporter's --collector.textfile.directory)`);
+    locked(file, () => {
+      const existing = existsSync(file) ? readFileSync(file, "utf8") : "";
+      // 0644: node_exporter reads it as another user.
+      writeFileAtomic(file, updateMetrics(existing, r), 0o644);
+    });
+  } catch (err) {
+    log.warn(`metrics: cannot update ${file}: ${(err as Error).message}; the run's result stands`);
+  }
+}

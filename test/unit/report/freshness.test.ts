@@ -1,0 +1,49 @@
+/**
+ * Freshness (report/freshness.ts), the judgement behind `zrb status --max-age`: the newest
+ * backup at any level, or at each level given (that level or a lower one), against the limit.
+ */
+import { describe, expect, test } from "bun:test";
+import { checkFreshness, describeStale } from "../../../src/report/freshness.ts";
+import type { Heads } from "../../../src/state/heads.ts";
+
+const H = 3600_000;
+const now = new Date("2027-03-10T12:00:00Z");
+const head = (id: string, finishedAt: string) => ({ backupId: id, snapshot: { name: `tank/p@${id}`, guid: "1" }, finishedAt });
+const heads: Heads = {
+  format: "zrb-heads/1",
+  updatedAt: "2027-03-10T02:30:00Z",
+  levels: {
+    "0": head("full", "2027-03-07T02:00:00Z"), // 3 d 10 h old
+    "1": head("incr", "2027-03-10T02:30:00Z"), // 9.5 h old
+  },
+};
+
+describe("checkFreshness", () => {
+  test("any level: the newest backup counts", () => {
+    const [c] = checkFreshness("photos", "tank/p", heads, null, 26 * H, now);
+    expect(c).toMatchObject({ level: null, newest: { backupId: "incr", level: 1 }, ageSeconds: 9.5 * 3600, stale: false });
+    expect(checkFreshness("photos", "tank/p", heads, null, 9 * H, now)[0]!.stale).toBe(true);
+  });
+
+  test("each level given: that level or a lower one", () => {
+    const [l0, l1] = checkFreshness("photos", "tank/p", heads, [0, 1], 26 * H, now);
+    expect(l0).toMatchObject({ level: 0, newest: { backupId: "full" }, stale: true });
+    expect(l1).toMatchObject({ level: 1, newest: { backupId: "incr" }, stale: false });
+    // after a new full the heads drop level 1: the full answers for level 1 too
+    const afterFull: Heads = { ...heads, levels: { "0": head("new-full", "2027-03-10T02:00:00Z") } };
+    expect(checkFreshness("photos", "tank/p", afterFull, [1], 26 * H, now)[0]).toMatchObject({ newest: { backupId: "new-full", level: 0 }, stale: false });
+  });
+
+  test("no backup at all is stale, and says so", () => {
+    const [c] = checkFreshness("photos", "tank/p", { ...heads, levels: {} }, [0], 26 * H, now);
+    expect(c).toMatchObject({ newest: null, ageSeconds: null, stale: true });
+    expect(describeStale(c!, "26h")).toBe("task photos (tank/p) has no backup at level ≤ 0 at all");
+  });
+
+  test("the message names the task, the backup, its age and the limit", () => {
+    const [c] = checkFreshness("photos", "tank/p", heads, [0], 48 * H, now);
+    expect(describeStale(c!, "2d")).toBe(
+      "task photos (tank/p): the newest backup at level ≤ 0 (full, level 0) finished 2027-03-07T02:00:00Z, 3d 10h ago, more than --max-age 2d",
+    );
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * The Prometheus textfile (report/metrics.ts): one run replaces only its own series, keeps the
+ * last success time through failures, keeps other datasets' and other commands' series, parses
+ * what it wrote, and recordRun writes the file atomically (0644) or warns — never throws.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseSamples, recordRun, updateMetrics, type RunRecord } from "../../../src/report/metrics.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "zrb-metrics-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const at = (s: number) => new Date(s * 1000);
+const run = (o: Partial<RunRecord>): RunRecord => ({ command: "backup", task: "photos", pool: "tank", dataset: "home/photos", level: 0, ok: true, exitCode: 0, seconds: 12.5, bytes: 4096, at: at(1000), ...o });
+const value = (text: string, name: string, labels: Record<string, string>) =>
+  parseSamples(text).find((s) => s.name === name && JSON.stringify(Object.fromEntries(s.labels)) === JSON.stringify(labels))?.value;
+const L0 = { task: "photos", pool: "tank", dataset: "home/photos", level: "0" };
+
+describe("updateMetrics", () => {
+  test("a success writes the five series of its command with HELP and TYPE", () => {
+    const t = updateMetrics("", run({}));
+    expect(value(t, "zrb_backup_last_success_timestamp_seconds", L0)).toBe("1000.000");
+    expect(value(t, "zrb_backup_last_run_timestamp_seconds", L0)).toBe("1000.000");
+    expect(value(t, "zrb_backup_last_duration_seconds", L0)).toBe("12.500");
+    expect(value(t, "zrb_backup_last_bytes", L0)).toBe("4096");
+    expect(value(t, "zrb_backup_last_exit_code", L0)).toBe("0");
+    expect(t).toContain("# TYPE zrb_backup_last_success_timestamp_seconds gauge\n");
+    expect(t).toContain('zrb_backup_last_bytes{task="photos",pool="tank",dataset="home/photos",level="0"} 4096\n');
+  });
+
+  test("a failure updates the run's series but keeps the last success time", () => {
+    const ok = updateMetrics("", run({}));
+    const failed = updateMetrics(ok, run({ ok: false, exitCode: 6, seconds: 130, bytes: 0, at: at(2000) }));
+    expect(value(failed, "zrb_backup_last_success_timestamp_seconds", L0)).toBe("1000.000");
+    expect(value(failed, "zrb_backup_last_run_timestamp_seconds", L0)).toBe("2000.000");
+    expect(value(failed, "zrb_backup_last_exit_code", L0)).toBe("6");
+    // a dataset that never succeeded has no success series at all: the alert's absent() catches it
+    const never = updateMetrics("", run({ ok: false, exitCode: 5 }));
+    expect(value(never, "zrb_backup_last_success_timestamp_seconds", L0)).toBeUndefined();
+  });
+
+  test("other levels, datasets and commands (prune from another module) are kept; one series per key", () => {
+    let t = updateMetrics("", run({}));
+    t = updateMetrics(t, run({ level: 1, at: at(1100) }));
+    t = updateMetrics(t, run({ dataset: "home/docs", task: "docs" }));
+    t = updateMetrics(t, run({ command: "prune", level: undefined, bytes: 99 }));
+    t = updateMetrics(t, run({ command: "verify", level: undefined }));
+    t = updateMetrics(t, run({ at: at(3000) }));
+    const samples = parseSamples(t);
+    expect(samples.length).toBe(5 * 5);
+    expect(new Set(samples.map((s) => s.name + JSON.stringify(s.labels))).size).toBe(samples.length);
+    expect(value(t, "zrb_backup_last_run_timestamp_seconds", L0)).toBe("3000.000");
+    expect(value(t, "zrb_backup_last_run_timestamp_seconds", { ...L0, level: "1" })).toBe("1100.000");
+    expect(value(t, "zrb_prune_last_bytes", { task: "photos", pool: "tank", dataset: "home/photos" })).toBe("99");
+    // written twice the same way: the text is stable
+    expect(updateMetrics(t, run({ at: at(3000) }))).toBe(t);
+  });
+
+  test("label values are escaped and read back; lines of other tools survive", () => {
+    const t = updateMetrics('other_metric{a="x"} 1\n', run({ dataset: 'we"ird\\ds' }));
+    expect(parseSamples(t).find((s) => s.name === "zrb_backup_last_bytes")!.labels).toContainEqual(["dataset", 'we"ird\\ds']);
+    expect(t).toContain('other_metric{a="x"} 1\n');
+  });
+});
+
+describe("recordRun", () => {
+  test("writes the file atomically, readable by node_exporter (0644), and no temp file stays", () => {
+    const f = join(dir, "zrb.prom");
+    recordRun(f, run({}));
+    recordRun(f, run({ command: "verify", level: undefined }));
+    expect(statSync(f).mode & 0o777).toBe(0o644);
+    expect(parseSamples(readFileSync(f, "utf8")).length).toBe(10);
+    expect(readdirSync(dir).filter((n) => n.includes(".tmp"))).toEqual([]);
+  });
+
+  test("no file configured: nothing; a missing directory: one warning, no throw", () => {
+    recordRun(undefined, run({}));
+    const missing = join(dir, "nope", "zrb.prom");
+    expect(() => recordRun(missing, run({}))).not.toThrow();
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  test("a garbled file is not trusted beyond its readable lines", () => {
+    const f = join(dir, "garbled.prom");
+    writeFileSync(f, "\u0000\u0001 nonsense {{{\nzrb_backup_last_bytes{task=\"photos\",pool=\"tank\",dataset=\"home/photos\",level=\"0\"} 1\n");
+    recordRun(f, run({ bytes: 7 }));
+    const text = readFileSync(f, "utf8");
+    expect(text).not.toContain("nonsense");
+    expect(value(text, "zrb_backup_last_bytes", L0)).toBe("7");
+  });
+});
