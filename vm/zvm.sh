@@ -3,7 +3,8 @@
 #
 #   vm/zvm.sh build            build the guest image once and cache it (~15 min cold)
 #   vm/zvm.sh cached           exit 0 if the image for the current key is cached, 1 if not
-#   vm/zvm.sh boot             boot a throw-away instance of the cached image (~35 s)
+#   vm/zvm.sh boot             boot a throw-away instance of the cached image (~35 s;
+#                              ZRB_VM_INIT=systemd boots with systemd as PID 1)
 #   vm/zvm.sh ssh [CMD...]     run CMD as root in the guest (stdin is forwarded)
 #   vm/zvm.sh scp SRC DST      copy files; prefix guest paths with ':'  (e.g. scp f :/tmp/f)
 #   vm/zvm.sh stop             power the guest off, make sure qemu is gone
@@ -25,6 +26,10 @@
 #   ZRB_VM_ROOT_SIZE    size the guest's root fs is grown to at boot (default 4G, sparse)
 #   ZRB_VM_MEM / ZRB_VM_CPUS   guest RAM in MiB (2048) / vCPUs (2)
 #   ZRB_VM_BOOT_TIMEOUT seconds to wait for ssh after starting qemu (default 300)
+#   ZRB_VM_INIT         the guest's PID 1: zvm (default; vm/guest/zvm-init, the fast
+#                       minimal init) or systemd (init=/lib/systemd/systemd, for the
+#                       scenarios that run zrb's units; vm/guest/zvm-boot.service
+#                       brings up the network and zfs and prints ZVM-READY)
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/lib/common.sh"
@@ -39,6 +44,7 @@ MEM=${ZRB_VM_MEM:-2048}
 CPUS=${ZRB_VM_CPUS:-2}
 BOOT_TIMEOUT=${ZRB_VM_BOOT_TIMEOUT:-300}
 ROOT_SIZE=${ZRB_VM_ROOT_SIZE:-4G}
+INIT=${ZRB_VM_INIT:-zvm}
 
 image_key() {
   { cat "$ZVM_ROOT/lib/image.sh"; for f in "$ZVM_ROOT"/guest/*; do echo "== ${f##*/}"; cat "$f"; done
@@ -126,14 +132,24 @@ working_copy() {
   install -m 600 "$IMG/ssh/id_ed25519" "$RUN/id_ed25519"
 }
 
+# init_path MODE -> the kernel's init= for a boot mode (ZRB_VM_INIT)
+init_path() {
+  case $1 in
+    zvm) echo /sbin/zvm-init ;;
+    systemd) echo /lib/systemd/systemd ;;
+    *) die "ZRB_VM_INIT must be zvm or systemd, got '$1'" ;;
+  esac
+}
+
 cmd_boot() {
   need_cmds qemu-system-x86_64 zstd ssh ss python3
+  local init; init=$(init_path "$INIT")
   image_ok || die "no cached image $KEY in $IMG (run: vm/zvm.sh build)"
   local pid; if pid=$(qemu_pid); then die "an instance is already running (qemu pid $pid, $RUN); run: vm/zvm.sh stop"; fi
   mkdir -p "$RUN"
   exec 8>"$RUN/boot.lock"; flock -n 8 || die "another boot is in progress in $RUN"
   working_copy
-  rm -f "$RUN/pool.img" "$RUN/console.log" "$RUN/qemu.pid" "$RUN/ssh.port" "$RUN/guestfwd.log"
+  rm -f "$RUN/pool.img" "$RUN/console.log" "$RUN/qemu.pid" "$RUN/ssh.port" "$RUN/guestfwd.log" "$RUN/init"
   truncate -s "$POOL_SIZE" "$RUN/pool.img"        # /dev/vdb, fresh for every boot
   local port t0 i fwd
   port=$(pick_port)
@@ -146,7 +162,7 @@ cmd_boot() {
   # host's S3). Without it 10.0.2.2:PORT would be any host loopback service.
   qemu-system-x86_64 -name zrb-vm -accel tcg,thread=multi -cpu max -m "$MEM" -smp "$CPUS" -no-reboot \
     -kernel "$RUN/vmlinuz" -initrd "$RUN/initrd.img" \
-    -append "root=/dev/vda rw init=/sbin/zvm-init net.ifnames=0 console=ttyS0 ${ZRB_VM_APPEND:-}" \
+    -append "root=/dev/vda rw init=$init net.ifnames=0 console=ttyS0 ${ZRB_VM_APPEND:-}" \
     -drive "file=$RUN/rt.img,format=raw,if=virtio,cache=unsafe" \
     -drive "file=$RUN/pool.img,format=raw,if=virtio,cache=unsafe" \
     ${ZRB_VM_DATA_DISK:+-drive "file=$ZRB_VM_DATA_DISK,format=raw,if=virtio,readonly=on"} \
@@ -155,8 +171,8 @@ cmd_boot() {
     -display none -monitor none -serial "file:$RUN/console.log" \
     -snapshot -pidfile "$RUN/qemu.pid" -daemonize \
     || die "qemu failed to start (see its message above)"
-  echo "$port" > "$RUN/ssh.port"
-  log "qemu started (pid $(cat "$RUN/qemu.pid"), ssh on 127.0.0.1:$port); waiting up to ${BOOT_TIMEOUT}s for the guest"
+  echo "$port" > "$RUN/ssh.port"; echo "$INIT" > "$RUN/init"
+  log "qemu started (pid $(cat "$RUN/qemu.pid"), PID 1 $init, ssh on 127.0.0.1:$port); waiting up to ${BOOT_TIMEOUT}s for the guest"
   for (( i = 0; i < BOOT_TIMEOUT * 2; i++ )); do
     grep -q ZVM-READY "$RUN/console.log" 2>/dev/null && break
     qemu_pid >/dev/null || { console_tail 40; die "qemu exited during boot"; }
@@ -167,12 +183,12 @@ cmd_boot() {
   for (( i = 0; i < 60; i++ )); do vssh true 2>/dev/null && break; sleep 1; done
   vssh true || { console_tail 40; cmd_stop; die "guest printed ZVM-READY but ssh on port $port does not answer"; }
   vssh 'resize2fs /dev/vda' >/dev/null 2>&1 || warn "could not grow the guest root fs (resize2fs /dev/vda)"
-  log "guest ready in $(elapsed "$t0")s: $(vssh 'uname -r; zfs version | head -1' | tr '\n' ' ')"
+  log "guest ready in $(elapsed "$t0")s ($INIT init): $(vssh 'uname -r; zfs version | head -1' | tr '\n' ' ')"
 }
 
 cmd_stop() {
   local pid i
-  if ! pid=$(qemu_pid); then log "no instance running in $RUN"; rm -f "$RUN/qemu.pid" "$RUN/ssh.port"; return 0; fi
+  if ! pid=$(qemu_pid); then log "no instance running in $RUN"; rm -f "$RUN/qemu.pid" "$RUN/ssh.port" "$RUN/init"; return 0; fi
   # power off from inside (flushes nothing we care about: the rootfs is -snapshot)
   timeout 10 "$0" ssh 'sync; echo o > /proc/sysrq-trigger' >/dev/null 2>&1 || true
   for (( i = 0; i < 40; i++ )); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
@@ -183,7 +199,7 @@ cmd_stop() {
     kill -0 "$pid" 2>/dev/null && { warn "qemu $pid ignored SIGTERM; SIGKILL"; kill -9 "$pid" 2>/dev/null || true; sleep 0.5; }
   fi
   kill -0 "$pid" 2>/dev/null && die "qemu $pid is still running"
-  rm -f "$RUN/qemu.pid" "$RUN/ssh.port" "$RUN/pool.img"
+  rm -f "$RUN/qemu.pid" "$RUN/ssh.port" "$RUN/pool.img" "$RUN/init"
   log "stopped (qemu $pid gone)"
 }
 
@@ -201,7 +217,7 @@ cmd_status() {
   else echo "image:       NOT BUILT (vm/zvm.sh build)"; fi
   local others; others=$(ls "$CACHE/images" 2>/dev/null | grep -vx "$KEY" | tr '\n' ' ' || true)
   [ -z "$others" ] || echo "stale images: $others(remove with rm -rf $CACHE/images/<key>)"
-  local pid; if pid=$(qemu_pid); then echo "instance:    running, qemu pid $pid, ssh 127.0.0.1:$(cat "$RUN/ssh.port" 2>/dev/null), $RUN"
+  local pid; if pid=$(qemu_pid); then echo "instance:    running, qemu pid $pid, ssh 127.0.0.1:$(cat "$RUN/ssh.port" 2>/dev/null), $(cat "$RUN/init" 2>/dev/null || echo '?') init, $RUN"
   else echo "instance:    not running"; return 3; fi
 }
 

@@ -87,6 +87,8 @@ describe("unit text", () => {
         "ProtectHome=read-only",
         "DevicePolicy=closed",
         "DeviceAllow=/dev/zfs rw",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
         "Environment=TMPDIR=/var/lib/zrb/tmp",
         "ExecStartPre=/bin/mkdir -p -m 0700 /var/lib/zrb/tmp",
         "EnvironmentFile=-/etc/zrb/env",
