@@ -301,3 +301,10 @@ export async function tryDestroy(name: string, opts: { recursive?: boolean } = {
   const r = await zfsRun(["destroy", ...(opts.recursive ? ["-r"] : []), name]);
   return r.code === 0 || parseFailure(r.stderr).kind === "not-found";
 }
+
+/** `zfs unmount name`; a busy dataset is a one-line error naming it. */
+export async function unmount(name: string): Promise<void> {
+  const r = await zfsRun(["unmount", name]);
+  if (r.code === 0) return;
+  throw zfsError(`cannot unmount ${name} before receiving into it with --force: ${firstLine(r.stderr) || `exit ${r.code}`}; close what uses it (files, shares) and rerun`);
+}

@@ -134,6 +134,10 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
   const scratch = join(opts.scratchRoot, m.backupId);
   prepareScratch(scratch);
   const created = !(await zfs.datasetExists(target));
+  // -F into a mounted target: unmount it first, as OpenZFS's receive -F does by itself (zfs-fuse
+  // fails a forced full receive over a mounted dataset with "I/O error" now and then). A target
+  // that is busy (open files, a share) refuses, and the message says so.
+  if (opts.force && !created && (await zfs.getProp(target, "mounted")) === "yes") await zfs.unmount(target);
   const proc = zfs.spawnReceive(target, { force: opts.force, resumable: true }, caps);
   const stderrText = new Response(proc.stderr).text();
   void new Response(proc.stdout).text();
