@@ -17,6 +17,7 @@ import restore from "./cli/restore.ts";
 import verify from "./cli/verify.ts";
 import systemd from "./cli/systemd.ts";
 import cleanup from "./cli/cleanup.ts";
+import prune from "./cli/prune.ts";
 import status from "./cli/status.ts";
 import { versionText } from "./cli/version.ts";
 
@@ -24,7 +25,7 @@ const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4
 
 const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 
-const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, check, systemd, cleanup };
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, check, systemd, cleanup, prune };
 
 const main: CommandDef<any> = {
   meta: {

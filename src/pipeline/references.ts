@@ -55,10 +55,14 @@ export async function readReferences(store: ObjectStore, task: Task, rd: RunDir,
 
 /**
  * The part objects under `base` (the dataset's data prefix, from a listing of it) that none of
- * `manifests` refers to and that are not the resumable backup's.
+ * `manifests` refers to and that are not the resumable backup's. The parts of a backup that a
+ * manifest names as its parent are never orphans, even when that parent's manifest is lost:
+ * putting the manifest back repairs the chain, deleting the parts would not.
  */
 export function orphanParts(listing: ObjectInfo[], base: string, manifests: Manifest[], keepPrefix: string | null): ObjectInfo[] {
   const referenced = new Set<string>();
   for (const m of manifests) for (const p of m.parts) referenced.add(p.key);
-  return listing.filter((o) => isPartKey(base, o.key) && !referenced.has(o.key) && !(keepPrefix && o.key.startsWith(keepPrefix)));
+  const kept = manifests.flatMap((m) => (m.parent ? [dataPrefix(m.pool, m.dataset, m.parent.level, m.parent.backupId)] : []));
+  if (keepPrefix) kept.push(keepPrefix);
+  return listing.filter((o) => isPartKey(base, o.key) && !referenced.has(o.key) && !kept.some((k) => o.key.startsWith(k)));
 }

@@ -57,6 +57,12 @@ export function headsKey(pool: string, dataset: string): string {
   return `${manifestDir(pool, dataset)}heads.yaml`;
 }
 
+/** When a backup started, from its id (to the second), or null for an id of another form. */
+export function backupIdTime(id: string): Date | null {
+  const m = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z-/.exec(id);
+  return m ? new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!)) : null;
+}
+
 /** Unique, sortable backup id: UTC time, level, random suffix. */
 export function newBackupId(level: number, at = now()): string {
   const t = at.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
