@@ -5,6 +5,7 @@
  * and a brute-force oracle over random histories.
  */
 import { describe, expect, test } from "bun:test";
+import { prng } from "../../helpers/faultproxy.ts";
 import { applyPolicy, describePolicy, isoWeek, newestFirst, periodOf, policyProblem, type Point, type Policy } from "../../../src/pipeline/prune/policy.ts";
 import { parseZrbSnapshotName } from "../../../src/zfs/zfs.ts";
 
@@ -159,8 +160,8 @@ function oracle(points: Point[], p: Policy): string[] {
 }
 
 test("random histories agree with a brute-force oracle", () => {
-  let seed = 12345;
-  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  const next = prng(12345);
+  const rnd = (n: number) => Math.floor(next() * n);
   for (let trial = 0; trial < 300; trial++) {
     const start = Date.UTC(2024, 11, 20);
     const points = Array.from({ length: 1 + rnd(60) }, (_, i) => ({ id: `p${i}`, time: new Date(start + rnd(500) * DAY + rnd(24) * HOUR + (rnd(3) === 0 ? 0 : rnd(3600) * 1000)) }));

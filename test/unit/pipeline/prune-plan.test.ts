@@ -6,6 +6,7 @@
  * with dump(8)'s rules.
  */
 import { describe, expect, test } from "bun:test";
+import { prng } from "../../helpers/faultproxy.ts";
 import { buildCatalog, resolveChain } from "../../../src/pipeline/catalog.ts";
 import { deletionOrder, earlyDelete, planBucket, pointTime, type BackupDecision, type BucketPlanInput } from "../../../src/pipeline/prune/plan.ts";
 import type { Policy } from "../../../src/pipeline/prune/policy.ts";
@@ -190,8 +191,8 @@ function randomHistory(rnd: (k: number) => number, days: number): { ms: Manifest
 }
 
 test("random histories: every kept backup's chain is kept, and every prefix of the deletion order leaves only restorable chains", () => {
-  let seed = 99;
-  const rnd = (k: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % k);
+  const next = prng(99);
+  const rnd = (k: number) => Math.floor(next() * k);
   for (let trial = 0; trial < 150; trial++) {
     const { ms, heads } = randomHistory(rnd, 5 + rnd(60));
     const policy: Policy = { last: rnd(3), daily: rnd(5), weekly: rnd(3), monthly: rnd(3) || 1 };
