@@ -3,6 +3,7 @@
  *   data/<pool>/<dataset>/level<N>/<backup id>/part-000000.age   one age file per chunk, in stream order
  *   manifests/<pool>/<dataset>/<backup id>.manifest.yaml          one per finished backup (the commit point)
  *   manifests/<pool>/<dataset>/heads.yaml                         the per-level heads (a cache of the manifests)
+ *   manifests/<pool>/<dataset>/verify-rotation.yaml               progress of `zrb verify --rotate`
  * Backup ids (20261124T023000Z-L1-3fa9c2) are unique per run and sort by start time.
  */
 import { now } from "../util/clock.ts";
@@ -55,6 +56,11 @@ export function backupIdOfKey(key: string): string {
 
 export function headsKey(pool: string, dataset: string): string {
   return `${manifestDir(pool, dataset)}heads.yaml`;
+}
+
+/** Where `zrb verify --rotate` keeps its progress (in the bucket: a rebuilt NAS continues the rotation). */
+export function rotationKey(pool: string, dataset: string): string {
+  return `${manifestDir(pool, dataset)}verify-rotation.yaml`;
 }
 
 /** When a backup started, from its id (to the second), or null for an id of another form. */
