@@ -5,7 +5,7 @@
  * A part's deadline is DAYS after it was last read and found good (or after a rotation first
  * saw its backup). Each run reads
  *   - every part whose deadline falls before the next run is expected (now + the time since the
- *     last run: a weekly verify reads a week ahead, a daily one a day ahead), and
+ *     last run, and 10 % for timer jitter: a weekly verify reads a week ahead, a daily one a day), and
  *   - at least its share of all parts, DAYS spread over the runs (parts × interval / DAYS), the
  *     nearest deadlines first — so the load stays even instead of coming due all at once.
  * A part read and found good gets a new deadline. Progress (state/rotation.ts) is saved in the
@@ -59,7 +59,8 @@ export function chooseSlice(r: Rotation, now: Date, daysMs: number): PartRef[] {
   const last = r.lastRunAt ? Date.parse(r.lastRunAt) : NaN;
   const interval = Math.min(daysMs, Number.isFinite(last) && last < now.getTime() ? now.getTime() - last : DAY);
   const share = Math.ceil((all.length * interval) / daysMs);
-  const horizon = now.getTime() + interval;
+  // 10 % slack: timers start a little early or late (RandomizedDelaySec, a slow previous job).
+  const horizon = now.getTime() + interval * 1.1;
   return all.filter((p, i) => i < share || p.due <= horizon);
 }
 
