@@ -253,8 +253,17 @@ describe("runs that must fail or skip on purpose", () => {
     try {
       // Day 2's manifest refuses; day 3's first part refuses.
       await deny([arn(`manifests/${h.fs}/${ids[1]}.manifest.yaml`), arn(`data/${h.fs}/level1/${ids[2]}/part-000000.age`)]);
-      const line = await fail(h, pruneArgs(), 6, `prune of ${h.fs}: the store refused 2 delete(s)`, "everything else was done", "The next prune retries them");
-      expect(line).toContain(`${ids[2]}/part-000000.age`); // the first refused: day 3 goes first (newest first)
+      const r = await h.run(pruneArgs("--json"), at(5), { allowFail: true });
+      expect(r.code).toBe(6);
+      const lines = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
+      expect(lines.length).toBe(1);
+      for (const n of [`prune of ${h.fs}: the store refused 2 delete(s)`, "everything else was done", "The next prune retries them"]) expect(lines[0]).toContain(n);
+      expect(lines[0]).toContain(`${ids[2]}/part-000000.age`); // the first refused: day 3 goes first (newest first)
+      const out = JSON.parse(r.stdout);
+      expect(out.refused.map((x: any) => x.key)).toEqual([`data/${h.fs}/level1/${ids[2]}/part-000000.age`, `manifests/${h.fs}/${ids[1]}.manifest.yaml`]);
+      expect(out.summary.deleted).toBe(1); // day 3's manifest went; day 2 stayed whole
+      // Freed: day 3's manifest and its parts but the refused one.
+      expect(out.summary.objects).toBe(out.backups.find((b: any) => b.backupId === ids[2]).parts);
       expect(await manifestIds(h)).toEqual([ids[0]!, ids[1]!, ids[3]!].sort());
       // The refused backup is whole and restorable; the other lost its manifest first, and only the refused part is left.
       const list = JSON.parse((await h.run(["list", "--json"], at(5))).stdout);

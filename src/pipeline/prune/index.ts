@@ -106,14 +106,20 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
     };
     if (opts.dryRun) return result;
 
-    const deleted = await deleteBackups(store, task, cat.manifests, gone, result.refused, opts.signal);
+    const freed: Freed = { objects: 0, bytes: 0, refused: result.refused, sizes: new Map([...listing.map((o) => [o.key, o.size] as const), ...manifestSizes]) };
+    const deleted = await deleteBackups(store, task, cat.manifests, gone, freed, opts.signal);
     const remaining = refs.manifests.filter((m) => !deleted.has(m.backupId));
     const refusedNow = new Set(result.refused.map((x) => x.key));
     for (const o of orphanParts(await store.list(base), base, remaining, refs.keepPrefix)) {
       checkInterrupted(opts.signal);
       if (refusedNow.has(o.key)) continue; // asked once this run
-      await deleteOrRefuse(store, o.key, result.refused);
+      await deleteOrRefuse(store, o.key, freed);
     }
+    // The summary of a real run says what was freed: what the store refused stays.
+    result.summary.deleted = deleted.size;
+    result.summary.kept = backups.length - deleted.size;
+    result.summary.objects = freed.objects;
+    result.summary.bytes = freed.bytes;
     if (local) {
       result.refusedSnapshots = await destroySnapshots(local, opts.signal);
       for (const s of local) if (s.action === "destroy" && !result.refusedSnapshots.includes(s.name)) log.info(`destroyed snapshot ${s.name}`);
@@ -125,23 +131,31 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
   }
 }
 
+/** What a real run freed, and what the store refused. */
+interface Freed {
+  objects: number;
+  bytes: number;
+  refused: PruneResult["refused"];
+  sizes: Map<string, number>;
+}
+
 /** Each backup: its manifest first (the commit point), then its parts. Returns the ids whose manifest is gone. */
 async function deleteBackups(
   store: ObjectStore,
   task: Task,
   manifests: Map<string, { parts: { key: string }[] }>,
   gone: BackupDecision[],
-  refused: PruneResult["refused"],
+  freed: Freed,
   signal?: AbortSignal,
 ): Promise<Set<string>> {
   const deleted = new Set<string>();
   for (const b of deletionOrder(gone)) {
     checkInterrupted(signal);
-    if (!(await deleteOrRefuse(store, manifestKey(task.pool, task.dataset, b.backupId), refused))) continue; // the backup stays whole
+    if (!(await deleteOrRefuse(store, manifestKey(task.pool, task.dataset, b.backupId), freed))) continue; // the backup stays whole
     deleted.add(b.backupId);
     for (const p of manifests.get(b.backupId)!.parts) {
       checkInterrupted(signal);
-      await deleteOrRefuse(store, p.key, refused);
+      await deleteOrRefuse(store, p.key, freed);
     }
     log.info(`deleted backup ${b.backupId} (level ${b.level}, ${b.parts} part(s), ${formatSize(b.bytes)})`);
   }
@@ -149,14 +163,16 @@ async function deleteBackups(
 }
 
 /** Delete one object; a refusal (access denied: object lock, a bucket policy, no permission) is recorded, not thrown. */
-async function deleteOrRefuse(store: ObjectStore, key: string, refused: PruneResult["refused"]): Promise<boolean> {
+async function deleteOrRefuse(store: ObjectStore, key: string, freed: Freed): Promise<boolean> {
   try {
     await store.delete(key);
-    return true;
   } catch (err) {
     if (!isStoreError(err, "access-denied")) throw err;
-    refused.push({ key, message: err.message });
+    freed.refused.push({ key, message: err.message });
     log.warn(`could not delete ${store.urlOf(key)}: ${err.message}; skipped`);
     return false;
   }
+  freed.objects++;
+  freed.bytes += freed.sizes.get(key) ?? 0;
+  return true;
 }
