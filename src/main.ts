@@ -17,6 +17,7 @@ import restore from "./cli/restore.ts";
 import verify from "./cli/verify.ts";
 import systemd from "./cli/systemd.ts";
 import cleanup from "./cli/cleanup.ts";
+import prune from "./cli/prune.ts";
 import status from "./cli/status.ts";
 import iamPolicy from "./cli/iam-policy.ts";
 import { versionText } from "./cli/version.ts";
@@ -25,7 +26,7 @@ const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4
 
 const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 
-const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, check, systemd, cleanup, "iam-policy": iamPolicy };
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, check, systemd, cleanup, prune, "iam-policy": iamPolicy };
 
 const main: CommandDef<any> = {
   meta: {
@@ -36,19 +37,26 @@ const main: CommandDef<any> = {
   subCommands: commands,
 };
 
-/** Reject unknown options instead of silently ignoring them. */
-async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): Promise<void> {
+/**
+ * Reject unknown options instead of silently ignoring them. Returns the arguments to run with:
+ * an option whose definition has an `optionalValue` (see cli/common.ts) and is given without a
+ * value gets that value inserted.
+ */
+async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): Promise<string[]> {
   const subs = (await cmd.subCommands) as Record<string, CommandDef<any>> | undefined;
   if (subs) {
     const sub = argv[0] !== undefined ? subs[argv[0]] : undefined;
     if (!sub) throw new ZrbError(`zrb ${name}: expected one of ${Object.keys(subs).join(", ")}${argv[0] ? `, got ${JSON.stringify(argv[0])}${didYouMean(argv[0], Object.keys(subs))}` : ""} (see zrb ${name} --help)`, ExitCode.USAGE);
-    return checkFlags(sub, `${name} ${argv[0]}`, argv.slice(1));
+    return [argv[0]!, ...(await checkFlags(sub, `${name} ${argv[0]}`, argv.slice(1)))];
   }
+  argv = [...argv];
   const defs = (typeof cmd.args === "function" ? await cmd.args() : await cmd.args) ?? {};
   const known = new Set<string>();
   const takesValue = new Set<string>();
   const canonical = new Map<string, string>();
+  const optional = new Map<string, string>();
   for (const [k, d] of Object.entries<any>(defs)) {
+    if (typeof d.optionalValue === "string") optional.set(k, d.optionalValue);
     const names = [k, ...(d.alias ? [d.alias].flat() : [])];
     for (const n of names) {
       known.add(n);
@@ -77,11 +85,15 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
       given.set(c, a.split("=")[0]!);
     }
     if (takesValue.has(flag) && !a.includes("=")) {
-      if (i + 1 >= argv.length || argv[i + 1]!.startsWith("--"))
-        throw new ZrbError(`zrb ${name}: option ${a} needs a value (see zrb ${name} --help)`, ExitCode.USAGE);
+      const dflt = optional.get(canonical.get(flag)!);
+      if (i + 1 >= argv.length || argv[i + 1]!.startsWith(dflt === undefined ? "--" : "-")) {
+        if (dflt === undefined) throw new ZrbError(`zrb ${name}: option ${a} needs a value (see zrb ${name} --help)`, ExitCode.USAGE);
+        argv.splice(i + 1, 0, dflt);
+      }
       i++;
     }
   }
+  return argv;
 }
 
 /** Help text as citty renders it, without colour codes where they would be garbage: not a terminal, or NO_COLOR set (no-color.org). */
@@ -109,8 +121,7 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write((await usage(sub ?? cmd, sub ? cmd : main)) + "\n\n" + EXIT_CODES + "\n");
     return ExitCode.OK;
   }
-  await checkFlags(cmd, name, rest);
-  await runCommand(cmd, { rawArgs: rest });
+  await runCommand(cmd, { rawArgs: await checkFlags(cmd, name, rest) });
   return ExitCode.OK;
 }
 

@@ -18,6 +18,14 @@ export const outputArgs = {
   quiet: { type: "boolean", alias: "q", description: "Only errors on stderr", default: false },
 } as const;
 
+/**
+ * A string option that may be given without a value (`--rotate` alone means `--rotate 90`):
+ * main.ts inserts `value` when the option is followed by nothing or by another option.
+ */
+export function optionalValue<T extends { type: "string"; description: string; valueHint?: string }>(def: T, value: string): T {
+  return Object.assign({}, def, { optionalValue: value });
+}
+
 export function applyOutput(args: { verbose?: boolean; quiet?: boolean; json?: boolean }): void {
   setVerbose(!!args.verbose);
   setQuiet(!!args.quiet);

@@ -82,6 +82,46 @@ function datasetCheck(dataset: string): string | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------
+// tasks[].retention (zrb prune; the rules themselves are pipeline/prune/policy.ts)
+
+const DAY_MS = 86_400_000;
+const KEEP_COUNTS = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"] as const;
+const keepCount = (what: string) => int(0, 1_000_000).optional().doc(`${what} \`0\` (or absent) turns the rule off.`);
+const keepRules = (of: string) => ({
+  keep_last: keepCount(`Keep the newest N ${of}.`),
+  keep_hourly: keepCount(`Keep the newest ${of.replace(/s$/, "")} of each of the last N hours that have one (UTC).`),
+  keep_daily: keepCount(`Keep the newest ${of.replace(/s$/, "")} of each of the last N days that have one (UTC).`),
+  keep_weekly: keepCount(`Keep the newest ${of.replace(/s$/, "")} of each of the last N ISO weeks (Monday to Sunday, UTC) that have one.`),
+  keep_monthly: keepCount(`Keep the newest ${of.replace(/s$/, "")} of each of the last N months that have one (UTC).`),
+  keep_yearly: keepCount(`Keep the newest ${of.replace(/s$/, "")} of each of the last N years that have one (UTC).`),
+  keep_within: duration({ min: 1000, max: 36_500 * DAY_MS })
+    .optional()
+    .doc(`Keep every ${of.replace(/s$/, "")} younger than this, counted back from the newest one (not from now). \`7d\`, \`4w\`, \`365d\`.`),
+});
+
+/** A policy written in the config must keep something: every rule absent or 0 would delete everything. */
+function keepsSomething(r: Record<string, unknown>): boolean {
+  return !!r.keepWithin || KEEP_COUNTS.some((k) => Number(r[k.replace(/_(\w)/, (_, x: string) => x.toUpperCase())] ?? 0) > 0);
+}
+const NOTHING = `keeps nothing; set at least one of ${KEEP_COUNTS.join(", ")} to 1 or more, or keep_within`;
+
+const RETENTION = object({
+  ...keepRules("backups"),
+  local: object(keepRules("snapshots"))
+    .then((l, c) => (keepsSomething(l) ? l : c.problem(NOTHING)))
+    .optional()
+    .doc(
+      "The same rules for the pool's own `zrb_level<N>_<time>` snapshots. Whatever they say, `zrb prune` never destroys a held snapshot, the base of the next backup at each level, the newest snapshot of each level, or a snapshot whose name zrb did not give.",
+      { default: "`keep_within: 7d`" },
+    ),
+}).then((r, c) => {
+  const { local, ...bucket } = r;
+  const hasBucketRules = Object.values(bucket).some((v) => v !== undefined);
+  if ((hasBucketRules || local === undefined) && !keepsSomething(bucket)) c.problem(NOTHING);
+  return r;
+});
+
+// ---------------------------------------------------------------------------------------------
 // tasks[]
 
 const TASK = object({
@@ -105,6 +145,10 @@ const TASK = object({
   enabled: bool()
     .default(false)
     .doc("Only enabled tasks run. As in the original zrb a task is **off** unless it says `enabled: true`. zrb warns when no task is enabled."),
+  retention: RETENTION.optional().doc(
+    "Which backups `zrb prune` keeps in the bucket (restic's rules, ORed; the `--keep-*` flags replace them). Without bucket rules every backup is kept. A backup that a kept one depends on is always kept too.",
+    { new: true, default: "— (keep everything)" },
+  ),
 }).then((t, c) => {
   const fullName = t.dataset === "" ? t.pool : `${t.pool}/${t.dataset}`;
   const ds = c.get("dataset");

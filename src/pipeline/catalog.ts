@@ -4,7 +4,7 @@
  * checked for completeness (every manifest and part object present, sizes equal). A problem
  * is typed: which backup is the broken link, what kind of damage, and a message.
  */
-import type { ObjectStore } from "../store/store.ts";
+import type { ObjectInfo, ObjectStore } from "../store/store.ts";
 import { listManifests, readManifest, type Manifest } from "../state/manifest.ts";
 import { backupIdOfKey, dataPrefix, datasetDataPrefix, manifestKey } from "../store/layout.ts";
 import { ZrbError } from "../util/errors.ts";
@@ -113,10 +113,15 @@ export async function loadCatalog(store: ObjectStore, pool: string, dataset: str
     corrupt.push({ key, backupId: backupIdOfKey(key), message });
     log.warn(`${message} (left out)`);
   });
+  return buildCatalog(ms, corrupt, await store.list(datasetDataPrefix(pool, dataset)), trust);
+}
+
+/** The catalog of manifests already read, given a listing of the dataset's data prefix. */
+export function buildCatalog(ms: Manifest[], corrupt: Catalog["corrupt"], listing: ObjectInfo[], trust: Trust = NO_TRUST): Catalog {
   const unreadable = new Set(corrupt.map((c) => c.backupId));
   const byId = new Map(ms.map((m) => [m.backupId, m]));
   const sizes = new Map<string, number>();
-  for (const o of await store.list(datasetDataPrefix(pool, dataset))) sizes.set(o.key, o.size);
+  for (const o of listing) sizes.set(o.key, o.size);
   const own = new Map(ms.map((m) => [m.backupId, trustProblem(m, trust) ?? partsProblem(m, sizes)]));
   const entries = ms.map((m): CatalogEntry => {
     let chain: string[] = [];

@@ -6,9 +6,9 @@
  * never races a backup on this host; --older-than also spares work younger than the given
  * age (e.g. a backup of the same dataset from another host). --dry-run lists and changes nothing.
  *
- * A part is an orphan only if it is provably unreferenced: when any manifest of the dataset
- * cannot be read (damaged, or written by a newer zrb), nothing is deleted at all — its parts
- * would look orphaned, and they may be the base of the whole chain.
+ * A part is an orphan only if it is provably unreferenced (references.ts, shared with prune):
+ * when any manifest of the dataset cannot be read (damaged, or written by a newer zrb), nothing
+ * is deleted at all — its parts would look orphaned, and they may be the base of the whole chain.
  */
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -19,10 +19,10 @@ import * as zfs from "../zfs/zfs.ts";
 import { acquireLock } from "../state/lock.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { RunDir } from "../state/rundir.ts";
-import { listManifests } from "../state/manifest.ts";
-import { dataPrefix, datasetDataPrefix, isPartKey } from "../store/layout.ts";
+import { datasetDataPrefix, isPartKey } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { integrityError, usageError } from "../util/errors.ts";
+import { usageError } from "../util/errors.ts";
+import { orphanParts, readReferences } from "./references.ts";
 import { log } from "../util/log.ts";
 import { formatSize } from "../util/size.ts";
 import { parseDuration as parseDurationText } from "../util/duration.ts";
@@ -61,34 +61,13 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
     const base = datasetDataPrefix(task.pool, task.dataset);
 
     // What must stay: every part of every manifest, and the interrupted backup that a rerun resumes.
-    const read = await rd.readState();
-    if (read.kind === "unusable")
-      throw integrityError(
-        `cleanup of ${task.fullName} stopped, nothing was deleted: ${rd.statePath} cannot be read (${read.why}) and may describe an interrupted backup whose parts would look orphaned; ` +
-          `run the next backup (it discards that file) or remove it, then rerun cleanup`,
-      );
-    const state = read.kind === "ok" ? read.state : null;
-    const keepPrefix = state?.backupId ? dataPrefix(state.pool, state.dataset, state.level, state.backupId) : null;
-    const keepUploads = new Set<string>();
-    for (const c of state?.chunks ?? []) if (c?.multipart?.uploadId) keepUploads.add(c.multipart.uploadId);
-    const unreadable: { key: string; message: string }[] = [];
-    const ms = await listManifests(store, task.pool, task.dataset, (key, message) => unreadable.push({ key, message }));
-    if (unreadable.length > 0) {
-      const u = unreadable[0]!;
-      throw integrityError(
-        `cleanup of ${task.fullName} stopped, nothing was deleted: manifest ${u.key} cannot be read (${u.message})` +
-          (unreadable.length > 1 ? ` (and ${unreadable.length - 1} more)` : "") +
-          `; a part is deleted only when no manifest can refer to it: put back a good copy of that manifest, use the zrb version that wrote it, or remove it if its backup is truly gone`,
-      );
-    }
-    const referenced = new Set<string>();
-    for (const m of ms) for (const p of m.parts) referenced.add(p.key);
+    const { state, manifests: ms, keepPrefix, keepUploads } = await readReferences(store, task, rd, "cleanup");
 
     const uploads = (await store.listUploads(base))
       .filter((u) => isPartKey(base, u.key) && !keepUploads.has(u.uploadId) && oldEnough(u.initiated))
       .map((u) => ({ key: u.key, uploadId: u.uploadId, ...(u.initiated ? { initiated: u.initiated.toISOString() } : {}) }));
-    const orphans = (await store.list(base))
-      .filter((o) => isPartKey(base, o.key) && !referenced.has(o.key) && !(keepPrefix && o.key.startsWith(keepPrefix)) && oldEnough(o.lastModified))
+    const orphans = orphanParts(await store.list(base), base, ms, keepPrefix)
+      .filter((o) => oldEnough(o.lastModified))
       .map((o) => ({ key: o.key, size: o.size, ...(o.lastModified ? { lastModified: o.lastModified.toISOString() } : {}) }));
     const spillRoot = rd.spillRoot;
     const spillDirs = existsSync(spillRoot) ? readdirSync(spillRoot).filter((d) => d !== state?.backupId).map((d) => join(spillRoot, d)) : [];

@@ -106,10 +106,20 @@ export interface VerifyReport {
 export async function verifyBackups(
   store: ObjectStore,
   backups: Manifest[],
-  opts: { identities?: string[]; sample?: number; signal?: AbortSignal; scratch: string; progress?: TransferProgress },
+  opts: {
+    identities?: string[];
+    sample?: number;
+    /** Check only these parts ("<backup id>/<index>"), e.g. a rotation's slice. */
+    only?: Set<string>;
+    /** Called after each part is checked (a rotation records its progress). */
+    onPart?: (rec: PartCheck) => Promise<void>;
+    signal?: AbortSignal;
+    scratch: string;
+    progress?: TransferProgress;
+  },
 ): Promise<VerifyReport> {
   const all = backups.flatMap((m) => m.parts.map((p) => ({ m, p })));
-  let chosen: Set<string> | null = null;
+  let chosen: Set<string> | null = opts.only ?? null;
   if (opts.sample !== undefined && opts.sample < all.length) {
     const idx = all.map((_, i) => i);
     for (let i = idx.length - 1; i > 0; i--) {
@@ -169,6 +179,7 @@ export async function verifyBackups(
         checked++;
         report.parts.push(rec);
         opts.progress?.part({ backupId: m.backupId, index: p.index, bytes: p.cipherSize, ok: rec.ok });
+        await opts.onPart?.(rec);
         log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} ${rec.ok ? "ok" : "FAILED"}`);
       }
       let streamBlake3: "ok" | "mismatch" | "not checked" = "not checked";

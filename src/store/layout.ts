@@ -3,6 +3,7 @@
  *   data/<pool>/<dataset>/level<N>/<backup id>/part-000000.age   one age file per chunk, in stream order
  *   manifests/<pool>/<dataset>/<backup id>.manifest.yaml          one per finished backup (the commit point)
  *   manifests/<pool>/<dataset>/heads.yaml                         the per-level heads (a cache of the manifests)
+ *   manifests/<pool>/<dataset>/verify-rotation.yaml               progress of `zrb verify --rotate`
  * Backup ids (20261124T023000Z-L1-3fa9c2) are unique per run and sort by start time.
  */
 import { now } from "../util/clock.ts";
@@ -55,6 +56,17 @@ export function backupIdOfKey(key: string): string {
 
 export function headsKey(pool: string, dataset: string): string {
   return `${manifestDir(pool, dataset)}heads.yaml`;
+}
+
+/** Where `zrb verify --rotate` keeps its progress (in the bucket: a rebuilt NAS continues the rotation). */
+export function rotationKey(pool: string, dataset: string): string {
+  return `${manifestDir(pool, dataset)}verify-rotation.yaml`;
+}
+
+/** When a backup started, from its id (to the second), or null for an id of another form. */
+export function backupIdTime(id: string): Date | null {
+  const m = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z-/.exec(id);
+  return m ? new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!)) : null;
 }
 
 /** Unique, sortable backup id: UTC time, level, random suffix. */

@@ -124,3 +124,16 @@ export interface ObjectStore {
 
 /** Storage classes whose objects must be restored (thawed) before they can be read. */
 export const ARCHIVED_CLASSES: ReadonlySet<string> = new Set(["GLACIER", "DEEP_ARCHIVE"]);
+
+/**
+ * Days a provider bills an object of these classes for at least, however early it is deleted
+ * (AWS S3's minimum storage durations; other providers' archive tiers are similar). Deleting
+ * such an object sooner saves nothing, so prune keeps it until then unless told otherwise.
+ */
+export const MIN_STORAGE_DAYS: Readonly<Record<string, number>> = {
+  STANDARD_IA: 30,
+  ONEZONE_IA: 30,
+  GLACIER_IR: 90,
+  GLACIER: 90,
+  DEEP_ARCHIVE: 180,
+};

@@ -8,7 +8,10 @@
  *   zrb-snapshot@.service  instance "TASK:LEVEL": an extra local snapshot only (no upload)
  *   zrb-snapshot@.timer    as above; only enabled when a schedule is asked for
  *   zrb-backup@TASK:LEVEL.timer.d/zrb-schedule.conf   OnCalendar= of one instance
- *   zrb-failure@.service   OnFailure= of both services: instance = the failed unit; a journal line
+ *   zrb-prune@.service     instance "TASK": zrb prune by tasks[].retention (only tasks that have one)
+ *   zrb-verify@.service    instance "TASK": zrb verify --rotate (every stored part read once per 90 days)
+ *   zrb-prune@.timer, zrb-verify@.timer, zrb-{prune,verify}@TASK.timer.d/zrb-schedule.conf   as above
+ *   zrb-failure@.service   OnFailure= of every service: instance = the failed unit; a journal line
  *                          by default, pointed at a notifier with a drop-in (docs/install-nas.md)
  *
  * The level travels in the instance name because one template timer can only start its own
@@ -32,13 +35,26 @@ export const ENV_FILE = "/etc/zrb/env";
  */
 export const STOP_TIMEOUT_SEC = STOP_GRACE_SECONDS + 40;
 export const RANDOM_DELAY = "20min";
+/** Daily, well after the backups of the night (a prune meeting a backup still running exits 4 and runs the next day). */
+export const DEFAULT_PRUNE_CALENDAR = "*-*-* 06:00:00";
+/** Weekly, mid-week and away from the nightly backups (verify takes no lock; it only reads). */
+export const DEFAULT_VERIFY_CALENDAR = "Wed *-*-* 12:00:00";
 
-export type UnitKind = "backup" | "snapshot";
+export type UnitKind = "backup" | "snapshot" | "prune" | "verify";
+
+/** What each unit does, and its instance form: per task and level, or per task. */
+const KINDS: Record<UnitKind, { what: string; timer: string; instance: "TASK:LEVEL" | "TASK" }> = {
+  backup: { what: "snapshot and encrypted backup", timer: "backup", instance: "TASK:LEVEL" },
+  snapshot: { what: "local snapshot (no upload)", timer: "extra local snapshot", instance: "TASK:LEVEL" },
+  prune: { what: "retention (zrb prune: old backups and snapshots)", timer: "retention", instance: "TASK" },
+  verify: { what: "rotating verification of the stored parts (zrb verify --rotate)", timer: "rotating verification", instance: "TASK" },
+};
 
 export interface Schedule {
   kind: UnitKind;
   task: string;
-  level: number;
+  /** For backup and snapshot units; prune and verify run per task. */
+  level?: number;
   /** systemd OnCalendar= expression. */
   calendar: string;
 }
@@ -54,6 +70,10 @@ export interface UnitOptions {
   incremental: string;
   /** Extra local level-1 snapshots (zrb-snapshot@TASK:1.timer), or undefined for none. */
   snapshot?: string;
+  /** zrb prune of each enabled task that has a retention policy (default DEFAULT_PRUNE_CALENDAR). */
+  prune?: string;
+  /** zrb verify --rotate of each enabled task (default DEFAULT_VERIFY_CALENDAR). */
+  verify?: string;
 }
 
 export interface UnitFile {
@@ -62,9 +82,14 @@ export interface UnitFile {
   content: string;
 }
 
-export const instanceName = (task: string, level: number): string => `${task}:${level}`;
-export const unitName = (kind: UnitKind, task: string, level: number, type: "service" | "timer"): string =>
+export const instanceName = (task: string, level?: number): string => (level === undefined ? task : `${task}:${level}`);
+export const unitName = (kind: UnitKind, task: string, level: number | undefined, type: "service" | "timer"): string =>
   `zrb-${kind}@${instanceName(task, level)}.${type}`;
+
+/** A prune or verify instance: a task name; null if it is not one. */
+export function parseTaskInstance(instance: string): string | null {
+  return /^[A-Za-z0-9._-]+$/.test(instance) ? instance : null;
+}
 
 /** Split "TASK:LEVEL" (the inverse of instanceName); null if it is not of that form. */
 export function parseInstance(instance: string): { task: string; level: number } | null {
@@ -92,13 +117,22 @@ export function writablePaths(config: Config): string[] {
 
 export const tmpDirFor = (config: Config): string => posix.join(config.baseDir, "tmp");
 
-/** The timers `zrb systemd install` creates for this config: two per enabled task, plus extra snapshots if asked. */
-export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incremental" | "snapshot">): Schedule[] {
+/**
+ * The timers `zrb systemd install` creates for this config: two backups per enabled task, extra
+ * snapshots if asked, then a verify per enabled task and a prune per enabled task that has a
+ * retention policy (without one `zrb prune` refuses to run).
+ */
+export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incremental" | "snapshot" | "prune" | "verify">): Schedule[] {
   const out: Schedule[] = [];
-  for (const t of config.tasks.filter((t: Task) => t.enabled)) {
+  const enabled = config.tasks.filter((t: Task) => t.enabled);
+  for (const t of enabled) {
     out.push({ kind: "backup", task: t.name, level: 0, calendar: opts.full });
     out.push({ kind: "backup", task: t.name, level: 1, calendar: opts.incremental });
     if (opts.snapshot) out.push({ kind: "snapshot", task: t.name, level: 1, calendar: opts.snapshot });
+  }
+  for (const t of enabled) {
+    if (t.retention) out.push({ kind: "prune", task: t.name, calendar: opts.prune ?? DEFAULT_PRUNE_CALENDAR });
+    out.push({ kind: "verify", task: t.name, calendar: opts.verify ?? DEFAULT_VERIFY_CALENDAR });
   }
   return out;
 }
@@ -107,7 +141,7 @@ function service(kind: UnitKind, config: Config, opts: UnitOptions): string {
   const zrb = (step: UnitKind) =>
     [opts.bin, "systemd", "run", "--step", step, "--config", opts.configPath, "--instance", "%i"].map((w) => (w === "%i" ? w : quoteWord(w))).join(" ");
   const tmp = tmpDirFor(config);
-  const what = kind === "backup" ? "snapshot and encrypted backup" : "local snapshot (no upload)";
+  const { what, instance } = KINDS[kind];
   const exec =
     kind === "backup"
       ? [
@@ -115,12 +149,12 @@ function service(kind: UnitKind, config: Config, opts: UnitOptions): string {
           `ExecStartPre=${zrb("snapshot")}`,
           `ExecStart=${zrb("backup")}`,
         ]
-      : [`ExecStart=${zrb("snapshot")}`];
+      : [`ExecStart=${zrb(kind)}`];
   return `# Generated by \`zrb systemd install\`; re-run it after changing the config or moving the binary.
-# Instance: TASK:LEVEL, e.g. zrb-${kind}@photos:1.service. Local changes belong in a drop-in
+# Instance: ${instance}, e.g. zrb-${kind}@${instance === "TASK" ? "photos" : "photos:1"}.service. Local changes belong in a drop-in
 # (systemctl edit zrb-${kind}@.service), which a re-install leaves alone.
 [Unit]
-Description=zrb ${what} of task %i (TASK:LEVEL)
+Description=zrb ${what} of task %i (${instance})
 # A failed run starts ${FAILURE_UNIT.replace("@.", "@<this unit>.")}: point it at your notifier.
 OnFailure=${FAILURE_UNIT.replace("@.", "@%n.")}
 Wants=network-online.target
@@ -215,11 +249,11 @@ ExecStart=/bin/echo "zrb: %i failed; see journalctl -u %i"
 }
 
 function timer(kind: UnitKind): string {
-  const what = kind === "backup" ? "backup" : "extra local snapshot";
+  const { timer: what, instance } = KINDS[kind];
   return `# Generated by \`zrb systemd install\`. The schedule (OnCalendar=) of each instance is in
-# zrb-${kind}@TASK:LEVEL.timer.d/${SCHEDULE_DROPIN}; the settings here are shared.
+# zrb-${kind}@${instance}.timer.d/${SCHEDULE_DROPIN}; the settings here are shared.
 [Unit]
-Description=zrb ${what} timer for task %i (TASK:LEVEL)
+Description=zrb ${what} timer for task %i (${instance})
 
 [Timer]
 # A run missed while the NAS was off happens at the next boot.
@@ -234,7 +268,8 @@ WantedBy=timers.target
 }
 
 function scheduleDropIn(s: Schedule): string {
-  const what = s.kind === "backup" ? (s.level === 0 ? "full (level 0) backup" : `level-${s.level} backup`) : `extra level-${s.level} snapshot`;
+  const what =
+    s.kind === "backup" ? (s.level === 0 ? "full (level 0) backup" : `level-${s.level} backup`) : s.kind === "snapshot" ? `extra level-${s.level} snapshot` : KINDS[s.kind].timer;
   return `# Generated by \`zrb systemd install\`: ${what} of task ${s.task}.
 [Timer]
 OnCalendar=${s.calendar}
@@ -248,6 +283,10 @@ export function renderUnits(config: Config, opts: UnitOptions): UnitFile[] {
     { path: "zrb-backup@.timer", content: timer("backup") },
     { path: "zrb-snapshot@.service", content: service("snapshot", config, opts) },
     { path: "zrb-snapshot@.timer", content: timer("snapshot") },
+    { path: "zrb-prune@.service", content: service("prune", config, opts) },
+    { path: "zrb-prune@.timer", content: timer("prune") },
+    { path: "zrb-verify@.service", content: service("verify", config, opts) },
+    { path: "zrb-verify@.timer", content: timer("verify") },
     { path: FAILURE_UNIT, content: failureService() },
   ];
   for (const s of schedules(config, opts))

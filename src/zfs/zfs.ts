@@ -175,6 +175,21 @@ export function snapshotTimestamp(d = now()): string {
   return d.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 }
 
+/**
+ * The level and time of a snapshot named the way `zrb snapshot` names them,
+ * zrb_level<N>_YYYYMMDDTHHMMSSZ; null for any other name (a name a user chose, even one that
+ * starts with zrb_level<N>_, is never taken for one of zrb's).
+ */
+export function parseZrbSnapshotName(short: string): { level: number; time: Date } | null {
+  const m = /^zrb_level(\d{1,2})_(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/.exec(short);
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = m.slice(2).map(Number) as [number, number, number, number, number, number];
+  const time = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  // Reject impossible dates (20260231T…) rather than letting Date roll them over.
+  if (time.getUTCMonth() !== mo - 1 || time.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) return null;
+  return { level: Number(m[1]), time };
+}
+
 export async function createSnapshot(fs: string, short: string): Promise<string> {
   const name = `${fs}@${short}`;
   await zfsOk(["snapshot", name], `creating snapshot ${name}`);

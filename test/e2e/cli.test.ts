@@ -106,7 +106,7 @@ describe("help and version", () => {
     expect(bad.stderr.trim()).toBe('zrb: error: zrb --version: unexpected argument "--verbos"; the only option is --verbose');
   });
   test("every command's --help describes it, its flags and the exit codes", async () => {
-    for (const cmd of ["genkey", "snapshot", "backup", "restore", "list", "verify", "check", "cleanup", "iam-policy"]) {
+    for (const cmd of ["genkey", "snapshot", "backup", "restore", "list", "verify", "check", "cleanup", "prune", "iam-policy"]) {
       const r = await zrb([cmd, "--help"]);
       expect(r.stdout).toContain(`zrb ${cmd}`);
       expect(r.stdout).toContain("Exit codes:");

@@ -166,6 +166,16 @@ describe("metrics and pings", () => {
     expect(Math.abs(Number(value("zrb_backup_last_success_timestamp_seconds", L0)) - Date.now() / 1000)).toBeLessThan(600);
   });
 
+  test("a prune writes its own series (a dry run does not)", async () => {
+    const T = { task: "t", pool: sc.pool.pool, dataset: "src" };
+    await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "50", "--dry-run"], { env: sc.env });
+    expect(value("zrb_prune_last_exit_code", T)).toBeUndefined();
+    await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "50"], { env: sc.env });
+    expect(value("zrb_prune_last_exit_code", T)).toBe("0");
+    expect(value("zrb_prune_last_bytes", T)).toBe("0"); // nothing to delete under keep-last 50
+    expect(Math.abs(Number(value("zrb_prune_last_success_timestamp_seconds", T)) - Date.now() / 1000)).toBeLessThan(600);
+  }, 60_000);
+
   test("a failed backup: exit code 6 recorded, last success kept; pings start then fail", async () => {
     const L0 = { task: "t", pool: sc.pool.pool, dataset: "src", level: "0" };
     const success = value("zrb_backup_last_success_timestamp_seconds", L0);

@@ -101,4 +101,37 @@ describe("s3.object_lock", () => {
     expect(v.Versions?.length).toBe(1);
     expect(v.DeleteMarkers ?? []).toEqual([]);
   });
+
+  test("prune keeps a locked backup as a planned keep with its date; a lock the clock misjudges is a reported skip, never half a backup", async () => {
+    const bucket = await makeBucket(s3, { objectLock: true });
+    const fs = `${pool.pool}/lockprune`;
+    await run(["zfs", "create", fs]);
+    const cfg = config("lockprune", bucket, 1);
+    const mnt = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", fs])).stdout.trim();
+    const ids: string[] = [];
+    for (const [i, at] of [new Date(Date.now() - 3 * DAY), new Date()].entries()) {
+      await writeRandomFile(join(mnt, `f${i}.bin`), 100_000, 10 + i);
+      await zrb(["snapshot", "--config", cfg, "--task", "t", "--level", "0"], { env: { ...env, ZRB_NOW: at.toISOString() } });
+      // uploaded now (the lock counts from the real clock: the server's)
+      ids.push(jsonResult((await zrb(["backup", "--config", cfg, "--task", "t", "--level", "0", "--json"], { env })).stdout).backupId);
+    }
+    const listKeys = async () => (await client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: PREFIX }))).Versions!.map((v) => v.Key!).sort();
+    const before = await listKeys();
+    // Today the older backup is still locked (1 day from its upload, which was just now): kept, with its date.
+    const dry = await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "1", "--dry-run"], { env });
+    expect(dry.stdout).toMatch(new RegExp(`keep\\s+${ids[0]}.*object lock until \\d{4}-\\d\\d-\\d\\d`));
+    const r = await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "1"], { env });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain("1 backup(s) kept under object lock");
+    expect(await listKeys()).toEqual(before);
+    // Two days on by zrb's clock, the server still holds the lock: the manifest's delete is
+    // refused, so the backup stays whole (its parts untouched), reported, exit 0.
+    const later = await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "1"], { env: { ...env, ZRB_NOW: new Date(Date.now() + 2 * DAY).toISOString() } });
+    expect(later.code).toBe(0);
+    expect(later.stderr).toContain("is locked until");
+    expect(later.stderr).toContain("left for a later prune");
+    expect(await listKeys()).toEqual(before);
+    const v = await client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: PREFIX }));
+    expect(v.DeleteMarkers ?? []).toEqual([]);
+  });
 });

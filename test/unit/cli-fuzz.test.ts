@@ -59,6 +59,7 @@ beforeAll(async () => {
     list: "list",
     check: "check",
     cleanup: "cleanup",
+    prune: "prune",
   };
   for (const [name, file] of Object.entries(mods)) {
     const def = (await import(`../../src/cli/${file}.ts`)).default;
@@ -267,7 +268,8 @@ test(`random argument vectors (${RUNS}) and random configs: a clean error or suc
   // Every config through the commands that read it.
   for (const c of configs) {
     vectors.push(["check", "--config", c]);
-    vectors.push([pick(r, ["backup", "cleanup", "list"]), "--config", c, "--task", "t", ...(r() < 0.7 ? ["--level", "0"] : [])]);
+    const cmd = pick(r, ["backup", "cleanup", "list", "prune"]);
+    vectors.push([cmd, "--config", c, "--task", "t", ...(r() < 0.7 ? (cmd === "prune" ? ["--keep-last", "1"] : ["--level", "0"]) : [])]);
   }
   const results = await pool(vectors, 4, runOne);
   const bad = results.filter((x) => x.problem).map((x) => `${x.problem}: zrb ${x.args.map((a) => JSON.stringify(a)).join(" ")}\n${x.stderr}`);

@@ -26,14 +26,14 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function configText(baseDir: string, tasks = [{ name: "photos", enabled: true }, { name: "old-stuff", enabled: false }], extra = ""): string {
+function configText(baseDir: string, tasks: { name: string; enabled: boolean; retention?: string }[] = [{ name: "photos", enabled: true }, { name: "old-stuff", enabled: false }], extra = ""): string {
   return [
     `base_dir: ${JSON.stringify(baseDir)}`,
     `age_public_key: ${KEY}`,
     `s3: {enabled: true, bucket: nas-backups, prefix: zrb/}`,
     extra,
     `tasks:`,
-    ...tasks.map((t) => `  - {name: ${t.name}, pool: tank, dataset: ${t.name}, enabled: ${t.enabled}}`),
+    ...tasks.map((t) => `  - {name: ${t.name}, pool: tank, dataset: ${t.name}, enabled: ${t.enabled}${t.retention ? `, retention: ${t.retention}` : ""}}`),
     ``,
   ].join("\n");
 }
@@ -75,7 +75,7 @@ describe("unit text", () => {
   const get = (p: string) => files.find((f) => f.path === p)!.content;
 
   test("services carry the hardening, TMPDIR under base_dir, credentials only by EnvironmentFile", () => {
-    for (const kind of ["backup", "snapshot"]) {
+    for (const kind of ["backup", "snapshot", "prune", "verify"]) {
       const s = get(`zrb-${kind}@.service`);
       for (const line of [
         "Type=oneshot",
@@ -116,7 +116,7 @@ describe("unit text", () => {
   });
 
   test("timers are persistent with a randomized delay; schedules are per-instance drop-ins for enabled tasks only", () => {
-    for (const kind of ["backup", "snapshot"]) {
+    for (const kind of ["backup", "snapshot", "prune", "verify"]) {
       const t = get(`zrb-${kind}@.timer`).split("\n");
       expect(t).toContain("Persistent=true");
       expect(t.some((l) => /^RandomizedDelaySec=\S+/.test(l))).toBe(true);
@@ -125,17 +125,43 @@ describe("unit text", () => {
     expect(files.map((f) => f.path).filter((p) => p.includes(".d/"))).toEqual([
       "zrb-backup@photos:0.timer.d/zrb-schedule.conf",
       "zrb-backup@photos:1.timer.d/zrb-schedule.conf",
+      "zrb-verify@photos.timer.d/zrb-schedule.conf",
     ]);
     expect(get("zrb-backup@photos:0.timer.d/zrb-schedule.conf")).toContain("OnCalendar=Sun 02:00\n");
     expect(get("zrb-backup@photos:1.timer.d/zrb-schedule.conf")).toContain("OnCalendar=Mon..Sat 02:30\n");
   });
 
   test("a failed run starts zrb-failure@<the unit>.service, a journal line until the user points it at a notifier", () => {
-    for (const kind of ["backup", "snapshot"]) expect(get(`zrb-${kind}@.service`).split("\n")).toContain("OnFailure=zrb-failure@%n.service");
+    for (const kind of ["backup", "snapshot", "prune", "verify"]) expect(get(`zrb-${kind}@.service`).split("\n")).toContain("OnFailure=zrb-failure@%n.service");
     const f = get("zrb-failure@.service");
     expect(f.split("\n")).toContain("Type=oneshot");
     expect(f).toContain('ExecStart=/bin/echo "zrb: %i failed; see journalctl -u %i"');
     expect(f).toContain("systemctl edit zrb-failure@.service"); // how to point it elsewhere, in the file itself
+  });
+
+  test("a prune timer for each enabled task with a retention policy, a weekly rotating verify for each enabled task", () => {
+    const { config: c } = parseConfig(
+      configText("/var/lib/zrb", [
+        { name: "photos", enabled: true, retention: "{keep_daily: 7}" },
+        { name: "docs", enabled: true },
+        { name: "old", enabled: false, retention: "{keep_daily: 7}" },
+      ]),
+      "/c.yaml",
+    );
+    const fs = renderUnits(c, { bin: "/b", configPath: "/c.yaml", full: "weekly", incremental: "daily" });
+    const at = (p: string) => fs.find((f) => f.path === p)?.content;
+    expect(fs.map((f) => f.path).filter((p) => /^zrb-(prune|verify)@\w+\.timer\.d\//.test(p))).toEqual([
+      "zrb-prune@photos.timer.d/zrb-schedule.conf",
+      "zrb-verify@photos.timer.d/zrb-schedule.conf",
+      "zrb-verify@docs.timer.d/zrb-schedule.conf",
+    ]);
+    expect(at("zrb-prune@photos.timer.d/zrb-schedule.conf")).toContain("OnCalendar=*-*-* 06:00:00\n");
+    expect(at("zrb-verify@docs.timer.d/zrb-schedule.conf")).toContain("OnCalendar=Wed *-*-* 12:00:00\n");
+    expect(at("zrb-prune@.service")).toContain("\nExecStart=/b systemd run --step prune --config /c.yaml --instance %i\n");
+    expect(at("zrb-verify@.service")).toContain("\nExecStart=/b systemd run --step verify --config /c.yaml --instance %i\n");
+    const custom = renderUnits(c, { bin: "/b", configPath: "/c.yaml", full: "weekly", incremental: "daily", prune: "07:15", verify: "monthly" });
+    expect(custom.find((f) => f.path === "zrb-prune@photos.timer.d/zrb-schedule.conf")!.content).toContain("OnCalendar=07:15\n");
+    expect(custom.find((f) => f.path === "zrb-verify@photos.timer.d/zrb-schedule.conf")!.content).toContain("OnCalendar=monthly\n");
   });
 
   test("local_store outside base_dir is writable too when S3 is off", () => {
@@ -160,7 +186,7 @@ describe("zrb systemd install / uninstall", () => {
   test.skipIf(!HAVE_ANALYZE)("the installed units pass systemd-analyze verify (real binary in ExecStart, a path with a space)", async () => {
     const dir = join(tmp, "verify");
     const base = join(dir, "state dir");
-    const cfg = writeConfig(dir, configText(base));
+    const cfg = writeConfig(dir, configText(base, [{ name: "photos", enabled: true, retention: "{keep_daily: 7}" }]));
     const units = join(dir, "units");
     const r = await zrb(["systemd", "install", "--config", cfg, "--bin", ZRB_BIN, "--unit-dir", units, "--no-enable", "--snapshot", "hourly"]);
     expect(r.code).toBe(0);
@@ -172,6 +198,10 @@ describe("zrb systemd install / uninstall", () => {
       "zrb-backup@photos:0.service",
       "zrb-backup@photos:1.service",
       "zrb-snapshot@photos:1.service",
+      "zrb-prune@photos.timer",
+      "zrb-prune@photos.service",
+      "zrb-verify@photos.timer",
+      "zrb-verify@photos.service",
     ]) {
       const v = await verify(units, u);
       expect({ unit: u, code: v.code, out: (v.stdout + v.stderr).trim() }).toEqual({ unit: u, code: 0, out: "" });
@@ -206,7 +236,7 @@ describe("zrb systemd install / uninstall", () => {
     expect(r.stdout).toContain("ProtectSystem=strict");
     expect(r.stdout).toContain(`# would create directory ${base} (mode 0700)`);
     expect(r.stdout).toContain("systemctl daemon-reload\n");
-    expect(r.stdout).toContain("systemctl enable --now zrb-backup@photos:0.timer zrb-backup@photos:1.timer\n");
+    expect(r.stdout).toContain("systemctl enable --now zrb-backup@photos:0.timer zrb-backup@photos:1.timer zrb-verify@photos.timer\n");
     expect(existsSync(units)).toBe(false);
     expect(existsSync(base)).toBe(false);
     expect(tree(dir)).toEqual(["config.yaml"]);
@@ -228,8 +258,14 @@ describe("zrb systemd install / uninstall", () => {
       "zrb-backup@photos:0.timer.d/zrb-schedule.conf",
       "zrb-backup@photos:1.timer.d/zrb-schedule.conf",
       "zrb-failure@.service",
+      "zrb-prune@.service",
+      "zrb-prune@.timer",
       "zrb-snapshot@.service",
       "zrb-snapshot@.timer",
+      "zrb-verify@.service",
+      "zrb-verify@.timer",
+      "zrb-verify@docs.timer.d/zrb-schedule.conf",
+      "zrb-verify@photos.timer.d/zrb-schedule.conf",
     ]);
     expect(readFileSync(join(units, "zrb-backup@docs:0.timer.d/zrb-schedule.conf"), "utf8")).toContain("OnCalendar=Sat 03:00\n");
     expect(existsSync(join(base, "tmp"))).toBe(true);
@@ -240,6 +276,7 @@ describe("zrb systemd install / uninstall", () => {
     const again = await zrb(["systemd", "install", "--config", cfg, "--bin", ZRB_BIN, "--unit-dir", units, "--no-enable"]);
     expect(again.code).toBe(0);
     expect(again.stderr).toContain("removed zrb-backup@docs:0.timer");
+    expect(again.stderr).toContain("removed zrb-verify@docs.timer");
     expect(tree(units)).toEqual([
       "zrb-backup@.service",
       "zrb-backup@.timer",
@@ -247,15 +284,20 @@ describe("zrb systemd install / uninstall", () => {
       "zrb-backup@photos:0.timer.d/zrb-schedule.conf",
       "zrb-backup@photos:1.timer.d/zrb-schedule.conf",
       "zrb-failure@.service",
+      "zrb-prune@.service",
+      "zrb-prune@.timer",
       "zrb-snapshot@.service",
       "zrb-snapshot@.timer",
+      "zrb-verify@.service",
+      "zrb-verify@.timer",
+      "zrb-verify@photos.timer.d/zrb-schedule.conf",
     ]);
 
     const dry = await zrb(["systemd", "uninstall", "--unit-dir", units, "--dry-run"]);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain(`# would remove ${join(units, "zrb-backup@photos:0.timer.d/zrb-schedule.conf")}`);
-    expect(dry.stdout).toContain("systemctl disable --now zrb-backup@photos:0.timer zrb-backup@photos:1.timer\n");
-    expect(tree(units).length).toBe(8);
+    expect(dry.stdout).toContain("systemctl disable --now zrb-backup@photos:0.timer zrb-backup@photos:1.timer zrb-verify@photos.timer\n");
+    expect(tree(units).length).toBe(13);
 
     const un = await zrb(["systemd", "uninstall", "--unit-dir", units, "--no-systemctl"]);
     expect(un.code).toBe(0);
@@ -279,7 +321,17 @@ describe("zrb systemd install / uninstall", () => {
     const r = await zrb(["systemd", "install", "--config", cfg, "--bin", ZRB_BIN, "--unit-dir", join(dir, "units"), "--no-enable"]);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain("no task in");
-    expect(tree(join(dir, "units"))).toEqual(["zrb-backup@.service", "zrb-backup@.timer", "zrb-failure@.service", "zrb-snapshot@.service", "zrb-snapshot@.timer"]);
+    expect(tree(join(dir, "units"))).toEqual([
+      "zrb-backup@.service",
+      "zrb-backup@.timer",
+      "zrb-failure@.service",
+      "zrb-prune@.service",
+      "zrb-prune@.timer",
+      "zrb-snapshot@.service",
+      "zrb-snapshot@.timer",
+      "zrb-verify@.service",
+      "zrb-verify@.timer",
+    ]);
   });
 
   test("bad flags are one-line usage errors before anything is written", async () => {
@@ -323,11 +375,18 @@ describe("zrb systemd install / uninstall", () => {
     const dis = await zrb(["systemd", "run", "--step", "backup", "--config", cfg, "--instance", "old-stuff:1"], { allowFail: true });
     expect(dis.code).toBe(3);
     expect(dis.stderr).toContain("task old-stuff is disabled");
+    // prune and verify instances are a task name; prune reaches `zrb prune --task photos`, which wants a policy.
+    const lvl = await zrb(["systemd", "run", "--step", "prune", "--config", cfg, "--instance", "photos:1"], { allowFail: true });
+    expect(lvl.code).toBe(2);
+    expect(lvl.stderr).toContain("--instance must be a task name (as in zrb-prune@photos.service)");
+    const pr = await zrb(["systemd", "run", "--step", "prune", "--config", cfg, "--instance", "photos"], { allowFail: true });
+    expect(pr.code).toBe(2);
+    expect(pr.stderr).toContain("no retention policy for task photos");
   });
 });
 
 test("contrib/systemd/*.example match what the code generates (a drift fails with the diff)", async () => {
-  const { config } = parseConfig(configText("/var/lib/zrb", [{ name: "photos", enabled: true }]), "/etc/zrb/config.yaml");
+  const { config } = parseConfig(configText("/var/lib/zrb", [{ name: "photos", enabled: true, retention: "{keep_daily: 7, keep_weekly: 4, keep_monthly: 12}" }]), "/etc/zrb/config.yaml");
   const files = renderUnits(config, {
     bin: "/usr/local/bin/zrb",
     configPath: "/etc/zrb/config.yaml",

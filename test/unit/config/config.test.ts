@@ -845,3 +845,30 @@ describe("docs/config.md", () => {
     }
   });
 });
+
+describe("tasks[].retention", () => {
+  const withRetention = (r: string) => doc("", `${TASKS}    retention: ${r}\n`);
+  const DAY = 86_400_000;
+  test("bucket and local rules are read; keep_within is a duration; 0 turns a rule off", () => {
+    const t = ok(withRetention("{keep_last: 3, keep_daily: 7, keep_weekly: 0, keep_within: 30d, local: {keep_hourly: 24, keep_within: 2w}}")).config.tasks[0]!;
+    expect(t.retention).toEqual({ keepLast: 3, keepDaily: 7, keepWeekly: 0, keepWithin: 30 * DAY, local: { keepHourly: 24, keepWithin: 14 * DAY } });
+    expect(ok(doc()).config.tasks[0]!.retention).toBeUndefined();
+    // Local rules alone: the bucket keeps everything, the pool's snapshots are pruned.
+    expect(ok(withRetention("{local: {keep_daily: 3}}")).config.tasks[0]!.retention).toEqual({ local: { keepDaily: 3 } });
+  });
+  test("a policy that keeps nothing, negative counts and units without a fixed length are one-line errors", () => {
+    const nothing = "keeps nothing; set at least one of keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly to 1 or more, or keep_within";
+    expect(err(withRetention("{}"))).toContain(`tasks[0].retention ${nothing}`);
+    expect(err(withRetention("{keep_daily: 0, keep_last: 0}"))).toContain(`tasks[0].retention ${nothing}`);
+    expect(err(withRetention("{keep_daily: 0, local: {keep_daily: 2}}"))).toContain(`tasks[0].retention ${nothing}`);
+    expect(err(withRetention("{keep_daily: 7, local: {}}"))).toContain(`tasks[0].retention.local ${nothing}`);
+    expect(err(withRetention("{keep_daily: -1}"))).toBe(`${F}:8:29: tasks[0].retention.keep_daily must be from 0 to 1000000, got -1`);
+    expect(err(withRetention("{keep_daily: 1.5}"))).toContain("tasks[0].retention.keep_daily must be a whole number from 0 to 1000000, got 1.5");
+    expect(err(withRetention("{keep_within: 1y}"))).toContain("tasks[0].retention.keep_within must be a duration like 30m, 24h or 7d, got \"1y\"; months and years vary in length");
+    expect(err(withRetention("{keep_within: 3 days}"))).toContain("tasks[0].retention.keep_within must be a duration like 30m, 24h or 7d");
+  });
+  test("a misspelled rule is warned about with a suggestion", () => {
+    const w = ok(withRetention("{keep_dayly: 7, keep_last: 1}")).warnings.join("\n");
+    expect(w).toContain("did you mean tasks[0].retention.keep_daily?");
+  });
+});

@@ -1,0 +1,184 @@
+/** `zrb prune`: the policy from flags or the config, and the explanation, around pipeline/prune/. */
+import { defineCommand } from "citty";
+import type { Config, Task } from "../config/config.ts";
+import { prune, type PruneResult } from "../pipeline/prune/index.ts";
+import { DEFAULT_LOCAL_POLICY, snapshotReasonText } from "../pipeline/prune/local.ts";
+import { gibDays, keepReasonText } from "../pipeline/prune/plan.ts";
+import { CALENDAR_RULES, describePolicy, policyProblem, type Policy } from "../pipeline/prune/policy.ts";
+import { parseDuration } from "../util/duration.ts";
+import { ExitCode, ZrbError, usageError, zfsError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import { formatSize } from "../util/size.ts";
+import { recordRun } from "../report/metrics.ts";
+import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
+import { formatTable } from "./table.ts";
+
+const count = (what: string) => ({ type: "string", description: what, valueHint: "N" }) as const;
+
+const keepArgs = {
+  "keep-last": count("Keep the N newest backups"),
+  "keep-hourly": count("Keep the newest backup of each of the last N hours that have one (UTC)"),
+  "keep-daily": count("Keep the newest backup of each of the last N days that have one (UTC)"),
+  "keep-weekly": count("Keep the newest backup of each of the last N ISO weeks that have one (UTC)"),
+  "keep-monthly": count("Keep the newest backup of each of the last N months that have one (UTC)"),
+  "keep-yearly": count("Keep the newest backup of each of the last N years that have one (UTC)"),
+  "keep-within": { type: "string", description: "Keep every backup younger than this, counted back from the newest one: 7d, 4w, 365d", valueHint: "DURATION" },
+} as const;
+
+type KeepFlags = Partial<Record<keyof typeof keepArgs, string>>;
+
+/** The policy the --keep-* flags give, or null when none is given. Bad values are usage errors. */
+export function flagPolicy(args: KeepFlags): Policy | null {
+  const p: Policy = {};
+  let given = false;
+  for (const rule of ["last", ...CALENDAR_RULES] as const) {
+    const v = args[`keep-${rule}`];
+    if (v === undefined) continue;
+    given = true;
+    if (!/^\d{1,7}$/.test(String(v))) throw usageError(`--keep-${rule} must be a whole number ≥ 0 (0 turns the rule off), got ${JSON.stringify(String(v))}`);
+    p[rule] = Number(v);
+  }
+  if (args["keep-within"] !== undefined) {
+    given = true;
+    const d = parseDuration(String(args["keep-within"]));
+    if ("problem" in d) throw usageError(`--keep-within ${d.problem}`);
+    p.within = d.ms;
+  }
+  if (!given) return null;
+  const why = policyProblem(p);
+  if (why) throw usageError(`the --keep-* flags keep nothing: ${why}; give at least one rule of 1 or more (e.g. --keep-daily 7 --keep-weekly 4), prune never deletes every backup`);
+  return p;
+}
+
+/** A config policy (camelCase keys) as a Policy. */
+function fromConfig(r: { keepLast?: number; keepHourly?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; keepYearly?: number; keepWithin?: number }): Policy {
+  return { last: r.keepLast, hourly: r.keepHourly, daily: r.keepDaily, weekly: r.keepWeekly, monthly: r.keepMonthly, yearly: r.keepYearly, within: r.keepWithin };
+}
+
+/** Bucket and local policies: the flags replace the config's bucket rules; no policy at all is refused. */
+export function resolvePolicies(args: KeepFlags, config: Config, task: Task): { bucket: Policy | null; local: Policy } {
+  const flags = flagPolicy(args);
+  const r = task.retention;
+  const { local, ...bucketRules } = r ?? {};
+  const configBucket = Object.values(bucketRules).some((v) => v !== undefined) ? fromConfig(bucketRules) : null;
+  if (!flags && !r)
+    throw usageError(
+      `no retention policy for task ${task.name}: give --keep-* flags (e.g. --keep-daily 7 --keep-weekly 4 --keep-monthly 12) or set tasks[].retention in ${config.path}; zrb never prunes without one`,
+    );
+  if (flags && configBucket) log.info(`the --keep-* flags replace tasks[].retention of ${task.name} (${describePolicy(configBucket)}) for this run`);
+  return { bucket: flags ?? configBucket, local: local ? fromConfig(local) : DEFAULT_LOCAL_POLICY };
+}
+
+function printPlan(r: PruneResult): void {
+  const out: string[] = [];
+  const verb = (a: string) => (r.dryRun ? `would ${a}` : a);
+  out.push(`prune of ${r.dataset} in ${r.location}${r.dryRun ? " (dry run: nothing changes)" : ""}`);
+  out.push(`  bucket policy: ${r.policy.bucket ?? "none (every backup is kept)"}; local snapshots: ${r.policy.local}`);
+  const rows = r.backups.map((b) => [
+    b.action === "keep" ? "keep" : verb("delete"),
+    b.backupId,
+    `L${b.level}`,
+    b.snapshot.slice(b.snapshot.indexOf("@") + 1),
+    b.action === "keep" ? b.reasons.map(keepReasonText).join("; ") : `${b.parts + 1} object(s), ${formatSize(b.bytes)}${b.earlyGbDays ? `, early delete: ${gibDays(b.earlyGbDays)} billed anyway` : ""}`,
+  ]);
+  if (rows.length) out.push(...formatTable(["BACKUP", "ID", "LVL", "SNAPSHOT", "WHY"], rows, "  "));
+  for (const o of r.orphans) out.push(`  ${verb("delete")} orphan part ${o.key} (${formatSize(o.size)})`);
+  if (r.local) {
+    const srows = r.local.map((s) => [s.action === "keep" ? "keep" : verb("destroy"), s.name, s.action === "keep" ? s.reasons.map(snapshotReasonText).join("; ") : ""]);
+    if (srows.length) out.push(...formatTable(["SNAPSHOT", "NAME", "WHY"], srows, "  "));
+  }
+  process.stdout.write(out.join("\n") + "\n");
+}
+
+function summaryLine(r: PruneResult): string {
+  const s = r.summary;
+  const [del, destroy] = r.dryRun ? ["would delete", "would destroy"] : ["deleted", "destroyed"];
+  const parts = [
+    `${del} ${s.deleted} backup(s)${r.orphans.length ? ` and ${r.orphans.length} orphan part(s)` : ""} (${s.objects} object(s), ${formatSize(s.bytes)}), kept ${s.kept}`,
+  ];
+  if (r.local) parts.push(`${destroy} ${s.snapshotsDestroyed} local snapshot(s)`);
+  if (s.keptForMinStorage) {
+    const gb = r.backups.flatMap((b) => b.reasons).reduce((a, x) => a + (x.rule === "min-storage" ? x.gbDays : 0), 0);
+    parts.push(`${s.keptForMinStorage} backup(s) kept until their storage class's minimum duration (deleting them now: ${gibDays(gb)} billed anyway)`);
+  }
+  if (s.earlyDeleteGbDays) parts.push(`early deletion billed anyway: ${gibDays(s.earlyDeleteGbDays)}`);
+  const locked = r.backups.filter((b) => b.reasons.some((x) => x.rule === "object-lock")).length;
+  if (locked) parts.push(`${locked} backup(s) kept under object lock`);
+  if (r.locked.length) parts.push(`${r.locked.length} object(s) still under object lock, left for a later prune`);
+  return `prune of ${r.dataset}: ${parts.join("; ")}`;
+}
+
+/** Refused deletes are reported skips with their own exit code: 6 for the bucket, 5 for snapshots. */
+function refusals(r: PruneResult): ZrbError | null {
+  if (r.refused.length) {
+    const f = r.refused[0]!;
+    return new ZrbError(
+      `prune of ${r.dataset}: the store refused ${r.refused.length} delete(s), the first: ${f.message}; everything else was done and nothing refused looks complete (a manifest goes first). ` +
+        `Object lock or a bucket policy denying s3:DeleteObject keeps them until it ends; otherwise grant s3:DeleteObject. The next prune retries them`,
+      ExitCode.STORE,
+    );
+  }
+  if (r.refusedSnapshots.length)
+    return zfsError(`prune of ${r.dataset}: zfs refused to destroy ${r.refusedSnapshots.length} snapshot(s), the first ${r.refusedSnapshots[0]} (held or cloned meanwhile); they are left, everything else was done`);
+  return null;
+}
+
+export default defineCommand({
+  meta: {
+    name: "prune",
+    description:
+      "Delete old backups from the bucket and old zrb_level<N>_ snapshots from the pool by a retention policy (restic's rules: " +
+      "the newest backup of each of the last N hours/days/ISO weeks/months/years that have one, the last N, everything within a duration of the newest; ORed). " +
+      "The --keep-* flags replace tasks[].retention of the config; retention.local (default: the last 7 days) governs the snapshots. " +
+      "Never deleted: an ancestor of a kept backup, the bases of the next backups, the interrupted backup, a backup that cannot be restored (reported), " +
+      "parts younger than their storage class's minimum duration (unless --allow-early-delete), held snapshots and snapshots zrb did not name. " +
+      "Takes the dataset's lock; a manifest that cannot be read stops it (exit 7); a delete the store refuses is skipped and reported (exit 6).",
+  },
+  args: {
+    ...configArg,
+    ...taskArg,
+    ...keepArgs,
+    "dry-run": { type: "boolean", description: "Print, per backup and snapshot, keep or delete and why; change nothing", default: false },
+    "allow-early-delete": { type: "boolean", description: "Also delete parts younger than their storage class's minimum duration (billed anyway)", default: false },
+    ...outputArgs,
+  },
+  async run({ args }) {
+    applyOutput(args);
+    flagPolicy(args); // bad flags fail before the config is read
+    const intr = interruptSignal();
+    const t0 = performance.now();
+    let loaded: { config: Config; task: Task } | undefined;
+    let freed = 0;
+    // A real prune, success or failure, updates the metrics file (zrb_prune_*); a dry run does not.
+    const record = (exitCode: number) => {
+      if (!loaded || args["dry-run"]) return;
+      const { config, task } = loaded;
+      const seconds = Math.round(((performance.now() - t0) / 1000) * 10) / 10;
+      recordRun(config.monitoring.metricsFile, { command: "prune", task: task.name, pool: task.pool, dataset: task.dataset, ok: exitCode === ExitCode.OK, exitCode, seconds, bytes: freed });
+    };
+    try {
+      const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+      loaded = { config, task };
+      const policies = resolvePolicies(args, config, task);
+      const r = await prune(config, task, store, {
+        policy: policies.bucket,
+        local: policies.local,
+        dryRun: !!args["dry-run"],
+        allowEarlyDelete: !!args["allow-early-delete"],
+        signal: intr.signal,
+      });
+      freed = r.dryRun ? 0 : r.summary.bytes;
+      if (args.json) printJson(r);
+      else printPlan(r);
+      const refused = refusals(r);
+      if (refused) throw refused;
+      if (!args.json) log.success(summaryLine(r));
+      record(ExitCode.OK);
+    } catch (err) {
+      record(err instanceof ZrbError ? err.exitCode : ExitCode.FAILURE);
+      throw err;
+    } finally {
+      intr.dispose();
+    }
+  },
+});

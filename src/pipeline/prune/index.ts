@@ -1,0 +1,199 @@
+/**
+ * `zrb prune`, stage by stage, under the dataset's lock (it never races a backup on this host):
+ *   what must stay (references.ts: refuses, deleting nothing, when a manifest or the state file
+ *   cannot be read) ─► the catalog and the heads ─► the bucket plan (plan.ts) and the local plan
+ *   (local.ts) ─► with --dry-run, stop here
+ *   ─► per backup given up, higher levels and newer ones first: its manifest (the commit point),
+ *      then its parts ─► orphan parts (cleanup's rule: also finishes a prune killed between a
+ *      manifest and its parts) ─► local snapshots, one `zfs destroy` at a time.
+ * A delete the store refuses (object lock, a bucket policy, credentials without delete) is a
+ * reported skip: a refused manifest keeps its whole backup (its parts are not touched), a
+ * refused part stays an orphan that the next prune tries again. Nothing half-deleted ever
+ * looks complete, because the manifest goes first.
+ */
+import type { Config, Task } from "../../config/config.ts";
+import { assertSafeBaseDir } from "../../state/basedir.ts";
+import { readHeads } from "../../state/heads.ts";
+import { acquireLock } from "../../state/lock.ts";
+import { RunDir } from "../../state/rundir.ts";
+import { datasetDataPrefix, manifestDir, manifestKey } from "../../store/layout.ts";
+import { isStoreError, type ObjectStore } from "../../store/store.ts";
+import { checkInterrupted } from "../../util/abort.ts";
+import { now as clockNow } from "../../util/clock.ts";
+import { log } from "../../util/log.ts";
+import { formatSize } from "../../util/size.ts";
+import * as zfs from "../../zfs/zfs.ts";
+import { buildCatalog } from "../catalog.ts";
+import { orphanParts, readReferences } from "../references.ts";
+import { destroySnapshots, planLocal, type SnapshotDecision } from "./local.ts";
+import { deletionOrder, planBucket, type BackupDecision } from "./plan.ts";
+import { describePolicy, type Policy } from "./policy.ts";
+
+export interface PruneOptions {
+  /** The bucket policy; null keeps every backup. */
+  policy: Policy | null;
+  local: Policy;
+  dryRun: boolean;
+  allowEarlyDelete: boolean;
+  signal?: AbortSignal;
+}
+
+export interface PruneResult {
+  dryRun: boolean;
+  dataset: string;
+  location: string;
+  policy: { bucket: string | null; local: string };
+  /** One decision per readable backup, oldest first. */
+  backups: BackupDecision[];
+  /** Part objects no manifest refers to (before this prune's own deletes). */
+  orphans: { key: string; size: number }[];
+  /** The pool's zrb-named snapshots; absent when the dataset is not on this host. */
+  local: SnapshotDecision[] | null;
+  /** Deletes the store refused: reported, skipped. */
+  refused: { key: string; message: string }[];
+  /** Objects still under object lock (parts of an aborted backup, say): left for a later prune. */
+  locked: { key: string; message: string }[];
+  /** Snapshots zfs refused to destroy (held or cloned meanwhile). */
+  refusedSnapshots: string[];
+  summary: { kept: number; deleted: number; objects: number; bytes: number; earlyDeleteGbDays: number; keptForMinStorage: number; snapshotsDestroyed: number };
+}
+
+export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: PruneOptions): Promise<PruneResult> {
+  assertSafeBaseDir(cfg.baseDir, { create: true });
+  const rd = new RunDir(cfg.baseDir, task.pool, task.dataset);
+  const lock = acquireLock(rd.lockPath, `dataset ${task.fullName}`, "zrb prune");
+  try {
+    const refs = await readReferences(store, task, rd, "prune");
+    const base = datasetDataPrefix(task.pool, task.dataset);
+    const listing = await store.list(base);
+    const cat = buildCatalog(refs.manifests, [], listing);
+    const heads = await readHeads(store, task.pool, task.dataset);
+    const input = {
+      entries: cat.entries,
+      manifests: cat.manifests,
+      heads,
+      state: refs.state,
+      policy: opts.policy,
+      objects: new Map(listing.map((o) => [o.key, o])),
+      now: clockNow(),
+      allowEarlyDelete: opts.allowEarlyDelete,
+    };
+    // A listing carries no retain-until date: ask for those of the candidates only (one HEAD
+    // each), so that a locked backup is a planned keep with its date, not a refused delete.
+    const lockedUntil = new Map<string, Date>();
+    for (const b of planBucket(input)) {
+      if (b.action !== "delete") continue;
+      const until = (await store.head(manifestKey(task.pool, task.dataset, b.backupId)))?.lockedUntil;
+      if (until) lockedUntil.set(b.backupId, until);
+    }
+    const backups = planBucket({ ...input, lockedUntil });
+    const orphans = orphanParts(listing, base, refs.manifests, refs.keepPrefix).map((o) => ({ key: o.key, size: o.size }));
+    const onPool = await zfs.datasetExists(task.fullName);
+    if (!onPool) log.warn(`dataset ${task.fullName} is not on this host: its local snapshots are left alone`);
+    const local = onPool ? planLocal(await zfs.listSnapshots(task.fullName), await zfs.userRefs(task.fullName), heads, refs.state, opts.local) : null;
+    const manifestSizes = new Map((await store.list(manifestDir(task.pool, task.dataset))).map((o) => [o.key, o.size]));
+    const gone = backups.filter((b) => b.action === "delete");
+    const result: PruneResult = {
+      dryRun: opts.dryRun,
+      dataset: task.fullName,
+      location: store.location,
+      policy: { bucket: opts.policy ? describePolicy(opts.policy) : null, local: describePolicy(opts.local) },
+      backups,
+      orphans,
+      local,
+      refused: [],
+      locked: [],
+      refusedSnapshots: [],
+      summary: {
+        kept: backups.length - gone.length,
+        deleted: gone.length,
+        objects: gone.reduce((a, b) => a + b.parts + 1, 0) + orphans.length,
+        bytes:
+          gone.reduce((a, b) => a + b.bytes + (manifestSizes.get(manifestKey(task.pool, task.dataset, b.backupId)) ?? 0), 0) +
+          orphans.reduce((a, o) => a + o.size, 0),
+        earlyDeleteGbDays: Math.round(gone.reduce((a, b) => a + (b.earlyGbDays ?? 0), 0) * 1e6) / 1e6,
+        keptForMinStorage: backups.filter((b) => b.reasons.length > 0 && b.reasons.every((r) => r.rule === "min-storage")).length,
+        snapshotsDestroyed: local?.filter((s) => s.action === "destroy").length ?? 0,
+      },
+    };
+    if (opts.dryRun) return result;
+
+    const freed: Freed = { objects: 0, bytes: 0, refused: result.refused, locked: result.locked, sizes: new Map([...listing.map((o) => [o.key, o.size] as const), ...manifestSizes]) };
+    const deleted = await deleteBackups(store, task, cat.manifests, gone, freed, opts.signal);
+    const remaining = refs.manifests.filter((m) => !deleted.has(m.backupId));
+    const refusedNow = new Set([...result.refused, ...result.locked].map((x) => x.key));
+    for (const o of orphanParts(await store.list(base), base, remaining, refs.keepPrefix)) {
+      checkInterrupted(opts.signal);
+      if (refusedNow.has(o.key)) continue; // asked once this run
+      await deleteOrRefuse(store, o.key, freed);
+    }
+    // The summary of a real run says what was freed: what the store refused stays.
+    result.summary.deleted = deleted.size;
+    result.summary.kept = backups.length - deleted.size;
+    result.summary.objects = freed.objects;
+    result.summary.bytes = freed.bytes;
+    if (local) {
+      result.refusedSnapshots = await destroySnapshots(local, opts.signal);
+      for (const s of local) if (s.action === "destroy" && !result.refusedSnapshots.includes(s.name)) log.info(`destroyed snapshot ${s.name}`);
+      result.summary.snapshotsDestroyed -= result.refusedSnapshots.length;
+    }
+    return result;
+  } finally {
+    lock.release();
+  }
+}
+
+/** What a real run freed, and what the store refused. */
+interface Freed {
+  objects: number;
+  bytes: number;
+  refused: PruneResult["refused"];
+  locked: PruneResult["locked"];
+  sizes: Map<string, number>;
+}
+
+/** Each backup: its manifest first (the commit point), then its parts. Returns the ids whose manifest is gone. */
+async function deleteBackups(
+  store: ObjectStore,
+  task: Task,
+  manifests: Map<string, { parts: { key: string }[] }>,
+  gone: BackupDecision[],
+  freed: Freed,
+  signal?: AbortSignal,
+): Promise<Set<string>> {
+  const deleted = new Set<string>();
+  for (const b of deletionOrder(gone)) {
+    checkInterrupted(signal);
+    if (!(await deleteOrRefuse(store, manifestKey(task.pool, task.dataset, b.backupId), freed))) continue; // the backup stays whole
+    deleted.add(b.backupId);
+    for (const p of manifests.get(b.backupId)!.parts) {
+      checkInterrupted(signal);
+      await deleteOrRefuse(store, p.key, freed);
+    }
+    log.info(`deleted backup ${b.backupId} (level ${b.level}, ${b.parts} part(s), ${formatSize(b.bytes)})`);
+  }
+  return deleted;
+}
+
+/**
+ * Delete one object; a refusal is recorded, not thrown: object lock ("locked": expected, the
+ * next prune after the date deletes it) apart from access denied (a bucket policy, no permission).
+ */
+async function deleteOrRefuse(store: ObjectStore, key: string, freed: Freed): Promise<boolean> {
+  try {
+    await store.delete(key);
+  } catch (err) {
+    if (isStoreError(err, "locked")) {
+      freed.locked.push({ key, message: err.message });
+      log.warn(`${err.message}; left for a later prune`);
+      return false;
+    }
+    if (!isStoreError(err, "access-denied")) throw err;
+    freed.refused.push({ key, message: err.message });
+    log.warn(`could not delete ${store.urlOf(key)}: ${err.message}; skipped`);
+    return false;
+  }
+  freed.objects++;
+  freed.bytes += freed.sizes.get(key) ?? 0;
+  return true;
+}

@@ -1,0 +1,214 @@
+/**
+ * Which backups `zrb prune` deletes from the bucket, and why each one stays — pure: the catalog,
+ * the heads, the resume state and a listing go in, one decision per backup comes out.
+ *
+ *   1. points: every restorable backup, at the time in its snapshot's name
+ *      (zrb_level<N>_YYYYMMDDTHHMMSSZ) or, for another name, its manifest's startedAt; the
+ *      policy (policy.ts) keeps some of them. No policy: every backup stays.
+ *   2. always kept: the heads (the bases of the next backups at each level); the resumable
+ *      backup of backup_state.yaml and its base; a backup that cannot be restored (reported,
+ *      never counted as a point, never deleted automatically: putting back a lost manifest
+ *      may repair it).
+ *   3. chain safety: every ancestor of a kept backup is kept.
+ *   2b. object lock: a backup whose manifest is locked (retain-until in the future) stays —
+ *      the store would refuse the delete anyway — and with it its chain (3).
+ *   4. cost: a backup whose parts are younger than their storage class's minimum duration is
+ *      kept until then (deleting it sooner saves nothing), unless early deletes are allowed —
+ *      then with its ancestors (3 again).
+ * Deletion order (deletionOrder): higher levels first, newest first, so that a prune stopped
+ * at any point leaves only complete chains (and orphan parts, which the next prune removes).
+ */
+import { chooseParent, headsFromManifests, type Heads } from "../../state/heads.ts";
+import type { Manifest } from "../../state/manifest.ts";
+import type { BackupState } from "../../state/rundir.ts";
+import { backupIdTime } from "../../store/layout.ts";
+import { MIN_STORAGE_DAYS, type ObjectInfo } from "../../store/store.ts";
+import { parseZrbSnapshotName } from "../../zfs/zfs.ts";
+import type { CatalogEntry } from "../catalog.ts";
+import { applyPolicy, newestFirst, policyReasonText, type Policy, type PolicyReason } from "./policy.ts";
+
+const DAY = 86_400_000;
+/** Providers bill GB-months of 2^30 bytes. */
+const GIB = 1024 ** 3;
+
+/** Why a backup stays. */
+export type KeepReason =
+  | PolicyReason
+  | { rule: "no-policy" }
+  | { rule: "head"; level: number }
+  | { rule: "resumable" }
+  | { rule: "resumable-base" }
+  | { rule: "not-restorable"; problem: string }
+  | { rule: "ancestor"; of: string }
+  /** Past a lost manifest: the backup that one was most probably built on, kept for a repair. */
+  | { rule: "probable-ancestor"; of: string; lost: string }
+  | { rule: "min-storage"; storageClass: string; days: number; freeFrom: string; gbDays: number }
+  /** Its manifest is under object lock until then: the store would refuse the delete. */
+  | { rule: "object-lock"; until: string };
+
+export interface BackupDecision {
+  backupId: string;
+  level: number;
+  snapshot: string;
+  /** The point's time (ISO 8601). */
+  time: string;
+  storageClass: string;
+  action: "keep" | "delete";
+  reasons: KeepReason[];
+  parts: number;
+  /** Ciphertext bytes of its parts. */
+  bytes: number;
+  /** For a delete before the storage class's minimum duration: what the provider still bills. */
+  earlyGbDays?: number;
+}
+
+export interface BucketPlanInput {
+  entries: CatalogEntry[];
+  manifests: Map<string, Manifest>;
+  heads: Heads;
+  state: BackupState | null;
+  /** null: no bucket policy, every backup stays. */
+  policy: Policy | null;
+  /** The dataset's data objects (for each part's age). */
+  objects: Map<string, ObjectInfo>;
+  now: Date;
+  allowEarlyDelete: boolean;
+  /** backupId → its manifest's object-lock retain-until date, where the store reported one. */
+  lockedUntil?: Map<string, Date>;
+}
+
+/** A point's time: the timestamp in a zrb snapshot name, else when its backup started. */
+export function pointTime(m: Pick<Manifest, "snapshot" | "startedAt">): Date {
+  const short = m.snapshot.name.slice(m.snapshot.name.indexOf("@") + 1);
+  return parseZrbSnapshotName(short)?.time ?? new Date(m.startedAt);
+}
+
+export function planBucket(i: BucketPlanInput): BackupDecision[] {
+  const why = new Map<string, KeepReason[]>(i.entries.map((e) => [e.backupId, []]));
+  const add = (id: string | undefined, r: KeepReason) => id !== undefined && why.get(id)?.push(r);
+  const points = i.entries.filter((e) => e.restorable).map((e) => ({ id: e.backupId, time: pointTime(i.manifests.get(e.backupId)!) }));
+  if (i.policy) for (const [id, rs] of applyPolicy(points, i.policy)) for (const r of rs) add(id, r);
+  else for (const e of i.entries) add(e.backupId, { rule: "no-policy" });
+  for (const [level, h] of Object.entries(i.heads.levels)) add(h.backupId, { rule: "head", level: Number(level) });
+  add(i.state?.backupId, { rule: "resumable" });
+  add(i.state?.parent?.backupId, { rule: "resumable-base" });
+  for (const e of i.entries) if (!e.restorable) add(e.backupId, { rule: "not-restorable", problem: e.problem?.message ?? "its chain is broken" });
+  for (const [id, until] of i.lockedUntil ?? []) if (until.getTime() > i.now.getTime()) add(id, { rule: "object-lock", until: until.toISOString() });
+  keepAncestors(i, why);
+  for (const e of i.entries) {
+    if (why.get(e.backupId)!.length > 0) continue;
+    const early = earlyDelete(i.manifests.get(e.backupId)!, i.objects, i.now);
+    if (early && !i.allowEarlyDelete) add(e.backupId, { rule: "min-storage", ...early });
+  }
+  keepAncestors(i, why);
+  return i.entries.map((e) => {
+    const m = i.manifests.get(e.backupId)!;
+    const reasons = why.get(e.backupId)!;
+    const early = reasons.length === 0 ? earlyDelete(m, i.objects, i.now) : null;
+    return {
+      backupId: e.backupId,
+      level: e.level,
+      snapshot: e.snapshot,
+      time: pointTime(m).toISOString(),
+      storageClass: e.storageClass,
+      action: reasons.length > 0 ? "keep" : "delete",
+      reasons,
+      parts: e.parts,
+      bytes: e.storedBytes,
+      ...(early ? { earlyGbDays: early.gbDays } : {}),
+    };
+  });
+}
+
+/**
+ * Mark every ancestor of a kept backup, naming the newest kept backup that needs it. Past a
+ * lost manifest the chain goes on with the backup the lost one was most probably built on
+ * (probableParent), so that putting the lost manifest back still repairs it.
+ */
+function keepAncestors(i: BucketPlanInput, why: Map<string, KeepReason[]>): void {
+  const kept = i.entries.filter((e) => why.get(e.backupId)!.length > 0).map((e) => ({ id: e.backupId, time: pointTime(i.manifests.get(e.backupId)!) }));
+  for (const k of newestFirst(kept)) {
+    const seen = new Set([k.id]);
+    let lost: string | undefined;
+    for (let m = i.manifests.get(k.id); m?.parent; ) {
+      let p = i.manifests.get(m.parent.backupId);
+      if (!p) {
+        lost ??= m.parent.backupId;
+        p = probableParent(m.parent, i.manifests);
+      }
+      if (!p || seen.has(p.backupId)) break;
+      seen.add(p.backupId);
+      const rs = why.get(p.backupId)!;
+      if (!rs.some((r) => r.rule === "ancestor" || r.rule === "probable-ancestor")) rs.push(lost ? { rule: "probable-ancestor", of: k.id, lost } : { rule: "ancestor", of: k.id });
+      m = p;
+    }
+  }
+}
+
+/**
+ * The backup a backup whose manifest is lost was most probably built on: dump(8)'s rule replayed
+ * over the manifests that had finished when it started (its id carries that time, to the second).
+ */
+function probableParent(lost: { backupId: string; level: number }, manifests: Map<string, Manifest>): Manifest | undefined {
+  const started = backupIdTime(lost.backupId);
+  if (!started) return undefined;
+  const before = [...manifests.values()].filter((m) => Date.parse(m.finishedAt) < started.getTime() + 1000);
+  const p = chooseParent(headsFromManifests(before), lost.level);
+  return p ? manifests.get(p.backupId) : undefined;
+}
+
+/**
+ * When a backup's parts are younger than their class's minimum storage duration: the day the
+ * last of them becomes free to delete, and what deleting them now would still be billed
+ * (GiB-days). A part's age counts from its LastModified in the listing (the provider's clock
+ * bills it), or from the manifest's finish time when the listing has none.
+ */
+export function earlyDelete(m: Manifest, objects: Map<string, ObjectInfo>, now: Date): { storageClass: string; days: number; freeFrom: string; gbDays: number } | null {
+  const days = MIN_STORAGE_DAYS[m.storageClass] ?? 0;
+  if (days === 0) return null;
+  let freeFrom = 0;
+  let gbDays = 0;
+  for (const p of m.parts) {
+    const created = objects.get(p.key)?.lastModified?.getTime() ?? Date.parse(m.finishedAt);
+    const free = created + days * DAY;
+    freeFrom = Math.max(freeFrom, free);
+    if (free > now.getTime()) gbDays += (p.cipherSize / GIB) * ((free - now.getTime()) / DAY);
+  }
+  if (freeFrom <= now.getTime()) return null;
+  return { storageClass: m.storageClass, days, freeFrom: new Date(freeFrom).toISOString(), gbDays: Math.round(gbDays * 1e6) / 1e6 };
+}
+
+/** Children before their parents (a child's level is always higher), newest first. */
+export function deletionOrder(ds: BackupDecision[]): BackupDecision[] {
+  return ds.filter((d) => d.action === "delete").sort((a, b) => b.level - a.level || (a.time < b.time ? 1 : a.time > b.time ? -1 : a.backupId < b.backupId ? 1 : -1));
+}
+
+/** GiB-days for people: three significant digits. */
+export function gibDays(n: number): string {
+  return `${n >= 100 ? Math.round(n) : Number(n.toPrecision(3))} GiB-days`;
+}
+
+export function keepReasonText(r: KeepReason): string {
+  switch (r.rule) {
+    case "no-policy":
+      return "no bucket policy";
+    case "head":
+      return `head of level ${r.level} (base of the next backups)`;
+    case "resumable":
+      return "the interrupted backup in backup_state.yaml";
+    case "resumable-base":
+      return "base of the interrupted backup in backup_state.yaml";
+    case "not-restorable":
+      return `NOT RESTORABLE, kept for repair: ${r.problem}`;
+    case "ancestor":
+      return `ancestor of ${r.of}`;
+    case "probable-ancestor":
+      return `probably an ancestor of ${r.of} (whose chain is broken at the lost manifest of ${r.lost}; kept for a repair)`;
+    case "object-lock":
+      return `object lock until ${r.until.slice(0, 10)}`;
+    case "min-storage":
+      return `${r.storageClass} bills ${r.days} days: free to delete from ${r.freeFrom.slice(0, 10)} (early delete: ${gibDays(r.gbDays)} billed anyway; --allow-early-delete)`;
+    default:
+      return policyReasonText(r);
+  }
+}

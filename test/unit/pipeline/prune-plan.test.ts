@@ -1,0 +1,211 @@
+/**
+ * The bucket plan of `zrb prune` (src/pipeline/prune/plan.ts) and the orphan rule it shares
+ * with cleanup (src/pipeline/references.ts), on synthetic catalogs: chain safety, heads, the
+ * resumable backup, broken chains, storage-class minimum durations, and a deletion order that
+ * leaves only complete chains wherever a prune is stopped — checked over random histories built
+ * with dump(8)'s rules.
+ */
+import { describe, expect, test } from "bun:test";
+import { prng } from "../../helpers/faultproxy.ts";
+import { buildCatalog, resolveChain } from "../../../src/pipeline/catalog.ts";
+import { deletionOrder, earlyDelete, planBucket, pointTime, type BackupDecision, type BucketPlanInput } from "../../../src/pipeline/prune/plan.ts";
+import type { Policy } from "../../../src/pipeline/prune/policy.ts";
+import { orphanParts } from "../../../src/pipeline/references.ts";
+import { advanceHeads, headsFromManifests, chooseParent, HEADS_FORMAT, type Heads } from "../../../src/state/heads.ts";
+import type { Manifest } from "../../../src/state/manifest.ts";
+import type { BackupState } from "../../../src/state/rundir.ts";
+import { dataPrefix, datasetDataPrefix, partKey } from "../../../src/store/layout.ts";
+import type { ObjectInfo } from "../../../src/store/store.ts";
+
+const DAY = 86_400_000;
+const FS = "tank/photos";
+const T0 = Date.UTC(2027, 2, 1, 2); // Monday 2027-03-01 02:00Z
+const stamp = (t: number) => new Date(t).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+
+let n = 0;
+/** A manifest of a backup started at `t`, with `parts` parts of 1 MiB each. */
+function mk(level: number, t: number, parent: Manifest | null, o: { parts?: number; storageClass?: string; snapName?: string } = {}): Manifest {
+  const id = `${stamp(t)}-L${level}-${(++n).toString(16).padStart(6, "0")}`;
+  const parts = Array.from({ length: o.parts ?? 1 }, (_, i) => ({
+    index: i,
+    key: partKey("tank", "photos", level, id, i),
+    plainSize: 1024 * 1024,
+    cipherSize: 1024 * 1024 + 200,
+    sha256: "0".repeat(64),
+    blake3: "0".repeat(64),
+  }));
+  return {
+    format: "zrb-manifest/1",
+    backupId: id,
+    pool: "tank",
+    dataset: "photos",
+    level,
+    snapshot: { name: `${FS}@${o.snapName ?? `zrb_level${level}_${stamp(t)}`}`, guid: String(1000 + n) },
+    parent: parent && { name: parent.snapshot.name, guid: parent.snapshot.guid, backupId: parent.backupId, level: parent.level },
+    send: { flags: [], zfs: "zfs" },
+    stream: { size: parts.length * 1024 * 1024, blake3: "0".repeat(64) },
+    recipients: [],
+    storageClass: o.storageClass ?? "STANDARD",
+    chunkSize: 1024 * 1024,
+    parts,
+    tool: { name: "zrb", version: "test" },
+    host: "nas",
+    startedAt: new Date(t).toISOString(),
+    finishedAt: new Date(t + 60_000).toISOString(),
+  };
+}
+
+/** Every part of every manifest as a listed object, written when its backup finished. */
+const listingOf = (ms: Manifest[]): ObjectInfo[] => ms.flatMap((m) => m.parts.map((p) => ({ key: p.key, size: p.cipherSize, lastModified: new Date(m.finishedAt) })));
+
+function plan(ms: Manifest[], o: { policy?: Policy | null; heads?: Heads; state?: BackupState | null; listing?: ObjectInfo[]; now?: number; allowEarlyDelete?: boolean } = {}): BackupDecision[] {
+  const listing = o.listing ?? listingOf(ms);
+  const cat = buildCatalog(ms, [], listing);
+  const input: BucketPlanInput = {
+    entries: cat.entries,
+    manifests: cat.manifests,
+    heads: o.heads ?? headsFromManifests(ms),
+    state: o.state ?? null,
+    policy: o.policy === undefined ? { last: 1 } : o.policy,
+    objects: new Map(listing.map((x) => [x.key, x])),
+    now: new Date(o.now ?? T0 + 400 * DAY),
+    allowEarlyDelete: o.allowEarlyDelete ?? false,
+  };
+  return planBucket(input);
+}
+const keptIds = (ds: BackupDecision[]) => ds.filter((d) => d.action === "keep").map((d) => d.backupId);
+const rulesOf = (ds: BackupDecision[], id: string) => ds.find((d) => d.backupId === id)!.reasons.map((r) => r.rule);
+
+describe("chain safety", () => {
+  test("a kept point keeps its whole chain; heads keep theirs; the rest goes, children before parents", () => {
+    const l0 = mk(0, T0, null);
+    const l1 = mk(1, T0 + DAY, l0);
+    const l2a = mk(2, T0 + 2 * DAY, l1);
+    const l2b = mk(2, T0 + 3 * DAY, l1);
+    const l0b = mk(0, T0 + 4 * DAY, null);
+    const l1b = mk(1, T0 + 5 * DAY, l0b);
+    const ms = [l0, l1, l2a, l2b, l0b, l1b];
+    // keep-daily 1 keeps only the newest point, l1b (+ head l0b); with keep-last 4: l2b, l2a too (+ their chain).
+    const d1 = plan(ms, { policy: { daily: 1 } });
+    expect(keptIds(d1).sort()).toEqual([l0b.backupId, l1b.backupId].sort());
+    expect(rulesOf(d1, l0b.backupId)).toEqual(["head", "ancestor"]);
+    expect(deletionOrder(d1).map((d) => d.backupId)).toEqual([l2b.backupId, l2a.backupId, l1.backupId, l0.backupId]);
+    const d4 = plan(ms, { policy: { last: 4 } });
+    expect(keptIds(d4).sort()).toEqual(ms.map((m) => m.backupId).sort());
+    expect(d4.find((d) => d.backupId === l0.backupId)!.reasons).toEqual([{ rule: "ancestor", of: l2b.backupId }]);
+    // No policy: everything stays.
+    expect(keptIds(plan(ms, { policy: null })).length).toBe(6);
+  });
+
+  test("the resumable backup and its base stay; a broken backup stays and is not a point; a lost manifest's probable parent stays", () => {
+    const l0 = mk(0, T0, null);
+    const l1 = mk(1, T0 + DAY, l0);
+    const l2 = mk(2, T0 + 2 * DAY, l1);
+    const l0b = mk(0, T0 + 3 * DAY, null);
+    const l1b = mk(1, T0 + 4 * DAY, l0b);
+    // l1 is lost: l2 cannot be restored; keep-last 1 counts intact points only (l1b).
+    const ms = [l0, l2, l0b, l1b];
+    const d = plan(ms, { heads: headsFromManifests([l0, l1, l2, l0b, l1b]) });
+    expect(rulesOf(d, l2.backupId)).toEqual(["not-restorable"]);
+    expect(rulesOf(d, l1b.backupId)).toEqual(["last", "head"]);
+    expect(d.find((x) => x.backupId === l0.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: l2.backupId, lost: l1.backupId }]);
+    // The lost level 1's parts are not orphans: the manifest put back repairs the chain.
+    const base = datasetDataPrefix("tank", "photos");
+    const lostParts = listingOf([l1]);
+    expect(orphanParts([...listingOf(ms), ...lostParts], base, ms, null)).toEqual([]);
+    const stray = { key: `${dataPrefix("tank", "photos", 1, "20270101T000000Z-L1-abcdef")}part-000000.age`, size: 5 };
+    expect(orphanParts([...lostParts, stray], base, ms, null)).toEqual([stray]);
+
+    const state: BackupState = {
+      format: "zrb-state/1",
+      backupId: `${stamp(T0 + 5 * DAY)}-L2-ffffff`,
+      level: 2,
+      pool: "tank",
+      dataset: "photos",
+      snapshot: { name: `${FS}@zrb_level2_x`, guid: "1" },
+      parent: { name: l1b.snapshot.name, guid: l1b.snapshot.guid, backupId: l1b.backupId, level: 1 },
+      sendFlags: [],
+      chunkSize: 1,
+      recipients: ["age1x"],
+      startedAt: "",
+      chunks: [],
+    };
+    // Even with heads that forgot l1b (another host, a hand edit), the resumable backup's base stays.
+    const heads: Heads = { format: HEADS_FORMAT, updatedAt: "", levels: {} };
+    const ds = plan([l0b, l1b, mk(1, T0 + 6 * DAY, l0b)], { heads, state });
+    expect(rulesOf(ds, l1b.backupId)).toEqual(["resumable-base"]);
+    expect(orphanParts(listingOf([mk(2, T0, l1b)]).map((o) => ({ ...o, key: o.key.replace(/level2\/[^/]+/, `level2/${state.backupId}`) })), base, [], dataPrefix("tank", "photos", 2, state.backupId))).toEqual([]);
+  });
+});
+
+describe("points and their times", () => {
+  test("a zrb snapshot name gives the time; another name falls back to startedAt", () => {
+    const a = mk(0, T0, null);
+    expect(pointTime(a).toISOString()).toBe("2027-03-01T02:00:00.000Z");
+    const b = mk(0, T0 + 5 * DAY, null, { snapName: "manual-backup" });
+    expect(pointTime(b).getTime()).toBe(T0 + 5 * DAY);
+    const c = { ...mk(0, T0, null), snapshot: { name: `${FS}@zrb_level0_20200101T000000Z`, guid: "1" } };
+    expect(pointTime(c).toISOString()).toBe("2020-01-01T00:00:00.000Z");
+  });
+});
+
+describe("storage-class minimum durations", () => {
+  test("a STANDARD_IA backup 10 days old stays until day 30 with its ancestors; --allow-early-delete deletes it and says what is billed", () => {
+    const l0 = mk(0, T0, null);
+    const l1 = mk(1, T0 + DAY, l0, { storageClass: "STANDARD_IA", parts: 2 });
+    const l0b = mk(0, T0 + 2 * DAY, null);
+    const now = Date.parse(l1.finishedAt) + 10 * DAY;
+    const ms = [l0, l1, l0b];
+    const d = plan(ms, { now });
+    const r = d.find((x) => x.backupId === l1.backupId)!.reasons;
+    expect(r.length).toBe(1);
+    const gib = (1024 * 1024 + 200) / 1024 ** 3;
+    expect(r[0]).toEqual({ rule: "min-storage", storageClass: "STANDARD_IA", days: 30, freeFrom: new Date(Date.parse(l1.finishedAt) + 30 * DAY).toISOString(), gbDays: Math.round(2 * gib * 20 * 1e6) / 1e6 });
+    expect(d.find((x) => x.backupId === l0.backupId)!.reasons).toEqual([{ rule: "ancestor", of: l1.backupId }]);
+    const early = plan(ms, { now, allowEarlyDelete: true });
+    expect(keptIds(early)).toEqual([l0b.backupId]);
+    expect(early.find((x) => x.backupId === l1.backupId)!.earlyGbDays).toBeCloseTo(2 * gib * 20, 5);
+    // 31 days on, nothing is early any more.
+    expect(keptIds(plan(ms, { now: now + 21 * DAY }))).toEqual([l0b.backupId]);
+    // The listing's LastModified is the part's age; the manifest's finish time only without one.
+    const listing = listingOf(ms).map((o) => (o.key.includes(l1.backupId) ? { ...o, lastModified: new Date(now - 40 * DAY) } : o));
+    expect(keptIds(plan(ms, { now, listing }))).toEqual([l0b.backupId]);
+    expect(earlyDelete({ ...l1, storageClass: "DEEP_ARCHIVE" }, new Map(), new Date(now))!.days).toBe(180);
+    expect(earlyDelete({ ...l1, storageClass: "GLACIER_IR" }, new Map(), new Date(now))!.days).toBe(90);
+    expect(earlyDelete({ ...l1, storageClass: "STANDARD" }, new Map(), new Date(now))).toBeNull();
+  });
+});
+
+/** A random history by dump(8)'s rules: levels 0..3 over `days` days, one backup a day. */
+function randomHistory(rnd: (k: number) => number, days: number): { ms: Manifest[]; heads: Heads } {
+  let heads: Heads = { format: HEADS_FORMAT, updatedAt: "", levels: {} };
+  const ms: Manifest[] = [];
+  for (let d = 0; d < days; d++) {
+    const level = ms.length === 0 ? 0 : [0, 1, 1, 2, 2, 2, 3][rnd(7)]!;
+    const p = chooseParent(heads, level);
+    const m = mk(level, T0 + d * DAY + rnd(20) * 3_600_000, p ? ms.find((x) => x.backupId === p.backupId)! : null);
+    ms.push(m);
+    heads = advanceHeads(heads, m);
+  }
+  return { ms, heads };
+}
+
+test("random histories: every kept backup's chain is kept, and every prefix of the deletion order leaves only restorable chains", () => {
+  const next = prng(99);
+  const rnd = (k: number) => Math.floor(next() * k);
+  for (let trial = 0; trial < 150; trial++) {
+    const { ms, heads } = randomHistory(rnd, 5 + rnd(60));
+    const policy: Policy = { last: rnd(3), daily: rnd(5), weekly: rnd(3), monthly: rnd(3) || 1 };
+    const ds = plan(ms, { policy, heads });
+    const byId = new Map(ms.map((m) => [m.backupId, m]));
+    const kept = new Set(keptIds(ds));
+    for (const id of kept) for (const c of resolveChain(byId.get(id)!, byId)) expect(kept.has(c.backupId)).toBe(true);
+    for (const h of Object.values(heads.levels)) expect(kept.has(h.backupId)).toBe(true);
+    const left = new Map(byId);
+    for (const d of deletionOrder(ds)) {
+      left.delete(d.backupId);
+      for (const m of left.values()) resolveChain(m, left); // throws if a remaining chain is broken
+    }
+    expect([...left.keys()].sort()).toEqual([...kept].sort());
+  }
+});
