@@ -22,7 +22,7 @@ import status from "./cli/status.ts";
 import iamPolicy from "./cli/iam-policy.ts";
 import { versionText } from "./cli/version.ts";
 
-const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4 locked by another run, 5 zfs, 6 object store, 7 integrity (hash/size mismatch), 8 crypto (key), 9 local I/O (disk full, permissions), 10 a backup older than zrb status --max-age, 130/143 interrupted (SIGINT/SIGTERM; state is kept and the next run resumes).`;
+const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4 locked by another run, 5 zfs, 6 object store, 7 integrity (hash/size mismatch), 8 crypto (key), 9 local I/O (disk full, permissions), 10 a backup older than zrb status --max-age, 11 systemd (systemctl missing or failed, in zrb systemd), 130/143 interrupted (SIGINT/SIGTERM; state is kept and the next run resumes).`;
 
 const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 

@@ -5,6 +5,7 @@ import { logRetry, type Reporter } from "../report/reporter.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { log, setQuiet, setVerbose } from "../util/log.ts";
+import { STOP_GRACE_SECONDS } from "../util/abort.ts";
 
 export const configArg = {
   config: { type: "string", alias: "c", description: "Path to the YAML config file", valueHint: "FILE", default: "/etc/zrb/config.yaml" },
@@ -74,9 +75,6 @@ export function storeFor(config: Config, signal?: AbortSignal, o: { reporter?: R
 export function printJson(v: unknown): void {
   process.stdout.write(JSON.stringify(v, null, 2) + "\n");
 }
-
-/** Seconds a graceful stop may take before zrb exits anyway (systemd's TimeoutStopSec defaults to 90). */
-export const STOP_GRACE_SECONDS = 20;
 
 /**
  * An AbortSignal fired by SIGINT/SIGTERM, so long runs stop cleanly: workers and `zfs send`

@@ -1,5 +1,5 @@
 import { defineCommand } from "citty";
-import { loadConfigLogged, configArg, outputArgs, applyOutput, parseLevel, printJson, requireTask } from "./common.ts";
+import { loadConfigLogged, outputArgs, applyOutput, parseLevel, printJson, requireTask } from "./common.ts";
 import { findTask } from "../config/config.ts";
 import * as zfs from "../zfs/zfs.ts";
 import { usageError, zfsError } from "../util/errors.ts";

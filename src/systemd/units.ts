@@ -21,7 +21,7 @@
  * `zrb snapshot` / `zrb backup` code in-process.
  */
 import { posix } from "node:path";
-import { STOP_GRACE_SECONDS } from "../cli/common.ts";
+import { STOP_GRACE_SECONDS } from "../util/abort.ts";
 import type { Config, Task } from "../config/config.ts";
 
 export const SCHEDULE_DROPIN = "zrb-schedule.conf";

@@ -6,6 +6,9 @@
  */
 import { ExitCode, ZrbError } from "./errors.ts";
 
+/** Seconds a graceful stop may take before zrb exits anyway (systemd's TimeoutStopSec defaults to 90). */
+export const STOP_GRACE_SECONDS = 20;
+
 export function interrupted(signal?: AbortSignal): ZrbError {
   const reason = signal?.reason;
   if (reason instanceof ZrbError) return reason;

@@ -24,6 +24,8 @@ export const ExitCode = {
   IO: 9,
   /** `zrb status --max-age`: the newest backup of a task (or level) is older than allowed, or there is none. */
   STALE: 10,
+  /** `zrb systemd install/uninstall`: systemctl is missing, systemd is not the running init, or a systemctl command failed. */
+  SYSTEMD: 11,
   /** Interrupted by SIGINT. */
   SIGINT: 130,
   /** Interrupted by SIGTERM. */

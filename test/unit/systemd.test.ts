@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
-import { STOP_GRACE_SECONDS } from "../../src/cli/common.ts";
+import { STOP_GRACE_SECONDS } from "../../src/util/abort.ts";
 import { parseConfig } from "../../src/config/config.ts";
 import { parseInstance, quoteWord, renderUnits } from "../../src/systemd/units.ts";
 import { run } from "../helpers/rig.ts";
@@ -358,7 +358,7 @@ describe("zrb systemd install / uninstall", () => {
     const dir = join(tmp, "nosystemd");
     const cfg = writeConfig(dir, configText(join(dir, "base")));
     const r = await zrb(["systemd", "install", "--config", cfg, "--bin", ZRB_BIN, "--unit-dir", join(dir, "units")], { allowFail: true });
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(11);
     expect(r.stderr).toMatch(/^zrb: error: (systemctl not found|systemd is not running).*--no-enable/);
     expect(tree(dir)).toEqual(["config.yaml"]);
   });
