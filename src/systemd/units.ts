@@ -115,6 +115,17 @@ export function writablePaths(config: Config): string[] {
   return paths;
 }
 
+/**
+ * Directories zrb writes to only if they exist: the metrics file's (node_exporter's textfile
+ * directory, which zrb never creates). "-" lets the unit start without it; zrb then warns.
+ */
+export function optionalWritablePaths(config: Config): string[] {
+  const f = config.monitoring.metricsFile;
+  if (!f) return [];
+  const dir = posix.dirname(f);
+  return writablePaths(config).some((p) => dir === p || dir.startsWith(p === "/" ? "/" : p + "/")) ? [] : [dir];
+}
+
 export const tmpDirFor = (config: Config): string => posix.join(config.baseDir, "tmp");
 
 /**
@@ -193,9 +204,10 @@ User=root
 CapabilityBoundingSet=CAP_SYS_ADMIN
 AmbientCapabilities=
 NoNewPrivileges=yes
-# The whole file system read-only except base_dir (and local_store when S3 is off).
+# The whole file system read-only except base_dir (and local_store when S3 is off, and the
+# metrics file's directory when monitoring.metrics_file is set).
 ProtectSystem=strict
-${writablePaths(config).map((p) => `ReadWritePaths=${quoteWord(p)}`).join("\n")}
+${[...writablePaths(config).map((p) => `ReadWritePaths=${quoteWord(p)}`), ...optionalWritablePaths(config).map((p) => `ReadWritePaths=${quoteWord(`-${p}`)}`)].join("\n")}
 # read-only, not yes: root's ~/.aws (the AWS credential chain) must stay readable.
 ProtectHome=read-only
 PrivateTmp=yes

@@ -171,6 +171,16 @@ describe("unit text", () => {
     expect(s).toContain("ReadWritePaths=/mnt/backup/zrb");
   });
 
+  test("the metrics file's directory is writable if it exists ('-': zrb never creates node_exporter's directory)", () => {
+    const withMetrics = (f: string) => parseConfig(configText("/var/lib/zrb") + `monitoring:\n  metrics_file: ${f}\n`, "/c.yaml").config;
+    const lines = (c: ReturnType<typeof withMetrics>) => renderUnits(c, { bin: "/b", configPath: "/c.yaml", full: "weekly", incremental: "daily" })[0]!.content.split("\n");
+    const s = lines(withMetrics("/var/lib/node_exporter/textfile_collector/zrb.prom"));
+    expect(s).toContain("ReadWritePaths=-/var/lib/node_exporter/textfile_collector");
+    expect(s.filter((l) => l.startsWith("ReadWritePaths="))).toEqual(["ReadWritePaths=/var/lib/zrb", "ReadWritePaths=-/var/lib/node_exporter/textfile_collector"]);
+    // inside base_dir it is writable already
+    expect(lines(withMetrics("/var/lib/zrb/metrics/zrb.prom")).filter((l) => l.startsWith("ReadWritePaths="))).toEqual(["ReadWritePaths=/var/lib/zrb"]);
+  });
+
   test("instance names and quoting", () => {
     expect(parseInstance("photos:1")).toEqual({ task: "photos", level: 1 });
     expect(parseInstance("my.task-2_x:0")).toEqual({ task: "my.task-2_x", level: 0 });
@@ -186,11 +196,13 @@ describe("zrb systemd install / uninstall", () => {
   test.skipIf(!HAVE_ANALYZE)("the installed units pass systemd-analyze verify (real binary in ExecStart, a path with a space)", async () => {
     const dir = join(tmp, "verify");
     const base = join(dir, "state dir");
-    const cfg = writeConfig(dir, configText(base, [{ name: "photos", enabled: true, retention: "{keep_daily: 7}" }]));
+    const prom = join(dir, "textfile collector", "zrb.prom"); // does not exist: the '-' must keep the unit valid
+    const cfg = writeConfig(dir, configText(base, [{ name: "photos", enabled: true, retention: "{keep_daily: 7}" }]) + `monitoring:\n  metrics_file: "${prom}"\n`);
     const units = join(dir, "units");
     const r = await zrb(["systemd", "install", "--config", cfg, "--bin", ZRB_BIN, "--unit-dir", units, "--no-enable", "--snapshot", "hourly"]);
     expect(r.code).toBe(0);
     expect(readFileSync(join(units, "zrb-backup@.service"), "utf8")).toContain(`ReadWritePaths="${base}"`);
+    expect(readFileSync(join(units, "zrb-backup@.service"), "utf8")).toContain(`ReadWritePaths="-${join(dir, "textfile collector")}"`);
     for (const u of [
       "zrb-backup@photos:0.timer",
       "zrb-backup@photos:1.timer",
