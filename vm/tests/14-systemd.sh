@@ -13,7 +13,11 @@
 #     says "resuming" and completes the same backup id;
 #   - the installed timer fires by itself (a drop-in schedule, as the doc says), and with
 #     Persistent=true a run missed while the timer was stopped happens when it comes back;
-#   - `systemd-analyze security` exposure of the service (recorded, must stay "OK" or better).
+#   - `systemd-analyze security` exposure of the service (recorded, must stay "OK" or better);
+#   - the daily prune and weekly rotating verify units (a task with `retention`) run under the
+#     same sandbox: success/0, their summary in the journal; the metrics file (outside base_dir,
+#     in node_exporter's directory) holds backup, prune and verify series with exit code 0;
+#   - a failed run starts zrb-failure@<the unit>.service, whose line is in the journal.
 # Each check is one function; main at the bottom lists them in order.
 # boot: systemd
 # needs:
@@ -31,11 +35,14 @@ USB=/media/usb-stick              # the key stick of doc step 2 ("another machin
 OTHER=/root/other-machine         # doc step 8 runs here, with a copy of the config
 SCRATCH=scratch                   # the restore-test pool of doc step 8 (file-backed)
 LOCAL_DROPIN=zz-local.conf        # the doc's per-instance schedule drop-in
+PROM_DIR=/var/lib/node_exporter/textfile_collector
+PROM=$PROM_DIR/zrb.prom           # monitoring.metrics_file, as docs/monitoring.md shows it
 NOTES=()
 
 note()  { NOTES+=("$*"); say "ok: $*"; }
 svc()   { echo "zrb-backup@$NTASK:$1.service"; }
 tmr()   { echo "zrb-backup@$NTASK:$1.timer"; }
+TASK_TIMERS=("zrb-prune@$NTASK.timer" "zrb-verify@$NTASK.timer")
 prop()  { systemctl show -p "$2" --value "$1"; }          # prop UNIT PROPERTY
 epoch() { date +%s; }
 since() { awk -v s="$1" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }'; }   # since START (date +%s.%N)
@@ -91,9 +98,13 @@ doc_keys() {              # 2. on "another machine": the stick
 
 doc_config() {            # 3. the doc's config with this bucket and endpoint (STANDARD only: radosgw)
   local pub; pub=$(grep -o 'age1[0-9a-z]*' "$USB/zrb_public.key" | head -1)
+  install -m 0600 "$USB/zrb_signing.key" /etc/zrb-signing.key.tmp   # step 2: the signing key to the NAS
   cat > "$W/nas-config.yaml" <<YAML
 base_dir: /var/lib/zrb
 age_public_key: $pub
+signing_key: /etc/zrb/signing.key
+monitoring:
+  metrics_file: $PROM
 chunk_size: 1MiB                    # small parts: a throttled full backup has many
 workers: 2
 s3:
@@ -110,11 +121,14 @@ tasks:
     pool: $NPOOL
     dataset: ${NDS#*/}
     enabled: true
+    retention: {keep_daily: 7, keep_weekly: 4}
 YAML
   DOC_ENV=("EDITOR=cp $W/nas-config.yaml")     # "$EDITOR /etc/zrb/config.yaml" = write it
   doc / 'install -d -m 0700 /etc/zrb' '$EDITOR /etc/zrb/config.yaml && chmod 0600 /etc/zrb/config.yaml'
   DOC_ENV=()
   [ "$(stat -c %a /etc/zrb)/$(stat -c %a "$CFG")" = 700/600 ] || fail "/etc/zrb or $CFG has the wrong mode"
+  mv /etc/zrb-signing.key.tmp /etc/zrb/signing.key
+  mkdir -p "$PROM_DIR"      # node_exporter's --collector.textfile.directory (zrb never creates it)
 }
 
 doc_credentials() {       # 4.
@@ -140,6 +154,8 @@ set_schedule() {          # set_schedule TIMER CALENDAR
 doc_timers() {            # 6.
   doc_shows "/etc/systemd/system/zrb-backup@photos:1.timer.d/$LOCAL_DROPIN"
   set_schedule "$(tmr 0)" "2099-01-01 00:00:00"; set_schedule "$(tmr 1)" "2099-01-01 00:00:00"
+  local t
+  for t in "${TASK_TIMERS[@]}"; do set_schedule "$t" "2099-01-01 00:00:00"; done
   local out
   out=$(doc / 'zrb systemd install --config /etc/zrb/config.yaml --dry-run')
   grep -q '^systemctl enable --now' <<<"$out" || fail "install --dry-run shows no systemctl enable: $out"
@@ -154,8 +170,12 @@ doc_timers() {            # 6.
       || fail "$(tmr "$l") is not enabled and active"
     [ -f "/etc/systemd/system/$(tmr "$l").d/$LOCAL_DROPIN" ] || fail "the install removed the local drop-in of $(tmr "$l")"
   done
+  for t in "${TASK_TIMERS[@]}"; do
+    grep -qF "$t" <<<"$out" || fail "systemctl list-timers does not show $t"
+    [ "$(systemctl is-enabled "$t")" = enabled ] && [ "$(systemctl is-active "$t")" = active ] || fail "$t is not enabled and active"
+  done
   [ -d "$BASE/tmp" ] || fail "install did not create $BASE/tmp"
-  note "installed per docs/install-nas.md 1-6 (2 timers enabled, local drop-ins kept)"
+  note "installed per docs/install-nas.md 1-6 (4 timers enabled: backups :0 :1, prune, verify; local drop-ins kept)"
 }
 
 # ------------------------------------------------------------------ runs under the units
@@ -381,10 +401,11 @@ missed_run_catches_up() { # Persistent=true: a run due while the timer was stopp
 # calendar has no future occurrence, like the one-shot time above, is "elapsed" and a
 # daemon-reload does not wake it; the real schedules always have a next time.)
 real_schedule_back() {
-  local l cal
+  local l cal t
   rm -f "/etc/systemd/system/$(tmr 0).d/$LOCAL_DROPIN" "/etc/systemd/system/$(tmr 1).d/$LOCAL_DROPIN"
+  for t in "${TASK_TIMERS[@]}"; do rm -f "/etc/systemd/system/$t.d/$LOCAL_DROPIN"; done
   run systemctl daemon-reload
-  run systemctl restart "$(tmr 0)" "$(tmr 1)"
+  run systemctl restart "$(tmr 0)" "$(tmr 1)" "${TASK_TIMERS[@]}"
   systemctl list-timers --no-pager 'zrb-*'
   for l in 0 1; do
     cal=$(prop "$(tmr "$l")" TimersCalendar)
@@ -394,6 +415,63 @@ real_schedule_back() {
   done
   grep -q 'Sun \*-\*-\* 02:00:00' <<<"$(prop "$(tmr 0)" TimersCalendar)" || fail "$(tmr 0) is not on Sundays 02:00"
   grep -q 'Mon..Sat \*-\*-\* 02:30:00' <<<"$(prop "$(tmr 1)" TimersCalendar)" || fail "$(tmr 1) is not Mon..Sat 02:30"
+  grep -q '\*-\*-\* 06:00:00' <<<"$(prop "${TASK_TIMERS[0]}" TimersCalendar)" || fail "${TASK_TIMERS[0]} is not daily at 06:00: $(prop "${TASK_TIMERS[0]}" TimersCalendar)"
+  grep -q 'Wed \*-\*-\* 12:00:00' <<<"$(prop "${TASK_TIMERS[1]}" TimersCalendar)" || fail "${TASK_TIMERS[1]} is not Wednesdays 12:00: $(prop "${TASK_TIMERS[1]}" TimersCalendar)"
+}
+
+# ------------------------------------------------------------------ prune, verify, metrics, OnFailure
+
+metric() {                # metric NAME [LEVEL]: the value of NAME{task=photos,…[,level=LEVEL]} in the textfile
+  local sel="task=\"$NTASK\",pool=\"$NPOOL\",dataset=\"${NDS#*/}\""
+  [ -z "${2:-}" ] || sel+=",level=\"$2\""
+  awk -v n="$1{$sel}" 'index($0, n " ") == 1 {print $2}' "$PROM"
+}
+
+# the daily prune and the weekly rotating verify, started as their timers would
+unit_prune_verify() {
+  local u log
+  u=zrb-prune@$NTASK.service
+  run systemctl start "$u"
+  expect_unit "$u" success 0
+  log=$(journal_of "$u")
+  grep -qE "prune of $NDS: deleted 0 backup\(s\)" <<<"$log" || fail "the journal of $u has no prune summary (keep_daily 7 keeps both backups): $log"
+  u=zrb-verify@$NTASK.service
+  run systemctl start "$u"
+  expect_unit "$u" success 0
+  log=$(journal_of "$u")
+  grep -qE "rotation: [0-9]+ of [0-9]+ part\(s\) checked" <<<"$log" || fail "the journal of $u has no rotation summary: $log"
+  no_leftovers
+  note "zrb-prune@ and zrb-verify@ (--rotate) ran in the sandbox: success/0"
+}
+
+metrics_written() {       # written by the sandboxed units, outside base_dir
+  [ -f "$PROM" ] || fail "no metrics file $PROM after the unit runs (ReadWritePaths of its directory?)"
+  [ "$(stat -c %a "$PROM")" = 644 ] || fail "$PROM has mode $(stat -c %a "$PROM"), want 644"
+  cat "$PROM"
+  local m v
+  for m in "zrb_backup_last_exit_code 0" "zrb_backup_last_exit_code 1" "zrb_prune_last_exit_code" "zrb_verify_last_exit_code"; do
+    v=$(metric $m)
+    [ "$v" = 0 ] || fail "$m in $PROM is '$v', want 0"
+  done
+  v=$(metric zrb_backup_last_success_timestamp_seconds 1)
+  [ -n "$v" ] && [ $(( $(epoch) - ${v%.*} )) -lt 3600 ] || fail "zrb_backup_last_success_timestamp_seconds of level 1 is '$v'"
+  note "metrics file in $PROM_DIR written by the units: backup :0 :1, prune, verify all exit 0"
+}
+
+on_failure() {            # a failed run starts zrb-failure@<that unit>.service: one journal line
+  local u=zrb-backup@nosuch:1.service hook i out
+  hook="zrb-failure@$u.service"
+  ! systemctl start "$u" 2>/dev/null || fail "$u (a task not in the config) succeeded"
+  [ "$(prop "$u" ActiveState)" = failed ] || fail "$u is $(prop "$u" ActiveState), want failed"
+  for (( i = 0; i < 60; i++ )); do
+    out=$(journal_of "$hook" 2>/dev/null || true)
+    grep -qF "zrb: $u failed; see journalctl -u $u" <<<"$out" && break
+    sleep 0.5
+  done
+  grep -qF "zrb: $u failed; see journalctl -u $u" <<<"$out" || fail "$hook did not log the failure of $u: '$out'"
+  [ "$(prop "$hook" Result)" = success ] || fail "$hook: Result=$(prop "$hook" Result)"
+  run systemctl reset-failed "$u"
+  note "a failed $u started $hook (journal: \"zrb: $u failed; …\")"
 }
 
 # ------------------------------------------------------------------ the sandbox's rating
@@ -424,6 +502,9 @@ unit_backup 0 doc
 addons_in_tmpdir
 change_photos
 unit_backup 1
+unit_prune_verify
+metrics_written
+on_failure
 stop_mid_backup
 resume_after_stop
 timer_fires
@@ -432,4 +513,4 @@ doc_restore "$(newest_snap 1)"
 real_schedule_back
 exposure
 printf '  - %s\n' "${NOTES[@]}"
-result "systemd $SYSTEMD_VERSION as PID 1: docs/install-nas.md followed, :0 and :1 success/0 and restored equal; $STOP_NOTE, resumed; timer fired, missed run caught up; exposure $EXPOSURE"
+result "systemd $SYSTEMD_VERSION as PID 1: docs/install-nas.md followed, :0 and :1 success/0 and restored equal; $STOP_NOTE, resumed; timer fired, missed run caught up; prune, verify, metrics and OnFailure ok; exposure $EXPOSURE"
