@@ -36,7 +36,7 @@ for d in 1 2 3 4 5 6 7 8 9 10; do
   sync
   SNAP[$d]=$(ZRB_NOW=$now zrb_snapshot "$PCONF" "$PTASK" "$lvl")
   record "$PDS" "${SNAP[$d]}"
-  out=$(ZRB_NOW=$now "$ZRB" backup --config "$PCONF" --task "$PTASK" --level "$lvl" --json) || fail "backup of day $d failed"
+  out=$(ZRB_NOW=$now "$ZRB" backup --config "$PCONF" --task "$PTASK" --level "$lvl" --json | job_result) || fail "backup of day $d failed"
   ID[$d]=$(jq -r .backupId <<<"$out")
   say "day $d: level $lvl ${SNAP[$d]} -> ${ID[$d]}"
 done
@@ -91,8 +91,8 @@ compare_files "$(sums_of "$PDS" "${SNAP[9]}")" /tmp/prune-restored.txt "files of
 # The next day's backup builds on the kept heads; a rotating verify reads its share and passes.
 head -c 5000 /dev/urandom > "$M/day11.bin"
 s11=$(ZRB_NOW=2027-03-11T02:00:00Z zrb_snapshot "$PCONF" "$PTASK" 2)
-out=$(ZRB_NOW=2027-03-11T02:00:00Z "$ZRB" backup --config "$PCONF" --task "$PTASK" --level 2 --json) || fail "the day-11 backup after prune failed"
+out=$(ZRB_NOW=2027-03-11T02:00:00Z "$ZRB" backup --config "$PCONF" --task "$PTASK" --level 2 --json | job_result) || fail "the day-11 backup after prune failed"
 [ "$(jq -r .parentBackupId <<<"$out")" = "${ID[8]}" ] || fail "day 11's level 2 is not based on the kept level 1 ${ID[8]}: $out"
-v=$(ZRB_NOW=2027-03-11T06:00:00Z "$ZRB" verify --config "$PCONF" --task "$PTASK" --rotate 7 --json) || fail "verify --rotate failed: $v"
+v=$(ZRB_NOW=2027-03-11T06:00:00Z "$ZRB" verify --config "$PCONF" --task "$PTASK" --rotate 7 --json | job_result) || fail "verify --rotate failed: $v"
 checked=$(jq '.rotation.checked' <<<"$v")
 result "10 days pruned by keep_daily 3 + keep_weekly 1: bucket = days 1, 8, 9, 10 ($objs parts, no orphan); pool lost exactly days 3-7 (user hold, user snapshots and zrb's head holds kept); day 9 restored with files and guid; day 11 builds on the kept L1; verify --rotate 7 read $checked part(s)"

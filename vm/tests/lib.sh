@@ -127,6 +127,15 @@ backup_entry() {
 }
 parts_of() { jq -r '.parts | if type == "array" then length else . end' <<<"$1"; }
 
+# job_result: the result of a backup/restore/verify --json run (JSON lines) on stdin — the
+# final "done" event's result; fails when the events do not end with exactly one "done"
+job_result() {
+  local out; out=$(cat)
+  jq -se 'length > 0 and ([.[] | select(.event == "done" or .event == "error")] | length == 1) and .[-1].event == "done"' <<<"$out" >/dev/null \
+    || fail "--json did not end with one done event: $out"
+  jq -sc '.[-1].result' <<<"$out"
+}
+
 # data_keys DATASET [LEVEL [BACKUP_ID]] -> "KEY SIZE" of the parts in the bucket
 data_keys() { s3_keys "$ZRB_BUCKET" "${PREFIX}data/$1/${2:+level$2/}${3:+$3/}"; }
 manifest_keys() { s3_keys "$ZRB_BUCKET" "${PREFIX}manifests/$1/"; }
