@@ -44,7 +44,7 @@ export default defineCommand({
       const identities = args["private-key"] ? await parseIdentityFile(args["private-key"]) : undefined;
       const cat = await loadCatalog(store, task.pool, task.dataset);
       const { backups, chainBroken } = backupsToVerify(cat, selector, task.fullName, store, !!args["only-backup"]);
-      const report = await verifyBackups(store, backups, { identities, sample, signal: intr.signal, scratch: restoreScratchRoot(config.baseDir) });
+      const report = await verifyBackups(store, backups, { identities, sample, signal: intr.signal, scratch: restoreScratchRoot(config.baseDir), workers: config.workers });
       if (args.json) printJson({ ...report, ...(chainBroken ? { chainBroken, ok: false } : {}) });
       else {
         for (const b of report.backups)

@@ -18,6 +18,7 @@ import { decryptPart } from "./restore/decrypt.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
 import { checkInterrupted } from "../util/abort.ts";
 import { log } from "../util/log.ts";
+import { startThreads, type Threads } from "./parallel/index.ts";
 
 /** The chain of m from m back to the first missing or mismatched link, oldest first. */
 function resolvablePart(m: Manifest, byId: Map<string, Manifest>): Manifest[] {
@@ -71,7 +72,7 @@ export interface VerifyReport {
 export async function verifyBackups(
   store: ObjectStore,
   backups: Manifest[],
-  opts: { identities?: string[]; sample?: number; signal?: AbortSignal; scratch: string },
+  opts: { identities?: string[]; sample?: number; signal?: AbortSignal; scratch: string; workers: number },
 ): Promise<VerifyReport> {
   const all = backups.flatMap((m) => m.parts.map((p) => ({ m, p })));
   let chosen: Set<string> | null = null;
@@ -87,7 +88,9 @@ export async function verifyBackups(
   // A directory of our own, created 0700 under a name nobody could predict.
   mkdirSync(opts.scratch, { recursive: true, mode: 0o700 });
   const scratch = mkdtempSync(join(opts.scratch, "verify-"));
+  let threads: Threads | undefined;
   try {
+    threads = await startThreads(opts.workers, () => {});
     for (const m of backups) {
       const whole = opts.identities && !chosen ? await createBlake3() : null;
       let checked = 0;
@@ -99,8 +102,8 @@ export async function verifyBackups(
         const path = join(scratch, partFileName(p.index));
         const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
         try {
-          await downloadPart(store, m, p, path, opts.signal);
-          if (opts.identities) await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => whole?.update(b));
+          await downloadPart(store, m, p, path, threads, opts.signal);
+          if (opts.identities) await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => whole?.update(b), threads, opts.signal);
         } catch (err) {
           if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
           if (err.exitCode === ExitCode.CRYPTO) throw err;
@@ -137,6 +140,7 @@ export async function verifyBackups(
       });
     }
   } finally {
+    threads?.terminate();
     rmSync(scratch, { recursive: true, force: true });
   }
   return report;

@@ -1,7 +1,8 @@
 /**
  * One pass of the data path for a backup state:
  *   zfs send ──► BLAKE3 of the whole stream ──► chunker (chunks, per-chunk BLAKE3)
- *     ──► encryption workers (spill files, SHA-256) ──► uploader (resumable, recorded)
+ *     ──► part sealer: runs of age blocks sealed on every crypto worker at once, written in
+ *         order to the spill file and SHA-256'd by the file worker ──► uploader (resumable, recorded)
  * The sender's exit status is always checked (a failed `zfs send` can emit bytes that
  * `zfs receive` accepts): a stream that ends early is never recorded as complete.
  *
@@ -23,7 +24,7 @@ import { partFileName } from "../../store/layout.ts";
 import { interrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
 import { Semaphore } from "../../util/semaphore.ts";
-import { BufferPool, EncryptWorker } from "./workers.ts";
+import { startThreads } from "../parallel/index.ts";
 import { Uploader } from "./upload.ts";
 import { Chunker } from "./chunker.ts";
 
@@ -77,13 +78,12 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     fatal = e;
     ac.abort(e);
   };
+  const nWorkers = Math.max(1, o.cfg.workers);
+  const threads = await startThreads(nWorkers, failWith);
   const onOuterAbort = () => failWith(interrupted(o.signal));
   if (o.signal?.aborted) onOuterAbort();
   o.signal?.addEventListener("abort", onOuterAbort);
-
-  const nWorkers = Math.max(1, o.cfg.workers);
-  const pool = new BufferPool(nWorkers * 4 + 4);
-  const workers = Array.from({ length: nWorkers }, () => new EncryptWorker(pool, failWith));
+  // At most workers + 1 parts on the spill disk at once (sealing, sealed, uploading).
   const slots = new Semaphore(nWorkers + 1);
   const uploader = new Uploader({
     store,
@@ -107,8 +107,7 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   const chunker = new Chunker({
     state,
     spill,
-    workers,
-    pool,
+    threads,
     slots,
     uploader,
     fromDisk,
@@ -176,7 +175,7 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   } finally {
     if (differs) await Promise.allSettled(jobs);
     o.signal?.removeEventListener("abort", onOuterAbort);
-    for (const w of workers) w.terminate();
+    threads.terminate();
     // Close our end of the pipe: whatever still writes into it gets EPIPE and ends.
     reader?.cancel().catch(() => {});
     removeTemps(spill);

@@ -1,17 +1,25 @@
 /**
  * Decrypt: turn one verified ciphertext file back into its slice of the send stream, checking
- * the plaintext size and BLAKE3 against the manifest (age authenticates every 64 KiB chunk on
- * the way), and check before any download that the identity opens the chain at all.
+ * the plaintext size and BLAKE3 against the manifest, and check before any download that the
+ * identity opens the chain at all. The age header is read here; the payload's runs of 16
+ * blocks (their offsets and counters follow from the file size) are read and opened by every
+ * crypto worker at once, each block authenticated; the plaintext is hashed and emitted strictly
+ * in stream order, and nothing after a block that failed is ever emitted.
  */
 import { open } from "node:fs/promises";
 import { AgeDecryptStream } from "../../crypto/age.ts";
+import { RUN_BLOCKS, RUN_BYTES, truncatedNoPayload } from "../../crypto/age-stream.ts";
 import { createBlake3 } from "../../crypto/blake3.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import type { Manifest, ManifestPart } from "../../state/manifest.ts";
-import { ExitCode, ZrbError, cryptoError, integrityError } from "../../util/errors.ts";
+import { ExitCode, ZrbError, cryptoError, fsError, integrityError } from "../../util/errors.ts";
+import type { Run, Threads } from "../parallel/index.ts";
 import { partName } from "./fetch.ts";
 
-const READ_BUF = 1 << 20;
+/** Header bytes read per step (the age header of a part is a few hundred bytes). */
+const HEAD_READ = 64 * 1024;
+/** The largest header plus payload nonce AgeDecryptStream accepts. */
+const HEAD_MAX = 1024 * 1024 + 16;
 
 function ageError(err: unknown, m: Manifest, p: ManifestPart, url: string): ZrbError {
   const msg = (err as Error)?.message ?? String(err);
@@ -23,9 +31,31 @@ function ageError(err: unknown, m: Manifest, p: ManifestPart, url: string): ZrbE
   return integrityError(`${partName(m, p, url)} does not decrypt: ${msg.split("\n")[0]}`);
 }
 
+/** The age header of the file at `path` (`size` bytes): where the payload starts and its stream key. */
+async function readHeader(path: string, size: number, identities: string[]): Promise<{ start: number; key: Uint8Array }> {
+  const dec = await AgeDecryptStream.create(identities);
+  const fh = await open(path, "r").catch((e) => {
+    throw fsError(e, "reading restore scratch file", path);
+  });
+  try {
+    const buf = new Uint8Array(HEAD_READ);
+    for (let pos = 0; pos < Math.min(size, HEAD_MAX); ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (bytesRead === 0) break;
+      const got = await dec.payloadStart(buf.subarray(0, bytesRead));
+      if (got) return { start: pos + got.used, key: got.key };
+      pos += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return dec.endedInPrefix();
+}
+
 /**
  * Decrypt one verified ciphertext file, check its plaintext size and BLAKE3 against the
- * manifest, and hand each plaintext piece to `emit` in order.
+ * manifest, and hand each plaintext piece to `emit` in order. `emit` gets a view that is
+ * valid only until it returns (copy what you keep).
  */
 export async function decryptPart(
   path: string,
@@ -35,45 +65,58 @@ export async function decryptPart(
   /** Where the part lives, for messages (ObjectStore.urlOf). */
   url: string,
   emit: (b: Uint8Array) => Promise<void> | void,
+  threads: Threads,
+  signal?: AbortSignal,
 ): Promise<void> {
-  let dec: AgeDecryptStream;
+  let head: { start: number; key: Uint8Array };
   try {
-    dec = await AgeDecryptStream.create(identities);
+    head = await readHeader(path, p.cipherSize, identities);
   } catch (err) {
     throw ageError(err, m, p, url);
   }
+  const payload = p.cipherSize - head.start;
+  const runs = Math.ceil(payload / RUN_BYTES);
   const h = await createBlake3();
   let size = 0;
-  const out = async (b: Uint8Array) => {
-    if (b.length === 0) return;
-    size += b.length;
-    if (size > p.plainSize) throw integrityError(`${partName(m, p, url)} decrypts to more than the ${p.plainSize} bytes its manifest records`);
-    h.update(b);
-    await emit(b);
+  // Runs in flight, in stream order: enough to keep every crypto worker busy.
+  const window = threads.crypto.size * 2 + 1;
+  const inflight: Promise<Run>[] = [];
+  let next = 0;
+  const dispatch = async (r: number): Promise<Run> => {
+    const slot = await threads.buffers.take(signal);
+    const len = Math.min(RUN_BYTES, payload - r * RUN_BYTES);
+    return threads.crypto.open(slot, path, head.start + r * RUN_BYTES, len, r * RUN_BLOCKS, r === runs - 1, head.key);
   };
-  const fh = await open(path, "r");
   try {
-    const buf = new Uint8Array(READ_BUF);
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
-      if (bytesRead === 0) break;
-      let plain: Uint8Array;
+    if (payload === 0) throw ageError(truncatedNoPayload(), m, p, url);
+    for (let r = 0; r < runs; r++) {
+      while (next < runs && inflight.length < window) {
+        const run = dispatch(next++);
+        run.catch(() => {});
+        inflight.push(run);
+      }
+      let run: Run;
       try {
-        plain = await dec.push(buf.subarray(0, bytesRead));
+        run = await inflight.shift()!;
       } catch (err) {
         throw ageError(err, m, p, url);
       }
-      await out(plain);
+      try {
+        size += run.len;
+        if (size > p.plainSize) throw integrityError(`${partName(m, p, url)} decrypts to more than the ${p.plainSize} bytes its manifest records`);
+        const plain = threads.buffers.view(run.slot, run.len);
+        h.update(plain);
+        await emit(plain);
+      } finally {
+        threads.buffers.put(run.slot);
+      }
     }
-    let last: Uint8Array;
-    try {
-      last = dec.finish();
-    } catch (err) {
-      throw ageError(err, m, p, url);
-    }
-    await out(last);
+  } catch (err) {
+    // Runs still in flight hand their slots back when they come in.
+    for (const run of inflight) run.then((r) => threads.buffers.put(r.slot), () => {});
+    throw err;
   } finally {
-    await fh.close();
+    head.key.fill(0);
   }
   if (size !== p.plainSize)
     throw integrityError(`${partName(m, p, url)} decrypts to ${size} bytes, manifest says ${p.plainSize}`);

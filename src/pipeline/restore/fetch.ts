@@ -5,9 +5,9 @@
  * store's business (the retry wrapper resumes a broken body by range); a SHA-256 mismatch is
  * downloaded once more from scratch, then reported with both hashes.
  */
-import { constants as C, rmSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { RUN_BYTES } from "../../crypto/age-stream.ts";
 import { isStoreError, type ObjectStore } from "../../store/store.ts";
 import { partFileName } from "../../store/layout.ts";
 import type { Manifest, ManifestPart } from "../../state/manifest.ts";
@@ -15,25 +15,63 @@ import { ExitCode, ZrbError, fsError, integrityError, storeError } from "../../u
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
 import { Semaphore } from "../../util/semaphore.ts";
+import { FileFailure, type Threads, type WriteFile, type Written } from "../parallel/index.ts";
 
 /** "part 3 of backup <id> (s3://bucket/prefix/data/…)". */
 export function partName(m: Manifest, p: ManifestPart, url: string): string {
   return `part ${p.index} of backup ${m.backupId} (${url})`;
 }
 
-/** Download one part to `path` (created exclusively, never through a planted link); on return it holds exactly the manifest's bytes. */
-export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, signal?: AbortSignal): Promise<void> {
+/** Copies store stream pieces into run slots and hands full ones to the file worker. */
+class SlotFiller {
+  private slot: number | null = null;
+  private len = 0;
+  constructor(
+    private readonly t: Threads,
+    private readonly file: WriteFile,
+    private readonly signal?: AbortSignal,
+  ) {}
+  async push(b: Uint8Array): Promise<void> {
+    for (let off = 0; off < b.length; ) {
+      if (this.slot === null) {
+        this.slot = await this.t.buffers.take(this.signal);
+        this.len = 0;
+      }
+      const n = Math.min(b.length - off, RUN_BYTES - this.len);
+      this.t.buffers.view(this.slot).set(b.subarray(off, off + n), this.len);
+      this.len += n;
+      off += n;
+      if (this.len === RUN_BYTES) this.flush();
+    }
+  }
+  flush(): void {
+    const slot = this.slot;
+    this.slot = null;
+    if (slot !== null) this.file.write(slot, this.len);
+  }
+  release(): void {
+    if (this.slot !== null) this.t.buffers.put(this.slot);
+    this.slot = null;
+  }
+}
+
+/** The file worker's failure as the one-line error a user sees. */
+function scratchError(err: unknown, path: string): unknown {
+  if (!(err instanceof FileFailure)) return err;
+  return fsError(err, err.op === "create" ? "creating restore scratch file" : "writing restore scratch file", path);
+}
+
+/**
+ * Download one part to `path` (created exclusively, never through a planted link); on return
+ * it holds exactly the manifest's bytes. The file worker writes and SHA-256s it.
+ */
+export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, threads: Threads, signal?: AbortSignal): Promise<void> {
   const name = partName(m, p, store.urlOf(p.key));
   for (let round = 0; ; round++) {
-    const sha = new Bun.CryptoHasher("sha256");
+    const file = threads.files.create(path);
+    const fill = new SlotFiller(threads, file, signal);
     let got = 0;
-    let fh;
-    try {
-      rmSync(path, { force: true });
-      fh = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-    } catch (err) {
-      throw fsError(err, "creating restore scratch file", path);
-    }
+    let written: Written;
     try {
       let stream: ReadableStream<Uint8Array>;
       try {
@@ -45,27 +83,24 @@ export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestP
       for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
         checkInterrupted(signal);
         if (got + chunk.length > p.cipherSize) throw integrityError(`${name} is larger than the ${p.cipherSize} bytes its manifest records`);
-        sha.update(chunk);
-        try {
-          let off = 0;
-          while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
-        } catch (err) {
-          throw fsError(err, "writing restore scratch file", path);
-        }
+        await fill.push(chunk);
         got += chunk.length;
       }
       if (got < p.cipherSize) throw storeError(`${name}: the store returned ${got} of ${p.cipherSize} bytes; check the object (zrb verify) and the network`);
-    } finally {
-      await fh.close();
+      fill.flush();
+      written = await file.close({ sync: false });
+    } catch (err) {
+      fill.release();
+      file.drop();
+      throw scratchError(err, path);
     }
-    const digest = sha.digest("hex");
-    if (digest === p.sha256) return;
+    if (written.sha256 === p.sha256) return;
     if (round === 0) {
       log.warn(`${name}: SHA-256 mismatch, downloading it again`);
       continue;
     }
     rmSync(path, { force: true });
-    throw integrityError(`${name}: ciphertext SHA-256 is ${digest}, manifest says ${p.sha256}; the object in the store is damaged or was replaced`);
+    throw integrityError(`${name}: ciphertext SHA-256 is ${written.sha256}, manifest says ${p.sha256}; the object in the store is damaged or was replaced`);
   }
 }
 
@@ -85,6 +120,7 @@ export class PartFetcher {
     private m: Manifest,
     private dir: string,
     ahead: number,
+    private threads: Threads,
     signal?: AbortSignal,
   ) {
     this.slots = new Semaphore(Math.max(1, ahead));
@@ -110,7 +146,7 @@ export class PartFetcher {
       await this.slots.acquire();
       if (this.stopped) return;
       const path = this.pathOf(p.index);
-      downloadPart(this.store, this.m, p, path, this.ac.signal).then(
+      downloadPart(this.store, this.m, p, path, this.threads, this.ac.signal).then(
         () => this.done[p.index]!.resolve(path),
         (e) => {
           rmSync(path, { force: true });

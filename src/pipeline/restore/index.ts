@@ -5,6 +5,8 @@
  *     ──► thaw archived parts (thaw.ts) ──► check the identity opens the chain (decrypt.ts)
  *     ──► for each step: fetch (fetch.ts) → decrypt (decrypt.ts) → receive (receive.ts)
  *
+ * One set of Workers for the whole run (parallel/): the file worker writes and SHA-256s the
+ * downloads, the crypto workers open a part's runs all at once.
  * Streaming, no plaintext scratch: scratch disk holds at most `ahead` ciphertext parts, never
  * the stream. A verified, completed step is kept: a rerun resumes after it (the target's
  * snapshots are matched to the chain by guid).
@@ -25,6 +27,7 @@ import { checkTargetName, inspect, type RestorePlan } from "./plan.ts";
 import { ensureThawed, type ThawProgress, type ThawTier } from "./thaw.ts";
 import { preflightIdentity } from "./decrypt.ts";
 import { applyStep } from "./receive.ts";
+import { startThreads } from "../parallel/index.ts";
 
 export type { Selector } from "./select.ts";
 export type { RestorePlan, StepPlan } from "./plan.ts";
@@ -90,7 +93,10 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
 
   assertSafeBaseDir(cfg.baseDir, { create: true });
   const lock = acquireLock(restoreLockPath(cfg.baseDir, opts.target), `restore target ${opts.target}`, `zrb restore --target ${opts.target}`);
+  // A Worker that crashes fails the run's current step through the runs it rejects.
+  let threads: Awaited<ReturnType<typeof startThreads>> | undefined;
   try {
+    threads = await startThreads(cfg.workers, () => {});
     for (const [i, m] of toApply.entries()) {
       checkInterrupted(opts.signal);
       const n = plan.resumeFrom + i + 1;
@@ -103,12 +109,14 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
         identities,
         scratchRoot: restoreScratchRoot(cfg.baseDir),
         ahead: opts.ahead ?? 2,
+        threads,
         signal: opts.signal,
       });
       result.applied.push({ backupId: m.backupId, level: m.level, snapshot: `${opts.target}@${shortSnap(m.snapshot.name)}`, seconds });
       log.info(`step ${n}/${ins.chain.length}: ${opts.target}@${shortSnap(m.snapshot.name)} received and verified in ${seconds.toFixed(1)} s`);
     }
   } finally {
+    threads?.terminate();
     lock.release();
   }
   return result;

@@ -17,6 +17,7 @@ import { parseFailure } from "../../zfs/errors.ts";
 import { ZrbError, fsError, integrityError, zfsError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
+import type { Threads } from "../parallel/index.ts";
 import { PartFetcher } from "./fetch.ts";
 import { decryptPart } from "./decrypt.ts";
 import { shortSnap } from "./select.ts";
@@ -30,6 +31,8 @@ export interface StepOptions {
   identities: string[];
   scratchRoot: string;
   ahead: number;
+  /** The run's Workers: downloads are written and hashed, parts decrypted, on them. */
+  threads: Threads;
   signal?: AbortSignal;
 }
 
@@ -127,7 +130,7 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
   let exitCode: number | null = null;
   const exited = proc.exited.then((c) => (exitCode = c));
   const sink = proc.stdin as FileSink;
-  const fetcher = new PartFetcher(store, m, scratch, opts.ahead, opts.signal);
+  const fetcher = new PartFetcher(store, m, scratch, opts.ahead, opts.threads, opts.signal);
 
   const receiveDied = async (): Promise<ZrbError> => {
     await Promise.race([exited, Bun.sleep(5000)]);
@@ -156,7 +159,7 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
     for (const p of m.parts) {
       try {
         const path = await fetcher.take(p.index);
-        await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), emit);
+        await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), emit, opts.threads, opts.signal);
       } finally {
         fetcher.release(p.index);
       }

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Chunker } from "../../../src/pipeline/backup/chunker.ts";
 import { Uploader } from "../../../src/pipeline/backup/upload.ts";
-import { BufferPool, EncryptWorker } from "../../../src/pipeline/backup/workers.ts";
+import { startThreads } from "../../../src/pipeline/parallel/index.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { partFileName, partKey } from "../../../src/store/layout.ts";
 import { RunDir, type BackupState } from "../../../src/state/rundir.ts";
@@ -43,8 +43,7 @@ async function setup(state?: Partial<BackupState>) {
   };
   const store = new LocalStore(join(base, "store"));
   const ac = new AbortController();
-  const pool = new BufferPool(8);
-  const workers = [new EncryptWorker(pool, (e) => ac.abort(e)), new EncryptWorker(pool, (e) => ac.abort(e))];
+  const threads = await startThreads(2, (e) => ac.abort(e));
   const uploaded: number[] = [];
   let persisted = 0;
   const uploader = new Uploader({ store, state: st, storageClass: "STANDARD", persist: () => void persisted++, signal: ac.signal, onUploaded: (i) => void uploaded.push(i) });
@@ -54,8 +53,7 @@ async function setup(state?: Partial<BackupState>) {
   const chunker = new Chunker({
     state: st,
     spill,
-    workers,
-    pool,
+    threads,
     slots: new Semaphore(3),
     uploader,
     fromDisk,
@@ -85,7 +83,7 @@ async function setup(state?: Partial<BackupState>) {
       }
       const more = await chunker.end();
       await Promise.all(jobs);
-      for (const w of workers) w.terminate();
+      threads.terminate();
       return more;
     },
   };

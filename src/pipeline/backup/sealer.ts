@@ -1,0 +1,134 @@
+/**
+ * Sealing one part, on every core: the part's plaintext is cut into runs of 16 age STREAM
+ * blocks (1 MiB) with their block counters; each run goes to whichever crypto worker is free
+ * and is sealed in place; sealed runs are forwarded to the file worker strictly in order, which
+ * appends them to `<part>.tmp` after the age header and SHA-256s the file as it grows. The
+ * result is byte-identical to sealing in order (crypto/age-stream.ts). A full run is held back
+ * until the part's next byte arrives, because only then is it known not to hold the final block.
+ * finish() seals the final run, fsyncs and renames the file: then it is a complete part file.
+ */
+import { createHeader } from "../../crypto/age.ts";
+import { CHUNK_SIZE, RUN_PLAIN, SEALED_CHUNK_SIZE, runBlocks } from "../../crypto/age-stream.ts";
+import type { Sealed } from "../../workers/protocol.ts";
+import { ExitCode, ZrbError, fsError } from "../../util/errors.ts";
+import type { Run, Threads, WriteFile } from "../parallel/index.ts";
+import { FileFailure } from "../parallel/index.ts";
+
+export class PartSealer {
+  private run: number | null = null;
+  private view: Uint8Array | null = null;
+  /** Plaintext bytes in `run`. */
+  private runLen = 0;
+  /** Counter of the first block of `run`. */
+  private counter = 0;
+  /** The in-order forwarding of sealed runs to the file: each link waits for the one before. */
+  private tail: Promise<void> = Promise.resolve();
+  private failure: Error | null = null;
+
+  private constructor(
+    private readonly t: Threads,
+    private readonly file: WriteFile,
+    private readonly key: Uint8Array,
+    private readonly path: string,
+    private readonly signal: AbortSignal,
+  ) {}
+
+  /** Start part file `path` (written as `path.tmp` until finish()) encrypted to `recipients`. */
+  static async begin(t: Threads, path: string, recipients: string[], signal: AbortSignal): Promise<PartSealer> {
+    const h = await createHeader(recipients);
+    const file = t.files.create(path + ".tmp");
+    const s = new PartSealer(t, file, h.key, path, signal);
+    const slot = await t.buffers.take(signal);
+    t.buffers.view(slot).set(h.prefix);
+    s.write(slot, h.prefix.length);
+    return s;
+  }
+
+  /** Take the next plaintext bytes of the part. */
+  async push(piece: Uint8Array): Promise<void> {
+    let p = 0;
+    while (p < piece.length) {
+      this.check();
+      // A full run with more bytes after it: it does not hold the final block.
+      if (this.runLen === RUN_PLAIN) this.dispatch(false);
+      if (this.run === null) {
+        this.run = await this.t.buffers.take(this.signal);
+        this.runLen = 0;
+        this.view = this.t.buffers.view(this.run);
+      }
+      const at = (this.runLen >>> 16) * SEALED_CHUNK_SIZE + (this.runLen & (CHUNK_SIZE - 1));
+      const n = Math.min(piece.length - p, CHUNK_SIZE - (this.runLen & (CHUNK_SIZE - 1)));
+      this.view!.set(piece.subarray(p, p + n), at);
+      this.runLen += n;
+      p += n;
+    }
+  }
+
+  /** The part is complete: seal the final run, wait for every run to be written, fsync, rename. */
+  async finish(): Promise<Sealed> {
+    this.check();
+    // An empty part is one empty final block.
+    this.run ??= await this.t.buffers.take(this.signal);
+    this.dispatch(true);
+    this.key.fill(0);
+    await this.tail;
+    this.check();
+    try {
+      const w = await this.file.close({ sync: true, renameTo: this.path });
+      return { cipherSize: w.size, sha256: w.sha256 };
+    } catch (err) {
+      throw this.asError(err);
+    }
+  }
+
+  /** Abandon the part: its temp file is deleted. */
+  abort(): void {
+    this.failure ??= new ZrbError("part abandoned", ExitCode.FAILURE);
+    this.key.fill(0);
+    this.file.drop();
+    if (this.run !== null) this.t.buffers.put(this.run);
+    this.run = null;
+  }
+
+  private check(): void {
+    if (this.file.failure) this.failure ??= this.asError(this.file.failure);
+    if (this.failure) throw this.failure;
+  }
+
+  private asError(err: unknown): Error {
+    if (err instanceof FileFailure) return fsError(err, "writing spill chunk", this.path);
+    return err as Error;
+  }
+
+  private dispatch(final: boolean): void {
+    const slot = this.run!;
+    const len = this.runLen;
+    this.run = null;
+    this.view = null;
+    this.runLen = 0;
+    const sealed = this.t.crypto.seal(slot, len, this.counter, final, this.key);
+    this.counter += runBlocks(len);
+    this.tail = this.tail.then(() => this.forward(sealed));
+  }
+
+  /** Write a sealed run once the runs before it are written; never rejects (a failure is kept). */
+  private async forward(sealed: Promise<Run>): Promise<void> {
+    let r: Run;
+    try {
+      r = await sealed;
+    } catch (err) {
+      this.failure ??= new ZrbError(`sealing ${this.path} failed: ${(err as Error).message}`, ExitCode.FAILURE);
+      return;
+    }
+    if (this.failure) return this.t.buffers.put(r.slot);
+    this.write(r.slot, r.len);
+  }
+
+  private write(slot: number, len: number): void {
+    try {
+      this.file.write(slot, len);
+    } catch (err) {
+      this.failure ??= this.asError(err);
+    }
+  }
+}
