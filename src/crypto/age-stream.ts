@@ -7,12 +7,14 @@
  * sealed in order (AgeEncryptStream and the parallel path share these functions).
  *
  * A *run* is up to RUN_BLOCKS consecutive blocks in one buffer of RUN_BYTES. In memory block j
- * of a run sits at j × SEALED_CHUNK_SIZE whether sealed or not: sealing in place leaves the
- * sealed run contiguous, and opening in place leaves gaps that openRun() closes. Only the
- * final run of a payload may hold a short (or, for an empty payload, empty) block.
+ * of a run sits at j × SEALED_CHUNK_SIZE before sealing: sealing in place leaves the sealed run
+ * contiguous. Opening goes through a 64 KiB scratch block (libsodium wipes its output when a
+ * block does not authenticate, and the ciphertext is still needed to tell why) and leaves the
+ * plaintext contiguous. Only the final run of a payload may hold a short (or, for an empty
+ * payload, empty) block.
  */
 import { integrityError } from "../util/errors.ts";
-import { openInPlace, sealChunk, sealInPlace, openChunk, TAG_BYTES } from "./sodium.ts";
+import { openChunk, sealChunk, sealInPlace, TAG_BYTES } from "./sodium.ts";
 
 /** Plaintext bytes per STREAM block ("chunk" in the age spec). */
 export const CHUNK_SIZE = 64 * 1024;
@@ -123,8 +125,8 @@ export function sealRun(buf: Uint8Array, plainLen: number, counter: number, fina
 }
 
 /**
- * Opens a run in place: `buf` holds `sealedLen` bytes of consecutive sealed blocks, the first
- * with counter `counter`; with `final` its last block is the payload's last. Every block is
+ * Opens a run: `buf` holds `sealedLen` bytes of consecutive sealed blocks, the first with
+ * counter `counter`; with `final` its last block is the payload's last. Every block is
  * authenticated; the plaintext is left contiguous from buf[0] and its length returned.
  * Throws integrityError (with age's diagnosis) on the first block that does not open.
  */
@@ -132,24 +134,17 @@ export function openRun(buf: Uint8Array, sealedLen: number, counter: number, fin
   const blocks = Math.ceil(sealedLen / SEALED_CHUNK_SIZE);
   if (blocks > RUN_BLOCKS || blocks === 0 || sealedLen > buf.length) throw new RangeError(`run of ${sealedLen} bytes does not fit its buffer`);
   if (!final && sealedLen % SEALED_CHUNK_SIZE !== 0) throw new RangeError("only the final run may end with a short block");
-  const nonce = new Uint8Array(12);
+  const scratch = new Uint8Array(CHUNK_SIZE);
   let plain = 0;
   for (let j = 0; j < blocks; j++) {
     const at = j * SEALED_CHUNK_SIZE;
     const block = buf.subarray(at, Math.min(sealedLen, at + SEALED_CHUNK_SIZE));
     if (block.length < TAG_BYTES) throw integrityError(`age file is truncated: its last chunk is ${block.length} bytes, shorter than a tag`);
-    const last = final && j === blocks - 1;
-    const n = verdict(
-      counter + j,
-      last,
-      (l) => {
-        setNonce(nonce, counter + j, l);
-        return openInPlace(block, nonce, key);
-      },
-      () => block.fill(0),
-    );
-    if (n > 0 && plain !== at) buf.copyWithin(plain, at, at + n);
+    const n = openBlock(scratch, block, counter + j, final && j === blocks - 1, key);
+    // The plaintext lands before the next block's ciphertext (plain + n ≤ at + n < next block).
+    buf.set(scratch.subarray(0, n), plain);
     plain += n;
   }
+  scratch.fill(0);
   return plain;
 }

@@ -159,20 +159,6 @@ export function sealInPlace(buf: Uint8Array, plainLen: number, nonce12: Uint8Arr
   return n;
 }
 
-/**
- * Opens in place: `sealed` (ciphertext || tag) becomes its plaintext in its first
- * `sealed.length - 16` bytes. Returns that length, or -1 when authentication fails (then the
- * bytes are unchanged: both backends check the tag before decrypting).
- */
-export function openInPlace(sealed: Uint8Array, nonce12: Uint8Array, key32: Uint8Array, js = !native): number {
-  checkKeyNonce(nonce12, key32);
-  if (sealed.byteLength < TAG_BYTES) return -1;
-  const n = sealed.byteLength - TAG_BYTES;
-  const dst = sealed.subarray(0, n);
-  if (js) return jsOpen(dst, sealed, nonce12, key32);
-  return native!.crypto_aead_chacha20poly1305_ietf_decrypt(dst, sealed, undefined, nonce12, key32) === n ? n : -1;
-}
-
 function jsOpen(dst: Uint8Array, sealed: Uint8Array, nonce12: Uint8Array, key32: Uint8Array): number {
   try {
     chacha20poly1305(key32, nonce12).decrypt(sealed, dst);
@@ -199,5 +185,4 @@ export const jsAead = {
     return jsOpen(dst, sealed, nonce12, key32);
   },
   sealInPlace: (buf: Uint8Array, plainLen: number, nonce12: Uint8Array, key32: Uint8Array) => sealInPlace(buf, plainLen, nonce12, key32, true),
-  openInPlace: (sealed: Uint8Array, nonce12: Uint8Array, key32: Uint8Array) => openInPlace(sealed, nonce12, key32, true),
 };

@@ -10,6 +10,7 @@
  */
 import { join } from "node:path";
 import { createBlake3, type Hasher } from "../../crypto/blake3.ts";
+import { createHeader } from "../../crypto/age.ts";
 import { partFileName } from "../../store/layout.ts";
 import type { BackupState, ChunkState } from "../../state/rundir.ts";
 import type { Semaphore } from "../../util/semaphore.ts";
@@ -91,7 +92,8 @@ export class Chunker {
     if (rec && (rec.uploaded || this.o.fromDisk.has(index))) return { ...base, verifyOnly: rec };
     await this.o.slots.acquire();
     try {
-      return { ...base, verifyOnly: null, sealer: await PartSealer.begin(this.o.threads, path, this.o.state.recipients, this.o.signal) };
+      const header = await createHeader(this.o.state.recipients);
+      return { ...base, verifyOnly: null, sealer: await PartSealer.begin(this.o.threads, path, header, this.o.signal) };
     } catch (err) {
       this.o.slots.release();
       throw err;

@@ -7,7 +7,7 @@
  * until the part's next byte arrives, because only then is it known not to hold the final block.
  * finish() seals the final run, fsyncs and renames the file: then it is a complete part file.
  */
-import { createHeader } from "../../crypto/age.ts";
+import type { AgeHeader } from "../../crypto/age.ts";
 import { CHUNK_SIZE, RUN_PLAIN, SEALED_CHUNK_SIZE, runBlocks } from "../../crypto/age-stream.ts";
 import type { Sealed } from "../../workers/protocol.ts";
 import { ExitCode, ZrbError, fsError } from "../../util/errors.ts";
@@ -33,9 +33,8 @@ export class PartSealer {
     private readonly signal: AbortSignal,
   ) {}
 
-  /** Start part file `path` (written as `path.tmp` until finish()) encrypted to `recipients`. */
-  static async begin(t: Threads, path: string, recipients: string[], signal: AbortSignal): Promise<PartSealer> {
-    const h = await createHeader(recipients);
+  /** Start part file `path` (written as `path.tmp` until finish()) with age header `h` (crypto/age.ts createHeader; the sealer zeroes its key). */
+  static async begin(t: Threads, path: string, h: AgeHeader, signal: AbortSignal): Promise<PartSealer> {
     const file = t.files.create(path + ".tmp");
     const s = new PartSealer(t, file, h.key, path, signal);
     const slot = await t.buffers.take(signal);

@@ -24,6 +24,8 @@ interface Pending {
 interface Lane {
   host: HostWorker<ToCrypto, FromCrypto>;
   outstanding: number;
+  /** Runs this worker has finished (for the tests and the bench). */
+  finished: number;
 }
 
 type Job =
@@ -47,6 +49,7 @@ export class CryptoPool {
           onFatal(e);
         }),
         outstanding: 0,
+        finished: 0,
       };
       return lane;
     });
@@ -54,6 +57,11 @@ export class CryptoPool {
 
   get size(): number {
     return this.lanes.length;
+  }
+
+  /** Runs each worker has finished so far. */
+  finishedPerWorker(): number[] {
+    return this.lanes.map((l) => l.finished);
   }
 
   get ready(): Promise<void> {
@@ -76,7 +84,13 @@ export class CryptoPool {
       this.buffers.put(job.slot);
       return Promise.reject(this.lanes[0]!.host.crashed);
     }
-    const lane = alive.reduce((a, b) => (b.outstanding < a.outstanding ? b : a));
+    // The least busy worker; ties go round the workers in turn.
+    const from = this.seq % alive.length;
+    let lane = alive[from]!;
+    for (let i = 1; i < alive.length; i++) {
+      const l = alive[(from + i) % alive.length]!;
+      if (l.outstanding < lane.outstanding) lane = l;
+    }
     const seq = this.seq++;
     lane.outstanding++;
     const done = new Promise<Run>((resolve, reject) => this.pending.set(seq, { resolve, reject, lane }));
@@ -90,6 +104,7 @@ export class CryptoPool {
     if (!p) return this.buffers.put(m.slot);
     this.pending.delete(m.seq);
     p.lane.outstanding--;
+    p.lane.finished++;
     if (m.type === "done") return p.resolve({ slot: m.slot, len: m.len });
     this.buffers.put(m.slot);
     if (m.integrity) p.reject(integrityError(m.message));
