@@ -26,7 +26,8 @@ export interface ChunkerOptions {
   uploader: Uploader;
   /** Chunks being uploaded from a killed run's intact files: only verified in the stream. */
   fromDisk: Set<number>;
-  persist(): void;
+  /** Record the state (resolves when it is on disk). */
+  persist(): Promise<void>;
   /** Stops waiting for buffers when the run fails. */
   signal: AbortSignal;
   /** A background job (an upload) to track; its failure fails the run. */
@@ -117,7 +118,7 @@ export class Chunker {
         if (prev && (prev.blake3 !== digest || prev.plainSize !== size)) return this.o.onDiffers();
         const chunk: ChunkState = { index, plainSize: size, blake3: digest, cipherSize: enc.cipherSize, sha256: enc.sha256, uploaded: false };
         this.o.state.chunks[index] = chunk;
-        this.o.persist();
+        await this.o.persist();
         await this.o.uploader.upload(chunk, path, `(${size} bytes plain, ${enc.cipherSize} encrypted)`);
       } finally {
         this.o.slots.release();

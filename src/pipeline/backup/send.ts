@@ -27,6 +27,7 @@ import { Semaphore } from "../../util/semaphore.ts";
 import { startThreads } from "../parallel/index.ts";
 import { Uploader } from "./upload.ts";
 import { Chunker } from "./chunker.ts";
+import { StateWriter } from "./state-writer.ts";
 
 /** The bytes to back up: `zfs send` normally; the benchmark feeds a `zfs send`-like process. */
 export interface StreamSource {
@@ -67,7 +68,9 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   const { state, store } = o;
   const spill = o.rundir.spillDir(state.backupId);
   prepareSpill(spill);
-  const persist = () => o.rundir.writeState(state);
+  // Writes of the state during the run go to the thread pool, one at a time (state-writer.ts).
+  const writer = new StateWriter(o.rundir, state);
+  const persist = () => writer.persist();
 
   // The first failure (or the interrupt, or "the stream differs") stops everything.
   const ac = new AbortController();
@@ -166,7 +169,8 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     await Promise.allSettled(jobs);
     if (differs) return { kind: "restart" };
     try {
-      persist();
+      await writer.idle();
+      o.rundir.writeState(state);
     } catch (e) {
       // The last good state is still on disk (writes are atomic); report the original error.
       log.warn((e as Error).message);
@@ -174,6 +178,8 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     throw fatal ?? err;
   } finally {
     if (differs) await Promise.allSettled(jobs);
+    // No state write may land after this returns (a restart discards this state file).
+    await writer.idle();
     o.signal?.removeEventListener("abort", onOuterAbort);
     threads.terminate();
     // Close our end of the pipe: whatever still writes into it gets EPIPE and ends.

@@ -57,7 +57,7 @@ async function setup(state?: Partial<BackupState>) {
     slots: new Semaphore(3),
     uploader,
     fromDisk,
-    persist: () => void persisted++,
+    persist: async () => void persisted++,
     signal: ac.signal,
     track: (job) => jobs.push(job()),
     onDiffers: () => void differs++,
