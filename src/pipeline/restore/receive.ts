@@ -117,6 +117,57 @@ function prepareScratch(dir: string): void {
   }
 }
 
+/** What receiveParts() needs besides the store and the manifest. */
+export interface PartsOptions {
+  identities: string[];
+  /** A directory of zrb's own for the downloaded parts (at most `ahead` at once). */
+  scratch: string;
+  ahead: number;
+  threads: Threads;
+  /** Where the stream goes, for messages. */
+  target: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * The verified send stream of backup `m`, in order, into `write`: parts downloaded (ciphertext
+ * SHA-256 checked), decrypted (every block authenticated) and BLAKE3-checked — except the last
+ * WITHHOLD bytes actually read, written only after every part hash and the whole-stream BLAKE3
+ * matched the manifest. Throws (nothing of the tail written) on any mismatch.
+ */
+export async function receiveParts(store: ObjectStore, m: Manifest, o: PartsOptions, write: (b: Uint8Array) => Promise<void>): Promise<void> {
+  const fetcher = new PartFetcher(store, m, o.scratch, o.ahead, o.threads, o.signal);
+  const withheld = new TailWithholder(WITHHOLD, write);
+  const whole = await createBlake3();
+  let size = 0;
+  const emit = async (b: Uint8Array) => {
+    checkInterrupted(o.signal);
+    whole.update(b);
+    size += b.length;
+    await withheld.push(b);
+  };
+  try {
+    for (const p of m.parts) {
+      try {
+        const path = await fetcher.take(p.index);
+        await decryptPart(path, m, p, o.identities, store.urlOf(p.key), emit, o.threads, o.signal);
+      } finally {
+        fetcher.release(p.index);
+      }
+      log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} verified (${p.plainSize} bytes)`);
+    }
+    if (size !== m.stream.size) throw integrityError(`backup ${m.backupId}: the parts add up to ${size} bytes, manifest says ${m.stream.size}`);
+    const digest = whole.digestHex();
+    if (digest !== m.stream.blake3)
+      throw integrityError(`backup ${m.backupId}: stream BLAKE3 is ${digest}, manifest says ${m.stream.blake3}; nothing was committed to ${o.target}`);
+    // Everything verified: release the withheld tail (with the END record).
+    await withheld.flush();
+  } catch (err) {
+    fetcher.stop();
+    throw err;
+  }
+}
+
 /** Apply one step of the chain: download, verify, decrypt and receive it. */
 export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCaps, opts: StepOptions): Promise<{ seconds: number }> {
   const t0 = performance.now();
@@ -130,7 +181,6 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
   let exitCode: number | null = null;
   const exited = proc.exited.then((c) => (exitCode = c));
   const sink = proc.stdin as FileSink;
-  const fetcher = new PartFetcher(store, m, scratch, opts.ahead, opts.threads, opts.signal);
 
   const receiveDied = async (): Promise<ZrbError> => {
     await Promise.race([exited, Bun.sleep(5000)]);
@@ -145,32 +195,10 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
       throw await receiveDied();
     }
   };
-  const withheld = new TailWithholder(WITHHOLD, write);
-  const whole = await createBlake3();
-  let size = 0;
-  const emit = async (b: Uint8Array) => {
-    checkInterrupted(opts.signal);
-    whole.update(b);
-    size += b.length;
-    await withheld.push(b);
-  };
 
   try {
-    for (const p of m.parts) {
-      try {
-        const path = await fetcher.take(p.index);
-        await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), emit, opts.threads, opts.signal);
-      } finally {
-        fetcher.release(p.index);
-      }
-      log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} verified (${p.plainSize} bytes)`);
-    }
-    if (size !== m.stream.size) throw integrityError(`backup ${m.backupId}: the parts add up to ${size} bytes, manifest says ${m.stream.size}`);
-    const digest = whole.digestHex();
-    if (digest !== m.stream.blake3)
-      throw integrityError(`backup ${m.backupId}: stream BLAKE3 is ${digest}, manifest says ${m.stream.blake3}; nothing was committed to ${target}`);
-    // Everything verified: release the withheld tail (with the END record) and let receive commit.
-    await withheld.flush();
+    await receiveParts(store, m, { identities: opts.identities, scratch, ahead: opts.ahead, threads: opts.threads, target, signal: opts.signal }, write);
+    // The whole stream is in: let receive commit.
     try {
       sink.end();
     } catch {}
@@ -180,7 +208,6 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
     if (!snaps.some((s) => s.guid === m.snapshot.guid))
       throw zfsError(`zfs receive of backup ${m.backupId} succeeded but ${target} has no snapshot with guid ${m.snapshot.guid} (${shortSnap(m.snapshot.name)})`);
   } catch (err) {
-    fetcher.stop();
     proc.kill("SIGKILL");
     try {
       sink.end();

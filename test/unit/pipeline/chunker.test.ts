@@ -17,6 +17,7 @@ import { RunDir, type BackupState } from "../../../src/state/rundir.ts";
 import { Semaphore } from "../../../src/util/semaphore.ts";
 import { ageKeyPair, run } from "../../helpers/rig.ts";
 import { pseudoRandom } from "../store/helpers.ts";
+import { backupState } from "./helpers.ts";
 
 const CHUNK = 100_000;
 
@@ -26,21 +27,7 @@ async function setup(state?: Partial<BackupState>) {
   const rd = new RunDir(base, "tank", "ds");
   const spill = rd.spillDir("B1");
   mkdirSync(spill, { recursive: true, mode: 0o700 });
-  const st: BackupState = {
-    format: "zrb-state/1",
-    backupId: "B1",
-    level: 0,
-    pool: "tank",
-    dataset: "ds",
-    snapshot: { name: "tank/ds@s", guid: "1" },
-    parent: null,
-    sendFlags: [],
-    chunkSize: CHUNK,
-    recipients: [recipient],
-    startedAt: new Date().toISOString(),
-    chunks: [],
-    ...state,
-  };
+  const st = backupState({ chunkSize: CHUNK, recipients: [recipient], ...state });
   const store = new LocalStore(join(base, "store"));
   const ac = new AbortController();
   const threads = await startThreads(2, (e) => ac.abort(e));

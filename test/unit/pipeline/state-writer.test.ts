@@ -11,30 +11,14 @@ import { join } from "node:path";
 import { StateWriter } from "../../../src/pipeline/backup/state-writer.ts";
 import { RunDir, type BackupState } from "../../../src/state/rundir.ts";
 import { readYaml } from "../../../src/state/atomic.ts";
+import { backupState } from "./helpers.ts";
 
 const base = mkdtempSync(join(tmpdir(), "zrb-state-writer-"));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-function state(): BackupState {
-  return {
-    format: "zrb-state/1",
-    backupId: "B1",
-    level: 0,
-    pool: "tank",
-    dataset: "ds",
-    snapshot: { name: "tank/ds@s", guid: "1" },
-    parent: null,
-    sendFlags: [],
-    chunkSize: 1 << 20,
-    recipients: ["age1x"],
-    startedAt: new Date().toISOString(),
-    chunks: [],
-  };
-}
-
 test("writes one at a time, folds requests made during a write, resolves when the change is on disk", async () => {
   const rd = new RunDir(base, "tank", "ds");
-  const st = state();
+  const st = backupState();
   let running = 0;
   let most = 0;
   let writes = 0;
@@ -73,7 +57,7 @@ test("writes one at a time, folds requests made during a write, resolves when th
 
 test("a failed write is reported to its callers; the next one runs", async () => {
   const rd = new RunDir(base, "tank", "other");
-  const st = state();
+  const st = backupState();
   const real = rd.writeStateAsync.bind(rd);
   let fail = true;
   rd.writeStateAsync = async (s) => {
