@@ -1,67 +1,65 @@
 /**
- * Where a stage's CPU time goes: the CPU seconds of each thread of the stage's process
- * (main thread, crypto workers, file worker, runtime helpers) during the stage, and the share
- * of wall time during which 0, 1, 2 … of its threads were on a CPU. Read from /proc.
+ * Where a stage's time goes, per thread of the stage's process (main thread, crypto workers,
+ * file worker, runtime helpers) during the stage: CPU seconds, and seconds spent runnable but
+ * waiting for a CPU (the kernel's run delay: other work on the machine, or more runnable
+ * threads than cores). What is left of the wall time, a thread spent blocked (waiting for
+ * data, a message, the disk). Read from /proc/self/task/<tid>/schedstat (nanoseconds).
  */
 import { readdirSync, readFileSync } from "node:fs";
 
+interface Times {
+  name: string;
+  cpu: number;
+  wait: number;
+}
+
+function read(): Map<string, Times> {
+  const out = new Map<string, Times>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync("/proc/self/task");
+  } catch {}
+  for (const tid of tids) {
+    try {
+      const [cpu, wait] = readFileSync(`/proc/self/task/${tid}/schedstat`, "utf8").split(" ").map(Number);
+      const name = readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
+      out.set(tid, { name, cpu: cpu! / 1e9, wait: wait! / 1e9 });
+    } catch {}
+  }
+  return out;
+}
+
 /**
- * CPU time per thread of this process during a stage, sampled from /proc every 50 ms (Workers
- * are threads; a terminated one disappears, so its last sample counts). Workers are named by
- * creation order (tid): the data path starts its crypto workers first, then the file worker.
+ * Sample every 50 ms (a terminated Worker disappears from /proc, so its last sample counts).
+ * Workers are named by creation order (tid): the data path starts its crypto workers first,
+ * then the file worker.
  */
 export class ThreadCpu {
-  private base = new Map<string, number>();
-  private last = new Map<string, { name: string; ticks: number }>();
-  private t = performance.now();
-  /** Sampled time (ms) with 0, 1, 2, … threads of this process busy (≥ half of the interval on a CPU). */
-  private busy: number[] = [];
-  constructor(private readonly cryptoWorkers: number) {
-    for (const [tid, t] of this.read()) this.base.set(tid, t.ticks);
-  }
-  private read(): Map<string, { name: string; ticks: number }> {
-    const out = new Map<string, { name: string; ticks: number }>();
-    let tids: string[] = [];
-    try {
-      tids = readdirSync("/proc/self/task");
-    } catch {}
-    for (const tid of tids) {
-      try {
-        const st = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
-        const close = st.lastIndexOf(")");
-        const f = st.slice(close + 2).split(" ");
-        out.set(tid, { name: st.slice(st.indexOf("(") + 1, close), ticks: Number(f[11]) + Number(f[12]) });
-      } catch {}
-    }
-    return out;
-  }
+  private readonly base = read();
+  private readonly last = new Map<string, Times>();
+  private readonly t0 = performance.now();
+  private wall = 0;
+
+  constructor(private readonly cryptoWorkers: number) {}
+
   sample(): void {
-    const now = performance.now();
-    const dt = now - this.t;
-    this.t = now;
-    let busy = 0;
-    for (const [tid, t] of this.read()) {
-      const prev = this.last.get(tid)?.ticks ?? this.base.get(tid) ?? 0;
-      if ((t.ticks - prev) * 10 >= dt / 2) busy++;
-      this.last.set(tid, t);
-    }
-    this.busy[busy] = (this.busy[busy] ?? 0) + dt;
+    for (const [tid, t] of read()) this.last.set(tid, t);
+    this.wall = (performance.now() - this.t0) / 1000;
   }
+
   summary(): string {
-    const hz = 100;
     let workers = 0;
     const rows = [...this.last.entries()]
       .sort((x, y) => Number(x[0]) - Number(y[0]))
       .map(([tid, t]) => {
-        let name = t.name === "bun" || Number(tid) === process.pid ? "main" : t.name;
+        let name = Number(tid) === process.pid ? "main" : t.name;
         if (t.name === "Worker") name = workers++ < this.cryptoWorkers ? `crypto${workers}` : "file";
-        return { name, s: (t.ticks - (this.base.get(tid) ?? 0)) / hz };
+        const b = this.base.get(tid);
+        return { name, cpu: t.cpu - (b?.cpu ?? 0), wait: t.wait - (b?.wait ?? 0) };
       })
-      .filter((r) => r.s >= 0.05);
-    const total = rows.reduce((a, r) => a + r.s, 0);
-    const cpu = rows.map((r) => `${r.name} ${r.s.toFixed(2)}`).join(", ");
-    const all = this.busy.reduce((a, x) => a + (x ?? 0), 0);
-    const pct = Array.from(this.busy, (x) => `${Math.round(((x ?? 0) / all) * 100)}%`).join("/");
-    return `thread CPU s: ${cpu} (total ${total.toFixed(2)}); time with 0/1/2… threads busy: ${pct}`;
+      .filter((r) => r.cpu >= 0.05);
+    const sum = (k: "cpu" | "wait") => rows.reduce((a, r) => a + r[k], 0).toFixed(2);
+    const each = rows.map((r) => `${r.name} ${r.cpu.toFixed(2)}/${r.wait.toFixed(2)}`).join(", ");
+    return `thread CPU s / s waiting for a CPU: ${each} (total ${sum("cpu")}/${sum("wait")}, wall ${this.wall.toFixed(2)})`;
   }
 }
