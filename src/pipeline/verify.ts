@@ -7,7 +7,6 @@
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createBlake3 } from "../crypto/blake3.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { partFileName } from "../store/layout.ts";
 import type { Manifest } from "../state/manifest.ts";
@@ -92,7 +91,8 @@ export async function verifyBackups(
   try {
     threads = await startThreads(opts.workers, () => {});
     for (const m of backups) {
-      const whole = opts.identities && !chosen ? await createBlake3() : null;
+      // The whole stream's BLAKE3 (on the hashing worker), when every part is decrypted.
+      const whole = opts.identities && !chosen ? threads.crypto.newHasher() : null;
       let checked = 0;
       let wholeOk = true;
       let berr: string | undefined;
@@ -103,7 +103,8 @@ export async function verifyBackups(
         const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
         try {
           await downloadPart(store, m, p, path, threads, opts.signal);
-          if (opts.identities) await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => whole?.update(b), threads, opts.signal);
+          if (opts.identities)
+            await decryptPart(path, m, p, { identities: opts.identities, url: store.urlOf(p.key), emit: () => {}, threads, alsoHash: whole === null ? [] : [whole], signal: opts.signal });
         } catch (err) {
           if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
           if (err.exitCode === ExitCode.CRYPTO) throw err;
@@ -120,8 +121,8 @@ export async function verifyBackups(
         log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} ${rec.ok ? "ok" : "FAILED"}`);
       }
       let streamBlake3: "ok" | "mismatch" | "not checked" = "not checked";
-      if (whole && wholeOk) {
-        const d = whole.digestHex();
+      const d = whole === null ? null : await threads.crypto.digest(whole);
+      if (d !== null && wholeOk) {
         streamBlake3 = d === m.stream.blake3 ? "ok" : "mismatch";
         if (streamBlake3 === "mismatch") {
           berr = `backup ${m.backupId}: stream BLAKE3 is ${d}, manifest says ${m.stream.blake3}`;

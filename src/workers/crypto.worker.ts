@@ -1,13 +1,17 @@
 /**
  * Crypto worker: seals or opens one run of age STREAM blocks at a time, in place in a slot
- * of the shared arena, and hands the slot back. Stateless between messages (the key comes
- * with each run), so any run can go to any worker and every core seals from the first byte,
+ * of the shared arena, and hands the slot back. Stateless between runs (the key comes with
+ * each run), so any run can go to any worker and every core seals from the first byte,
  * whatever the part size. Opening reads its run straight from the verified part file.
+ * One worker also BLAKE3s plaintext for the main thread (hash/digest messages, processed in
+ * the order they come), so the stream's and each part's hash stay in stream order off the
+ * main thread.
  *
  * Protocol: workers/protocol.ts.
  */
 import { closeSync, constants as C, openSync, readSync } from "node:fs";
-import { openRun, sealRun } from "../crypto/age-stream.ts";
+import { CHUNK_SIZE, SEALED_CHUNK_SIZE, openRun, sealRun } from "../crypto/age-stream.ts";
+import { createBlake3, type Hasher } from "../crypto/blake3.ts";
 import { ZrbError } from "../util/errors.ts";
 import type { FromCrypto, ToCrypto } from "./protocol.ts";
 
@@ -35,10 +39,48 @@ function readRun(path: string, offset: number, buf: Uint8Array, len: number): vo
   }
 }
 
+const hashers = new Map<number, Promise<Hasher>>();
+/** Hash and digest messages, one after the other in arrival order (creating a hasher may be async). */
+let hashing: Promise<void> = Promise.resolve();
+
+function hasher(id: number): Promise<Hasher> {
+  let h = hashers.get(id);
+  if (!h) hashers.set(id, (h = createBlake3()));
+  return h;
+}
+
+async function hash(m: Extract<ToCrypto, { type: "hash" | "digest" }>): Promise<void> {
+  try {
+    if (m.type === "digest") {
+      const h = await hasher(m.hasher);
+      hashers.delete(m.hasher);
+      return post({ type: "digest", seq: m.seq, hex: h.digestHex() });
+    }
+    const hs = await Promise.all(m.into.map(hasher));
+    const base = m.slot * slotSize;
+    // In the run layout a block of plaintext sits at every 65552 bytes; flat, it is one piece.
+    const step = m.layout === "run" ? SEALED_CHUNK_SIZE : m.len;
+    const piece = m.layout === "run" ? CHUNK_SIZE : m.len;
+    for (let at = 0, done = 0; done < m.len; at += step) {
+      const n = Math.min(piece, m.len - done);
+      const bytes = new Uint8Array(arena!, base + at, n);
+      for (const h of hs) h.update(bytes);
+      done += n;
+    }
+    post({ type: "done", seq: m.seq, slot: m.slot, len: m.len });
+  } catch (err) {
+    post({ type: "error", seq: m.seq, slot: m.type === "hash" ? m.slot : -1, message: (err as Error)?.message ?? String(err), integrity: false });
+  }
+}
+
 function handle(m: ToCrypto): void {
   if (m.type === "init") {
     arena = m.arena;
     slotSize = m.slotSize;
+    return;
+  }
+  if (m.type === "hash" || m.type === "digest") {
+    hashing = hashing.then(() => hash(m));
     return;
   }
   const bytes = new Uint8Array(arena!, m.slot * slotSize, slotSize);

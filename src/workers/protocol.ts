@@ -11,8 +11,14 @@
  *   main → worker:  seal  {seq, slot, len, counter, final, key}  plaintext in the run layout → sealed
  *                   open  {seq, slot, path, offset, len, counter, final, key}
  *                         read `len` sealed bytes of `path` at `offset` into the slot, open them
- *   worker → main:  done  {seq, slot, len}                       the sealed / opened run, len bytes from 0
+ *                   hash  {seq, slot, len, layout, into}         BLAKE3 the slot's plaintext (layout "run": in
+ *                         the run layout, "flat": contiguous) into each hasher of `into`, in message order
+ *                   digest {seq, hasher}                         the hasher's hex digest; the hasher is gone
+ *   worker → main:  done  {seq, slot, len}                       the sealed / opened / hashed run, len bytes from 0
+ *                   digest {seq, hex}
  *                   error {seq, slot, message, integrity}        integrity: a block did not authenticate
+ *   The hash and digest messages all go to one worker (the first), which thus also feeds the
+ *   stream's and each part's BLAKE3 in stream order; it gets fewer runs to seal in exchange.
  *
  * File worker (workers/file.worker.ts): writes files in order and SHA-256s them on the way
  * (part files being sealed, parts being downloaded), so the hash is always of the file's bytes.
@@ -35,14 +41,20 @@ export interface Init {
   slotSize: number;
 }
 
+/** How plaintext lies in a slot: "run" = block j at j × 65552 (as sealed), "flat" = contiguous (as opened). */
+export type Layout = "run" | "flat";
+
 export type ToCrypto =
   | Init
   | { type: "seal"; seq: number; slot: number; len: number; counter: number; final: boolean; key: Uint8Array }
-  | { type: "open"; seq: number; slot: number; path: string; offset: number; len: number; counter: number; final: boolean; key: Uint8Array };
+  | { type: "open"; seq: number; slot: number; path: string; offset: number; len: number; counter: number; final: boolean; key: Uint8Array }
+  | { type: "hash"; seq: number; slot: number; len: number; layout: Layout; into: number[] }
+  | { type: "digest"; seq: number; hasher: number };
 
 export type FromCrypto =
   | { type: "ready" }
   | { type: "done"; seq: number; slot: number; len: number }
+  | { type: "digest"; seq: number; hex: string }
   | { type: "error"; seq: number; slot: number; message: string; integrity: boolean; code?: string };
 
 export type ToFile =

@@ -1,11 +1,13 @@
 /**
  * Sealing one part, on every core: the part's plaintext is cut into runs of 16 age STREAM
- * blocks (1 MiB) with their block counters; each run goes to whichever crypto worker is free
- * and is sealed in place; sealed runs are forwarded to the file worker strictly in order, which
- * appends them to `<part>.tmp` after the age header and SHA-256s the file as it grows. The
- * result is byte-identical to sealing in order (crypto/age-stream.ts). A full run is held back
- * until the part's next byte arrives, because only then is it known not to hold the final block.
- * finish() seals the final run, fsyncs and renames the file: then it is a complete part file.
+ * blocks (1 MiB) with their block counters; each run is first BLAKE3'd into the given hashers
+ * (the stream's and the part's, by the hashing worker, in stream order), then goes to whichever
+ * crypto worker is free and is sealed in place; sealed runs are forwarded to the file worker
+ * strictly in order, which appends them to `<part>.tmp` after the age header and SHA-256s the
+ * file as it grows. The result is byte-identical to sealing in order (crypto/age-stream.ts). A
+ * full run is held back until the part's next byte arrives, because only then is it known not
+ * to hold the final block. finish() hands over the final run at once (so a digest asked for
+ * right after it covers the whole part), then fsyncs and renames the file.
  */
 import type { AgeHeader } from "../../crypto/age.ts";
 import { CHUNK_SIZE, RUN_PLAIN, SEALED_CHUNK_SIZE, runBlocks } from "../../crypto/age-stream.ts";
@@ -30,16 +32,24 @@ export class PartSealer {
     private readonly file: WriteFile,
     private readonly key: Uint8Array,
     private readonly path: string,
+    private readonly into: number[],
     private readonly signal: AbortSignal,
   ) {}
 
-  /** Start part file `path` (written as `path.tmp` until finish()) with age header `h` (crypto/age.ts createHeader; the sealer zeroes its key). */
-  static async begin(t: Threads, path: string, h: AgeHeader, signal: AbortSignal): Promise<PartSealer> {
+  /**
+   * Start part file `path` (written as `path.tmp` until finish()) with age header `h`
+   * (crypto/age.ts createHeader; the sealer zeroes its key); the plaintext is BLAKE3'd into
+   * the hashers `into` (CryptoPool.newHasher).
+   */
+  static async begin(t: Threads, path: string, h: AgeHeader, into: number[], signal: AbortSignal): Promise<PartSealer> {
     const file = t.files.create(path + ".tmp");
-    const s = new PartSealer(t, file, h.key, path, signal);
+    const s = new PartSealer(t, file, h.key, path, into, signal);
     const slot = await t.buffers.take(signal);
     t.buffers.view(slot).set(h.prefix);
     s.write(slot, h.prefix.length);
+    // The first run's slot now: finish() must not wait for one (see above).
+    s.run = await t.buffers.take(signal);
+    s.view = t.buffers.view(s.run);
     return s;
   }
 
@@ -63,14 +73,16 @@ export class PartSealer {
     }
   }
 
-  /** The part is complete: seal the final run, wait for every run to be written, fsync, rename. */
+  /**
+   * The part is complete: hand over the final run (before this returns its promise: an empty
+   * part is one empty final block), wait for every run to be written, fsync, rename.
+   */
   async finish(): Promise<Sealed> {
     this.check();
-    // An empty part is one empty final block.
-    this.run ??= await this.t.buffers.take(this.signal);
     this.dispatch(true);
-    this.key.fill(0);
     await this.tail;
+    // Every seal has been posted (each carried a copy of the key).
+    this.key.fill(0);
     this.check();
     try {
       const w = await this.file.close({ sync: true, renameTo: this.path });
@@ -102,11 +114,22 @@ export class PartSealer {
   private dispatch(final: boolean): void {
     const slot = this.run!;
     const len = this.runLen;
+    const counter = this.counter;
     this.run = null;
     this.view = null;
     this.runLen = 0;
-    const sealed = this.t.crypto.seal(slot, len, this.counter, final, this.key);
     this.counter += runBlocks(len);
+    const { crypto, buffers } = this.t;
+    // Hashed before it is sealed in place; the hash is asked for now, so in stream order.
+    const hashed = this.into.length ? crypto.hash(slot, len, "run", this.into) : Promise.resolve();
+    const sealed = hashed.then(
+      () => crypto.seal(slot, len, counter, final, this.key),
+      (err) => {
+        buffers.put(slot);
+        throw err;
+      },
+    );
+    sealed.catch(() => {});
     this.tail = this.tail.then(() => this.forward(sealed));
   }
 

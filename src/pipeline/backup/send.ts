@@ -1,6 +1,6 @@
 /**
  * One pass of the data path for a backup state:
- *   zfs send ──► BLAKE3 of the whole stream ──► chunker (chunks, per-chunk BLAKE3)
+ *   zfs send ──► chunker (chunks; BLAKE3 of the whole stream and of each chunk, on a worker)
  *     ──► part sealer: runs of age blocks sealed on every crypto worker at once, written in
  *         order to the spill file and SHA-256'd by the file worker ──► uploader (resumable, recorded)
  * The sender's exit status is always checked (a failed `zfs send` can emit bytes that
@@ -13,7 +13,6 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createBlake3 } from "../../crypto/blake3.ts";
 import { storageClassFor, type Config } from "../../config/config.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import type { RunDir, BackupState } from "../../state/rundir.ts";
@@ -107,22 +106,24 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   if (ac.signal.aborted) proc.kill("SIGTERM");
 
   const fromDisk = new Set<number>();
+  const streamHasher = threads.crypto.newHasher();
   const chunker = new Chunker({
     state,
     spill,
     threads,
+    streamHasher,
     slots,
     uploader,
     fromDisk,
     persist,
     signal: ac.signal,
     track,
+    onHashFailed: failWith,
     onDiffers: () => {
       differs = true;
       failWith(new Error("the re-sent stream differs from the recorded chunks"));
     },
   });
-  const whole = await createBlake3();
   let streamSize = 0;
   let reader: ReturnType<typeof proc.stdout.getReader> | undefined;
   try {
@@ -145,7 +146,6 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
       if (fatal) break;
       const { value, done } = await reader.read();
       if (done) break;
-      whole.update(value);
       streamSize += value.length;
       await chunker.push(value);
     }
@@ -163,7 +163,8 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     }
     if (differs) return { kind: "restart" };
     if (fatal) throw fatal;
-    return { kind: "done", streamSize, blake3: whole.digestHex(), skipped: chunker.skipped };
+    // Asked for after the chunker handed over the stream's last bytes.
+    return { kind: "done", streamSize, blake3: await threads.crypto.digest(streamHasher), skipped: chunker.skipped };
   } catch (err) {
     proc.kill("SIGTERM");
     await Promise.allSettled(jobs);

@@ -9,7 +9,6 @@
 import { open } from "node:fs/promises";
 import { AgeDecryptStream } from "../../crypto/age.ts";
 import { RUN_BLOCKS, RUN_BYTES, truncatedNoPayload } from "../../crypto/age-stream.ts";
-import { createBlake3 } from "../../crypto/blake3.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import type { Manifest, ManifestPart } from "../../state/manifest.ts";
 import { ExitCode, ZrbError, cryptoError, fsError, integrityError } from "../../util/errors.ts";
@@ -52,38 +51,42 @@ async function readHeader(path: string, size: number, identities: string[]): Pro
   return dec.endedInPrefix();
 }
 
+export interface DecryptOptions {
+  identities: string[];
+  /** Where the part lives, for messages (ObjectStore.urlOf). */
+  url: string;
+  /** Gets each piece of plaintext in order: a view valid only until it returns (copy what you keep). */
+  emit: (b: Uint8Array) => Promise<void> | void;
+  threads: Threads;
+  /** More BLAKE3 hashers (CryptoPool.newHasher) to feed the plaintext into, e.g. the stream's. */
+  alsoHash?: number[];
+  signal?: AbortSignal;
+}
+
 /**
  * Decrypt one verified ciphertext file, check its plaintext size and BLAKE3 against the
- * manifest, and hand each plaintext piece to `emit` in order. `emit` gets a view that is
- * valid only until it returns (copy what you keep).
+ * manifest, and hand each plaintext piece to `emit` in order. The BLAKE3 is computed on the
+ * hashing worker while `emit` runs.
  */
-export async function decryptPart(
-  path: string,
-  m: Manifest,
-  p: ManifestPart,
-  identities: string[],
-  /** Where the part lives, for messages (ObjectStore.urlOf). */
-  url: string,
-  emit: (b: Uint8Array) => Promise<void> | void,
-  threads: Threads,
-  signal?: AbortSignal,
-): Promise<void> {
+export async function decryptPart(path: string, m: Manifest, p: ManifestPart, o: DecryptOptions): Promise<void> {
+  const { url, threads } = o;
   let head: { start: number; key: Uint8Array };
   try {
-    head = await readHeader(path, p.cipherSize, identities);
+    head = await readHeader(path, p.cipherSize, o.identities);
   } catch (err) {
     throw ageError(err, m, p, url);
   }
   const payload = p.cipherSize - head.start;
   const runs = Math.ceil(payload / RUN_BYTES);
-  const h = await createBlake3();
+  const hasher = threads.crypto.newHasher();
+  const into = [hasher, ...(o.alsoHash ?? [])];
   let size = 0;
   // Runs in flight, in stream order: enough to keep every crypto worker busy.
   const window = threads.crypto.size * 2 + 1;
   const inflight: Promise<Run>[] = [];
   let next = 0;
   const dispatch = async (r: number): Promise<Run> => {
-    const slot = await threads.buffers.take(signal);
+    const slot = await threads.buffers.take(o.signal);
     const len = Math.min(RUN_BYTES, payload - r * RUN_BYTES);
     return threads.crypto.open(slot, path, head.start + r * RUN_BYTES, len, r * RUN_BLOCKS, r === runs - 1, head.key);
   };
@@ -101,26 +104,32 @@ export async function decryptPart(
       } catch (err) {
         throw ageError(err, m, p, url);
       }
+      size += run.len;
+      if (size > p.plainSize) {
+        threads.buffers.put(run.slot);
+        throw integrityError(`${partName(m, p, url)} decrypts to more than the ${p.plainSize} bytes its manifest records`);
+      }
+      // Hashed (in order, on the hashing worker) while emitted: the slot is read by both.
+      const hashed = threads.crypto.hash(run.slot, run.len, "flat", into);
       try {
-        size += run.len;
-        if (size > p.plainSize) throw integrityError(`${partName(m, p, url)} decrypts to more than the ${p.plainSize} bytes its manifest records`);
-        const plain = threads.buffers.view(run.slot, run.len);
-        h.update(plain);
-        await emit(plain);
+        await o.emit(threads.buffers.view(run.slot, run.len));
       } finally {
+        await hashed.catch(() => {});
         threads.buffers.put(run.slot);
       }
+      await hashed;
     }
   } catch (err) {
-    // Runs still in flight hand their slots back when they come in.
+    // Runs still in flight hand their slots back when they come in; the hasher is dropped.
     for (const run of inflight) run.then((r) => threads.buffers.put(r.slot), () => {});
+    threads.crypto.digest(hasher).catch(() => {});
     throw err;
   } finally {
     head.key.fill(0);
   }
+  const digest = await threads.crypto.digest(hasher);
   if (size !== p.plainSize)
     throw integrityError(`${partName(m, p, url)} decrypts to ${size} bytes, manifest says ${p.plainSize}`);
-  const digest = h.digestHex();
   if (digest !== p.blake3)
     throw integrityError(`${partName(m, p, url)}: plaintext BLAKE3 is ${digest}, manifest says ${p.blake3}`);
 }

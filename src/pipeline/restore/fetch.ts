@@ -7,7 +7,6 @@
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { RUN_BYTES } from "../../crypto/age-stream.ts";
 import { isStoreError, type ObjectStore } from "../../store/store.ts";
 import { partFileName } from "../../store/layout.ts";
 import type { Manifest, ManifestPart } from "../../state/manifest.ts";
@@ -15,44 +14,12 @@ import { ExitCode, ZrbError, fsError, integrityError, storeError } from "../../u
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
 import { Semaphore } from "../../util/semaphore.ts";
-import { FileFailure, type Threads, type WriteFile, type Written } from "../parallel/index.ts";
+import { FileFailure, type Threads, type Written } from "../parallel/index.ts";
+import { SlotFiller } from "../parallel/slot-filler.ts";
 
 /** "part 3 of backup <id> (s3://bucket/prefix/data/…)". */
 export function partName(m: Manifest, p: ManifestPart, url: string): string {
   return `part ${p.index} of backup ${m.backupId} (${url})`;
-}
-
-/** Copies store stream pieces into run slots and hands full ones to the file worker. */
-class SlotFiller {
-  private slot: number | null = null;
-  private len = 0;
-  constructor(
-    private readonly t: Threads,
-    private readonly file: WriteFile,
-    private readonly signal?: AbortSignal,
-  ) {}
-  async push(b: Uint8Array): Promise<void> {
-    for (let off = 0; off < b.length; ) {
-      if (this.slot === null) {
-        this.slot = await this.t.buffers.take(this.signal);
-        this.len = 0;
-      }
-      const n = Math.min(b.length - off, RUN_BYTES - this.len);
-      this.t.buffers.view(this.slot).set(b.subarray(off, off + n), this.len);
-      this.len += n;
-      off += n;
-      if (this.len === RUN_BYTES) this.flush();
-    }
-  }
-  flush(): void {
-    const slot = this.slot;
-    this.slot = null;
-    if (slot !== null) this.file.write(slot, this.len);
-  }
-  release(): void {
-    if (this.slot !== null) this.t.buffers.put(this.slot);
-    this.slot = null;
-  }
 }
 
 /** The file worker's failure as the one-line error a user sees. */
@@ -69,7 +36,7 @@ export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestP
   const name = partName(m, p, store.urlOf(p.key));
   for (let round = 0; ; round++) {
     const file = threads.files.create(path);
-    const fill = new SlotFiller(threads, file, signal);
+    const fill = new SlotFiller(threads, (slot, len) => file.write(slot, len), signal);
     let got = 0;
     let written: Written;
     try {

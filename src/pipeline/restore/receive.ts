@@ -9,7 +9,6 @@
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { FileSink } from "bun";
-import { createBlake3 } from "../../crypto/blake3.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import type { Manifest } from "../../state/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
@@ -138,11 +137,11 @@ export interface PartsOptions {
 export async function receiveParts(store: ObjectStore, m: Manifest, o: PartsOptions, write: (b: Uint8Array) => Promise<void>): Promise<void> {
   const fetcher = new PartFetcher(store, m, o.scratch, o.ahead, o.threads, o.signal);
   const withheld = new TailWithholder(WITHHOLD, write);
-  const whole = await createBlake3();
+  // The whole stream's BLAKE3, fed in order by decryptPart on the hashing worker.
+  const whole = o.threads.crypto.newHasher();
   let size = 0;
   const emit = async (b: Uint8Array) => {
     checkInterrupted(o.signal);
-    whole.update(b);
     size += b.length;
     await withheld.push(b);
   };
@@ -150,14 +149,14 @@ export async function receiveParts(store: ObjectStore, m: Manifest, o: PartsOpti
     for (const p of m.parts) {
       try {
         const path = await fetcher.take(p.index);
-        await decryptPart(path, m, p, o.identities, store.urlOf(p.key), emit, o.threads, o.signal);
+        await decryptPart(path, m, p, { identities: o.identities, url: store.urlOf(p.key), emit, threads: o.threads, alsoHash: [whole], signal: o.signal });
       } finally {
         fetcher.release(p.index);
       }
       log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} verified (${p.plainSize} bytes)`);
     }
+    const digest = await o.threads.crypto.digest(whole);
     if (size !== m.stream.size) throw integrityError(`backup ${m.backupId}: the parts add up to ${size} bytes, manifest says ${m.stream.size}`);
-    const digest = whole.digestHex();
     if (digest !== m.stream.blake3)
       throw integrityError(`backup ${m.backupId}: stream BLAKE3 is ${digest}, manifest says ${m.stream.blake3}; nothing was committed to ${o.target}`);
     // Everything verified: release the withheld tail (with the END record).

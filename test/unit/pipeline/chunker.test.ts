@@ -41,6 +41,7 @@ async function setup(state?: Partial<BackupState>) {
     state: st,
     spill,
     threads,
+    streamHasher: threads.crypto.newHasher(),
     slots: new Semaphore(3),
     uploader,
     fromDisk,
@@ -48,6 +49,7 @@ async function setup(state?: Partial<BackupState>) {
     signal: ac.signal,
     track: (job) => jobs.push(job()),
     onDiffers: () => void differs++,
+    onHashFailed: (e) => ac.abort(e),
   });
   return {
     base,

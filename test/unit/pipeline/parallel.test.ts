@@ -3,7 +3,7 @@
  * restore/decrypt.ts). Sealing: a part sealed by every crypto worker at once is byte-identical
  * to the same part sealed in order (same header), whatever pieces its bytes arrive in, for sizes
  * around block and run boundaries; the stock age CLI decrypts it; the size and SHA-256 the file
- * worker reports are the file's. Opening: files made by the stock age CLI, opened by every
+ * worker reports are the file's, and the BLAKE3 the hashing worker reports is the plaintext's. Opening: files made by the stock age CLI, opened by every
  * worker at once, give their plaintext in order; a damaged file is refused with the in-order
  * decryptor's diagnosis, and nothing after the damaged block is ever emitted.
  */
@@ -54,14 +54,18 @@ function inOrder(h: AgeHeader, data: Uint8Array): Buffer {
   return Buffer.concat([Buffer.from(enc.push(data)), Buffer.from(enc.finish())]);
 }
 
+/** Seal `data` fed in `pieces`; also its BLAKE3 as the hashing worker saw the runs. */
 async function sealInParallel(h: AgeHeader, data: Uint8Array, pieces: number[], path: string) {
-  const s = await PartSealer.begin(threads, path, copy(h), new AbortController().signal);
+  const hasher = threads.crypto.newHasher();
+  const s = await PartSealer.begin(threads, path, copy(h), [hasher], new AbortController().signal);
   for (let off = 0, i = 0; off < data.length; i++) {
     const n = Math.min(pieces[i % pieces.length]!, data.length - off);
     await s.push(data.subarray(off, off + n));
     off += n;
   }
-  return s.finish();
+  const sealed = s.finish();
+  const blake3 = threads.crypto.digest(hasher);
+  return { ...(await sealed), blake3: await blake3 };
 }
 
 async function b3(data: Uint8Array): Promise<string> {
@@ -81,7 +85,7 @@ describe("sealing a part on every worker", () => {
         const sealed = await sealInParallel(h, data, pieces, path);
         const got = readFileSync(path);
         expect(got.equals(want)).toBe(true);
-        expect(sealed).toEqual({ cipherSize: got.length, sha256: sha256Hex(got) });
+        expect(sealed).toEqual({ cipherSize: got.length, sha256: sha256Hex(got), blake3: await b3(data) });
         expect(statSync(path).mode & 0o777).toBe(0o600);
         expect(existsSync(path + ".tmp")).toBe(false);
       }
@@ -103,7 +107,7 @@ async function openInParallel(file: string, data: Uint8Array, blake3?: string): 
   const { m, p } = manifestFor(file, data, blake3 ?? (await b3(data)));
   const pieces: Buffer[] = [];
   try {
-    await decryptPart(file, m, p, [identity], "store://part", (b) => void pieces.push(Buffer.from(b)), threads);
+    await decryptPart(file, m, p, { identities: [identity], url: "store://part", emit: (b) => void pieces.push(Buffer.from(b)), threads });
   } catch (e) {
     expect(e).toBeInstanceOf(ZrbError);
     return { out: Buffer.concat(pieces), error: e as ZrbError };
