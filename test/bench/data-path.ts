@@ -124,7 +124,7 @@ function manifestOf(state: BackupState, r: { streamSize: number; blake3: string 
 }
 
 export async function runRestore(a: StageArgs): Promise<{ bytes: number; check: string; note: string }> {
-  const { receiveParts } = await import("../../src/pipeline/restore/receive.ts");
+  const { pipeWriter, receiveParts } = await import("../../src/pipeline/restore/receive.ts");
   const { startThreads } = await import("../../src/pipeline/parallel/index.ts");
   const { LocalStore } = await import("../../src/store/local.ts");
   const { parseIdentityFile } = await import("../../src/crypto/keys.ts");
@@ -137,10 +137,7 @@ export async function runRestore(a: StageArgs): Promise<{ bytes: number; check: 
   const threads = await startThreads(a.workers, (e) => (fatal ??= e));
   // Stands in for `zfs receive`: a process reading the stream from a pipe.
   const sink = Bun.spawn(["cat"], { stdin: "pipe", stdout: "ignore", stderr: "inherit" });
-  const write = async (b: Uint8Array) => {
-    sink.stdin.write(b);
-    await sink.stdin.flush();
-  };
+  const write = pipeWriter(sink.stdin, async () => new Error("the sink process died"));
   try {
     const opts = { identities: await parseIdentityFile(a.keyFile), scratch, ahead: 2, threads, target: "(bench: cat >/dev/null)" };
     await receiveParts(new LocalStore(storeDir(a)), m, opts, write);
