@@ -238,7 +238,7 @@ export const ROOT = object(
     workers: int(1, 64)
       .default(defaultWorkers)
       .doc(
-        "Encryption workers: threads that seal (at restore: open) 1 MiB runs of age blocks, all of them on every part at once; 1 to 64. Also how many parts may be in flight: local spill space is at most `(workers + 1) × chunk_size`. Reading and hashing the stream and writing the spill file stay one thread each, so more workers than CPU cores do not help; each costs memory (see docs/bench.md).",
+        "Encryption workers: threads that seal (at restore: open) 1 MiB runs of age blocks, all of them on every part at once; 1 to 64. Also how many parts may be in flight: local spill space is at most `(workers + 1) × chunk_size`. Reading the stream, its BLAKE3 and writing the spill file are one thread each, so more workers than CPU cores do not help; each costs ≈ 30 MiB of memory (see docs/bench.md).",
         { new: true, default: `the number of CPU cores, at most ${MAX_DEFAULT_WORKERS}` },
       ),
     local_store: absolutePath()
