@@ -346,13 +346,9 @@ export class AgeDecryptStream {
    */
   async readHeader(first: Uint8Array): Promise<number> {
     if (this.phase !== "header") throw new Error("AgeDecryptStream.readHeader() after data");
-    const used = await this.takeHeader(first);
-    if ((this.phase as string) !== "nonce" || first.length < used + PAYLOAD_NONCE_SIZE) throw integrityError("age header is longer than the bytes read; the file is corrupted");
-    const fileKey = this.key!;
-    this.key = streamKey(fileKey, first.subarray(used, used + PAYLOAD_NONCE_SIZE));
-    fileKey.fill(0);
-    this.phase = "payload";
-    return used + PAYLOAD_NONCE_SIZE;
+    const used = await this.takePrefix(first);
+    if (!this.inPayload()) throw integrityError("age header is longer than the bytes read; the file is corrupted");
+    return used;
   }
 
   /** After readHeader: decrypt sealed chunk `index` on its own (`last`: it is the file's final chunk). */
