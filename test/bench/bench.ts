@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { E2E_ROWS, e2eRows } from "./e2e.ts";
 import { parseOpts, type Opts } from "./options.ts";
 import { atCleanup, cleanup, failed, firstLine, loadAvg, MB, MiB, q, run, setRssDir, sh, type Sample } from "./proc.ts";
-import { generate } from "./source.ts";
+import { frameAsSendStream, generate } from "./source.ts";
 import { stageMain, type StageArgs, type StageResult } from "./stages.ts";
 import { aggregate, BEST_NATIVE, bestNative, fmt, printTable, type Agg, type Row } from "./table.ts";
 
@@ -114,6 +114,7 @@ async function main(): Promise<void> {
 
   const t0 = performance.now();
   generate(src, o.size, chunkFile === src ? null : chunkFile, o.chunkSize);
+  frameAsSendStream(src, o.size, chunkFile === src ? null : chunkFile, o.chunkSize);
   // The age CLI's own file of the stream, for its decryption row.
   await run(["age", "-r", recipient, "-o", join(scratch, "stream.age"), src]);
   // Warm the page cache: every reader below gets the bytes from RAM.

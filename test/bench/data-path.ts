@@ -7,13 +7,15 @@
  *   directory with a manifest of them, for the restore stage.
  * - restore: receiveParts() (src/pipeline/restore/receive.ts, the data half of a restore
  *   step) from a local-directory store holding those parts: download to scratch (SHA-256),
- *   open on every Worker, BLAKE3 per part and of the stream, the withheld tail, into a `cat`
- *   process standing in for `zfs receive`.
+ *   open on every Worker, BLAKE3 per part and of the stream, the stream's BEGIN and END
+ *   records against the manifest, the withheld tail, into a `cat` process standing in for
+ *   `zfs receive`.
  */
 import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DEFAULTS } from "../../src/config/config.ts";
 import { partKey } from "../../src/store/layout.ts";
+import { BENCH_GUID } from "./source.ts";
 import type { StageArgs } from "./stages.ts";
 import { ThreadCpu } from "./threads.ts";
 
@@ -79,7 +81,7 @@ export async function runPipeline(a: StageArgs, keep: boolean): Promise<{ bytes:
     level: 0,
     pool: "bench",
     dataset: "",
-    snapshot: { name: "bench@zrb_level0_bench", guid: "1", createtxg: "1" },
+    snapshot: { name: "bench@zrb_level0_bench", guid: BENCH_GUID, createtxg: "1" },
     parent: null,
     sendFlags: [],
     chunkSize: a.chunkSize,
@@ -114,6 +116,9 @@ function manifestOf(state: BackupState, r: { streamSize: number; blake3: string 
   return {
     backupId: state.backupId,
     recipients: state.recipients,
+    // The stream's BEGIN and END records are checked against these (source.ts makes them).
+    snapshot: state.snapshot,
+    parent: state.parent,
     stream: { size: r.streamSize, blake3: r.blake3 },
     parts: state.chunks.map((c) => ({
       index: c.index,

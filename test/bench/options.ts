@@ -2,6 +2,7 @@
  * `bun run bench` options, from the command line or the environment (ZRB_BENCH_*).
  * Sizes: KiB/MiB/GiB are powers of 1024, KB/MB/GB powers of 1000 (as MB/s in the table).
  */
+import { MIN_STREAM } from "./source.ts";
 
 export interface Opts {
   size: number;
@@ -90,6 +91,7 @@ export function parseOpts(argv: string[]): Opts {
         usage(`unknown option ${a}`);
     }
   }
+  if (o.size < MIN_STREAM) usage(`--size must be at least ${MIN_STREAM} bytes (the stream's BEGIN and END records)`);
   if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 64) usage(`--workers must be 1..64`);
   if (!Number.isInteger(o.runs) || o.runs < 1 || o.runs > 99) usage(`--runs must be 1..99`);
   return o;

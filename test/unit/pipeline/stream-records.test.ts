@@ -19,9 +19,9 @@ import { startThreads, type Threads } from "../../../src/pipeline/parallel/index
 import type { Manifest } from "../../../src/state/manifest.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { partKey } from "../../../src/store/layout.ts";
-import { RECORD_SIZE } from "../../../src/zfs/stream.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 import { ageKeyPair } from "../../helpers/rig.ts";
+import { beginRecord, endRecord } from "../../helpers/send-records.ts";
 import { pseudoRandom, sha256Hex } from "../store/helpers.ts";
 
 const PART = 1 << 20;
@@ -34,19 +34,9 @@ let identity: string;
 let recipient: string;
 let threads: Threads;
 
-/** A little-endian zfs send stream: BEGIN (creating `toguid`, full), `body` bytes, END naming `endGuid`. */
+/** A zfs send stream: BEGIN (creating `toguid`, full), `body` bytes, END naming `endGuid`. */
 function stream(toguid: string, endGuid: string, body: number, seed: number): Uint8Array {
-  const begin = new Uint8Array(RECORD_SIZE);
-  const b = new DataView(begin.buffer);
-  b.setUint32(0, 0, true); // DRR_BEGIN
-  b.setBigUint64(8, 0x2f5bacbacn, true); // DMU_BACKUP_MAGIC
-  b.setBigUint64(40, BigInt(toguid), true);
-  b.setBigUint64(48, 0n, true);
-  const end = new Uint8Array(RECORD_SIZE);
-  const e = new DataView(end.buffer);
-  e.setUint32(0, 5, true); // DRR_END
-  e.setBigUint64(40, BigInt(endGuid), true);
-  return Buffer.concat([begin, pseudoRandom(body, seed), end]);
+  return Buffer.concat([beginRecord(toguid), pseudoRandom(body, seed), endRecord(endGuid)]);
 }
 
 async function blake3(b: Uint8Array): Promise<string> {
