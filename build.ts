@@ -8,8 +8,8 @@
  *                                         # their sources (scripts/stale.ts); silent when none is
  *   bun run build.ts --ship               # then boot the test VM, copy the x64 binary in, run `zrb --version` there
  *
- * Targets: linux-x64, linux-x64-baseline, linux-arm64. The encryption worker is a second
- * entry point of the compile so it is embedded; native addons (BLAKE3, libsodium) are
+ * Targets: linux-x64, linux-x64-baseline, linux-arm64. The Workers (crypto, file) are extra
+ * entry points of the compile so they are embedded; native addons (BLAKE3, libsodium) are
  * embedded because src/crypto requires them by static paths. A cross target needs the
  * other architecture's Bun runtime and native prebuilds: they are fetched from the npm
  * registry with `npm pack` into a cache outside the checkout. If a target cannot be
@@ -106,7 +106,7 @@ async function buildTarget(t: Target, version: string): Promise<string> {
   const tmp = `${outfile}.tmp`;
   rmSync(tmp, { force: true });
   const result = await Bun.build({
-    entrypoints: [join(root, "src/main.ts"), join(root, "src/workers/encrypt.worker.ts")],
+    entrypoints: [join(root, "src/main.ts"), join(root, "src/workers/crypto.worker.ts"), join(root, "src/workers/file.worker.ts")],
     compile: { target: t.bunTarget as any, outfile: tmp },
     minify: true,
     sourcemap: "none",

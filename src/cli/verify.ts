@@ -105,6 +105,7 @@ export default defineCommand({
           identities,
           signal,
           scratch: restoreScratchRoot(config.baseDir),
+          workers: config.workers,
           storageClass: config.s3.storageClass.manifest,
           pool: task.pool,
           dataset: task.dataset,
@@ -113,7 +114,7 @@ export default defineCommand({
         return reportRotation(run, cat, store, !!args.json);
       }
       const { backups, chainBroken } = backupsToVerify(cat, selector, task.fullName, store, !!args["only-backup"]);
-      const report = await verifyBackups(store, backups, { identities, sample, signal, scratch: restoreScratchRoot(config.baseDir), progress: reporter });
+      const report = await verifyBackups(store, backups, { identities, sample, signal, scratch: restoreScratchRoot(config.baseDir), workers: config.workers, progress: reporter });
       const result = { ...report, ...(chainBroken ? { chainBroken, ok: false } : {}) };
       if (!args.json) {
         for (const b of report.backups)

@@ -9,6 +9,7 @@
  * store/s3rules.ts. Cross-key rules (a recipient from either key, a bucket when S3 is on,
  * one task per dataset) are the `.then` steps below.
  */
+import { availableParallelism } from "node:os";
 import { posix } from "node:path";
 import { checkRecipient } from "../crypto/recipient.ts";
 import { checkPrefix, MAX_PREFIX_BYTES, type PrefixProblem } from "../store/keys.ts";
@@ -298,6 +299,14 @@ const ZFS = object({
 // ---------------------------------------------------------------------------------------------
 // The file
 
+/** The default `workers`: one per CPU core, at most this many. */
+export const MAX_DEFAULT_WORKERS = 4;
+
+/** One encryption worker per CPU core (as the OS lets this process use them), 1 to MAX_DEFAULT_WORKERS. */
+export function defaultWorkers(): number {
+  return Math.max(1, Math.min(MAX_DEFAULT_WORKERS, availableParallelism()));
+}
+
 /** At least one recipient, from age_public_key or age_recipients. */
 function needRecipient(o: Siblings, c: Ctx): void {
   if (o.agePublicKey !== undefined || (o.ageRecipients as string[] | undefined)?.length) return;
@@ -328,8 +337,11 @@ export const ROOT = object(
       .default(3 * GiB)
       .doc("Size of each encrypted part (one object each). From `64KiB` to `5TiB` (the S3 object limit).", { new: true }),
     workers: int(1, 64)
-      .default(4)
-      .doc("Parts hashed, encrypted and uploaded in parallel, 1 to 64. Local spill space is at most `(workers + 1) × chunk_size`.", { new: true }),
+      .default(defaultWorkers)
+      .doc(
+        "Encryption workers: threads that seal (at restore: open) 1 MiB runs of age blocks, all of them on every part at once; 1 to 64. Also how many parts may be in flight: local spill space is at most `(workers + 1) × chunk_size`. Reading the stream, its BLAKE3 and writing the spill file are one thread each, so more workers than CPU cores do not help; each costs ≈ 30 MiB of memory (see docs/bench.md).",
+        { new: true, default: `the number of CPU cores, at most ${MAX_DEFAULT_WORKERS}` },
+      ),
     signing_key: absolutePath()
       .optional()
       .field("signingKeyFile")

@@ -18,14 +18,10 @@ import { Decrypter, Encrypter, type Recipient } from "age-encryption";
 import { hkdfSync } from "node:crypto";
 import { cryptoError, integrityError } from "../util/errors.ts";
 import { parseRecipients, validIdentity } from "./keys.ts";
-import { openChunk, sealChunk, TAG_BYTES } from "./sodium.ts";
+import { TAG_BYTES } from "./sodium.ts";
+import { CHUNK_SIZE, PAYLOAD_NONCE_SIZE, SEALED_CHUNK_SIZE, openBlock, sealBlock, truncatedNoPayload } from "./age-stream.ts";
 
-/** Plaintext bytes per STREAM chunk. */
-export const CHUNK_SIZE = 64 * 1024;
-/** Bytes per sealed (encrypted) full chunk. */
-export const SEALED_CHUNK_SIZE = CHUNK_SIZE + TAG_BYTES;
-/** Payload nonce that follows the header. */
-export const PAYLOAD_NONCE_SIZE = 16;
+export { CHUNK_SIZE, PAYLOAD_NONCE_SIZE, SEALED_CHUNK_SIZE } from "./age-stream.ts";
 /** Largest header we accept while decrypting (one X25519 stanza is ≈ 110 bytes). */
 const MAX_HEADER_SIZE = 1024 * 1024;
 const MAGIC = new TextEncoder().encode("age-encryption.org/v1\n");
@@ -42,23 +38,6 @@ function streamKey(fileKey: Uint8Array, nonce: Uint8Array): Uint8Array {
   return new Uint8Array(hkdfSync("sha256", fileKey, nonce, "payload", 32));
 }
 
-/** Writes the chunk counter into nonce[0..10] (big-endian) and the last-chunk flag into nonce[11]. */
-function setNonce(nonce: Uint8Array, counter: number, last: boolean): void {
-  if (counter > Number.MAX_SAFE_INTEGER) throw new Error("age STREAM chunk counter overflow");
-  const hi = Math.floor(counter / 0x1_0000_0000);
-  const lo = counter >>> 0;
-  nonce.fill(0, 0, 3);
-  nonce[3] = hi >>> 24;
-  nonce[4] = (hi >>> 16) & 0xff;
-  nonce[5] = (hi >>> 8) & 0xff;
-  nonce[6] = hi & 0xff;
-  nonce[7] = lo >>> 24;
-  nonce[8] = (lo >>> 16) & 0xff;
-  nonce[9] = (lo >>> 8) & 0xff;
-  nonce[10] = lo & 0xff;
-  nonce[11] = last ? 1 : 0;
-}
-
 /** A reusable output buffer that grows (never shrinks) to the largest size asked for. */
 class OutBuf {
   buf = new Uint8Array(0);
@@ -69,6 +48,47 @@ class OutBuf {
 }
 
 // ───────────────────────────── encrypt ─────────────────────────────
+
+/** A new age file's start: its header and payload nonce, and the payload's stream key. */
+export interface AgeHeader {
+  /** header || 16-byte payload nonce: the first bytes of the file. */
+  prefix: Uint8Array;
+  /** Size of the header, through the "--- " MAC line. */
+  headerSize: number;
+  /** The STREAM key (HKDF of a fresh file key and the payload nonce); zero it when done. */
+  key: Uint8Array;
+}
+
+/** The header of a new age file to `recipients`, with a fresh file key (X25519 stanzas by age-encryption). */
+export async function createHeader(recipients: string[]): Promise<AgeHeader> {
+  const list = parseRecipients(recipients);
+  const enc = new Encrypter();
+  for (const r of list) enc.addRecipient(r);
+  let fileKey: Uint8Array | null = null;
+  const capture: Recipient = {
+    wrapFileKey(k: Uint8Array) {
+      fileKey = k.slice();
+      return [];
+    },
+  };
+  enc.addRecipient(capture);
+  const empty = await enc.encrypt(new Uint8Array(0));
+  const key: Uint8Array | null = fileKey;
+  if (!key) throw new Error("age-encryption did not hand the file key to the capturing recipient");
+  // empty = header || 16-byte payload nonce || 16-byte tag of the empty final chunk.
+  const headerSize = empty.length - PAYLOAD_NONCE_SIZE - TAG_BYTES;
+  const header = empty.subarray(0, headerSize);
+  const text = new TextDecoder().decode(header);
+  const macLine = text.lastIndexOf("\n--- ");
+  if (headerSize <= 0 || !text.endsWith("\n") || macLine < 0 || text.indexOf("\n", macLine + 1) !== headerSize - 1)
+    throw new Error("unexpected age header layout from age-encryption");
+  const stanzas = text.split("\n").filter((l) => l.startsWith("-> ")).length;
+  if (stanzas !== list.length) throw new Error(`age header has ${stanzas} stanzas for ${list.length} recipients`);
+  const nonce = empty.subarray(headerSize, headerSize + PAYLOAD_NONCE_SIZE);
+  const h = { prefix: empty.slice(0, headerSize + PAYLOAD_NONCE_SIZE), headerSize, key: streamKey(key, nonce) };
+  (key as Uint8Array).fill(0);
+  return h;
+}
 
 /**
  * Streaming age encryption. push() and finish() return the ciphertext produced so far; the
@@ -82,52 +102,29 @@ export class AgeEncryptStream {
   readonly headerSize: number;
   private prefix: Uint8Array | null;
   private readonly key: Uint8Array;
-  private readonly nonce = new Uint8Array(12);
   private readonly pending = new Uint8Array(CHUNK_SIZE);
   private fill = 0;
   private counter = 0;
   private finished = false;
   private readonly out = new OutBuf();
 
-  private constructor(prefix: Uint8Array, headerSize: number, key: Uint8Array) {
-    this.prefix = prefix;
-    this.headerSize = headerSize;
-    this.key = key;
+  private constructor(h: AgeHeader) {
+    this.prefix = h.prefix;
+    this.headerSize = h.headerSize;
+    this.key = h.key;
   }
 
   static async create(recipients: string[]): Promise<AgeEncryptStream> {
-    const list = parseRecipients(recipients);
-    const enc = new Encrypter();
-    for (const r of list) enc.addRecipient(r);
-    let fileKey: Uint8Array | null = null;
-    const capture: Recipient = {
-      wrapFileKey(k: Uint8Array) {
-        fileKey = k.slice();
-        return [];
-      },
-    };
-    enc.addRecipient(capture);
-    const empty = await enc.encrypt(new Uint8Array(0));
-    const key: Uint8Array | null = fileKey;
-    if (!key) throw new Error("age-encryption did not hand the file key to the capturing recipient");
-    // empty = header || 16-byte payload nonce || 16-byte tag of the empty final chunk.
-    const headerSize = empty.length - PAYLOAD_NONCE_SIZE - TAG_BYTES;
-    const header = empty.subarray(0, headerSize);
-    const text = new TextDecoder().decode(header);
-    const macLine = text.lastIndexOf("\n--- ");
-    if (headerSize <= 0 || !text.endsWith("\n") || macLine < 0 || text.indexOf("\n", macLine + 1) !== headerSize - 1)
-      throw new Error("unexpected age header layout from age-encryption");
-    const stanzas = text.split("\n").filter((l) => l.startsWith("-> ")).length;
-    if (stanzas !== list.length) throw new Error(`age header has ${stanzas} stanzas for ${list.length} recipients`);
-    const nonce = empty.subarray(headerSize, headerSize + PAYLOAD_NONCE_SIZE);
-    const s = new AgeEncryptStream(empty.slice(0, headerSize + PAYLOAD_NONCE_SIZE), headerSize, streamKey(key, nonce));
-    (key as Uint8Array).fill(0);
-    return s;
+    return new AgeEncryptStream(await createHeader(recipients));
+  }
+
+  /** A stream over a header made by createHeader() (the stream zeroes the key when finished). */
+  static fromHeader(h: AgeHeader): AgeEncryptStream {
+    return new AgeEncryptStream(h);
   }
 
   private seal(out: Uint8Array, pos: number, plain: Uint8Array, last: boolean): number {
-    setNonce(this.nonce, this.counter++, last);
-    return pos + sealChunk(out.subarray(pos, pos + plain.length + TAG_BYTES), plain, this.nonce, this.key);
+    return pos + sealBlock(out.subarray(pos), plain, this.counter++, last, this.key);
   }
 
   /** Start of an output: the header prefix if it has not been emitted yet. */
@@ -207,7 +204,6 @@ export class AgeDecryptStream {
   private key: Uint8Array | null = null;
   private readonly payloadNonce = new Uint8Array(PAYLOAD_NONCE_SIZE);
   private nonceFill = 0;
-  private readonly nonce = new Uint8Array(12);
   private readonly pending = new Uint8Array(SEALED_CHUNK_SIZE);
   private fill = 0;
   private counter = 0;
@@ -265,44 +261,63 @@ export class AgeDecryptStream {
   }
 
   private open(out: Uint8Array, pos: number, sealed: Uint8Array, last: boolean): number {
-    const key = this.key!;
-    setNonce(this.nonce, this.counter, last);
-    const n = openChunk(out.subarray(pos, pos + sealed.length - TAG_BYTES), sealed, this.nonce, key);
-    if (n >= 0) {
-      if (last && n === 0 && this.counter > 0)
-        throw integrityError(`age payload ends with an empty final chunk after data (chunk ${this.counter}); the file is corrupted`);
-      this.counter++;
-      return pos + n;
-    }
-    // Tell truncation and trailing garbage apart from a modified byte.
-    setNonce(this.nonce, this.counter, !last);
-    if (openChunk(out.subarray(pos, pos + sealed.length - TAG_BYTES), sealed, this.nonce, key) >= 0) {
-      out.fill(0, pos, pos + sealed.length - TAG_BYTES);
-      if (last) throw integrityError(`age file is truncated: it ends after chunk ${this.counter} without the final chunk`);
-      throw integrityError(`age file has trailing data after its final chunk (chunk ${this.counter})`);
-    }
-    throw integrityError(`age payload chunk ${this.counter} failed authentication: the file is corrupted or was modified`);
+    const n = openBlock(out.subarray(pos), sealed, this.counter, last, this.key!);
+    this.counter++;
+    return pos + n;
   }
 
-  async push(cipher: Uint8Array): Promise<Uint8Array> {
-    let data = cipher;
-    if (this.phase === "done") throw new Error("AgeDecryptStream.push() after finish()");
+  /** Header and payload nonce: consumes what it needs of `data`; returns how many bytes it used. */
+  private async takePrefix(data: Uint8Array): Promise<number> {
+    let used = 0;
     if (this.phase === "header") {
-      if (data.length === 0) return this.out.buf.subarray(0, 0);
-      data = data.subarray(await this.takeHeader(data));
-      if (this.phase === "header") return this.out.buf.subarray(0, 0);
+      if (data.length === 0) return 0;
+      used = await this.takeHeader(data);
+      if (this.phase === "header") return used;
     }
     if (this.phase === "nonce") {
-      const n = Math.min(PAYLOAD_NONCE_SIZE - this.nonceFill, data.length);
-      this.payloadNonce.set(data.subarray(0, n), this.nonceFill);
+      const n = Math.min(PAYLOAD_NONCE_SIZE - this.nonceFill, data.length - used);
+      this.payloadNonce.set(data.subarray(used, used + n), this.nonceFill);
       this.nonceFill += n;
-      data = data.subarray(n);
-      if (this.nonceFill < PAYLOAD_NONCE_SIZE) return this.out.buf.subarray(0, 0);
+      used += n;
+      if (this.nonceFill < PAYLOAD_NONCE_SIZE) return used;
       const fileKey = this.key!;
       this.key = streamKey(fileKey, this.payloadNonce);
       fileKey.fill(0);
       this.phase = "payload";
     }
+    return used;
+  }
+
+  /**
+   * For a payload opened elsewhere (age-stream.ts openRun, in parallel): feed the file's first
+   * bytes until this returns how many of them the header and payload nonce took and the
+   * stream key; null means more bytes are needed. Same checks and errors as push(). The
+   * caller owns the key (zero it when done); this stream is then finished.
+   */
+  async payloadStart(data: Uint8Array): Promise<{ used: number; key: Uint8Array } | null> {
+    if (this.phase === "done" || this.phase === "payload") throw new Error("AgeDecryptStream.payloadStart() after the header");
+    const used = await this.takePrefix(data);
+    if (!this.inPayload()) return null;
+    this.phase = "done";
+    const key = this.key!;
+    this.key = null;
+    return { used, key };
+  }
+
+  private inPayload(): boolean {
+    return this.phase === "payload";
+  }
+
+  /** The file ended before payloadStart() had the header and nonce: the error finish() would give. */
+  endedInPrefix(): never {
+    this.finish();
+    throw new Error("unreachable: finish() before the payload throws");
+  }
+
+  async push(cipher: Uint8Array): Promise<Uint8Array> {
+    if (this.phase === "done") throw new Error("AgeDecryptStream.push() after finish()");
+    const data = cipher.subarray(await this.takePrefix(cipher));
+    if (this.phase !== "payload") return this.out.buf.subarray(0, 0);
     const len = data.length;
     const out = this.out.reserve(Math.floor((this.fill + len) / SEALED_CHUNK_SIZE) * CHUNK_SIZE);
     let pos = 0;
@@ -331,13 +346,9 @@ export class AgeDecryptStream {
    */
   async readHeader(first: Uint8Array): Promise<number> {
     if (this.phase !== "header") throw new Error("AgeDecryptStream.readHeader() after data");
-    const used = await this.takeHeader(first);
-    if ((this.phase as string) !== "nonce" || first.length < used + PAYLOAD_NONCE_SIZE) throw integrityError("age header is longer than the bytes read; the file is corrupted");
-    const fileKey = this.key!;
-    this.key = streamKey(fileKey, first.subarray(used, used + PAYLOAD_NONCE_SIZE));
-    fileKey.fill(0);
-    this.phase = "payload";
-    return used + PAYLOAD_NONCE_SIZE;
+    const used = await this.takePrefix(first);
+    if (!this.inPayload()) throw integrityError("age header is longer than the bytes read; the file is corrupted");
+    return used;
   }
 
   /** After readHeader: decrypt sealed chunk `index` on its own (`last`: it is the file's final chunk). */
@@ -357,7 +368,7 @@ export class AgeDecryptStream {
       if (this.headFill === 0) throw integrityError("age file is empty (0 bytes); the file is truncated");
       throw integrityError("age file is truncated inside its header");
     }
-    if (phase === "nonce" || this.fill === 0) throw integrityError("age file is truncated: it has no payload chunk after the header");
+    if (phase === "nonce" || this.fill === 0) throw truncatedNoPayload();
     if (this.fill < TAG_BYTES) throw integrityError(`age file is truncated: its last chunk is ${this.fill} bytes, shorter than a tag`);
     const out = this.out.reserve(CHUNK_SIZE);
     const end = this.open(out, 0, this.pending.subarray(0, this.fill), true);

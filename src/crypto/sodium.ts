@@ -141,6 +141,24 @@ export function openChunk(out: Uint8Array, sealed: Uint8Array, nonce12: Uint8Arr
   return jsOpen(dst, sealed, nonce12, key32);
 }
 
+/**
+ * Seals in place: `buf` holds `plainLen` bytes of plaintext followed by room for the tag
+ * (`buf.length` ≥ plainLen + 16); afterwards its first plainLen + 16 bytes are ciphertext ||
+ * tag. Returns plainLen + 16. (Both backends support output = input at the same offset.)
+ */
+export function sealInPlace(buf: Uint8Array, plainLen: number, nonce12: Uint8Array, key32: Uint8Array, js = !native): number {
+  checkKeyNonce(nonce12, key32);
+  const n = plainLen + TAG_BYTES;
+  const dst = exact(buf, n, "output");
+  const plain = dst.subarray(0, plainLen);
+  if (js) chacha20poly1305(key32, nonce12).encrypt(plain, dst);
+  else {
+    const r = native!.crypto_aead_chacha20poly1305_ietf_encrypt(dst, plain, undefined, nonce12, key32);
+    if (r !== n) throw new Error(`ChaCha20-Poly1305 encryption failed (${r})`);
+  }
+  return n;
+}
+
 function jsOpen(dst: Uint8Array, sealed: Uint8Array, nonce12: Uint8Array, key32: Uint8Array): number {
   try {
     chacha20poly1305(key32, nonce12).decrypt(sealed, dst);
@@ -166,4 +184,5 @@ export const jsAead = {
     assertNoOverlap(dst, sealed);
     return jsOpen(dst, sealed, nonce12, key32);
   },
+  sealInPlace: (buf: Uint8Array, plainLen: number, nonce12: Uint8Array, key32: Uint8Array) => sealInPlace(buf, plainLen, nonce12, key32, true),
 };

@@ -84,7 +84,18 @@ export interface RotationReport {
 export async function verifyRotating(
   store: ObjectStore,
   manifests: Manifest[],
-  opts: { days: number; identities?: string[]; signal?: AbortSignal; scratch: string; storageClass: string; pool: string; dataset: string; progress?: TransferProgress },
+  opts: {
+    days: number;
+    identities?: string[];
+    signal?: AbortSignal;
+    scratch: string;
+    /** Crypto workers that open the parts (config `workers`). */
+    workers: number;
+    storageClass: string;
+    pool: string;
+    dataset: string;
+    progress?: TransferProgress;
+  },
 ): Promise<{ report: VerifyReport; rotation: RotationReport }> {
   const now = clockNow();
   const daysMs = opts.days * DAY;
@@ -103,7 +114,7 @@ export async function verifyRotating(
     if (++unsaved >= SAVE_EVERY) await save();
   };
   const chosen = [...new Set(slice.map((p) => p.backupId))].map((id) => byId.get(id)!);
-  const report = await verifyBackups(store, chosen, { identities: opts.identities, only, onPart, signal: opts.signal, scratch: opts.scratch, progress: opts.progress });
+  const report = await verifyBackups(store, chosen, { identities: opts.identities, only, onPart, signal: opts.signal, scratch: opts.scratch, workers: opts.workers, progress: opts.progress });
   report.backups = report.backups.filter((b) => b.checked > 0);
   await forgivePruned(store, report, opts.pool, opts.dataset);
   await save();

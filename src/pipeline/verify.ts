@@ -7,7 +7,6 @@
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createBlake3 } from "../crypto/blake3.ts";
 import { isStoreError, type ObjectStore } from "../store/store.ts";
 import { partFileName } from "../store/layout.ts";
 import type { Manifest } from "../state/manifest.ts";
@@ -20,6 +19,7 @@ import { checkInterrupted } from "../util/abort.ts";
 import { log } from "../util/log.ts";
 import { RECORD_SIZE, streamEndsProblem } from "../zfs/stream.ts";
 import type { TransferProgress } from "../report/progress.ts";
+import { startThreads, type Threads } from "./parallel/index.ts";
 
 /** The first and the last record of a stream seen piece by piece (zfs/stream.ts checks them). */
 class StreamEnds {
@@ -115,6 +115,8 @@ export async function verifyBackups(
     onPart?: (rec: PartCheck) => Promise<void>;
     signal?: AbortSignal;
     scratch: string;
+    /** Crypto workers that open the parts (config `workers`). */
+    workers: number;
     progress?: TransferProgress;
   },
 ): Promise<VerifyReport> {
@@ -144,9 +146,12 @@ export async function verifyBackups(
   // A directory of our own, created 0700 under a name nobody could predict.
   mkdirSync(opts.scratch, { recursive: true, mode: 0o700 });
   const scratch = mkdtempSync(join(opts.scratch, "verify-"));
+  let threads: Threads | undefined;
   try {
+    threads = await startThreads(opts.workers, () => {});
     for (const m of backups) {
-      const whole = opts.identities && !chosen ? await createBlake3() : null;
+      // The whole stream's BLAKE3 (on the hashing worker), when every part is decrypted.
+      const whole = opts.identities && !chosen ? threads.crypto.newHasher() : null;
       const ends = new StreamEnds();
       let checked = 0;
       let wholeOk = true;
@@ -157,12 +162,11 @@ export async function verifyBackups(
         const path = join(scratch, partFileName(p.index));
         const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
         try {
-          await downloadPart(store, m, p, path, opts.signal, onBytes);
-          if (opts.identities)
-            await decryptPart(path, m, p, opts.identities, store.urlOf(p.key), (b) => {
-              whole?.update(b);
-              if (whole) ends.push(b);
-            });
+          await downloadPart(store, m, p, path, threads, opts.signal, onBytes);
+          if (opts.identities) {
+            const emit = whole === null ? () => {} : (b: Uint8Array) => ends.push(b);
+            await decryptPart(path, m, p, { identities: opts.identities, url: store.urlOf(p.key), emit, threads, alsoHash: whole === null ? [] : [whole], signal: opts.signal });
+          }
         } catch (err) {
           if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
           if (err.exitCode === ExitCode.CRYPTO) throw err;
@@ -184,8 +188,8 @@ export async function verifyBackups(
       }
       let streamBlake3: "ok" | "mismatch" | "not checked" = "not checked";
       let streamRecords: "ok" | "mismatch" | "not checked" = "not checked";
-      if (whole && wholeOk) {
-        const d = whole.digestHex();
+      const d = whole === null ? null : await threads.crypto.digest(whole);
+      if (d !== null && wholeOk) {
         streamBlake3 = d === m.stream.blake3 ? "ok" : "mismatch";
         if (streamBlake3 === "mismatch") berr = `backup ${m.backupId}: stream BLAKE3 is ${d}, manifest says ${m.stream.blake3}`;
         const why = ends.problem(m);
@@ -208,6 +212,7 @@ export async function verifyBackups(
       });
     }
   } finally {
+    threads?.terminate();
     rmSync(scratch, { recursive: true, force: true });
   }
   return report;

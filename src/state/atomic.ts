@@ -1,5 +1,11 @@
-/** Atomic local state writes: write a temp file, fsync it, rename over the target, fsync the directory. */
+/**
+ * Atomic local state writes: write a temp file, fsync it, rename over the target, fsync the
+ * directory. The async variant does the same on the thread pool, so a slow fsync (a busy
+ * spill disk) does not stop the calling thread; callers must not run two writes of one path
+ * at once (they share the temp name).
+ */
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import YAML from "yaml";
 import { fsError } from "../util/errors.ts";
@@ -39,8 +45,41 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
   }
 }
 
+/** writeFileAtomic() without blocking: the writes and fsyncs run on the thread pool. */
+export async function writeFileAtomicAsync(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const dir = dirname(path);
+  ensureDir(dir);
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    const fh = await open(tmp, "w", mode);
+    try {
+      await fh.writeFile(typeof data === "string" ? Buffer.from(data) : data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    const dh = await open(dir, "r");
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw fsError(err, "writing state file", path);
+  }
+}
+
+const yamlText = (value: unknown) => YAML.stringify(value, { lineWidth: 0 });
+
 export function writeYamlAtomic(path: string, value: unknown): void {
-  writeFileAtomic(path, YAML.stringify(value, { lineWidth: 0 }));
+  writeFileAtomic(path, yamlText(value));
+}
+
+/** The YAML of `value` now, written atomically without blocking. */
+export function writeYamlAtomicAsync(path: string, value: unknown): Promise<void> {
+  return writeFileAtomicAsync(path, yamlText(value));
 }
 
 export async function readYaml<T>(path: string): Promise<T | null> {

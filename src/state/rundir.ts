@@ -5,7 +5,7 @@
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { readYaml, writeYamlAtomic } from "./atomic.ts";
+import { readYaml, writeYamlAtomic, writeYamlAtomicAsync } from "./atomic.ts";
 import type { MultipartProgress } from "../store/store.ts";
 import type { SnapshotRef } from "./manifest.ts";
 import { isSnapshotOf } from "../zfs/names.ts";
@@ -85,6 +85,10 @@ export class RunDir {
   }
   writeState(state: BackupState): void {
     writeYamlAtomic(this.statePath, state);
+  }
+  /** writeState() on the thread pool (the state is serialized now); one at a time. */
+  writeStateAsync(state: BackupState): Promise<void> {
+    return writeYamlAtomicAsync(this.statePath, state);
   }
   removeState(): void {
     rmSync(this.statePath, { force: true });

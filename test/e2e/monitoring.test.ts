@@ -40,6 +40,17 @@ function writeConfig(name: string, edit: (doc: any) => void): string {
   return path;
 }
 
+/** Second of the last `zrb snapshot` this file took: snapshot names carry the time to the second. */
+let lastSnapSecond = 0;
+
+/** `zrb snapshot` of the task at `level`, in a later second than the one before (same name otherwise: "dataset already exists"). */
+async function snapshot(config: string, level: number): Promise<void> {
+  const sec = () => Math.floor(Date.now() / 1000);
+  if (sec() <= lastSnapSecond) await Bun.sleep((lastSnapSecond + 1) * 1000 - Date.now() + 20);
+  await zrb(["snapshot", "--config", config, "--task", "t", "--level", String(level)], { env: sc.env });
+  lastSnapSecond = sec();
+}
+
 beforeAll(async () => {
   sc = await scene({ name: "monitoring", poolMiB: 256, dataset: "src" });
   metrics = join(sc.work, "zrb.prom");
@@ -60,7 +71,7 @@ beforeAll(async () => {
     d.s3.retry.max_attempts = 1;
   });
   await writeRandomFile(join(sc.mnt, "big.bin"), 8 * MiB + 5, 1);
-  await zrb(["snapshot", "--config", cfg, "--task", "t", "--level", "0"], { env: sc.env });
+  await snapshot(cfg, 0);
 }, 300_000);
 
 afterAll(async () => {
@@ -94,7 +105,7 @@ describe("progress", () => {
 
   test("--json: start, progress, part and done events, one JSON object per line on stdout", async () => {
     await writeRandomFile(join(sc.mnt, "one.bin"), 3 * MiB, 2);
-    await zrb(["snapshot", "--config", cfg, "--task", "t", "--level", "1"], { env: sc.env });
+    await snapshot(cfg, 1);
     const r = await zrb(["backup", "--config", cfg, "--task", "t", "--level", "1", "--json", "--progress-interval", "1s", "--bwlimit", "1MiB/s"], { env: sc.env });
     const ev = jsonEvents(r.stdout);
     const result = jsonResult(r.stdout);
@@ -109,14 +120,14 @@ describe("progress", () => {
 
   test("--quiet: no progress, nothing on stderr", async () => {
     await writeRandomFile(join(sc.mnt, "two.bin"), 2 * MiB, 3);
-    await zrb(["snapshot", "--config", cfg, "--task", "t", "--level", "1"], { env: sc.env });
+    await snapshot(cfg, 1);
     const r = await zrb(["backup", "--config", cfg, "--task", "t", "--level", "1", "--quiet", "--progress-interval", "1s", "--bwlimit", "1MiB/s"], { env: sc.env });
     expect(r.stderr).toBe("");
   }, 120_000);
 
   test("a terminal gets one line redrawn in place (run under script(1)'s pty)", async () => {
     await writeRandomFile(join(sc.mnt, "three.bin"), 3 * MiB, 4);
-    await zrb(["snapshot", "--config", cfg, "--task", "t", "--level", "1"], { env: sc.env });
+    await snapshot(cfg, 1);
     const cmd = [...zrbCommand(), "backup", "--config", cfg, "--task", "t", "--level", "1", "--bwlimit", "1MiB/s"].map((w) => `'${w}'`).join(" ");
     const r = await run(["script", "-qfec", cmd, "/dev/null"], { env: sc.env });
     expect(r.stdout).toContain("\r\x1b[K");
@@ -190,7 +201,7 @@ describe("metrics and pings", () => {
 
   test("a successful backup pings start then the URL itself, with the credentials as a header", async () => {
     await writeRandomFile(join(sc.mnt, "four.bin"), 100_000, 5);
-    await zrb(["snapshot", "--config", cfg, "--task", "t", "--level", "1"], { env: sc.env });
+    await snapshot(cfg, 1);
     const from = pings.length;
     const r = await zrb(["backup", "--config", cfg, "--task", "t", "--level", "1"], { env: sc.env });
     expect(pings.slice(from)).toEqual([
@@ -203,7 +214,7 @@ describe("metrics and pings", () => {
   test("a ping that cannot get through is a warning, never a failed backup, and never shows its secrets", async () => {
     const noPing = writeConfig("noping", (d) => (d.monitoring.ping_url = `http://zrb:pw-s3cret@127.0.0.1:1/ping/${UUID}`));
     await writeRandomFile(join(sc.mnt, "five.bin"), 100_000, 6);
-    await zrb(["snapshot", "--config", noPing, "--task", "t", "--level", "1"], { env: sc.env });
+    await snapshot(noPing, 1);
     const r = await zrb(["backup", "--config", noPing, "--task", "t", "--level", "1"], { env: sc.env });
     expect(r.code).toBe(0);
     expect(r.stderr).toContain("ping start to http://127.0.0.1:1/… failed: it could not be sent");

@@ -6,6 +6,9 @@
 #   install-deps.sh          everything the tests need (scripts/test.sh calls this)
 #   install-deps.sh demo     only what scripts/demo.sh needs: zfs-fuse and node_modules
 #   install-deps.sh demo-s3  the same plus the Ceph radosgw (scripts/demo.sh --s3)
+#   install-deps.sh bench    what `bun run bench` needs (age, b3sum, openssl, GNU time), and for
+#                            its --e2e rows zfs-fuse, the radosgw and the aws CLI (Debian's
+#                            awscli, only when no `aws` is on PATH)
 #
 # Steps:
 #   - apt packages (apt-get update only when something is missing)
@@ -24,11 +27,14 @@ DEMO_PKGS=(zfs-fuse)
 RGW_PKGS=(ceph-mon ceph-osd radosgw uuid-runtime curl)
 TEST_PKGS=("${DEMO_PKGS[@]}" "${RGW_PKGS[@]}" age b3sum systemd git
   qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd openssh-client qemu-user-static)
+BENCH_PKGS=("${DEMO_PKGS[@]}" "${RGW_PKGS[@]}" age b3sum openssl time)
+command -v aws >/dev/null 2>&1 || BENCH_PKGS+=(awscli)
 case $PROFILE in
   demo) PKGS=("${DEMO_PKGS[@]}") ;;
   demo-s3) PKGS=("${DEMO_PKGS[@]}" "${RGW_PKGS[@]}") ;;
   test) PKGS=("${TEST_PKGS[@]}") ;;
-  *) echo "install-deps.sh: unknown profile '$PROFILE' (expected demo, demo-s3 or test)" >&2; exit 2 ;;
+  bench) PKGS=("${BENCH_PKGS[@]}") ;;
+  *) echo "install-deps.sh: unknown profile '$PROFILE' (expected demo, demo-s3, test or bench)" >&2; exit 2 ;;
 esac
 # npm ships in Debian's own packages; only needed when the box has no npm yet.
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)

@@ -1,7 +1,8 @@
 /**
  * One pass of the data path for a backup state:
- *   zfs send ──► BLAKE3 of the whole stream ──► chunker (chunks, per-chunk BLAKE3)
- *     ──► encryption workers (spill files, SHA-256) ──► uploader (resumable, recorded)
+ *   zfs send ──► chunker (chunks; BLAKE3 of the whole stream and of each chunk, on a worker)
+ *     ──► part sealer: runs of age blocks sealed on every crypto worker at once, written in
+ *         order to the spill file and SHA-256'd by the file worker ──► uploader (resumable, recorded)
  * The sender's exit status is always checked (a failed `zfs send` can emit bytes that
  * `zfs receive` accepts): a stream that ends early is never recorded as complete.
  *
@@ -12,7 +13,6 @@
  */
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { createBlake3 } from "../../crypto/blake3.ts";
 import { storageClassFor, type Config } from "../../config/config.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import type { RunDir, BackupState } from "../../state/rundir.ts";
@@ -23,9 +23,10 @@ import { partFileName } from "../../store/layout.ts";
 import { interrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
 import { Semaphore } from "../../util/semaphore.ts";
-import { BufferPool, EncryptWorker } from "./workers.ts";
+import { startThreads } from "../parallel/index.ts";
 import { Uploader } from "./upload.ts";
 import { Chunker } from "./chunker.ts";
+import { StateWriter } from "./state-writer.ts";
 import { within, zfsStallError } from "../../zfs/stall.ts";
 import type { TransferProgress } from "../../report/progress.ts";
 
@@ -69,7 +70,9 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   const { state, store } = o;
   const spill = o.rundir.spillDir(state.backupId);
   prepareSpill(spill);
-  const persist = () => o.rundir.writeState(state);
+  // Writes of the state during the run go to the thread pool, one at a time (state-writer.ts).
+  const writer = new StateWriter(o.rundir, state);
+  const persist = () => writer.persist();
 
   // The first failure (or the interrupt, or "the stream differs") stops everything.
   const ac = new AbortController();
@@ -80,13 +83,12 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     fatal = e;
     ac.abort(e);
   };
+  const nWorkers = Math.max(1, o.cfg.workers);
+  const threads = await startThreads(nWorkers, failWith);
   const onOuterAbort = () => failWith(interrupted(o.signal));
   if (o.signal?.aborted) onOuterAbort();
   o.signal?.addEventListener("abort", onOuterAbort);
-
-  const nWorkers = Math.max(1, o.cfg.workers);
-  const pool = new BufferPool(nWorkers * 4 + 4);
-  const workers = Array.from({ length: nWorkers }, () => new EncryptWorker(pool, failWith));
+  // At most workers + 1 parts on the spill disk at once (sealing, sealed, uploading).
   const slots = new Semaphore(nWorkers + 1);
   const uploader = new Uploader({
     store,
@@ -108,23 +110,24 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   if (ac.signal.aborted) proc.kill("SIGTERM");
 
   const fromDisk = new Set<number>();
+  const streamHasher = threads.crypto.newHasher();
   const chunker = new Chunker({
     state,
     spill,
-    workers,
-    pool,
+    threads,
+    streamHasher,
     slots,
     uploader,
     fromDisk,
     persist,
     signal: ac.signal,
     track,
+    onHashFailed: failWith,
     onDiffers: () => {
       differs = true;
       failWith(new Error("the re-sent stream differs from the recorded chunks"));
     },
   });
-  const whole = await createBlake3();
   let streamSize = 0;
   let reader: ReturnType<typeof proc.stdout.getReader> | undefined;
   try {
@@ -149,7 +152,6 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
       if (fatal) break;
       const { value, done } = await within(reader.read(), stallMs, stalled);
       if (done) break;
-      whole.update(value);
       streamSize += value.length;
       await chunker.push(value);
     }
@@ -167,13 +169,15 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     }
     if (differs) return { kind: "restart" };
     if (fatal) throw fatal;
-    return { kind: "done", streamSize, blake3: whole.digestHex(), skipped: chunker.skipped };
+    // Asked for after the chunker handed over the stream's last bytes.
+    return { kind: "done", streamSize, blake3: await threads.crypto.digest(streamHasher), skipped: chunker.skipped };
   } catch (err) {
     proc.kill("SIGTERM");
     await Promise.allSettled(jobs);
     if (differs) return { kind: "restart" };
     try {
-      persist();
+      await writer.idle();
+      o.rundir.writeState(state);
     } catch (e) {
       // The last good state is still on disk (writes are atomic); report the original error.
       log.warn((e as Error).message);
@@ -181,8 +185,10 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     throw fatal ?? err;
   } finally {
     if (differs) await Promise.allSettled(jobs);
+    // No state write may land after this returns (a restart discards this state file).
+    await writer.idle();
     o.signal?.removeEventListener("abort", onOuterAbort);
-    for (const w of workers) w.terminate();
+    threads.terminate();
     // Close our end of the pipe: whatever still writes into it gets EPIPE and ends.
     reader?.cancel().catch(() => {});
     removeTemps(spill);

@@ -17,8 +17,8 @@ export interface UploaderOptions {
   store: ObjectStore;
   state: BackupState;
   storageClass: string;
-  /** Write the state file (atomic). */
-  persist(): void;
+  /** Write the state file (atomic); resolves when it is on disk. */
+  persist(): Promise<void> | void;
   /** Stops uploads when the run fails or is interrupted. */
   signal: AbortSignal;
   onUploaded?: (index: number) => void;
@@ -58,7 +58,7 @@ export class Uploader {
         signal: this.o.signal,
         onProgress: (p) => {
           chunk.multipart = p;
-          this.o.persist();
+          return this.o.persist();
         },
         onBytes: (sent) => {
           this.inflight.set(chunk.index, Math.min(sent, chunk.plainSize));
@@ -73,7 +73,7 @@ export class Uploader {
     this.o.progress?.part({ backupId: this.o.state.backupId, index: chunk.index, bytes: chunk.plainSize });
     chunk.uploaded = true;
     delete chunk.multipart;
-    this.o.persist();
+    await this.o.persist();
     rmSync(path, { force: true });
     log.info(`part ${chunk.index} uploaded ${note}`);
     this.o.onUploaded?.(chunk.index);

@@ -5,8 +5,7 @@
  * store's business (the retry wrapper resumes a broken body by range); a SHA-256 mismatch is
  * downloaded once more from scratch, then reported with both hashes.
  */
-import { constants as C, rmSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { isStoreError, type ObjectStore } from "../../store/store.ts";
 import { partFileName } from "../../store/layout.ts";
@@ -15,25 +14,32 @@ import { ExitCode, ZrbError, fsError, integrityError, storeError } from "../../u
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
 import { Semaphore } from "../../util/semaphore.ts";
+import { FileFailure, type Threads, type Written } from "../parallel/index.ts";
+import { SlotFiller } from "../parallel/slot-filler.ts";
 
 /** "part 3 of backup <id> (s3://bucket/prefix/data/…)". */
 export function partName(m: Manifest, p: ManifestPart, url: string): string {
   return `part ${p.index} of backup ${m.backupId} (${url})`;
 }
 
-/** Download one part to `path` (created exclusively, never through a planted link); on return it holds exactly the manifest's bytes. */
-export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<void> {
+/** The file worker's failure as the one-line error a user sees. */
+function scratchError(err: unknown, path: string): unknown {
+  if (!(err instanceof FileFailure)) return err;
+  return fsError(err, err.op === "create" ? "creating restore scratch file" : "writing restore scratch file", path);
+}
+
+/**
+ * Download one part to `path` (created exclusively, never through a planted link); on return
+ * it holds exactly the manifest's bytes. The file worker writes and SHA-256s it;
+ * `onBytes` hears of every piece downloaded (progress).
+ */
+export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, threads: Threads, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<void> {
   const name = partName(m, p, store.urlOf(p.key));
   for (let round = 0; ; round++) {
-    const sha = new Bun.CryptoHasher("sha256");
+    const file = threads.files.create(path);
+    const fill = new SlotFiller(threads, (slot, len) => file.write(slot, len), signal);
     let got = 0;
-    let fh;
-    try {
-      rmSync(path, { force: true });
-      fh = await open(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-    } catch (err) {
-      throw fsError(err, "creating restore scratch file", path);
-    }
+    let written: Written;
     try {
       let stream: ReadableStream<Uint8Array>;
       try {
@@ -45,28 +51,25 @@ export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestP
       for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
         checkInterrupted(signal);
         if (got + chunk.length > p.cipherSize) throw integrityError(`${name} is larger than the ${p.cipherSize} bytes its manifest records`);
-        sha.update(chunk);
-        try {
-          let off = 0;
-          while (off < chunk.length) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
-        } catch (err) {
-          throw fsError(err, "writing restore scratch file", path);
-        }
+        await fill.push(chunk);
         got += chunk.length;
         onBytes?.(chunk.length);
       }
       if (got < p.cipherSize) throw storeError(`${name}: the store returned ${got} of ${p.cipherSize} bytes; check the object (zrb verify) and the network`);
-    } finally {
-      await fh.close();
+      fill.flush();
+      written = await file.close({ sync: false });
+    } catch (err) {
+      fill.release();
+      file.drop();
+      throw scratchError(err, path);
     }
-    const digest = sha.digest("hex");
-    if (digest === p.sha256) return;
+    if (written.sha256 === p.sha256) return;
     if (round === 0) {
       log.warn(`${name}: SHA-256 mismatch, downloading it again`);
       continue;
     }
     rmSync(path, { force: true });
-    throw integrityError(`${name}: ciphertext SHA-256 is ${digest}, manifest says ${p.sha256}; the object in the store is damaged or was replaced`);
+    throw integrityError(`${name}: ciphertext SHA-256 is ${written.sha256}, manifest says ${p.sha256}; the object in the store is damaged or was replaced`);
   }
 }
 
@@ -86,6 +89,7 @@ export class PartFetcher {
     private m: Manifest,
     private dir: string,
     ahead: number,
+    private threads: Threads,
     signal?: AbortSignal,
   ) {
     this.slots = new Semaphore(Math.max(1, ahead));
@@ -111,7 +115,7 @@ export class PartFetcher {
       await this.slots.acquire();
       if (this.stopped) return;
       const path = this.pathOf(p.index);
-      downloadPart(this.store, this.m, p, path, this.ac.signal).then(
+      downloadPart(this.store, this.m, p, path, this.threads, this.ac.signal).then(
         () => this.done[p.index]!.resolve(path),
         (e) => {
           rmSync(path, { force: true });

@@ -5,6 +5,8 @@
  *     ──► thaw archived parts (thaw.ts) ──► check the identity opens the chain (decrypt.ts)
  *     ──► for each step: fetch (fetch.ts) → decrypt (decrypt.ts) → receive (receive.ts)
  *
+ * One set of Workers for the whole run (parallel/): the file worker writes and SHA-256s the
+ * downloads, the crypto workers open a part's runs all at once.
  * Streaming, no plaintext scratch: scratch disk holds at most `ahead` ciphertext parts, never
  * the stream. A verified, completed step is kept: a rerun resumes after it (the target's
  * snapshots are matched to the chain by guid).
@@ -27,6 +29,7 @@ import { preflightIdentity } from "./decrypt.ts";
 import { applyStep } from "./receive.ts";
 import { checkStreamEnds } from "./ends.ts";
 import type { TransferProgress } from "../../report/progress.ts";
+import { startThreads } from "../parallel/index.ts";
 
 export type { Selector } from "./select.ts";
 export type { RestorePlan, StepPlan } from "./plan.ts";
@@ -108,7 +111,10 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
     bytesExpected: toApply.reduce((a, m) => a + m.stream.size, 0),
     parts: toApply.reduce((a, m) => a + m.parts.length, 0),
   });
+  // A Worker that crashes fails the run's current step through the runs it rejects.
+  let threads: Awaited<ReturnType<typeof startThreads>> | undefined;
   try {
+    threads = await startThreads(cfg.workers, () => {});
     for (const [i, m] of toApply.entries()) {
       checkInterrupted(opts.signal);
       const n = plan.resumeFrom + i + 1;
@@ -121,6 +127,7 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
         identities,
         scratchRoot: restoreScratchRoot(cfg.baseDir),
         ahead: opts.ahead ?? 2,
+        threads,
         signal: opts.signal,
         stallMs: cfg.zfs.stallTimeout,
         onBytes,
@@ -130,6 +137,7 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
       log.info(`step ${n}/${ins.chain.length}: ${opts.target}@${shortSnap(m.snapshot.name)} received and verified in ${seconds.toFixed(1)} s`);
     }
   } finally {
+    threads?.terminate();
     lock.release();
   }
   return result;

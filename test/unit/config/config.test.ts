@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import {
@@ -12,6 +12,7 @@ import {
   STORAGE_CLASSES,
   storageClassFor,
 } from "../../../src/config/config.ts";
+import { defaultWorkers } from "../../../src/config/schema.ts";
 import { normalizePrefix } from "../../../src/store/keys.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 
@@ -88,7 +89,7 @@ tasks:
       baseDir: "/var/lib/zrb",
       recipients: [KEY],
       chunkSize: 3 * 1024 ** 3,
-      workers: 4,
+      workers: defaultWorkers(),
       localStore: "/var/lib/zrb/store",
       s3: {
         enabled: true,
@@ -121,7 +122,9 @@ tasks:
     const { config, warnings } = ok(doc());
     expect(warnings).toEqual([]);
     expect(config.chunkSize).toBe(DEFAULTS.chunkSize);
-    expect(config.workers).toBe(4);
+    // One worker per CPU core, at most 4 (here: 2 cores).
+    expect(config.workers).toBe(Math.min(4, availableParallelism()));
+    expect(config.workers).toBe(defaultWorkers());
     expect(config.localStore).toBe("/var/lib/zrb/store");
     expect(config.s3).toEqual({
       enabled: false,
@@ -152,7 +155,7 @@ tasks:
 
   test("empty optional values fall back to the defaults", () => {
     const { config } = ok(doc("workers:\nchunk_size: ~\nlocal_store: ''\ns3:\n  region: ''\n  storage_class:\n  retry:\n"));
-    expect(config.workers).toBe(4);
+    expect(config.workers).toBe(defaultWorkers());
     expect(config.chunkSize).toBe(DEFAULTS.chunkSize);
     expect(config.localStore).toBe("/var/lib/zrb/store");
     expect(config.s3.region).toBe("us-east-1");
@@ -835,7 +838,7 @@ describe("docs/config.md", () => {
     expect(config.tasks.map((t) => t.fullName)).toEqual(["tank/home/photos", "backup"]);
     for (const [key, value] of [
       ["chunk_size", "`3GiB`"],
-      ["workers", "`4`"],
+      ["workers", "the number of CPU cores, at most 4"],
       ["s3.region", "`us-east-1`"],
       ["s3.retry.max_attempts", "`5`"],
       ["s3.enabled", "`false`"],

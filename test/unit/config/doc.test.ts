@@ -34,9 +34,9 @@ test("docs/config.md's generated section is what the schema renders (else: bun r
 
 test("the check notices a drift, and every key of the schema has its row", async () => {
   const md = await Bun.file(DOC).text();
-  const drifted = md.replace("| `workers` *(new)* | integer | `4` |", "| `workers` *(new)* | integer | `8` |");
+  const drifted = md.replace("| `chunk_size` *(new)* | size | `3GiB` |", "| `chunk_size` *(new)* | size | `1GiB` |");
   expect(drifted).not.toBe(md);
-  expect(unifiedDiff(drifted, updateReference(drifted))).toContain("+| `workers` *(new)* | integer | `4` |");
+  expect(unifiedDiff(drifted, updateReference(drifted))).toContain("+| `chunk_size` *(new)* | size | `3GiB` |");
   const section = renderReference();
   expect(section.startsWith(BEGIN) && section.endsWith(END)).toBe(true);
   const rows = section.split("\n").filter((l) => l.startsWith("| `"));

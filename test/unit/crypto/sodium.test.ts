@@ -1,6 +1,6 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { aeadBackend, jsAead, openChunk, sealChunk, TAG_BYTES } from "../../../src/crypto/sodium.ts";
+import { aeadBackend, jsAead, openChunk, sealChunk, sealInPlace, TAG_BYTES } from "../../../src/crypto/sodium.ts";
 
 const rand = (n: number) => {
   const out = new Uint8Array(n);
@@ -53,6 +53,24 @@ test("native and JS backends produce identical bytes and open each other's outpu
     expect(jsAead.openChunk(backB, sealed, nonce, key)).toBe(n);
     expect(Buffer.from(backA.subarray(7)).equals(plain)).toBe(true);
     expect(Buffer.from(backB).equals(plain)).toBe(true);
+  }
+});
+
+test("sealing in place gives the same bytes as sealing into another buffer (both backends)", () => {
+  const key = rand(32);
+  const nonce = rand(12);
+  for (const n of [0, 1, 16, 65535, 65536]) {
+    const plain = rand(n);
+    const want = new Uint8Array(n + TAG_BYTES);
+    sealChunk(want, plain, nonce, key);
+    for (const seal of [sealInPlace, jsAead.sealInPlace]) {
+      // A view at an odd offset of a bigger buffer, with room for the tag and more.
+      const big = new Uint8Array(n + TAG_BYTES + 9);
+      const buf = big.subarray(3);
+      buf.set(plain);
+      expect(seal(buf, n, nonce, key)).toBe(n + TAG_BYTES);
+      expect(Buffer.from(buf.subarray(0, n + TAG_BYTES)).equals(want)).toBe(true);
+    }
   }
 });
 

@@ -10,13 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Chunker } from "../../../src/pipeline/backup/chunker.ts";
 import { Uploader } from "../../../src/pipeline/backup/upload.ts";
-import { BufferPool, EncryptWorker } from "../../../src/pipeline/backup/workers.ts";
+import { startThreads } from "../../../src/pipeline/parallel/index.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { partFileName, partKey } from "../../../src/store/layout.ts";
 import { RunDir, type BackupState } from "../../../src/state/rundir.ts";
 import { Semaphore } from "../../../src/util/semaphore.ts";
 import { ageKeyPair, run } from "../../helpers/rig.ts";
 import { pseudoRandom } from "../store/helpers.ts";
+import { backupState } from "./helpers.ts";
 
 const CHUNK = 100_000;
 
@@ -26,25 +27,10 @@ async function setup(state?: Partial<BackupState>) {
   const rd = new RunDir(base, "tank", "ds");
   const spill = rd.spillDir("B1");
   mkdirSync(spill, { recursive: true, mode: 0o700 });
-  const st: BackupState = {
-    format: "zrb-state/1",
-    backupId: "B1",
-    level: 0,
-    pool: "tank",
-    dataset: "ds",
-    snapshot: { name: "tank/ds@s", guid: "1" },
-    parent: null,
-    sendFlags: [],
-    chunkSize: CHUNK,
-    recipients: [recipient],
-    startedAt: new Date().toISOString(),
-    chunks: [],
-    ...state,
-  };
+  const st = backupState({ chunkSize: CHUNK, recipients: [recipient], ...state });
   const store = new LocalStore(join(base, "store"));
   const ac = new AbortController();
-  const pool = new BufferPool(8);
-  const workers = [new EncryptWorker(pool, (e) => ac.abort(e)), new EncryptWorker(pool, (e) => ac.abort(e))];
+  const threads = await startThreads(2, (e) => ac.abort(e));
   const uploaded: number[] = [];
   let persisted = 0;
   const uploader = new Uploader({ store, state: st, storageClass: "STANDARD", persist: () => void persisted++, signal: ac.signal, onUploaded: (i) => void uploaded.push(i) });
@@ -54,15 +40,16 @@ async function setup(state?: Partial<BackupState>) {
   const chunker = new Chunker({
     state: st,
     spill,
-    workers,
-    pool,
+    threads,
+    streamHasher: threads.crypto.newHasher(),
     slots: new Semaphore(3),
     uploader,
     fromDisk,
-    persist: () => void persisted++,
+    persist: async () => void persisted++,
     signal: ac.signal,
     track: (job) => jobs.push(job()),
     onDiffers: () => void differs++,
+    onHashFailed: (e) => ac.abort(e),
   });
   return {
     base,
@@ -85,7 +72,7 @@ async function setup(state?: Partial<BackupState>) {
       }
       const more = await chunker.end();
       await Promise.all(jobs);
-      for (const w of workers) w.terminate();
+      threads.terminate();
       return more;
     },
   };

@@ -1,0 +1,123 @@
+/**
+ * The file worker (workers/file.worker.ts) seen from the main thread: files written in order
+ * of write() and SHA-256'd off the main thread. A file's failure is kept on its handle, so the
+ * producer stops at its next write instead of finding out at the end.
+ */
+import type { FileOp, FromFile, ToFile } from "../../workers/protocol.ts";
+import type { RunBuffers } from "./buffers.ts";
+import { HostWorker } from "./host.ts";
+
+/** A file worker failure, with the errno (`code`) for fsError(). */
+export class FileFailure extends Error {
+  constructor(
+    readonly op: FileOp,
+    message: string,
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Written {
+  size: number;
+  sha256: string;
+}
+
+export class WriteFile {
+  /** Set when the worker reported a failure: nothing more is written. */
+  failure: FileFailure | null = null;
+  private readonly closed: Promise<Written>;
+  resolve!: (w: Written) => void;
+  reject!: (e: FileFailure) => void;
+
+  constructor(
+    private readonly owner: FileWriter,
+    readonly id: number,
+    readonly path: string,
+  ) {
+    this.closed = new Promise<Written>((a, b) => ((this.resolve = a), (this.reject = b)));
+    this.closed.catch(() => {});
+  }
+
+  /** Append the first `len` bytes of `slot` (it returns to the free slots once written). Throws the file's failure, if any. */
+  write(slot: number, len: number): void {
+    if (this.failure) {
+      this.owner.buffers.put(slot);
+      throw this.failure;
+    }
+    this.owner.send({ type: "write", file: this.id, slot, len });
+  }
+
+  /** Finish the file (fsync first if asked, then rename if asked): its size and SHA-256. */
+  close(opts: { sync: boolean; renameTo?: string }): Promise<Written> {
+    if (!this.failure) this.owner.send({ type: "close", file: this.id, sync: opts.sync, renameTo: opts.renameTo });
+    return this.closed;
+  }
+
+  /** Abandon the file: closed and deleted. */
+  drop(): void {
+    this.owner.send({ type: "drop", file: this.id });
+    this.owner.forget(this.id);
+  }
+}
+
+export class FileWriter {
+  private readonly host: HostWorker<ToFile, FromFile>;
+  private readonly files = new Map<number, WriteFile>();
+  private next = 0;
+
+  constructor(
+    readonly buffers: RunBuffers,
+    onFatal: (e: Error) => void,
+  ) {
+    this.host = new HostWorker<ToFile, FromFile>("file", { type: "init", arena: buffers.arena, slotSize: buffers.slotSize }, (m) => this.receive(m), (e) => {
+      for (const f of this.files.values()) {
+        f.failure = new FileFailure("write", e.message);
+        f.reject(f.failure);
+      }
+      this.files.clear();
+      onFatal(e);
+    });
+  }
+
+  get ready(): Promise<void> {
+    return this.host.ready;
+  }
+
+  /** A new file at `path` (exclusive create, 0600, never through a symlink). */
+  create(path: string): WriteFile {
+    const f = new WriteFile(this, this.next++, path);
+    if (this.host.crashed) {
+      f.failure = new FileFailure("create", this.host.crashed.message);
+      f.reject(f.failure);
+      return f;
+    }
+    this.files.set(f.id, f);
+    this.send({ type: "create", file: f.id, path });
+    return f;
+  }
+
+  /** Post to the worker; nothing is sent once it crashed (every file already failed). */
+  send(m: ToFile): void {
+    if (!this.host.crashed) this.host.send(m);
+  }
+
+  forget(id: number): void {
+    this.files.delete(id);
+  }
+
+  private receive(m: FromFile): void {
+    if (m.type === "ready") return;
+    if (m.type === "ack") return this.buffers.put(m.slot);
+    const f = this.files.get(m.file);
+    this.files.delete(m.file);
+    if (!f) return;
+    if (m.type === "closed") return f.resolve({ size: m.size, sha256: m.sha256 });
+    f.failure = new FileFailure(m.op, m.message, m.code);
+    f.reject(f.failure);
+  }
+
+  terminate(): void {
+    this.host.terminate();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * File worker: writes files strictly in the order their bytes arrive and SHA-256s them on the
+ * way, off the main thread: the ciphertext hash of a part being sealed (runs come back from
+ * the crypto workers out of order; the main thread forwards them here in order), and the hash
+ * of a part being downloaded. Several files may be open at once (parts downloaded ahead).
+ * fsync runs in the background, so the next part's writes do not wait for the disk.
+ *
+ * Protocol: workers/protocol.ts.
+ */
+import { closeSync, constants as C, fsync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import type { FileOp, FromFile, ToFile } from "./protocol.ts";
+
+declare const self: Worker;
+
+interface Open {
+  path: string;
+  fd: number;
+  sha: Bun.CryptoHasher;
+  size: number;
+  failed: boolean;
+  /** An fsync is running on the thread pool: the fd stays open until it returns. */
+  syncing: boolean;
+}
+
+const files = new Map<number, Open>();
+let arena: SharedArrayBuffer | null = null;
+let slotSize = 0;
+
+function post(m: FromFile): void {
+  self.postMessage(m);
+}
+
+function fail(file: number, op: FileOp, err: unknown): void {
+  const f = files.get(file);
+  if (f && !f.failed) {
+    f.failed = true;
+    try {
+      closeSync(f.fd);
+    } catch {}
+    rmSync(f.path, { force: true });
+  }
+  const e = err as { message?: string; code?: string };
+  post({ type: "error", file, op, message: e?.message ?? String(err), code: e?.code });
+}
+
+function create(file: number, path: string): void {
+  try {
+    // Exclusive create, never through a symlink: a leftover is removed first (the directory
+    // is zrb's own, 0700, under a base_dir checked at start).
+    rmSync(path, { force: true });
+    const fd = openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+    files.set(file, { path, fd, sha: new Bun.CryptoHasher("sha256"), size: 0, failed: false, syncing: false });
+  } catch (err) {
+    post({ type: "error", file, op: "create", message: (err as Error)?.message ?? String(err), code: (err as { code?: string })?.code });
+  }
+}
+
+function write(file: number, slot: number, len: number): void {
+  const f = files.get(file);
+  try {
+    if (!f || f.failed) return;
+    const bytes = new Uint8Array(arena!, slot * slotSize, len);
+    f.sha.update(bytes);
+    for (let off = 0; off < len; ) off += writeSync(f.fd, bytes, off, len - off);
+    f.size += len;
+  } catch (err) {
+    fail(file, "write", err);
+  } finally {
+    post({ type: "ack", slot });
+  }
+}
+
+function finish(file: number, f: Open, renameTo: string | undefined): void {
+  try {
+    closeSync(f.fd);
+    if (renameTo) renameSync(f.path, renameTo);
+    files.delete(file);
+    post({ type: "closed", file, size: f.size, sha256: f.sha.digest("hex") });
+  } catch (err) {
+    fail(file, "close", err);
+    files.delete(file);
+  }
+}
+
+function closeFile(file: number, sync: boolean, renameTo: string | undefined): void {
+  const f = files.get(file);
+  if (!f || f.failed) {
+    files.delete(file);
+    return;
+  }
+  if (!sync) return finish(file, f, renameTo);
+  f.syncing = true;
+  fsync(f.fd, (err) => {
+    f.syncing = false;
+    if (f.failed) {
+      // Dropped while syncing: drop() left the closing to us.
+      closeSync(f.fd);
+      rmSync(f.path, { force: true });
+    } else if (err) {
+      fail(file, "close", err);
+      files.delete(file);
+    } else finish(file, f, renameTo);
+  });
+}
+
+function drop(file: number): void {
+  const f = files.get(file);
+  files.delete(file);
+  if (!f || f.failed) return;
+  f.failed = true;
+  if (f.syncing) return;
+  // Now, not later: a file created at the same path after this message must survive.
+  try {
+    closeSync(f.fd);
+  } catch {}
+  rmSync(f.path, { force: true });
+}
+
+self.onmessage = (ev: MessageEvent<ToFile>) => {
+  const m = ev.data;
+  switch (m.type) {
+    case "init":
+      arena = m.arena;
+      slotSize = m.slotSize;
+      return;
+    case "create":
+      return create(m.file, m.path);
+    case "write":
+      return write(m.file, m.slot, m.len);
+    case "close":
+      return closeFile(m.file, m.sync, m.renameTo);
+    case "drop":
+      return drop(m.file);
+  }
+};
+post({ type: "ready" });

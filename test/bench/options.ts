@@ -1,0 +1,98 @@
+/**
+ * `bun run bench` options, from the command line or the environment (ZRB_BENCH_*).
+ * Sizes: KiB/MiB/GiB are powers of 1024, KB/MB/GB powers of 1000 (as MB/s in the table).
+ */
+import { MIN_STREAM } from "./source.ts";
+
+export interface Opts {
+  size: number;
+  chunkSize: number;
+  workers: number;
+  runs: number;
+  dir: string;
+  /** Only the rows whose label matches (the rows of the final line always run). */
+  only?: RegExp;
+  /** Also the end-to-end rows: a zfs-fuse dataset backed up to the loopback radosgw. */
+  e2e: boolean;
+  /** Size of the e2e dataset's data. */
+  e2eSize: number;
+}
+
+export const USAGE =
+  "usage: bun run bench [--size 1GiB] [--chunk-size 256MiB] [--workers 2] [--runs 1] [--dir /var/tmp] [--only REGEX]\n" +
+  "                     [--e2e] [--e2e-size 2GiB]\n" +
+  "env: ZRB_BENCH_SIZE ZRB_BENCH_CHUNK_SIZE ZRB_BENCH_WORKERS ZRB_BENCH_RUNS ZRB_BENCH_DIR ZRB_BENCH_E2E=1 ZRB_BENCH_E2E_SIZE\n" +
+  "See docs/bench.md.";
+
+export function parseBytes(v: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$/i.exec(v);
+  if (!m) throw new Error(`${what}: cannot parse ${JSON.stringify(v)} (e.g. 512MiB, 2GiB, 1000000)`);
+  const unit = (m[2] ?? "B").toUpperCase();
+  const pow = { B: 0, K: 1, M: 2, G: 3, T: 4 }[unit[0] as "B" | "K" | "M" | "G" | "T"];
+  // KiB/K = 1024, KB = 1000 (as MB/s in the table).
+  const base = unit.length === 2 && unit[1] === "B" ? 1000 : 1024;
+  const n = Math.round(Number(m[1]) * base ** pow);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`${what}: ${v} is not a positive size`);
+  return n;
+}
+
+function usage(msg: string): never {
+  console.error(`bench: ${msg} (see --help)`);
+  process.exit(2);
+}
+
+export function parseOpts(argv: string[]): Opts {
+  const env = process.env;
+  const o: Opts = {
+    size: parseBytes(env.ZRB_BENCH_SIZE ?? "1GiB", "ZRB_BENCH_SIZE"),
+    chunkSize: parseBytes(env.ZRB_BENCH_CHUNK_SIZE ?? "256MiB", "ZRB_BENCH_CHUNK_SIZE"),
+    workers: Number(env.ZRB_BENCH_WORKERS ?? 2),
+    runs: Number(env.ZRB_BENCH_RUNS ?? 1),
+    dir: env.ZRB_BENCH_DIR ?? "/var/tmp",
+    e2e: !!env.ZRB_BENCH_E2E && env.ZRB_BENCH_E2E !== "0",
+    e2eSize: parseBytes(env.ZRB_BENCH_E2E_SIZE ?? "2GiB", "ZRB_BENCH_E2E_SIZE"),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf("=");
+    const key = eq > 0 ? a.slice(0, eq) : a;
+    const val = () => (eq > 0 ? a.slice(eq + 1) : argv[++i]) ?? usage(`${key} needs a value`);
+    switch (key) {
+      case "--size":
+        o.size = parseBytes(val(), "--size");
+        break;
+      case "--chunk-size":
+      case "--chunk":
+        o.chunkSize = parseBytes(val(), "--chunk-size");
+        break;
+      case "--workers":
+        o.workers = Number(val());
+        break;
+      case "--runs":
+        o.runs = Number(val());
+        break;
+      case "--dir":
+        o.dir = val();
+        break;
+      case "--only":
+        o.only = new RegExp(val(), "i");
+        break;
+      case "--e2e":
+        o.e2e = true;
+        break;
+      case "--e2e-size":
+        o.e2eSize = parseBytes(val(), "--e2e-size");
+        break;
+      case "-h":
+      case "--help":
+        console.log(USAGE);
+        process.exit(0);
+      default:
+        usage(`unknown option ${a}`);
+    }
+  }
+  if (o.size < MIN_STREAM) usage(`--size must be at least ${MIN_STREAM} bytes (the stream's BEGIN and END records)`);
+  if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 64) usage(`--workers must be 1..64`);
+  if (!Number.isInteger(o.runs) || o.runs < 1 || o.runs > 99) usage(`--runs must be 1..99`);
+  return o;
+}
