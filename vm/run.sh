@@ -191,7 +191,10 @@ for mode in $MODES; do
   ship_guest
   for nn in $ORDER; do [ "${MODE_OF[$nn]}" = "$mode" ] && run_scenario "$nn"; done
 done
-echo "vm: $PASS passed, $FAIL failed in $(elapsed "$T_ALL")s${BUCKET:+ (bucket $BUCKET)}"
+if [ -n "${BUCKET:-}" ] && [ "$FAIL" -eq 0 ] && [ "$KEEP" != 1 ]; then
+  S3_ENDPOINT=http://127.0.0.1:$RGW_PORT s3_delete_bucket "$BUCKET" && log "bucket $BUCKET deleted" || log "could not delete bucket $BUCKET (left on 127.0.0.1:$RGW_PORT)"
+fi
+echo "vm: $PASS passed, $FAIL failed in $(elapsed "$T_ALL")s${BUCKET:+ (bucket $BUCKET$([ "$FAIL" -eq 0 ] && [ "$KEEP" != 1 ] || echo ", kept for a look"))}"
 [ "$KEEP" = 1 ] && echo "vm: VM left running: vm/zvm.sh ssh ..., vm/run.sh --reuse NN, vm/zvm.sh stop"
 [ "$FAIL" -eq 0 ]
 }

@@ -40,3 +40,20 @@ s3_get() { _s3 -o "$3" "$S3_ENDPOINT/$1/$(_s3_enc_path "$2")" || { echo "s3: can
 
 # s3_put BUCKET KEY FILE
 s3_put() { _s3 -T "$3" "$S3_ENDPOINT/$1/$(_s3_enc_path "$2")" -o /dev/null || { echo "s3: cannot put $1/$2" >&2; return 1; }; }
+
+# s3_delete_bucket BUCKET: abort its multipart uploads, delete every object page by page, then
+# the bucket (the rig's radosgw keeps its data in memory: a run's bucket must not outlive it)
+s3_delete_bucket() {
+  local xml k u
+  xml=$(_s3 "$S3_ENDPOINT/$1?uploads=") || return 1
+  while read -r k u; do
+    [ -n "$u" ] && { _s3 -X DELETE "$S3_ENDPOINT/$1/$(_s3_enc_path "$k")?uploadId=$(_s3_enc "$u")" -o /dev/null || return 1; }
+  done < <(grep -o '<Upload>.*</Upload>' <<<"$xml" | sed 's#</Upload>#\n#g' | sed -n 's#.*<Key>\([^<]*\)</Key>.*<UploadId>\([^<]*\)</UploadId>.*#\1 \2#p')
+  while :; do
+    xml=$(_s3 "$S3_ENDPOINT/$1?list-type=2&max-keys=1000") || return 1
+    k=$(grep -o '<Key>[^<]*</Key>' <<<"$xml" | sed 's#</\?Key>##g')
+    [ -n "$k" ] || break
+    while IFS= read -r u; do _s3 -X DELETE "$S3_ENDPOINT/$1/$(_s3_enc_path "$u")" -o /dev/null || return 1; done <<<"$k"
+  done
+  _s3 -X DELETE "$S3_ENDPOINT/$1" -o /dev/null
+}
