@@ -270,9 +270,11 @@ describe("--help", () => {
     expect(piped.stdout).not.toContain(ESC);
     expect((await zrb(["--help"])).stdout).not.toContain(ESC);
     const cmd = [...zrbCommand(), "backup", "--help"].map((w) => `'${w}'`).join(" ");
-    const tty = await run(["script", "-qfec", cmd, "/dev/null"], { env: { NO_COLOR: "", TERM: "xterm" } });
+    // A user's terminal: citty itself leaves colours out under CI=… or TEST=… (as CI machines set), so clear those.
+    const terminal = { NO_COLOR: "", TERM: "xterm", CI: "", TEST: "" };
+    const tty = await run(["script", "-qfec", cmd, "/dev/null"], { env: terminal });
     expect(tty.stdout).toContain(ESC);
-    const noColor = await run(["script", "-qfec", cmd, "/dev/null"], { env: { NO_COLOR: "1", TERM: "xterm" } });
+    const noColor = await run(["script", "-qfec", cmd, "/dev/null"], { env: { ...terminal, NO_COLOR: "1" } });
     expect(noColor.stdout).toContain("--progress-interval");
     expect(noColor.stdout).not.toContain(ESC);
   }, 60_000);
