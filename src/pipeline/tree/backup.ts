@@ -33,7 +33,7 @@ import { failed, type ChildOutcome } from "./outcome.ts";
 
 /** What the reporter hears about the children, besides the transfer of each. */
 export interface TreeProgress extends TransferProgress {
-  child(c: { rel: string; dataset: string; level: number; note?: string }): void;
+  child(c: { rel: string; dataset: string; level?: number; note?: string }): void;
   childDone(o: ChildOutcome): void;
 }
 
