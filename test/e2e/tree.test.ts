@@ -7,12 +7,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
-import { hashTree, mountpointOf, run, s3Client, writeRandomFile } from "../helpers/rig.ts";
+import { hashTree, mountpointOf, run, s3Client, waitFor, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
-import { configYaml, jsonEvents, jsonResult, zrb } from "../helpers/zrb.ts";
+import { configYaml, jsonEvents, jsonResult, spawnZrb, zrb } from "../helpers/zrb.ts";
 import { audit, cleanAudit, getText, listKeys, manifests } from "../helpers/audit.ts";
 
 const PREFIX = "zrb/";
@@ -25,8 +25,8 @@ const runs: { snapshot: string; files: Record<string, Record<string, string>> }[
 
 const child = (rel: string) => (rel === "" ? sc.fs : `${sc.fs}/${rel}`);
 
-async function zrbJson(args: string[], allowFail = false): Promise<{ code: number; result: any; events: any[]; stderr: string }> {
-  const r = await zrb([...args, "--config", cfg, "--task", "home", "--json"], { env: sc.env, allowFail });
+async function zrbJson(args: string[], allowFail = false, task = "home"): Promise<{ code: number; result: any; events: any[]; stderr: string }> {
+  const r = await zrb([...args, "--config", cfg, "--task", task, "--json"], { env: sc.env, allowFail });
   return { code: r.code, result: jsonResult(r.stdout), events: jsonEvents(r.stdout), stderr: r.stderr };
 }
 
@@ -88,6 +88,7 @@ beforeAll(async () => {
     configYaml({ baseDir: base, recipients: [sc.recipient], bucket: sc.bucket, s3: sc.s3, prefix: PREFIX, chunkSize: "256KiB", tasks: [{ name: "home", pool: sc.pool.pool, dataset: "home" }] }),
   );
   Object.assign(doc.tasks[0], { recursive: true, exclude: ["scratch", "*/cache", "nomatch"] });
+  doc.tasks.push({ name: "crash", pool: sc.pool.pool, dataset: "crash", enabled: true, recursive: true });
   cfg = join(sc.work, "zrb.yaml");
   writeFileSync(cfg, YAML.stringify(doc));
   let seed = 1;
@@ -224,5 +225,43 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     const r3 = await zrbJson(["restore", "--target", one, "--private-key", sc.keyFile, "--child", "alice/docs"]);
     expect(r3.result.restored).toBe(`${one}@${last.snapshot}`);
     expect(await filesOf(`${one}@${last.snapshot}`, "alice/docs")).toEqual(last.files["alice/docs"]!);
+  }, 300_000);
+
+  test("kill -9 in the middle of the third child, then the rerun resumes it and finishes the tree", async () => {
+    const root = `${sc.pool.pool}/crash`;
+    for (const ds of [root, `${root}/a`, `${root}/b`, `${root}/c`]) await run(["zfs", "create", ds]);
+    for (const [i, rel] of ["", "a", "b", "c"].entries()) {
+      const size = rel === "b" ? 6 * 1024 * 1024 : 100_000;
+      await writeRandomFile(join(await mountpointOf(rel ? `${root}/${rel}` : root), "f.bin"), size, 100 + i);
+    }
+    const snap = (await zrb(["snapshot", "--config", cfg, "--task", "crash", "--level", "0"], { env: sc.env })).stdout.trim();
+    const short = snap.slice(snap.indexOf("@") + 1);
+    const filesB = own("", await hashTree(await mountpointOf(`${root}/b`)));
+    const stateB = join(base, "run", root, "b", "backup_state.yaml");
+    const p = await spawnZrb(["backup", "--config", cfg, "--task", "crash", "--level", "0", "--bwlimit", "1MiB/s", "--json"], sc.env);
+    await waitFor("child b half uploaded", () => existsSync(stateB) && (YAML.parse(readFileSync(stateB, "utf8"))?.chunks ?? []).filter((c: any) => c?.uploaded).length >= 3);
+    p.kill(9);
+    await p.exited;
+    const out = await new Response(p.stdout).text();
+    expect(out).toContain('"child":"a","status":"ok"');
+    expect(out).not.toContain('"child":"c"');
+    const stored = YAML.parse(readFileSync(stateB, "utf8")).chunks.filter((c: any) => c?.uploaded).length;
+
+    const r = await zrbJson(["backup", "--level", "0"], false, "crash");
+    const byChild = Object.fromEntries(r.result.children.map((c: any) => [c.child, c]));
+    expect(byChild[""]).toMatchObject({ status: "ok", skipped: true });
+    expect(byChild.a).toMatchObject({ status: "ok", skipped: true });
+    expect(byChild.b).toMatchObject({ status: "ok", skipped: false, resumed: true, level: 0, snapshot: `${root}/b@${short}` });
+    expect(byChild.c).toMatchObject({ status: "ok", skipped: false, level: 0 });
+    // The parts stored before the kill were not sent again.
+    expect(r.events.find((e) => e.event === "start" && e.dataset === `${root}/b`).partsDone).toBeGreaterThanOrEqual(stored);
+    for (const rel of ["", "a", "b", "c"]) {
+      const fs = rel ? `${root}/${rel}` : root;
+      expect(await audit({ client, bucket: sc.bucket, prefix: PREFIX, fs, runDir: join(base, "run", fs) })).toEqual(cleanAudit);
+    }
+    expect(existsSync(join(base, "run", root, "tree.lock"))).toBe(false);
+    const target = `${sc.pool.pool}/b-back`;
+    await zrbJson(["restore", "--target", target, "--private-key", sc.keyFile, "--child", "b"], false, "crash");
+    expect(await filesOf(`${target}@${short}`, "")).toEqual(filesB);
   }, 300_000);
 });
