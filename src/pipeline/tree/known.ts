@@ -13,7 +13,8 @@ import { readTree, type TreeChild, type TreeRecord } from "../../state/tree.ts";
 import type { Trust } from "../../state/trust.ts";
 import { usageError } from "../../util/errors.ts";
 import { compileExclude } from "./exclude.ts";
-import { childNameProblem, treeOrder } from "./children.ts";
+import { childNameProblem, poolTree, treeOrder } from "./children.ts";
+import * as zfs from "../../zfs/zfs.ts";
 
 export interface KnownChild {
   rel: string;
@@ -47,11 +48,33 @@ export async function bucketChildren(store: ObjectStore, task: Task, trust: Trus
 }
 
 /** The one child `only` names, or a usage error listing the known ones. */
-export function onlyChild(children: KnownChild[], only: string | undefined, task: Task, location: string): KnownChild[] {
+export function onlyChild<C extends KnownChild>(children: C[], only: string | undefined, task: Task, location: string): C[] {
   if (only === undefined) return children;
   const c = children.filter((k) => k.rel === only);
   if (c.length) return c;
   const names = children.map((k) => (k.rel === "" ? "." : k.rel));
   const shown = names.length > 20 ? `${names.slice(0, 20).join(", ")}, … (${names.length} in all)` : names.join(", ");
   throw usageError(`--child ${only === "" ? "." : only}: no child of ${task.fullName} with backups in ${location} by that name (children: ${shown || "none"})`);
+}
+
+export interface LocalChild extends KnownChild {
+  /** On this host's pool now (false: gone, or the pool is not here). */
+  onPool: boolean;
+}
+
+/**
+ * The children in the bucket together with those on the pool now (prune, cleanup and status run
+ * on the NAS: a child whose first backup never finished has no manifest yet, but a state and
+ * snapshots). Without the pool (a rebuilt host), the bucket's alone.
+ */
+export async function allChildren(store: ObjectStore, task: Task, trust: Trust): Promise<{ record: TreeRecord | null; children: LocalChild[]; poolHere: boolean }> {
+  const { record, children } = await bucketChildren(store, task, trust);
+  const poolHere = await zfs.datasetExists(task.fullName);
+  const onPool = poolHere ? await poolTree(task) : undefined;
+  const here = new Set(onPool ? [...onPool.children, ...onPool.excluded].map((c) => c.rel) : []);
+  const out: LocalChild[] = children.map((c) => ({ ...c, onPool: here.has(c.rel) }));
+  for (const c of onPool ? [...onPool.children, ...onPool.excluded] : [])
+    if (!out.some((o) => o.rel === c.rel)) out.push({ rel: c.rel, fs: c.fs, excluded: onPool!.excluded.includes(c), onPool: true });
+  out.sort((a, b) => treeOrder(a.rel, b.rel));
+  return { record, children: out, poolHere };
 }
