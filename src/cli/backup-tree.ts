@@ -64,7 +64,8 @@ export async function runTreeBackup(c: JobContext, o: { level: number; force: bo
     ];
     printChildren(`backup of ${task.fullName} (run @${r.snapshot}) to ${store.location}:`, r.children, detail, extra);
   }
-  const runs = childRuns(r.children, (x) => (x as ChildOutcome<Done>).result?.level ?? o.level, streamBytes);
+  for (const x of r.children) x.bytes = streamBytes(x);
+  const runs = childRuns(r.children, (x) => (x as ChildOutcome<Done>).result?.level ?? o.level);
   const bytes = r.children.reduce((a, x) => a + streamBytes(x), 0);
   const error = treeError(`backup of ${task.fullName}`, all);
   if (!error && !o.json) log.success(`backup of ${task.fullName}: ${r.children.filter((x) => x.status === "ok").length} of ${r.children.length} children backed up`);

@@ -41,7 +41,8 @@ export async function runTreeRestore(config: Config, task: Task, store: ObjectSt
   const error = treeError(`restore of ${task.fullName} into ${target}`, r.children);
   if (!error && !opts.json) log.success(`restored ${r.children.filter((c) => c.status === "ok").length} of ${r.children.length} children of ${task.fullName} into ${target}`);
   const bytes = (o: ChildOutcome) => (o as ChildOutcome<Restored>).result?.plan.steps.filter((s) => s.action === "receive").reduce((a, s) => a + s.streamBytes, 0) ?? 0;
-  return { result: summary(task, r), runs: childRuns(r.children, () => undefined, bytes), ...(error ? { error } : {}) };
+  for (const c of r.children) c.bytes = bytes(c);
+  return { result: summary(task, r), runs: childRuns(r.children, () => undefined), ...(error ? { error } : {}) };
 }
 
 /** --plan of a tree: every child's plan, in tree order. */

@@ -44,8 +44,8 @@ export function printChildren(title: string, outcomes: ChildOutcome[], detail: (
 }
 
 /** The metrics series of each child that ran (skipped children did nothing to record). */
-export function childRuns(outcomes: ChildOutcome[], level: (o: ChildOutcome) => number | undefined, bytes: (o: ChildOutcome) => number): ChildRun[] {
+export function childRuns(outcomes: ChildOutcome[], level: (o: ChildOutcome) => number | undefined): ChildRun[] {
   return outcomes
     .filter((o) => o.status !== "skipped")
-    .map((o) => ({ dataset: o.dataset, level: level(o), ok: o.status === "ok", exitCode: o.exitCode, seconds: o.seconds, bytes: o.status === "ok" ? bytes(o) : 0 }));
+    .map((o) => ({ dataset: o.dataset, level: level(o), ok: o.status === "ok", exitCode: o.exitCode, seconds: o.seconds, bytes: o.bytes ?? 0 }));
 }

@@ -21,6 +21,8 @@ export interface ChildOutcome<R = unknown> {
   seconds: number;
   /** The command's own result for this child. */
   result?: R;
+  /** Bytes it moved (sent, received, checked or deleted), for its metrics series. */
+  bytes?: number;
 }
 
 export function failed<R>(rel: string, dataset: string, err: unknown, seconds = 0): ChildOutcome<R> {

@@ -6,8 +6,12 @@
  * and its backup is missing (its backup failed in that run, or was pruned): that child fails,
  * never silently restored from another point.
  */
+import type { Task } from "../../config/config.ts";
 import type { Manifest } from "../../state/manifest.ts";
-import { shortSnap } from "../restore/select.ts";
+import { integrityError, storeError, usageError, type ZrbError } from "../../util/errors.ts";
+import type { Catalog } from "../catalog.ts";
+import { findBackup, shortSnap, type Selector } from "../restore/select.ts";
+import { childLabel } from "./children.ts";
 import type { KnownChild } from "./known.ts";
 
 export interface RunPoint {
@@ -32,4 +36,34 @@ export function notInRun(child: KnownChild, manifests: Manifest[], point: RunPoi
   if (r && r.since > point.startedAt) return `not in the tree at that run: backed up (again) only since ${r.since}`;
   if (child.excluded) return "excluded by the task now, and no backup of that run";
   return undefined;
+}
+
+/** The run to restore or verify: --snapshot as given, else the run of the task's own dataset's selected backup (its newest without a selector). */
+export function choosePoint(task: Task, cats: Map<string, Catalog>, sel: Selector, location: string): RunPoint {
+  const all = [...cats.values()].flatMap((c) => [...c.manifests.values()]);
+  let name = sel.snapshot !== undefined ? shortSnap(sel.snapshot) : undefined;
+  if (name === undefined) {
+    const root = cats.get("");
+    if (!root || root.entries.length === 0)
+      throw storeError(`no backups of ${task.fullName} itself in ${location}, only of its children; name a run with --snapshot, or take one child with --child`);
+    name = shortSnap(findBackup(root, sel, task.fullName, { location, urlOf: (k) => k }).snapshot);
+  }
+  const p = runPoint(name, all);
+  if (!p) throw usageError(`no child of ${task.fullName} has a backup of snapshot ${name} in ${location}; zrb list shows the runs`);
+  return p;
+}
+
+/** Whether the child has a backup of the run; when not, either why it was not in that run (skip) or the error (it was). */
+export function inRun(child: KnownChild, cat: Catalog, point: RunPoint): { kind: "yes" } | { kind: "skip"; why: string } | { kind: "missing"; error: ZrbError } {
+  const manifests = [...cat.manifests.values()];
+  if (manifests.some((m) => shortSnap(m.snapshot.name) === point.snapshot)) return { kind: "yes" };
+  const why = notInRun(child, manifests, point);
+  if (why) return { kind: "skip", why };
+  return {
+    kind: "missing",
+    error: integrityError(
+      `${child.fs} has no backup of @${point.snapshot}, although it was in the tree at that run (its backup failed then, or was pruned); ` +
+        `take it from another point alone: --child ${childLabel(child.rel)} --snapshot NAME (zrb list --child ${childLabel(child.rel)} shows its backups)`,
+    ),
+  };
 }

@@ -10,20 +10,18 @@ import type { Config, Task } from "../../config/config.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { restoreLockPath } from "../../state/rundir.ts";
-import type { Manifest } from "../../state/manifest.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { checkInterrupted } from "../../util/abort.ts";
-import { integrityError, storeError, usageError } from "../../util/errors.ts";
+import { storeError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { loadCatalog, type Catalog } from "../catalog.ts";
-import { restore, type RestoreOptions, type RestoreResult, type Selector } from "../restore/index.ts";
+import { restore, type RestoreOptions, type RestoreResult } from "../restore/index.ts";
 import { checkTargetName } from "../restore/plan.ts";
-import { findBackup, shortSnap } from "../restore/select.ts";
 import { childTask } from "./children.ts";
 import type { TreeProgress } from "./backup.ts";
 import { bucketChildren, type KnownChild } from "./known.ts";
 import { failed, type ChildOutcome } from "./outcome.ts";
-import { notInRun, runPoint, type RunPoint } from "./point.ts";
+import { choosePoint, inRun, type RunPoint } from "./point.ts";
 
 export interface TreeRestoreOptions extends Omit<RestoreOptions, "target" | "progress" | "catalog" | "parentComing"> {
   progress?: TreeProgress;
@@ -67,20 +65,6 @@ export function targetOf(target: string, rel: string): string {
   return rel === "" ? target : `${target}/${rel}`;
 }
 
-/** The run to restore: --snapshot as given, else the run of the task's own dataset's selected backup (its newest without a selector). */
-function choosePoint(task: Task, cats: Map<string, Catalog>, sel: Selector, location: string): RunPoint {
-  const all = [...cats.values()].flatMap((c) => [...c.manifests.values()]);
-  let name = sel.snapshot !== undefined ? shortSnap(sel.snapshot) : undefined;
-  if (name === undefined) {
-    const root = cats.get("");
-    if (!root) throw storeError(`no backups of ${task.fullName} itself in ${location}, only of its children; restore them one by one with --child, or name a run with --snapshot`);
-    name = shortSnap(findBackup(root, sel, task.fullName, { location, urlOf: (k) => k }).snapshot);
-  }
-  const p = runPoint(name, all);
-  if (!p) throw usageError(`no child of ${task.fullName} has a backup of snapshot ${name} in ${location}; zrb list shows the runs`);
-  return p;
-}
-
 async function restoreChild(
   cfg: Config,
   task: Task,
@@ -98,15 +82,9 @@ async function restoreChild(
   };
   const parent = x.done.find((d) => d.status !== "ok" && isAncestor(d.rel, c.rel));
   if (parent) return skip(`not restored: ${parent.dataset} above it was not restored, so it has nowhere to go`);
-  const manifests: Manifest[] = [...cat.manifests.values()];
-  if (!manifests.some((m) => shortSnap(m.snapshot.name) === x.point.snapshot)) {
-    const why = notInRun(c, manifests, x.point);
-    if (why) return skip(why);
-    return failed(c.rel, c.fs, integrityError(
-      `${c.fs} has no backup of @${x.point.snapshot}, although it was in the tree at that run (its backup failed then, or was pruned); ` +
-        `restore it alone from another point: zrb restore --child ${c.rel === "" ? "." : c.rel} --snapshot NAME (zrb list --child shows its backups)`,
-    ));
-  }
+  const has = inRun(c, cat, x.point);
+  if (has.kind === "skip") return skip(has.why);
+  if (has.kind === "missing") return failed(c.rel, c.fs, has.error);
   try {
     x.opts.progress?.child({ rel: c.rel, dataset: c.fs });
     const r = await restore(cfg, childTask(task, c.rel), store, { ...x.opts, target, selector: { snapshot: x.point.snapshot }, catalog: cat, parentComing: c.rel !== "", progress: x.opts.progress });
