@@ -227,6 +227,81 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     expect(await filesOf(`${one}@${last.snapshot}`, "alice/docs")).toEqual(last.files["alice/docs"]!);
   }, 300_000);
 
+  test("list, status, verify and cleanup go child by child; --child picks one", async () => {
+    const l = await zrb(["list", "--config", cfg, "--task", "home"], { env: sc.env });
+    const rows = l.stdout.split("\n").slice(2).filter(Boolean).map((r) => r.split(/\s{2,}/));
+    expect(rows.map((r) => [r[0], r[1]])).toEqual([
+      [".", "backed up"],
+      ["alice", "backed up"],
+      ["alice/docs", "backed up"],
+      ["bob x", expect.stringMatching(/^gone \(destroyed\) since /)],
+      ["carol", "backed up"],
+    ]);
+    const lj = JSON.parse((await zrb(["list", "--config", cfg, "--task", "home", "--json"], { env: sc.env })).stdout);
+    expect(lj.children.find((c: any) => c.child === "carol").entries.map((e: any) => e.level)).toEqual([0, 1, 2]);
+    const one = JSON.parse((await zrb(["list", "--config", cfg, "--task", "home", "--child", "alice/docs", "--json"], { env: sc.env })).stdout);
+    expect(one.map((e: any) => e.level)).toEqual([0, 1, 1, 2]);
+
+    const st = JSON.parse((await zrb(["status", "--config", cfg, "--task", "home", "--json", "--max-age", "1d"], { env: sc.env })).stdout)[0];
+    expect(st.recursive).toBe(true);
+    const states = Object.fromEntries(st.children.map((c: any) => [c.child, c.state]));
+    expect(states).toMatchObject({ "": "backed up", alice: "backed up", "alice/cache": "excluded", scratch: "excluded", carol: "backed up" });
+    expect(states["bob x"]).toMatch(/^gone/);
+    expect(st.children.find((c: any) => c.child === "carol").freshness[0].stale).toBe(false);
+    expect(st.children.find((c: any) => c.child === "bob x").freshness).toBeUndefined(); // gone: not judged
+
+    const v = await zrbJson(["verify", "--private-key", sc.keyFile]);
+    expect(v.result.snapshot).toBe(runs.at(-1)!.snapshot);
+    expect(v.result.children.map((c: any) => [c.child, c.status])).toEqual([
+      ["", "ok"],
+      ["alice", "ok"],
+      ["alice/docs", "ok"],
+      ["bob x", "skipped"],
+      ["carol", "ok"],
+    ]);
+    expect(v.events.filter((e) => e.event === "start").map((e) => e.dataset)).toEqual([child(""), child("alice"), child("alice/docs"), child("carol")]);
+    const rot = await zrbJson(["verify", "--rotate", "30"]);
+    expect(rot.result.children.map((c: any) => [c.child, c.status])).toEqual([["", "ok"], ["alice", "ok"], ["alice/docs", "ok"], ["bob x", "ok"], ["carol", "ok"]]);
+
+    // A damaged part of one child fails that child, the others are still verified; exit 7.
+    const victim = (await manifests(client, sc.bucket, PREFIX, child("alice/docs"))).at(-1).parts[0].key;
+    const { PutObjectCommand } = await import("@aws-sdk/client-s3");
+    await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: PREFIX + victim, Body: "damaged" }));
+    const bad = await zrbJson(["verify"], true);
+    expect(bad.code).toBe(7);
+    expect(bad.result.children.map((c: any) => [c.child, c.status])).toEqual([["", "ok"], ["alice", "ok"], ["alice/docs", "failed"], ["bob x", "skipped"], ["carol", "ok"]]);
+    expect(bad.stderr.split("\n").filter((x) => x.startsWith("zrb: "))[0]).toContain("verify of " + sc.fs + ": 1 of 5 children failed; alice/docs");
+
+    // cleanup: an orphan in one child's prefix is removed, nothing else is touched.
+    const orphan = `${PREFIX}data/${child("carol")}/level1/20200101T000000Z-L1-000000/part-000000.age`;
+    await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: orphan, Body: "x" }));
+    const c = await zrb(["cleanup", "--config", cfg, "--task", "home", "--json"], { env: sc.env });
+    const cj = JSON.parse(c.stdout);
+    expect(cj.children.flatMap((x: any) => x.result.orphans.map((o: any) => o.key))).toEqual([orphan.slice(PREFIX.length)]);
+    expect(await listKeys(client, sc.bucket, orphan)).toEqual([]);
+  }, 300_000);
+
+  test("prune keeps a gone child's backups and says how to prune them; --child prunes them", async () => {
+    const bobBefore = (await manifests(client, sc.bucket, PREFIX, child("bob x"))).length;
+    const r = await zrb(["prune", "--config", cfg, "--task", "home", "--keep-last", "1", "--json"], { env: sc.env });
+    const pj = JSON.parse(r.stdout);
+    const bob = pj.children.find((x: any) => x.child === "bob x");
+    expect(bob.status).toBe("skipped");
+    expect(bob.message).toContain(`its ${bobBefore} backup(s) are kept; prune them by name: zrb prune --task home --child bob x`);
+    expect((await manifests(client, sc.bucket, PREFIX, child("bob x"))).length).toBe(bobBefore);
+    const alice = pj.children.find((x: any) => x.child === "alice");
+    expect(alice.result.summary.deleted).toBeGreaterThan(0);
+    const p2 = await zrb(["prune", "--config", cfg, "--task", "home", "--child", "bob x", "--keep-last", "1", "--json"], { env: sc.env });
+    // By name it is pruned by the policy like any dataset: its level 1 is the newest, its level 0 that one's base.
+    const named = JSON.parse(p2.stdout);
+    expect(named.dataset).toBe(child("bob x"));
+    expect(named.local).toBeNull(); // not on the pool: its snapshots are not this run's business
+    expect(named.backups.map((b: any) => [b.level, b.action, b.reasons.map((x: any) => x.rule).sort()])).toEqual([
+      [0, "keep", ["ancestor", "head"]],
+      [1, "keep", ["head", "last"]],
+    ]);
+  }, 300_000);
+
   test("kill -9 in the middle of the third child, then the rerun resumes it and finishes the tree", async () => {
     const root = `${sc.pool.pool}/crash`;
     for (const ds of [root, `${root}/a`, `${root}/b`, `${root}/c`]) await run(["zfs", "create", ds]);
