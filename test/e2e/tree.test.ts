@@ -87,10 +87,12 @@ beforeAll(async () => {
   const doc = YAML.parse(
     configYaml({ baseDir: base, recipients: [sc.recipient], bucket: sc.bucket, s3: sc.s3, prefix: PREFIX, chunkSize: "256KiB", tasks: [{ name: "home", pool: sc.pool.pool, dataset: "home" }] }),
   );
-  Object.assign(doc.tasks[0], { recursive: true, exclude: ["scratch", "*/cache", "nomatch"] });
+  Object.assign(doc.tasks[0], { recursive: true, exclude: ["scratch", "*/cache", "nomatch"], send_properties: true });
+  doc.monitoring = { metrics_file: join(sc.work, "zrb.prom") };
   doc.tasks.push({ name: "crash", pool: sc.pool.pool, dataset: "crash", enabled: true, recursive: true });
   cfg = join(sc.work, "zrb.yaml");
   writeFileSync(cfg, YAML.stringify(doc));
+  await run(["zfs", "set", "org.zrb:owner=alice", child("alice")]); // sent with send_properties
   let seed = 1;
   for (const rel of ["", "alice", "alice/docs", "alice/cache", "bob x", "scratch"]) {
     const m = await mountpointOf(child(rel));
@@ -142,6 +144,13 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     expect(r.events.at(-1).dataset).toBe(sc.fs);
     const tree = YAML.parse(await getText(client, sc.bucket, `${PREFIX}manifests/${sc.fs}/tree.yaml`));
     expect(tree.children.map((c: any) => c.name)).toEqual(["", "alice", "alice/docs", "bob x"]);
+    // send_properties: zfs send -p, recorded in each manifest.
+    expect((await manifests(client, sc.bucket, PREFIX, child("alice")))[0].send.flags).toContain("-p");
+    // One metrics series per child, labelled with the child's dataset.
+    const prom = readFileSync(join(sc.work, "zrb.prom"), "utf8");
+    for (const rel of ["", "alice", "alice/docs", "bob x"])
+      expect(prom).toContain(`zrb_backup_last_exit_code{task="home",pool="${sc.pool.pool}",dataset="${child(rel).slice(sc.pool.pool.length + 1)}",level="0"} 0`);
+    expect(prom).not.toContain("scratch");
   }, 300_000);
 
   test("a child added between runs gets its level 0 (and says so); the others go on incrementally", async () => {
@@ -225,6 +234,8 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     const r3 = await zrbJson(["restore", "--target", one, "--private-key", sc.keyFile, "--child", "alice/docs"]);
     expect(r3.result.restored).toBe(`${one}@${last.snapshot}`);
     expect(await filesOf(`${one}@${last.snapshot}`, "alice/docs")).toEqual(last.files["alice/docs"]!);
+    // The property sent with -p came back with the data.
+    expect((await run(["zfs", "get", "-H", "-o", "value,source", "org.zrb:owner", `${target}/alice`])).stdout.trim()).toBe("alice\treceived");
   }, 300_000);
 
   test("list, status, verify and cleanup go child by child; --child picks one", async () => {
