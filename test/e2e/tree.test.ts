@@ -12,7 +12,7 @@ import { join } from "node:path";
 import YAML from "yaml";
 import { hashTree, mountpointOf, run, s3Client, waitFor, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
-import { configYaml, jsonEvents, jsonResult, spawnZrb, zrb } from "../helpers/zrb.ts";
+import { configYaml, expectZrbFail, jsonEvents, jsonResult, spawnZrb, zrb } from "../helpers/zrb.ts";
 import { audit, cleanAudit, getText, listKeys, manifests } from "../helpers/audit.ts";
 
 const PREFIX = "zrb/";
@@ -174,6 +174,8 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
   test("a child destroyed is reported once and its backups kept; a name zrb cannot use is refused, the others go on", async () => {
     await destroyChild("bob x");
     await run(["zfs", "create", child("x.yaml")]);
+    // zrb check sees it first: exit 3, naming the child and why.
+    await expectZrbFail(["check", "--config", cfg], sc.env, 3, `task home: child ${child("x.yaml")} cannot be backed up`, "ends in .yaml or .age");
     const s = await snapshot(1);
     await remember(s.name, ["", "alice", "alice/docs", "carol"]);
     const r = await zrbJson(["backup", "--level", "1"], true);
