@@ -125,3 +125,37 @@ describe("outcomes", () => {
     expect(treeError("x", [o("", 0)])).toBeUndefined();
   });
 });
+
+describe("tree.yaml in the store, signed", () => {
+  test("written signed and read back with the NAS's key; another key, a move to another dataset or damage: not used", async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { LocalStore } = await import("../../../src/store/local.ts");
+    const { generateSigningKey, readSigningKey } = await import("../../../src/crypto/signing.ts");
+    const { readTree, writeTree } = await import("../../../src/state/tree.ts");
+    const dir = mkdtempSync(join(tmpdir(), "zrb-tree-"));
+    try {
+      const store = new LocalStore(join(dir, "store"));
+      const keyFile = join(dir, "k");
+      writeFileSync(keyFile, generateSigningKey("now").fileText, { mode: 0o600 });
+      const signer = await readSigningKey(keyFile);
+      const other = generateSigningKey("now").verifyKey;
+      const cfg = { s3: { storageClass: { manifest: "STANDARD" } } } as Parameters<typeof writeTree>[0];
+      const rec: TreeRecord = { format: TREE_FORMAT, updatedAt: "2026-01-01T00:00:00.000Z", children: [{ name: "a", type: "filesystem", since: "2026-01-01T00:00:00.000Z" }] };
+      await writeTree(cfg, store, "tank", "home", rec, signer);
+      const mine = { verifyKey: signer.verifyKey, allowUnsigned: false, source: "signing_key" };
+      expect((await readTree(store, "tank", "home", mine))?.children).toEqual(rec.children);
+      expect(await readTree(store, "tank", "home", { ...mine, verifyKey: other })).toBeNull();
+      // The same signed bytes under another dataset's prefix do not pass there.
+      const text = await store.get("manifests/tank/home/tree.yaml");
+      await store.put("manifests/tank/work/tree.yaml", new TextDecoder().decode(text!));
+      expect(await readTree(store, "tank", "work", mine)).toBeNull();
+      await store.put("manifests/tank/home/tree.yaml", "format: zrb-tree/1\nchildren: {}\n");
+      expect(await readTree(store, "tank", "home", { allowUnsigned: true, source: "none" })).toBeNull();
+      expect(await readTree(store, "tank", "nothing", mine)).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
