@@ -11,7 +11,7 @@ import { isManifestKey, manifestDir } from "../../store/layout.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { readTree, type TreeChild, type TreeRecord } from "../../state/tree.ts";
 import type { Trust } from "../../state/trust.ts";
-import { usageError } from "../../util/errors.ts";
+import { ExitCode, usageError, ZrbError } from "../../util/errors.ts";
 import { compileExclude } from "./exclude.ts";
 import { childNameProblem, poolTree, treeOrder } from "./children.ts";
 import * as zfs from "../../zfs/zfs.ts";
@@ -69,7 +69,11 @@ export interface LocalChild extends KnownChild {
  */
 export async function allChildren(store: ObjectStore, task: Task, trust: Trust): Promise<{ record: TreeRecord | null; children: LocalChild[]; poolHere: boolean }> {
   const { record, children } = await bucketChildren(store, task, trust);
-  const poolHere = await zfs.datasetExists(task.fullName);
+  // A host without zfs at all (a laptop listing the bucket) has no pool here either.
+  const poolHere = await zfs.datasetExists(task.fullName).catch((err) => {
+    if (err instanceof ZrbError && err.exitCode === ExitCode.ZFS) return false;
+    throw err;
+  });
   const onPool = poolHere ? await poolTree(task) : undefined;
   const here = new Set(onPool ? [...onPool.children, ...onPool.excluded].map((c) => c.rel) : []);
   const out: LocalChild[] = children.map((c) => ({ ...c, onPool: here.has(c.rel) }));
