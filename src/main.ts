@@ -5,6 +5,7 @@
  */
 import { renderUsage, runCommand, type CommandDef } from "citty";
 import { ExitCode, ZrbError } from "./util/errors.ts";
+import { syncStdout } from "./util/stdout.ts";
 import { VERSION } from "./version.ts";
 import { printable } from "./util/text.ts";
 import { didYouMean } from "./config/suggest.ts";
@@ -125,6 +126,7 @@ async function run(argv: string[]): Promise<number> {
   return ExitCode.OK;
 }
 
+syncStdout();
 try {
   process.exitCode = await run(process.argv.slice(2));
 } catch (err) {

@@ -3,6 +3,8 @@ import { configArg, parseLevel, taskArg } from "./common.ts";
 import { runJob, transferArgs } from "./job.ts";
 import { backup } from "../pipeline/backup/index.ts";
 import { log } from "../util/log.ts";
+import { runTreeBackup } from "./backup-tree.ts";
+import { childArg, parseChild } from "./tree.ts";
 
 export default defineCommand({
   meta: {
@@ -12,18 +14,23 @@ export default defineCommand({
       "Level 0 is a full send; level N ≥ 1 is an incremental from the snapshot of the most recent backup at any lower level " +
       "(dump(8) semantics: repeated level 1 = differentials, 1→2→3 = incremental chain). " +
       "An interrupted run (kill, power loss, network) resumes where it stopped on the next run. " +
-      "A snapshot already backed up at that level is not sent again (--force sends it anyway).",
+      "A snapshot already backed up at that level is not sent again (--force sends it anyway). " +
+      "A recursive task backs up every child as its own chain, one after the other (a new child at level 0); one failing does not stop the others, and the exit code is the worst child's.",
   },
   args: {
     ...configArg,
     ...taskArg,
     level: { type: "string", alias: "l", description: "Backup level: 0 = full, N ≥ 1 = incremental from the newest lower-level backup", valueHint: "N" },
     force: { type: "boolean", description: "Send the snapshot even if it is already backed up at this level", default: false },
+    ...childArg,
     ...transferArgs,
   },
   async run({ args }) {
     const level = parseLevel(args.level);
-    await runJob(args, { command: "backup", level }, async ({ config, task, store, reporter, signal }) => {
+    await runJob(args, { command: "backup", level }, async (job) => {
+      const { config, task, store, reporter, signal } = job;
+      const only = parseChild(args.child, task);
+      if (task.recursive) return runTreeBackup(job, { level, force: !!args.force, only, json: !!args.json });
       const t0 = performance.now();
       const r = await backup(config, task, store, { level, force: !!args.force, signal, progress: reporter });
       const secs = Math.round(((performance.now() - t0) / 1000) * 10) / 10;

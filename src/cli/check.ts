@@ -4,6 +4,7 @@ import * as zfs from "../zfs/zfs.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { log } from "../util/log.ts";
+import { poolTree } from "../pipeline/tree/children.ts";
 
 export default defineCommand({
   meta: {
@@ -11,7 +12,8 @@ export default defineCommand({
     description:
       "Validate the config (every error names the key), check that each enabled task's dataset exists, " +
       "that base_dir is a directory only this user can write, and that the bucket (or local store) is reachable and writable with the current credentials. " +
-      "Changes nothing. Exits with the first problem's code: 5 zfs, 6 object store, 9 base_dir.",
+      "For a recursive task also that its dataset is not a volume and that zrb can name every child. " +
+      "Changes nothing. Exits with the first problem's code: 3 config (a tree zrb cannot back up), 5 zfs, 6 object store, 9 base_dir.",
   },
   args: { ...configArg, ...outputArgs },
   async run({ args }) {
@@ -28,7 +30,7 @@ export default defineCommand({
       baseDirOk = false;
       problems.push(err.message, err.exitCode);
     }
-    const tasks: { name: string; dataset: string; enabled: boolean; exists: boolean | null }[] = [];
+    const tasks: { name: string; dataset: string; enabled: boolean; exists: boolean | null; children?: number }[] = [];
     let caps: zfs.ZfsCaps | null = null;
     try {
       caps = await zfs.detectCaps();
@@ -41,7 +43,20 @@ export default defineCommand({
         exists = await zfs.datasetExists(t.fullName);
         if (!exists) problems.push(`task ${t.name}: dataset ${t.fullName} does not exist`, ExitCode.ZFS);
       }
-      tasks.push({ name: t.name, dataset: t.fullName, enabled: t.enabled, exists });
+      // A tree: a volume as its root, children zrb cannot name, excludes that match nothing.
+      let children: number | undefined;
+      if (exists && t.recursive) {
+        try {
+          const tree = await poolTree(t);
+          children = tree.children.length;
+          for (const p of tree.unmatched) log.warn(`task ${t.name}: exclude pattern ${JSON.stringify(p)} matches no child of ${t.fullName}`);
+          for (const r of tree.refused) problems.push(`task ${t.name}: child ${r.fs} cannot be backed up: ${r.why}`, ExitCode.CONFIG);
+        } catch (err) {
+          if (!(err instanceof ZrbError)) throw err;
+          problems.push(err.message, err.exitCode);
+        }
+      }
+      tasks.push({ name: t.name, dataset: t.fullName, enabled: t.enabled, exists, ...(children !== undefined ? { children } : {}) });
     }
     const store = storeFor(config);
     let storeOk = true;
@@ -61,7 +76,8 @@ export default defineCommand({
         );
       log.info(`base_dir ${config.baseDir}: ${baseDirOk ? "ok" : "NOT usable"}`);
       if (caps) log.info(`zfs: ${caps.version}`);
-      for (const t of tasks) log.info(`task ${t.name}: ${t.dataset} ${t.enabled ? (t.exists ? "ok" : "MISSING") : "(disabled)"}`);
+      for (const t of tasks)
+        log.info(`task ${t.name}: ${t.dataset} ${t.enabled ? (t.exists ? "ok" : "MISSING") : "(disabled)"}${t.children !== undefined ? `, a tree of ${t.children} dataset(s) to back up` : ""}`);
       log.info(`store ${store.location}: ${storeOk ? "reachable and writable" : "NOT usable"}`);
     }
     if (found.length) throw new ZrbError(messages.join("; "), found[0]!.code);

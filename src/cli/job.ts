@@ -7,7 +7,7 @@
 import type { Config, Task } from "../config/config.ts";
 import { findTask } from "../config/config.ts";
 import { parseDuration } from "../pipeline/cleanup.ts";
-import { recordRun, type MetricsCommand } from "../report/metrics.ts";
+import { recordRun, recordRuns, type MetricsCommand, type RunRecord } from "../report/metrics.ts";
 import { ping } from "../report/ping.ts";
 import { Reporter, reportMode } from "../report/reporter.ts";
 import type { ObjectStore } from "../store/store.ts";
@@ -63,7 +63,16 @@ export interface JobSpec {
  * run failed after producing a result worth reporting (verify's report): the `error` event
  * carries the result then, and the run ends with that error.
  */
-export type JobResult = { result: unknown; bytes?: number; error?: ZrbError };
+export type JobResult = { result: unknown; bytes?: number; error?: ZrbError; runs?: ChildRun[] };
+
+/**
+ * A recursive task's run, child by child: each child gets its own metrics series (labels carry
+ * the child's dataset), as if it had been a task of its own.
+ */
+export type ChildRun = Pick<RunRecord, "level" | "ok" | "exitCode" | "seconds" | "bytes"> & {
+  /** The child's full dataset name. */
+  dataset: string;
+};
 
 export function parseBwlimit(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -99,6 +108,8 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
   const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
   let loaded: { config: Config; task: Task; reporter: Reporter } | undefined;
   let result: unknown;
+  let runs: ChildRun[] | undefined;
+  let bytes: number | undefined;
   try {
     const config = await loadConfigLogged(args.config);
     const task = findTask(config, requireTask(args.task), { allowDisabled: spec.command !== "backup" });
@@ -113,16 +124,18 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
     if (spec.command === "backup") await ping(config.monitoring.pingUrl, "start");
     const out = await work({ config, task, store, reporter, signal: intr.signal });
     result = out.result;
+    runs = out.runs;
+    bytes = out.bytes;
     if (out.error) throw out.error;
-    reporter.finish(out.result, seconds());
-    monitor(loaded, spec, { ok: true, exitCode: ExitCode.OK, seconds: seconds(), bytes: out.bytes ?? reporter.bytesDone });
+    reporter.finish(out.result, seconds(), out.bytes);
+    monitor(loaded, spec, { ok: true, exitCode: ExitCode.OK, seconds: seconds(), bytes: out.bytes ?? reporter.bytesDone }, runs);
     if (spec.command === "backup") await ping(config.monitoring.pingUrl, "success");
   } catch (err) {
     const e = cause(err, intr.signal);
     if (loaded) {
       const exitCode = e instanceof ZrbError ? e.exitCode : ExitCode.FAILURE;
-      loaded.reporter.fail(e, seconds(), result);
-      monitor(loaded, spec, { ok: false, exitCode, seconds: seconds(), bytes: loaded.reporter.bytesDone });
+      loaded.reporter.fail(e, seconds(), result, bytes);
+      monitor(loaded, spec, { ok: false, exitCode, seconds: seconds(), bytes: bytes ?? loaded.reporter.bytesDone }, runs);
       if (spec.command === "backup") await ping(loaded.config.monitoring.pingUrl, "fail");
     }
     throw e;
@@ -131,6 +144,12 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
   }
 }
 
-function monitor(l: { config: Config; task: Task }, spec: JobSpec, r: { ok: boolean; exitCode: number; seconds: number; bytes: number }): void {
-  recordRun(l.config.monitoring.metricsFile, { command: spec.command, task: l.task.name, pool: l.task.pool, dataset: l.task.dataset, level: spec.level, ...r });
+function monitor(l: { config: Config; task: Task }, spec: JobSpec, r: { ok: boolean; exitCode: number; seconds: number; bytes: number }, runs?: ChildRun[]): void {
+  const file = l.config.monitoring.metricsFile;
+  if (!runs) return recordRun(file, { command: spec.command, task: l.task.name, pool: l.task.pool, dataset: l.task.dataset, level: spec.level, ...r });
+  const { pool, name: task } = l.task;
+  recordRuns(
+    file,
+    runs.map((c) => ({ ...c, command: spec.command, task, pool, dataset: c.dataset.slice(pool.length + 1), level: c.level ?? spec.level })),
+  );
 }

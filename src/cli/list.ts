@@ -4,6 +4,9 @@ import { loadCatalog } from "../pipeline/catalog.ts";
 import { formatTable } from "./table.ts";
 import { resolveTrust, trustArgs } from "./trust.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
+import { childTask } from "../pipeline/tree/children.ts";
+import { listTree } from "./list-tree.ts";
+import { childArg, parseChild } from "./tree.ts";
 
 export default defineCommand({
   meta: {
@@ -11,20 +14,26 @@ export default defineCommand({
     description:
       "List every backup of the task found in the store (the bucket is the catalog; no local state is needed): " +
       "level, snapshot, parent, time, parts, bytes, storage class, whether it is signed, the chain it belongs to and whether that chain is complete (restorable). " +
-      "With --verify-key (or a --private-key file that records one) a backup not signed with that key is shown as not restorable.",
+      "With --verify-key (or a --private-key file that records one) a backup not signed with that key is shown as not restorable. " +
+      "A recursive task is listed one line per child (its backups, the newest, gone or excluded); --child lists one child's backups.",
   },
   args: {
     ...configArg,
     ...taskArg,
     "private-key": { type: "string", alias: "i", description: "age identity file: only its recorded verification key is used (nothing is decrypted)", valueHint: "FILE" },
     ...trustArgs,
+    ...childArg,
     ...outputArgs,
   },
   async run({ args }) {
     applyOutput(args);
-    const { task, store } = await loadAll(args, { allowDisabled: true });
+    const loaded = await loadAll(args, { allowDisabled: true });
+    const { store } = loaded;
     const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
     const trust = await resolveTrust(args, key?.verifyKey);
+    const only = parseChild(args.child, loaded.task);
+    if (loaded.task.recursive && only === undefined) return listTree(loaded.task, store, trust, !!args.json);
+    const task = only === undefined ? loaded.task : childTask(loaded.task, only);
     const entries = (await loadCatalog(store, task.pool, task.dataset, trust)).entries;
     if (args.json) {
       printJson(entries);

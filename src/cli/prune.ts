@@ -1,17 +1,18 @@
 /** `zrb prune`: the policy from flags or the config, and the explanation, around pipeline/prune/. */
 import { defineCommand } from "citty";
 import type { Config, Task } from "../config/config.ts";
-import { prune, type PruneResult } from "../pipeline/prune/index.ts";
-import { DEFAULT_LOCAL_POLICY, snapshotReasonText } from "../pipeline/prune/local.ts";
-import { gibDays, keepReasonText } from "../pipeline/prune/plan.ts";
+import { prune } from "../pipeline/prune/index.ts";
+import { DEFAULT_LOCAL_POLICY } from "../pipeline/prune/local.ts";
+import { childTask } from "../pipeline/tree/children.ts";
+import { printPlan, refusals, summaryLine } from "./prune-report.ts";
+import { pruneTree } from "./prune-tree.ts";
+import { childArg, parseChild } from "./tree.ts";
 import { CALENDAR_RULES, describePolicy, policyProblem, type Policy } from "../pipeline/prune/policy.ts";
 import { parseDuration } from "../util/duration.ts";
-import { ExitCode, ZrbError, usageError, zfsError } from "../util/errors.ts";
+import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { formatSize } from "../util/size.ts";
 import { recordRun } from "../report/metrics.ts";
 import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
-import { formatTable } from "./table.ts";
 
 const count = (what: string) => ({ type: "string", description: what, valueHint: "N" }) as const;
 
@@ -69,60 +70,6 @@ export function resolvePolicies(args: KeepFlags, config: Config, task: Task): { 
   return { bucket: flags ?? configBucket, local: local ? fromConfig(local) : DEFAULT_LOCAL_POLICY };
 }
 
-function printPlan(r: PruneResult): void {
-  const out: string[] = [];
-  const verb = (a: string) => (r.dryRun ? `would ${a}` : a);
-  out.push(`prune of ${r.dataset} in ${r.location}${r.dryRun ? " (dry run: nothing changes)" : ""}`);
-  out.push(`  bucket policy: ${r.policy.bucket ?? "none (every backup is kept)"}; local snapshots: ${r.policy.local}`);
-  const rows = r.backups.map((b) => [
-    b.action === "keep" ? "keep" : verb("delete"),
-    b.backupId,
-    `L${b.level}`,
-    b.snapshot.slice(b.snapshot.indexOf("@") + 1),
-    b.action === "keep" ? b.reasons.map(keepReasonText).join("; ") : `${b.parts + 1} object(s), ${formatSize(b.bytes)}${b.earlyGbDays ? `, early delete: ${gibDays(b.earlyGbDays)} billed anyway` : ""}`,
-  ]);
-  if (rows.length) out.push(...formatTable(["BACKUP", "ID", "LVL", "SNAPSHOT", "WHY"], rows, "  "));
-  for (const o of r.orphans) out.push(`  ${verb("delete")} orphan part ${o.key} (${formatSize(o.size)})`);
-  if (r.local) {
-    const srows = r.local.map((s) => [s.action === "keep" ? "keep" : verb("destroy"), s.name, s.action === "keep" ? s.reasons.map(snapshotReasonText).join("; ") : ""]);
-    if (srows.length) out.push(...formatTable(["SNAPSHOT", "NAME", "WHY"], srows, "  "));
-  }
-  process.stdout.write(out.join("\n") + "\n");
-}
-
-function summaryLine(r: PruneResult): string {
-  const s = r.summary;
-  const [del, destroy] = r.dryRun ? ["would delete", "would destroy"] : ["deleted", "destroyed"];
-  const parts = [
-    `${del} ${s.deleted} backup(s)${r.orphans.length ? ` and ${r.orphans.length} orphan part(s)` : ""} (${s.objects} object(s), ${formatSize(s.bytes)}), kept ${s.kept}`,
-  ];
-  if (r.local) parts.push(`${destroy} ${s.snapshotsDestroyed} local snapshot(s)`);
-  if (s.keptForMinStorage) {
-    const gb = r.backups.flatMap((b) => b.reasons).reduce((a, x) => a + (x.rule === "min-storage" ? x.gbDays : 0), 0);
-    parts.push(`${s.keptForMinStorage} backup(s) kept until their storage class's minimum duration (deleting them now: ${gibDays(gb)} billed anyway)`);
-  }
-  if (s.earlyDeleteGbDays) parts.push(`early deletion billed anyway: ${gibDays(s.earlyDeleteGbDays)}`);
-  const locked = r.backups.filter((b) => b.reasons.some((x) => x.rule === "object-lock")).length;
-  if (locked) parts.push(`${locked} backup(s) kept under object lock`);
-  if (r.locked.length) parts.push(`${r.locked.length} object(s) still under object lock, left for a later prune`);
-  return `prune of ${r.dataset}: ${parts.join("; ")}`;
-}
-
-/** Refused deletes are reported skips with their own exit code: 6 for the bucket, 5 for snapshots. */
-function refusals(r: PruneResult): ZrbError | null {
-  if (r.refused.length) {
-    const f = r.refused[0]!;
-    return new ZrbError(
-      `prune of ${r.dataset}: the store refused ${r.refused.length} delete(s), the first: ${f.message}; everything else was done and nothing refused looks complete (a manifest goes first). ` +
-        `Object lock or a bucket policy denying s3:DeleteObject keeps them until it ends; otherwise grant s3:DeleteObject. The next prune retries them`,
-      ExitCode.STORE,
-    );
-  }
-  if (r.refusedSnapshots.length)
-    return zfsError(`prune of ${r.dataset}: zfs refused to destroy ${r.refusedSnapshots.length} snapshot(s), the first ${r.refusedSnapshots[0]} (held or cloned meanwhile); they are left, everything else was done`);
-  return null;
-}
-
 export default defineCommand({
   meta: {
     name: "prune",
@@ -132,7 +79,8 @@ export default defineCommand({
       "The --keep-* flags replace tasks[].retention of the config; retention.local (default: the last 7 days) governs the snapshots. " +
       "Never deleted: an ancestor of a kept backup, the bases of the next backups, the interrupted backup, a backup that cannot be restored (reported), " +
       "parts younger than their storage class's minimum duration (unless --allow-early-delete), held snapshots and snapshots zrb did not name. " +
-      "Takes the dataset's lock; a manifest that cannot be read stops it (exit 7); a delete the store refuses is skipped and reported (exit 6).",
+      "Takes the dataset's lock; a manifest that cannot be read stops it (exit 7); a delete the store refuses is skipped and reported (exit 6). " +
+      "A recursive task is pruned child by child with the task's policy; the backups of a child that is gone from the pool (or excluded now) are kept, and said so, unless it is pruned by name with --child.",
   },
   args: {
     ...configArg,
@@ -140,6 +88,7 @@ export default defineCommand({
     ...keepArgs,
     "dry-run": { type: "boolean", description: "Print, per backup and snapshot, keep or delete and why; change nothing", default: false },
     "allow-early-delete": { type: "boolean", description: "Also delete parts younger than their storage class's minimum duration (billed anyway)", default: false },
+    ...childArg,
     ...outputArgs,
   },
   async run({ args }) {
@@ -157,9 +106,14 @@ export default defineCommand({
       recordRun(config.monitoring.metricsFile, { command: "prune", task: task.name, pool: task.pool, dataset: task.dataset, ok: exitCode === ExitCode.OK, exitCode, seconds, bytes: freed });
     };
     try {
-      const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+      const all = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+      const { config, store } = all;
+      const only = parseChild(args.child, all.task);
+      const policies = resolvePolicies(args, config, all.task);
+      const opts = { policy: policies.bucket, local: policies.local, dryRun: !!args["dry-run"], allowEarlyDelete: !!args["allow-early-delete"], signal: intr.signal };
+      if (all.task.recursive && only === undefined) return await pruneTree(config, all.task, store, opts, !!args.json);
+      const task = only === undefined ? all.task : childTask(all.task, only);
       loaded = { config, task };
-      const policies = resolvePolicies(args, config, task);
       const r = await prune(config, task, store, {
         policy: policies.bucket,
         local: policies.local,

@@ -1,7 +1,7 @@
 import { defineCommand } from "citty";
 import { applyOutput, configArg, interruptSignal, loadAll, parseLevel, printJson, taskArg } from "./common.ts";
 import { runJob, transferArgs } from "./job.ts";
-import { restore, type RestorePlan, type Selector, type ThawTier } from "../pipeline/restore/index.ts";
+import { restore, type RestorePlan, type Selector, type ThawProgress, type ThawTier } from "../pipeline/restore/index.ts";
 import { usageError } from "../util/errors.ts";
 import { formatSize } from "../util/size.ts";
 import { log } from "../util/log.ts";
@@ -9,6 +9,9 @@ import { printable } from "../util/text.ts";
 import { formatTable } from "./table.ts";
 import { resolveTrust, trustArgs } from "./trust.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
+import { childArg, parseChild } from "./tree.ts";
+import { childTask } from "../pipeline/tree/children.ts";
+import { printTreePlan, runTreeRestore } from "./restore-tree.ts";
 
 const TIERS = ["Bulk", "Standard", "Expedited"] as const;
 
@@ -62,7 +65,9 @@ export default defineCommand({
     description:
       "Restore a backup chain from the store alone (no local state needed) into --target with zfs receive. " +
       "Plans level 0 → … → the chosen backup, downloads parts ahead in parallel, checks every part's SHA-256 before decrypting, " +
-      "its BLAKE3 after, and the whole-stream BLAKE3 before zfs receive may commit. Resumes after the last step already on the target.",
+      "its BLAKE3 after, and the whole-stream BLAKE3 before zfs receive may commit. Resumes after the last step already on the target. " +
+      "A recursive task's tree is rebuilt under --target (<target>/<child>, parents first), every child as of the same run: " +
+      "the run of the dataset's newest backup, or of --snapshot/--level/--backup-id; --child restores one child alone into --target.",
   },
   args: {
     ...configArg,
@@ -78,6 +83,7 @@ export default defineCommand({
     tier: { type: "string", description: "Thaw tier: Bulk (default), Standard or Expedited", valueHint: "TIER" },
     days: { type: "string", description: "Days the thawed copies stay readable (default 7)", valueHint: "N" },
     parallel: { type: "string", description: "Parts downloaded ahead (scratch disk ≤ N × chunk_size; default 2)", valueHint: "N" },
+    ...childArg,
     ...transferArgs,
   },
   async run({ args }) {
@@ -104,7 +110,11 @@ export default defineCommand({
     if (planOnly) return printPlan(args, selector);
     const key = await loadIdentityFile(args["private-key"]!);
     const trust = await resolveTrust(args, key.verifyKey);
-    await runJob(args, { command: "restore", level: selector.level }, async ({ config, task, store, reporter, signal }) => {
+    await runJob(args, { command: "restore", level: selector.level }, async ({ config, task: t, store, reporter, signal }) => {
+      const only = parseChild(args.child, t);
+      const common = { selector, force: !!args.force, identities: key.identities, trust, thaw, ahead, signal, onThaw: thawLine(!!args.json) };
+      if (t.recursive && only === undefined) return runTreeRestore(config, t, store, args.target!, { ...common, planOnly: false, progress: reporter, json: !!args.json });
+      const task = only === undefined ? t : childTask(t, only);
       const t0 = performance.now();
       const r = await restore(config, task, store, {
         target: args.target!,
@@ -117,9 +127,7 @@ export default defineCommand({
         ahead,
         signal,
         progress: reporter,
-        onThaw: (p) => {
-          if (!args.json) log.info(`thaw: ${p.requested} requested, ${p.ongoing} ongoing, ${p.available} available of ${p.total} archived objects`);
-        },
+        onThaw: common.onThaw,
       });
       const secs = Math.round(((performance.now() - t0) / 1000) * 10) / 10;
       if (!args.json && r.applied.length === 0) log.success(`${r.restored} is already restored; nothing to do`);
@@ -132,16 +140,27 @@ export default defineCommand({
   },
 });
 
+function thawLine(json: boolean) {
+  return (p: ThawProgress) => {
+    if (!json) log.info(`thaw: ${p.requested} requested, ${p.ongoing} ongoing, ${p.available} available of ${p.total} archived objects`);
+  };
+}
+
 /** --plan: print the steps, change nothing (no progress, no metrics: nothing moves). */
 async function printPlan(
-  args: { config: string; task?: string; target?: string; force?: boolean; json?: boolean; "private-key"?: string; "verify-key"?: string; "allow-unsigned"?: boolean },
+  args: { config: string; task?: string; target?: string; force?: boolean; json?: boolean; child?: string; "private-key"?: string; "verify-key"?: string; "allow-unsigned"?: boolean },
   selector: Selector,
 ): Promise<void> {
   const intr = interruptSignal();
   try {
-    const { config, task, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+    const loaded = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+    const { config, store } = loaded;
     const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
     const trust = await resolveTrust(args, key?.verifyKey);
+    const only = parseChild(args.child, loaded.task);
+    if (loaded.task.recursive && only === undefined)
+      return printTreePlan(config, loaded.task, store, args.target!, { selector, force: !!args.force, planOnly: true, trust, signal: intr.signal }, !!args.json);
+    const task = only === undefined ? loaded.task : childTask(loaded.task, only);
     const r = await restore(config, task, store, { target: args.target!, selector, force: !!args.force, planOnly: true, trust, signal: intr.signal });
     if (args.json) printJson(r.plan);
     else process.stdout.write(formatPlan(r.plan));

@@ -6,31 +6,33 @@
  * backup of an enabled task (or of each --level) is older, naming it.
  */
 import { defineCommand } from "citty";
-import { existsSync } from "node:fs";
-import { holderAlive, readLockInfo } from "../state/lock.ts";
-import { RunDir } from "../state/rundir.ts";
-import { readHeads, type Heads } from "../state/heads.ts";
+import type { Task } from "../config/config.ts";
+import { treeLockPath } from "../state/rundir.ts";
+import { NO_TRUST } from "../state/trust.ts";
+import type { ObjectStore } from "../store/store.ts";
+import { childTask } from "../pipeline/tree/children.ts";
+import { allChildren, onlyChild } from "../pipeline/tree/known.ts";
+import { childArg, parseChild } from "./tree.ts";
+import { childState } from "./list-tree.ts";
+import { datasetStatus, lockStatus, type DatasetStatus, type FreshnessAsk, type LockStatus } from "./status-dataset.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
 import { formatSize } from "../util/size.ts";
 import { formatEta as formatAge } from "../report/progress.ts";
 import { printable } from "../util/text.ts";
 import { applyOutput, configArg, loadConfigLogged, outputArgs, parseLevel, printJson, storeFor } from "./common.ts";
 import { parseDuration } from "../pipeline/cleanup.ts";
-import { checkFreshness, describeStale, type FreshnessCheck } from "../report/freshness.ts";
+import { describeStale } from "../report/freshness.ts";
 import { now } from "../util/clock.ts";
 
-interface TaskStatus {
+type TaskStatus = {
   task: string;
-  dataset: string;
   enabled: boolean;
-  running: { pid: number; command: string; since: string } | null;
-  staleLock: boolean;
-  interrupted: { backupId: string; level: number; snapshot: string; partsDone: number; bytesDone: number; startedAt: string } | null;
-  heads: { level: number; backupId: string; snapshot: string; finishedAt: string }[] | null;
-  headsError?: string;
-  stateError?: string;
-  /** With --max-age: one check per --level (or one for any level). */
-  freshness?: FreshnessCheck[];
+} & (DatasetStatus | TreeStatus);
+
+interface TreeStatus extends LockStatus {
+  dataset: string;
+  recursive: true;
+  children: (DatasetStatus & { child: string; state: string })[];
 }
 
 /** --level for freshness: one level or several, comma-separated ("0,1"). */
@@ -55,6 +57,7 @@ export default defineCommand({
       valueHint: "DURATION",
     },
     level: { type: "string", alias: "l", description: "With --max-age: check the newest backup at each of these levels (or lower) instead, e.g. 0 or 0,1", valueHint: "N[,N…]" },
+    ...childArg,
     ...outputArgs,
   },
   async run({ args }) {
@@ -62,6 +65,7 @@ export default defineCommand({
     const maxAge = args["max-age"] !== undefined ? String(args["max-age"]) : undefined;
     const maxAgeMs = maxAge !== undefined ? parseDuration(maxAge, "--max-age") : undefined;
     const levels = parseLevels(args.level);
+    if (args.child !== undefined && !args.task) throw new ZrbError("--child needs --task (the recursive task the child belongs to)", ExitCode.USAGE);
     if (levels && maxAge === undefined) throw new ZrbError("--level only applies with --max-age (zrb status --max-age 8d --level 0)", ExitCode.USAGE);
     const at = now();
     const config = await loadConfigLogged(String(args.config));
@@ -71,59 +75,12 @@ export default defineCommand({
     const store = storeFor(config);
     const out: TaskStatus[] = [];
     for (const t of tasks) {
-      let stateError: string | undefined;
-      const rd = new RunDir(config.baseDir, t.pool, t.dataset);
-      let running: TaskStatus["running"] = null;
-      let staleLock = false;
-      if (existsSync(rd.lockPath)) {
-        const l = readLockInfo(rd.lockPath);
-        // A lock from another host (shared base_dir) cannot be checked from here: shown as held.
-        if (l && holderAlive(l)) running = { pid: l.pid, command: `${l.command} on ${l.host}`, since: l.since };
-        else staleLock = true;
-      }
-      const read = await rd.readState();
-      const st = read.kind === "ok" ? read.state : null;
-      if (read.kind === "unusable") stateError = `${rd.statePath} cannot be resumed (${read.why}); the next backup discards it`;
-      const done = st?.chunks?.filter((c) => c?.uploaded) ?? [];
-      const interrupted =
-        st && !running
-          ? {
-              backupId: st.backupId,
-              level: st.level,
-              snapshot: st.snapshot.name,
-              partsDone: done.length,
-              bytesDone: done.reduce((a, c) => a + c.plainSize, 0),
-              startedAt: st.startedAt,
-            }
-          : null;
-      let heads: TaskStatus["heads"] = null;
-      let headsError: string | undefined;
-      let freshness: FreshnessCheck[] | undefined;
-      try {
-        const h: Heads = await readHeads(store, t.pool, t.dataset);
-        heads = Object.entries(h.levels)
-          .map(([k, v]) => ({ level: Number(k), backupId: v.backupId, snapshot: v.snapshot.name, finishedAt: v.finishedAt }))
-          .sort((a, b) => a.level - b.level);
-        if (maxAgeMs !== undefined && (t.enabled || args.task)) freshness = checkFreshness(t.name, t.fullName, h, levels, maxAgeMs, at);
-      } catch (err) {
-        // Freshness cannot be judged without the heads: that is the run's error (exit 6…).
-        if (maxAgeMs !== undefined && (t.enabled || args.task)) throw err;
-        headsError = (err as Error).message;
-      }
-      out.push({
-        task: t.name,
-        dataset: t.fullName,
-        enabled: t.enabled,
-        running,
-        staleLock,
-        interrupted,
-        heads,
-        ...(headsError ? { headsError } : {}),
-        ...(stateError ? { stateError } : {}),
-        ...(freshness ? { freshness } : {}),
-      });
+      const fresh = maxAgeMs !== undefined && (t.enabled || args.task) ? { task: t.name, maxAgeMs, levels, at } : undefined;
+      const only = parseChild(args.child, t);
+      if (t.recursive) out.push({ task: t.name, enabled: t.enabled, ...(await treeStatus(config.baseDir, store, t, fresh, only)) });
+      else out.push({ task: t.name, enabled: t.enabled, ...(await datasetStatus(config.baseDir, store, t.pool, t.dataset, fresh)) });
     }
-    const stale = out.flatMap((s) => s.freshness ?? []).filter((c) => c.stale);
+    const stale = out.flatMap((s) => ("children" in s ? s.children.flatMap((c) => c.freshness ?? []) : (s.freshness ?? []))).filter((c) => c.stale);
     const staleError = () =>
       new ZrbError(`${stale.length} stale: ${stale.map((c) => describeStale(c, maxAge!)).join("; ")}`, ExitCode.STALE);
     if (args.json) {
@@ -133,22 +90,50 @@ export default defineCommand({
     }
     const lines: string[] = [];
     for (const s of out) {
-      lines.push(`${s.task} (${s.dataset})${s.enabled ? "" : " [disabled]"}`);
-      if (s.running) lines.push(`  running: ${s.running.command}, pid ${s.running.pid}, since ${s.running.since}`);
-      if (s.staleLock) lines.push("  stale lock left by a dead run (the next run takes it over)");
-      if (s.interrupted)
-        lines.push(
-          `  interrupted: level ${s.interrupted.level} backup ${s.interrupted.backupId} of ${s.interrupted.snapshot}, ` +
-            `${s.interrupted.partsDone} part(s) / ${formatSize(s.interrupted.bytesDone)} stored; the next run resumes it`,
-        );
-      if (s.stateError) lines.push(`  ${s.stateError}`);
-      if (s.headsError) lines.push(`  store: ${s.headsError}`);
-      else if (s.heads && s.heads.length === 0) lines.push(`  no backups in ${store.location} yet`);
-      else for (const h of s.heads ?? []) lines.push(`  level ${h.level}: ${h.snapshot.split("@")[1]}  backup ${h.backupId}  finished ${h.finishedAt}`);
-      for (const c of s.freshness ?? [])
-        lines.push(c.stale ? `  STALE: ${describeStale(c, maxAge!)}` : `  fresh: the newest backup${c.level === null ? "" : ` at level ≤ ${c.level}`} finished ${formatAge(c.ageSeconds)} ago (--max-age ${maxAge})`);
+      lines.push(`${s.task} (${s.dataset})${"children" in s ? ` recursive, ${s.children.length} child dataset(s)` : ""}${s.enabled ? "" : " [disabled]"}`);
+      lockLines(s, lines, "  ");
+      if (!("children" in s)) datasetLines(s, lines, "  ", store.location, maxAge);
+      else
+        for (const c of s.children) {
+          lines.push(`  ${c.child === "" ? "." : c.child} (${c.dataset})${c.state === "backed up" ? "" : ` [${c.state}]`}`);
+          lockLines(c, lines, "    ");
+          datasetLines(c, lines, "    ", store.location, maxAge);
+        }
     }
     process.stdout.write(lines.map(printable).join("\n") + "\n");
     if (stale.length) throw staleError();
   },
 });
+
+function lockLines(s: LockStatus, lines: string[], indent: string): void {
+  if (s.running) lines.push(`${indent}running: ${s.running.command}, pid ${s.running.pid}, since ${s.running.since}`);
+  if (s.staleLock) lines.push(`${indent}stale lock left by a dead run (the next run takes it over)`);
+}
+
+function datasetLines(s: DatasetStatus, lines: string[], indent: string, location: string, maxAge: string | undefined): void {
+  if (s.interrupted)
+    lines.push(
+      `${indent}interrupted: level ${s.interrupted.level} backup ${s.interrupted.backupId} of ${s.interrupted.snapshot}, ` +
+        `${s.interrupted.partsDone} part(s) / ${formatSize(s.interrupted.bytesDone)} stored; the next run resumes it`,
+    );
+  if (s.stateError) lines.push(`${indent}${s.stateError}`);
+  if (s.headsError) lines.push(`${indent}store: ${s.headsError}`);
+  else if (s.heads && s.heads.length === 0) lines.push(`${indent}no backups in ${location} yet`);
+  else for (const h of s.heads ?? []) lines.push(`${indent}level ${h.level}: ${h.snapshot.split("@")[1]}  backup ${h.backupId}  finished ${h.finishedAt}`);
+  for (const c of s.freshness ?? [])
+    lines.push(c.stale ? `${indent}STALE: ${describeStale(c, maxAge!)}` : `${indent}fresh: the newest backup${c.level === null ? "" : ` at level ≤ ${c.level}`} finished ${formatAge(c.ageSeconds)} ago (--max-age ${maxAge})`);
+}
+
+/** A recursive task: the tree's lock, then every child (bucket and pool); gone and excluded children are not checked for freshness. */
+async function treeStatus(baseDir: string, store: ObjectStore, t: Task, fresh: FreshnessAsk | undefined, only: string | undefined): Promise<TreeStatus> {
+  const all = await allChildren(store, t, NO_TRUST);
+  const { poolHere } = all;
+  const children = onlyChild(all.children, only, t, store.location);
+  const out: TreeStatus = { dataset: t.fullName, recursive: true, ...lockStatus(treeLockPath(baseDir, t.pool, t.dataset)), children: [] };
+  for (const c of children) {
+    const state = poolHere && !c.onPool ? (c.record?.gone ? childState(c) : "not on the pool") : childState(c);
+    const checked = state === "backed up" ? fresh : undefined;
+    out.children.push({ child: c.rel, state, ...(await datasetStatus(baseDir, store, t.pool, childTask(t, c.rel).dataset, checked)) });
+  }
+  return out;
+}

@@ -1,20 +1,17 @@
 /** `zrb verify`: flag parsing around pipeline/verify.ts. */
 import { defineCommand } from "citty";
 import { applyOutput, configArg, optionalValue, taskArg } from "./common.ts";
-import { runJob, transferArgs, type JobResult } from "./job.ts";
+import { runJob, transferArgs } from "./job.ts";
 import { parseSelector, selectArgs } from "./restore.ts";
+import { childTask } from "../pipeline/tree/children.ts";
+import { childArg, parseChild } from "./tree.ts";
+import { verifyTree } from "./verify-tree.ts";
+import { verifyDataset, type VerifyAsk } from "./verify-dataset.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
 import { resolveTrust, trustArgs } from "./trust.ts";
 import { warnUnauthenticated } from "../state/trust.ts";
-import { loadCatalog, type Catalog } from "../pipeline/catalog.ts";
-import { verifyRotating, type RotationReport } from "../pipeline/rotate.ts";
-import { backupsToVerify, verifyBackups, type VerifyReport } from "../pipeline/verify.ts";
-import type { ObjectStore } from "../store/store.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
-import { restoreScratchRoot } from "../state/rundir.ts";
-import { integrityError, usageError } from "../util/errors.ts";
-import { log } from "../util/log.ts";
-import { printable } from "../util/text.ts";
+import { usageError } from "../util/errors.ts";
 
 export const DEFAULT_ROTATE_DAYS = 90;
 
@@ -26,35 +23,6 @@ function parseRotate(v: string, args: Record<string, unknown>): number {
   return Number(v);
 }
 
-/** The rotation's report as a job result: lines on stdout, the error when it failed. */
-function reportRotation(run: { report: VerifyReport; rotation: RotationReport }, cat: Catalog, store: ObjectStore, json: boolean): JobResult {
-  const { report, rotation: r } = run;
-  const broken = cat.entries.filter((e) => !e.restorable);
-  const result = { ...report, rotation: r, corrupt: cat.corrupt.map((c) => c.key), notRestorable: broken.map((e) => e.backupId), ok: report.ok && broken.length === 0 && cat.corrupt.length === 0 };
-  if (!json) {
-    for (const b of report.backups)
-      process.stdout.write(printable(`${b.backupId}  level ${b.level}  ${b.snapshot.split("@")[1] ?? b.snapshot}  ${b.checked}/${b.parts} parts checked`) + "\n");
-    for (const p of report.parts.filter((x) => !x.ok)) process.stdout.write(printable(`FAILED ${p.key}: ${p.error}`) + "\n");
-    if (!report.decrypted) process.stdout.write("ciphertext only (sizes and SHA-256): pass --private-key to check the plaintext too\n");
-  }
-  if (!report.ok) {
-    const first = report.parts.find((x) => !x.ok)?.error ?? "";
-    return { result, error: integrityError(`rotating verification failed: ${r.failed} part(s) bad in ${store.location}, the first: ${first}; they are read again on every run until fixed`) };
-  }
-  if (cat.corrupt.length)
-    return { result, error: integrityError(`rotating verification: manifest ${cat.corrupt[0]!.key} cannot be read (${cat.corrupt[0]!.message}); its parts cannot be checked`) };
-  if (broken.length)
-    return {
-      result,
-      error: integrityError(`rotating verification: backup ${broken[0]!.backupId} cannot be restored: ${broken[0]!.problem!.message}${broken.length > 1 ? ` (and ${broken.length - 1} more)` : ""}; see zrb list`),
-    };
-  if (!json) {
-    const cover = r.overdueAfter === 0 ? `every part read within the last ${r.days} days (the oldest read ${r.oldest?.slice(0, 10) ?? "-"})` : `${r.overdueAfter} part(s) not read within ${r.days} days yet, read first on the next runs`;
-    log.success(`rotation: ${r.checked} of ${r.parts} part(s) checked in ${store.location}; ${cover}${r.archived ? `; ${r.archived} part(s) in archive classes not read (thaw them to check)` : ""}`);
-  }
-  return { result };
-}
-
 export default defineCommand({
   meta: {
     name: "verify",
@@ -63,7 +31,8 @@ export default defineCommand({
       "check its size and SHA-256; with --private-key also decrypt it and check its BLAKE3 and the whole-stream BLAKE3. " +
       "Without a key only the ciphertext is checked (the NAS itself never holds the private key). " +
       "Without a selector it checks the newest backup's chain, and a broken link in it fails the verification. " +
-      "--rotate DAYS instead reads, on each run, the slice of every backup's parts whose turn has come, so that every stored part is read at least once per DAYS (the weekly systemd timer uses it).",
+      "--rotate DAYS instead reads, on each run, the slice of every backup's parts whose turn has come, so that every stored part is read at least once per DAYS (the weekly systemd timer uses it). " +
+      "A recursive task is verified child by child: each child's backup of the same run (as restore takes it), or with --rotate every child's rotation; --child verifies one.",
   },
   args: {
     ...configArg,
@@ -81,6 +50,7 @@ export default defineCommand({
       String(DEFAULT_ROTATE_DAYS),
     ),
     "only-backup": { type: "boolean", description: "Check only the selected backup, not the rest of its chain", default: false },
+    ...childArg,
     ...transferArgs,
   },
   async run({ args }) {
@@ -92,47 +62,15 @@ export default defineCommand({
       if (!Number.isInteger(sample) || sample < 1) throw usageError(`--sample must be a whole number ≥ 1, got ${JSON.stringify(args.sample)}`);
     }
     const rotate = args.rotate !== undefined ? parseRotate(String(args.rotate), args) : undefined;
-    await runJob(args, { command: "verify", level: selector.level }, async ({ config, task, store, reporter, signal }) => {
-      assertSafeBaseDir(config.baseDir, { create: true });
+    await runJob(args, { command: "verify", level: selector.level }, async (job) => {
+      assertSafeBaseDir(job.config.baseDir, { create: true });
       const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
-      const identities = key?.identities;
       const trust = await resolveTrust(args, key?.verifyKey);
       warnUnauthenticated(trust, "verify");
-      const cat = await loadCatalog(store, task.pool, task.dataset, trust);
-      if (rotate !== undefined) {
-        const run = await verifyRotating(store, [...cat.manifests.values()], {
-          days: rotate,
-          identities,
-          signal,
-          scratch: restoreScratchRoot(config.baseDir),
-          workers: config.workers,
-          storageClass: config.s3.storageClass.manifest,
-          pool: task.pool,
-          dataset: task.dataset,
-          progress: reporter,
-        });
-        return reportRotation(run, cat, store, !!args.json);
-      }
-      const { backups, chainBroken } = backupsToVerify(cat, selector, task.fullName, store, !!args["only-backup"]);
-      const report = await verifyBackups(store, backups, { identities, sample, signal, scratch: restoreScratchRoot(config.baseDir), workers: config.workers, progress: reporter });
-      const result = { ...report, ...(chainBroken ? { chainBroken, ok: false } : {}) };
-      if (!args.json) {
-        for (const b of report.backups)
-          process.stdout.write(
-            printable(`${b.backupId}  level ${b.level}  ${b.snapshot.split("@")[1] ?? b.snapshot}  ${b.checked}/${b.parts} parts checked  stream BLAKE3: ${b.streamBlake3}  records: ${b.streamRecords}`) + "\n",
-          );
-        for (const p of report.parts.filter((x) => !x.ok)) process.stdout.write(printable(`FAILED ${p.key}: ${p.error}`) + "\n");
-        if (!report.decrypted) process.stdout.write("ciphertext only (sizes and SHA-256): pass --private-key to check the plaintext too\n");
-      }
-      if (chainBroken) return { result, error: integrityError(`verification failed: ${chainBroken}`) };
-      if (!report.ok) {
-        const failed = report.parts.filter((x) => !x.ok);
-        const bad = failed.length + report.backups.filter((b) => b.streamBlake3 === "mismatch").length;
-        const first = failed[0]?.error ?? report.backups.find((b) => b.error)?.error ?? "";
-        return { result, error: integrityError(`verification failed: ${bad} problem(s) in ${store.location}, the first: ${first}`) };
-      }
-      if (!args.json) log.success(`${report.parts.length} part(s) verified in ${store.location}`);
-      return { result };
+      const o: VerifyAsk = { selector, sample, rotate, onlyBackup: !!args["only-backup"], identities: key?.identities, trust, json: !!args.json };
+      const only = parseChild(args.child, job.task);
+      if (job.task.recursive && only === undefined) return verifyTree(job, o);
+      return verifyDataset(job, only === undefined ? job.task : childTask(job.task, only), o);
     });
   },
 });

@@ -19,6 +19,7 @@ import { datasetPathProblem, MAX_NAME, poolProblem } from "../zfs/names.ts";
 import type { Ctx } from "./read.ts";
 import { absolutePath, bool, duration, enumOf, int, rate, size, str } from "./scalars.ts";
 import { pingUrlProblem } from "../report/ping.ts";
+import { compileExclude, excludePatternProblem } from "../pipeline/tree/exclude.ts";
 import { type Infer, list, object, type Siblings } from "./types.ts";
 
 export const STORAGE_CLASSES = [
@@ -146,6 +147,33 @@ const TASK = object({
   enabled: bool()
     .default(false)
     .doc("Only enabled tasks run. As in the original zrb a task is **off** unless it says `enabled: true`. zrb warns when no task is enabled."),
+  recursive: bool()
+    .default(false)
+    .doc(
+      "Back up the dataset and every filesystem and volume below it, each child as its own chain under its own prefix (`data/<pool>/<child>/…`), so that one child can be restored alone and a new child never breaks the others' incrementals. `zrb snapshot` takes one atomic `zfs snapshot -r`; a child that appears later gets its level 0 at its first backup. Not for a volume (zvol): it has no children.",
+      { new: true },
+    ),
+  exclude: list(
+    str().check((p) => {
+      const why = excludePatternProblem(p);
+      return why && `${quote(p)} ${why}`;
+    }),
+    { example: "child names relative to the dataset, e.g. [scratch, \"*/cache\"]", itemHint: "a child name or glob such as scratch or */cache" },
+  )
+    .optional()
+    .rule((t, c) => {
+      if (t.exclude !== undefined && t.recursive !== true) c.get("exclude").fail(`${c.get("exclude").path} only applies with recursive: true`);
+    })
+    .doc(
+      "Children of a recursive task not to back up, by name relative to the dataset: `scratch`, `*/cache` (`*` and `?` within a name, `**` across names). An excluded child's children are excluded too. Excluded children are still in the atomic snapshot, never sent. A pattern that matches no child is a warning.",
+      { new: true, default: "`[]`" },
+    ),
+  send_properties: bool()
+    .default(false)
+    .doc(
+      "Send the datasets' properties with the data (`zfs send -p`). Off by default: a restore would receive the source's `mountpoint`, `sharenfs` and the like, so the restored copy mounts over (or shares) the live data's paths at the next boot, and would carry encryption and key location settings that do not fit the target. Turn it on when restoring to a fresh pool should recreate those settings.",
+      { new: true },
+    ),
   retention: RETENTION.optional().doc(
     "Which backups `zrb prune` keeps in the bucket (restic's rules, ORed; the `--keep-*` flags replace them). Without bucket rules every backup is kept. A backup that a kept one depends on is always kept too.",
     { new: true, default: "— (keep everything)" },
@@ -157,8 +185,17 @@ const TASK = object({
   return { ...t, fullName };
 });
 
-/** Two tasks may not share a name, nor a dataset (they would share its state and its place in the bucket). */
-function uniqueTasks<T extends { name: string; fullName: string }>(tasks: T[], c: Ctx): T[] {
+/** Whether a recursive task `t` backs up the dataset `fs` below it (not excluded). */
+function covers(t: { fullName: string; recursive: boolean; exclude?: string[] }, fs: string): boolean {
+  if (!t.recursive || !fs.startsWith(t.fullName + "/")) return false;
+  return !compileExclude(t.exclude ?? []).excludes(fs.slice(t.fullName.length + 1));
+}
+
+/**
+ * Two tasks may not share a name, nor a dataset (they would share its state and its place in
+ * the bucket) — also not a dataset that a recursive task backs up as one of its children.
+ */
+function uniqueTasks<T extends { name: string; fullName: string; recursive: boolean; exclude?: string[] }>(tasks: T[], c: Ctx): T[] {
   const byName = new Map<string, number>();
   const byDataset = new Map<string, number>();
   tasks.forEach((t, i) => {
@@ -170,6 +207,13 @@ function uniqueTasks<T extends { name: string; fullName: string }>(tasks: T[], c
     const dup = byDataset.get(t.fullName);
     if (dup !== undefined) item.fail(`${item.path} (${t.name}) backs up ${t.fullName}, as tasks[${dup}] already does; use one task per dataset`);
     byDataset.set(t.fullName, i);
+  });
+  tasks.forEach((t, i) => {
+    const j = tasks.findIndex((o) => covers(o, t.fullName));
+    if (j >= 0)
+      c.list![i]!.fail(
+        `${c.list![i]!.path} (${t.name}) backs up ${t.fullName}, which the recursive tasks[${j}] (${tasks[j]!.name}) already backs up as a child; add it to that task's exclude or drop one of them`,
+      );
   });
   return tasks;
 }
@@ -364,7 +408,7 @@ export const ROOT = object(
       .then(uniqueTasks)
       .named("list")
       .required("a list of tasks, each with name, pool and dataset")
-      .doc("What to back up: one entry per dataset. It must have at least one task. Two tasks may not back up the same dataset, because they would share its state and its place in the bucket."),
+      .doc("What to back up: one entry per dataset (or per tree, with `recursive`). It must have at least one task. Two tasks may not back up the same dataset, because they would share its state and its place in the bucket; nor may a task back up a child that a recursive task already covers."),
   },
   { expect: "a mapping of keys (base_dir, age_public_key, s3, tasks)" },
 ).then((o, c) => {

@@ -17,23 +17,9 @@ import { decryptPart } from "./restore/decrypt.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
 import { checkInterrupted } from "../util/abort.ts";
 import { log } from "../util/log.ts";
-import { RECORD_SIZE, streamEndsProblem } from "../zfs/stream.ts";
+import { StreamEndsCollector } from "../zfs/stream.ts";
 import type { TransferProgress } from "../report/progress.ts";
 import { startThreads, type Threads } from "./parallel/index.ts";
-
-/** The first and the last record of a stream seen piece by piece (zfs/stream.ts checks them). */
-class StreamEnds {
-  private head = new Uint8Array(0);
-  private tail = new Uint8Array(0);
-  push(b: Uint8Array): void {
-    if (this.head.length < RECORD_SIZE) this.head = Buffer.concat([this.head, b.subarray(0, RECORD_SIZE - this.head.length)]);
-    const t = Buffer.concat([this.tail, b.subarray(Math.max(0, b.length - RECORD_SIZE))]);
-    this.tail = t.subarray(Math.max(0, t.length - RECORD_SIZE));
-  }
-  problem(m: Manifest): string | undefined {
-    return streamEndsProblem(this.head, this.tail, m.snapshot.guid, m.parent?.guid ?? null);
-  }
-}
 
 /** The chain of m from m back to the first missing or mismatched link, oldest first. */
 function resolvablePart(m: Manifest, byId: Map<string, Manifest>): Manifest[] {
@@ -152,7 +138,7 @@ export async function verifyBackups(
     for (const m of backups) {
       // The whole stream's BLAKE3 (on the hashing worker), when every part is decrypted.
       const whole = opts.identities && !chosen ? threads.crypto.newHasher() : null;
-      const ends = new StreamEnds();
+      const ends = new StreamEndsCollector();
       let checked = 0;
       let wholeOk = true;
       let berr: string | undefined;
@@ -192,7 +178,7 @@ export async function verifyBackups(
       if (d !== null && wholeOk) {
         streamBlake3 = d === m.stream.blake3 ? "ok" : "mismatch";
         if (streamBlake3 === "mismatch") berr = `backup ${m.backupId}: stream BLAKE3 is ${d}, manifest says ${m.stream.blake3}`;
-        const why = ends.problem(m);
+        const why = ends.problem(m.snapshot.guid, m.parent?.guid ?? null);
         streamRecords = why ? "mismatch" : "ok";
         if (why) berr ??= `backup ${m.backupId} is not the zfs stream its manifest describes: ${why}`;
         if (berr) {

@@ -129,13 +129,18 @@ function locked<T>(file: string, fn: () => T): T {
 
 /** Record one run in the metrics file, if there is one. Never throws: a problem is one warning. */
 export function recordRun(file: string | undefined, r: RunRecord): void {
-  if (!file) return;
+  recordRuns(file, [r]);
+}
+
+/** Record several runs (the children of a recursive task) with one rewrite of the file. */
+export function recordRuns(file: string | undefined, rs: RunRecord[]): void {
+  if (!file || rs.length === 0) return;
   try {
     if (!existsSync(dirname(file))) throw ioError(`directory ${dirname(file)} does not exist; create it (node_exporter's --collector.textfile.directory)`);
     locked(file, () => {
       const existing = existsSync(file) ? readFileSync(file, "utf8") : "";
       // 0644: node_exporter reads it as another user.
-      writeFileAtomic(file, updateMetrics(existing, r), 0o644);
+      writeFileAtomic(file, rs.reduce(updateMetrics, existing), 0o644);
     });
   } catch (err) {
     log.warn(`metrics: cannot update ${file}: ${(err as Error).message}; the run's result stands`);

@@ -69,6 +69,8 @@ export class Reporter implements TransferProgress {
   private timer: ReturnType<typeof setInterval> | undefined;
   private lastPrint = 0;
   private shown = false;
+  /** The child of a recursive task being worked on: events carry its dataset, lines its name. */
+  private current: { rel: string; dataset: string } | null = null;
 
   constructor(private readonly o: ReporterOptions) {
     this.clock = o.clock ?? (() => performance.now());
@@ -85,13 +87,15 @@ export class Reporter implements TransferProgress {
   private label(): string {
     const j = this.o.job;
     const level = this.start_?.level ?? j.level;
-    return `${j.command} ${j.task}${level !== undefined ? ` level ${level}` : ""}`;
+    const child = this.current ? ` ${this.current.rel === "" ? "." : this.current.rel}` : "";
+    return `${j.command} ${j.task}${child}${level !== undefined ? ` level ${level}` : ""}`;
   }
 
   private event(name: string, fields: Record<string, unknown>): void {
     if (this.o.mode !== "json") return;
     const j = this.o.job;
-    this.out(JSON.stringify({ event: name, time: now().toISOString(), command: j.command, task: j.task, dataset: j.dataset, ...fields }) + "\n");
+    const dataset = this.current?.dataset ?? j.dataset;
+    this.out(JSON.stringify({ event: name, time: now().toISOString(), command: j.command, task: j.task, dataset, ...fields }) + "\n");
   }
 
   facts(): ProgressFacts {
@@ -182,17 +186,37 @@ export class Reporter implements TransferProgress {
     this.clearLine();
   }
 
-  /** The run succeeded: its result (what --json printed before events existed) ends the stream. */
-  finish(result: unknown, seconds: number): void {
+  /** A recursive task's run turns to one of its children: a `child` event, then its own start … part events. */
+  child(c: { rel: string; dataset: string; level?: number; note?: string }): void {
     this.stop();
-    this.event("done", { exitCode: ExitCode.OK, seconds, bytes: this.done, result });
+    this.start_ = null;
+    this.current = { rel: c.rel, dataset: c.dataset };
+    this.event("child", { child: c.rel, ...(c.level !== undefined ? { level: c.level } : {}), ...(c.note ? { note: c.note } : {}) });
+  }
+
+  /** A child is done (or skipped, or failed): a `child-done` event with its outcome; the run goes on. */
+  childDone(o: { rel: string; dataset: string; status: string; exitCode: number; message?: string; seconds: number; result?: unknown }): void {
+    this.stop();
+    this.current = { rel: o.rel, dataset: o.dataset };
+    const { rel, dataset: _d, ...rest } = o;
+    this.event("child-done", { child: rel, ...rest });
+    this.current = null;
+    this.start_ = null;
+  }
+
+  /** The run succeeded: its result (what --json printed before events existed) ends the stream. */
+  finish(result: unknown, seconds: number, bytes = this.done): void {
+    this.stop();
+    this.current = null;
+    this.event("done", { exitCode: ExitCode.OK, seconds, bytes, result });
   }
 
   /** The run failed (the error line itself is main.ts's). */
-  fail(err: unknown, seconds: number, result?: unknown): void {
+  fail(err: unknown, seconds: number, result?: unknown, bytes = this.done): void {
     this.stop();
+    this.current = null;
     const exitCode = err instanceof ZrbError ? err.exitCode : ExitCode.FAILURE;
     const message = printable((err as Error)?.message ?? String(err));
-    this.event("error", { exitCode, message, seconds, bytes: this.done, ...(result !== undefined ? { result } : {}) });
+    this.event("error", { exitCode, message, seconds, bytes, ...(result !== undefined ? { result } : {}) });
   }
 }

@@ -4,9 +4,8 @@
  * the manifests: when it is missing, unreadable, wrongly shaped or names snapshots of another
  * dataset, it is rebuilt from the manifests (with one warning per run), never trusted.
  */
-import YAML from "yaml";
+import { readRecord } from "./record.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { isStoreError } from "../store/store.ts";
 import { isSnapshotOf } from "../zfs/names.ts";
 import { log } from "../util/log.ts";
 import { now } from "../util/clock.ts";
@@ -58,23 +57,10 @@ const warned = new Set<string>();
 export async function readHeads(store: ObjectStore, pool: string, dataset: string, trust: Trust = NO_TRUST): Promise<Heads> {
   const key = headsKey(pool, dataset);
   const fs = fullName(pool, dataset);
-  let why: string | undefined;
-  try {
-    const body = await store.get(key, { maxBytes: MAX_HEADS_BYTES });
-    if (body === null) return headsFromManifests(await trustedManifests(store, pool, dataset, trust));
-    let parsed: unknown;
-    try {
-      parsed = YAML.parse(new TextDecoder().decode(body));
-    } catch (err) {
-      why = `not valid YAML: ${(err as Error).message.split("\n")[0]}`;
-    }
-    why ??= headsProblem(parsed, fs);
-    if (!why && !headsTrusted(parsed as Heads, pool, dataset, trust)) why = `it is not signed with ${trust.source}'s key`;
-    if (!why) return parsed as Heads;
-  } catch (err) {
-    if (!isStoreError(err, "too-large")) throw err;
-    why = `it is ${err.size} bytes`;
-  }
+  const r = await readRecord<Heads>(store, key, MAX_HEADS_BYTES, (v) => headsProblem(v, fs));
+  if (r.kind === "none") return headsFromManifests(await trustedManifests(store, pool, dataset, trust));
+  const why = r.kind === "unusable" ? r.why : headsTrusted(r.value, pool, dataset, trust) ? undefined : `it is not signed with ${trust.source}'s key`;
+  if (r.kind === "ok" && !why) return r.value;
   if (!warned.has(key)) {
     warned.add(key);
     log.warn(`${key} in ${store.location} is unreadable (${why}); rebuilt the heads from the manifests`);

@@ -6,8 +6,9 @@
  * shaped, the rotation starts afresh (one warning) and every part is read again within DAYS.
  */
 import YAML from "yaml";
+import { readRecord } from "./record.ts";
 import { rotationKey } from "../store/layout.ts";
-import { isStoreError, type ObjectStore } from "../store/store.ts";
+import type { ObjectStore } from "../store/store.ts";
 import { log } from "../util/log.ts";
 import { now } from "../util/clock.ts";
 
@@ -50,23 +51,10 @@ export function rotationProblem(v: unknown): string | undefined {
 /** The rotation recorded in the store; a fresh one when there is none or it is not usable. */
 export async function readRotation(store: ObjectStore, pool: string, dataset: string): Promise<Rotation> {
   const key = rotationKey(pool, dataset);
-  let why: string | undefined;
-  try {
-    const body = await store.get(key, { maxBytes: MAX_ROTATION_BYTES });
-    if (body === null) return emptyRotation();
-    let parsed: unknown;
-    try {
-      parsed = YAML.parse(new TextDecoder().decode(body));
-    } catch (err) {
-      why = `not valid YAML: ${(err as Error).message.split("\n")[0]}`;
-    }
-    why ??= rotationProblem(parsed);
-    if (!why) return parsed as Rotation;
-  } catch (err) {
-    if (!isStoreError(err, "too-large")) throw err;
-    why = `it is ${err.size} bytes`;
-  }
-  log.warn(`${key} in ${store.location} is unusable (${why}); starting the verification rotation afresh: every part is read again within the rotation's days`);
+  const r = await readRecord<Rotation>(store, key, MAX_ROTATION_BYTES, rotationProblem);
+  if (r.kind === "ok") return r.value;
+  if (r.kind === "unusable")
+    log.warn(`${key} in ${store.location} is unusable (${r.why}); starting the verification rotation afresh: every part is read again within the rotation's days`);
   return emptyRotation();
 }
 

@@ -95,6 +95,21 @@ export class RunDir {
   }
 }
 
+/**
+ * Why a child dataset's name component cannot be a run directory below its parent's: the
+ * parent keeps its lock, state, head cache and spill directory there (and a tree its lock).
+ */
+export function runDirNameProblem(component: string): string | undefined {
+  if (component === "spill" || /\.(lock|yaml)$/.test(component))
+    return `${JSON.stringify(component)} is a name zrb uses in its parent's run directory (zrb.lock, tree.lock, backup_state.yaml, spill)`;
+  return undefined;
+}
+
+/** A recursive task's lock (the tree's), beside its root dataset's own zrb.lock. */
+export function treeLockPath(baseDir: string, pool: string, dataset: string): string {
+  return join(new RunDir(baseDir, pool, dataset).dir, "tree.lock");
+}
+
 const isInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
 const HEX64 = /^[0-9a-f]{64}$/;
 

@@ -13,9 +13,11 @@ import { signatureProblem, sign, type SigningKey } from "../crypto/signing.ts";
 import { log } from "../util/log.ts";
 import type { Manifest } from "./manifest.ts";
 import type { Heads } from "./heads.ts";
+import type { TreeRecord } from "./tree.ts";
 
 export const MANIFEST_DOMAIN = "zrb-manifest-signature/1";
 export const HEADS_DOMAIN = "zrb-heads-signature/1";
+export const TREE_DOMAIN = "zrb-tree-signature/1";
 
 export interface Trust {
   /** zrbverify1…: when set, backups must carry its signature. */
@@ -61,6 +63,21 @@ export function manifestTrustProblem(m: Manifest, trust: Trust): string | undefi
 export function headsTrusted(h: Heads, pool: string, dataset: string, trust: Trust): boolean {
   if (!trust.verifyKey) return true;
   return signatureProblem(h.signature, trust.verifyKey, HEADS_DOMAIN, headsBody(h, pool, dataset)) === undefined;
+}
+
+function treeBody(t: TreeRecord, pool: string, dataset: string): unknown {
+  const { signature: _s, ...body } = t;
+  return { pool, dataset, tree: body };
+}
+
+export function signTree(t: TreeRecord, pool: string, dataset: string, key: SigningKey): TreeRecord {
+  return { ...t, signature: sign(key, TREE_DOMAIN, treeBody(t, pool, dataset)) };
+}
+
+/** Whether a recursive task's tree.yaml carries a good signature under `trust` (always true without a key). */
+export function treeTrusted(t: TreeRecord, pool: string, dataset: string, trust: Trust): boolean {
+  if (!trust.verifyKey) return true;
+  return signatureProblem(t.signature, trust.verifyKey, TREE_DOMAIN, treeBody(t, pool, dataset)) === undefined;
 }
 
 let warned = false;

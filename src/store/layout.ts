@@ -4,6 +4,9 @@
  *   manifests/<pool>/<dataset>/<backup id>.manifest.yaml          one per finished backup (the commit point)
  *   manifests/<pool>/<dataset>/heads.yaml                         the per-level heads (a cache of the manifests)
  *   manifests/<pool>/<dataset>/verify-rotation.yaml               progress of `zrb verify --rotate`
+ *   manifests/<pool>/<dataset>/tree.yaml                          a recursive task's known children
+ * A child of a recursive task is a dataset like any other: its keys sit below its parent's
+ * (data/<pool>/<dataset>/<child>/…), which is why a child may not be named like those files.
  * Backup ids (20261124T023000Z-L1-3fa9c2) are unique per run and sort by start time.
  */
 import { now } from "../util/clock.ts";
@@ -54,8 +57,23 @@ export function backupIdOfKey(key: string): string {
   return key.slice(key.lastIndexOf("/") + 1).replace(/\.manifest\.yaml$/, "");
 }
 
+/**
+ * Why a child dataset's name component cannot sit beside the files the layout keeps under its
+ * parent's prefixes (heads.yaml, <id>.manifest.yaml, tree.yaml, part-000000.age): on the local
+ * store those are files, so a child of that name would need a directory in their place.
+ */
+export function layoutNameProblem(component: string): string | undefined {
+  if (/\.(yaml|age)$/.test(component)) return `${JSON.stringify(component)} ends in .yaml or .age, like the files zrb keeps beside a dataset's children in the bucket (heads.yaml, <id>.manifest.yaml, part-000000.age)`;
+  return undefined;
+}
+
 export function headsKey(pool: string, dataset: string): string {
   return `${manifestDir(pool, dataset)}heads.yaml`;
+}
+
+/** The known children of a recursive task, beside its root's manifests (state/tree.ts). */
+export function treeKey(pool: string, dataset: string): string {
+  return `${manifestDir(pool, dataset)}tree.yaml`;
 }
 
 /** Where `zrb verify --rotate` keeps its progress (in the bucket: a rebuilt NAS continues the rotation). */

@@ -190,10 +190,25 @@ export function parseZrbSnapshotName(short: string): { level: number; time: Date
   return { level: Number(m[1]), time };
 }
 
-export async function createSnapshot(fs: string, short: string): Promise<string> {
+/** `zfs snapshot [-r] fs@short`; with `recursive`, one atomic snapshot of fs and every descendant. */
+export async function createSnapshot(fs: string, short: string, opts: { recursive?: boolean } = {}): Promise<string> {
   const name = `${fs}@${short}`;
-  await zfsOk(["snapshot", name], `creating snapshot ${name}`);
+  await zfsOk(["snapshot", ...(opts.recursive ? ["-r"] : []), name], `creating ${opts.recursive ? "recursive snapshot" : "snapshot"} ${name}`);
   return name;
+}
+
+export type DatasetType = "filesystem" | "volume";
+
+/** fs and every filesystem and volume below it, as `zfs list -r` gives them (fs first). */
+export async function listTree(fs: string): Promise<{ name: string; type: DatasetType }[]> {
+  const out = await zfsOk(["list", "-H", "-r", "-t", "filesystem,volume", "-o", "name,type", fs], `listing the datasets below ${fs}`);
+  return out
+    .split("\n")
+    .filter((l) => l !== "")
+    .map((l) => {
+      const tab = l.lastIndexOf("\t");
+      return { name: l.slice(0, tab), type: l.slice(tab + 1) === "volume" ? "volume" : "filesystem" };
+    });
 }
 
 /** Place a user hold; an existing hold with the same tag counts as success. */
@@ -239,9 +254,13 @@ export interface SendPlan {
   flags: string[];
 }
 
-/** Choose send flags from capabilities and the dataset's properties. */
-export async function planSend(snapshot: string, from: string | undefined, caps: ZfsCaps): Promise<SendPlan> {
+/**
+ * Choose send flags from capabilities and the dataset's properties; `properties` adds `-p`
+ * (tasks[].send_properties) where this zfs has it.
+ */
+export async function planSend(snapshot: string, from: string | undefined, caps: ZfsCaps, opts: { properties?: boolean } = {}): Promise<SendPlan> {
   const flags: string[] = [];
+  if (opts.properties && caps.sendFlags.has("p")) flags.push("-p");
   const fs = snapshot.split("@")[0]!;
   const enc = caps.openzfs ? await getProp(fs, "encryption") : null;
   const encrypted = enc !== null && enc !== "off" && enc !== "-";

@@ -51,11 +51,15 @@ export async function manifests(client: S3Client, bucket: string, prefix: string
   return out;
 }
 
-/** Objects under data/<fs>/ that no manifest refers to. */
+/** Objects under data/<fs>/ that no manifest refers to (a child dataset's objects, data/<fs>/<child>/…, are the child's). */
 export async function orphanObjects(client: S3Client, bucket: string, prefix: string, fs: string): Promise<string[]> {
   const referenced = new Set<string>();
   for (const m of await manifests(client, bucket, prefix, fs)) for (const p of m.parts) referenced.add(prefix + p.key);
-  return (await listKeys(client, bucket, `${prefix}data/${fs}/`)).map((o) => o.key).filter((k) => !referenced.has(k));
+  const base = `${prefix}data/${fs}/`;
+  const children = new Set((await listKeys(client, bucket, `${prefix}manifests/${fs}/`)).map((o) => o.key.slice(`${prefix}manifests/${fs}/`.length).split("/")[0]!));
+  return (await listKeys(client, bucket, base))
+    .map((o) => o.key)
+    .filter((k) => !referenced.has(k) && !children.has(k.slice(base.length).split("/")[0]!));
 }
 
 export async function userrefsOf(fs: string): Promise<Map<string, number>> {

@@ -37,6 +37,8 @@ export type { StreamSource } from "./send.ts";
 
 export interface BackupOptions {
   level: number;
+  /** Back up exactly this snapshot (the name after '@'): a recursive task backs up every child's snapshot of one run. */
+  snapshot?: string;
   signal?: AbortSignal;
   /** Send even if the newest snapshot of the level is already backed up at that level. */
   force?: boolean;
@@ -76,7 +78,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     const signer = cfg.signingKeyFile ? await readSigningKey(cfg.signingKeyFile) : undefined;
     const trust: Trust = signer ? { verifyKey: signer.verifyKey, allowUnsigned: false, source: "signing_key" } : NO_TRUST;
     const heads = await readHeads(store, task.pool, task.dataset, trust);
-    const start = await prepare({ cfg, task, store, rd, heads, snaps, caps, level, force: !!opts.force, trust });
+    const start = await prepare({ cfg, task, store, rd, heads, snaps, caps, level, snapshot: opts.snapshot, force: !!opts.force, trust });
     if (start.kind === "already") return start;
     if (start.kind === "complete") {
       await finishBackup(cfg, store, task, rd, start.state, start.manifest, holds, signer, trust);

@@ -41,6 +41,8 @@ export interface PlanInput {
   snaps: zfs.Snapshot[];
   caps: zfs.ZfsCaps;
   level: number;
+  /** Back up exactly this snapshot (the name after '@'; a recursive task's run), not the newest of the level. */
+  snapshot?: string;
   force: boolean;
   /** With the NAS's verification key: the base's chain must be signed with it. */
   trust: Trust;
@@ -61,7 +63,7 @@ export async function prepare(p: PlanInput): Promise<Start> {
   }
   const planned = await planFresh(p);
   if (planned.kind === "already") return planned;
-  const plan = await zfs.planSend(planned.target.name, planned.parent?.name, p.caps);
+  const plan = await zfs.planSend(planned.target.name, planned.parent?.name, p.caps, { properties: task.sendProperties });
   const fresh: BackupState = {
     format: STATE_FORMAT,
     backupId: newBackupId(level),
@@ -114,7 +116,8 @@ type Planned = { kind: "send"; target: zfs.Snapshot; parent: BackupState["parent
 async function planFresh(p: PlanInput): Promise<Planned> {
   const { cfg, task, store, heads, snaps, level } = p;
   const fs = task.fullName;
-  const target = zfs.newestLevelSnapshot(snaps, level);
+  const target = p.snapshot !== undefined ? snaps.find((s) => s.short === p.snapshot) : zfs.newestLevelSnapshot(snaps, level);
+  if (!target && p.snapshot !== undefined) throw zfsError(`no snapshot ${fs}@${p.snapshot} to back up`);
   if (!target)
     throw zfsError(`no snapshot ${fs}@${zfs.levelPrefix(level)}* to back up; create one with: zrb snapshot --config ${cfg.path} --task ${task.name} --level ${level}`);
   const head = heads.levels[String(level)];

@@ -12,7 +12,7 @@
 import { AgeDecryptStream, CHUNK_SIZE, PAYLOAD_NONCE_SIZE, SEALED_CHUNK_SIZE, ciphertextSize } from "../../crypto/age.ts";
 import { StoreError, type ObjectStore } from "../../store/store.ts";
 import type { Manifest, ManifestPart } from "../../state/manifest.ts";
-import { RECORD_SIZE, streamEndsProblem } from "../../zfs/stream.ts";
+import { headBytesNeeded, RECORD_SIZE, streamEndsProblem, TAIL_BYTES } from "../../zfs/stream.ts";
 import { ExitCode, ZrbError, integrityError } from "../../util/errors.ts";
 import { partName } from "./fetch.ts";
 
@@ -72,9 +72,11 @@ export async function checkStreamEnds(store: ObjectStore, m: Manifest, identitie
   const size = m.stream.size;
   let why: string | undefined;
   try {
-    const begin = await readStreamRange(store, m, identities, 0, Math.min(RECORD_SIZE, size));
-    const end = await readStreamRange(store, m, identities, Math.max(0, size - RECORD_SIZE), size);
-    why = streamEndsProblem(begin, end, m.snapshot.guid, m.parent?.guid ?? null);
+    let head = await readStreamRange(store, m, identities, 0, Math.min(RECORD_SIZE, size));
+    const need = Math.min(headBytesNeeded(head), size);
+    if (need > head.length) head = await readStreamRange(store, m, identities, 0, need);
+    const tail = await readStreamRange(store, m, identities, Math.max(0, size - TAIL_BYTES), size);
+    why = streamEndsProblem(head, tail, m.snapshot.guid, m.parent?.guid ?? null);
   } catch (err) {
     if (err instanceof SizeMismatch) why = err.message;
     else if (err instanceof ZrbError && (err.exitCode === ExitCode.INTEGRITY || err instanceof StoreError)) why = err.message;

@@ -16,7 +16,7 @@ import type { ObjectStore } from "../../store/store.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { restoreLockPath, restoreScratchRoot } from "../../state/rundir.ts";
-import { loadCatalog } from "../catalog.ts";
+import { loadCatalog, type Catalog } from "../catalog.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { usageError, zfsError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
@@ -52,6 +52,10 @@ export interface RestoreOptions {
   onThaw?: (p: ThawProgress) => void;
   /** Bytes received (of the steps to apply, all together) and parts verified. */
   progress?: TransferProgress;
+  /** The dataset's catalog, when the caller has already read it (a recursive task's restore). */
+  catalog?: Catalog;
+  /** The target's parent is restored first by the same run (a recursive task's child). */
+  parentComing?: boolean;
 }
 
 export interface RestoreResult {
@@ -79,10 +83,10 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
     throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
   const caps = await zfs.detectCaps();
   warnUnauthenticated(opts.trust, "restore");
-  const cat = await loadCatalog(store, task.pool, task.dataset, opts.trust);
+  const cat = opts.catalog ?? (await loadCatalog(store, task.pool, task.dataset, opts.trust));
   const sel = selectBackup(cat, opts.selector, task.fullName, store);
   await checkPartialReceive(opts.target, opts.force, caps);
-  const ins = await inspect(store, sel.chain, opts.target, opts.force, task.fullName);
+  const ins = await inspect(store, sel.chain, opts.target, opts.force, task.fullName, opts.parentComing);
   const { plan } = ins;
   const result: RestoreResult = { plan, applied: [] };
   if (opts.planOnly) return result;

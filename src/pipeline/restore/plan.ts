@@ -62,14 +62,15 @@ export function checkTargetName(target: string): void {
   if (why) throw usageError(`--target ${JSON.stringify(target)} is not a valid dataset name: ${why}`);
 }
 
-export async function inspect(store: ObjectStore, chain: Manifest[], target: string, force: boolean, fs: string): Promise<Inspected> {
+/** `parentComing`: the target's parent is restored first by the same run (a tree's --plan), so it need not exist yet. */
+export async function inspect(store: ObjectStore, chain: Manifest[], target: string, force: boolean, fs: string, parentComing = false): Promise<Inspected> {
   const pool = target.split("/")[0]!;
   if (!(await zfs.poolExists(pool)))
     throw zfsError(`pool ${pool} (of --target ${target}) does not exist; create it (zpool create) or import it (zpool import ${pool}), or choose another --target`);
   const targetExists = await zfs.datasetExists(target);
   if (!targetExists) {
     const parent = target.slice(0, target.lastIndexOf("/"));
-    if (parent !== pool && !(await zfs.datasetExists(parent)))
+    if (parent !== pool && !parentComing && !(await zfs.datasetExists(parent)))
       throw zfsError(`parent ${parent} of --target ${target} does not exist; create it first (zfs create -p ${parent}) or choose another --target`);
   }
   const targetSnaps = targetExists ? await zfs.listSnapshots(target) : [];

@@ -14,7 +14,7 @@ import type { ObjectStore } from "../../store/store.ts";
 import type { Manifest } from "../../state/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { parseFailure } from "../../zfs/errors.ts";
-import { RECORD_SIZE, streamEndsProblem } from "../../zfs/stream.ts";
+import { StreamEndsCollector } from "../../zfs/stream.ts";
 import { ZrbError, fsError, integrityError, zfsError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
@@ -83,10 +83,6 @@ class TailWithholder {
     }
   }
   /** The last `n` bytes held back (n ≤ size). */
-  last(n: number): Uint8Array {
-    const all = Buffer.concat(this.tail);
-    return all.subarray(Math.max(0, all.length - n));
-  }
   async flush(): Promise<void> {
     for (const t of this.tail) await this.write(t);
     this.tail = [];
@@ -185,16 +181,12 @@ export async function receiveParts(store: ObjectStore, m: Manifest, o: PartsOpti
   // The whole stream's BLAKE3, fed in order by decryptPart on the hashing worker.
   const whole = o.threads.crypto.newHasher();
   let size = 0;
-  // The first record, kept to check against the END record in the withheld tail.
-  const first: Uint8Array[] = [];
-  let firstLen = 0;
+  // The first records and the last, checked against the manifest before the withheld tail (the END record) goes out.
+  const ends = new StreamEndsCollector();
   const emit = async (b: Uint8Array) => {
     checkInterrupted(o.signal);
     size += b.length;
-    if (firstLen < RECORD_SIZE) {
-      first.push(b.slice(0, RECORD_SIZE - firstLen));
-      firstLen += Math.min(b.length, RECORD_SIZE - firstLen);
-    }
+    ends.push(b);
     await withheld.push(b);
   };
   try {
@@ -212,8 +204,8 @@ export async function receiveParts(store: ObjectStore, m: Manifest, o: PartsOpti
     if (size !== m.stream.size) throw integrityError(`backup ${m.backupId}: the parts add up to ${size} bytes, manifest says ${m.stream.size}`);
     if (digest !== m.stream.blake3)
       throw integrityError(`backup ${m.backupId}: stream BLAKE3 is ${digest}, manifest says ${m.stream.blake3}; nothing was committed to ${o.target}`);
-    const ends = streamEndsProblem(Buffer.concat(first), withheld.last(RECORD_SIZE), m.snapshot.guid, m.parent?.guid ?? null);
-    if (ends) throw integrityError(`backup ${m.backupId} is not the zfs stream its manifest describes: ${ends}; nothing was committed to ${o.target}`);
+    const why = ends.problem(m.snapshot.guid, m.parent?.guid ?? null);
+    if (why) throw integrityError(`backup ${m.backupId} is not the zfs stream its manifest describes: ${why}; nothing was committed to ${o.target}`);
     // Everything verified: release the withheld tail (with the END record).
     await withheld.flush();
   } catch (err) {

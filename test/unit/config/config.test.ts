@@ -111,9 +111,11 @@ tasks:
           pool: "tank",
           dataset: "home/photos",
           enabled: true,
+          recursive: false,
+          sendProperties: false,
           fullName: "tank/home/photos",
         },
-        { name: "root", description: "", pool: "backup", dataset: "", enabled: false, fullName: "backup" },
+        { name: "root", description: "", pool: "backup", dataset: "", enabled: false, recursive: false, sendProperties: false, fullName: "backup" },
       ],
     });
   });
@@ -146,6 +148,8 @@ tasks:
       pool: "tank",
       dataset: "home",
       enabled: true,
+      recursive: false,
+      sendProperties: false,
       fullName: "tank/home",
     });
     // enabled defaults to false, as in the original.
@@ -726,6 +730,29 @@ describe("errors", () => {
       expect(tasks("  - {name: a, pool: tank, dataset: x}\n  - {name: b, pool: tank, dataset: x}\n")).toBe(
         `${F}:5:5: tasks[1] (b) backs up tank/x, as tasks[0] already does; use one task per dataset`,
       );
+    });
+
+    test("recursive, exclude and send_properties", () => {
+      const t = ok(doc("", "tasks:\n  - {name: a, pool: tank, dataset: home, recursive: true, exclude: [scratch, \"*/cache\", \"vm/**\"], send_properties: true}\n")).config.tasks[0]!;
+      expect(t).toMatchObject({ recursive: true, exclude: ["scratch", "*/cache", "vm/**"], sendProperties: true });
+      expect(tasks("  - {name: a, pool: tank, dataset: home, exclude: [scratch]}\n")).toBe(`${F}:4:51: tasks[0].exclude only applies with recursive: true`);
+      expect(tasks("  - {name: a, pool: tank, dataset: home, recursive: true, exclude: [/scratch]}\n")).toBe(
+        `${F}:4:69: tasks[0].exclude[0] "/scratch" must be relative to the task's dataset (e.g. "scratch"), not start with '/'`,
+      );
+      expect(tasks("  - {name: a, pool: tank, dataset: home, recursive: true, exclude: [\"a@b\"]}\n")).toContain("must not contain '@'");
+      expect(tasks("  - {name: a, pool: tank, dataset: home, recursive: true, exclude: [\"a**\"]}\n")).toContain("'**' only as a whole component");
+      expect(tasks("  - {name: a, pool: tank, dataset: home, recursive: yes}\n")).toContain("tasks[0].recursive must be true or false");
+    });
+
+    test("a task on a child that a recursive task already backs up", () => {
+      expect(tasks("  - {name: a, pool: tank, dataset: home, recursive: true}\n  - {name: b, pool: tank, dataset: home/alice}\n")).toBe(
+        `${F}:5:5: tasks[1] (b) backs up tank/home/alice, which the recursive tasks[0] (a) already backs up as a child; add it to that task's exclude or drop one of them`,
+      );
+      // Excluded there (or a sibling, or the same name outside the tree): fine.
+      ok(doc("", "tasks:\n  - {name: a, pool: tank, dataset: home, recursive: true, exclude: [alice]}\n  - {name: b, pool: tank, dataset: home/alice}\n"));
+      ok(doc("", "tasks:\n  - {name: a, pool: tank, dataset: home, recursive: true}\n  - {name: b, pool: tank, dataset: home-b}\n  - {name: c, pool: tank2, dataset: home/x}\n"));
+      // The pool's root recursive covers every dataset of the pool.
+      expect(tasks("  - {name: a, pool: tank, dataset: \"\", recursive: true}\n  - {name: b, pool: tank, dataset: x/y}\n")).toContain("already backs up as a child");
     });
   });
 });

@@ -1,0 +1,82 @@
+/**
+ * `zrb prune` of a recursive task (without --child), under the tree's lock: every child pruned
+ * as a dataset of its own (pipeline/prune) with the task's policy. A child gone from the pool
+ * keeps its backups — they may be the only copy of what it held — and the run says so, with the
+ * command that prunes them by name (--child); a child excluded now keeps its backups too, its
+ * local snapshots (still taken by zfs snapshot -r) are pruned. One child failing does not stop
+ * the others; the exit code is the worst child's.
+ */
+import type { Config, Task } from "../config/config.ts";
+import { prune, type PruneOptions, type PruneResult } from "../pipeline/prune/index.ts";
+import { childLabel, childTask } from "../pipeline/tree/children.ts";
+import { allChildren, type LocalChild } from "../pipeline/tree/known.ts";
+import { failed, treeError, type ChildOutcome } from "../pipeline/tree/outcome.ts";
+import { recordRuns } from "../report/metrics.ts";
+import { assertSafeBaseDir } from "../state/basedir.ts";
+import { acquireLock } from "../state/lock.ts";
+import { treeLockPath } from "../state/rundir.ts";
+import { NO_TRUST } from "../state/trust.ts";
+import { isManifestKey, manifestDir } from "../store/layout.ts";
+import type { ObjectStore } from "../store/store.ts";
+import { checkInterrupted } from "../util/abort.ts";
+import { log } from "../util/log.ts";
+import { printJson } from "./common.ts";
+import { printPlan, refusals, summaryLine } from "./prune-report.ts";
+import { childRuns, printChildren } from "./tree.ts";
+
+/** Why this child's backups are not pruned by the tree's run (gone or excluded), or undefined. */
+function keptWhy(c: LocalChild, poolHere: boolean): string | undefined {
+  if (c.record?.gone !== undefined && !c.onPool) return `gone (${c.record.reason ?? "destroyed"}) since ${c.record.gone}`;
+  if (poolHere && !c.onPool) return "no longer on the pool";
+  return undefined;
+}
+
+export async function pruneTree(config: Config, task: Task, store: ObjectStore, opts: PruneOptions, json: boolean): Promise<void> {
+  assertSafeBaseDir(config.baseDir, { create: true });
+  const lock = acquireLock(treeLockPath(config.baseDir, task.pool, task.dataset), `tree ${task.fullName}`, "zrb prune");
+  const outcomes: ChildOutcome<PruneResult>[] = [];
+  try {
+    const { children, poolHere } = await allChildren(store, task, NO_TRUST);
+    for (const c of children) {
+      checkInterrupted(opts.signal);
+      const ct = childTask(task, c.rel);
+      const gone = keptWhy(c, poolHere);
+      if (gone) {
+        const n = (await store.list(manifestDir(ct.pool, ct.dataset))).filter((o) => isManifestKey(manifestDir(ct.pool, ct.dataset), o.key)).length;
+        const message = `${gone}: its ${n} backup(s) are kept; prune them by name: zrb prune --task ${task.name} --child ${childLabel(c.rel)}`;
+        log.warn(`${c.fs} is ${message}`);
+        outcomes.push({ rel: c.rel, dataset: c.fs, status: "skipped", message, exitCode: 0, seconds: 0 });
+        continue;
+      }
+      const t0 = performance.now();
+      const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
+      try {
+        // An excluded child: its snapshots by the local policy, its backups all kept.
+        const r = await prune(config, ct, store, c.excluded ? { ...opts, policy: null } : opts);
+        if (!json) printPlan(r);
+        const refused = refusals(r);
+        const o: ChildOutcome<PruneResult> = refused
+          ? { ...failed<PruneResult>(c.rel, c.fs, refused, seconds()), result: r }
+          : { rel: c.rel, dataset: c.fs, status: "ok", exitCode: 0, seconds: seconds(), result: r, ...(c.excluded ? { message: "excluded: only its snapshots are pruned, its backups are kept" } : {}) };
+        o.bytes = r.dryRun ? 0 : r.summary.bytes;
+        outcomes.push(o);
+      } catch (err) {
+        if (opts.signal?.aborted) throw err;
+        outcomes.push(failed(c.rel, c.fs, err, seconds()));
+        log.error(`${c.fs}: ${outcomes.at(-1)!.message}`);
+      }
+    }
+  } finally {
+    lock.release();
+  }
+  if (!opts.dryRun)
+    recordRuns(
+      config.monitoring.metricsFile,
+      childRuns(outcomes, () => undefined).map((r) => ({ ...r, command: "prune" as const, task: task.name, pool: task.pool, dataset: r.dataset.slice(task.pool.length + 1) })),
+    );
+  if (json) printJson({ tree: task.fullName, dryRun: opts.dryRun, children: outcomes.map(({ rel, ...o }) => ({ child: rel, ...o })) });
+  else printChildren(`prune of ${task.fullName} in ${store.location}${opts.dryRun ? " (dry run)" : ""}:`, outcomes, (o) => summaryLine(o.result as PruneResult).replace(/^prune of [^:]*: /, "") + (o.message ? ` (${o.message})` : ""));
+  const error = treeError(`prune of ${task.fullName}`, outcomes);
+  if (error) throw error;
+  if (!json) log.success(`prune of ${task.fullName}: ${outcomes.filter((o) => o.status === "ok").length} of ${outcomes.length} children pruned`);
+}

@@ -1,0 +1,161 @@
+/** The pure parts of recursive tasks: excludes, child names, order, the level of a child, the known-children record. */
+import { describe, expect, test } from "bun:test";
+import { compileExclude, excludePatternProblem } from "../../../src/pipeline/tree/exclude.ts";
+import { childNameProblem, childTask, treeOrder } from "../../../src/pipeline/tree/children.ts";
+import { childLevel, levelNote } from "../../../src/pipeline/tree/level.ts";
+import { advanceTree, treeProblem, TREE_FORMAT, type TreeRecord } from "../../../src/state/tree.ts";
+import { treeError, worstExit } from "../../../src/pipeline/tree/outcome.ts";
+import type { Heads } from "../../../src/state/heads.ts";
+import type { Task } from "../../../src/config/config.ts";
+
+describe("exclude", () => {
+  test("globs match relative names; an excluded child takes its subtree with it", () => {
+    const e = compileExclude(["scratch", "*/cache", "vm/**/tmp", "w?"]);
+    const ex = (r: string) => e.excludes(r);
+    expect(["scratch", "scratch/deep", "alice/cache", "alice/cache/x", "vm/tmp", "vm/a/b/tmp", "w1"].every(ex)).toBe(true);
+    expect(["", "cache", "alice", "alice/cached", "vm", "vm/a", "w12", "scratchy"].some(ex)).toBe(false);
+    expect(e.unmatched()).toEqual([]);
+    const n = compileExclude(["nothing", "alice"]);
+    n.excludes("alice/sub");
+    expect(n.unmatched()).toEqual(["nothing", "alice"]); // only the child itself counts as a match
+    n.excludes("alice");
+    expect(n.unmatched()).toEqual(["nothing"]);
+  });
+  test("dots and spaces are literal", () => {
+    const e = compileExclude(["a.b", "x y"]);
+    expect(e.excludes("a.b")).toBe(true);
+    expect(e.excludes("axb")).toBe(false);
+    expect(e.excludes("x y")).toBe(true);
+  });
+  test("bad patterns say why", () => {
+    expect(excludePatternProblem("/a")).toContain("relative");
+    expect(excludePatternProblem("a/")).toContain("end with");
+    expect(excludePatternProblem("a//b")).toContain("empty");
+    expect(excludePatternProblem("../a")).toContain('".."');
+    expect(excludePatternProblem("a**")).toContain("whole component");
+    expect(excludePatternProblem("a#b")).toContain('"#"');
+    expect(excludePatternProblem("*/cache")).toBeUndefined();
+  });
+});
+
+describe("children", () => {
+  test("names zrb cannot use are refused with the reason", () => {
+    expect(childNameProblem("")).toBeUndefined();
+    expect(childNameProblem("alice/docs 2024")).toBeUndefined();
+    expect(childNameProblem("..")).toContain('".." component');
+    expect(childNameProblem("a/heads.yaml")).toContain(".yaml or .age");
+    expect(childNameProblem("part-000000.age")).toContain(".yaml or .age");
+    expect(childNameProblem("spill")).toContain("run directory");
+    expect(childNameProblem("x/zrb.lock")).toContain("run directory");
+  });
+  test("tree order: parents before children, then by name component by component", () => {
+    const names = ["b", "a/c", "", "a", "a-b", "a/b/c", "a/b"];
+    expect(names.sort(treeOrder)).toEqual(["", "a", "a/b", "a/b/c", "a/c", "a-b", "b"]);
+  });
+  test("a child's task is the task with the child's dataset", () => {
+    const t = { name: "t", pool: "tank", dataset: "home", fullName: "tank/home" } as Task;
+    expect(childTask(t, "")).toBe(t);
+    expect(childTask(t, "a/b")).toMatchObject({ name: "t", dataset: "home/a/b", fullName: "tank/home/a/b" });
+    expect(childTask({ ...t, dataset: "", fullName: "tank" }, "x")).toMatchObject({ dataset: "x", fullName: "tank/x" });
+  });
+});
+
+describe("the level of a child", () => {
+  const heads = (levels: Heads["levels"]): Heads => ({ format: "zrb-heads/1", updatedAt: "", levels });
+  const head = (guid: string) => ({ backupId: `id${guid}`, snapshot: { name: `p/a@s${guid}`, guid }, finishedAt: `2026-01-0${guid}T00:00:00Z` });
+  const snap = (guid: string) => ({ name: `p/a@s${guid}`, short: `s${guid}`, guid, createtxg: BigInt(guid) });
+  test("the asked level when there is a base on the pool", () => {
+    expect(childLevel(1, heads({ "0": head("1") }), [snap("1"), snap("2")])).toEqual({ level: 1 });
+    expect(childLevel(0, heads({}), [])).toEqual({ level: 0 });
+  });
+  test("level 0 for a new child, and for one whose base snapshot is gone", () => {
+    const n = childLevel(2, heads({}), [snap("5")]);
+    expect(n).toEqual({ level: 0, why: "new", asked: 2 });
+    expect(levelNote(n)).toContain("level 0 instead of level 2");
+    const g = childLevel(1, heads({ "0": head("1") }), [snap("9")]);
+    expect(g).toMatchObject({ level: 0, why: "base-gone", base: "p/a@s1" });
+    expect(levelNote(g)).toContain("no longer on the pool");
+  });
+});
+
+describe("the known children (tree.yaml)", () => {
+  const run = (at: string, backedUp: string[], onPool: string[], excluded: string[] = []) => ({
+    at,
+    backedUp: backedUp.map((rel) => ({ rel, type: "filesystem" as const })),
+    onPool: new Set(onPool),
+    excluded: new Set(excluded),
+  });
+  test("children are added when backed up, reported gone once, and come back", () => {
+    const t1 = "2026-01-01T00:00:00.000Z";
+    const t2 = "2026-01-02T00:00:00.000Z";
+    const t3 = "2026-01-03T00:00:00.000Z";
+    const t4 = "2026-01-04T00:00:00.000Z";
+    const a = advanceTree(null, run(t1, ["", "a", "b"], ["", "a", "b", "c"]));
+    expect(a.gone).toEqual([]);
+    expect(a.next.children.map((c) => [c.name, c.since])).toEqual([["", t1], ["a", t1], ["b", t1]]);
+    expect(treeProblem(a.next)).toBeUndefined();
+    const b = advanceTree(a.next, run(t2, ["", "a", "c"], ["", "a", "c"])); // b destroyed, c (failed before) now backed up
+    expect(b.gone.map((g) => [g.name, g.reason, g.gone])).toEqual([["b", "destroyed", t2]]);
+    expect(b.next.children.find((c) => c.name === "c")!.since).toBe(t2);
+    const c = advanceTree(b.next, run(t3, [""], ["", "a", "c"], ["a"])); // a excluded now; b not reported again
+    expect(c.gone.map((g) => [g.name, g.reason])).toEqual([["a", "excluded"]]);
+    const d = advanceTree(c.next, run(t4, ["", "b"], ["", "b", "a", "c"], ["a"])); // b created again
+    expect(d.gone).toEqual([]);
+    expect(d.next.children.find((x) => x.name === "b")).toEqual({ name: "b", type: "filesystem", since: t4 });
+    expect(d.next.children.find((x) => x.name === "a")!.gone).toBe(t3);
+  });
+  test("a damaged record is refused with the reason", () => {
+    const ok: TreeRecord = { format: TREE_FORMAT, updatedAt: "x", children: [{ name: "a", type: "filesystem", since: "2026-01-01T00:00:00Z" }] };
+    expect(treeProblem(ok)).toBeUndefined();
+    expect(treeProblem({ ...ok, format: "zrb-tree/9" })).toContain("unknown format");
+    expect(treeProblem({ ...ok, children: [{ ...ok.children[0]!, name: "../x" }] })).toContain("bad name");
+    expect(treeProblem({ ...ok, children: [ok.children[0]!, ok.children[0]!] })).toContain("twice");
+    expect(treeProblem({ ...ok, children: [{ ...ok.children[0]!, since: "yesterday" }] })).toContain("since");
+  });
+});
+
+describe("outcomes", () => {
+  test("the worst child's exit code; one line naming every failed child", () => {
+    const o = (rel: string, exitCode: number) => ({ rel, dataset: `p/${rel}`, status: exitCode ? ("failed" as const) : ("ok" as const), exitCode, seconds: 0, message: exitCode ? `boom ${rel}` : undefined });
+    const all = [o("", 0), o("a", 5), o("b", 7), o("c", 0)];
+    expect(worstExit(all)).toBe(7);
+    const e = treeError("backup of p", all)!;
+    expect(e.exitCode).toBe(7);
+    expect(e.message).toContain("2 of 4 children failed; b (p/b): boom b; also failed: a");
+    expect(treeError("x", [o("", 0)])).toBeUndefined();
+  });
+});
+
+describe("tree.yaml in the store, signed", () => {
+  test("written signed and read back with the NAS's key; another key, a move to another dataset or damage: not used", async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { LocalStore } = await import("../../../src/store/local.ts");
+    const { generateSigningKey, readSigningKey } = await import("../../../src/crypto/signing.ts");
+    const { readTree, writeTree } = await import("../../../src/state/tree.ts");
+    const dir = mkdtempSync(join(tmpdir(), "zrb-tree-"));
+    try {
+      const store = new LocalStore(join(dir, "store"));
+      const keyFile = join(dir, "k");
+      writeFileSync(keyFile, generateSigningKey("now").fileText, { mode: 0o600 });
+      const signer = await readSigningKey(keyFile);
+      const other = generateSigningKey("now").verifyKey;
+      const cfg = { s3: { storageClass: { manifest: "STANDARD" } } } as Parameters<typeof writeTree>[0];
+      const rec: TreeRecord = { format: TREE_FORMAT, updatedAt: "2026-01-01T00:00:00.000Z", children: [{ name: "a", type: "filesystem", since: "2026-01-01T00:00:00.000Z" }] };
+      await writeTree(cfg, store, "tank", "home", rec, signer);
+      const mine = { verifyKey: signer.verifyKey, allowUnsigned: false, source: "signing_key" };
+      expect((await readTree(store, "tank", "home", mine))?.children).toEqual(rec.children);
+      expect(await readTree(store, "tank", "home", { ...mine, verifyKey: other })).toBeNull();
+      // The same signed bytes under another dataset's prefix do not pass there.
+      const text = await store.get("manifests/tank/home/tree.yaml");
+      await store.put("manifests/tank/work/tree.yaml", new TextDecoder().decode(text!));
+      expect(await readTree(store, "tank", "work", mine)).toBeNull();
+      await store.put("manifests/tank/home/tree.yaml", "format: zrb-tree/1\nchildren: {}\n");
+      expect(await readTree(store, "tank", "home", { allowUnsigned: true, source: "none" })).toBeNull();
+      expect(await readTree(store, "tank", "nothing", mine)).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
