@@ -29,9 +29,28 @@ export function zrbCommand(): string[] {
   return process.env.ZRB_TEST_FROM_SOURCE === "1" ? [BUN, join(ROOT, "src", "main.ts")] : [ZRB_BIN];
 }
 
+/** Second in which the last `zrb snapshot` of this test process started. */
+let lastSnapshotSecond = 0;
+
+/**
+ * Snapshot names carry the time to the second, so two `zrb snapshot`s of one level in one second
+ * would name the same snapshot ("dataset already exists"): a fast machine ran two tests' snapshots
+ * that close. Each `zrb snapshot` run through here starts in a later second than the one before.
+ */
+async function nextSnapshotSecond(): Promise<void> {
+  const sec = () => Math.floor(Date.now() / 1000);
+  if (sec() <= lastSnapshotSecond) await Bun.sleep((lastSnapshotSecond + 1) * 1000 - Date.now() + 20);
+  lastSnapshotSecond = sec();
+}
+
 export async function zrb(args: string[], opts: { env?: Record<string, string>; allowFail?: boolean; stdin?: string } = {}): Promise<RunResult> {
   await ensureBinary();
-  return run([...zrbCommand(), ...args], { ...opts, allowFail: opts.allowFail ?? false });
+  if (args[0] === "snapshot") await nextSnapshotSecond();
+  try {
+    return await run([...zrbCommand(), ...args], { ...opts, allowFail: opts.allowFail ?? false });
+  } finally {
+    if (args[0] === "snapshot") lastSnapshotSecond = Math.floor(Date.now() / 1000);
+  }
 }
 
 /**
