@@ -44,10 +44,25 @@ export function aggregate(row: Row): Agg {
   };
 }
 
+/** The end-to-end rows' counterpart of BEST_NATIVE: the faster stock-tool e2e row of the run. */
+export const BEST_NATIVE_E2E = "best native e2e";
+
+/** Of the rows `pick` accepts, the one with the most MB/s whose output checked ok. */
+function fastest(rows: Row[], agg: Map<string, Agg>, pick: (r: Row) => boolean): Row | undefined {
+  const ok = rows.filter((r) => pick(r) && agg.get(r.label)!.check === "ok" && !Number.isNaN(agg.get(r.label)!.mbs));
+  return ok.sort((x, y) => agg.get(y.label)!.mbs - agg.get(x.label)!.mbs)[0];
+}
+
 /** The native pipeline with the most MB/s whose output checked ok. */
 export function bestNative(rows: Row[], agg: Map<string, Agg>): Row | undefined {
-  const ok = rows.filter((r) => r.kind === "native" && agg.get(r.label)!.check === "ok" && !Number.isNaN(agg.get(r.label)!.mbs));
-  return ok.sort((x, y) => agg.get(y.label)!.mbs - agg.get(x.label)!.mbs)[0];
+  return fastest(rows, agg, (r) => r.kind === "native");
+}
+
+/** The label a row is compared with: its own ref, or the strongest row of the run for the "best" refs. */
+function refOf(row: Row, rows: Row[], agg: Map<string, Agg>, best: Row | undefined): string | undefined {
+  if (row.ref === BEST_NATIVE) return best?.label;
+  if (row.ref === BEST_NATIVE_E2E) return fastest(rows, agg, (r) => r.kind === "e2e" && r.ref === undefined)?.label;
+  return row.ref;
 }
 
 export const fmt = (x: number, d = 0) => (Number.isNaN(x) ? "—" : x.toFixed(d));
@@ -56,7 +71,7 @@ export function printTable(rows: Row[], agg: Map<string, Agg>, best: Row | undef
   const head = ["stage", "MB/s", "s", "cpu s", "peak RSS MiB", "ratio", "check", "vs / note"];
   const body = rows.map((row) => {
     const g = agg.get(row.label)!;
-    const refLabel = row.ref === BEST_NATIVE ? best?.label : row.ref;
+    const refLabel = refOf(row, rows, agg, best);
     const ref = refLabel ? agg.get(refLabel) : undefined;
     return [
       row.label,
@@ -66,7 +81,7 @@ export function printTable(rows: Row[], agg: Map<string, Agg>, best: Row | undef
       g.rss < 0 ? "—" : fmt(g.rss, 1),
       ref ? fmt(g.mbs / ref.mbs, 2) : "",
       g.check ?? "",
-      [refLabel ? `vs ${refLabel}${row.ref === BEST_NATIVE ? " (best native)" : ""}` : "", g.note].filter(Boolean).join("; "),
+      [refLabel ? `vs ${refLabel}${row.ref === BEST_NATIVE || row.ref === BEST_NATIVE_E2E ? " (best native)" : ""}` : "", g.note].filter(Boolean).join("; "),
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
