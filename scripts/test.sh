@@ -99,7 +99,14 @@ VM_BUILD_PID="" VM_BUILD_T0=0
 if ((VM_TIER)) && ! bash "$ROOT/vm/zvm.sh" cached >/dev/null 2>&1; then
   echo "test.sh: building the OpenZFS VM image in the background while bun test runs (first run only, ~6-12 min; cached in ${ZRB_VM_CACHE:-/var/cache/zrb-vm}; log: $LOGDIR/vm-build.log)"
   VM_BUILD_T0=$SECONDS
-  bash "$ROOT/vm/zvm.sh" build >"$LOGDIR/vm-build.log" 2>&1 </dev/null &
+  rm -f "$LOGDIR/vm-build.seconds"
+  (
+    t0=$SECONDS
+    bash "$ROOT/vm/zvm.sh" build >"$LOGDIR/vm-build.log" 2>&1 </dev/null
+    rc=$?
+    echo $((SECONDS - t0)) >"$LOGDIR/vm-build.seconds"
+    exit $rc
+  ) &
   VM_BUILD_PID=$!
 fi
 
@@ -133,13 +140,15 @@ fi
 # 3. VM scenarios (real OpenZFS in qemu)
 vm_image() { # build the VM image unless it is cached (or wait for the build started before bun test); says so and how long it took
   if [ -n "$VM_BUILD_PID" ]; then
-    echo "test.sh: waiting for the OpenZFS VM image build started $(mmss $((SECONDS - VM_BUILD_T0))) ago..."
-    if wait "$VM_BUILD_PID"; then
-      echo "test.sh: OpenZFS VM image built in $(mmss $((SECONDS - VM_BUILD_T0))) (alongside bun test)"
+    local w0=$SECONDS rc=0 took
+    wait "$VM_BUILD_PID" || rc=$?
+    took=$(cat "$LOGDIR/vm-build.seconds" 2>/dev/null || echo $((SECONDS - VM_BUILD_T0)))
+    if ((rc == 0)); then
+      echo "test.sh: OpenZFS VM image built in $(mmss "$took") (alongside bun test; waited $(mmss $((SECONDS - w0))) for it after bun test)"
       return 0
     fi
     tail -n 30 "$LOGDIR/vm-build.log" >&2
-    echo "test.sh: FAIL: building the OpenZFS VM image after $(mmss $((SECONDS - VM_BUILD_T0))) (log: $LOGDIR/vm-build.log)" >&2
+    echo "test.sh: FAIL: building the OpenZFS VM image after $(mmss "$took") (log: $LOGDIR/vm-build.log)" >&2
     return 1
   fi
   bash "$ROOT/vm/zvm.sh" cached && return 0
