@@ -8,12 +8,12 @@ import { failed, treeError, type ChildOutcome } from "../pipeline/tree/outcome.t
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { acquireLock } from "../state/lock.ts";
 import { treeLockPath } from "../state/rundir.ts";
-import { NO_TRUST } from "../state/trust.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { log } from "../util/log.ts";
 import { formatSize } from "../util/size.ts";
 import { applyOutput, configArg, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
 import { childArg, parseChild, printChildren } from "./tree.ts";
+import { requireKeyToDelete, resolveTrust, trustArgs } from "./trust.ts";
 
 function summary(r: CleanupResult): string {
   return (
@@ -29,7 +29,7 @@ async function cleanupTree(config: Config, task: Task, store: ObjectStore, opts:
   const lock = acquireLock(treeLockPath(config.baseDir, task.pool, task.dataset), `tree ${task.fullName}`, "zrb cleanup");
   const outcomes: ChildOutcome<CleanupResult>[] = [];
   try {
-    for (const c of (await allChildren(store, task, NO_TRUST)).children) {
+    for (const c of (await allChildren(store, task, opts.trust)).children) {
       try {
         outcomes.push({ rel: c.rel, dataset: c.fs, status: "ok", exitCode: 0, seconds: 0, result: await cleanup(config, childTask(task, c.rel), store, opts) });
       } catch (err) {
@@ -59,6 +59,7 @@ export default defineCommand({
     ...taskArg,
     "dry-run": { type: "boolean", description: "List what would be removed; change nothing", default: false },
     "older-than": { type: "string", description: "Only remove uploads/objects at least this old, e.g. 24h, 7d or 2w (default: any age)", valueHint: "AGE" },
+    ...trustArgs,
     ...childArg,
     ...outputArgs,
   },
@@ -67,7 +68,9 @@ export default defineCommand({
     const olderThanMs = args["older-than"] !== undefined ? parseDuration(String(args["older-than"])) : 0;
     const { config, task: t, store } = await loadAll(args, { allowDisabled: true });
     const only = parseChild(args.child, t);
-    const opts = { dryRun: !!args["dry-run"], olderThanMs };
+    const trust = await resolveTrust(args, undefined, config);
+    if (!args["dry-run"]) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
+    const opts = { dryRun: !!args["dry-run"], olderThanMs, trust };
     if (t.recursive && only === undefined) return cleanupTree(config, t, store, opts, !!args.json);
     const task = only === undefined ? t : childTask(t, only);
     const r = await cleanup(config, task, store, opts);

@@ -15,7 +15,6 @@ import { recordRuns } from "../report/metrics.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { acquireLock } from "../state/lock.ts";
 import { treeLockPath } from "../state/rundir.ts";
-import { NO_TRUST } from "../state/trust.ts";
 import { isManifestKey, manifestDir } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { checkInterrupted } from "../util/abort.ts";
@@ -36,7 +35,7 @@ export async function pruneTree(config: Config, task: Task, store: ObjectStore, 
   const lock = acquireLock(treeLockPath(config.baseDir, task.pool, task.dataset), `tree ${task.fullName}`, "zrb prune");
   const outcomes: ChildOutcome<PruneResult>[] = [];
   try {
-    const { children, poolHere } = await allChildren(store, task, NO_TRUST);
+    const { children, poolHere } = await allChildren(store, task, opts.trust);
     for (const c of children) {
       checkInterrupted(opts.signal);
       const ct = childTask(task, c.rel);

@@ -13,6 +13,7 @@ import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { recordRun } from "../report/metrics.ts";
 import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
+import { requireKeyToDelete, resolveTrust, trustArgs } from "./trust.ts";
 
 const count = (what: string) => ({ type: "string", description: what, valueHint: "N" }) as const;
 
@@ -88,6 +89,7 @@ export default defineCommand({
     ...keepArgs,
     "dry-run": { type: "boolean", description: "Print, per backup and snapshot, keep or delete and why; change nothing", default: false },
     "allow-early-delete": { type: "boolean", description: "Also delete parts younger than their storage class's minimum duration (billed anyway)", default: false },
+    ...trustArgs,
     ...childArg,
     ...outputArgs,
   },
@@ -110,17 +112,13 @@ export default defineCommand({
       const { config, store } = all;
       const only = parseChild(args.child, all.task);
       const policies = resolvePolicies(args, config, all.task);
-      const opts = { policy: policies.bucket, local: policies.local, dryRun: !!args["dry-run"], allowEarlyDelete: !!args["allow-early-delete"], signal: intr.signal };
+      const trust = await resolveTrust(args, undefined, config);
+      if (!args["dry-run"]) requireKeyToDelete(trust, args, "zrb prune", config.path);
+      const opts = { policy: policies.bucket, local: policies.local, dryRun: !!args["dry-run"], allowEarlyDelete: !!args["allow-early-delete"], trust, signal: intr.signal };
       if (all.task.recursive && only === undefined) return await pruneTree(config, all.task, store, opts, !!args.json);
       const task = only === undefined ? all.task : childTask(all.task, only);
       loaded = { config, task };
-      const r = await prune(config, task, store, {
-        policy: policies.bucket,
-        local: policies.local,
-        dryRun: !!args["dry-run"],
-        allowEarlyDelete: !!args["allow-early-delete"],
-        signal: intr.signal,
-      });
+      const r = await prune(config, task, store, opts);
       freed = r.dryRun ? 0 : r.summary.bytes;
       if (args.json) printJson(r);
       else printPlan(r);

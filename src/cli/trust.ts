@@ -1,23 +1,40 @@
 /**
- * The verification flags of restore, verify and list, and how they become a Trust: the key
- * given with --verify-key (the key itself, or a file holding it, e.g. zrb_private.key), else
- * the "# zrb verification key:" line of the private key file, else none (nothing can be
- * authenticated; said once).
+ * Which verification keys a command that reads the catalog trusts — one rule for prune,
+ * cleanup, status, list, verify and restore: every --verify-key (repeatable; the key itself or
+ * a file holding it, e.g. zrb_private.key), the config's verify_keys, the verification key of
+ * the config's own signing_key (the NAS), and the "# zrb verification key:" line of a
+ * --private-key file. All of them count (a signing-key rotation leaves backups signed by the
+ * old key and by the new one). No key at all: nothing can be authenticated — readers say so
+ * once, and the commands that delete refuse (requireKeyToDelete) unless --allow-unsigned.
  */
 import { readFile } from "node:fs/promises";
-import { parseVerifyKey } from "../crypto/signing.ts";
+import type { Config } from "../config/config.ts";
+import { parseVerifyKey, readSigningKey } from "../crypto/signing.ts";
 import type { Trust } from "../state/trust.ts";
-import { usageError } from "../util/errors.ts";
-import { log } from "../util/log.ts";
+import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 
 export const trustArgs = {
   "verify-key": {
     type: "string",
-    description: "Verification key (zrbverify1…, or a file holding it) that every backup must be signed with; default: the one recorded in --private-key's file",
+    description:
+      "Verification key (zrbverify1…, or a file holding it) that backups must be signed with; repeatable. Adds to verify_keys, signing_key and the key recorded in --private-key's file",
     valueHint: "KEY|FILE",
   },
   "allow-unsigned": { type: "boolean", description: "Accept backups without a signature (made before signing_key was set up)", default: false },
 } as const;
+
+/** Every value of a repeatable string flag as given on the command line (citty keeps only the last). */
+export function repeatedFlag(name: string, last: string | undefined, argv: string[] = process.argv): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") break;
+    if (a === `--${name}` && i + 1 < argv.length) out.push(argv[++i]!);
+    else if (a.startsWith(`--${name}=`)) out.push(a.slice(name.length + 3));
+  }
+  if (out.length === 0 && last !== undefined) out.push(last);
+  return out;
+}
 
 async function keyFromArg(v: string): Promise<string> {
   const direct = parseVerifyKey(v);
@@ -34,13 +51,43 @@ async function keyFromArg(v: string): Promise<string> {
   return k;
 }
 
-export async function resolveTrust(args: { "verify-key"?: string; "allow-unsigned"?: boolean }, fromPrivateKey?: string): Promise<Trust> {
+export interface TrustFlags {
+  "verify-key"?: string;
+  "allow-unsigned"?: boolean;
+}
+
+/**
+ * The Trust of one run. `config` may be absent (restore from a key file alone); `fromPrivateKey`
+ * is the key recorded in the --private-key file, if one was given.
+ */
+export async function resolveTrust(args: TrustFlags, fromPrivateKey?: string, config?: Pick<Config, "verifyKeys" | "signingKeyFile">): Promise<Trust> {
   const allowUnsigned = !!args["allow-unsigned"];
-  if (args["verify-key"]) {
-    const key = await keyFromArg(args["verify-key"]);
-    if (fromPrivateKey && fromPrivateKey !== key) log.warn(`--verify-key differs from the verification key recorded in the private key file; using --verify-key`);
-    return { verifyKey: key, allowUnsigned, source: "--verify-key" };
-  }
-  if (fromPrivateKey) return { verifyKey: fromPrivateKey, allowUnsigned, source: "the private key file" };
-  return { allowUnsigned: true, source: "none" };
+  const keys: string[] = [];
+  const sources: string[] = [];
+  const add = (ks: string[], source: string) => {
+    const fresh = ks.filter((k) => !keys.includes(k));
+    if (fresh.length === 0) return;
+    keys.push(...fresh);
+    sources.push(source);
+  };
+  add(await Promise.all(repeatedFlag("verify-key", args["verify-key"]).map(keyFromArg)), "--verify-key");
+  add(config?.verifyKeys ?? [], "verify_keys");
+  if (config?.signingKeyFile) add([(await readSigningKey(config.signingKeyFile)).verifyKey], "signing_key");
+  if (fromPrivateKey) add([fromPrivateKey], "the private key file");
+  if (keys.length === 0) return { verifyKeys: [], allowUnsigned: true, source: "none" };
+  return { verifyKeys: keys, allowUnsigned, source: sources.join(", ") };
+}
+
+/**
+ * Anything that deletes acts only on records it can authenticate: without a verification key
+ * it refuses (exit 3) unless the user said --allow-unsigned.
+ */
+export function requireKeyToDelete(trust: Trust, args: TrustFlags, what: string, configPath: string): void {
+  if (trust.verifyKeys.length > 0 || args["allow-unsigned"]) return;
+  throw new ZrbError(
+    `${what} refuses to delete without a verification key: it could not tell the NAS's backups from forged ones; ` +
+      `set verify_keys in ${configPath} to the zrbverify1… key printed by zrb genkey (or signing_key on the NAS, or give --verify-key), ` +
+      `or pass --allow-unsigned if these backups were made without signing_key`,
+    ExitCode.CONFIG,
+  );
 }

@@ -12,6 +12,7 @@
 import { availableParallelism } from "node:os";
 import { posix } from "node:path";
 import { checkRecipient } from "../crypto/recipient.ts";
+import { parseVerifyKey } from "../crypto/signing.ts";
 import { checkPrefix, MAX_PREFIX_BYTES, type PrefixProblem } from "../store/keys.ts";
 import { BUCKET_RULES, bucketProblem, checkEndpoint } from "../store/s3rules.ts";
 import { quote } from "../util/redact.ts";
@@ -20,7 +21,7 @@ import type { Ctx } from "./read.ts";
 import { absolutePath, bool, duration, enumOf, int, rate, size, str } from "./scalars.ts";
 import { pingUrlProblem } from "../report/ping.ts";
 import { compileExclude, excludePatternProblem } from "../pipeline/tree/exclude.ts";
-import { type Infer, list, object, type Siblings } from "./types.ts";
+import { type Infer, list, object, oneOrList, type Siblings } from "./types.ts";
 
 export const STORAGE_CLASSES = [
   "STANDARD",
@@ -52,6 +53,11 @@ const recipient = () =>
       return "problem" in r ? c.problem(r.problem) : r.recipient;
     })
     .named("age recipient");
+
+const verifyKey = () =>
+  str()
+    .then((s, c) => parseVerifyKey(s) ?? c.problem(`must be a verification key (zrbverify1…, printed by zrb genkey), got ${quote(s.slice(0, 24))}`))
+    .named("verification key");
 
 const storageClass = (keepBlank = false) =>
   enumOf(STORAGE_CLASSES, "a storage class, one of", { keepBlank }).named("storage class", "storage classes");
@@ -393,6 +399,22 @@ export const ROOT = object(
         "The signing key file (`zrb_signing.key` from `zrb genkey`, mode 0600) that stays on the NAS: every manifest and heads file is signed with it, restore checks the signature with the verification key (docs/security.md). Without it, backups are not authenticated.",
         { new: true, default: "none" },
       ),
+    verify_keys: oneOrList(verifyKey(), { example: "e.g. [zrbverify1…]", itemHint: "a verification key (zrbverify1…)" })
+      .default([])
+      .doc(
+        "Verification keys (`zrbverify1…`, printed by `zrb genkey`) that backups may be signed with: on a host without `signing_key` (a prune or monitoring host), `prune`, `cleanup`, `status`, `list`, `verify` and `restore` trust only records signed by one of them (with `signing_key` set, its own key counts too). Several keys: backups signed before and after a key rotation. One string is accepted too. Without any key, `prune` and `cleanup` refuse to delete (exit 3) unless `--allow-unsigned` is given.",
+        { new: true, default: "`[]`" },
+      ),
+    prune: object({
+      orphan_grace: duration({ min: 0, max: 365 * 24 * HOUR })
+        .default(48 * HOUR)
+        .doc(
+          "A part or multipart upload that no manifest names and no in-flight marker claims is left alone by `prune` and `cleanup` until it is this old: it may belong to a backup running on another host whose marker has not been written yet. `0s` turns the grace off. `zrb cleanup --older-than` overrides it for one run.",
+          { new: true },
+        ),
+    })
+      .default()
+      .doc("How anything that deletes treats what it cannot account for.", { new: true, default: "see below" }),
     local_store: absolutePath()
       .default((o) => posix.join(o.baseDir as string, "store"))
       .doc("Where objects go when `s3.enabled` is false.", { new: true, default: "`<base_dir>/store`" }),

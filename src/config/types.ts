@@ -253,3 +253,14 @@ export function scalarText(c: Ctx, keepBlank = false): string | undefined {
   if (s === undefined) return c.problem(`must be a string, got ${c.describe()}`);
   return keepBlank || s.trim() !== "" ? s : undefined;
 }
+
+/** A list of items, where one item alone (a scalar, not in a list) also reads as a list of one. */
+export function oneOrList<T>(item: Type<T, unknown>, opts: { example: string; itemHint: string }): Type<T[]> {
+  const many = list(item, opts);
+  const info: TypeInfo = { ...many.info, name: `${item.info.name} or ${many.info.name}` };
+  return new Type(info, (c) => {
+    if (c.scalar() === undefined) return many.read(c);
+    const v = item.read(c);
+    return v === undefined ? undefined : [v];
+  });
+}

@@ -19,6 +19,7 @@ import * as zfs from "../zfs/zfs.ts";
 import { acquireLock } from "../state/lock.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { RunDir } from "../state/rundir.ts";
+import type { Trust } from "../state/trust.ts";
 import { datasetDataPrefix, isPartKey } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { usageError } from "../util/errors.ts";
@@ -32,6 +33,8 @@ export interface CleanupOptions {
   dryRun: boolean;
   /** Only touch uploads/objects at least this old (ms); 0 = any age. */
   olderThanMs: number;
+  /** Which records count (cli/trust.ts). */
+  trust: Trust;
   now?: Date;
 }
 

@@ -16,6 +16,7 @@ import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { readHeads } from "../../state/heads.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { RunDir } from "../../state/rundir.ts";
+import type { Trust } from "../../state/trust.ts";
 import { datasetDataPrefix, manifestDir, manifestKey } from "../../store/layout.ts";
 import { isStoreError, type ObjectStore } from "../../store/store.ts";
 import { checkInterrupted } from "../../util/abort.ts";
@@ -35,6 +36,8 @@ export interface PruneOptions {
   local: Policy;
   dryRun: boolean;
   allowEarlyDelete: boolean;
+  /** Which records count (cli/trust.ts): an untrusted one never decides a keep or a delete. */
+  trust: Trust;
   signal?: AbortSignal;
 }
 

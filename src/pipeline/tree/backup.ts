@@ -67,7 +67,7 @@ export async function backupTree(cfg: Config, task: Task, store: ObjectStore, op
     for (const p of tree.unmatched) log.warn(`exclude pattern ${JSON.stringify(p)} of task ${task.name} matches no child of ${task.fullName}`);
     const snapshot = runSnapshot(cfg, task, await zfs.listSnapshots(task.fullName), opts.level);
     const signer = cfg.signingKeyFile ? await readSigningKey(cfg.signingKeyFile) : undefined;
-    const trust: Trust = signer ? { verifyKey: signer.verifyKey, allowUnsigned: false, source: "signing_key" } : NO_TRUST;
+    const trust: Trust = signer ? { verifyKeys: [signer.verifyKey], allowUnsigned: false, source: "signing_key" } : NO_TRUST;
     const children = pick(tree.children, opts.only, task);
     const out: TreeBackupResult = { snapshot, children: [], excluded: tree.excluded.map((c) => c.rel), gone: [] };
     for (const r of tree.refused) {

@@ -104,6 +104,8 @@ tasks:
       },
       monitoring: {},
       zfs: { stallTimeout: 3_600_000 },
+      verifyKeys: [],
+      prune: { orphanGrace: 172_800_000 },
       tasks: [
         {
           name: "photos",

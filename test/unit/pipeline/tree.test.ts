@@ -144,15 +144,15 @@ describe("tree.yaml in the store, signed", () => {
       const cfg = { s3: { storageClass: { manifest: "STANDARD" } } } as Parameters<typeof writeTree>[0];
       const rec: TreeRecord = { format: TREE_FORMAT, updatedAt: "2026-01-01T00:00:00.000Z", children: [{ name: "a", type: "filesystem", since: "2026-01-01T00:00:00.000Z" }] };
       await writeTree(cfg, store, "tank", "home", rec, signer);
-      const mine = { verifyKey: signer.verifyKey, allowUnsigned: false, source: "signing_key" };
+      const mine = { verifyKeys: [signer.verifyKey], allowUnsigned: false, source: "signing_key" };
       expect((await readTree(store, "tank", "home", mine))?.children).toEqual(rec.children);
-      expect(await readTree(store, "tank", "home", { ...mine, verifyKey: other })).toBeNull();
+      expect(await readTree(store, "tank", "home", { ...mine, verifyKeys: [other] })).toBeNull();
       // The same signed bytes under another dataset's prefix do not pass there.
       const text = await store.get("manifests/tank/home/tree.yaml");
       await store.put("manifests/tank/work/tree.yaml", new TextDecoder().decode(text!));
       expect(await readTree(store, "tank", "work", mine)).toBeNull();
       await store.put("manifests/tank/home/tree.yaml", "format: zrb-tree/1\nchildren: {}\n");
-      expect(await readTree(store, "tank", "home", { allowUnsigned: true, source: "none" })).toBeNull();
+      expect(await readTree(store, "tank", "home", { verifyKeys: [], allowUnsigned: true, source: "none" })).toBeNull();
       expect(await readTree(store, "tank", "nothing", mine)).toBeNull();
     } finally {
       rmSync(dir, { recursive: true, force: true });
