@@ -30,7 +30,7 @@ export default defineCommand({
     const loaded = await loadAll(args, { allowDisabled: true });
     const { store } = loaded;
     const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
-    const trust = await resolveTrust(args, key?.verifyKey);
+    const trust = await resolveTrust(args, key?.verifyKey, loaded.config);
     const only = parseChild(args.child, loaded.task);
     if (loaded.task.recursive && only === undefined) return listTree(loaded.task, store, trust, !!args.json);
     const task = only === undefined ? loaded.task : childTask(loaded.task, only);

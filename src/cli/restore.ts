@@ -109,8 +109,8 @@ export default defineCommand({
       throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
     if (planOnly) return printPlan(args, selector);
     const key = await loadIdentityFile(args["private-key"]!);
-    const trust = await resolveTrust(args, key.verifyKey);
     await runJob(args, { command: "restore", level: selector.level }, async ({ config, task: t, store, reporter, signal }) => {
+      const trust = await resolveTrust(args, key.verifyKey, config);
       const only = parseChild(args.child, t);
       const common = { selector, force: !!args.force, identities: key.identities, trust, thaw, ahead, signal, onThaw: thawLine(!!args.json) };
       if (t.recursive && only === undefined) return runTreeRestore(config, t, store, args.target!, { ...common, planOnly: false, progress: reporter, json: !!args.json });
@@ -156,7 +156,7 @@ async function printPlan(
     const loaded = await loadAll(args, { allowDisabled: true, signal: intr.signal });
     const { config, store } = loaded;
     const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
-    const trust = await resolveTrust(args, key?.verifyKey);
+    const trust = await resolveTrust(args, key?.verifyKey, config);
     const only = parseChild(args.child, loaded.task);
     if (loaded.task.recursive && only === undefined)
       return printTreePlan(config, loaded.task, store, args.target!, { selector, force: !!args.force, planOnly: true, trust, signal: intr.signal }, !!args.json);

@@ -9,6 +9,7 @@ import { readHeads } from "../state/heads.ts";
 import { holderAlive, readLockInfo } from "../state/lock.ts";
 import { RunDir } from "../state/rundir.ts";
 import type { ObjectStore } from "../store/store.ts";
+import type { Trust } from "../state/trust.ts";
 
 export interface LockStatus {
   running: { pid: number; command: string; since: string } | null;
@@ -41,7 +42,7 @@ export interface FreshnessAsk {
 }
 
 /** Without `fresh`, a store error reading the heads is shown; with it, it is the run's error (freshness cannot be judged). */
-export async function datasetStatus(baseDir: string, store: ObjectStore, pool: string, dataset: string, fresh?: FreshnessAsk): Promise<DatasetStatus> {
+export async function datasetStatus(baseDir: string, store: ObjectStore, pool: string, dataset: string, trust: Trust, fresh?: FreshnessAsk): Promise<DatasetStatus> {
   const rd = new RunDir(baseDir, pool, dataset);
   const lock = lockStatus(rd.lockPath);
   const read = await rd.readState();
@@ -58,7 +59,7 @@ export async function datasetStatus(baseDir: string, store: ObjectStore, pool: s
   };
   if (read.kind === "unusable") out.stateError = `${rd.statePath} cannot be resumed (${read.why}); the next backup discards it`;
   try {
-    const h = await readHeads(store, pool, dataset);
+    const h = await readHeads(store, pool, dataset, trust, await rd.lastHeadsSequence());
     out.heads = Object.entries(h.levels)
       .map(([k, v]) => ({ level: Number(k), backupId: v.backupId, snapshot: v.snapshot.name, finishedAt: v.finishedAt }))
       .sort((a, b) => a.level - b.level);

@@ -8,7 +8,9 @@
 import { defineCommand } from "citty";
 import type { Task } from "../config/config.ts";
 import { treeLockPath } from "../state/rundir.ts";
-import { NO_TRUST } from "../state/trust.ts";
+import type { Trust } from "../state/trust.ts";
+import { resolveTrust, trustArgs } from "./trust.ts";
+import { warnUnauthenticated } from "../state/trust.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { allChildren, onlyChild } from "../pipeline/tree/known.ts";
@@ -57,6 +59,7 @@ export default defineCommand({
       valueHint: "DURATION",
     },
     level: { type: "string", alias: "l", description: "With --max-age: check the newest backup at each of these levels (or lower) instead, e.g. 0 or 0,1", valueHint: "N[,N…]" },
+    ...trustArgs,
     ...childArg,
     ...outputArgs,
   },
@@ -73,12 +76,14 @@ export default defineCommand({
     if (args.task && tasks.length === 0)
       throw new ZrbError(`no task ${args.task} in ${config.path} (tasks: ${config.tasks.map((t) => t.name).join(", ")})`, ExitCode.CONFIG);
     const store = storeFor(config);
+    const trust = await resolveTrust(args, undefined, config);
+    warnUnauthenticated(trust, "zrb status");
     const out: TaskStatus[] = [];
     for (const t of tasks) {
       const fresh = maxAgeMs !== undefined && (t.enabled || args.task) ? { task: t.name, maxAgeMs, levels, at } : undefined;
       const only = parseChild(args.child, t);
-      if (t.recursive) out.push({ task: t.name, enabled: t.enabled, ...(await treeStatus(config.baseDir, store, t, fresh, only)) });
-      else out.push({ task: t.name, enabled: t.enabled, ...(await datasetStatus(config.baseDir, store, t.pool, t.dataset, fresh)) });
+      if (t.recursive) out.push({ task: t.name, enabled: t.enabled, ...(await treeStatus(config.baseDir, store, t, trust, fresh, only)) });
+      else out.push({ task: t.name, enabled: t.enabled, ...(await datasetStatus(config.baseDir, store, t.pool, t.dataset, trust, fresh)) });
     }
     const stale = out.flatMap((s) => ("children" in s ? s.children.flatMap((c) => c.freshness ?? []) : (s.freshness ?? []))).filter((c) => c.stale);
     const staleError = () =>
@@ -125,15 +130,15 @@ function datasetLines(s: DatasetStatus, lines: string[], indent: string, locatio
 }
 
 /** A recursive task: the tree's lock, then every child (bucket and pool); gone and excluded children are not checked for freshness. */
-async function treeStatus(baseDir: string, store: ObjectStore, t: Task, fresh: FreshnessAsk | undefined, only: string | undefined): Promise<TreeStatus> {
-  const all = await allChildren(store, t, NO_TRUST);
+async function treeStatus(baseDir: string, store: ObjectStore, t: Task, trust: Trust, fresh: FreshnessAsk | undefined, only: string | undefined): Promise<TreeStatus> {
+  const all = await allChildren(store, t, trust);
   const { poolHere } = all;
   const children = onlyChild(all.children, only, t, store.location);
   const out: TreeStatus = { dataset: t.fullName, recursive: true, ...lockStatus(treeLockPath(baseDir, t.pool, t.dataset)), children: [] };
   for (const c of children) {
     const state = poolHere && !c.onPool ? (c.record?.gone ? childState(c) : "not on the pool") : childState(c);
     const checked = state === "backed up" ? fresh : undefined;
-    out.children.push({ child: c.rel, state, ...(await datasetStatus(baseDir, store, t.pool, childTask(t, c.rel).dataset, checked)) });
+    out.children.push({ child: c.rel, state, ...(await datasetStatus(baseDir, store, t.pool, childTask(t, c.rel).dataset, trust, checked)) });
   }
   return out;
 }

@@ -1,17 +1,19 @@
 /**
  * Which verification keys a command that reads the catalog trusts — one rule for prune,
- * cleanup, status, list, verify and restore: every --verify-key (repeatable; the key itself or
- * a file holding it, e.g. zrb_private.key), the config's verify_keys, the verification key of
- * the config's own signing_key (the NAS), and the "# zrb verification key:" line of a
- * --private-key file. All of them count (a signing-key rotation leaves backups signed by the
- * old key and by the new one). No key at all: nothing can be authenticated — readers say so
- * once, and the commands that delete refuse (requireKeyToDelete) unless --allow-unsigned.
+ * cleanup, status, list, verify and restore: the --verify-key flags when given (repeatable; the
+ * key itself or a file holding it, e.g. zrb_private.key) and only those — what the user names
+ * for this run; otherwise every key the host knows: the config's verify_keys, the verification
+ * key of the config's own signing_key (the NAS), and the "# zrb verification key:" line of a
+ * --private-key file. Several keys all count (a signing-key rotation leaves backups signed by
+ * the old key and by the new one). No key at all: nothing can be authenticated — readers say
+ * so once, and the commands that delete refuse (requireKeyToDelete) unless --allow-unsigned.
  */
 import { readFile } from "node:fs/promises";
 import type { Config } from "../config/config.ts";
 import { parseVerifyKey, readSigningKey } from "../crypto/signing.ts";
 import type { Trust } from "../state/trust.ts";
 import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
 
 export const trustArgs = {
   "verify-key": {
@@ -70,9 +72,21 @@ export async function resolveTrust(args: TrustFlags, fromPrivateKey?: string, co
     keys.push(...fresh);
     sources.push(source);
   };
-  add(await Promise.all(repeatedFlag("verify-key", args["verify-key"]).map(keyFromArg)), "--verify-key");
+  const flags = await Promise.all(repeatedFlag("verify-key", args["verify-key"]).map(keyFromArg));
+  if (flags.length > 0) {
+    if (fromPrivateKey && !flags.includes(fromPrivateKey)) log.warn(`--verify-key differs from the verification key recorded in the private key file; using --verify-key`);
+    return { verifyKeys: [...new Set(flags)], allowUnsigned, source: "--verify-key" };
+  }
   add(config?.verifyKeys ?? [], "verify_keys");
-  if (config?.signingKeyFile) add([(await readSigningKey(config.signingKeyFile)).verifyKey], "signing_key");
+  if (config?.signingKeyFile) {
+    // On the worst day the config may come back without its signing key: the other keys still count.
+    try {
+      add([(await readSigningKey(config.signingKeyFile)).verifyKey], "signing_key");
+    } catch (err) {
+      if (!(err instanceof ZrbError)) throw err;
+      log.warn(`${err.message}; its key is not used to check backups in this run`);
+    }
+  }
   if (fromPrivateKey) add([fromPrivateKey], "the private key file");
   if (keys.length === 0) return { verifyKeys: [], allowUnsigned: true, source: "none" };
   return { verifyKeys: keys, allowUnsigned, source: sources.join(", ") };

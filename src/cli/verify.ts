@@ -65,7 +65,7 @@ export default defineCommand({
     await runJob(args, { command: "verify", level: selector.level }, async (job) => {
       assertSafeBaseDir(job.config.baseDir, { create: true });
       const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
-      const trust = await resolveTrust(args, key?.verifyKey);
+      const trust = await resolveTrust(args, key?.verifyKey, job.config);
       warnUnauthenticated(trust, "verify");
       const o: VerifyAsk = { selector, sample, rotate, onlyBackup: !!args["only-backup"], identities: key?.identities, trust, json: !!args.json };
       const only = parseChild(args.child, job.task);

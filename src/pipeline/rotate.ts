@@ -110,7 +110,11 @@ export async function verifyRotating(
   let unsaved = 0;
   const save = () => writeRotation(store, opts.pool, opts.dataset, rot, opts.storageClass).then(() => void (unsaved = 0));
   const onPart = async (rec: PartCheck) => {
-    if (rec.ok) rot.backups[rec.backupId]!.verified[rec.index] = now.toISOString();
+    const b = rot.backups[rec.backupId]!;
+    if (rec.ok) {
+      b.verified[rec.index] = now.toISOString();
+      if (b.bad) delete b.bad[String(rec.index)];
+    } else b.bad = { ...b.bad, [String(rec.index)]: { at: now.toISOString(), why: rec.error ?? "it failed its check" } };
     if (++unsaved >= SAVE_EVERY) await save();
   };
   const chosen = [...new Set(slice.map((p) => p.backupId))].map((id) => byId.get(id)!);

@@ -19,12 +19,16 @@ export interface FreshnessCheck {
   stale: boolean;
 }
 
+/** A head finished more than this far ahead of this host's clock does not count as fresh. */
+const FUTURE_SLACK_MS = 86_400_000;
+
 export function checkFreshness(task: string, dataset: string, heads: Heads, levels: number[] | null, maxAgeMs: number, at: Date): FreshnessCheck[] {
   return (levels ?? [null]).map((level) => {
     let newest: FreshnessCheck["newest"] = null;
     for (const [k, h] of Object.entries(heads.levels)) {
       const l = Number(k);
       if (level !== null && l > level) continue;
+      if (Date.parse(h.finishedAt) > at.getTime() + FUTURE_SLACK_MS) continue; // a date from the future proves nothing
       if (!newest || Date.parse(h.finishedAt) > Date.parse(newest.finishedAt)) newest = { backupId: h.backupId, level: l, finishedAt: h.finishedAt };
     }
     const ageMs = newest ? at.getTime() - Date.parse(newest.finishedAt) : null;

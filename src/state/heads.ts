@@ -1,8 +1,15 @@
 /**
  * Per-level heads (`manifests/<pool>/<dataset>/heads.yaml`): the newest backup at each level
  * that is still part of the live chain — the bases of the next backups. It is only a cache of
- * the manifests: when it is missing, unreadable, wrongly shaped or names snapshots of another
- * dataset, it is rebuilt from the manifests (with one warning per run), never trusted.
+ * the manifests: when it is missing, unreadable, wrongly shaped, names snapshots of another
+ * dataset or is not signed as the trust requires, it is rebuilt from the trusted manifests
+ * (with one warning per run), never believed.
+ *
+ * Nor can it be rolled back: each heads.yaml the NAS writes carries a sequence number one above
+ * the last (signed with the rest), the NAS remembers the last it wrote (its local head cache)
+ * and refuses an older one; and any trusted manifest newer than every head (its backup id
+ * sorts later) is replayed on top, so the newest trusted manifest per level wins over heads.
+ * That costs one listing of the dataset's manifests per read.
  */
 import { readRecord } from "./record.ts";
 import type { ObjectStore } from "../store/store.ts";
@@ -10,9 +17,11 @@ import { isSnapshotOf } from "../zfs/names.ts";
 import { log } from "../util/log.ts";
 import { now } from "../util/clock.ts";
 import type { Signature } from "../crypto/signing.ts";
-import { NO_TRUST, headsTrusted, manifestTrustProblem, type Trust } from "./trust.ts";
+import { NO_TRUST, canVerify, headsTrusted, manifestTrustProblem, type Trust } from "./trust.ts";
 import { listManifests, type Manifest, type SnapshotRef } from "./manifest.ts";
-import { fullName, headsKey } from "../store/layout.ts";
+import { backupIdOfKey, fullName, headsKey, isManifestKey, manifestDir, manifestKey } from "../store/layout.ts";
+import { ZrbError } from "../util/errors.ts";
+import { readManifest } from "./manifest.ts";
 
 export const HEADS_FORMAT = "zrb-heads/1";
 const MAX_HEADS_BYTES = 1024 * 1024;
@@ -27,6 +36,8 @@ export interface Heads {
   format: string;
   updatedAt: string;
   levels: Record<string, Head>;
+  /** One above the heads.yaml this one replaced (absent in files written before it existed). */
+  sequence?: number;
   /** Made with the NAS's signing key over pool, dataset and the rest (state/trust.ts). */
   signature?: Signature;
 }
@@ -45,27 +56,55 @@ export function headsProblem(h: unknown, fs: string): string | undefined {
       return `level ${k} names a snapshot that is not one of ${fs}`;
     if (typeof v.finishedAt !== "string") return `level ${k} has no finish time`;
   }
+  if (x.sequence !== undefined && !(Number.isSafeInteger(x.sequence) && x.sequence >= 0)) return "its sequence is not a whole number";
   return undefined;
 }
 
 const warned = new Set<string>();
 
 /**
- * Heads as recorded in the store; rebuilt from the manifests when missing, not usable, or not
- * signed as `trust` requires (then only trusted manifests count).
+ * Heads as recorded in the store; rebuilt from the trusted manifests when missing, not usable,
+ * not signed as `trust` requires, or older than `minSequence` (the sequence of the last heads
+ * this NAS wrote); then caught up with any trusted manifest newer than every head.
  */
-export async function readHeads(store: ObjectStore, pool: string, dataset: string, trust: Trust = NO_TRUST): Promise<Heads> {
+export async function readHeads(store: ObjectStore, pool: string, dataset: string, trust: Trust = NO_TRUST, minSequence = 0): Promise<Heads> {
   const key = headsKey(pool, dataset);
   const fs = fullName(pool, dataset);
   const r = await readRecord<Heads>(store, key, MAX_HEADS_BYTES, (v) => headsProblem(v, fs));
   if (r.kind === "none") return headsFromManifests(await trustedManifests(store, pool, dataset, trust));
-  const why = r.kind === "unusable" ? r.why : headsTrusted(r.value, pool, dataset, trust) ? undefined : `it is not signed with ${trust.source}'s key`;
-  if (r.kind === "ok" && !why) return r.value;
+  let why = r.kind === "unusable" ? r.why : headsTrusted(r.value, pool, dataset, trust) ? undefined : `it is not signed with a key of ${trust.source}`;
+  if (!why && r.kind === "ok" && (r.value.sequence ?? 0) < minSequence)
+    why = `its sequence ${r.value.sequence ?? 0} is older than ${minSequence}, the last heads this host wrote: rolled back`;
+  if (r.kind === "ok" && !why) return await catchUp(store, pool, dataset, r.value, trust);
   if (!warned.has(key)) {
     warned.add(key);
-    log.warn(`${key} in ${store.location} is unreadable (${why}); rebuilt the heads from the manifests`);
+    log.warn(`${key} in ${store.location} is not used (${why}); rebuilt the heads from the ${canVerify(trust) ? "signed " : ""}manifests`);
   }
-  return headsFromManifests(await trustedManifests(store, pool, dataset, trust));
+  return { ...headsFromManifests(await trustedManifests(store, pool, dataset, trust)), sequence: r.kind === "ok" ? Math.max(r.value.sequence ?? 0, minSequence) : minSequence };
+}
+
+/** Replay the trusted manifests whose backup ids sort after every head's (one listing; reads only those). */
+async function catchUp(store: ObjectStore, pool: string, dataset: string, heads: Heads, trust: Trust): Promise<Heads> {
+  const newestId = Object.values(heads.levels).reduce((a, h) => (h.backupId > a ? h.backupId : a), "");
+  const dir = manifestDir(pool, dataset);
+  const later = (await store.list(dir))
+    .filter((o) => isManifestKey(dir, o.key))
+    .map((o) => backupIdOfKey(o.key))
+    .filter((id) => id > newestId)
+    .sort();
+  let out = heads;
+  const ms: Manifest[] = [];
+  for (const id of later) {
+    try {
+      const m = await readManifest(store, manifestKey(pool, dataset, id), { pool, dataset });
+      if (m && manifestTrustProblem(m, trust) === undefined) ms.push(m);
+    } catch (err) {
+      if (!(err instanceof ZrbError)) throw err; // unreadable: not a head (catalog readers report it)
+    }
+  }
+  ms.sort((a, b) => (a.finishedAt < b.finishedAt ? -1 : 1));
+  for (const m of ms) out = { ...advanceHeads(out, m), sequence: heads.sequence };
+  return out;
 }
 
 /** The manifests of a dataset that `trust` accepts (all readable ones without a key). */

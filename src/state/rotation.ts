@@ -22,6 +22,13 @@ export interface BackupProgress {
   seen: string;
   /** Per part index: when it was last read and found good, or null. */
   verified: (string | null)[];
+  /**
+   * Per part index (as a string): when a rotation last read it and found it bad, and why.
+   * Prune counts a chain with a bad part as not restorable (it keeps it, and does not let it
+   * stand in for a restore point). Unsigned like the rest of this file: a forged entry can only
+   * make prune keep more.
+   */
+  bad?: Record<string, { at: string; why: string }>;
 }
 
 export interface Rotation {
@@ -44,6 +51,11 @@ export function rotationProblem(v: unknown): string | undefined {
     if (!/^[0-9A-Za-z-]{1,64}$/.test(id)) return "a bad backup id";
     if (!b || typeof b.seen !== "string" || !TIME.test(b.seen) || !Array.isArray(b.verified)) return `backup ${id} is malformed`;
     if (!b.verified.every((t) => t === null || (typeof t === "string" && TIME.test(t)))) return `backup ${id} has a bad time`;
+    if (b.bad !== undefined) {
+      if (!b.bad || typeof b.bad !== "object" || Array.isArray(b.bad)) return `backup ${id} has a malformed bad list`;
+      for (const [k, v] of Object.entries(b.bad))
+        if (!/^\d{1,7}$/.test(k) || !v || typeof v.at !== "string" || !TIME.test(v.at) || typeof v.why !== "string") return `backup ${id} has a malformed bad part`;
+    }
   }
   return undefined;
 }
@@ -56,6 +68,18 @@ export async function readRotation(store: ObjectStore, pool: string, dataset: st
   if (r.kind === "unusable")
     log.warn(`${key} in ${store.location} is unusable (${r.why}); starting the verification rotation afresh: every part is read again within the rotation's days`);
   return emptyRotation();
+}
+
+/** backupId → a one-line account of the parts a rotation found bad (for prune). */
+export function badParts(r: Rotation): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [id, b] of Object.entries(r.backups)) {
+    const bad = Object.entries(b.bad ?? {});
+    if (bad.length === 0) continue;
+    const [index, first] = bad.sort((x, y) => Number(x[0]) - Number(y[0]))[0]!;
+    out.set(id, `part ${index} (${first.why.slice(0, 200)}, ${first.at})${bad.length > 1 ? ` and ${bad.length - 1} more` : ""}`);
+  }
+  return out;
 }
 
 export async function writeRotation(store: ObjectStore, pool: string, dataset: string, r: Rotation, storageClass: string): Promise<void> {

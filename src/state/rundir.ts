@@ -63,6 +63,18 @@ export class RunDir {
   get headsCachePath(): string {
     return join(this.dir, "last_backup_manifest.yaml");
   }
+  /**
+   * The sequence of the last heads.yaml this host wrote (0 when none or unreadable): a bucket
+   * whose heads are older was rolled back (state/heads.ts).
+   */
+  async lastHeadsSequence(): Promise<number> {
+    try {
+      const h = await readYaml<{ sequence?: unknown }>(this.headsCachePath);
+      return typeof h?.sequence === "number" && Number.isSafeInteger(h.sequence) && h.sequence > 0 ? h.sequence : 0;
+    } catch {
+      return 0;
+    }
+  }
   get spillRoot(): string {
     return join(this.dir, "spill");
   }

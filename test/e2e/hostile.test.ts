@@ -124,7 +124,7 @@ describe("1: cleanup never deletes what an unreadable manifest may refer to", ()
       const before = await dataKeys(c);
       await putText(mkey(c, c.ids[0]!), tamper(await getText(mkey(c, c.ids[0]!))));
       for (const extra of [["--dry-run"], []]) {
-        const line = await expectFail(["cleanup", "--config", c.cfg, "--task", "t", ...extra], 7, `${c.ids[0]}.manifest.yaml`, "nothing was deleted");
+        const line = await expectFail(["cleanup", "--allow-unsigned", "--config", c.cfg, "--task", "t", ...extra], 7, `${c.ids[0]}.manifest.yaml`, "nothing was deleted");
         expect(line).toContain("cannot be read");
       }
       expect(await dataKeys(c)).toEqual(before);

@@ -41,6 +41,8 @@ export interface HistoryOptions {
   retention?: Record<string, unknown>;
   backupData?: string[];
   maxAttempts?: number;
+  /** More top-level config keys (signing_key, verify_keys, prune, …), as YAML would have them. */
+  extra?: Record<string, unknown>;
 }
 
 export class History {
@@ -88,6 +90,7 @@ export class History {
     if (endpoint) doc.s3.endpoint = endpoint;
     if (this.o.maxAttempts) doc.s3.retry.max_attempts = this.o.maxAttempts;
     if (retention) doc.tasks[0].retention = retention;
+    Object.assign(doc, this.o.extra ?? {});
     writeFileSync(this.cfg, YAML.stringify(doc));
   }
 

@@ -75,7 +75,9 @@ export async function finishBackup(
   trust: Trust,
 ): Promise<void> {
   await retainChain(cfg, store, manifest);
-  const next = advanceHeads(await readHeads(store, task.pool, task.dataset, trust), manifest);
+  const mine = await rd.lastHeadsSequence();
+  const prev = await readHeads(store, task.pool, task.dataset, trust, mine);
+  const next = { ...advanceHeads(prev, manifest), sequence: Math.max(prev.sequence ?? 0, mine) + 1 };
   const heads = signer ? signHeads(next, task.pool, task.dataset, signer) : next;
   await store.put(headsKey(task.pool, task.dataset), YAML.stringify(heads, { lineWidth: 0 }), { storageClass: cfg.s3.storageClass.manifest });
   writeYamlAtomic(rd.headsCachePath, heads);

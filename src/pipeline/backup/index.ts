@@ -77,7 +77,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     // With a signing key, only what this NAS signed counts: heads, and the chain a new incremental builds on.
     const signer = cfg.signingKeyFile ? await readSigningKey(cfg.signingKeyFile) : undefined;
     const trust: Trust = signer ? { verifyKeys: [signer.verifyKey], allowUnsigned: false, source: "signing_key" } : NO_TRUST;
-    const heads = await readHeads(store, task.pool, task.dataset, trust);
+    const heads = await readHeads(store, task.pool, task.dataset, trust, await rd.lastHeadsSequence());
     const start = await prepare({ cfg, task, store, rd, heads, snaps, caps, level, snapshot: opts.snapshot, force: !!opts.force, trust });
     if (start.kind === "already") return start;
     if (start.kind === "complete") {

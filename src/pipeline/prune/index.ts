@@ -16,7 +16,9 @@ import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { readHeads } from "../../state/heads.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { RunDir } from "../../state/rundir.ts";
-import type { Trust } from "../../state/trust.ts";
+import { manifestTrustProblem, type Trust } from "../../state/trust.ts";
+import type { Manifest } from "../../state/manifest.ts";
+import { badParts, readRotation } from "../../state/rotation.ts";
 import { datasetDataPrefix, manifestDir, manifestKey } from "../../store/layout.ts";
 import { isStoreError, type ObjectStore } from "../../store/store.ts";
 import { checkInterrupted } from "../../util/abort.ts";
@@ -69,8 +71,10 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
     const refs = await readReferences(store, task, rd, "prune");
     const base = datasetDataPrefix(task.pool, task.dataset);
     const listing = await store.list(base);
-    const cat = buildCatalog(refs.manifests, [], listing);
-    const heads = await readHeads(store, task.pool, task.dataset);
+    const cat = buildCatalog(refs.manifests, [], listing, opts.trust);
+    const untrusted = untrustedManifests(refs.manifests, opts.trust);
+    const heads = await readHeads(store, task.pool, task.dataset, opts.trust, await rd.lastHeadsSequence());
+    const now = clockNow();
     const input = {
       entries: cat.entries,
       manifests: cat.manifests,
@@ -78,8 +82,10 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
       state: refs.state,
       policy: opts.policy,
       objects: new Map(listing.map((o) => [o.key, o])),
-      now: clockNow(),
+      now,
       allowEarlyDelete: opts.allowEarlyDelete,
+      untrusted,
+      bad: badParts(await readRotation(store, task.pool, task.dataset)),
     };
     // A listing carries no retain-until date: ask for those of the candidates only (one HEAD
     // each), so that a locked backup is a planned keep with its date, not a refused delete.
@@ -93,7 +99,7 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
     const orphans = orphanParts(listing, base, refs.manifests, refs.keepPrefix).map((o) => ({ key: o.key, size: o.size }));
     const onPool = await zfs.datasetExists(task.fullName);
     if (!onPool) log.warn(`dataset ${task.fullName} is not on this host: its local snapshots are left alone`);
-    const local = onPool ? planLocal(await zfs.listSnapshots(task.fullName), await zfs.userRefs(task.fullName), heads, refs.state, opts.local) : null;
+    const local = onPool ? planLocal(await zfs.listSnapshots(task.fullName), await zfs.userRefs(task.fullName), heads, refs.state, opts.local, now) : null;
     const manifestSizes = new Map((await store.list(manifestDir(task.pool, task.dataset))).map((o) => [o.key, o.size]));
     const gone = backups.filter((b) => b.action === "delete");
     const result: PruneResult = {
@@ -144,6 +150,18 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
   } finally {
     lock.release();
   }
+}
+
+/** backupId → why its manifest is not trusted; each one said once (it is left alone). */
+function untrustedManifests(ms: Manifest[], trust: Trust): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of ms) {
+    const why = manifestTrustProblem(m, trust);
+    if (why === undefined) continue;
+    out.set(m.backupId, why);
+    log.warn(`backup ${m.backupId} (level ${m.level}) is not trusted: ${why}; prune leaves it alone and does not count it`);
+  }
+  return out;
 }
 
 /** What a real run freed, and what the store refused. */

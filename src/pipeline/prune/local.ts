@@ -32,13 +32,13 @@ export interface SnapshotDecision {
   reasons: SnapshotKeepReason[];
 }
 
-export function planLocal(snaps: zfs.Snapshot[], userrefs: Map<string, number>, heads: Heads, state: BackupState | null, policy: Policy): SnapshotDecision[] {
+export function planLocal(snaps: zfs.Snapshot[], userrefs: Map<string, number>, heads: Heads, state: BackupState | null, policy: Policy, now: Date): SnapshotDecision[] {
   const ours = snaps.flatMap((s) => {
     const n = zfs.parseZrbSnapshotName(s.short);
     return n ? [{ s, ...n }] : [];
   });
   const why = new Map<string, SnapshotKeepReason[]>(ours.map((o) => [o.s.name, []]));
-  for (const [id, rs] of applyPolicy(ours.map((o) => ({ id: o.s.name, time: o.time })), policy)) why.get(id)!.push(...rs);
+  for (const [id, rs] of applyPolicy(ours.map((o) => ({ id: o.s.name, time: o.time })), policy, now)) why.get(id)!.push(...rs);
   const headGuids = new Map(Object.entries(heads.levels).map(([level, h]) => [h.snapshot.guid, Number(level)]));
   const stateGuids = new Set([state?.snapshot?.guid, state?.parent?.guid].filter((g) => g !== undefined));
   for (const o of ours) {

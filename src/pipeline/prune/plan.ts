@@ -2,13 +2,19 @@
  * Which backups `zrb prune` deletes from the bucket, and why each one stays — pure: the catalog,
  * the heads, the resume state and a listing go in, one decision per backup comes out.
  *
- *   1. points: every restorable backup, at the time in its snapshot's name
- *      (zrb_level<N>_YYYYMMDDTHHMMSSZ) or, for another name, its manifest's startedAt; the
- *      policy (policy.ts) keeps some of them. No policy: every backup stays.
- *   2. always kept: the heads (the bases of the next backups at each level); the resumable
- *      backup of backup_state.yaml and its base; a backup that cannot be restored (reported,
- *      never counted as a point, never deleted automatically: putting back a lost manifest
- *      may repair it).
+ *   0. trust first: a manifest that is not trusted (unsigned where keys are known, forged,
+ *      signed by another key) is never a point, never keeps another backup, never shifts a
+ *      window and is never deleted: it is reported ("not trusted: …") and left alone. A point
+ *      dated more than a day ahead of this host's clock is reported and left alone the same way.
+ *   1. points: every restorable backup — every manifest of its chain trusted, every part present
+ *      with its size, no part that `verify --rotate` found bad — at the time in its snapshot's
+ *      name (zrb_level<N>_YYYYMMDDTHHMMSSZ) or, for another name, its manifest's startedAt; the
+ *      policy (policy.ts) keeps some of them, its windows counted from now. No policy: every
+ *      backup stays.
+ *   2. always kept: the heads (the bases of the next backups at each level, from trusted
+ *      records only); the resumable backup of backup_state.yaml and its base; a backup that
+ *      cannot be restored (reported, never counted as a point, never deleted automatically:
+ *      putting back a lost manifest may repair it).
  *   3. chain safety: every ancestor of a kept backup is kept.
  *   2b. object lock: a backup whose manifest is locked (retain-until in the future) stays —
  *      the store would refuse the delete anyway — and with it its chain (3).
@@ -39,6 +45,10 @@ export type KeepReason =
   | { rule: "resumable" }
   | { rule: "resumable-base" }
   | { rule: "not-restorable"; problem: string }
+  /** Not trusted (unsigned, forged, another key's): never decides anything, left alone. */
+  | { rule: "not-trusted"; problem: string }
+  /** Dated more than a day ahead of this host's clock: not a point, left alone. */
+  | { rule: "future"; time: string }
   | { rule: "ancestor"; of: string }
   /** Past a lost manifest: the backup that one was most probably built on, kept for a repair. */
   | { rule: "probable-ancestor"; of: string; lost: string }
@@ -75,7 +85,14 @@ export interface BucketPlanInput {
   allowEarlyDelete: boolean;
   /** backupId → its manifest's object-lock retain-until date, where the store reported one. */
   lockedUntil?: Map<string, Date>;
+  /** backupId → why its manifest is not trusted (state/trust.ts). */
+  untrusted?: Map<string, string>;
+  /** backupId → what `verify --rotate` last found bad in its parts. */
+  bad?: Map<string, string>;
 }
+
+/** A point may be at most this far ahead of this host's clock before it is called "future". */
+const FUTURE_SLACK = DAY;
 
 /** A point's time: the timestamp in a zrb snapshot name, else when its backup started. */
 export function pointTime(m: Pick<Manifest, "snapshot" | "startedAt">): Date {
@@ -83,16 +100,34 @@ export function pointTime(m: Pick<Manifest, "snapshot" | "startedAt">): Date {
   return parseZrbSnapshotName(short)?.time ?? new Date(m.startedAt);
 }
 
+/** Why a catalog entry cannot be restored for prune's purposes (its chain, or a part verify found bad), or undefined. */
+function restoreProblem(e: CatalogEntry, bad: Map<string, string>): string | undefined {
+  if (!e.restorable) return e.problem?.message ?? "its chain is broken";
+  const at = e.chain.find((id) => bad.has(id));
+  return at === undefined ? undefined : `verify --rotate found a bad part in ${at === e.backupId ? "it" : `backup ${at} of its chain`}: ${bad.get(at)}`;
+}
+
 export function planBucket(i: BucketPlanInput): BackupDecision[] {
   const why = new Map<string, KeepReason[]>(i.entries.map((e) => [e.backupId, []]));
   const add = (id: string | undefined, r: KeepReason) => id !== undefined && why.get(id)?.push(r);
-  const points = i.entries.filter((e) => e.restorable).map((e) => ({ id: e.backupId, time: pointTime(i.manifests.get(e.backupId)!) }));
-  if (i.policy) for (const [id, rs] of applyPolicy(points, i.policy)) for (const r of rs) add(id, r);
+  const untrusted = i.untrusted ?? new Map<string, string>();
+  const bad = i.bad ?? new Map<string, string>();
+  const future = new Set(i.entries.filter((e) => pointTime(i.manifests.get(e.backupId)!).getTime() > i.now.getTime() + FUTURE_SLACK).map((e) => e.backupId));
+  const decides = (id: string) => !untrusted.has(id) && !future.has(id);
+  const points = i.entries
+    .filter((e) => decides(e.backupId) && restoreProblem(e, bad) === undefined)
+    .map((e) => ({ id: e.backupId, time: pointTime(i.manifests.get(e.backupId)!) }));
+  if (i.policy) for (const [id, rs] of applyPolicy(points, i.policy, i.now)) for (const r of rs) add(id, r);
   else for (const e of i.entries) add(e.backupId, { rule: "no-policy" });
-  for (const [level, h] of Object.entries(i.heads.levels)) add(h.backupId, { rule: "head", level: Number(level) });
+  for (const [level, h] of Object.entries(i.heads.levels)) if (decides(h.backupId)) add(h.backupId, { rule: "head", level: Number(level) });
   add(i.state?.backupId, { rule: "resumable" });
   add(i.state?.parent?.backupId, { rule: "resumable-base" });
-  for (const e of i.entries) if (!e.restorable) add(e.backupId, { rule: "not-restorable", problem: e.problem?.message ?? "its chain is broken" });
+  for (const [id, problem] of untrusted) add(id, { rule: "not-trusted", problem });
+  for (const id of future) if (!untrusted.has(id)) add(id, { rule: "future", time: pointTime(i.manifests.get(id)!).toISOString() });
+  for (const e of i.entries) {
+    const problem = decides(e.backupId) ? restoreProblem(e, bad) : undefined;
+    if (problem) add(e.backupId, { rule: "not-restorable", problem });
+  }
   for (const [id, until] of i.lockedUntil ?? []) if (until.getTime() > i.now.getTime()) add(id, { rule: "object-lock", until: until.toISOString() });
   keepAncestors(i, why);
   for (const e of i.entries) {
@@ -126,7 +161,10 @@ export function planBucket(i: BucketPlanInput): BackupDecision[] {
  * (probableParent), so that putting the lost manifest back still repairs it.
  */
 function keepAncestors(i: BucketPlanInput, why: Map<string, KeepReason[]>): void {
-  const kept = i.entries.filter((e) => why.get(e.backupId)!.length > 0).map((e) => ({ id: e.backupId, time: pointTime(i.manifests.get(e.backupId)!) }));
+  // An untrusted manifest keeps nothing: its parent link is the forger's word.
+  const kept = i.entries
+    .filter((e) => why.get(e.backupId)!.length > 0 && !i.untrusted?.has(e.backupId))
+    .map((e) => ({ id: e.backupId, time: pointTime(i.manifests.get(e.backupId)!) }));
   for (const k of newestFirst(kept)) {
     const seen = new Set([k.id]);
     let lost: string | undefined;
@@ -200,6 +238,10 @@ export function keepReasonText(r: KeepReason): string {
       return "base of the interrupted backup in backup_state.yaml";
     case "not-restorable":
       return `NOT RESTORABLE, kept for repair: ${r.problem}`;
+    case "not-trusted":
+      return `not trusted: ${r.problem}; left alone (never a restore point, never deleted by prune)`;
+    case "future":
+      return `dated ${r.time}, more than a day ahead of this host's clock: left alone, not counted as a restore point`;
     case "ancestor":
       return `ancestor of ${r.of}`;
     case "probable-ancestor":

@@ -1,6 +1,7 @@
 /**
  * The retention policy, pure: which restore points a restic-style policy keeps, and why. No
- * I/O and no clock — the points carry their times — so the calendar rules are tested alone.
+ * I/O and no clock of its own — the points carry their times and `now` is given — so the
+ * calendar rules are tested alone.
  *
  * Semantics (restic's `forget`, in UTC):
  *   - points are ordered newest first (same time: the later id counts as newer);
@@ -8,8 +9,12 @@
  *   - keep-hourly/daily/weekly/monthly/yearly N keep the newest point of each of the last N
  *     hours, days, ISO 8601 weeks, months or years *that have a point* (empty periods do not
  *     count, so a NAS that was off for a month still keeps N);
- *   - keep-within D keeps every point younger than D, counted back from the newest point (not
- *     from now: a backup job that stopped does not make its last backups expire);
+ *   - keep-within D keeps every point younger than D, counted back from now — the clock, never a
+ *     date the bucket claims: one manifest dated 2099 must not cancel the window (restic counts
+ *     from the newest snapshot; a job that stopped is covered here by the heads, which prune
+ *     always keeps with their chains);
+ *   - points dated in the future are the caller's to leave out (prune/plan.ts): they would take
+ *     the newest slot of every rule;
  *   - rules are ORed; a rule of 0 is off; a policy whose every rule is off keeps nothing and is
  *     refused by `policyProblem` (never "delete everything").
  */
@@ -95,10 +100,9 @@ export function newestFirst<T extends Point>(points: T[]): T[] {
 }
 
 /** For every point id, the reasons the policy keeps it (an empty list: not kept). */
-export function applyPolicy(points: Point[], p: Policy): Map<string, PolicyReason[]> {
+export function applyPolicy(points: Point[], p: Policy, now: Date): Map<string, PolicyReason[]> {
   const out = new Map<string, PolicyReason[]>(points.map((x) => [x.id, []]));
   const sorted = newestFirst(points);
-  const newest = sorted[0];
   const left = new Map<CalendarRule, number>(CALENDAR_RULES.map((r) => [r, p[r] ?? 0]));
   const lastPeriod = new Map<CalendarRule, string>();
   sorted.forEach((pt, i) => {
@@ -112,13 +116,13 @@ export function applyPolicy(points: Point[], p: Policy): Map<string, PolicyReaso
       left.set(r, left.get(r)! - 1);
       why.push({ rule: r, period });
     }
-    if (p.within && newest && pt.time.getTime() > newest.time.getTime() - p.within) why.push({ rule: "within", ms: p.within });
+    if (p.within && pt.time.getTime() > now.getTime() - p.within) why.push({ rule: "within", ms: p.within });
   });
   return out;
 }
 
 export function policyReasonText(r: PolicyReason): string {
   if (r.rule === "last") return `keep-last (${r.n} of ${r.of})`;
-  if (r.rule === "within") return `keep-within ${formatDuration(r.ms)} of the newest`;
+  if (r.rule === "within") return `keep-within ${formatDuration(r.ms)} of now`;
   return `keep-${r.rule} ${r.period}`;
 }

@@ -18,6 +18,7 @@ import { acquireLock } from "../../state/lock.ts";
 import { treeLockPath } from "../../state/rundir.ts";
 import { advanceTree, readTree, sameTree, writeTree, type TreeChild } from "../../state/tree.ts";
 import { NO_TRUST, type Trust } from "../../state/trust.ts";
+import { RunDir } from "../../state/rundir.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { now } from "../../util/clock.ts";
@@ -128,7 +129,7 @@ async function backupChild(
     }
     // At most twice: a first pass may only finish an interrupted backup of an older snapshot.
     for (let pass = 0; ; pass++) {
-      const lvl = childLevel(opts.level, await readHeads(store, ct.pool, ct.dataset, trust), snaps);
+      const lvl = childLevel(opts.level, await readHeads(store, ct.pool, ct.dataset, trust, await new RunDir(cfg.baseDir, ct.pool, ct.dataset).lastHeadsSequence()), snaps);
       const note = levelNote(lvl);
       if (note) log.info(`${c.fs}: ${note}`);
       opts.progress?.child({ rel: c.rel, dataset: c.fs, level: lvl.level, note });

@@ -1,7 +1,7 @@
 /**
  * The retention policy engine (src/pipeline/prune/policy.ts) alone: calendar boundaries in UTC
  * whatever the process time zone, ISO 8601 weeks across year ends, ties, periods without a
- * point, keep-within counted from the newest point, rules ORed, policies that keep nothing —
+ * point, keep-within counted from now (never from a date the bucket claims), rules ORed, policies that keep nothing —
  * and a brute-force oracle over random histories.
  */
 import { describe, expect, test } from "bun:test";
@@ -12,8 +12,10 @@ import { parseZrbSnapshotName } from "../../../src/zfs/zfs.ts";
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const pt = (id: string, iso: string): Point => ({ id, time: new Date(iso) });
-const kept = (points: Point[], p: Policy) =>
-  [...applyPolicy(points, p)]
+/** "now" for the tests that do not care: after every point below. */
+const LATER = new Date("2030-01-01T00:00:00Z");
+const kept = (points: Point[], p: Policy, now = LATER) =>
+  [...applyPolicy(points, p, now)]
     .filter(([, why]) => why.length > 0)
     .map(([id]) => id)
     .sort();
@@ -73,7 +75,7 @@ describe("the rules", () => {
     expect(kept(points, { last: 1 })).toEqual(["c"]);
     expect(kept(points, { last: 2 })).toEqual(["b", "c"]);
     expect(newestFirst(points).map((p) => p.id)).toEqual(["c", "b", "a"]);
-    expect(applyPolicy(points, { last: 2 }).get("b")).toEqual([{ rule: "last", n: 2, of: 2 }]);
+    expect(applyPolicy(points, { last: 2 }, LATER).get("b")).toEqual([{ rule: "last", n: 2, of: 2 }]);
   });
 
   test("keep-daily: the newest point of each day; days without a point do not count", () => {
@@ -86,7 +88,7 @@ describe("the rules", () => {
     ];
     expect(kept(points, { daily: 3 })).toEqual(["d10", "d2", "d5"]);
     expect(kept(points, { daily: 4 })).toEqual(["d1-late", "d10", "d2", "d5"]);
-    expect(applyPolicy(points, { daily: 4 }).get("d1-late")).toEqual([{ rule: "daily", period: "2026-03-01" }]);
+    expect(applyPolicy(points, { daily: 4 }, LATER).get("d1-late")).toEqual([{ rule: "daily", period: "2026-03-01" }]);
     // A tie inside one day: the later id is the day's point.
     expect(kept([pt("x", "2026-03-01T05:00:00Z"), pt("y", "2026-03-01T05:00:00Z")], { daily: 1 })).toEqual(["y"]);
   });
@@ -104,25 +106,30 @@ describe("the rules", () => {
     expect(kept(points, { hourly: 2 })).toEqual(["h1", "jan31"]); // 00:xx holds h1 and feb1; h1 is newer
   });
 
-  test("keep-within counts back from the newest point, not from now; the boundary itself is out", () => {
-    const newest = Date.parse("2026-06-30T00:00:00Z");
-    const points = [0, 1, 6, 7, 8, 30].map((d) => ({ id: `minus${d}d`, time: new Date(newest - d * DAY) }));
-    expect(kept(points, { within: 7 * DAY })).toEqual(["minus0d", "minus1d", "minus6d"]);
-    expect(applyPolicy(points, { within: 7 * DAY }).get("minus6d")).toEqual([{ rule: "within", ms: 7 * DAY }]);
+  test("keep-within counts back from now, not from the newest point; the boundary itself is out", () => {
+    const now = new Date("2026-06-30T00:00:00Z");
+    const points = [0, 1, 6, 7, 8, 30].map((d) => ({ id: `minus${d}d`, time: new Date(now.getTime() - d * DAY) }));
+    expect(kept(points, { within: 7 * DAY }, now)).toEqual(["minus0d", "minus1d", "minus6d"]);
+    expect(applyPolicy(points, { within: 7 * DAY }, now).get("minus6d")).toEqual([{ rule: "within", ms: 7 * DAY }]);
+    // A day later the window has moved with the clock, though no backup was added.
+    expect(kept(points, { within: 7 * DAY }, new Date(now.getTime() + DAY))).toEqual(["minus0d", "minus1d"]);
+    // A point claiming a date far ahead does not drag the window with it.
+    expect(kept([...points, { id: "y2099", time: new Date("2099-01-01T00:00:00Z") }], { within: 7 * DAY }, now)).toEqual(["minus0d", "minus1d", "minus6d", "y2099"]);
   });
 
   test("rules are ORed, and a point kept by several says so", () => {
     const points = Array.from({ length: 40 }, (_, i) => ({ id: `p${String(i).padStart(2, "0")}`, time: new Date(Date.UTC(2026, 0, 1 + i, 3)) }));
     const policy = { last: 2, daily: 3, weekly: 2, within: 5 * DAY };
+    const at = new Date(Date.UTC(2026, 0, 40, 4)); // an hour after p39
     // 2026-01-01 is p00; p39 is Monday 2026-02-09 (ISO week 07), p38 Sunday 2026-02-08 (week 06).
     // last 2 = p38, p39; daily 3 = p37..p39; weekly 2 = p39, p38; within 5d = p35..p39.
-    expect(kept(points, policy)).toEqual(["p35", "p36", "p37", "p38", "p39"]);
-    expect(applyPolicy(points, policy).get("p38")!.map((r) => r.rule)).toEqual(["last", "daily", "weekly", "within"]);
-    expect(applyPolicy(points, policy).get("p36")!.map((r) => r.rule)).toEqual(["within"]);
+    expect(kept(points, policy, at)).toEqual(["p35", "p36", "p37", "p38", "p39"]);
+    expect(applyPolicy(points, policy, at).get("p38")!.map((r) => r.rule)).toEqual(["last", "daily", "weekly", "within"]);
+    expect(applyPolicy(points, policy, at).get("p36")!.map((r) => r.rule)).toEqual(["within"]);
   });
 
   test("an empty history keeps nothing and does not fail", () => {
-    expect(applyPolicy([], { daily: 7, within: DAY }).size).toBe(0);
+    expect(applyPolicy([], { daily: 7, within: DAY }, LATER).size).toBe(0);
   });
 });
 
@@ -146,7 +153,7 @@ describe("zrb snapshot names", () => {
 });
 
 /** A brute-force oracle: the newest point of each of the N most recent periods that have one. */
-function oracle(points: Point[], p: Policy): string[] {
+function oracle(points: Point[], p: Policy, now: Date): string[] {
   const out = new Set<string>();
   const sorted = newestFirst(points);
   sorted.slice(0, p.last ?? 0).forEach((x) => out.add(x.id));
@@ -155,7 +162,7 @@ function oracle(points: Point[], p: Policy): string[] {
     const periods = [...new Set(sorted.map((x) => periodOf(r, x.time)))].slice(0, n);
     for (const per of periods) out.add(sorted.find((x) => periodOf(r, x.time) === per)!.id);
   }
-  if (p.within && sorted.length) for (const x of sorted) if (x.time.getTime() > sorted[0]!.time.getTime() - p.within) out.add(x.id);
+  if (p.within) for (const x of sorted) if (x.time.getTime() > now.getTime() - p.within) out.add(x.id);
   return [...out].sort();
 }
 
@@ -166,6 +173,7 @@ test("random histories agree with a brute-force oracle", () => {
     const start = Date.UTC(2024, 11, 20);
     const points = Array.from({ length: 1 + rnd(60) }, (_, i) => ({ id: `p${i}`, time: new Date(start + rnd(500) * DAY + rnd(24) * HOUR + (rnd(3) === 0 ? 0 : rnd(3600) * 1000)) }));
     const policy: Policy = { last: rnd(4), hourly: rnd(3), daily: rnd(8), weekly: rnd(5), monthly: rnd(7), yearly: rnd(3), within: rnd(3) * rnd(20) * DAY };
-    expect({ trial, keep: kept(points, policy) }).toEqual({ trial, keep: oracle(points, policy) });
+    const now = new Date(Math.max(...points.map((x) => x.time.getTime())) + rnd(3) * DAY + rnd(24) * HOUR);
+    expect({ trial, keep: kept(points, policy, now) }).toEqual({ trial, keep: oracle(points, policy, now) });
   }
 });
