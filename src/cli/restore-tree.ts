@@ -6,7 +6,7 @@ import { treeError, type ChildOutcome } from "../pipeline/tree/outcome.ts";
 import { restoreTree, type TreeRestoreOptions, type TreeRestoreResult } from "../pipeline/tree/restore.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { log } from "../util/log.ts";
-import { formatPlan } from "./restore.ts";
+import { formatPlan } from "./restore-plan.ts";
 import type { JobResult } from "./job.ts";
 import { childRuns, printChildren } from "./tree.ts";
 

@@ -1,17 +1,15 @@
 import { defineCommand } from "citty";
 import { applyOutput, configArg, interruptSignal, loadAll, parseLevel, printJson, taskArg } from "./common.ts";
 import { runJob, transferArgs } from "./job.ts";
-import { restore, type RestorePlan, type Selector, type ThawProgress, type ThawTier } from "../pipeline/restore/index.ts";
+import { restore, type Selector, type ThawProgress, type ThawTier } from "../pipeline/restore/index.ts";
 import { usageError } from "../util/errors.ts";
-import { formatSize } from "../util/size.ts";
 import { log } from "../util/log.ts";
-import { printable } from "../util/text.ts";
-import { formatTable } from "./table.ts";
 import { resolveTrust, trustArgs } from "./trust.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
 import { childArg, parseChild } from "./tree.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { printTreePlan, runTreeRestore } from "./restore-tree.ts";
+import { formatPlan } from "./restore-plan.ts";
 
 const TIERS = ["Bulk", "Standard", "Expedited"] as const;
 
@@ -32,32 +30,6 @@ export function parseSelector(args: { snapshot?: string; level?: string; "backup
   return sel;
 }
 
-export function formatPlan(plan: RestorePlan): string {
-  const lines = [
-    `restore plan: ${plan.source} → ${plan.target} (${plan.targetExists ? "exists" : "new dataset"}${plan.force ? ", --force: zfs receive -F" : ""}) from ${plan.location}`,
-  ];
-  const rows = plan.steps.map((s) => [
-    String(s.step),
-    String(s.level),
-    s.snapshot.split("@")[1] ?? s.snapshot,
-    s.backupId,
-    String(s.parts),
-    formatSize(s.downloadBytes),
-    s.storageClasses.join(",") + (s.archived ? ` (archived: ${s.thawed}/${s.archived} thawed${s.thawing ? `, ${s.thawing} thawing` : ""})` : ""),
-    s.action === "present" ? "on target already" : "receive",
-  ]);
-  const head = ["STEP", "LVL", "SNAPSHOT", "BACKUP ID", "PARTS", "DOWNLOAD", "CLASS", "ACTION"];
-  lines.push(...formatTable(head, rows, "  "));
-  const todo = plan.steps.filter((s) => s.action === "receive");
-  lines.push(
-    todo.length
-      ? `${todo.length} step(s) to apply, ${formatSize(todo.reduce((a, s) => a + s.downloadBytes, 0))} to download`
-      : `nothing to do: ${plan.target} already holds ${plan.snapshot.split("@")[1]}`,
-  );
-  if (plan.frozen) lines.push(`${plan.frozen} archived object(s) are not readable yet: run with --thaw to request them`);
-  for (const w of plan.warnings) lines.push(`warning: ${w}`);
-  return lines.map(printable).join("\n") + "\n";
-}
 
 export default defineCommand({
   meta: {

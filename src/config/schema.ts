@@ -19,8 +19,8 @@ import { quote } from "../util/redact.ts";
 import { datasetPathProblem, MAX_NAME, poolProblem } from "../zfs/names.ts";
 import type { Ctx } from "./read.ts";
 import { absolutePath, bool, duration, enumOf, int, rate, size, str } from "./scalars.ts";
-import { pingUrlProblem } from "../report/ping.ts";
-import { compileExclude, excludePatternProblem } from "../pipeline/tree/exclude.ts";
+import { pingUrlProblem } from "../util/url.ts";
+import { compileExclude, excludePatternProblem } from "../zfs/exclude.ts";
 import { type Infer, list, object, oneOrList, type Siblings } from "./types.ts";
 
 export const STORAGE_CLASSES = [

@@ -6,23 +6,11 @@
  * nothing but its scheme and host is ever printed.
  */
 import { log } from "../util/log.ts";
+export { pingUrlProblem } from "../util/url.ts";
 
 export type PingKind = "start" | "success" | "fail";
 
 export const PING_TIMEOUT_MS = 10_000;
-
-/** Why `raw` is not a usable ping URL (the rest of a sentence), or undefined. Never quotes the URL. */
-export function pingUrlProblem(raw: string): string | undefined {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    return "must be an http:// or https:// URL (not shown: it may hold a credential)";
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:") return `must be an http:// or https:// URL, got a ${u.protocol} URL`;
-  if (u.hash) return "must not have a #fragment";
-  return undefined;
-}
 
 /** The URL of one ping: `/start` or `/fail` appended to the path (before any query), nothing for success. */
 export function pingUrlFor(base: string, kind: PingKind): URL {

@@ -3,17 +3,33 @@
  * stalls and metered by the bandwidth limit) wrapped in the retry layer when `s3.enabled`, else a
  * local directory (which has no transient failures to retry and no bandwidth to limit).
  */
-import type { Config } from "../config/config.ts";
 import type { ObjectStore } from "./store.ts";
-import { S3Store } from "./s3.ts";
+import { S3Store, type S3StoreOptions } from "./s3.ts";
 import { LocalStore } from "./local.ts";
 import { RetryStore, type RetryOptions } from "./retry.ts";
 import { TokenBucket } from "../util/token-bucket.ts";
 
-/** What a store is built from: the config's s3 section (checksum_mode, request_timeout and bandwidth_limit may be left out) and local_store. */
+/**
+ * What a store is built from: the config's s3 section (checksum_mode, request_timeout and
+ * bandwidth_limit may be left out) and local_store. Spelled out here rather than taken from the
+ * config's type: the store sits below the config in src/README.md's layers, and a validated
+ * Config fits this shape as it is.
+ */
 export interface StoreConfig {
-  s3: Pick<Config["s3"], "enabled" | "bucket" | "prefix" | "region" | "endpoint" | "retry"> &
-    Partial<Pick<Config["s3"], "checksumMode" | "requestTimeout" | "bandwidthLimit" | "objectLock">>;
+  s3: {
+    enabled: boolean;
+    bucket: string;
+    prefix: string;
+    region: string;
+    endpoint?: string;
+    retry: { maxAttempts: number };
+    checksumMode?: S3StoreOptions["checksumMode"];
+    /** Milliseconds. */
+    requestTimeout?: number;
+    /** Bytes per second. */
+    bandwidthLimit?: number;
+    objectLock?: S3StoreOptions["objectLock"];
+  };
   /** Root directory of the local store used when s3.enabled is false. */
   localStoreDir: string;
 }

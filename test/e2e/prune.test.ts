@@ -314,7 +314,10 @@ describe("what prune never deletes", () => {
 
   test("parts younger than their storage class's minimum duration stay, with the day they become free; --allow-early-delete deletes them and says what is billed", async () => {
     const h = await history({ backupData: ["STANDARD", "STANDARD_IA"] });
-    const ids = [(await h.day(0, at(1), 8001)).id, (await h.day(1, at(2), 8002)).id, (await h.day(1, at(3), 8003)).id];
+    // Dated by this machine's clock, as the parts' LastModified are: prune counts from its clock,
+    // and a backup more than a day ahead of it would be left alone as "future".
+    const day = (d: number) => new Date(Date.now() - (4 - d) * 86_400_000).toISOString().replace(/\.\d+Z$/, "Z");
+    const ids = [(await h.day(0, day(1), 8001)).id, (await h.day(1, day(2), 8002)).id, (await h.day(1, day(3), 8003)).id];
     // The parts were written now (the server's clock); prune 10 days later, then 40 days later.
     const soon = new Date(Date.now() + 10 * 86_400_000).toISOString();
     const late = new Date(Date.now() + 40 * 86_400_000).toISOString();

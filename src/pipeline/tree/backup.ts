@@ -27,7 +27,7 @@ import { log } from "../../util/log.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import type { TransferProgress } from "../../report/progress.ts";
 import { backup, type BackupResult } from "../backup/index.ts";
-import { excludePatternProblem } from "./exclude.ts";
+import { excludePatternProblem } from "../../zfs/exclude.ts";
 import { childLabel, childTask, poolTree, type Child } from "./children.ts";
 import { childLevel, levelNote } from "./level.ts";
 import { failed, type ChildOutcome } from "./outcome.ts";

@@ -12,7 +12,7 @@ import { runDirNameProblem } from "../../state/rundir.ts";
 import { configError } from "../../util/errors.ts";
 import { datasetPathProblem } from "../../zfs/names.ts";
 import * as zfs from "../../zfs/zfs.ts";
-import { compileExclude } from "./exclude.ts";
+import { compileExclude } from "../../zfs/exclude.ts";
 
 export interface Child {
   /** The name relative to the task's dataset; "" is the task's dataset itself. */

@@ -12,7 +12,7 @@ import type { ObjectStore } from "../../store/store.ts";
 import { readTree, type TreeChild, type TreeRecord } from "../../state/tree.ts";
 import type { Trust } from "../../state/trust.ts";
 import { ExitCode, usageError, ZrbError } from "../../util/errors.ts";
-import { compileExclude } from "./exclude.ts";
+import { compileExclude } from "../../zfs/exclude.ts";
 import { childNameProblem, poolTree, treeOrder } from "./children.ts";
 import * as zfs from "../../zfs/zfs.ts";
 

@@ -1,6 +1,6 @@
 /** The pure parts of recursive tasks: excludes, child names, order, the level of a child, the known-children record. */
 import { describe, expect, test } from "bun:test";
-import { compileExclude, excludePatternProblem } from "../../../src/pipeline/tree/exclude.ts";
+import { compileExclude, excludePatternProblem } from "../../../src/zfs/exclude.ts";
 import { childNameProblem, childTask, treeOrder } from "../../../src/pipeline/tree/children.ts";
 import { childLevel, levelNote } from "../../../src/pipeline/tree/level.ts";
 import { advanceTree, treeProblem, TREE_FORMAT, type TreeRecord } from "../../../src/state/tree.ts";

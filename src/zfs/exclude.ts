@@ -7,7 +7,7 @@
  * Excluding a child excludes everything below it too: a restore rebuilds parents before
  * children, so a kept child under an excluded parent would have nowhere to go.
  */
-import { COMPONENT_RE } from "../../zfs/names.ts";
+import { COMPONENT_RE } from "./names.ts";
 
 /** Why `p` is not a usable exclude pattern, or undefined. */
 export function excludePatternProblem(p: string): string | undefined {
