@@ -1,6 +1,7 @@
 /** `zrb prune`: the policy from flags or the config, and the explanation, around pipeline/prune/. */
 import { defineCommand } from "citty";
 import type { Config, Task } from "../config/config.ts";
+import { MAX_KEEP_COUNT } from "../config/schema.ts";
 import { prune } from "../pipeline/prune/index.ts";
 import { DEFAULT_LOCAL_POLICY } from "../pipeline/prune/local.ts";
 import { childTask } from "../pipeline/tree/children.ts";
@@ -37,7 +38,9 @@ export function flagPolicy(args: KeepFlags): Policy | null {
     const v = args[`keep-${rule}`];
     if (v === undefined) continue;
     given = true;
+    // The config's rule too (config/scalars.ts int()): decimal digits only, never 1e3 or 0x10.
     if (!/^\d{1,7}$/.test(String(v))) throw usageError(`--keep-${rule} must be a whole number ≥ 0 (0 turns the rule off), got ${JSON.stringify(String(v))}`);
+    if (Number(v) > MAX_KEEP_COUNT) throw usageError(`--keep-${rule} must be from 0 to ${MAX_KEEP_COUNT}, got ${Number(v)}`);
     p[rule] = Number(v);
   }
   if (args["keep-within"] !== undefined) {
