@@ -84,7 +84,7 @@ export default defineCommand({
       "Never deleted: an ancestor of a kept backup, the bases of the next backups, the interrupted backup, a backup that cannot be restored (reported), " +
       "parts younger than their storage class's minimum duration (unless --allow-early-delete), held snapshots and snapshots zrb did not name. " +
       "Takes the dataset's lock; a manifest that cannot be read stops it (exit 7); a delete the store refuses is skipped and reported (exit 6). " +
-      "A recursive task is pruned child by child with the task's policy; the backups of a child that is gone from the pool (or excluded now) are kept, and said so, unless it is pruned by name with --child.",
+      "A recursive task is pruned child by child with the task's policy; the backups of a child that is gone from the pool are kept, and said so, unless it is pruned by name with --child; an excluded child is not touched at all (neither its backups nor its snapshots).",
   },
   args: {
     ...configArg,
