@@ -12,7 +12,7 @@ import { CALENDAR_RULES, describePolicy, policyProblem, type Policy } from "../p
 import { parseDuration } from "../util/duration.ts";
 import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { recordRun } from "../report/metrics.ts";
+import { assertSafeMetricsFile, recordRun } from "../report/metrics.ts";
 import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
 import { requireKeyToDelete, resolveTrust, trustArgs } from "./trust.ts";
 
@@ -113,6 +113,7 @@ export default defineCommand({
     try {
       const all = await loadAll(args, { allowDisabled: true, signal: intr.signal });
       const { config, store } = all;
+      assertSafeMetricsFile(config.monitoring.metricsFile);
       const only = parseChild(args.child, all.task);
       const policies = resolvePolicies(args, config, all.task);
       const trust = await resolveTrust(args, undefined, config);
