@@ -113,7 +113,7 @@ export default defineCommand({
     try {
       const all = await loadAll(args, { allowDisabled: true, signal: intr.signal });
       const { config, store } = all;
-      assertSafeMetricsFile(config.monitoring.metricsFile);
+      if (!args["dry-run"]) assertSafeMetricsFile(config.monitoring.metricsFile); // a dry run writes no metrics
       const only = parseChild(args.child, all.task);
       const policies = resolvePolicies(args, config, all.task);
       const trust = await resolveTrust(args, undefined, config);
