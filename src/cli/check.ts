@@ -3,6 +3,7 @@ import { applyOutput, configArg, loadConfigLogged, outputArgs, printJson, storeF
 import * as zfs from "../zfs/zfs.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
+import { assertSafeMetricsFile } from "../report/metrics.ts";
 import { log } from "../util/log.ts";
 import { poolTree } from "../pipeline/tree/children.ts";
 
@@ -13,7 +14,7 @@ export default defineCommand({
       "Validate the config (every error names the key), check that each enabled task's dataset exists, " +
       "that base_dir is a directory only this user can write, and that the bucket (or local store) is reachable and writable with the current credentials. " +
       "For a recursive task also that its dataset is not a volume and that zrb can name every child. " +
-      "Changes nothing. Exits with the first problem's code: 3 config (a tree zrb cannot back up), 5 zfs, 6 object store, 9 base_dir.",
+      "Changes nothing. Exits with the first problem's code: 3 config (a tree zrb cannot back up), 5 zfs, 6 object store, 9 base_dir (or a metrics directory others can write).",
   },
   args: { ...configArg, ...outputArgs },
   async run({ args }) {
@@ -28,6 +29,12 @@ export default defineCommand({
     } catch (err) {
       if (!(err instanceof ZrbError)) throw err;
       baseDirOk = false;
+      problems.push(err.message, err.exitCode);
+    }
+    try {
+      assertSafeMetricsFile(config.monitoring.metricsFile);
+    } catch (err) {
+      if (!(err instanceof ZrbError)) throw err;
       problems.push(err.message, err.exitCode);
     }
     const tasks: { name: string; dataset: string; enabled: boolean; exists: boolean | null; children?: number }[] = [];

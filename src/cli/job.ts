@@ -7,7 +7,7 @@
 import type { Config, Task } from "../config/config.ts";
 import { findTask } from "../config/config.ts";
 import { parseDuration } from "../pipeline/cleanup.ts";
-import { recordRun, recordRuns, type MetricsCommand, type RunRecord } from "../report/metrics.ts";
+import { assertSafeMetricsFile, recordRun, recordRuns, type MetricsCommand, type RunRecord } from "../report/metrics.ts";
 import { ping } from "../report/ping.ts";
 import { Reporter, reportMode } from "../report/reporter.ts";
 import type { ObjectStore } from "../store/store.ts";
@@ -113,6 +113,7 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
   try {
     const config = await loadConfigLogged(args.config);
     const task = findTask(config, requireTask(args.task), { allowDisabled: spec.command !== "backup" });
+    assertSafeMetricsFile(config.monitoring.metricsFile); // before the run, not after its work
     const reporter = new Reporter({
       job: { command: spec.command, task: task.name, dataset: task.fullName, level: spec.level },
       mode: reportMode(!!args.json, !!process.stderr.isTTY),

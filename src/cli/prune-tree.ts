@@ -2,9 +2,12 @@
  * `zrb prune` of a recursive task (without --child), under the tree's lock: every child pruned
  * as a dataset of its own (pipeline/prune) with the task's policy. A child gone from the pool
  * keeps its backups — they may be the only copy of what it held — and the run says so, with the
- * command that prunes them by name (--child); a child excluded now keeps its backups too, its
- * local snapshots (still taken by zfs snapshot -r) are pruned. One child failing does not stop
- * the others; the exit code is the worst child's.
+ * command that prunes them by name (--child). A child excluded now is not touched at all: not
+ * its backups, not its local snapshots (still taken by zfs snapshot -r) — another task may back
+ * it up with a retention of its own, and the tree's policy destroyed the snapshots that task
+ * keeps, its incremental bases among them (issue 20); a tree touches only the snapshots of the
+ * children it backs up. One child failing does not stop the others; the exit code is the worst
+ * child's.
  */
 import type { Config, Task } from "../config/config.ts";
 import { prune, type PruneOptions, type PruneResult } from "../pipeline/prune/index.ts";
@@ -47,16 +50,21 @@ export async function pruneTree(config: Config, task: Task, store: ObjectStore, 
         outcomes.push({ rel: c.rel, dataset: c.fs, status: "skipped", message, exitCode: 0, seconds: 0 });
         continue;
       }
+      if (c.excluded) {
+        const message = `excluded: its snapshots and backups are left alone (the tree's snapshots still include it; a task of its own prunes them)`;
+        log.info(`${c.fs} is ${message}`);
+        outcomes.push({ rel: c.rel, dataset: c.fs, status: "skipped", message, exitCode: 0, seconds: 0 });
+        continue;
+      }
       const t0 = performance.now();
       const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
       try {
-        // An excluded child: its snapshots by the local policy, its backups all kept.
-        const r = await prune(config, ct, store, c.excluded ? { ...opts, policy: null } : opts);
+        const r = await prune(config, ct, store, opts);
         if (!json) printPlan(r);
         const refused = refusals(r);
         const o: ChildOutcome<PruneResult> = refused
           ? { ...failed<PruneResult>(c.rel, c.fs, refused, seconds()), result: r }
-          : { rel: c.rel, dataset: c.fs, status: "ok", exitCode: 0, seconds: seconds(), result: r, ...(c.excluded ? { message: "excluded: only its snapshots are pruned, its backups are kept" } : {}) };
+          : { rel: c.rel, dataset: c.fs, status: "ok", exitCode: 0, seconds: seconds(), result: r };
         o.bytes = r.dryRun ? 0 : r.summary.bytes;
         outcomes.push(o);
       } catch (err) {

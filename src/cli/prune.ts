@@ -1,6 +1,7 @@
 /** `zrb prune`: the policy from flags or the config, and the explanation, around pipeline/prune/. */
 import { defineCommand } from "citty";
 import type { Config, Task } from "../config/config.ts";
+import { MAX_KEEP_COUNT } from "../config/schema.ts";
 import { prune } from "../pipeline/prune/index.ts";
 import { DEFAULT_LOCAL_POLICY } from "../pipeline/prune/local.ts";
 import { childTask } from "../pipeline/tree/children.ts";
@@ -11,7 +12,7 @@ import { CALENDAR_RULES, describePolicy, policyProblem, type Policy } from "../p
 import { parseDuration } from "../util/duration.ts";
 import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { recordRun } from "../report/metrics.ts";
+import { assertSafeMetricsFile, recordRun } from "../report/metrics.ts";
 import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
 import { requireKeyToDelete, resolveTrust, trustArgs } from "./trust.ts";
 
@@ -37,7 +38,9 @@ export function flagPolicy(args: KeepFlags): Policy | null {
     const v = args[`keep-${rule}`];
     if (v === undefined) continue;
     given = true;
+    // The config's rule too (config/scalars.ts int()): decimal digits only, never 1e3 or 0x10.
     if (!/^\d{1,7}$/.test(String(v))) throw usageError(`--keep-${rule} must be a whole number ≥ 0 (0 turns the rule off), got ${JSON.stringify(String(v))}`);
+    if (Number(v) > MAX_KEEP_COUNT) throw usageError(`--keep-${rule} must be from 0 to ${MAX_KEEP_COUNT}, got ${Number(v)}`);
     p[rule] = Number(v);
   }
   if (args["keep-within"] !== undefined) {
@@ -81,7 +84,7 @@ export default defineCommand({
       "Never deleted: an ancestor of a kept backup, the bases of the next backups, the interrupted backup, a backup that cannot be restored (reported), " +
       "parts younger than their storage class's minimum duration (unless --allow-early-delete), held snapshots and snapshots zrb did not name. " +
       "Takes the dataset's lock; a manifest that cannot be read stops it (exit 7); a delete the store refuses is skipped and reported (exit 6). " +
-      "A recursive task is pruned child by child with the task's policy; the backups of a child that is gone from the pool (or excluded now) are kept, and said so, unless it is pruned by name with --child.",
+      "A recursive task is pruned child by child with the task's policy; the backups of a child that is gone from the pool are kept, and said so, unless it is pruned by name with --child; an excluded child is not touched at all (neither its backups nor its snapshots).",
   },
   args: {
     ...configArg,
@@ -110,6 +113,7 @@ export default defineCommand({
     try {
       const all = await loadAll(args, { allowDisabled: true, signal: intr.signal });
       const { config, store } = all;
+      if (!args["dry-run"]) assertSafeMetricsFile(config.monitoring.metricsFile); // a dry run writes no metrics
       const only = parseChild(args.child, all.task);
       const policies = resolvePolicies(args, config, all.task);
       const trust = await resolveTrust(args, undefined, config);

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { checkFreshness, type FreshnessCheck } from "../report/freshness.ts";
 import { readHeads } from "../state/heads.ts";
-import { holderAlive, readLockInfo } from "../state/lock.ts";
+import { lockHeld, readLockInfo } from "../state/lock.ts";
 import { RunDir } from "../state/rundir.ts";
 import type { ObjectStore } from "../store/store.ts";
 import type { Trust } from "../state/trust.ts";
@@ -26,12 +26,15 @@ export interface DatasetStatus extends LockStatus {
   freshness?: FreshnessCheck[];
 }
 
-/** Who holds a lock file (a lock from another host, a shared base_dir, cannot be checked from here: shown as held). */
+/**
+ * Who holds a lock file. The kernel's flock decides, not the host name it records: a lock file
+ * left by a kill -9 is stale even when the host has been renamed since (issue 20).
+ */
 export function lockStatus(path: string): LockStatus {
   if (!existsSync(path)) return { running: null, staleLock: false };
   const l = readLockInfo(path);
-  if (l && holderAlive(l)) return { running: { pid: l.pid, command: `${l.command} on ${l.host}`, since: l.since }, staleLock: false };
-  return { running: null, staleLock: true };
+  if (lockHeld(path)) return { running: l ? { pid: l.pid, command: `${l.command} on ${l.host}`, since: l.since } : { pid: 0, command: "a zrb run (its lock file is being written)", since: "?" }, staleLock: false };
+  return { running: null, staleLock: existsSync(path) };
 }
 
 export interface FreshnessAsk {

@@ -30,12 +30,18 @@ export function bool(): Type<boolean> {
   });
 }
 
-/** A whole number from min to max, written as a number (not a quoted string). */
+/**
+ * A whole number from min to max, written as a number (not a quoted string) in decimal digits:
+ * YAML also reads `1e3`, `0x10` and `0o17` as numbers, which the command-line flags of the same
+ * settings refuse (the --keep-* flags of retention counts), so the file refuses them too.
+ */
 export function int(min: number, max: number): Type<number> {
   return new Type({ name: "integer", show: plain }, (c) => {
     if (c.empty) return undefined;
-    const n = c.scalar()?.value;
+    const v = c.scalar();
+    const n = v?.value;
     if (typeof n !== "number" || !Number.isSafeInteger(n)) return c.problem(`must be a whole number from ${min} to ${max}, got ${c.describe()}`);
+    if (!/^-?\d+$/.test(scalarSource(v!))) return c.problem(`must be a whole number from ${min} to ${max} written in decimal digits (like ${n}), got ${c.describe()}`);
     if (n < min || n > max) return c.problem(`must be from ${min} to ${max}, got ${n}`);
     return n;
   });

@@ -94,7 +94,9 @@ function datasetCheck(dataset: string): string | undefined {
 
 const DAY_MS = 86_400_000;
 const KEEP_COUNTS = ["keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly"] as const;
-const keepCount = (what: string) => int(0, 1_000_000).optional().doc(`${what} \`0\` (or absent) turns the rule off.`);
+/** The largest retention count, in the config and in the --keep-* flags alike (cli/prune.ts). */
+export const MAX_KEEP_COUNT = 1_000_000;
+const keepCount = (what: string) => int(0, MAX_KEEP_COUNT).optional().doc(`${what} \`0\` (or absent) turns the rule off.`);
 const keepRules = (of: string) => ({
   keep_last: keepCount(`Keep the newest N ${of}.`),
   keep_hourly: keepCount(`Keep the newest ${of.replace(/s$/, "")} of each of the last N hours that have one (UTC).`),

@@ -11,8 +11,19 @@
  *   zrb_C_last_duration_seconds, zrb_C_last_bytes, zrb_C_last_exit_code   of the last run
  * docs/monitoring.md has an alert rule on them. Writing the file never fails a run: a problem is
  * one warning line.
+ *
+ * zrb runs as root and the textfile directory is often shared with other services, so nothing
+ * in it is trusted (issue 20: root followed symlinks planted there, overwrote a root-only file
+ * and copied its lines into the world-readable .prom):
+ *   - a directory that users other than its owner can write without the sticky bit is refused
+ *     before the run starts (exit 9, naming it; `zrb check` too): anyone could swap its entries;
+ *   - the new file is written through an O_EXCL | O_NOFOLLOW temp file and renamed over the old
+ *     one (state/atomic.ts), which replaces a planted link instead of following it;
+ *   - the old file is read (its other series kept) only when it is what zrb wrote: a regular
+ *     file of this user with one link, opened O_NOFOLLOW; anything else is replaced unread;
+ *   - the lock file is opened O_NOFOLLOW and must be a regular file.
  */
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { closeSync, constants as C, existsSync, fstatSync, openSync, readFileSync, statSync, type Stats } from "node:fs";
 import { dirname } from "node:path";
 import { writeFileAtomic } from "../state/atomic.ts";
 import { flockExclusive, flockRelease } from "../state/flock.ts";
@@ -109,10 +120,68 @@ export function updateMetrics(existing: string, r: RunRecord): string {
   return render([...samples.values()]);
 }
 
+const uid = () => process.geteuid?.() ?? 0;
+const fmtMode = (m: number) => "0" + (m & 0o7777).toString(8);
+
+/** Why the metrics file's directory is not safe to write as root, or undefined (also when it does not exist: a warning later). */
+export function metricsDirProblem(file: string): string | undefined {
+  const dir = dirname(file);
+  let st: Stats;
+  try {
+    st = statSync(dir);
+  } catch {
+    return undefined;
+  }
+  if (!st.isDirectory()) return `${dir} is not a directory`;
+  if ((st.mode & 0o022) !== 0 && (st.mode & 0o1000) === 0)
+    return `directory ${dir} is writable by other users (mode ${fmtMode(st.mode)}) without the sticky bit, so they could replace or plant the files zrb writes there; run: chmod go-w ${dir} (or chmod +t ${dir})`;
+  return undefined;
+}
+
+/** Refuse (exit 9) a run whose monitoring.metrics_file lies in a directory others can tamper with. */
+export function assertSafeMetricsFile(file: string | undefined): void {
+  const why = file && metricsDirProblem(file);
+  if (why) throw ioError(`monitoring.metrics_file ${file}: ${why}`);
+}
+
+/** The old file's text, if it is one zrb wrote (see the header); "" when missing or not ours (then replaced unread). */
+function readOwn(file: string): string {
+  let fd: number;
+  try {
+    fd = openSync(file, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === "ENOENT") return "";
+    if (code === "ELOOP") {
+      log.warn(`metrics: ${file} is a symbolic link, not the file zrb wrote: replaced, not followed`);
+      return "";
+    }
+    throw err;
+  }
+  try {
+    const st = fstatSync(fd);
+    const why = !st.isFile() ? "not a regular file" : st.uid !== uid() ? `owned by uid ${st.uid}, not ${uid()}` : st.nlink !== 1 ? `a file with ${st.nlink} links` : undefined;
+    if (why) {
+      log.warn(`metrics: ${file} is ${why}, not the file zrb wrote: replaced unread`);
+      return "";
+    }
+    return readFileSync(fd, "utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Run `fn` holding an exclusive flock on `<file>.lock` (waiting up to 10 s for another run). */
 function locked<T>(file: string, fn: () => T): T {
-  const fd = openSync(`${file}.lock`, "a", 0o644);
+  let fd: number;
   try {
+    fd = openSync(`${file}.lock`, C.O_RDWR | C.O_CREAT | C.O_NOFOLLOW | C.O_NONBLOCK, 0o600);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ELOOP") throw ioError(`${file}.lock is a symbolic link, which zrb does not follow; remove it`);
+    throw err;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw ioError(`${file}.lock is not a regular file; remove it`);
     for (const until = Date.now() + 10_000; !flockExclusive(fd); ) {
       if (Date.now() > until) throw ioError(`${file}.lock is held by another run for more than 10 s`);
       Bun.sleepSync(50);
@@ -137,8 +206,10 @@ export function recordRuns(file: string | undefined, rs: RunRecord[]): void {
   if (!file || rs.length === 0) return;
   try {
     if (!existsSync(dirname(file))) throw ioError(`directory ${dirname(file)} does not exist; create it (node_exporter's --collector.textfile.directory)`);
+    const unsafe = metricsDirProblem(file);
+    if (unsafe) throw ioError(unsafe);
     locked(file, () => {
-      const existing = existsSync(file) ? readFileSync(file, "utf8") : "";
+      const existing = readOwn(file);
       // 0644: node_exporter reads it as another user.
       writeFileAtomic(file, rs.reduce(updateMetrics, existing), 0o644);
     });

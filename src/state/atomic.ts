@@ -3,8 +3,13 @@
  * directory. The async variant does the same on the thread pool, so a slow fsync (a busy
  * spill disk) does not stop the calling thread; callers must not run two writes of one path
  * at once (they share the temp name).
+ *
+ * The temp file is created O_EXCL | O_NOFOLLOW: whatever sits at its name (a symlink planted
+ * to make root overwrite another file, a leftover of a killed run) is never opened, only
+ * unlinked before another try; rename replaces the target's directory entry without following
+ * it. So a write never reaches a file other than a new one of zrb's own.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants as C, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { open, rename, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import YAML from "yaml";
@@ -18,12 +23,37 @@ export function ensureDir(dir: string, mode = 0o700): void {
   }
 }
 
+const TMP_FLAGS = C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW;
+
+/** Open `tmp` as a new file: anything already there is unlinked (never followed) and the open tried again. */
+function openNew(tmp: string, mode: number): number {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return openSync(tmp, TMP_FLAGS, mode);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EEXIST" || attempt === 3) throw err;
+      rmSync(tmp, { force: true });
+    }
+  }
+}
+
+async function openNewAsync(tmp: string, mode: number) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await open(tmp, TMP_FLAGS, mode);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EEXIST" || attempt === 3) throw err;
+      await rm(tmp, { force: true });
+    }
+  }
+}
+
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): void {
   const dir = dirname(path);
   ensureDir(dir);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    const fd = openSync(tmp, "w", mode);
+    const fd = openNew(tmp, mode);
     try {
       const buf = typeof data === "string" ? Buffer.from(data) : data;
       let off = 0;
@@ -51,7 +81,7 @@ export async function writeFileAtomicAsync(path: string, data: string | Uint8Arr
   ensureDir(dir);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    const fh = await open(tmp, "w", mode);
+    const fh = await openNewAsync(tmp, mode);
     try {
       await fh.writeFile(typeof data === "string" ? Buffer.from(data) : data);
       await fh.sync();

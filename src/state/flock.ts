@@ -5,6 +5,7 @@
 import { dlopen, FFIType, read } from "bun:ffi";
 import { ioError } from "../util/errors.ts";
 
+const LOCK_SH = 1;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
@@ -39,6 +40,25 @@ export function flockExclusive(fd: number): boolean {
     const e = c.errno();
     if (e === EINTR) continue;
     if (e === EWOULDBLOCK) return false;
+    throw ioError(`flock failed on a lock file (errno ${e}); is base_dir on a file system without locking?`);
+  }
+}
+
+/**
+ * Whether anyone holds an exclusive lock on fd: a shared lock is tried without waiting and, when
+ * it is granted, dropped at once. The question `zrb status` asks; it never takes the lock a
+ * holder has, and holds its own for the instant between the two calls.
+ */
+export function flockHeldByOther(fd: number): boolean {
+  const c = open();
+  for (;;) {
+    if (c.flock(fd, LOCK_SH | LOCK_NB) === 0) {
+      c.flock(fd, LOCK_UN);
+      return false;
+    }
+    const e = c.errno();
+    if (e === EINTR) continue;
+    if (e === EWOULDBLOCK) return true;
     throw ioError(`flock failed on a lock file (errno ${e}); is base_dir on a file system without locking?`);
   }
 }

@@ -6,10 +6,11 @@
  *
  * The file also carries the holder's pid, process start time, host, command and start time so
  * that a contender (and `zrb status`) can say who holds it. Its content is only information:
- * ownership is the flock alone, with two compatibility rules:
- *   - a holder recorded on another host (a base_dir shared over the network) counts as live;
- *   - a live process recorded by a zrb that predates flock (same host, same pid and start
- *     time, not us) counts as live too.
+ * ownership is the flock alone — whatever host name the file records (a host renamed after a
+ * kill -9 left its lock file behind, issue 20; a base_dir on NFS, where Linux makes flock a
+ * lock the server keeps for every client) — with one compatibility rule: a live process
+ * recorded by a zrb that predates flock (same host, same pid and start time, not us) counts
+ * as live too. `zrb status` asks the kernel the same way (lockHeld).
  * Release unlinks the file while still holding the flock, then closes it. A contender that
  * opened the old file before the unlink and gets its flock afterwards sees that the path no
  * longer names the inode it locked, and starts over on the new file.
@@ -19,7 +20,8 @@ import { hostname } from "node:os";
 import { dirname } from "node:path";
 import { ExitCode, ZrbError, fsError } from "../util/errors.ts";
 import { ensureDir } from "./atomic.ts";
-import { flockExclusive, flockRelease } from "./flock.ts";
+import { flockExclusive, flockHeldByOther, flockRelease } from "./flock.ts";
+import { log } from "../util/log.ts";
 
 export interface LockInfo {
   pid: number;
@@ -56,10 +58,32 @@ export function readLockInfo(path: string): LockInfo | null {
   }
 }
 
-/** Whether the process recorded in a lock file is alive (a holder on another host is assumed alive). */
+/** Whether the process recorded in a lock file is a live process of this host (false for any other host). */
 export function holderAlive(info: LockInfo): boolean {
-  if (info.host !== hostname()) return true;
+  if (info.host !== hostname()) return false;
   return info.start !== "" && processStart(info.pid) === info.start;
+}
+
+/**
+ * Whether a zrb run holds the lock file at `path`: its flock is held (the kernel's word, on any
+ * host), or it records a live process of this host from a zrb that predates flock. False when
+ * the file is missing.
+ */
+export function lockHeld(path: string): boolean {
+  const info = readLockInfo(path);
+  let fd: number;
+  try {
+    fd = openSync(path, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ENOENT") return false;
+    return info !== null && holderAlive(info); // not ours to open (another user's status): what the file says
+  }
+  try {
+    if (flockHeldByOther(fd)) return true;
+  } finally {
+    closeSync(fd);
+  }
+  return info !== null && holderAlive(info);
 }
 
 /** Locks this process holds: released on every exit path, including process.exit after a grace period. */
@@ -96,9 +120,10 @@ export function acquireLock(path: string, what: string, command: string): Lock {
       } catch {}
       if (!same) continue;
       const prior = readLockInfo(path);
-      if (prior && !(prior.pid === me.pid && prior.start === me.start) && prior.host === me.host && holderAlive(prior))
+      if (prior && !(prior.pid === me.pid && prior.start === me.start) && holderAlive(prior))
         throw lockedError(what, path, prior); // a live holder from a zrb without flock
-      if (prior && prior.host !== me.host) throw lockedError(what, path, prior);
+      // The flock is ours, so its recorded holder is gone, on whatever host it ran.
+      if (prior && prior.host !== me.host) log.info(`${what}: the lock left by pid ${prior.pid} on ${prior.host} (since ${prior.since}) is held by no process; taking it over`);
       const text = Buffer.from(JSON.stringify(me));
       ftruncateSync(fd, 0);
       let off = 0;

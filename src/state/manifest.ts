@@ -10,6 +10,7 @@ import { hasUnsafeChars } from "../util/text.ts";
 import { ZrbError, integrityError } from "../util/errors.ts";
 import type { Signature } from "../crypto/signing.ts";
 import { log } from "../util/log.ts";
+import { isInterrupt } from "../util/abort.ts";
 
 export const MANIFEST_FORMAT = "zrb-manifest/1";
 
@@ -153,8 +154,9 @@ export async function listManifests(
       if (m) out.push(m);
     } catch (err) {
       // One damaged manifest must not hide every other backup on the worst day: it is
-      // reported and left out, so only the chains that need it become unrestorable.
-      if (!(err instanceof ZrbError)) throw err;
+      // reported and left out, so only the chains that need it become unrestorable. A read
+      // cut short by SIGTERM/SIGINT says nothing about the manifest: the run stops (143/130).
+      if (!(err instanceof ZrbError) || isInterrupt(err)) throw err;
       onCorrupt(key, err.message);
     }
   }

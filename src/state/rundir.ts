@@ -3,6 +3,7 @@
  * it: the lock, the resume state (read with its format check), the spill directories and the
  * local copy of the heads. Nothing else builds these paths.
  */
+import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { readYaml, writeYamlAtomic, writeYamlAtomicAsync } from "./atomic.ts";
@@ -155,7 +156,20 @@ export function restoreScratchRoot(baseDir: string): string {
   return join(baseDir, "restore-scratch");
 }
 
-/** One restore per target at a time: base_dir/restore-scratch/<target, URI-encoded>.lock */
+/** The longest file name Linux file systems take (NAME_MAX). */
+const NAME_MAX = 255;
+
+/**
+ * One restore per target at a time: base_dir/restore-scratch/<target, URI-encoded>.lock. A
+ * dataset name may be 255 bytes and encoding triples some of them ('/', ':', ' '), so a name
+ * that would not fit in NAME_MAX keeps a readable head and ends in the SHA-256 of the whole
+ * target: still one name per target, and one that can be created (issue 20: exit 9 before).
+ */
 export function restoreLockPath(baseDir: string, target: string): string {
-  return join(restoreScratchRoot(baseDir), `${encodeURIComponent(target)}.lock`);
+  const encoded = encodeURIComponent(target);
+  if (encoded.length + ".lock".length <= NAME_MAX) return join(restoreScratchRoot(baseDir), `${encoded}.lock`);
+  const hash = createHash("sha256").update(target).digest("hex");
+  // encodeURIComponent's output is ASCII, so characters are bytes; cut before a partial %XX.
+  const head = encoded.slice(0, 160).replace(/%[0-9A-F]?$/, "");
+  return join(restoreScratchRoot(baseDir), `${head}~${hash}.lock`);
 }

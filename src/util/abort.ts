@@ -16,6 +16,11 @@ export function interrupted(signal?: AbortSignal): ZrbError {
   return new ZrbError("interrupted by SIGINT; state saved, the next run resumes", ExitCode.SIGINT);
 }
 
+/** Whether `err` is the error an interrupt ends a run with (exit 130 or 143): never a finding about data. */
+export function isInterrupt(err: unknown): boolean {
+  return err instanceof ZrbError && (err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM);
+}
+
 /** Throw `interrupted(signal)` if the signal has fired. */
 export function checkInterrupted(signal?: AbortSignal): void {
   if (signal?.aborted) throw interrupted(signal);

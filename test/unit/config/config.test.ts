@@ -13,6 +13,7 @@ import {
   storageClassFor,
 } from "../../../src/config/config.ts";
 import { defaultWorkers } from "../../../src/config/schema.ts";
+import { flagPolicy } from "../../../src/cli/prune.ts";
 import { normalizePrefix } from "../../../src/store/keys.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 
@@ -898,6 +899,23 @@ describe("tasks[].retention", () => {
     expect(err(withRetention("{keep_daily: 1.5}"))).toContain("tasks[0].retention.keep_daily must be a whole number from 0 to 1000000, got 1.5");
     expect(err(withRetention("{keep_within: 1y}"))).toContain("tasks[0].retention.keep_within must be a duration like 30m, 24h or 7d, got \"1y\"; months and years vary in length");
     expect(err(withRetention("{keep_within: 3 days}"))).toContain("tasks[0].retention.keep_within must be a duration like 30m, 24h or 7d");
+  });
+  test("counts follow the --keep-* flags' rules: 1e3, 0x10, 0o17 and +5 are refused by both (issue 20)", () => {
+    for (const v of ["1e3", "0x10", "0o17", "+5", "1.0e2"]) {
+      expect(err(withRetention(`{keep_daily: ${v}}`))).toContain(`tasks[0].retention.keep_daily must be a whole number from 0 to 1000000 written in decimal digits`);
+      expect(() => flagPolicy({ "keep-daily": v })).toThrow("--keep-daily must be a whole number ≥ 0");
+    }
+    expect(err(withRetention("{keep_daily: 7, local: {keep_last: 0x10}}"))).toContain("tasks[0].retention.local.keep_last must be a whole number from 0 to 1000000 written in decimal digits (like 16), got 0x10");
+    // the same range on both sides
+    expect(err(withRetention("{keep_daily: 1000001}"))).toContain("must be from 0 to 1000000, got 1000001");
+    expect(() => flagPolicy({ "keep-daily": "1000001" })).toThrow("--keep-daily must be from 0 to 1000000, got 1000001");
+    // what both accept
+    for (const v of ["7", "007", "1000000"]) {
+      expect(ok(withRetention(`{keep_daily: ${v}}`)).config.tasks[0]!.retention!.keepDaily).toBe(Number(v));
+      expect(flagPolicy({ "keep-daily": v })!.daily).toBe(Number(v));
+    }
+    // other whole-number keys follow the same rule
+    expect(err(doc("workers: 0x4\n"))).toContain("workers must be a whole number from 1 to 64 written in decimal digits (like 4), got 0x4");
   });
   test("a misspelled rule is warned about with a suggestion", () => {
     const w = ok(withRetention("{keep_dayly: 7, keep_last: 1}")).warnings.join("\n");

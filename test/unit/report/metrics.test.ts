@@ -4,10 +4,11 @@
  * what it wrote, and recordRun writes the file atomically (0644) or warns — never throws.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseSamples, recordRun, updateMetrics, type RunRecord } from "../../../src/report/metrics.ts";
+import { assertSafeMetricsFile, metricsDirProblem, parseSamples, recordRun, updateMetrics, type RunRecord } from "../../../src/report/metrics.ts";
+import type { ZrbError } from "../../../src/util/errors.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "zrb-metrics-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -89,5 +90,70 @@ describe("recordRun", () => {
     const text = readFileSync(f, "utf8");
     expect(text).not.toContain("nonsense");
     expect(value(text, "zrb_backup_last_bytes", L0)).toBe("7");
+  });
+});
+
+describe("a directory other users can write (issue 20)", () => {
+  /** A fresh directory with `mode`, and a root-only file outside it with a line that looks like a sample. */
+  function planted(mode: number) {
+    const d = mkdtempSync(join(dir, "shared-"));
+    chmodSync(d, mode);
+    const secret = join(dir, `secret-${Math.random().toString(16).slice(2)}`);
+    writeFileSync(secret, 'api_token{value="hunter2"} 1\n', { mode: 0o600 });
+    return { d, f: join(d, "zrb.prom"), secret };
+  }
+
+  test("planted symlinks are never followed: not the .prom, not its temp file, not its lock", () => {
+    const { d, f, secret } = planted(0o1777);
+    const victim = join(dir, `victim-${Math.random().toString(16).slice(2)}`);
+    writeFileSync(victim, "root only\n", { mode: 0o600 });
+    const created = join(dir, `created-${Math.random().toString(16).slice(2)}`);
+    symlinkSync(secret, f);
+    symlinkSync(victim, `${f}.tmp-${process.pid}`);
+    symlinkSync(created, `${f}.lock`);
+    recordRun(f, run({}));
+    expect(readFileSync(victim, "utf8")).toBe("root only\n");
+    expect(readFileSync(secret, "utf8")).toBe('api_token{value="hunter2"} 1\n');
+    expect(existsSync(created)).toBe(false);
+    // the metrics were not written through the link (a planted lock stops the write: one warning)
+    expect(lstatSync(f).isSymbolicLink()).toBe(true);
+    rmSync(`${f}.lock`);
+    recordRun(f, run({}));
+    expect(lstatSync(f).isFile()).toBe(true);
+    const text = readFileSync(f, "utf8");
+    expect(text).not.toContain("hunter2");
+    expect(value(text, "zrb_backup_last_bytes", L0)).toBe("4096");
+    expect(readFileSync(secret, "utf8")).toBe('api_token{value="hunter2"} 1\n');
+  });
+
+  test("a hard link or another user's file at the .prom's name is replaced unread", () => {
+    const { d, f, secret } = planted(0o1777);
+    linkSync(secret, f);
+    recordRun(f, run({}));
+    expect(readFileSync(f, "utf8")).not.toContain("hunter2");
+    expect(readFileSync(secret, "utf8")).toContain("hunter2");
+    const g = join(d, "other.prom");
+    writeFileSync(g, 'api_token{value="hunter2"} 1\n');
+    chownSync(g, 65534, 65534);
+    recordRun(g, run({}));
+    expect(readFileSync(g, "utf8")).not.toContain("hunter2");
+  });
+
+  test("without the sticky bit: refused before the run (exit 9 naming the directory), and never written", () => {
+    const { d, f } = planted(0o777);
+    expect(metricsDirProblem(f)).toContain(`directory ${d} is writable by other users (mode 0777) without the sticky bit`);
+    let err: unknown;
+    try {
+      assertSafeMetricsFile(f);
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ZrbError).exitCode).toBe(9);
+    expect((err as Error).message).toContain(`monitoring.metrics_file ${f}: directory ${d} is writable by other users`);
+    recordRun(f, run({}));
+    expect(existsSync(f)).toBe(false);
+    for (const mode of [0o1777, 0o755, 0o1770]) expect(metricsDirProblem(planted(mode).f)).toBeUndefined();
+    expect(metricsDirProblem(planted(0o775).f)).toContain("(mode 0775)");
+    expect(() => assertSafeMetricsFile(undefined)).not.toThrow();
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { acquireLock, processStart } from "../../../src/state/lock.ts";
+import { acquireLock, lockHeld, processStart } from "../../../src/state/lock.ts";
 import { ZrbError } from "../../../src/util/errors.ts";
 
 const dir = () => mkdtempSync(join(tmpdir(), "zrb-lock-"));
@@ -42,6 +42,32 @@ describe("per-dataset lock", () => {
     const p = join(dir(), "zrb.lock");
     writeFileSync(p, JSON.stringify({ pid: 1, start: processStart(1), host: require("node:os").hostname(), command: "old zrb", since: "x" }));
     expect(() => acquireLock(p, "d", "new")).toThrow("locked by 'old zrb'");
+  });
+  test("a lock file naming another host is stale when no process holds its flock (a host renamed after kill -9, issue 20)", () => {
+    const p = join(dir(), "zrb.lock");
+    writeFileSync(p, JSON.stringify({ pid: 999999, start: "1", host: "the-old-hostname", command: "zrb backup --level 0", since: "x" }));
+    expect(lockHeld(p)).toBe(false);
+    const l = acquireLock(p, "d", "new");
+    expect(JSON.parse(readFileSync(p, "utf8")).pid).toBe(process.pid);
+    expect(lockHeld(p)).toBe(true); // our own flock: any other process sees it held
+    l.release();
+    expect(lockHeld(p)).toBe(false);
+  });
+  test("a lock whose flock another process holds is held, whatever host its file names", async () => {
+    const p = join(dir(), "zrb.lock");
+    writeFileSync(p, JSON.stringify({ pid: 999999, start: "1", host: "another-host", command: "zrb backup --level 1", since: "x" }));
+    // One process holds the flock: bash takes it on fd 9, then becomes `sleep` with fd 9 open.
+    const holder = Bun.spawn(["bash", "-c", 'exec 9<"$1" && flock -x 9 && exec sleep 30', "_", p]);
+    try {
+      for (let i = 0; i < 100 && !lockHeld(p); i++) await Bun.sleep(20);
+      expect(lockHeld(p)).toBe(true);
+      expect(() => acquireLock(p, "dataset tank/x", "new")).toThrow("dataset tank/x is locked by 'zrb backup --level 1' (pid 999999 on another-host");
+    } finally {
+      holder.kill(9);
+      await holder.exited;
+    }
+    expect(lockHeld(p)).toBe(false);
+    acquireLock(p, "d", "new").release();
   });
   test("many contenders racing for a stale lock: never two holders at once (25 trials × 8 processes)", async () => {
     const script = join(dir(), "contender.ts");

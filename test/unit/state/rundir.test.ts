@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { RunDir, stateProblem } from "../../../src/state/rundir.ts";
+import { basename, dirname, join } from "node:path";
+import { restoreLockPath, RunDir, stateProblem } from "../../../src/state/rundir.ts";
 
 const FIXTURE = join(import.meta.dir, "..", "..", "fixtures", "v1-bucket", "backup_state.yaml");
 
@@ -15,6 +15,24 @@ describe("the run directory and its resume state", () => {
     expect(rd.headsCachePath).toBe("/var/lib/zrb/run/tank/home/photos/last_backup_manifest.yaml");
     expect(rd.spillDir("X")).toBe("/var/lib/zrb/run/tank/home/photos/spill/X");
     expect(new RunDir("/b", "tank", "").dir).toBe("/b/run/tank");
+  });
+
+  test("restore lock names: readable when they fit, hashed when the encoded target exceeds 255 bytes (issue 20)", () => {
+    expect(restoreLockPath("/b", "tank/restored")).toBe("/b/restore-scratch/tank%2Frestored.lock");
+    const long = `tank/${"a/".repeat(60)}r:${":".repeat(60)}`; // 248 bytes, 486 encoded
+    const p = restoreLockPath("/b", long);
+    const name = basename(p);
+    expect(Buffer.byteLength(name)).toBeLessThanOrEqual(255);
+    expect(name).toStartWith("tank%2Fa%2Fa%2F");
+    expect(name).toMatch(/~[0-9a-f]{64}\.lock$/);
+    expect(dirname(p)).toBe("/b/restore-scratch");
+    // one name per target: a neighbour with the same readable head gets another name; the tree's lock its own
+    expect(restoreLockPath("/b", long + "x")).not.toBe(p);
+    expect(restoreLockPath("/b", `${long}#tree`)).not.toBe(p);
+    expect(restoreLockPath("/b", long)).toBe(p);
+    // the cut never leaves half a %XX escape
+    for (let n = 150; n < 175; n++) expect(basename(restoreLockPath("/b", `tank/${"x".repeat(n)}${":".repeat(90)}`))).toMatch(/^[A-Za-z0-9._%-]+~[0-9a-f]{64}\.lock$/);
+    for (let n = 150; n < 175; n++) expect(basename(restoreLockPath("/b", `tank/${"x".repeat(n)}${":".repeat(90)}`)).split("~")[0]).not.toMatch(/%[0-9A-F]?$/);
   });
 
   test("a state file written by zrb 0.1.0+8490ede (killed mid-backup) is resumable as it is", async () => {
