@@ -4,14 +4,12 @@ import type { Config, Task } from "../config/config.ts";
 import { cleanup, parseDuration, type CleanupOptions, type CleanupResult } from "../pipeline/cleanup.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { allChildren } from "../pipeline/tree/known.ts";
-import { failed, treeError, type ChildOutcome } from "../pipeline/tree/outcome.ts";
-import { assertSafeBaseDir } from "../state/basedir.ts";
-import { acquireLock } from "../state/lock.ts";
-import { treeLockPath } from "../state/rundir.ts";
+import { treeError } from "../pipeline/tree/outcome.ts";
+import { driveChildren, withTreeLock, type Step } from "../pipeline/tree/drive.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { log } from "../util/log.ts";
 import { formatSize } from "../util/size.ts";
-import { applyOutput, configArg, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
+import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
 import { childArg, parseChild, printChildren } from "./tree.ts";
 import { requireKeyToDelete, resolveTrust, trustArgs } from "./trust.ts";
 
@@ -25,21 +23,13 @@ function summary(r: CleanupResult): string {
 
 /** Every child the bucket or the pool knows, gone ones too: what they left behind is theirs to clean. */
 async function cleanupTree(config: Config, task: Task, store: ObjectStore, opts: CleanupOptions, json: boolean): Promise<void> {
-  assertSafeBaseDir(config.baseDir, { create: true });
-  const lock = acquireLock(treeLockPath(config.baseDir, task.pool, task.dataset), `tree ${task.fullName}`, "zrb cleanup");
-  const outcomes: ChildOutcome<CleanupResult>[] = [];
-  try {
-    for (const c of (await allChildren(store, task, opts.trust)).children) {
-      try {
-        outcomes.push({ rel: c.rel, dataset: c.fs, status: "ok", exitCode: 0, seconds: 0, result: await cleanup(config, childTask(task, c.rel), store, opts) });
-      } catch (err) {
-        outcomes.push(failed(c.rel, c.fs, err));
-        log.error(`${c.fs}: ${outcomes.at(-1)!.message}`);
-      }
-    }
-  } finally {
-    lock.release();
-  }
+  const outcomes = await withTreeLock(config, task, "zrb cleanup", async () =>
+    driveChildren(
+      (await allChildren(store, task, opts.trust)).children,
+      async (c): Promise<Step<CleanupResult>> => ({ status: "ok", result: await cleanup(config, childTask(task, c.rel), store, opts) }),
+      { signal: opts.signal },
+    ),
+  );
   if (json) printJson({ tree: task.fullName, children: outcomes.map(({ rel, ...o }) => ({ child: rel, ...o })) });
   else printChildren(`cleanup of ${task.fullName} in ${store.location}:`, outcomes, (o) => summary(o.result as CleanupResult));
   const error = treeError(`cleanup of ${task.fullName}`, outcomes);
@@ -66,15 +56,20 @@ export default defineCommand({
   async run({ args }) {
     applyOutput(args);
     const olderThanMs = args["older-than"] !== undefined ? parseDuration(String(args["older-than"])) : 0;
-    const { config, task: t, store } = await loadAll(args, { allowDisabled: true });
-    const only = parseChild(args.child, t);
-    const trust = await resolveTrust(args, undefined, config);
-    if (!args["dry-run"]) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
-    const opts = { dryRun: !!args["dry-run"], olderThanMs, trust };
-    if (t.recursive && only === undefined) return cleanupTree(config, t, store, opts, !!args.json);
-    const task = only === undefined ? t : childTask(t, only);
-    const r = await cleanup(config, task, store, opts);
-    if (args.json) printJson(r);
-    else log.success(`cleanup of ${task.fullName}: ${summary(r)} in ${store.location}`);
+    const intr = interruptSignal();
+    try {
+      const { config, task: t, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+      const only = parseChild(args.child, t);
+      const trust = await resolveTrust(args, undefined, config);
+      if (!args["dry-run"]) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
+      const opts = { dryRun: !!args["dry-run"], olderThanMs, trust, signal: intr.signal };
+      if (t.recursive && only === undefined) return await cleanupTree(config, t, store, opts, !!args.json);
+      const task = only === undefined ? t : childTask(t, only);
+      const r = await cleanup(config, task, store, opts);
+      if (args.json) printJson(r);
+      else log.success(`cleanup of ${task.fullName}: ${summary(r)} in ${store.location}`);
+    } finally {
+      intr.dispose();
+    }
   },
 });

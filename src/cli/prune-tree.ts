@@ -13,14 +13,11 @@ import type { Config, Task } from "../config/config.ts";
 import { prune, type PruneOptions, type PruneResult } from "../pipeline/prune/index.ts";
 import { childLabel, childTask } from "../pipeline/tree/children.ts";
 import { allChildren, type LocalChild } from "../pipeline/tree/known.ts";
-import { failed, treeError, type ChildOutcome } from "../pipeline/tree/outcome.ts";
+import { treeError } from "../pipeline/tree/outcome.ts";
+import { driveChildren, withTreeLock, type Step } from "../pipeline/tree/drive.ts";
 import { recordRuns } from "../report/metrics.ts";
-import { assertSafeBaseDir } from "../state/basedir.ts";
-import { acquireLock } from "../state/lock.ts";
-import { treeLockPath } from "../state/rundir.ts";
 import { isManifestKey, manifestDir } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { checkInterrupted } from "../util/abort.ts";
 import { log } from "../util/log.ts";
 import { printJson } from "./common.ts";
 import { printPlan, refusals, summaryLine } from "./prune-report.ts";
@@ -34,48 +31,28 @@ function keptWhy(c: LocalChild, poolHere: boolean): string | undefined {
 }
 
 export async function pruneTree(config: Config, task: Task, store: ObjectStore, opts: PruneOptions, json: boolean): Promise<void> {
-  assertSafeBaseDir(config.baseDir, { create: true });
-  const lock = acquireLock(treeLockPath(config.baseDir, task.pool, task.dataset), `tree ${task.fullName}`, "zrb prune");
-  const outcomes: ChildOutcome<PruneResult>[] = [];
-  try {
+  const outcomes = await withTreeLock(config, task, "zrb prune", async () => {
     const { children, poolHere } = await allChildren(store, task, opts.trust);
-    for (const c of children) {
-      checkInterrupted(opts.signal);
-      const ct = childTask(task, c.rel);
-      const gone = keptWhy(c, poolHere);
-      if (gone) {
-        const n = (await store.list(manifestDir(ct.pool, ct.dataset))).filter((o) => isManifestKey(manifestDir(ct.pool, ct.dataset), o.key)).length;
-        const message = `${gone}: its ${n} backup(s) are kept; prune them by name: zrb prune --task ${task.name} --child ${childLabel(c.rel)}`;
-        log.warn(`${c.fs} is ${message}`);
-        outcomes.push({ rel: c.rel, dataset: c.fs, status: "skipped", message, exitCode: 0, seconds: 0 });
-        continue;
-      }
-      if (c.excluded) {
-        const message = `excluded: its snapshots and backups are left alone (the tree's snapshots still include it; a task of its own prunes them)`;
-        log.info(`${c.fs} is ${message}`);
-        outcomes.push({ rel: c.rel, dataset: c.fs, status: "skipped", message, exitCode: 0, seconds: 0 });
-        continue;
-      }
-      const t0 = performance.now();
-      const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
-      try {
+    return driveChildren(
+      children,
+      async (c): Promise<Step<PruneResult>> => {
+        const ct = childTask(task, c.rel);
+        const gone = keptWhy(c, poolHere);
+        if (gone) {
+          const n = (await store.list(manifestDir(ct.pool, ct.dataset))).filter((o) => isManifestKey(manifestDir(ct.pool, ct.dataset), o.key)).length;
+          return { status: "skipped", message: `${gone}: its ${n} backup(s) are kept; prune them by name: zrb prune --task ${task.name} --child ${childLabel(c.rel)}` };
+        }
+        if (c.excluded)
+          return { status: "skipped", message: `excluded: its snapshots and backups are left alone (the tree's snapshots still include it; a task of its own prunes them)` };
         const r = await prune(config, ct, store, opts);
         if (!json) printPlan(r);
         const refused = refusals(r);
-        const o: ChildOutcome<PruneResult> = refused
-          ? { ...failed<PruneResult>(c.rel, c.fs, refused, seconds()), result: r }
-          : { rel: c.rel, dataset: c.fs, status: "ok", exitCode: 0, seconds: seconds(), result: r };
-        o.bytes = r.dryRun ? 0 : r.summary.bytes;
-        outcomes.push(o);
-      } catch (err) {
-        if (opts.signal?.aborted) throw err;
-        outcomes.push(failed(c.rel, c.fs, err, seconds()));
-        log.error(`${c.fs}: ${outcomes.at(-1)!.message}`);
-      }
-    }
-  } finally {
-    lock.release();
-  }
+        const bytes = r.dryRun ? 0 : r.summary.bytes;
+        return refused ? { status: "failed", error: refused, result: r, bytes } : { status: "ok", result: r, bytes };
+      },
+      { signal: opts.signal },
+    );
+  });
   if (!opts.dryRun)
     recordRuns(
       config.monitoring.metricsFile,

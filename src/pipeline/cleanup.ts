@@ -25,6 +25,7 @@ import type { ObjectStore } from "../store/store.ts";
 import { usageError } from "../util/errors.ts";
 import { orphanParts, readReferences } from "./references.ts";
 import { log } from "../util/log.ts";
+import { checkInterrupted } from "../util/abort.ts";
 import { formatSize } from "../util/size.ts";
 import { parseDuration as parseDurationText } from "../util/duration.ts";
 import { now as clockNow } from "../util/clock.ts";
@@ -35,6 +36,8 @@ export interface CleanupOptions {
   olderThanMs: number;
   /** Which records count (cli/trust.ts). */
   trust: Trust;
+  /** The run's interrupt signal: checked before each delete. */
+  signal?: AbortSignal;
   now?: Date;
 }
 
@@ -83,7 +86,11 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
       // Send holds a killed run leaked (its state lost): everything but the resumable backup's.
       if (await zfs.datasetExists(task.fullName).catch(() => false))
         await releaseStraySendHolds(task.fullName, [state?.snapshot?.name, state?.parent?.name]);
-      for (const u of uploads) await store.abortUpload(u.key, u.uploadId);
+      for (const u of uploads) {
+        checkInterrupted(opts.signal);
+        await store.abortUpload(u.key, u.uploadId);
+      }
+      checkInterrupted(opts.signal);
       await deleteOrLeave(store, orphans.map((o) => o.key), "orphan parts");
       for (const d of spillDirs) rmSync(d, { recursive: true, force: true });
     }

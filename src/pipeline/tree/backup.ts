@@ -20,7 +20,6 @@ import { advanceTree, readTree, sameTree, writeTree, type TreeChild } from "../.
 import { NO_TRUST, type Trust } from "../../state/trust.ts";
 import { RunDir } from "../../state/rundir.ts";
 import type { ObjectStore } from "../../store/store.ts";
-import { checkInterrupted } from "../../util/abort.ts";
 import { now } from "../../util/clock.ts";
 import { configError, usageError, zfsError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
@@ -31,6 +30,7 @@ import { excludePatternProblem } from "../../zfs/exclude.ts";
 import { childLabel, childTask, poolTree, type Child } from "./children.ts";
 import { childLevel, levelNote } from "./level.ts";
 import { failed, type ChildOutcome } from "./outcome.ts";
+import { driveChildren, type Step } from "./drive.ts";
 
 /** What the reporter hears about the children, besides the transfer of each. */
 export interface TreeProgress extends TransferProgress {
@@ -77,12 +77,7 @@ export async function backupTree(cfg: Config, task: Task, store: ObjectStore, op
       out.children.push(failed(r.rel, r.fs, configError(`child ${r.fs} of task ${task.name} cannot be backed up: ${r.why}; ${fix}`)));
       log.error(out.children.at(-1)!.message!);
     }
-    for (const c of children) {
-      checkInterrupted(opts.signal);
-      const o = await backupChild(cfg, task, store, c, snapshot, trust, opts);
-      out.children.push(o);
-      opts.progress?.childDone(o);
-    }
+    out.children.push(...(await driveChildren(children, (c) => backupChild(cfg, task, store, c, snapshot, trust, opts), { signal: opts.signal, progress: opts.progress })));
     out.children.sort((a, b) => tree.all.findIndex((c) => c.rel === a.rel) - tree.all.findIndex((c) => c.rel === b.rel));
     await record(cfg, task, store, { tree, out, at, signer, trust });
     return out;
@@ -108,42 +103,23 @@ function pick(children: Child[], only: string | undefined, task: Task): Child[] 
   return c;
 }
 
-async function backupChild(
-  cfg: Config,
-  task: Task,
-  store: ObjectStore,
-  c: Child,
-  snapshot: string,
-  trust: Trust,
-  opts: TreeBackupOptions,
-): Promise<ChildOutcome<BackupResult & { level: number; note?: string }>> {
-  const t0 = performance.now();
-  const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
+type Done = BackupResult & { level: number; note?: string };
+
+async function backupChild(cfg: Config, task: Task, store: ObjectStore, c: Child, snapshot: string, trust: Trust, opts: TreeBackupOptions): Promise<Step<Done>> {
   const ct = childTask(task, c.rel);
-  try {
-    let snaps = await zfs.listSnapshots(c.fs);
-    if (!snaps.some((s) => s.short === snapshot)) {
-      const message = `${c.fs} has no snapshot @${snapshot} (created after zrb snapshot ran?); the next run backs it up`;
-      log.warn(message);
-      return { rel: c.rel, dataset: c.fs, status: "skipped", message, exitCode: 0, seconds: seconds() };
-    }
-    // At most twice: a first pass may only finish an interrupted backup of an older snapshot.
-    for (let pass = 0; ; pass++) {
-      const lvl = childLevel(opts.level, await readHeads(store, ct.pool, ct.dataset, trust, await new RunDir(cfg.baseDir, ct.pool, ct.dataset).lastHeadsSequence()), snaps);
-      const note = levelNote(lvl);
-      if (note) log.info(`${c.fs}: ${note}`);
-      opts.progress?.child({ rel: c.rel, dataset: c.fs, level: lvl.level, note });
-      const r = await backup(cfg, ct, store, { level: lvl.level, snapshot, force: opts.force, signal: opts.signal, progress: opts.progress });
-      const sent = r.kind === "done" ? r.manifest.snapshot.name : r.snapshot;
-      if (sent === `${c.fs}@${snapshot}` || pass > 0) return { rel: c.rel, dataset: c.fs, status: "ok", exitCode: 0, seconds: seconds(), result: { ...r, level: lvl.level, note } };
-      log.info(`${c.fs}: finished the interrupted backup of ${sent}; now the run's snapshot @${snapshot}`);
-      snaps = await zfs.listSnapshots(c.fs);
-    }
-  } catch (err) {
-    if (opts.signal?.aborted) throw err;
-    const o = failed<BackupResult & { level: number; note?: string }>(c.rel, c.fs, err, seconds());
-    log.error(`${c.fs}: ${o.message}`);
-    return o;
+  let snaps = await zfs.listSnapshots(c.fs);
+  if (!snaps.some((s) => s.short === snapshot)) return { status: "skipped", message: `no snapshot @${snapshot} (created after zrb snapshot ran?); the next run backs it up` };
+  // At most twice: a first pass may only finish an interrupted backup of an older snapshot.
+  for (let pass = 0; ; pass++) {
+    const lvl = childLevel(opts.level, await readHeads(store, ct.pool, ct.dataset, trust, await new RunDir(cfg.baseDir, ct.pool, ct.dataset).lastHeadsSequence()), snaps);
+    const note = levelNote(lvl);
+    if (note) log.info(`${c.fs}: ${note}`);
+    opts.progress?.child({ rel: c.rel, dataset: c.fs, level: lvl.level, note });
+    const r = await backup(cfg, ct, store, { level: lvl.level, snapshot, force: opts.force, signal: opts.signal, progress: opts.progress });
+    const sent = r.kind === "done" ? r.manifest.snapshot.name : r.snapshot;
+    if (sent === `${c.fs}@${snapshot}` || pass > 0) return { status: "ok", result: { ...r, level: lvl.level, note } };
+    log.info(`${c.fs}: finished the interrupted backup of ${sent}; now the run's snapshot @${snapshot}`);
+    snaps = await zfs.listSnapshots(c.fs);
   }
 }
 

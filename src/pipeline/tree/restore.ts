@@ -11,7 +11,6 @@ import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { restoreLockPath } from "../../state/rundir.ts";
 import type { ObjectStore } from "../../store/store.ts";
-import { checkInterrupted } from "../../util/abort.ts";
 import { storeError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { loadCatalog, type Catalog } from "../catalog.ts";
@@ -20,7 +19,8 @@ import { checkTargetName } from "../restore/plan.ts";
 import { childTask } from "./children.ts";
 import type { TreeProgress } from "./backup.ts";
 import { bucketChildren, type KnownChild } from "./known.ts";
-import { failed, type ChildOutcome } from "./outcome.ts";
+import type { ChildOutcome } from "./outcome.ts";
+import { driveChildren, type Step } from "./drive.ts";
 import { choosePoint, inRun, type RunPoint } from "./point.ts";
 
 export interface TreeRestoreOptions extends Omit<RestoreOptions, "target" | "progress" | "catalog" | "parentComing"> {
@@ -44,14 +44,11 @@ export async function restoreTree(cfg: Config, task: Task, store: ObjectStore, t
   log.info(`restoring the tree ${task.fullName} as of the run @${point.snapshot} (${point.startedAt}) into ${target}`);
   const lock = opts.planOnly ? null : (assertSafeBaseDir(cfg.baseDir, { create: true }), acquireLock(restoreLockPath(cfg.baseDir, `${target}#tree`), `restore of the tree into ${target}`, `zrb restore --target ${target}`));
   try {
-    const out: TreeRestoreResult = { target, point, children: [] };
-    for (const c of children) {
-      checkInterrupted(opts.signal);
-      const o = await restoreChild(cfg, task, store, c, cats.get(c.rel)!, { target, point, opts, done: out.children });
-      out.children.push(o);
-      opts.progress?.childDone(o);
-    }
-    return out;
+    const done = await driveChildren<KnownChild, Restored>(children, (c, before) => restoreChild(cfg, task, store, c, cats.get(c.rel)!, { target, point, opts, done: before }), {
+      signal: opts.signal,
+      progress: opts.progress,
+    });
+    return { target, point, children: done };
   } finally {
     lock?.release();
   }
@@ -65,6 +62,8 @@ export function targetOf(target: string, rel: string): string {
   return rel === "" ? target : `${target}/${rel}`;
 }
 
+type Restored = RestoreResult & { target: string };
+
 async function restoreChild(
   cfg: Config,
   task: Task,
@@ -72,27 +71,14 @@ async function restoreChild(
   c: KnownChild,
   cat: Catalog,
   x: { target: string; point: RunPoint; opts: TreeRestoreOptions; done: ChildOutcome[] },
-): Promise<ChildOutcome<RestoreResult & { target: string }>> {
-  const t0 = performance.now();
-  const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
+): Promise<Step<Restored>> {
   const target = targetOf(x.target, c.rel);
-  const skip = (message: string) => {
-    log.info(`${c.fs}: ${message}`);
-    return { rel: c.rel, dataset: c.fs, status: "skipped" as const, message, exitCode: 0, seconds: 0 };
-  };
   const parent = x.done.find((d) => d.status !== "ok" && isAncestor(d.rel, c.rel));
-  if (parent) return skip(`not restored: ${parent.dataset} above it was not restored, so it has nowhere to go`);
+  if (parent) return { status: "skipped", message: `not restored: ${parent.dataset} above it was not restored, so it has nowhere to go` };
   const has = inRun(c, cat, x.point);
-  if (has.kind === "skip") return skip(has.why);
-  if (has.kind === "missing") return failed(c.rel, c.fs, has.error);
-  try {
-    x.opts.progress?.child({ rel: c.rel, dataset: c.fs });
-    const r = await restore(cfg, childTask(task, c.rel), store, { ...x.opts, target, selector: { snapshot: x.point.snapshot }, catalog: cat, parentComing: c.rel !== "", progress: x.opts.progress });
-    return { rel: c.rel, dataset: c.fs, status: "ok", exitCode: 0, seconds: seconds(), result: { ...r, target } };
-  } catch (err) {
-    if (x.opts.signal?.aborted) throw err;
-    const o = failed<RestoreResult & { target: string }>(c.rel, c.fs, err, seconds());
-    log.error(`${c.fs}: ${o.message}`);
-    return o;
-  }
+  if (has.kind === "skip") return { status: "skipped", message: has.why };
+  if (has.kind === "missing") return { status: "failed", error: has.error };
+  x.opts.progress?.child({ rel: c.rel, dataset: c.fs });
+  const r = await restore(cfg, childTask(task, c.rel), store, { ...x.opts, target, selector: { snapshot: x.point.snapshot }, catalog: cat, parentComing: c.rel !== "", progress: x.opts.progress });
+  return { status: "ok", result: { ...r, target } };
 }
