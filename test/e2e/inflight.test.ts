@@ -341,10 +341,18 @@ describe("what no marker claims", () => {
         ? { kind: "reply", response: s3Error(403, "Forbidden", "AccessDenied", "Access Denied") }
         : forward,
     );
+    const mark = proxy.log.length;
     const r = await zrb(backupArgs(d), { env });
     proxy.setDecide(() => forward);
     const id = jsonResult(r.stdout).backupId;
     expect(r.stderr).not.toContain("inflight");
+    // What the markers and the part check cost a backup that is not slow: one marker PUT, one
+    // DELETE, one listing of the backup's own parts (2 parts here; a listing page holds 1000).
+    const reqs = proxy.log.slice(mark);
+    const own = (p: string) => decodeURIComponent(p).includes(`${PREFIX}data/${d.fs}/level0/${id}/`);
+    expect(reqs.filter((q) => q.path.includes(".inflight.yaml")).map((q) => q.method)).toEqual(["PUT", "DELETE"]);
+    expect(reqs.filter((q) => q.method === "GET" && q.path.includes("list-type=2") && own(q.path)).length).toBe(1);
+    expect(reqs.filter((q) => q.method === "PUT" && own(q.path)).length).toBe(2);
     expect(await hasKey(markerKeyOf(d, id))).toBe(true);
     const cl = JSON.parse((await zrb(onHost(d, "cleanup", "--json"), { env })).stdout);
     expect(cl.mootMarkers).toEqual([`manifests/${d.fs}/${id}.inflight.yaml`]);
