@@ -118,7 +118,9 @@ export async function discardState(store: ObjectStore, state: BackupState, rd: R
   const partsKept = !!(await store.head(manifestKey(state.pool, state.dataset, state.backupId)));
   if (partsKept) log.warn(`backup ${state.backupId} is complete in ${store.location}; keeping its parts`);
   else await deleteOrLeave(store, (await store.list(prefix)).map((o) => o.key), `parts of the discarded backup ${state.backupId}`);
-  await deleteMarker(store, state.pool, state.dataset, state.backupId);
+  // Its marker would keep what is left of it from every cleanup: say how to give it up.
+  if (!(await deleteMarker(store, state.pool, state.dataset, state.backupId)) && !partsKept)
+    log.warn(`the in-flight marker of the discarded backup ${state.backupId} could not be deleted (this role may not delete); on a host that may: zrb cleanup --abandon ${state.backupId}`);
   rmSync(rd.spillDir(state.backupId), { recursive: true, force: true });
   // A killed run leaves its send holds behind; they are ours to release.
   if (!opts.keepHolds) for (const s of [state.snapshot?.name, state.parent?.name]) if (s) await zfs.release(SEND_HOLD, s).catch(() => {});
