@@ -91,7 +91,8 @@ const place = (pool: string, dataset: string) => ({ pool, dataset });
 export async function writeMarker(store: ObjectStore, state: BackupState, signer: SigningKey | undefined, storageClass?: string): Promise<void> {
   const m = markerOf(state);
   const body = signer ? signRecord(m, MARKER_DOMAIN, signer, place(state.pool, state.dataset)) : m;
-  await store.put(markerKey(state.pool, state.dataset, state.backupId), YAML.stringify(body, { lineWidth: 0 }), storageClass ? { storageClass } : undefined);
+  // Transient: no object-lock retention, so that it can be deleted once its manifest is written.
+  await store.put(markerKey(state.pool, state.dataset, state.backupId), YAML.stringify(body, { lineWidth: 0 }), { transient: true, ...(storageClass ? { storageClass } : {}) });
 }
 
 /**
