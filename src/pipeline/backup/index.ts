@@ -1,9 +1,12 @@
 /**
  * A backup, stage by stage:
  *   lock ─► plan: resume or start (plan.ts) ─► hold the snapshots (holds.ts)
+ *     ─► the in-flight marker in the bucket (state/marker.ts: prune and cleanup on any host
+ *        spare this backup), and on resume the parts checked against a listing
  *     ─► stream: zfs send → chunks → BLAKE3 + encrypt on every worker → upload (send.ts,
- *        chunker.ts, sealer.ts, upload.ts; the Workers in ../parallel/) ─► manifest, heads,
- *        holds, state (finish.ts)
+ *        chunker.ts, sealer.ts, upload.ts; the Workers in ../parallel/)
+ *     ─► every part confirmed in the bucket with its size (one listing; what vanished is sent
+ *        again, a few times at most) ─► manifest, heads, marker deleted, holds, state (finish.ts)
  *
  * Bounded resources: at most `workers + 1` chunk files on disk at once, memory a fixed set of
  * 1 MiB run slots shared with the Workers. Resume: backup_state.yaml records the backup id, the snapshots (name +
