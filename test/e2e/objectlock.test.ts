@@ -41,6 +41,7 @@ function config(name: string, bucket: string, days = 30): string {
     configYaml({ baseDir: join(work, `base-${name}`), recipients: [recipient], bucket, s3, prefix: PREFIX, chunkSize: "64KiB", tasks: [{ name: "t", pool: pool.pool, dataset: name }] }),
   );
   doc.s3.object_lock = { mode: "GOVERNANCE", days };
+  doc.prune = { orphan_grace: "0s" }; // the orphans these tests make are seconds old
   const p = join(work, `${name}.yaml`);
   writeFileSync(p, YAML.stringify(doc));
   return p;
@@ -94,7 +95,7 @@ describe("s3.object_lock", () => {
     // zrb cleanup meets a locked orphan: it reports it and leaves it (exit 0), nothing hidden behind a delete marker.
     const orphan = `${PREFIX}data/${fs}/level0/20250101T000000Z-L0-abcdef/part-000000.age`;
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: orphan, Body: "x", ObjectLockMode: "GOVERNANCE", ObjectLockRetainUntilDate: new Date(Date.now() + DAY) }));
-    const r = await zrb(["cleanup", "--config", cfg, "--task", "t"], { env });
+    const r = await zrb(["cleanup", "--allow-unsigned", "--config", cfg, "--task", "t"], { env });
     expect(r.stderr).toContain("could not be deleted");
     expect(r.stderr).toContain("is locked until");
     const v = await client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: orphan }));
@@ -118,15 +119,15 @@ describe("s3.object_lock", () => {
     const listKeys = async () => (await client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: PREFIX }))).Versions!.map((v) => v.Key!).sort();
     const before = await listKeys();
     // Today the older backup is still locked (1 day from its upload, which was just now): kept, with its date.
-    const dry = await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "1", "--dry-run"], { env });
+    const dry = await zrb(["prune", "--allow-unsigned", "--config", cfg, "--task", "t", "--keep-last", "1", "--dry-run"], { env });
     expect(dry.stdout).toMatch(new RegExp(`keep\\s+${ids[0]}.*object lock until \\d{4}-\\d\\d-\\d\\d`));
-    const r = await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "1"], { env });
+    const r = await zrb(["prune", "--allow-unsigned", "--config", cfg, "--task", "t", "--keep-last", "1"], { env });
     expect(r.code).toBe(0);
     expect(r.stderr).toContain("1 backup(s) kept under object lock");
     expect(await listKeys()).toEqual(before);
     // Two days on by zrb's clock, the server still holds the lock: the manifest's delete is
     // refused, so the backup stays whole (its parts untouched), reported, exit 0.
-    const later = await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "1"], { env: { ...env, ZRB_NOW: new Date(Date.now() + 2 * DAY).toISOString() } });
+    const later = await zrb(["prune", "--allow-unsigned", "--config", cfg, "--task", "t", "--keep-last", "1"], { env: { ...env, ZRB_NOW: new Date(Date.now() + 2 * DAY).toISOString() } });
     expect(later.code).toBe(0);
     expect(later.stderr).toContain("is locked until");
     expect(later.stderr).toContain("left for a later prune");

@@ -68,7 +68,7 @@ const manifestIds = async (h: History) => (await manifests(client, sc.bucket, h.
 const dataKeysOf = async (h: History, id: string) => (await listKeys(client, sc.bucket, `${h.o.prefix}data/${h.fs}/`)).filter((o) => o.key.includes(`/${id}/`));
 const snapsOf = async (fs: string) =>
   (await run(["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", fs])).stdout.split("\n").filter((l) => l.startsWith(`${fs}@`));
-const pruneArgs = (...more: string[]) => ["prune", ...more];
+const pruneArgs = (...more: string[]) => ["prune", "--allow-unsigned", ...more];
 const fail = (h: History, args: string[], code: number, ...needles: string[]) => expectZrbFail([...args, "--config", h.cfg, "--task", "t"], { ...sc.env, ZRB_NOW: at(20) }, code, ...needles);
 
 describe("the policy, chain safety and the explanation", () => {
@@ -215,7 +215,7 @@ describe("runs that must fail or skip on purpose", () => {
       const isPartDelete = (r: { method: string; path: string }) => r.method === "DELETE" && r.path.includes(`/data/`);
       proxy.setDecide((r) => (isPartDelete(r) ? { kind: "stall" } : forward));
       const mark = proxy.log.length;
-      const p = await h.spawn(["prune"], at(5));
+      const p = await h.spawn(["prune", "--allow-unsigned"], at(5));
       await waitFor("a part delete after its manifest's", () => proxy.log.slice(mark).some(isPartDelete), 60_000);
       p.kill("SIGKILL");
       await p.exited;
@@ -230,8 +230,8 @@ describe("runs that must fail or skip on purpose", () => {
       const list = JSON.parse((await h.run(["list", "--json"], at(5))).stdout);
       expect(list.map((e: any) => e.backupId).sort()).toEqual([ids[0], ids[1], ids[3]].sort());
       expect(list.every((e: any) => e.restorable)).toBe(true);
-      if (finisher === "prune") await h.run(["prune"], at(5, "03"));
-      else await h.run(["cleanup"], at(5, "03"));
+      if (finisher === "prune") await h.run(["prune", "--allow-unsigned"], at(5, "03"));
+      else await h.run(["cleanup", "--allow-unsigned"], at(5, "03"));
       expect(await auditOf(h)).toEqual(cleanAudit);
       if (finisher === "prune") expect(await manifestIds(h)).toEqual([ids[0]!, ids[3]!].sort());
       await h.restoreAndCompare(ids[3]!, at(5, "04"));
