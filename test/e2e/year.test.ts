@@ -101,15 +101,15 @@ async function backupDay(day: number, level: number, ev: Event | undefined): Pro
 async function pruneDay(day: number, ev: Event | undefined): Promise<Event | undefined> {
   const at = iso(START + day * DAY + 5 * 3_600_000);
   if (ev === "kill-prune") {
-    const dry = JSON.parse((await h.run(["prune", "--dry-run", "--json"], at)).stdout);
+    const dry = JSON.parse((await h.run(["prune", "--allow-unsigned", "--dry-run", "--json"], at)).stdout);
     if (!dry.backups.some((b: any) => b.action === "delete" && b.parts > 0)) {
-      await h.run(["prune"], at);
+      await h.run(["prune", "--allow-unsigned"], at);
       return ev; // nothing to interrupt today: try tomorrow
     }
     const mark = proxy.log.length;
     const isPartDelete = (r: { method: string; path: string }) => r.method === "DELETE" && isData(r);
     proxy.setDecide((r) => (isPartDelete(r) ? { kind: "stall" } : forward));
-    const p = await h.spawn(["prune"], at);
+    const p = await h.spawn(["prune", "--allow-unsigned"], at);
     await waitFor("a part delete after its manifest's", () => proxy.log.slice(mark).some(isPartDelete));
     p.kill("SIGKILL");
     await p.exited;
@@ -118,14 +118,14 @@ async function pruneDay(day: number, ev: Event | undefined): Promise<Event | und
     expect((await auditOf()).orphans.length).toBeGreaterThan(0);
     const list = JSON.parse((await h.run(["list", "--json"], at)).stdout);
     expect(list.filter((e: any) => !e.restorable)).toEqual([]);
-    await h.run(["prune"], at);
+    await h.run(["prune", "--allow-unsigned"], at);
     expect((await auditOf()).orphans).toEqual([]);
     done.killedPrunes++;
     return undefined;
   }
   if (ev === "deletes-fail") {
     proxy.setDecide((r) => (r.method === "DELETE" ? { kind: "reply", response: slowDown() } : forward));
-    const r = await h.run(["prune"], at, { allowFail: true });
+    const r = await h.run(["prune", "--allow-unsigned"], at, { allowFail: true });
     proxy.setDecide(() => forward);
     if (r.code === 0) return ev; // nothing was to be deleted: try tomorrow
     expect(r.code).toBe(6);
@@ -133,7 +133,7 @@ async function pruneDay(day: number, ev: Event | undefined): Promise<Event | und
     done.failedPrunes++; // the next day's prune does both days' work
     return undefined;
   }
-  await h.run(["prune"], at);
+  await h.run(["prune", "--allow-unsigned"], at);
   return undefined;
 }
 
@@ -245,7 +245,7 @@ test(`a simulated year: ${DAYS} days of daily L2, weekly L1, monthly L0 with pru
   }
   const simulated = performance.now() - t0;
   // The last day's prune may have been one that failed on purpose: a final one settles it.
-  await h.run(["prune"], iso(START + DAYS * DAY));
+  await h.run(["prune", "--allow-unsigned"], iso(START + DAYS * DAY));
 
   // 1. Exactly what the policy implies, and nothing else: no orphan, no upload, no hold, no state.
   const all = h.backups;
