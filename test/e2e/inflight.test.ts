@@ -40,7 +40,7 @@ interface Ds {
 }
 
 /** A dataset with its NAS config and its prune host config. */
-async function dataset(name: string, o: { chunkSize?: string; grace?: string } = {}): Promise<Ds> {
+async function dataset(name: string, o: { chunkSize?: string; grace?: string; recursive?: boolean } = {}): Promise<Ds> {
   const fs = `${pool.pool}/${name}`;
   await run(["zfs", "create", fs]);
   const mnt = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", fs])).stdout.trim();
@@ -64,6 +64,7 @@ async function dataset(name: string, o: { chunkSize?: string; grace?: string } =
   host.verify_keys = [keys.verificationKey];
   host.tasks[0].retention = { keep_last: 10 };
   if (o.grace !== "default") host.prune = { orphan_grace: o.grace ?? "0s" };
+  if (o.recursive) for (const c of [nas, host]) c.tasks[0].recursive = true;
   writeFileSync(join(work, `${name}-nas.yaml`), YAML.stringify(nas));
   writeFileSync(join(work, `${name}-host.yaml`), YAML.stringify(host));
   return { name, fs, mnt, nas: join(work, `${name}-nas.yaml`), host: join(work, `${name}-host.yaml`), runDir: join(work, `nas-${name}`, "run", pool.pool, name) };
@@ -86,6 +87,7 @@ const uploadsOf = async (id: string) => (await listUploads(client, bucket)).filt
 const markerKeyOf = (d: Ds, id: string) => `${PREFIX}manifests/${d.fs}/${id}.inflight.yaml`;
 const hasKey = async (key: string) => (await listKeys(client, bucket, key)).some((o) => o.key === key);
 const isUploadPart = (r: ProxyRequest) => r.method === "PUT" && /[?&]partNumber=\d+/.test(r.path);
+const jsonResult0 = (r: { stdout: string }) => JSON.parse(r.stdout);
 const uploaded = (d: Ds) => (readState(d)?.chunks ?? []).filter((c: any) => c?.uploaded).length;
 
 /** Verify (exit 0 with the private key) and restore into a fresh dataset: the files must be `expected`. */
@@ -360,3 +362,40 @@ describe("what no marker claims", () => {
     expect(await hasKey(markerKeyOf(d, id))).toBe(false);
   }, 300_000);
 });
+
+describe("a recursive task", () => {
+  test("a child's backup killed mid-upload: cleanup and prune of the tree from the prune host spare it, and the rerun resumes it", async () => {
+    const d = await dataset("tree", { recursive: true });
+    const kid = `${d.fs}/kid`;
+    await run(["zfs", "create", kid]);
+    await writeRandomFile(join(d.mnt, "root.bin"), 100_000, 309);
+    await writeRandomFile(join((await run(["zfs", "get", "-H", "-o", "value", "mountpoint", kid])).stdout.trim(), "kid.bin"), 2 * 1024 * 1024, 310);
+    await zrb(["snapshot", "--config", d.nas, "--task", "t", "--level", "0"], { env });
+    const kidState = join(d.runDir, "kid", "backup_state.yaml");
+    const kidUploaded = () => (existsSync(kidState) ? (YAML.parse(readFileSync(kidState, "utf8"))?.chunks ?? []).filter((c: any) => c?.uploaded).length : 0);
+    proxy.setDecide((r) => (r.method === "PUT" && r.path.includes(`/data/${kid}/`) && !/part-00000[01]/.test(r.path) ? { kind: "stall" } : forward));
+    const p = await spawnZrb(backupArgs(d), env);
+    await waitFor("two parts of the child stored", () => kidUploaded() >= 2, 60_000);
+    p.kill("SIGKILL");
+    await p.exited;
+    proxy.setDecide(() => forward);
+    const st = YAML.parse(readFileSync(kidState, "utf8"));
+    const parts = (await listKeys(client, bucket, `${PREFIX}data/${kid}/`)).map((o) => o.key);
+    expect(parts.length).toBeGreaterThanOrEqual(2);
+    expect(await hasKey(`${PREFIX}manifests/${kid}/${st.backupId}.inflight.yaml`)).toBe(true);
+
+    const cl = jsonResult0(await zrb(onHost(d, "cleanup", "--json"), { env }));
+    const kidResult = cl.children.find((c: any) => c.child === "kid").result;
+    expect(kidResult.orphans).toEqual([]);
+    expect(kidResult.inflight.map((b: any) => b.backupId)).toEqual([st.backupId]);
+    await zrb(onHost(d, "prune"), { env });
+    expect((await listKeys(client, bucket, `${PREFIX}data/${kid}/`)).map((o) => o.key)).toEqual(parts);
+
+    const done = jsonResult((await zrb(backupArgs(d), { env })).stdout);
+    expect(done.children.find((c: any) => c.child === "kid")).toMatchObject({ status: "ok", backupId: st.backupId });
+    const m = (await manifests(client, bucket, PREFIX, kid)).find((x) => x.backupId === st.backupId);
+    const sizes = new Map((await listKeys(client, bucket, `${PREFIX}data/${kid}/`)).map((o) => [o.key, o.size]));
+    for (const part of m.parts) expect(sizes.get(PREFIX + part.key)).toBe(part.cipherSize);
+  }, 300_000);
+});
+
