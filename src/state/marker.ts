@@ -96,9 +96,10 @@ export async function writeMarker(store: ObjectStore, state: BackupState, signer
 }
 
 /**
- * Delete a marker; true when it is gone. A refusal (the NAS role has no delete right, object
- * lock) is expected and only logged at debug level: the marker is moot once its manifest
- * exists, and prune or cleanup removes it.
+ * Delete a marker; true when it is gone. Never fails the run: a refusal (the NAS role has no
+ * delete right, object lock) is expected and only logged at debug level, any other store
+ * failure (past the retries) in one info line — the marker is moot once its manifest exists,
+ * and prune or cleanup removes it.
  */
 export async function deleteMarker(store: ObjectStore, pool: string, dataset: string, backupId: string): Promise<boolean> {
   const key = markerKey(pool, dataset, backupId);
@@ -106,8 +107,9 @@ export async function deleteMarker(store: ObjectStore, pool: string, dataset: st
     await store.delete(key);
     return true;
   } catch (err) {
-    if (!(err instanceof StoreError) || (err.kind !== "access-denied" && err.kind !== "locked")) throw err;
-    log.debug(`left the in-flight marker ${key} (${err.message}); prune or cleanup removes it`);
+    if (!(err instanceof StoreError)) throw err;
+    if (err.kind === "access-denied" || err.kind === "locked") log.debug(`left the in-flight marker ${key} (${err.message}); prune or cleanup removes it`);
+    else log.info(`could not delete the in-flight marker ${key} (${err.message}); prune or cleanup removes it`);
     return false;
   }
 }

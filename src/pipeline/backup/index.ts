@@ -98,7 +98,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     // (state/marker.ts): written before the first part, refreshed as parts are stored.
     const markerClass = cfg.s3.storageClass.manifest;
     let heartbeat = new MarkerHeartbeat(store, state, signer, markerClass);
-    await heartbeat.start();
+    await heartbeat.start().catch((err) => Promise.reject(resumable(err, state)));
     // A resumed backup's parts may have been deleted meanwhile (a prune host, an old zrb): send them again.
     if (start.resumed) await forgetMissingParts(store, state, rd);
     const run = async (s: BackupState) => {
@@ -113,7 +113,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
       state = { ...state, backupId: newBackupId(level), chunks: [], startedAt: now().toISOString() };
       rd.writeState(state);
       heartbeat = new MarkerHeartbeat(store, state, signer, markerClass);
-      await heartbeat.start();
+      await heartbeat.start().catch((err) => Promise.reject(resumable(err, state)));
       const again = await run(state);
       if (again.kind === "restart") throw integrityError(`zfs send of ${state.snapshot.name} is not reproducible within one run; aborting`);
       return again;
