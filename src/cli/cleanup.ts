@@ -1,7 +1,9 @@
 /** `zrb cleanup`: flag parsing around pipeline/cleanup.ts; a recursive task is cleaned child by child under the tree's lock. */
 import { defineCommand } from "citty";
 import type { Config, Task } from "../config/config.ts";
-import { cleanup, parseDuration, type CleanupOptions, type CleanupResult } from "../pipeline/cleanup.ts";
+import { abandon, cleanup, parseDuration, type CleanupOptions, type CleanupResult } from "../pipeline/cleanup.ts";
+import { datasetDataPrefix, manifestDir } from "../store/layout.ts";
+import { usageError } from "../util/errors.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { allChildren } from "../pipeline/tree/known.ts";
 import { treeError } from "../pipeline/tree/outcome.ts";
@@ -17,7 +19,33 @@ function summary(r: CleanupResult): string {
   return (
     `${r.dryRun ? "would abort" : "aborted"} ${r.uploads.length} dangling upload(s), ` +
     `${r.dryRun ? "would delete" : "deleted"} ${r.orphans.length} orphan object(s) (${formatSize(r.orphanBytes)})` +
-    (r.kept.resumableBackupId ? `; kept the resumable backup ${r.kept.resumableBackupId}` : "")
+    (r.kept.resumableBackupId ? `; kept the resumable backup ${r.kept.resumableBackupId}` : "") +
+    (r.inflight.length ? `; kept ${r.inflight.length} backup(s) in flight (${r.inflight.map((b) => `${b.backupId} on ${b.host || "?"}`).join(", ")})` : "") +
+    (r.spared.length ? `; spared ${r.spared.length} unclaimed object(s)/upload(s) younger than the grace` : "") +
+    (r.untrustedMarkers.length ? `; ${r.untrustedMarkers.length} in-flight marker(s) not trusted (left alone)` : "")
+  );
+}
+
+/** Which dataset of a recursive task backup `id` belongs to: the child whose manifests prefix holds its marker or manifest, else whose data holds its parts. */
+async function childOfBackup(store: ObjectStore, task: Task, id: string): Promise<string> {
+  const dir = manifestDir(task.pool, task.dataset);
+  for (const o of await store.list(dir))
+    if (o.key.endsWith(`/${id}.inflight.yaml`) || o.key.endsWith(`/${id}.manifest.yaml`)) return o.key.slice(dir.length, o.key.lastIndexOf("/") + 1).replace(/\/$/, "");
+  const base = datasetDataPrefix(task.pool, task.dataset);
+  const hit = (await store.list(base)).find((o) => o.key.includes(`/${id}/`));
+  const m = hit && /^(?:(.*)\/)?level\d+\/[^/]+\/[^/]+$/.exec(hit.key.slice(base.length));
+  if (m) return m[1] ?? "";
+  throw usageError(`--abandon ${id}: no child of ${task.fullName} has a backup ${id} in ${store.location}; name the child with --child`);
+}
+
+async function runAbandon(config: Config, t: Task, store: ObjectStore, only: string | undefined, id: string, dryRun: boolean, json: boolean): Promise<void> {
+  const rel = t.recursive && only === undefined ? await childOfBackup(store, t, id) : only;
+  const task = rel === undefined ? t : childTask(t, rel);
+  const r = await abandon(config, task, store, id, { dryRun });
+  if (json) return printJson(r);
+  log.success(
+    `cleanup of ${task.fullName}: ${dryRun ? "would abandon" : "abandoned"} backup ${id}: ${dryRun ? "would abort" : "aborted"} ${r.uploads.length} upload(s), ` +
+      `${dryRun ? "would delete" : "deleted"} ${r.parts.length} part(s)${r.marker ? " and its in-flight marker" : ""} in ${store.location}`,
   );
 }
 
@@ -42,27 +70,37 @@ export default defineCommand({
     description:
       "Abort dangling multipart uploads and delete orphan part objects of the task (under data/<pool>/<dataset>/, referenced by no manifest " +
       "and not by the resumable backup in backup_state.yaml). Takes the dataset's lock, so it never races a backup on this host. " +
+      "Never touches a backup in flight on any host (its in-flight marker, when trusted), nor what no record accounts for while it is younger than prune.orphan_grace. " +
+      "--abandon ID gives up a killed backup (its uploads, parts and marker); refused with exit 2 for a finished backup or this host's own interrupted one. " +
       "A recursive task is cleaned child by child (gone children too) under the tree's lock; --child cleans one.",
   },
   args: {
     ...configArg,
     ...taskArg,
     "dry-run": { type: "boolean", description: "List what would be removed; change nothing", default: false },
-    "older-than": { type: "string", description: "Only remove uploads/objects at least this old, e.g. 24h, 7d or 2w (default: any age)", valueHint: "AGE" },
+    "older-than": {
+      type: "string",
+      description: "Only remove unclaimed uploads/objects at least this old, e.g. 0s, 24h, 7d or 2w (default: prune.orphan_grace, 2d)",
+      valueHint: "AGE",
+    },
+    abandon: { type: "string", description: "Give up the killed backup ID: abort its uploads, delete its parts and its in-flight marker", valueHint: "ID" },
     ...trustArgs,
     ...childArg,
     ...outputArgs,
   },
   async run({ args }) {
     applyOutput(args);
-    const olderThanMs = args["older-than"] !== undefined ? parseDuration(String(args["older-than"])) : 0;
+    const flagAge = args["older-than"] !== undefined ? parseDuration(String(args["older-than"])) : undefined;
+    if (args.abandon !== undefined && flagAge !== undefined) throw usageError("--abandon and --older-than do not go together: --abandon removes one backup whatever its age");
     const intr = interruptSignal();
     try {
       const { config, task: t, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
       const only = parseChild(args.child, t);
       const trust = await resolveTrust(args, undefined, config);
       if (!args["dry-run"]) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
-      const opts = { dryRun: !!args["dry-run"], olderThanMs, trust, signal: intr.signal };
+      if (args.abandon !== undefined) return await runAbandon(config, t, store, only, String(args.abandon), !!args["dry-run"], !!args.json);
+      const olderThanMs = flagAge ?? config.prune.orphanGrace;
+      const opts = { dryRun: !!args["dry-run"], olderThanMs, graceKnob: flagAge !== undefined ? "--older-than" : "prune.orphan_grace", trust, signal: intr.signal };
       if (t.recursive && only === undefined) return await cleanupTree(config, t, store, opts, !!args.json);
       const task = only === undefined ? t : childTask(t, only);
       const r = await cleanup(config, task, store, opts);

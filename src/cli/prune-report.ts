@@ -20,6 +20,9 @@ export function printPlan(r: PruneResult): void {
   ]);
   if (rows.length) out.push(...formatTable(["BACKUP", "ID", "LVL", "SNAPSHOT", "WHY"], rows, "  "));
   for (const o of r.orphans) out.push(`  ${verb("delete")} orphan part ${o.key} (${formatSize(o.size)})`);
+  for (const b of r.inflight) out.push(`  keep in-flight backup ${b.backupId} (running or interrupted on ${b.host || "an unnamed host"}, marker of ${b.updatedAt}): its parts are not orphans`);
+  for (const x of r.spared) out.push(`  spare ${x.key}: ${x.why}`);
+  for (const m of r.untrustedMarkers) out.push(`  in-flight marker ${m.key} is not trusted: ${m.why} (left alone)`);
   if (r.local) {
     const srows = r.local.map((s) => [s.action === "keep" ? "keep" : verb("destroy"), s.name, s.action === "keep" ? s.reasons.map(snapshotReasonText).join("; ") : ""]);
     if (srows.length) out.push(...formatTable(["SNAPSHOT", "NAME", "WHY"], srows, "  "));
@@ -34,6 +37,8 @@ export function summaryLine(r: PruneResult): string {
     `${del} ${s.deleted} backup(s)${r.orphans.length ? ` and ${r.orphans.length} orphan part(s)` : ""} (${s.objects} object(s), ${formatSize(s.bytes)}), kept ${s.kept}`,
   ];
   if (r.local) parts.push(`${destroy} ${s.snapshotsDestroyed} local snapshot(s)`);
+  if (r.inflight.length) parts.push(`spared ${r.inflight.length} backup(s) in flight`);
+  if (r.spared.length) parts.push(`spared ${r.spared.length} unclaimed part(s) younger than prune.orphan_grace`);
   if (s.keptForMinStorage) {
     const gb = r.backups.flatMap((b) => b.reasons).reduce((a, x) => a + (x.rule === "min-storage" ? x.gbDays : 0), 0);
     parts.push(`${s.keptForMinStorage} backup(s) kept until their storage class's minimum duration (deleting them now: ${gibDays(gb)} billed anyway)`);

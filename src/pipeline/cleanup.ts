@@ -2,9 +2,12 @@
  * `zrb cleanup`: remove what interrupted or abandoned runs left in the store for one task —
  * multipart uploads never completed or aborted (providers bill their parts forever) and part
  * objects no manifest refers to — without touching anything a finished backup or the
- * resumable backup in backup_state.yaml still needs. Runs under the dataset's lock, so it
- * never races a backup on this host; --older-than also spares work younger than the given
- * age (e.g. a backup of the same dataset from another host). --dry-run lists and changes nothing.
+ * resumable backup in backup_state.yaml or a backup in flight on any host (its trusted
+ * in-flight marker) still needs. Runs under the dataset's lock, so it never races a backup on
+ * this host; what no record accounts for is spared while younger than prune.orphan_grace
+ * (--older-than for one run): it may be a backup on another host whose marker this host cannot
+ * see or trust. Markers of finished backups are deleted; --abandon ID gives up a killed backup
+ * whose marker keeps it. --dry-run lists and changes nothing.
  *
  * A part is an orphan only if it is provably unreferenced (references.ts, shared with prune):
  * when any manifest of the dataset cannot be read (damaged, or written by a newer zrb), nothing
@@ -20,10 +23,10 @@ import { acquireLock } from "../state/lock.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { RunDir } from "../state/rundir.ts";
 import type { Trust } from "../state/trust.ts";
-import { datasetDataPrefix, isPartKey } from "../store/layout.ts";
+import { dataPrefix, datasetDataPrefix, isPartKey, manifestKey, markerKey } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { usageError } from "../util/errors.ts";
-import { orphanParts, readReferences } from "./references.ts";
+import { graceSplit, orphanParts, readReferences, underKept } from "./references.ts";
 import { log } from "../util/log.ts";
 import { checkInterrupted } from "../util/abort.ts";
 import { formatSize } from "../util/size.ts";
@@ -32,8 +35,10 @@ import { now as clockNow } from "../util/clock.ts";
 
 export interface CleanupOptions {
   dryRun: boolean;
-  /** Only touch uploads/objects at least this old (ms); 0 = any age. */
+  /** Only touch what no record accounts for once it is at least this old (ms): prune.orphan_grace, or --older-than; 0 = any age. */
   olderThanMs: number;
+  /** Where olderThanMs came from, for the report ("prune.orphan_grace", "--older-than"). */
+  graceKnob?: string;
   /** Which records count (cli/trust.ts). */
   trust: Trust;
   /** The run's interrupt signal: checked before each delete. */
@@ -48,6 +53,14 @@ export interface CleanupResult {
   orphanBytes: number;
   spillDirs: string[];
   kept: { resumableBackupId: string | null; manifests: number };
+  /** Backups in flight on some host (trusted markers): their parts and uploads were left alone. */
+  inflight: { backupId: string; level: number; host: string; updatedAt: string }[];
+  /** Orphans and uploads younger than the grace: left alone this time, and why. */
+  spared: { key: string; why: string }[];
+  /** Markers that protect nothing (left alone), and why. */
+  untrustedMarkers: { key: string; why: string }[];
+  /** Markers of finished backups: deleted (or, with --dry-run, would be). */
+  mootMarkers: string[];
 }
 
 /** "30s", "15m", "24h", "7d", "2w" → milliseconds (util/duration.ts); a usage error names the flag. */
@@ -63,18 +76,26 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
   const lock = acquireLock(rd.lockPath, `dataset ${task.fullName}`, "zrb cleanup");
   try {
     const now = (opts.now ?? clockNow()).getTime();
-    const oldEnough = (d?: Date) => opts.olderThanMs <= 0 || (d !== undefined && now - d.getTime() >= opts.olderThanMs);
     const base = datasetDataPrefix(task.pool, task.dataset);
+    // Listed before the records are read (references.ts: a backup finishing meanwhile is then seen by one of them).
+    const listedUploads = await store.listUploads(base);
+    const listing = await store.list(base);
+    // What must stay: every part of every manifest, the interrupted backup that a rerun resumes, every backup in flight.
+    const refs = await readReferences(store, task, rd, "cleanup", opts.trust);
+    const { state, manifests: ms, keepUploads, keepPrefixes } = refs;
+    const knob = opts.graceKnob ?? "--older-than";
 
-    // What must stay: every part of every manifest, and the interrupted backup that a rerun resumes.
-    const { state, manifests: ms, keepPrefix, keepUploads } = await readReferences(store, task, rd, "cleanup");
-
-    const uploads = (await store.listUploads(base))
-      .filter((u) => isPartKey(base, u.key) && !keepUploads.has(u.uploadId) && oldEnough(u.initiated))
-      .map((u) => ({ key: u.key, uploadId: u.uploadId, ...(u.initiated ? { initiated: u.initiated.toISOString() } : {}) }));
-    const orphans = orphanParts(await store.list(base), base, ms, keepPrefix)
-      .filter((o) => oldEnough(o.lastModified))
-      .map((o) => ({ key: o.key, size: o.size, ...(o.lastModified ? { lastModified: o.lastModified.toISOString() } : {}) }));
+    const uploadGrace = graceSplit(
+      listedUploads.filter((u) => isPartKey(base, u.key) && !keepUploads.has(u.uploadId) && !underKept(u.key, keepPrefixes)),
+      (u) => u.initiated,
+      opts.olderThanMs,
+      now,
+      knob,
+    );
+    const uploads = uploadGrace.go.map((u) => ({ key: u.key, uploadId: u.uploadId, ...(u.initiated ? { initiated: u.initiated.toISOString() } : {}) }));
+    const partGrace = graceSplit(orphanParts(listing, base, ms, keepPrefixes), (o) => o.lastModified, opts.olderThanMs, now, knob);
+    const orphans = partGrace.go.map((o) => ({ key: o.key, size: o.size, ...(o.lastModified ? { lastModified: o.lastModified.toISOString() } : {}) }));
+    const spared = [...uploadGrace.spared, ...partGrace.spared].map((x) => ({ key: x.key, why: x.why }));
     const spillRoot = rd.spillRoot;
     const spillDirs = existsSync(spillRoot) ? readdirSync(spillRoot).filter((d) => d !== state?.backupId).map((d) => join(spillRoot, d)) : [];
 
@@ -82,6 +103,8 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
     for (const u of uploads) log.info(`${verb} abort multipart upload ${u.key} (upload id ${u.uploadId}${u.initiated ? `, started ${u.initiated}` : ""})`);
     for (const o of orphans) log.info(`${verb} delete orphan object ${o.key} (${formatSize(o.size)})`);
     for (const d of spillDirs) log.info(`${verb} remove stale spill directory ${d}`);
+    for (const x of spared) log.info(`spared ${x.key}: ${x.why}`);
+    for (const k of refs.moot) log.info(`${verb} delete the in-flight marker ${k} (its backup's manifest is written)`);
     if (!opts.dryRun) {
       // Send holds a killed run leaked (its state lost): everything but the resumable backup's.
       if (await zfs.datasetExists(task.fullName).catch(() => false))
@@ -93,6 +116,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
       checkInterrupted(opts.signal);
       await deleteOrLeave(store, orphans.map((o) => o.key), "orphan parts");
       for (const d of spillDirs) rmSync(d, { recursive: true, force: true });
+      await deleteOrLeave(store, refs.moot, "in-flight markers of finished backups");
     }
     return {
       dryRun: opts.dryRun,
@@ -101,9 +125,73 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
       orphanBytes: orphans.reduce((a, o) => a + o.size, 0),
       spillDirs,
       kept: { resumableBackupId: state?.backupId ?? null, manifests: ms.length },
+      inflight: refs.markers.flatMap((r) =>
+        r.marker && !r.untrusted && !refs.moot.includes(r.key) ? [{ backupId: r.marker.backupId, level: r.marker.level, host: r.marker.host, updatedAt: r.marker.updatedAt }] : [],
+      ),
+      spared,
+      untrustedMarkers: refs.markers.flatMap((r) => (r.untrusted && !/^it is gone/.test(r.untrusted) ? [{ key: r.key, why: r.untrusted }] : [])),
+      mootMarkers: refs.moot,
     };
   } finally {
     lock.release();
   }
 }
 
+
+export interface AbandonResult {
+  dryRun: boolean;
+  dataset: string;
+  backupId: string;
+  /** The in-flight marker removed (or, with --dry-run, to remove), if there was one. */
+  marker: string | null;
+  uploads: { key: string; uploadId: string }[];
+  parts: { key: string; size: number }[];
+}
+
+const BACKUP_ID = /^[0-9A-Za-z-]{1,64}$/;
+
+/**
+ * `zrb cleanup --abandon ID`: give up a backup that was killed on some host and will not be
+ * resumed — abort its multipart uploads, delete its parts, and last its in-flight marker (a run
+ * stopped halfway still protects what is left, and a rerun finishes it). Refused (exit 2) for a
+ * finished backup (prune's retention decides those) and for this host's own interrupted backup
+ * (the next backup resumes or discards it), and for an id the bucket knows nothing of.
+ */
+export async function abandon(cfg: Config, task: Task, store: ObjectStore, backupId: string, opts: { dryRun: boolean }): Promise<AbandonResult> {
+  if (!BACKUP_ID.test(backupId)) throw usageError(`--abandon ${JSON.stringify(backupId).slice(0, 80)} is not a backup id (like 20261124T023000Z-L1-3fa9c2)`);
+  assertSafeBaseDir(cfg.baseDir, { create: true });
+  const rd = new RunDir(cfg.baseDir, task.pool, task.dataset);
+  const lock = acquireLock(rd.lockPath, `dataset ${task.fullName}`, "zrb cleanup --abandon");
+  try {
+    const nothing = "; nothing was removed";
+    const read = await rd.readState();
+    if (read.kind === "ok" && read.state.backupId === backupId)
+      throw usageError(
+        `--abandon ${backupId}: it is this host's interrupted backup (${rd.statePath}): the next backup of ${task.fullName} resumes it, or discards it if a backup at another level supersedes it${nothing}`,
+      );
+    if (await store.head(manifestKey(task.pool, task.dataset, backupId)))
+      throw usageError(`--abandon ${backupId}: backup ${backupId} of ${task.fullName} is finished (its manifest is in ${store.location}); zrb prune deletes finished backups by the retention rules${nothing}`);
+    const base = datasetDataPrefix(task.pool, task.dataset);
+    // Ids name their level (…-L2-…): list only that backup's prefix; any other id, the dataset's data.
+    const lvl = /-L(\d{1,3})-/.exec(backupId);
+    const prefix = lvl ? dataPrefix(task.pool, task.dataset, Number(lvl[1]), backupId) : base;
+    const ours = (key: string) => isPartKey(base, key) && key.slice(base.length).split("/")[1] === backupId;
+    const parts = (await store.list(prefix)).filter((o) => ours(o.key)).map((o) => ({ key: o.key, size: o.size }));
+    const uploads = (await store.listUploads(prefix)).filter((u) => ours(u.key)).map((u) => ({ key: u.key, uploadId: u.uploadId }));
+    const mk = markerKey(task.pool, task.dataset, backupId);
+    const marker = (await store.head(mk)) ? mk : null;
+    if (!marker && parts.length === 0 && uploads.length === 0)
+      throw usageError(`--abandon ${backupId}: ${store.location} holds nothing of a backup ${backupId} of ${task.fullName} (no in-flight marker, part or upload)${nothing}`);
+    const verb = opts.dryRun ? "would" : "will";
+    log.info(`${verb} abandon backup ${backupId} of ${task.fullName}: abort ${uploads.length} upload(s), delete ${parts.length} part(s)${marker ? " and its in-flight marker" : ""}`);
+    if (!opts.dryRun) {
+      for (const u of uploads) await store.abortUpload(u.key, u.uploadId);
+      const left = await deleteOrLeave(store, parts.map((p) => p.key), `parts of the abandoned backup ${backupId}`);
+      // The marker goes last, and only when every part went: what is left stays protected until a rerun.
+      if (marker && left === 0) await deleteOrLeave(store, [marker], `in-flight marker of the abandoned backup ${backupId}`);
+    }
+    return { dryRun: opts.dryRun, dataset: task.fullName, backupId, marker, uploads, parts };
+  } finally {
+    lock.release();
+  }
+}

@@ -2,6 +2,7 @@
  * The bucket layout, in one place. Under the configured prefix:
  *   data/<pool>/<dataset>/level<N>/<backup id>/part-000000.age   one age file per chunk, in stream order
  *   manifests/<pool>/<dataset>/<backup id>.manifest.yaml          one per finished backup (the commit point)
+ *   manifests/<pool>/<dataset>/<backup id>.inflight.yaml          the marker of a backup in progress (state/marker.ts)
  *   manifests/<pool>/<dataset>/heads.yaml                         the per-level heads (a cache of the manifests)
  *   manifests/<pool>/<dataset>/verify-rotation.yaml               progress of `zrb verify --rotate`
  *   manifests/<pool>/<dataset>/tree.yaml                          a recursive task's known children
@@ -50,6 +51,24 @@ export function manifestKey(pool: string, dataset: string, backupId: string): st
 
 export function isManifestKey(dir: string, key: string): boolean {
   return key.startsWith(dir) && key.endsWith(".manifest.yaml") && !key.slice(dir.length).includes("/");
+}
+
+/**
+ * The in-flight marker of a backup in progress (state/marker.ts), beside the manifest it becomes:
+ * a child dataset cannot be named like a .yaml (layoutNameProblem), so it never clashes with a
+ * child's prefix, and it never ends in .manifest.yaml, so manifest listings skip it.
+ */
+export function markerKey(pool: string, dataset: string, backupId: string): string {
+  return `${manifestDir(pool, dataset)}${backupId}.inflight.yaml`;
+}
+
+export function isMarkerKey(dir: string, key: string): boolean {
+  return key.startsWith(dir) && key.endsWith(".inflight.yaml") && !key.slice(dir.length).includes("/");
+}
+
+/** The backup id a marker key names (`…/<id>.inflight.yaml`). */
+export function backupIdOfMarkerKey(key: string): string {
+  return key.slice(key.lastIndexOf("/") + 1).replace(/\.inflight\.yaml$/, "");
 }
 
 /** The backup id a manifest key names (`…/<id>.manifest.yaml`). */

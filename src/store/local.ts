@@ -15,7 +15,7 @@
  */
 import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve, sep } from "node:path";
-import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions } from "./store.ts";
+import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions } from "./store.ts";
 import { validateKey, validateListPrefix } from "./keys.ts";
 import { abortReason } from "./retry.ts";
 import { ZrbError, fsError, integrityError, storeError } from "../util/errors.ts";
@@ -91,7 +91,7 @@ export class LocalStore implements ObjectStore {
     await this.fsyncDir(dir);
   }
 
-  async put(key: string, body: Uint8Array | string, _opts?: { storageClass?: string }): Promise<void> {
+  async put(key: string, body: Uint8Array | string, _opts?: PutOptions): Promise<void> {
     const path = this.pathOf(key);
     const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
     await this.atomicWrite(key, path, async (fh) => {

@@ -9,7 +9,7 @@
  *   - a getStream whose body breaks off (or ends short) is reopened with a byte range from where
  *     it stopped: the caller sees one stream.
  */
-import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions } from "./store.ts";
+import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions } from "./store.ts";
 
 export interface RetryOptions {
   /** Total attempts, including the first (>= 1). */
@@ -68,7 +68,7 @@ export class RetryStore implements ObjectStore {
   urlOf(key: string): string {
     return this.inner.urlOf(key);
   }
-  put(key: string, body: Uint8Array | string, opts?: { storageClass?: string }): Promise<void> {
+  put(key: string, body: Uint8Array | string, opts?: PutOptions): Promise<void> {
     return this.retry(`put ${this.urlOf(key)}`, () => this.inner.put(key, body, opts));
   }
   putFile(key: string, path: string, opts: PutFileOptions): Promise<void> {

@@ -30,7 +30,7 @@ import {
   type StorageClass,
   type Tier,
 } from "@aws-sdk/client-s3";
-import { ARCHIVED_CLASSES, StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions } from "./store.ts";
+import { ARCHIVED_CLASSES, StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions } from "./store.ts";
 import { normalizePrefix, validateKey, validateListPrefix } from "./keys.ts";
 import { classify, describeError, isAbortError, stallError } from "./s3-errors.ts";
 import { abortReason } from "../util/abort.ts";
@@ -180,7 +180,7 @@ export class S3Store implements ObjectStore {
 
   // ---------------------------------------------------------------- small objects
 
-  async put(key: string, body: Uint8Array | string, opts?: { storageClass?: string }): Promise<void> {
+  async put(key: string, body: Uint8Array | string, opts?: PutOptions): Promise<void> {
     const Key = this.full(key);
     const bytes = typeof body === "string" ? new TextEncoder().encode(body) : body;
     const shaHex = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
@@ -194,7 +194,7 @@ export class S3Store implements ObjectStore {
           StorageClass: opts?.storageClass as StorageClass | undefined,
           Metadata: { "zrb-sha256": shaHex },
           ChecksumSHA256: Buffer.from(shaHex, "hex").toString("base64"),
-          ...this.lockParams(),
+          ...(opts?.transient ? {} : this.lockParams()),
         }),
         { abortSignal },
       ),

@@ -28,6 +28,11 @@ export interface MultipartProgress {
   parts: { partNumber: number; etag: string }[];
 }
 
+export interface PutOptions {
+  storageClass?: string;
+  transient?: boolean;
+}
+
 export interface PutFileOptions {
   /** Exact size of the file in bytes (sent as ContentLength). */
   size: number;
@@ -86,8 +91,11 @@ export interface ObjectStore {
   readonly location: string;
   /** Where `key` lives, for messages: "s3://bucket/prefix/key" or "/root/key". No endpoint, no secrets. */
   urlOf(key: string): string;
-  /** Put a small object (manifests, heads) atomically. Throws StoreError. */
-  put(key: string, body: Uint8Array | string, opts?: { storageClass?: string }): Promise<void>;
+  /**
+   * Put a small object (manifests, heads) atomically. `transient`: a record meant to be deleted
+   * soon (an in-flight marker) gets no object-lock retention. Throws StoreError.
+   */
+  put(key: string, body: Uint8Array | string, opts?: PutOptions): Promise<void>;
   /** Upload a (possibly very large) file as one object, multipart where needed, resumable. Throws StoreError. */
   putFile(key: string, path: string, opts: PutFileOptions): Promise<void>;
   /** Whole small object, or null if it does not exist. Throws StoreError (too-large past `maxBytes`, before reading the body). */

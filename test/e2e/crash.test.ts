@@ -56,6 +56,7 @@ async function dataset(name: string, o: { chunkSize?: string; workers?: number; 
     }),
   );
   doc.s3.retry.max_attempts = o.maxAttempts ?? 6;
+  doc.prune = { orphan_grace: "0s" }; // the orphans these tests make are seconds old
   writeFileSync(cfg, YAML.stringify(doc));
   return { name, fs, mnt, cfg, base, runDir: join(base, "run", pool.pool, name) };
 }
@@ -349,13 +350,14 @@ describe("zrb cleanup", () => {
     const base = ["cleanup", "--allow-unsigned", "--config", d.cfg, "--task", "t", "--json"];
 
     // A kill -9 can also land between an upload's creation and the state write that records
-    // it: such an upload is dangling too (the run never learned its id), and cleanup lists it.
+    // it: the run never learned its id, but it lies under the resumable backup's prefix (which
+    // its in-flight marker claims too): cleanup keeps it, and the backup aborts it when it commits.
     const unrecorded = (await listUploads(client, bucket))
       .filter((u) => u.key.includes(`/${d.fs}/level1/${st.backupId}/`) && !stateUploads.includes(u.uploadId))
       .map((u) => u.uploadId);
     const dry = JSON.parse((await zrb([...base, "--dry-run"], { env })).stdout);
     expect(dry.dryRun).toBe(true);
-    expect(dry.uploads.map((u: any) => u.uploadId).sort()).toEqual([up.UploadId!, ...unrecorded].sort());
+    expect(dry.uploads.map((u: any) => u.uploadId)).toEqual([up.UploadId!]);
     expect(dry.orphans.map((o: any) => o.key)).toEqual([`data/${d.fs}/level0/20250101T000000Z-L0-abcdef/part-000001.age`]);
     expect(dry.kept.resumableBackupId).toBe(st.backupId);
     expect((await listUploads(client, bucket)).some((u) => u.uploadId === up.UploadId)).toBe(true);
@@ -365,11 +367,11 @@ describe("zrb cleanup", () => {
     expect(await expectFail([...base, "--older-than", "soon"], 2)).toBe('--older-than must be a duration like 30m, 24h or 7d, got "soon"');
 
     const real = JSON.parse((await zrb(base, { env })).stdout);
-    expect(real.uploads.length).toBe(1 + unrecorded.length);
+    expect(real.uploads.length).toBe(1);
     expect(real.orphans.length).toBe(1);
     const left = await listUploads(client, bucket);
     expect(left.some((u) => u.uploadId === up.UploadId)).toBe(false);
-    expect(left.filter((u) => u.key.includes(`/${d.fs}/level1/`)).map((u) => u.uploadId).sort()).toEqual(stateUploads);
+    expect(left.filter((u) => u.key.includes(`/${d.fs}/level1/`)).map((u) => u.uploadId).sort()).toEqual([...stateUploads, ...unrecorded].sort());
     expect((await listKeys(client, bucket, child)).length).toBe(1);
     await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: child }));
 
@@ -379,7 +381,8 @@ describe("zrb cleanup", () => {
     expect(out.parentBackupId).toBe(done.backupId);
     expect(await auditOf(d)).toEqual(cleanAudit);
 
-    // A state lost with base_dir: cleanup removes everything the killed run uploaded.
+    // A state lost with base_dir: the killed run's in-flight marker still claims its uploads (no
+    // host can tell a lost state from a backup about to resume); cleanup --abandon removes them.
     await writeRandomFile(join(d.mnt, "big2.bin"), 25 * 1024 * 1024, 203);
     await snap(d, 1);
     proxy.setDecide((r) => (isUploadPart(r) && partNumberOf(r) > 1 ? { kind: "forward", delayMs: 10_000 } : forward));
@@ -391,9 +394,13 @@ describe("zrb cleanup", () => {
     const lostId = readState(d).backupId;
     rmSync(join(d.runDir, "backup_state.yaml"));
     const again = JSON.parse((await zrb(base, { env })).stdout);
-    expect(again.uploads.length).toBeGreaterThan(0);
-    expect(again.uploads.every((u: any) => u.key.includes(lostId))).toBe(true);
+    expect(again.uploads).toEqual([]);
+    expect(again.inflight.map((b: any) => b.backupId)).toEqual([lostId]);
     expect(again.spillDirs.some((s: string) => s.endsWith(lostId))).toBe(true);
+    const abandoned = JSON.parse((await zrb([...base, "--abandon", lostId], { env })).stdout);
+    expect(abandoned.uploads.length).toBeGreaterThan(0);
+    expect(abandoned.uploads.every((u: any) => u.key.includes(lostId))).toBe(true);
+    expect(abandoned.marker).toBe(`manifests/${d.fs}/${lostId}.inflight.yaml`);
     // …and the send holds the killed run leaked on its snapshot and base.
     expect(await auditOf(d)).toEqual(cleanAudit);
   }, 180_000);

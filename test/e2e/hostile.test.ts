@@ -65,6 +65,7 @@ async function chain(levels: number[] = [0, 1, 2], opts: { endpoint?: string; ba
     configYaml({ baseDir, recipients: [recipient], bucket, s3, prefix, chunkSize: "64KiB", workers: 2, tasks: [{ name: "t", pool: pool.pool, dataset: name }] }),
   );
   if (opts.endpoint) doc.s3.endpoint = opts.endpoint;
+  doc.prune = { orphan_grace: "0s" }; // without it, "every part stays" would hold for young parts anyway
   writeFileSync(cfg, YAML.stringify(doc));
   const c: Chain = { name, fs, mnt, prefix, cfg, baseDir, ids: [], snaps: [], trees: [] };
   for (const level of levels) await level_(c, level);

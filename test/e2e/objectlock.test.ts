@@ -41,6 +41,7 @@ function config(name: string, bucket: string, days = 30): string {
     configYaml({ baseDir: join(work, `base-${name}`), recipients: [recipient], bucket, s3, prefix: PREFIX, chunkSize: "64KiB", tasks: [{ name: "t", pool: pool.pool, dataset: name }] }),
   );
   doc.s3.object_lock = { mode: "GOVERNANCE", days };
+  doc.prune = { orphan_grace: "0s" }; // the orphans these tests make are seconds old
   const p = join(work, `${name}.yaml`);
   writeFileSync(p, YAML.stringify(doc));
   return p;

@@ -151,6 +151,29 @@ describe("a bucket writer without the signing key", () => {
   });
 });
 
+describe("a real manifest overwritten", () => {
+  test("by an unsigned copy that lists no parts: prune and cleanup keep the real parts, and putting the signed manifest back restores it", async () => {
+    const h = await nas("overwritten");
+    const l0 = await h.day(0, at(1), 61);
+    const l1 = await h.day(1, at(2), 62);
+    const signed = await getText(mkey(h, l1.id));
+    const m = YAML.parse(signed);
+    const partKeys = m.parts.map((p: any) => PREFIX + p.key);
+    delete m.signature;
+    Object.assign(m, { parts: [], stream: { ...m.stream, size: 0 } });
+    await put(mkey(h, l1.id), YAML.stringify(m));
+    const env = { ...sc.env, ZRB_NOW: at(3) };
+    expect((await zrb(["cleanup", "--config", h.cfg, "--task", "t", "--older-than", "0s"], { env })).code).toBe(0);
+    const p = await prune(h.cfg, at(3), "--keep-last", "1");
+    expect(p.reasons.get(l1.id)![0].rule).toBe("not-trusted");
+    expect(p.action.get(l0.id)).toBe("keep");
+    expect(p.out.orphans).toEqual([]);
+    for (const k of partKeys) expect((await client.send(new GetObjectCommand({ Bucket: sc.bucket, Key: k }))).ContentLength).toBeGreaterThan(0);
+    await put(mkey(h, l1.id), signed);
+    await h.restoreAndCompare(l1.id, at(3, "04"));
+  });
+});
+
 describe("damage", () => {
   test("one changed hex digit in the newest chain's level-0 manifest: that chain is not trusted and kept; the older, restorable chain is the newest point and stays", async () => {
     const h = await nas("damaged");

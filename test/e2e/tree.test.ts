@@ -89,6 +89,7 @@ beforeAll(async () => {
   );
   Object.assign(doc.tasks[0], { recursive: true, exclude: ["scratch", "*/cache", "nomatch"], send_properties: true });
   doc.monitoring = { metrics_file: join(sc.work, "zrb.prom") };
+  doc.prune = { orphan_grace: "0s" }; // the orphan cleanup removes is seconds old
   doc.tasks.push({ name: "crash", pool: sc.pool.pool, dataset: "crash", enabled: true, recursive: true });
   cfg = join(sc.work, "zrb.yaml");
   writeFileSync(cfg, YAML.stringify(doc));

@@ -87,6 +87,7 @@ export class History {
         backupData: this.o.backupData,
       }),
     );
+    doc.prune = { orphan_grace: "0s" }; // what a killed prune leaves is an orphan at once, whatever ZRB_NOW says
     if (endpoint) doc.s3.endpoint = endpoint;
     if (this.o.maxAttempts) doc.s3.retry.max_attempts = this.o.maxAttempts;
     if (retention) doc.tasks[0].retention = retention;

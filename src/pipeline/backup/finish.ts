@@ -23,6 +23,7 @@ import { SEND_HOLD, moveBaseHolds, type SendHolds } from "./holds.ts";
 import type { SigningKey } from "../../crypto/signing.ts";
 import { signHeads, type Trust } from "../../state/trust.ts";
 import { now } from "../../util/clock.ts";
+import { deleteMarker } from "../../state/marker.ts";
 
 /** The manifest of a finished stream: parts in order with sizes and hashes, the stream's BLAKE3. */
 export function buildManifest(cfg: Config, state: BackupState, stream: { size: number; blake3: string }, zfsVersion: string): Manifest {
@@ -81,6 +82,8 @@ export async function finishBackup(
   const heads = signer ? signHeads(next, task.pool, task.dataset, signer) : next;
   await store.put(headsKey(task.pool, task.dataset), YAML.stringify(heads, { lineWidth: 0 }), { storageClass: cfg.s3.storageClass.manifest });
   writeYamlAtomic(rd.headsCachePath, heads);
+  // The manifest makes the in-flight marker moot; a NAS role without delete right leaves it to prune and cleanup.
+  await deleteMarker(store, task.pool, task.dataset, state.backupId);
   await moveBaseHolds(task.fullName, heads);
   await holds.releaseAll();
   rd.removeState();
@@ -107,7 +110,7 @@ async function retainChain(cfg: Config, store: ObjectStore, m: Manifest): Promis
 
 /**
  * Forget an interrupted backup: abort its uploads, delete its parts (unless a finished manifest
- * refers to them), delete its spill files, release its send holds, drop the state. Says which
+ * refers to them) and its in-flight marker (both left when the role may not delete), delete its spill files, release its send holds, drop the state. Says which
  * of the two it did with the parts.
  */
 export async function discardState(store: ObjectStore, state: BackupState, rd: RunDir, opts: { keepHolds?: boolean } = {}): Promise<{ partsKept: boolean }> {
@@ -117,6 +120,9 @@ export async function discardState(store: ObjectStore, state: BackupState, rd: R
   const partsKept = !!(await store.head(manifestKey(state.pool, state.dataset, state.backupId)));
   if (partsKept) log.warn(`backup ${state.backupId} is complete in ${store.location}; keeping its parts`);
   else await deleteOrLeave(store, (await store.list(prefix)).map((o) => o.key), `parts of the discarded backup ${state.backupId}`);
+  // Its marker would keep what is left of it from every cleanup: say how to give it up.
+  if (!(await deleteMarker(store, state.pool, state.dataset, state.backupId)) && !partsKept)
+    log.warn(`the in-flight marker of the discarded backup ${state.backupId} could not be deleted (this role may not delete); on a host that may: zrb cleanup --abandon ${state.backupId}`);
   rmSync(rd.spillDir(state.backupId), { recursive: true, force: true });
   // A killed run leaves its send holds behind; they are ours to release.
   if (!opts.keepHolds) for (const s of [state.snapshot?.name, state.parent?.name]) if (s) await zfs.release(SEND_HOLD, s).catch(() => {});

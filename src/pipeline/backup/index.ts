@@ -1,9 +1,12 @@
 /**
  * A backup, stage by stage:
  *   lock ─► plan: resume or start (plan.ts) ─► hold the snapshots (holds.ts)
+ *     ─► the in-flight marker in the bucket (state/marker.ts: prune and cleanup on any host
+ *        spare this backup), and on resume the parts checked against a listing
  *     ─► stream: zfs send → chunks → BLAKE3 + encrypt on every worker → upload (send.ts,
- *        chunker.ts, sealer.ts, upload.ts; the Workers in ../parallel/) ─► manifest, heads,
- *        holds, state (finish.ts)
+ *        chunker.ts, sealer.ts, upload.ts; the Workers in ../parallel/)
+ *     ─► every part confirmed in the bucket with its size (one listing; what vanished is sent
+ *        again, a few times at most) ─► manifest, heads, marker deleted, holds, state (finish.ts)
  *
  * Bounded resources: at most `workers + 1` chunk files on disk at once, memory a fixed set of
  * 1 MiB run slots shared with the Workers. Resume: backup_state.yaml records the backup id, the snapshots (name +
@@ -14,14 +17,15 @@
  */
 import type { Config, Task } from "../../config/config.ts";
 import type { ObjectStore } from "../../store/store.ts";
-import { newBackupId } from "../../store/layout.ts";
+import { dataPrefix, newBackupId, partKey } from "../../store/layout.ts";
+import { MarkerHeartbeat } from "../../state/marker.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { readHeads } from "../../state/heads.ts";
 import { RunDir, type BackupState } from "../../state/rundir.ts";
 import type { Manifest } from "../../state/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
-import { ExitCode, ZrbError, integrityError, zfsError } from "../../util/errors.ts";
+import { ExitCode, ZrbError, integrityError, storeError, zfsError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { readSigningKey } from "../../crypto/signing.ts";
 import { NO_TRUST, signManifest, type Trust } from "../../state/trust.ts";
@@ -90,18 +94,37 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     // Hold what the send reads; a hold a killed run left with the same tag is simply taken again.
     await holds.take([state.snapshot.name, state.parent?.name]);
 
+    // The marker tells a prune or cleanup on any host that this backup's parts are not orphans
+    // (state/marker.ts): written before the first part, refreshed as parts are stored.
+    const markerClass = cfg.s3.storageClass.manifest;
+    let heartbeat = new MarkerHeartbeat(store, state, signer, markerClass);
+    await heartbeat.start().catch((err) => Promise.reject(resumable(err, state)));
+    // A resumed backup's parts may have been deleted meanwhile (a prune host, an old zrb): send them again.
+    if (start.resumed) await forgetMissingParts(store, state, rd);
     const run = async (s: BackupState) => {
       await announce(s, caps, opts.progress);
-      return streamBackup(streamOptions(cfg, store, s, rd, opts)).catch((err) => Promise.reject(resumable(err, s)));
+      return streamBackup(streamOptions(cfg, store, s, rd, opts, () => heartbeat.touch())).catch((err) => Promise.reject(resumable(err, s)));
     };
-    let result = await run(state);
-    if (result.kind === "restart") {
+    const send = async () => {
+      const r = await run(state);
+      if (r.kind !== "restart") return r;
       log.warn(`the re-sent stream of ${state.snapshot.name} differs from the interrupted run's bytes; starting backup over under a new id`);
       await discardState(store, state, rd, { keepHolds: true });
       state = { ...state, backupId: newBackupId(level), chunks: [], startedAt: now().toISOString() };
       rd.writeState(state);
-      result = await run(state);
-      if (result.kind === "restart") throw integrityError(`zfs send of ${state.snapshot.name} is not reproducible within one run; aborting`);
+      heartbeat = new MarkerHeartbeat(store, state, signer, markerClass);
+      await heartbeat.start().catch((err) => Promise.reject(resumable(err, state)));
+      const again = await run(state);
+      if (again.kind === "restart") throw integrityError(`zfs send of ${state.snapshot.name} is not reproducible within one run; aborting`);
+      return again;
+    };
+    let result = await send();
+    // No manifest without its parts: what vanished from the bucket meanwhile is uploaded again (bounded).
+    for (let pass = 1; ; pass++) {
+      const missing = await forgetMissingParts(store, state, rd);
+      if (missing.length === 0) break;
+      if (pass > MAX_REUPLOAD_PASSES) throw vanishedError(store, state, missing, pass - 1);
+      result = await send();
     }
     const built = buildManifest(cfg, state, { size: result.streamSize, blake3: result.blake3 }, caps.version);
     const manifest = signer ? signManifest(built, signer) : built;
@@ -114,8 +137,41 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
   }
 }
 
-function streamOptions(cfg: Config, store: ObjectStore, state: BackupState, rundir: RunDir, opts: BackupOptions): StreamOptions {
-  return { cfg, store, state, rundir, signal: opts.signal, onChunkUploaded: opts.onChunkUploaded, progress: opts.progress };
+function streamOptions(cfg: Config, store: ObjectStore, state: BackupState, rundir: RunDir, opts: BackupOptions, afterPart: () => Promise<void>): StreamOptions {
+  return { cfg, store, state, rundir, signal: opts.signal, onChunkUploaded: opts.onChunkUploaded, progress: opts.progress, afterPart };
+}
+
+/** How often a backup uploads parts again that vanished from the bucket before it gives up. */
+const MAX_REUPLOAD_PASSES = 3;
+
+/**
+ * The chunks the state records as uploaded whose part is not in the bucket with its recorded
+ * size (one listing of the backup's data prefix): marked not uploaded (and saved), so that the
+ * next pass of the stream uploads them again. Returns their indexes.
+ */
+export async function forgetMissingParts(store: ObjectStore, state: BackupState, rd: RunDir): Promise<number[]> {
+  const sizes = new Map((await store.list(dataPrefix(state.pool, state.dataset, state.level, state.backupId))).map((o) => [o.key, o.size]));
+  const missing: number[] = [];
+  for (const c of state.chunks) {
+    if (!c?.uploaded) continue;
+    if (sizes.get(partKey(state.pool, state.dataset, state.level, state.backupId, c.index)) === c.cipherSize) continue;
+    c.uploaded = false;
+    delete c.multipart;
+    missing.push(c.index);
+  }
+  if (missing.length === 0) return missing;
+  rd.writeState(state);
+  log.warn(`${missing.length} part(s) of backup ${state.backupId} are missing from ${store.location} or have the wrong size (${partList(missing)}; deleted by another host?); uploading them again`);
+  return missing;
+}
+
+const partList = (ix: number[]) => (ix.length > 5 ? `parts ${ix.slice(0, 5).join(", ")}, … (${ix.length} in all)` : `part${ix.length > 1 ? "s" : ""} ${ix.join(", ")}`);
+
+function vanishedError(store: ObjectStore, state: BackupState, missing: number[], passes: number): ZrbError {
+  return storeError(
+    `${partList(missing)} of backup ${state.backupId} vanished from ${store.location} again after ${passes} re-upload(s); no manifest was written: ` +
+      `stop whatever deletes them (a prune or cleanup host that does not see this NAS's in-flight marker, a lifecycle rule) and rerun the backup`,
+  );
 }
 
 /** Tell the reporter what this pass sends: the estimated stream size, and what a killed run already stored. */

@@ -52,7 +52,7 @@ export async function prepare(p: PlanInput): Promise<Start> {
   const { store, rd, task, level } = p;
   const read = await rd.readState();
   if (read.kind === "unusable") {
-    log.warn(`${rd.statePath} cannot be resumed (${read.why}); discarding it: this backup starts fresh, and zrb cleanup removes what the interrupted run had uploaded`);
+    log.warn(`${rd.statePath} cannot be resumed (${read.why}); discarding it: this backup starts fresh; zrb cleanup --abandon ID removes what the interrupted run had uploaded (cleanup lists it as in flight)`);
     rd.removeState();
   }
   const state = read.kind === "ok" ? read.state : null;

@@ -48,6 +48,8 @@ export interface StreamOptions {
   signal?: AbortSignal;
   onChunkUploaded?: (index: number) => void;
   progress?: TransferProgress;
+  /** After each stored part (the in-flight marker's refresh; rate-limited by the callee). */
+  afterPart?: () => Promise<void>;
 }
 
 export type StreamResult = { kind: "restart" } | { kind: "done"; streamSize: number; blake3: string; skipped: number };
@@ -98,6 +100,7 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     signal: ac.signal,
     onUploaded: o.onChunkUploaded,
     progress: o.progress,
+    afterPart: o.afterPart,
   });
   const jobs: Promise<void>[] = [];
   const track = (job: () => Promise<void>) => jobs.push(job().catch((err) => failWith(err as Error)));

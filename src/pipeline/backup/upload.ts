@@ -24,6 +24,8 @@ export interface UploaderOptions {
   onUploaded?: (index: number) => void;
   /** Bytes stored so far (plaintext of the stored parts + what is in flight) and parts done. */
   progress?: TransferProgress;
+  /** After each stored part: the in-flight marker's refresh (state/marker.ts; it limits itself). */
+  afterPart?: () => Promise<void>;
 }
 
 export class Uploader {
@@ -77,6 +79,7 @@ export class Uploader {
     rmSync(path, { force: true });
     log.info(`part ${chunk.index} uploaded ${note}`);
     this.o.onUploaded?.(chunk.index);
+    await this.o.afterPart?.();
   }
 
   /**

@@ -5,7 +5,8 @@
  *   (local.ts) ─► with --dry-run, stop here
  *   ─► per backup given up, higher levels and newer ones first: its manifest (the commit point),
  *      then its parts ─► orphan parts (cleanup's rule: also finishes a prune killed between a
- *      manifest and its parts) ─► local snapshots, one `zfs destroy` at a time.
+ *      manifest and its parts; never a backup in flight on any host, nor what no record accounts
+ *      for while it is younger than prune.orphan_grace) ─► local snapshots, one `zfs destroy` at a time.
  * A delete the store refuses (object lock, a bucket policy, credentials without delete) is a
  * reported skip: a refused manifest keeps its whole backup (its parts are not touched), a
  * refused part stays an orphan that the next prune tries again. Nothing half-deleted ever
@@ -27,7 +28,8 @@ import { log } from "../../util/log.ts";
 import { formatSize } from "../../util/size.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { buildCatalog } from "../catalog.ts";
-import { orphanParts, readReferences } from "../references.ts";
+import { graceSplit, orphanParts, readReferences } from "../references.ts";
+import { deleteOrLeave } from "../backup/finish.ts";
 import { destroySnapshots, planLocal, type SnapshotDecision } from "./local.ts";
 import { deletionOrder, planBucket, type BackupDecision } from "./plan.ts";
 import { describePolicy, type Policy } from "./policy.ts";
@@ -50,8 +52,14 @@ export interface PruneResult {
   policy: { bucket: string | null; local: string };
   /** One decision per readable backup, oldest first. */
   backups: BackupDecision[];
-  /** Part objects no manifest refers to (before this prune's own deletes). */
+  /** Part objects no manifest refers to (before this prune's own deletes), old enough to go. */
   orphans: { key: string; size: number }[];
+  /** Part objects no record accounts for that are younger than prune.orphan_grace: left alone, and why. */
+  spared: { key: string; why: string }[];
+  /** Backups in flight on some host (trusted markers): their parts were left alone. */
+  inflight: { backupId: string; host: string; updatedAt: string }[];
+  /** In-flight markers that protect nothing (left alone), and why. */
+  untrustedMarkers: { key: string; why: string }[];
   /** The pool's zrb-named snapshots; absent when the dataset is not on this host. */
   local: SnapshotDecision[] | null;
   /** Deletes the store refused: reported, skipped. */
@@ -68,9 +76,10 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
   const rd = new RunDir(cfg.baseDir, task.pool, task.dataset);
   const lock = acquireLock(rd.lockPath, `dataset ${task.fullName}`, "zrb prune");
   try {
-    const refs = await readReferences(store, task, rd, "prune");
     const base = datasetDataPrefix(task.pool, task.dataset);
+    // Listed before the records are read (references.ts: a backup finishing meanwhile is then seen by one of them).
     const listing = await store.list(base);
+    const refs = await readReferences(store, task, rd, "prune", opts.trust);
     const cat = buildCatalog(refs.manifests, [], listing, opts.trust);
     const untrusted = untrustedManifests(refs.manifests, opts.trust);
     const heads = await readHeads(store, task.pool, task.dataset, opts.trust, await rd.lastHeadsSequence());
@@ -96,7 +105,9 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
       if (until) lockedUntil.set(b.backupId, until);
     }
     const backups = planBucket({ ...input, lockedUntil });
-    const orphans = orphanParts(listing, base, refs.manifests, refs.keepPrefix).map((o) => ({ key: o.key, size: o.size }));
+    const grace = graceSplit(orphanParts(listing, base, refs.manifests, refs.keepPrefixes), (o) => o.lastModified, cfg.prune.orphanGrace, now.getTime(), "prune.orphan_grace");
+    const orphans = grace.go.map((o) => ({ key: o.key, size: o.size }));
+    for (const x of grace.spared) log.info(`spared ${x.key}: ${x.why}`);
     const onPool = await zfs.datasetExists(task.fullName);
     if (!onPool) log.warn(`dataset ${task.fullName} is not on this host: its local snapshots are left alone`);
     const local = onPool ? planLocal(await zfs.listSnapshots(task.fullName), await zfs.userRefs(task.fullName), heads, refs.state, opts.local, now) : null;
@@ -109,6 +120,9 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
       policy: { bucket: opts.policy ? describePolicy(opts.policy) : null, local: describePolicy(opts.local) },
       backups,
       orphans,
+      spared: grace.spared.map((x) => ({ key: x.key, why: x.why })),
+      inflight: refs.markers.flatMap((r) => (r.marker && !r.untrusted && !refs.moot.includes(r.key) ? [{ backupId: r.marker.backupId, host: r.marker.host, updatedAt: r.marker.updatedAt }] : [])),
+      untrustedMarkers: refs.markers.flatMap((r) => (r.untrusted && !/^it is gone/.test(r.untrusted) ? [{ key: r.key, why: r.untrusted }] : [])),
       local,
       refused: [],
       locked: [],
@@ -131,11 +145,17 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
     const deleted = await deleteBackups(store, task, cat.manifests, gone, freed, opts.signal);
     const remaining = refs.manifests.filter((m) => !deleted.has(m.backupId));
     const refusedNow = new Set([...result.refused, ...result.locked].map((x) => x.key));
-    for (const o of orphanParts(await store.list(base), base, remaining, refs.keepPrefix)) {
+    // Only what the first listing showed, and the grace did not spare: a part uploaded since is
+    // a backup this run's records did not see.
+    const listed = new Set(listing.map((o) => o.key));
+    const young = new Set(grace.spared.map((x) => x.key));
+    for (const o of orphanParts(await store.list(base), base, remaining, refs.keepPrefixes)) {
       checkInterrupted(opts.signal);
-      if (refusedNow.has(o.key)) continue; // asked once this run
+      if (refusedNow.has(o.key) || !listed.has(o.key) || young.has(o.key)) continue; // asked once this run, or not ours to judge
       await deleteOrRefuse(store, o.key, freed);
     }
+    // Markers of backups whose manifest is written are moot (a NAS without delete right leaves them).
+    await deleteOrLeave(store, refs.moot, "in-flight markers of finished backups");
     // The summary of a real run says what was freed: what the store refused stays.
     result.summary.deleted = deleted.size;
     result.summary.kept = backups.length - deleted.size;
