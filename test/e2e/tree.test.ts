@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { hashTree, mountpointOf, run, s3Client, waitFor, writeRandomFile } from "../helpers/rig.ts";
+import { parseSamples } from "../../src/report/metrics.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
 import { configYaml, expectZrbFail, jsonEvents, jsonResult, spawnZrb, zrb } from "../helpers/zrb.ts";
 import { audit, cleanAudit, getText, listKeys, manifests } from "../helpers/audit.ts";
@@ -189,6 +190,18 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     const lines = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
     expect(lines.length).toBe(1);
     expect(lines[0]).toContain("1 of 5 children failed; x.yaml");
+    // The refused child's metrics series says it failed: its exit code, a run time, and no success
+    // time (it never had one), so an alert per child fires while its siblings succeed.
+    const prom = parseSamples(readFileSync(join(sc.work, "zrb.prom"), "utf8"));
+    const sample = (name: string, rel: string) =>
+      prom.filter((x) => x.name === `zrb_backup_${name}` && x.labels.some(([k, v]) => k === "dataset" && v === child(rel).slice(sc.pool.pool.length + 1))).map((x) => x.value);
+    expect(sample("last_exit_code", "x.yaml")).toEqual(["3"]);
+    expect(sample("last_run_timestamp_seconds", "x.yaml").length).toBe(1);
+    expect(sample("last_success_timestamp_seconds", "x.yaml")).toEqual([]);
+    for (const rel of ["", "alice", "alice/docs", "carol"]) {
+      expect(sample("last_exit_code", rel).every((v) => v === "0")).toBe(true);
+      expect(sample("last_success_timestamp_seconds", rel).length).toBeGreaterThan(0);
+    }
     expect((await manifests(client, sc.bucket, PREFIX, child("bob x"))).length).toBe(2); // kept
     await destroyChild("x.yaml");
     // The next run does not report it again.
