@@ -346,7 +346,7 @@ describe("zrb cleanup", () => {
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: stale + "part-000001.age", Body: "orphan" }));
     const child = `${PREFIX}data/${d.fs}/child/level0/20250101T000000Z-L0-abcdef/part-000000.age`; // another dataset's
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: child, Body: "child" }));
-    const base = ["cleanup", "--config", d.cfg, "--task", "t", "--json"];
+    const base = ["cleanup", "--allow-unsigned", "--config", d.cfg, "--task", "t", "--json"];
 
     // A kill -9 can also land between an upload's creation and the state write that records
     // it: such an upload is dangling too (the run never learned its id), and cleanup lists it.
@@ -405,7 +405,7 @@ describe("zrb cleanup", () => {
     proxy.setDecide((r) => (r.method === "PUT" ? { kind: "forward", delayMs: 3000 } : forward));
     const p = await spawnZrb(backupArgs(d, 0), env);
     await waitFor("the lock", () => existsSync(join(d.runDir, "zrb.lock")));
-    const msg = await expectFail(["cleanup", "--config", d.cfg, "--task", "t"], 4);
+    const msg = await expectFail(["cleanup", "--allow-unsigned", "--config", d.cfg, "--task", "t"], 4);
     expect(msg).toMatch(new RegExp(`^dataset ${d.fs} is locked by 'zrb backup --level 0' \\(pid \\d+`));
     proxy.setDecide(() => forward);
     expect(await p.exited).toBe(0);
@@ -732,6 +732,6 @@ describe("bad input: one line with the exact message", () => {
     expect(await expectFail(["backup", "--config", join(work, "none.yaml"), "--task", "t", "--level", "0"], 3)).toBe(
       `config file ${join(work, "none.yaml")} does not exist; create it (see docs/config.md) or pass --config <file>`,
     );
-    expect(await expectFail(["cleanup", "--config", cfg, "--task", "t", "--older-than", "-1h"], 2)).toBe('--older-than must be a duration like 30m, 24h or 7d, got "-1h"');
+    expect(await expectFail(["cleanup", "--allow-unsigned", "--config", cfg, "--task", "t", "--older-than", "-1h"], 2)).toBe('--older-than must be a duration like 30m, 24h or 7d, got "-1h"');
   }, 60_000);
 });

@@ -186,9 +186,9 @@ describe("metrics and pings", () => {
 
   test("a prune writes its own series (a dry run does not)", async () => {
     const T = { task: "t", pool: sc.pool.pool, dataset: "src" };
-    await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "50", "--dry-run"], { env: sc.env });
+    await zrb(["prune", "--allow-unsigned", "--config", cfg, "--task", "t", "--keep-last", "50", "--dry-run"], { env: sc.env });
     expect(value("zrb_prune_last_exit_code", T)).toBeUndefined();
-    await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "50"], { env: sc.env });
+    await zrb(["prune", "--allow-unsigned", "--config", cfg, "--task", "t", "--keep-last", "50"], { env: sc.env });
     expect(value("zrb_prune_last_exit_code", T)).toBe("0");
     expect(value("zrb_prune_last_bytes", T)).toBe("0"); // nothing to delete under keep-last 50
     expect(Math.abs(Number(value("zrb_prune_last_success_timestamp_seconds", T)) - Date.now() / 1000)).toBeLessThan(600);
