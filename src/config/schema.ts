@@ -343,7 +343,7 @@ const ZFS = object({
   stall_timeout: duration({ min: SECOND, max: 7 * 24 * HOUR })
     .default(HOUR)
     .doc(
-      "`zfs send` that produces no byte, or `zfs receive` that takes no byte, for this long is stopped with exit 5 and a message saying which. Generous on purpose: a busy pool can pause a stream for minutes.",
+      "`zfs send` that produces no byte, or `zfs receive` that takes no byte (or has not exited after the stream's last byte), for this long is stopped with exit 5 and a message saying which. Generous on purpose: a busy pool can pause a stream for minutes.",
       { new: true },
     ),
 });

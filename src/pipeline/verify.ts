@@ -19,7 +19,7 @@ import { checkInterrupted } from "../util/abort.ts";
 import { log } from "../util/log.ts";
 import { StreamEndsCollector } from "../zfs/stream.ts";
 import type { TransferProgress } from "../report/progress.ts";
-import { startThreads, type Threads } from "./parallel/index.ts";
+import { withThreads, type Threads } from "./parallel/index.ts";
 
 /** The chain of m from m back to the first missing or mismatched link, oldest first. */
 function resolvablePart(m: Manifest, byId: Map<string, Manifest>): Manifest[] {
@@ -132,74 +132,79 @@ export async function verifyBackups(
   // A directory of our own, created 0700 under a name nobody could predict.
   mkdirSync(opts.scratch, { recursive: true, mode: 0o700 });
   const scratch = mkdtempSync(join(opts.scratch, "verify-"));
-  let threads: Threads | undefined;
   try {
-    threads = await startThreads(opts.workers, () => {});
-    for (const m of backups) {
-      // The whole stream's BLAKE3 (on the hashing worker), when every part is decrypted.
-      const whole = opts.identities && !chosen ? threads.crypto.newHasher() : null;
-      const ends = new StreamEndsCollector();
-      let checked = 0;
-      let wholeOk = true;
-      let berr: string | undefined;
-      for (const p of m.parts) {
-        if (chosen && !chosen.has(`${m.backupId}/${p.index}`)) continue;
-        checkInterrupted(opts.signal);
-        const path = join(scratch, partFileName(p.index));
-        const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
-        try {
-          await downloadPart(store, m, p, path, threads, opts.signal, onBytes);
-          if (opts.identities) {
-            const emit = whole === null ? () => {} : (b: Uint8Array) => ends.push(b);
-            await decryptPart(path, m, p, { identities: opts.identities, url: store.urlOf(p.key), emit, threads, alsoHash: whole === null ? [] : [whole], signal: opts.signal });
-          }
-        } catch (err) {
-          if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
-          if (err.exitCode === ExitCode.CRYPTO) throw err;
-          // The store cannot be reached (a stall, the retries spent): nothing can be checked, exit 6.
-          if (isStoreError(err, "transient")) throw err;
-          rec.ok = false;
-          rec.error = err.message;
-          wholeOk = false;
-          report.ok = false;
-          log.error(err.message);
-        } finally {
-          rmSync(path, { force: true });
-        }
-        checked++;
-        report.parts.push(rec);
-        opts.progress?.part({ backupId: m.backupId, index: p.index, bytes: p.cipherSize, ok: rec.ok });
-        await opts.onPart?.(rec);
-        log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} ${rec.ok ? "ok" : "FAILED"}`);
-      }
-      let streamBlake3: "ok" | "mismatch" | "not checked" = "not checked";
-      let streamRecords: "ok" | "mismatch" | "not checked" = "not checked";
-      const d = whole === null ? null : await threads.crypto.digest(whole);
-      if (d !== null && wholeOk) {
-        streamBlake3 = d === m.stream.blake3 ? "ok" : "mismatch";
-        if (streamBlake3 === "mismatch") berr = `backup ${m.backupId}: stream BLAKE3 is ${d}, manifest says ${m.stream.blake3}`;
-        const why = ends.problem(m.snapshot.guid, m.parent?.guid ?? null);
-        streamRecords = why ? "mismatch" : "ok";
-        if (why) berr ??= `backup ${m.backupId} is not the zfs stream its manifest describes: ${why}`;
-        if (berr) {
-          log.error(berr);
-          report.ok = false;
-        }
-      }
-      report.backups.push({
-        backupId: m.backupId,
-        level: m.level,
-        snapshot: m.snapshot.name,
-        parts: m.parts.length,
-        checked,
-        streamBlake3,
-        streamRecords,
-        ...(berr ? { error: berr } : {}),
-      });
-    }
+    // A Worker that dies fails the run at once, with one line naming it (not as a bad part).
+    await withThreads(opts.workers, "verify", opts.signal, async (threads, signal) => {
+      for (const m of backups) report.backups.push(await verifyBackup(store, m, { ...opts, chosen, scratch, threads, signal, onBytes }, report));
+    });
   } finally {
-    threads?.terminate();
     rmSync(scratch, { recursive: true, force: true });
   }
   return report;
 }
+
+type VerifyOptions = Parameters<typeof verifyBackups>[2];
+
+/** Check the (chosen) parts of one backup and, when all of them were decrypted, its stream; parts go into `report`. */
+async function verifyBackup(
+  store: ObjectStore,
+  m: Manifest,
+  o: VerifyOptions & { chosen: Set<string> | null; scratch: string; threads: Threads; signal: AbortSignal; onBytes: (n: number) => void },
+  report: VerifyReport,
+): Promise<VerifyReport["backups"][number]> {
+  const { chosen, threads, signal } = o;
+  // The whole stream's BLAKE3 (on the hashing worker), when every part is decrypted.
+  const whole = o.identities && !chosen ? threads.crypto.newHasher() : null;
+  const ends = new StreamEndsCollector();
+  let checked = 0;
+  let wholeOk = true;
+  let berr: string | undefined;
+  for (const p of m.parts) {
+    if (chosen && !chosen.has(`${m.backupId}/${p.index}`)) continue;
+    checkInterrupted(signal);
+    const path = join(o.scratch, partFileName(p.index));
+    const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
+    try {
+      await downloadPart(store, m, p, path, threads, signal, o.onBytes);
+      if (o.identities) {
+        const emit = whole === null ? () => {} : (b: Uint8Array) => ends.push(b);
+        await decryptPart(path, m, p, { identities: o.identities, url: store.urlOf(p.key), emit, threads, alsoHash: whole === null ? [] : [whole], signal });
+      }
+    } catch (err) {
+      // Stopped (an interrupt, or a Worker that died): not a verdict on the part.
+      checkInterrupted(signal);
+      if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
+      if (err.exitCode === ExitCode.CRYPTO) throw err;
+      // The store cannot be reached (a stall, the retries spent): nothing can be checked, exit 6.
+      if (isStoreError(err, "transient")) throw err;
+      rec.ok = false;
+      rec.error = err.message;
+      wholeOk = false;
+      report.ok = false;
+      log.error(err.message);
+    } finally {
+      rmSync(path, { force: true });
+    }
+    checked++;
+    report.parts.push(rec);
+    o.progress?.part({ backupId: m.backupId, index: p.index, bytes: p.cipherSize, ok: rec.ok });
+    await o.onPart?.(rec);
+    log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} ${rec.ok ? "ok" : "FAILED"}`);
+  }
+  let streamBlake3: "ok" | "mismatch" | "not checked" = "not checked";
+  let streamRecords: "ok" | "mismatch" | "not checked" = "not checked";
+  const d = whole === null ? null : await threads.crypto.digest(whole);
+  if (d !== null && wholeOk) {
+    streamBlake3 = d === m.stream.blake3 ? "ok" : "mismatch";
+    if (streamBlake3 === "mismatch") berr = `backup ${m.backupId}: stream BLAKE3 is ${d}, manifest says ${m.stream.blake3}`;
+    const why = ends.problem(m.snapshot.guid, m.parent?.guid ?? null);
+    streamRecords = why ? "mismatch" : "ok";
+    if (why) berr ??= `backup ${m.backupId} is not the zfs stream its manifest describes: ${why}`;
+    if (berr) {
+      log.error(berr);
+      report.ok = false;
+    }
+  }
+  return { backupId: m.backupId, level: m.level, snapshot: m.snapshot.name, parts: m.parts.length, checked, streamBlake3, streamRecords, ...(berr ? { error: berr } : {}) };
+}
+

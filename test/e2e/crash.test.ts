@@ -664,6 +664,46 @@ describe("resume edge cases", () => {
     expect(await auditOf(d)).toEqual(cleanAudit);
     expect(await restoredTree(d, out.backupId, s)).toEqual(expected);
   }, 120_000);
+
+  test("the re-sent stream differs in a chunk still on disk (sealed, not uploaded): the backup starts over, and what it stores restores", async () => {
+    const d = await dataset("differsdisk", { chunkSize: "1MiB" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 4 * 1024 * 1024, 403);
+    const expected = await hashTree(d.mnt);
+    const s = await snap(d, 0);
+    // Part 0 goes through; every other upload hangs, so chunk 1 is sealed and recorded but stays on disk.
+    proxy.setDecide((r) => (r.method === "PUT" && !r.path.includes("part-000000") ? { kind: "forward", delayMs: 30_000 } : forward));
+    const p = await spawnZrb(backupArgs(d, 0), env);
+    await waitFor("part 0 uploaded and chunk 1 sealed", () => {
+      const st = readState(d);
+      return st?.chunks?.[0]?.uploaded === true && !!st?.chunks?.[1]?.sha256;
+    });
+    p.kill("SIGKILL");
+    expect(await p.exited).toBe(137);
+    proxy.setDecide(() => forward);
+    const old = readState(d);
+    expect(old.chunks[1].uploaded).toBe(false);
+    const part1 = join(d.runDir, "spill", old.backupId, "part-000001.age");
+    // The rerun uploads chunk 1 from this file and only re-checks it against the re-sent stream.
+    expect(existsSync(part1)).toBe(true);
+    // A wrapper around the real zfs changes one byte of chunk 1 (stream offset 1 MiB + 1000) in
+    // the first send of the rerun.
+    const mark = join(work, "differsdisk.mark");
+    const fake = join(work, "zfs-differsdisk");
+    writeFileSync(
+      fake,
+      `#!/bin/bash\nset -o pipefail\nif [ "$1" = send ] && [ ! -e ${mark} ]; then touch ${mark}\n` +
+        `zfs "$@" | { dd bs=1000 count=1050 iflag=fullblock status=none; dd bs=1 count=1 of=/dev/null status=none; printf Z; cat; }\nexit $?\nfi\nexec zfs "$@"\n`,
+      { mode: 0o755 },
+    );
+    const r = await zrb(backupArgs(d, 0), { env: { ...env, ZRB_ZFS: fake } });
+    const out = jsonResult(r.stdout);
+    expect(existsSync(mark)).toBe(true);
+    expect(r.stderr).toContain("differs from the interrupted run's bytes; starting backup over under a new id");
+    expect(out.backupId).not.toBe(old.backupId);
+    expect(await listKeys(client, bucket, `${PREFIX}data/${d.fs}/level0/${old.backupId}/`)).toEqual([]);
+    expect(await auditOf(d)).toEqual(cleanAudit);
+    expect(await restoredTree(d, out.backupId, s)).toEqual(expected);
+  }, 180_000);
 });
 
 describe("bad input: one line with the exact message", () => {

@@ -7,8 +7,10 @@
  * ping never fails the backup); `zrb status --max-age` (exit 10); --help without colour codes
  * when stdout is not a terminal or NO_COLOR is set.
  *
- * The bandwidth figures are measured, not timed: the assertion is the strict side (never more
- * than the limit + 10 %), the lower side is printed.
+ * The bandwidth figures are measured over more than 8 MiB: never more than the limit + 10 %, and
+ * never less than 70 % of it (normal runs measure 94–101 %; a limit enforced at half the rate
+ * measures under 50 %). The lower bound is generous on purpose: a loaded machine only makes
+ * the run slower, and at 2–3 MiB/s the limit, not the machine, sets the pace.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -139,28 +141,33 @@ describe("progress", () => {
 });
 
 describe("bandwidth limit (radosgw, measured)", () => {
-  test("--bwlimit holds a backup's uploads to the limit (+10 % at most)", async () => {
+  test("--bwlimit holds a backup's uploads to the limit (70 % to 110 % of it, measured)", async () => {
     const limit = 2 * MiB;
     const r = await zrb(["backup", "--config", cfg, "--task", "t", "--level", "0", "--force", "--json", "--bwlimit", "2MiB/s"], { env: sc.env });
     const m = measured(r.stdout, limit);
     console.log(`backup upload: ${(m.rate / MiB).toFixed(2)} MiB/s over ${m.seconds.toFixed(1)} s = ${(m.share * 100).toFixed(1)} % of the 2 MiB/s limit`);
     expect(m.bytes).toBeGreaterThan(8 * MiB);
     expect(m.share).toBeLessThanOrEqual(1.1);
+    expect(m.share).toBeGreaterThanOrEqual(0.7);
   }, 120_000);
 
   test("--bwlimit holds a restore's downloads, and s3.bandwidth_limit a verify's", async () => {
     const target = `${sc.pool.pool}/restored`;
-    const r = await zrb(["restore", "--config", cfg, "--task", "t", "--level", "0", "--target", target, "--private-key", sc.keyFile, "--json", "--bwlimit", "3MiB/s"], { env: sc.env });
-    const m = measured(r.stdout, 3 * MiB);
-    console.log(`restore download: ${(m.rate / MiB).toFixed(2)} MiB/s over ${m.seconds.toFixed(1)} s = ${(m.share * 100).toFixed(1)} % of the 3 MiB/s limit`);
+    const r = await zrb(["restore", "--config", cfg, "--task", "t", "--level", "0", "--target", target, "--private-key", sc.keyFile, "--json", "--bwlimit", "2MiB/s"], { env: sc.env });
+    // 2 MiB/s, not more: over 8 MiB that is 4 s, so a second lost to a busy machine costs < 25 %.
+    const m = measured(r.stdout, 2 * MiB);
+    console.log(`restore download: ${(m.rate / MiB).toFixed(2)} MiB/s over ${m.seconds.toFixed(1)} s = ${(m.share * 100).toFixed(1)} % of the 2 MiB/s limit`);
     expect(m.bytes).toBeGreaterThan(8 * MiB);
     expect(m.share).toBeLessThanOrEqual(1.1);
+    expect(m.share).toBeGreaterThanOrEqual(0.7);
 
     const limited = writeConfig("limited", (d) => (d.s3.bandwidth_limit = "2MiB/s"));
     const v = await zrb(["verify", "--config", limited, "--task", "t", "--level", "0", "--json"], { env: sc.env });
     const mv = measured(v.stdout, 2 * MiB);
     console.log(`verify download: ${(mv.rate / MiB).toFixed(2)} MiB/s over ${mv.seconds.toFixed(1)} s = ${(mv.share * 100).toFixed(1)} % of the 2 MiB/s limit`);
+    expect(mv.bytes).toBeGreaterThan(8 * MiB);
     expect(mv.share).toBeLessThanOrEqual(1.1);
+    expect(mv.share).toBeGreaterThanOrEqual(0.7);
   }, 180_000);
 });
 

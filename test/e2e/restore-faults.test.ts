@@ -2,7 +2,9 @@
  * Restore under faults and interrupts, on real parts: a two-step chain (level 0 of 6+ parts,
  * level 1 of 3+ parts, 2 MiB chunks) backed up straight to radosgw, restored by the compiled
  * binary through the loopback fault proxy. Downloads get connection resets, 503s and bodies
- * cut mid-part; running restores get SIGTERM and kill -9. Whatever happens, the target ends
+ * cut mid-part; running restores get SIGTERM and kill -9, and one has a crypto Worker die under
+ * it (run in this process: a Worker cannot be killed from outside the binary without killing
+ * it all). Whatever happens, the target ends
  * either complete and verified (every snapshot's guid and files equal the source's) or
  * without the failed step, and the rerun completes.
  */
@@ -15,6 +17,12 @@ import { scene, type Scene } from "../helpers/scene.ts";
 import { configYaml, jsonResult, sigtermGracefully, spawnZrb, zrb } from "../helpers/zrb.ts";
 import { manifests } from "../helpers/audit.ts";
 import { faultsHit, forward, slowDown, type FaultProxy, type ProxyAction, type ProxyRequest } from "../helpers/faultproxy.ts";
+import { loadConfig } from "../../src/config/config.ts";
+import { loadIdentityFile } from "../../src/crypto/keys.ts";
+import { restore } from "../../src/pipeline/restore/index.ts";
+import { NO_TRUST } from "../../src/state/trust.ts";
+import { openStore } from "../../src/store/open.ts";
+import { ExitCode, ZrbError } from "../../src/util/errors.ts";
 
 const PREFIX = "zrb/";
 let sc: Scene;
@@ -250,4 +258,45 @@ describe("restore: interrupted", () => {
     proxy.setDecide(() => forward);
     await rerunCompletes(target, 1);
   }, 240_000);
+
+  test("a crypto Worker that dies in the incremental step fails the restore at once with one line naming it; the target keeps step 1; the rerun completes", async () => {
+    const target = newTarget();
+    const { config } = await loadConfig(restoreCfg);
+    const task = config.tasks.find((t) => t.name === "t")!;
+    const { identities } = await loadIdentityFile(sc.keyFile);
+    const store = openStore({ s3: config.s3, localStoreDir: config.localStore });
+    // A real crash: when the first run of step 2 goes to a crypto worker, that worker is first
+    // sent a job for a slot outside the shared arena (answered by no one), and it throws before
+    // its error handling, as a bug would. What it was given after that is never answered.
+    const RealWorker = globalThis.Worker;
+    let poisoned = false;
+    class Poisoned extends RealWorker {
+      override postMessage(m: any, ...rest: any[]): void {
+        if (!poisoned && m?.type === "open" && String(m.path).includes(chain[1]!.id)) {
+          poisoned = true;
+          (super.postMessage as any)({ ...m, seq: -1, slot: 1 << 30 });
+        }
+        (super.postMessage as any)(m, ...rest);
+      }
+    }
+    const saved = { ...process.env };
+    Object.assign(process.env, sc.env);
+    globalThis.Worker = Poisoned as typeof Worker;
+    let err: unknown;
+    try {
+      await restore(config, task, store, { target, selector: {}, force: false, identities, trust: NO_TRUST, planOnly: false }).catch((e) => (err = e));
+    } finally {
+      globalThis.Worker = RealWorker;
+      for (const k of Object.keys(sc.env)) if (saved[k] === undefined) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+    expect(poisoned).toBe(true);
+    expect(err).toBeInstanceOf(ZrbError);
+    expect((err as ZrbError).exitCode).toBe(ExitCode.FAILURE);
+    expect((err as ZrbError).message).toMatch(new RegExp(`^restore into ${target} stopped: its crypto worker crashed: RangeError: [^\\n]+; rerun it$`));
+    // The failed step's receive was killed and cleaned up; the lock is released.
+    expect(await snapsOf(target)).toEqual(await expected(target, 1));
+    expect(existsSync(join(scratch(), `${encodeURIComponent(target)}.lock`))).toBe(false);
+    await rerunCompletes(target, 1);
+  }, 180_000);
 });

@@ -7,14 +7,16 @@
  * two attempts each run prints one retry line, then ends with exit 6 and one line naming the
  * endpoint and the stall; a stall that clears is retried to success; SIGTERM during a stall
  * stays prompt. A `zfs send` that stops producing and a `zfs receive` that stops consuming
- * (ZRB_ZFS wrappers) end with exit 5 after zfs.stall_timeout. Every server listens on 127.0.0.1
+ * (ZRB_ZFS wrappers) end with exit 5 after zfs.stall_timeout, and so does a `zfs receive` that
+ * took the whole stream but never exits. Every server listens on 127.0.0.1
  * and stops by itself; every run is bounded (killed and failed if still running after 90 s).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
-import { run, snapshotGuid, writeRandomFile } from "../helpers/rig.ts";
+import { run, s3Client, snapshotGuid, writeRandomFile } from "../helpers/rig.ts";
+import { manifests } from "../helpers/audit.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
 import { startStallServer, type StallMode } from "../helpers/stallserver.ts";
 import { configYaml, expectFailed, jsonResult, sigtermGracefully, spawnZrb, zrb } from "../helpers/zrb.ts";
@@ -205,5 +207,23 @@ describe("zfs that stalls", () => {
     const ok = await bounded(["restore", "--config", cfg, "--task", "t", "--target", target, "--private-key", sc.keyFile, "--level", "0"]);
     expect(ok.code).toBe(0);
     expect(await snapshotGuid(`${target}@${snap0.split("@")[1]}`)).toBe(await snapshotGuid(snap0));
+  }, 200_000);
+
+  test("zfs receive that takes the whole stream but never exits: exit 5 after zfs.stall_timeout, no target left", async () => {
+    const cfg = config("zfs-recv-hang", sc.s3.endpoint, { zfsStall: "2s" });
+    const fake = join(sc.work, "zfs-recv-hang");
+    const got = join(sc.work, "zfs-recv-hang.bytes");
+    // `receive` reads every byte up to the end of its stdin (the END record included), records
+    // how many, then hangs without exiting (the sleep outlasts the 90 s bound on the run).
+    writeFileSync(fake, `#!/bin/bash\nif [ "$1" = receive ] && [ "$2" != -A ]; then wc -c > '${got}'; exec sleep 600; fi\nexec zfs "$@"\n`, { mode: 0o755 });
+    const target = `${sc.pool.pool}/r${++seq}`;
+    const r = await bounded(["restore", "--config", cfg, "--task", "t", "--target", target, "--private-key", sc.keyFile, "--level", "0"], { ZRB_ZFS: fake });
+    await expectFailed(r, 5, `zfs receive into ${target} took the whole stream but did not exit for 2s, so zrb stopped it`, "zfs.stall_timeout");
+    // It was the wait for the exit that stalled: the receiver had read the whole stream.
+    const l0 = (await manifests(await s3Client(sc.s3), sc.bucket, PREFIX, sc.fs)).find((m) => m.snapshot.name === snap0);
+    expect(Number(readFileSync(got, "utf8").trim())).toBe(l0.stream.size);
+    expect((await run(["zfs", "list", "-H", target], { allowFail: true })).code).not.toBe(0);
+    const scratch = join(sc.work, "base-zfs-recv-hang", "restore-scratch");
+    expect((existsSync(scratch) ? readdirSync(scratch) : []).filter((f) => !f.endsWith(".lock"))).toEqual([]);
   }, 200_000);
 });

@@ -10,7 +10,8 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
-import { hashTree, mountpointOf, run, s3Client, waitFor, writeRandomFile } from "../helpers/rig.ts";
+import { hashTree, mountpointOf, run, s3Client, snapshotGuid, waitFor, writeRandomFile } from "../helpers/rig.ts";
+import { parseSamples } from "../../src/report/metrics.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
 import { configYaml, expectZrbFail, jsonEvents, jsonResult, spawnZrb, zrb } from "../helpers/zrb.ts";
 import { audit, cleanAudit, getText, listKeys, manifests } from "../helpers/audit.ts";
@@ -190,6 +191,18 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     const lines = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
     expect(lines.length).toBe(1);
     expect(lines[0]).toContain("1 of 5 children failed; x.yaml");
+    // The refused child's metrics series says it failed: its exit code, a run time, and no success
+    // time (it never had one), so an alert per child fires while its siblings succeed.
+    const prom = parseSamples(readFileSync(join(sc.work, "zrb.prom"), "utf8"));
+    const sample = (name: string, rel: string) =>
+      prom.filter((x) => x.name === `zrb_backup_${name}` && x.labels.some(([k, v]) => k === "dataset" && v === child(rel).slice(sc.pool.pool.length + 1))).map((x) => x.value);
+    expect(sample("last_exit_code", "x.yaml")).toEqual(["3"]);
+    expect(sample("last_run_timestamp_seconds", "x.yaml").length).toBe(1);
+    expect(sample("last_success_timestamp_seconds", "x.yaml")).toEqual([]);
+    for (const rel of ["", "alice", "alice/docs", "carol"]) {
+      expect(sample("last_exit_code", rel).every((v) => v === "0")).toBe(true);
+      expect(sample("last_success_timestamp_seconds", rel).length).toBeGreaterThan(0);
+    }
     expect((await manifests(client, sc.bucket, PREFIX, child("bob x"))).length).toBe(2); // kept
     await destroyChild("x.yaml");
     // The next run does not report it again.
@@ -352,5 +365,35 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     const target = `${sc.pool.pool}/b-back`;
     await zrbJson(["restore", "--target", target, "--private-key", sc.keyFile, "--child", "b"], false, "crash");
     expect(await filesOf(`${target}@${short}`, "")).toEqual(filesB);
+  }, 300_000);
+
+  test("a child re-created by renaming a sibling into its place (the old snapshot name, another guid) gets its level 0, and says so", async () => {
+    // After the test above every child of crash has a level 0 of the same recursive snapshot.
+    const root = `${sc.pool.pool}/crash`;
+    const baseOfA = (await manifests(client, sc.bucket, PREFIX, `${root}/a`)).at(-1).snapshot;
+    const snapsOfA = (await run(["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", `${root}/a`])).stdout.split("\n").filter(Boolean);
+    for (const s of snapsOfA) await run(["zfs", "release", "zrb", s], { allowFail: true });
+    for (let i = 0; i < 40 && (await run(["zfs", "destroy", "-r", `${root}/a`], { allowFail: true })).code !== 0; i++) await Bun.sleep(250);
+    // zfs-fuse calls a mounted file system busy now and then: rename it unmounted.
+    await run(["zfs", "unmount", `${root}/b`], { allowFail: true });
+    let mv = { code: 1, stderr: "" };
+    for (let i = 0; i < 40 && (mv = await run(["zfs", "rename", `${root}/b`, `${root}/a`], { allowFail: true })).code !== 0; i++) await Bun.sleep(250);
+    expect(mv.stderr).toBe("");
+    await run(["zfs", "mount", `${root}/a`]);
+    // The base's name is on the new a (b's snapshot of the same recursive run), with b's guid.
+    expect(await snapshotGuid(baseOfA.name)).not.toBe(baseOfA.guid);
+    await zrb(["snapshot", "--config", cfg, "--task", "crash", "--level", "1"], { env: sc.env });
+    const r = await zrbJson(["backup", "--level", "1"], false, "crash");
+    const byChild = Object.fromEntries(r.result.children.map((c: any) => [c.child, c]));
+    expect(byChild.a).toMatchObject({ status: "ok", level: 0, parentBackupId: null });
+    expect(byChild.a.note).toBe(`its base snapshot ${baseOfA.name} is no longer on the pool (created again?): level 0 instead of level 1`);
+    expect(r.stderr).toContain(`${root}/a: its base snapshot ${baseOfA.name} is no longer on the pool`);
+    expect(byChild.c).toMatchObject({ status: "ok", level: 1 });
+    expect(r.result.gone).toEqual([{ child: "b", reason: "destroyed", since: expect.any(String) }]);
+    // The new level 0 of a restores as what is now a.
+    const target = `${sc.pool.pool}/a-back`;
+    const expected = own("", await hashTree(await mountpointOf(`${root}/a`)));
+    await zrbJson(["restore", "--target", target, "--private-key", sc.keyFile, "--child", "a"], false, "crash");
+    expect(await filesOf(`${target}@${byChild.a.snapshot.split("@")[1]}`, "")).toEqual(expected);
   }, 300_000);
 });

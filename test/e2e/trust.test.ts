@@ -255,6 +255,43 @@ describe("forgeries are refused (exit 7) before zfs receive starts", () => {
     }
   });
 
+  test("an incremental (level 1) cut before its END record, or ending with another snapshot's END (re-encrypted, hashes made to match)", async () => {
+    const src = await getYaml(mkey("a", A.ids[1]!));
+    expect(src.level).toBe(1);
+    // The real level-1 stream, decrypted with the key.
+    const plain: Uint8Array[] = [];
+    for (const p of src.parts) {
+      const f = join(work, `i-${p.index}`);
+      writeFileSync(f, await getBytes(PREFIX + p.key));
+      plain.push(new Uint8Array(await new Response(Bun.spawn(["age", "-d", "-i", keys.privateKeyFile, f]).stdout).arrayBuffer()));
+    }
+    const whole = Buffer.concat(plain);
+    const cut = whole.subarray(0, -312);
+    // The same stream whose END record (drr_toguid at 40, little-endian on zfs-fuse) names the level-0 snapshot.
+    const foreignEnd = Buffer.from(whole);
+    foreignEnd.writeBigUInt64LE(BigInt(src.parent.guid), whole.length - 312 + 40);
+    for (const [stream, id, why] of [
+      [cut, "20991231T000004Z-L1-b1b1b1", "not END"],
+      [foreignEnd, "20991231T000005Z-L1-b2b2b2", `its END record names snapshot guid ${src.parent.guid}, the manifest says ${src.snapshot.guid}`],
+    ] as const) {
+      const part = await forgePart(stream);
+      const pk = `data/${fsOf("a")}/level1/${id}/part-000000.age`;
+      await put(PREFIX + pk, part);
+      const b3s = await b3(stream);
+      const forged = { ...src, backupId: id, stream: { size: stream.length, blake3: b3s }, parts: [{ index: 0, key: pk, plainSize: stream.length, cipherSize: part.length, sha256: sha256(part), blake3: b3s }] };
+      delete forged.signature;
+      await put(mkey("a", id), YAML.stringify(forged));
+      try {
+        // The level 0 under it is genuine: the refusal comes before any step reaches zfs receive.
+        const { calls } = await zfsCalls((e) => expectZrbFail(restoreArgs("a", `inc-${id.slice(-2)}`, "--backup-id", id, "--allow-unsigned"), e, 7, id, why));
+        expect(calls).not.toContain("receive");
+        expect(existsSync(`/${pool.pool}/inc-${id.slice(-2)}`)).toBe(false);
+      } finally {
+        await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: mkey("a", id) }));
+      }
+    }
+  });
+
   test("the NAS never builds on a forged head: unsigned heads.yaml pointing at a forged level 0 is ignored", async () => {
     const hk = `${PREFIX}manifests/${fsOf("b")}/heads.yaml`;
     const src = await getYaml(mkey("b", B.ids[0]!));

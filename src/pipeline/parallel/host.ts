@@ -15,6 +15,15 @@ function workerUrl(name: WorkerName): string {
   return new URL(`../../workers/${name}.worker.ts`, import.meta.url).href;
 }
 
+/**
+ * One line of a Worker's uncaught error: Bun's message may hold a code frame and a stack; the
+ * "TypeError: …" line says what happened.
+ */
+export function crashLine(message: string | undefined): string {
+  const lines = String(message ?? "").split("\n").map((l) => l.trim()).filter(Boolean);
+  return lines.find((l) => /^[A-Za-z]*(Error|Exception)\b.*:/.test(l)) ?? lines[0] ?? "no message";
+}
+
 export class HostWorker<To, From extends { type: string }> {
   private readonly worker: Worker;
   /** Resolves when the worker can take messages; rejects if it dies first. */
@@ -44,7 +53,7 @@ export class HostWorker<To, From extends { type: string }> {
     this.worker.onerror = (ev) => {
       if (this.dead) return;
       this.dead = true;
-      const e = new ZrbError(`${name} worker crashed: ${(ev as ErrorEvent).message}`);
+      const e = new ZrbError(`${name} worker crashed: ${crashLine((ev as ErrorEvent).message)}`);
       this.crashed = e;
       down(e);
       onCrash(e);

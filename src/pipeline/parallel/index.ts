@@ -2,8 +2,11 @@
  * The Workers of one run of the data path (a backup, a restore, a verify): `workers` crypto
  * workers that seal or open runs of age blocks, one file worker that writes and SHA-256s
  * files in order, and the fixed set of run buffers they pass around. Started once per run,
- * terminated at its end.
+ * terminated at its end. A Worker that dies fails its run at once (withThreads): the run's
+ * signal is aborted with one error naming the Worker, and the run ends with it, after its own
+ * cleanup (a restore kills its zfs receive), whatever it was waiting on at the time.
  */
+import { ExitCode, ZrbError } from "../../util/errors.ts";
 import { RunBuffers } from "./buffers.ts";
 import { CryptoPool } from "./crypto-pool.ts";
 import { FileWriter } from "./file-writer.ts";
@@ -44,4 +47,38 @@ export async function startThreads(workers: number, onFatal: (e: Error) => void)
     throw err;
   }
   return { buffers, crypto, files, terminate };
+}
+
+/** The one-line error a run ends with when one of its Workers died (exit 1: it is a bug, or the machine ran out of memory). */
+export function workerDied(what: string, e: Error): ZrbError {
+  return new ZrbError(`${what} stopped: its ${e.message.split("\n")[0]}; rerun it`, ExitCode.FAILURE);
+}
+
+/**
+ * Run `fn` with the Workers of one run (`what` names it in the error). `fn` gets a signal that
+ * aborts when `signal` does or when a Worker dies; a Worker's death aborts it at once with
+ * workerDied(), and the run then ends with that error, whatever `fn` threw while it stopped.
+ */
+export async function withThreads<T>(workers: number, what: string, signal: AbortSignal | undefined, fn: (threads: Threads, signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const onOuter = () => ac.abort(signal!.reason);
+  if (signal?.aborted) onOuter();
+  else signal?.addEventListener("abort", onOuter, { once: true });
+  let died: ZrbError | undefined;
+  let threads: Threads | undefined;
+  try {
+    threads = await startThreads(workers, (e) => {
+      if (died || ac.signal.aborted) return;
+      died = workerDied(what, e);
+      ac.abort(died);
+    });
+    const out = await fn(threads, ac.signal);
+    if (died) throw died;
+    return out;
+  } catch (err) {
+    throw died ?? err;
+  } finally {
+    signal?.removeEventListener("abort", onOuter);
+    threads?.terminate();
+  }
 }

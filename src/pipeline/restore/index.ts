@@ -29,7 +29,7 @@ import { preflightIdentity } from "./decrypt.ts";
 import { applyStep } from "./receive.ts";
 import { checkStreamEnds } from "./ends.ts";
 import type { TransferProgress } from "../../report/progress.ts";
-import { startThreads } from "../parallel/index.ts";
+import { withThreads } from "../parallel/index.ts";
 
 export type { Selector } from "./select.ts";
 export type { RestorePlan, StepPlan } from "./plan.ts";
@@ -115,33 +115,33 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
     bytesExpected: toApply.reduce((a, m) => a + m.stream.size, 0),
     parts: toApply.reduce((a, m) => a + m.parts.length, 0),
   });
-  // A Worker that crashes fails the run's current step through the runs it rejects.
-  let threads: Awaited<ReturnType<typeof startThreads>> | undefined;
+  // A Worker that dies fails the run at once: the step stops (its receive killed and cleaned up)
+  // and the run ends with one line naming the Worker.
   try {
-    threads = await startThreads(cfg.workers, () => {});
-    for (const [i, m] of toApply.entries()) {
-      checkInterrupted(opts.signal);
-      const n = plan.resumeFrom + i + 1;
-      log.info(`step ${n}/${ins.chain.length}: level ${m.level} ${shortSnap(m.snapshot.name)} (backup ${m.backupId}, ${m.parts.length} parts, ${m.stream.size} bytes)`);
-      const { seconds } = await applyStep(store, m, caps, {
-        target: opts.target,
-        // -F on every step: a forced target may be mounted, and atime updates between steps
-        // would otherwise make the next incremental fail with "has been modified".
-        force: opts.force,
-        identities,
-        scratchRoot: restoreScratchRoot(cfg.baseDir),
-        ahead: opts.ahead ?? 2,
-        threads,
-        signal: opts.signal,
-        stallMs: cfg.zfs.stallTimeout,
-        onBytes,
-        progress: opts.progress,
-      });
-      result.applied.push({ backupId: m.backupId, level: m.level, snapshot: `${opts.target}@${shortSnap(m.snapshot.name)}`, seconds });
-      log.info(`step ${n}/${ins.chain.length}: ${opts.target}@${shortSnap(m.snapshot.name)} received and verified in ${seconds.toFixed(1)} s`);
-    }
+    await withThreads(cfg.workers, `restore into ${opts.target}`, opts.signal, async (threads, signal) => {
+      for (const [i, m] of toApply.entries()) {
+        checkInterrupted(signal);
+        const n = plan.resumeFrom + i + 1;
+        log.info(`step ${n}/${ins.chain.length}: level ${m.level} ${shortSnap(m.snapshot.name)} (backup ${m.backupId}, ${m.parts.length} parts, ${m.stream.size} bytes)`);
+        const { seconds } = await applyStep(store, m, caps, {
+          target: opts.target,
+          // -F on every step: a forced target may be mounted, and atime updates between steps
+          // would otherwise make the next incremental fail with "has been modified".
+          force: opts.force,
+          identities,
+          scratchRoot: restoreScratchRoot(cfg.baseDir),
+          ahead: opts.ahead ?? 2,
+          threads,
+          signal,
+          stallMs: cfg.zfs.stallTimeout,
+          onBytes,
+          progress: opts.progress,
+        });
+        result.applied.push({ backupId: m.backupId, level: m.level, snapshot: `${opts.target}@${shortSnap(m.snapshot.name)}`, seconds });
+        log.info(`step ${n}/${ins.chain.length}: ${opts.target}@${shortSnap(m.snapshot.name)} received and verified in ${seconds.toFixed(1)} s`);
+      }
+    });
   } finally {
-    threads?.terminate();
     lock.release();
   }
   return result;

@@ -4,7 +4,8 @@
  * — except the last WITHHOLD bytes actually read, which hold the stream's END record: they are
  * written only after every part hash, the whole-stream BLAKE3 and the stream's BEGIN and END
  * records matched the manifest, so `zfs receive` cannot commit unverified bytes. A receive that
- * takes no byte for zfs.stall_timeout is a stall (exit 5). On any failure the receive is killed,
+ * takes no byte for zfs.stall_timeout, or has not exited that long after the stream's last byte
+ * (it hangs on commit), is a stall (exit 5). On any failure the receive is killed,
  * a resumable partial state aborted (`zfs receive -A`), and a dataset the step created destroyed.
  */
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
@@ -249,10 +250,12 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
     const parts = { identities: opts.identities, scratch, ahead: opts.ahead, threads: opts.threads, target, signal: opts.signal, progress: opts.progress };
     await receiveParts(store, m, parts, write);
     // The whole stream is in: flush what the pipe still holds, close it, let receive commit.
-    try {
-      await sink.end();
-    } catch {}
-    const code = await exited;
+    // A receiver that takes no more bytes, or never exits after the last one, is a stall too.
+    const ended = Promise.resolve()
+      .then(() => sink.end())
+      .catch(() => {});
+    await within(ended, stallMs, stall.error);
+    const code = await within(exited, stallMs, () => zfsStallError(`zfs receive into ${target} took the whole stream but did not exit`, stallMs));
     if (code !== 0) throw receiveError(target, code, await stderrText, m, opts.force);
     const snaps = await zfs.listSnapshots(target);
     if (!snaps.some((s) => s.guid === m.snapshot.guid))

@@ -27,6 +27,8 @@ import { pseudoRandom, sha256Hex } from "../store/helpers.ts";
 const PART = 1 << 20;
 const GUID = "1234567890123";
 const OTHER = "987654321";
+/** The base snapshot of the incremental cases. */
+const BASE = "55555555555";
 
 let dir: string;
 let store: LocalStore;
@@ -34,9 +36,9 @@ let identity: string;
 let recipient: string;
 let threads: Threads;
 
-/** A zfs send stream: BEGIN (creating `toguid`, full), `body` bytes, END naming `endGuid`. */
-function stream(toguid: string, endGuid: string, body: number, seed: number): Uint8Array {
-  return Buffer.concat([beginRecord(toguid), pseudoRandom(body, seed), endRecord(endGuid)]);
+/** A zfs send stream: BEGIN (creating `toguid` from `fromguid`, "0" a full), `body` bytes, END naming `endGuid`. */
+function stream(toguid: string, endGuid: string, body: number, seed: number, fromguid = "0"): Uint8Array {
+  return Buffer.concat([beginRecord(toguid, fromguid), pseudoRandom(body, seed), endRecord(endGuid)]);
 }
 
 async function blake3(b: Uint8Array): Promise<string> {
@@ -45,15 +47,19 @@ async function blake3(b: Uint8Array): Promise<string> {
   return h.digestHex();
 }
 
-/** Store `data` as a backup of snapshot GUID in PART-sized age parts, with a manifest whose every hash matches. */
-async function storeBackup(backupId: string, data: Uint8Array): Promise<Manifest> {
+/**
+ * Store `data` as a backup of snapshot GUID in PART-sized age parts, with a manifest whose every
+ * hash matches: a level 0, or with `parentGuid` a level 1 on top of snapshot BASE.
+ */
+async function storeBackup(backupId: string, data: Uint8Array, parentGuid?: string): Promise<Manifest> {
+  const level = parentGuid ? 1 : 0;
   const parts: Manifest["parts"] = [];
   for (let index = 0, off = 0; off < data.length; index++, off += PART) {
     const plain = data.subarray(off, Math.min(data.length, off + PART));
     const enc = await AgeEncryptStream.create([recipient]);
     // push() returns a view valid until the next call: copy it.
     const cipher = Buffer.concat([Buffer.from(enc.push(plain)), Buffer.from(enc.finish())]);
-    const key = partKey("tank", "ds", 0, backupId, index);
+    const key = partKey("tank", "ds", level, backupId, index);
     await store.put(key, cipher);
     parts.push({ index, key, plainSize: plain.length, cipherSize: cipher.length, sha256: sha256Hex(cipher), blake3: await blake3(plain) });
   }
@@ -63,9 +69,9 @@ async function storeBackup(backupId: string, data: Uint8Array): Promise<Manifest
     backupId,
     pool: "tank",
     dataset: "ds",
-    level: 0,
-    snapshot: { name: "tank/ds@zrb_level0_x", guid: GUID, createtxg: "1" },
-    parent: null,
+    level,
+    snapshot: { name: `tank/ds@zrb_level${level}_x`, guid: GUID, createtxg: "2" },
+    parent: parentGuid ? { name: "tank/ds@zrb_level0_x", guid: parentGuid, createtxg: "1", backupId: "BASE-L0", level: 0 } : null,
     send: { flags: [], zfs: "test" },
     stream: { size: data.length, blake3: await blake3(data) },
     recipients: [recipient],
@@ -140,6 +146,57 @@ describe("stream records on the full pass (parallel opening)", () => {
       expect(report.backups[0]!.streamRecords).toBe(records);
       expect(report.ok).toBe(ok);
       expect(report.parts.every((p) => p.ok)).toBe(true);
+    }
+  });
+});
+
+/**
+ * The same checks on an incremental (a level 1: BEGIN with a parent): its END record must be
+ * checked exactly as a full's is. A truncated incremental, or one ending in another snapshot's
+ * END, with every hash made to match, must not reach the receiver whole.
+ */
+describe("stream records of an incremental (BEGIN with a parent)", () => {
+  test("an incremental that begins from its base and ends with its own END is written whole", async () => {
+    const data = stream(GUID, GUID, 2 * PART + 99, 11, BASE);
+    const m = await storeBackup("INCGOOD", data, BASE);
+    const r = await receive(m);
+    expect(r.err).toBeUndefined();
+    expect(r.written.equals(Buffer.from(data))).toBe(true);
+  });
+
+  test("an incremental cut before its END record: refused, the withheld tail never written", async () => {
+    const whole = stream(GUID, GUID, 2 * PART + 99, 12, BASE);
+    const cut = whole.subarray(0, whole.length - 312);
+    const m = await storeBackup("INCCUT", cut, BASE);
+    const r = await receive(m);
+    expect(r.err).toBeInstanceOf(ZrbError);
+    expect((r.err as ZrbError).exitCode).toBe(ExitCode.INTEGRITY);
+    expect((r.err as ZrbError).message).toStartWith("backup INCCUT is not the zfs stream its manifest describes: its last record is of type ");
+    expect((r.err as ZrbError).message).toContain("not END (a truncated or foreign stream); nothing was committed to tank/restored");
+    expect(r.written.length).toBe(cut.length - WITHHOLD);
+  });
+
+  test("an incremental ending with another snapshot's END record: refused, the withheld tail never written", async () => {
+    const data = stream(GUID, OTHER, 2 * PART + 99, 13, BASE);
+    const m = await storeBackup("INCOTHER", data, BASE);
+    const r = await receive(m);
+    expect(r.err).toBeInstanceOf(ZrbError);
+    expect((r.err as ZrbError).exitCode).toBe(ExitCode.INTEGRITY);
+    expect((r.err as ZrbError).message).toBe(
+      `backup INCOTHER is not the zfs stream its manifest describes: its END record names snapshot guid ${OTHER}, the manifest says ${GUID}; nothing was committed to tank/restored`,
+    );
+    expect(r.written.length).toBe(data.length - WITHHOLD);
+  });
+
+  test("verify: ok for the good incremental, a mismatch for the cut one and for the foreign END", async () => {
+    const good = await storeBackup("VINCGOOD", stream(GUID, GUID, PART + 5, 14, BASE), BASE);
+    const cut = await storeBackup("VINCCUT", stream(GUID, GUID, PART + 5, 15, BASE).subarray(0, PART + 5 + 312), BASE);
+    const other = await storeBackup("VINCOTHER", stream(GUID, OTHER, PART + 5, 16, BASE), BASE);
+    for (const [m, records, ok] of [[good, "ok", true], [cut, "mismatch", false], [other, "mismatch", false]] as const) {
+      const report = await verifyBackups(store, [m], { identities: [identity], scratch: join(dir, "verify"), workers: 2 });
+      expect(report.backups[0]!.streamBlake3).toBe("ok");
+      expect(report.backups[0]!.streamRecords).toBe(records);
+      expect(report.ok).toBe(ok);
     }
   });
 });

@@ -1,0 +1,50 @@
+/**
+ * Local retention (src/pipeline/prune/local.ts planLocal): the rules that keep a pool snapshot
+ * whatever retention.local says, each on its own. The head rule matters when nothing else
+ * protects the base of the next incremental: its hold was released by hand (or never placed by
+ * an older zrb), and a newer snapshot of its level exists that was never backed up (that
+ * level's backup failed). Destroying it would force the next run to a full.
+ */
+import { describe, expect, test } from "bun:test";
+import { planLocal } from "../../../src/pipeline/prune/local.ts";
+import { HEADS_FORMAT, type Heads } from "../../../src/state/heads.ts";
+import type { Snapshot } from "../../../src/zfs/zfs.ts";
+
+const FS = "tank/home";
+let txg = 100n;
+const snap = (short: string, guid: string): Snapshot => ({ name: `${FS}@${short}`, short, guid, createtxg: txg++ });
+
+describe("local retention keeps the base of the next backups", () => {
+  // Oldest first, as zfs lists them.
+  const l0old = snap("zrb_level0_20270301T020000Z", "101"); // the level-0 head: backed up, not held
+  const l0new = snap("zrb_level0_20270308T020000Z", "102"); // its level-0 backup failed: never in the bucket
+  const l1old = snap("zrb_level1_20270309T020000Z", "103");
+  const l1 = snap("zrb_level1_20270310T020000Z", "104"); // the level-1 head
+  const mine = snap("before-upgrade", "105"); // not a zrb name
+  const snaps = [l0old, l0new, l1old, l1, mine];
+  const heads: Heads = {
+    format: HEADS_FORMAT,
+    updatedAt: "2027-03-10T03:00:00.000Z",
+    levels: {
+      "0": { backupId: "20270301T020000Z-L0-000001", snapshot: { name: l0old.name, guid: l0old.guid }, finishedAt: "2027-03-01T03:00:00.000Z" },
+      "1": { backupId: "20270310T020000Z-L1-000004", snapshot: { name: l1.name, guid: l1.guid }, finishedAt: "2027-03-10T03:00:00.000Z" },
+    },
+  };
+
+  test("a head with no hold, not the newest of its level and outside the policy is kept by the head rule alone", () => {
+    const plan = planLocal(snaps, new Map(), heads, null, { last: 1 });
+    const by = (s: Snapshot) => plan.find((d) => d.name === s.name)!;
+    expect(by(l0old)).toMatchObject({ action: "keep", reasons: [{ rule: "head", level: 0 }] });
+    // The same kind of snapshot without that rule goes: the newer level-1 snapshot's older sibling.
+    expect(by(l1old)).toMatchObject({ action: "destroy", reasons: [] });
+    expect(by(l0new)).toMatchObject({ action: "keep", reasons: [{ rule: "newest-of-level", level: 0 }] });
+    expect(by(l1).reasons.map((r) => r.rule)).toEqual(["last", "head", "newest-of-level"]);
+    expect(plan.map((d) => d.name)).not.toContain(mine.name);
+  });
+
+  test("the head is matched by guid: a snapshot of the same name with another guid is not the head", () => {
+    const recreated = { ...l0old, guid: "999" };
+    const plan = planLocal([recreated, l0new, l1old, l1], new Map(), heads, null, { last: 1 });
+    expect(plan.find((d) => d.name === recreated.name)).toMatchObject({ action: "destroy", reasons: [] });
+  });
+});
