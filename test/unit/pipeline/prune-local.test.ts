@@ -32,7 +32,7 @@ describe("local retention keeps the base of the next backups", () => {
   };
 
   test("a head with no hold, not the newest of its level and outside the policy is kept by the head rule alone", () => {
-    const plan = planLocal(snaps, new Map(), heads, null, { last: 1 });
+    const plan = planLocal(snaps, new Map(), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
     const by = (s: Snapshot) => plan.find((d) => d.name === s.name)!;
     expect(by(l0old)).toMatchObject({ action: "keep", reasons: [{ rule: "head", level: 0 }] });
     // The same kind of snapshot without that rule goes: the newer level-1 snapshot's older sibling.
@@ -44,7 +44,7 @@ describe("local retention keeps the base of the next backups", () => {
 
   test("the head is matched by guid: a snapshot of the same name with another guid is not the head", () => {
     const recreated = { ...l0old, guid: "999" };
-    const plan = planLocal([recreated, l0new, l1old, l1], new Map(), heads, null, { last: 1 });
+    const plan = planLocal([recreated, l0new, l1old, l1], new Map(), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
     expect(plan.find((d) => d.name === recreated.name)).toMatchObject({ action: "destroy", reasons: [] });
   });
 });
