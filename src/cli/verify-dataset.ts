@@ -64,6 +64,7 @@ export async function verifyDataset(job: Pick<JobContext, "config" | "store" | "
       signal,
       scratch: restoreScratchRoot(config.baseDir),
       workers: config.workers,
+      connections: config.s3.concurrency,
       storageClass: config.s3.storageClass.manifest,
       pool: task.pool,
       dataset: task.dataset,
@@ -72,7 +73,7 @@ export async function verifyDataset(job: Pick<JobContext, "config" | "store" | "
     return reportRotation(run, cat, store, o.json);
   }
   const { backups, chainBroken } = backupsToVerify(cat, o.selector, task.fullName, store, o.onlyBackup);
-  const report = await verifyBackups(store, backups, { identities, sample: o.sample, signal, scratch: restoreScratchRoot(config.baseDir), workers: config.workers, progress: reporter });
+  const report = await verifyBackups(store, backups, { identities, sample: o.sample, signal, scratch: restoreScratchRoot(config.baseDir), workers: config.workers, connections: config.s3.concurrency, progress: reporter });
   const result = { ...report, ...(chainBroken ? { chainBroken, ok: false } : {}) };
   if (!o.json) {
     for (const b of report.backups)

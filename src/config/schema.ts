@@ -293,6 +293,12 @@ const S3 = object({
   retry: object({
     max_attempts: int(1, 100).default(5).doc("Attempts per S3 request, 1 to 100."),
   }).default(),
+  concurrency: int(1, 64)
+    .default(4)
+    .doc(
+      "Connections to the bucket per part in flight, shared by upload and download: an upload sends this many multipart parts of a part at once, a restore or verify fetches a part larger than 8 MiB as this many ranged GETs at once. One TCP connection to a bucket 20–100 ms away carries a fraction of the link: raise it on a long fat pipe (a link of L MB/s where one connection reaches C MB/s needs about L / C). Memory: one 8 MiB buffer per connection when downloading, one multipart part per connection when uploading. `bandwidth_limit` caps the sum.",
+      { new: true },
+    ),
   request_timeout: duration({ min: SECOND, max: HOUR })
     .default(60 * SECOND)
     .doc(

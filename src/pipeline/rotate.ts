@@ -91,6 +91,8 @@ export async function verifyRotating(
     scratch: string;
     /** Crypto workers that open the parts (config `workers`). */
     workers: number;
+    /** Ranged GETs at once for one part (config `s3.concurrency`). */
+    connections?: number;
     storageClass: string;
     pool: string;
     dataset: string;
@@ -118,7 +120,7 @@ export async function verifyRotating(
     if (++unsaved >= SAVE_EVERY) await save();
   };
   const chosen = [...new Set(slice.map((p) => p.backupId))].map((id) => byId.get(id)!);
-  const report = await verifyBackups(store, chosen, { identities: opts.identities, only, onPart, signal: opts.signal, scratch: opts.scratch, workers: opts.workers, progress: opts.progress });
+  const report = await verifyBackups(store, chosen, { identities: opts.identities, only, onPart, signal: opts.signal, scratch: opts.scratch, workers: opts.workers, connections: opts.connections, progress: opts.progress });
   report.backups = report.backups.filter((b) => b.checked > 0);
   await forgivePruned(store, report, opts.pool, opts.dataset);
   await save();

@@ -103,6 +103,8 @@ export async function verifyBackups(
     scratch: string;
     /** Crypto workers that open the parts (config `workers`). */
     workers: number;
+    /** Ranged GETs at once for one part (config `s3.concurrency`). */
+    connections?: number;
     progress?: TransferProgress;
   },
 ): Promise<VerifyReport> {
@@ -165,7 +167,7 @@ async function verifyBackup(
     const path = join(o.scratch, partFileName(p.index));
     const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
     try {
-      await downloadPart(store, m, p, path, threads, signal, o.onBytes);
+      await downloadPart(store, m, p, path, threads, { signal, onBytes: o.onBytes, connections: o.connections });
       if (o.identities) {
         const emit = whole === null ? () => {} : (b: Uint8Array) => ends.push(b);
         await decryptPart(path, m, p, { identities: o.identities, url: store.urlOf(p.key), emit, threads, alsoHash: whole === null ? [] : [whole], signal });

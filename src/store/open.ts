@@ -28,6 +28,8 @@ export interface StoreConfig {
     requestTimeout?: number;
     /** Bytes per second. */
     bandwidthLimit?: number;
+    /** Multipart parts uploaded at once per object (s3.concurrency). */
+    concurrency?: number;
     objectLock?: S3StoreOptions["objectLock"];
   };
   /** Root directory of the local store used when s3.enabled is false. */
@@ -57,6 +59,7 @@ export function openStore(cfg: StoreConfig, extra: OpenOptions = {}): ObjectStor
     bandwidth: limit ? new TokenBucket(limit) : undefined,
     signal: extra.signal,
     objectLock: s3.objectLock,
+    partConcurrency: s3.concurrency,
   });
   return new RetryStore(inner, { maxAttempts: s3.retry.maxAttempts, onRetry: extra.onRetry, signal: extra.signal, baseDelayMs: extra.retryBaseDelayMs });
 }

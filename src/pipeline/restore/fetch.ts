@@ -4,6 +4,13 @@
  * so no byte of a damaged or replaced object is ever decrypted. Transport failures are the
  * store's business (the retry wrapper resumes a broken body by range); a SHA-256 mismatch is
  * downloaded once more from scratch, then reported with both hashes.
+ *
+ * One TCP connection to a bucket 20–100 ms away carries a fraction of the link: a part larger
+ * than one range is fetched as ranged GETs of RANGE_BYTES, up to `connections` at once (config
+ * `s3.concurrency`), and written in order — so memory holds at most `connections` ranges, and
+ * the file worker still hashes the bytes in stream order. The last range is asked open-ended, so
+ * an object longer than its manifest says is still caught. Every piece counts for progress as
+ * it arrives.
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
@@ -28,34 +35,94 @@ function scratchError(err: unknown, path: string): unknown {
   return fsError(err, err.op === "create" ? "creating restore scratch file" : "writing restore scratch file", path);
 }
 
+/** Bytes per ranged GET when a part is fetched over several connections. */
+export const RANGE_BYTES = 8 * 1024 * 1024;
+
+/** How a part is downloaded: connections at once for one part, and who hears of every piece. */
+export interface FetchOptions {
+  signal?: AbortSignal;
+  /** Bytes downloaded, as they arrive (before any check). */
+  onBytes?: (n: number) => void;
+  /** Ranged GETs in flight at once for one part (1: one GET for the whole part). */
+  connections?: number;
+  /** Bytes per ranged GET (tests use small ones); default RANGE_BYTES. */
+  rangeBytes?: number;
+}
+
+/** Range `i` of `step` bytes of a part of `size` bytes: [start, end] inclusive; the last one open-ended (end undefined). */
+function rangeOf(i: number, step: number, size: number): { start: number; end?: number } {
+  const start = i * step;
+  return start + step >= size ? { start } : { start, end: start + step - 1 };
+}
+
+/** One range read whole into memory: exactly its bytes, or an error naming what was wrong. */
+async function fetchRange(store: ObjectStore, key: string, r: { start: number; end?: number }, size: number, name: string, o: FetchOptions): Promise<Uint8Array> {
+  const want = (r.end ?? size - 1) - r.start + 1;
+  const buf = new Uint8Array(want);
+  let got = 0;
+  for await (const chunk of (await store.getStream(key, r)) as unknown as AsyncIterable<Uint8Array>) {
+    checkInterrupted(o.signal);
+    if (got + chunk.length > want) throw integrityError(`${name} is larger than the ${size} bytes its manifest records`);
+    buf.set(chunk, got);
+    got += chunk.length;
+    o.onBytes?.(chunk.length);
+  }
+  if (got < want) throw storeError(`${name}: the store returned ${r.start + got} of ${size} bytes; check the object (zrb verify) and the network`);
+  return buf;
+}
+
+/** The part's bytes in order, `connections` ranges in flight at once. */
+async function* rangedBody(store: ObjectStore, key: string, size: number, name: string, o: FetchOptions): AsyncGenerator<Uint8Array> {
+  const step = o.rangeBytes ?? RANGE_BYTES;
+  const n = Math.ceil(size / step);
+  const inFlight: Promise<Uint8Array>[] = [];
+  let next = 0;
+  const launch = () => {
+    const p = fetchRange(store, key, rangeOf(next++, step, size), size, name, o);
+    p.catch(() => {}); // awaited in order below; a later range's failure is not unhandled meanwhile
+    inFlight.push(p);
+  };
+  while (next < n && inFlight.length < Math.max(1, o.connections ?? 1)) launch();
+  while (inFlight.length > 0) {
+    const buf = await inFlight.shift()!;
+    if (next < n) launch();
+    yield buf;
+  }
+}
+
+/** The part's bytes as one GET streams them. */
+async function* wholeBody(store: ObjectStore, key: string, size: number, name: string, o: FetchOptions): AsyncGenerator<Uint8Array> {
+  let got = 0;
+  for await (const chunk of (await store.getStream(key)) as unknown as AsyncIterable<Uint8Array>) {
+    checkInterrupted(o.signal);
+    if (got + chunk.length > size) throw integrityError(`${name} is larger than the ${size} bytes its manifest records`);
+    got += chunk.length;
+    o.onBytes?.(chunk.length);
+    yield chunk;
+  }
+  if (got < size) throw storeError(`${name}: the store returned ${got} of ${size} bytes; check the object (zrb verify) and the network`);
+}
+
 /**
  * Download one part to `path` (created exclusively, never through a planted link); on return
  * it holds exactly the manifest's bytes. The file worker writes and SHA-256s it;
- * `onBytes` hears of every piece downloaded (progress).
+ * `o.onBytes` hears of every piece downloaded (progress).
  */
-export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, threads: Threads, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<void> {
+export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, threads: Threads, o: FetchOptions = {}): Promise<void> {
   const name = partName(m, p, store.urlOf(p.key));
   for (let round = 0; ; round++) {
     const file = threads.files.create(path);
-    const fill = new SlotFiller(threads, (slot, len) => file.write(slot, len), signal);
-    let got = 0;
+    const fill = new SlotFiller(threads, (slot, len) => file.write(slot, len), o.signal);
     let written: Written;
     try {
-      let stream: ReadableStream<Uint8Array>;
+      const ranged = (o.connections ?? 1) > 1 && p.cipherSize > (o.rangeBytes ?? RANGE_BYTES);
+      const body = (ranged ? rangedBody : wholeBody)(store, p.key, p.cipherSize, name, o);
       try {
-        stream = await store.getStream(p.key);
+        for await (const chunk of body) await fill.push(chunk);
       } catch (err) {
         if (isStoreError(err, "not-found")) throw storeError(`${name} is missing from the store; run zrb list to see which backups are still intact`, err);
         throw err;
       }
-      for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
-        checkInterrupted(signal);
-        if (got + chunk.length > p.cipherSize) throw integrityError(`${name} is larger than the ${p.cipherSize} bytes its manifest records`);
-        await fill.push(chunk);
-        got += chunk.length;
-        onBytes?.(chunk.length);
-      }
-      if (got < p.cipherSize) throw storeError(`${name}: the store returned ${got} of ${p.cipherSize} bytes; check the object (zrb verify) and the network`);
       fill.flush();
       written = await file.close({ sync: false });
     } catch (err) {
@@ -91,6 +158,7 @@ export class PartFetcher {
     ahead: number,
     private threads: Threads,
     signal?: AbortSignal,
+    private fetch: { connections?: number; onPartBytes?: (n: number, p: ManifestPart) => void } = {},
   ) {
     this.slots = new Semaphore(Math.max(1, ahead));
     this.done = m.parts.map(() => {
@@ -115,7 +183,8 @@ export class PartFetcher {
       await this.slots.acquire();
       if (this.stopped) return;
       const path = this.pathOf(p.index);
-      downloadPart(this.store, this.m, p, path, this.threads, this.ac.signal).then(
+      const onBytes = this.fetch.onPartBytes && ((n: number) => this.fetch.onPartBytes!(n, p));
+      downloadPart(this.store, this.m, p, path, this.threads, { connections: this.fetch.connections, onBytes, signal: this.ac.signal }).then(
         () => this.done[p.index]!.resolve(path),
         (e) => {
           rmSync(path, { force: true });

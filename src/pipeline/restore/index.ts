@@ -107,7 +107,7 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
   assertSafeBaseDir(cfg.baseDir, { create: true });
   const lock = acquireLock(restoreLockPath(cfg.baseDir, opts.target), `restore target ${opts.target}`, `zrb restore --target ${opts.target}`);
   let received = 0;
-  const onBytes = (n: number) => opts.progress?.bytes((received += n));
+  const onBytes = (n: number) => opts.progress?.bytes(Math.round((received += n)));
   opts.progress?.start({
     backupId: sel.manifest.backupId,
     level: sel.manifest.level,
@@ -135,6 +135,7 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
           signal,
           stallMs: cfg.zfs.stallTimeout,
           onBytes,
+          connections: cfg.s3.concurrency,
           progress: opts.progress,
         });
         result.applied.push({ backupId: m.backupId, level: m.level, snapshot: `${opts.target}@${shortSnap(m.snapshot.name)}`, seconds });

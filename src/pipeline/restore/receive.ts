@@ -12,7 +12,7 @@ import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { FileSink } from "bun";
 import type { ObjectStore } from "../../store/store.ts";
-import type { Manifest } from "../../state/manifest.ts";
+import type { Manifest, ManifestPart } from "../../state/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { parseFailure } from "../../zfs/errors.ts";
 import { StreamEndsCollector } from "../../zfs/stream.ts";
@@ -40,8 +40,13 @@ export interface StepOptions {
   signal?: AbortSignal;
   /** How long `zfs receive` may take no byte (zfs.stall_timeout). */
   stallMs?: number;
-  /** Bytes handed to zfs receive (added to those of earlier steps by the caller) and parts verified. */
+  /**
+   * Progress as bytes arrive from the store, counted in stream (plaintext) bytes: a part's
+   * downloaded ciphertext scaled by its plain/cipher sizes, so a step adds up to its stream size.
+   */
   onBytes?: (n: number) => void;
+  /** Ranged GETs at once for one part (s3.concurrency). */
+  connections?: number;
   progress?: Pick<TransferProgress, "part">;
 }
 
@@ -167,6 +172,9 @@ export interface PartsOptions {
   signal?: AbortSignal;
   /** Told of each part verified. */
   progress?: Pick<TransferProgress, "part">;
+  /** Ranged GETs at once for one part, and who hears of downloaded bytes as they arrive. */
+  connections?: number;
+  onPartBytes?: (n: number, p: ManifestPart) => void;
 }
 
 /**
@@ -177,7 +185,7 @@ export interface PartsOptions {
  * tail written) on any mismatch.
  */
 export async function receiveParts(store: ObjectStore, m: Manifest, o: PartsOptions, write: (b: Uint8Array) => Promise<void>): Promise<void> {
-  const fetcher = new PartFetcher(store, m, o.scratch, o.ahead, o.threads, o.signal);
+  const fetcher = new PartFetcher(store, m, o.scratch, o.ahead, o.threads, o.signal, { connections: o.connections, onPartBytes: o.onPartBytes });
   const withheld = new TailWithholder(WITHHOLD, write);
   // The whole stream's BLAKE3, fed in order by decryptPart on the hashing worker.
   const whole = o.threads.crypto.newHasher();
@@ -243,11 +251,11 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
   const write = async (b: Uint8Array) => {
     if (exitCode !== null) throw await receiveDied();
     await toPipe(b);
-    opts.onBytes?.(b.length);
   };
 
   try {
-    const parts = { identities: opts.identities, scratch, ahead: opts.ahead, threads: opts.threads, target, signal: opts.signal, progress: opts.progress };
+    const onPartBytes = opts.onBytes && ((n: number, p: ManifestPart) => opts.onBytes!(p.cipherSize > 0 ? (n * p.plainSize) / p.cipherSize : 0));
+    const parts = { identities: opts.identities, scratch, ahead: opts.ahead, threads: opts.threads, target, signal: opts.signal, progress: opts.progress, connections: opts.connections, onPartBytes };
     await receiveParts(store, m, parts, write);
     // The whole stream is in: flush what the pipe still holds, close it, let receive commit.
     // A receiver that takes no more bytes, or never exits after the last one, is a stall too.

@@ -1,0 +1,121 @@
+/**
+ * Downloading one part (src/pipeline/restore/fetch.ts) over several connections: ranged GETs of
+ * the real local store, counted by a wrapper. The bytes land in order and exactly, the ranges
+ * cover the part with the last one open-ended, no more than `connections` are in flight, progress
+ * hears of bytes while ranges are still outstanding, and the old checks hold: an object longer
+ * than its manifest, a changed byte (SHA-256), a missing object.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes, createHash } from "node:crypto";
+import { downloadPart } from "../../../src/pipeline/restore/fetch.ts";
+import { startThreads, type Threads } from "../../../src/pipeline/parallel/index.ts";
+import { LocalStore } from "../../../src/store/local.ts";
+import type { ObjectStore } from "../../../src/store/store.ts";
+import type { Manifest, ManifestPart } from "../../../src/state/manifest.ts";
+import { ExitCode } from "../../../src/util/errors.ts";
+
+const STEP = 64 * 1024;
+let dir: string;
+let threads: Threads;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "zrb-fetch-"));
+  threads = await startThreads(2, (e) => {
+    throw e;
+  });
+});
+afterAll(() => {
+  threads?.terminate();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The local store, counting GETs, their ranges and how many are open at once. */
+function counting(inner: ObjectStore) {
+  const seen = { gets: [] as ({ start: number; end?: number } | undefined)[], open: 0, maxOpen: 0 };
+  const store = Object.create(inner) as ObjectStore;
+  store.getStream = async (key, range) => {
+    seen.gets.push(range);
+    const s = await inner.getStream(key, range);
+    seen.open++;
+    seen.maxOpen = Math.max(seen.maxOpen, seen.open);
+    const reader = s.getReader();
+    return new ReadableStream<Uint8Array>({
+      async pull(ctl) {
+        await Bun.sleep(2); // a slow network: ranges overlap
+        const r = await reader.read();
+        if (r.done) {
+          seen.open--;
+          ctl.close();
+        } else ctl.enqueue(r.value);
+      },
+    });
+  };
+  return { store, seen };
+}
+
+async function setup(name: string, body: Uint8Array, manifestSize = body.length, sha = createHash("sha256").update(body).digest("hex")) {
+  const local = new LocalStore(join(dir, `store-${name}`));
+  const key = `data/tank/x/level0/${name}/part-000000.age`;
+  await local.put(key, body);
+  const p: ManifestPart = { index: 0, key, plainSize: manifestSize, cipherSize: manifestSize, sha256: sha, blake3: "" };
+  const m = { backupId: name, parts: [p] } as unknown as Manifest;
+  return { local, p, m, path: join(dir, `${name}.part`) };
+}
+
+describe("downloadPart over several connections", () => {
+  test("3.5 ranges with 3 connections: exact bytes in order, the ranges cover it (last open-ended), at most 3 open, progress before the end", async () => {
+    const body = randomBytes(3 * STEP + STEP / 2);
+    const { local, p, m, path } = await setup("ranged", body);
+    const { store, seen } = counting(local);
+    const progress: number[] = [];
+    const getsAtFirstProgress: number[] = [];
+    const onBytes = (n: number) => {
+      if (progress.length === 0) getsAtFirstProgress.push(seen.gets.length);
+      progress.push(n);
+    };
+    await downloadPart(store, m, p, path, threads, { connections: 3, rangeBytes: STEP, onBytes });
+    expect(Buffer.compare(readFileSync(path), body)).toBe(0);
+    expect(seen.gets).toEqual([
+      { start: 0, end: STEP - 1 },
+      { start: STEP, end: 2 * STEP - 1 },
+      { start: 2 * STEP, end: 3 * STEP - 1 },
+      { start: 3 * STEP },
+    ]);
+    expect(seen.maxOpen).toBeLessThanOrEqual(3);
+    expect(seen.maxOpen).toBeGreaterThanOrEqual(2);
+    expect(progress.reduce((a, b) => a + b, 0)).toBe(body.length);
+    expect(getsAtFirstProgress).toEqual([3]); // progress moved before the last range was even asked for
+    rmSync(path);
+  });
+
+  test("one connection, or a part no larger than a range: one plain GET", async () => {
+    const body = randomBytes(STEP);
+    const { local, p, m, path } = await setup("single", body);
+    for (const connections of [1, 4]) {
+      const { store, seen } = counting(local);
+      await downloadPart(store, m, p, path, threads, { connections, rangeBytes: STEP });
+      expect(seen.gets).toEqual([undefined]);
+      expect(Buffer.compare(readFileSync(path), body)).toBe(0);
+      rmSync(path);
+    }
+  });
+
+  test("an object longer than its manifest says is refused (exit 7), even fetched by ranges", async () => {
+    const body = randomBytes(2 * STEP + 10);
+    const { local, p, m, path } = await setup("longer", body, 2 * STEP);
+    await expect(downloadPart(local, m, p, path, threads, { connections: 2, rangeBytes: STEP })).rejects.toMatchObject({ exitCode: ExitCode.INTEGRITY, message: expect.stringContaining("larger than") });
+  });
+
+  test("a changed byte fails the SHA-256 after one more download (exit 7); a missing object is the store's (exit 6)", async () => {
+    const body = randomBytes(3 * STEP);
+    const { local, p, m, path } = await setup("changed", body, body.length, "0".repeat(64));
+    const { store, seen } = counting(local);
+    await expect(downloadPart(store, m, p, path, threads, { connections: 2, rangeBytes: STEP })).rejects.toMatchObject({ exitCode: ExitCode.INTEGRITY, message: expect.stringContaining("SHA-256") });
+    expect(seen.gets.length).toBe(6); // twice three ranges
+    const gone = { ...p, key: "data/tank/x/level0/none/part-000000.age" };
+    await expect(downloadPart(local, m, gone, join(dir, "gone.part"), threads, { connections: 2, rangeBytes: STEP })).rejects.toMatchObject({ exitCode: ExitCode.STORE, message: expect.stringContaining("missing") });
+  });
+});
