@@ -13,6 +13,7 @@ import { Reporter, reportMode } from "../report/reporter.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { parseRate } from "../util/size.ts";
+import { warnNoSigningKey } from "./trust.ts";
 import { applyOutput, interruptSignal, loadConfigLogged, outputArgs, requireTask, storeFor } from "./common.ts";
 
 /** The flags of a long run, besides --config/--task: progress, bandwidth and output. */
@@ -120,6 +121,7 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
       intervalMs,
     });
     loaded = { config, task, reporter };
+    if (spec.command === "backup") warnNoSigningKey(config, "zrb backup");
     const store = storeFor(config, intr.signal, { reporter, bandwidthLimit });
     if (spec.command === "backup") await ping(config.monitoring.pingUrl, "start");
     const out = await work({ config, task, store, reporter, signal: intr.signal });

@@ -2,7 +2,7 @@ import { defineCommand } from "citty";
 import { applyOutput, configArg, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
 import { loadCatalog } from "../pipeline/catalog.ts";
 import { formatTable } from "./table.ts";
-import { resolveTrust, trustArgs } from "./trust.ts";
+import { resolveTrust, trustArgs, warnNoSigningKey } from "./trust.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { listTree } from "./list-tree.ts";
@@ -29,6 +29,7 @@ export default defineCommand({
     applyOutput(args);
     const loaded = await loadAll(args, { allowDisabled: true });
     const { store } = loaded;
+    warnNoSigningKey(loaded.config, "zrb list");
     const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
     const trust = await resolveTrust(args, key?.verifyKey, loaded.config);
     const only = parseChild(args.child, loaded.task);

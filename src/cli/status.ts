@@ -9,7 +9,7 @@ import { defineCommand } from "citty";
 import type { Task } from "../config/config.ts";
 import { treeLockPath } from "../state/rundir.ts";
 import type { Trust } from "../state/trust.ts";
-import { resolveTrust, trustArgs } from "./trust.ts";
+import { resolveTrust, trustArgs, warnNoSigningKey } from "./trust.ts";
 import { warnUnauthenticated } from "../state/trust.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { childTask } from "../pipeline/tree/children.ts";
@@ -75,6 +75,7 @@ export default defineCommand({
     const tasks = args.task ? config.tasks.filter((t) => t.name === args.task) : config.tasks;
     if (args.task && tasks.length === 0)
       throw new ZrbError(`no task ${args.task} in ${config.path} (tasks: ${config.tasks.map((t) => t.name).join(", ")})`, ExitCode.CONFIG);
+    warnNoSigningKey(config, "zrb status");
     const store = storeFor(config);
     const trust = await resolveTrust(args, undefined, config);
     warnUnauthenticated(trust, "zrb status");
@@ -123,10 +124,11 @@ function datasetLines(s: DatasetStatus, lines: string[], indent: string, locatio
     );
   if (s.stateError) lines.push(`${indent}${s.stateError}`);
   if (s.headsError) lines.push(`${indent}store: ${s.headsError}`);
-  else if (s.heads && s.heads.length === 0) lines.push(`${indent}no backups in ${location} yet`);
+  else if (s.unsignedOnly) lines.push(`${indent}no signed backup in ${location}: the backups there are unsigned or signed by an unknown key, and not trusted`);
+  else if (s.heads && s.heads.length === 0) lines.push(`${indent}no ${s.signedOnly ? "signed " : ""}backups in ${location} yet`);
   else for (const h of s.heads ?? []) lines.push(`${indent}level ${h.level}: ${h.snapshot.split("@")[1]}  backup ${h.backupId}  finished ${h.finishedAt}`);
   for (const c of s.freshness ?? [])
-    lines.push(c.stale ? `${indent}STALE: ${describeStale(c, maxAge!)}` : `${indent}fresh: the newest backup${c.level === null ? "" : ` at level ≤ ${c.level}`} finished ${formatAge(c.ageSeconds)} ago (--max-age ${maxAge})`);
+    lines.push(c.stale ? `${indent}STALE: ${describeStale(c, maxAge!)}` : `${indent}fresh: the newest ${c.signedOnly ? "signed " : ""}backup${c.level === null ? "" : ` at level ≤ ${c.level}`} finished ${formatAge(c.ageSeconds)} ago (--max-age ${maxAge})`);
 }
 
 /** A recursive task: the tree's lock, then every child (bucket and pool); gone and excluded children are not checked for freshness. */

@@ -17,12 +17,14 @@ export interface FreshnessCheck {
   newest: { backupId: string; level: number; finishedAt: string } | null;
   ageSeconds: number | null;
   stale: boolean;
+  /** Only signed backups count (a verification key is known and --allow-unsigned not given): messages say "signed". */
+  signedOnly?: boolean;
 }
 
 /** A head finished more than this far ahead of this host's clock does not count as fresh. */
 const FUTURE_SLACK_MS = 86_400_000;
 
-export function checkFreshness(task: string, dataset: string, heads: Heads, levels: number[] | null, maxAgeMs: number, at: Date): FreshnessCheck[] {
+export function checkFreshness(task: string, dataset: string, heads: Heads, levels: number[] | null, maxAgeMs: number, at: Date, signedOnly = false): FreshnessCheck[] {
   return (levels ?? [null]).map((level) => {
     let newest: FreshnessCheck["newest"] = null;
     for (const [k, h] of Object.entries(heads.levels)) {
@@ -33,14 +35,19 @@ export function checkFreshness(task: string, dataset: string, heads: Heads, leve
     }
     const ageMs = newest ? at.getTime() - Date.parse(newest.finishedAt) : null;
     const stale = ageMs === null || Number.isNaN(ageMs) || ageMs > maxAgeMs;
-    return { task, dataset, level, newest, ageSeconds: ageMs === null || Number.isNaN(ageMs) ? null : Math.round(ageMs / 1000), stale };
+    return { task, dataset, level, newest, ageSeconds: ageMs === null || Number.isNaN(ageMs) ? null : Math.round(ageMs / 1000), stale, ...(signedOnly ? { signedOnly } : {}) };
   });
 }
 
-/** "task photos (tank/photos): the newest backup at level ≤ 1 (…) finished …, 3d 4h ago, more than --max-age 2d". */
+/**
+ * "task photos (tank/photos): the newest backup at level ≤ 1 (…) finished …, 3d 4h ago, more than --max-age 2d".
+ * With a verification key known, unsigned backups are not restore points: "has no signed backup at all".
+ */
 export function describeStale(c: FreshnessCheck, maxAge: string): string {
-  const which = c.level === null ? "backup" : `backup at level ≤ ${c.level}`;
-  if (!c.newest) return `task ${c.task} (${c.dataset}) has no ${which} at all`;
+  const kind = c.signedOnly ? "signed backup" : "backup";
+  const which = c.level === null ? kind : `${kind} at level ≤ ${c.level}`;
+  if (!c.newest)
+    return `task ${c.task} (${c.dataset}) has no ${which} at all${c.signedOnly ? " (unsigned backups and ones signed by an unknown key are not counted: set signing_key on the NAS)" : ""}`;
   const age = c.ageSeconds === null ? "at an unreadable time" : `${formatEta(c.ageSeconds)} ago`;
   return `task ${c.task} (${c.dataset}): the newest ${which} (${c.newest.backupId}, level ${c.newest.level}) finished ${c.newest.finishedAt}, ${age}, more than --max-age ${maxAge}`;
 }

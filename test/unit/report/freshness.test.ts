@@ -40,6 +40,13 @@ describe("checkFreshness", () => {
     expect(describeStale(c!, "26h")).toBe("task photos (tank/p) has no backup at level ≤ 0 at all");
   });
 
+  test("with a verification key known, only signed backups count: 'no signed backup', 'the newest signed backup'", () => {
+    const [none] = checkFreshness("photos", "tank/p", { ...heads, levels: {} }, null, 26 * H, now, true);
+    expect(describeStale(none!, "26h")).toStartWith("task photos (tank/p) has no signed backup at all (unsigned backups");
+    const [old] = checkFreshness("photos", "tank/p", heads, [0], 48 * H, now, true);
+    expect(describeStale(old!, "2d")).toStartWith("task photos (tank/p): the newest signed backup at level ≤ 0 (full, level 0)");
+  });
+
   test("the message names the task, the backup, its age and the limit", () => {
     const [c] = checkFreshness("photos", "tank/p", heads, [0], 48 * H, now);
     expect(describeStale(c!, "2d")).toBe(
