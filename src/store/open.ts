@@ -9,11 +9,12 @@ import { S3Store } from "./s3.ts";
 import { LocalStore } from "./local.ts";
 import { RetryStore, type RetryOptions } from "./retry.ts";
 import { TokenBucket } from "../util/token-bucket.ts";
+import { ScheduledLimiter, type Limiter } from "../util/bandwidth-schedule.ts";
 
 /** What a store is built from: the config's s3 section (checksum_mode, request_timeout and bandwidth_limit may be left out) and local_store. */
 export interface StoreConfig {
   s3: Pick<Config["s3"], "enabled" | "bucket" | "prefix" | "region" | "endpoint" | "retry"> &
-    Partial<Pick<Config["s3"], "checksumMode" | "requestTimeout" | "bandwidthLimit" | "objectLock">>;
+    Partial<Pick<Config["s3"], "checksumMode" | "requestTimeout" | "bandwidthLimit" | "bandwidthSchedule" | "objectLock">>;
   /** Root directory of the local store used when s3.enabled is false. */
   localStoreDir: string;
 }
@@ -23,14 +24,14 @@ export interface OpenOptions {
   onRetry?: RetryOptions["onRetry"];
   signal?: AbortSignal;
   retryBaseDelayMs?: number;
-  /** Bytes per second for all bodies together; overrides s3.bandwidth_limit (--bwlimit). */
-  bandwidthLimit?: number;
+  /** The limiter of all bodies together (--bwlimit, or one the caller built from the config to watch it); overrides s3.bandwidth_limit/_schedule. */
+  limiter?: Limiter;
 }
 
 export function openStore(cfg: StoreConfig, extra: OpenOptions = {}): ObjectStore {
   if (!cfg.s3.enabled) return new LocalStore(cfg.localStoreDir);
   const s3 = cfg.s3;
-  const limit = extra.bandwidthLimit ?? s3.bandwidthLimit;
+  const limit = extra.limiter ?? (s3.bandwidthSchedule ? new ScheduledLimiter(s3.bandwidthSchedule) : s3.bandwidthLimit ? new TokenBucket(s3.bandwidthLimit) : undefined);
   const inner = new S3Store({
     bucket: s3.bucket,
     prefix: s3.prefix,
@@ -38,7 +39,7 @@ export function openStore(cfg: StoreConfig, extra: OpenOptions = {}): ObjectStor
     endpoint: s3.endpoint || undefined,
     checksumMode: s3.checksumMode,
     requestTimeoutMs: s3.requestTimeout,
-    bandwidth: limit ? new TokenBucket(limit) : undefined,
+    bandwidth: limit,
     signal: extra.signal,
     objectLock: s3.objectLock,
   });

@@ -149,6 +149,28 @@ describe("bandwidth limit (radosgw, measured)", () => {
     expect(m.share).toBeLessThanOrEqual(1.1);
   }, 120_000);
 
+  test("a schedule's entry passes mid-run: at 23:00 the limit goes from 1 MiB/s to off, in the events and the progress (ZRB_NOW, TZ=UTC)", async () => {
+    // Its own dataset and task: this run's clock is in 2027, the main task's heads stay as they are.
+    await run(["zfs", "create", `${sc.pool.pool}/sched`]);
+    const mnt = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", `${sc.pool.pool}/sched`])).stdout.trim();
+    await writeRandomFile(join(mnt, "s.bin"), 8 * MiB, 9);
+    const c = writeConfig("sched", (d) => (d.tasks = [{ name: "s", pool: sc.pool.pool, dataset: "sched", enabled: true }]));
+    const env = { ...sc.env, TZ: "UTC", ZRB_NOW: "2027-03-01T22:59:55Z" };
+    await zrb(["snapshot", "--config", c, "--task", "s", "--level", "0"], { env });
+    const args = ["backup", "--config", c, "--task", "s", "--level", "0", "--json", "--progress-interval", "1s", "--bwlimit", "08:00,1MiB/s 23:00,off"];
+    const ev = jsonEvents((await zrb(args, { env })).stdout);
+    const changes = ev.filter((e) => e.event === "limit");
+    expect(changes.map((e) => e.limit)).toEqual([null]);
+    const at = Date.parse(changes[0].time);
+    expect(at).toBeGreaterThanOrEqual(Date.parse("2027-03-01T23:00:00Z"));
+    const progress = ev.filter((e) => e.event === "progress");
+    const before = progress.filter((e) => Date.parse(e.time) < at);
+    expect(before.length).toBeGreaterThan(0);
+    expect(before.every((e) => e.limit === MiB)).toBe(true);
+    expect(progress.filter((e) => Date.parse(e.time) > at).every((e) => e.limit === null)).toBe(true);
+    expect(ev.at(-1).event).toBe("done");
+  }, 120_000);
+
   test("--bwlimit holds a restore's downloads, and s3.bandwidth_limit a verify's", async () => {
     const target = `${sc.pool.pool}/restored`;
     const r = await zrb(["restore", "--config", cfg, "--task", "t", "--level", "0", "--target", target, "--private-key", sc.keyFile, "--json", "--bwlimit", "3MiB/s"], { env: sc.env });
