@@ -20,6 +20,7 @@ import systemd from "./cli/systemd.ts";
 import cleanup from "./cli/cleanup.ts";
 import prune from "./cli/prune.ts";
 import status from "./cli/status.ts";
+import plan from "./cli/plan.ts";
 import iamPolicy from "./cli/iam-policy.ts";
 import { versionText } from "./cli/version.ts";
 import { helpColours, helpParagraph, helpWidth, renderHelp } from "./cli/help.ts";
@@ -28,7 +29,7 @@ const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4
 
 const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 
-const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, check, systemd, cleanup, prune, "iam-policy": iamPolicy };
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, plan, check, systemd, cleanup, prune, "iam-policy": iamPolicy };
 
 const main: CommandDef<any> = {
   meta: {

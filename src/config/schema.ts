@@ -373,6 +373,22 @@ const ZFS = object({
     ),
 });
 
+const PLAN = object({
+  prices: absolutePath()
+    .optional()
+    .doc("A YAML price file for `zrb plan` (the form is in docs/plan.md): its providers are added to the built-in table or replace built-in ones. `--prices` overrides it.", {
+      new: true,
+      default: "the built-in table",
+    }),
+  provider: str()
+    .check((v) => (/^[a-z0-9][a-z0-9_-]{0,31}$/.test(v) ? undefined : `must be a provider name of the price table such as aws, b2, wasabi or r2, got ${quote(v)}`))
+    .optional()
+    .doc("The provider whose prices `zrb plan` uses (`aws`, `b2`, `wasabi`, `r2`, or one of the price file). `--provider` overrides it.", {
+      new: true,
+      default: "from s3.endpoint's host",
+    }),
+});
+
 // ---------------------------------------------------------------------------------------------
 // The file
 
@@ -448,6 +464,7 @@ export const ROOT = object(
     s3: S3.default().doc("The object store.", { default: "see below" }),
     monitoring: MONITORING.default().doc("Metrics and pings for unattended runs.", { new: true, default: "see below" }),
     zfs: ZFS.default().doc("How long zfs may stall.", { new: true, default: "see below" }),
+    plan: PLAN.default().doc("Prices for `zrb plan`'s estimate.", { new: true, default: "see below" }),
     tasks: list(TASK, {
       example: "one entry per dataset, each with name, pool and dataset",
       itemHint: "name, pool and dataset",
