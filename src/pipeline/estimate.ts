@@ -17,7 +17,7 @@ import type { Config, Task } from "../config/config.ts";
 import { readHeads } from "../state/heads.ts";
 import { listManifests, type Manifest } from "../state/manifest.ts";
 import { manifestTrustProblem, type Trust } from "../state/trust.ts";
-import { datasetDataPrefix, manifestDir } from "../store/layout.ts";
+import { datasetDataPrefix, isPartKey, manifestDir } from "../store/layout.ts";
 import { ARCHIVED_CLASSES, MIN_STORAGE_DAYS, type ObjectInfo, type ObjectStore } from "../store/store.ts";
 import { buildCatalog, type CatalogEntry } from "./catalog.ts";
 import { planBucket } from "./prune/plan.ts";
@@ -238,8 +238,12 @@ export function taskPolicy(task: Task): Policy | null {
 
 export async function estimateTask(i: EstimateInput): Promise<TaskEstimate> {
   const { task, store } = i;
-  // Every object of the task: a recursive task's children live under its prefixes too.
-  const objects = [...(await store.list(datasetDataPrefix(task.pool, task.dataset))), ...(await store.list(manifestDir(task.pool, task.dataset)))];
+  // Every object of the task: a recursive task's children live under its prefixes too; a plain
+  // task's prefixes may hold a child dataset that another task backs up, which is not its own.
+  const data = datasetDataPrefix(task.pool, task.dataset);
+  const dir = manifestDir(task.pool, task.dataset);
+  const own = (o: ObjectInfo) => task.recursive || isPartKey(data, o.key) || (o.key.startsWith(dir) && !o.key.slice(dir.length).includes("/"));
+  const objects = [...(await store.list(data)), ...(await store.list(dir))].filter(own);
   const stored = classUsage(objects, i.prices);
   const storedBytes = stored.reduce((a, u) => a + u.bytes, 0);
   const datasets = task.recursive ? (await bucketChildren(store, task, i.trust)).children.filter((c) => !c.excluded).map((c) => childTask(task, c.rel)) : [task];
