@@ -23,7 +23,7 @@ import { formatEta as formatAge } from "../report/progress.ts";
 import { printable } from "../util/text.ts";
 import { applyOutput, configArg, loadConfigLogged, outputArgs, parseLevel, printJson, storeFor } from "./common.ts";
 import { parseDuration } from "../pipeline/cleanup.ts";
-import { describeStale } from "../report/freshness.ts";
+import { DEFAULT_STALE_MS, describeStale, newestLine } from "../report/freshness.ts";
 import { now } from "../util/clock.ts";
 
 type TaskStatus = {
@@ -48,7 +48,8 @@ export default defineCommand({
     name: "status",
     description:
       "Show, for every task (or --task), whether a backup is running (lock holder), whether one was interrupted and will resume " +
-      "(backup id, level, parts done), and the newest backup at each level from the store's heads. Changes nothing.",
+      "(backup id, level, parts done), and the newest backup at each level from the store's heads. Beside every task (and child) the age of its newest backup in words " +
+      "(\"newest backup 3 h ago\"), marked STALE when older than --max-age (2d without it). Changes nothing.",
   },
   args: {
     ...configArg,
@@ -95,13 +96,15 @@ export default defineCommand({
       return;
     }
     const lines: string[] = [];
+    // Beside every task (and child): its newest backup's age in words, marked STALE past --max-age (or DEFAULT_STALE_MS).
+    const newest = (d: DatasetStatus) => (d.heads ? `  ${newestLine(d.heads, at, maxAgeMs ?? DEFAULT_STALE_MS, maxAge ?? "2d")}` : "");
     for (const s of out) {
-      lines.push(`${s.task} (${s.dataset})${"children" in s ? ` recursive, ${s.children.length} child dataset(s)` : ""}${s.enabled ? "" : " [disabled]"}`);
+      lines.push(`${s.task} (${s.dataset})${"children" in s ? ` recursive, ${s.children.length} child dataset(s)` : newest(s)}${s.enabled ? "" : " [disabled]"}`);
       lockLines(s, lines, "  ");
       if (!("children" in s)) datasetLines(s, lines, "  ", store.location, maxAge);
       else
         for (const c of s.children) {
-          lines.push(`  ${c.child === "" ? "." : c.child} (${c.dataset})${c.state === "backed up" ? "" : ` [${c.state}]`}`);
+          lines.push(`  ${c.child === "" ? "." : c.child} (${c.dataset})${c.state === "backed up" ? newest(c) : ` [${c.state}]`}`);
           lockLines(c, lines, "    ");
           datasetLines(c, lines, "    ", store.location, maxAge);
         }

@@ -208,5 +208,11 @@ describe("zrb status", () => {
     const text = (await zrb(["status", "--config", c], { env })).stdout;
     expect(text).toContain(`level 0: ${b.snapshot.split("@")[1]}  backup ${b.backupId}`);
     expect(text).toContain("stale lock left by a dead run");
+    // Every task's header says how old its newest backup is, in words; three days on it is marked STALE.
+    expect(text).toMatch(new RegExp(`^t \\(${pool.pool}/data\\)  newest backup (just now|\\d+ s ago) \\(level 0\\)$`, "m"));
+    const later = new Date(Date.now() + 3 * 86_400_000 + 60_000).toISOString();
+    const old = (await zrb(["status", "--config", c], { env: { ...env, ZRB_NOW: later } })).stdout;
+    expect(old).toContain(`t (${pool.pool}/data)  newest backup 3 d ago (level 0)  STALE: older than 2d`);
+    expect((await zrb(["status", "--config", c, "--max-age", "4d"], { env: { ...env, ZRB_NOW: later } })).stdout).toContain("newest backup 3 d ago (level 0)\n");
   });
 });
