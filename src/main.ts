@@ -3,7 +3,7 @@
  * zrb — ZFS Remote Backup. Entry point: dispatches to one file per command and turns
  * every error into one line on stderr and a documented exit code.
  */
-import { renderUsage, runCommand, type CommandDef } from "citty";
+import { runCommand, type CommandDef } from "citty";
 import { ExitCode, ZrbError } from "./util/errors.ts";
 import { syncStdout } from "./util/stdout.ts";
 import { VERSION } from "./version.ts";
@@ -20,14 +20,16 @@ import systemd from "./cli/systemd.ts";
 import cleanup from "./cli/cleanup.ts";
 import prune from "./cli/prune.ts";
 import status from "./cli/status.ts";
+import plan from "./cli/plan.ts";
 import iamPolicy from "./cli/iam-policy.ts";
 import { versionText } from "./cli/version.ts";
+import { helpColours, helpParagraph, helpWidth, renderHelp } from "./cli/help.ts";
 
 const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4 locked by another run, 5 zfs, 6 object store, 7 integrity (hash/size mismatch), 8 crypto (key), 9 local I/O (disk full, permissions), 10 a backup older than zrb status --max-age, 11 systemd (systemctl missing or failed, in zrb systemd), 130/143 interrupted (SIGINT/SIGTERM; state is kept and the next run resumes).`;
 
 const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 
-const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, check, systemd, cleanup, prune, "iam-policy": iamPolicy };
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, plan, check, systemd, cleanup, prune, "iam-policy": iamPolicy };
 
 const main: CommandDef<any> = {
   meta: {
@@ -97,16 +99,17 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
   return argv;
 }
 
-/** Help text as citty renders it, without colour codes where they would be garbage: not a terminal, or NO_COLOR set (no-color.org). */
-async function usage(cmd: CommandDef<any>, parent?: CommandDef<any>): Promise<string> {
-  const text = await renderUsage(cmd, parent);
-  return process.stdout.isTTY && !process.env.NO_COLOR ? text : text.replace(/\x1b\[[0-9;]*m/g, "");
+/** Help of `cmd` (named `path`) followed by the given paragraphs, wrapped to the pipe's or terminal's width (cli/help.ts). */
+async function usage(cmd: CommandDef<any>, path: string, ...paragraphs: string[]): Promise<string> {
+  const width = helpWidth();
+  const text = await renderHelp(cmd, path, { width, colour: helpColours(), version: VERSION });
+  return [text, ...paragraphs.map((p) => helpParagraph(p, width))].join("\n\n") + "\n";
 }
 
 async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write((await usage(main)) + "\n\n" + VERSION_HELP + "\n\n" + EXIT_CODES + "\n");
+    process.stdout.write(await usage(main, "zrb", VERSION_HELP, EXIT_CODES));
     if (!name) throw new ZrbError("a command is required (usage above; see zrb --help)", ExitCode.USAGE);
     return ExitCode.OK;
   }
@@ -119,7 +122,7 @@ async function run(argv: string[]): Promise<number> {
   if (rest.includes("--help") || rest.includes("-h")) {
     const subs = (await cmd.subCommands) as Record<string, CommandDef<any>> | undefined;
     const sub = subs && rest[0] ? subs[rest[0]] : undefined;
-    process.stdout.write((await usage(sub ?? cmd, sub ? cmd : main)) + "\n\n" + EXIT_CODES + "\n");
+    process.stdout.write(await usage(sub ?? cmd, sub ? `zrb ${name} ${rest[0]}` : `zrb ${name}`, EXIT_CODES));
     return ExitCode.OK;
   }
   await runCommand(cmd, { rawArgs: await checkFlags(cmd, name, rest) });

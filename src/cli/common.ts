@@ -6,6 +6,8 @@ import type { ObjectStore } from "../store/store.ts";
 import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { log, setQuiet, setVerbose } from "../util/log.ts";
 import { STOP_GRACE_SECONDS } from "../util/abort.ts";
+import { ScheduledLimiter, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
+import { now } from "../util/clock.ts";
 
 export const configArg = {
   config: { type: "string", alias: "c", description: "Path to the YAML config file", valueHint: "FILE", default: "/etc/zrb/config.yaml" },
@@ -67,9 +69,23 @@ export async function loadAll(args: { config: string; task?: string }, opts: { a
  * The configured store; with the run's interrupt signal, a SIGTERM aborts requests in flight.
  * Every retry prints one line (through the run's reporter, which also emits a --json event).
  */
-export function storeFor(config: Config, signal?: AbortSignal, o: { reporter?: Reporter; bandwidthLimit?: number } = {}): ObjectStore {
+export function storeFor(config: Config, signal?: AbortSignal, o: { reporter?: Reporter; bandwidth?: BandwidthSchedule } = {}): ObjectStore {
   const onRetry = o.reporter ? o.reporter.retry.bind(o.reporter) : logRetry;
-  return openStore({ s3: config.s3, localStoreDir: config.localStore }, { signal, onRetry, bandwidthLimit: o.bandwidthLimit });
+  return openStore({ s3: config.s3, localStoreDir: config.localStore }, { signal, onRetry, limiter: limiterFor(config, o.reporter, o.bandwidth) });
+}
+
+/**
+ * The run's bandwidth limiter: --bwlimit's schedule, else s3.bandwidth_schedule, else
+ * s3.bandwidth_limit (a one-entry schedule); none for a local store. The reporter shows the limit
+ * in force in progress lines and says when the schedule moves it.
+ */
+function limiterFor(config: Config, reporter: Reporter | undefined, flag: BandwidthSchedule | undefined): ScheduledLimiter | undefined {
+  if (!config.s3.enabled) return undefined;
+  const schedule = flag ?? config.s3.bandwidthSchedule ?? (config.s3.bandwidthLimit ? [{ at: 0, rate: config.s3.bandwidthLimit }] : undefined);
+  if (!schedule) return undefined;
+  const l = new ScheduledLimiter(schedule, now, undefined, undefined, reporter ? (r) => reporter.limitChanged(r) : undefined);
+  reporter?.setLimit(l);
+  return l;
 }
 
 export function printJson(v: unknown): void {

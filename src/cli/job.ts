@@ -12,7 +12,8 @@ import { ping } from "../report/ping.ts";
 import { Reporter, reportMode } from "../report/reporter.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
-import { parseRate } from "../util/size.ts";
+import { parseSchedule, ScheduleProblem, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
+import { warnNoSigningKey } from "./trust.ts";
 import { applyOutput, interruptSignal, loadConfigLogged, outputArgs, requireTask, storeFor } from "./common.ts";
 
 /** The flags of a long run, besides --config/--task: progress, bandwidth and output. */
@@ -23,7 +24,11 @@ export const transferArgs = {
     valueHint: "DURATION",
     default: "30s",
   },
-  bwlimit: { type: "string", description: "Bandwidth limit for all uploads and downloads together, e.g. 20MiB/s (overrides s3.bandwidth_limit)", valueHint: "RATE" },
+  bwlimit: {
+    type: "string",
+    description: 'Bandwidth limit for all uploads and downloads together: a rate, e.g. 20MiB/s, or a schedule in local time, e.g. "08:00,5MiB/s 23:00,off" (overrides s3.bandwidth_limit and s3.bandwidth_schedule)',
+    valueHint: "RATE|SCHEDULE",
+  },
   ...outputArgs,
   json: {
     type: "boolean",
@@ -74,16 +79,17 @@ export type ChildRun = Pick<RunRecord, "level" | "ok" | "exitCode" | "seconds" |
   dataset: string;
 };
 
-export function parseBwlimit(v: string | undefined): number | undefined {
+/** --bwlimit: one rate ("20MiB/s") or a schedule in s3.bandwidth_schedule's form ("08:00,5MiB/s 23:00,off"). */
+export function parseBwlimit(v: string | undefined): BandwidthSchedule | undefined {
   if (v === undefined) return undefined;
-  let n: number;
   try {
-    n = parseRate(v, "--bwlimit");
+    return parseSchedule(v);
   } catch (err) {
-    throw usageError((err as Error).message);
+    if (!(err instanceof ScheduleProblem)) throw err;
+    const one = !/[,\s]/.test(v.trim());
+    if (one) throw usageError(`--bwlimit must be a rate of at least 1KiB/s such as 20MiB/s, or a schedule such as "08:00,5MiB/s 23:00,off"; got ${JSON.stringify(v.slice(0, 60))}`);
+    throw usageError(`--bwlimit ${err.message}; entries are HH:MM,RATE or HH:MM,off, e.g. "08:00,5MiB/s 23:00,off"`);
   }
-  if (n < 1024) throw usageError(`--bwlimit must be at least 1KiB/s, got ${JSON.stringify(v)}`);
-  return n;
 }
 
 export function parseInterval(v: string | undefined): number {
@@ -121,7 +127,8 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
       intervalMs,
     });
     loaded = { config, task, reporter };
-    const store = storeFor(config, intr.signal, { reporter, bandwidthLimit });
+    if (spec.command === "backup") warnNoSigningKey(config, "zrb backup");
+    const store = storeFor(config, intr.signal, { reporter, bandwidth: bandwidthLimit });
     if (spec.command === "backup") await ping(config.monitoring.pingUrl, "start");
     const out = await work({ config, task, store, reporter, signal: intr.signal });
     result = out.result;

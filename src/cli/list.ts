@@ -1,8 +1,9 @@
 import { defineCommand } from "citty";
 import { applyOutput, configArg, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
-import { loadCatalog } from "../pipeline/catalog.ts";
+import { loadCatalog, type CatalogEntry } from "../pipeline/catalog.ts";
+import { formatSize } from "../util/size.ts";
 import { formatTable } from "./table.ts";
-import { resolveTrust, trustArgs } from "./trust.ts";
+import { resolveTrust, trustArgs, warnNoSigningKey } from "./trust.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { listTree } from "./list-tree.ts";
@@ -29,6 +30,7 @@ export default defineCommand({
     applyOutput(args);
     const loaded = await loadAll(args, { allowDisabled: true });
     const { store } = loaded;
+    warnNoSigningKey(loaded.config, "zrb list");
     const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
     const trust = await resolveTrust(args, key?.verifyKey, loaded.config);
     const only = parseChild(args.child, loaded.task);
@@ -39,22 +41,33 @@ export default defineCommand({
       printJson(entries);
       return;
     }
-    if (entries.length === 0) {
-      process.stdout.write(`no backups of ${task.fullName} in ${store.location}\n`);
-      return;
-    }
-    const rows = entries.map((e) => [
-      e.backupId,
-      String(e.level),
-      e.snapshot.split("@")[1] ?? e.snapshot,
-      e.parentBackupId ?? "-",
-      String(e.parts),
-      String(e.bytes),
-      e.storageClass,
-      e.signed ? "yes" : "no",
-      e.restorable ? "yes" : "NO: " + e.problem!.message,
-    ]);
-    const head = ["BACKUP ID", "LVL", "SNAPSHOT", "PARENT", "PARTS", "BYTES", "CLASS", "SIGNED", "RESTORABLE"];
-    process.stdout.write(formatTable(head, rows).join("\n") + "\n");
+    process.stdout.write(listLines(entries, task.fullName, store.location).join("\n") + "\n");
   },
 });
+
+/**
+ * The text of `zrb list`: one row per backup, numbers right-aligned and sizes in binary units so
+ * that a chain of hundreds of backups reads down its columns, then one line of totals.
+ */
+export function listLines(entries: CatalogEntry[], dataset: string, location: string): string[] {
+  if (entries.length === 0) return [`no backups of ${dataset} in ${location}`];
+  const rows = entries.map((e) => [
+    e.backupId,
+    String(e.level),
+    e.snapshot.split("@")[1] ?? e.snapshot,
+    e.parentBackupId ?? "-",
+    String(e.parts),
+    formatSize(e.bytes),
+    e.storageClass,
+    e.signed ? "yes" : "no",
+    e.restorable ? "yes" : "NO: " + e.problem!.message,
+  ]);
+  const head = ["BACKUP ID", "LVL", "SNAPSHOT", "PARENT", "PARTS", "SIZE", "CLASS", "SIGNED", "RESTORABLE"];
+  const chains = new Set(entries.map((e) => e.chain[0] ?? e.backupId)).size;
+  const broken = entries.filter((e) => !e.restorable).length;
+  const stored = entries.reduce((a, e) => a + e.storedBytes, 0);
+  return [
+    ...formatTable(head, rows, "", { right: [1, 4, 5] }),
+    `${entries.length} backup(s) in ${chains} chain(s), ${formatSize(stored)} stored${broken ? `; ${broken} NOT restorable` : ""}`,
+  ];
+}

@@ -9,7 +9,7 @@ import { readHeads } from "../state/heads.ts";
 import { lockHeld, readLockInfo } from "../state/lock.ts";
 import { RunDir } from "../state/rundir.ts";
 import type { ObjectStore } from "../store/store.ts";
-import type { Trust } from "../state/trust.ts";
+import { canVerify, NO_TRUST, type Trust } from "../state/trust.ts";
 
 export interface LockStatus {
   running: { pid: number; command: string; since: string } | null;
@@ -22,6 +22,10 @@ export interface DatasetStatus extends LockStatus {
   heads: { level: number; backupId: string; snapshot: string; finishedAt: string }[] | null;
   headsError?: string;
   stateError?: string;
+  /** A verification key is known (and --allow-unsigned not given): heads and freshness count signed backups only. */
+  signedOnly?: boolean;
+  /** signedOnly and no signed backup, but unsigned (or foreign-signed) ones are in the bucket. */
+  unsignedOnly?: boolean;
   /** With --max-age: one check per --level (or one for any level). */
   freshness?: FreshnessCheck[];
 }
@@ -66,7 +70,10 @@ export async function datasetStatus(baseDir: string, store: ObjectStore, pool: s
     out.heads = Object.entries(h.levels)
       .map(([k, v]) => ({ level: Number(k), backupId: v.backupId, snapshot: v.snapshot.name, finishedAt: v.finishedAt }))
       .sort((a, b) => a.level - b.level);
-    if (fresh) out.freshness = checkFreshness(fresh.task, rd.fs, h, fresh.levels, fresh.maxAgeMs, fresh.at);
+    const signedOnly = canVerify(trust) && !trust.allowUnsigned;
+    if (signedOnly) out.signedOnly = true;
+    if (signedOnly && out.heads.length === 0 && Object.keys((await readHeads(store, pool, dataset, NO_TRUST)).levels).length > 0) out.unsignedOnly = true;
+    if (fresh) out.freshness = checkFreshness(fresh.task, rd.fs, h, fresh.levels, fresh.maxAgeMs, fresh.at, signedOnly);
   } catch (err) {
     if (fresh) throw err;
     out.headsError = (err as Error).message;

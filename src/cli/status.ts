@@ -9,8 +9,7 @@ import { defineCommand } from "citty";
 import type { Task } from "../config/config.ts";
 import { treeLockPath } from "../state/rundir.ts";
 import type { Trust } from "../state/trust.ts";
-import { resolveTrust, trustArgs } from "./trust.ts";
-import { warnUnauthenticated } from "../state/trust.ts";
+import { resolveTrust, trustArgs, warnNoSigningKey } from "./trust.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { allChildren, onlyChild } from "../pipeline/tree/known.ts";
@@ -23,7 +22,7 @@ import { formatEta as formatAge } from "../report/progress.ts";
 import { printable } from "../util/text.ts";
 import { applyOutput, configArg, loadConfigLogged, outputArgs, parseLevel, printJson, storeFor } from "./common.ts";
 import { parseDuration } from "../pipeline/cleanup.ts";
-import { describeStale } from "../report/freshness.ts";
+import { DEFAULT_STALE_MS, describeStale, newestLine } from "../report/freshness.ts";
 import { now } from "../util/clock.ts";
 
 type TaskStatus = {
@@ -48,7 +47,8 @@ export default defineCommand({
     name: "status",
     description:
       "Show, for every task (or --task), whether a backup is running (lock holder), whether one was interrupted and will resume " +
-      "(backup id, level, parts done), and the newest backup at each level from the store's heads. Changes nothing.",
+      "(backup id, level, parts done), and the newest backup at each level from the store's heads. Beside every task (and child) the age of its newest backup in words " +
+      "(\"newest backup 3 h ago\"), marked STALE when older than --max-age (2d without it). Changes nothing.",
   },
   args: {
     ...configArg,
@@ -75,9 +75,9 @@ export default defineCommand({
     const tasks = args.task ? config.tasks.filter((t) => t.name === args.task) : config.tasks;
     if (args.task && tasks.length === 0)
       throw new ZrbError(`no task ${args.task} in ${config.path} (tasks: ${config.tasks.map((t) => t.name).join(", ")})`, ExitCode.CONFIG);
+    warnNoSigningKey(config, "zrb status");
     const store = storeFor(config);
     const trust = await resolveTrust(args, undefined, config);
-    warnUnauthenticated(trust, "zrb status");
     const out: TaskStatus[] = [];
     for (const t of tasks) {
       const fresh = maxAgeMs !== undefined && (t.enabled || args.task) ? { task: t.name, maxAgeMs, levels, at } : undefined;
@@ -94,13 +94,15 @@ export default defineCommand({
       return;
     }
     const lines: string[] = [];
+    // Beside every task (and child): its newest backup's age in words, marked STALE past --max-age (or DEFAULT_STALE_MS).
+    const newest = (d: DatasetStatus) => (d.heads ? `  ${newestLine(d.heads, at, maxAgeMs ?? DEFAULT_STALE_MS, maxAge ?? "2d")}` : "");
     for (const s of out) {
-      lines.push(`${s.task} (${s.dataset})${"children" in s ? ` recursive, ${s.children.length} child dataset(s)` : ""}${s.enabled ? "" : " [disabled]"}`);
+      lines.push(`${s.task} (${s.dataset})${"children" in s ? ` recursive, ${s.children.length} child dataset(s)` : newest(s)}${s.enabled ? "" : " [disabled]"}`);
       lockLines(s, lines, "  ");
       if (!("children" in s)) datasetLines(s, lines, "  ", store.location, maxAge);
       else
         for (const c of s.children) {
-          lines.push(`  ${c.child === "" ? "." : c.child} (${c.dataset})${c.state === "backed up" ? "" : ` [${c.state}]`}`);
+          lines.push(`  ${c.child === "" ? "." : c.child} (${c.dataset})${c.state === "backed up" ? newest(c) : ` [${c.state}]`}`);
           lockLines(c, lines, "    ");
           datasetLines(c, lines, "    ", store.location, maxAge);
         }
@@ -123,10 +125,11 @@ function datasetLines(s: DatasetStatus, lines: string[], indent: string, locatio
     );
   if (s.stateError) lines.push(`${indent}${s.stateError}`);
   if (s.headsError) lines.push(`${indent}store: ${s.headsError}`);
-  else if (s.heads && s.heads.length === 0) lines.push(`${indent}no backups in ${location} yet`);
+  else if (s.unsignedOnly) lines.push(`${indent}no signed backup in ${location}: the backups there are unsigned or signed by an unknown key, and not trusted`);
+  else if (s.heads && s.heads.length === 0) lines.push(`${indent}no ${s.signedOnly ? "signed " : ""}backups in ${location} yet`);
   else for (const h of s.heads ?? []) lines.push(`${indent}level ${h.level}: ${h.snapshot.split("@")[1]}  backup ${h.backupId}  finished ${h.finishedAt}`);
   for (const c of s.freshness ?? [])
-    lines.push(c.stale ? `${indent}STALE: ${describeStale(c, maxAge!)}` : `${indent}fresh: the newest backup${c.level === null ? "" : ` at level ≤ ${c.level}`} finished ${formatAge(c.ageSeconds)} ago (--max-age ${maxAge})`);
+    lines.push(c.stale ? `${indent}STALE: ${describeStale(c, maxAge!)}` : `${indent}fresh: the newest ${c.signedOnly ? "signed " : ""}backup${c.level === null ? "" : ` at level ≤ ${c.level}`} finished ${formatAge(c.ageSeconds)} ago (--max-age ${maxAge})`);
 }
 
 /** A recursive task: the tree's lock, then every child (bucket and pool); gone and excluded children are not checked for freshness. */

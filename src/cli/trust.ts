@@ -105,3 +105,19 @@ export function requireKeyToDelete(trust: Trust, args: TrustFlags, what: string,
     ExitCode.CONFIG,
   );
 }
+
+let unsignedWarned = false;
+/**
+ * A config without signing_key makes unsigned backups, and that stays silent until the worst day:
+ * a private key from zrb genkey records the verification key, so restore refuses every unsigned
+ * backup. backup, status and list say so once per run (check says it too).
+ */
+export function warnNoSigningKey(config: Pick<Config, "signingKeyFile" | "path"> & Partial<Pick<Config, "verifyKeys">>, what: string): void {
+  // A prune or monitoring host has verify_keys instead: it signs nothing, and that is right.
+  if (config.signingKeyFile || (config.verifyKeys?.length ?? 0) > 0 || unsignedWarned) return;
+  unsignedWarned = true;
+  log.warn(
+    `${what}: no signing_key in ${config.path}: backups are not signed, so zrb restore with a private key from zrb genkey refuses them ` +
+      `(only with --allow-unsigned) and cannot tell them from forged ones; copy zrb_signing.key from where you ran zrb genkey to this host and set signing_key (docs/security.md)`,
+  );
+}

@@ -21,7 +21,8 @@ import type { Ctx } from "./read.ts";
 import { absolutePath, bool, duration, enumOf, int, rate, size, str } from "./scalars.ts";
 import { pingUrlProblem } from "../util/url.ts";
 import { compileExclude, excludePatternProblem } from "../zfs/exclude.ts";
-import { type Infer, list, object, oneOrList, type Siblings } from "./types.ts";
+import { type Infer, list, object, oneOrList, scalarText, type Siblings, Type } from "./types.ts";
+import { formatSchedule, parseSchedule, ScheduleProblem, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
 
 export const STORAGE_CLASSES = [
   "STANDARD",
@@ -58,6 +59,22 @@ const verifyKey = () =>
   str()
     .then((s, c) => parseVerifyKey(s) ?? c.problem(`must be a verification key (zrbverify1…, printed by zrb genkey), got ${quote(s.slice(0, 24))}`))
     .named("verification key");
+
+/** `"08:00,5MiB/s 23:00,off"` or a list of such entries (util/bandwidth-schedule.ts); fails at the entry, naming its position. */
+const bandwidthSchedule = () =>
+  new Type<BandwidthSchedule>({ name: "schedule", show: formatSchedule }, (c) => {
+    if (c.empty) return undefined;
+    const one = c.scalar() !== undefined;
+    const ctxs = one ? [c] : (c.items("entries such as [\"08:00,5MiB/s\", \"23:00,off\"]") ?? []);
+    const texts = ctxs.map((ic) => scalarText(ic, true) ?? "");
+    try {
+      return parseSchedule(one ? texts[0]! : texts);
+    } catch (err) {
+      if (!(err instanceof ScheduleProblem)) throw err;
+      const at = one ? c : ctxs[err.position - 1]!;
+      return at.problem(`${one ? `${err.message}` : `(${JSON.stringify(err.entry.slice(0, 40))}) ${err.why}`}; entries are HH:MM,RATE or HH:MM,off (e.g. "08:00,5MiB/s 23:00,off")`);
+    }
+  });
 
 const storageClass = (keepBlank = false) =>
   enumOf(STORAGE_CLASSES, "a storage class, one of", { keepBlank }).named("storage class", "storage classes");
@@ -311,6 +328,12 @@ const S3 = object({
       "Limit for all uploads and downloads of a run together, e.g. `20MiB/s` (1024-based). `--bwlimit` on `backup`, `restore` and `verify` overrides it for one run.",
       { new: true, default: "no limit" },
     ),
+  bandwidth_schedule: bandwidthSchedule()
+    .optional()
+    .doc(
+      "Bandwidth by the clock, in local time: entries `HH:MM,RATE` or `HH:MM,off`, written as one string (`\"08:00,5MiB/s 23:00,off\"`, rclone's form) or as a list of entries. From each entry's time on its rate holds; before the day's first entry the last one does (from the day before). The limit changes while a run is going and is shown in progress lines. Replaces `bandwidth_limit` (set one of them); `--bwlimit` takes the same form and overrides both for one run.",
+      { new: true, default: "no schedule" },
+    ),
   object_lock: object({
     mode: enumOf(OBJECT_LOCK_MODES, "one of")
       .required("GOVERNANCE or COMPLIANCE")
@@ -322,6 +345,10 @@ const S3 = object({
       "Object lock (the bucket must have been created with object lock enabled; `zrb check` checks it): every manifest and part is written with a retain-until date, and when a new incremental depends on older backups their objects are extended, so nothing a kept point depends on can be deleted before it (docs/security.md).",
       { new: true, default: "none" },
     ),
+}).then((s3, c) => {
+  if (s3.bandwidthLimit !== undefined && s3.bandwidthSchedule !== undefined)
+    c.problem("sets both bandwidth_limit and bandwidth_schedule; keep one (a one-entry schedule such as \"00:00,20MiB/s\" is a constant limit)");
+  return s3;
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -352,6 +379,22 @@ const ZFS = object({
       "`zfs send` that produces no byte, or `zfs receive` that takes no byte (or has not exited after the stream's last byte), for this long is stopped with exit 5 and a message saying which. Generous on purpose: a busy pool can pause a stream for minutes.",
       { new: true },
     ),
+});
+
+const PLAN = object({
+  prices: absolutePath()
+    .optional()
+    .doc("A YAML price file for `zrb plan` (the form is in docs/plan.md): its providers are added to the built-in table or replace built-in ones. `--prices` overrides it.", {
+      new: true,
+      default: "the built-in table",
+    }),
+  provider: str()
+    .check((v) => (/^[a-z0-9][a-z0-9_-]{0,31}$/.test(v) ? undefined : `must be a provider name of the price table such as aws, b2, wasabi or r2, got ${quote(v)}`))
+    .optional()
+    .doc("The provider whose prices `zrb plan` uses (`aws`, `b2`, `wasabi`, `r2`, or one of the price file). `--provider` overrides it.", {
+      new: true,
+      default: "from s3.endpoint's host",
+    }),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -429,6 +472,7 @@ export const ROOT = object(
     s3: S3.default().doc("The object store.", { default: "see below" }),
     monitoring: MONITORING.default().doc("Metrics and pings for unattended runs.", { new: true, default: "see below" }),
     zfs: ZFS.default().doc("How long zfs may stall.", { new: true, default: "see below" }),
+    plan: PLAN.default().doc("Prices for `zrb plan`'s estimate.", { new: true, default: "see below" }),
     tasks: list(TASK, {
       example: "one entry per dataset, each with name, pool and dataset",
       itemHint: "name, pool and dataset",

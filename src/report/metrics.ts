@@ -217,3 +217,47 @@ export function recordRuns(file: string | undefined, rs: RunRecord[]): void {
     log.warn(`metrics: cannot update ${file}: ${(err as Error).message}; the run's result stands`);
   }
 }
+
+/** The rate of one past transfer, read back from the metrics file (for `zrb plan`'s restore time). */
+export interface MeasuredRate {
+  command: "restore" | "verify";
+  task: string;
+  dataset: string;
+  bytesPerSecond: number;
+  /** When that run ended. */
+  at: Date;
+}
+
+/**
+ * The newest successful restore or verify in `text` (a metrics file) that moved bytes: of
+ * `task` when it has one, else of any task (the uplink is the same). Null when there is none.
+ */
+export function lastTransferRate(text: string, task: string): MeasuredRate | null {
+  type Run = { command: "restore" | "verify"; task: string; dataset: string; v: Record<string, number> };
+  const runs = new Map<string, Run>();
+  for (const s of parseSamples(text)) {
+    const m = /^zrb_(restore|verify)_(last_[a-z_]+)$/.exec(s.name);
+    if (!m) continue;
+    const labels = Object.fromEntries(s.labels);
+    const key = `${m[1]}|${s.labels.map(([k, v]) => `${k}=${v}`).join(",")}`;
+    const r: Run = runs.get(key) ?? { command: m[1] as Run["command"], task: labels.task ?? "", dataset: `${labels.pool ?? ""}/${labels.dataset ?? ""}`.replace(/\/$/, ""), v: {} };
+    r.v[m[2]!] = Number(s.value);
+    runs.set(key, r);
+  }
+  const ok = [...runs.values()]
+    .filter((r) => r.v.last_exit_code === 0 && (r.v.last_bytes ?? 0) > 0 && (r.v.last_duration_seconds ?? 0) > 0 && Number.isFinite(r.v.last_run_timestamp_seconds))
+    .sort((a, b) => Number(a.task === task) - Number(b.task === task) || a.v.last_run_timestamp_seconds! - b.v.last_run_timestamp_seconds!);
+  const r = ok.at(-1);
+  if (!r) return null;
+  return { command: r.command, task: r.task, dataset: r.dataset, bytesPerSecond: r.v.last_bytes! / r.v.last_duration_seconds!, at: new Date(r.v.last_run_timestamp_seconds! * 1000) };
+}
+
+/** lastTransferRate of the metrics file at `file`; null when there is no file or nothing in it. */
+export function readTransferRate(file: string | undefined, task: string): MeasuredRate | null {
+  if (!file || !existsSync(file)) return null;
+  try {
+    return lastTransferRate(readFileSync(file, "utf8"), task);
+  } catch {
+    return null;
+  }
+}

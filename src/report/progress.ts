@@ -48,6 +48,8 @@ export interface ProgressFacts {
   partsDone: number;
   parts: number | null;
   elapsedSeconds: number;
+  /** The bandwidth limit in force (bytes/s; null: off at this hour); absent when the run has none. */
+  limit?: number | null;
 }
 
 /** Bytes per second over the last `windowMs` of samples (at least `minSpanMs` of them). */
@@ -98,10 +100,11 @@ export function percent(done: number, expected: number | null): number | null {
   return Math.min(99, Math.floor((done * 100) / expected));
 }
 
-/** "1.2 GiB of ~3.4 GiB (35%), 45.1 MiB/s, ETA 50s, parts 1/3" — the word ETA is always there. */
+/** "1.2 GiB of ~3.4 GiB (35%), 45.1 MiB/s, ETA 50s, parts 1/3[, limit 5 MiB/s]" — the word ETA is always there. */
 export function progressLine(f: ProgressFacts): string {
   const pct = percent(f.bytesDone, f.bytesExpected);
   const of = f.bytesExpected === null ? "" : ` of ${f.estimated ? "~" : ""}${formatSize(f.bytesExpected)}${pct === null ? "" : ` (${pct}%)`}`;
   const parts = `parts ${f.partsDone}/${f.parts === null ? "?" : `${f.estimated ? "~" : ""}${f.parts}`}`;
-  return `${formatSize(f.bytesDone)}${of}, ${formatRate(f.rate)}, ETA ${formatEta(f.etaSeconds)}, ${parts}`;
+  const limit = f.limit === undefined ? "" : `, limit ${f.limit === null ? "off" : formatRate(f.limit)}`;
+  return `${formatSize(f.bytesDone)}${of}, ${formatRate(f.rate)}, ETA ${formatEta(f.etaSeconds)}, ${parts}${limit}`;
 }

@@ -14,6 +14,7 @@ import { now } from "../util/clock.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
 import { log, setLiveLine } from "../util/log.ts";
 import { formatSize } from "../util/size.ts";
+import { formatLimit, type LimitView } from "../util/bandwidth-schedule.ts";
 import { printable } from "../util/text.ts";
 import { etaSeconds, progressLine, RateWindow, type PartDone, type ProgressFacts, type TransferProgress, type TransferStart } from "./progress.ts";
 
@@ -111,7 +112,20 @@ export class Reporter implements TransferProgress {
       partsDone: this.partsDone,
       parts: s?.parts ?? null,
       elapsedSeconds: (this.clock() - this.t0) / 1000,
+      ...(this.limit ? { limit: this.limit.current() } : {}),
     };
+  }
+
+  private limit: LimitView | undefined;
+  /** The run's bandwidth limiter (cli/common.ts): progress lines and events show the limit in force. */
+  setLimit(l: LimitView): void {
+    this.limit = l;
+  }
+
+  /** The schedule moved the limit during the run (s3.bandwidth_schedule, --bwlimit): one line, one `limit` event. */
+  limitChanged(rate: number | null): void {
+    if (this.o.mode !== "json") log.info(`bandwidth limit now ${formatLimit(rate)} (by the schedule)`);
+    this.event("limit", { limit: rate });
   }
 
   start(t: TransferStart): void {

@@ -8,6 +8,7 @@ import { S3Store, type S3StoreOptions } from "./s3.ts";
 import { LocalStore } from "./local.ts";
 import { RetryStore, type RetryOptions } from "./retry.ts";
 import { TokenBucket } from "../util/token-bucket.ts";
+import { ScheduledLimiter, type BandwidthSchedule, type Limiter } from "../util/bandwidth-schedule.ts";
 
 /**
  * What a store is built from: the config's s3 section (checksum_mode, request_timeout and
@@ -28,6 +29,8 @@ export interface StoreConfig {
     requestTimeout?: number;
     /** Bytes per second. */
     bandwidthLimit?: number;
+    /** Bytes per second by the local time of day (s3.bandwidth_schedule); wins over bandwidthLimit. */
+    bandwidthSchedule?: BandwidthSchedule;
     /** Multipart parts uploaded at once per object (s3.concurrency). */
     concurrency?: number;
     objectLock?: S3StoreOptions["objectLock"];
@@ -41,14 +44,14 @@ export interface OpenOptions {
   onRetry?: RetryOptions["onRetry"];
   signal?: AbortSignal;
   retryBaseDelayMs?: number;
-  /** Bytes per second for all bodies together; overrides s3.bandwidth_limit (--bwlimit). */
-  bandwidthLimit?: number;
+  /** The limiter of all bodies together (--bwlimit, or one the caller built from the config to watch it); overrides s3.bandwidth_limit/_schedule. */
+  limiter?: Limiter;
 }
 
 export function openStore(cfg: StoreConfig, extra: OpenOptions = {}): ObjectStore {
   if (!cfg.s3.enabled) return new LocalStore(cfg.localStoreDir);
   const s3 = cfg.s3;
-  const limit = extra.bandwidthLimit ?? s3.bandwidthLimit;
+  const limit = extra.limiter ?? (s3.bandwidthSchedule ? new ScheduledLimiter(s3.bandwidthSchedule) : s3.bandwidthLimit ? new TokenBucket(s3.bandwidthLimit) : undefined);
   const inner = new S3Store({
     bucket: s3.bucket,
     prefix: s3.prefix,
@@ -56,7 +59,7 @@ export function openStore(cfg: StoreConfig, extra: OpenOptions = {}): ObjectStor
     endpoint: s3.endpoint || undefined,
     checksumMode: s3.checksumMode,
     requestTimeoutMs: s3.requestTimeout,
-    bandwidth: limit ? new TokenBucket(limit) : undefined,
+    bandwidth: limit,
     signal: extra.signal,
     objectLock: s3.objectLock,
     partConcurrency: s3.concurrency,

@@ -10,7 +10,7 @@
 import { Readable, Transform } from "node:stream";
 import { NodeHttpHandler, type NodeHttpHandlerOptions } from "@smithy/node-http-handler";
 import type { HttpHandlerOptions } from "@smithy/types";
-import type { TokenBucket } from "../util/token-bucket.ts";
+import type { Limiter } from "../util/bandwidth-schedule.ts";
 import { abortReason } from "../util/abort.ts";
 import { Watchdog, type Stall } from "./watchdog.ts";
 
@@ -43,7 +43,7 @@ export class RequestWatch {
  * it until the bucket lets it go (the watchdog paused meanwhile: that wait is ours, not the
  * network's). `countFirst`: a download counts a piece when it arrives, an upload when it leaves.
  */
-function meter(wd: Watchdog | undefined, bucket: TokenBucket | undefined, signal: AbortSignal | undefined, countFirst: boolean, onEnd?: () => void): Transform {
+function meter(wd: Watchdog | undefined, bucket: Limiter | undefined, signal: AbortSignal | undefined, countFirst: boolean, onEnd?: () => void): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
       if (countFirst) wd?.moved(chunk.length);
@@ -95,7 +95,7 @@ function through(src: Readable, t: Transform, signal: AbortSignal | undefined): 
 export class MeteredHttpHandler extends NodeHttpHandler {
   constructor(
     options: NodeHttpHandlerOptions,
-    private readonly bucket?: TokenBucket,
+    private readonly bucket?: Limiter,
   ) {
     super(options);
   }

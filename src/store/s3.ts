@@ -34,7 +34,7 @@ import { ARCHIVED_CLASSES, StoreError, type ObjectInfo, type ObjectStore, type P
 import { normalizePrefix, validateKey, validateListPrefix } from "./keys.ts";
 import { classify, describeError, isAbortError, stallError } from "./s3-errors.ts";
 import { abortReason } from "../util/abort.ts";
-import type { TokenBucket } from "../util/token-bucket.ts";
+import type { Limiter } from "../util/bandwidth-schedule.ts";
 import { MeteredHttpHandler, RequestWatch } from "./s3-transport.ts";
 import { putFile, type S3Context } from "./s3-multipart.ts";
 import { ZrbError, storeError } from "../util/errors.ts";
@@ -53,7 +53,7 @@ export interface S3StoreOptions {
   /** A request that moves no byte, gets no headers, or moves < 1 KiB for this long is stalled (default 60 s; not a total). */
   requestTimeoutMs?: number;
   /** The bandwidth limit shared by every upload and download body. */
-  bandwidth?: TokenBucket;
+  bandwidth?: Limiter;
   /** Parts uploaded concurrently by putFile (default 4). */
   partConcurrency?: number;
   /** Page size for list/listUploads (default: the server's, 1000). Small values force pagination in tests. */

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ageKeyPair, makeBucket, makePool, run, s3Rig, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
-import { configYaml, jsonResult, s3Env, zrb } from "../helpers/zrb.ts";
+import { configYaml, jsonResult, s3Env, zrb, zrbCommand } from "../helpers/zrb.ts";
 
 let s3: S3Rig;
 let pool: TestPool;
@@ -113,6 +113,32 @@ describe("help and version", () => {
       expect(r.stdout).toMatch(/--config|--out-dir/);
     }
   });
+  const COMMANDS = ["genkey", "snapshot", "backup", "restore", "verify", "list", "status", "plan", "check", "systemd", "cleanup", "prune", "iam-policy"];
+  const tooWide = (text: string, width: number) => text.split("\n").filter((l) => l.length > width || /\s$/.test(l));
+  test("--help on a pipe: one short line per command, every line within 100 columns, no trailing blanks", async () => {
+    const top = (await zrb(["--help"])).stdout;
+    expect(tooWide(top, 100)).toEqual([]);
+    const listed = top.split("\n").filter((l) => /^  [a-z-]+  +\S/.test(l));
+    expect(listed.map((l) => l.trim().split(/\s+/)[0])).toEqual(COMMANDS);
+    // The command list has summaries, not the manual paragraphs: those stay in each command's --help.
+    expect(top).not.toContain("dump(8) semantics");
+    expect((await zrb(["backup", "--help"])).stdout).toContain("dump(8) semantics");
+    for (const cmd of [...COMMANDS.map((c) => [c]), ["systemd", "install"], ["systemd", "run"], ["systemd", "uninstall"]]) {
+      const r = await zrb([...cmd, "--help"]);
+      expect({ cmd, lines: tooWide(r.stdout, 100) }).toEqual({ cmd, lines: [] });
+    }
+  });
+  test("--help on a terminal is wrapped to its width (a 64-column pty), colours and all", async () => {
+    for (const args of [["--help"], ["restore", "--help"]]) {
+      const cmd = ["stty cols 64;", ...[...zrbCommand(), ...args].map((w) => `'${w}'`)].join(" ");
+      const tty = await run(["script", "-qfec", cmd, "/dev/null"], { env: { NO_COLOR: "", TERM: "xterm", CI: "", TEST: "" } });
+      expect(tty.stdout).toContain("\x1b[");
+      const text = tty.stdout.replace(/\r/g, "").replace(/\x1b\[[0-9;]*m/g, "");
+      expect(text).toContain("Exit codes:");
+      // Long words (a path, an option name) are never split; the prose around them is wrapped.
+      expect(tooWide(text, 64)).toEqual([]);
+    }
+  }, 60_000);
   test("unknown commands and options suggest the right one", async () => {
     const a = await zrb(["backpu"], { allowFail: true });
     expect(a.code).toBe(2);
@@ -182,5 +208,11 @@ describe("zrb status", () => {
     const text = (await zrb(["status", "--config", c], { env })).stdout;
     expect(text).toContain(`level 0: ${b.snapshot.split("@")[1]}  backup ${b.backupId}`);
     expect(text).toContain("stale lock left by a dead run");
+    // Every task's header says how old its newest backup is, in words; three days on it is marked STALE.
+    expect(text).toMatch(new RegExp(`^t \\(${pool.pool}/data\\)  newest backup (just now|\\d+ s ago) \\(level 0\\)$`, "m"));
+    const later = new Date(Date.now() + 3 * 86_400_000 + 60_000).toISOString();
+    const old = (await zrb(["status", "--config", c], { env: { ...env, ZRB_NOW: later } })).stdout;
+    expect(old).toContain(`t (${pool.pool}/data)  newest backup 3 d ago (level 0)  STALE: older than 2d`);
+    expect((await zrb(["status", "--config", c, "--max-age", "4d"], { env: { ...env, ZRB_NOW: later } })).stdout).toContain("newest backup 3 d ago (level 0)\n");
   });
 });

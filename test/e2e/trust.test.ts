@@ -328,3 +328,49 @@ describe("forgeries are refused (exit 7) before zfs receive starts", () => {
     }
   });
 });
+
+describe("an unsigned setup is loud", () => {
+  /** The same NAS, its config written before signing_key existed (optionally knowing the verification key). */
+  function unsignedConfig(name: string, verifyKeys: string[] = []): string {
+    const doc = YAML.parse(readFileSync(cfg, "utf8"));
+    delete doc.signing_key;
+    doc.tasks.push({ name: "u", pool: pool.pool, dataset: "u", enabled: true });
+    if (verifyKeys.length) doc.verify_keys = verifyKeys;
+    const p = join(work, `${name}.yaml`);
+    writeFileSync(p, YAML.stringify(doc));
+    return p;
+  }
+  const warnings = (stderr: string) => stderr.split("\n").filter((l) => l.includes("no signing_key in"));
+
+  test("backup, status and list warn once per run, naming signing_key and what it costs", async () => {
+    const c = unsignedConfig("nosign");
+    await run(["zfs", "create", `${pool.pool}/u`]);
+    const mnt = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", `${pool.pool}/u`])).stdout.trim();
+    await writeRandomFile(join(mnt, "u.bin"), 100_000, 31);
+    await zrb(["snapshot", "--config", c, "--task", "u", "--level", "0"], { env });
+    for (const args of [
+      ["backup", "--config", c, "--task", "u", "--level", "0"],
+      ["status", "--config", c],
+      ["list", "--config", c, "--task", "u"],
+    ]) {
+      const r = await zrb(args, { env });
+      const w = warnings(r.stderr);
+      expect({ cmd: args[0], n: w.length }).toEqual({ cmd: args[0], n: 1 });
+      expect(w[0]).toContain("signing_key");
+      expect(w[0]).toContain("refuses them (only with --allow-unsigned)");
+    }
+    // The config that has signing_key says nothing of the kind.
+    expect(warnings((await zrb(["status", "--config", cfg, "--task", "a"], { env })).stderr)).toEqual([]);
+  });
+
+  test("status --max-age with a verification key known counts 'no signed backup' as a problem", async () => {
+    const c = unsignedConfig("verifyonly", [keys.verificationKey]);
+    const line = await expectZrbFail(["status", "--config", c, "--task", "u", "--max-age", "30d"], env, 10, `task u (${pool.pool}/u) has no signed backup at all`);
+    expect(line).toContain("set signing_key");
+    const text = await zrb(["status", "--config", c, "--task", "u"], { env });
+    expect(text.stdout).toContain("no signed backup in");
+    // Signed backups of the other tasks are fresh under the same key; --allow-unsigned counts the unsigned one.
+    expect((await zrb(["status", "--config", c, "--task", "a", "--max-age", "30d"], { env })).stdout).toContain("fresh: the newest signed backup");
+    expect((await zrb(["status", "--config", c, "--task", "u", "--max-age", "30d", "--allow-unsigned"], { env })).stdout).toContain("fresh: the newest backup");
+  });
+});

@@ -78,6 +78,12 @@ describe("the progress line", () => {
     expect(line).toBe("512 MiB of ~2 GiB (25%), 64 MiB/s, ETA 24s, parts 1/~4");
   });
 
+  test("with a bandwidth limit the line ends with the limit in force (off at this hour: 'limit off')", () => {
+    const f = { bytesDone: 3 * MiB, bytesExpected: 12 * MiB, estimated: false, rate: MiB, etaSeconds: 9, partsDone: 3, parts: 12, elapsedSeconds: 3 };
+    expect(progressLine({ ...f, limit: 5 * MiB })).toBe("3 MiB of 12 MiB (25%), 1 MiB/s, ETA 9s, parts 3/12, limit 5 MiB/s");
+    expect(progressLine({ ...f, limit: null })).toBe("3 MiB of 12 MiB (25%), 1 MiB/s, ETA 9s, parts 3/12, limit off");
+  });
+
   test("an exact total (restore, verify), and nothing known yet", () => {
     expect(progressLine({ bytesDone: 3 * MiB, bytesExpected: 12 * MiB, estimated: false, rate: MiB, etaSeconds: 9, partsDone: 3, parts: 12, elapsedSeconds: 3 })).toBe(
       "3 MiB of 12 MiB (25%), 1 MiB/s, ETA 9s, parts 3/12",
