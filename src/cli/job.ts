@@ -11,7 +11,7 @@ import { assertSafeMetricsFile, recordRun, recordRuns, type MetricsCommand, type
 import { ping } from "../report/ping.ts";
 import { Reporter, reportMode } from "../report/reporter.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
+import { ExitCode, ZrbError, usageError, isInterruptError } from "../util/errors.ts";
 import { parseSchedule, ScheduleProblem, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
 import { warnNoSigningKey } from "./trust.ts";
 import { applyOutput, interruptSignal, loadConfigLogged, outputArgs, requireTask, storeFor } from "./common.ts";
@@ -101,7 +101,7 @@ export function parseInterval(v: string | undefined): number {
 /** An interrupted run reports the signal, whatever it tripped over on its way out. */
 function cause(err: unknown, signal: AbortSignal): unknown {
   const r = signal.reason;
-  if (signal.aborted && r instanceof ZrbError && !(err instanceof ZrbError && err.exitCode === r.exitCode)) return r;
+  if (signal.aborted && isInterruptError(r) && !isInterruptError(err)) return r;
   return err;
 }
 

@@ -16,7 +16,7 @@
  */
 import { Decrypter, Encrypter, type Recipient } from "age-encryption";
 import { hkdfSync } from "node:crypto";
-import { cryptoError, integrityError } from "../util/errors.ts";
+import { cryptoError, integrityError, noIdentityError } from "../util/errors.ts";
 import { parseRecipients, validIdentity } from "./keys.ts";
 import { TAG_BYTES } from "./sodium.ts";
 import { CHUNK_SIZE, PAYLOAD_NONCE_SIZE, SEALED_CHUNK_SIZE, openBlock, sealBlock, truncatedNoPayload } from "./age-stream.ts";
@@ -250,7 +250,7 @@ export class AgeDecryptStream {
       fileKey = await this.decrypter.decryptHeader(header);
     } catch (err) {
       const msg = (err as Error)?.message ?? String(err);
-      if (/no identity matched/.test(msg)) throw cryptoError(NO_MATCH);
+      if (/no identity matched/.test(msg)) throw noIdentityError(NO_MATCH);
       if (/HMAC/.test(msg)) throw integrityError("age header MAC does not verify: the file header is corrupted or was modified");
       throw integrityError(`invalid age header (${msg}); the file is corrupted`);
     }

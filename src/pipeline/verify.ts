@@ -14,7 +14,7 @@ import { ChainError, resolveChain, type Catalog } from "./catalog.ts";
 import { findBackup, type Selector } from "./restore/select.ts";
 import { downloadPart } from "./restore/fetch.ts";
 import { decryptPart } from "./restore/decrypt.ts";
-import { ExitCode, ZrbError } from "../util/errors.ts";
+import { ZrbError, isKind, isInterruptError } from "../util/errors.ts";
 import { checkInterrupted } from "../util/abort.ts";
 import { log } from "../util/log.ts";
 import { StreamEndsCollector } from "../zfs/stream.ts";
@@ -175,8 +175,8 @@ async function verifyBackup(
     } catch (err) {
       // Stopped (an interrupt, or a Worker that died): not a verdict on the part.
       checkInterrupted(signal);
-      if (!(err instanceof ZrbError) || err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM) throw err;
-      if (err.exitCode === ExitCode.CRYPTO) throw err;
+      if (!(err instanceof ZrbError) || isInterruptError(err)) throw err;
+      if (isKind(err, "crypto", "no-identity")) throw err;
       // The store cannot be reached (a stall, the retries spent): nothing can be checked, exit 6.
       if (isStoreError(err, "transient")) throw err;
       rec.ok = false;

@@ -4,7 +4,7 @@
  * that stops because of that signal throws `interrupted(signal)`. Also the abortable sleep that
  * retries, backoffs and the bandwidth limit wait in.
  */
-import { ExitCode, ZrbError } from "./errors.ts";
+import { ExitCode, ZrbError, isInterruptError } from "./errors.ts";
 
 /** Seconds a graceful stop may take before zrb exits anyway (systemd's TimeoutStopSec defaults to 90). */
 export const STOP_GRACE_SECONDS = 20;
@@ -18,7 +18,7 @@ export function interrupted(signal?: AbortSignal): ZrbError {
 
 /** Whether `err` is the error an interrupt ends a run with (exit 130 or 143): never a finding about data. */
 export function isInterrupt(err: unknown): boolean {
-  return err instanceof ZrbError && (err.exitCode === ExitCode.SIGINT || err.exitCode === ExitCode.SIGTERM);
+  return isInterruptError(err);
 }
 
 /** Throw `interrupted(signal)` if the signal has fired. */

@@ -1,6 +1,8 @@
 /**
  * Typed errors and exit codes. Every error a user can cause is a ZrbError: one line,
  * naming the thing that is wrong and what to do about it. Anything else is a bug.
+ * Code branches on an error's `errorKind` (isKind); the exit code a kind ends the process with is
+ * chosen here, in EXIT_OF_KIND, and nowhere else.
  */
 export const ExitCode = {
   OK: 0,
@@ -33,16 +35,63 @@ export const ExitCode = {
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
+/** What went wrong, for code to branch on. */
+export type ErrorKind =
+  | "internal"
+  | "usage"
+  | "config"
+  | "locked"
+  | "zfs"
+  | "store"
+  | "integrity"
+  | "crypto"
+  /** The age identity given opens no recipient of a file (a crypto error: exit 8). */
+  | "no-identity"
+  | "io"
+  | "stale"
+  | "systemd"
+  | "sigint"
+  | "sigterm";
+
+/** The one mapping from kinds to exit codes. */
+const EXIT_OF_KIND: Record<ErrorKind, ExitCode> = {
+  internal: ExitCode.FAILURE,
+  usage: ExitCode.USAGE,
+  config: ExitCode.CONFIG,
+  locked: ExitCode.LOCKED,
+  zfs: ExitCode.ZFS,
+  store: ExitCode.STORE,
+  integrity: ExitCode.INTEGRITY,
+  crypto: ExitCode.CRYPTO,
+  "no-identity": ExitCode.CRYPTO,
+  io: ExitCode.IO,
+  stale: ExitCode.STALE,
+  systemd: ExitCode.SYSTEMD,
+  sigint: ExitCode.SIGINT,
+  sigterm: ExitCode.SIGTERM,
+};
+
+const KIND_OF_EXIT = new Map<number, ErrorKind>(
+  (Object.entries(EXIT_OF_KIND) as [ErrorKind, ExitCode][]).filter(([k]) => k !== "no-identity").map(([k, c]) => [c, k]),
+);
+
 export class ZrbError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: ExitCode = ExitCode.FAILURE,
-    options?: { cause?: unknown },
-  ) {
+  /** What went wrong (StoreError adds its own finer `kind` of store failure). */
+  readonly errorKind: ErrorKind;
+  readonly exitCode: ExitCode;
+  /** `how`: the kind, or (for the many callers written before kinds) the exit code, which names its kind. */
+  constructor(message: string, how: ExitCode | ErrorKind = "internal", options?: { cause?: unknown }) {
     super(message, options);
     this.name = "ZrbError";
+    this.errorKind = typeof how === "string" ? how : (KIND_OF_EXIT.get(how) ?? "internal");
+    this.exitCode = EXIT_OF_KIND[this.errorKind];
   }
 }
+
+/** Whether `err` is a ZrbError of one of these kinds. */
+export const isKind = (err: unknown, ...kinds: ErrorKind[]): boolean => err instanceof ZrbError && kinds.includes(err.errorKind);
+/** An interrupt (SIGINT or SIGTERM) ended the run. */
+export const isInterruptError = (err: unknown): boolean => isKind(err, "sigint", "sigterm");
 
 export const usageError = (msg: string) => new ZrbError(msg, ExitCode.USAGE);
 export const configError = (msg: string) => new ZrbError(msg, ExitCode.CONFIG);
@@ -50,6 +99,7 @@ export const zfsError = (msg: string) => new ZrbError(msg, ExitCode.ZFS);
 export const storeError = (msg: string, cause?: unknown) => new ZrbError(msg, ExitCode.STORE, { cause });
 export const integrityError = (msg: string) => new ZrbError(msg, ExitCode.INTEGRITY);
 export const cryptoError = (msg: string) => new ZrbError(msg, ExitCode.CRYPTO);
+export const noIdentityError = (msg: string) => new ZrbError(msg, "no-identity");
 export const ioError = (msg: string, cause?: unknown) => new ZrbError(msg, ExitCode.IO, { cause });
 
 /** Map a Node/Bun system error on a path to a one-line ZrbError. */

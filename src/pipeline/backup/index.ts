@@ -25,7 +25,7 @@ import { readHeads } from "../../state/heads.ts";
 import { RunDir, type BackupState } from "../../state/rundir.ts";
 import type { Manifest } from "../../state/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
-import { ExitCode, ZrbError, integrityError, storeError, zfsError } from "../../util/errors.ts";
+import { ZrbError, integrityError, storeError, zfsError, isKind } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { readSigningKey } from "../../crypto/signing.ts";
 import { NO_TRUST, signManifest, type Trust } from "../../state/trust.ts";
@@ -193,6 +193,6 @@ async function announce(state: BackupState, caps: zfs.ZfsCaps, progress?: Transf
 
 /** A network/store or local disk failure mid-backup: say that the next run picks up from here. */
 function resumable(err: unknown, state: BackupState): unknown {
-  if (!(err instanceof ZrbError) || (err.exitCode !== ExitCode.STORE && err.exitCode !== ExitCode.IO)) return err;
-  return new ZrbError(`${err.message}; fix that and rerun: it resumes backup ${state.backupId}`, err.exitCode, { cause: err.cause ?? err });
+  if (!(err instanceof ZrbError) || !isKind(err, "store", "io")) return err;
+  return new ZrbError(`${err.message}; fix that and rerun: it resumes backup ${state.backupId}`, err.errorKind, { cause: err.cause ?? err });
 }

@@ -11,7 +11,7 @@ import { AgeDecryptStream } from "../../crypto/age.ts";
 import { RUN_BLOCKS, RUN_BYTES, truncatedNoPayload } from "../../crypto/age-stream.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import type { Manifest, ManifestPart } from "../../state/manifest.ts";
-import { ExitCode, ZrbError, cryptoError, fsError, integrityError } from "../../util/errors.ts";
+import { ZrbError, fsError, integrityError, isKind, noIdentityError } from "../../util/errors.ts";
 import type { Run, Threads } from "../parallel/index.ts";
 import { partName } from "./fetch.ts";
 
@@ -22,11 +22,11 @@ const HEAD_MAX = 1024 * 1024 + 16;
 
 function ageError(err: unknown, m: Manifest, p: ManifestPart, url: string): ZrbError {
   const msg = (err as Error)?.message ?? String(err);
-  if (err instanceof ZrbError && err.exitCode !== ExitCode.INTEGRITY && !/does not match any recipient/.test(msg)) return err;
-  if (/does not match any recipient|no identity matched|no matching identit/i.test(msg))
-    return cryptoError(
+  if (isKind(err, "no-identity"))
+    return noIdentityError(
       `this identity does not match any recipient of backup ${m.backupId}; it was encrypted to ${m.recipients.join(", ")}: use the private key file of one of those recipients`,
     );
+  if (err instanceof ZrbError && !isKind(err, "integrity")) return err;
   return integrityError(`${partName(m, p, url)} does not decrypt: ${msg.split("\n")[0]}`);
 }
 
@@ -155,6 +155,6 @@ export async function preflightIdentity(store: ObjectStore, m: Manifest, identit
     await dec.push(head);
   } catch (err) {
     const e = ageError(err, m, p, store.urlOf(p.key));
-    if (e.exitCode === ExitCode.CRYPTO) throw e;
+    if (isKind(e, "crypto", "no-identity")) throw e;
   }
 }

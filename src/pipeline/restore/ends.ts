@@ -13,7 +13,7 @@ import { AgeDecryptStream, CHUNK_SIZE, PAYLOAD_NONCE_SIZE, SEALED_CHUNK_SIZE, ci
 import { StoreError, type ObjectStore } from "../../store/store.ts";
 import type { Manifest, ManifestPart } from "../../state/manifest.ts";
 import { headBytesNeeded, RECORD_SIZE, streamEndsProblem, TAIL_BYTES } from "../../zfs/stream.ts";
-import { ExitCode, ZrbError, integrityError } from "../../util/errors.ts";
+import { ZrbError, integrityError, isKind } from "../../util/errors.ts";
 import { partName } from "./fetch.ts";
 
 /** Bytes fetched for a part's age header (with a few recipients it is well under 1 KiB). */
@@ -79,7 +79,7 @@ export async function checkStreamEnds(store: ObjectStore, m: Manifest, identitie
     why = streamEndsProblem(head, tail, m.snapshot.guid, m.parent?.guid ?? null);
   } catch (err) {
     if (err instanceof SizeMismatch) why = err.message;
-    else if (err instanceof ZrbError && (err.exitCode === ExitCode.INTEGRITY || err instanceof StoreError)) why = err.message;
+    else if (err instanceof StoreError || (err instanceof ZrbError && isKind(err, "integrity"))) why = err.message;
     else throw err;
   }
   if (!why) return;

@@ -11,7 +11,7 @@ import { isManifestKey, manifestDir } from "../../store/layout.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { readTree, type TreeChild, type TreeRecord } from "../../state/tree.ts";
 import type { Trust } from "../../state/trust.ts";
-import { ExitCode, usageError, ZrbError } from "../../util/errors.ts";
+import { usageError, isKind } from "../../util/errors.ts";
 import { compileExclude } from "../../zfs/exclude.ts";
 import { childNameProblem, poolTree, treeOrder } from "./children.ts";
 import * as zfs from "../../zfs/zfs.ts";
@@ -71,7 +71,7 @@ export async function allChildren(store: ObjectStore, task: Task, trust: Trust):
   const { record, children } = await bucketChildren(store, task, trust);
   // A host without zfs at all (a laptop listing the bucket) has no pool here either.
   const poolHere = await zfs.datasetExists(task.fullName).catch((err) => {
-    if (err instanceof ZrbError && err.exitCode === ExitCode.ZFS) return false;
+    if (isKind(err, "zfs")) return false;
     throw err;
   });
   const onPool = poolHere ? await poolTree(task) : undefined;
