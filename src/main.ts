@@ -56,8 +56,11 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
   const takesValue = new Set<string>();
   const canonical = new Map<string, string>();
   const optional = new Map<string, string>();
+  const repeatable = new Set<string>();
   for (const [k, d] of Object.entries<any>(defs)) {
     if (typeof d.optionalValue === "string") optional.set(k, d.optionalValue);
+    // Options that collect every value (read with repeatedFlag, cli/trust.ts) may be given again.
+    if (d.repeatable === true) repeatable.add(k);
     const names = [k, ...(d.alias ? [d.alias].flat() : [])];
     for (const n of names) {
       known.add(n);
@@ -81,7 +84,7 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
       // One value per option: `-l 0 -l 1` must not silently mean level 1.
       const c = canonical.get(flag)!;
       const prev = given.get(c);
-      if (prev !== undefined)
+      if (prev !== undefined && !repeatable.has(c))
         throw new ZrbError(`zrb ${name}: option --${c} given twice (${prev} and ${a.split("=")[0]}); give it once (see zrb ${name} --help)`, ExitCode.USAGE);
       given.set(c, a.split("=")[0]!);
     }
