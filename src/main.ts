@@ -10,6 +10,7 @@ import { VERSION } from "./version.ts";
 import { printable } from "./util/text.ts";
 import { didYouMean } from "./config/suggest.ts";
 import genkey from "./cli/genkey.ts";
+import rekey from "./cli/rekey.ts";
 import snapshot from "./cli/snapshot.ts";
 import backup from "./cli/backup.ts";
 import check from "./cli/check.ts";
@@ -27,7 +28,7 @@ const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4
 
 const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 
-const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, check, systemd, cleanup, prune, "iam-policy": iamPolicy };
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, check, systemd, cleanup, prune, rekey, "iam-policy": iamPolicy };
 
 const main: CommandDef<any> = {
   meta: {

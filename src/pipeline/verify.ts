@@ -148,7 +148,7 @@ export async function verifyBackups(
         const path = join(scratch, partFileName(p.index));
         const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
         try {
-          await downloadPart(store, m, p, path, threads, opts.signal, onBytes);
+          await downloadPart(store, m, p, path, threads, opts.signal, onBytes, opts.identities);
           if (opts.identities) {
             const emit = whole === null ? () => {} : (b: Uint8Array) => ends.push(b);
             await decryptPart(path, m, p, { identities: opts.identities, url: store.urlOf(p.key), emit, threads, alsoHash: whole === null ? [] : [whole], signal: opts.signal });

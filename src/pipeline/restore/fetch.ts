@@ -16,6 +16,7 @@ import { log } from "../../util/log.ts";
 import { Semaphore } from "../../util/semaphore.ts";
 import { FileFailure, type Threads, type Written } from "../parallel/index.ts";
 import { SlotFiller } from "../parallel/slot-filler.ts";
+import { rewrappedProblem } from "../rekey/origin.ts";
 
 /** "part 3 of backup <id> (s3://bucket/prefix/data/…)". */
 export function partName(m: Manifest, p: ManifestPart, url: string): string {
@@ -31,9 +32,20 @@ function scratchError(err: unknown, path: string): unknown {
 /**
  * Download one part to `path` (created exclusively, never through a planted link); on return
  * it holds exactly the manifest's bytes. The file worker writes and SHA-256s it;
- * `onBytes` hears of every piece downloaded (progress).
+ * `onBytes` hears of every piece downloaded (progress). A part zrb rekey rewrapped is checked
+ * against its original SHA-256 through the sealed original header (rekey/origin.ts), which
+ * takes `identities`; without them only its new header is checked here.
  */
-export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, threads: Threads, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<void> {
+export async function downloadPart(
+  store: ObjectStore,
+  m: Manifest,
+  p: ManifestPart,
+  path: string,
+  threads: Threads,
+  signal?: AbortSignal,
+  onBytes?: (n: number) => void,
+  identities?: string[],
+): Promise<void> {
   const name = partName(m, p, store.urlOf(p.key));
   for (let round = 0; ; round++) {
     const file = threads.files.create(path);
@@ -63,13 +75,14 @@ export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestP
       file.drop();
       throw scratchError(err, path);
     }
-    if (written.sha256 === p.sha256) return;
+    const why = p.rewrap ? await rewrappedProblem(path, p, identities) : written.sha256 === p.sha256 ? undefined : `ciphertext SHA-256 is ${written.sha256}, manifest says ${p.sha256}`;
+    if (!why) return;
     if (round === 0) {
       log.warn(`${name}: SHA-256 mismatch, downloading it again`);
       continue;
     }
     rmSync(path, { force: true });
-    throw integrityError(`${name}: ciphertext SHA-256 is ${written.sha256}, manifest says ${p.sha256}; the object in the store is damaged or was replaced`);
+    throw integrityError(`${name}: ${why}; the object in the store is damaged or was replaced`);
   }
 }
 
@@ -91,6 +104,7 @@ export class PartFetcher {
     ahead: number,
     private threads: Threads,
     signal?: AbortSignal,
+    private identities?: string[],
   ) {
     this.slots = new Semaphore(Math.max(1, ahead));
     this.done = m.parts.map(() => {
@@ -115,7 +129,7 @@ export class PartFetcher {
       await this.slots.acquire();
       if (this.stopped) return;
       const path = this.pathOf(p.index);
-      downloadPart(this.store, this.m, p, path, this.threads, this.ac.signal).then(
+      downloadPart(this.store, this.m, p, path, this.threads, this.ac.signal, undefined, this.identities).then(
         () => this.done[p.index]!.resolve(path),
         (e) => {
           rmSync(path, { force: true });
