@@ -10,8 +10,11 @@ import { loadIdentityFile } from "../crypto/keys.ts";
 import { checkRecipient } from "../crypto/recipient.ts";
 import { readSigningKey } from "../crypto/signing.ts";
 import { rekey, type RekeyEvent, type RekeyResult } from "../pipeline/rekey/index.ts";
+import { bucketChildren } from "../pipeline/tree/known.ts";
+import { childTask } from "../pipeline/tree/children.ts";
+import type { Task } from "../config/config.ts";
 import { warnUnauthenticated } from "../state/trust.ts";
-import { ZrbError, fsError, usageError } from "../util/errors.ts";
+import { ExitCode, ZrbError, fsError, usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { now } from "../util/clock.ts";
 
@@ -83,28 +86,52 @@ export default defineCommand({
       if (args.json) process.stdout.write(JSON.stringify({ event: name, time: now().toISOString(), command: "rekey", task: args.task, ...fields }) + "\n");
     };
     const { signal, dispose } = interruptSignal();
+    let reported = false;
     try {
       const { config, task, store } = await loadAll(args, { signal, allowDisabled: true });
       const key = await loadIdentityFile(args["private-key"]);
       const trust = await resolveTrust(args, key.verifyKey, config);
       warnUnauthenticated(trust, "rekey");
       const signer = config.signingKeyFile ? await readSigningKey(config.signingKeyFile) : undefined;
-      const result = await rekey(config, task, store, {
-        identities: key.identities,
-        recipients,
-        trust,
-        signer,
-        backupId: args["backup-id"],
-        dryRun: !!args["dry-run"],
-        signal,
-        onEvent: ({ event, ...fields }: RekeyEvent) => emit(event, fields),
-      });
+      // A recursive task: every child with backups in the bucket, one dataset at a time.
+      if (task.recursive && args["backup-id"] !== undefined) throw usageError("--backup-id names one dataset's backup; it cannot be used with a recursive task");
+      const datasets: Task[] = task.recursive ? (await bucketChildren(store, task, trust)).children.map((c) => childTask(task, c.rel)) : [task];
+      const result: RekeyResult = { dryRun: !!args["dry-run"], backups: 0, parts: 0, downloadedBytes: 0, copiedBytes: 0, skipped: [] };
+      for (const t of datasets) {
+        const r = await rekey(config, t, store, {
+          identities: key.identities,
+          recipients,
+          trust,
+          signer,
+          backupId: args["backup-id"],
+          dryRun: !!args["dry-run"],
+          signal,
+          onEvent: ({ event, ...fields }: RekeyEvent) => emit(event, { dataset: t.fullName, ...fields }),
+        });
+        result.backups += r.backups;
+        result.parts += r.parts;
+        result.downloadedBytes += r.downloadedBytes;
+        result.copiedBytes += r.copiedBytes;
+        result.skipped.push(...r.skipped);
+      }
       if (!result.dryRun && result.parts > 0 && !config.recipients.every((r) => recipients.includes(r)))
         log.warn(`${config.path} still encrypts new backups to ${config.recipients.filter((r) => !recipients.includes(r)).join(", ")}; set age_public_key (age_recipients) to the new key`);
-      if (args.json) emit("done", { result });
-      else process.stdout.write(summaryLine(result) + "\n");
+      // Backups left as they were (still opening with the old key only): the job is not finished.
+      const first = result.skipped[0];
+      const failure = first
+        ? new ZrbError(
+            `${result.skipped.length} backup(s) were not rekeyed and still open only with the old key (${first.backupId}: ${first.reason}); fix that and rerun`,
+            Math.min(...result.skipped.map((x) => x.exitCode)) as ExitCode,
+          )
+        : undefined;
+      if (!args.json) process.stdout.write(summaryLine(result) + "\n");
+      else if (failure) {
+        reported = true;
+        emit("error", { message: failure.message, exitCode: failure.exitCode, result });
+      } else emit("done", { result });
+      if (failure) throw failure;
     } catch (err) {
-      if (args.json && err instanceof ZrbError) emit("error", { message: err.message, exitCode: err.exitCode });
+      if (args.json && !reported && err instanceof ZrbError) emit("error", { message: err.message, exitCode: err.exitCode });
       throw err;
     } finally {
       dispose();

@@ -12,7 +12,7 @@
  * with the new key and not the old, and restore with the new key is byte-identical.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { GetObjectCommand, ListMultipartUploadsCommand, type S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, ListMultipartUploadsCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
@@ -262,5 +262,49 @@ describe("zrb rekey to a new age key", () => {
     expect(old.code).toBe(8);
     const again = await zrb(["rekey", "--config", viaProxy, "--task", "t", "--private-key", key3.keyFile, "--to-recipient", key3.recipient], { env: sc.env });
     expect(again.stdout.trim()).toBe("rekey: 0 parts of 0 backups rewrapped, 0 bytes downloaded, 0 bytes copied server-side");
+  });
+
+  test("a manifest the run cannot trust is never rewritten or re-signed: reported, exit 7, the --json run ends with its error event", async () => {
+    const src = await getYaml(mkey(ids[0]!));
+    const id = "20991231T000000Z-L0-f0f0f0";
+    const forged = { ...src, backupId: id, recipients: [key1.publicKey], parts: [], stream: { ...src.stream, size: 0 } };
+    delete forged.signature;
+    const text = YAML.stringify(forged);
+    await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: mkey(id), Body: text }));
+    try {
+      const r = await zrb([...rekeyArgs(), "--json"], { env: sc.env, allowFail: true });
+      expect(r.code).toBe(7);
+      const events = jsonEvents(r.stdout);
+      expect(events.at(-1)!.event).toBe("error");
+      expect(events.at(-1)!.result.skipped.map((x: any) => x.backupId)).toEqual([id]);
+      expect(events.filter((e) => e.event === "error" || e.event === "done").length).toBe(1);
+      expect(new TextDecoder().decode(await getBytes(mkey(id)))).toBe(text);
+    } finally {
+      await client.send(new DeleteObjectCommand({ Bucket: sc.bucket, Key: mkey(id) }));
+    }
+  });
+
+  test("a rekeyed part is still checked byte for byte before decryption: a changed payload byte or header byte is refused (exit 7)", async () => {
+    const m = await getYaml(mkey(ids[0]!));
+    const p = m.parts[0];
+    const key = PREFIX + p.key;
+    const orig = await getBytes(key);
+    const verify = () => zrb(["verify", "--config", cfg, "--task", "t", "--private-key", key3.keyFile], { env: sc.env, allowFail: true });
+    try {
+      for (const [at, why] of [
+        [orig.length - 100, "payload under the original header"],
+        [p.rewrap.prefixSize - 20, "age header's SHA-256"],
+      ] as const) {
+        const bad = orig.slice();
+        bad[at]! ^= 1;
+        await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: key, Body: bad }));
+        const r = await verify();
+        expect(r.code).toBe(7);
+        expect(r.stderr).toContain(why);
+      }
+    } finally {
+      await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: key, Body: orig }));
+    }
+    expect((await verify()).code).toBe(0);
   });
 });

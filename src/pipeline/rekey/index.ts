@@ -48,8 +48,8 @@ export interface RekeyResult {
   parts: number;
   downloadedBytes: number;
   copiedBytes: number;
-  /** Backups left as they are, and why (untrusted; an archived part: thaw first). */
-  skipped: { backupId: string; reason: string }[];
+  /** Backups left as they are, and why (untrusted: exit 7; a part archived or missing: exit 6). */
+  skipped: { backupId: string; reason: string; exitCode: number }[];
 }
 
 const sameSet = (a: string[], b: string[]) => a.length === b.length && [...a].sort().join(",") === [...b].sort().join(",");
@@ -84,8 +84,8 @@ export async function rekey(cfg: Config, task: Task, store: ObjectStore, o: Reke
     const chosen = o.backupId === undefined ? all : all.filter((m) => m.backupId === o.backupId);
     if (o.backupId !== undefined && chosen.length === 0) throw usageError(`backup ${o.backupId} of task ${task.name} is not in ${store.location}; zrb list shows the backups`);
     const res: RekeyResult = { dryRun: o.dryRun, backups: 0, parts: 0, downloadedBytes: 0, copiedBytes: 0, skipped: [] };
-    const skip = (m: Manifest, reason: string) => {
-      res.skipped.push({ backupId: m.backupId, reason });
+    const skip = (m: Manifest, reason: string, exitCode: number) => {
+      res.skipped.push({ backupId: m.backupId, reason, exitCode });
       o.onEvent?.({ event: "skipped", backupId: m.backupId, reason });
       log.warn(`backup ${m.backupId} is not rekeyed: ${reason}`);
     };
@@ -93,7 +93,7 @@ export async function rekey(cfg: Config, task: Task, store: ObjectStore, o: Reke
       checkInterrupted(o.signal);
       const untrusted = manifestTrustProblem(m, o.trust);
       if (untrusted) {
-        skip(m, `its manifest cannot be trusted: ${untrusted}`);
+        skip(m, `its manifest cannot be trusted: ${untrusted}`, ExitCode.INTEGRITY);
         continue;
       }
       const pending = state?.state.backups[m.backupId];
@@ -105,7 +105,7 @@ export async function rekey(cfg: Config, task: Task, store: ObjectStore, o: Reke
         throw new ZrbError(`backup ${m.backupId} is signed and rekey rewrites its manifest; run zrb rekey where signing_key is (the NAS), with signing_key set in ${cfg.path}`, ExitCode.CONFIG);
       const objects = await partObjects(store, m);
       if (typeof objects === "string") {
-        skip(m, objects);
+        skip(m, objects, ExitCode.STORE);
         continue;
       }
       if (o.dryRun) {
