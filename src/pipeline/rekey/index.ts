@@ -79,6 +79,10 @@ export async function rekey(cfg: Config, task: Task, store: ObjectStore, o: Reke
   // The dataset's lock: no backup writes parts to the old recipients meanwhile.
   const lock = o.dryRun ? undefined : acquireLock(rd.lockPath, `dataset ${task.fullName}`, "zrb rekey");
   try {
+    // An interrupted backup would finish to the old recipients after the rekey: finish it first.
+    const pending = await rd.readState();
+    if (pending.kind === "ok" && !o.dryRun)
+      throw new ZrbError(`backup ${pending.state.backupId} of ${task.fullName} was interrupted and would finish encrypted to the old key; run zrb backup --level ${pending.state.level} to finish it, then rekey`, ExitCode.USAGE);
     const state = o.dryRun ? undefined : await RekeyStateFile.open(rd.dir, o.recipients);
     const all = await listManifests(store, task.pool, task.dataset);
     const chosen = o.backupId === undefined ? all : all.filter((m) => m.backupId === o.backupId);
@@ -96,8 +100,8 @@ export async function rekey(cfg: Config, task: Task, store: ObjectStore, o: Reke
         skip(m, `its manifest cannot be trusted: ${untrusted}`, ExitCode.INTEGRITY);
         continue;
       }
-      const pending = state?.state.backups[m.backupId];
-      if (sameSet(m.recipients, o.recipients) && !pending) {
+      const inProgress = state?.state.backups[m.backupId];
+      if (sameSet(m.recipients, o.recipients) && !inProgress) {
         o.onEvent?.({ event: "backup", backupId: m.backupId, parts: 0, state: "already" });
         continue;
       }
