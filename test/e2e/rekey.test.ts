@@ -307,4 +307,23 @@ describe("zrb rekey to a new age key", () => {
     }
     expect((await verify()).code).toBe(0);
   });
+
+  test("a second rekey (from the new key to two others, --to-recipients-file) keeps the original hash checkable; both new keys open the parts", async () => {
+    const k4 = await ageKeyPair(join(sc.work, "key4.txt"));
+    const k5 = await ageKeyPair(join(sc.work, "key5.txt"));
+    const list = join(sc.work, "recipients.txt");
+    writeFileSync(list, `# the new owners\n${k4.recipient}\n\n${k5.recipient}\n`);
+    const r = await zrb(["rekey", "--config", viaProxy, "--task", "t", "--private-key", key3.keyFile, "--to-recipients-file", list], { env: sc.env });
+    expect(r.stdout.trim()).toMatch(new RegExp(`^rekey: ${before.size} parts of 2 backups rewrapped, `));
+    const m = await getYaml(mkey(ids[0]!));
+    expect(m.recipients.sort()).toEqual([k4.recipient, k5.recipient].sort());
+    const part = m.parts[0];
+    const f = join(sc.work, "again.age");
+    writeFileSync(f, await getBytes(PREFIX + part.key));
+    for (const k of [k4, k5]) expect(Bun.spawnSync(["age", "-d", "-i", k.keyFile, f]).stdout.length).toBe(part.plainSize);
+    expect(Bun.spawnSync(["age", "-d", "-i", key3.keyFile, f]).exitCode).not.toBe(0);
+    const v = jsonResult((await zrb(["verify", "--config", cfg, "--task", "t", "--private-key", k5.keyFile, "--json"], { env: sc.env })).stdout);
+    expect(v.ok).toBe(true);
+    await restoreIdentical("r5", "--private-key", k4.keyFile);
+  });
 });
