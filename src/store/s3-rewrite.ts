@@ -45,7 +45,9 @@ export async function rewriteHead(ctx: S3Context, key: string, head: Uint8Array,
   const etag = await checkSource(ctx, key, opts);
   const common = { Bucket: ctx.bucket, Key, StorageClass: opts.storageClass as StorageClass | undefined, ...ctx.lock() };
   if (from === size) {
-    await ctx.call("put", key, (abortSignal) => ctx.client.send(new PutObjectCommand({ ...common, Body: head, ContentLength: head.byteLength }), { abortSignal }), opts.signal);
+    // The whole object in one request, its SHA-256 checked by the server as put() does.
+    const ChecksumSHA256 = new Bun.CryptoHasher("sha256").update(head).digest("base64");
+    await ctx.call("put", key, (abortSignal) => ctx.client.send(new PutObjectCommand({ ...common, Body: head, ContentLength: head.byteLength, ChecksumSHA256 }), { abortSignal }), opts.signal);
     return { copied: 0 };
   }
   if (head.byteLength < MIN_REWRITE_HEAD) throw storeError(`rewrite of ${ctx.urlOf(key)}: internal error, a ${head.byteLength}-byte first part is under S3's 5 MiB minimum`);

@@ -49,7 +49,7 @@ export const MIN_REWRITE_HEAD = 5 * 1024 * 1024;
 export interface RewriteOptions {
   /** The object's current size in bytes (checked before anything is written). */
   size: number;
-  /** The object must still be this version (its ETag, from head()) when its bytes are copied. */
+  /** The object must still be this version (its ETag, from head()) when its bytes are copied (stores with ETags: S3). */
   etag?: string;
   storageClass?: string;
   signal?: AbortSignal;

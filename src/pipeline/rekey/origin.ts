@@ -20,7 +20,7 @@
 import { open } from "node:fs/promises";
 import { AgeDecryptStream, AgeEncryptStream } from "../../crypto/age.ts";
 import type { ManifestPart } from "../../state/manifest.ts";
-import { fsError, integrityError } from "../../util/errors.ts";
+import { fsError } from "../../util/errors.ts";
 
 /** `prefix` (an original age header and payload nonce) as an age file to `recipients`, base64. */
 export async function sealOrigin(prefix: Uint8Array, recipients: string[]): Promise<string> {
@@ -76,9 +76,4 @@ export async function rewrappedProblem(path: string, p: ManifestPart, identities
   } finally {
     await fh.close();
   }
-}
-
-/** For the rekey itself: a rewrapped part whose origin does not open is not ours to rewrap. */
-export function originError(where: string, err: unknown): never {
-  throw integrityError(`${where}: the sealed original header does not open with the old key (${(err as Error)?.message ?? err}); it was rekeyed to other recipients`);
 }
