@@ -326,4 +326,13 @@ describe("zrb rekey to a new age key", () => {
     expect(v.ok).toBe(true);
     await restoreIdentical("r5", "--private-key", k4.keyFile);
   });
+
+  test("an old key the backups are not encrypted to is refused (exit 8) before any object changes", async () => {
+    const m0 = new TextDecoder().decode(await getBytes(mkey(ids[0]!)));
+    const r = await zrb(rekeyArgs(), { env: sc.env, allowFail: true });
+    expect(r.code).toBe(8);
+    expect(r.stderr).toContain("must be a key this backup is encrypted to");
+    expect(new TextDecoder().decode(await getBytes(mkey(ids[0]!)))).toBe(m0);
+    expect(existsSync(join(sc.work, "base", "run", sc.pool.pool, "d", "rekey_state.yaml"))).toBe(false);
+  });
 });

@@ -11,7 +11,7 @@ import { MIN_REWRITE_HEAD, type ObjectInfo, type ObjectStore } from "../../store
 import type { ManifestPart, PartRewrap } from "../../state/manifest.ts";
 import { PAYLOAD_NONCE_SIZE } from "../../crypto/age.ts";
 import { rewrapHeader, unwrapFileKey } from "../../crypto/rewrap.ts";
-import { integrityError } from "../../util/errors.ts";
+import { ZrbError, integrityError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { openOrigin, sealOrigin } from "./origin.ts";
 import type { RekeyPartState, RekeyStateFile } from "./state.ts";
@@ -99,7 +99,10 @@ export async function rekeyPart(j: PartJob): Promise<PartOutcome> {
   // What can be checked of the old object here: all of it when it is small, else its header.
   if (whole && !p.rewrap && sha256(first) !== p.sha256) throw integrityError(`${where}: its SHA-256 is not the manifest's; the object is damaged or was replaced, so it is not rekeyed`);
   if (p.rewrap && sha256(oldPrefix) !== p.rewrap.prefixSha256) throw integrityError(`${where}: its age header is not the one the manifest records; the object is damaged or was replaced`);
-  const fileKey = await unwrapFileKey(first.subarray(0, hEnd), j.identities);
+  const fileKey = await unwrapFileKey(first.subarray(0, hEnd), j.identities).catch((err: unknown) => {
+    if (err instanceof ZrbError) throw new ZrbError(`${where}: ${err.message}; --private-key must be a key this backup is encrypted to (its manifest's recipients)`, err.exitCode);
+    throw err;
+  });
   let header: Uint8Array;
   try {
     header = await rewrapHeader(fileKey, j.recipients);
