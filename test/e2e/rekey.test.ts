@@ -157,6 +157,7 @@ describe("signing-key rotation", () => {
 
 describe("zrb rekey to a new age key", () => {
   let key3: { keyFile: string; recipient: string };
+  let k4: { keyFile: string; recipient: string };
   let viaProxy: string;
   /** Sizes of every part before the rekey, by key. */
   const before = new Map<string, number>();
@@ -309,7 +310,7 @@ describe("zrb rekey to a new age key", () => {
   });
 
   test("a second rekey (from the new key to two others, --to-recipients-file) keeps the original hash checkable; both new keys open the parts", async () => {
-    const k4 = await ageKeyPair(join(sc.work, "key4.txt"));
+    k4 = await ageKeyPair(join(sc.work, "key4.txt"));
     const k5 = await ageKeyPair(join(sc.work, "key5.txt"));
     const list = join(sc.work, "recipients.txt");
     writeFileSync(list, `# the new owners\n${k4.recipient}\n\n${k5.recipient}\n`);
@@ -334,5 +335,30 @@ describe("zrb rekey to a new age key", () => {
     expect(r.stderr).toContain("must be a key this backup is encrypted to");
     expect(new TextDecoder().decode(await getBytes(mkey(ids[0]!)))).toBe(m0);
     expect(existsSync(join(sc.work, "base", "run", sc.pool.pool, "d", "rekey_state.yaml"))).toBe(false);
+  });
+
+  test("a backup with a part in an archive class is reported (exit 6) and left whole; the others are rekeyed; after the thaw a rerun finishes", async () => {
+    const k6 = await ageKeyPair(join(sc.work, "key6.txt"));
+    const l0 = await getYaml(mkey(ids[0]!));
+    const frozen = l0.parts[1];
+    const l0Objects = await Promise.all(l0.parts.map((p: any) => getBytes(PREFIX + p.key)));
+    // radosgw has no archive tier here: the proxy answers HEAD of one part as S3 does for GLACIER.
+    const glacier = `HTTP/1.1 200 OK\r\nContent-Length: ${frozen.cipherSize}\r\nETag: "frozen"\r\nx-amz-storage-class: GLACIER\r\nContent-Type: binary/octet-stream\r\nConnection: close\r\n\r\n`;
+    sc.proxy!.setDecide((r) => (r.method === "HEAD" && r.path.includes(frozen.key) ? { kind: "reply", response: glacier } : forward));
+    const args = ["rekey", "--config", viaProxy, "--task", "t", "--private-key", k4.keyFile, "--to-recipient", k6.recipient];
+    try {
+      const r = await zrb(args, { env: sc.env, allowFail: true });
+      expect(r.code).toBe(6);
+      expect(r.stderr).toContain(`${ids[0]}: part 1 is in storage class GLACIER`);
+      expect(r.stdout.trim()).toMatch(/^rekey: 1 parts of 1 backups rewrapped, /);
+    } finally {
+      sc.proxy!.setDecide(() => forward);
+    }
+    expect(await getYaml(mkey(ids[0]!))).toEqual(l0);
+    for (const [i, p] of l0.parts.entries()) expect(await getBytes(PREFIX + p.key)).toEqual(l0Objects[i]);
+    expect((await getYaml(mkey(ids[1]!))).recipients).toEqual([k6.recipient]);
+    const again = await zrb(args, { env: sc.env });
+    expect(again.stdout.trim()).toMatch(new RegExp(`^rekey: ${l0.parts.length} parts of 1 backups rewrapped, `));
+    await restoreIdentical("r6", "--private-key", k6.keyFile);
   });
 });
