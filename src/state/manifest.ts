@@ -12,6 +12,12 @@ import type { Signature } from "../crypto/signing.ts";
 import { log } from "../util/log.ts";
 
 export const MANIFEST_FORMAT = "zrb-manifest/1";
+/**
+ * A manifest zrb rekey rewrote (parts with rewrap records): a zrb older than rekey would check
+ * those parts against a SHA-256 their objects no longer have and call them damaged; with the
+ * format it says instead that a newer zrb wrote the manifest.
+ */
+export const REKEYED_MANIFEST_FORMAT = "zrb-manifest/2";
 
 export interface ManifestPart {
   index: number;
@@ -97,9 +103,9 @@ export function parseManifest(text: string, key: string, expect: { pool: string;
   }
   const bad = (what: string) => integrityError(`manifest ${key} is corrupt: ${what}`);
   if (!m || typeof m !== "object") throw bad("it is not a mapping");
-  if (m.format !== MANIFEST_FORMAT) {
+  if (m.format !== MANIFEST_FORMAT && m.format !== REKEYED_MANIFEST_FORMAT) {
     const v = /^zrb-manifest\/(\d+)$/.exec(String(m.format));
-    if (v && Number(v[1]) > 1)
+    if (v && Number(v[1]) > 2)
       throw integrityError(`manifest ${key} has format ${m.format}, written by a newer zrb; use that zrb version (or newer) to read it`);
     throw bad(`unknown format ${JSON.stringify(String(m.format)).slice(0, 60)}`);
   }
@@ -142,6 +148,7 @@ export function parseManifest(text: string, key: string, expect: { pool: string;
     const w = p.rewrap as unknown as Record<string, unknown> | undefined;
     if (w !== undefined && (!w || typeof w !== "object" || !isInt(w.prefixSize, 1, p.cipherSize) || !HEX64.test(String(w.prefixSha256)) || typeof w.origin !== "string" || !/^[A-Za-z0-9+/=]{1,65536}$/.test(w.origin)))
       throw bad(`part ${i} has a malformed rewrap record`);
+    if (w !== undefined && m.format !== REKEYED_MANIFEST_FORMAT) throw bad(`part ${i} has a rewrap record in a ${m.format} manifest`);
     total += p.plainSize;
   });
   if (total !== m.stream.size) throw bad(`parts add up to ${total} bytes, stream size says ${m.stream.size}`);

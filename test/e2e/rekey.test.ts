@@ -232,6 +232,8 @@ describe("zrb rekey to a new age key", () => {
     for (const id of ids) {
       const m = await getYaml(mkey(id));
       expect(m.recipients).toEqual([key3.recipient]);
+      // An older zrb says a newer one wrote it, instead of calling the rewritten parts damaged.
+      expect(m.format).toBe("zrb-manifest/2");
       expect(m.signature.key).toBe(key2.verificationKey);
       for (const p of m.parts) {
         expect(p.rewrap.prefixSize).toBeGreaterThan(0);

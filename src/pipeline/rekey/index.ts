@@ -9,7 +9,7 @@
  */
 import type { Config, Task } from "../../config/config.ts";
 import { ARCHIVED_CLASSES, MIN_REWRITE_HEAD, type ObjectInfo, type ObjectStore } from "../../store/store.ts";
-import { listManifests, type Manifest } from "../../state/manifest.ts";
+import { listManifests, REKEYED_MANIFEST_FORMAT, type Manifest } from "../../state/manifest.ts";
 import { RunDir } from "../../state/rundir.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
@@ -145,7 +145,7 @@ async function rekeyBackup(cfg: Config, store: ObjectStore, m: Manifest, objects
     log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} rewrapped${r.resumed ? " (by the interrupted run)" : ""}`);
   }
   const { signature: _old, ...body } = m;
-  const next: Manifest = { ...body, recipients: [...o.recipients], parts };
+  const next: Manifest = { ...body, format: REKEYED_MANIFEST_FORMAT, recipients: [...o.recipients], parts };
   await commitManifest(cfg, store, o.signer ? signManifest(next, o.signer) : next);
   await state.doneBackup(m.backupId);
   res.backups++;
