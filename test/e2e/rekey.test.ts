@@ -364,3 +364,30 @@ describe("zrb rekey to a new age key", () => {
     await restoreIdentical("r6", "--private-key", k6.keyFile);
   });
 });
+
+describe("zrb rekey of a recursive task", () => {
+  test("every child's backups go to the new key; the tree restores with it", async () => {
+    const root = `${sc.pool.pool}/tree`;
+    for (const ds of [root, `${root}/a`, `${root}/b`]) {
+      await run(["zfs", "create", ds]);
+      await writeRandomFile(join(await mountpointOf(ds), "f.bin"), 200_000);
+    }
+    const rcfg = join(sc.work, "config-tree.yaml");
+    writeConfig({ signing_key: key2.signingKeyFile, verify_keys: [key1.verificationKey] }, rcfg);
+    const doc = YAML.parse(readFileSync(rcfg, "utf8"));
+    doc.tasks = [{ name: "rt", pool: sc.pool.pool, dataset: "tree", enabled: true, recursive: true }];
+    writeFileSync(rcfg, YAML.stringify(doc));
+    await zrb(["snapshot", "--config", rcfg, "--task", "rt", "--level", "0"], { env: sc.env });
+    await zrb(["backup", "--config", rcfg, "--task", "rt", "--level", "0"], { env: sc.env });
+    const k7 = await ageKeyPair(join(sc.work, "key7.txt"));
+    const r = await zrb(["rekey", "--config", rcfg, "--task", "rt", "--private-key", key1.privateKeyFile, "--to-recipient", k7.recipient], { env: sc.env });
+    expect(r.stdout.trim()).toMatch(/^rekey: 3 parts of 3 backups rewrapped, /);
+    const out = jsonResult((await zrb(["restore", "--config", rcfg, "--task", "rt", "--target", `${sc.pool.pool}/rt-restored`, "--private-key", k7.keyFile, "--json"], { env: sc.env })).stdout);
+    expect(out.children.map((c: any) => [c.child, c.status])).toEqual([
+      ["", "ok"],
+      ["a", "ok"],
+      ["b", "ok"],
+    ]);
+  });
+});
+
