@@ -363,6 +363,15 @@ describe("zrb rekey to a new age key", () => {
     expect(again.stdout.trim()).toMatch(new RegExp(`^rekey: ${l0.parts.length} parts of 1 backups rewrapped, `));
     await restoreIdentical("r6", "--private-key", k6.keyFile);
   });
+  test("--backup-id rekeys (here: would rekey) one backup only; an unknown id is a usage error", async () => {
+    const k8 = await ageKeyPair(join(sc.work, "key8.txt"));
+    const l0 = await getYaml(mkey(ids[0]!));
+    const one = await zrb(["rekey", "--config", viaProxy, "--task", "t", "--private-key", join(sc.work, "key6.txt"), "--to-recipient", k8.recipient, "--backup-id", ids[0]!, "--dry-run"], { env: sc.env });
+    expect(one.stdout.trim()).toMatch(new RegExp(`^rekey: ${l0.parts.length} parts of 1 backups would be rewrapped, `));
+    const bad = await zrb(["rekey", "--config", viaProxy, "--task", "t", "--private-key", join(sc.work, "key6.txt"), "--to-recipient", k8.recipient, "--backup-id", "20990101T000000Z-L0-000000"], { env: sc.env, allowFail: true });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("is not in");
+  });
 });
 
 describe("zrb rekey of a recursive task", () => {
