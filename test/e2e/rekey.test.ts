@@ -330,8 +330,11 @@ describe("zrb rekey to a new age key", () => {
     await restoreIdentical("r5", "--private-key", k4.keyFile);
   });
 
-  test("an old key the backups are not encrypted to is refused (exit 8) before any object changes", async () => {
+  test("an old key the backups are not encrypted to is refused (exit 8), by --dry-run too, before any object changes", async () => {
     const m0 = new TextDecoder().decode(await getBytes(mkey(ids[0]!)));
+    const dry = await zrb([...rekeyArgs(), "--dry-run"], { env: sc.env, allowFail: true });
+    expect(dry.code).toBe(8);
+    expect(dry.stderr).toContain("must be a key this backup is encrypted to");
     const r = await zrb(rekeyArgs(), { env: sc.env, allowFail: true });
     expect(r.code).toBe(8);
     expect(r.stderr).toContain("must be a key this backup is encrypted to");

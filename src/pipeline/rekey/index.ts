@@ -19,7 +19,7 @@ import { commitManifest } from "../backup/finish.ts";
 import { ExitCode, ZrbError, usageError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
-import { rekeyPart } from "./part.ts";
+import { opensWith, rekeyPart } from "./part.ts";
 import { RekeyStateFile } from "./state.ts";
 
 export interface RekeyOptions {
@@ -113,6 +113,8 @@ export async function rekey(cfg: Config, task: Task, store: ObjectStore, o: Reke
         continue;
       }
       if (o.dryRun) {
+        // The old key must open the backup (its first part's header), or the real run would stop here.
+        if (m.parts[0]) await opensWith(store, m.backupId, m.parts[0], o.identities);
         for (const info of objects) {
           const e = estimate(info.size);
           res.downloadedBytes += e.download;

@@ -74,6 +74,22 @@ async function alreadyDone(j: PartJob, s: RekeyPartState): Promise<{ done: boole
   return { done: Buffer.compare(got, prefix) === 0, downloaded: got.length };
 }
 
+/** The file key of a part's header, or an error naming the part and the key it needs. */
+function unwrapAt(where: string, header: Uint8Array, identities: string[]): Promise<Uint8Array> {
+  return unwrapFileKey(header, identities).catch((err: unknown) => {
+    if (err instanceof ZrbError) throw new ZrbError(`${where}: ${err.message}; --private-key must be a key this backup is encrypted to (its manifest's recipients)`, err.exitCode);
+    throw err;
+  });
+}
+
+/** For --dry-run: the old key must open this part's header (a ranged GET of its first bytes). */
+export async function opensWith(store: ObjectStore, backupId: string, p: ManifestPart, identities: string[]): Promise<void> {
+  const where = `part ${p.index} of backup ${backupId} (${store.urlOf(p.key)})`;
+  const first = await bytesOf(store, p.key, 0, Math.min(p.cipherSize, HEADER_ROOM) - 1);
+  const key = await unwrapAt(where, first.subarray(0, headerEnd(first, where)), identities);
+  key.fill(0);
+}
+
 export async function rekeyPart(j: PartJob): Promise<PartOutcome> {
   const { store, part: p, info } = j;
   const where = `part ${p.index} of backup ${j.backupId} (${store.urlOf(p.key)})`;
@@ -99,10 +115,7 @@ export async function rekeyPart(j: PartJob): Promise<PartOutcome> {
   // What can be checked of the old object here: all of it when it is small, else its header.
   if (whole && !p.rewrap && sha256(first) !== p.sha256) throw integrityError(`${where}: its SHA-256 is not the manifest's; the object is damaged or was replaced, so it is not rekeyed`);
   if (p.rewrap && sha256(oldPrefix) !== p.rewrap.prefixSha256) throw integrityError(`${where}: its age header is not the one the manifest records; the object is damaged or was replaced`);
-  const fileKey = await unwrapFileKey(first.subarray(0, hEnd), j.identities).catch((err: unknown) => {
-    if (err instanceof ZrbError) throw new ZrbError(`${where}: ${err.message}; --private-key must be a key this backup is encrypted to (its manifest's recipients)`, err.exitCode);
-    throw err;
-  });
+  const fileKey = await unwrapAt(where, first.subarray(0, hEnd), j.identities);
   let header: Uint8Array;
   try {
     header = await rewrapHeader(fileKey, j.recipients);
