@@ -10,6 +10,7 @@ import { VERSION } from "./version.ts";
 import { printable } from "./util/text.ts";
 import { didYouMean } from "./config/suggest.ts";
 import genkey from "./cli/genkey.ts";
+import rekey from "./cli/rekey.ts";
 import snapshot from "./cli/snapshot.ts";
 import backup from "./cli/backup.ts";
 import check from "./cli/check.ts";
@@ -29,7 +30,7 @@ const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4
 
 const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 
-const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, plan, check, systemd, cleanup, prune, "iam-policy": iamPolicy };
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, plan, check, systemd, cleanup, prune, rekey, "iam-policy": iamPolicy };
 
 const main: CommandDef<any> = {
   meta: {
@@ -58,8 +59,11 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
   const takesValue = new Set<string>();
   const canonical = new Map<string, string>();
   const optional = new Map<string, string>();
+  const repeatable = new Set<string>();
   for (const [k, d] of Object.entries<any>(defs)) {
     if (typeof d.optionalValue === "string") optional.set(k, d.optionalValue);
+    // Options that collect every value (read with repeatedFlag, cli/trust.ts) may be given again.
+    if (d.repeatable === true) repeatable.add(k);
     const names = [k, ...(d.alias ? [d.alias].flat() : [])];
     for (const n of names) {
       known.add(n);
@@ -83,7 +87,7 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
       // One value per option: `-l 0 -l 1` must not silently mean level 1.
       const c = canonical.get(flag)!;
       const prev = given.get(c);
-      if (prev !== undefined)
+      if (prev !== undefined && !repeatable.has(c))
         throw new ZrbError(`zrb ${name}: option --${c} given twice (${prev} and ${a.split("=")[0]}); give it once (see zrb ${name} --help)`, ExitCode.USAGE);
       given.set(c, a.split("=")[0]!);
     }

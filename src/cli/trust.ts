@@ -21,6 +21,7 @@ export const trustArgs = {
     description:
       "Verification key (zrbverify1…, or a file holding it) that backups must be signed with; repeatable. Adds to verify_keys, signing_key and the key recorded in --private-key's file",
     valueHint: "KEY|FILE",
+    repeatable: true,
   },
   "allow-unsigned": { type: "boolean", description: "Accept backups without a signature (made before signing_key was set up)", default: false },
 } as const;

@@ -13,6 +13,12 @@ import { log } from "../util/log.ts";
 import { isInterrupt } from "../util/abort.ts";
 
 export const MANIFEST_FORMAT = "zrb-manifest/1";
+/**
+ * A manifest zrb rekey rewrote (parts with rewrap records): a zrb older than rekey would check
+ * those parts against a SHA-256 their objects no longer have and call them damaged; with the
+ * format it says instead that a newer zrb wrote the manifest.
+ */
+export const REKEYED_MANIFEST_FORMAT = "zrb-manifest/2";
 
 export interface ManifestPart {
   index: number;
@@ -20,10 +26,25 @@ export interface ManifestPart {
   key: string;
   plainSize: number;
   cipherSize: number;
-  /** SHA-256 (hex) of the encrypted object. */
+  /** SHA-256 (hex) of the encrypted object as the backup uploaded it. */
   sha256: string;
   /** BLAKE3 (hex) of this part's plaintext (its slice of the send stream). */
   blake3: string;
+  /** Set by zrb rekey: the object now carries a new age header (pipeline/rekey/origin.ts). */
+  rewrap?: PartRewrap;
+}
+
+/**
+ * A part whose age header zrb rekey replaced, its payload untouched: the object is now
+ * `prefixSize` bytes of new header and payload nonce (SHA-256 `prefixSha256`) followed by the
+ * payload as uploaded. `origin` is the original header and payload nonce, age-encrypted to the
+ * manifest's recipients (base64): with the private key, a reader rebuilds the original object's
+ * bytes and checks them against `sha256` before decrypting anything.
+ */
+export interface PartRewrap {
+  prefixSize: number;
+  prefixSha256: string;
+  origin: string;
 }
 
 export interface SnapshotRef {
@@ -83,9 +104,9 @@ export function parseManifest(text: string, key: string, expect: { pool: string;
   }
   const bad = (what: string) => integrityError(`manifest ${key} is corrupt: ${what}`);
   if (!m || typeof m !== "object") throw bad("it is not a mapping");
-  if (m.format !== MANIFEST_FORMAT) {
+  if (m.format !== MANIFEST_FORMAT && m.format !== REKEYED_MANIFEST_FORMAT) {
     const v = /^zrb-manifest\/(\d+)$/.exec(String(m.format));
-    if (v && Number(v[1]) > 1)
+    if (v && Number(v[1]) > 2)
       throw integrityError(`manifest ${key} has format ${m.format}, written by a newer zrb; use that zrb version (or newer) to read it`);
     throw bad(`unknown format ${JSON.stringify(String(m.format)).slice(0, 60)}`);
   }
@@ -125,6 +146,10 @@ export function parseManifest(text: string, key: string, expect: { pool: string;
       throw bad(`part ${i} key ${JSON.stringify(String(p.key)).slice(0, 200)} is outside ${dp}`);
     if (!HEX64.test(p.sha256) || !HEX64.test(p.blake3)) throw bad(`part ${i} has a malformed hash`);
     if (!isInt(p.plainSize) || !isInt(p.cipherSize, 1)) throw bad(`part ${i} has a bad size`);
+    const w = p.rewrap as unknown as Record<string, unknown> | undefined;
+    if (w !== undefined && (!w || typeof w !== "object" || !isInt(w.prefixSize, 1, p.cipherSize) || !HEX64.test(String(w.prefixSha256)) || typeof w.origin !== "string" || !/^[A-Za-z0-9+/=]{1,65536}$/.test(w.origin)))
+      throw bad(`part ${i} has a malformed rewrap record`);
+    if (w !== undefined && m.format !== REKEYED_MANIFEST_FORMAT) throw bad(`part ${i} has a rewrap record in a ${m.format} manifest`);
     total += p.plainSize;
   });
   if (total !== m.stream.size) throw bad(`parts add up to ${total} bytes, stream size says ${m.stream.size}`);

@@ -32,6 +32,18 @@ export interface Trust {
 
 export const NO_TRUST: Trust = { verifyKeys: [], allowUnsigned: true, source: "none" };
 
+/**
+ * What the NAS itself trusts when it builds on the bucket: its own signing key plus the
+ * config's verify_keys, so after a signing-key rotation (zrb genkey --signing-only) the chain
+ * signed by the old key, listed in verify_keys, stays a base for new incrementals. Without a
+ * signing key the NAS writes unsigned records and cannot demand signatures of its own chain.
+ */
+export function nasTrust(signer: { verifyKey: string } | undefined, verifyKeys: readonly string[] = []): Trust {
+  if (!signer) return NO_TRUST;
+  const keys = [signer.verifyKey, ...verifyKeys.filter((k) => k !== signer.verifyKey)];
+  return { verifyKeys: keys, allowUnsigned: false, source: keys.length > 1 ? "signing_key, verify_keys" : "signing_key" };
+}
+
 /** Whether `trust` can authenticate anything at all. */
 export const canVerify = (trust: Trust) => trust.verifyKeys.length > 0;
 

@@ -15,7 +15,7 @@
  */
 import { mkdir, open, readdir, rename, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join, resolve, sep } from "node:path";
-import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions } from "./store.ts";
+import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions, type RewriteOptions } from "./store.ts";
 import { validateKey, validateListPrefix } from "./keys.ts";
 import { abortReason } from "./retry.ts";
 import { ZrbError, fsError, integrityError, storeError } from "../util/errors.ts";
@@ -148,6 +148,38 @@ export class LocalStore implements ObjectStore {
     } finally {
       await input.close().catch(() => {});
     }
+  }
+
+  /** The same contract as S3's: head, then bytes [from, size) of the file, swapped in atomically. */
+  async rewriteHead(key: string, head: Uint8Array, from: number, opts: RewriteOptions): Promise<{ copied: number }> {
+    const path = this.pathOf(key);
+    if (opts.signal?.aborted) throw abortReason(opts.signal);
+    const info = await this.head(key);
+    if (!info) throw new StoreError("not-found", `object ${key} does not exist in ${this.location}`);
+    if (info.size !== opts.size) throw integrityError(`${key} is ${info.size} bytes, expected ${opts.size}; it changed since it was read`);
+    if (!Number.isSafeInteger(from) || from < 0 || from > opts.size) throw storeError(`rewrite of ${key}: byte ${from} is outside the ${opts.size}-byte object`);
+    let input: FileHandle;
+    try {
+      input = await open(path, "r");
+    } catch (err) {
+      throw fsError(err, `cannot read ${key}`, path);
+    }
+    try {
+      await this.atomicWrite(key, path, async (out) => {
+        await out.write(head, 0, head.byteLength);
+        const buf = Buffer.allocUnsafe(CHUNK);
+        for (let pos = from; pos < opts.size; ) {
+          if (opts.signal?.aborted) throw abortReason(opts.signal);
+          const { bytesRead } = await input.read(buf, 0, Math.min(CHUNK, opts.size - pos), pos);
+          if (bytesRead === 0) throw integrityError(`${key} ended at byte ${pos} while it was rewritten`);
+          await out.write(buf, 0, bytesRead);
+          pos += bytesRead;
+        }
+      });
+    } finally {
+      await input.close();
+    }
+    return { copied: opts.size - from };
   }
 
   async get(key: string, opts?: { maxBytes?: number }): Promise<Uint8Array | null> {

@@ -9,7 +9,7 @@
  *   - a getStream whose body breaks off (or ends short) is reopened with a byte range from where
  *     it stopped: the caller sees one stream.
  */
-import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions } from "./store.ts";
+import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions, type RewriteOptions } from "./store.ts";
 
 export interface RetryOptions {
   /** Total attempts, including the first (>= 1). */
@@ -86,6 +86,10 @@ export class RetryStore implements ObjectStore {
         }),
       opts.signal,
     );
+  }
+  rewriteHead(key: string, head: Uint8Array, from: number, opts: RewriteOptions): Promise<{ copied: number }> {
+    // Each attempt is a whole new upload: a failed one is aborted by the backend before it throws.
+    return this.retry(`rewrite ${this.urlOf(key)}`, () => this.inner.rewriteHead(key, head, from, opts), opts.signal);
   }
   get(key: string, opts?: { maxBytes?: number }): Promise<Uint8Array | null> {
     return this.retry(`get ${this.urlOf(key)}`, () => this.inner.get(key, opts));

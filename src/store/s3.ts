@@ -30,13 +30,14 @@ import {
   type StorageClass,
   type Tier,
 } from "@aws-sdk/client-s3";
-import { ARCHIVED_CLASSES, StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions } from "./store.ts";
+import { ARCHIVED_CLASSES, StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions, type RewriteOptions } from "./store.ts";
 import { normalizePrefix, validateKey, validateListPrefix } from "./keys.ts";
 import { classify, describeError, isAbortError, stallError } from "./s3-errors.ts";
 import { abortReason } from "../util/abort.ts";
 import type { Limiter } from "../util/bandwidth-schedule.ts";
 import { MeteredHttpHandler, RequestWatch } from "./s3-transport.ts";
 import { putFile, type S3Context } from "./s3-multipart.ts";
+import { rewriteHead } from "./s3-rewrite.ts";
 import { ZrbError, storeError } from "../util/errors.ts";
 import { now } from "../util/clock.ts";
 import { log } from "../util/log.ts";
@@ -446,6 +447,10 @@ export class S3Store implements ObjectStore {
   }
 
   // ---------------------------------------------------------------- large files
+
+  rewriteHead(key: string, head: Uint8Array, from: number, opts: RewriteOptions): Promise<{ copied: number }> {
+    return rewriteHead(this.context(), key, head, from, opts);
+  }
 
   putFile(key: string, path: string, opts: PutFileOptions): Promise<void> {
     return putFile(this.context(), key, path, { ...opts, signal: this.signalOf(opts.signal) });

@@ -48,6 +48,18 @@ export interface PutFileOptions {
   signal?: AbortSignal;
 }
 
+/** Smallest part of a multipart upload but the last (S3's rule): the head of a rewrite is at least this. */
+export const MIN_REWRITE_HEAD = 5 * 1024 * 1024;
+
+export interface RewriteOptions {
+  /** The object's current size in bytes (checked before anything is written). */
+  size: number;
+  /** The object must still be this version (its ETag, from head()) when its bytes are copied (stores with ETags: S3). */
+  etag?: string;
+  storageClass?: string;
+  signal?: AbortSignal;
+}
+
 /**
  * What went wrong, as a caller needs to know it:
  *  - not-found: the object (or the multipart upload) does not exist;
@@ -98,6 +110,17 @@ export interface ObjectStore {
   put(key: string, body: Uint8Array | string, opts?: PutOptions): Promise<void>;
   /** Upload a (possibly very large) file as one object, multipart where needed, resumable. Throws StoreError. */
   putFile(key: string, path: string, opts: PutFileOptions): Promise<void>;
+  /**
+   * Replace `key` by `head` followed by the bytes [from, size) of its current content, copied
+   * inside the store (S3: a multipart upload whose first part is `head` and whose other parts are
+   * UploadPartCopy ranges of the object itself). The object changes only when the new one is
+   * complete: a failed or killed rewrite leaves the old object (and at most an upload in
+   * progress, see listUploads). `head` is at least MIN_REWRITE_HEAD bytes unless `from` is the
+   * size (nothing is copied: the object becomes `head`). Returns the bytes copied in the store.
+   * Throws StoreError (not-found; archived for an archive class; permanent when the ETag no
+   * longer matches).
+   */
+  rewriteHead(key: string, head: Uint8Array, from: number, opts: RewriteOptions): Promise<{ copied: number }>;
   /** Whole small object, or null if it does not exist. Throws StoreError (too-large past `maxBytes`, before reading the body). */
   get(key: string, opts?: { maxBytes?: number }): Promise<Uint8Array | null>;
   /**

@@ -137,7 +137,7 @@ async function main(): Promise<void> {
     if (o.runs > 1) console.error(`  run ${r + 1}/${o.runs} done in ${((performance.now() - t1) / 1000).toFixed(0)} s (load ${loadAvg()})`);
   }
   rmSync(join(scratch, "store"), { recursive: true, force: true });
-  if (o.e2e && (!o.only || E2E_ROWS.some((l) => o.only!.test(l)) || o.only.test("e2e"))) rows.push(...(await e2eRows(o, scratch, recipient, (p, n) => generate(p, n))));
+  if (o.e2e && (!o.only || E2E_ROWS.some((l) => o.only!.test(l)) || o.only.test("e2e"))) rows.push(...(await e2eRows(o, scratch, recipient, keyFile, (p, n) => generate(p, n))));
 
   const agg = new Map<string, Agg>(rows.map((row) => [row.label, aggregate(row)]));
   const best = bestNative(rows, agg);

@@ -58,6 +58,7 @@ function benchStore(root: string | null, parts: { key: string; size: number }[])
       renameSync(path, join(root, key));
     },
     put: unused("put"),
+    rewriteHead: unused("rewriteHead"),
     get: unused("get"),
     getStream: unused("getStream"),
     head: unused("head"),

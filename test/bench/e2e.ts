@@ -3,8 +3,10 @@
  * incompressible files, backed up to the loopback radosgw three ways, one after the other:
  * - `zrb backup` (the compiled binary, `--chunk-size` and `--workers` of the bench);
  * - what a user without zrb would script: `zfs send | age -r R > file`, then `aws s3 cp`;
- * - the same streamed: `zfs send | age -r R | aws s3 cp - s3://…`.
- * MB/s is the send stream's size over the wall time. zfs-fuse, radosgw (with its in-memory
+ * - the same streamed: `zfs send | age -r R | aws s3 cp - s3://…`;
+ * and then `zrb rekey` of zrb's backup to a new recipient (headers rewritten in the store:
+ * MB/s is the bytes stored over the wall time; the note gives parts/s and the bytes moved).
+ * MB/s is otherwise the send stream's size over the wall time. zfs-fuse, radosgw (with its in-memory
  * OSD) and the backup all share the machine's cores, so these rows measure the whole system.
  * Needs root, the test rig (test/rig/zfs-fuse.sh, rgw.sh) and the `aws` CLI (Debian's awscli:
  * `bash test/rig/install-deps.sh bench`).
@@ -64,18 +66,20 @@ function sample(r: Awaited<ReturnType<typeof run>>, bytes: number, note: string)
   return { mbs: bytes / MB / r.seconds, seconds: r.seconds, cpu: r.cpu, rssMiB: r.maxRssMiB, check: "ok", note };
 }
 
+/** The config zrbRow backs up with (rekeyRow reuses it and its base_dir). */
+const e2eConfig = (scratch: string) => join(scratch, "e2e.yaml");
+
 async function zrbRow(o: Opts, s: Setup, scratch: string, recipient: string): Promise<Sample> {
   await ensureBinary();
   const base = join(scratch, "e2e-zrb");
   mkdirSync(base, { recursive: true, mode: 0o700 });
-  const cfg = join(scratch, "e2e.yaml");
+  const cfg = e2eConfig(scratch);
   const [pool, dataset] = s.snapshot.split("@")[0]!.split(/\/(.*)/s);
   writeFileSync(
     cfg,
     configYaml({ baseDir: base, recipients: [recipient], bucket: s.bucket, s3: await s3Rig(), chunkSize: `${o.chunkSize}B`, workers: o.workers, tasks: [{ name: "e2e", pool: pool!, dataset: dataset! }] }),
   );
   const r = await run([ZRB_BIN, "backup", "--config", cfg, "--task", "e2e", "--level", "0", "--json"], { stdout: "pipe", measure: true, env: { ...s.env, ZRB_LOG_LEVEL: "1" } });
-  rmSync(base, { recursive: true, force: true });
   if (r.code !== 0) return sample(r, s.streamBytes, "");
   let j: { streamBytes: number; parts: number };
   try {
@@ -85,6 +89,31 @@ async function zrbRow(o: Opts, s: Setup, scratch: string, recipient: string): Pr
   }
   const out = sample(r, j.streamBytes, `${j.parts} part(s) of ${o.chunkSize / MiB} MiB, ${o.workers} worker(s), multipart upload to radosgw`);
   if (j.streamBytes !== s.streamBytes) out.check = `MISMATCH: zrb sent ${j.streamBytes} B, zfs send gives ${s.streamBytes} B`;
+  return out;
+}
+
+/** zrb rekey of the backup zrbRow made, from `keyFile` to a fresh recipient. */
+async function rekeyRow(scratch: string, keyFile: string, s: Setup): Promise<Sample> {
+  const next = join(scratch, "e2e-next.txt");
+  const kg = await run(["age-keygen", "-o", next]);
+  if (kg.code !== 0) return failed(`age-keygen: ${firstLine(kg.err)}`);
+  const to = /public key: (age1[0-9a-z]+)/.exec(await Bun.file(next).text())?.[1] ?? "";
+  const r = await run([ZRB_BIN, "rekey", "--config", e2eConfig(scratch), "--task", "e2e", "--private-key", keyFile, "--to-recipient", to, "--json"], {
+    stdout: "pipe",
+    measure: true,
+    env: { ...s.env, ZRB_LOG_LEVEL: "1" },
+  });
+  rmSync(join(scratch, "e2e-zrb"), { recursive: true, force: true });
+  if (r.code !== 0) return sample(r, 0, "");
+  let j: { parts: number; downloadedBytes: number; copiedBytes: number };
+  try {
+    j = jsonResult(r.out);
+  } catch (err) {
+    return failed(`no result in zrb rekey's --json output: ${firstLine(err instanceof Error ? err.message : String(err))}`);
+  }
+  const stored = j.downloadedBytes + j.copiedBytes;
+  const out = sample(r, stored, `${j.parts} part(s), ${(j.parts / r.seconds).toFixed(1)} parts/s; ${j.downloadedBytes} B downloaded, ${j.copiedBytes} B copied server-side`);
+  if (j.parts === 0) out.check = "MISMATCH: nothing was rekeyed";
   return out;
 }
 
@@ -104,11 +133,13 @@ async function nativeStreamRow(s: Setup, recipient: string): Promise<Sample> {
   return sample(r, s.streamBytes, "age's output streamed into aws s3 cp - (no file)");
 }
 
-export const E2E_ROWS = ["e2e: zrb backup → radosgw", "e2e: zfs send|age >file; aws s3 cp", "e2e: zfs send|age|aws s3 cp -"] as const;
+export const E2E_ROWS = ["e2e: zrb backup → radosgw", "e2e: zfs send|age >file; aws s3 cp", "e2e: zfs send|age|aws s3 cp -", "e2e: zrb rekey (rewrap in radosgw)"] as const;
 
 /** The e2e rows, one sample each (their setup takes minutes, so they run once whatever --runs says). */
-export async function e2eRows(o: Opts, scratch: string, recipient: string, write: (path: string, bytes: number) => void): Promise<Row[]> {
-  const rows: Row[] = E2E_ROWS.map((label) => ({ label, kind: "e2e", ref: label === E2E_ROWS[0] ? BEST_NATIVE_E2E : undefined, samples: [] }));
+export async function e2eRows(o: Opts, scratch: string, recipient: string, keyFile: string, write: (path: string, bytes: number) => void): Promise<Row[]> {
+  // zrb backup is compared with the faster stock-tool row; rekey with zrb backup (a rewrap against a re-upload).
+  const refs: Record<string, string> = { [E2E_ROWS[0]]: BEST_NATIVE_E2E, [E2E_ROWS[3]]: E2E_ROWS[0] };
+  const rows: Row[] = E2E_ROWS.map((label) => ({ label, kind: "e2e", ref: refs[label], samples: [] }));
   const missing = ["zfs", "aws", "age"].filter((t) => !Bun.which(t));
   if (process.getuid?.() !== 0 || missing.length) {
     const why = missing.length ? `${missing.join(", ")} not installed (bash test/rig/install-deps.sh bench)` : "needs root (zfs, the test rig)";
@@ -126,6 +157,7 @@ export async function e2eRows(o: Opts, scratch: string, recipient: string, write
     rows[0]!.samples.push(await zrbRow(o, s, scratch, recipient));
     rows[1]!.samples.push(await nativeFileRow(s, scratch, recipient));
     rows[2]!.samples.push(await nativeStreamRow(s, recipient));
+    rows[3]!.samples.push(await rekeyRow(scratch, keyFile, s));
   } finally {
     await emptyAndDeleteBucket(await s3Rig(), s.bucket).catch(() => {});
     await s.pool.destroy().catch(() => {});

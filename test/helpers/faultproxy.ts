@@ -67,6 +67,8 @@ export interface LoggedRequest extends ProxyRequest {
   fault: boolean;
   /** cutResponse: response body bytes delivered to the client before the cut. */
   delivered?: number;
+  /** Every byte the server answered (head and body), as the proxy received it: what a client downloaded, counted outside it. */
+  responseBytes: number;
 }
 
 export interface FaultProxy {
@@ -185,6 +187,7 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
   /** Response bytes from upstream to the client, honouring a cutResponse budget. */
   const fromUpstream = (s: Socket<Conn>, up: Socket<undefined>, bytes: Uint8Array) => {
     const d = s.data;
+    if (d.entry) d.entry.responseBytes += bytes.length;
     if (d.mode === "dead" || d.endClient) return;
     if (d.dropResponse) {
       if (d.entry) d.entry.fault = true;
@@ -296,7 +299,7 @@ export function startFaultProxy(opts: { upstreamPort: number; decide?: (r: Proxy
         if (end < 0) return;
         const req: ProxyRequest = { n: ++seq, ...parseHead(d.head.slice(0, end)) };
         let act: ProxyAction;
-        const entry: LoggedRequest = { ...req, action: "forward", fault: false };
+        const entry: LoggedRequest = { ...req, action: "forward", fault: false, responseBytes: 0 };
         try {
           act = decide(req);
         } catch (err) {

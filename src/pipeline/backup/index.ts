@@ -28,7 +28,7 @@ import * as zfs from "../../zfs/zfs.ts";
 import { ZrbError, integrityError, storeError, zfsError, isKind } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { readSigningKey } from "../../crypto/signing.ts";
-import { NO_TRUST, signManifest, type Trust } from "../../state/trust.ts";
+import { nasTrust, signManifest, type Trust } from "../../state/trust.ts";
 import { prepare } from "./plan.ts";
 import { SendHolds, releaseStraySendHolds } from "./holds.ts";
 import { streamBackup, type StreamOptions } from "./send.ts";
@@ -78,9 +78,9 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     const snaps = await zfs.listSnapshots(fs);
     // Touch the store before anything else: a wrong bucket, endpoint or credentials fail here,
     // before a snapshot is held, a state written or a byte sent.
-    // With a signing key, only what this NAS signed counts: heads, and the chain a new incremental builds on.
+    // With a signing key, only what this NAS signed counts (its key, or an older one in verify_keys): heads, and the chain a new incremental builds on.
     const signer = cfg.signingKeyFile ? await readSigningKey(cfg.signingKeyFile) : undefined;
-    const trust: Trust = signer ? { verifyKeys: [signer.verifyKey], allowUnsigned: false, source: "signing_key" } : NO_TRUST;
+    const trust: Trust = nasTrust(signer, cfg.verifyKeys);
     const heads = await readHeads(store, task.pool, task.dataset, trust, await rd.lastHeadsSequence());
     const start = await prepare({ cfg, task, store, rd, heads, snaps, caps, level, snapshot: opts.snapshot, force: !!opts.force, trust });
     if (start.kind === "already") return start;

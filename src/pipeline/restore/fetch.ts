@@ -23,6 +23,7 @@ import { log } from "../../util/log.ts";
 import { Semaphore } from "../../util/semaphore.ts";
 import { FileFailure, type Threads, type Written } from "../parallel/index.ts";
 import { SlotFiller } from "../parallel/slot-filler.ts";
+import { rewrappedProblem } from "../rekey/origin.ts";
 
 /** "part 3 of backup <id> (s3://bucket/prefix/data/…)". */
 export function partName(m: Manifest, p: ManifestPart, url: string): string {
@@ -47,6 +48,8 @@ export interface FetchOptions {
   connections?: number;
   /** Bytes per ranged GET (tests use small ones); default RANGE_BYTES. */
   rangeBytes?: number;
+  /** The private key's identities: a rekeyed part's original SHA-256 is checked through its sealed original header. */
+  identities?: string[];
 }
 
 /** Range `i` of `step` bytes of a part of `size` bytes: [start, end] inclusive; the last one open-ended (end undefined). */
@@ -106,7 +109,9 @@ async function* wholeBody(store: ObjectStore, key: string, size: number, name: s
 /**
  * Download one part to `path` (created exclusively, never through a planted link); on return
  * it holds exactly the manifest's bytes. The file worker writes and SHA-256s it;
- * `o.onBytes` hears of every piece downloaded (progress).
+ * `o.onBytes` hears of every piece downloaded (progress). A part zrb rekey rewrapped is checked
+ * against its original SHA-256 through the sealed original header (rekey/origin.ts), which
+ * takes `o.identities`; without them only its new header is checked here.
  */
 export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestPart, path: string, threads: Threads, o: FetchOptions = {}): Promise<void> {
   const name = partName(m, p, store.urlOf(p.key));
@@ -130,13 +135,14 @@ export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestP
       file.drop();
       throw scratchError(err, path);
     }
-    if (written.sha256 === p.sha256) return;
+    const why = p.rewrap ? await rewrappedProblem(path, p, o.identities) : written.sha256 === p.sha256 ? undefined : `ciphertext SHA-256 is ${written.sha256}, manifest says ${p.sha256}`;
+    if (!why) return;
     if (round === 0) {
       log.warn(`${name}: SHA-256 mismatch, downloading it again`);
       continue;
     }
     rmSync(path, { force: true });
-    throw integrityError(`${name}: ciphertext SHA-256 is ${written.sha256}, manifest says ${p.sha256}; the object in the store is damaged or was replaced`);
+    throw integrityError(`${name}: ${why}; the object in the store is damaged or was replaced`);
   }
 }
 
@@ -158,7 +164,7 @@ export class PartFetcher {
     ahead: number,
     private threads: Threads,
     signal?: AbortSignal,
-    private fetch: { connections?: number; onPartBytes?: (n: number, p: ManifestPart) => void } = {},
+    private fetch: { connections?: number; onPartBytes?: (n: number, p: ManifestPart) => void; identities?: string[] } = {},
   ) {
     this.slots = new Semaphore(Math.max(1, ahead));
     this.done = m.parts.map(() => {
@@ -184,7 +190,7 @@ export class PartFetcher {
       if (this.stopped) return;
       const path = this.pathOf(p.index);
       const onBytes = this.fetch.onPartBytes && ((n: number) => this.fetch.onPartBytes!(n, p));
-      downloadPart(this.store, this.m, p, path, this.threads, { connections: this.fetch.connections, onBytes, signal: this.ac.signal }).then(
+      downloadPart(this.store, this.m, p, path, this.threads, { connections: this.fetch.connections, onBytes, signal: this.ac.signal, identities: this.fetch.identities }).then(
         () => this.done[p.index]!.resolve(path),
         (e) => {
           rmSync(path, { force: true });

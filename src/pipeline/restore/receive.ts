@@ -185,7 +185,7 @@ export interface PartsOptions {
  * tail written) on any mismatch.
  */
 export async function receiveParts(store: ObjectStore, m: Manifest, o: PartsOptions, write: (b: Uint8Array) => Promise<void>): Promise<void> {
-  const fetcher = new PartFetcher(store, m, o.scratch, o.ahead, o.threads, o.signal, { connections: o.connections, onPartBytes: o.onPartBytes });
+  const fetcher = new PartFetcher(store, m, o.scratch, o.ahead, o.threads, o.signal, { connections: o.connections, onPartBytes: o.onPartBytes, identities: o.identities });
   const withheld = new TailWithholder(WITHHOLD, write);
   // The whole stream's BLAKE3, fed in order by decryptPart on the hashing worker.
   const whole = o.threads.crypto.newHasher();

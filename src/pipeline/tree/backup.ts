@@ -17,7 +17,7 @@ import { readHeads } from "../../state/heads.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { treeLockPath } from "../../state/rundir.ts";
 import { advanceTree, readTree, sameTree, writeTree, type TreeChild } from "../../state/tree.ts";
-import { NO_TRUST, type Trust } from "../../state/trust.ts";
+import { nasTrust, type Trust } from "../../state/trust.ts";
 import { RunDir } from "../../state/rundir.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { now } from "../../util/clock.ts";
@@ -68,7 +68,7 @@ export async function backupTree(cfg: Config, task: Task, store: ObjectStore, op
     for (const p of tree.unmatched) log.warn(`exclude pattern ${JSON.stringify(p)} of task ${task.name} matches no child of ${task.fullName}`);
     const snapshot = runSnapshot(cfg, task, await zfs.listSnapshots(task.fullName), opts.level);
     const signer = cfg.signingKeyFile ? await readSigningKey(cfg.signingKeyFile) : undefined;
-    const trust: Trust = signer ? { verifyKeys: [signer.verifyKey], allowUnsigned: false, source: "signing_key" } : NO_TRUST;
+    const trust: Trust = nasTrust(signer, cfg.verifyKeys);
     const children = pick(tree.children, opts.only, task);
     const out: TreeBackupResult = { snapshot, children: [], excluded: tree.excluded.map((c) => c.rel), gone: [] };
     for (const r of tree.refused) {

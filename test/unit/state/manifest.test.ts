@@ -103,8 +103,19 @@ describe("manifest parsing refuses what could lead outside the backup", () => {
     expect(parse(good(), "manifests/tank/home/20260101T000000Z-L0-000000.manifest.yaml")).toThrow(/stored as 20260101T000000Z-L0-000000/);
     expect(parse(good(), "manifests/tank/home/20260101T000000Z-L0-abcdef.manifest.yaml")).not.toThrow();
   });
+  test("a rekeyed part's rewrap record: only in a zrb-manifest/2 manifest, and well-formed", () => {
+    const rewrap = { prefixSize: 3, prefixSha256: "a".repeat(64), origin: "YWdl" };
+    const x = { ...good(), format: "zrb-manifest/2" };
+    x.parts[0] = { ...x.parts[0]!, rewrap };
+    expect(parse(x)).not.toThrow();
+    expect(parse({ ...x, format: "zrb-manifest/1" })).toThrow(/rewrap record in a zrb-manifest\/1 manifest/);
+    for (const bad of [{ ...rewrap, prefixSize: 0 }, { ...rewrap, prefixSize: 10 ** 9 }, { ...rewrap, prefixSha256: "x" }, { ...rewrap, origin: "not base64!" }, "yes"]) {
+      const y = { ...x, parts: [{ ...x.parts[0]!, rewrap: bad as any }] };
+      expect(parse(y)).toThrow(/malformed rewrap record/);
+    }
+  });
   test("a newer format says so; level > 0 needs a parent of this dataset", () => {
-    const n = { ...good(), format: "zrb-manifest/2" };
+    const n = { ...good(), format: "zrb-manifest/3" };
     expect(parse(n)).toThrow(/written by a newer zrb/);
     const l = { ...good(), level: 1 };
     expect(parse(l)).toThrow(/level 1 needs a parent/);

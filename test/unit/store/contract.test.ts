@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore } from "../../../src/store/open.ts";
-import { StoreError, type ObjectStore } from "../../../src/store/store.ts";
+import { MIN_REWRITE_HEAD, StoreError, type ObjectStore } from "../../../src/store/store.ts";
 import { emptyAndDeleteBucket, makeBucket, s3Rig, type S3Rig } from "../../helpers/rig.ts";
 import { pseudoRandom, readAll, sha256Hex } from "./helpers.ts";
 
@@ -117,7 +117,32 @@ for (const [name, make] of backends) {
       expect(await s.head("c/files/ws")).toBeNull();
     });
 
-    test("no upload is left in progress after putFile", async () => {
+    test("rewriteHead: a new head (≥ 5 MiB) before a range copied in the store; the rest of the object is byte-exact", async () => {
+      const old = pseudoRandom(12 * 1024 * 1024 + 17, 11);
+      const p = join(dir, `${name.replace(/\W/g, "")}-rw.bin`);
+      await Bun.write(p, old);
+      await s.putFile("c/rw/o", p, { size: old.length, sha256Hex: sha256Hex(old) });
+      const info = (await s.head("c/rw/o"))!;
+      const head = pseudoRandom(MIN_REWRITE_HEAD + 100, 12);
+      const from = 6 * 1024 * 1024;
+      expect(await s.rewriteHead("c/rw/o", head, from, { size: old.length, etag: info.etag })).toEqual({ copied: old.length - from });
+      const want = new Uint8Array(head.length + old.length - from);
+      want.set(head);
+      want.set(old.subarray(from), head.length);
+      expect(sha256Hex(await readAll(await s.getStream("c/rw/o")))).toBe(sha256Hex(want));
+      expect((await s.head("c/rw/o"))?.size).toBe(want.length);
+    });
+
+    test("rewriteHead: from = size replaces a small object whole; a wrong size or a missing object is refused and changes nothing", async () => {
+      await s.put("c/rw/small", pseudoRandom(1000, 13));
+      expect(await s.rewriteHead("c/rw/small", new TextEncoder().encode("new"), 1000, { size: 1000 })).toEqual({ copied: 0 });
+      expect(new TextDecoder().decode((await s.get("c/rw/small"))!)).toBe("new");
+      await expect(s.rewriteHead("c/rw/small", new Uint8Array(10), 3, { size: 4 })).rejects.toThrow("expected 4");
+      expect(new TextDecoder().decode((await s.get("c/rw/small"))!)).toBe("new");
+      expect((await rejection(s.rewriteHead("c/rw/missing", new Uint8Array(1), 0, { size: 0 }))).kind).toBe("not-found");
+    });
+
+    test("no upload is left in progress after putFile and rewriteHead", async () => {
       expect(await s.listUploads("c/")).toEqual([]);
     });
 
