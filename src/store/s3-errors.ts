@@ -157,3 +157,11 @@ export function stallError(s: Stall, c: ErrorContext): StoreError {
       `S3 endpoint ${c.endpoint} stalled: ${what} (${c.op} ${c.where}), ${n} attempts in a row; check the endpoint and the network, or raise s3.request_timeout`,
   });
 }
+
+/** An archived object's thaw state from S3's `x-amz-restore` header: in progress, done, or none asked. */
+export function parseRestoreHeader(h: string | undefined): "ongoing" | "available" | undefined {
+  if (!h) return undefined;
+  const m = /ongoing-request\s*=\s*"?(true|false)"?/i.exec(h);
+  if (!m) return undefined;
+  return m[1]!.toLowerCase() === "true" ? "ongoing" : "available";
+}

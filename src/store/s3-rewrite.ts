@@ -18,7 +18,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { ARCHIVED_CLASSES, MIN_REWRITE_HEAD, StoreError, type RewriteOptions } from "./store.ts";
 import type { S3Context } from "./s3-multipart.ts";
-import { parseRestoreHeader } from "./s3.ts";
+import { parseRestoreHeader } from "./s3-errors.ts";
 import { integrityError, storeError } from "../util/errors.ts";
 
 /** Largest range one UploadPartCopy moves (S3 allows 5 GiB; smaller keeps a retry cheap). */

@@ -32,7 +32,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { ARCHIVED_CLASSES, StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions, type RewriteOptions } from "./store.ts";
 import { normalizePrefix, validateKey, validateListPrefix } from "./keys.ts";
-import { classify, describeError, isAbortError, stallError } from "./s3-errors.ts";
+import { classify, describeError, isAbortError, parseRestoreHeader, stallError } from "./s3-errors.ts";
 import { abortReason } from "../util/abort.ts";
 import type { Limiter } from "../util/bandwidth-schedule.ts";
 import { MeteredHttpHandler, RequestWatch } from "./s3-transport.ts";
@@ -71,12 +71,7 @@ const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} }
 
 export const stripQuotes = (etag: string | undefined) => (etag ?? "").replace(/^"+|"+$/g, "");
 
-export function parseRestoreHeader(h: string | undefined): "ongoing" | "available" | undefined {
-  if (!h) return undefined;
-  const m = /ongoing-request\s*=\s*"?(true|false)"?/i.exec(h);
-  if (!m) return undefined;
-  return m[1]!.toLowerCase() === "true" ? "ongoing" : "available";
-}
+export { parseRestoreHeader } from "./s3-errors.ts";
 
 export class S3Store implements ObjectStore {
   readonly location: string;
