@@ -8,7 +8,7 @@ import type { Task } from "../config/config.ts";
 import { loadCatalog, newestPoint, type CatalogEntry } from "../pipeline/catalog.ts";
 import { childLabel, childTask } from "../pipeline/tree/children.ts";
 import { bucketChildren, type KnownChild } from "../pipeline/tree/known.ts";
-import type { Trust } from "../state/trust.ts";
+import type { Trust } from "../records/trust.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { printable } from "../util/text.ts";
 import { printJson } from "./common.ts";

@@ -13,7 +13,7 @@ import { rekey, type RekeyEvent, type RekeyResult } from "../pipeline/rekey/inde
 import { bucketChildren } from "../pipeline/tree/known.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import type { Task } from "../config/config.ts";
-import { warnUnauthenticated } from "../state/trust.ts";
+import { warnUnauthenticated } from "../records/trust.ts";
 import { ExitCode, ZrbError, fsError, usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { now } from "../util/clock.ts";

@@ -5,11 +5,11 @@
  */
 import { existsSync } from "node:fs";
 import { checkFreshness, type FreshnessCheck } from "../report/freshness.ts";
-import { readHeads } from "../state/heads.ts";
+import { readHeads } from "../records/heads.ts";
 import { lockHeld, readLockInfo } from "../state/lock.ts";
 import { RunDir } from "../state/rundir.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { canVerify, NO_TRUST, type Trust } from "../state/trust.ts";
+import { canVerify, NO_TRUST, type Trust } from "../records/trust.ts";
 
 export interface LockStatus {
   running: { pid: number; command: string; since: string } | null;

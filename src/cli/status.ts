@@ -8,7 +8,7 @@
 import { defineCommand } from "citty";
 import type { Task } from "../config/config.ts";
 import { treeLockPath } from "../state/rundir.ts";
-import type { Trust } from "../state/trust.ts";
+import type { Trust } from "../records/trust.ts";
 import { resolveTrust, trustArgs, warnNoSigningKey } from "./trust.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { childTask } from "../pipeline/tree/children.ts";

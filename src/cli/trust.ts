@@ -11,7 +11,7 @@
 import { readFile } from "node:fs/promises";
 import type { Config } from "../config/config.ts";
 import { parseVerifyKey, readSigningKey } from "../crypto/signing.ts";
-import type { Trust } from "../state/trust.ts";
+import type { Trust } from "../records/trust.ts";
 import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 

@@ -5,7 +5,7 @@ import type { Selector } from "../pipeline/restore/index.ts";
 import { verifyRotating, type RotationReport } from "../pipeline/rotate.ts";
 import { backupsToVerify, verifyBackups, type VerifyReport } from "../pipeline/verify.ts";
 import { restoreScratchRoot } from "../state/rundir.ts";
-import type { Trust } from "../state/trust.ts";
+import type { Trust } from "../records/trust.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { integrityError } from "../util/errors.ts";
 import { log } from "../util/log.ts";

@@ -9,7 +9,7 @@ import { verifyTree } from "./verify-tree.ts";
 import { verifyDataset, type VerifyAsk } from "./verify-dataset.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
 import { resolveTrust, trustArgs } from "./trust.ts";
-import { warnUnauthenticated } from "../state/trust.ts";
+import { warnUnauthenticated } from "../records/trust.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { usageError } from "../util/errors.ts";
 

@@ -5,11 +5,11 @@
  * is typed: which backup is the broken link, what kind of damage, and a message.
  */
 import type { ObjectInfo, ObjectStore } from "../store/store.ts";
-import { listManifests, readManifest, type Manifest } from "../state/manifest.ts";
+import { listManifests, readManifest, type Manifest } from "../records/manifest.ts";
 import { backupIdOfKey, dataPrefix, datasetDataPrefix, manifestKey } from "../store/layout.ts";
 import { ZrbError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { NO_TRUST, manifestTrustProblem, type Trust } from "../state/trust.ts";
+import { NO_TRUST, manifestTrustProblem, type Trust } from "../records/trust.ts";
 
 export type ProblemKind = "manifest-missing" | "manifest-unreadable" | "part-missing" | "part-size" | "link-mismatch" | "unauthenticated";
 
@@ -100,7 +100,7 @@ function partsProblem(m: Manifest, sizes: Map<string, number>): ChainProblem | n
   return null;
 }
 
-/** A problem with m's own authenticity under `trust` (state/trust.ts). */
+/** A problem with m's own authenticity under `trust` (records/trust.ts). */
 function trustProblem(m: Manifest, trust: Trust): ChainProblem | null {
   const why = manifestTrustProblem(m, trust);
   return why ? { at: m.backupId, kind: "unauthenticated", message: `backup ${m.backupId} cannot be trusted: ${why}` } : null;

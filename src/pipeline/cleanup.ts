@@ -22,7 +22,7 @@ import * as zfs from "../zfs/zfs.ts";
 import { acquireLock } from "../state/lock.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { RunDir } from "../state/rundir.ts";
-import type { Trust } from "../state/trust.ts";
+import type { Trust } from "../records/trust.ts";
 import { dataPrefix, datasetDataPrefix, isPartKey, manifestKey, markerKey } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { usageError } from "../util/errors.ts";

@@ -14,9 +14,9 @@
  * Everything is an estimate: list prices of a dated table, no requests, no taxes, no discounts.
  */
 import type { Config, Task } from "../config/config.ts";
-import { readHeads } from "../state/heads.ts";
-import { listManifests, type Manifest } from "../state/manifest.ts";
-import { manifestTrustProblem, type Trust } from "../state/trust.ts";
+import { readHeads } from "../records/heads.ts";
+import { listManifests, type Manifest } from "../records/manifest.ts";
+import { manifestTrustProblem, type Trust } from "../records/trust.ts";
 import { datasetDataPrefix, isPartKey, manifestDir } from "../store/layout.ts";
 import { ARCHIVED_CLASSES, MIN_STORAGE_DAYS, type ObjectInfo, type ObjectStore } from "../store/store.ts";
 import { buildCatalog, type CatalogEntry } from "./catalog.ts";

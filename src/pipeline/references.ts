@@ -2,7 +2,7 @@
  * What anything that deletes from the bucket (`zrb cleanup`, `zrb prune`) must never delete,
  * read before it deletes a thing: every manifest of the dataset, the resumable backup of
  * backup_state.yaml, and every backup in flight on any host (its trusted in-flight marker,
- * state/marker.ts). A part is an orphan only when it is provably unreferenced, so when any
+ * records/marker.ts). A part is an orphan only when it is provably unreferenced, so when any
  * manifest or the state file cannot be read, nothing is deleted at all (exit 7): the parts it
  * describes would look orphaned, and they may be the base of the whole chain. And what no record
  * accounts for is still spared while it is younger than `prune.orphan_grace` (graceSplit): it
@@ -14,9 +14,9 @@
  * is claimed by one of the two.
  */
 import type { Task } from "../config/config.ts";
-import { listManifests, type Manifest } from "../state/manifest.ts";
-import { readMarkers, type MarkerRead } from "../state/marker.ts";
-import { manifestTrustProblem, type Trust } from "../state/trust.ts";
+import { listManifests, type Manifest } from "../records/manifest.ts";
+import { readMarkers, type MarkerRead } from "../records/marker.ts";
+import { manifestTrustProblem, type Trust } from "../records/trust.ts";
 import { formatDuration } from "../util/duration.ts";
 import { log } from "../util/log.ts";
 import type { BackupState, RunDir } from "../state/rundir.ts";

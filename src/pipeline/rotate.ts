@@ -8,13 +8,13 @@
  *     last run, and 10 % for timer jitter: a weekly verify reads a week ahead, a daily one a day), and
  *   - at least its share of all parts, DAYS spread over the runs (parts × interval / DAYS), the
  *     nearest deadlines first — so the load stays even instead of coming due all at once.
- * A part read and found good gets a new deadline. Progress (state/rotation.ts) is saved in the
+ * A part read and found good gets a new deadline. Progress (records/rotation.ts) is saved in the
  * bucket as the run goes. Parts of archive classes (GLACIER, DEEP_ARCHIVE) cannot be read without
  * a thaw: they are counted, not read. A part whose backup was pruned while the run read it is not
  * a failure.
  */
-import type { Manifest } from "../state/manifest.ts";
-import { readRotation, writeRotation, type Rotation } from "../state/rotation.ts";
+import type { Manifest } from "../records/manifest.ts";
+import { readRotation, writeRotation, type Rotation } from "../records/rotation.ts";
 import { manifestKey } from "../store/layout.ts";
 import { ARCHIVED_CLASSES, type ObjectStore } from "../store/store.ts";
 import { now as clockNow } from "../util/clock.ts";

@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { isStoreError, type ObjectStore } from "../store/store.ts";
 import { partFileName } from "../store/layout.ts";
-import type { Manifest } from "../state/manifest.ts";
+import type { Manifest } from "../records/manifest.ts";
 import { ChainError, resolveChain, type Catalog } from "./catalog.ts";
 import { findBackup, type Selector } from "./restore/select.ts";
 import { downloadPart } from "./restore/fetch.ts";

@@ -6,7 +6,7 @@
  * (a full is at least as recent a restore point as an incremental, and after a new full the
  * heads drop the higher levels).
  */
-import type { Heads } from "../state/heads.ts";
+import type { Heads } from "../records/heads.ts";
 import { formatEta } from "./progress.ts";
 
 export interface FreshnessCheck {

@@ -8,7 +8,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { readYaml, writeYamlAtomic, writeYamlAtomicAsync } from "./atomic.ts";
 import type { MultipartProgress } from "../store/store.ts";
-import type { SnapshotRef } from "./manifest.ts";
+import type { SnapshotRef } from "../records/manifest.ts";
 import { isSnapshotOf } from "../zfs/names.ts";
 import { ZrbError } from "../util/errors.ts";
 
@@ -66,7 +66,7 @@ export class RunDir {
   }
   /**
    * The sequence of the last heads.yaml this host wrote (0 when none or unreadable): a bucket
-   * whose heads are older was rolled back (state/heads.ts).
+   * whose heads are older was rolled back (records/heads.ts).
    */
   async lastHeadsSequence(): Promise<number> {
     try {

@@ -2,7 +2,7 @@
  * The bucket layout, in one place. Under the configured prefix:
  *   data/<pool>/<dataset>/level<N>/<backup id>/part-000000.age   one age file per chunk, in stream order
  *   manifests/<pool>/<dataset>/<backup id>.manifest.yaml          one per finished backup (the commit point)
- *   manifests/<pool>/<dataset>/<backup id>.inflight.yaml          the marker of a backup in progress (state/marker.ts)
+ *   manifests/<pool>/<dataset>/<backup id>.inflight.yaml          the marker of a backup in progress (records/marker.ts)
  *   manifests/<pool>/<dataset>/heads.yaml                         the per-level heads (a cache of the manifests)
  *   manifests/<pool>/<dataset>/verify-rotation.yaml               progress of `zrb verify --rotate`
  *   manifests/<pool>/<dataset>/tree.yaml                          a recursive task's known children
@@ -54,7 +54,7 @@ export function isManifestKey(dir: string, key: string): boolean {
 }
 
 /**
- * The in-flight marker of a backup in progress (state/marker.ts), beside the manifest it becomes:
+ * The in-flight marker of a backup in progress (records/marker.ts), beside the manifest it becomes:
  * a child dataset cannot be named like a .yaml (layoutNameProblem), so it never clashes with a
  * child's prefix, and it never ends in .manifest.yaml, so manifest listings skip it.
  */
@@ -90,7 +90,7 @@ export function headsKey(pool: string, dataset: string): string {
   return `${manifestDir(pool, dataset)}heads.yaml`;
 }
 
-/** The known children of a recursive task, beside its root's manifests (state/tree.ts). */
+/** The known children of a recursive task, beside its root's manifests (records/tree.ts). */
 export function treeKey(pool: string, dataset: string): string {
   return `${manifestDir(pool, dataset)}tree.yaml`;
 }

@@ -22,7 +22,7 @@ import { ThreadCpu } from "./threads.ts";
 type Config = import("../../src/config/config.ts").Config;
 type ObjectStore = import("../../src/store/store.ts").ObjectStore;
 type BackupState = import("../../src/state/rundir.ts").BackupState;
-type Manifest = import("../../src/state/manifest.ts").Manifest;
+type Manifest = import("../../src/records/manifest.ts").Manifest;
 
 const storeDir = (a: StageArgs) => join(a.scratch, "store");
 const manifestPath = (a: StageArgs) => join(a.scratch, "bench-manifest.json");

@@ -20,7 +20,7 @@ import { faultsHit, forward, slowDown, type FaultProxy, type ProxyAction, type P
 import { loadConfig } from "../../src/config/config.ts";
 import { loadIdentityFile } from "../../src/crypto/keys.ts";
 import { restore } from "../../src/pipeline/restore/index.ts";
-import { NO_TRUST } from "../../src/state/trust.ts";
+import { NO_TRUST } from "../../src/records/trust.ts";
 import { openStore } from "../../src/store/open.ts";
 import { ExitCode, ZrbError } from "../../src/util/errors.ts";
 

@@ -440,7 +440,7 @@ describe("zrb restore from the bucket alone", () => {
     const { storeFor } = await import("../../src/cli/common.ts");
     const { restore } = await import("../../src/pipeline/restore/index.ts");
     const { parseIdentityFile } = await import("../../src/crypto/keys.ts");
-    const { NO_TRUST } = await import("../../src/state/trust.ts");
+    const { NO_TRUST } = await import("../../src/records/trust.ts");
     Object.assign(process.env, env);
     const { config } = await loadConfig(restoreCfg);
     const task = findTask(config, "main", { allowDisabled: true });

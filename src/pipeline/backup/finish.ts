@@ -13,17 +13,17 @@ import { storageClassFor, type Config, type Task } from "../../config/config.ts"
 import { StoreError, type ObjectStore } from "../../store/store.ts";
 import { dataPrefix, headsKey, manifestKey, partKey } from "../../store/layout.ts";
 import { writeYamlAtomic } from "../../state/atomic.ts";
-import { MANIFEST_FORMAT, readManifest, type Manifest } from "../../state/manifest.ts";
-import { advanceHeads, readHeads } from "../../state/heads.ts";
+import { MANIFEST_FORMAT, readManifest, type Manifest } from "../../records/manifest.ts";
+import { advanceHeads, readHeads } from "../../records/heads.ts";
 import type { BackupState, RunDir } from "../../state/rundir.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { log } from "../../util/log.ts";
 import { VERSION } from "../../version.ts";
 import { SEND_HOLD, moveBaseHolds, type SendHolds } from "./holds.ts";
 import type { SigningKey } from "../../crypto/signing.ts";
-import { signHeads, type Trust } from "../../state/trust.ts";
+import { signHeads, type Trust } from "../../records/trust.ts";
 import { now } from "../../util/clock.ts";
-import { deleteMarker } from "../../state/marker.ts";
+import { deleteMarker } from "../../records/marker.ts";
 
 /** The manifest of a finished stream: parts in order with sizes and hashes, the stream's BLAKE3. */
 export function buildManifest(cfg: Config, state: BackupState, stream: { size: number; blake3: string }, zfsVersion: string): Manifest {

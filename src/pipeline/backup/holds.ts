@@ -6,7 +6,7 @@
  *   zrb       on every head's snapshot: the base of the next incremental at each level, for as
  *             long as it is a head. Only ever on snapshots of the task's own dataset.
  */
-import type { Heads } from "../../state/heads.ts";
+import type { Heads } from "../../records/heads.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { isSnapshotOf } from "../../zfs/names.ts";
 import { log } from "../../util/log.ts";

@@ -1,7 +1,7 @@
 /**
  * A backup, stage by stage:
  *   lock ─► plan: resume or start (plan.ts) ─► hold the snapshots (holds.ts)
- *     ─► the in-flight marker in the bucket (state/marker.ts: prune and cleanup on any host
+ *     ─► the in-flight marker in the bucket (records/marker.ts: prune and cleanup on any host
  *        spare this backup), and on resume the parts checked against a listing
  *     ─► stream: zfs send → chunks → BLAKE3 + encrypt on every worker → upload (send.ts,
  *        chunker.ts, sealer.ts, upload.ts; the Workers in ../parallel/)
@@ -18,17 +18,17 @@
 import type { Config, Task } from "../../config/config.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { dataPrefix, newBackupId, partKey } from "../../store/layout.ts";
-import { MarkerHeartbeat } from "../../state/marker.ts";
+import { MarkerHeartbeat } from "../../records/marker.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
-import { readHeads } from "../../state/heads.ts";
+import { readHeads } from "../../records/heads.ts";
 import { RunDir, type BackupState } from "../../state/rundir.ts";
-import type { Manifest } from "../../state/manifest.ts";
+import type { Manifest } from "../../records/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { ZrbError, integrityError, storeError, zfsError, isKind } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { readSigningKey } from "../../crypto/signing.ts";
-import { nasTrust, signManifest, type Trust } from "../../state/trust.ts";
+import { nasTrust, signManifest, type Trust } from "../../records/trust.ts";
 import { prepare } from "./plan.ts";
 import { SendHolds, releaseStraySendHolds } from "./holds.ts";
 import { streamBackup, type StreamOptions } from "./send.ts";
@@ -95,7 +95,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     await holds.take([state.snapshot.name, state.parent?.name]);
 
     // The marker tells a prune or cleanup on any host that this backup's parts are not orphans
-    // (state/marker.ts): written before the first part, refreshed as parts are stored.
+    // (records/marker.ts): written before the first part, refreshed as parts are stored.
     const markerClass = cfg.s3.storageClass.manifest;
     let heartbeat = new MarkerHeartbeat(store, state, signer, markerClass);
     await heartbeat.start().catch((err) => Promise.reject(resumable(err, state)));

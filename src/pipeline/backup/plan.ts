@@ -13,15 +13,15 @@
 import type { Config, Task } from "../../config/config.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { manifestKey, newBackupId } from "../../store/layout.ts";
-import { readManifest, type Manifest } from "../../state/manifest.ts";
-import { chooseParent, type Heads } from "../../state/heads.ts";
+import { readManifest, type Manifest } from "../../records/manifest.ts";
+import { chooseParent, type Heads } from "../../records/heads.ts";
 import { STATE_FORMAT, type BackupState, type RunDir } from "../../state/rundir.ts";
 import { chainProblem } from "../catalog.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { ExitCode, ZrbError, integrityError, zfsError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { discardState } from "./finish.ts";
-import { manifestTrustProblem, type Trust } from "../../state/trust.ts";
+import { manifestTrustProblem, type Trust } from "../../records/trust.ts";
 import { now } from "../../util/clock.ts";
 
 export type Start =

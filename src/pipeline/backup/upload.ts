@@ -24,7 +24,7 @@ export interface UploaderOptions {
   onUploaded?: (index: number) => void;
   /** Bytes stored so far (plaintext of the stored parts + what is in flight) and parts done. */
   progress?: TransferProgress;
-  /** After each stored part: the in-flight marker's refresh (state/marker.ts; it limits itself). */
+  /** After each stored part: the in-flight marker's refresh (records/marker.ts; it limits itself). */
   afterPart?: () => Promise<void>;
 }
 

@@ -14,12 +14,12 @@
  */
 import type { Config, Task } from "../../config/config.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
-import { readHeads } from "../../state/heads.ts";
+import { readHeads } from "../../records/heads.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { RunDir } from "../../state/rundir.ts";
-import { manifestTrustProblem, type Trust } from "../../state/trust.ts";
-import type { Manifest } from "../../state/manifest.ts";
-import { badParts, readRotation } from "../../state/rotation.ts";
+import { manifestTrustProblem, type Trust } from "../../records/trust.ts";
+import type { Manifest } from "../../records/manifest.ts";
+import { badParts, readRotation } from "../../records/rotation.ts";
 import { datasetDataPrefix, manifestDir, manifestKey } from "../../store/layout.ts";
 import { isStoreError, type ObjectStore } from "../../store/store.ts";
 import { checkInterrupted } from "../../util/abort.ts";

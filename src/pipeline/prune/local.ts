@@ -8,7 +8,7 @@
  *   - the newest snapshot of each level (what the next backup at that level sends);
  *   - the snapshot and base of the interrupted backup in backup_state.yaml.
  */
-import type { Heads } from "../../state/heads.ts";
+import type { Heads } from "../../records/heads.ts";
 import type { BackupState } from "../../state/rundir.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { checkInterrupted } from "../../util/abort.ts";

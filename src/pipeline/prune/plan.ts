@@ -24,8 +24,8 @@
  * Deletion order (deletionOrder): higher levels first, newest first, so that a prune stopped
  * at any point leaves only complete chains (and orphan parts, which the next prune removes).
  */
-import { chooseParent, headsFromManifests, type Heads } from "../../state/heads.ts";
-import type { Manifest } from "../../state/manifest.ts";
+import { chooseParent, headsFromManifests, type Heads } from "../../records/heads.ts";
+import type { Manifest } from "../../records/manifest.ts";
 import type { BackupState } from "../../state/rundir.ts";
 import { backupIdTime } from "../../store/layout.ts";
 import { MIN_STORAGE_DAYS, type ObjectInfo } from "../../store/store.ts";
@@ -85,7 +85,7 @@ export interface BucketPlanInput {
   allowEarlyDelete: boolean;
   /** backupId → its manifest's object-lock retain-until date, where the store reported one. */
   lockedUntil?: Map<string, Date>;
-  /** backupId → why its manifest is not trusted (state/trust.ts). */
+  /** backupId → why its manifest is not trusted (records/trust.ts). */
   untrusted?: Map<string, string>;
   /** backupId → what `verify --rotate` last found bad in its parts. */
   bad?: Map<string, string>;

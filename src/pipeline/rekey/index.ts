@@ -9,11 +9,11 @@
  */
 import type { Config, Task } from "../../config/config.ts";
 import { ARCHIVED_CLASSES, MIN_REWRITE_HEAD, type ObjectInfo, type ObjectStore } from "../../store/store.ts";
-import { listManifests, REKEYED_MANIFEST_FORMAT, type Manifest } from "../../state/manifest.ts";
+import { listManifests, REKEYED_MANIFEST_FORMAT, type Manifest } from "../../records/manifest.ts";
 import { RunDir } from "../../state/rundir.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
-import { manifestTrustProblem, signManifest, type Trust } from "../../state/trust.ts";
+import { manifestTrustProblem, signManifest, type Trust } from "../../records/trust.ts";
 import type { SigningKey } from "../../crypto/signing.ts";
 import { commitManifest } from "../backup/finish.ts";
 import { ExitCode, ZrbError, usageError } from "../../util/errors.ts";

@@ -19,7 +19,7 @@
  */
 import { open } from "node:fs/promises";
 import { AgeDecryptStream, AgeEncryptStream } from "../../crypto/age.ts";
-import type { ManifestPart } from "../../state/manifest.ts";
+import type { ManifestPart } from "../../records/manifest.ts";
 import { fsError } from "../../util/errors.ts";
 
 /** `prefix` (an original age header and payload nonce) as an age file to `recipients`, base64. */

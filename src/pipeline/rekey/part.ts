@@ -8,7 +8,7 @@
  * reader checks it).
  */
 import { MIN_REWRITE_HEAD, type ObjectInfo, type ObjectStore } from "../../store/store.ts";
-import type { ManifestPart, PartRewrap } from "../../state/manifest.ts";
+import type { ManifestPart, PartRewrap } from "../../records/manifest.ts";
 import { PAYLOAD_NONCE_SIZE } from "../../crypto/age.ts";
 import { rewrapHeader, unwrapFileKey } from "../../crypto/rewrap.ts";
 import { ZrbError, integrityError } from "../../util/errors.ts";

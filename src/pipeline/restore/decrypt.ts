@@ -10,7 +10,7 @@ import { open } from "node:fs/promises";
 import { AgeDecryptStream } from "../../crypto/age.ts";
 import { RUN_BLOCKS, RUN_BYTES, truncatedNoPayload } from "../../crypto/age-stream.ts";
 import type { ObjectStore } from "../../store/store.ts";
-import type { Manifest, ManifestPart } from "../../state/manifest.ts";
+import type { Manifest, ManifestPart } from "../../records/manifest.ts";
 import { ZrbError, fsError, integrityError, isKind, noIdentityError } from "../../util/errors.ts";
 import type { Run, Threads } from "../parallel/index.ts";
 import { partName } from "./fetch.ts";

@@ -11,7 +11,7 @@
  */
 import { AgeDecryptStream, CHUNK_SIZE, PAYLOAD_NONCE_SIZE, SEALED_CHUNK_SIZE, ciphertextSize } from "../../crypto/age.ts";
 import { StoreError, type ObjectStore } from "../../store/store.ts";
-import type { Manifest, ManifestPart } from "../../state/manifest.ts";
+import type { Manifest, ManifestPart } from "../../records/manifest.ts";
 import { headBytesNeeded, RECORD_SIZE, streamEndsProblem, TAIL_BYTES } from "../../zfs/stream.ts";
 import { ZrbError, integrityError, isKind } from "../../util/errors.ts";
 import { partName } from "./fetch.ts";

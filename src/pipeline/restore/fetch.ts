@@ -16,7 +16,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { isStoreError, type ObjectStore } from "../../store/store.ts";
 import { partFileName } from "../../store/layout.ts";
-import type { Manifest, ManifestPart } from "../../state/manifest.ts";
+import type { Manifest, ManifestPart } from "../../records/manifest.ts";
 import { ExitCode, ZrbError, fsError, integrityError, storeError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";

@@ -21,7 +21,7 @@ import * as zfs from "../../zfs/zfs.ts";
 import { usageError, zfsError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
-import { warnUnauthenticated, type Trust } from "../../state/trust.ts";
+import { warnUnauthenticated, type Trust } from "../../records/trust.ts";
 import { selectBackup, shortSnap, type Selector } from "./select.ts";
 import { checkTargetName, inspect, type RestorePlan } from "./plan.ts";
 import { ensureThawed, type ThawProgress, type ThawTier } from "./thaw.ts";
@@ -41,7 +41,7 @@ export interface RestoreOptions {
   force: boolean;
   /** The age identities (from the private key file); required unless planOnly. */
   identities?: string[];
-  /** Which backups to believe (state/trust.ts). */
+  /** Which backups to believe (records/trust.ts). */
   trust: Trust;
   planOnly: boolean;
   thaw?: { tier: ThawTier; days: number };

@@ -6,7 +6,7 @@
 import type { ObjectInfo, ObjectStore } from "../../store/store.ts";
 import { ARCHIVED_CLASSES } from "../../store/store.ts";
 import { dataPrefix } from "../../store/layout.ts";
-import type { Manifest } from "../../state/manifest.ts";
+import type { Manifest } from "../../records/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { datasetProblem } from "../../zfs/names.ts";
 import { storeError, usageError, zfsError } from "../../util/errors.ts";

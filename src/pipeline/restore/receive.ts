@@ -12,7 +12,7 @@ import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { FileSink } from "bun";
 import type { ObjectStore } from "../../store/store.ts";
-import type { Manifest, ManifestPart } from "../../state/manifest.ts";
+import type { Manifest, ManifestPart } from "../../records/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { parseFailure } from "../../zfs/errors.ts";
 import { StreamEndsCollector } from "../../zfs/stream.ts";

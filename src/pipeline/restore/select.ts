@@ -4,7 +4,7 @@
  * never fall back to an older one silently.
  */
 import type { ObjectStore } from "../../store/store.ts";
-import type { Manifest } from "../../state/manifest.ts";
+import type { Manifest } from "../../records/manifest.ts";
 import { isMissing, newestPoint, resolveChain, type Catalog, type CatalogEntry } from "../catalog.ts";
 import { ExitCode, ZrbError, integrityError, storeError, usageError } from "../../util/errors.ts";
 

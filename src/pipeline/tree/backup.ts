@@ -5,7 +5,7 @@
  *   snapshot: the newest zrb_level<N>_ snapshot of the task's dataset ─► per child, one at a time
  *   (so the worker pool and the spill budget are the single backup's): its level (level.ts),
  *   backup(), again when it only finished an interrupted backup of an older snapshot
- *   ─► the known children in the bucket (state/tree.ts): children gone since the last run are
+ *   ─► the known children in the bucket (records/tree.ts): children gone since the last run are
  *   reported, once; their backups stay.
  * Every child keeps its own lock, state, holds and heads. A child that fails is reported and the
  * next one runs; an interrupt stops the run (every child's state is saved: the rerun resumes).
@@ -13,11 +13,11 @@
 import type { Config, Task } from "../../config/config.ts";
 import { readSigningKey } from "../../crypto/signing.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
-import { readHeads } from "../../state/heads.ts";
+import { readHeads } from "../../records/heads.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { treeLockPath } from "../../state/rundir.ts";
-import { advanceTree, readTree, sameTree, writeTree, type TreeChild } from "../../state/tree.ts";
-import { nasTrust, type Trust } from "../../state/trust.ts";
+import { advanceTree, readTree, sameTree, writeTree, type TreeChild } from "../../records/tree.ts";
+import { nasTrust, type Trust } from "../../records/trust.ts";
 import { RunDir } from "../../state/rundir.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { now } from "../../util/clock.ts";

@@ -9,8 +9,8 @@
 import type { Task } from "../../config/config.ts";
 import { isManifestKey, manifestDir } from "../../store/layout.ts";
 import type { ObjectStore } from "../../store/store.ts";
-import { readTree, type TreeChild, type TreeRecord } from "../../state/tree.ts";
-import type { Trust } from "../../state/trust.ts";
+import { readTree, type TreeChild, type TreeRecord } from "../../records/tree.ts";
+import type { Trust } from "../../records/trust.ts";
 import { usageError, isKind } from "../../util/errors.ts";
 import { compileExclude } from "../../zfs/exclude.ts";
 import { childNameProblem, poolTree, treeOrder } from "./children.ts";

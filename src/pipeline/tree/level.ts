@@ -6,7 +6,7 @@
  * snapshot its old chain ends in. Either way an incremental is impossible and a full is what the
  * single-dataset backup would demand; a tree does it by itself, and says so.
  */
-import { chooseParent, type Heads } from "../../state/heads.ts";
+import { chooseParent, type Heads } from "../../records/heads.ts";
 import type { Snapshot } from "../../zfs/zfs.ts";
 
 export type ChildLevel = { level: number; why?: undefined } | { level: 0; why: "new" | "base-gone"; asked: number; base?: string };

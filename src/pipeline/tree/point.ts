@@ -7,7 +7,7 @@
  * never silently restored from another point.
  */
 import type { Task } from "../../config/config.ts";
-import type { Manifest } from "../../state/manifest.ts";
+import type { Manifest } from "../../records/manifest.ts";
 import { integrityError, storeError, usageError, type ZrbError } from "../../util/errors.ts";
 import type { Catalog } from "../catalog.ts";
 import { findBackup, shortSnap, type Selector } from "../restore/select.ts";

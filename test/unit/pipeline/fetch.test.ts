@@ -14,7 +14,7 @@ import { downloadPart } from "../../../src/pipeline/restore/fetch.ts";
 import { startThreads, type Threads } from "../../../src/pipeline/parallel/index.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import type { ObjectStore } from "../../../src/store/store.ts";
-import type { Manifest, ManifestPart } from "../../../src/state/manifest.ts";
+import type { Manifest, ManifestPart } from "../../../src/records/manifest.ts";
 import { ExitCode } from "../../../src/util/errors.ts";
 
 const STEP = 64 * 1024;

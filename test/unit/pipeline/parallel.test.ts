@@ -17,7 +17,7 @@ import { createBlake3 } from "../../../src/crypto/blake3.ts";
 import { PartSealer } from "../../../src/pipeline/backup/sealer.ts";
 import { decryptPart } from "../../../src/pipeline/restore/decrypt.ts";
 import { startThreads, type Threads } from "../../../src/pipeline/parallel/index.ts";
-import type { Manifest, ManifestPart } from "../../../src/state/manifest.ts";
+import type { Manifest, ManifestPart } from "../../../src/records/manifest.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 import { ageKeyPair, run } from "../../helpers/rig.ts";
 import { pseudoRandom, sha256Hex } from "../store/helpers.ts";

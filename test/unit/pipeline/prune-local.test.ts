@@ -7,7 +7,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { planLocal } from "../../../src/pipeline/prune/local.ts";
-import { HEADS_FORMAT, type Heads } from "../../../src/state/heads.ts";
+import { HEADS_FORMAT, type Heads } from "../../../src/records/heads.ts";
 import type { Snapshot } from "../../../src/zfs/zfs.ts";
 
 const FS = "tank/home";

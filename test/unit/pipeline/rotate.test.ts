@@ -7,8 +7,8 @@
 import { describe, expect, test } from "bun:test";
 import { prng } from "../../helpers/faultproxy.ts";
 import { chooseSlice, deadlines, reconcile } from "../../../src/pipeline/rotate.ts";
-import { emptyRotation, rotationProblem, type Rotation } from "../../../src/state/rotation.ts";
-import type { Manifest } from "../../../src/state/manifest.ts";
+import { emptyRotation, rotationProblem, type Rotation } from "../../../src/records/rotation.ts";
+import type { Manifest } from "../../../src/records/manifest.ts";
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2027, 0, 1);

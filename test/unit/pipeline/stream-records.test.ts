@@ -16,7 +16,7 @@ import { createBlake3 } from "../../../src/crypto/blake3.ts";
 import { receiveParts, WITHHOLD } from "../../../src/pipeline/restore/receive.ts";
 import { verifyBackups } from "../../../src/pipeline/verify.ts";
 import { startThreads, type Threads } from "../../../src/pipeline/parallel/index.ts";
-import type { Manifest } from "../../../src/state/manifest.ts";
+import type { Manifest } from "../../../src/records/manifest.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { partKey } from "../../../src/store/layout.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";

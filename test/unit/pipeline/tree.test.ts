@@ -3,9 +3,9 @@ import { describe, expect, test } from "bun:test";
 import { compileExclude, excludePatternProblem } from "../../../src/zfs/exclude.ts";
 import { childNameProblem, childTask, treeOrder } from "../../../src/pipeline/tree/children.ts";
 import { childLevel, levelNote } from "../../../src/pipeline/tree/level.ts";
-import { advanceTree, treeProblem, TREE_FORMAT, type TreeRecord } from "../../../src/state/tree.ts";
+import { advanceTree, treeProblem, TREE_FORMAT, type TreeRecord } from "../../../src/records/tree.ts";
 import { treeError, worstExit } from "../../../src/pipeline/tree/outcome.ts";
-import type { Heads } from "../../../src/state/heads.ts";
+import type { Heads } from "../../../src/records/heads.ts";
 import type { Task } from "../../../src/config/config.ts";
 
 describe("exclude", () => {
@@ -133,7 +133,7 @@ describe("tree.yaml in the store, signed", () => {
     const { join } = await import("node:path");
     const { LocalStore } = await import("../../../src/store/local.ts");
     const { generateSigningKey, readSigningKey } = await import("../../../src/crypto/signing.ts");
-    const { readTree, writeTree } = await import("../../../src/state/tree.ts");
+    const { readTree, writeTree } = await import("../../../src/records/tree.ts");
     const dir = mkdtempSync(join(tmpdir(), "zrb-tree-"));
     try {
       const store = new LocalStore(join(dir, "store"));

@@ -14,7 +14,7 @@ import { AgeEncryptStream } from "../../../src/crypto/age.ts";
 import { createBlake3 } from "../../../src/crypto/blake3.ts";
 import { verifyBackups, type PartCheck } from "../../../src/pipeline/verify.ts";
 import { withThreads } from "../../../src/pipeline/parallel/index.ts";
-import type { Manifest } from "../../../src/state/manifest.ts";
+import type { Manifest } from "../../../src/records/manifest.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { partKey } from "../../../src/store/layout.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { ageInWords, checkFreshness, describeStale, newestLine } from "../../../src/report/freshness.ts";
-import type { Heads } from "../../../src/state/heads.ts";
+import type { Heads } from "../../../src/records/heads.ts";
 
 const H = 3600_000;
 const now = new Date("2027-03-10T12:00:00Z");

@@ -14,7 +14,7 @@ const LAYERS: string[][] = [
   ["util", "version.ts"],
   ["zfs", "crypto", "store"],
   ["config", "workers"],
-  ["state", "systemd"],
+  ["state", "records", "systemd"],
   ["report"],
   ["pipeline"],
   ["cli"],

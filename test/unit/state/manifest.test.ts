@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { parseManifest, type Manifest } from "../../../src/state/manifest.ts";
+import { parseManifest, type Manifest } from "../../../src/records/manifest.ts";
 import { partKey } from "../../../src/store/layout.ts";
-import { advanceHeads, chooseParent, headsFromManifests, headsProblem } from "../../../src/state/heads.ts";
+import { advanceHeads, chooseParent, headsFromManifests, headsProblem } from "../../../src/records/heads.ts";
 import YAML from "yaml";
 
 let t = 0;

@@ -1,10 +1,10 @@
-/** In-flight markers (state/marker.ts): where they live, what a reader trusts, and the orphan grace (pipeline/references.ts). */
+/** In-flight markers (records/marker.ts): where they live, what a reader trusts, and the orphan grace (pipeline/references.ts). */
 import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateSigningKey, readSigningKey } from "../../../src/crypto/signing.ts";
-import { deleteMarker, judgeMarker, MarkerHeartbeat, markerOf, markerProblem, readMarkers, writeMarker } from "../../../src/state/marker.ts";
+import { deleteMarker, judgeMarker, MarkerHeartbeat, markerOf, markerProblem, readMarkers, writeMarker } from "../../../src/records/marker.ts";
 import { isManifestKey, isMarkerKey, manifestDir, markerKey } from "../../../src/store/layout.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { graceSplit, orphanParts } from "../../../src/pipeline/references.ts";

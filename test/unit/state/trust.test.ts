@@ -1,5 +1,5 @@
 /**
- * What a manifest's signature covers (state/trust.ts signManifest / manifestTrustProblem): every
+ * What a manifest's signature covers (records/trust.ts signManifest / manifestTrustProblem): every
  * field a restore acts on. A manifest signed with a fresh key, then changed in one field at a
  * time — a part's key, sizes, SHA-256 or BLAKE3, the parent's backup id or guid, the stream's
  * BLAKE3, the snapshot's guid — must be refused; unchanged, it must pass. The manifest goes
@@ -8,8 +8,8 @@
 import { describe, expect, test } from "bun:test";
 import YAML from "yaml";
 import { verifyKeyOf, type SigningKey } from "../../../src/crypto/signing.ts";
-import { parseManifest, type Manifest } from "../../../src/state/manifest.ts";
-import { manifestTrustProblem, signManifest, type Trust } from "../../../src/state/trust.ts";
+import { parseManifest, type Manifest } from "../../../src/records/manifest.ts";
+import { manifestTrustProblem, signManifest, type Trust } from "../../../src/records/trust.ts";
 import { partKey } from "../../../src/store/layout.ts";
 
 const hex = (c: string) => c.repeat(64);

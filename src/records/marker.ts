@@ -23,7 +23,7 @@ import { StoreError, type ObjectStore } from "../store/store.ts";
 import { now } from "../util/clock.ts";
 import { log } from "../util/log.ts";
 import { readRecord } from "./record.ts";
-import type { BackupState } from "./rundir.ts";
+import type { BackupState } from "../state/rundir.ts";
 import { MARKER_DOMAIN, recordTrustProblem, signRecord, type Trust } from "./trust.ts";
 
 export const MARKER_FORMAT = "zrb-inflight/1";
@@ -40,7 +40,7 @@ export interface Marker {
   updatedAt: string;
   /** Plaintext bytes and parts stored so far. */
   progress: { bytes: number; parts: number };
-  /** Made with the NAS's signing key over the record placed at its pool and dataset (state/trust.ts). */
+  /** Made with the NAS's signing key over the record placed at its pool and dataset (records/trust.ts). */
   signature?: Signature;
 }
 

@@ -38,7 +38,7 @@ export interface Heads {
   levels: Record<string, Head>;
   /** One above the heads.yaml this one replaced (absent in files written before it existed). */
   sequence?: number;
-  /** Made with the NAS's signing key over pool, dataset and the rest (state/trust.ts). */
+  /** Made with the NAS's signing key over pool, dataset and the rest (records/trust.ts). */
   signature?: Signature;
 }
 
