@@ -5,7 +5,8 @@
  * hasher and its chunk's (on the hashing worker: the main thread only copies). A chunk the
  * interrupted run already stored (or left intact on disk) is only verified: its regenerated
  * bytes must match the recorded size and BLAKE3, else the stream differs and the backup starts
- * over (`differs`). When a chunk is sealed it is recorded in the state and given to the uploader.
+ * over (the run's group fails with StreamDiffers). When a chunk is sealed it is recorded in the
+ * state and given to the uploader, as a job of the run's task group (its failure stops the run).
  * At most workers + 1 chunks exist on disk at once: a slot is taken when a chunk starts and
  * given back when its upload is done and its file deleted.
  */
@@ -18,6 +19,15 @@ import type { Threads } from "../parallel/index.ts";
 import { SlotFiller } from "../parallel/slot-filler.ts";
 import { PartSealer } from "./sealer.ts";
 import type { Uploader } from "./upload.ts";
+import type { TaskGroup } from "../../util/task-group.ts";
+
+/** The re-sent stream differs from what the interrupted run recorded: the backup starts over under a new id. */
+export class StreamDiffers extends Error {
+  constructor() {
+    super("the re-sent stream differs from the recorded chunks");
+    this.name = "StreamDiffers";
+  }
+}
 
 export interface ChunkerOptions {
   state: BackupState;
@@ -31,14 +41,8 @@ export interface ChunkerOptions {
   fromDisk: Set<number>;
   /** Record the state (resolves when it is on disk). */
   persist(): Promise<void>;
-  /** Stops waiting for buffers when the run fails. */
-  signal: AbortSignal;
-  /** A background job (an upload) to track; its failure fails the run. */
-  track(job: () => Promise<void>): void;
-  /** The re-sent stream differs from the recorded chunks: stop, the backup starts over. */
-  onDiffers(): void;
-  /** Hashing a verified chunk's bytes failed (a worker died): the run fails. */
-  onHashFailed(err: Error): void;
+  /** The run's jobs (seals and uploads run in it; a failure, or StreamDiffers, stops the run). */
+  group: TaskGroup;
 }
 
 interface OpenChunk {
@@ -67,7 +71,7 @@ export class Chunker {
     const size = this.o.state.chunkSize;
     let off = 0;
     while (off < value.length) {
-      if (this.o.signal.aborted) return;
+      if (this.o.group.signal.aborted) return;
       this.cur ??= await this.start();
       const c = this.cur;
       const take = Math.min(value.length - off, size - c.size);
@@ -101,13 +105,13 @@ export class Chunker {
     const into = [this.o.streamHasher, hasher];
     const base = { index, hasher, size: 0, path };
     if (rec && (rec.uploaded || this.o.fromDisk.has(index))) {
-      const hashOnly = new SlotFiller(this.o.threads, (slot, len) => void crypto.hash(slot, len, "flat", into).then(() => buffers.put(slot), this.o.onHashFailed), this.o.signal);
+      const hashOnly = new SlotFiller(this.o.threads, (slot, len) => void crypto.hash(slot, len, "flat", into).then(() => buffers.put(slot), (e) => this.o.group.fail(e)), this.o.group.signal);
       return { ...base, verifyOnly: rec, hashOnly };
     }
     await this.o.slots.acquire();
     try {
       const header = await createHeader(this.o.state.recipients);
-      return { ...base, verifyOnly: null, sealer: await PartSealer.begin(this.o.threads, path, header, into, this.o.signal) };
+      return { ...base, verifyOnly: null, sealer: await PartSealer.begin(this.o.threads, path, header, into, this.o.group.signal) };
     } catch (err) {
       this.o.slots.release();
       throw err;
@@ -121,21 +125,21 @@ export class Chunker {
       c.hashOnly!.flush();
       // Asked for after the chunk's last bytes were handed over: the digest covers them all.
       const digest = crypto.digest(c.hasher);
-      this.o.track(async () => {
-        if (rec.blake3 !== (await digest) || rec.plainSize !== c.size) this.o.onDiffers();
-        else this.skipped++;
+      this.o.group.go(async () => {
+        if (rec.blake3 !== (await digest) || rec.plainSize !== c.size) throw new StreamDiffers();
+        this.skipped++;
       });
       return;
     }
     const { index, size, path } = c;
     const sealed = c.sealer!.finish();
     const chunkDigest = crypto.digest(c.hasher);
-    this.o.track(async () => {
+    this.o.group.go(async () => {
       try {
         const [enc, digest] = await Promise.all([sealed, chunkDigest]);
         const prev = this.o.state.chunks[index];
         // A chunk recorded as encrypted but not uploaded: its bytes must match, else start over.
-        if (prev && (prev.blake3 !== digest || prev.plainSize !== size)) return this.o.onDiffers();
+        if (prev && (prev.blake3 !== digest || prev.plainSize !== size)) throw new StreamDiffers();
         const chunk: ChunkState = { index, plainSize: size, blake3: digest, cipherSize: enc.cipherSize, sha256: enc.sha256, uploaded: false };
         this.o.state.chunks[index] = chunk;
         await this.o.persist();

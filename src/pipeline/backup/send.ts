@@ -23,9 +23,10 @@ import { partFileName } from "../../store/layout.ts";
 import { interrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
 import { Semaphore } from "../../util/semaphore.ts";
+import { TaskGroup } from "../../util/task-group.ts";
 import { startThreads } from "../parallel/index.ts";
 import { Uploader } from "./upload.ts";
-import { Chunker } from "./chunker.ts";
+import { Chunker, StreamDiffers } from "./chunker.ts";
 import { StateWriter } from "./state-writer.ts";
 import { within, zfsStallError } from "../../zfs/stall.ts";
 import type { TransferProgress } from "../../report/progress.ts";
@@ -68,6 +69,63 @@ function removeTemps(dir: string): void {
   for (const f of existsSync(dir) ? readdirSync(dir) : []) if (f.endsWith(".tmp")) rmSync(join(dir, f), { force: true });
 }
 
+/** The sender of the state's snapshot (or the benchmark's), stopped when the group fails. */
+function startSender(o: StreamOptions, group: TaskGroup): { proc: StreamSource; stderrText: Promise<string> } {
+  const { state } = o;
+  const proc: StreamSource = o.source ?? zfs.spawnSend({ snapshot: state.snapshot.name, from: state.parent?.name, flags: state.sendFlags });
+  const stderrText = new Response(proc.stderr).text();
+  group.signal.addEventListener("abort", () => proc.kill("SIGTERM"));
+  // Failed before the listener existed (a signal during start-up): a sender nobody reads
+  // would block on its full pipe forever.
+  if (group.signal.aborted) proc.kill("SIGTERM");
+  return { proc, stderrText };
+}
+
+/** Resume: part files a killed run left intact are uploaded from disk (jobs of the group), and only verified in the stream. */
+async function resumeFromDisk(uploader: Uploader, spill: string, slots: Semaphore, fromDisk: Set<number>, group: TaskGroup): Promise<void> {
+  for (const rec of await uploader.intactOnDisk(spill)) {
+    fromDisk.add(rec.index);
+    await slots.acquire();
+    group.go(async () => {
+      try {
+        await uploader.upload(rec, join(spill, partFileName(rec.index)), "(resumed)");
+      } finally {
+        slots.release();
+      }
+    });
+  }
+  await uploader.abortLost(spill);
+}
+
+/**
+ * Read the sender's stdout into the chunker until it ends or the group fails, then check how
+ * the sender ended; returns the stream's size. A failure of the group is left for the caller.
+ */
+type Reader = ReadableStreamDefaultReader<Uint8Array>;
+
+async function pump(o: StreamOptions, s: { proc: StreamSource; stderrText: Promise<string> }, chunker: Chunker, group: TaskGroup, reader: Reader): Promise<number> {
+  const { state } = o;
+  const stallMs = o.cfg.zfs?.stallTimeout ?? 3_600_000;
+  const stalled = () => zfsStallError(`zfs send of ${state.snapshot.name} produced no data`, stallMs);
+  let size = 0;
+  while (!group.failed) {
+    const { value, done } = await within(reader.read(), stallMs, stalled);
+    if (done) break;
+    size += value.length;
+    await chunker.push(value);
+  }
+  if (group.failed) s.proc.kill("SIGTERM");
+  const code = await s.proc.exited;
+  // A killed sender's children (a wrapper's pipeline) may keep stderr open: do not wait on them.
+  const errText = await Promise.race([s.stderrText, Bun.sleep(group.failed ? 1000 : 10_000).then(() => "")]);
+  if (group.failed) return size;
+  if (code !== 0) throw zfsError(`zfs send ${state.parent ? `-i ${state.parent.name} ` : ""}${state.snapshot.name} failed (exit ${code}): ${firstLine(errText) || "no message"}`);
+  if (size === 0) throw zfsError(`zfs send of ${state.snapshot.name} produced no data`);
+  // More recorded chunks than this stream has: the bytes changed.
+  if (await chunker.end()) group.fail(new StreamDiffers());
+  return size;
+}
+
 export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   const { state, store } = o;
   const spill = o.rundir.spillDir(state.backupId);
@@ -75,109 +133,31 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   // Writes of the state during the run go to the thread pool, one at a time (state-writer.ts).
   const writer = new StateWriter(o.rundir, state);
   const persist = () => writer.persist();
-
-  // The first failure (or the interrupt, or "the stream differs") stops everything.
-  const ac = new AbortController();
-  let fatal: Error | null = null;
-  let differs = false;
-  const failWith = (e: Error) => {
-    if (fatal) return;
-    fatal = e;
-    ac.abort(e);
-  };
+  // The first failure (a job's, a Worker's, the interrupt, or StreamDiffers) stops everything.
+  const group = new TaskGroup();
   const nWorkers = Math.max(1, o.cfg.workers);
-  const threads = await startThreads(nWorkers, failWith);
-  const onOuterAbort = () => failWith(interrupted(o.signal));
-  if (o.signal?.aborted) onOuterAbort();
-  o.signal?.addEventListener("abort", onOuterAbort);
+  const threads = await startThreads(nWorkers, (e) => group.fail(e));
+  const unfollow = group.follow(o.signal, () => interrupted(o.signal));
   // At most workers + 1 parts on the spill disk at once (sealing, sealed, uploading).
   const slots = new Semaphore(nWorkers + 1);
-  const uploader = new Uploader({
-    store,
-    state,
-    storageClass: storageClassFor(o.cfg as Config, state.level),
-    persist,
-    signal: ac.signal,
-    onUploaded: o.onChunkUploaded,
-    progress: o.progress,
-    afterPart: o.afterPart,
-  });
-  const jobs: Promise<void>[] = [];
-  const track = (job: () => Promise<void>) => jobs.push(job().catch((err) => failWith(err as Error)));
-
-  const proc: StreamSource = o.source ?? zfs.spawnSend({ snapshot: state.snapshot.name, from: state.parent?.name, flags: state.sendFlags });
-  const stderrText = new Response(proc.stderr).text();
-  ac.signal.addEventListener("abort", () => proc.kill("SIGTERM"));
-  // Aborted before the listener existed (a signal during start-up): a sender nobody reads
-  // would block on its full pipe forever.
-  if (ac.signal.aborted) proc.kill("SIGTERM");
-
+  const uploader = new Uploader({ store, state, storageClass: storageClassFor(o.cfg as Config, state.level), persist, signal: group.signal, onUploaded: o.onChunkUploaded, progress: o.progress, afterPart: o.afterPart });
+  const sender = startSender(o, group);
   const fromDisk = new Set<number>();
   const streamHasher = threads.crypto.newHasher();
-  const chunker = new Chunker({
-    state,
-    spill,
-    threads,
-    streamHasher,
-    slots,
-    uploader,
-    fromDisk,
-    persist,
-    signal: ac.signal,
-    track,
-    onHashFailed: failWith,
-    onDiffers: () => {
-      differs = true;
-      failWith(new Error("the re-sent stream differs from the recorded chunks"));
-    },
-  });
-  let streamSize = 0;
-  let reader: ReturnType<typeof proc.stdout.getReader> | undefined;
+  const chunker = new Chunker({ state, spill, threads, streamHasher, slots, uploader, fromDisk, persist, group });
+  const differs = () => group.failure instanceof StreamDiffers;
+  let reader: Reader | undefined;
   try {
-    // Resume: part files a killed run left intact are uploaded from disk, and only verified in the stream.
-    for (const rec of await uploader.intactOnDisk(spill)) {
-      fromDisk.add(rec.index);
-      await slots.acquire();
-      track(async () => {
-        try {
-          await uploader.upload(rec, join(spill, partFileName(rec.index)), "(resumed)");
-        } finally {
-          slots.release();
-        }
-      });
-    }
-    await uploader.abortLost(spill);
-
-    reader = proc.stdout.getReader();
-    const stallMs = o.cfg.zfs?.stallTimeout ?? 3_600_000;
-    const stalled = () => zfsStallError(`zfs send of ${state.snapshot.name} produced no data`, stallMs);
-    for (;;) {
-      if (fatal) break;
-      const { value, done } = await within(reader.read(), stallMs, stalled);
-      if (done) break;
-      streamSize += value.length;
-      await chunker.push(value);
-    }
-    if (fatal) proc.kill("SIGTERM");
-    const code = await proc.exited;
-    // A killed sender's children (a wrapper's pipeline) may keep stderr open: do not wait on them.
-    const errText = await Promise.race([stderrText, Bun.sleep(fatal ? 1000 : 10_000).then(() => "")]);
-    if (!fatal) {
-      if (code !== 0)
-        throw zfsError(`zfs send ${state.parent ? `-i ${state.parent.name} ` : ""}${state.snapshot.name} failed (exit ${code}): ${firstLine(errText) || "no message"}`);
-      if (streamSize === 0) throw zfsError(`zfs send of ${state.snapshot.name} produced no data`);
-      // More recorded chunks than this stream has: the bytes changed.
-      if (await chunker.end()) differs = true;
-      await Promise.all(jobs);
-    }
-    if (differs) return { kind: "restart" };
-    if (fatal) throw fatal;
+    await resumeFromDisk(uploader, spill, slots, fromDisk, group);
+    reader = sender.proc.stdout.getReader() as Reader;
+    const streamSize = await pump(o, sender, chunker, group, reader);
+    await group.wait();
     // Asked for after the chunker handed over the stream's last bytes.
     return { kind: "done", streamSize, blake3: await threads.crypto.digest(streamHasher), skipped: chunker.skipped };
   } catch (err) {
-    proc.kill("SIGTERM");
-    await Promise.allSettled(jobs);
-    if (differs) return { kind: "restart" };
+    sender.proc.kill("SIGTERM");
+    await group.settle();
+    if (differs()) return { kind: "restart" };
     try {
       await writer.idle();
       o.rundir.writeState(state);
@@ -185,12 +165,12 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
       // The last good state is still on disk (writes are atomic); report the original error.
       log.warn((e as Error).message);
     }
-    throw fatal ?? err;
+    throw group.failed ? group.failure : err;
   } finally {
-    if (differs) await Promise.allSettled(jobs);
     // No state write may land after this returns (a restart discards this state file).
+    await group.settle();
     await writer.idle();
-    o.signal?.removeEventListener("abort", onOuterAbort);
+    unfollow();
     threads.terminate();
     // Close our end of the pipe: whatever still writes into it gets EPIPE and ends.
     reader?.cancel().catch(() => {});

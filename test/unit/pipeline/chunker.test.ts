@@ -8,13 +8,14 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Chunker } from "../../../src/pipeline/backup/chunker.ts";
+import { Chunker, StreamDiffers } from "../../../src/pipeline/backup/chunker.ts";
 import { Uploader } from "../../../src/pipeline/backup/upload.ts";
 import { startThreads } from "../../../src/pipeline/parallel/index.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { partFileName, partKey } from "../../../src/store/layout.ts";
 import { RunDir, type BackupState } from "../../../src/state/rundir.ts";
 import { Semaphore } from "../../../src/util/semaphore.ts";
+import { TaskGroup } from "../../../src/util/task-group.ts";
 import { ageKeyPair, run } from "../../helpers/rig.ts";
 import { pseudoRandom } from "../store/helpers.ts";
 import { backupState } from "./helpers.ts";
@@ -29,13 +30,11 @@ async function setup(state?: Partial<BackupState>) {
   mkdirSync(spill, { recursive: true, mode: 0o700 });
   const st = backupState({ chunkSize: CHUNK, recipients: [recipient], ...state });
   const store = new LocalStore(join(base, "store"));
-  const ac = new AbortController();
-  const threads = await startThreads(2, (e) => ac.abort(e));
+  const group = new TaskGroup();
+  const threads = await startThreads(2, (e) => group.fail(e));
   const uploaded: number[] = [];
   let persisted = 0;
-  const uploader = new Uploader({ store, state: st, storageClass: "STANDARD", persist: () => void persisted++, signal: ac.signal, onUploaded: (i) => void uploaded.push(i) });
-  const jobs: Promise<void>[] = [];
-  let differs = 0;
+  const uploader = new Uploader({ store, state: st, storageClass: "STANDARD", persist: () => void persisted++, signal: group.signal, onUploaded: (i) => void uploaded.push(i) });
   const fromDisk = new Set<number>();
   const chunker = new Chunker({
     state: st,
@@ -46,10 +45,7 @@ async function setup(state?: Partial<BackupState>) {
     uploader,
     fromDisk,
     persist: async () => void persisted++,
-    signal: ac.signal,
-    track: (job) => jobs.push(job()),
-    onDiffers: () => void differs++,
-    onHashFailed: (e) => ac.abort(e),
+    group,
   });
   return {
     base,
@@ -61,7 +57,7 @@ async function setup(state?: Partial<BackupState>) {
     chunker,
     uploaded,
     fromDisk,
-    differs: () => differs,
+    differs: () => (group.failure instanceof StreamDiffers ? 1 : 0),
     persisted: () => persisted,
     /** Feed `data` in pieces of the given sizes (cycled), end, wait for uploads. */
     async feed(data: Uint8Array, pieces: number[]): Promise<boolean> {
@@ -71,7 +67,7 @@ async function setup(state?: Partial<BackupState>) {
         off += n;
       }
       const more = await chunker.end();
-      await Promise.all(jobs);
+      await group.settle();
       threads.terminate();
       return more;
     },
