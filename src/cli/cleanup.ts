@@ -11,8 +11,9 @@ import { driveChildren, withTreeLock, type Step } from "../pipeline/tree/drive.t
 import type { ObjectStore } from "../store/store.ts";
 import { log } from "../util/log.ts";
 import { formatSize } from "../util/size.ts";
-import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
-import { childArg, parseChild, printChildren } from "./tree.ts";
+import { configArg, outputArgs, taskArg } from "./common.ts";
+import { runJob, type JobResult } from "./job.ts";
+import { childArg, childRuns, parseChild, printChildren } from "./tree.ts";
 import { requireKeyToDelete, resolveTrust, trustArgs } from "./trust.ts";
 
 function summary(r: CleanupResult): string {
@@ -38,19 +39,20 @@ async function childOfBackup(store: ObjectStore, task: Task, id: string): Promis
   throw usageError(`--abandon ${id}: no child of ${task.fullName} has a backup ${id} in ${store.location}; name the child with --child`);
 }
 
-async function runAbandon(config: Config, t: Task, store: ObjectStore, only: string | undefined, id: string, dryRun: boolean, json: boolean): Promise<void> {
+async function runAbandon(config: Config, t: Task, store: ObjectStore, only: string | undefined, id: string, dryRun: boolean, json: boolean): Promise<JobResult> {
   const rel = t.recursive && only === undefined ? await childOfBackup(store, t, id) : only;
   const task = rel === undefined ? t : childTask(t, rel);
   const r = await abandon(config, task, store, id, { dryRun });
-  if (json) return printJson(r);
+  if (json) return { result: r };
   log.success(
     `cleanup of ${task.fullName}: ${dryRun ? "would abandon" : "abandoned"} backup ${id}: ${dryRun ? "would abort" : "aborted"} ${r.uploads.length} upload(s), ` +
       `${dryRun ? "would delete" : "deleted"} ${r.parts.length} part(s)${r.marker ? " and its in-flight marker" : ""} in ${store.location}`,
   );
+  return { result: r };
 }
 
 /** Every child the bucket or the pool knows, gone ones too: what they left behind is theirs to clean. */
-async function cleanupTree(config: Config, task: Task, store: ObjectStore, opts: CleanupOptions, json: boolean): Promise<void> {
+async function cleanupTree(config: Config, task: Task, store: ObjectStore, opts: CleanupOptions, json: boolean): Promise<JobResult> {
   const outcomes = await withTreeLock(config, task, "zrb cleanup", async () =>
     driveChildren(
       (await allChildren(store, task, opts.trust)).children,
@@ -58,10 +60,11 @@ async function cleanupTree(config: Config, task: Task, store: ObjectStore, opts:
       { signal: opts.signal },
     ),
   );
-  if (json) printJson({ tree: task.fullName, children: outcomes.map(({ rel, ...o }) => ({ child: rel, ...o })) });
-  else printChildren(`cleanup of ${task.fullName} in ${store.location}:`, outcomes, (o) => summary(o.result as CleanupResult));
+  if (!json) printChildren(`cleanup of ${task.fullName} in ${store.location}:`, outcomes, (o) => summary(o.result as CleanupResult));
+  for (const o of outcomes) o.bytes = (o.result as CleanupResult | undefined)?.orphanBytes ?? 0;
   const error = treeError(`cleanup of ${task.fullName}`, outcomes);
-  if (error) throw error;
+  const result = { tree: task.fullName, children: outcomes.map(({ rel, ...o }) => ({ child: rel, ...o })) };
+  return { result, runs: childRuns(outcomes, () => undefined), ...(error ? { error } : {}) };
 }
 
 export default defineCommand({
@@ -89,25 +92,23 @@ export default defineCommand({
     ...outputArgs,
   },
   async run({ args }) {
-    applyOutput(args);
     const flagAge = args["older-than"] !== undefined ? parseDuration(String(args["older-than"])) : undefined;
     if (args.abandon !== undefined && flagAge !== undefined) throw usageError("--abandon and --older-than do not go together: --abandon removes one backup whatever its age");
-    const intr = interruptSignal();
-    try {
-      const { config, task: t, store } = await loadAll(args, { allowDisabled: true, signal: intr.signal });
+    const dryRun = !!args["dry-run"];
+    // A real cleanup, success or failure, updates the metrics file (zrb_cleanup_*); a dry run does not.
+    await runJob(args, { command: "cleanup", record: !dryRun }, async ({ config, task: t, store, signal }) => {
       const only = parseChild(args.child, t);
       const trust = await resolveTrust(args, undefined, config);
-      if (!args["dry-run"]) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
-      if (args.abandon !== undefined) return await runAbandon(config, t, store, only, String(args.abandon), !!args["dry-run"], !!args.json);
+      if (!dryRun) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
+      if (args.abandon !== undefined) return await runAbandon(config, t, store, only, String(args.abandon), dryRun, !!args.json);
       const olderThanMs = flagAge ?? config.prune.orphanGrace;
-      const opts = { dryRun: !!args["dry-run"], olderThanMs, graceKnob: flagAge !== undefined ? "--older-than" : "prune.orphan_grace", trust, signal: intr.signal };
+      const opts = { dryRun, olderThanMs, graceKnob: flagAge !== undefined ? "--older-than" : "prune.orphan_grace", trust, signal };
       if (t.recursive && only === undefined) return await cleanupTree(config, t, store, opts, !!args.json);
       const task = only === undefined ? t : childTask(t, only);
       const r = await cleanup(config, task, store, opts);
-      if (args.json) printJson(r);
-      else log.success(`cleanup of ${task.fullName}: ${summary(r)} in ${store.location}`);
-    } finally {
-      intr.dispose();
-    }
+      if (!args.json) log.success(`cleanup of ${task.fullName}: ${summary(r)} in ${store.location}`);
+      const runs = only === undefined ? undefined : [{ dataset: task.fullName, ok: true, exitCode: 0, seconds: 0, bytes: r.orphanBytes }];
+      return { result: r, bytes: dryRun ? 0 : r.orphanBytes, ...(runs ? { runs } : {}) };
+    });
   },
 });

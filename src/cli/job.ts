@@ -57,10 +57,12 @@ export interface JobContext {
 }
 
 export interface JobSpec {
-  /** prune may run through here too: its metrics series, reporter and --json events come for free. */
+  /** Every long command runs through here (backup, restore, verify, prune, cleanup, rekey): its metrics series, reporter and --json events. */
   command: MetricsCommand;
   /** The level the run is about, for the metrics' level label. */
   level?: number;
+  /** false: the run changes nothing (a dry run) and writes no metrics. */
+  record?: boolean;
 }
 
 /**
@@ -119,7 +121,7 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
   try {
     const config = await loadConfigLogged(args.config);
     const task = findTask(config, requireTask(args.task), { allowDisabled: spec.command !== "backup" });
-    assertSafeMetricsFile(config.monitoring.metricsFile); // before the run, not after its work
+    if (spec.record !== false) assertSafeMetricsFile(config.monitoring.metricsFile); // before the run, not after its work
     const reporter = new Reporter({
       job: { command: spec.command, task: task.name, dataset: task.fullName, level: spec.level },
       mode: reportMode(!!args.json, !!process.stderr.isTTY),
@@ -153,6 +155,7 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
 }
 
 function monitor(l: { config: Config; task: Task }, spec: JobSpec, r: { ok: boolean; exitCode: number; seconds: number; bytes: number }, runs?: ChildRun[]): void {
+  if (spec.record === false) return;
   const file = l.config.monitoring.metricsFile;
   if (!runs) return recordRun(file, { command: spec.command, task: l.task.name, pool: l.task.pool, dataset: l.task.dataset, level: spec.level, ...r });
   const { pool, name: task } = l.task;

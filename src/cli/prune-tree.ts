@@ -15,11 +15,10 @@ import { childLabel, childTask } from "../pipeline/tree/children.ts";
 import { allChildren, type LocalChild } from "../pipeline/tree/known.ts";
 import { treeError } from "../pipeline/tree/outcome.ts";
 import { driveChildren, withTreeLock, type Step } from "../pipeline/tree/drive.ts";
-import { recordRuns } from "../report/metrics.ts";
 import { isManifestKey, manifestDir } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { log } from "../util/log.ts";
-import { printJson } from "./common.ts";
+import type { JobResult } from "./job.ts";
 import { printPlan, refusals, summaryLine } from "./prune-report.ts";
 import { childRuns, printChildren } from "./tree.ts";
 
@@ -30,7 +29,7 @@ function keptWhy(c: LocalChild, poolHere: boolean): string | undefined {
   return undefined;
 }
 
-export async function pruneTree(config: Config, task: Task, store: ObjectStore, opts: PruneOptions, json: boolean): Promise<void> {
+export async function pruneTree(config: Config, task: Task, store: ObjectStore, opts: PruneOptions, json: boolean): Promise<JobResult> {
   const outcomes = await withTreeLock(config, task, "zrb prune", async () => {
     const { children, poolHere } = await allChildren(store, task, opts.trust);
     return driveChildren(
@@ -53,14 +52,11 @@ export async function pruneTree(config: Config, task: Task, store: ObjectStore, 
       { signal: opts.signal },
     );
   });
-  if (!opts.dryRun)
-    recordRuns(
-      config.monitoring.metricsFile,
-      childRuns(outcomes, () => undefined).map((r) => ({ ...r, command: "prune" as const, task: task.name, pool: task.pool, dataset: r.dataset.slice(task.pool.length + 1) })),
-    );
-  if (json) printJson({ tree: task.fullName, dryRun: opts.dryRun, children: outcomes.map(({ rel, ...o }) => ({ child: rel, ...o })) });
-  else printChildren(`prune of ${task.fullName} in ${store.location}${opts.dryRun ? " (dry run)" : ""}:`, outcomes, (o) => summaryLine(o.result as PruneResult).replace(/^prune of [^:]*: /, "") + (o.message ? ` (${o.message})` : ""));
+  const result = { tree: task.fullName, dryRun: opts.dryRun, children: outcomes.map(({ rel, ...o }) => ({ child: rel, ...o })) };
+  if (!json) printChildren(`prune of ${task.fullName} in ${store.location}${opts.dryRun ? " (dry run)" : ""}:`, outcomes, (o) => summaryLine(o.result as PruneResult).replace(/^prune of [^:]*: /, "") + (o.message ? ` (${o.message})` : ""));
   const error = treeError(`prune of ${task.fullName}`, outcomes);
-  if (error) throw error;
-  if (!json) log.success(`prune of ${task.fullName}: ${outcomes.filter((o) => o.status === "ok").length} of ${outcomes.length} children pruned`);
+  if (!error && !json) log.success(`prune of ${task.fullName}: ${outcomes.filter((o) => o.status === "ok").length} of ${outcomes.length} children pruned`);
+  // Each child's own metrics series (cli/job.ts), as if it were a task of its own.
+  const runs = childRuns(outcomes, () => undefined);
+  return { result, bytes: outcomes.reduce((a, o) => a + (o.bytes ?? 0), 0), runs, ...(error ? { error } : {}) };
 }

@@ -10,10 +10,10 @@ import { pruneTree } from "./prune-tree.ts";
 import { childArg, parseChild } from "./tree.ts";
 import { CALENDAR_RULES, describePolicy, policyProblem, type Policy } from "../pipeline/prune/policy.ts";
 import { parseDuration } from "../util/duration.ts";
-import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
+import { usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { assertSafeMetricsFile, recordRun } from "../report/metrics.ts";
-import { applyOutput, configArg, interruptSignal, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
+import { configArg, outputArgs, taskArg } from "./common.ts";
+import { runJob } from "./job.ts";
 import { requireKeyToDelete, resolveTrust, trustArgs } from "./trust.ts";
 
 const count = (what: string) => ({ type: "string", description: what, valueHint: "N" }) as const;
@@ -97,44 +97,26 @@ export default defineCommand({
     ...outputArgs,
   },
   async run({ args }) {
-    applyOutput(args);
     flagPolicy(args); // bad flags fail before the config is read
-    const intr = interruptSignal();
-    const t0 = performance.now();
-    let loaded: { config: Config; task: Task } | undefined;
-    let freed = 0;
+    const dryRun = !!args["dry-run"];
     // A real prune, success or failure, updates the metrics file (zrb_prune_*); a dry run does not.
-    const record = (exitCode: number) => {
-      if (!loaded || args["dry-run"]) return;
-      const { config, task } = loaded;
-      const seconds = Math.round(((performance.now() - t0) / 1000) * 10) / 10;
-      recordRun(config.monitoring.metricsFile, { command: "prune", task: task.name, pool: task.pool, dataset: task.dataset, ok: exitCode === ExitCode.OK, exitCode, seconds, bytes: freed });
-    };
-    try {
-      const all = await loadAll(args, { allowDisabled: true, signal: intr.signal });
-      const { config, store } = all;
-      if (!args["dry-run"]) assertSafeMetricsFile(config.monitoring.metricsFile); // a dry run writes no metrics
-      const only = parseChild(args.child, all.task);
-      const policies = resolvePolicies(args, config, all.task);
+    await runJob(args, { command: "prune", record: !dryRun }, async ({ config, task: t, store, signal }) => {
+      const only = parseChild(args.child, t);
+      const policies = resolvePolicies(args, config, t);
       const trust = await resolveTrust(args, undefined, config);
-      if (!args["dry-run"]) requireKeyToDelete(trust, args, "zrb prune", config.path);
-      const opts = { policy: policies.bucket, local: policies.local, dryRun: !!args["dry-run"], allowEarlyDelete: !!args["allow-early-delete"], trust, signal: intr.signal };
-      if (all.task.recursive && only === undefined) return await pruneTree(config, all.task, store, opts, !!args.json);
-      const task = only === undefined ? all.task : childTask(all.task, only);
-      loaded = { config, task };
+      if (!dryRun) requireKeyToDelete(trust, args, "zrb prune", config.path);
+      const opts = { policy: policies.bucket, local: policies.local, dryRun, allowEarlyDelete: !!args["allow-early-delete"], trust, signal };
+      if (t.recursive && only === undefined) return await pruneTree(config, t, store, opts, !!args.json);
+      const task = only === undefined ? t : childTask(t, only);
+      const t0 = performance.now();
       const r = await prune(config, task, store, opts);
-      freed = r.dryRun ? 0 : r.summary.bytes;
-      if (args.json) printJson(r);
-      else printPlan(r);
+      if (!args.json) printPlan(r);
       const refused = refusals(r);
-      if (refused) throw refused;
-      if (!args.json) log.success(summaryLine(r));
-      record(ExitCode.OK);
-    } catch (err) {
-      record(err instanceof ZrbError ? err.exitCode : ExitCode.FAILURE);
-      throw err;
-    } finally {
-      intr.dispose();
-    }
+      if (!refused && !args.json) log.success(summaryLine(r));
+      const bytes = r.dryRun ? 0 : r.summary.bytes;
+      // --child: the series is the child's, as if it were a task of its own.
+      const runs = only === undefined ? undefined : [{ dataset: task.fullName, ok: !refused, exitCode: refused?.exitCode ?? 0, seconds: Math.round((performance.now() - t0) / 100) / 10, bytes }];
+      return { result: r, bytes, ...(runs ? { runs } : {}), ...(refused ? { error: refused } : {}) };
+    });
   },
 });

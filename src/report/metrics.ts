@@ -5,7 +5,7 @@
  * fsync, rename: node_exporter never reads half a file), under a lock so that runs of other
  * datasets writing the same file at the same time do not lose each other's series.
  *
- * Per command C (backup, restore, verify, prune) and labels {task, pool, dataset[, level]}:
+ * Per command C (backup, restore, verify, prune, cleanup) and labels {task, pool, dataset[, level]}:
  *   zrb_C_last_run_timestamp_seconds      when the last run ended (Unix seconds)
  *   zrb_C_last_success_timestamp_seconds  when the last successful run ended (kept through failures)
  *   zrb_C_last_duration_seconds, zrb_C_last_bytes, zrb_C_last_exit_code   of the last run
@@ -31,7 +31,7 @@ import { now } from "../util/clock.ts";
 import { ioError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 
-export type MetricsCommand = "backup" | "prune" | "verify" | "restore";
+export type MetricsCommand = "backup" | "prune" | "cleanup" | "verify" | "restore";
 
 export interface RunRecord {
   command: MetricsCommand;
@@ -57,7 +57,7 @@ const HELP: Record<string, string> = {
   last_run_timestamp_seconds: "when the last run ended, in Unix seconds",
   last_success_timestamp_seconds: "when the last successful run ended, in Unix seconds",
   last_duration_seconds: "how long the last run took",
-  last_bytes: "bytes the last run moved (backup: the send stream; restore: received; verify: checked; prune: deleted)",
+  last_bytes: "bytes the last run moved (backup: the send stream; restore: received; verify: checked; prune and cleanup: deleted)",
   last_exit_code: "exit code of the last run (0 = ok; see zrb --help)",
 };
 

@@ -355,18 +355,18 @@ describe("zrb cleanup", () => {
     const unrecorded = (await listUploads(client, bucket))
       .filter((u) => u.key.includes(`/${d.fs}/level1/${st.backupId}/`) && !stateUploads.includes(u.uploadId))
       .map((u) => u.uploadId);
-    const dry = JSON.parse((await zrb([...base, "--dry-run"], { env })).stdout);
+    const dry = jsonResult((await zrb([...base, "--dry-run"], { env })).stdout);
     expect(dry.dryRun).toBe(true);
     expect(dry.uploads.map((u: any) => u.uploadId)).toEqual([up.UploadId!]);
     expect(dry.orphans.map((o: any) => o.key)).toEqual([`data/${d.fs}/level0/20250101T000000Z-L0-abcdef/part-000001.age`]);
     expect(dry.kept.resumableBackupId).toBe(st.backupId);
     expect((await listUploads(client, bucket)).some((u) => u.uploadId === up.UploadId)).toBe(true);
-    const young = JSON.parse((await zrb([...base, "--older-than", "1h"], { env })).stdout);
+    const young = jsonResult((await zrb([...base, "--older-than", "1h"], { env })).stdout);
     expect(young.uploads).toEqual([]);
     expect(young.orphans).toEqual([]);
     expect(await expectFail([...base, "--older-than", "soon"], 2)).toBe('--older-than must be a duration like 30m, 24h or 7d, got "soon"');
 
-    const real = JSON.parse((await zrb(base, { env })).stdout);
+    const real = jsonResult((await zrb(base, { env })).stdout);
     expect(real.uploads.length).toBe(1);
     expect(real.orphans.length).toBe(1);
     const left = await listUploads(client, bucket);
@@ -393,11 +393,11 @@ describe("zrb cleanup", () => {
     proxy.setDecide(() => forward);
     const lostId = readState(d).backupId;
     rmSync(join(d.runDir, "backup_state.yaml"));
-    const again = JSON.parse((await zrb(base, { env })).stdout);
+    const again = jsonResult((await zrb(base, { env })).stdout);
     expect(again.uploads).toEqual([]);
     expect(again.inflight.map((b: any) => b.backupId)).toEqual([lostId]);
     expect(again.spillDirs.some((s: string) => s.endsWith(lostId))).toBe(true);
-    const abandoned = JSON.parse((await zrb([...base, "--abandon", lostId], { env })).stdout);
+    const abandoned = jsonResult((await zrb([...base, "--abandon", lostId], { env })).stdout);
     expect(abandoned.uploads.length).toBeGreaterThan(0);
     expect(abandoned.uploads.every((u: any) => u.key.includes(lostId))).toBe(true);
     expect(abandoned.marker).toBe(`manifests/${d.fs}/${lostId}.inflight.yaml`);

@@ -19,7 +19,7 @@ import YAML from "yaml";
 import { forward, type FaultProxy } from "../helpers/faultproxy.ts";
 import { mountpointOf, run, waitFor, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
-import { configYaml, expectFailed, expectZrbFail, sigtermGracefully, spawnZrb, zrb } from "../helpers/zrb.ts";
+import { configYaml, expectFailed, expectZrbFail, sigtermGracefully, spawnZrb, zrb, jsonResult } from "../helpers/zrb.ts";
 
 let sc: Scene;
 let proxy: FaultProxy;
@@ -169,7 +169,7 @@ describe("prune of a recursive task", () => {
     const r = await zrb(["prune", "--config", cfg, "--task", "home", "--allow-unsigned", "--json"], { env: sc.env });
     expect(await snapsOf(shared)).toEqual(before);
     expect((await snapsOf(`${sc.pool.pool}/home`)).length).toBe(1); // the tree's own child is pruned by its policy
-    const children = JSON.parse(r.stdout).children;
+    const children = jsonResult(r.stdout).children;
     expect(children.find((c: any) => c.child === "shared")).toMatchObject({ status: "skipped", message: expect.stringContaining("excluded: its snapshots and backups are left alone") });
   }, 180_000);
 });

@@ -87,7 +87,7 @@ const uploadsOf = async (id: string) => (await listUploads(client, bucket)).filt
 const markerKeyOf = (d: Ds, id: string) => `${PREFIX}manifests/${d.fs}/${id}.inflight.yaml`;
 const hasKey = async (key: string) => (await listKeys(client, bucket, key)).some((o) => o.key === key);
 const isUploadPart = (r: ProxyRequest) => r.method === "PUT" && /[?&]partNumber=\d+/.test(r.path);
-const jsonResult0 = (r: { stdout: string }) => JSON.parse(r.stdout);
+const jsonResult0 = (r: { stdout: string }) => jsonResult(r.stdout);
 const uploaded = (d: Ds) => (readState(d)?.chunks ?? []).filter((c: any) => c?.uploaded).length;
 
 /** Verify (exit 0 with the private key) and restore into a fresh dataset: the files must be `expected`. */
@@ -175,10 +175,10 @@ describe("a prune host and a backup in flight on the NAS", () => {
     expect(parts.length).toBeGreaterThan(0);
     expect(uploads.length).toBeGreaterThan(0);
 
-    const pr = JSON.parse((await zrb(onHost(d, "prune", "--json"), { env })).stdout);
+    const pr = jsonResult((await zrb(onHost(d, "prune", "--json"), { env })).stdout);
     expect(pr.orphans).toEqual([]);
     expect(pr.inflight.map((b: any) => b.backupId)).toEqual([st.backupId]);
-    const cl = JSON.parse((await zrb(onHost(d, "cleanup", "--json"), { env })).stdout);
+    const cl = jsonResult((await zrb(onHost(d, "cleanup", "--json"), { env })).stdout);
     expect(cl.orphans).toEqual([]);
     expect(cl.uploads).toEqual([]);
     expect(cl.inflight.map((b: any) => b.backupId)).toEqual([st.backupId]);
@@ -207,9 +207,9 @@ describe("a prune host and a backup in flight on the NAS", () => {
     const parts = await dataKeys(d, st.backupId);
     expect(parts.length).toBeGreaterThanOrEqual(3);
 
-    const pr = JSON.parse((await zrb(onHost(d, "prune", "--json"), { env })).stdout);
+    const pr = jsonResult((await zrb(onHost(d, "prune", "--json"), { env })).stdout);
     expect(pr.orphans).toEqual([]);
-    const cl = JSON.parse((await zrb(onHost(d, "cleanup", "--json"), { env })).stdout);
+    const cl = jsonResult((await zrb(onHost(d, "cleanup", "--json"), { env })).stdout);
     expect(cl.orphans).toEqual([]);
     expect(cl.inflight).toEqual([expect.objectContaining({ backupId: st.backupId, level: 0 })]);
     expect(await dataKeys(d, st.backupId)).toEqual(parts);
@@ -275,10 +275,10 @@ describe("a prune host and a backup in flight on the NAS", () => {
     await expectZrbFail(onHost(d, "cleanup", "--abandon", finished), env, 2, `backup ${finished} of ${d.fs} is finished`);
     await expectZrbFail(["cleanup", "--config", d.nas, "--task", "t", "--abandon", st.backupId], env, 2, "this host's interrupted backup", "the next backup");
     await expectZrbFail(onHost(d, "cleanup", "--abandon", "20990101T000000Z-L0-000000"), env, 2, "holds nothing of a backup");
-    const dry = JSON.parse((await zrb(onHost(d, "cleanup", "--abandon", st.backupId, "--dry-run", "--json"), { env })).stdout);
+    const dry = jsonResult((await zrb(onHost(d, "cleanup", "--abandon", st.backupId, "--dry-run", "--json"), { env })).stdout);
     expect(dry.parts.length).toBeGreaterThanOrEqual(2);
     expect(await hasKey(markerKeyOf(d, st.backupId))).toBe(true);
-    const r = JSON.parse((await zrb(onHost(d, "cleanup", "--abandon", st.backupId, "--json"), { env })).stdout);
+    const r = jsonResult((await zrb(onHost(d, "cleanup", "--abandon", st.backupId, "--json"), { env })).stdout);
     expect(r.marker).toBe(`manifests/${d.fs}/${st.backupId}.inflight.yaml`);
     expect(await dataKeys(d, st.backupId)).toEqual([]);
     expect(await uploadsOf(st.backupId)).toEqual([]);
@@ -307,27 +307,27 @@ describe("what no marker claims", () => {
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: markerKeyOf(d, forgedId), Body: YAML.stringify(forged) }));
 
     const cl = await zrb(onHost(d, "cleanup", "--json"), { env });
-    const young = JSON.parse(cl.stdout);
+    const young = jsonResult(cl.stdout);
     expect(young.orphans).toEqual([]);
     expect(young.spared.map((x: any) => x.key).sort()).toEqual([stray.slice(PREFIX.length), forgedPart.slice(PREFIX.length)].sort());
     expect(young.spared[0].why).toContain("prune.orphan_grace 2d");
     expect(young.untrustedMarkers).toEqual([{ key: `manifests/${d.fs}/${forgedId}.inflight.yaml`, why: expect.stringContaining("not signed") }]);
     expect(cl.stderr).toContain("is not trusted: it is not signed");
-    const pr = JSON.parse((await zrb(onHost(d, "prune", "--json"), { env })).stdout);
+    const pr = jsonResult((await zrb(onHost(d, "prune", "--json"), { env })).stdout);
     expect(pr.orphans).toEqual([]);
     expect(pr.spared.length).toBe(2);
     expect(await hasKey(stray)).toBe(true);
 
     // Three days later (the clock of the prune host) both are old enough; the forged marker stays.
     const later = { ...env, ZRB_NOW: new Date(Date.now() + 3 * 86_400_000).toISOString() };
-    const old = JSON.parse((await zrb(onHost(d, "prune", "--json"), { env: later })).stdout);
+    const old = jsonResult((await zrb(onHost(d, "prune", "--json"), { env: later })).stdout);
     expect(old.orphans.map((o: any) => o.key).sort()).toEqual([stray.slice(PREFIX.length), forgedPart.slice(PREFIX.length)].sort());
     expect(await hasKey(stray)).toBe(false);
     expect(await hasKey(forgedPart)).toBe(false);
     expect(await hasKey(markerKeyOf(d, forgedId))).toBe(true);
     // --older-than 0s overrides the grace for one run.
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: stray, Body: "stray" }));
-    const now0 = JSON.parse((await zrb(onHost(d, "cleanup", "--older-than", "0s", "--json"), { env })).stdout);
+    const now0 = jsonResult((await zrb(onHost(d, "cleanup", "--older-than", "0s", "--json"), { env })).stdout);
     expect(now0.orphans.map((o: any) => o.key)).toEqual([stray.slice(PREFIX.length)]);
     // The finished backup was never in question.
     expect((await dataKeys(d, done)).length).toBeGreaterThan(0);
@@ -356,7 +356,7 @@ describe("what no marker claims", () => {
     expect(reqs.filter((q) => q.method === "GET" && q.path.includes("list-type=2") && own(q.path)).length).toBe(1);
     expect(reqs.filter((q) => q.method === "PUT" && own(q.path)).length).toBe(2);
     expect(await hasKey(markerKeyOf(d, id))).toBe(true);
-    const cl = JSON.parse((await zrb(onHost(d, "cleanup", "--json"), { env })).stdout);
+    const cl = jsonResult((await zrb(onHost(d, "cleanup", "--json"), { env })).stdout);
     expect(cl.mootMarkers).toEqual([`manifests/${d.fs}/${id}.inflight.yaml`]);
     expect(cl.inflight).toEqual([]);
     expect(await hasKey(markerKeyOf(d, id))).toBe(false);

@@ -85,7 +85,7 @@ async function forgeLevel0(h: History, like: string, id: string, snapTime: strin
 /** prune --json on a config; the decisions by backup id. */
 async function prune(cfg: string, now: string, ...flags: string[]) {
   const r = await zrb(["prune", "--config", cfg, "--task", "t", "--json", ...flags], { env: { ...sc.env, ZRB_NOW: now } });
-  const out = JSON.parse(r.stdout);
+  const out = jsonResult(r.stdout);
   return { out, stderr: r.stderr, action: new Map<string, string>(out.backups.map((b: any) => [b.backupId, b.action])), reasons: new Map<string, any[]>(out.backups.map((b: any) => [b.backupId, b.reasons])) };
 }
 

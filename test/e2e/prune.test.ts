@@ -83,7 +83,7 @@ describe("the policy, chain safety and the explanation", () => {
     await run(["zfs", "hold", "keepme", heldByUser]);
     const before = await listKeys(client, sc.bucket, h.o.prefix);
 
-    const dry = JSON.parse((await h.run(pruneArgs("--dry-run", "--json"), at(16, "05"))).stdout);
+    const dry = jsonResult((await h.run(pruneArgs("--dry-run", "--json"), at(16, "05"))).stdout);
     expect(dry.dryRun).toBe(true);
     const by = (id: string) => dry.backups.find((b: any) => b.backupId === id);
     const kept = [d(1), d(8), d(14), d(15), d(16)];
@@ -116,7 +116,7 @@ describe("the policy, chain safety and the explanation", () => {
     expect(await listKeys(client, sc.bucket, h.o.prefix)).toEqual(before);
     expect((await snapsOf(h.fs)).length).toBe(18);
 
-    const r = JSON.parse((await h.run(pruneArgs("--json"), at(16, "05"))).stdout);
+    const r = jsonResult((await h.run(pruneArgs("--json"), at(16, "05"))).stdout);
     expect(r.dryRun).toBe(false);
     expect(await manifestIds(h)).toEqual([...kept].sort());
     for (const id of ids.filter((x) => !kept.includes(x))) expect(await dataKeysOf(h, id)).toEqual([]);
@@ -127,7 +127,7 @@ describe("the policy, chain safety and the explanation", () => {
     for (const id of kept) await h.restoreAndCompare(id, at(16, "06"));
 
     // Prune is idempotent; the next day's backups still chain onto the kept heads.
-    const again = JSON.parse((await h.run(pruneArgs("--json"), at(16, "07"))).stdout);
+    const again = jsonResult((await h.run(pruneArgs("--json"), at(16, "07"))).stdout);
     expect(again.summary.deleted).toBe(0);
     const next = await h.day(2, at(17), 1000 * seq + 17);
     expect(next.parent).toBe(d(15));
@@ -141,7 +141,7 @@ describe("the policy, chain safety and the explanation", () => {
     const lostKey = `${h.o.prefix}manifests/${h.fs}/${ids[1]}.manifest.yaml`;
     const lostManifest = await getText(client, sc.bucket, lostKey);
     await client.send(new DeleteObjectCommand({ Bucket: sc.bucket, Key: lostKey }));
-    const r = JSON.parse((await h.run(pruneArgs("--keep-last", "1", "--json"), at(6))).stdout);
+    const r = jsonResult((await h.run(pruneArgs("--keep-last", "1", "--json"), at(6))).stdout);
     const by = (id: string) => r.backups.find((b: any) => b.backupId === id);
     expect(by(ids[2]!).action).toBe("keep");
     expect(by(ids[2]!).reasons[0].rule).toBe("not-restorable");
@@ -183,7 +183,7 @@ describe("bad input: one line, a documented exit code, nothing deleted", () => {
     const h = await history();
     const ids = [(await h.day(0, at(1), 3101)).id, (await h.day(1, at(2), 3102)).id, (await h.day(1, at(3), 3103)).id];
     const key = `${h.o.prefix}manifests/${h.fs}/${ids[1]}.manifest.yaml`;
-    await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: key, Body: "format: zrb-manifest/2\n" }));
+    await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: key, Body: "format: zrb-manifest/9\n" }));
     const before = await listKeys(client, sc.bucket, h.o.prefix);
     for (const dry of [["--dry-run"], []])
       await fail(h, pruneArgs("--keep-last", "1", ...dry), 7, `prune of ${h.fs} stopped, nothing was deleted: manifest manifests/${h.fs}/${ids[1]}.manifest.yaml cannot be read`, "written by a newer zrb");
@@ -259,7 +259,7 @@ describe("runs that must fail or skip on purpose", () => {
       expect(lines.length).toBe(1);
       for (const n of [`prune of ${h.fs}: the store refused 2 delete(s)`, "everything else was done", "The next prune retries them"]) expect(lines[0]).toContain(n);
       expect(lines[0]).toContain(`${ids[2]}/part-000000.age`); // the first refused: day 3 goes first (newest first)
-      const out = JSON.parse(r.stdout);
+      const out = jsonResult(r.stdout);
       expect(out.refused.map((x: any) => x.key)).toEqual([`data/${h.fs}/level1/${ids[2]}/part-000000.age`, `manifests/${h.fs}/${ids[1]}.manifest.yaml`]);
       expect(out.summary.deleted).toBe(1); // day 3's manifest went; day 2 stayed whole
       // Freed: day 3's manifest and its parts but the refused one.
@@ -273,7 +273,7 @@ describe("runs that must fail or skip on purpose", () => {
     } finally {
       await client.send(new DeleteBucketPolicyCommand({ Bucket: sc.bucket }));
     }
-    const r = JSON.parse((await h.run(pruneArgs("--json"), at(5, "03"))).stdout);
+    const r = jsonResult((await h.run(pruneArgs("--json"), at(5, "03"))).stdout);
     expect(r.refused).toEqual([]);
     expect(await manifestIds(h)).toEqual([ids[0]!, ids[3]!].sort());
     expect(await auditOf(h)).toEqual(cleanAudit);
@@ -297,7 +297,7 @@ describe("what prune never deletes", () => {
     const state = YAML.parse(readFileSync(stateFile, "utf8"));
     const partsBefore = await dataKeysOf(h, state.backupId);
     expect(partsBefore.length).toBeGreaterThan(0);
-    const r = JSON.parse((await h.run(pruneArgs("--json"), at(4, "05"))).stdout);
+    const r = jsonResult((await h.run(pruneArgs("--json"), at(4, "05"))).stdout);
     expect(r.backups.find((b: any) => b.backupId === ids[2]).reasons.map((x: any) => x.rule)).toEqual(["last", "head", "resumable-base"]);
     expect(r.backups.find((b: any) => b.backupId === ids[1]).action).toBe("delete");
     expect(r.orphans).toEqual([]); // the interrupted backup's parts have no manifest yet, and are not orphans
@@ -321,7 +321,7 @@ describe("what prune never deletes", () => {
     // The parts were written now (the server's clock); prune 10 days later, then 40 days later.
     const soon = new Date(Date.now() + 10 * 86_400_000).toISOString();
     const late = new Date(Date.now() + 40 * 86_400_000).toISOString();
-    const dry = JSON.parse((await h.run(pruneArgs("--keep-last", "1", "--dry-run", "--json"), soon)).stdout);
+    const dry = jsonResult((await h.run(pruneArgs("--keep-last", "1", "--dry-run", "--json"), soon)).stdout);
     const ia = dry.backups.find((b: any) => b.backupId === ids[1]);
     expect(ia.action).toBe("keep");
     expect(ia.reasons.length).toBe(1);
@@ -332,10 +332,10 @@ describe("what prune never deletes", () => {
     const text = await h.run(pruneArgs("--keep-last", "1", "--dry-run"), soon);
     expect(text.stdout).toContain("STANDARD_IA bills 30 days: free to delete from");
     expect(text.stderr).toContain("1 backup(s) kept until their storage class's minimum duration");
-    const early = JSON.parse((await h.run(pruneArgs("--keep-last", "1", "--allow-early-delete", "--dry-run", "--json"), soon)).stdout);
+    const early = jsonResult((await h.run(pruneArgs("--keep-last", "1", "--allow-early-delete", "--dry-run", "--json"), soon)).stdout);
     expect(early.backups.find((b: any) => b.backupId === ids[1]).action).toBe("delete");
     expect(early.summary.earlyDeleteGbDays).toBeGreaterThan(0);
-    const later = JSON.parse((await h.run(pruneArgs("--keep-last", "1", "--dry-run", "--json"), late)).stdout);
+    const later = jsonResult((await h.run(pruneArgs("--keep-last", "1", "--dry-run", "--json"), late)).stdout);
     expect(later.backups.find((b: any) => b.backupId === ids[1]).action).toBe("delete");
     await h.run(pruneArgs("--keep-last", "1", "--allow-early-delete"), soon);
     expect(await manifestIds(h)).toEqual([ids[0]!, ids[2]!].sort());

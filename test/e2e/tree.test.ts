@@ -303,7 +303,7 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     const orphan = `${PREFIX}data/${child("carol")}/level1/20200101T000000Z-L1-000000/part-000000.age`;
     await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: orphan, Body: "x" }));
     const c = await zrb(["cleanup", "--allow-unsigned", "--config", cfg, "--task", "home", "--json"], { env: sc.env });
-    const cj = JSON.parse(c.stdout);
+    const cj = jsonResult(c.stdout);
     expect(cj.children.flatMap((x: any) => x.result.orphans.map((o: any) => o.key))).toEqual([orphan.slice(PREFIX.length)]);
     expect(await listKeys(client, sc.bucket, orphan)).toEqual([]);
   }, 300_000);
@@ -311,7 +311,7 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
   test("prune keeps a gone child's backups and says how to prune them; --child prunes them", async () => {
     const bobBefore = (await manifests(client, sc.bucket, PREFIX, child("bob x"))).length;
     const r = await zrb(["prune", "--allow-unsigned", "--config", cfg, "--task", "home", "--keep-last", "1", "--json"], { env: sc.env });
-    const pj = JSON.parse(r.stdout);
+    const pj = jsonResult(r.stdout);
     const bob = pj.children.find((x: any) => x.child === "bob x");
     expect(bob.status).toBe("skipped");
     expect(bob.message).toContain(`its ${bobBefore} backup(s) are kept; prune them by name: zrb prune --task home --child bob x`);
@@ -320,7 +320,7 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     expect(alice.result.summary.deleted).toBeGreaterThan(0);
     const p2 = await zrb(["prune", "--allow-unsigned", "--config", cfg, "--task", "home", "--child", "bob x", "--keep-last", "1", "--json"], { env: sc.env });
     // By name it is pruned by the policy like any dataset: its level 1 is the newest, its level 0 that one's base.
-    const named = JSON.parse(p2.stdout);
+    const named = jsonResult(p2.stdout);
     expect(named.dataset).toBe(child("bob x"));
     expect(named.local).toBeNull(); // not on the pool: its snapshots are not this run's business
     expect(named.backups.map((b: any) => [b.level, b.action, b.reasons.map((x: any) => x.rule).sort()])).toEqual([

@@ -101,7 +101,7 @@ async function backupDay(day: number, level: number, ev: Event | undefined): Pro
 async function pruneDay(day: number, ev: Event | undefined): Promise<Event | undefined> {
   const at = iso(START + day * DAY + 5 * 3_600_000);
   if (ev === "kill-prune") {
-    const dry = JSON.parse((await h.run(["prune", "--allow-unsigned", "--dry-run", "--json"], at)).stdout);
+    const dry = jsonResult((await h.run(["prune", "--allow-unsigned", "--dry-run", "--json"], at)).stdout);
     if (!dry.backups.some((b: any) => b.action === "delete" && b.parts > 0)) {
       await h.run(["prune", "--allow-unsigned"], at);
       return ev; // nothing to interrupt today: try tomorrow

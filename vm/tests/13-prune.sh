@@ -48,7 +48,7 @@ run zfs hold keepme "$PDS@${SNAP[2]}"
 snaps_now() { zfs list -H -o name -t snapshot -d 1 "$PDS" | LC_ALL=C sort; }
 keys_now() { s3_keys "$ZRB_BUCKET" "${PREFIX}data/$PDS/" | cut -d' ' -f1; manifest_keys "$PDS" | cut -d' ' -f1; }
 before_snaps=$(snaps_now); before_keys=$(keys_now)
-dry=$(ZRB_NOW=2027-03-10T05:00:00Z "$ZRB" prune --config "$PCONF" --task "$PTASK" --dry-run --json) || fail "prune --dry-run failed"
+dry=$(ZRB_NOW=2027-03-10T05:00:00Z "$ZRB" prune --config "$PCONF" --task "$PTASK" --dry-run --json | job_result) || fail "prune --dry-run failed"
 [ "$(snaps_now)" = "$before_snaps" ] || fail "prune --dry-run changed the snapshots"
 [ "$(keys_now)" = "$before_keys" ] || fail "prune --dry-run changed the bucket"
 say "dry run: $(jq -c '.summary' <<<"$dry")"
