@@ -10,8 +10,8 @@
 #      of test files given and N = pass + fail + skip + todo (a test that calls process.exit(0)
 #      ends bun early with status 0 and no summary: that is a failure, not a pass)
 #   3. the OpenZFS VM scenarios: bash vm/run.sh, unless ZRB_SKIP_VM=1 or arguments were given;
-#      when the VM image is not cached yet (first run only, ~6-12 min) its build starts in the
-#      background before step 2 and step 3 waits for it
+#      they run in the background alongside step 2 (after building the VM image when it is not
+#      cached yet, first run only, ~6-12 min); step 3 waits for them and prints their log
 #   4. one summary line, always the last: "N passed, N failed[, N skipped]"
 #
 # Exit status is non-zero if anything failed or if no test ran.
@@ -90,24 +90,35 @@ for s in zfs-fuse rgw; do
 done
 ((rig_ok)) || failed=$((failed + 1))
 
-# The VM tier runs last, but a first run on a fresh machine has to build its image (~6-12 min):
-# that build starts now, in the background (output to its log only), so it overlaps bun test
-# instead of adding to it; step 3 waits for it.
+# The VM tier runs alongside bun test, not after it (the two took ~17 + ~21 min in a row): a
+# background job builds the image when it is not cached yet (first run only, ~6-12 min), then
+# runs vm/run.sh; its output goes to its logs only, and step 3 prints them.
 VM_TIER=0
 [ -f "$ROOT/vm/run.sh" ] && [ "${ZRB_SKIP_VM:-0}" != 1 ] && (($# == 0)) && VM_TIER=1
-VM_BUILD_PID="" VM_BUILD_T0=0
-if ((VM_TIER)) && ! bash "$ROOT/vm/zvm.sh" cached >/dev/null 2>&1; then
-  echo "test.sh: building the OpenZFS VM image in the background while bun test runs (first run only, ~6-12 min; cached in ${ZRB_VM_CACHE:-/var/cache/zrb-vm}; log: $LOGDIR/vm-build.log)"
-  VM_BUILD_T0=$SECONDS
-  rm -f "$LOGDIR/vm-build.seconds"
+VM_PID=""
+if ((VM_TIER)); then
+  rm -f "$LOGDIR/vm-build.seconds" "$LOGDIR/vm.status" "$LOGDIR/vm.log"
+  if bash "$ROOT/vm/zvm.sh" cached >/dev/null 2>&1; then
+    echo "test.sh: the OpenZFS VM scenarios run in the background alongside bun test (log: $LOGDIR/vm.log)"
+  else
+    echo "test.sh: building the OpenZFS VM image in the background (first run only, ~6-12 min; cached in ${ZRB_VM_CACHE:-/var/cache/zrb-vm}; log: $LOGDIR/vm-build.log), then its scenarios, alongside bun test"
+  fi
   (
-    t0=$SECONDS
-    bash "$ROOT/vm/zvm.sh" build >"$LOGDIR/vm-build.log" 2>&1 </dev/null
-    rc=$?
-    echo $((SECONDS - t0)) >"$LOGDIR/vm-build.seconds"
-    exit $rc
+    if ! bash "$ROOT/vm/zvm.sh" cached >/dev/null 2>&1; then
+      t0=$SECONDS
+      bash "$ROOT/vm/zvm.sh" build >"$LOGDIR/vm-build.log" 2>&1 </dev/null
+      rc=$?
+      echo $((SECONDS - t0)) >"$LOGDIR/vm-build.seconds"
+      if ((rc != 0)); then
+        echo "build-failed $rc 0" >"$LOGDIR/vm.status"
+        exit 1
+      fi
+    fi
+    t1=$SECONDS
+    bash "$ROOT/vm/run.sh" >"$LOGDIR/vm.log" 2>&1 </dev/null
+    echo "ran $? $((SECONDS - t1))" >"$LOGDIR/vm.status"
   ) &
-  VM_BUILD_PID=$!
+  VM_PID=$!
 fi
 
 # 2. bun test
@@ -137,42 +148,32 @@ else
   fi
 fi
 
-# 3. VM scenarios (real OpenZFS in qemu)
-vm_image() { # build the VM image unless it is cached (or wait for the build started before bun test); says so and how long it took
-  if [ -n "$VM_BUILD_PID" ]; then
-    local w0=$SECONDS rc=0 took
-    wait "$VM_BUILD_PID" || rc=$?
-    took=$(cat "$LOGDIR/vm-build.seconds" 2>/dev/null || echo $((SECONDS - VM_BUILD_T0)))
-    if ((rc == 0)); then
-      echo "test.sh: OpenZFS VM image built in $(mmss "$took") (alongside bun test; waited $(mmss $((SECONDS - w0))) for it after bun test)"
-      return 0
-    fi
-    tail -n 30 "$LOGDIR/vm-build.log" >&2
-    echo "test.sh: FAIL: building the OpenZFS VM image after $(mmss "$took") (log: $LOGDIR/vm-build.log)" >&2
-    return 1
-  fi
-  bash "$ROOT/vm/zvm.sh" cached && return 0
-  echo "test.sh: building the OpenZFS VM image (first run only, ~12 min; cached in ${ZRB_VM_CACHE:-/var/cache/zrb-vm})..."
-  local t0=$SECONDS
-  if bash "$ROOT/vm/zvm.sh" build 2>&1 | tee "$LOGDIR/vm-build.log"; then
-    echo "test.sh: OpenZFS VM image built in $(mmss $((SECONDS - t0)))"
-  else
-    echo "test.sh: FAIL: building the OpenZFS VM image after $(mmss $((SECONDS - t0))) (log: $LOGDIR/vm-build.log)" >&2
-    return 1
-  fi
-}
+# 3. VM scenarios (real OpenZFS in qemu), started before bun test
 if ((VM_TIER)); then
-  if vm_image; then
-    VMLOG="$LOGDIR/vm.log"
-    bash "$ROOT/vm/run.sh" 2>&1 | tee "$VMLOG"
-    vm_rc=${PIPESTATUS[0]}
-    vp=$(grep -cE '^vm: PASS ' "$VMLOG") vf=$(grep -cE '^vm: FAIL ' "$VMLOG")
+  w0=$SECONDS
+  wait "$VM_PID"
+  waited=$((SECONDS - w0))
+  vm_state="" vm_rc=1 vm_secs=0
+  [ -f "$LOGDIR/vm.status" ] && read -r vm_state vm_rc vm_secs <"$LOGDIR/vm.status"
+  if [ -f "$LOGDIR/vm-build.seconds" ]; then
+    echo "test.sh: OpenZFS VM image built in $(mmss "$(cat "$LOGDIR/vm-build.seconds")") (in the background)"
+  fi
+  if [ "$vm_state" = ran ]; then
+    cat "$LOGDIR/vm.log"
+    echo "test.sh: VM scenarios took $(mmss "$vm_secs") alongside bun test; waited $(mmss "$waited") for them after bun test"
+    vp=$(grep -cE '^vm: PASS ' "$LOGDIR/vm.log") vf=$(grep -cE '^vm: FAIL ' "$LOGDIR/vm.log")
     passed=$((passed + vp)) failed=$((failed + vf))
     if ((vm_rc != 0 && vf == 0)); then
       echo "test.sh: FAIL: vm/run.sh exited with $vm_rc without a failing scenario" >&2
       failed=$((failed + 1))
     fi
+  elif [ "$vm_state" = build-failed ]; then
+    tail -n 30 "$LOGDIR/vm-build.log" >&2
+    echo "test.sh: FAIL: building the OpenZFS VM image (log: $LOGDIR/vm-build.log)" >&2
+    failed=$((failed + 1))
   else
+    [ -f "$LOGDIR/vm.log" ] && tail -n 30 "$LOGDIR/vm.log" >&2
+    echo "test.sh: FAIL: the VM scenarios ended without a status (killed?); log: $LOGDIR/vm.log" >&2
     failed=$((failed + 1))
   fi
 elif [ -f "$ROOT/vm/run.sh" ]; then
