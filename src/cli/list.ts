@@ -8,6 +8,7 @@ import { loadIdentityFile } from "../crypto/keys.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { listTree } from "./list-tree.ts";
 import { childArg, parseChild } from "./tree.ts";
+import { writePaged } from "./pager.ts";
 
 export default defineCommand({
   meta: {
@@ -41,7 +42,7 @@ export default defineCommand({
       printJson(entries);
       return;
     }
-    process.stdout.write(listLines(entries, task.fullName, store.location).join("\n") + "\n");
+    writePaged(listLines(entries, task.fullName, store.location).join("\n") + "\n");
   },
 });
 

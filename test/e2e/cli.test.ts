@@ -1,6 +1,6 @@
 /** The CLI surface a user meets first: check, snapshot by pool/dataset, help, version, usage errors. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ageKeyPair, makeBucket, makePool, run, s3Rig, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
 import { configYaml, jsonResult, s3Env, zrb, zrbCommand } from "../helpers/zrb.ts";
@@ -184,6 +184,37 @@ describe("hostile review: small CLI defects", () => {
     expect(r.stderr).toContain(`identity file ${keyFile} can be read by other users (mode 0644)`);
     expect(r.stderr).toContain(`chmod 600 ${keyFile}`);
   });
+});
+
+describe("zrb list on a terminal", () => {
+  test("taller than the terminal: through $ZRB_PAGER; fitting, or on a pipe, or with --json: written as it is", async () => {
+    const bucket = await makeBucket(s3);
+    const c = cfg("list-pager.yaml", { bucket, baseDir: join(work, "pager-base") });
+    await zrb(["snapshot", "--config", c, "--task", "t", "--level", "0"], { env });
+    const b = jsonResult((await zrb(["backup", "--config", c, "--task", "t", "--level", "0", "--json"], { env })).stdout);
+    const paged = join(work, "paged.txt");
+    const pager = join(work, "pager.sh");
+    writeFileSync(pager, `#!/bin/sh\ncat > '${paged}'\n`, { mode: 0o755 });
+    const onTty = async (rows: number, ...more: string[]) => {
+      rmSync(paged, { force: true });
+      const cmd = [`stty rows ${rows} cols 200;`, ...[...zrbCommand(), "list", "--config", c, "--task", "t", ...more].map((w) => `'${w}'`)].join(" ");
+      return (await run(["script", "-qfec", cmd, "/dev/null"], { env: { ...env, ZRB_PAGER: pager, CI: "", TEST: "" } })).stdout;
+    };
+    // Header, one backup, the totals line: 3 lines on a 2-row terminal go to the pager.
+    const shown = await onTty(2);
+    expect(readFileSync(paged, "utf8")).toContain(b.backupId);
+    expect(shown).not.toContain(b.backupId);
+    // On a 40-row terminal they fit: no pager.
+    expect(await onTty(40)).toContain(b.backupId);
+    expect(existsSync(paged)).toBe(false);
+    // --json is for programs: never paged.
+    expect(await onTty(2, "--json")).toContain(b.backupId);
+    expect(existsSync(paged)).toBe(false);
+    // A pipe is never paged.
+    const piped = await zrb(["list", "--config", c, "--task", "t"], { env: { ...env, ZRB_PAGER: pager } });
+    expect(piped.stdout).toContain(b.backupId);
+    expect(existsSync(paged)).toBe(false);
+  }, 120_000);
 });
 
 describe("zrb status", () => {
