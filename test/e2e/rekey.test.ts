@@ -144,7 +144,7 @@ describe("signing-key rotation", () => {
 
   test("prune with both keys keeps the old level 0 the new chain needs and deletes the superseded level 1", async () => {
     const r = await zrb(["prune", "--config", cfg, "--task", "t", "--keep-last", "1", "--verify-key", key1.verificationKey, "--verify-key", key2.verificationKey, "--json"], { env: sc.env });
-    const out = JSON.parse(r.stdout);
+    const out = jsonResult(r.stdout);
     const action = new Map<string, string>(out.backups.map((b: any) => [b.backupId, b.action]));
     expect(action.get(ids[0]!)).toBe("keep");
     expect(action.get(ids[1]!)).toBe("delete");
