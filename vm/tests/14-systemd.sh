@@ -463,7 +463,7 @@ on_failure() {            # a failed run starts zrb-failure@<that unit>.service:
   hook="zrb-failure@$u.service"
   ! systemctl start "$u" 2>/dev/null || fail "$u (a task not in the config) succeeded"
   [ "$(prop "$u" ActiveState)" = failed ] || fail "$u is $(prop "$u" ActiveState), want failed"
-  for (( i = 0; i < 60; i++ )); do
+  for (( i = 0; i < 240; i++ )); do   # up to 120 s: the VM shares the CPU with bun test
     out=$(journal_of "$hook" 2>/dev/null || true)
     grep -qF "zrb: $u failed; see journalctl -u $u" <<<"$out" && break
     sleep 0.5
