@@ -49,6 +49,8 @@ export interface Catalog {
   entries: CatalogEntry[];
   /** Manifests that could not be read: left out of the chains, reported by key. */
   corrupt: { key: string; backupId: string; message: string }[];
+  /** backupId → why its own manifest is not trusted (its signature checked once, here). */
+  untrusted: Map<string, string>;
 }
 
 /** A problem in m's own link to its parent, or in the parent's existence. */
@@ -100,6 +102,12 @@ function partsProblem(m: Manifest, sizes: Map<string, number>): ChainProblem | n
   return null;
 }
 
+/** m's own authenticity problem, from the catalog's one check of every signature. */
+function untrustedProblem(m: Manifest, untrusted: Map<string, string>): ChainProblem | null {
+  const why = untrusted.get(m.backupId);
+  return why === undefined ? null : { at: m.backupId, kind: "unauthenticated", message: `backup ${m.backupId} cannot be trusted: ${why}` };
+}
+
 /** A problem with m's own authenticity under `trust` (records/trust.ts). */
 function trustProblem(m: Manifest, trust: Trust): ChainProblem | null {
   const why = manifestTrustProblem(m, trust);
@@ -122,7 +130,12 @@ export function buildCatalog(ms: Manifest[], corrupt: Catalog["corrupt"], listin
   const byId = new Map(ms.map((m) => [m.backupId, m]));
   const sizes = new Map<string, number>();
   for (const o of listing) sizes.set(o.key, o.size);
-  const own = new Map(ms.map((m) => [m.backupId, trustProblem(m, trust) ?? partsProblem(m, sizes)]));
+  const untrusted = new Map<string, string>();
+  for (const m of ms) {
+    const why = manifestTrustProblem(m, trust);
+    if (why !== undefined) untrusted.set(m.backupId, why);
+  }
+  const own = new Map(ms.map((m) => [m.backupId, untrustedProblem(m, untrusted) ?? partsProblem(m, sizes)]));
   const entries = ms.map((m): CatalogEntry => {
     let chain: string[] = [];
     let problem: ChainProblem | undefined;
@@ -152,7 +165,7 @@ export function buildCatalog(ms: Manifest[], corrupt: Catalog["corrupt"], listin
       ...(problem !== undefined ? { problem } : {}),
     };
   });
-  return { manifests: byId, entries, corrupt };
+  return { manifests: byId, entries, corrupt, untrusted };
 }
 
 export async function catalog(store: ObjectStore, pool: string, dataset: string): Promise<CatalogEntry[]> {

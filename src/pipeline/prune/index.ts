@@ -17,8 +17,7 @@ import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { readHeads } from "../../records/heads.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { RunDir } from "../../state/rundir.ts";
-import { manifestTrustProblem, type Trust } from "../../records/trust.ts";
-import type { Manifest } from "../../records/manifest.ts";
+import type { Trust } from "../../records/trust.ts";
 import { badParts, readRotation } from "../../records/rotation.ts";
 import { datasetDataPrefix, manifestDir, manifestKey } from "../../store/layout.ts";
 import { isStoreError, type ObjectStore } from "../../store/store.ts";
@@ -81,7 +80,8 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
     const listing = await store.list(base);
     const refs = await readReferences(store, task, rd, "prune", opts.trust);
     const cat = buildCatalog(refs.manifests, [], listing, opts.trust);
-    const untrusted = untrustedManifests(refs.manifests, opts.trust);
+    const untrusted = cat.untrusted;
+    for (const [id, why] of untrusted) log.warn(`backup ${id} (level ${cat.manifests.get(id)!.level}) is not trusted: ${why}; prune leaves it alone and does not count it`);
     const heads = await readHeads(store, task.pool, task.dataset, opts.trust, await rd.lastHeadsSequence());
     const now = clockNow();
     const input = {
@@ -170,18 +170,6 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
   } finally {
     lock.release();
   }
-}
-
-/** backupId → why its manifest is not trusted; each one said once (it is left alone). */
-function untrustedManifests(ms: Manifest[], trust: Trust): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const m of ms) {
-    const why = manifestTrustProblem(m, trust);
-    if (why === undefined) continue;
-    out.set(m.backupId, why);
-    log.warn(`backup ${m.backupId} (level ${m.level}) is not trusted: ${why}; prune leaves it alone and does not count it`);
-  }
-  return out;
 }
 
 /** What a real run freed, and what the store refused. */
