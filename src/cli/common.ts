@@ -128,3 +128,16 @@ export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
     },
   };
 }
+
+/** Every value of a repeatable string flag as given on the command line (citty keeps only the last). */
+export function repeatedFlag(name: string, last: string | undefined, argv: string[] = process.argv): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--") break;
+    if (a === `--${name}` && i + 1 < argv.length) out.push(argv[++i]!);
+    else if (a.startsWith(`--${name}=`)) out.push(a.slice(name.length + 3));
+  }
+  if (out.length === 0 && last !== undefined) out.push(last);
+  return out;
+}

@@ -5,7 +5,8 @@
 import { defineCommand } from "citty";
 import { readFile } from "node:fs/promises";
 import { applyOutput, configArg, interruptSignal, loadAll, taskArg } from "./common.ts";
-import { repeatedFlag, resolveTrust, trustArgs } from "./trust.ts";
+import { resolveTrust, trustArgs } from "./trust.ts";
+import { repeatedFlag } from "./common.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
 import { checkRecipient } from "../crypto/recipient.ts";
 import { readSigningKey } from "../crypto/signing.ts";

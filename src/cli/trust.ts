@@ -9,6 +9,7 @@
  * so once, and the commands that delete refuse (requireKeyToDelete) unless --allow-unsigned.
  */
 import { readFile } from "node:fs/promises";
+import { repeatedFlag } from "./common.ts";
 import type { Config } from "../config/config.ts";
 import { parseVerifyKey, readSigningKey } from "../crypto/signing.ts";
 import type { Trust } from "../records/trust.ts";
@@ -19,25 +20,13 @@ export const trustArgs = {
   "verify-key": {
     type: "string",
     description:
-      "Verification key (zrbverify1…, or a file holding it) that backups must be signed with; repeatable. Adds to verify_keys, signing_key and the key recorded in --private-key's file",
+      "Verification key (zrbverify1…, or a file holding it) that backups must be signed with; repeatable. When given, only these count; otherwise verify_keys, signing_key and the key recorded in --private-key's file",
     valueHint: "KEY|FILE",
     repeatable: true,
   },
   "allow-unsigned": { type: "boolean", description: "Accept backups without a signature (made before signing_key was set up)", default: false },
 } as const;
 
-/** Every value of a repeatable string flag as given on the command line (citty keeps only the last). */
-export function repeatedFlag(name: string, last: string | undefined, argv: string[] = process.argv): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "--") break;
-    if (a === `--${name}` && i + 1 < argv.length) out.push(argv[++i]!);
-    else if (a.startsWith(`--${name}=`)) out.push(a.slice(name.length + 3));
-  }
-  if (out.length === 0 && last !== undefined) out.push(last);
-  return out;
-}
 
 async function keyFromArg(v: string): Promise<string> {
   const direct = parseVerifyKey(v);
