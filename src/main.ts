@@ -17,6 +17,7 @@ import check from "./cli/check.ts";
 import list from "./cli/list.ts";
 import restore from "./cli/restore.ts";
 import verify from "./cli/verify.ts";
+import drill from "./cli/drill.ts";
 import systemd from "./cli/systemd.ts";
 import cleanup from "./cli/cleanup.ts";
 import prune from "./cli/prune.ts";
@@ -30,7 +31,7 @@ const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4
 
 const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 
-const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, list, status, plan, check, systemd, cleanup, prune, rekey, "iam-policy": iamPolicy };
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, drill, list, status, plan, check, systemd, cleanup, prune, rekey, "iam-policy": iamPolicy };
 
 const main: CommandDef<any> = {
   meta: {

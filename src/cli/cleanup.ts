@@ -12,6 +12,7 @@ import type { ObjectStore } from "../store/store.ts";
 import { log } from "../util/log.ts";
 import { formatSize } from "../util/size.ts";
 import { configArg, outputArgs, taskArg } from "./common.ts";
+import { removeStaleDrills } from "../pipeline/drill/stale.ts";
 import { runJob, type JobResult } from "./job.ts";
 import { childArg, childRuns, parseChild, printChildren } from "./tree.ts";
 import { requireKeyToDelete, resolveTrust, trustArgs } from "./trust.ts";
@@ -75,7 +76,8 @@ export default defineCommand({
       "and not by the resumable backup in backup_state.yaml). Takes the dataset's lock, so it never races a backup on this host. " +
       "Never touches a backup in flight on any host (its in-flight marker, when trusted), nor what no record accounts for while it is younger than prune.orphan_grace. " +
       "--abandon ID gives up a killed backup (its uploads, parts and marker); refused with exit 2 for a finished backup or this host's own interrupted one. " +
-      "A recursive task is cleaned child by child (gone children too) under the tree's lock; --child cleans one.",
+      "A recursive task is cleaned child by child (gone children too) under the tree's lock; --child cleans one. " +
+      "Also removes the throwaway pools and clones of killed `zrb drill` / `restore --path` runs (not with --dry-run).",
   },
   args: {
     ...configArg,
@@ -98,6 +100,8 @@ export default defineCommand({
     // A real cleanup, success or failure, updates the metrics file (zrb_cleanup_*); a dry run does not.
     await runJob(args, { command: "cleanup", record: !dryRun }, async ({ config, task: t, store, signal }) => {
       const only = parseChild(args.child, t);
+      // Local, and only what is provably a killed drill's (pipeline/drill/stale.ts): no bucket record involved.
+      if (!dryRun) await removeStaleDrills(config, [t.pool]);
       const trust = await resolveTrust(args, undefined, config);
       if (!dryRun) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
       if (args.abandon !== undefined) return await runAbandon(config, t, store, only, String(args.abandon), dryRun, !!args.json);

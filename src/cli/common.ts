@@ -129,6 +129,14 @@ export function interruptSignal(): { signal: AbortSignal; dispose(): void } {
   };
 }
 
+/** --sample N (verify: parts, drill: files): a whole number ≥ 1, or undefined when not given. */
+export function parseSample(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw usageError(`--sample must be a whole number ≥ 1, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 /** Every value of a repeatable string flag as given on the command line (citty keeps only the last). */
 export function repeatedFlag(name: string, last: string | undefined, argv: string[] = process.argv): string[] {
   const out: string[] = [];

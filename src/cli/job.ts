@@ -1,7 +1,7 @@
 /**
  * A long run — backup, restore, verify — as every such command runs it: the interrupt signal,
  * the reporter (progress, retries, JSON events), the bandwidth limit, and around the work the
- * monitoring a timer-driven run needs: the ping at start and end (backup) and the metrics file
+ * monitoring a timer-driven run needs: the ping at start and end (backup, drill) and the metrics file
  * after it, success or failure. The command itself only says what its work is.
  */
 import type { Config, Task } from "../config/config.ts";
@@ -63,6 +63,8 @@ export interface JobSpec {
   level?: number;
   /** false: the run changes nothing (a dry run) and writes no metrics. */
   record?: boolean;
+  /** Ping monitoring.ping_url at start, success and failure (backup and drill: the runs a timer starts). */
+  ping?: boolean;
 }
 
 /**
@@ -70,13 +72,13 @@ export interface JobSpec {
  * run failed after producing a result worth reporting (verify's report): the `error` event
  * carries the result then, and the run ends with that error.
  */
-export type JobResult = { result: unknown; bytes?: number; error?: ZrbError; runs?: ChildRun[] };
+export type JobResult = { result: unknown; bytes?: number; error?: ZrbError; runs?: ChildRun[]; extra?: Record<string, number> };
 
 /**
  * A recursive task's run, child by child: each child gets its own metrics series (labels carry
  * the child's dataset), as if it had been a task of its own.
  */
-export type ChildRun = Pick<RunRecord, "level" | "ok" | "exitCode" | "seconds" | "bytes"> & {
+export type ChildRun = Pick<RunRecord, "level" | "ok" | "exitCode" | "seconds" | "bytes" | "extra"> & {
   /** The child's full dataset name. */
   dataset: string;
 };
@@ -118,6 +120,8 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
   let result: unknown;
   let runs: ChildRun[] | undefined;
   let bytes: number | undefined;
+  let extra: Record<string, number> | undefined;
+  const pings = spec.ping ?? spec.command === "backup";
   try {
     const config = await loadConfigLogged(args.config);
     const task = findTask(config, requireTask(args.task), { allowDisabled: spec.command !== "backup" });
@@ -131,22 +135,23 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
     loaded = { config, task, reporter };
     if (spec.command === "backup") warnNoSigningKey(config, "zrb backup");
     const store = storeFor(config, intr.signal, { reporter, bandwidth: bandwidthLimit });
-    if (spec.command === "backup") await ping(config.monitoring.pingUrl, "start");
+    if (pings) await ping(config.monitoring.pingUrl, "start");
     const out = await work({ config, task, store, reporter, signal: intr.signal });
     result = out.result;
     runs = out.runs;
     bytes = out.bytes;
+    extra = out.extra;
     if (out.error) throw out.error;
     reporter.finish(out.result, seconds(), out.bytes);
-    monitor(loaded, spec, { ok: true, exitCode: ExitCode.OK, seconds: seconds(), bytes: out.bytes ?? reporter.bytesDone }, runs);
-    if (spec.command === "backup") await ping(config.monitoring.pingUrl, "success");
+    monitor(loaded, spec, { ok: true, exitCode: ExitCode.OK, seconds: seconds(), bytes: out.bytes ?? reporter.bytesDone, extra }, runs);
+    if (pings) await ping(config.monitoring.pingUrl, "success");
   } catch (err) {
     const e = cause(err, intr.signal);
     if (loaded) {
       const exitCode = e instanceof ZrbError ? e.exitCode : ExitCode.FAILURE;
       loaded.reporter.fail(e, seconds(), result, bytes);
-      monitor(loaded, spec, { ok: false, exitCode, seconds: seconds(), bytes: bytes ?? loaded.reporter.bytesDone }, runs);
-      if (spec.command === "backup") await ping(loaded.config.monitoring.pingUrl, "fail");
+      monitor(loaded, spec, { ok: false, exitCode, seconds: seconds(), bytes: bytes ?? loaded.reporter.bytesDone, extra }, runs);
+      if (pings) await ping(loaded.config.monitoring.pingUrl, "fail");
     }
     throw e;
   } finally {
@@ -154,7 +159,7 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
   }
 }
 
-function monitor(l: { config: Config; task: Task }, spec: JobSpec, r: { ok: boolean; exitCode: number; seconds: number; bytes: number }, runs?: ChildRun[]): void {
+function monitor(l: { config: Config; task: Task }, spec: JobSpec, r: { ok: boolean; exitCode: number; seconds: number; bytes: number; extra?: Record<string, number> }, runs?: ChildRun[]): void {
   if (spec.record === false) return;
   const file = l.config.monitoring.metricsFile;
   if (!runs) return recordRun(file, { command: spec.command, task: l.task.name, pool: l.task.pool, dataset: l.task.dataset, level: spec.level, ...r });

@@ -10,6 +10,7 @@ import { childArg, parseChild } from "./tree.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { printTreePlan, runTreeRestore } from "./restore-tree.ts";
 import { formatPlan } from "./restore-plan.ts";
+import { pathArgs, runPathRestore } from "./restore-path.ts";
 
 const TIERS = ["Bulk", "Standard", "Expedited"] as const;
 
@@ -39,7 +40,8 @@ export default defineCommand({
       "Plans level 0 → … → the chosen backup, downloads parts ahead in parallel, checks every part's SHA-256 before decrypting, " +
       "its BLAKE3 after, and the whole-stream BLAKE3 before zfs receive may commit. Resumes after the last step already on the target. " +
       "A recursive task's tree is rebuilt under --target (<target>/<child>, parents first), every child as of the same run: " +
-      "the run of the dataset's newest backup, or of --snapshot/--level/--backup-id; --child restores one child alone into --target.",
+      "the run of the dataset's newest backup, or of --snapshot/--level/--backup-id; --child restores one child alone into --target. " +
+      "--path REL --to DIR restores single files or directories instead: the chain goes into a throwaway pool, the paths are copied into DIR (modes, owners, times, symlinks kept), the pool is destroyed.",
   },
   args: {
     ...configArg,
@@ -48,7 +50,8 @@ export default defineCommand({
     "private-key": { type: "string", alias: "i", description: "age identity file (from zrb genkey or age-keygen)", valueHint: "FILE" },
     ...selectArgs,
     ...trustArgs,
-    force: { type: "boolean", description: "Overwrite an existing target (zfs receive -F)", default: false },
+    force: { type: "boolean", description: "Overwrite an existing target (zfs receive -F); with --path, existing files in --to", default: false },
+    ...pathArgs,
     plan: { type: "boolean", description: "Print the steps and change nothing", default: false },
     "dry-run": { type: "boolean", description: "Same as --plan", default: false },
     thaw: { type: "boolean", description: "Request archived (GLACIER/DEEP_ARCHIVE) objects of the chain, then restore once available", default: false },
@@ -62,6 +65,8 @@ export default defineCommand({
     applyOutput(args);
     const selector = parseSelector(args);
     const planOnly = !!(args.plan || args["dry-run"]);
+    const ahead = parseAhead(args.parallel);
+    if (args.path !== undefined || args.to !== undefined) return runPathRestore(args, selector, ahead);
     if (!args.target) throw usageError("--target POOL/DATASET is required (where to restore to, e.g. tank/restored)");
     if (planOnly && args.thaw) throw usageError("--plan changes nothing, so it cannot --thaw; drop one of them");
     let thaw: { tier: ThawTier; days: number } | undefined;
@@ -72,11 +77,6 @@ export default defineCommand({
       if (!Number.isInteger(days) || days < 1 || days > 365) throw usageError(`--days must be a whole number 1–365, got ${JSON.stringify(args.days)}`);
       thaw = { tier, days };
     } else if (args.tier !== undefined || args.days !== undefined) throw usageError("--tier and --days only apply with --thaw");
-    let ahead = 2;
-    if (args.parallel !== undefined) {
-      ahead = Number(args.parallel);
-      if (!Number.isInteger(ahead) || ahead < 1 || ahead > 64) throw usageError(`--parallel must be a whole number 1–64, got ${JSON.stringify(args.parallel)}`);
-    }
     if (!planOnly && !args["private-key"])
       throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
     if (planOnly) return printPlan(args, selector);
@@ -111,6 +111,14 @@ export default defineCommand({
     });
   },
 });
+
+/** --parallel N: parts downloaded ahead, 1–64 (default 2). */
+function parseAhead(v: string | undefined): number {
+  if (v === undefined) return 2;
+  const ahead = Number(v);
+  if (!Number.isInteger(ahead) || ahead < 1 || ahead > 64) throw usageError(`--parallel must be a whole number 1–64, got ${JSON.stringify(v)}`);
+  return ahead;
+}
 
 function thawLine(json: boolean) {
   return (p: ThawProgress) => {

@@ -1,6 +1,6 @@
 /** `zrb verify`: flag parsing around pipeline/verify.ts. */
 import { defineCommand } from "citty";
-import { applyOutput, configArg, optionalValue, taskArg } from "./common.ts";
+import { applyOutput, configArg, parseSample, optionalValue, taskArg } from "./common.ts";
 import { runJob, transferArgs } from "./job.ts";
 import { parseSelector, selectArgs } from "./restore.ts";
 import { childTask } from "../pipeline/tree/children.ts";
@@ -56,11 +56,7 @@ export default defineCommand({
   async run({ args }) {
     applyOutput(args);
     const selector = parseSelector(args);
-    let sample: number | undefined;
-    if (args.sample !== undefined) {
-      sample = Number(args.sample);
-      if (!Number.isInteger(sample) || sample < 1) throw usageError(`--sample must be a whole number ≥ 1, got ${JSON.stringify(args.sample)}`);
-    }
+    const sample = parseSample(args.sample);
     const rotate = args.rotate !== undefined ? parseRotate(String(args.rotate), args) : undefined;
     await runJob(args, { command: "verify", level: selector.level }, async (job) => {
       assertSafeBaseDir(job.config.baseDir, { create: true });

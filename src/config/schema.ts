@@ -381,6 +381,15 @@ const ZFS = object({
     ),
 });
 
+const DRILL = object({
+  dir: absolutePath()
+    .optional()
+    .doc(
+      "Where `zrb drill` and `zrb restore --path` put the sparse file of their throwaway pool (`zrbdrill<random>.img`), its lock and its mount points. It needs free space for the restored streams (checked first, exit 9); only entries named `zrbdrill<hex>…` in it are ever removed, and only when no running zrb holds their lock.",
+      { new: true, default: "`<base_dir>/drill`" },
+    ),
+});
+
 const PLAN = object({
   prices: absolutePath()
     .optional()
@@ -472,6 +481,7 @@ export const ROOT = object(
     s3: S3.default().doc("The object store.", { default: "see below" }),
     monitoring: MONITORING.default().doc("Metrics and pings for unattended runs.", { new: true, default: "see below" }),
     zfs: ZFS.default().doc("How long zfs may stall.", { new: true, default: "see below" }),
+    drill: DRILL.default().doc("Throwaway pools of `zrb drill` and `zrb restore --path`.", { new: true, default: "see below" }),
     plan: PLAN.default().doc("Prices for `zrb plan`'s estimate.", { new: true, default: "see below" }),
     tasks: list(TASK, {
       example: "one entry per dataset, each with name, pool and dataset",

@@ -5,10 +5,11 @@
  * fsync, rename: node_exporter never reads half a file), under a lock so that runs of other
  * datasets writing the same file at the same time do not lose each other's series.
  *
- * Per command C (backup, restore, verify, prune, cleanup) and labels {task, pool, dataset[, level]}:
+ * Per command C (backup, restore, verify, prune, cleanup, drill) and labels {task, pool, dataset[, level]}:
  *   zrb_C_last_run_timestamp_seconds      when the last run ended (Unix seconds)
  *   zrb_C_last_success_timestamp_seconds  when the last successful run ended (kept through failures)
  *   zrb_C_last_duration_seconds, zrb_C_last_bytes, zrb_C_last_exit_code   of the last run
+ *   zrb_drill_duration_seconds, zrb_drill_files_compared, zrb_drill_files_differ   of the last drill
  * docs/monitoring.md has an alert rule on them. Writing the file never fails a run: a problem is
  * one warning line.
  *
@@ -31,7 +32,7 @@ import { now } from "../util/clock.ts";
 import { ioError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 
-export type MetricsCommand = "backup" | "prune" | "cleanup" | "verify" | "restore";
+export type MetricsCommand = "backup" | "prune" | "cleanup" | "verify" | "restore" | "drill";
 
 export interface RunRecord {
   command: MetricsCommand;
@@ -43,6 +44,11 @@ export interface RunRecord {
   exitCode: number;
   seconds: number;
   bytes: number;
+  /**
+   * The command's own gauges, written as zrb_<command>_<name> (drill: duration_seconds,
+   * files_compared, files_differ); kept, like the success time, from the last run that had them.
+   */
+  extra?: Record<string, number>;
   /** When the run ended (default: now()). */
   at?: Date;
 }
@@ -59,9 +65,12 @@ const HELP: Record<string, string> = {
   last_duration_seconds: "how long the last run took",
   last_bytes: "bytes the last run moved (backup: the send stream; restore: received; verify: checked; prune and cleanup: deleted)",
   last_exit_code: "exit code of the last run (0 = ok; see zrb --help)",
+  duration_seconds: "how long the last drill took, restore and comparison",
+  files_compared: "paths the last drill compared with the source snapshot (0: no source on this host)",
+  files_differ: "paths of the last drill that differ from the source snapshot",
 };
 
-const NAME_RE = /^zrb_(backup|restore|verify|prune)_(last_[a-z_]+)$/;
+const NAME_RE = /^zrb_(backup|restore|verify|prune|drill)_(last_[a-z_]+|duration_seconds|files_compared|files_differ)$/;
 const SAMPLE_RE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?\s*$/;
 const LABEL_RE = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
@@ -111,6 +120,7 @@ export function updateMetrics(existing: string, r: RunRecord): string {
     last_bytes: String(Math.round(r.bytes)),
     last_exit_code: String(r.exitCode),
     ...(r.ok ? { last_success_timestamp_seconds: at.toFixed(3) } : {}),
+    ...Object.fromEntries(Object.entries(r.extra ?? {}).map(([k, v]) => [k, Number.isInteger(v) ? String(v) : v.toFixed(3)])),
   };
   const samples = new Map(parseSamples(existing).map((s) => [keyOf(s), s]));
   for (const [suffix, value] of Object.entries(values)) {

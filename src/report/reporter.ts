@@ -18,7 +18,7 @@ import { formatLimit, type LimitView } from "../util/bandwidth-schedule.ts";
 import { printable } from "../util/text.ts";
 import { etaSeconds, progressLine, RateWindow, type PartDone, type ProgressFacts, type TransferProgress, type TransferStart } from "./progress.ts";
 
-export type JobCommand = "backup" | "restore" | "verify" | "prune" | "cleanup";
+export type JobCommand = "backup" | "restore" | "verify" | "prune" | "cleanup" | "drill";
 export type ReportMode = "tty" | "lines" | "json";
 export type RetryInfo = Parameters<NonNullable<RetryOptions["onRetry"]>>[0];
 
@@ -51,7 +51,7 @@ export function logRetry(i: RetryInfo): void {
   log.warn(retryLine(i));
 }
 
-const VERB: Record<JobCommand, string> = { backup: "to send", restore: "to receive", verify: "to check", prune: "to delete", cleanup: "to delete" };
+const VERB: Record<JobCommand, string> = { backup: "to send", restore: "to receive", verify: "to check", prune: "to delete", cleanup: "to delete", drill: "to receive" };
 
 /** The mode for these flags and this stderr. */
 export function reportMode(json: boolean, stderrIsTTY: boolean): ReportMode {

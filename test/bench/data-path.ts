@@ -38,6 +38,7 @@ function benchConfig(a: StageArgs, dir: string): Config {
     s3: { ...structuredClone(DEFAULTS.s3), retry: { maxAttempts: 1 } },
     monitoring: structuredClone(DEFAULTS.monitoring),
     zfs: structuredClone(DEFAULTS.zfs),
+    drill: {},
     plan: {},
     verifyKeys: [],
     prune: structuredClone(DEFAULTS.prune),

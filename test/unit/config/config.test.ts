@@ -106,6 +106,7 @@ tasks:
       },
       monitoring: {},
       zfs: { stallTimeout: 3_600_000 },
+      drill: {},
       plan: {},
       verifyKeys: [],
       prune: { orphanGrace: 172_800_000 },

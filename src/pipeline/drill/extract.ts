@@ -1,0 +1,135 @@
+/**
+ * `zrb restore --path REL… --to DIR`: one file or directory back without a whole dataset by
+ * hand. The chain is restored, verified as always, into a throwaway pool (pool.ts, as `zrb
+ * drill`), then each path is copied to `DIR/REL` with GNU `cp -a --parents` (modes, owners,
+ * atime and mtime to the nanosecond, symlinks copied as links, never followed; missing
+ * parents made with their own attributes), and the pool destroyed.
+ *
+ * Before anything is copied, every path is checked: it exists in the snapshot, none of its
+ * parents is a symlink there (a link to /etc must not copy the host's /etc), and nothing in DIR
+ * is in the way — an existing file (or link) where one would land is refused unless --force
+ * (which replaces files, never a directory), naming the first conflict. A directory that
+ * exists on both sides is merged.
+ */
+import { lstatSync } from "node:fs";
+import { join } from "node:path";
+import type { Config, Task } from "../../config/config.ts";
+import type { ObjectStore } from "../../store/store.ts";
+import { fsError, ioError, usageError } from "../../util/errors.ts";
+import { log } from "../../util/log.ts";
+import { loadCatalog } from "../catalog.ts";
+import { selectBackup, shortSnap } from "../restore/select.ts";
+import { listEntries, type Entry } from "./compare.ts";
+import { restoreIntoPool, type DrillOptions } from "./index.ts";
+import { missingPathHint } from "./missing-path.ts";
+import { withDrillPool } from "./pool.ts";
+import { removeStaleDrills } from "./stale.ts";
+
+export interface PathRestoreOptions extends Omit<DrillOptions, "sample"> {
+  /** Relative to the dataset's root, already checked (paths.ts). */
+  paths: string[];
+  to: string;
+  force: boolean;
+}
+
+export interface PathRestoreResult {
+  dataset: string;
+  backupId: string;
+  snapshot: string;
+  to: string;
+  paths: string[];
+  files: number;
+  dirs: number;
+  links: number;
+  fileBytes: number;
+  /** Bytes of streams restored, and how long that took. */
+  bytes: number;
+  restoreSeconds: number;
+}
+
+const lstatOrNull = (p: string) => {
+  try {
+    return lstatSync(p);
+  } catch (err) {
+    if ((err as { code?: string }).code === "ENOENT") return null;
+    throw fsError(err, "checking", p);
+  }
+};
+
+/** Every entry a path brings (itself, and all below it for a directory), relative to the root. */
+async function plan(root: string, rel: string, missing: () => Promise<never>): Promise<Map<string, Entry>> {
+  const parts = rel.split("/");
+  for (let i = 1; i <= parts.length; i++) {
+    const st = lstatOrNull(join(root, ...parts.slice(0, i)));
+    if (!st) return missing();
+    if (i < parts.length && !st.isDirectory()) return missing();
+  }
+  const st = lstatSync(join(root, rel));
+  const top: Entry = { type: st.isSymbolicLink() ? "link" : st.isDirectory() ? "dir" : st.isFile() ? "file" : "other", mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: st.isFile() ? st.size : 0 };
+  const out = new Map<string, Entry>([[rel, top]]);
+  if (top.type === "dir") for (const [r, e] of await listEntries(join(root, rel))) out.set(`${rel}/${r}`, e);
+  return out;
+}
+
+/** The first thing in DIR that an entry would overwrite (see the header), or undefined. */
+function conflict(to: string, rel: string, entries: Map<string, Entry>, force: boolean): string | undefined {
+  const parts = rel.split("/");
+  for (let i = 1; i < parts.length; i++) {
+    const p = join(to, ...parts.slice(0, i));
+    const st = lstatOrNull(p);
+    if (st && !st.isDirectory()) return `${p} exists and is not a directory`;
+  }
+  for (const [r, e] of entries) {
+    const p = join(to, r);
+    const st = lstatOrNull(p);
+    if (!st) continue;
+    if (st.isDirectory() && e.type === "dir") continue;
+    if (st.isDirectory() || e.type === "dir") return `${p} exists as a ${st.isDirectory() ? "directory" : "file"} where the backup has a ${e.type === "dir" ? "directory" : e.type}; move it away (--force never replaces a directory)`;
+    if (!force) return `${p} exists; rerun with --force to overwrite it, or choose another --to`;
+  }
+  return undefined;
+}
+
+async function copy(root: string, rel: string, to: string, force: boolean): Promise<void> {
+  const args = ["cp", "-a", "--parents", ...(force ? ["--remove-destination"] : []), "--", rel, to];
+  const p = Bun.spawn(args, { cwd: root, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw ioError(`copying ${rel} into ${to} failed: ${err.trim().split("\n")[0] || `cp exit ${code}`}; what was copied before stays`);
+}
+
+export async function restorePaths(cfg: Config, task: Task, store: ObjectStore, opts: PathRestoreOptions): Promise<PathRestoreResult> {
+  const toSt = lstatOrNull(opts.to);
+  if (!toSt || !toSt.isDirectory()) throw usageError(`--to ${opts.to} is not a directory; create it first`);
+  await removeStaleDrills(cfg, [task.pool]);
+  const cat = opts.catalog ?? (await loadCatalog(store, task.pool, task.dataset, opts.trust));
+  const sel = selectBackup(cat, opts.selector, task.fullName, store);
+  const m = sel.manifest;
+  const bytes = sel.chain.reduce((a, c) => a + c.stream.size, 0);
+  const point = `${task.fullName}@${shortSnap(m.snapshot.name)} (backup ${m.backupId})`;
+  return withDrillPool(cfg, bytes, `zrb restore --path --task ${task.name}`, async (pool) => {
+    const got = await restoreIntoPool(cfg, task, store, pool, sel, cat, opts);
+    if (got.volume) throw usageError(`${task.fullName} is a volume (zvol): it has no files to pick; restore it whole with --target`);
+    const plans = new Map<string, Map<string, Entry>>();
+    for (const rel of opts.paths) {
+      const missing = async (): Promise<never> => {
+        throw usageError(`${rel} is not in ${point}${await missingPathHint(task, store, rel, m)}; check the path (relative to the dataset's root) or choose another point with --snapshot/--level/--backup-id`);
+      };
+      plans.set(rel, await plan(got.path, rel, missing));
+    }
+    for (const [rel, entries] of plans) {
+      const why = conflict(opts.to, rel, entries, opts.force);
+      if (why) throw ioError(`restore --path ${rel}: ${why}; nothing was copied`);
+    }
+    const r: PathRestoreResult = { dataset: task.fullName, backupId: m.backupId, snapshot: m.snapshot.name, to: opts.to, paths: opts.paths, files: 0, dirs: 0, links: 0, fileBytes: 0, bytes, restoreSeconds: Math.round(got.seconds * 10) / 10 };
+    for (const [rel, entries] of plans) {
+      await copy(got.path, rel, opts.to, opts.force);
+      for (const e of entries.values()) {
+        if (e.type === "file") (r.files++, (r.fileBytes += e.size));
+        else if (e.type === "dir") r.dirs++;
+        else if (e.type === "link") r.links++;
+      }
+      log.info(`restored ${rel} into ${join(opts.to, rel)}`);
+    }
+    return r;
+  });
+}

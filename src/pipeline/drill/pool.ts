@@ -1,0 +1,140 @@
+/**
+ * The throwaway pool of `zrb drill` and `zrb restore --path`: a pool on a sparse file under
+ * drill.dir (default `<base_dir>/drill`), named `zrbdrill<12 hex>` — a prefix no one gives a
+ * real pool plus 48 random bits — and everything named after it in that directory:
+ *
+ *   <dir>/zrbdrill<id>.lock   held (flock) for the whole run: taken FIRST, released LAST
+ *   <dir>/zrbdrill<id>.img    the sparse file, the pool's only vdev
+ *   <dir>/zrbdrill<id>/       where its datasets mount
+ *   <pool>/zrbdrill<id>-src   a read-only clone of the source snapshot (source.ts), user
+ *                             property zrb:drill=<id>, mounted at <dir>/zrbdrill<id>.src
+ *
+ * `withDrillPool` always destroys them (success, failure, interrupt). After a kill -9 they are
+ * stale; the next drill or `zrb cleanup` removes what is provably a drill's and provably dead
+ * (stale.ts): the name AND the marker (the pool's vdev is that .img file in drill.dir; the
+ * clone's property names the id) AND no live process holds the id's lock. Nothing else is
+ * touched: a pool or dataset that fails any of these is left alone.
+ */
+import { mkdirSync, openSync, closeSync, ftruncateSync, readdirSync, rmdirSync, rmSync, statfsSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { Config } from "../../config/config.ts";
+import { acquireLock } from "../../state/lock.ts";
+import { assertSafeBaseDir } from "../../state/basedir.ts";
+import { ioError, fsError } from "../../util/errors.ts";
+import { formatSize } from "../../util/size.ts";
+import { log } from "../../util/log.ts";
+import * as zpool from "../../zfs/zpool.ts";
+
+export const DRILL_PREFIX = "zrbdrill";
+/** A drill's id: 12 lowercase hex digits. */
+export const DRILL_ID = /^[0-9a-f]{12}$/;
+/** zfs-fuse refuses vdevs under 64 MiB; pools carry metadata overhead: never smaller than this. */
+const MIN_POOL = 128 * 1024 * 1024;
+
+export function drillDir(cfg: Pick<Config, "baseDir" | "drill">): string {
+  return cfg.drill.dir ?? join(cfg.baseDir, "drill");
+}
+
+/** The paths and names of drill `id` in `dir`. */
+export function drillNames(dir: string, id: string) {
+  const pool = `${DRILL_PREFIX}${id}`;
+  return { id, pool, file: join(dir, `${pool}.img`), lock: join(dir, `${pool}.lock`), mnt: join(dir, pool), srcMnt: join(dir, `${pool}.src`) };
+}
+export type DrillNames = ReturnType<typeof drillNames>;
+
+/** The clone of the source snapshot that drill `id` reads through, in the source's pool. */
+export const cloneName = (srcPool: string, id: string) => `${srcPool}/${DRILL_PREFIX}${id}-src`;
+
+/** The sparse file's size for streams of `bytes` in all: room for them and the pool's own metadata. */
+export function poolSize(bytes: number): number {
+  return Math.max(MIN_POOL, Math.ceil((bytes * 1.5 + 64 * 1024 * 1024) / (1024 * 1024)) * 1024 * 1024);
+}
+
+/** Refuse (exit 9) before anything is made when `dir` lacks the space the streams will take. */
+export function checkFreeSpace(dir: string, bytes: number): void {
+  const need = Math.ceil(bytes * 1.1) + 32 * 1024 * 1024;
+  let free: number;
+  try {
+    const s = statfsSync(dir);
+    free = Number(s.bavail) * Number(s.bsize);
+  } catch (err) {
+    throw fsError(err, "checking free space of drill.dir", dir);
+  }
+  if (free < need)
+    throw ioError(`drill.dir ${dir} has ${formatSize(free)} free, the restore needs about ${formatSize(need)}; free space there or set drill.dir to a larger filesystem`);
+}
+
+export interface DrillPool extends DrillNames {
+  /** Where a dataset `<pool>/<name>` received into the pool mounts. */
+  dataset(name: string): { fs: string; mnt: string };
+}
+
+/** Remove the pool, its file and its mount point; a problem is a warning naming what is left (the next drill or cleanup retries). */
+export async function removeDrill(n: DrillNames): Promise<boolean> {
+  const why = await zpool.destroyPool(n.pool);
+  if (why) {
+    log.warn(`cannot destroy the drill pool ${n.pool}: ${why}; zrb cleanup removes it later`);
+    return false;
+  }
+  rmSync(n.file, { force: true });
+  removeEmptyDirs(n.mnt);
+  return true;
+}
+
+/**
+ * Remove `path` if it is a tree of empty directories (mount points left behind). Never a file:
+ * a directory that still holds one may be a mount that did not go, and is left alone.
+ */
+export function removeEmptyDirs(path: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(path);
+  } catch {
+    return;
+  }
+  for (const e of names) removeEmptyDirs(join(path, e));
+  try {
+    rmdirSync(path);
+  } catch {}
+}
+
+/**
+ * Run `fn` with a fresh throwaway pool sized for `bytes` of streams; the pool, its file and
+ * the lock are gone afterwards, however `fn` ended.
+ */
+export async function withDrillPool<T>(cfg: Config, bytes: number, command: string, fn: (p: DrillPool) => Promise<T>): Promise<T> {
+  assertSafeBaseDir(cfg.baseDir, { create: true });
+  const dir = drillDir(cfg);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw fsError(err, "creating drill.dir", dir);
+  }
+  checkFreeSpace(dir, bytes);
+  const n = drillNames(dir, randomBytes(6).toString("hex"));
+  const lock = acquireLock(n.lock, `drill pool ${n.pool}`, command);
+  try {
+    const fd = openSync(n.file, "wx", 0o600);
+    try {
+      ftruncateSync(fd, poolSize(bytes));
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      await zpool.createFilePool(n.pool, n.file, n.mnt);
+      await zpool.setProp(n.pool, "atime", "off"); // reading the restored files changes nothing
+    } catch (err) {
+      await removeDrill(n);
+      throw err;
+    }
+    log.info(`drill pool ${n.pool} on ${n.file} (${formatSize(poolSize(bytes))} sparse)`);
+    try {
+      return await fn({ ...n, dataset: (name) => ({ fs: `${n.pool}/${name}`, mnt: join(n.mnt, name) }) });
+    } finally {
+      await removeDrill(n);
+    }
+  } finally {
+    lock.release();
+  }
+}

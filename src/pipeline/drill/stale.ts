@@ -1,0 +1,69 @@
+/**
+ * Drills killed with -9 (or a host that lost power) leave their pool, sparse file and clone
+ * behind. The next drill, `zrb restore --path` and `zrb cleanup` remove them — only what is
+ * provably a drill's and provably dead (pool.ts has the names):
+ *   - a pool named zrbdrill<12 hex> whose vdev is <drill.dir>/<that name>.img,
+ *   - a file <drill.dir>/zrbdrill<12 hex>.img or .lock (or an empty mount directory) with no pool on it,
+ *   - a dataset <pool>/zrbdrill<12 hex>-src (pool: a task's pool) whose zrb:drill property
+ *     is that id,
+ * and in every case no live process holds <drill.dir>/zrbdrill<id>.lock (a drill running now
+ * holds it from before it makes anything until after it removed everything).
+ */
+import { readdirSync, rmSync } from "node:fs";
+import type { Config } from "../../config/config.ts";
+import { lockHeld } from "../../state/lock.ts";
+import { log } from "../../util/log.ts";
+import * as zpool from "../../zfs/zpool.ts";
+import { DRILL_PREFIX, cloneName, drillDir, drillNames, removeDrill, removeEmptyDirs } from "./pool.ts";
+
+export interface StaleRemoved {
+  pools: string[];
+  clones: string[];
+  files: string[];
+}
+
+const POOL_RE = new RegExp(`^${DRILL_PREFIX}([0-9a-f]{12})$`);
+const ENTRY_RE = new RegExp(`^${DRILL_PREFIX}([0-9a-f]{12})(\\.img|\\.src|\\.lock)?$`);
+
+function entries(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Remove the leftovers of dead drills (see the header); `sourcePools`: the pools whose root may hold a drill's clone. */
+export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, sourcePools: string[]): Promise<StaleRemoved> {
+  const dir = drillDir(cfg);
+  const out: StaleRemoved = { pools: [], clones: [], files: [] };
+  const dead = (id: string) => !lockHeld(drillNames(dir, id).lock);
+  for (const src of [...new Set(sourcePools)]) {
+    for (const c of await zpool.childrenWithProp(src, "zrb:drill")) {
+      const id = c.value;
+      if (!POOL_RE.test(DRILL_PREFIX + id) || c.name !== cloneName(src, id) || !dead(id)) continue;
+      const why = await zpool.destroyClone(c.name);
+      if (why) log.warn(`cannot destroy the stale drill clone ${c.name}: ${why}`);
+      else out.clones.push(c.name);
+    }
+  }
+  const pools = await zpool.listPools();
+  for (const p of pools) {
+    const id = POOL_RE.exec(p)?.[1];
+    if (!id || !dead(id)) continue;
+    const n = drillNames(dir, id);
+    if (!(await zpool.poolVdevPaths(p)).includes(n.file)) continue; // a pool of that name on something else: not ours
+    if (await removeDrill(n)) out.pools.push(p);
+  }
+  for (const e of entries(dir)) {
+    const m = ENTRY_RE.exec(e);
+    const pool = `${DRILL_PREFIX}${m?.[1]}`;
+    if (!m || (pools.includes(pool) && !out.pools.includes(pool)) || !dead(m[1]!)) continue;
+    if (m[2] === ".img" || m[2] === ".lock") rmSync(`${dir}/${e}`, { force: true });
+    else removeEmptyDirs(`${dir}/${e}`);
+    out.files.push(`${dir}/${e}`);
+  }
+  for (const p of out.pools) log.info(`removed the stale drill pool ${p} (its drill was killed)`);
+  for (const c of out.clones) log.info(`removed the stale drill clone ${c} (its drill was killed)`);
+  return out;
+}

@@ -1,0 +1,284 @@
+/**
+ * `zrb drill` and `zrb restore --path` on zfs-fuse + radosgw with the compiled binary. One
+ * dataset `src` (a few MiB: files of several sizes and modes, a symlink, an empty directory, an
+ * old mtime) with a chain L0 → L1, signed backups, a metrics file and a ping server. The live
+ * dataset is changed after every snapshot, so each drill proves it compares with the snapshot,
+ * never the live files. zfs-fuse has no `.zfs/snapshot`: the drill reads the source through its
+ * clone `<pool>/zrbdrill<id>-src`, and its pool is `zrbdrill<id>` on a sparse file in drill.dir.
+ * After each run no drill pool, clone or file may be left (also after SIGTERM; after kill -9 the
+ * next drill and `zrb cleanup` remove them).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { CopyObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import YAML from "yaml";
+import { hashTree, run, s3Client, writeRandomFile } from "../helpers/rig.ts";
+import { scene, type Scene } from "../helpers/scene.ts";
+import { configYaml, expectZrbFail, jsonEvents, jsonResult, sigtermGracefully, spawnZrb, zrb } from "../helpers/zrb.ts";
+import { readSigningKey } from "../../src/crypto/signing.ts";
+import { signManifest } from "../../src/records/trust.ts";
+
+const PREFIX = "zrb/";
+let sc: Scene;
+let client: S3Client;
+let cfg: string;
+let keys: { publicKey: string; privateKeyFile: string; signingKeyFile: string };
+let metrics: string;
+let drillDir: string;
+let pingServer: ReturnType<typeof Bun.serve>;
+const pings: string[] = [];
+const ids: string[] = [];
+const snaps: string[] = [];
+const trees: Record<string, string>[] = [];
+let otherFs: string;
+let otherId: string;
+
+const drillArgs = (...more: string[]) => ["drill", "--config", cfg, "--task", "main", "--private-key", keys.privateKeyFile, ...more];
+const LINE = /^drill: (\d+) files compared, (\d+) differ, restore \d+\.\d s \(\d+\.\d MB\/s\)$/m;
+
+/** Drill pools, drill clones in the test pool, and entries in drill.dir: all must be gone after a run. */
+async function leftovers(): Promise<string[]> {
+  const pools = (await run(["zpool", "list", "-H", "-o", "name"])).stdout.split("\n").filter((p) => p.startsWith("zrbdrill"));
+  const clones = (await run(["zfs", "list", "-H", "-o", "name", "-d", "1", sc.pool.pool])).stdout.split("\n").filter((n) => n.includes("/zrbdrill"));
+  const files = existsSync(drillDir) ? readdirSync(drillDir) : [];
+  return [...pools, ...clones, ...files];
+}
+
+function metric(name: string, task = "main"): string | undefined {
+  const line = readFileSync(metrics, "utf8")
+    .split("\n")
+    .find((l) => l.startsWith(`${name}{`) && l.includes(`task="${task}"`));
+  return line?.split(" ").at(-1);
+}
+
+async function getBytes(key: string): Promise<Uint8Array> {
+  return await (await client.send(new GetObjectCommand({ Bucket: sc.bucket, Key: PREFIX + key }))).Body!.transformToByteArray();
+}
+async function putBytes(key: string, body: Uint8Array | string): Promise<void> {
+  await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: PREFIX + key, Body: body }));
+}
+const manifestKey = (fs: string, id: string) => `manifests/${fs}/${id}.manifest.yaml`;
+
+/** The test data: every kind of entry a restore must reproduce; `seed` changes big.bin's bytes only. */
+async function fill(m: string, seed: number): Promise<void> {
+  mkdirSync(join(m, "docs/deep"), { recursive: true });
+  mkdirSync(join(m, "empty"), { mode: 0o750 });
+  await writeRandomFile(join(m, "big.bin"), 1536 * 1024 + 7, seed);
+  await writeRandomFile(join(m, "docs/a.txt"), 5000, 2);
+  await writeRandomFile(join(m, "docs/deep/b.bin"), 300_000, 3);
+  chmodSync(join(m, "docs/a.txt"), 0o600);
+  chmodSync(join(m, "docs/deep"), 0o701);
+  chmodSync(join(m, "empty"), 0o750);
+  symlinkSync("a.txt", join(m, "docs/link"));
+  utimesSync(join(m, "docs/deep/b.bin"), new Date("2001-02-03T04:05:06.789Z"), new Date("2001-02-03T04:05:06.789Z"));
+}
+
+beforeAll(async () => {
+  sc = await scene({ name: "drill", poolMiB: 256, dataset: "src" });
+  client = await s3Client(sc.s3);
+  keys = JSON.parse((await zrb(["genkey", "--out-dir", join(sc.work, "keys"), "--json"])).stdout);
+  pingServer = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: (req) => (pings.push(new URL(req.url).pathname), new Response("ok")) });
+  mkdirSync(join(sc.work, "metrics"));
+  metrics = join(sc.work, "metrics", "zrb.prom");
+  const base = join(sc.work, "base");
+  drillDir = join(base, "drill");
+  otherFs = `${sc.pool.pool}/other`;
+  await run(["zfs", "create", otherFs]);
+  const doc = YAML.parse(
+    configYaml({
+      baseDir: base,
+      recipients: [keys.publicKey],
+      bucket: sc.bucket,
+      s3: sc.s3,
+      prefix: PREFIX,
+      tasks: [
+        { name: "main", pool: sc.pool.pool, dataset: "src" },
+        { name: "other", pool: sc.pool.pool, dataset: "other" },
+      ],
+    }),
+  );
+  doc.signing_key = keys.signingKeyFile;
+  doc.monitoring = { metrics_file: metrics, ping_url: `http://127.0.0.1:${pingServer.port}/ping/drill` };
+  cfg = join(sc.work, "zrb.yaml");
+  writeFileSync(cfg, YAML.stringify(doc));
+  const level = async (n: number, change: () => Promise<void>) => {
+    await change();
+    const s = (await zrb(["snapshot", "--config", cfg, "--task", "main", "--level", String(n)], { env: sc.env })).stdout.trim();
+    snaps.push(s);
+    trees.push(await hashTree(sc.mnt));
+    ids.push(jsonResult((await zrb(["backup", "--config", cfg, "--task", "main", "--level", String(n), "--json"], { env: sc.env })).stdout).backupId);
+  };
+  await level(0, () => fill(sc.mnt, 1));
+  // `other`: the same paths, modes and sizes, but big.bin holds other bytes; its snapshot has
+  // L0's name. Its backup is a valid, signed, encrypted stream — of the wrong data for src.
+  const otherMnt = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", otherFs])).stdout.trim();
+  await fill(otherMnt, 99);
+  await run(["zfs", "snapshot", `${otherFs}@${snaps[0]!.split("@")[1]}`]);
+  otherId = jsonResult((await zrb(["backup", "--config", cfg, "--task", "other", "--level", "0", "--json"], { env: sc.env })).stdout).backupId;
+  await level(1, async () => {
+    await writeRandomFile(join(sc.mnt, "docs/c.bin"), 200_000, 4);
+    rmSync(join(sc.mnt, "docs/deep/b.bin"));
+  });
+  // The live dataset moves on after the newest snapshot: the drill must not see this.
+  await writeRandomFile(join(sc.mnt, "big.bin"), 1536 * 1024 + 7, 5);
+  writeFileSync(join(sc.mnt, "live-only.txt"), "not in any snapshot\n");
+}, 180_000);
+
+afterAll(async () => {
+  pingServer?.stop(true);
+  await sc?.close();
+});
+
+describe("zrb drill", () => {
+  test("passes on the newest point although the live dataset changed; metrics, pings, --json, --sample, nothing left", async () => {
+    pings.length = 0; // the backups pinged too
+    const r = await zrb(drillArgs(), { env: sc.env });
+    const m = LINE.exec(r.stdout);
+    expect(m).not.toBeNull();
+    expect(Number(m![1])).toBe(Object.keys(trees[1]!).length);
+    expect(Number(m![2])).toBe(0);
+    expect(await leftovers()).toEqual([]);
+    expect(metric("zrb_drill_files_compared")).toBe(String(Object.keys(trees[1]!).length));
+    expect(metric("zrb_drill_files_differ")).toBe("0");
+    expect(Number(metric("zrb_drill_duration_seconds"))).toBeGreaterThan(0);
+    expect(Number(metric("zrb_drill_last_success_timestamp_seconds"))).toBeGreaterThan(Date.now() / 1000 - 300);
+    expect(metric("zrb_drill_last_exit_code")).toBe("0");
+    expect(pings).toEqual(["/ping/drill/start", "/ping/drill"]);
+
+    // An older point, as restore takes it, with --json events and a reported sample.
+    const j = await zrb(drillArgs("--level", "0", "--sample", "2", "--json"), { env: sc.env });
+    const events = jsonEvents(j.stdout);
+    expect(events[0].event).toBe("start");
+    const res = jsonResult(j.stdout);
+    expect(res.backupId).toBe(ids[0]);
+    expect(res.compared).toBe(Object.keys(trees[0]!).length);
+    expect(res.differ).toBe(0);
+    expect(res.source).toBe("clone");
+    expect(res.sampled.length).toBe(2);
+    for (const f of res.sampled) expect(trees[0]![f]).toStartWith("file ");
+    expect(await leftovers()).toEqual([]);
+  }, 180_000);
+
+  test("fails with exit 7 when a stored backup is a valid, re-signed stream of other data", async () => {
+    // What a signature cannot catch: the NAS itself (its signing key) stored the wrong bytes —
+    // here, the backup of `other` (same paths, modes and sizes; big.bin differs) moved under
+    // src's level-0 backup id, its manifest rewritten to name src and re-signed with the real
+    // key. Every part hash, BLAKE3 and stream check passes; only comparing files can tell.
+    const key = manifestKey(sc.fs, ids[0]!);
+    const original = await getBytes(key);
+    const theirs = YAML.parse(new TextDecoder().decode(await getBytes(manifestKey(otherFs, otherId))));
+    const ours = YAML.parse(new TextDecoder().decode(original));
+    const originals: [string, Uint8Array][] = [];
+    for (const p of ours.parts) originals.push([p.key, await getBytes(p.key)]);
+    const parts = [];
+    for (const p of theirs.parts) {
+      const k = p.key.replace(`/${otherFs}/`, `/${sc.fs}/`).replaceAll(otherId, ids[0]!);
+      expect(k).not.toBe(p.key);
+      await client.send(new CopyObjectCommand({ Bucket: sc.bucket, CopySource: `${sc.bucket}/${PREFIX}${p.key}`, Key: PREFIX + k }));
+      parts.push({ ...p, key: k });
+    }
+    const { signature: _, ...body } = { ...theirs, backupId: ids[0], dataset: ours.dataset, snapshot: { ...theirs.snapshot, name: snaps[0] }, parts };
+    await putBytes(key, YAML.stringify(signManifest(body, await readSigningKey(keys.signingKeyFile))));
+    try {
+      const r = await zrb(drillArgs("--backup-id", ids[0]!), { env: sc.env, allowFail: true });
+      expect(r.code).toBe(7);
+      expect(r.stderr).toContain("drill: differs: big.bin: content differs (SHA-256)");
+      expect(r.stdout).toMatch(/^drill: \d+ files compared, 1 differ, /m);
+      const err = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
+      expect(err.length).toBe(1);
+      expect(err[0]).toContain("1 of");
+      expect(err[0]).toContain("big.bin");
+      expect(metric("zrb_drill_files_differ")).toBe("1");
+      expect(metric("zrb_drill_last_exit_code")).toBe("7");
+      expect(pings.at(-1)).toBe("/ping/drill/fail");
+      expect(await leftovers()).toEqual([]);
+    } finally {
+      await putBytes(key, original);
+      for (const [k, b] of originals) await putBytes(k, b);
+    }
+  }, 180_000);
+
+  test("without the source snapshot on this host: restores, verifies, says no source was compared", async () => {
+    const [fs, name] = snaps[1]!.split("@");
+    await run(["zfs", "rename", snaps[1]!, `${fs}@elsewhere`]);
+    try {
+      const r = await zrb(drillArgs(), { env: sc.env });
+      expect(r.stderr).toContain(`no source compared (${fs}@${name} is not on this host)`);
+      expect(r.stdout).toMatch(/^drill: 0 files compared, 0 differ, /m);
+      expect(await leftovers()).toEqual([]);
+    } finally {
+      await run(["zfs", "rename", `${fs}@elsewhere`, snaps[1]!]);
+    }
+  }, 120_000);
+
+  test("SIGTERM mid-drill leaves nothing; after kill -9 the next drill and zrb cleanup remove the pool and clone", async () => {
+    const waitFor = async (what: RegExp) => {
+      for (let i = 0; i < 3000; i++) {
+        if ((await leftovers()).some((l) => what.test(l))) return;
+        await Bun.sleep(20);
+      }
+      throw new Error(`no ${what} appeared`);
+    };
+    const p = await spawnZrb(drillArgs(), sc.env);
+    await waitFor(/^zrbdrill[0-9a-f]{12}$/);
+    await sigtermGracefully(p);
+    expect(await leftovers()).toEqual([]);
+
+    // kill -9 once the clone exists (the restore is done): pool, file, lock and clone stay.
+    for (const next of ["drill", "cleanup"]) {
+      const k = await spawnZrb(drillArgs(), sc.env);
+      await waitFor(/\/zrbdrill[0-9a-f]{12}-src$/);
+      k.kill("SIGKILL");
+      await k.exited;
+      const left = await leftovers();
+      expect(left.some((l) => /^zrbdrill[0-9a-f]{12}$/.test(l))).toBe(true);
+      expect(left.some((l) => /-src$/.test(l))).toBe(true);
+      const r =
+        next === "drill"
+          ? await zrb(drillArgs(), { env: sc.env })
+          : await zrb(["cleanup", "--config", cfg, "--task", "main"], { env: sc.env });
+      expect(r.stderr).toContain("removed the stale drill pool zrbdrill");
+      expect(r.stderr).toContain("removed the stale drill clone");
+      expect(await leftovers()).toEqual([]);
+    }
+  }, 300_000);
+});
+
+describe("zrb restore --path", () => {
+  const restoreArgs = (to: string, ...more: string[]) => ["restore", "--config", cfg, "--task", "main", "--private-key", keys.privateKeyFile, "--to", to, ...more];
+  const subset = (tree: Record<string, string>, top: string[]) => Object.fromEntries(Object.entries(tree).filter(([k]) => top.some((t) => k === t || k.startsWith(t + "/"))));
+
+  test("a file and a directory come back byte-identical with modes, mtimes and a symlink; conflicts refused before anything is copied; --force", async () => {
+    const out = join(sc.work, "out");
+    mkdirSync(out);
+    await zrb(restoreArgs(out, "--path", "docs", "--path", "./big.bin"), { env: sc.env });
+    expect(await hashTree(out)).toEqual(subset(trees[1]!, ["docs", "big.bin"]));
+    expect(await leftovers()).toEqual([]);
+
+    // From an older point: a file deleted since, alone; its parent directories are made with theirs.
+    const old = join(sc.work, "old");
+    mkdirSync(old);
+    await zrb(restoreArgs(old, "--level", "0", "--path", "docs/deep/b.bin"), { env: sc.env });
+    const got = await hashTree(old);
+    expect(got["docs/deep/b.bin"]).toBe(trees[0]!["docs/deep/b.bin"]!);
+    expect(got["docs/deep"]).toBe(trees[0]!["docs/deep"]!);
+
+    // One existing file in the way: refused (exit 9) naming it, and big.bin (no conflict) not copied either.
+    const busy = join(sc.work, "busy");
+    mkdirSync(join(busy, "docs"), { recursive: true });
+    writeFileSync(join(busy, "docs/a.txt"), "mine\n");
+    await expectZrbFail(restoreArgs(busy, "--path", "big.bin", "--path", "docs"), sc.env, 9, `${join(busy, "docs/a.txt")} exists`, "--force", "nothing was copied");
+    expect(existsSync(join(busy, "big.bin"))).toBe(false);
+    expect(readFileSync(join(busy, "docs/a.txt"), "utf8")).toBe("mine\n");
+    await zrb(restoreArgs(busy, "--path", "big.bin", "--path", "docs", "--force"), { env: sc.env });
+    expect(await hashTree(join(busy, "docs"))).toEqual(await hashTree(join(out, "docs")));
+    expect((await hashTree(busy))["big.bin"]).toBe(trees[1]!["big.bin"]!);
+
+    // Paths outside the dataset are refused before anything runs; a missing one names the point.
+    await expectZrbFail(restoreArgs(out, "--path", "../etc/passwd"), sc.env, 2, "'..'");
+    await expectZrbFail(restoreArgs(out, "--path", "/etc/passwd"), sc.env, 2, "absolute");
+    await expectZrbFail(restoreArgs(out, "--path", "docs/nope.txt"), sc.env, 2, "docs/nope.txt is not in", `${sc.fs}@${snaps[1]!.split("@")[1]}`, ids[1]!);
+    expect(await leftovers()).toEqual([]);
+  }, 300_000);
+});
