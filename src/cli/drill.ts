@@ -39,7 +39,7 @@ export default defineCommand({
   args: {
     ...configArg,
     ...taskArg,
-    "private-key": { type: "string", alias: "i", description: "age identity file (from zrb genkey or age-keygen)", valueHint: "FILE" },
+    "private-key": { type: "string", alias: "i", description: "age identity file (from zrb genkey or age-keygen); default: drill.private_key of the config", valueHint: "FILE" },
     ...selectArgs,
     ...trustArgs,
     sample: { type: "string", description: "Hash only N files chosen at random (all other checks still cover every path); the sample is reported", valueHint: "N" },
@@ -50,9 +50,10 @@ export default defineCommand({
     applyOutput(args);
     const selector = parseSelector(args);
     const sample = parseSample(args.sample);
-    if (!args["private-key"]) throw usageError("--private-key FILE is required to drill (the age identity file made by zrb genkey or age-keygen)");
-    const key = await loadIdentityFile(args["private-key"]);
     await runJob(args, { command: "drill", level: selector.level, ping: true }, async ({ config, task: t, store, reporter, signal }): Promise<JobResult> => {
+      const keyFile = args["private-key"] ?? config.drill.privateKey;
+      if (!keyFile) throw usageError(`--private-key FILE is required to drill (the age identity file made by zrb genkey or age-keygen), or drill.private_key in ${config.path}`);
+      const key = await loadIdentityFile(keyFile);
       const trust = await resolveTrust(args, key.verifyKey, config);
       const only = parseChild(args.child, t);
       const opts = { selector, identities: key.identities, trust, sample, signal };

@@ -388,6 +388,12 @@ const DRILL = object({
       "Where `zrb drill` and `zrb restore --path` put the sparse file of their throwaway pool (`zrbdrill<random>.img`), its lock and its mount points. It needs free space for the restored streams (checked first, exit 9); only entries named `zrbdrill<hex>…` in it are ever removed, and only when no running zrb holds their lock.",
       { new: true, default: "`<base_dir>/drill`" },
     ),
+  private_key: absolutePath()
+    .optional()
+    .doc(
+      "The age identity file `zrb drill` uses when `--private-key` is not given, and the condition for the monthly `zrb-drill@TASK.timer` of `zrb systemd install`: a drill must decrypt, so this key then lives on this host next to the backups. Set it on a restore or drill host, or on the NAS only when that trade is wanted (docs/restore.md).",
+      { new: true, default: "none: no drill timer" },
+    ),
 });
 
 const PLAN = object({

@@ -10,7 +10,9 @@
  *   zrb-backup@TASK:LEVEL.timer.d/zrb-schedule.conf   OnCalendar= of one instance
  *   zrb-prune@.service     instance "TASK": zrb prune by tasks[].retention (only tasks that have one)
  *   zrb-verify@.service    instance "TASK": zrb verify --rotate (every stored part read once per 90 days)
- *   zrb-prune@.timer, zrb-verify@.timer, zrb-{prune,verify}@TASK.timer.d/zrb-schedule.conf   as above
+ *   zrb-drill@.service     instance "TASK": zrb drill (restore into a throwaway pool, compare with the
+ *                          source snapshot), monthly; only when drill.private_key is set (a drill decrypts)
+ *   zrb-prune@.timer, zrb-verify@.timer, zrb-drill@.timer, zrb-{prune,verify,drill}@TASK.timer.d/zrb-schedule.conf   as above
  *   zrb-failure@.service   OnFailure= of every service: instance = the failed unit; a journal line
  *                          by default, pointed at a notifier with a drop-in (docs/install-nas.md)
  *
@@ -40,7 +42,10 @@ export const DEFAULT_PRUNE_CALENDAR = "*-*-* 06:00:00";
 /** Weekly, mid-week and away from the nightly backups (verify takes no lock; it only reads). */
 export const DEFAULT_VERIFY_CALENDAR = "Wed *-*-* 12:00:00";
 
-export type UnitKind = "backup" | "snapshot" | "prune" | "verify";
+/** Monthly, on the 1st, after the night's backups. */
+export const DEFAULT_DRILL_CALENDAR = "*-*-01 04:00:00";
+
+export type UnitKind = "backup" | "snapshot" | "prune" | "verify" | "drill";
 
 /** What each unit does, and its instance form: per task and level, or per task. */
 const KINDS: Record<UnitKind, { what: string; timer: string; instance: "TASK:LEVEL" | "TASK" }> = {
@@ -48,6 +53,7 @@ const KINDS: Record<UnitKind, { what: string; timer: string; instance: "TASK:LEV
   snapshot: { what: "local snapshot (no upload)", timer: "extra local snapshot", instance: "TASK:LEVEL" },
   prune: { what: "retention (zrb prune: old backups and snapshots)", timer: "retention", instance: "TASK" },
   verify: { what: "rotating verification of the stored parts (zrb verify --rotate)", timer: "rotating verification", instance: "TASK" },
+  drill: { what: "restore drill (zrb drill: restore into a throwaway pool, compare with the snapshot)", timer: "restore drill", instance: "TASK" },
 };
 
 export interface Schedule {
@@ -74,6 +80,8 @@ export interface UnitOptions {
   prune?: string;
   /** zrb verify --rotate of each enabled task (default DEFAULT_VERIFY_CALENDAR). */
   verify?: string;
+  /** zrb drill of each enabled task when drill.private_key is set (default DEFAULT_DRILL_CALENDAR). */
+  drill?: string;
 }
 
 export interface UnitFile {
@@ -107,11 +115,12 @@ export function quoteWord(s: string): string {
   return `"${lit.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 }
 
-/** Paths zrb writes to: base_dir (state, spill chunks, TMPDIR) and local_store when S3 is off and it lies elsewhere. */
+/** Paths zrb writes to: base_dir (state, spill chunks, TMPDIR, drill pools), local_store when S3 is off and drill.dir, when they lie elsewhere. */
 export function writablePaths(config: Config): string[] {
   const paths = [config.baseDir];
   const inside = (p: string, dir: string) => p === dir || p.startsWith(dir === "/" ? "/" : dir + "/");
   if (!config.s3.enabled && !inside(config.localStore, config.baseDir)) paths.push(config.localStore);
+  if (config.drill.dir !== undefined && !inside(config.drill.dir, config.baseDir)) paths.push(config.drill.dir);
   return paths;
 }
 
@@ -133,7 +142,7 @@ export const tmpDirFor = (config: Config): string => posix.join(config.baseDir, 
  * snapshots if asked, then a verify per enabled task and a prune per enabled task that has a
  * retention policy (without one `zrb prune` refuses to run).
  */
-export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incremental" | "snapshot" | "prune" | "verify">): Schedule[] {
+export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incremental" | "snapshot" | "prune" | "verify" | "drill">): Schedule[] {
   const out: Schedule[] = [];
   const enabled = config.tasks.filter((t: Task) => t.enabled);
   for (const t of enabled) {
@@ -144,6 +153,7 @@ export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incr
   for (const t of enabled) {
     if (t.retention) out.push({ kind: "prune", task: t.name, calendar: opts.prune ?? DEFAULT_PRUNE_CALENDAR });
     out.push({ kind: "verify", task: t.name, calendar: opts.verify ?? DEFAULT_VERIFY_CALENDAR });
+    if (config.drill.privateKey) out.push({ kind: "drill", task: t.name, calendar: opts.drill ?? DEFAULT_DRILL_CALENDAR });
   }
   return out;
 }
@@ -214,7 +224,7 @@ PrivateTmp=yes
 # Devices: the usual pseudo-devices plus the ZFS control device.
 DevicePolicy=closed
 DeviceAllow=/dev/zfs rw
-ProtectKernelTunables=yes
+${kind === "drill" ? "# A drill compares zvols by reading their devices (the restored one and the source's clone).\nDeviceAllow=block-zvol r\n" : ""}ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectKernelLogs=yes
 ProtectControlGroups=yes
@@ -299,6 +309,8 @@ export function renderUnits(config: Config, opts: UnitOptions): UnitFile[] {
     { path: "zrb-prune@.timer", content: timer("prune") },
     { path: "zrb-verify@.service", content: service("verify", config, opts) },
     { path: "zrb-verify@.timer", content: timer("verify") },
+    { path: "zrb-drill@.service", content: service("drill", config, opts) },
+    { path: "zrb-drill@.timer", content: timer("drill") },
     { path: FAILURE_UNIT, content: failureService() },
   ];
   for (const s of schedules(config, opts))

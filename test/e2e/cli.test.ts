@@ -106,14 +106,14 @@ describe("help and version", () => {
     expect(bad.stderr.trim()).toBe('zrb: error: zrb --version: unexpected argument "--verbos"; the only option is --verbose');
   });
   test("every command's --help describes it, its flags and the exit codes", async () => {
-    for (const cmd of ["genkey", "snapshot", "backup", "restore", "list", "verify", "check", "cleanup", "prune", "iam-policy"]) {
+    for (const cmd of ["genkey", "snapshot", "backup", "restore", "list", "verify", "drill", "check", "cleanup", "prune", "iam-policy"]) {
       const r = await zrb([cmd, "--help"]);
       expect(r.stdout).toContain(`zrb ${cmd}`);
       expect(r.stdout).toContain("Exit codes:");
       expect(r.stdout).toMatch(/--config|--out-dir/);
     }
   });
-  const COMMANDS = ["genkey", "snapshot", "backup", "restore", "verify", "list", "status", "plan", "check", "systemd", "cleanup", "prune", "rekey", "iam-policy"];
+  const COMMANDS = ["genkey", "snapshot", "backup", "restore", "verify", "drill", "list", "status", "plan", "check", "systemd", "cleanup", "prune", "rekey", "iam-policy"];
   const tooWide = (text: string, width: number) => text.split("\n").filter((l) => l.length > width || /\s$/.test(l));
   test("--help on a pipe: one short line per command, every line within 100 columns, no trailing blanks", async () => {
     const top = (await zrb(["--help"])).stdout;

@@ -56,6 +56,7 @@ beforeAll(async () => {
     backup: "backup",
     restore: "restore",
     verify: "verify",
+    drill: "drill",
     list: "list",
     check: "check",
     cleanup: "cleanup",

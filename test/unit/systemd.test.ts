@@ -75,7 +75,7 @@ describe("unit text", () => {
   const get = (p: string) => files.find((f) => f.path === p)!.content;
 
   test("services carry the hardening, TMPDIR under base_dir, credentials only by EnvironmentFile", () => {
-    for (const kind of ["backup", "snapshot", "prune", "verify"]) {
+    for (const kind of ["backup", "snapshot", "prune", "verify", "drill"]) {
       const s = get(`zrb-${kind}@.service`);
       for (const line of [
         "Type=oneshot",
@@ -116,7 +116,7 @@ describe("unit text", () => {
   });
 
   test("timers are persistent with a randomized delay; schedules are per-instance drop-ins for enabled tasks only", () => {
-    for (const kind of ["backup", "snapshot", "prune", "verify"]) {
+    for (const kind of ["backup", "snapshot", "prune", "verify", "drill"]) {
       const t = get(`zrb-${kind}@.timer`).split("\n");
       expect(t).toContain("Persistent=true");
       expect(t.some((l) => /^RandomizedDelaySec=\S+/.test(l))).toBe(true);
@@ -132,7 +132,7 @@ describe("unit text", () => {
   });
 
   test("a failed run starts zrb-failure@<the unit>.service, a journal line until the user points it at a notifier", () => {
-    for (const kind of ["backup", "snapshot", "prune", "verify"]) expect(get(`zrb-${kind}@.service`).split("\n")).toContain("OnFailure=zrb-failure@%n.service");
+    for (const kind of ["backup", "snapshot", "prune", "verify", "drill"]) expect(get(`zrb-${kind}@.service`).split("\n")).toContain("OnFailure=zrb-failure@%n.service");
     const f = get("zrb-failure@.service");
     expect(f.split("\n")).toContain("Type=oneshot");
     expect(f).toContain('ExecStart=/bin/echo "zrb: %i failed; see journalctl -u %i"');
@@ -162,6 +162,21 @@ describe("unit text", () => {
     const custom = renderUnits(c, { bin: "/b", configPath: "/c.yaml", full: "weekly", incremental: "daily", prune: "07:15", verify: "monthly" });
     expect(custom.find((f) => f.path === "zrb-prune@photos.timer.d/zrb-schedule.conf")!.content).toContain("OnCalendar=07:15\n");
     expect(custom.find((f) => f.path === "zrb-verify@photos.timer.d/zrb-schedule.conf")!.content).toContain("OnCalendar=monthly\n");
+  });
+
+  test("a monthly drill for each enabled task only when drill.private_key is set (a drill decrypts); it may read zvol devices; drill.dir elsewhere is writable", () => {
+    expect(files.some((f) => f.path.startsWith("zrb-drill@photos"))).toBe(false);
+    expect(get("zrb-backup@.service")).not.toContain("block-zvol");
+    const { config: c } = parseConfig(configText("/var/lib/zrb") + "drill:\n  private_key: /root/zrb.key\n  dir: /scratch/drill\n", "/c.yaml");
+    const fs = renderUnits(c, { bin: "/b", configPath: "/c.yaml", full: "weekly", incremental: "daily" });
+    const at = (p: string) => fs.find((f) => f.path === p)!.content;
+    expect(at("zrb-drill@photos.timer.d/zrb-schedule.conf")).toContain("OnCalendar=*-*-01 04:00:00\n");
+    const d = at("zrb-drill@.service").split("\n");
+    expect(d).toContain("ExecStart=/b systemd run --step drill --config /c.yaml --instance %i");
+    expect(d).toContain("DeviceAllow=block-zvol r");
+    expect(d).toContain("ReadWritePaths=/scratch/drill");
+    const custom = renderUnits(c, { bin: "/b", configPath: "/c.yaml", full: "weekly", incremental: "daily", drill: "quarterly" });
+    expect(custom.find((f) => f.path === "zrb-drill@photos.timer.d/zrb-schedule.conf")!.content).toContain("OnCalendar=quarterly\n");
   });
 
   test("local_store outside base_dir is writable too when S3 is off", () => {
@@ -197,7 +212,7 @@ describe("zrb systemd install / uninstall", () => {
     const dir = join(tmp, "verify");
     const base = join(dir, "state dir");
     const prom = join(dir, "textfile collector", "zrb.prom"); // does not exist: the '-' must keep the unit valid
-    const cfg = writeConfig(dir, configText(base, [{ name: "photos", enabled: true, retention: "{keep_daily: 7}" }]) + `monitoring:\n  metrics_file: "${prom}"\n`);
+    const cfg = writeConfig(dir, configText(base, [{ name: "photos", enabled: true, retention: "{keep_daily: 7}" }]) + `monitoring:\n  metrics_file: "${prom}"\ndrill:\n  private_key: /root/zrb.key\n`);
     const units = join(dir, "units");
     const r = await zrb(["systemd", "install", "--config", cfg, "--bin", ZRB_BIN, "--unit-dir", units, "--no-enable", "--snapshot", "hourly"]);
     expect(r.code).toBe(0);
@@ -214,6 +229,8 @@ describe("zrb systemd install / uninstall", () => {
       "zrb-prune@photos.service",
       "zrb-verify@photos.timer",
       "zrb-verify@photos.service",
+      "zrb-drill@photos.timer",
+      "zrb-drill@photos.service",
     ]) {
       const v = await verify(units, u);
       expect({ unit: u, code: v.code, out: (v.stdout + v.stderr).trim() }).toEqual({ unit: u, code: 0, out: "" });
@@ -269,6 +286,8 @@ describe("zrb systemd install / uninstall", () => {
       "zrb-backup@docs:1.timer.d/zrb-schedule.conf",
       "zrb-backup@photos:0.timer.d/zrb-schedule.conf",
       "zrb-backup@photos:1.timer.d/zrb-schedule.conf",
+      "zrb-drill@.service",
+      "zrb-drill@.timer",
       "zrb-failure@.service",
       "zrb-prune@.service",
       "zrb-prune@.timer",
@@ -295,6 +314,8 @@ describe("zrb systemd install / uninstall", () => {
       "zrb-backup@docs:1.timer.d/override.conf",
       "zrb-backup@photos:0.timer.d/zrb-schedule.conf",
       "zrb-backup@photos:1.timer.d/zrb-schedule.conf",
+      "zrb-drill@.service",
+      "zrb-drill@.timer",
       "zrb-failure@.service",
       "zrb-prune@.service",
       "zrb-prune@.timer",
@@ -309,7 +330,7 @@ describe("zrb systemd install / uninstall", () => {
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain(`# would remove ${join(units, "zrb-backup@photos:0.timer.d/zrb-schedule.conf")}`);
     expect(dry.stdout).toContain("systemctl disable --now zrb-backup@photos:0.timer zrb-backup@photos:1.timer zrb-verify@photos.timer\n");
-    expect(tree(units).length).toBe(13);
+    expect(tree(units).length).toBe(15);
 
     const un = await zrb(["systemd", "uninstall", "--unit-dir", units, "--no-systemctl"]);
     expect(un.code).toBe(0);
@@ -336,6 +357,8 @@ describe("zrb systemd install / uninstall", () => {
     expect(tree(join(dir, "units"))).toEqual([
       "zrb-backup@.service",
       "zrb-backup@.timer",
+      "zrb-drill@.service",
+      "zrb-drill@.timer",
       "zrb-failure@.service",
       "zrb-prune@.service",
       "zrb-prune@.timer",

@@ -42,6 +42,20 @@ describe("updateMetrics", () => {
     expect(value(never, "zrb_backup_last_success_timestamp_seconds", L0)).toBeUndefined();
   });
 
+  test("a drill's own gauges (duration, files compared and differing) with HELP; a failed drill updates them, keeps the success time", () => {
+    const D = { task: "photos", pool: "tank", dataset: "home/photos" };
+    const ok = updateMetrics("", run({ command: "drill", level: undefined, extra: { duration_seconds: 42.25, files_compared: 1200, files_differ: 0 } }));
+    expect(value(ok, "zrb_drill_duration_seconds", D)).toBe("42.250");
+    expect(value(ok, "zrb_drill_files_compared", D)).toBe("1200");
+    expect(value(ok, "zrb_drill_files_differ", D)).toBe("0");
+    expect(value(ok, "zrb_drill_last_success_timestamp_seconds", D)).toBe("1000.000");
+    expect(ok).toContain("# HELP zrb_drill_files_differ zrb drill: paths of the last drill that differ from the source snapshot.\n");
+    const bad = updateMetrics(ok, run({ command: "drill", level: undefined, ok: false, exitCode: 7, at: at(3000), extra: { duration_seconds: 40, files_compared: 1200, files_differ: 3 } }));
+    expect(value(bad, "zrb_drill_files_differ", D)).toBe("3");
+    expect(value(bad, "zrb_drill_last_exit_code", D)).toBe("7");
+    expect(value(bad, "zrb_drill_last_success_timestamp_seconds", D)).toBe("1000.000");
+  });
+
   test("other levels, datasets and commands (prune from another module) are kept; one series per key", () => {
     let t = updateMetrics("", run({}));
     t = updateMetrics(t, run({ level: 1, at: at(1100) }));

@@ -1,0 +1,60 @@
+/** The pure rules of drill and restore --path: which paths are accepted, the pool's size, the output line, the exit-7 message. */
+import { describe, expect, test } from "bun:test";
+import { parseRelPath } from "../../../src/pipeline/drill/paths.ts";
+import { cloneName, drillNames, poolSize } from "../../../src/pipeline/drill/pool.ts";
+import { drillError, drillLine, type DrillResult } from "../../../src/pipeline/drill/index.ts";
+import { ExitCode, type ZrbError } from "../../../src/util/errors.ts";
+
+describe("restore --path", () => {
+  test("relative paths are normalised; absolute, '..', .zfs and empty ones are usage errors (exit 2)", () => {
+    expect(parseRelPath("./docs//a.txt/")).toBe("docs/a.txt");
+    expect(parseRelPath("a b/c")).toBe("a b/c");
+    for (const bad of ["/etc/passwd", "../x", "docs/../../x", ".", "", ".zfs/snapshot/x"]) {
+      let err: unknown;
+      try {
+        parseRelPath(bad);
+      } catch (e) {
+        err = e;
+      }
+      expect((err as ZrbError | undefined)?.exitCode).toBe(ExitCode.USAGE);
+    }
+  });
+});
+
+describe("the drill pool", () => {
+  test("names: a fixed prefix and 12 hex digits, everything of one drill named after it", () => {
+    const n = drillNames("/var/lib/zrb/drill", "0123456789ab");
+    expect(n).toEqual({
+      id: "0123456789ab",
+      pool: "zrbdrill0123456789ab",
+      file: "/var/lib/zrb/drill/zrbdrill0123456789ab.img",
+      lock: "/var/lib/zrb/drill/zrbdrill0123456789ab.lock",
+      mnt: "/var/lib/zrb/drill/zrbdrill0123456789ab",
+      srcMnt: "/var/lib/zrb/drill/zrbdrill0123456789ab.src",
+    });
+    expect(cloneName("tank", "0123456789ab")).toBe("tank/zrbdrill0123456789ab-src");
+  });
+
+  test("sized for the streams with headroom, never below 128 MiB, in whole MiB", () => {
+    expect(poolSize(0)).toBe(128 * 1024 * 1024);
+    expect(poolSize(1e9)).toBeGreaterThan(1.5e9);
+    expect(poolSize(1e9) % (1024 * 1024)).toBe(0);
+  });
+});
+
+describe("the drill's verdict", () => {
+  const r: DrillResult = {
+    dataset: "tank/photos", backupId: "B1", level: 1, snapshot: "tank/photos@zrb_level1_x", source: "clone",
+    bytes: 50_000_000, restoreSeconds: 4, compared: 120, differ: 0, first: [],
+  };
+  test("the output line", () => {
+    expect(drillLine(r)).toBe("drill: 120 files compared, 0 differ, restore 4.0 s (12.5 MB/s)");
+  });
+  test("differences are exit 7 naming the first; none is no error", () => {
+    expect(drillError(r)).toBeUndefined();
+    const e = drillError({ ...r, differ: 2, first: ["a.jpg: content differs (SHA-256)", "b: missing"] })!;
+    expect(e.exitCode).toBe(ExitCode.INTEGRITY);
+    expect(e.message).toContain("2 of 120 paths differ");
+    expect(e.message).toContain("a.jpg: content differs");
+  });
+});
