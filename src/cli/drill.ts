@@ -50,7 +50,7 @@ export default defineCommand({
     applyOutput(args);
     const selector = parseSelector(args);
     const sample = parseSample(args.sample);
-    await runJob(args, { command: "drill", level: selector.level, ping: true }, async ({ config, task: t, store, reporter, signal }): Promise<JobResult> => {
+    await runJob(args, { command: "drill", ping: true }, async ({ config, task: t, store, reporter, signal }): Promise<JobResult> => {
       const keyFile = args["private-key"] ?? config.drill.privateKey;
       if (!keyFile) throw usageError(`--private-key FILE is required to drill (the age identity file made by zrb genkey or age-keygen), or drill.private_key in ${config.path}`);
       const key = await loadIdentityFile(keyFile);

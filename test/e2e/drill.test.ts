@@ -225,23 +225,34 @@ describe("zrb drill", () => {
     await sigtermGracefully(p);
     expect(await leftovers()).toEqual([]);
 
-    // kill -9 once the clone exists (the restore is done): pool, file, lock and clone stay.
+    // kill -9 while the clone exists: a fault-injecting zfs hangs the drill in the clone's
+    // destroy (so the kill lands there every time), then pool, file, lock and clone stay behind.
+    const stuck = join(sc.work, "stuck.pid");
+    const fakeZfs = join(sc.work, "zfs-hang-on-drill-destroy");
+    writeFileSync(fakeZfs, `#!/bin/sh\ncase "$*" in *destroy*zrbdrill*-src*) echo $$ > ${stuck}; exec sleep 600;; esac\nexec zfs "$@"\n`, { mode: 0o755 });
+    // Not a drill's: the right name but no zrb:drill property. Cleanup must leave it alone.
+    const decoy = `${sc.pool.pool}/zrbdrill0123456789ab-src`;
+    await run(["zfs", "create", decoy]);
     for (const next of ["drill", "cleanup"]) {
-      const k = await spawnZrb(drillArgs(), sc.env);
-      await waitFor(/\/zrbdrill[0-9a-f]{12}-src$/);
+      rmSync(stuck, { force: true });
+      const k = await spawnZrb(drillArgs(), { ...sc.env, ZRB_ZFS: fakeZfs });
+      for (let i = 0; i < 3000 && !existsSync(stuck); i++) await Bun.sleep(20);
       k.kill("SIGKILL");
       await k.exited;
-      const left = await leftovers();
+      process.kill(Number(readFileSync(stuck, "utf8")), "SIGKILL");
+      const left = (await leftovers()).filter((l) => l !== decoy);
       expect(left.some((l) => /^zrbdrill[0-9a-f]{12}$/.test(l))).toBe(true);
-      expect(left.some((l) => /-src$/.test(l))).toBe(true);
+      expect(left.some((l) => /^.*\/zrbdrill[0-9a-f]{12}-src$/.test(l))).toBe(true);
+      expect(left.some((l) => /^zrbdrill[0-9a-f]{12}\.img$/.test(l))).toBe(true);
       const r =
         next === "drill"
           ? await zrb(drillArgs(), { env: sc.env })
           : await zrb(["cleanup", "--config", cfg, "--task", "main"], { env: sc.env });
       expect(r.stderr).toContain("removed the stale drill pool zrbdrill");
       expect(r.stderr).toContain("removed the stale drill clone");
-      expect(await leftovers()).toEqual([]);
+      expect(await leftovers()).toEqual([decoy]);
     }
+    await run(["zfs", "destroy", decoy]);
   }, 300_000);
 });
 
