@@ -95,9 +95,11 @@ beforeAll(async () => {
       tasks: [
         { name: "main", pool: sc.pool.pool, dataset: "src" },
         { name: "other", pool: sc.pool.pool, dataset: "other" },
+        { name: "tree", pool: sc.pool.pool, dataset: "tree" },
       ],
     }),
   );
+  doc.tasks[2].recursive = true;
   doc.signing_key = keys.signingKeyFile;
   doc.monitoring = { metrics_file: metrics, ping_url: `http://127.0.0.1:${pingServer.port}/ping/drill` };
   cfg = join(sc.work, "zrb.yaml");
@@ -254,6 +256,36 @@ describe("zrb drill", () => {
     }
     await run(["zfs", "destroy", decoy]);
   }, 300_000);
+});
+
+describe("a recursive task", () => {
+  test("drills every child as of one run, per-child metrics; restore --path --child takes a child's file", async () => {
+    const t = `${sc.pool.pool}/tree`;
+    await run(["zfs", "create", "-p", `${t}/kid`]);
+    const top = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", t])).stdout.trim();
+    await writeRandomFile(join(top, "top.bin"), 100_000, 7);
+    await writeRandomFile(join(top, "kid", "kid.bin"), 150_000, 8);
+    await zrb(["snapshot", "--config", cfg, "--task", "tree", "--level", "0"], { env: sc.env });
+    const kidTree = await hashTree(join(top, "kid"));
+    await zrb(["backup", "--config", cfg, "--task", "tree", "--level", "0"], { env: sc.env });
+    await writeRandomFile(join(top, "kid", "kid.bin"), 150_000, 9); // live data moves on
+
+    const r = await zrb(["drill", "--config", cfg, "--task", "tree", "--private-key", keys.privateKeyFile], { env: sc.env });
+    // The root: top.bin and kid/, the child's (empty) mount point directory; the child: kid.bin.
+    expect(r.stdout).toMatch(/^\s*\.\s+ok\s+drill: 2 files compared, 0 differ, /m);
+    expect(r.stdout).toMatch(/^\s*kid\s+ok\s+drill: 1 files compared, 0 differ, /m);
+    expect(metric("zrb_drill_files_compared", "tree")).toBeDefined();
+    const kidLine = readFileSync(metrics, "utf8").split("\n").find((l) => l.startsWith("zrb_drill_files_compared{") && l.includes('dataset="tree/kid"'));
+    expect(kidLine?.split(" ").at(-1)).toBe("1");
+    expect(await leftovers()).toEqual([]);
+
+    const out = join(sc.work, "tree-out");
+    mkdirSync(out);
+    await expectZrbFail(["restore", "--config", cfg, "--task", "tree", "--private-key", keys.privateKeyFile, "--path", "kid.bin", "--to", out], sc.env, 2, "--child");
+    await zrb(["restore", "--config", cfg, "--task", "tree", "--child", "kid", "--private-key", keys.privateKeyFile, "--path", "kid.bin", "--to", out], { env: sc.env });
+    expect(await hashTree(out)).toEqual(kidTree);
+    expect(await leftovers()).toEqual([]);
+  }, 180_000);
 });
 
 describe("zrb restore --path", () => {
