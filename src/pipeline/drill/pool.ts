@@ -15,7 +15,7 @@
  * clone's property names the id) AND no live process holds the id's lock. Nothing else is
  * touched: a pool or dataset that fails any of these is left alone.
  */
-import { mkdirSync, openSync, closeSync, ftruncateSync, readdirSync, rmdirSync, rmSync, statfsSync } from "node:fs";
+import { mkdirSync, openSync, closeSync, ftruncateSync, readdirSync, rmdirSync, rmSync, statfsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Config } from "../../config/config.ts";
@@ -65,6 +65,17 @@ export function checkFreeSpace(dir: string, bytes: number): void {
     throw ioError(`drill.dir ${dir} has ${formatSize(free)} free, the restore needs about ${formatSize(need)}; free space there or set drill.dir to a larger filesystem`);
 }
 
+/**
+ * zrb creates pools and mounts below drill.dir as root: a directory others can write (or that
+ * belongs to someone else) would let them plant what the drill then mounts over or removes.
+ */
+export function checkDirSafe(dir: string): void {
+  const st = statSync(dir);
+  const uid = process.geteuid?.() ?? 0;
+  if (st.uid !== uid) throw ioError(`drill.dir ${dir} is owned by uid ${st.uid}, not ${uid} (zrb's user); chown it or choose another drill.dir`);
+  if ((st.mode & 0o022) !== 0) throw ioError(`drill.dir ${dir} is writable by other users (mode 0${(st.mode & 0o777).toString(8)}); run: chmod go-w ${dir}`);
+}
+
 export interface DrillPool extends DrillNames {
   /** Where a dataset `<pool>/<name>` received into the pool mounts. */
   dataset(name: string): { fs: string; mnt: string };
@@ -111,6 +122,7 @@ export async function withDrillPool<T>(cfg: Config, bytes: number, command: stri
   } catch (err) {
     throw fsError(err, "creating drill.dir", dir);
   }
+  checkDirSafe(dir);
   checkFreeSpace(dir, bytes);
   const n = drillNames(dir, randomBytes(6).toString("hex"));
   const lock = acquireLock(n.lock, `drill pool ${n.pool}`, command);

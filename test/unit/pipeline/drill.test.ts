@@ -1,7 +1,10 @@
 /** The pure rules of drill and restore --path: which paths are accepted, the pool's size, the output line, the exit-7 message. */
 import { describe, expect, test } from "bun:test";
 import { parseRelPath } from "../../../src/pipeline/drill/paths.ts";
-import { cloneName, drillNames, poolSize } from "../../../src/pipeline/drill/pool.ts";
+import { checkDirSafe, cloneName, drillNames, poolSize } from "../../../src/pipeline/drill/pool.ts";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { drillError, drillLine, type DrillResult } from "../../../src/pipeline/drill/index.ts";
 import { ExitCode, type ZrbError } from "../../../src/util/errors.ts";
 
@@ -33,6 +36,24 @@ describe("the drill pool", () => {
       srcMnt: "/var/lib/zrb/drill/zrbdrill0123456789ab.src",
     });
     expect(cloneName("tank", "0123456789ab")).toBe("tank/zrbdrill0123456789ab-src");
+  });
+
+  test("drill.dir writable by others is refused (exit 9, naming it and the fix)", () => {
+    const d = mkdtempSync(join(tmpdir(), "zrb-drilldir-"));
+    try {
+      expect(() => checkDirSafe(d)).not.toThrow();
+      chmodSync(d, 0o777);
+      let err: ZrbError | undefined;
+      try {
+        checkDirSafe(d);
+      } catch (e) {
+        err = e as ZrbError;
+      }
+      expect(err?.exitCode).toBe(ExitCode.IO);
+      expect(err?.message).toContain(`chmod go-w ${d}`);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 
   test("sized for the streams with headroom, never below 128 MiB, in whole MiB", () => {
