@@ -1,7 +1,7 @@
 /** The pure rules of drill and restore --path: which paths are accepted, the pool's size, the output line, the exit-7 message. */
 import { describe, expect, test } from "bun:test";
 import { parseRelPath } from "../../../src/pipeline/drill/paths.ts";
-import { checkDirSafe, cloneName, drillNames, poolSize } from "../../../src/pipeline/drill/pool.ts";
+import { checkDirSafe, checkFreeSpace, cloneName, drillNames, poolSize } from "../../../src/pipeline/drill/pool.ts";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -54,6 +54,19 @@ describe("the drill pool", () => {
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
+  });
+
+  test("not enough free space in drill.dir: exit 9 before anything is made, naming the directory and both sizes", () => {
+    expect(() => checkFreeSpace(tmpdir(), 1024)).not.toThrow();
+    let err: ZrbError | undefined;
+    try {
+      checkFreeSpace(tmpdir(), 2 ** 60);
+    } catch (e) {
+      err = e as ZrbError;
+    }
+    expect(err?.exitCode).toBe(ExitCode.IO);
+    expect(err?.message).toContain(`drill.dir ${tmpdir()} has`);
+    expect(err?.message).toContain("set drill.dir to a larger filesystem");
   });
 
   test("sized for the streams with headroom, never below 128 MiB, in whole MiB", () => {
