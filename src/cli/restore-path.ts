@@ -2,6 +2,7 @@
  * `zrb restore --path REL [--path REL2 …] --to DIR [--force]`: the flags of a single-path
  * restore and its one library call (pipeline/drill/extract.ts), through runJob like any restore.
  */
+import { resolve } from "node:path";
 import { repeatedFlag } from "./common.ts";
 import { runJob } from "./job.ts";
 import { resolveTrust, type TrustFlags } from "./trust.ts";
@@ -41,7 +42,7 @@ export async function runPathRestore(args: Args, selector: Selector, ahead: numb
     const only = parseChild(args.child, t);
     if (t.recursive && only === undefined) throw usageError(`task ${t.name} is recursive: name the child the paths are in with --child (. for ${t.fullName} itself)`);
     const task = only === undefined ? t : childTask(t, only);
-    const r = await restorePaths(config, task, store, { paths, to: args.to!, force: !!args.force, selector, identities: key.identities, trust, ahead, signal, progress: reporter });
+    const r = await restorePaths(config, task, store, { paths, to: resolve(args.to!), force: !!args.force, selector, identities: key.identities, trust, ahead, signal, progress: reporter });
     if (!args.json)
       log.success(`restored ${paths.join(", ")} of ${r.snapshot} into ${r.to}: ${r.files} file(s), ${r.dirs} dir(s), ${r.links} link(s), ${r.fileBytes} bytes (restore ${r.restoreSeconds} s)`);
     return { result: r, bytes: r.bytes };

@@ -234,7 +234,7 @@ describe("zrb drill", () => {
     writeFileSync(fakeZfs, `#!/bin/sh\ncase "$*" in *destroy*zrbdrill*-src*) echo $$ > ${stuck}; exec sleep 600;; esac\nexec zfs "$@"\n`, { mode: 0o755 });
     // Not a drill's: the right name but no zrb:drill property. Cleanup must leave it alone.
     const decoy = `${sc.pool.pool}/zrbdrill0123456789ab-src`;
-    await run(["zfs", "create", decoy]);
+    await run(["zfs", "create", "-o", "canmount=off", decoy]); // never mounted: never "busy" on zfs-fuse
     for (const next of ["drill", "cleanup"]) {
       rmSync(stuck, { force: true });
       const k = await spawnZrb(drillArgs(), { ...sc.env, ZRB_ZFS: fakeZfs });

@@ -6,6 +6,7 @@
 # An older point (--level 0) passes too. No drill pool, clone or file is left. restore --path
 # brings a directory (with the symlink) and a file back equal to the snapshot (sha256, mode,
 # mtime, size, link target); a second run refuses to overwrite (exit 9), --force overwrites.
+# A raw-encrypted dataset restores and verifies, and the drill says its files were not compared.
 # needs: 01
 source ./lib.sh
 
@@ -93,4 +94,17 @@ run "$ZRB" restore --config "$DCONF" --task dr --private-key "$KEY" --path big.b
 cmp "$O/big.bin" "$(snapdir "$s1")/big.bin" || fail "--force did not restore big.bin"
 [ -z "$(leftovers)" ] || fail "left behind after restore --path: $(leftovers)"
 
-result "drill of $D@$s1 ($n1 paths) and @$s0 via .zfs/snapshot, of the zvol $V@$v0 by its bytes via a clone: 0 differ, nothing left; restore --path of a directory with a symlink and a file equal to the snapshot (sha256, mode, mtime), an old deleted file back, overwrite refused (exit 9) then --force"
+# --- a raw-encrypted dataset: restored and verified, its files unreadable without its key -------
+E=$POOL/drillsecret
+echo zrb-vm-drill-passphrase | run zfs create -o encryption=on -o keyformat=passphrase -o keylocation=prompt "$E"
+head -c 300000 /dev/urandom > "$(mountpoint_of "$E")/s.bin"
+rm -rf /var/lib/zrb-drillsecret
+write_config "$W/drillsecret.yaml" /var/lib/zrb-drillsecret ds "$E"
+zrb_snapshot "$W/drillsecret.yaml" ds 0 >/dev/null
+run "$ZRB" backup --config "$W/drillsecret.yaml" --task ds --level 0 >/dev/null
+"$ZRB" drill --config "$W/drillsecret.yaml" --task ds --private-key "$KEY" >/tmp/enc-out.txt 2>/tmp/enc-err.txt || fail "the drill of the raw-encrypted $E failed: $(cat /tmp/enc-err.txt)"
+grep -q "no source compared ($E is sent raw (encrypted)" /tmp/enc-err.txt || fail "the drill of $E did not say why nothing was compared: $(cat /tmp/enc-err.txt)"
+grep -q '^drill: 0 files compared, 0 differ, ' /tmp/enc-out.txt || fail "unexpected drill output for $E: $(cat /tmp/enc-out.txt)"
+[ -z "$(leftovers)" ] || fail "left behind after the encrypted drill: $(leftovers)"
+
+result "drill of $D@$s1 ($n1 paths) and @$s0 via .zfs/snapshot, of the zvol $V@$v0 by its bytes via a clone: 0 differ, nothing left; restore --path of a directory with a symlink and a file equal to the snapshot (sha256, mode, mtime), an old deleted file back, overwrite refused (exit 9) then --force; a raw-encrypted dataset restored, verified, reported as not compared"

@@ -109,6 +109,8 @@ export async function restorePaths(cfg: Config, task: Task, store: ObjectStore, 
   return withDrillPool(cfg, bytes, `zrb restore --path --task ${task.name}`, async (pool) => {
     const got = await restoreIntoPool(cfg, task, store, pool, sel, cat, opts);
     if (got.volume) throw usageError(`${task.fullName} is a volume (zvol): it has no files to pick; restore it whole with --target`);
+    if (got.encrypted)
+      throw usageError(`${task.fullName} is sent raw (encrypted): its files need the dataset's own key; restore it whole with --target, then zfs load-key and mount it`);
     const plans = new Map<string, Map<string, Entry>>();
     for (const rel of opts.paths) {
       const missing = async (): Promise<never> => {

@@ -7,8 +7,9 @@
  *     ──► the source snapshot (source.ts) ──► compare (compare.ts) ──► pool destroyed
  *
  * The result says what was compared; the command turns differences into exit 7. Without the
- * source on this host the restore still ran and verified every stream: the result says no
- * source was compared.
+ * source on this host — or for a raw-encrypted dataset, whose restored files need the dataset's
+ * own key — the restore still ran and verified every stream: the result says no source was
+ * compared, and why.
  */
 import type { Config, Task } from "../../config/config.ts";
 import type { ObjectStore } from "../../store/store.ts";
@@ -71,7 +72,7 @@ export function drillError(r: DrillResult): ZrbError | undefined {
 }
 
 /** Restore the selection into a dataset of the drill pool and mount it read-only: its mount point, or its device for a zvol. */
-export async function restoreIntoPool(cfg: Config, task: Task, store: ObjectStore, p: DrillPool, sel: Selection, cat: Catalog, opts: DrillOptions): Promise<{ path: string; volume: boolean; seconds: number }> {
+export async function restoreIntoPool(cfg: Config, task: Task, store: ObjectStore, p: DrillPool, sel: Selection, cat: Catalog, opts: DrillOptions): Promise<{ path: string; volume: boolean; encrypted?: boolean; seconds: number }> {
   const d = p.dataset("restored");
   const t0 = performance.now();
   await restore(cfg, task, store, {
@@ -88,7 +89,10 @@ export async function restoreIntoPool(cfg: Config, task: Task, store: ObjectStor
   });
   const seconds = (performance.now() - t0) / 1000;
   if ((await zfs.getProp(d.fs, "type")) === "volume") return { path: await waitForDevice(`/dev/zvol/${d.fs}`, d.fs), volume: true, seconds };
+  // A raw send (-w) of an encrypted dataset arrives still encrypted: its files need the source's key.
+  if ((await zfs.getProp(d.fs, "keystatus")) === "unavailable") return { path: "", volume: false, encrypted: true, seconds };
   await zpool.setProp(d.fs, "readonly", "on");
+  await zpool.setProp(d.fs, "canmount", "on"); // received properties (send_properties) may say off
   await zpool.setProp(d.fs, "mountpoint", d.mnt);
   if ((await zfs.getProp(d.fs, "mounted")) !== "yes") await zpool.mount(d.fs);
   return { path: d.mnt, volume: false, seconds };
@@ -107,6 +111,7 @@ export async function drill(cfg: Config, task: Task, store: ObjectStore, opts: D
   return withDrillPool(cfg, bytes, `zrb drill --task ${task.name}`, async (p) => {
     const got = await restoreIntoPool(cfg, task, store, p, sel, cat, opts);
     const base = { dataset: task.fullName, backupId: m.backupId, level: m.level, snapshot: m.snapshot.name, bytes, restoreSeconds: round1(got.seconds) };
+    if (got.encrypted) return { ...base, source: "none", noSource: `${task.fullName} is sent raw (encrypted); its files cannot be read without the dataset's own key`, compared: 0, differ: 0, first: [] };
     const src = await openSource(task.fullName, snap, m.snapshot.guid, p);
     if (src.kind === "none") return { ...base, source: "none", noSource: src.why, compared: 0, differ: 0, first: [] };
     try {

@@ -127,11 +127,16 @@ export async function withDrillPool<T>(cfg: Config, bytes: number, command: stri
   const n = drillNames(dir, randomBytes(6).toString("hex"));
   const lock = acquireLock(n.lock, `drill pool ${n.pool}`, command);
   try {
-    const fd = openSync(n.file, "wx", 0o600);
     try {
-      ftruncateSync(fd, poolSize(bytes));
-    } finally {
-      closeSync(fd);
+      const fd = openSync(n.file, "wx", 0o600);
+      try {
+        ftruncateSync(fd, poolSize(bytes));
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      rmSync(n.file, { force: true });
+      throw fsError(err, "creating the drill pool's sparse file", n.file);
     }
     try {
       await zpool.createFilePool(n.pool, n.file, n.mnt);
