@@ -9,7 +9,7 @@
  * and in every case no live process holds <drill.dir>/zrbdrill<id>.lock (a drill running now
  * holds it from before it makes anything until after it removed everything).
  */
-import { readdirSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import type { Config } from "../../config/config.ts";
 import { lockHeld } from "../../state/lock.ts";
 import { log } from "../../util/log.ts";
@@ -37,6 +37,9 @@ function entries(dir: string): string[] {
 export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, sourcePools: string[]): Promise<StaleRemoved> {
   const dir = drillDir(cfg);
   const out: StaleRemoved = { pools: [], clones: [], files: [] };
+  // Every drill makes drill.dir first and keeps its file and lock there: without it, nothing here
+  // can be a drill's (a prune host without zfs runs `zrb cleanup` too, and needs no zpool).
+  if (!existsSync(dir)) return out;
   const dead = (id: string) => !lockHeld(drillNames(dir, id).lock);
   for (const src of [...new Set(sourcePools)]) {
     for (const c of await zpool.childrenWithProp(src, "zrb:drill")) {
