@@ -1,4 +1,5 @@
 /** `zrb prune`: the policy from flags or the config, and the explanation, around pipeline/prune/. */
+import { storeArg } from "./stores.ts";
 import { defineCommand } from "citty";
 import type { Config, Task } from "../config/config.ts";
 import { MAX_KEEP_COUNT } from "../config/schema.ts";
@@ -89,6 +90,7 @@ export default defineCommand({
   args: {
     ...configArg,
     ...taskArg,
+    ...storeArg,
     ...keepArgs,
     "dry-run": { type: "boolean", description: "Print, per backup and snapshot, keep or delete and why; change nothing", default: false },
     "allow-early-delete": { type: "boolean", description: "Also delete parts younger than their storage class's minimum duration (billed anyway)", default: false },

@@ -2,6 +2,7 @@
  * `zrb rekey`: hand every backup of a task to new age recipients without re-uploading it
  * (pipeline/rekey/). Flag parsing, key loading, the summary line and --json events here.
  */
+import { storeArg } from "./stores.ts";
 import { defineCommand } from "citty";
 import { readFile } from "node:fs/promises";
 import { applyOutput, configArg, interruptSignal, loadAll, taskArg } from "./common.ts";
@@ -69,6 +70,7 @@ export default defineCommand({
   args: {
     ...configArg,
     ...taskArg,
+    ...storeArg,
     "private-key": { type: "string", alias: "i", description: "The OLD age identity file: it opens the parts now", valueHint: "FILE" },
     "to-recipient": { type: "string", description: "A new recipient (age1…); repeatable", valueHint: "AGE1", repeatable: true },
     "to-recipients-file": { type: "string", description: "A file of new recipients, one age1… per line", valueHint: "FILE" },
