@@ -23,6 +23,7 @@
 import { posix } from "node:path";
 import { STOP_GRACE_SECONDS } from "../util/abort.ts";
 import type { Config, Task } from "../config/config.ts";
+import { storesOf, taskStores } from "../config/stores.ts";
 
 export const SCHEDULE_DROPIN = "zrb-schedule.conf";
 export const DEFAULT_FULL_CALENDAR = "Sun *-*-* 02:00:00";
@@ -107,11 +108,11 @@ export function quoteWord(s: string): string {
   return `"${lit.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 }
 
-/** Paths zrb writes to: base_dir (state, spill chunks, TMPDIR) and local_store when S3 is off and it lies elsewhere. */
+/** Paths zrb writes to: base_dir (state, spill chunks, TMPDIR; every store's state) and each local store that lies elsewhere. */
 export function writablePaths(config: Config): string[] {
   const paths = [config.baseDir];
   const inside = (p: string, dir: string) => p === dir || p.startsWith(dir === "/" ? "/" : dir + "/");
-  if (!config.s3.enabled && !inside(config.localStore, config.baseDir)) paths.push(config.localStore);
+  for (const s of storesOf(config)) if (!s.s3.enabled && !inside(s.localStore, config.baseDir) && !paths.includes(s.localStore)) paths.push(s.localStore);
   return paths;
 }
 
@@ -131,7 +132,9 @@ export const tmpDirFor = (config: Config): string => posix.join(config.baseDir, 
 /**
  * The timers `zrb systemd install` creates for this config: two backups per enabled task, extra
  * snapshots if asked, then a verify per enabled task and a prune per enabled task that has a
- * retention policy (without one `zrb prune` refuses to run).
+ * retention policy, its own or one of its stores' (without one `zrb prune` refuses to run). One
+ * prune timer per task: `zrb prune` goes store by store, each with its own retention (a store
+ * that keeps monthly backups has nothing to delete on the other days).
  */
 export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incremental" | "snapshot" | "prune" | "verify">): Schedule[] {
   const out: Schedule[] = [];
@@ -142,7 +145,8 @@ export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incr
     if (opts.snapshot) out.push({ kind: "snapshot", task: t.name, level: 1, calendar: opts.snapshot });
   }
   for (const t of enabled) {
-    if (t.retention) out.push({ kind: "prune", task: t.name, calendar: opts.prune ?? DEFAULT_PRUNE_CALENDAR });
+    const stores = storesOf(config).filter((s) => taskStores(config, t).includes(s.name));
+    if (t.retention || stores.some((s) => s.retention)) out.push({ kind: "prune", task: t.name, calendar: opts.prune ?? DEFAULT_PRUNE_CALENDAR });
     out.push({ kind: "verify", task: t.name, calendar: opts.verify ?? DEFAULT_VERIFY_CALENDAR });
   }
   return out;
