@@ -84,6 +84,8 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     const trust: Trust = nasTrust(signer, cfg.verifyKeys);
     const heads = await readHeads(store, task.pool, task.dataset, trust, await rd.lastHeadsSequence());
     const start = await prepare({ cfg, task, store, rd, heads, snaps, caps, level, snapshot: opts.snapshot, force: !!opts.force, trust });
+    // Nothing to send: send holds a killed run left (its state gone, or its backup complete) are stale.
+    if (start.kind !== "send") await releaseStraySendHolds(fs, [], tags.send);
     if (start.kind === "already") return start;
     if (start.kind === "complete") {
       await finishBackup(cfg, store, task, rd, start.state, start.manifest, holds, signer, trust);
