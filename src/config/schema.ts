@@ -93,10 +93,10 @@ function taskNameProblem(name: string): string | undefined {
   return ok ? undefined : `must be letters, digits, '.', '_' and '-' only, got ${quote(name)}`;
 }
 
-/** A store's name: it becomes a directory under base_dir and a suffix of zfs hold tags. */
+/** A store's name: it becomes a directory under base_dir, a suffix of zfs hold tags and of a prune timer's instance (TASK:STORE, never a level). */
 export function storeNameProblem(name: string): string | undefined {
-  const ok = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/.test(name);
-  return ok ? undefined : `must be 1 to 32 letters, digits, '.', '_' and '-' starting with a letter or digit, got ${quote(name)}`;
+  const ok = /^[A-Za-z][A-Za-z0-9._-]{0,31}$/.test(name);
+  return ok ? undefined : `must be 1 to 32 letters, digits, '.', '_' and '-' starting with a letter, got ${quote(name)}`;
 }
 
 function poolCheck(pool: string): string | undefined {
