@@ -1,6 +1,7 @@
 import { defineCommand } from "citty";
 import { applyOutput, configArg, loadStores, outputArgs, printJson, taskArg } from "./common.ts";
 import { storeArg } from "./stores.ts";
+import { usageError } from "../util/errors.ts";
 import { loadCatalog, type CatalogEntry } from "../pipeline/catalog.ts";
 import { formatSize } from "../util/size.ts";
 import { formatTable } from "./table.ts";
@@ -37,7 +38,11 @@ export default defineCommand({
     const trust = await resolveTrust(args, key?.verifyKey, stores[0]!.config);
     const only = parseChild(args.child, stores[0]!.task);
     if (stores[0]!.task.recursive && only === undefined) {
-      for (const s of stores) await listTree(s.task, s.store, trust, !!args.json);
+      if (args.json && stores.length > 1) throw usageError(`task ${stores[0]!.task.name} has ${stores.length} stores (${stores.map((s) => s.name).join(", ")}); with --json pass --store NAME for a tree's list`);
+      for (const s of stores) {
+        if (stores.length > 1) process.stdout.write(`store ${s.name} (${s.store.location}):\n`);
+        await listTree(s.task, s.store, trust, !!args.json);
+      }
       return;
     }
     const task = only === undefined ? stores[0]!.task : childTask(stores[0]!.task, only);

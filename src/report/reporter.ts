@@ -91,7 +91,7 @@ export class Reporter implements TransferProgress {
     const j = this.o.job;
     const level = this.start_?.level ?? j.level;
     const child = this.current ? ` ${this.current.rel === "" ? "." : this.current.rel}` : "";
-    return `${j.command} ${j.task}${child}${level !== undefined ? ` level ${level}` : ""}${j.store ? ` to store ${j.store}` : ""}`;
+    return `${j.command} ${j.task}${child}${level !== undefined ? ` level ${level}` : ""}${j.store ? ` (store ${j.store})` : ""}`;
   }
 
   private event(name: string, fields: Record<string, unknown>): void {
