@@ -170,7 +170,7 @@ describe("two stores, each with its own chain", () => {
     expect(await userrefs(l2)).toBe(2);
   });
 
-  test("restore from each store is byte-identical; without --store, the first store that can", async () => {
+  test("restore from each store is byte-identical; without --store, the first store that can; verify checks each store", async () => {
     const want = await hashTree(sc.mnt);
     const restoreArgs = (cfg: string, target: string, more: string[] = []) => ["restore", ...task(cfg), "--target", `${sc.pool.pool}/${target}`, "--private-key", sc.keyFile, ...more];
     await zrb(restoreArgs(up, "from-cold", ["--store", "cold"]), { env: sc.env });
@@ -183,6 +183,9 @@ describe("two stores, each with its own chain", () => {
     const h = await zrb(restoreArgs(up, "from-hot"), { env: sc.env });
     expect(h.stderr).toContain("restoring from store hot");
     expect(await treeOf("from-hot")).toEqual(want);
+    // verify goes store by store, each outcome on its own line.
+    const v = await zrb(["verify", ...task(up), "--private-key", sc.keyFile], { env: sc.env });
+    expect(summary(v.stderr)).toEqual([expect.stringContaining("store hot: ok"), expect.stringContaining("store cold: ok")]);
     const bad = await zrb(restoreArgs(up, "x", ["--store", "warm"]), { env: sc.env, allowFail: true });
     expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining('--store "warm" names no store')]);
   });
