@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
-import { hashTree, makeBucket, mountpointOf, run, userrefs, waitFor, writeRandomFile } from "../helpers/rig.ts";
+import { ageKeyPair, hashTree, makeBucket, mountpointOf, run, userrefs, waitFor, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
 import { startStallServer, type StallServer } from "../helpers/stallserver.ts";
 import { jsonEvents, spawnZrb, zrb } from "../helpers/zrb.ts";
@@ -205,7 +205,7 @@ describe("two stores, each with its own chain", () => {
     expect(await userrefs(l0b)).toBe(2);
   });
 
-  test("status goes store by store; --max-age finds the store that stopped receiving backups", async () => {
+  test("status goes store by store; --max-age finds the store that stopped receiving backups; rekey covers every store", async () => {
     await Bun.sleep(3000);
     await snapshot(1, "l1b");
     await zrb(["backup", ...task(up), "--level", "1", "--store", "hot"], { env: sc.env });
@@ -219,5 +219,10 @@ describe("two stores, each with its own chain", () => {
     expect(line).not.toContain("store hot");
     const hotOnly = await zrb(["status", ...task(up), "--max-age", "3s", "--level", "1", "--store", "hot"], { env: sc.env });
     expect(hotOnly.code).toBe(0);
+    // A key rotation covers every store: rekey (here a dry run) goes through both.
+    const { recipient } = await ageKeyPair(join(sc.work, "new-key.txt"));
+    const rk = await zrb(["rekey", ...task(up), "--private-key", sc.keyFile, "--to-recipient", recipient, "--dry-run"], { env: sc.env });
+    const total = (await list("hot")).length + (await list("cold")).length;
+    expect(rk.stdout).toContain(`of ${total} backups would be rewrapped`);
   });
 });
