@@ -114,7 +114,7 @@ function cause(err: unknown, signal: AbortSignal): unknown {
 
 export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext) => Promise<JobResult>): Promise<void> {
   applyOutput(args);
-  const run: RunSetup = { args, spec, intervalMs: parseInterval(args["progress-interval"]), bandwidth: parseBwlimit(args.bwlimit), intr: interruptSignal(), t0: performance.now() };
+  const run: RunSetup = { intervalMs: parseInterval(args["progress-interval"]), bandwidth: parseBwlimit(args.bwlimit), intr: interruptSignal(), t0: performance.now() };
   try {
     const config = await loadConfigLogged(args.config);
     const task = findTask(config, requireTask(args.task), { allowDisabled: spec.command !== "backup" });
@@ -133,7 +133,9 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
 
   /** One store's run: the reporter, the work, its metrics; the pings when it is the run's only store. */
   async function runStore(r: RunSetup, whole: Config, wholeTask: Task, name: string, pings: boolean): Promise<unknown> {
-    const seconds = () => Math.round(((performance.now() - r.t0) / 1000) * 10) / 10;
+    // The run's only store counts from the start of the run; one of several from its own start.
+    const t0 = pings ? r.t0 : performance.now();
+    const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
     const { config, task } = viewOf(whole, wholeTask, name);
     const store = storeLabel(name);
     const reporter = new Reporter({
@@ -190,8 +192,6 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
 }
 
 interface RunSetup {
-  args: JobArgs;
-  spec: JobSpec;
   intervalMs: number;
   bandwidth: BandwidthSchedule | undefined;
   intr: { signal: AbortSignal; dispose(): void };
