@@ -1,4 +1,6 @@
 import { defineCommand } from "citty";
+import { storesOf, storeView } from "../config/stores.ts";
+import { storeLabel } from "./stores.ts";
 import { applyOutput, configArg, loadConfigLogged, outputArgs, printJson, storeFor } from "./common.ts";
 import * as zfs from "../zfs/zfs.ts";
 import { ExitCode, ZrbError } from "../util/errors.ts";
@@ -12,7 +14,7 @@ export default defineCommand({
     name: "check",
     description:
       "Validate the config (every error names the key), check that each enabled task's dataset exists, " +
-      "that base_dir is a directory only this user can write, and that the bucket (or local store) is reachable and writable with the current credentials. " +
+      "that base_dir is a directory only this user can write, and that the bucket (or local store; with several stores, each of them) is reachable and writable with the current credentials. " +
       "For a recursive task also that its dataset is not a volume and that zrb can name every child. " +
       "Changes nothing. Exits with the first problem's code: 3 config (a tree zrb cannot back up), 5 zfs, 6 object store, 9 base_dir (or a metrics directory others can write).",
   },
@@ -65,16 +67,25 @@ export default defineCommand({
       }
       tasks.push({ name: t.name, dataset: t.fullName, enabled: t.enabled, exists, ...(children !== undefined ? { children } : {}) });
     }
-    const store = storeFor(config);
-    let storeOk = true;
-    try {
-      await store.checkAccess();
-    } catch (err) {
-      storeOk = false;
-      problems.push((err as Error).message, err instanceof ZrbError ? err.exitCode : ExitCode.STORE);
+    // Every store (config `stores`), each reachable and writable with its own credentials.
+    const stores: { name: string; location: string; ok: boolean }[] = [];
+    for (const s of storesOf(config)) {
+      const store = storeFor(storeView(config, s.name));
+      let ok = true;
+      try {
+        await store.checkAccess();
+      } catch (err) {
+        ok = false;
+        const label = storeLabel(s.name);
+        problems.push(`${label ? `store ${label}: ` : ""}${(err as Error).message}`, err instanceof ZrbError ? err.exitCode : ExitCode.STORE);
+      }
+      stores.push({ name: s.name, location: store.location, ok });
     }
+    const { location, ok: storeOk } = stores[0]!;
+    const store = { location };
     const messages = found.map((p) => p.message);
-    if (args.json) printJson({ config: config.path, baseDir: config.baseDir, baseDirOk, zfs: caps?.version ?? null, store: store.location, storeOk, tasks, problems: messages });
+    if (args.json)
+      printJson({ config: config.path, baseDir: config.baseDir, baseDirOk, zfs: caps?.version ?? null, store: store.location, storeOk, ...(stores.length > 1 ? { stores } : {}), tasks, problems: messages });
     else {
       log.info(`config ${config.path}: valid`);
       if (!config.signingKeyFile)
@@ -85,7 +96,7 @@ export default defineCommand({
       if (caps) log.info(`zfs: ${caps.version}`);
       for (const t of tasks)
         log.info(`task ${t.name}: ${t.dataset} ${t.enabled ? (t.exists ? "ok" : "MISSING") : "(disabled)"}${t.children !== undefined ? `, a tree of ${t.children} dataset(s) to back up` : ""}`);
-      log.info(`store ${store.location}: ${storeOk ? "reachable and writable" : "NOT usable"}`);
+      for (const s of stores) log.info(`store ${storeLabel(s.name) ? `${s.name} (${s.location})` : s.location}: ${s.ok ? "reachable and writable" : "NOT usable"}`);
     }
     if (found.length) throw new ZrbError(messages.join("; "), found[0]!.code);
   },

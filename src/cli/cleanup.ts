@@ -1,4 +1,5 @@
 /** `zrb cleanup`: flag parsing around pipeline/cleanup.ts; a recursive task is cleaned child by child under the tree's lock. */
+import { storeArg } from "./stores.ts";
 import { defineCommand } from "citty";
 import type { Config, Task } from "../config/config.ts";
 import { abandon, cleanup, parseDuration, type CleanupOptions, type CleanupResult } from "../pipeline/cleanup.ts";
@@ -82,6 +83,7 @@ export default defineCommand({
   args: {
     ...configArg,
     ...taskArg,
+    ...storeArg,
     "dry-run": { type: "boolean", description: "List what would be removed; change nothing", default: false },
     "older-than": {
       type: "string",

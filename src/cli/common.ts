@@ -8,6 +8,7 @@ import { log, setQuiet, setVerbose } from "../util/log.ts";
 import { STOP_GRACE_SECONDS } from "../util/abort.ts";
 import { ScheduledLimiter, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
 import { now } from "../util/clock.ts";
+import { selectStores, viewOf } from "./stores.ts";
 
 export const configArg = {
   config: { type: "string", alias: "c", description: "Path to the YAML config file", valueHint: "FILE", default: "/etc/zrb/config.yaml" },
@@ -54,15 +55,26 @@ export function requireTask(v: unknown): string {
   return v;
 }
 
-export async function loadAll(args: { config: string; task?: string }, opts: { allowDisabled?: boolean; signal?: AbortSignal } = {}): Promise<{
+/**
+ * The config, the task and one store as that store sees them (cli/stores.ts): the one --store
+ * names, else the task's first (config order).
+ */
+export async function loadAll(args: { config: string; task?: string; store?: string }, opts: { allowDisabled?: boolean; signal?: AbortSignal } = {}): Promise<{
   config: Config;
   task: Task;
   store: ObjectStore;
 }> {
-  const config = await loadConfigLogged(args.config);
-  const task = findTask(config, requireTask(args.task), opts);
-  const store = storeFor(config, opts.signal);
-  return { config, task, store };
+  return (await loadStores(args, opts))[0]!;
+}
+
+/** Every store of the task (config order) or the one --store names: config, task and store as each sees them. */
+export async function loadStores(args: { config: string; task?: string; store?: string }, opts: { allowDisabled?: boolean; signal?: AbortSignal } = {}) {
+  const whole = await loadConfigLogged(args.config);
+  const wholeTask = findTask(whole, requireTask(args.task), opts);
+  return selectStores(whole, wholeTask, args.store).map((name) => {
+    const { config, task } = viewOf(whole, wholeTask, name);
+    return { name, config, task, store: storeFor(config, opts.signal) };
+  });
 }
 
 /**

@@ -15,6 +15,7 @@ import { ExitCode, ZrbError, usageError, isInterruptError } from "../util/errors
 import { parseSchedule, ScheduleProblem, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
 import { warnNoSigningKey } from "./trust.ts";
 import { applyOutput, interruptSignal, loadConfigLogged, outputArgs, requireTask, storeFor } from "./common.ts";
+import { forEachStore, selectStores, storeArg, storeLabel, storeResult, storesError, viewOf } from "./stores.ts";
 
 /** The flags of a long run, besides --config/--task: progress, bandwidth and output. */
 export const transferArgs = {
@@ -36,6 +37,7 @@ export const transferArgs = {
     default: false,
   },
   quiet: { type: "boolean", alias: "q", description: "Only errors on stderr: no progress", default: false },
+  ...storeArg,
 } as const;
 
 export interface JobArgs {
@@ -46,6 +48,7 @@ export interface JobArgs {
   verbose?: boolean;
   "progress-interval"?: string;
   bwlimit?: string;
+  store?: string;
 }
 
 export interface JobContext {
@@ -65,6 +68,8 @@ export interface JobSpec {
   record?: boolean;
   /** Ping monitoring.ping_url at start, success and failure (backup and drill: the runs a timer starts). */
   ping?: boolean;
+  /** Without --store, pick the one store to work on (restore) instead of going store by store. */
+  pickStore?: (config: Config, task: Task, stores: string[], signal: AbortSignal) => Promise<string>;
 }
 
 /**
@@ -111,61 +116,99 @@ function cause(err: unknown, signal: AbortSignal): unknown {
 
 export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext) => Promise<JobResult>): Promise<void> {
   applyOutput(args);
-  const intervalMs = parseInterval(args["progress-interval"]);
-  const bandwidthLimit = parseBwlimit(args.bwlimit);
-  const intr = interruptSignal();
-  const t0 = performance.now();
-  const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
-  let loaded: { config: Config; task: Task; reporter: Reporter } | undefined;
-  let result: unknown;
-  let runs: ChildRun[] | undefined;
-  let bytes: number | undefined;
-  let extra: Record<string, number> | undefined;
-  const pings = spec.ping ?? spec.command === "backup";
+  const pingsOn = spec.ping ?? spec.command === "backup";
+  const run: RunSetup = { intervalMs: parseInterval(args["progress-interval"]), bandwidth: parseBwlimit(args.bwlimit), intr: interruptSignal(), t0: performance.now() };
   try {
     const config = await loadConfigLogged(args.config);
     const task = findTask(config, requireTask(args.task), { allowDisabled: spec.command !== "backup" });
     if (spec.record !== false) assertSafeMetricsFile(config.monitoring.metricsFile); // before the run, not after its work
+    if (spec.command === "backup") warnNoSigningKey(config, "zrb backup");
+    let names = selectStores(config, task, args.store);
+    if (names.length > 1 && spec.pickStore) names = [await spec.pickStore(config, task, names, run.intr.signal)];
+    if (names.length === 1) {
+      await runStore(run, config, task, names[0]!, true);
+      return;
+    }
+    await runStores(run, config, task, names);
+  } finally {
+    run.intr.dispose();
+  }
+
+  /** One store's run: the reporter, the work, its metrics; the pings when it is the run's only store. */
+  async function runStore(r: RunSetup, whole: Config, wholeTask: Task, name: string, pings: boolean): Promise<unknown> {
+    // The run's only store counts from the start of the run; one of several from its own start.
+    const t0 = pings ? r.t0 : performance.now();
+    const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
+    const { config, task } = viewOf(whole, wholeTask, name);
+    const store = storeLabel(name);
     const reporter = new Reporter({
-      job: { command: spec.command, task: task.name, dataset: task.fullName, level: spec.level },
+      job: { command: spec.command, task: task.name, dataset: task.fullName, level: spec.level, ...(store ? { store } : {}) },
       mode: reportMode(!!args.json, !!process.stderr.isTTY),
       progress: !args.quiet,
-      intervalMs,
+      intervalMs: r.intervalMs,
     });
-    loaded = { config, task, reporter };
-    if (spec.command === "backup") warnNoSigningKey(config, "zrb backup");
-    const store = storeFor(config, intr.signal, { reporter, bandwidth: bandwidthLimit });
-    if (pings) await ping(config.monitoring.pingUrl, "start");
-    const out = await work({ config, task, store, reporter, signal: intr.signal });
-    result = out.result;
-    runs = out.runs;
-    bytes = out.bytes;
-    extra = out.extra;
-    if (out.error) throw out.error;
-    reporter.finish(out.result, seconds(), out.bytes);
-    monitor(loaded, spec, { ok: true, exitCode: ExitCode.OK, seconds: seconds(), bytes: out.bytes ?? reporter.bytesDone, extra }, runs);
-    if (pings) await ping(config.monitoring.pingUrl, "success");
-  } catch (err) {
-    const e = cause(err, intr.signal);
-    if (loaded) {
+    const loaded = { config, task, reporter, store };
+    let out: JobResult | undefined;
+    try {
+      const objects = storeFor(config, r.intr.signal, { reporter, bandwidth: r.bandwidth });
+      if (pings && pingsOn) await ping(config.monitoring.pingUrl, "start");
+      out = await work({ config, task, store: objects, reporter, signal: r.intr.signal });
+      if (out.error) throw out.error;
+      reporter.finish(out.result, seconds(), out.bytes);
+      monitor(loaded, spec, { ok: true, exitCode: ExitCode.OK, seconds: seconds(), bytes: out.bytes ?? reporter.bytesDone, extra: out.extra }, out.runs);
+      if (pings && pingsOn) await ping(config.monitoring.pingUrl, "success");
+      return out.result;
+    } catch (err) {
+      const e = cause(err, r.intr.signal);
       const exitCode = e instanceof ZrbError ? e.exitCode : ExitCode.FAILURE;
-      loaded.reporter.fail(e, seconds(), result, bytes);
-      monitor(loaded, spec, { ok: false, exitCode, seconds: seconds(), bytes: bytes ?? loaded.reporter.bytesDone, extra }, runs);
-      if (pings) await ping(loaded.config.monitoring.pingUrl, "fail");
+      reporter.fail(e, seconds(), out?.result, out?.bytes);
+      monitor(loaded, spec, { ok: false, exitCode, seconds: seconds(), bytes: out?.bytes ?? reporter.bytesDone, extra: out?.extra }, out?.runs);
+      if (pings && pingsOn) await ping(config.monitoring.pingUrl, "fail");
+      throw e;
     }
-    throw e;
-  } finally {
-    intr.dispose();
+  }
+
+  /** Every store in turn (cli/stores.ts): one failing does not stop the others; the pings and the last event are the whole run's. */
+  async function runStores(r: RunSetup, config: Config, task: Task, names: string[]): Promise<void> {
+    if (pingsOn) await ping(config.monitoring.pingUrl, "start");
+    const outcomes = await forEachStore(
+      names,
+      async (name) => {
+        try {
+          return { status: "ok", result: await runStore(r, config, task, name, false) };
+        } catch (error) {
+          if (r.intr.signal.aborted) throw error;
+          return { status: "failed", error };
+        }
+      },
+      r.intr.signal,
+    );
+    const err = storesError(`${spec.command} of task ${task.name}`, outcomes);
+    const whole = new Reporter({ job: { command: spec.command, task: task.name, dataset: task.fullName, level: spec.level }, mode: reportMode(!!args.json, false), progress: false, intervalMs: r.intervalMs });
+    const result = { stores: outcomes.map(storeResult) };
+    const secs = Math.round(((performance.now() - r.t0) / 1000) * 10) / 10;
+    if (pingsOn) await ping(config.monitoring.pingUrl, err ? "fail" : "success");
+    if (!err) return whole.finish(result, secs, 0);
+    whole.fail(err, secs, result, 0);
+    throw err;
   }
 }
 
-function monitor(l: { config: Config; task: Task }, spec: JobSpec, r: { ok: boolean; exitCode: number; seconds: number; bytes: number; extra?: Record<string, number> }, runs?: ChildRun[]): void {
+interface RunSetup {
+  intervalMs: number;
+  bandwidth: BandwidthSchedule | undefined;
+  intr: { signal: AbortSignal; dispose(): void };
+  t0: number;
+}
+
+function monitor(l: { config: Config; task: Task; store?: string }, spec: JobSpec, r: { ok: boolean; exitCode: number; seconds: number; bytes: number; extra?: Record<string, number> }, runs?: ChildRun[]): void {
   if (spec.record === false) return;
   const file = l.config.monitoring.metricsFile;
-  if (!runs) return recordRun(file, { command: spec.command, task: l.task.name, pool: l.task.pool, dataset: l.task.dataset, level: spec.level, ...r });
+  const store = l.store ? { store: l.store } : {};
+  if (!runs) return recordRun(file, { command: spec.command, task: l.task.name, pool: l.task.pool, dataset: l.task.dataset, level: spec.level, ...store, ...r });
   const { pool, name: task } = l.task;
   recordRuns(
     file,
-    runs.map((c) => ({ ...c, command: spec.command, task, pool, dataset: c.dataset.slice(pool.length + 1), level: c.level ?? spec.level })),
+    runs.map((c) => ({ ...c, command: spec.command, task, pool, dataset: c.dataset.slice(pool.length + 1), level: c.level ?? spec.level, ...store })),
   );
 }

@@ -1,5 +1,7 @@
 import { defineCommand } from "citty";
-import { applyOutput, configArg, loadAll, outputArgs, printJson, taskArg } from "./common.ts";
+import { applyOutput, configArg, loadStores, outputArgs, printJson, taskArg } from "./common.ts";
+import { storeArg } from "./stores.ts";
+import { usageError } from "../util/errors.ts";
 import { loadCatalog, type CatalogEntry } from "../pipeline/catalog.ts";
 import { formatSize } from "../util/size.ts";
 import { formatTable } from "./table.ts";
@@ -25,24 +27,30 @@ export default defineCommand({
     "private-key": { type: "string", alias: "i", description: "age identity file: only its recorded verification key is used (nothing is decrypted)", valueHint: "FILE" },
     ...trustArgs,
     ...childArg,
+    ...storeArg,
     ...outputArgs,
   },
   async run({ args }) {
     applyOutput(args);
-    const loaded = await loadAll(args, { allowDisabled: true });
-    const { store } = loaded;
-    warnNoSigningKey(loaded.config, "zrb list");
+    const stores = await loadStores(args, { allowDisabled: true });
+    warnNoSigningKey(stores[0]!.config, "zrb list");
     const key = args["private-key"] ? await loadIdentityFile(args["private-key"]) : undefined;
-    const trust = await resolveTrust(args, key?.verifyKey, loaded.config);
-    const only = parseChild(args.child, loaded.task);
-    if (loaded.task.recursive && only === undefined) return listTree(loaded.task, store, trust, !!args.json);
-    const task = only === undefined ? loaded.task : childTask(loaded.task, only);
-    const entries = (await loadCatalog(store, task.pool, task.dataset, trust)).entries;
-    if (args.json) {
-      printJson(entries);
+    const trust = await resolveTrust(args, key?.verifyKey, stores[0]!.config);
+    const only = parseChild(args.child, stores[0]!.task);
+    if (stores[0]!.task.recursive && only === undefined) {
+      if (args.json && stores.length > 1) throw usageError(`task ${stores[0]!.task.name} has ${stores.length} stores (${stores.map((s) => s.name).join(", ")}); with --json pass --store NAME for a tree's list`);
+      for (const s of stores) {
+        if (stores.length > 1) process.stdout.write(`store ${s.name} (${s.store.location}):\n`);
+        await listTree(s.task, s.store, trust, !!args.json);
+      }
       return;
     }
-    writePaged(listLines(entries, task.fullName, store.location).join("\n") + "\n");
+    const task = only === undefined ? stores[0]!.task : childTask(stores[0]!.task, only);
+    const each = await Promise.all(stores.map(async (s) => ({ store: s.name, location: s.store.location, entries: (await loadCatalog(s.store, task.pool, task.dataset, trust)).entries })));
+    // One store: today's output. Several: each store's list under its name (--json: one object per store).
+    if (args.json) return printJson(each.length === 1 ? each[0]!.entries : each.map(({ store, entries }) => ({ store, entries })));
+    const text = each.map((e) => (each.length > 1 ? [`store ${e.store} (${e.location}):`] : []).concat(listLines(e.entries, task.fullName, e.location)).join("\n"));
+    writePaged(text.join("\n\n") + "\n");
   },
 });
 

@@ -1,4 +1,6 @@
 /** `zrb prune`: the policy from flags or the config, and the explanation, around pipeline/prune/. */
+import { storeArg, storeLabel } from "./stores.ts";
+import { DEFAULT_STORE } from "../config/stores.ts";
 import { defineCommand } from "citty";
 import type { Config, Task } from "../config/config.ts";
 import { MAX_KEEP_COUNT } from "../config/schema.ts";
@@ -68,7 +70,7 @@ export function resolvePolicies(args: KeepFlags, config: Config, task: Task): { 
   const configBucket = Object.values(bucketRules).some((v) => v !== undefined) ? fromConfig(bucketRules) : null;
   if (!flags && !r)
     throw usageError(
-      `no retention policy for task ${task.name}: give --keep-* flags (e.g. --keep-daily 7 --keep-weekly 4 --keep-monthly 12) or set tasks[].retention in ${config.path}; zrb never prunes without one`,
+      `no retention policy for task ${task.name}${storeLabel(config.store ?? DEFAULT_STORE) ? ` in store ${config.store}` : ""}: give --keep-* flags (e.g. --keep-daily 7 --keep-weekly 4 --keep-monthly 12) or set tasks[].retention (or stores[].retention) in ${config.path}; zrb never prunes without one`,
     );
   if (flags && configBucket) log.info(`the --keep-* flags replace tasks[].retention of ${task.name} (${describePolicy(configBucket)}) for this run`);
   return { bucket: flags ?? configBucket, local: local ? fromConfig(local) : DEFAULT_LOCAL_POLICY };
@@ -89,6 +91,7 @@ export default defineCommand({
   args: {
     ...configArg,
     ...taskArg,
+    ...storeArg,
     ...keepArgs,
     "dry-run": { type: "boolean", description: "Print, per backup and snapshot, keep or delete and why; change nothing", default: false },
     "allow-early-delete": { type: "boolean", description: "Also delete parts younger than their storage class's minimum duration (billed anyway)", default: false },

@@ -2,9 +2,10 @@
  * `zrb rekey`: hand every backup of a task to new age recipients without re-uploading it
  * (pipeline/rekey/). Flag parsing, key loading, the summary line and --json events here.
  */
+import { storeArg } from "./stores.ts";
 import { defineCommand } from "citty";
 import { readFile } from "node:fs/promises";
-import { applyOutput, configArg, interruptSignal, loadAll, taskArg } from "./common.ts";
+import { applyOutput, configArg, interruptSignal, loadStores, taskArg } from "./common.ts";
 import { resolveTrust, trustArgs } from "./trust.ts";
 import { repeatedFlag } from "./common.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
@@ -69,6 +70,7 @@ export default defineCommand({
   args: {
     ...configArg,
     ...taskArg,
+    ...storeArg,
     "private-key": { type: "string", alias: "i", description: "The OLD age identity file: it opens the parts now", valueHint: "FILE" },
     "to-recipient": { type: "string", description: "A new recipient (age1…); repeatable", valueHint: "AGE1", repeatable: true },
     "to-recipients-file": { type: "string", description: "A file of new recipients, one age1… per line", valueHint: "FILE" },
@@ -89,31 +91,37 @@ export default defineCommand({
     const { signal, dispose } = interruptSignal();
     let reported = false;
     try {
-      const { config, task, store } = await loadAll(args, { signal, allowDisabled: true });
+      // Every store of the task (or --store): a key rotation that left one store on the old key would not be one.
+      const stores = await loadStores(args, { signal, allowDisabled: true });
+      const { config, task } = stores[0]!;
       const key = await loadIdentityFile(args["private-key"]);
       const trust = await resolveTrust(args, key.verifyKey, config);
       warnUnauthenticated(trust, "rekey");
       const signer = config.signingKeyFile ? await readSigningKey(config.signingKeyFile) : undefined;
       // A recursive task: every child with backups in the bucket, one dataset at a time.
       if (task.recursive && args["backup-id"] !== undefined) throw usageError("--backup-id names one dataset's backup; it cannot be used with a recursive task");
-      const datasets: Task[] = task.recursive ? (await bucketChildren(store, task, trust)).children.map((c) => childTask(task, c.rel)) : [task];
+      if (stores.length > 1 && args["backup-id"] !== undefined) throw usageError(`--backup-id names a backup of one store; pass --store NAME too (stores: ${stores.map((s) => s.name).join(", ")})`);
       const result: RekeyResult = { dryRun: !!args["dry-run"], backups: 0, parts: 0, downloadedBytes: 0, copiedBytes: 0, skipped: [] };
-      for (const t of datasets) {
-        const r = await rekey(config, t, store, {
-          identities: key.identities,
-          recipients,
-          trust,
-          signer,
-          backupId: args["backup-id"],
-          dryRun: !!args["dry-run"],
-          signal,
-          onEvent: ({ event, ...fields }: RekeyEvent) => emit(event, { dataset: t.fullName, ...fields }),
-        });
-        result.backups += r.backups;
-        result.parts += r.parts;
-        result.downloadedBytes += r.downloadedBytes;
-        result.copiedBytes += r.copiedBytes;
-        result.skipped.push(...r.skipped);
+      for (const { name, config: view, store } of stores) {
+        const label = stores.length > 1 ? { store: name } : {};
+        const datasets: Task[] = task.recursive ? (await bucketChildren(store, task, trust)).children.map((c) => childTask(task, c.rel)) : [task];
+        for (const t of datasets) {
+          const r = await rekey(view, t, store, {
+            identities: key.identities,
+            recipients,
+            trust,
+            signer,
+            backupId: args["backup-id"],
+            dryRun: !!args["dry-run"],
+            signal,
+            onEvent: ({ event, ...fields }: RekeyEvent) => emit(event, { dataset: t.fullName, ...label, ...fields }),
+          });
+          result.backups += r.backups;
+          result.parts += r.parts;
+          result.downloadedBytes += r.downloadedBytes;
+          result.copiedBytes += r.copiedBytes;
+          result.skipped.push(...r.skipped);
+        }
       }
       if (!result.dryRun && result.parts > 0 && !config.recipients.every((r) => recipients.includes(r)))
         log.warn(`${config.path} still encrypts new backups to ${config.recipients.filter((r) => !recipients.includes(r)).join(", ")}; set age_public_key (age_recipients) to the new key`);

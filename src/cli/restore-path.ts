@@ -5,6 +5,7 @@
 import { resolve } from "node:path";
 import { repeatedFlag } from "./common.ts";
 import { runJob } from "./job.ts";
+import { pickRestoreStore } from "./restore-store.ts";
 import { resolveTrust, type TrustFlags } from "./trust.ts";
 import { parseChild } from "./tree.ts";
 import { loadIdentityFile } from "../crypto/keys.ts";
@@ -37,7 +38,9 @@ export async function runPathRestore(args: Args, selector: Selector, ahead: numb
   if (args.plan || args["dry-run"] || args.thaw) throw usageError("--path does not take --plan or --thaw; thaw with a full restore first");
   if (!args["private-key"]) throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
   const key = await loadIdentityFile(args["private-key"]);
-  await runJob(args, { command: "restore", level: selector.level }, async ({ config, task: t, store, reporter, signal }) => {
+  // Several stores: the paths come from one of them, picked as a full restore picks it.
+  const pickStore = pickRestoreStore(async (config) => resolveTrust(args, key.verifyKey, config));
+  await runJob(args, { command: "restore", level: selector.level, pickStore }, async ({ config, task: t, store, reporter, signal }) => {
     const trust = await resolveTrust(args, key.verifyKey, config);
     const only = parseChild(args.child, t);
     if (t.recursive && only === undefined) throw usageError(`task ${t.name} is recursive: name the child the paths are in with --child (. for ${t.fullName} itself)`);

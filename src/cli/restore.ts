@@ -1,4 +1,5 @@
 import { defineCommand } from "citty";
+import { pickRestoreStore } from "./restore-store.ts";
 import { applyOutput, configArg, interruptSignal, loadAll, parseLevel, printJson, taskArg } from "./common.ts";
 import { runJob, transferArgs } from "./job.ts";
 import { restore, type Selector, type ThawProgress, type ThawTier } from "../pipeline/restore/index.ts";
@@ -81,7 +82,8 @@ export default defineCommand({
       throw usageError("--private-key FILE is required to restore (the age identity file made by zrb genkey or age-keygen)");
     if (planOnly) return printPlan(args, selector);
     const key = await loadIdentityFile(args["private-key"]!);
-    await runJob(args, { command: "restore", level: selector.level }, async ({ config, task: t, store, reporter, signal }) => {
+    const pickStore = pickRestoreStore(async (config) => resolveTrust(args, key.verifyKey, config));
+    await runJob(args, { command: "restore", level: selector.level, pickStore }, async ({ config, task: t, store, reporter, signal }) => {
       const trust = await resolveTrust(args, key.verifyKey, config);
       const only = parseChild(args.child, t);
       const common = { selector, force: !!args.force, identities: key.identities, trust, thaw, ahead, signal, onThaw: thawLine(!!args.json) };
@@ -128,7 +130,7 @@ function thawLine(json: boolean) {
 
 /** --plan: print the steps, change nothing (no progress, no metrics: nothing moves). */
 async function printPlan(
-  args: { config: string; task?: string; target?: string; force?: boolean; json?: boolean; child?: string; "private-key"?: string; "verify-key"?: string; "allow-unsigned"?: boolean },
+  args: { config: string; task?: string; target?: string; force?: boolean; json?: boolean; child?: string; "private-key"?: string; "verify-key"?: string; "allow-unsigned"?: boolean; store?: string },
   selector: Selector,
 ): Promise<void> {
   const intr = interruptSignal();

@@ -24,10 +24,15 @@ import { applyOutput, configArg, loadConfigLogged, outputArgs, parseLevel, print
 import { parseDuration } from "../pipeline/cleanup.ts";
 import { DEFAULT_STALE_MS, describeStale, newestLine } from "../report/freshness.ts";
 import { now } from "../util/clock.ts";
+import type { Config } from "../config/config.ts";
+import { selectStores, storeArg, storeLabel, viewOf } from "./stores.ts";
+import { storesOf } from "../config/stores.ts";
 
 type TaskStatus = {
   task: string;
   enabled: boolean;
+  /** The store, for a task with several (one entry per store; none for an s3 section's one store). */
+  store?: string;
 } & (DatasetStatus | TreeStatus);
 
 interface TreeStatus extends LockStatus {
@@ -61,6 +66,7 @@ export default defineCommand({
     level: { type: "string", alias: "l", description: "With --max-age: check the newest backup at each of these levels (or lower) instead, e.g. 0 or 0,1", valueHint: "N[,N…]" },
     ...trustArgs,
     ...childArg,
+    ...storeArg,
     ...outputArgs,
   },
   async run({ args }) {
@@ -76,14 +82,20 @@ export default defineCommand({
     if (args.task && tasks.length === 0)
       throw new ZrbError(`no task ${args.task} in ${config.path} (tasks: ${config.tasks.map((t) => t.name).join(", ")})`, ExitCode.CONFIG);
     warnNoSigningKey(config, "zrb status");
-    const store = storeFor(config);
     const trust = await resolveTrust(args, undefined, config);
     const out: TaskStatus[] = [];
-    for (const t of tasks) {
-      const fresh = maxAgeMs !== undefined && (t.enabled || args.task) ? { task: t.name, maxAgeMs, levels, at } : undefined;
+    const locations: string[] = [];
+    // Store by store (cli/stores.ts): each store of a task is its own entry, fresh or stale on its own.
+    for (const { task: t, name, view } of statusStores(config, tasks, args.store)) {
+      const store = storeFor(view.config);
+      const label = storeLabel(name);
+      const fresh = maxAgeMs !== undefined && (t.enabled || args.task) ? { task: label ? `${t.name} in store ${name}` : t.name, maxAgeMs, levels, at } : undefined;
       const only = parseChild(args.child, t);
-      if (t.recursive) out.push({ task: t.name, enabled: t.enabled, ...(await treeStatus(config.baseDir, store, t, trust, fresh, only)) });
-      else out.push({ task: t.name, enabled: t.enabled, ...(await datasetStatus(config.baseDir, store, t.pool, t.dataset, trust, fresh)) });
+      const head = { task: t.name, enabled: t.enabled, ...(label ? { store: label } : {}) };
+      const baseDir = view.config.baseDir;
+      if (t.recursive) out.push({ ...head, ...(await treeStatus(baseDir, store, view.task, trust, fresh, only)) });
+      else out.push({ ...head, ...(await datasetStatus(baseDir, store, t.pool, t.dataset, trust, fresh)) });
+      locations.push(store.location);
     }
     const stale = out.flatMap((s) => ("children" in s ? s.children.flatMap((c) => c.freshness ?? []) : (s.freshness ?? []))).filter((c) => c.stale);
     const staleError = () =>
@@ -96,15 +108,16 @@ export default defineCommand({
     const lines: string[] = [];
     // Beside every task (and child): its newest backup's age in words, marked STALE past --max-age (or DEFAULT_STALE_MS).
     const newest = (d: DatasetStatus) => (d.heads ? `  ${newestLine(d.heads, at, maxAgeMs ?? DEFAULT_STALE_MS, maxAge ?? "2d")}` : "");
-    for (const s of out) {
-      lines.push(`${s.task} (${s.dataset})${"children" in s ? ` recursive, ${s.children.length} child dataset(s)` : newest(s)}${s.enabled ? "" : " [disabled]"}`);
+    for (const [i, s] of out.entries()) {
+      const location = locations[i]!;
+      lines.push(`${s.task} (${s.dataset})${s.store ? ` → store ${s.store}` : ""}${"children" in s ? ` recursive, ${s.children.length} child dataset(s)` : newest(s)}${s.enabled ? "" : " [disabled]"}`);
       lockLines(s, lines, "  ");
-      if (!("children" in s)) datasetLines(s, lines, "  ", store.location, maxAge);
+      if (!("children" in s)) datasetLines(s, lines, "  ", location, maxAge);
       else
         for (const c of s.children) {
           lines.push(`  ${c.child === "" ? "." : c.child} (${c.dataset})${c.state === "backed up" ? newest(c) : ` [${c.state}]`}`);
           lockLines(c, lines, "    ");
-          datasetLines(c, lines, "    ", store.location, maxAge);
+          datasetLines(c, lines, "    ", location, maxAge);
         }
     }
     process.stdout.write(lines.map(printable).join("\n") + "\n");
@@ -144,4 +157,13 @@ async function treeStatus(baseDir: string, store: ObjectStore, t: Task, trust: T
     out.children.push({ child: c.rel, state, ...(await datasetStatus(baseDir, store, t.pool, childTask(t, c.rel).dataset, trust, checked)) });
   }
   return out;
+}
+
+/** Every (task, store) pair to show: each task's stores, or only --store (tasks not backed up there are left out). */
+function statusStores(config: Config, tasks: Task[], flag: string | undefined) {
+  if (flag !== undefined && tasks.length > 1 && !storesOf(config).some((s) => s.name === flag)) selectStores(config, tasks[0]!, flag); // the error naming the stores
+  return tasks.flatMap((task) => {
+    const names = flag !== undefined && tasks.length > 1 ? selectStores(config, task, undefined).filter((n) => n === flag) : selectStores(config, task, flag);
+    return names.map((name) => ({ task, name, view: viewOf(config, task, name) }));
+  });
 }

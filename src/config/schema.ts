@@ -21,6 +21,7 @@ import type { Ctx } from "./read.ts";
 import { absolutePath, bool, duration, enumOf, int, rate, size, str } from "./scalars.ts";
 import { pingUrlProblem } from "../util/url.ts";
 import { compileExclude, excludePatternProblem } from "../zfs/exclude.ts";
+import { resolveStores } from "./stores.ts";
 import { type Infer, list, object, oneOrList, scalarText, type Siblings, Type } from "./types.ts";
 import { formatSchedule, parseSchedule, ScheduleProblem, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
 
@@ -90,6 +91,12 @@ const PREFIX_MESSAGES: Record<PrefixProblem, (raw: string) => string> = {
 function taskNameProblem(name: string): string | undefined {
   const ok = /^[A-Za-z0-9._-]+$/.test(name) && name !== "." && name !== "..";
   return ok ? undefined : `must be letters, digits, '.', '_' and '-' only, got ${quote(name)}`;
+}
+
+/** A store's name: it becomes a directory under base_dir, a suffix of zfs hold tags and of a prune timer's instance (TASK:STORE, never a level). */
+export function storeNameProblem(name: string): string | undefined {
+  const ok = /^[A-Za-z][A-Za-z0-9._-]{0,31}$/.test(name);
+  return ok ? undefined : `must be 1 to 32 letters, digits, '.', '_' and '-' starting with a letter, got ${quote(name)}`;
 }
 
 function poolCheck(pool: string): string | undefined {
@@ -198,6 +205,12 @@ const TASK = object({
     .doc(
       "Send the datasets' properties with the data (`zfs send -p`). Off by default: a restore would receive the source's `mountpoint`, `sharenfs` and the like, so the restored copy mounts over (or shares) the live data's paths at the next boot, and would carry encryption and key location settings that do not fit the target. Turn it on when restoring to a fresh pool should recreate those settings.",
       { new: true },
+    ),
+  stores: list(str().check(storeNameProblem), { example: "names from the top-level stores list, e.g. [hot, cold]", itemHint: "a store name from stores[].name" })
+    .optional()
+    .doc(
+      "The stores (`stores[].name`) this task is backed up to, each with its own chain. Without it: every store of the top-level `stores` list (or the one `s3` store, named `default`).",
+      { new: true, default: "every store" },
     ),
   retention: RETENTION.optional().doc(
     "Which backups `zrb prune` keeps in the bucket (restic's rules, ORed; the `--keep-*` flags replace them). Without bucket rules every backup is kept. A backup that a kept one depends on is always kept too.",
@@ -352,6 +365,54 @@ const S3 = object({
 });
 
 // ---------------------------------------------------------------------------------------------
+// stores[] (config/stores.ts turns them into one config per store)
+
+const CREDENTIALS = object({
+  profile: str()
+    .check((v) => (/^[A-Za-z0-9._-]{1,64}$/.test(v) ? undefined : `must be a profile name of the shared AWS credentials file, got ${quote(v)}`))
+    .optional()
+    .doc("A profile of the shared credentials file (`~/.aws/credentials`) for this store."),
+  access_key_id_env: str()
+    .check(envNameProblem)
+    .optional()
+    .doc("The name of the environment variable that holds this store's access key id (the name, never the key: e.g. `ZRB_COLD_KEY_ID`)."),
+  secret_access_key_env: str()
+    .check(envNameProblem)
+    .optional()
+    .rule((o, c) => {
+      if ((o.accessKeyIdEnv === undefined) !== (o.secretAccessKeyEnv === undefined))
+        c.problem("needs both access_key_id_env and secret_access_key_env (the names of two environment variables), or neither");
+    })
+    .doc("The name of the environment variable that holds this store's secret access key."),
+}).then((o, c) => {
+  if (o.profile !== undefined && o.accessKeyIdEnv !== undefined) c.problem("sets both profile and access_key_id_env; keep one");
+  return o;
+});
+
+function envNameProblem(v: string): string | undefined {
+  return /^[A-Za-z_][A-Za-z0-9_]{0,127}$/.test(v) ? undefined : `must be the name of an environment variable (letters, digits, '_'), got ${quote(v)}`;
+}
+
+const STORE = object({
+  name: str()
+    .check(storeNameProblem)
+    .required("a name such as hot or cold")
+    .doc("Unique name, used by `tasks[].stores` and `--store`. A store named `default` keeps its local state where a config with one `s3` section keeps it; any other store keeps it under `<base_dir>/stores/<name>/`."),
+  s3: S3.optional().doc("The bucket, with the keys of the top-level `s3` section (`enabled` may be left out: a store's `s3` section is on unless it says `enabled: false`).", {
+    default: "— (a local directory store)",
+  }),
+  local_store: absolutePath()
+    .optional()
+    .doc("The directory of a local store (no `s3` section, or `s3.enabled: false`).", { default: "`<base_dir>/stores/<name>/store`" }),
+  retention: RETENTION.optional().doc("Replaces `tasks[].retention` for this store: e.g. a hot store keeping 14 daily backups and a cold one keeping 24 monthly ones.", {
+    default: "the task's",
+  }),
+  credentials: CREDENTIALS.optional().doc("Where this store's S3 credentials come from, by name only (secrets are never written in the config). Without it, the usual AWS environment and files.", {
+    default: "the AWS default chain",
+  }),
+});
+
+// ---------------------------------------------------------------------------------------------
 // monitoring, zfs
 
 const MONITORING = object({
@@ -484,7 +545,13 @@ export const ROOT = object(
     local_store: absolutePath()
       .default((o) => posix.join(o.baseDir as string, "store"))
       .doc("Where objects go when `s3.enabled` is false.", { new: true, default: "`<base_dir>/store`" }),
-    s3: S3.default().doc("The object store.", { default: "see below" }),
+    s3: S3.default().doc("The object store (one store, named `default`). Use either `s3` or `stores`.", { default: "see below" }),
+    stores: list(STORE, { example: "one entry per destination, each with name and s3", itemHint: "name and s3 (or local_store)", min: 1 })
+      .optional()
+      .doc(
+        "Several destinations, each with its own chain, storage classes, retention, object lock, bandwidth limit and credentials (docs/config.md, \"Several stores\"). `zrb backup` sends to every store of the task; the other commands take `--store NAME`. Use either `s3` or `stores`.",
+        { new: true, default: "— (the `s3` section is the one store)" },
+      ),
     monitoring: MONITORING.default().doc("Metrics and pings for unattended runs.", { new: true, default: "see below" }),
     zfs: ZFS.default().doc("How long zfs may stall.", { new: true, default: "see below" }),
     drill: DRILL.default().doc("Throwaway pools of `zrb drill` and `zrb restore --path`.", { new: true, default: "see below" }),
@@ -510,7 +577,7 @@ export const ROOT = object(
   if (!rest.s3.enabled && rest.s3.bucket !== "") {
     c.warn(`s3.bucket is set but s3.enabled is not true in ${c.file}, so backups go to ${rest.localStore}; set s3.enabled: true to use the bucket`);
   }
-  return { path: c.file, ...rest, recipients };
+  return resolveStores({ path: c.file, ...rest, recipients }, c);
 });
 
 /** A validated config; `path` is the file it was read from. */

@@ -16,7 +16,7 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Config, Task } from "../config/config.ts";
-import { releaseStraySendHolds } from "./backup/holds.ts";
+import { holdTags, releaseStraySendHolds } from "./backup/holds.ts";
 import { deleteOrLeave } from "./backup/finish.ts";
 import * as zfs from "../zfs/zfs.ts";
 import { acquireLock } from "../state/lock.ts";
@@ -108,7 +108,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
     if (!opts.dryRun) {
       // Send holds a killed run leaked (its state lost): everything but the resumable backup's.
       if (await zfs.datasetExists(task.fullName).catch(() => false))
-        await releaseStraySendHolds(task.fullName, [state?.snapshot?.name, state?.parent?.name]);
+        await releaseStraySendHolds(task.fullName, [state?.snapshot?.name, state?.parent?.name], holdTags(cfg).send);
       for (const u of uploads) {
         checkInterrupted(opts.signal);
         await store.abortUpload(u.key, u.uploadId);

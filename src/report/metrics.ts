@@ -5,7 +5,7 @@
  * fsync, rename: node_exporter never reads half a file), under a lock so that runs of other
  * datasets writing the same file at the same time do not lose each other's series.
  *
- * Per command C (backup, restore, verify, prune, cleanup, drill) and labels {task, pool, dataset[, level]}:
+ * Per command C (backup, restore, verify, prune, cleanup, drill) and labels {task, pool, dataset[, level][, store]}:
  *   zrb_C_last_run_timestamp_seconds      when the last run ended (Unix seconds)
  *   zrb_C_last_success_timestamp_seconds  when the last successful run ended (kept through failures)
  *   zrb_C_last_duration_seconds, zrb_C_last_bytes, zrb_C_last_exit_code   of the last run
@@ -40,6 +40,8 @@ export interface RunRecord {
   pool: string;
   dataset: string;
   level?: number;
+  /** The store of a task with several (absent for the one store of an s3 section: its series keep their labels). */
+  store?: string;
   ok: boolean;
   exitCode: number;
   seconds: number;
@@ -112,6 +114,7 @@ export function updateMetrics(existing: string, r: RunRecord): string {
     ["pool", r.pool],
     ["dataset", r.dataset],
     ...(r.level !== undefined ? [["level", String(r.level)] as [string, string]] : []),
+    ...(r.store !== undefined ? [["store", r.store] as [string, string]] : []),
   ];
   const at = (r.at ?? now()).getTime() / 1000;
   const values: Record<string, string> = {

@@ -27,6 +27,8 @@ export interface Job {
   task: string;
   dataset: string;
   level?: number;
+  /** The store of a task with several (config/stores.ts): events carry it, lines name it. */
+  store?: string;
 }
 
 export interface ReporterOptions {
@@ -89,14 +91,14 @@ export class Reporter implements TransferProgress {
     const j = this.o.job;
     const level = this.start_?.level ?? j.level;
     const child = this.current ? ` ${this.current.rel === "" ? "." : this.current.rel}` : "";
-    return `${j.command} ${j.task}${child}${level !== undefined ? ` level ${level}` : ""}`;
+    return `${j.command} ${j.task}${child}${level !== undefined ? ` level ${level}` : ""}${j.store ? ` (store ${j.store})` : ""}`;
   }
 
   private event(name: string, fields: Record<string, unknown>): void {
     if (this.o.mode !== "json") return;
     const j = this.o.job;
     const dataset = this.current?.dataset ?? j.dataset;
-    this.out(JSON.stringify({ event: name, time: now().toISOString(), command: j.command, task: j.task, dataset, ...fields }) + "\n");
+    this.out(JSON.stringify({ event: name, time: now().toISOString(), command: j.command, task: j.task, dataset, ...(j.store ? { store: j.store } : {}), ...fields }) + "\n");
   }
 
   facts(): ProgressFacts {

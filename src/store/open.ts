@@ -4,6 +4,7 @@
  * local directory (which has no transient failures to retry and no bandwidth to limit).
  */
 import type { ObjectStore } from "./store.ts";
+import { configError } from "../util/errors.ts";
 import { S3Store, type S3StoreOptions } from "./s3.ts";
 import { LocalStore } from "./local.ts";
 import { RetryStore, type RetryOptions } from "./retry.ts";
@@ -34,6 +35,8 @@ export interface StoreConfig {
     /** Multipart parts uploaded at once per object (s3.concurrency). */
     concurrency?: number;
     objectLock?: S3StoreOptions["objectLock"];
+    /** stores[].credentials: a profile, or the names of two environment variables (config/stores.ts). */
+    credentials?: { profile?: string; accessKeyIdEnv?: string; secretAccessKeyEnv?: string };
   };
   /** Root directory of the local store used when s3.enabled is false. */
   localStoreDir: string;
@@ -63,6 +66,22 @@ export function openStore(cfg: StoreConfig, extra: OpenOptions = {}): ObjectStor
     signal: extra.signal,
     objectLock: s3.objectLock,
     partConcurrency: s3.concurrency,
+    profile: s3.credentials?.profile,
+    credentials: envCredentials(s3.credentials),
   });
   return new RetryStore(inner, { maxAttempts: s3.retry.maxAttempts, onRetry: extra.onRetry, signal: extra.signal, baseDelayMs: extra.retryBaseDelayMs });
+}
+
+/**
+ * A store's keys from the environment variables its config names. A variable that is unset or
+ * empty is an error naming the variable (never a value), before any request is made.
+ */
+function envCredentials(c: StoreConfig["s3"]["credentials"]): S3StoreOptions["credentials"] {
+  if (!c?.accessKeyIdEnv || !c.secretAccessKeyEnv) return undefined;
+  const get = (name: string) => {
+    const v = process.env[name];
+    if (!v) throw configError(`the environment variable ${name} (stores[].credentials) is not set; export it before running zrb (in the systemd unit: an EnvironmentFile)`);
+    return v;
+  };
+  return { accessKeyId: get(c.accessKeyIdEnv), secretAccessKey: get(c.secretAccessKeyEnv) };
 }

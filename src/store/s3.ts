@@ -63,6 +63,10 @@ export interface S3StoreOptions {
   signal?: AbortSignal;
   /** s3.object_lock: every object written is locked this many days (the bucket must have object lock). */
   objectLock?: { mode: "GOVERNANCE" | "COMPLIANCE"; days: number };
+  /** This store's own credentials (stores[].credentials, open.ts); else the AWS default chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** A profile of the shared credentials file for this store. */
+  profile?: string;
 }
 
 // A silent logger: the SDK otherwise prints warnings (e.g. "An error was encountered in a
@@ -102,6 +106,8 @@ export class S3Store implements ObjectStore {
       region: opts.region,
       ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
       maxAttempts: 1,
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+      ...(opts.profile ? { profile: opts.profile } : {}),
       requestChecksumCalculation: checksumMode,
       responseChecksumValidation: checksumMode,
       // The watchdog decides about stalls; the socket timer is only a backstop far behind it

@@ -25,6 +25,7 @@
 import { posix } from "node:path";
 import { STOP_GRACE_SECONDS } from "../util/abort.ts";
 import type { Config, Task } from "../config/config.ts";
+import { storesOf, taskStores } from "../config/stores.ts";
 
 export const SCHEDULE_DROPIN = "zrb-schedule.conf";
 export const DEFAULT_FULL_CALENDAR = "Sun *-*-* 02:00:00";
@@ -61,6 +62,8 @@ export interface Schedule {
   task: string;
   /** For backup and snapshot units; prune and verify run per task. */
   level?: number;
+  /** A prune of one store of a task with several (instance TASK:STORE). */
+  store?: string;
   /** systemd OnCalendar= expression. */
   calendar: string;
 }
@@ -78,6 +81,8 @@ export interface UnitOptions {
   snapshot?: string;
   /** zrb prune of each enabled task that has a retention policy (default DEFAULT_PRUNE_CALENDAR). */
   prune?: string;
+  /** The prune calendar of a store, by store name (`--prune-store cold=monthly`), instead of `prune`. */
+  pruneStores?: Record<string, string>;
   /** zrb verify --rotate of each enabled task (default DEFAULT_VERIFY_CALENDAR). */
   verify?: string;
   /** zrb drill of each enabled task when drill.private_key is set (default DEFAULT_DRILL_CALENDAR). */
@@ -99,6 +104,12 @@ export function parseTaskInstance(instance: string): string | null {
   return /^[A-Za-z0-9._-]+$/.test(instance) ? instance : null;
 }
 
+/** A prune instance: TASK, or TASK:STORE for one store of a task with several; null if it is neither. */
+export function parsePruneInstance(instance: string): { task: string; store?: string } | null {
+  const m = /^([A-Za-z0-9._-]+)(?::([A-Za-z][A-Za-z0-9._-]{0,31}))?$/.exec(instance);
+  return m ? { task: m[1]!, ...(m[2] !== undefined ? { store: m[2] } : {}) } : null;
+}
+
 /** Split "TASK:LEVEL" (the inverse of instanceName); null if it is not of that form. */
 export function parseInstance(instance: string): { task: string; level: number } | null {
   const m = /^([A-Za-z0-9._-]+):(\d{1,2})$/.exec(instance);
@@ -115,11 +126,11 @@ export function quoteWord(s: string): string {
   return `"${lit.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 }
 
-/** Paths zrb writes to: base_dir (state, spill chunks, TMPDIR, drill pools), local_store when S3 is off and drill.dir, when they lie elsewhere. */
+/** Paths zrb writes to: base_dir (state, spill chunks, TMPDIR, drill pools; every store's state), each local store and drill.dir, when they lie elsewhere. */
 export function writablePaths(config: Config): string[] {
   const paths = [config.baseDir];
   const inside = (p: string, dir: string) => p === dir || p.startsWith(dir === "/" ? "/" : dir + "/");
-  if (!config.s3.enabled && !inside(config.localStore, config.baseDir)) paths.push(config.localStore);
+  for (const s of storesOf(config)) if (!s.s3.enabled && !inside(s.localStore, config.baseDir) && !paths.includes(s.localStore)) paths.push(s.localStore);
   if (config.drill.dir !== undefined && !inside(config.drill.dir, config.baseDir)) paths.push(config.drill.dir);
   return paths;
 }
@@ -140,9 +151,11 @@ export const tmpDirFor = (config: Config): string => posix.join(config.baseDir, 
 /**
  * The timers `zrb systemd install` creates for this config: two backups per enabled task, extra
  * snapshots if asked, then a verify per enabled task and a prune per enabled task that has a
- * retention policy (without one `zrb prune` refuses to run).
+ * retention policy, its own or one of its stores' (without one `zrb prune` refuses to run). One
+ * prune timer per task: `zrb prune` goes store by store, each with its own retention (a store
+ * that keeps monthly backups has nothing to delete on the other days).
  */
-export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incremental" | "snapshot" | "prune" | "verify" | "drill">): Schedule[] {
+export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incremental" | "snapshot" | "prune" | "verify" | "pruneStores" | "drill">): Schedule[] {
   const out: Schedule[] = [];
   const enabled = config.tasks.filter((t: Task) => t.enabled);
   for (const t of enabled) {
@@ -151,12 +164,30 @@ export function schedules(config: Config, opts: Pick<UnitOptions, "full" | "incr
     if (opts.snapshot) out.push({ kind: "snapshot", task: t.name, level: 1, calendar: opts.snapshot });
   }
   for (const t of enabled) {
-    if (t.retention) out.push({ kind: "prune", task: t.name, calendar: opts.prune ?? DEFAULT_PRUNE_CALENDAR });
+    out.push(...pruneSchedules(config, t, opts));
     out.push({ kind: "verify", task: t.name, calendar: opts.verify ?? DEFAULT_VERIFY_CALENDAR });
     if (config.drill.privateKey) out.push({ kind: "drill", task: t.name, calendar: opts.drill ?? DEFAULT_DRILL_CALENDAR });
   }
   return out;
 }
+
+/**
+ * The prune timers of a task: one (instance TASK) when it has one store, or when none of its
+ * stores has a calendar of its own; else one per store that has a retention policy (instance
+ * TASK:STORE, `zrb prune --store STORE`), so that a hot store can be pruned daily and a cold
+ * one monthly (`--prune-store cold=monthly`).
+ */
+function pruneSchedules(config: Config, t: Task, opts: Pick<UnitOptions, "prune" | "pruneStores">): Schedule[] {
+  const calendar = opts.prune ?? DEFAULT_PRUNE_CALENDAR;
+  const stores = storesOf(config).filter((s) => taskStores(config, t).includes(s.name));
+  const own = stores.filter((s) => opts.pruneStores?.[s.name] !== undefined);
+  if (stores.length < 2 || own.length === 0)
+    return t.retention || stores.some((s) => s.retention) ? [{ kind: "prune", task: t.name, calendar }] : [];
+  return stores.filter((s) => s.retention ?? t.retention).map((s) => ({ kind: "prune", task: t.name, store: s.name, calendar: opts.pruneStores?.[s.name] ?? calendar }));
+}
+
+/** A timer instance: TASK:LEVEL (backup, snapshot), TASK:STORE (a store's prune) or TASK. */
+export const scheduleInstance = (s: Schedule): string => (s.store !== undefined ? `${s.task}:${s.store}` : instanceName(s.task, s.level));
 
 function service(kind: UnitKind, config: Config, opts: UnitOptions): string {
   const zrb = (step: UnitKind) =>
@@ -292,7 +323,7 @@ WantedBy=timers.target
 function scheduleDropIn(s: Schedule): string {
   const what =
     s.kind === "backup" ? (s.level === 0 ? "full (level 0) backup" : `level-${s.level} backup`) : s.kind === "snapshot" ? `extra level-${s.level} snapshot` : KINDS[s.kind].timer;
-  return `# Generated by \`zrb systemd install\`: ${what} of task ${s.task}.
+  return `# Generated by \`zrb systemd install\`: ${what} of task ${s.task}${s.store !== undefined ? ` in store ${s.store}` : ""}.
 [Timer]
 OnCalendar=${s.calendar}
 `;
@@ -314,6 +345,6 @@ export function renderUnits(config: Config, opts: UnitOptions): UnitFile[] {
     { path: FAILURE_UNIT, content: failureService() },
   ];
   for (const s of schedules(config, opts))
-    files.push({ path: `${unitName(s.kind, s.task, s.level, "timer")}.d/${SCHEDULE_DROPIN}`, content: scheduleDropIn(s) });
+    files.push({ path: `zrb-${s.kind}@${scheduleInstance(s)}.timer.d/${SCHEDULE_DROPIN}`, content: scheduleDropIn(s) });
   return files;
 }

@@ -31,18 +31,19 @@
  *
  * Prints exactly
  *   chaos: N runs, K kills landed (S SIGKILL, T SIGTERM), F faults hit, P multipart resumes, C chains restored, 0 lost
- * then a line of details, and fails if K, F, P or C is 0 or anything was lost.
+ * then a line of details, and fails if K, F, P or C is 0 or anything was lost. A second test
+ * attacks a task with two stores (below).
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
-import { hashTree, mountpointOf, run, s3Client, snapshotGuid, writeRandomFile } from "../helpers/rig.ts";
+import { hashTree, makeBucket, mountpointOf, run, s3Client, snapshotGuid, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
 import { configYaml, jsonResult, spawnZrb, zrb } from "../helpers/zrb.ts";
 import { forward, internalError, prng, slowDown, type FaultProxy, type ProxyAction, type ProxyRequest } from "../helpers/faultproxy.ts";
-import { audit, cleanAudit, getText, manifests, userrefsOf } from "../helpers/audit.ts";
+import { audit, auditStores, cleanAudit, getText, manifests, userrefsOf } from "../helpers/audit.ts";
 import { SINGLE_PUT_MAX } from "../../src/store/s3.ts";
 
 const RUNS = Number(process.env.ZRB_CHAOS_RUNS || 16);
@@ -481,3 +482,95 @@ test(`chaos: ${RUNS} seeded iterations of kill -9 / SIGTERM / planned S3 faults,
   expect(tally.resumes).toBeGreaterThan(0);
   expect(tally.chains).toBeGreaterThan(0);
 }, 600_000 + RUNS * 60_000);
+
+// ───────────────────────────── two stores ─────────────────────────────
+
+/**
+ * The same attacks on a task with two stores (issue 25): store "a" behind the fault proxy, store
+ * "b" straight to radosgw on a bucket of its own. Each attempt is killed (SIGKILL at a random
+ * instant), or runs while "a" answers every request with 503 (then "b" must get the backup, the
+ * run must end with exit 6 and one summary line per store), or runs clean. Until both stores
+ * have the snapshot; after each iteration both audits are clean, each snapshot carrying one
+ * hold per store whose heads name it. At the end the newest backup is restored from each store
+ * and must equal the snapshot it was taken from.
+ *   ZRB_CHAOS_STORE_RUNS  iterations (default 6)
+ */
+const STORE_RUNS = Number(process.env.ZRB_CHAOS_STORE_RUNS || 6);
+
+test(`chaos, two stores: ${STORE_RUNS} seeded iterations of kill -9 and one store down, each store catching up on its own chain`, async () => {
+  const rand = prng(SEED + 7);
+  const fs2 = `${sc.pool.pool}/chaos2`;
+  await run(["zfs", "create", fs2]);
+  const mnt2 = await mountpointOf(fs2);
+  const bucketB = await makeBucket(sc.s3);
+  const base = join(sc.work, "base2");
+  const stores = [
+    { name: "a", bucket: sc.bucket, prefix: "zrb2/", endpoint: proxy.endpoint },
+    { name: "b", bucket: bucketB, prefix: "zrb/", endpoint: sc.s3.endpoint },
+  ];
+  const doc = {
+    base_dir: base,
+    age_public_key: sc.recipient,
+    chunk_size: "256KiB",
+    workers: 2,
+    stores: stores.map((s) => ({ name: s.name, s3: { bucket: s.bucket, prefix: s.prefix, region: sc.s3.region, endpoint: s.endpoint, retry: { max_attempts: 2 }, request_timeout: "5s" } })),
+    tasks: [{ name: "c2", pool: sc.pool.pool, dataset: "chaos2", enabled: true }],
+  };
+  const cfg2 = join(sc.work, "two-stores.yaml");
+  writeFileSync(cfg2, YAML.stringify(doc));
+  const audited = stores.map((s) => ({ bucket: s.bucket, prefix: s.prefix, runDir: join(base, "stores", s.name, "run", sc.pool.pool, "chaos2") }));
+  const headOf = async (s: (typeof stores)[number], level: number) =>
+    (await getText(client, s.bucket, `${s.prefix}manifests/${fs2}/heads.yaml`).then(YAML.parse, () => null))?.levels?.[level]?.snapshot?.name;
+  // Done: both heads name the snapshot and no store has resume state left (a run killed after its heads but before its bookkeeping is not done).
+  const done = async (snap: string, level: number) =>
+    audited.every((a) => !existsSync(join(a.runDir, "backup_state.yaml"))) && (await Promise.all(stores.map((s) => headOf(s, level)))).every((n) => n === snap);
+  const t = { kills: 0, downs: 0, clean: 0 };
+  let last = { snap: "", tree: {} as Record<string, string> };
+  for (let i = 0; i < STORE_RUNS; i++) {
+    const level = i % 3;
+    for (let k = 0; k < 1 + Math.floor(rand() * 2); k++) await writeRandomFile(join(mnt2, `f${i}-${k}.bin`), 50_000 + Math.floor(rand() * 500_000), Math.floor(rand() * 2 ** 31));
+    const snap = `${fs2}@zrb_level${level}_20260201T${String(i).padStart(6, "0")}Z`;
+    await run(["zfs", "snapshot", snap]);
+    last = { snap, tree: await hashTree(mnt2) };
+    const args = ["backup", "--config", cfg2, "--task", "c2", "--level", String(level)];
+    for (let attempt = 0; !(await done(snap, level)); attempt++) {
+      const ctx = `two stores, iteration ${i} (seed ${SEED}), attempt ${attempt}`;
+      if (attempt > 12) throw new Error(`${ctx}: no success`);
+      const x = attempt < 3 ? rand() : 1;
+      if (x < 0.45) {
+        const p = await spawnZrb(args, sc.env);
+        const errP = new Response(p.stderr).text();
+        const killed = await Promise.race([p.exited.then(() => false), Bun.sleep(30 + Math.floor(rand() * 1500)).then(() => true)]);
+        if (killed) p.kill("SIGKILL");
+        const code = await p.exited;
+        if (!killed || p.signalCode !== "SIGKILL") checkOutput(await errP, code, ctx);
+        else t.kills++;
+      } else if (x < 0.7) {
+        proxy.setDecide(() => ({ kind: "reply", response: slowDown() }));
+        const r = await zrb(args, { env: sc.env, allowFail: true });
+        proxy.setDecide(() => forward);
+        checkOutput(r.stderr, r.code, ctx);
+        // "a" down: "b" gets it anyway (or had it already); the run says so per store.
+        if (r.code !== 6 || !/store a: failed \(exit 6\)/.test(r.stderr) || !/store b: ok/.test(r.stderr)) throw new Error(`${ctx}: with store a down, expected exit 6 and b ok:\n${r.stderr}`);
+        if ((await headOf(stores[1]!, level)) !== snap) throw new Error(`${ctx}: store b did not get ${snap} while a was down`);
+        t.downs++;
+      } else {
+        const r = await zrb(args, { env: sc.env, allowFail: true });
+        checkOutput(r.stderr, r.code, ctx);
+        if (r.code !== 0) throw new Error(`${ctx}: exit ${r.code}: ${r.stderr}`);
+        t.clean++;
+      }
+    }
+    const a = await auditStores({ client, fs: fs2, stores: audited });
+    for (const [j, x] of a.entries()) if (JSON.stringify(x) !== JSON.stringify(cleanAudit)) throw new Error(`two stores, iteration ${i}: audit of store ${stores[j]!.name} not clean: ${JSON.stringify(x)}`);
+  }
+  // Each store's own chain restores the newest snapshot exactly.
+  for (const s of stores) {
+    const target = `${sc.pool.pool}/two-${s.name}`;
+    await zrb(["restore", "--config", cfg2, "--task", "c2", "--store", s.name, "--target", target, "--private-key", sc.keyFile], { env: sc.env });
+    expect(await treeOf(`${target}@${last.snap.split("@")[1]}`)).toEqual(last.tree);
+    await run(["zfs", "destroy", "-r", target], { allowFail: true });
+  }
+  console.log(`chaos, two stores: ${STORE_RUNS} runs, ${t.kills} kills landed, ${t.downs} runs with store a down, ${t.clean} clean runs`);
+  expect(t.kills + t.downs).toBeGreaterThan(0);
+}, 600_000);

@@ -3,7 +3,8 @@
  * behind in the bucket and on the pool, judged with the plain S3 API and `zfs get`.
  *   - no incomplete multipart uploads anywhere in the bucket;
  *   - no orphan objects: every object under data/<fs>/ belongs to a manifest;
- *   - holds: exactly one `zrb` hold on each snapshot named by heads.yaml, none elsewhere;
+ *   - holds: exactly one `zrb` hold on each snapshot named by heads.yaml, none elsewhere (with
+ *     several stores: one per store whose heads name it);
  *   - no lock file and no resume state.
  */
 import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
@@ -83,23 +84,40 @@ export interface AuditResult {
 
 /** Everything a successful run must have cleaned up. An empty audit is `clean(a)`. */
 export async function audit(o: { client: S3Client; bucket: string; prefix: string; fs: string; runDir: string }): Promise<AuditResult> {
-  let heads: any = { levels: {} };
-  try {
-    heads = YAML.parse(await getText(o.client, o.bucket, `${o.prefix}manifests/${o.fs}/heads.yaml`));
-  } catch {}
-  const want = new Set(Object.values<any>(heads.levels).map((h) => h.snapshot.name));
+  return (await auditStores({ client: o.client, fs: o.fs, stores: [o] }))[0]!;
+}
+
+/**
+ * The audit of a dataset backed up to several stores (config `stores`), one result per store:
+ * each store holds the snapshots its own heads name with its own tag, so a snapshot carries as
+ * many holds as there are stores whose heads name it (reported with every store's result).
+ */
+export async function auditStores(o: { client: S3Client; fs: string; stores: { bucket: string; prefix: string; runDir: string }[] }): Promise<AuditResult[]> {
+  const heads = await Promise.all(
+    o.stores.map(async (st) => {
+      try {
+        return YAML.parse(await getText(o.client, st.bucket, `${st.prefix}manifests/${o.fs}/heads.yaml`));
+      } catch {
+        return { levels: {} };
+      }
+    }),
+  );
+  const wants = heads.map((h) => new Set(Object.values<any>(h.levels).map((x) => x.snapshot.name)));
   const badHolds: Record<string, [number, number]> = {};
   for (const [snap, n] of await userrefsOf(o.fs)) {
-    const exp = want.has(snap) ? 1 : 0;
+    const exp = wants.filter((w) => w.has(snap)).length;
     if (n !== exp) badHolds[snap] = [n, exp];
   }
-  return {
-    uploads: await listUploads(o.client, o.bucket),
-    orphans: await orphanObjects(o.client, o.bucket, o.prefix, o.fs),
-    badHolds,
-    lock: existsSync(join(o.runDir, "zrb.lock")),
-    state: existsSync(join(o.runDir, "backup_state.yaml")),
-  };
+  const out: AuditResult[] = [];
+  for (const st of o.stores)
+    out.push({
+      uploads: await listUploads(o.client, st.bucket),
+      orphans: await orphanObjects(o.client, st.bucket, st.prefix, o.fs),
+      badHolds,
+      lock: existsSync(join(st.runDir, "zrb.lock")),
+      state: existsSync(join(st.runDir, "backup_state.yaml")),
+    });
+  return out;
 }
 
 export const cleanAudit: AuditResult = { uploads: [], orphans: [], badHolds: {}, lock: false, state: false };

@@ -449,3 +449,48 @@ test("contrib/systemd/*.example match what the code generates (a drift fails wit
   if (drift.length) console.error(`contrib/systemd/*.example differ from the generated units:\n${drift.join("\n")}`);
   expect(drift).toEqual([]);
 });
+
+describe("several stores", () => {
+  const text = (base: string) =>
+    [
+      `base_dir: ${base}`,
+      `age_public_key: ${KEY}`,
+      `stores:`,
+      `  - {name: hot, s3: {bucket: nas-hot}, retention: {keep_daily: 14}}`,
+      `  - {name: cold, s3: {bucket: nas-cold}, retention: {keep_monthly: 24}}`,
+      `  - {name: usb, local_store: /mnt/usb/zrb}`,
+      `tasks:`,
+      `  - {name: photos, pool: tank, dataset: photos, enabled: true}`,
+      ``,
+    ].join("\n");
+  const opts = { bin: "/usr/local/bin/zrb", configPath: "/etc/zrb/config.yaml", full: "Sun 02:00", incremental: "Mon..Sat 02:30", prune: "*-*-* 06:00:00" };
+  const timers = (files: { path: string; content: string }[]) =>
+    files.filter((f) => f.path.startsWith("zrb-prune@") && f.path.includes(".timer.d/")).map((f) => [f.path.split(".timer.d/")[0], /OnCalendar=(.*)/.exec(f.content)![1]]);
+
+  test("one prune timer per task (every store by its own retention); with --prune-store, one per store that has a retention", () => {
+    const { config } = parseConfig(text("/var/lib/zrb"), "/etc/zrb/config.yaml");
+    expect(timers(renderUnits(config, opts))).toEqual([["zrb-prune@photos", "*-*-* 06:00:00"]]);
+    const files = renderUnits(config, { ...opts, pruneStores: { cold: "monthly" } });
+    // usb has no retention of its own and the task none: it is not pruned.
+    expect(timers(files)).toEqual([
+      ["zrb-prune@photos:hot", "*-*-* 06:00:00"],
+      ["zrb-prune@photos:cold", "monthly"],
+    ]);
+    expect(files.find((f) => f.path.startsWith("zrb-prune@photos:cold"))!.content).toContain("of task photos in store cold");
+    // The units may write every local store outside base_dir.
+    expect(files.find((f) => f.path === "zrb-backup@.service")!.content).toMatch(/ReadWritePaths=.*\/mnt\/usb\/zrb/);
+  });
+
+  test("zrb systemd run --step prune --instance TASK:STORE prunes that store only; a bad --prune-store is refused", async () => {
+    const base = join(tmp, "stores-base");
+    mkdirSync(base, { recursive: true, mode: 0o700 });
+    const cfg = join(tmp, "stores.yaml");
+    writeFileSync(cfg, text(base));
+    const r = await zrb(["systemd", "run", "--step", "prune", "--config", cfg, "--instance", "photos:usb"], { allowFail: true });
+    // usb has no retention: the one store's prune says so, naming the store (and nothing about hot or cold).
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("no retention policy for task photos in store usb");
+    const bad = await zrb(["systemd", "install", "--config", cfg, "--unit-dir", join(tmp, "u"), "--no-enable", "--bin", ZRB_BIN, "--prune-store", "warm=monthly"], { allowFail: true });
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining("--prune-store must be STORE=CALENDAR with a store of")]);
+  });
+});

@@ -19,7 +19,7 @@ import type { BackupState, RunDir } from "../../state/rundir.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { log } from "../../util/log.ts";
 import { VERSION } from "../../version.ts";
-import { SEND_HOLD, moveBaseHolds, type SendHolds } from "./holds.ts";
+import { SEND_HOLD, holdTags, moveBaseHolds, type SendHolds } from "./holds.ts";
 import type { SigningKey } from "../../crypto/signing.ts";
 import { signHeads, type Trust } from "../../records/trust.ts";
 import { now } from "../../util/clock.ts";
@@ -84,7 +84,7 @@ export async function finishBackup(
   writeYamlAtomic(rd.headsCachePath, heads);
   // The manifest makes the in-flight marker moot; a NAS role without delete right leaves it to prune and cleanup.
   await deleteMarker(store, task.pool, task.dataset, state.backupId);
-  await moveBaseHolds(task.fullName, heads);
+  await moveBaseHolds(task.fullName, heads, holdTags(cfg).base);
   await holds.releaseAll();
   rd.removeState();
   rmSync(rd.spillDir(state.backupId), { recursive: true, force: true });
@@ -113,7 +113,7 @@ async function retainChain(cfg: Config, store: ObjectStore, m: Manifest): Promis
  * refers to them) and its in-flight marker (both left when the role may not delete), delete its spill files, release its send holds, drop the state. Says which
  * of the two it did with the parts.
  */
-export async function discardState(store: ObjectStore, state: BackupState, rd: RunDir, opts: { keepHolds?: boolean } = {}): Promise<{ partsKept: boolean }> {
+export async function discardState(store: ObjectStore, state: BackupState, rd: RunDir, opts: { keepHolds?: boolean; sendTag?: string } = {}): Promise<{ partsKept: boolean }> {
   const prefix = dataPrefix(state.pool, state.dataset, state.level, state.backupId);
   for (const u of await store.listUploads(prefix)) await store.abortUpload(u.key, u.uploadId);
   // Never delete parts a finished manifest refers to (a run killed after writing it).
@@ -125,7 +125,7 @@ export async function discardState(store: ObjectStore, state: BackupState, rd: R
     log.warn(`the in-flight marker of the discarded backup ${state.backupId} could not be deleted (this role may not delete); on a host that may: zrb cleanup --abandon ${state.backupId}`);
   rmSync(rd.spillDir(state.backupId), { recursive: true, force: true });
   // A killed run leaves its send holds behind; they are ours to release.
-  if (!opts.keepHolds) for (const s of [state.snapshot?.name, state.parent?.name]) if (s) await zfs.release(SEND_HOLD, s).catch(() => {});
+  if (!opts.keepHolds) for (const s of [state.snapshot?.name, state.parent?.name]) if (s) await zfs.release(opts.sendTag ?? SEND_HOLD, s).catch(() => {});
   rd.removeState();
   return { partsKept };
 }

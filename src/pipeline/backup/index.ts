@@ -30,7 +30,7 @@ import { log } from "../../util/log.ts";
 import { readSigningKey } from "../../crypto/signing.ts";
 import { nasTrust, signManifest, type Trust } from "../../records/trust.ts";
 import { prepare } from "./plan.ts";
-import { SendHolds, releaseStraySendHolds } from "./holds.ts";
+import { SendHolds, holdTags, releaseStraySendHolds } from "./holds.ts";
 import { streamBackup, type StreamOptions } from "./send.ts";
 import { buildManifest, commitManifest, discardState, finishBackup } from "./finish.ts";
 import { now } from "../../util/clock.ts";
@@ -71,7 +71,8 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     await backup(cfg, task, store, { ...opts, level: pending.state.level, force: false });
   }
   const lock = acquireLock(rd.lockPath, `dataset ${fs}`, `zrb backup --level ${level}`);
-  const holds = new SendHolds();
+  const tags = holdTags(cfg);
+  const holds = new SendHolds(tags.send);
   try {
     const caps = await zfs.detectCaps();
     if (!(await zfs.datasetExists(fs))) throw zfsError(`dataset ${fs} (task ${task.name}) does not exist; check tasks[].pool/dataset in ${cfg.path}`);
@@ -83,6 +84,8 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     const trust: Trust = nasTrust(signer, cfg.verifyKeys);
     const heads = await readHeads(store, task.pool, task.dataset, trust, await rd.lastHeadsSequence());
     const start = await prepare({ cfg, task, store, rd, heads, snaps, caps, level, snapshot: opts.snapshot, force: !!opts.force, trust });
+    // Nothing to send: send holds a killed run left (its state gone, or its backup complete) are stale.
+    if (start.kind !== "send") await releaseStraySendHolds(fs, [], tags.send);
     if (start.kind === "already") return start;
     if (start.kind === "complete") {
       await finishBackup(cfg, store, task, rd, start.state, start.manifest, holds, signer, trust);
@@ -90,7 +93,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     }
     let state = start.state;
     // Send holds a killed run left on other snapshots (its state lost or discarded) are stale.
-    await releaseStraySendHolds(fs, [state.snapshot.name, state.parent?.name]);
+    await releaseStraySendHolds(fs, [state.snapshot.name, state.parent?.name], tags.send);
     // Hold what the send reads; a hold a killed run left with the same tag is simply taken again.
     await holds.take([state.snapshot.name, state.parent?.name]);
 
@@ -109,7 +112,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
       const r = await run(state);
       if (r.kind !== "restart") return r;
       log.warn(`the re-sent stream of ${state.snapshot.name} differs from the interrupted run's bytes; starting backup over under a new id`);
-      await discardState(store, state, rd, { keepHolds: true });
+      await discardState(store, state, rd, { keepHolds: true, sendTag: tags.send });
       state = { ...state, backupId: newBackupId(level), chunks: [], startedAt: now().toISOString() };
       rd.writeState(state);
       heartbeat = new MarkerHeartbeat(store, state, signer, markerClass);

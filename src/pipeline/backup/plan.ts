@@ -21,6 +21,7 @@ import * as zfs from "../../zfs/zfs.ts";
 import { ExitCode, ZrbError, integrityError, zfsError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { discardState } from "./finish.ts";
+import { holdTags } from "./holds.ts";
 import { manifestTrustProblem, type Trust } from "../../records/trust.ts";
 import { now } from "../../util/clock.ts";
 
@@ -59,7 +60,7 @@ export async function prepare(p: PlanInput): Promise<Start> {
   if (state && state.level === level) return resume(p, state);
   if (state) {
     log.warn(`discarding interrupted level-${state.level} backup ${state.backupId}: this level-${level} backup supersedes it`);
-    await discardState(store, state, rd);
+    await discardState(store, state, rd, { sendTag: holdTags(p.cfg).send });
   }
   const planned = await planFresh(p);
   if (planned.kind === "already") return planned;
@@ -100,7 +101,7 @@ async function resume(p: PlanInput, state: BackupState): Promise<Start> {
   const base = state.parent ? p.snaps.find((s) => s.guid === state.parent!.guid) : undefined;
   if (!still || (state.parent && !base)) {
     const gone = !still ? state.snapshot : state.parent!;
-    const { partsKept } = await discardState(store, state, rd);
+    const { partsKept } = await discardState(store, state, rd, { sendTag: holdTags(p.cfg).send });
     throw zfsError(
       `the interrupted backup ${state.backupId} needs ${gone.name} (guid ${gone.guid}), which no longer exists on ${fs}; ` +
         `its uploads were aborted, ${partsKept ? "its finished parts kept" : "its parts deleted"} and its state removed: run the backup again to back up the newest snapshot`,

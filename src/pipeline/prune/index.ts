@@ -16,7 +16,8 @@ import type { Config, Task } from "../../config/config.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { readHeads } from "../../records/heads.ts";
 import { acquireLock } from "../../state/lock.ts";
-import { RunDir } from "../../state/rundir.ts";
+import { RunDir, type BackupState } from "../../state/rundir.ts";
+import { storesOf } from "../../config/stores.ts";
 import type { Trust } from "../../records/trust.ts";
 import { badParts, readRotation } from "../../records/rotation.ts";
 import { datasetDataPrefix, manifestDir, manifestKey } from "../../store/layout.ts";
@@ -110,7 +111,8 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
     for (const x of grace.spared) log.info(`spared ${x.key}: ${x.why}`);
     const onPool = await zfs.datasetExists(task.fullName);
     if (!onPool) log.warn(`dataset ${task.fullName} is not on this host: its local snapshots are left alone`);
-    const local = onPool ? planLocal(await zfs.listSnapshots(task.fullName), await zfs.userRefs(task.fullName), heads, refs.state, opts.local, now) : null;
+    const others = onPool ? await otherStoresStates(cfg, task) : [];
+    const local = onPool ? planLocal(await zfs.listSnapshots(task.fullName), await zfs.userRefs(task.fullName), heads, refs.state, opts.local, now, others) : null;
     const manifestSizes = new Map((await store.list(manifestDir(task.pool, task.dataset))).map((o) => [o.key, o.size]));
     const gone = backups.filter((b) => b.action === "delete");
     const result: PruneResult = {
@@ -225,4 +227,15 @@ async function deleteOrRefuse(store: ObjectStore, key: string, freed: Freed): Pr
   freed.objects++;
   freed.bytes += freed.sizes.get(key) ?? 0;
   return true;
+}
+
+/** The resume states the task's other stores keep on this host (config/stores.ts): their snapshots stay on the pool. */
+async function otherStoresStates(cfg: Config, task: Task): Promise<BackupState[]> {
+  const out: BackupState[] = [];
+  for (const s of storesOf(cfg)) {
+    if (s.baseDir === cfg.baseDir) continue;
+    const read = await new RunDir(s.baseDir, task.pool, task.dataset).readState();
+    if (read.kind === "ok") out.push(read.state);
+  }
+  return out;
 }

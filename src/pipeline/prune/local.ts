@@ -6,7 +6,9 @@
  *   - a held snapshot (userrefs > 0: zrb's own base hold, a send hold, or anyone else's);
  *   - the snapshot of each head (the base of the next incremental), matched by guid;
  *   - the newest snapshot of each level (what the next backup at that level sends);
- *   - the snapshot and base of the interrupted backup in backup_state.yaml.
+ *   - the snapshot and base of the interrupted backup in backup_state.yaml — this store's and,
+ *     for a task with several stores, every other store's (`others`): a store that was
+ *     stopped cleanly (no send holds left) must still find them when it resumes.
  */
 import type { Heads } from "../../records/heads.ts";
 import type { BackupState } from "../../state/rundir.ts";
@@ -32,7 +34,15 @@ export interface SnapshotDecision {
   reasons: SnapshotKeepReason[];
 }
 
-export function planLocal(snaps: zfs.Snapshot[], userrefs: Map<string, number>, heads: Heads, state: BackupState | null, policy: Policy, now: Date): SnapshotDecision[] {
+export function planLocal(
+  snaps: zfs.Snapshot[],
+  userrefs: Map<string, number>,
+  heads: Heads,
+  state: BackupState | null,
+  policy: Policy,
+  now: Date,
+  others: BackupState[] = [],
+): SnapshotDecision[] {
   const ours = snaps.flatMap((s) => {
     const n = zfs.parseZrbSnapshotName(s.short);
     return n ? [{ s, ...n }] : [];
@@ -40,7 +50,7 @@ export function planLocal(snaps: zfs.Snapshot[], userrefs: Map<string, number>, 
   const why = new Map<string, SnapshotKeepReason[]>(ours.map((o) => [o.s.name, []]));
   for (const [id, rs] of applyPolicy(ours.map((o) => ({ id: o.s.name, time: o.time })), policy, now)) why.get(id)!.push(...rs);
   const headGuids = new Map(Object.entries(heads.levels).map(([level, h]) => [h.snapshot.guid, Number(level)]));
-  const stateGuids = new Set([state?.snapshot?.guid, state?.parent?.guid].filter((g) => g !== undefined));
+  const stateGuids = new Set([state, ...others].flatMap((s) => [s?.snapshot?.guid, s?.parent?.guid]).filter((g) => g !== undefined));
   for (const o of ours) {
     const rs = why.get(o.s.name)!;
     const refs = userrefs.get(o.s.name) ?? 0;

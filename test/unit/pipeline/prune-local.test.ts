@@ -9,6 +9,7 @@ import { describe, expect, test } from "bun:test";
 import { planLocal } from "../../../src/pipeline/prune/local.ts";
 import { HEADS_FORMAT, type Heads } from "../../../src/records/heads.ts";
 import type { Snapshot } from "../../../src/zfs/zfs.ts";
+import type { BackupState } from "../../../src/state/rundir.ts";
 
 const FS = "tank/home";
 let txg = 100n;
@@ -46,5 +47,11 @@ describe("local retention keeps the base of the next backups", () => {
     const recreated = { ...l0old, guid: "999" };
     const plan = planLocal([recreated, l0new, l1old, l1], new Map(), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
     expect(plan.find((d) => d.name === recreated.name)).toMatchObject({ action: "destroy", reasons: [] });
+  });
+
+  test("another store's interrupted backup (issue 25): its snapshot and base stay, as this store's own would", () => {
+    const other = { snapshot: { name: l1old.name, guid: l1old.guid }, parent: { name: l0old.name, guid: l0old.guid } } as unknown as BackupState;
+    const plan = planLocal(snaps, new Map(), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"), [other]);
+    expect(plan.find((d) => d.name === l1old.name)).toMatchObject({ action: "keep", reasons: [{ rule: "resumable" }] });
   });
 });

@@ -1,0 +1,228 @@
+/**
+ * Several stores per task (issue 25) on real parts: one zfs-fuse dataset, two radosgw buckets
+ * ("hot" and "cold"), the compiled binary. One story, each step checking several things: level 0
+ * to both; an incremental while cold's endpoint never answers (hot gets it, exit 6, one summary
+ * line per store); the next run catches cold up on its own chain; kill -9 mid-run and resume per
+ * store; restore from each store byte-identical (and without --store, from the first store that
+ * can); prune per store with each store's retention; base holds released once no store needs
+ * them; status --max-age stale per store.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import YAML from "yaml";
+import { ageKeyPair, hashTree, makeBucket, mountpointOf, run, userrefs, waitFor, writeRandomFile } from "../helpers/rig.ts";
+import { scene, type Scene } from "../helpers/scene.ts";
+import { startStallServer, type StallServer } from "../helpers/stallserver.ts";
+import { jsonEvents, spawnZrb, zrb } from "../helpers/zrb.ts";
+
+let sc: Scene;
+let cold: string;
+let stall: StallServer;
+let base: string;
+let metrics: string;
+const snaps: Record<string, string> = {};
+
+/** A config with the stores hot and cold; `down` puts the stall server in place of that store's endpoint. */
+function config(name: string, o: { down?: "hot" | "cold"; coldLimit?: string } = {}): string {
+  const s3 = (bucket: string, store: string) => ({
+    bucket,
+    prefix: "zrb/",
+    region: sc.s3.region,
+    endpoint: o.down === store ? stall.endpoint : sc.s3.endpoint,
+    request_timeout: "1s",
+    retry: { max_attempts: 1 },
+    ...(store === "cold" && o.coldLimit ? { bandwidth_limit: o.coldLimit } : {}),
+  });
+  const doc = {
+    base_dir: base,
+    age_public_key: sc.recipient,
+    chunk_size: "256KiB",
+    workers: 2,
+    monitoring: { metrics_file: metrics },
+    stores: [
+      { name: "hot", s3: s3(sc.bucket, "hot"), retention: { keep_last: 1 } },
+      { name: "cold", s3: s3(cold, "cold") },
+    ],
+    tasks: [{ name: "main", pool: sc.pool.pool, dataset: sc.fs.split("/").slice(1).join("/"), enabled: true, retention: { keep_last: 10 } }],
+  };
+  const path = join(sc.work, `${name}.yaml`);
+  writeFileSync(path, YAML.stringify(doc));
+  return path;
+}
+
+let up: string;
+const task = (cfg: string) => ["--config", cfg, "--task", "main"];
+
+async function snapshot(level: number, key: string): Promise<string> {
+  const name = (await zrb(["snapshot", ...task(up), "--level", String(level)], { env: sc.env })).stdout.trim();
+  snaps[key] = name;
+  return name;
+}
+
+async function list(store: string): Promise<any[]> {
+  return JSON.parse((await zrb(["list", ...task(up), "--store", store, "--json"], { env: sc.env })).stdout);
+}
+
+/** The files of a restored dataset (restore leaves it unmounted). */
+async function treeOf(ds: string): Promise<Record<string, string>> {
+  await run(["zfs", "mount", `${sc.pool.pool}/${ds}`]);
+  return hashTree(await mountpointOf(`${sc.pool.pool}/${ds}`));
+}
+
+/** The `store NAME: …` summary lines of a run's stderr. */
+const summary = (stderr: string) => stderr.split("\n").filter((l) => /store (hot|cold): (ok|failed|skipped)/.test(l));
+
+beforeAll(async () => {
+  sc = await scene({ name: "stores", poolMiB: 96, dataset: "data" });
+  cold = await makeBucket(sc.s3);
+  stall = startStallServer({ mode: "silent", lifetimeMs: 600_000 });
+  base = join(sc.work, "base");
+  metrics = join(sc.work, "zrb.prom");
+  up = config("up");
+});
+
+afterAll(async () => {
+  stall?.stop();
+  await sc?.close();
+});
+
+describe("two stores, each with its own chain", () => {
+  test("level 0 goes to both: events, metrics, local state and base holds are per store", async () => {
+    await writeRandomFile(join(sc.mnt, "a.bin"), 300_000, 1);
+    const l0 = await snapshot(0, "l0");
+    const r = await zrb(["backup", ...task(up), "--level", "0", "--json"], { env: sc.env });
+    const events = jsonEvents(r.stdout);
+    // Each store's events carry its name; the run ends with one event carrying every store's outcome.
+    expect(new Set(events.filter((e) => e.event === "start" || e.event === "done").map((e) => e.store))).toEqual(new Set(["hot", "cold", undefined]));
+    const last = events.at(-1);
+    expect([last.event, last.store, events.filter((e) => e.event === "done").length]).toEqual(["done", undefined, 3]);
+    const end = last.result;
+    expect(end.stores.map((s: any) => [s.store, s.status, s.result.level, s.result.snapshot])).toEqual([
+      ["hot", "ok", 0, l0],
+      ["cold", "ok", 0, l0],
+    ]);
+    expect(summary(r.stderr)).toEqual([expect.stringContaining("store hot: ok"), expect.stringContaining("store cold: ok")]);
+    expect((await list("hot")).length).toBe(1);
+    expect((await list("cold")).length).toBe(1);
+    // Without --store, list goes store by store.
+    const both = JSON.parse((await zrb(["list", ...task(up), "--json"], { env: sc.env })).stdout);
+    expect(both.map((s: any) => [s.store, s.entries.length])).toEqual([["hot", 1], ["cold", 1]]);
+    const prom = readFileSync(metrics, "utf8");
+    for (const s of ["hot", "cold"]) expect(prom).toMatch(new RegExp(`zrb_backup_last_exit_code\\{[^}]*store="${s}"[^}]*\\} 0`));
+    // Each store's local state is its own; nothing under the default store's run dir.
+    for (const s of ["hot", "cold"]) expect(existsSync(join(base, "stores", s, "run", sc.fs, "last_backup_manifest.yaml"))).toBe(true);
+    expect(existsSync(join(base, "run"))).toBe(false);
+    expect(await userrefs(l0)).toBe(2); // zrb.hot and zrb.cold
+  });
+
+  test("an incremental while cold never answers: hot gets it, exit 6, one line per store; the next run catches cold up on its own chain", async () => {
+    await writeRandomFile(join(sc.mnt, "b.bin"), 200_000, 2);
+    const l1 = await snapshot(1, "l1");
+    const down = await zrb(["backup", ...task(config("cold-down", { down: "cold" })), "--level", "1"], { env: sc.env, allowFail: true });
+    expect(down.code).toBe(6);
+    expect(summary(down.stderr)).toEqual([expect.stringContaining("store hot: ok"), expect.stringContaining("store cold: failed (exit 6)")]);
+    const err = down.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
+    expect(err.length).toBe(1);
+    expect(err[0]).toContain("1 of 2 stores failed; store cold:");
+    expect(stall.connections).toBeGreaterThan(0);
+    expect((await list("hot")).length).toBe(2);
+    expect((await list("cold")).length).toBe(1);
+    expect(await userrefs(l1)).toBe(1); // hot's base only
+    expect(readFileSync(metrics, "utf8")).toMatch(/zrb_backup_last_exit_code\{[^}]*store="cold"[^}]*\} 6/);
+
+    const again = await zrb(["backup", ...task(up), "--level", "1", "--json"], { env: sc.env });
+    const end = jsonEvents(again.stdout).at(-1).result;
+    expect(end.stores.map((s: any) => [s.store, s.status, s.result.skipped])).toEqual([
+      ["hot", "ok", true],
+      ["cold", "ok", false],
+    ]);
+    const c = await list("cold");
+    expect(c.map((e) => [e.level, e.snapshot])).toEqual([
+      [0, snaps.l0],
+      [1, l1],
+    ]);
+    expect(c[1].parentBackupId).toBe(c[0].backupId); // cold's own chain, not hot's ids
+    expect(c[1].parentBackupId).not.toBe((await list("hot"))[0].backupId);
+    expect(await userrefs(l1)).toBe(2);
+  });
+
+  test("kill -9 mid-run: the next run finds hot done and resumes cold from its own state", async () => {
+    await writeRandomFile(join(sc.mnt, "c.bin"), 1_200_000, 3);
+    const l2 = await snapshot(2, "l2");
+    const slow = config("cold-slow", { coldLimit: "200KiB/s" });
+    const coldState = join(base, "stores", "cold", "run", sc.fs, "backup_state.yaml");
+    const p = await spawnZrb(["backup", ...task(slow), "--level", "2"], sc.env);
+    await waitFor("cold's first uploaded part", () => existsSync(coldState) && /uploaded: true/.test(readFileSync(coldState, "utf8")), 120_000);
+    p.kill("SIGKILL");
+    expect(await p.exited).toBe(137);
+    expect((await list("hot")).at(-1).snapshot).toBe(l2);
+    expect((await list("cold")).length).toBe(2);
+    const r = await zrb(["backup", ...task(up), "--level", "2", "--json"], { env: sc.env });
+    const end = jsonEvents(r.stdout).at(-1).result;
+    expect(end.stores.map((s: any) => [s.store, s.result.skipped, s.result.resumed ?? null])).toEqual([
+      ["hot", true, null],
+      ["cold", false, true],
+    ]);
+    expect((await list("cold")).at(-1).snapshot).toBe(l2);
+    expect(existsSync(coldState)).toBe(false);
+    // The killed run's send holds (zrb-send.cold) are gone: l2 carries the two base holds only.
+    expect(await userrefs(l2)).toBe(2);
+  });
+
+  test("restore from each store is byte-identical; without --store, the first store that can; verify checks each store", async () => {
+    const want = await hashTree(sc.mnt);
+    const restoreArgs = (cfg: string, target: string, more: string[] = []) => ["restore", ...task(cfg), "--target", `${sc.pool.pool}/${target}`, "--private-key", sc.keyFile, ...more];
+    await zrb(restoreArgs(up, "from-cold", ["--store", "cold"]), { env: sc.env });
+    expect(await treeOf("from-cold")).toEqual(want);
+    // hot's endpoint never answers: restore says so and reads cold.
+    const r = await zrb(restoreArgs(config("hot-down", { down: "hot" }), "picked"), { env: sc.env });
+    expect(r.stderr).toContain("store hot cannot be read");
+    expect(r.stderr).toContain("restoring from store cold");
+    expect(await treeOf("picked")).toEqual(want);
+    const h = await zrb(restoreArgs(up, "from-hot"), { env: sc.env });
+    expect(h.stderr).toContain("restoring from store hot");
+    expect(await treeOf("from-hot")).toEqual(want);
+    // verify goes store by store, each outcome on its own line.
+    const v = await zrb(["verify", ...task(up), "--private-key", sc.keyFile], { env: sc.env });
+    expect(summary(v.stderr)).toEqual([expect.stringContaining("store hot: ok"), expect.stringContaining("store cold: ok")]);
+    const bad = await zrb(restoreArgs(up, "x", ["--store", "warm"]), { env: sc.env, allowFail: true });
+    expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining('--store "warm" names no store')]);
+  });
+
+  test("prune per store with each store's retention; a base is released once no store needs it", async () => {
+    const l0b = await snapshot(0, "l0b");
+    await zrb(["backup", ...task(up), "--level", "0", "--store", "hot"], { env: sc.env });
+    // hot moved on to l0b; cold still needs l0, l1 and l2 as bases.
+    for (const k of ["l0", "l1", "l2"]) expect(await userrefs(snaps[k]!)).toBe(1);
+    expect(await userrefs(l0b)).toBe(1);
+    const p = await zrb(["prune", ...task(up), "--allow-unsigned"], { env: sc.env });
+    expect(summary(p.stderr)).toEqual([expect.stringContaining("store hot: ok"), expect.stringContaining("store cold: ok")]);
+    expect((await list("hot")).map((e) => e.snapshot)).toEqual([l0b]); // hot: keep_last 1
+    expect((await list("cold")).length).toBe(3); // cold: the task's keep_last 10
+    await zrb(["backup", ...task(up), "--level", "0", "--store", "cold"], { env: sc.env });
+    for (const k of ["l0", "l1", "l2"]) expect(await userrefs(snaps[k]!)).toBe(0);
+    expect(await userrefs(l0b)).toBe(2);
+  });
+
+  test("status goes store by store; --max-age finds the store that stopped receiving backups; rekey covers every store", async () => {
+    await Bun.sleep(3000);
+    await snapshot(1, "l1b");
+    await zrb(["backup", ...task(up), "--level", "1", "--store", "hot"], { env: sc.env });
+    const s = await zrb(["status", ...task(up)], { env: sc.env });
+    expect(s.stdout).toContain("→ store hot");
+    expect(s.stdout).toContain("→ store cold");
+    const stale = await zrb(["status", ...task(up), "--max-age", "3s", "--level", "1"], { env: sc.env, allowFail: true });
+    expect(stale.code).toBe(10);
+    const line = stale.stderr.split("\n").find((l) => l.startsWith("zrb: "))!;
+    expect(line).toContain("task main in store cold");
+    expect(line).not.toContain("store hot");
+    const hotOnly = await zrb(["status", ...task(up), "--max-age", "3s", "--level", "1", "--store", "hot"], { env: sc.env });
+    expect(hotOnly.code).toBe(0);
+    // A key rotation covers every store: rekey (here a dry run) goes through both.
+    const { recipient } = await ageKeyPair(join(sc.work, "new-key.txt"));
+    const rk = await zrb(["rekey", ...task(up), "--private-key", sc.keyFile, "--to-recipient", recipient, "--dry-run"], { env: sc.env });
+    const total = (await list("hot")).length + (await list("cold")).length;
+    expect(rk.stdout).toContain(`of ${total} backups would be rewrapped`);
+  });
+});
