@@ -199,6 +199,12 @@ const TASK = object({
       "Send the datasets' properties with the data (`zfs send -p`). Off by default: a restore would receive the source's `mountpoint`, `sharenfs` and the like, so the restored copy mounts over (or shares) the live data's paths at the next boot, and would carry encryption and key location settings that do not fit the target. Turn it on when restoring to a fresh pool should recreate those settings.",
       { new: true },
     ),
+  file_catalog: bool()
+    .default(true)
+    .doc(
+      "Store an encrypted file catalog with every backup (a full listing at level 0, the changes since the parent above it: path, type, size, mtime), age-encrypted to the same recipients as the data and covered by the manifest's signature, so that `zrb find` answers which backups hold a file without downloading any data. Listing reads the snapshot through `.zfs/snapshot` or a temporary read-only clone; a listing that fails is a warning, never a failed backup. Its size and entry count are visible in the manifest. `false`: no catalog (zrb find has nothing to search for this task).",
+      { new: true },
+    ),
   retention: RETENTION.optional().doc(
     "Which backups `zrb prune` keeps in the bucket (restic's rules, ORed; the `--keep-*` flags replace them). Without bucket rules every backup is kept. A backup that a kept one depends on is always kept too.",
     { new: true, default: "— (keep everything)" },

@@ -24,9 +24,10 @@ import type { SigningKey } from "../../crypto/signing.ts";
 import { signHeads, type Trust } from "../../records/trust.ts";
 import { now } from "../../util/clock.ts";
 import { deleteMarker } from "../../records/marker.ts";
+import type { CatalogRef } from "../../records/file-catalog.ts";
 
 /** The manifest of a finished stream: parts in order with sizes and hashes, the stream's BLAKE3. */
-export function buildManifest(cfg: Config, state: BackupState, stream: { size: number; blake3: string }, zfsVersion: string): Manifest {
+export function buildManifest(cfg: Config, state: BackupState, stream: { size: number; blake3: string }, zfsVersion: string, catalog?: CatalogRef): Manifest {
   return {
     format: MANIFEST_FORMAT,
     backupId: state.backupId,
@@ -52,6 +53,7 @@ export function buildManifest(cfg: Config, state: BackupState, stream: { size: n
     host: hostname(),
     startedAt: state.startedAt,
     finishedAt: now().toISOString(),
+    ...(catalog ? { catalog } : {}),
   };
 }
 

@@ -118,9 +118,10 @@ tasks:
           enabled: true,
           recursive: false,
           sendProperties: false,
+          fileCatalog: true,
           fullName: "tank/home/photos",
         },
-        { name: "root", description: "", pool: "backup", dataset: "", enabled: false, recursive: false, sendProperties: false, fullName: "backup" },
+        { name: "root", description: "", pool: "backup", dataset: "", enabled: false, recursive: false, sendProperties: false, fileCatalog: true, fullName: "backup" },
       ],
     });
   });
@@ -156,6 +157,7 @@ tasks:
       enabled: true,
       recursive: false,
       sendProperties: false,
+      fileCatalog: true,
       fullName: "tank/home",
     });
     // enabled defaults to false, as in the original.
