@@ -17,7 +17,8 @@
  * reader refuses a catalog that is not the one the backup wrote.
  */
 import { decryptBytes, encryptBytes } from "../crypto/age-file.ts";
-import { integrityError } from "../util/errors.ts";
+import { ZrbError, integrityError } from "../util/errors.ts";
+import type { ObjectStore } from "../store/store.ts";
 import type { FileEntry } from "../zfs/snapfiles.ts";
 
 export type { FileEntry };
@@ -100,4 +101,21 @@ export async function openCatalog(stored: Uint8Array, ref: CatalogRef, identitie
   const c = decodeCatalog(await decryptBytes(stored, identities), ref.key);
   if (c.entries.length !== ref.entries || c.kind !== ref.kind) throw integrityError(`file catalog ${ref.key} holds ${c.entries.length} ${c.kind} entries, its manifest says ${ref.entries} ${ref.kind}`);
   return c;
+}
+
+/**
+ * What is wrong with a backup's stored catalog (zrb verify), or undefined: missing, not the
+ * manifest's size or SHA-256, and with `identities` one that does not decrypt and parse.
+ */
+export async function catalogProblem(store: ObjectStore, ref: CatalogRef, identities?: string[]): Promise<string | undefined> {
+  const body = await store.get(ref.key, { maxBytes: MAX_CATALOG_BYTES });
+  if (body === null) return `file catalog ${store.urlOf(ref.key)} is missing`;
+  try {
+    if (identities) await openCatalog(body, ref, identities);
+    else if (body.length !== ref.size || sha256Hex(body) !== ref.sha256) return `file catalog ${store.urlOf(ref.key)} is not the one its manifest describes (${body.length} bytes, SHA-256 ${sha256Hex(body).slice(0, 16)}…; manifest: ${ref.size} bytes, ${ref.sha256.slice(0, 16)}…)`;
+  } catch (err) {
+    if (!(err instanceof ZrbError) || err.exitCode !== 7) throw err;
+    return err.message;
+  }
+  return undefined;
 }
