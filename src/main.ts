@@ -62,6 +62,7 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
   const optional = new Map<string, string>();
   const repeatable = new Set<string>();
   for (const [k, d] of Object.entries<any>(defs)) {
+    if (d.type === "positional") continue;
     if (typeof d.optionalValue === "string") optional.set(k, d.optionalValue);
     // Options that collect every value (read with repeatedFlag, cli/trust.ts) may be given again.
     if (d.repeatable === true) repeatable.add(k);

@@ -58,16 +58,17 @@ export default defineCommand({
   args: {
     ...configArg,
     ...taskArg,
-    "private-key": { type: "string", alias: "i", description: "age identity file (AGE-SECRET-KEY-1…) that opens the catalogs", valueHint: "FILE", required: true },
+    "private-key": { type: "string", alias: "i", description: "age identity file (AGE-SECRET-KEY-1…) that opens the catalogs", valueHint: "FILE" },
     since: { type: "string", description: "Only restore points finished since: a duration (7d, 24h) or a date (2026-11-01)", valueHint: "DURATION|DATE" },
-    pattern: { type: "positional", description: "Glob on paths relative to the dataset's root (a name alone matches at any depth)", required: true },
+    pattern: { type: "positional", description: "Glob on paths relative to the dataset's root (a name alone matches at any depth)", required: false, valueHint: "PATTERN" },
     ...trustArgs,
     ...childArg,
     ...outputArgs,
   },
   async run({ args }) {
     applyOutput(args);
-    const pattern = String(args.pattern ?? "");
+    if (args.pattern === undefined) throw usageError("zrb find needs a PATTERN: a name (cat.jpg), a glob (*.jpg) or a path (photos/2019/*)");
+    const pattern = String(args.pattern);
     const problem = globProblem(pattern);
     if (problem) throw usageError(`PATTERN ${JSON.stringify(pattern.slice(0, 60))} ${problem}`);
     if (!args["private-key"]) throw usageError("zrb find needs --private-key FILE: the catalogs are encrypted to your age key");

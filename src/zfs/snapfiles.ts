@@ -17,6 +17,7 @@ import { lstat, mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { zfsRun, firstLine } from "./zfs.ts";
 import { zfsError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
 
 export const CLONE_PROPERTY = "zrb:catalog-clone";
 
@@ -73,7 +74,10 @@ export async function withSnapshotFiles<T>(snapshot: string, workDir: string, fn
   const mp = await prop(fs, "mountpoint");
   if (mp?.startsWith("/") && (await prop(fs, "mounted")) === "yes") {
     const dir = join(mp, ".zfs", "snapshot", short);
-    if (await isDir(dir)) return fn(dir);
+    if (await isDir(dir)) {
+      log.info(`file catalog: reading ${snapshot} through ${dir}`);
+      return fn(dir);
+    }
   }
   if ((await removeStaleClone(fs)) === "not-ours") throw zfsError(`${cloneName(fs)} exists and is not zrb's catalog clone of ${fs}; zrb leaves it alone and makes no catalog`);
   const name = cloneName(fs);
@@ -81,6 +85,7 @@ export async function withSnapshotFiles<T>(snapshot: string, workDir: string, fn
   await mkdir(workDir, { recursive: true, mode: 0o700 });
   const r = await zfsRun(["clone", "-o", `mountpoint=${dir}`, "-o", "readonly=on", "-o", `${CLONE_PROPERTY}=${fs}`, snapshot, name]);
   if (r.code !== 0) throw zfsError(`cannot clone ${snapshot} to list its files: ${firstLine(r.stderr) || `exit ${r.code}`}`);
+  log.info(`file catalog: reading ${snapshot} through the temporary clone ${name}`);
   try {
     return await fn(dir);
   } finally {

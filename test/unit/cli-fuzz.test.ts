@@ -57,6 +57,7 @@ beforeAll(async () => {
     restore: "restore",
     verify: "verify",
     list: "list",
+    find: "find",
     check: "check",
     cleanup: "cleanup",
     prune: "prune",

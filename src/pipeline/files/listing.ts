@@ -11,6 +11,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { FileCatalog, FileEntry } from "../../records/file-catalog.ts";
+import { log } from "../../util/log.ts";
 import { mountpointOf, statEntry, walk, withSnapshotFiles, zfsDiff, type DiffChange } from "../../zfs/snapfiles.ts";
 
 /** Where the clones of `fs`'s snapshots are mounted: zrb's own directory under base_dir. */
@@ -24,7 +25,11 @@ export async function listSnapshot(snapshot: string, parent: string | null, base
   if (parent === null) return { kind: "full", entries: await withSnapshotFiles(snapshot, work, (d) => walk(d)) };
   const mp = await mountpointOf(snapshot.split("@")[0]!);
   const diff = mp ? await zfsDiff(parent, snapshot, mp) : null;
-  if (diff) return { kind: "changes", entries: await withSnapshotFiles(snapshot, work, (d) => fromDiff(d, diff)) };
+  if (diff) {
+    log.info(`file catalog: ${diff.length} change(s) since ${parent} from zfs diff`);
+    return { kind: "changes", entries: await withSnapshotFiles(snapshot, work, (d) => fromDiff(d, diff)) };
+  }
+  log.info(`file catalog: no zfs diff here; comparing walks of ${parent} and ${snapshot}`);
   const before = await withSnapshotFiles(parent, work, (d) => walk(d));
   const after = await withSnapshotFiles(snapshot, work, (d) => walk(d));
   return { kind: "changes", entries: compare(before, after) };
