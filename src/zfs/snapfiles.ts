@@ -56,10 +56,25 @@ export async function removeStaleClone(fs: string): Promise<"none" | "removed" |
   return "removed";
 }
 
+/**
+ * The catalog clones among `names` (a `zfs list -r` of a tree): a recursive task must not take a
+ * clone a killed run left for a child's catalog as a child of its own.
+ */
+export async function catalogClonesIn(names: string[]): Promise<Set<string>> {
+  const listed = new Set(names);
+  const out = new Set<string>();
+  for (const fs of names) {
+    const c = cloneName(fs);
+    if (listed.has(c) && (await prop(c, CLONE_PROPERTY)) === fs) out.add(c);
+  }
+  return out;
+}
+
 async function destroyClone(name: string): Promise<void> {
   await zfsRun(["unmount", name]);
-  let r = await zfsRun(["destroy", name]);
-  if (r.code !== 0) r = await zfsRun(["destroy", "-f", name]);
+  // -r: a `zfs snapshot -r` of a tree may have taken a snapshot of a stale clone; it is ours too.
+  let r = await zfsRun(["destroy", "-r", name]);
+  if (r.code !== 0) r = await zfsRun(["destroy", "-r", "-f", name]);
   if (r.code !== 0) throw zfsError(`cannot destroy zrb's catalog clone ${name}: ${firstLine(r.stderr) || `exit ${r.code}`}; zrb cleanup retries, or zfs destroy ${name}`);
 }
 

@@ -17,7 +17,8 @@ import { listKeys } from "../helpers/audit.ts";
 import { History } from "../helpers/history.ts";
 import { ageKeyPair, run, s3Client } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
-import { jsonResult, zrb } from "../helpers/zrb.ts";
+import { jsonResult } from "../helpers/zrb.ts";
+import { cloneName } from "../../src/zfs/snapfiles.ts";
 
 let sc: Scene;
 let client: S3Client;
@@ -147,6 +148,22 @@ describe("zrb find from the catalogs alone", () => {
     await h.run(["prune", "--allow-unsigned"], at(3));
     expect(await catalogs()).toEqual([`${h.o.prefix}${kept.catalog.key}`]);
 
+    // A catalog clone a killed backup left is zrb's: cleanup removes it. A dataset of that name
+    // that zrb did not make is never touched: the backup warns and records no catalog.
+    const clone = cloneName(h.fs);
+    await run(["zfs", "clone", "-o", `zrb:catalog-clone=${h.fs}`, "-o", `mountpoint=${join(sc.work, "stale")}`, kept.snapshot, clone]);
+    await h.run(["cleanup", "--allow-unsigned"], at(3));
+    expect((await run(["zfs", "list", "-H", "-o", "name", "-r", sc.pool.pool])).stdout).not.toContain(clone);
+    await run(["zfs", "create", "-o", `mountpoint=${join(sc.work, "users")}`, clone]);
+    write(h, "w.txt", "w");
+    await h.snapshot(1, at(3));
+    const notOurs = await h.run(["backup", "--level", "1", "--json"], at(3));
+    const l1 = jsonResult(notOurs.stdout);
+    expect(l1.catalog).toBeNull();
+    expect(notOurs.stderr).toContain(`${clone} exists and is not zrb's catalog clone of ${h.fs}`);
+    expect((await run(["zfs", "list", "-H", "-o", "name", clone])).stdout.trim()).toBe(clone);
+    await run(["zfs", "destroy", "-f", clone]);
+
     // Catalogs off: the backup has none, and find names the point instead of guessing.
     const doc = YAML.parse(readFileSync(h.cfg, "utf8"));
     doc.tasks[0].file_catalog = false;
@@ -155,7 +172,7 @@ describe("zrb find from the catalogs alone", () => {
     const none = await backupDay(h, 1, 4);
     expect(none.catalog).toBeNull();
     const f = JSON.parse((await h.run(["find", "--private-key", sc.keyFile, "--json", "*.txt"], at(5))).stdout);
-    expect(f.noCatalog).toEqual([{ backupId: none.backupId, why: "it has no catalog" }]);
+    expect(f.noCatalog).toEqual([l1, none].map((b) => ({ backupId: b.backupId, why: "it has no catalog" })));
     expect(f.matches.map((m: any) => m.path)).toEqual(["x.txt", "y.txt"]);
     expect(existsSync(join(h.baseDir, "catalog-clones"))).toBe(true);
   }, 600_000);
