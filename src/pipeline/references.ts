@@ -146,6 +146,8 @@ export function orphanCatalogs(listing: ObjectInfo[], dir: string, manifests: Ma
   for (const m of manifests) {
     ids.add(m.backupId);
     if (m.parent) ids.add(m.parent.backupId);
+    const named = m.catalog ? backupIdOfCatalogKey(dir, m.catalog.key) : null;
+    if (named) ids.add(named);
   }
   for (const k of keep) ids.add(k.replace(/\/$/, "").slice(k.replace(/\/$/, "").lastIndexOf("/") + 1));
   return listing.filter((o) => {

@@ -161,8 +161,9 @@ export function parseManifest(text: string, key: string, expect: { pool: string;
   if (total !== m.stream.size) throw bad(`parts add up to ${total} bytes, stream size says ${m.stream.size}`);
   if (m.catalog !== undefined) {
     const c = m.catalog as unknown as Record<string, unknown>;
-    if (!c || typeof c !== "object" || typeof c.key !== "string" || backupIdOfCatalogKey(manifestDir(m.pool, m.dataset), c.key) !== m.backupId)
-      throw bad(`catalog key is not one of backup ${m.backupId}'s`);
+    // A catalog of this dataset (readers take no key from the bucket outside it); whose it is, the signature vouches for.
+    if (!c || typeof c !== "object" || typeof c.key !== "string" || backupIdOfCatalogKey(manifestDir(m.pool, m.dataset), c.key) === null)
+      throw bad(`catalog key ${JSON.stringify(String(c?.key)).slice(0, 200)} is not a file catalog of ${fs}`);
     if (!isInt(c.size, 1) || !HEX64.test(String(c.sha256)) || !isInt(c.entries) || (c.kind !== "full" && c.kind !== "changes")) throw bad("malformed catalog record");
   }
   if (m.signature !== undefined) {

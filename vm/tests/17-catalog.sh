@@ -25,17 +25,16 @@ echo v1 > "$M/docs/a.txt"
 for i in 1 2 3; do echo "$i" > "$M/old/f$i.txt"; done
 sync
 
-declare -A ID
 backup_day() { # LEVEL DAY -> the backup's --json result; its stderr in /tmp/catalog-L$1.log
   local now snap out
   now=$(printf '2027-04-%02dT02:00:00Z' "$2")
   snap=$(ZRB_NOW=$now zrb_snapshot "$CCONF" "$CTASK" "$1")
   out=$(ZRB_NOW=$now "$ZRB" backup --config "$CCONF" --task "$CTASK" --level "$1" --json 2>"/tmp/catalog-L$1.log" | job_result) || fail "level-$1 backup failed: $(tail -3 "/tmp/catalog-L$1.log")"
-  ID[$1]=$(jq -r .backupId <<<"$out")
   echo "$out"
 }
 
 b0=$(backup_day 0 1)
+ID0=$(jq -r .backupId <<<"$b0")
 jq -e '.catalog.kind == "full" and .catalog.entries == 9' <<<"$b0" >/dev/null || fail "level 0's catalog is not a full listing of 9 entries: $(jq -c .catalog <<<"$b0")"
 grep -q "through $M/.zfs/snapshot/" /tmp/catalog-L0.log || fail "level 0 did not read its snapshot through .zfs/snapshot: $(grep 'file catalog' /tmp/catalog-L0.log)"
 
@@ -51,21 +50,22 @@ grep -q "temporary clone" /tmp/catalog-L0.log /tmp/catalog-L1.log && fail "a clo
 echo new > "$M/photos/new.jpg"
 sync
 b2=$(backup_day 2 3)
+ID2=$(jq -r .backupId <<<"$b2")
 jq -e '.catalog.kind == "changes" and .catalog.bytes < 4096' <<<"$b2" >/dev/null || fail "level 2's catalog: $(jq -c .catalog <<<"$b2")"
 zfs list -H -o name -r "$POOL" | grep -q zrb-catalog- && fail "a catalog clone is left on $POOL"
 
 find_json() { "$ZRB" find --config "$CCONF" --task "$CTASK" --private-key "$KEYS/zrb_private.key" --json "$@"; }
 f=$(find_json cat.jpg) || fail "zrb find cat.jpg failed"
-jq -e --arg id "${ID[0]}" '.searched == 3 and (.matches | length == 1) and .matches[0].path == "photos/cat.jpg" and .matches[0].deleted and .matches[0].lastSeen.backupId == $id and .matches[0].versions[0].size == 3000' <<<"$f" >/dev/null \
+jq -e --arg id "$ID0" '.searched == 3 and (.matches | length == 1) and .matches[0].path == "photos/cat.jpg" and .matches[0].deleted and .matches[0].lastSeen.backupId == $id and .matches[0].versions[0].size == 3000' <<<"$f" >/dev/null \
   || fail "find cat.jpg: $f"
 old=$(find_json 'old/*') || fail "zrb find old/* failed"
-jq -e --arg id "${ID[0]}" '(.matches | length == 3) and all(.matches[]; .deleted and .lastSeen.backupId == $id)' <<<"$old" >/dev/null || fail "find old/*: $old"
+jq -e --arg id "$ID0" '(.matches | length == 3) and all(.matches[]; .deleted and .lastSeen.backupId == $id)' <<<"$old" >/dev/null || fail "find old/*: $old"
 ren=$(find_json 'renamed/*') || fail "zrb find renamed/* failed"
-jq -e --arg id "${ID[2]}" '(.matches | length == 3) and all(.matches[]; (.deleted | not) and .lastSeen.backupId == $id)' <<<"$ren" >/dev/null || fail "find renamed/*: $ren"
+jq -e --arg id "$ID2" '(.matches | length == 3) and all(.matches[]; (.deleted | not) and .lastSeen.backupId == $id)' <<<"$ren" >/dev/null || fail "find renamed/*: $ren"
 a=$(find_json docs/a.txt) || fail "zrb find docs/a.txt failed"
 jq -e '[.matches[0].versions[].size] == [12, 3]' <<<"$a" >/dev/null || fail "find docs/a.txt: two versions expected: $a"
 text=$("$ZRB" find --config "$CCONF" --task "$CTASK" --private-key "$KEYS/zrb_private.key" '*.jpg')
-grep -q "photos/cat.jpg  (deleted since; last seen in ${ID[0]}" <<<"$text" || fail "find *.jpg (text): $text"
+grep -q "photos/cat.jpg  (deleted since; last seen in $ID0" <<<"$text" || fail "find *.jpg (text): $text"
 
 v=$("$ZRB" verify --config "$CCONF" --task "$CTASK" --private-key "$KEYS/zrb_private.key" --json | job_result) || fail "verify failed"
 jq -e '[.backups[].catalog] == ["ok", "ok", "ok"]' <<<"$v" >/dev/null || fail "verify did not check every catalog: $(jq -c '[.backups[] | {backupId, catalog}]' <<<"$v")"

@@ -17,7 +17,7 @@ import { manifestTrustProblem, signManifest, type Trust } from "../../records/tr
 import type { SigningKey } from "../../crypto/signing.ts";
 import { commitManifest, deleteOrLeave } from "../backup/finish.ts";
 import { MAX_CATALOG_BYTES, openCatalog, sealCatalog, sha256Hex, type CatalogRef } from "../../records/file-catalog.ts";
-import { catalogKey } from "../../store/layout.ts";
+import { backupIdOfCatalogKey, catalogKey, manifestDir } from "../../store/layout.ts";
 import { ExitCode, ZrbError, usageError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
@@ -153,7 +153,7 @@ async function rekeyBackup(cfg: Config, store: ObjectStore, m: Manifest, objects
   const catalog = oldCatalog && !sameSet(m.recipients, o.recipients) ? await rekeyCatalog(cfg, store, m, oldCatalog, o) : oldCatalog;
   const next: Manifest = { ...body, format: REKEYED_MANIFEST_FORMAT, recipients: [...o.recipients], parts, ...(catalog ? { catalog } : {}) };
   await commitManifest(cfg, store, o.signer ? signManifest(next, o.signer) : next);
-  if (catalog && oldCatalog && catalog.key !== oldCatalog.key) await deleteOrLeave(store, [oldCatalog.key], `file catalog of ${m.backupId} under the old key`);
+  if (catalog && oldCatalog && catalog.key !== oldCatalog.key && backupIdOfCatalogKey(manifestDir(m.pool, m.dataset), oldCatalog.key) === m.backupId) await deleteOrLeave(store, [oldCatalog.key], `file catalog of ${m.backupId} under the old key`);
   await state.doneBackup(m.backupId);
   res.backups++;
   o.onEvent?.({ event: "backup", backupId: m.backupId, parts: parts.length, state: "rewrapped" });
