@@ -226,7 +226,7 @@ describe("runs that must fail or skip on purpose", () => {
       expect(gone[0]!.path).toContain(ids[2]!);
       const a = await auditOf(h);
       expect(a.orphans.length).toBeGreaterThan(0);
-      expect(a.orphans.every((k) => k.includes(`/${ids[2]}/`))).toBe(true);
+      expect(a.orphans.every((k) => k.includes(`/${ids[2]}/`) || k.endsWith(`/${ids[2]}.catalog.age`))).toBe(true); // its parts, and its file catalog
       const list = JSON.parse((await h.run(["list", "--json"], at(5))).stdout);
       expect(list.map((e: any) => e.backupId).sort()).toEqual([ids[0], ids[1], ids[3]].sort());
       expect(list.every((e: any) => e.restorable)).toBe(true);
