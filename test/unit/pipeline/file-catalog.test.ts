@@ -11,6 +11,15 @@ import { compileGlob, globProblem } from "../../../src/pipeline/files/glob.ts";
 import { applyCatalog } from "../../../src/pipeline/files/state.ts";
 import { compare } from "../../../src/pipeline/files/listing.ts";
 import { ZrbError } from "../../../src/util/errors.ts";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import YAML from "yaml";
+import { LocalStore } from "../../../src/store/local.ts";
+import { catalogKey, manifestKey, partKey } from "../../../src/store/layout.ts";
+import { MANIFEST_FORMAT, type Manifest } from "../../../src/records/manifest.ts";
+import { NO_TRUST } from "../../../src/records/trust.ts";
+import { findFiles, restorePointsHolding } from "../../../src/pipeline/files/find.ts";
 
 const f = (path: string, size = 1, mtime = 1_700_000_000, type: FileEntry["type"] = "f"): FileEntry => ({ path, type, size, mtime });
 const del = (path: string) => f(path, 0, 0, "-");
@@ -102,5 +111,45 @@ describe("changes and chains", () => {
     const j0 = applyCatalog(null, { kind: "full", entries: [f("old.jpg"), f("dir/a.jpg"), f("x.txt")] }, jpg);
     expect([...applyCatalog(j0, { kind: "changes", entries: [del("dir")] }, jpg).keys()]).toEqual(["old.jpg"]);
     expect(() => applyCatalog(null, { kind: "changes", entries: [] }, jpg)).toThrow();
+  });
+});
+
+describe("points from a store's catalogs", () => {
+  test("restorePointsHolding: the points whose rebuilt files hold a path, newest first; findFiles agrees and names a point without a catalog", async () => {
+    const store = new LocalStore(join(mkdtempSync(join(tmpdir(), "zrb-cat-")), "store"));
+    const { identityFileText, recipient } = await generateKeyPair();
+    const id = identityFileText.split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-"))!;
+    let prev: Manifest | null = null;
+    const ids: string[] = [];
+    const cats: (FileCatalog | null)[] = [
+      { kind: "full", entries: [f("a/keep.txt"), f("a/old.txt")] },
+      { kind: "changes", entries: [del("a/old.txt")] },
+      { kind: "changes", entries: [f("a/old.txt", 5)] },
+      null,
+    ];
+    for (const [i, cat] of cats.entries()) {
+      const bid = `2027030${i + 1}T020000Z-L${i}-aaaaa${i}`;
+      const sealed = cat ? await sealCatalog(cat, [recipient]) : null;
+      const m: Manifest = {
+        format: MANIFEST_FORMAT, backupId: bid, pool: "tank", dataset: "ds", level: i,
+        snapshot: { name: `tank/ds@s${i}`, guid: String(100 + i) },
+        parent: prev && { name: prev.snapshot.name, guid: prev.snapshot.guid, backupId: prev.backupId, level: prev.level },
+        send: { flags: [], zfs: "t" }, stream: { size: 1, blake3: "b".repeat(64) }, recipients: [recipient], storageClass: "STANDARD", chunkSize: 65536,
+        parts: [{ index: 0, key: partKey("tank", "ds", i, bid, 0), plainSize: 1, cipherSize: 9, sha256: "a".repeat(64), blake3: "c".repeat(64) }],
+        tool: { name: "zrb", version: "t" }, host: "h", startedAt: `2027-03-0${i + 1}T02:00:00Z`, finishedAt: `2027-03-0${i + 1}T02:00:00Z`,
+        ...(sealed ? { catalog: { key: catalogKey("tank", "ds", bid), size: sealed.length, sha256: sha256Hex(sealed), entries: cat!.entries.length, kind: cat!.kind } } : {}),
+      };
+      if (sealed) await store.put(catalogKey("tank", "ds", bid), sealed);
+      await store.put(partKey("tank", "ds", i, bid, 0), new Uint8Array(9));
+      await store.put(manifestKey("tank", "ds", bid), YAML.stringify(m));
+      ids.push(bid);
+      prev = m;
+    }
+    expect((await restorePointsHolding(store, "tank", "ds", "a/old.txt", [id], NO_TRUST)).map((p) => p.backupId)).toEqual([ids[2]!, ids[0]!]);
+    expect((await restorePointsHolding(store, "tank", "ds", "/a/keep.txt", [id], NO_TRUST)).map((p) => p.backupId)).toEqual([ids[2]!, ids[1]!, ids[0]!]);
+    expect(await restorePointsHolding(store, "tank", "ds", "nope", [id], NO_TRUST)).toEqual([]);
+    const r = await findFiles(store, "tank", "ds", { pattern: "old.txt", identities: [id], trust: NO_TRUST });
+    expect(r.noCatalog).toEqual([{ backupId: ids[3]!, why: "it has no catalog" }]);
+    expect(r.matches[0]!.versions.map((v) => [v.size, v.newest.backupId, v.points])).toEqual([[5, ids[2]!, 1], [1, ids[0]!, 1]]);
   });
 });
