@@ -15,9 +15,9 @@ import { join } from "node:path";
 import YAML from "yaml";
 import { listKeys } from "../helpers/audit.ts";
 import { History } from "../helpers/history.ts";
-import { ageKeyPair, run, s3Client } from "../helpers/rig.ts";
+import { ageKeyPair, mountpointOf, run, s3Client } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
-import { jsonResult } from "../helpers/zrb.ts";
+import { configYaml, jsonResult, zrb } from "../helpers/zrb.ts";
 import { cloneName } from "../../src/zfs/snapfiles.ts";
 
 let sc: Scene;
@@ -176,4 +176,27 @@ describe("zrb find from the catalogs alone", () => {
     expect(f.matches.map((m: any) => m.path)).toEqual(["x.txt", "y.txt"]);
     expect(existsSync(join(h.baseDir, "catalog-clones"))).toBe(true);
   }, 600_000);
+
+  test("a recursive task: find searches every child (one result each), --child one", async () => {
+    const fs = `${sc.pool.pool}/tree`;
+    await run(["zfs", "create", fs]);
+    await run(["zfs", "create", `${fs}/kid`]);
+    writeFileSync(join(await mountpointOf(fs), "report.pdf"), "root");
+    writeFileSync(join(await mountpointOf(`${fs}/kid`), "report.pdf"), "kid's");
+    const doc = YAML.parse(configYaml({ baseDir: join(sc.work, "base-tree"), recipients: [sc.recipient], bucket: sc.bucket, s3: sc.s3, prefix: "tree/", tasks: [{ name: "t", pool: sc.pool.pool, dataset: "tree" }] }));
+    doc.tasks[0].recursive = true;
+    const cfg = join(sc.work, "tree.yaml");
+    writeFileSync(cfg, YAML.stringify(doc));
+    const args = ["--config", cfg, "--task", "t"];
+    await zrb(["snapshot", ...args, "--level", "0"], { env: sc.env });
+    const b = jsonResult((await zrb(["backup", ...args, "--level", "0", "--json"], { env: sc.env })).stdout);
+    expect(b.children.map((c: any) => [c.child, c.catalog?.entries])).toEqual([["", 2], ["kid", 1]]); // the child's mountpoint is an empty directory in its parent's snapshot
+    const all = JSON.parse((await zrb(["find", ...args, "--private-key", sc.keyFile, "--json", "*.pdf"], { env: sc.env })).stdout);
+    expect(all.map((r: any) => [r.dataset, r.matches.map((m: any) => [m.path, m.versions[0].size])])).toEqual([
+      [fs, [["report.pdf", 4]]],
+      [`${fs}/kid`, [["report.pdf", 5]]],
+    ]);
+    const one = JSON.parse((await zrb(["find", ...args, "--child", "kid", "--private-key", sc.keyFile, "--json", "report.pdf"], { env: sc.env })).stdout);
+    expect(one.map((r: any) => r.dataset)).toEqual([`${fs}/kid`]);
+  }, 300_000);
 });
