@@ -15,6 +15,7 @@ import snapshot from "./cli/snapshot.ts";
 import backup from "./cli/backup.ts";
 import check from "./cli/check.ts";
 import list from "./cli/list.ts";
+import find from "./cli/find.ts";
 import restore from "./cli/restore.ts";
 import verify from "./cli/verify.ts";
 import drill from "./cli/drill.ts";
@@ -31,7 +32,7 @@ const EXIT_CODES = `Exit codes: 0 ok, 1 unexpected failure, 2 usage, 3 config, 4
 
 const VERSION_HELP = `zrb --version prints the version; zrb --version --verbose also the runtime and the crypto code paths it runs on (native addons or the slower portable fallbacks, and why).`;
 
-const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, drill, list, status, plan, check, systemd, cleanup, prune, rekey, "iam-policy": iamPolicy };
+const commands: Record<string, CommandDef<any>> = { genkey, snapshot, backup, restore, verify, drill, list, find, status, plan, check, systemd, cleanup, prune, rekey, "iam-policy": iamPolicy };
 
 const main: CommandDef<any> = {
   meta: {
@@ -62,6 +63,7 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
   const optional = new Map<string, string>();
   const repeatable = new Set<string>();
   for (const [k, d] of Object.entries<any>(defs)) {
+    if (d.type === "positional") continue;
     if (typeof d.optionalValue === "string") optional.set(k, d.optionalValue);
     // Options that collect every value (read with repeatedFlag, cli/trust.ts) may be given again.
     if (d.repeatable === true) repeatable.add(k);
@@ -74,9 +76,15 @@ async function checkFlags(cmd: CommandDef<any>, name: string, argv: string[]): P
     }
   }
   const given = new Map<string, string>();
+  // Positional arguments (zrb find PATTERN): as many bare words as the command declares.
+  let bare = Object.values<any>(defs).filter((d) => d.type === "positional").length;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--") break;
+    if (!a.startsWith("-") && bare > 0) {
+      bare--;
+      continue;
+    }
     if (!a.startsWith("-") || a === "-") throw new ZrbError(`zrb ${name}: unexpected argument ${JSON.stringify(a)} (see zrb ${name} --help)`, ExitCode.USAGE);
     const flag = a.replace(/^--?/, "").split("=")[0]!;
     if (!known.has(flag))

@@ -29,6 +29,7 @@ function childJson(o: ChildOutcome<Done>): Record<string, unknown> {
     streamBytes: m.stream.size,
     storedBytes: m.parts.reduce((a, p) => a + p.cipherSize, 0),
     manifest: r.manifestKey,
+    catalog: m.catalog ? { bytes: m.catalog.size, entries: m.catalog.entries, kind: m.catalog.kind } : null,
     resumed: r.resumed,
   };
 }

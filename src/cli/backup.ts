@@ -55,13 +55,16 @@ export default defineCommand({
         storedBytes: m.parts.reduce((a, p) => a + p.cipherSize, 0),
         blake3: m.stream.blake3,
         manifest: r.manifestKey,
+        /** The file catalog: its stored size and entries, or null when none was made. */
+        catalog: m.catalog ? { key: m.catalog.key, bytes: m.catalog.size, entries: m.catalog.entries, kind: m.catalog.kind } : null,
         resumed: r.resumed,
         seconds: secs,
       };
       if (!args.json)
         log.success(
           `backup ${m.backupId}: level ${m.level} ${m.snapshot.name}${m.parent ? ` (from ${m.parent.name})` : ""}, ` +
-            `${m.parts.length} part(s), ${m.stream.size} bytes in ${secs}s → ${store.location}`,
+            `${m.parts.length} part(s), ${m.stream.size} bytes in ${secs}s → ${store.location}` +
+            (m.catalog ? `; file catalog ${m.catalog.entries} ${m.catalog.kind === "full" ? "entries" : "changes"}, ${m.catalog.size} bytes` : "; no file catalog"),
         );
       return { result: summary, bytes: m.stream.size };
     });

@@ -110,6 +110,10 @@ function optionName(name: string, d: ArgDef): string {
 function optionRows(defs: Record<string, ArgDef>): [string, string][] {
   const rows: [string, string][] = [];
   for (const [name, d] of Object.entries(defs)) {
+    if (d.type === "positional") {
+      rows.push([(d as { valueHint?: string }).valueHint ?? name.toUpperCase(), d.description ?? ""]);
+      continue;
+    }
     const dflt = d.default === undefined || d.default === false ? "" : ` (default: ${d.default})`;
     rows.push([optionName(name, d), `${d.description ?? ""}${dflt}`]);
     if (d.type === "boolean" && d.default === true) rows.push([`--no-${name}`, `The opposite of --${name}`]);
@@ -129,7 +133,8 @@ export async function renderHelp(cmd: CommandDef<any>, path: string, o: { width:
   const out: string[] = [];
   const title = `${meta.description ?? ""} (${path}${o.version ? ` v${o.version}` : ""})`;
   out.push(...wrap(title, o.width).map((l) => style.gray(l)), "");
-  const usage = `${path}${subs ? " <command>" : ""}${Object.keys(defs).length ? " [OPTIONS]" : ""}`;
+  const positionals = Object.entries(defs).filter(([, d]) => d.type === "positional").map(([n, d]) => (d as { valueHint?: string }).valueHint ?? n.toUpperCase());
+  const usage = `${path}${subs ? " <command>" : ""}${Object.keys(defs).length ? " [OPTIONS]" : ""}${positionals.map((p) => ` ${p}`).join("")}`;
   out.push(...wrap(`${style.head("USAGE")} ${style.cyan(usage)}`, o.width, 2), "");
   if (Object.keys(defs).length) out.push(style.head("OPTIONS"), "", ...columns(optionRows(defs), o.width, style), "");
   if (subs) {

@@ -212,6 +212,12 @@ const TASK = object({
       "The stores (`stores[].name`) this task is backed up to, each with its own chain. Without it: every store of the top-level `stores` list (or the one `s3` store, named `default`).",
       { new: true, default: "every store" },
     ),
+  file_catalog: bool()
+    .default(true)
+    .doc(
+      "Store an encrypted file catalog with every backup (a full listing at level 0, the changes since the parent above it: path, type, size, mtime), age-encrypted to the same recipients as the data and covered by the manifest's signature, so that `zrb find` answers which backups hold a file without downloading any data. Listing reads the snapshot through `.zfs/snapshot` or a temporary read-only clone; a listing that fails is a warning, never a failed backup. Its size and entry count are visible in the manifest. `false`: no catalog (zrb find has nothing to search for this task).",
+      { new: true },
+    ),
   retention: RETENTION.optional().doc(
     "Which backups `zrb prune` keeps in the bucket (restic's rules, ORed; the `--keep-*` flags replace them). Without bucket rules every backup is kept. A backup that a kept one depends on is always kept too.",
     { new: true, default: "— (keep everything)" },

@@ -1,6 +1,7 @@
 /**
  * Whole-file age encryption and decryption with zrb's streams (age.ts): used by the tests that
- * prove the stock `age` CLI and zrb read each other's files, and by nothing on the data path.
+ * prove the stock `age` CLI and zrb read each other's files, and for small objects held in
+ * memory whole (the file catalog, records/file-catalog.ts); never for a data part.
  */
 import { open } from "node:fs/promises";
 import { AgeDecryptStream, AgeEncryptStream } from "./age.ts";
@@ -91,4 +92,27 @@ export async function decryptFile(inPath: string, outPath: string, identities: s
     await inF.close();
   }
   return { plainSize };
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+/** A small buffer as one age file to `recipients` (the stream's outputs are copied: they are views). */
+export async function encryptBytes(plain: Uint8Array, recipients: string[]): Promise<Uint8Array> {
+  const enc = await AgeEncryptStream.create(recipients);
+  return concat([enc.push(plain).slice(), enc.finish().slice()]);
+}
+
+/** A small age file opened whole: every chunk authenticated, or an integrity/crypto ZrbError. */
+export async function decryptBytes(cipher: Uint8Array, identities: string[]): Promise<Uint8Array> {
+  const dec = await AgeDecryptStream.create(identities);
+  const first = (await dec.push(cipher)).slice();
+  return concat([first, dec.finish().slice()]);
 }

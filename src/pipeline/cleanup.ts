@@ -1,7 +1,7 @@
 /**
  * `zrb cleanup`: remove what interrupted or abandoned runs left in the store for one task —
- * multipart uploads never completed or aborted (providers bill their parts forever) and part
- * objects no manifest refers to — without touching anything a finished backup or the
+ * multipart uploads never completed or aborted (providers bill their parts forever), part
+ * objects and file catalogs no manifest refers to, and a killed backup's catalog clone — without touching anything a finished backup or the
  * resumable backup in backup_state.yaml or a backup in flight on any host (its trusted
  * in-flight marker) still needs. Runs under the dataset's lock, so it never races a backup on
  * this host; what no record accounts for is spared while younger than prune.orphan_grace
@@ -23,10 +23,11 @@ import { acquireLock } from "../state/lock.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { RunDir } from "../state/rundir.ts";
 import type { Trust } from "../records/trust.ts";
-import { dataPrefix, datasetDataPrefix, isPartKey, manifestKey, markerKey } from "../store/layout.ts";
+import { backupIdOfCatalogKey, dataPrefix, datasetDataPrefix, isPartKey, manifestDir, manifestKey, markerKey } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { usageError } from "../util/errors.ts";
-import { graceSplit, orphanParts, readReferences, underKept } from "./references.ts";
+import { graceSplit, orphanCatalogs, orphanParts, readReferences, underKept } from "./references.ts";
+import { removeStaleClone } from "../zfs/snapfiles.ts";
 import { log } from "../util/log.ts";
 import { checkInterrupted } from "../util/abort.ts";
 import { formatSize } from "../util/size.ts";
@@ -80,6 +81,8 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
     // Listed before the records are read (references.ts: a backup finishing meanwhile is then seen by one of them).
     const listedUploads = await store.listUploads(base);
     const listing = await store.list(base);
+    const mdir = manifestDir(task.pool, task.dataset);
+    const mlisting = await store.list(mdir);
     // What must stay: every part of every manifest, the interrupted backup that a rerun resumes, every backup in flight.
     const refs = await readReferences(store, task, rd, "cleanup", opts.trust);
     const { state, manifests: ms, keepUploads, keepPrefixes } = refs;
@@ -93,7 +96,8 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
       knob,
     );
     const uploads = uploadGrace.go.map((u) => ({ key: u.key, uploadId: u.uploadId, ...(u.initiated ? { initiated: u.initiated.toISOString() } : {}) }));
-    const partGrace = graceSplit(orphanParts(listing, base, ms, keepPrefixes), (o) => o.lastModified, opts.olderThanMs, now, knob);
+    const strays = [...orphanParts(listing, base, ms, keepPrefixes), ...orphanCatalogs(mlisting, mdir, ms, keepPrefixes)];
+    const partGrace = graceSplit(strays, (o) => o.lastModified, opts.olderThanMs, now, knob);
     const orphans = partGrace.go.map((o) => ({ key: o.key, size: o.size, ...(o.lastModified ? { lastModified: o.lastModified.toISOString() } : {}) }));
     const spared = [...uploadGrace.spared, ...partGrace.spared].map((x) => ({ key: x.key, why: x.why }));
     const spillRoot = rd.spillRoot;
@@ -107,14 +111,17 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
     for (const k of refs.moot) log.info(`${verb} delete the in-flight marker ${k} (its backup's manifest is written)`);
     if (!opts.dryRun) {
       // Send holds a killed run leaked (its state lost): everything but the resumable backup's.
-      if (await zfs.datasetExists(task.fullName).catch(() => false))
+      if (await zfs.datasetExists(task.fullName).catch(() => false)) {
         await releaseStraySendHolds(task.fullName, [state?.snapshot?.name, state?.parent?.name], holdTags(cfg).send);
+        // A killed backup's catalog clone (zfs/snapfiles.ts: only one zrb made, for this dataset).
+        if ((await removeStaleClone(task.fullName)) === "removed") log.info(`removed the stale catalog clone of ${task.fullName}`);
+      }
       for (const u of uploads) {
         checkInterrupted(opts.signal);
         await store.abortUpload(u.key, u.uploadId);
       }
       checkInterrupted(opts.signal);
-      await deleteOrLeave(store, orphans.map((o) => o.key), "orphan parts");
+      await deleteOrLeave(store, orphans.map((o) => o.key), "orphan parts and catalogs");
       for (const d of spillDirs) rmSync(d, { recursive: true, force: true });
       await deleteOrLeave(store, refs.moot, "in-flight markers of finished backups");
     }
@@ -176,7 +183,9 @@ export async function abandon(cfg: Config, task: Task, store: ObjectStore, backu
     const lvl = /-L(\d{1,3})-/.exec(backupId);
     const prefix = lvl ? dataPrefix(task.pool, task.dataset, Number(lvl[1]), backupId) : base;
     const ours = (key: string) => isPartKey(base, key) && key.slice(base.length).split("/")[1] === backupId;
-    const parts = (await store.list(prefix)).filter((o) => ours(o.key)).map((o) => ({ key: o.key, size: o.size }));
+    const mdir = manifestDir(task.pool, task.dataset);
+    // Its parts, and a file catalog it stored before it was killed (written just before the manifest).
+    const parts = [...(await store.list(prefix)).filter((o) => ours(o.key)), ...(await store.list(mdir)).filter((o) => backupIdOfCatalogKey(mdir, o.key) === backupId)].map((o) => ({ key: o.key, size: o.size }));
     const uploads = (await store.listUploads(prefix)).filter((u) => ours(u.key)).map((u) => ({ key: u.key, uploadId: u.uploadId }));
     const mk = markerKey(task.pool, task.dataset, backupId);
     const marker = (await store.head(mk)) ? mk : null;

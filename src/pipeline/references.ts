@@ -20,7 +20,7 @@ import { manifestTrustProblem, type Trust } from "../records/trust.ts";
 import { formatDuration } from "../util/duration.ts";
 import { log } from "../util/log.ts";
 import type { BackupState, RunDir } from "../state/rundir.ts";
-import { dataPrefix, isPartKey } from "../store/layout.ts";
+import { backupIdOfCatalogKey, dataPrefix, isPartKey } from "../store/layout.ts";
 import type { ObjectInfo, ObjectStore } from "../store/store.ts";
 import { integrityError } from "../util/errors.ts";
 
@@ -132,4 +132,26 @@ export function orphanParts(listing: ObjectInfo[], base: string, manifests: Mani
   const withManifest = new Set(manifests.map((m) => m.backupId));
   const idOf = (key: string) => key.slice(base.length).split("/")[1] ?? "";
   return listing.filter((o) => isPartKey(base, o.key) && !referenced.has(o.key) && !withManifest.has(idOf(o.key)) && !kept.some((k) => o.key.startsWith(k)));
+}
+
+/**
+ * The file catalogs (records/file-catalog.ts) in `listing` (of the dataset's manifest directory,
+ * `dir`) that belong to no backup: the parts' rule, by backup id — a catalog is kept while any
+ * manifest of its backup exists (trusted or not: a forged manifest must not orphan the real
+ * catalog), while a manifest names its backup as parent, and while its backup is in flight or
+ * resumable (`keep`: their data prefixes). The grace applies on top (graceSplit).
+ */
+export function orphanCatalogs(listing: ObjectInfo[], dir: string, manifests: Manifest[], keep: string[]): ObjectInfo[] {
+  const ids = new Set<string>();
+  for (const m of manifests) {
+    ids.add(m.backupId);
+    if (m.parent) ids.add(m.parent.backupId);
+    const named = m.catalog ? backupIdOfCatalogKey(dir, m.catalog.key) : null;
+    if (named) ids.add(named);
+  }
+  for (const k of keep) ids.add(k.replace(/\/$/, "").slice(k.replace(/\/$/, "").lastIndexOf("/") + 1));
+  return listing.filter((o) => {
+    const id = backupIdOfCatalogKey(dir, o.key);
+    return id !== null && !ids.has(id);
+  });
 }

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { isStoreError, type ObjectStore } from "../store/store.ts";
 import { partFileName } from "../store/layout.ts";
 import type { Manifest } from "../records/manifest.ts";
+import { catalogProblem } from "../records/file-catalog.ts";
 import { ChainError, resolveChain, type Catalog } from "./catalog.ts";
 import { findBackup, type Selector } from "./restore/select.ts";
 import { downloadPart } from "./restore/fetch.ts";
@@ -77,6 +78,8 @@ export interface VerifyReport {
     streamBlake3: "ok" | "mismatch" | "not checked";
     /** The BEGIN and END records against the manifest's guids (with the key, every part checked). */
     streamRecords: "ok" | "mismatch" | "not checked";
+    /** Its file catalog against the manifest's size and SHA-256 (with the key, also opened); "none" without one. */
+    catalog: "ok" | "bad" | "none" | "not checked";
     error?: string;
   }[];
   parts: PartCheck[];
@@ -207,6 +210,17 @@ async function verifyBackup(
       report.ok = false;
     }
   }
-  return { backupId: m.backupId, level: m.level, snapshot: m.snapshot.name, parts: m.parts.length, checked, streamBlake3, streamRecords, ...(berr ? { error: berr } : {}) };
+  // The file catalog, small, whenever the backup is checked (not in a rotation's slice of parts).
+  let catalog: "ok" | "bad" | "none" | "not checked" = m.catalog ? "not checked" : "none";
+  if (m.catalog && !o.only) {
+    const why = await catalogProblem(store, m.catalog, o.identities);
+    catalog = why ? "bad" : "ok";
+    if (why) {
+      log.error(why);
+      berr ??= why;
+      report.ok = false;
+    }
+  }
+  return { backupId: m.backupId, level: m.level, snapshot: m.snapshot.name, parts: m.parts.length, checked, streamBlake3, streamRecords, catalog, ...(berr ? { error: berr } : {}) };
 }
 

@@ -5,7 +5,8 @@
 import YAML from "yaml";
 import { isStoreError, type ObjectStore } from "../store/store.ts";
 import { isSnapshotOf } from "../zfs/names.ts";
-import { backupIdOfKey, dataPrefix, fullName, isManifestKey, manifestDir } from "../store/layout.ts";
+import { backupIdOfCatalogKey, backupIdOfKey, dataPrefix, fullName, isManifestKey, manifestDir } from "../store/layout.ts";
+import type { CatalogRef } from "./file-catalog.ts";
 import { hasUnsafeChars } from "../util/text.ts";
 import { ZrbError, integrityError } from "../util/errors.ts";
 import type { Signature } from "../crypto/signing.ts";
@@ -71,6 +72,11 @@ export interface Manifest {
   host: string;
   startedAt: string;
   finishedAt: string;
+  /**
+   * The backup's file catalog (records/file-catalog.ts): absent when none was made (catalog off,
+   * a volume, a listing that failed, a zrb before catalogs). Covered by the signature.
+   */
+  catalog?: CatalogRef;
   /** Made on the NAS with its signing key (config signing_key) over everything above. */
   signature?: Signature;
 }
@@ -153,6 +159,13 @@ export function parseManifest(text: string, key: string, expect: { pool: string;
     total += p.plainSize;
   });
   if (total !== m.stream.size) throw bad(`parts add up to ${total} bytes, stream size says ${m.stream.size}`);
+  if (m.catalog !== undefined) {
+    const c = m.catalog as unknown as Record<string, unknown>;
+    // A catalog of this dataset (readers take no key from the bucket outside it); whose it is, the signature vouches for.
+    if (!c || typeof c !== "object" || typeof c.key !== "string" || backupIdOfCatalogKey(manifestDir(m.pool, m.dataset), c.key) === null)
+      throw bad(`catalog key ${JSON.stringify(String(c?.key)).slice(0, 200)} is not a file catalog of ${fs}`);
+    if (!isInt(c.size, 1) || !HEX64.test(String(c.sha256)) || !isInt(c.entries) || (c.kind !== "full" && c.kind !== "changes")) throw bad("malformed catalog record");
+  }
   if (m.signature !== undefined) {
     const g = m.signature as unknown as Record<string, unknown>;
     if (!g || typeof g !== "object" || g.alg !== "ed25519" || typeof g.key !== "string" || !/^zrbverify1[0-9a-z]{1,100}$/.test(g.key) || typeof g.value !== "string" || !/^[A-Za-z0-9+/=]{1,200}$/.test(g.value))

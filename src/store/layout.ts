@@ -2,6 +2,7 @@
  * The bucket layout, in one place. Under the configured prefix:
  *   data/<pool>/<dataset>/level<N>/<backup id>/part-000000.age   one age file per chunk, in stream order
  *   manifests/<pool>/<dataset>/<backup id>.manifest.yaml          one per finished backup (the commit point)
+ *   manifests/<pool>/<dataset>/<backup id>.catalog.age             its file catalog, age-encrypted (records/file-catalog.ts)
  *   manifests/<pool>/<dataset>/<backup id>.inflight.yaml          the marker of a backup in progress (records/marker.ts)
  *   manifests/<pool>/<dataset>/heads.yaml                         the per-level heads (a cache of the manifests)
  *   manifests/<pool>/<dataset>/verify-rotation.yaml               progress of `zrb verify --rotate`
@@ -51,6 +52,24 @@ export function manifestKey(pool: string, dataset: string, backupId: string): st
 
 export function isManifestKey(dir: string, key: string): boolean {
   return key.startsWith(dir) && key.endsWith(".manifest.yaml") && !key.slice(dir.length).includes("/");
+}
+
+/**
+ * The file catalog of a backup (records/file-catalog.ts), beside its manifest. zrb rekey writes
+ * a re-encrypted one under a new `tag` (…catalog-<tag>.age) before the manifest names it, so a
+ * killed rekey never leaves a manifest whose catalog no longer matches it. Ends in .age, which a
+ * child dataset may not (layoutNameProblem), and never in .manifest.yaml.
+ */
+export function catalogKey(pool: string, dataset: string, backupId: string, tag?: string): string {
+  return `${manifestDir(pool, dataset)}${backupId}.catalog${tag ? `-${tag}` : ""}.age`;
+}
+
+const CATALOG_NAME = /^([0-9A-Za-z-]{1,64})\.catalog(?:-[0-9a-f]{1,32})?\.age$/;
+
+/** The backup id of a catalog key directly under `dir`, or null for any other key. */
+export function backupIdOfCatalogKey(dir: string, key: string): string | null {
+  if (!key.startsWith(dir)) return null;
+  return CATALOG_NAME.exec(key.slice(dir.length))?.[1] ?? null;
 }
 
 /**

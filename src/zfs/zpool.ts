@@ -48,7 +48,7 @@ export async function poolVdevPaths(name: string): Promise<string[]> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Retry `fn` while zfs says the thing is busy (zfs-fuse releases closed files late), up to ~10 s. */
-async function whileBusy(fn: () => Promise<{ code: number; stderr: string }>, gone: RegExp): Promise<string | undefined> {
+export async function whileBusy(fn: () => Promise<{ code: number; stderr: string }>, gone: RegExp): Promise<string | undefined> {
   for (let attempt = 0; ; attempt++) {
     const r = await fn();
     if (r.code === 0 || gone.test(r.stderr)) return undefined;

@@ -113,7 +113,7 @@ describe("help and version", () => {
       expect(r.stdout).toMatch(/--config|--out-dir/);
     }
   });
-  const COMMANDS = ["genkey", "snapshot", "backup", "restore", "verify", "drill", "list", "status", "plan", "check", "systemd", "cleanup", "prune", "rekey", "iam-policy"];
+  const COMMANDS = ["genkey", "snapshot", "backup", "restore", "verify", "drill", "list", "find", "status", "plan", "check", "systemd", "cleanup", "prune", "rekey", "iam-policy"];
   const tooWide = (text: string, width: number) => text.split("\n").filter((l) => l.length > width || /\s$/.test(l));
   test("--help on a pipe: one short line per command, every line within 100 columns, no trailing blanks", async () => {
     const top = (await zrb(["--help"])).stdout;

@@ -180,7 +180,9 @@ describe("zrb drill", () => {
       await client.send(new CopyObjectCommand({ Bucket: sc.bucket, CopySource: `${sc.bucket}/${PREFIX}${p.key}`, Key: PREFIX + k }));
       parts.push({ ...p, key: k });
     }
-    const { signature: _, ...body } = { ...theirs, backupId: ids[0], dataset: ours.dataset, snapshot: { ...theirs.snapshot, name: snaps[0] }, parts };
+    // The file catalog stays src's own (a manifest naming another dataset's catalog is refused as corrupt).
+    const { signature: _, catalog: _theirs, ...rest } = { ...theirs, backupId: ids[0], dataset: ours.dataset, snapshot: { ...theirs.snapshot, name: snaps[0] }, parts };
+    const body = { ...rest, ...(ours.catalog ? { catalog: ours.catalog } : {}) };
     await putBytes(key, YAML.stringify(signManifest(body, await readSigningKey(keys.signingKeyFile))));
     try {
       const r = await zrb(drillArgs("--backup-id", ids[0]!), { env: sc.env, allowFail: true });
@@ -321,7 +323,9 @@ describe("zrb restore --path", () => {
     // Paths outside the dataset are refused before anything runs; a missing one names the point.
     await expectZrbFail(restoreArgs(out, "--path", "../etc/passwd"), sc.env, 2, "'..'");
     await expectZrbFail(restoreArgs(out, "--path", "/etc/passwd"), sc.env, 2, "absolute");
-    await expectZrbFail(restoreArgs(out, "--path", "docs/nope.txt"), sc.env, 2, "docs/nope.txt is not in", `${sc.fs}@${snaps[1]!.split("@")[1]}`, ids[1]!);
+    await expectZrbFail(restoreArgs(out, "--path", "docs/nope.txt"), sc.env, 2, "docs/nope.txt is not in", `${sc.fs}@${snaps[1]!.split("@")[1]}`, ids[1]!, "no restore point's file catalog holds it");
+    // A file deleted since the level 0: the error names the point whose catalog still holds it.
+    await expectZrbFail(restoreArgs(out, "--path", "docs/deep/b.bin"), sc.env, 2, "docs/deep/b.bin is not in", "restore points holding it", `--backup-id ${ids[0]!}`);
     expect(await leftovers()).toEqual([]);
   }, 300_000);
 });

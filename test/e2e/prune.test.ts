@@ -99,7 +99,7 @@ describe("the policy, chain safety and the explanation", () => {
     expect(by(d(2)).action).toBe("delete");
     expect(dry.summary.deleted).toBe(11);
     const goneParts = dry.backups.filter((b: any) => b.action === "delete").reduce((a: number, b: any) => a + b.parts, 0);
-    expect(dry.summary.objects).toBe(goneParts + 11);
+    expect(dry.summary.objects).toBe(goneParts + 11 * 2); // parts, and each backup's manifest and file catalog
     // Local: keep_last 2 (d16, d15), the newest of each level (d8 for L1), heads, held; never the user's.
     const destroy = dry.local.filter((s: any) => s.action === "destroy").map((s: any) => s.name);
     expect(destroy.length).toBe(12);
@@ -226,7 +226,7 @@ describe("runs that must fail or skip on purpose", () => {
       expect(gone[0]!.path).toContain(ids[2]!);
       const a = await auditOf(h);
       expect(a.orphans.length).toBeGreaterThan(0);
-      expect(a.orphans.every((k) => k.includes(`/${ids[2]}/`))).toBe(true);
+      expect(a.orphans.every((k) => k.includes(`/${ids[2]}/`) || k.endsWith(`/${ids[2]}.catalog.age`))).toBe(true); // its parts, and its file catalog
       const list = JSON.parse((await h.run(["list", "--json"], at(5))).stdout);
       expect(list.map((e: any) => e.backupId).sort()).toEqual([ids[0], ids[1], ids[3]].sort());
       expect(list.every((e: any) => e.restorable)).toBe(true);
@@ -262,8 +262,8 @@ describe("runs that must fail or skip on purpose", () => {
       const out = jsonResult(r.stdout);
       expect(out.refused.map((x: any) => x.key)).toEqual([`data/${h.fs}/level1/${ids[2]}/part-000000.age`, `manifests/${h.fs}/${ids[1]}.manifest.yaml`]);
       expect(out.summary.deleted).toBe(1); // day 3's manifest went; day 2 stayed whole
-      // Freed: day 3's manifest and its parts but the refused one.
-      expect(out.summary.objects).toBe(out.backups.find((b: any) => b.backupId === ids[2]).parts);
+      // Freed: day 3's manifest, its file catalog and its parts but the refused one.
+      expect(out.summary.objects).toBe(out.backups.find((b: any) => b.backupId === ids[2]).parts + 1);
       expect(await manifestIds(h)).toEqual([ids[0]!, ids[1]!, ids[3]!].sort());
       // The refused backup is whole and restorable; the other lost its manifest first, and only the refused part is left.
       const list = JSON.parse((await h.run(["list", "--json"], at(5))).stdout);

@@ -186,6 +186,13 @@ describe("two stores, each with its own chain", () => {
     // verify goes store by store, each outcome on its own line.
     const v = await zrb(["verify", ...task(up), "--private-key", sc.keyFile], { env: sc.env });
     expect(summary(v.stderr)).toEqual([expect.stringContaining("store hot: ok"), expect.stringContaining("store cold: ok")]);
+    // find answers store by store from each store's own catalogs; --store one of them.
+    const f = await zrb(["find", ...task(up), "--private-key", sc.keyFile, "*"], { env: sc.env });
+    expect(f.stdout).toContain("store hot:");
+    expect(f.stdout).toContain("store cold:");
+    expect(f.stdout).not.toContain("nothing matches");
+    const fc = await zrb(["find", ...task(up), "--private-key", sc.keyFile, "--store", "cold", "--json", "*"], { env: sc.env });
+    expect(JSON.parse(fc.stdout).matches.length).toBeGreaterThan(0);
     const bad = await zrb(restoreArgs(up, "x", ["--store", "warm"]), { env: sc.env, allowFail: true });
     expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining('--store "warm" names no store')]);
   });
@@ -206,18 +213,20 @@ describe("two stores, each with its own chain", () => {
   });
 
   test("status goes store by store; --max-age finds the store that stopped receiving backups; rekey covers every store", async () => {
-    await Bun.sleep(3000);
+    // cold's newest backup is then over 15 s old, while hot gets a fresh one: a margin that a
+    // loaded CI machine (hot's backup and two status runs) stays well within.
+    await Bun.sleep(15_000);
     await snapshot(1, "l1b");
     await zrb(["backup", ...task(up), "--level", "1", "--store", "hot"], { env: sc.env });
     const s = await zrb(["status", ...task(up)], { env: sc.env });
     expect(s.stdout).toContain("→ store hot");
     expect(s.stdout).toContain("→ store cold");
-    const stale = await zrb(["status", ...task(up), "--max-age", "3s", "--level", "1"], { env: sc.env, allowFail: true });
+    const stale = await zrb(["status", ...task(up), "--max-age", "15s", "--level", "1"], { env: sc.env, allowFail: true });
     expect(stale.code).toBe(10);
     const line = stale.stderr.split("\n").find((l) => l.startsWith("zrb: "))!;
     expect(line).toContain("task main in store cold");
     expect(line).not.toContain("store hot");
-    const hotOnly = await zrb(["status", ...task(up), "--max-age", "3s", "--level", "1", "--store", "hot"], { env: sc.env });
+    const hotOnly = await zrb(["status", ...task(up), "--max-age", "15s", "--level", "1", "--store", "hot"], { env: sc.env });
     expect(hotOnly.code).toBe(0);
     // A key rotation covers every store: rekey (here a dry run) goes through both.
     const { recipient } = await ageKeyPair(join(sc.work, "new-key.txt"));

@@ -255,12 +255,12 @@ test(`a simulated year: ${DAYS} days of daily L2, weekly L1, monthly L0 with pru
   expect(await auditOf()).toEqual(cleanAudit);
   const objects = await listKeys(client, sc.bucket, h.o.prefix);
   const allowed = new Set([
-    ...ms.flatMap((m) => [`${h.o.prefix}manifests/${h.fs}/${m.backupId}.manifest.yaml`, ...m.parts.map((p: any) => h.o.prefix + p.key)]),
+    ...ms.flatMap((m) => [`${h.o.prefix}manifests/${h.fs}/${m.backupId}.manifest.yaml`, ...m.parts.map((p: any) => h.o.prefix + p.key), ...(m.catalog ? [h.o.prefix + m.catalog.key] : [])]),
     `${h.o.prefix}manifests/${h.fs}/heads.yaml`,
     `${h.o.prefix}manifests/${h.fs}/verify-rotation.yaml`,
   ]);
   expect(objects.map((o) => o.key).filter((k) => !allowed.has(k))).toEqual([]);
-  // 2. Every deleted backup is gone, manifest and parts.
+  // 2. Every deleted backup is gone, manifest, parts and file catalog.
   for (const b of all.filter((x) => !want.has(x.id))) expect(objects.filter((o) => o.key.includes(b.id))).toEqual([]);
   // 3. The pool keeps exactly what retention.local implies (and nothing zrb did not name was touched).
   const snaps = (await run(["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", h.fs])).stdout.split("\n").filter((l) => l.startsWith(`${h.fs}@`));

@@ -2,7 +2,8 @@
  * Audits that crash and chaos tests run after every recovery: what a finished run must leave
  * behind in the bucket and on the pool, judged with the plain S3 API and `zfs get`.
  *   - no incomplete multipart uploads anywhere in the bucket;
- *   - no orphan objects: every object under data/<fs>/ belongs to a manifest;
+ *   - no orphan objects: every object under data/<fs>/ belongs to a manifest, and so does every
+ *     file catalog beside the manifests (manifests/<fs>/<id>.catalog*.age);
  *   - holds: exactly one `zrb` hold on each snapshot named by heads.yaml, none elsewhere (with
  *     several stores: one per store whose heads name it);
  *   - no lock file and no resume state.
@@ -58,9 +59,13 @@ export async function orphanObjects(client: S3Client, bucket: string, prefix: st
   for (const m of await manifests(client, bucket, prefix, fs)) for (const p of m.parts) referenced.add(prefix + p.key);
   const base = `${prefix}data/${fs}/`;
   const children = new Set((await listKeys(client, bucket, `${prefix}manifests/${fs}/`)).map((o) => o.key.slice(`${prefix}manifests/${fs}/`.length).split("/")[0]!));
-  return (await listKeys(client, bucket, base))
-    .map((o) => o.key)
-    .filter((k) => !referenced.has(k) && !children.has(k.slice(base.length).split("/")[0]!));
+  const dir = `${prefix}manifests/${fs}/`;
+  for (const m of await manifests(client, bucket, prefix, fs)) if (m.catalog) referenced.add(prefix + m.catalog.key);
+  const catalogs = (await listKeys(client, bucket, dir)).map((o) => o.key).filter((k) => /^[^/]+\.catalog(-[0-9a-f]+)?\.age$/.test(k.slice(dir.length)));
+  return [
+    ...(await listKeys(client, bucket, base)).map((o) => o.key).filter((k) => !referenced.has(k) && !children.has(k.slice(base.length).split("/")[0]!)),
+    ...catalogs.filter((k) => !referenced.has(k)),
+  ];
 }
 
 export async function userrefsOf(fs: string): Promise<Map<string, number>> {

@@ -156,18 +156,25 @@ export async function makePool(opts: { sizeMiB?: number } = {}): Promise<TestPoo
 }
 
 // FUSE sends RELEASE asynchronously after close(), so right after a test touched
-// files zfs-fuse may still count them open ("pool is busy"): retry for a while.
-async function destroyPool(pool: string): Promise<void> {
+// files zfs-fuse may still count them open ("pool is busy", "dataset is busy"): retry for a while.
+async function whileBusy(cmd: string[], gone: RegExp): Promise<void> {
   for (let attempt = 0; ; attempt++) {
-    const r = await run(["zpool", "destroy", "-f", pool], { allowFail: true });
-    if (r.code === 0 || /no such pool/.test(r.stderr)) break;
-    if (!/busy/.test(r.stderr) || attempt >= 40) {
-      throw new Error(`zpool destroy -f ${pool} failed: ${r.stderr.trim()}`);
-    }
+    const r = await run(cmd, { allowFail: true });
+    if (r.code === 0 || gone.test(r.stderr)) return;
+    if (!/busy/.test(r.stderr) || attempt >= 40) throw new Error(`${cmd.join(" ")} failed: ${r.stderr.trim()}`);
     await Bun.sleep(250);
   }
+}
+
+async function destroyPool(pool: string): Promise<void> {
+  await whileBusy(["zpool", "destroy", "-f", pool], /no such pool/);
   await rm(join(POOL_DIR, `${pool}.img`), { force: true });
   await rm(join(POOL_DIR, `${pool}.mnt`), { recursive: true, force: true });
+}
+
+/** `zfs destroy -f` of a dataset a test made, retried while zfs-fuse still counts its files open. */
+export function destroyDataset(name: string): Promise<void> {
+  return whileBusy(["zfs", "destroy", "-f", name], /does not exist|could not find/);
 }
 
 /** An S3 client configured for radosgw: path-style, checksums only when required. */

@@ -58,6 +58,7 @@ beforeAll(async () => {
     verify: "verify",
     drill: "drill",
     list: "list",
+    find: "find",
     check: "check",
     cleanup: "cleanup",
     prune: "prune",

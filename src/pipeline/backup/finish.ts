@@ -11,7 +11,7 @@ import { rmSync } from "node:fs";
 import YAML from "yaml";
 import { storageClassFor, type Config, type Task } from "../../config/config.ts";
 import { StoreError, type ObjectStore } from "../../store/store.ts";
-import { dataPrefix, headsKey, manifestKey, partKey } from "../../store/layout.ts";
+import { catalogKey, dataPrefix, headsKey, manifestKey, partKey } from "../../store/layout.ts";
 import { writeYamlAtomic } from "../../state/atomic.ts";
 import { MANIFEST_FORMAT, readManifest, type Manifest } from "../../records/manifest.ts";
 import { advanceHeads, readHeads } from "../../records/heads.ts";
@@ -24,9 +24,10 @@ import type { SigningKey } from "../../crypto/signing.ts";
 import { signHeads, type Trust } from "../../records/trust.ts";
 import { now } from "../../util/clock.ts";
 import { deleteMarker } from "../../records/marker.ts";
+import type { CatalogRef } from "../../records/file-catalog.ts";
 
 /** The manifest of a finished stream: parts in order with sizes and hashes, the stream's BLAKE3. */
-export function buildManifest(cfg: Config, state: BackupState, stream: { size: number; blake3: string }, zfsVersion: string): Manifest {
+export function buildManifest(cfg: Config, state: BackupState, stream: { size: number; blake3: string }, zfsVersion: string, catalog?: CatalogRef): Manifest {
   return {
     format: MANIFEST_FORMAT,
     backupId: state.backupId,
@@ -52,6 +53,7 @@ export function buildManifest(cfg: Config, state: BackupState, stream: { size: n
     host: hostname(),
     startedAt: state.startedAt,
     finishedAt: now().toISOString(),
+    ...(catalog ? { catalog } : {}),
   };
 }
 
@@ -92,7 +94,7 @@ export async function finishBackup(
 
 /**
  * Object lock, chain-aware (kopia's lesson): a new incremental needs every backup of its chain,
- * so their manifests and parts are kept locked at least as long as the new one's objects.
+ * so their manifests, parts and file catalogs are kept locked at least as long as the new one's objects.
  */
 async function retainChain(cfg: Config, store: ObjectStore, m: Manifest): Promise<void> {
   const lock = cfg.s3.enabled ? cfg.s3.objectLock : undefined;
@@ -103,6 +105,7 @@ async function retainChain(cfg: Config, store: ObjectStore, m: Manifest): Promis
     const pm = await readManifest(store, key, { pool: m.pool, dataset: m.dataset });
     if (!pm) break;
     for (const p of pm.parts) await store.retain(p.key, until);
+    if (pm.catalog) await store.retain(pm.catalog.key, until);
     await store.retain(key, until);
     parent = pm.parent;
   }
@@ -119,7 +122,8 @@ export async function discardState(store: ObjectStore, state: BackupState, rd: R
   // Never delete parts a finished manifest refers to (a run killed after writing it).
   const partsKept = !!(await store.head(manifestKey(state.pool, state.dataset, state.backupId)));
   if (partsKept) log.warn(`backup ${state.backupId} is complete in ${store.location}; keeping its parts`);
-  else await deleteOrLeave(store, (await store.list(prefix)).map((o) => o.key), `parts of the discarded backup ${state.backupId}`);
+  // Its parts, and the file catalog a run killed just before its manifest stored.
+  else await deleteOrLeave(store, [...(await store.list(prefix)).map((o) => o.key), catalogKey(state.pool, state.dataset, state.backupId)], `objects of the discarded backup ${state.backupId}`);
   // Its marker would keep what is left of it from every cleanup: say how to give it up.
   if (!(await deleteMarker(store, state.pool, state.dataset, state.backupId)) && !partsKept)
     log.warn(`the in-flight marker of the discarded backup ${state.backupId} could not be deleted (this role may not delete); on a host that may: zrb cleanup --abandon ${state.backupId}`);

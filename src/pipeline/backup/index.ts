@@ -34,6 +34,7 @@ import { SendHolds, holdTags, releaseStraySendHolds } from "./holds.ts";
 import { streamBackup, type StreamOptions } from "./send.ts";
 import { buildManifest, commitManifest, discardState, finishBackup } from "./finish.ts";
 import { now } from "../../util/clock.ts";
+import { writeFileCatalog } from "../files/write.ts";
 import type { TransferProgress } from "../../report/progress.ts";
 
 export { SEND_HOLD, BASE_HOLD, releaseStraySendHolds } from "./holds.ts";
@@ -129,7 +130,9 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
       if (pass > MAX_REUPLOAD_PASSES) throw vanishedError(store, state, missing, pass - 1);
       result = await send();
     }
-    const built = buildManifest(cfg, state, { size: result.streamSize, blake3: result.blake3 }, caps.version);
+    // The catalog before the manifest that names it (a failure there is a warning: files/write.ts).
+    const fileCatalog = await writeFileCatalog(cfg, task, store, state);
+    const built = buildManifest(cfg, state, { size: result.streamSize, blake3: result.blake3 }, caps.version, fileCatalog);
     const manifest = signer ? signManifest(built, signer) : built;
     const manifestKey = await commitManifest(cfg, store, manifest);
     await finishBackup(cfg, store, task, rd, state, manifest, holds, signer, trust);

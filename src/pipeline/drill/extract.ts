@@ -114,7 +114,7 @@ export async function restorePaths(cfg: Config, task: Task, store: ObjectStore, 
     const plans = new Map<string, Map<string, Entry>>();
     for (const rel of opts.paths) {
       const missing = async (): Promise<never> => {
-        throw usageError(`${rel} is not in ${point}${await missingPathHint(task, store, rel, m)}; check the path (relative to the dataset's root) or choose another point with --snapshot/--level/--backup-id`);
+        throw usageError(`${rel} is not in ${point}${await missingPathHint(task, store, rel, m, opts.identities, opts.trust)}; check the path (relative to the dataset's root) or choose another point with --snapshot/--level/--backup-id`);
       };
       plans.set(rel, await plan(got.path, rel, missing));
     }

@@ -4,7 +4,7 @@
  *   cannot be read) ─► the catalog and the heads ─► the bucket plan (plan.ts) and the local plan
  *   (local.ts) ─► with --dry-run, stop here
  *   ─► per backup given up, higher levels and newer ones first: its manifest (the commit point),
- *      then its parts ─► orphan parts (cleanup's rule: also finishes a prune killed between a
+ *      then its parts and its file catalog ─► orphan parts and catalogs (cleanup's rule: also finishes a prune killed between a
  *      manifest and its parts; never a backup in flight on any host, nor what no record accounts
  *      for while it is younger than prune.orphan_grace) ─► local snapshots, one `zfs destroy` at a time.
  * A delete the store refuses (object lock, a bucket policy, credentials without delete) is a
@@ -20,7 +20,7 @@ import { RunDir, type BackupState } from "../../state/rundir.ts";
 import { storesOf } from "../../config/stores.ts";
 import type { Trust } from "../../records/trust.ts";
 import { badParts, readRotation } from "../../records/rotation.ts";
-import { datasetDataPrefix, manifestDir, manifestKey } from "../../store/layout.ts";
+import { backupIdOfCatalogKey, datasetDataPrefix, manifestDir, manifestKey } from "../../store/layout.ts";
 import { isStoreError, type ObjectStore } from "../../store/store.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { now as clockNow } from "../../util/clock.ts";
@@ -28,7 +28,7 @@ import { log } from "../../util/log.ts";
 import { formatSize } from "../../util/size.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { buildCatalog } from "../catalog.ts";
-import { graceSplit, orphanParts, readReferences } from "../references.ts";
+import { graceSplit, orphanCatalogs, orphanParts, readReferences } from "../references.ts";
 import { deleteOrLeave } from "../backup/finish.ts";
 import { destroySnapshots, planLocal, type SnapshotDecision } from "./local.ts";
 import { deletionOrder, planBucket, type BackupDecision } from "./plan.ts";
@@ -79,6 +79,8 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
     const base = datasetDataPrefix(task.pool, task.dataset);
     // Listed before the records are read (references.ts: a backup finishing meanwhile is then seen by one of them).
     const listing = await store.list(base);
+    const mdir = manifestDir(task.pool, task.dataset);
+    const mlisting = await store.list(mdir);
     const refs = await readReferences(store, task, rd, "prune", opts.trust);
     const cat = buildCatalog(refs.manifests, [], listing, opts.trust);
     const untrusted = cat.untrusted;
@@ -106,14 +108,17 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
       if (until) lockedUntil.set(b.backupId, until);
     }
     const backups = planBucket({ ...input, lockedUntil });
-    const grace = graceSplit(orphanParts(listing, base, refs.manifests, refs.keepPrefixes), (o) => o.lastModified, cfg.prune.orphanGrace, now.getTime(), "prune.orphan_grace");
+    const strays = [...orphanParts(listing, base, refs.manifests, refs.keepPrefixes), ...orphanCatalogs(mlisting, mdir, refs.manifests, refs.keepPrefixes)];
+    const grace = graceSplit(strays, (o) => o.lastModified, cfg.prune.orphanGrace, now.getTime(), "prune.orphan_grace");
     const orphans = grace.go.map((o) => ({ key: o.key, size: o.size }));
     for (const x of grace.spared) log.info(`spared ${x.key}: ${x.why}`);
     const onPool = await zfs.datasetExists(task.fullName);
     if (!onPool) log.warn(`dataset ${task.fullName} is not on this host: its local snapshots are left alone`);
     const others = onPool ? await otherStoresStates(cfg, task) : [];
     const local = onPool ? planLocal(await zfs.listSnapshots(task.fullName), await zfs.userRefs(task.fullName), heads, refs.state, opts.local, now, others) : null;
-    const manifestSizes = new Map((await store.list(manifestDir(task.pool, task.dataset))).map((o) => [o.key, o.size]));
+    const manifestSizes = new Map(mlisting.map((o) => [o.key, o.size]));
+    // A backup's catalogs go with its manifest: the one it names, and any a killed rekey left under its id.
+    const catalogsOf = (id: string) => mlisting.filter((o) => backupIdOfCatalogKey(mdir, o.key) === id).map((o) => o.key);
     const gone = backups.filter((b) => b.action === "delete");
     const result: PruneResult = {
       dryRun: opts.dryRun,
@@ -132,9 +137,9 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
       summary: {
         kept: backups.length - gone.length,
         deleted: gone.length,
-        objects: gone.reduce((a, b) => a + b.parts + 1, 0) + orphans.length,
+        objects: gone.reduce((a, b) => a + b.parts + 1 + catalogsOf(b.backupId).length, 0) + orphans.length,
         bytes:
-          gone.reduce((a, b) => a + b.bytes + (manifestSizes.get(manifestKey(task.pool, task.dataset, b.backupId)) ?? 0), 0) +
+          gone.reduce((a, b) => a + b.bytes + (manifestSizes.get(manifestKey(task.pool, task.dataset, b.backupId)) ?? 0) + catalogsOf(b.backupId).reduce((x, k) => x + (manifestSizes.get(k) ?? 0), 0), 0) +
           orphans.reduce((a, o) => a + o.size, 0),
         earlyDeleteGbDays: Math.round(gone.reduce((a, b) => a + (b.earlyGbDays ?? 0), 0) * 1e6) / 1e6,
         keptForMinStorage: backups.filter((b) => b.reasons.length > 0 && b.reasons.every((r) => r.rule === "min-storage")).length,
@@ -144,14 +149,15 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
     if (opts.dryRun) return result;
 
     const freed: Freed = { objects: 0, bytes: 0, refused: result.refused, locked: result.locked, sizes: new Map([...listing.map((o) => [o.key, o.size] as const), ...manifestSizes]) };
-    const deleted = await deleteBackups(store, task, cat.manifests, gone, freed, opts.signal);
+    const deleted = await deleteBackups(store, task, cat.manifests, gone, freed, catalogsOf, opts.signal);
     const remaining = refs.manifests.filter((m) => !deleted.has(m.backupId));
     const refusedNow = new Set([...result.refused, ...result.locked].map((x) => x.key));
     // Only what the first listing showed, and the grace did not spare: a part uploaded since is
     // a backup this run's records did not see.
-    const listed = new Set(listing.map((o) => o.key));
+    const listed = new Set([...listing, ...mlisting].map((o) => o.key));
     const young = new Set(grace.spared.map((x) => x.key));
-    for (const o of orphanParts(await store.list(base), base, remaining, refs.keepPrefixes)) {
+    const again = [...orphanParts(await store.list(base), base, remaining, refs.keepPrefixes), ...orphanCatalogs(await store.list(mdir), mdir, remaining, refs.keepPrefixes)];
+    for (const o of again) {
       checkInterrupted(opts.signal);
       if (refusedNow.has(o.key) || !listed.has(o.key) || young.has(o.key)) continue; // asked once this run, or not ours to judge
       await deleteOrRefuse(store, o.key, freed);
@@ -190,6 +196,7 @@ async function deleteBackups(
   manifests: Map<string, { parts: { key: string }[] }>,
   gone: BackupDecision[],
   freed: Freed,
+  catalogsOf: (backupId: string) => string[],
   signal?: AbortSignal,
 ): Promise<Set<string>> {
   const deleted = new Set<string>();
@@ -201,6 +208,7 @@ async function deleteBackups(
       checkInterrupted(signal);
       await deleteOrRefuse(store, p.key, freed);
     }
+    for (const k of catalogsOf(b.backupId)) await deleteOrRefuse(store, k, freed);
     log.info(`deleted backup ${b.backupId} (level ${b.level}, ${b.parts} part(s), ${formatSize(b.bytes)})`);
   }
   return deleted;

@@ -15,7 +15,9 @@ import { acquireLock } from "../../state/lock.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { manifestTrustProblem, signManifest, type Trust } from "../../records/trust.ts";
 import type { SigningKey } from "../../crypto/signing.ts";
-import { commitManifest } from "../backup/finish.ts";
+import { commitManifest, deleteOrLeave } from "../backup/finish.ts";
+import { MAX_CATALOG_BYTES, openCatalog, sealCatalog, sha256Hex, type CatalogRef } from "../../records/file-catalog.ts";
+import { backupIdOfCatalogKey, catalogKey, manifestDir } from "../../store/layout.ts";
 import { ExitCode, ZrbError, usageError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
@@ -146,10 +148,36 @@ async function rekeyBackup(cfg: Config, store: ObjectStore, m: Manifest, objects
     o.onEvent?.({ event: "part", backupId: m.backupId, index: p.index, downloaded: r.downloaded, copied: r.copied, resumed: r.resumed });
     log.info(`backup ${m.backupId}: part ${p.index + 1}/${m.parts.length} rewrapped${r.resumed ? " (by the interrupted run)" : ""}`);
   }
-  const { signature: _old, ...body } = m;
-  const next: Manifest = { ...body, format: REKEYED_MANIFEST_FORMAT, recipients: [...o.recipients], parts };
+  const { signature: _old, catalog: oldCatalog, ...body } = m;
+  // A manifest already rewritten by a killed run names its new catalog already.
+  const catalog = oldCatalog && !sameSet(m.recipients, o.recipients) ? await rekeyCatalog(cfg, store, m, oldCatalog, o) : oldCatalog;
+  const next: Manifest = { ...body, format: REKEYED_MANIFEST_FORMAT, recipients: [...o.recipients], parts, ...(catalog ? { catalog } : {}) };
   await commitManifest(cfg, store, o.signer ? signManifest(next, o.signer) : next);
+  if (catalog && oldCatalog && catalog.key !== oldCatalog.key && backupIdOfCatalogKey(manifestDir(m.pool, m.dataset), oldCatalog.key) === m.backupId) await deleteOrLeave(store, [oldCatalog.key], `file catalog of ${m.backupId} under the old key`);
   await state.doneBackup(m.backupId);
   res.backups++;
   o.onEvent?.({ event: "backup", backupId: m.backupId, parts: parts.length, state: "rewrapped" });
+}
+
+/**
+ * The backup's file catalog, re-encrypted to the new recipients (it is small: decrypted and
+ * sealed afresh, so the old key cannot open the new object at all). Stored under a new key: the
+ * manifest still names the old one until it is rewritten, and a killed run leaves only an extra
+ * object under the backup's id (prune deletes it with the backup). A catalog that cannot be
+ * opened is left out of the rewritten manifest with a warning: the backup itself is rekeyed.
+ */
+async function rekeyCatalog(cfg: Config, store: ObjectStore, m: Manifest, ref: CatalogRef, o: RekeyOptions): Promise<CatalogRef | undefined> {
+  try {
+    const body = await store.get(ref.key, { maxBytes: MAX_CATALOG_BYTES });
+    if (body === null) throw new ZrbError(`file catalog ${store.urlOf(ref.key)} is missing`, ExitCode.STORE);
+    const sealed = await sealCatalog(await openCatalog(body, ref, o.identities), o.recipients);
+    const key = catalogKey(m.pool, m.dataset, m.backupId, Buffer.from(crypto.getRandomValues(new Uint8Array(4))).toString("hex"));
+    await store.put(key, sealed, { storageClass: cfg.s3.storageClass.manifest });
+    return { ...ref, key, size: sealed.length, sha256: sha256Hex(sealed) };
+  } catch (err) {
+    // Only damage (7) or a missing object (6) is left out; a wrong key, an interrupt, a store outage stop the run.
+    if (!(err instanceof ZrbError) || (err.exitCode !== ExitCode.INTEGRITY && !(err.exitCode === ExitCode.STORE && /is missing/.test(err.message)))) throw err;
+    log.warn(`backup ${m.backupId}: its file catalog is not rekeyed and is left out of the new manifest (${err.message}); zrb find will not search this point`);
+    return undefined;
+  }
 }

@@ -13,6 +13,7 @@ import { configError } from "../../util/errors.ts";
 import { datasetPathProblem } from "../../zfs/names.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { compileExclude } from "../../zfs/exclude.ts";
+import { catalogClonesIn } from "../../zfs/snapfiles.ts";
 
 export interface Child {
   /** The name relative to the task's dataset; "" is the task's dataset itself. */
@@ -68,7 +69,10 @@ export interface PoolTree {
 
 /** The recursive task's tree as it is on the pool now. A volume cannot be the root of a tree. */
 export async function poolTree(task: Task): Promise<PoolTree> {
-  const listed = await zfs.listTree(task.fullName);
+  const tree = await zfs.listTree(task.fullName);
+  // A catalog clone a killed backup left (zfs/snapfiles.ts) is zrb's scratch, not a child.
+  const clones = await catalogClonesIn(tree.map((d) => d.name));
+  const listed = tree.filter((d) => !clones.has(d.name));
   const root = listed.find((d) => d.name === task.fullName);
   if (root?.type === "volume")
     throw configError(`task ${task.name} is recursive, but ${task.fullName} is a volume (zvol), which has no children; set recursive: false for it`);

@@ -119,9 +119,10 @@ tasks:
           enabled: true,
           recursive: false,
           sendProperties: false,
+          fileCatalog: true,
           fullName: "tank/home/photos",
         },
-        { name: "root", description: "", pool: "backup", dataset: "", enabled: false, recursive: false, sendProperties: false, fullName: "backup" },
+        { name: "root", description: "", pool: "backup", dataset: "", enabled: false, recursive: false, sendProperties: false, fileCatalog: true, fullName: "backup" },
       ],
     });
   });
@@ -157,6 +158,7 @@ tasks:
       enabled: true,
       recursive: false,
       sendProperties: false,
+      fileCatalog: true,
       fullName: "tank/home",
     });
     // enabled defaults to false, as in the original.

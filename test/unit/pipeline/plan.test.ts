@@ -21,7 +21,7 @@ import { ZrbError } from "../../../src/util/errors.ts";
 
 const R = "age1s62wnrwx7zjapdan08a5x3dy78wd44lzw0ln7arneqt740qupfvs8kgvh9";
 const caps: ZfsCaps = { openzfs: false, version: "test", sendFlags: new Set(), recvFlags: new Set(), listParsable: false, holds: false };
-const task: Task = { name: "t", description: "", pool: "tank", dataset: "ds", enabled: true, recursive: false, sendProperties: false, fullName: "tank/ds" };
+const task: Task = { name: "t", description: "", pool: "tank", dataset: "ds", enabled: true, recursive: false, sendProperties: false, fileCatalog: true, fullName: "tank/ds" };
 const snap = (short: string, guid: number, txg: number): Snapshot => ({ name: `tank/ds@${short}`, short, guid: String(guid), createtxg: BigInt(txg) });
 const S0 = snap("zrb_level0_a", 100, 10);
 const S1 = snap("zrb_level1_b", 101, 20);

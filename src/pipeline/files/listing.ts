@@ -1,0 +1,81 @@
+/**
+ * What a backup's file catalog says: the snapshot's files at level 0 ("full"), what changed
+ * since the parent's snapshot above it ("changes").
+ *
+ * Changes come from `zfs diff` where the pool answers it (OpenZFS), each changed path statted in
+ * the snapshot; otherwise (zfs-fuse: no diff, no .zfs directory) both snapshots are walked (the
+ * parent is held by the backup, so it is there) and compared. Walking the parent again costs a
+ * second listing but keeps no local state that could drift from the bucket: the catalog is a
+ * function of the two snapshots alone. (docs/restore.md, "find a file".)
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import type { FileCatalog, FileEntry } from "../../records/file-catalog.ts";
+import { log } from "../../util/log.ts";
+import { mountpointOf, statEntry, walk, withSnapshotFiles, zfsDiff, type DiffChange } from "../../zfs/snapfiles.ts";
+
+/** Where the clones of `fs`'s snapshots are mounted: zrb's own directory under base_dir. */
+export function cloneDir(baseDir: string, fs: string): string {
+  return join(baseDir, "catalog-clones", createHash("sha256").update(fs).digest("hex").slice(0, 16));
+}
+
+/** The catalog of `snapshot` (a full one when `parent` is null). */
+export async function listSnapshot(snapshot: string, parent: string | null, baseDir: string): Promise<FileCatalog> {
+  const work = cloneDir(baseDir, snapshot.split("@")[0]!);
+  if (parent === null) return { kind: "full", entries: await withSnapshotFiles(snapshot, work, (d) => walk(d)) };
+  const mp = await mountpointOf(snapshot.split("@")[0]!);
+  const diff = mp ? await zfsDiff(parent, snapshot, mp) : null;
+  if (diff) {
+    log.info(`file catalog: ${diff.length} change(s) since ${parent} from zfs diff`);
+    return { kind: "changes", entries: await withSnapshotFiles(snapshot, work, (d) => fromDiff(d, diff)) };
+  }
+  log.info(`file catalog: no zfs diff here; comparing walks of ${parent} and ${snapshot}`);
+  const before = await withSnapshotFiles(parent, work, (d) => walk(d));
+  const after = await withSnapshotFiles(snapshot, work, (d) => walk(d));
+  return { kind: "changes", entries: compare(before, after) };
+}
+
+const same = (a: FileEntry, b: FileEntry) => a.type === b.type && a.size === b.size && a.mtime === b.mtime;
+
+/** What `after` changed against `before`: new and modified entries, and deleted paths. */
+export function compare(before: FileEntry[], after: FileEntry[]): FileEntry[] {
+  const old = new Map(before.map((e) => [e.path, e]));
+  const out: FileEntry[] = [];
+  for (const e of after) {
+    const o = old.get(e.path);
+    if (!o || !same(o, e)) out.push(e);
+    old.delete(e.path);
+  }
+  // A deleted directory's entry covers everything below it (state.ts applies it so).
+  const gone = [...old.keys()].sort();
+  let last: string | null = null;
+  for (const p of gone) {
+    if (last !== null && p.startsWith(`${last}/`)) continue;
+    out.push({ path: p, type: "-", size: 0, mtime: 0 });
+    last = p;
+  }
+  return out;
+}
+
+/**
+ * zfs diff's changes, statted in the snapshot at `dir`: a removed path is a deletion; a renamed
+ * one a deletion of the old path and the new path with everything below it (zfs diff names a
+ * renamed directory once, not its contents); a new or modified path its entry now.
+ */
+async function fromDiff(dir: string, diff: DiffChange[]): Promise<FileEntry[]> {
+  const out = new Map<string, FileEntry>();
+  const add = async (p: string, deep: boolean) => {
+    const e = await statEntry(dir, p);
+    if (!e) return;
+    out.set(p, e);
+    if (deep && e.type === "d") for (const c of await walk(dir, p)) out.set(c.path, c);
+  };
+  for (const c of diff) {
+    if (c.change === "-") out.set(c.path, { path: c.path, type: "-", size: 0, mtime: 0 });
+    else if (c.change === "R") {
+      if (!out.has(c.path)) out.set(c.path, { path: c.path, type: "-", size: 0, mtime: 0 });
+      await add(c.to!, true);
+    } else await add(c.path, false);
+  }
+  return [...out.values()];
+}
