@@ -12,6 +12,7 @@
  * fails that child's run as before (the lease's onFatal); one that dies between leases is
  * replaced at the next lease.
  */
+import { log } from "../../util/log.ts";
 import { startThreads, type Threads } from "./index.ts";
 
 export class ThreadPool {
@@ -50,6 +51,7 @@ export class ThreadPool {
     this.leased = false;
     this.onFatal = undefined;
     const clean = !this.broken && t.buffers.idle && t.crypto.idle && t.files.idle;
+    if (!clean && !this.closed) log.debug(`Worker pool not clean after a child's run (${this.broken ? "a Worker died" : "work still out"}): the next child starts fresh Workers`);
     if (!clean || this.closed) this.stop();
   }
 

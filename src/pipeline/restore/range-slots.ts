@@ -3,8 +3,8 @@
  * (one connection and one buffer of a range's size) and gives it back once its bytes were
  * handed on. Shared by every part downloading at once (fetch.ts PartFetcher), so memory holds
  * at most `count` ranges however many parts are ahead, and the buffers are reused rather than
- * left for the garbage collector (fresh 8 MiB buffers per range let a restore's RSS pass
- * 300 MiB at 8 connections). An earlier part (a lower rank) gets a free slot first, so the part
+ * left for the garbage collector (fresh buffers per range let a restore's RSS grow with
+ * every range fetched). An earlier part (a lower rank) gets a free slot first, so the part
  * the restore needs next is never starved by the ones after it.
  */
 import { Semaphore } from "../../util/semaphore.ts";
