@@ -117,7 +117,7 @@ async function main(): Promise<void> {
   const a: StageArgs = { src, chunkFile, size: o.size, chunkSize: o.chunkSize, workers: o.workers, recipient, keyFile, expectB3: "", scratch };
   let steps = plan(o, a, scratch);
   // --only naming just wan/tree/e2e rows skips the data path (and its summary line).
-  const dataPath = !o.only || steps.some((p) => o.only!.test(p.label) && !SUMMARY_ROW.test(p.label));
+  const dataPath = !o.only || steps.some((p) => o.only!.test(p.label));
   if (o.only) steps = steps.filter((p) => o.only!.test(p.label) || SUMMARY_ROW.test(p.label));
   const rows: Row[] = dataPath ? await dataPathRows(o, a, steps) : [];
   const wants = (labels: readonly string[], word: string) => !o.only || labels.some((l) => o.only!.test(l)) || o.only.test(word);
