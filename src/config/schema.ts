@@ -330,9 +330,9 @@ const S3 = object({
     max_attempts: int(1, 100).default(5).doc("Attempts per S3 request, 1 to 100."),
   }).default(),
   concurrency: int(1, 64)
-    .default(4)
+    .default(8)
     .doc(
-      "Connections to the bucket per part in flight, shared by upload and download: an upload sends this many multipart parts of a part at once, a restore or verify fetches a part larger than 8 MiB as this many ranged GETs at once. One TCP connection to a bucket 20–100 ms away carries a fraction of the link: raise it on a long fat pipe (a link of L MB/s where one connection reaches C MB/s needs about L / C). Memory: one 8 MiB buffer per connection when downloading, one multipart part per connection when uploading. `bandwidth_limit` caps the sum.",
+      "Connections to the bucket for the whole run, shared by upload and download: a backup sends at most this many multipart parts at once (of all the parts it is uploading; the oldest part first), a restore or verify fetches parts as 4 MiB ranged GETs, at most this many at once (of all the parts downloading ahead; the next part first). One TCP connection to a bucket 20–100 ms away carries a fraction of the link: a link of L MB/s where one connection reaches C MB/s needs about L / C, plus one or two so that the link stays busy while a request ends and the next begins (docs/config.md: choosing s3.concurrency). Memory: one 4 MiB range buffer per connection when downloading (32 MiB at 8; about twice that in RSS with the HTTP client's buffers); uploads stream each part from the spill file. `bandwidth_limit` caps the sum.",
       { new: true },
     ),
   request_timeout: duration({ min: SECOND, max: HOUR })

@@ -32,7 +32,7 @@ export interface StoreConfig {
     bandwidthLimit?: number;
     /** Bytes per second by the local time of day (s3.bandwidth_schedule); wins over bandwidthLimit. */
     bandwidthSchedule?: BandwidthSchedule;
-    /** Multipart parts uploaded at once per object (s3.concurrency). */
+    /** Multipart parts uploaded at once by the run, whatever the number of objects (s3.concurrency). */
     concurrency?: number;
     objectLock?: S3StoreOptions["objectLock"];
     /** stores[].credentials: a profile, or the names of two environment variables (config/stores.ts). */

@@ -27,6 +27,7 @@ import { StoreError, type MultipartProgress, type PutFileOptions } from "./store
 import { httpStatusOf } from "./s3-errors.ts";
 import { abortReason } from "./retry.ts";
 import { integrityError, storeError } from "../util/errors.ts";
+import type { Semaphore } from "../util/semaphore.ts";
 
 export const MiB = 1024 * 1024;
 /** Files up to this size go in one PutObject; larger ones multipart. */
@@ -50,6 +51,12 @@ export interface S3Context {
   lock(): { ObjectLockMode?: "GOVERNANCE" | "COMPLIANCE"; ObjectLockRetainUntilDate?: Date };
   bucket: string;
   partConcurrency: number;
+  /**
+   * Shared by every file this store uploads at once (a backup uploads up to workers + 1 parts
+   * together): the run's connections stay s3.concurrency, and a file that asked first is served
+   * first, so the oldest upload finishes first and frees its spill slot for the next part.
+   */
+  partSlots?: Semaphore;
   /** s3://bucket/prefix/key, for messages. */
   urlOf(key: string): string;
   /** Key under the prefix, validated. */
@@ -205,6 +212,9 @@ async function createUpload(ctx: S3Context, key: string, size: number, shaHex: s
   return progress;
 }
 
+/** Order of the uploads begun by this process: an older file's parts get a free connection first (partSlots). */
+let uploadSeq = 0;
+
 /** Upload the parts not yet in `state`, partConcurrency at a time, reporting progress after each. */
 async function uploadParts(ctx: S3Context, key: string, path: string, size: number, state: MultipartProgress, opts: PutFileOptions): Promise<void> {
   const { signal } = opts;
@@ -240,41 +250,50 @@ async function uploadParts(ctx: S3Context, key: string, path: string, size: numb
   // Stop scheduling on the first failure; in-flight parts finish so their progress is recorded.
   let firstError: unknown;
   let next = 0;
+  const rank = uploadSeq++;
   const worker = async () => {
     while (firstError === undefined && next < todo.length) {
-      if (signal?.aborted) throw abortReason(signal);
-      const n = todo[next++]!;
-      const start = (n - 1) * partSize;
-      const len = partLen(n);
+      await ctx.partSlots?.acquire(rank);
       try {
-        const res = await ctx.call(
-          `upload part ${n}/${count} of`,
-          key,
-          async (abortSignal) => {
-            const body = createReadStream(path, { start, end: start + len - 1 });
-            inflight.set(n, body);
-            try {
-              return await ctx.client.send(
-                new UploadPartCommand({ Bucket: ctx.bucket, Key: ctx.full(key), UploadId: state.uploadId, PartNumber: n, Body: body, ContentLength: len }),
-                { abortSignal },
-              );
-            } finally {
-              body.destroy(); // close the file at once when the request failed or was aborted
-            }
-          },
-          signal,
-        );
-        inflight.delete(n);
-        if (!res.ETag) throw storeError(`upload part ${n} of ${ctx.urlOf(key)}: the server returned no ETag`);
-        state.parts = dedupeSort([...state.parts, { partNumber: n, etag: stripQuotes(res.ETag) }]);
-        bytesDone += len;
-        reportBytes();
-        await pushProgress();
-      } catch (err) {
-        inflight.delete(n);
-        if (firstError === undefined) firstError = err;
-        throw err;
+        if (firstError !== undefined || next >= todo.length) return;
+        await sendOne(todo[next++]!);
+      } finally {
+        ctx.partSlots?.release();
       }
+    }
+  };
+  const sendOne = async (n: number) => {
+    if (signal?.aborted) throw abortReason(signal);
+    const start = (n - 1) * partSize;
+    const len = partLen(n);
+    try {
+      const res = await ctx.call(
+        `upload part ${n}/${count} of`,
+        key,
+        async (abortSignal) => {
+          const body = createReadStream(path, { start, end: start + len - 1 });
+          inflight.set(n, body);
+          try {
+            return await ctx.client.send(
+              new UploadPartCommand({ Bucket: ctx.bucket, Key: ctx.full(key), UploadId: state.uploadId, PartNumber: n, Body: body, ContentLength: len }),
+              { abortSignal },
+            );
+          } finally {
+            body.destroy(); // close the file at once when the request failed or was aborted
+          }
+        },
+        signal,
+      );
+      inflight.delete(n);
+      if (!res.ETag) throw storeError(`upload part ${n} of ${ctx.urlOf(key)}: the server returned no ETag`);
+      state.parts = dedupeSort([...state.parts, { partNumber: n, etag: stripQuotes(res.ETag) }]);
+      bytesDone += len;
+      reportBytes();
+      await pushProgress();
+    } catch (err) {
+      inflight.delete(n);
+      if (firstError === undefined) firstError = err;
+      throw err;
     }
   };
   const results = await Promise.allSettled(Array.from({ length: Math.min(ctx.partConcurrency, todo.length) }, () => worker()));

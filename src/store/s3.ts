@@ -41,6 +41,7 @@ import { rewriteHead } from "./s3-rewrite.ts";
 import { ZrbError, storeError } from "../util/errors.ts";
 import { now } from "../util/clock.ts";
 import { log } from "../util/log.ts";
+import { Semaphore } from "../util/semaphore.ts";
 
 export { MiB, SINGLE_PUT_MAX, MIN_PART_SIZE, MAX_PARTS, partSizeFor } from "./s3-multipart.ts";
 
@@ -55,7 +56,7 @@ export interface S3StoreOptions {
   requestTimeoutMs?: number;
   /** The bandwidth limit shared by every upload and download body. */
   bandwidth?: Limiter;
-  /** Parts uploaded concurrently by putFile (default 4). */
+  /** Multipart parts in flight for the whole store at once, all files together (default 4; open.ts passes s3.concurrency). */
   partConcurrency?: number;
   /** Page size for list/listUploads (default: the server's, 1000). Small values force pagination in tests. */
   listPageSize?: number;
@@ -85,6 +86,8 @@ export class S3Store implements ObjectStore {
   readonly prefix: string;
   private readonly endpointDesc: string;
   private readonly partConcurrency: number;
+  /** Multipart part uploads in flight for the whole run, whatever the number of files uploading (s3.concurrency). */
+  private readonly partSlots: Semaphore;
   private readonly listPageSize?: number;
   private readonly runSignal?: AbortSignal;
   private readonly objectLock?: S3StoreOptions["objectLock"];
@@ -95,6 +98,7 @@ export class S3Store implements ObjectStore {
     this.bucket = opts.bucket;
     this.prefix = normalizePrefix(opts.prefix);
     this.partConcurrency = Math.max(1, Math.floor(opts.partConcurrency ?? 4));
+    this.partSlots = new Semaphore(this.partConcurrency);
     this.listPageSize = opts.listPageSize;
     this.runSignal = opts.signal;
     this.objectLock = opts.objectLock;
@@ -173,6 +177,7 @@ export class S3Store implements ObjectStore {
       client: this.client,
       bucket: this.bucket,
       partConcurrency: this.partConcurrency,
+      partSlots: this.partSlots,
       urlOf: (k) => this.urlOf(k),
       full: (k) => this.full(k),
       call: (op, key, fn, signal) => this.call(op, key, fn, signal),

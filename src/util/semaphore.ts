@@ -1,17 +1,21 @@
 /** A counting semaphore: bounds how many chunks/parts are in flight at once. */
 export class Semaphore {
-  private waiters: (() => void)[] = [];
+  private waiters: { rank: number; go: () => void }[] = [];
   constructor(private free: number) {}
-  async acquire(): Promise<void> {
+  /** Waiters are served by `rank`, lowest first, in arrival order within a rank (default: plain FIFO). */
+  async acquire(rank = Infinity): Promise<void> {
     if (this.free > 0) {
       this.free--;
       return;
     }
-    await new Promise<void>((r) => this.waiters.push(r));
+    await new Promise<void>((go) => {
+      const at = this.waiters.findIndex((w) => w.rank > rank);
+      this.waiters.splice(at < 0 ? this.waiters.length : at, 0, { rank, go });
+    });
   }
   release(): void {
     const w = this.waiters.shift();
-    if (w) w();
+    if (w) w.go();
     else this.free++;
   }
 }

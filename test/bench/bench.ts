@@ -17,6 +17,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { E2E_ROWS, e2eRows } from "./e2e.ts";
+import { treeRow } from "./tree.ts";
+import { WAN_ROWS, wanLine, wanRows } from "./wan.ts";
 import { parseOpts, type Opts } from "./options.ts";
 import { atCleanup, cleanup, failed, firstLine, loadAvg, MB, MiB, q, run, setRssDir, sh, type Sample } from "./proc.ts";
 import { frameAsSendStream, generate } from "./source.ts";
@@ -101,7 +103,7 @@ async function main(): Promise<void> {
   const { aeadBackend } = await import("../../src/crypto/sodium.ts");
   const cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
   console.log(
-    `zrb bench: ${fmtSize(o.size)} stream, ${fmtSize(o.chunkSize)} chunks, ${o.workers} worker(s), ${o.runs} run(s)${o.e2e ? `, e2e ${fmtSize(o.e2eSize)}` : ""}, ` +
+    `zrb bench: ${fmtSize(o.size)} stream, ${fmtSize(o.chunkSize)} chunks, ${o.workers} worker(s), ${o.runs} run(s)${o.e2e ? `, e2e ${fmtSize(o.e2eSize)}` : ""}${o.wan ? `, wan ${fmtSize(o.wanSize)}` : ""}${o.tree ? `, tree ${o.tree} children` : ""}, ` +
       `scratch ${scratch}\n  Bun ${Bun.version}, ${availableParallelism()} CPUs (${cpuModel}), BLAKE3 ${blake3Backend()}, ChaCha20-Poly1305 ${aeadBackend()}`,
   );
 
@@ -112,6 +114,35 @@ async function main(): Promise<void> {
   const recipient = /public key: (age1[0-9a-z]+)/.exec(readFileSync(keyFile, "utf8"))?.[1];
   if (!recipient) throw new Error("age-keygen wrote no public key");
 
+  const a: StageArgs = { src, chunkFile, size: o.size, chunkSize: o.chunkSize, workers: o.workers, recipient, keyFile, expectB3: "", scratch };
+  let steps = plan(o, a, scratch);
+  // --only naming just wan/tree/e2e rows skips the data path (and its summary line).
+  const dataPath = !o.only || steps.some((p) => o.only!.test(p.label));
+  if (o.only) steps = steps.filter((p) => o.only!.test(p.label) || SUMMARY_ROW.test(p.label));
+  const rows: Row[] = dataPath ? await dataPathRows(o, a, steps) : [];
+  const wants = (labels: readonly string[], word: string) => !o.only || labels.some((l) => o.only!.test(l)) || o.only.test(word);
+  if (o.e2e && wants(E2E_ROWS, "e2e")) rows.push(...(await e2eRows(o, scratch, recipient, keyFile, (p, n) => generate(p, n))));
+  if (o.wan && wants(WAN_ROWS, "wan")) rows.push(...(await wanRows(o, scratch, recipient, keyFile, (p, n) => generate(p, n))));
+  if (o.tree > 0) rows.push(await treeRow(o, scratch, recipient));
+
+  const agg = new Map<string, Agg>(rows.map((row) => [row.label, aggregate(row)]));
+  const best = bestNative(rows, agg);
+  printTable(rows, agg, best);
+  console.log(`\n  load average (1 min): ${loadStart} at start, ${loadAvg()} at end; other work on the machine skews every figure`);
+  if (o.wan && agg.has(WAN_ROWS[2])) console.log(`\n${wanLine(o, agg)}`);
+  if (!dataPath) return;
+  const pipe = agg.get(rows.find((r) => r.label.startsWith("zrb (d)"))!.label)!;
+  const rest = agg.get(rows.find((r) => r.label.startsWith("zrb (e)"))!.label)!;
+  const nat = best ? agg.get(best.label)! : undefined;
+  const rss = Math.max(pipe.rss, rest.rss);
+  console.log(
+    `\nbench: pipeline ${fmt(pipe.mbs)} MB/s, best native ${nat ? fmt(nat.mbs) : "—"} MB/s (${best?.label ?? "none ok"}), ratio ${nat ? fmt(pipe.mbs / nat.mbs, 2) : "—"}, restore ${fmt(rest.mbs)} MB/s, peak RSS ${rss < 0 ? "—" : fmt(rss)} MiB`,
+  );
+}
+
+/** The source made and cached, the restore rows' parts prepared, then every data-path row --runs times. */
+async function dataPathRows(o: Opts, a: StageArgs, steps: Plan): Promise<Row[]> {
+  const { src, chunkFile, scratch, recipient } = a;
   const t0 = performance.now();
   generate(src, o.size, chunkFile === src ? null : chunkFile, o.chunkSize);
   frameAsSendStream(src, o.size, chunkFile === src ? null : chunkFile, o.chunkSize);
@@ -120,16 +151,12 @@ async function main(): Promise<void> {
   // Warm the page cache: every reader below gets the bytes from RAM.
   await run(["cat", src, ...(chunkFile === src ? [] : [chunkFile])]);
   const b3 = await run(["b3sum", "--no-names", src], { stdout: "pipe" });
-  const expectB3 = b3.out.trim();
-  if (b3.code !== 0 || !/^[0-9a-f]{64}$/.test(expectB3)) throw new Error(`b3sum failed: ${b3.err.trim()}`);
-  console.log(`  source generated and cached in ${((performance.now() - t0) / 1000).toFixed(1)} s; b3sum ${expectB3}\n`);
-
-  const a: StageArgs = { src, chunkFile, size: o.size, chunkSize: o.chunkSize, workers: o.workers, recipient, keyFile, expectB3, scratch };
+  a.expectB3 = b3.out.trim();
+  if (b3.code !== 0 || !/^[0-9a-f]{64}$/.test(a.expectB3)) throw new Error(`b3sum failed: ${b3.err.trim()}`);
+  console.log(`  source generated and cached in ${((performance.now() - t0) / 1000).toFixed(1)} s; b3sum ${a.expectB3}\n`);
   // The restore rows read the parts of one backup made now (untimed), kept in a local directory.
   const prep = await stage("prepare-restore", a);
   if (prep.error || prep.check !== "ok") throw new Error(`preparing the restore rows' parts failed: ${prep.error ?? prep.check}`);
-  let steps = plan(o, a, scratch);
-  if (o.only) steps = steps.filter((p) => o.only!.test(p.label) || SUMMARY_ROW.test(p.label));
   const rows: Row[] = steps.map((p) => ({ label: p.label, kind: p.kind, ref: p.ref, samples: [] }));
   for (let r = 0; r < o.runs; r++) {
     const t1 = performance.now();
@@ -137,19 +164,7 @@ async function main(): Promise<void> {
     if (o.runs > 1) console.error(`  run ${r + 1}/${o.runs} done in ${((performance.now() - t1) / 1000).toFixed(0)} s (load ${loadAvg()})`);
   }
   rmSync(join(scratch, "store"), { recursive: true, force: true });
-  if (o.e2e && (!o.only || E2E_ROWS.some((l) => o.only!.test(l)) || o.only.test("e2e"))) rows.push(...(await e2eRows(o, scratch, recipient, keyFile, (p, n) => generate(p, n))));
-
-  const agg = new Map<string, Agg>(rows.map((row) => [row.label, aggregate(row)]));
-  const best = bestNative(rows, agg);
-  printTable(rows, agg, best);
-  console.log(`\n  load average (1 min): ${loadStart} at start, ${loadAvg()} at end; other work on the machine skews every figure`);
-  const pipe = agg.get(rows.find((r) => r.label.startsWith("zrb (d)"))!.label)!;
-  const rest = agg.get(rows.find((r) => r.label.startsWith("zrb (e)"))!.label)!;
-  const nat = best ? agg.get(best.label)! : undefined;
-  const rss = Math.max(pipe.rss, rest.rss);
-  console.log(
-    `\nbench: pipeline ${fmt(pipe.mbs)} MB/s, best native ${nat ? fmt(nat.mbs) : "—"} MB/s (${best?.label ?? "none ok"}), ratio ${nat ? fmt(pipe.mbs / nat.mbs, 2) : "—"}, restore ${fmt(rest.mbs)} MB/s, peak RSS ${rss < 0 ? "—" : fmt(rss)} MiB`,
-  );
+  return rows;
 }
 
 if (process.argv[2] === "--stage") {

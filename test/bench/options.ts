@@ -16,12 +16,27 @@ export interface Opts {
   e2e: boolean;
   /** Size of the e2e dataset's data. */
   e2eSize: number;
+  /** Also the WAN rows (wan.ts): zrb and aws s3 cp through the WAN emulator. */
+  wan: boolean;
+  /** Bytes of files in the WAN rows' dataset, and zrb's chunk size there. */
+  wanSize: number;
+  wanChunkSize: number;
+  /** The emulator: one-way delay, cap per connection, cap of the link (bytes/s). */
+  wanDelayMs: number;
+  wanConnBps: number;
+  wanLinkBps: number;
+  /** s3.concurrency for the WAN rows (0: zrb's default). */
+  wanConcurrency: number;
+  /** The tree row (tree.ts): a recursive backup of this many small children (0: none). */
+  tree: number;
 }
 
 export const USAGE =
   "usage: bun run bench [--size 1GiB] [--chunk-size 256MiB] [--workers 2] [--runs 1] [--dir /var/tmp] [--only REGEX]\n" +
-  "                     [--e2e] [--e2e-size 2GiB]\n" +
-  "env: ZRB_BENCH_SIZE ZRB_BENCH_CHUNK_SIZE ZRB_BENCH_WORKERS ZRB_BENCH_RUNS ZRB_BENCH_DIR ZRB_BENCH_E2E=1 ZRB_BENCH_E2E_SIZE\n" +
+  "                     [--e2e] [--e2e-size 2GiB] [--tree 200]\n" +
+  "                     [--wan] [--wan-size 128MiB] [--wan-chunk-size 64MiB] [--wan-delay 20] [--wan-link 24MB] [--wan-conn LINK/6] [--wan-concurrency N]\n" +
+  "env: ZRB_BENCH_SIZE ZRB_BENCH_CHUNK_SIZE ZRB_BENCH_WORKERS ZRB_BENCH_RUNS ZRB_BENCH_DIR ZRB_BENCH_E2E=1 ZRB_BENCH_E2E_SIZE ZRB_BENCH_TREE\n" +
+  "     ZRB_BENCH_WAN=1 ZRB_BENCH_WAN_SIZE ZRB_BENCH_WAN_CHUNK_SIZE ZRB_BENCH_WAN_DELAY ZRB_BENCH_WAN_LINK ZRB_BENCH_WAN_CONN ZRB_BENCH_WAN_CONCURRENCY\n" +
   "See docs/bench.md.";
 
 export function parseBytes(v: string, what: string): number {
@@ -51,6 +66,14 @@ export function parseOpts(argv: string[]): Opts {
     dir: env.ZRB_BENCH_DIR ?? "/var/tmp",
     e2e: !!env.ZRB_BENCH_E2E && env.ZRB_BENCH_E2E !== "0",
     e2eSize: parseBytes(env.ZRB_BENCH_E2E_SIZE ?? "2GiB", "ZRB_BENCH_E2E_SIZE"),
+    wan: !!env.ZRB_BENCH_WAN && env.ZRB_BENCH_WAN !== "0",
+    wanSize: parseBytes(env.ZRB_BENCH_WAN_SIZE ?? "128MiB", "ZRB_BENCH_WAN_SIZE"),
+    wanChunkSize: parseBytes(env.ZRB_BENCH_WAN_CHUNK_SIZE ?? "64MiB", "ZRB_BENCH_WAN_CHUNK_SIZE"),
+    wanDelayMs: Number(env.ZRB_BENCH_WAN_DELAY ?? 20),
+    wanLinkBps: parseBytes(env.ZRB_BENCH_WAN_LINK ?? "24MB", "ZRB_BENCH_WAN_LINK"),
+    wanConnBps: env.ZRB_BENCH_WAN_CONN ? parseBytes(env.ZRB_BENCH_WAN_CONN, "ZRB_BENCH_WAN_CONN") : 0,
+    wanConcurrency: Number(env.ZRB_BENCH_WAN_CONCURRENCY ?? 0),
+    tree: Number(env.ZRB_BENCH_TREE ?? 0),
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -83,6 +106,30 @@ export function parseOpts(argv: string[]): Opts {
       case "--e2e-size":
         o.e2eSize = parseBytes(val(), "--e2e-size");
         break;
+      case "--wan":
+        o.wan = true;
+        break;
+      case "--wan-size":
+        o.wanSize = parseBytes(val(), "--wan-size");
+        break;
+      case "--wan-chunk-size":
+        o.wanChunkSize = parseBytes(val(), "--wan-chunk-size");
+        break;
+      case "--wan-delay":
+        o.wanDelayMs = Number(val());
+        break;
+      case "--wan-link":
+        o.wanLinkBps = parseBytes(val(), "--wan-link");
+        break;
+      case "--wan-conn":
+        o.wanConnBps = parseBytes(val(), "--wan-conn");
+        break;
+      case "--wan-concurrency":
+        o.wanConcurrency = Number(val());
+        break;
+      case "--tree":
+        o.tree = Number(val());
+        break;
       case "-h":
       case "--help":
         console.log(USAGE);
@@ -93,6 +140,11 @@ export function parseOpts(argv: string[]): Opts {
   }
   if (o.size < MIN_STREAM) usage(`--size must be at least ${MIN_STREAM} bytes (the stream's BEGIN and END records)`);
   if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 64) usage(`--workers must be 1..64`);
+  if (!(o.wanDelayMs >= 0 && o.wanDelayMs <= 10_000)) usage(`--wan-delay must be 0..10000 (ms)`);
+  if (!Number.isInteger(o.wanConcurrency) || o.wanConcurrency < 0 || o.wanConcurrency > 64) usage(`--wan-concurrency must be 0..64 (0: zrb's default)`);
+  if (!Number.isInteger(o.tree) || o.tree < 0 || o.tree > 5000) usage(`--tree must be 0..5000 children`);
+  // The issue's setting: one connection carries a sixth of the link.
+  if (o.wanConnBps === 0) o.wanConnBps = Math.round(o.wanLinkBps / 6);
   if (!Number.isInteger(o.runs) || o.runs < 1 || o.runs > 99) usage(`--runs must be 1..99`);
   return o;
 }

@@ -32,6 +32,7 @@ import { nasTrust, signManifest, type Trust } from "../../records/trust.ts";
 import { prepare } from "./plan.ts";
 import { SendHolds, holdTags, releaseStraySendHolds } from "./holds.ts";
 import { streamBackup, type StreamOptions } from "./send.ts";
+import type { ThreadPool } from "../parallel/pool.ts";
 import { buildManifest, commitManifest, discardState, finishBackup } from "./finish.ts";
 import { now } from "../../util/clock.ts";
 import { writeFileCatalog } from "../files/write.ts";
@@ -51,6 +52,8 @@ export interface BackupOptions {
   onChunkUploaded?: (index: number) => void;
   /** Told the expected size when the stream starts, then bytes stored and parts done. */
   progress?: TransferProgress;
+  /** The tree run's Workers (lent, not started and stopped per child). */
+  threads?: ThreadPool;
 }
 
 export type BackupResult =
@@ -144,7 +147,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
 }
 
 function streamOptions(cfg: Config, store: ObjectStore, state: BackupState, rundir: RunDir, opts: BackupOptions, afterPart: () => Promise<void>): StreamOptions {
-  return { cfg, store, state, rundir, signal: opts.signal, onChunkUploaded: opts.onChunkUploaded, progress: opts.progress, afterPart };
+  return { cfg, store, state, rundir, signal: opts.signal, onChunkUploaded: opts.onChunkUploaded, progress: opts.progress, afterPart, threads: opts.threads };
 }
 
 /** How often a backup uploads parts again that vanished from the bucket before it gives up. */

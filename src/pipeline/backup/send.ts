@@ -25,6 +25,7 @@ import { log } from "../../util/log.ts";
 import { Semaphore } from "../../util/semaphore.ts";
 import { TaskGroup } from "../../util/task-group.ts";
 import { startThreads } from "../parallel/index.ts";
+import type { ThreadPool } from "../parallel/pool.ts";
 import { Uploader } from "./upload.ts";
 import { Chunker, StreamDiffers } from "./chunker.ts";
 import { StateWriter } from "./state-writer.ts";
@@ -51,6 +52,8 @@ export interface StreamOptions {
   progress?: TransferProgress;
   /** After each stored part (the in-flight marker's refresh; rate-limited by the callee). */
   afterPart?: () => Promise<void>;
+  /** Lease the Workers from this pool (a tree run's) instead of starting them. */
+  threads?: ThreadPool;
 }
 
 export type StreamResult = { kind: "restart" } | { kind: "done"; streamSize: number; blake3: string; skipped: number };
@@ -136,7 +139,7 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   // The first failure (a job's, a Worker's, the interrupt, or StreamDiffers) stops everything.
   const group = new TaskGroup();
   const nWorkers = Math.max(1, o.cfg.workers);
-  const threads = await startThreads(nWorkers, (e) => group.fail(e));
+  const threads = o.threads ? await o.threads.lease((e) => group.fail(e)) : await startThreads(nWorkers, (e) => group.fail(e));
   const unfollow = group.follow(o.signal, () => interrupted(o.signal));
   // At most workers + 1 parts on the spill disk at once (sealing, sealed, uploading).
   const slots = new Semaphore(nWorkers + 1);

@@ -11,7 +11,7 @@ export class RunBuffers {
   private free: number[] = [];
   private waiters: ((slot: number) => void)[] = [];
 
-  constructor(count: number) {
+  constructor(private readonly count: number) {
     this.arena = new SharedArrayBuffer(count * RUN_BYTES);
     for (let i = count - 1; i >= 0; i--) this.free.push(i);
   }
@@ -39,6 +39,11 @@ export class RunBuffers {
       this.waiters.push(give);
       signal?.addEventListener("abort", onAbort, { once: true });
     });
+  }
+
+  /** Every slot is free (no run holds one): the buffers may serve another run. */
+  get idle(): boolean {
+    return this.free.length === this.count;
   }
 
   put(slot: number): void {

@@ -71,6 +71,11 @@ export class CryptoPool {
     return this.lanes.length;
   }
 
+  /** No job outstanding on any worker. */
+  get idle(): boolean {
+    return this.pending.size === 0;
+  }
+
   /** Runs each worker has finished so far. */
   finishedPerWorker(): number[] {
     return this.lanes.map((l) => l.finished);

@@ -102,6 +102,11 @@ export class FileWriter {
     if (!this.host.crashed) this.host.send(m);
   }
 
+  /** No file open or closing. */
+  get idle(): boolean {
+    return this.files.size === 0;
+  }
+
   forget(id: number): void {
     this.files.delete(id);
   }

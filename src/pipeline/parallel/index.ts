@@ -10,6 +10,7 @@ import { ExitCode, ZrbError } from "../../util/errors.ts";
 import { RunBuffers } from "./buffers.ts";
 import { CryptoPool } from "./crypto-pool.ts";
 import { FileWriter } from "./file-writer.ts";
+import type { ThreadPool } from "./pool.ts";
 
 export { RunBuffers } from "./buffers.ts";
 export { CryptoPool, type Run } from "./crypto-pool.ts";
@@ -55,11 +56,18 @@ export function workerDied(what: string, e: Error): ZrbError {
 }
 
 /**
- * Run `fn` with the Workers of one run (`what` names it in the error). `fn` gets a signal that
+ * Run `fn` with the Workers of one run (`what` names it in the error): its own, or leased from
+ * the tree run's `pool` (handed back at the end instead of stopped). `fn` gets a signal that
  * aborts when `signal` does or when a Worker dies; a Worker's death aborts it at once with
  * workerDied(), and the run then ends with that error, whatever `fn` threw while it stopped.
  */
-export async function withThreads<T>(workers: number, what: string, signal: AbortSignal | undefined, fn: (threads: Threads, signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withThreads<T>(
+  workers: number,
+  what: string,
+  signal: AbortSignal | undefined,
+  fn: (threads: Threads, signal: AbortSignal) => Promise<T>,
+  pool?: ThreadPool,
+): Promise<T> {
   const ac = new AbortController();
   const onOuter = () => ac.abort(signal!.reason);
   if (signal?.aborted) onOuter();
@@ -67,11 +75,12 @@ export async function withThreads<T>(workers: number, what: string, signal: Abor
   let died: ZrbError | undefined;
   let threads: Threads | undefined;
   try {
-    threads = await startThreads(workers, (e) => {
+    const onFatal = (e: Error) => {
       if (died || ac.signal.aborted) return;
       died = workerDied(what, e);
       ac.abort(died);
-    });
+    };
+    threads = pool ? await pool.lease(onFatal) : await startThreads(workers, onFatal);
     const out = await fn(threads, ac.signal);
     if (died) throw died;
     return out;

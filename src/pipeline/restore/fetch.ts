@@ -24,6 +24,7 @@ import { Semaphore } from "../../util/semaphore.ts";
 import { FileFailure, type Threads, type Written } from "../parallel/index.ts";
 import { SlotFiller } from "../parallel/slot-filler.ts";
 import { rewrappedProblem } from "../rekey/origin.ts";
+import { RangeSlots } from "./range-slots.ts";
 
 /** "part 3 of backup <id> (s3://bucket/prefix/data/…)". */
 export function partName(m: Manifest, p: ManifestPart, url: string): string {
@@ -36,8 +37,12 @@ function scratchError(err: unknown, path: string): unknown {
   return fsError(err, err.op === "create" ? "creating restore scratch file" : "writing restore scratch file", path);
 }
 
-/** Bytes per ranged GET when a part is fetched over several connections. */
-export const RANGE_BYTES = 8 * 1024 * 1024;
+/**
+ * Bytes per ranged GET when a part is fetched over several connections. 4 MiB, not 8: each range
+ * in flight costs about twice its size in RSS (our buffer and the HTTP client's), and at 8
+ * connections 8 MiB ranges took a loopback restore's peak RSS to 359 MiB (4 MiB: 239 MiB).
+ */
+export const RANGE_BYTES = 4 * 1024 * 1024;
 
 /** How a part is downloaded: connections at once for one part, and who hears of every piece. */
 export interface FetchOptions {
@@ -50,6 +55,8 @@ export interface FetchOptions {
   rangeBytes?: number;
   /** The private key's identities: a rekeyed part's original SHA-256 is checked through its sealed original header. */
   identities?: string[];
+  /** Connections and range buffers shared by the parts downloading at once (PartFetcher; range-slots.ts); `rank`: the part's index. */
+  shared?: { slots: RangeSlots; rank: number };
 }
 
 /** Range `i` of `step` bytes of a part of `size` bytes: [start, end] inclusive; the last one open-ended (end undefined). */
@@ -58,10 +65,10 @@ function rangeOf(i: number, step: number, size: number): { start: number; end?: 
   return start + step >= size ? { start } : { start, end: start + step - 1 };
 }
 
-/** One range read whole into memory: exactly its bytes, or an error naming what was wrong. */
-async function fetchRange(store: ObjectStore, key: string, r: { start: number; end?: number }, size: number, name: string, o: FetchOptions): Promise<Uint8Array> {
+/** One range read whole into `into` (its first bytes): exactly its bytes, or an error naming what was wrong. */
+async function fetchRange(store: ObjectStore, key: string, r: { start: number; end?: number }, size: number, name: string, o: FetchOptions, into: Uint8Array): Promise<Uint8Array> {
   const want = (r.end ?? size - 1) - r.start + 1;
-  const buf = new Uint8Array(want);
+  const buf = into.subarray(0, want);
   let got = 0;
   for await (const chunk of (await store.getStream(key, r)) as unknown as AsyncIterable<Uint8Array>) {
     checkInterrupted(o.signal);
@@ -74,22 +81,46 @@ async function fetchRange(store: ObjectStore, key: string, r: { start: number; e
   return buf;
 }
 
-/** The part's bytes in order, `connections` ranges in flight at once. */
+/**
+ * The part's bytes in order, up to `connections` ranges in flight at once. Each range holds a
+ * slot (a connection and its buffer) from its GET until the consumer took its bytes; without
+ * `o.shared` the part has slots of its own.
+ */
 async function* rangedBody(store: ObjectStore, key: string, size: number, name: string, o: FetchOptions): AsyncGenerator<Uint8Array> {
   const step = o.rangeBytes ?? RANGE_BYTES;
   const n = Math.ceil(size / step);
+  const slots = o.shared && o.shared.slots.bytes >= step ? o.shared.slots : new RangeSlots(o.connections ?? 1, step);
+  const rank = o.shared?.rank ?? 0;
   const inFlight: Promise<Uint8Array>[] = [];
   let next = 0;
+  const one = async (r: { start: number; end?: number }) => {
+    const buf = await slots.take(rank);
+    try {
+      return await fetchRange(store, key, r, size, name, o, buf);
+    } catch (err) {
+      slots.give(buf);
+      throw err;
+    }
+  };
   const launch = () => {
-    const p = fetchRange(store, key, rangeOf(next++, step, size), size, name, o);
+    const p = one(rangeOf(next++, step, size));
     p.catch(() => {}); // awaited in order below; a later range's failure is not unhandled meanwhile
     inFlight.push(p);
   };
-  while (next < n && inFlight.length < Math.max(1, o.connections ?? 1)) launch();
-  while (inFlight.length > 0) {
-    const buf = await inFlight.shift()!;
-    if (next < n) launch();
-    yield buf;
+  try {
+    while (next < n && inFlight.length < Math.max(1, o.connections ?? 1)) launch();
+    while (inFlight.length > 0) {
+      const buf = await inFlight.shift()!;
+      if (next < n) launch();
+      try {
+        yield buf;
+      } finally {
+        slots.give(buf);
+      }
+    }
+  } finally {
+    // Left early (a failure): the ranges still in flight give their slot back when they end.
+    for (const p of inFlight) p.then((b) => slots.give(b), () => {});
   }
 }
 
@@ -156,6 +187,8 @@ export class PartFetcher {
   private readonly done: { promise: Promise<string>; resolve: (p: string) => void; reject: (e: unknown) => void }[];
   private readonly ac = new AbortController();
   private stopped = false;
+  /** The run's connections and range buffers, shared by the parts downloading at once (range-slots.ts). */
+  private readonly ranges: RangeSlots;
 
   constructor(
     private store: ObjectStore,
@@ -167,6 +200,7 @@ export class PartFetcher {
     private fetch: { connections?: number; onPartBytes?: (n: number, p: ManifestPart) => void; identities?: string[] } = {},
   ) {
     this.slots = new Semaphore(Math.max(1, ahead));
+    this.ranges = new RangeSlots(fetch.connections ?? 1, RANGE_BYTES);
     this.done = m.parts.map(() => {
       let resolve!: (p: string) => void;
       let reject!: (e: unknown) => void;
@@ -190,7 +224,13 @@ export class PartFetcher {
       if (this.stopped) return;
       const path = this.pathOf(p.index);
       const onBytes = this.fetch.onPartBytes && ((n: number) => this.fetch.onPartBytes!(n, p));
-      downloadPart(this.store, this.m, p, path, this.threads, { connections: this.fetch.connections, onBytes, signal: this.ac.signal, identities: this.fetch.identities }).then(
+      downloadPart(this.store, this.m, p, path, this.threads, {
+        connections: this.fetch.connections,
+        onBytes,
+        signal: this.ac.signal,
+        identities: this.fetch.identities,
+        shared: { slots: this.ranges, rank: p.index },
+      }).then(
         () => this.done[p.index]!.resolve(path),
         (e) => {
           rmSync(path, { force: true });

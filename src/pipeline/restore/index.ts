@@ -30,6 +30,7 @@ import { applyStep } from "./receive.ts";
 import { checkStreamEnds } from "./ends.ts";
 import type { TransferProgress } from "../../report/progress.ts";
 import { withThreads } from "../parallel/index.ts";
+import type { ThreadPool } from "../parallel/pool.ts";
 
 export type { Selector } from "./select.ts";
 export type { RestorePlan, StepPlan } from "./plan.ts";
@@ -56,6 +57,8 @@ export interface RestoreOptions {
   catalog?: Catalog;
   /** The target's parent is restored first by the same run (a recursive task's child). */
   parentComing?: boolean;
+  /** The tree run's Workers (lent, not started and stopped per child). */
+  threads?: ThreadPool;
 }
 
 export interface RestoreResult {
@@ -141,7 +144,7 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
         result.applied.push({ backupId: m.backupId, level: m.level, snapshot: `${opts.target}@${shortSnap(m.snapshot.name)}`, seconds });
         log.info(`step ${n}/${ins.chain.length}: ${opts.target}@${shortSnap(m.snapshot.name)} received and verified in ${seconds.toFixed(1)} s`);
       }
-    });
+    }, opts.threads);
   } finally {
     lock.release();
   }

@@ -3,7 +3,8 @@
  *
  *   tree lock ─► the children on the pool (children.ts: order, excludes, names) ─► the run's
  *   snapshot: the newest zrb_level<N>_ snapshot of the task's dataset ─► per child, one at a time
- *   (so the worker pool and the spill budget are the single backup's): its level (level.ts),
+ *   (so the spill budget is the single backup's; one Worker pool, parallel/pool.ts, serves every
+ *   child in turn instead of each starting its own): its level (level.ts),
  *   backup(), again when it only finished an interrupted backup of an older snapshot
  *   ─► the known children in the bucket (records/tree.ts): children gone since the last run are
  *   reported, once; their backups stay.
@@ -31,6 +32,7 @@ import { childLabel, childTask, poolTree, type Child } from "./children.ts";
 import { childLevel, levelNote } from "./level.ts";
 import { failed, type ChildOutcome } from "./outcome.ts";
 import { driveChildren, type Step } from "./drive.ts";
+import { withThreadPool, type ThreadPool } from "../parallel/pool.ts";
 
 /** What the reporter hears about the children, besides the transfer of each. */
 export interface TreeProgress extends TransferProgress {
@@ -77,7 +79,9 @@ export async function backupTree(cfg: Config, task: Task, store: ObjectStore, op
       out.children.push(failed(r.rel, r.fs, configError(`child ${r.fs} of task ${task.name} cannot be backed up: ${r.why}; ${fix}`)));
       log.error(out.children.at(-1)!.message!);
     }
-    out.children.push(...(await driveChildren(children, (c) => backupChild(cfg, task, store, c, snapshot, trust, opts), { signal: opts.signal, progress: opts.progress })));
+    // One set of Workers for every child (pool.ts), stopped when the children are done.
+    const done = await withThreadPool(cfg.workers, (threads) => driveChildren(children, (c) => backupChild(cfg, task, store, c, snapshot, trust, { ...opts, threads }), { signal: opts.signal, progress: opts.progress }));
+    out.children.push(...done);
     out.children.sort((a, b) => tree.all.findIndex((c) => c.rel === a.rel) - tree.all.findIndex((c) => c.rel === b.rel));
     await record(cfg, task, store, { tree, out, at, signer, trust });
     return out;
@@ -105,7 +109,7 @@ function pick(children: Child[], only: string | undefined, task: Task): Child[] 
 
 type Done = BackupResult & { level: number; note?: string };
 
-async function backupChild(cfg: Config, task: Task, store: ObjectStore, c: Child, snapshot: string, trust: Trust, opts: TreeBackupOptions): Promise<Step<Done>> {
+async function backupChild(cfg: Config, task: Task, store: ObjectStore, c: Child, snapshot: string, trust: Trust, opts: TreeBackupOptions & { threads: ThreadPool }): Promise<Step<Done>> {
   const ct = childTask(task, c.rel);
   let snaps = await zfs.listSnapshots(c.fs);
   if (!snaps.some((s) => s.short === snapshot)) return { status: "skipped", message: `no snapshot @${snapshot} (created after zrb snapshot ran?); the next run backs it up` };
@@ -115,7 +119,7 @@ async function backupChild(cfg: Config, task: Task, store: ObjectStore, c: Child
     const note = levelNote(lvl);
     if (note) log.info(`${c.fs}: ${note}`);
     opts.progress?.child({ rel: c.rel, dataset: c.fs, level: lvl.level, note });
-    const r = await backup(cfg, ct, store, { level: lvl.level, snapshot, force: opts.force, signal: opts.signal, progress: opts.progress });
+    const r = await backup(cfg, ct, store, { level: lvl.level, snapshot, force: opts.force, signal: opts.signal, progress: opts.progress, threads: opts.threads });
     const sent = r.kind === "done" ? r.manifest.snapshot.name : r.snapshot;
     if (sent === `${c.fs}@${snapshot}` || pass > 0) return { status: "ok", result: { ...r, level: lvl.level, note } };
     log.info(`${c.fs}: finished the interrupted backup of ${sent}; now the run's snapshot @${snapshot}`);

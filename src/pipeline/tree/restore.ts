@@ -21,6 +21,7 @@ import type { TreeProgress } from "./backup.ts";
 import { bucketChildren, type KnownChild } from "./known.ts";
 import type { ChildOutcome } from "./outcome.ts";
 import { driveChildren, type Step } from "./drive.ts";
+import { withThreadPool } from "../parallel/pool.ts";
 import { choosePoint, inRun, type RunPoint } from "./point.ts";
 
 export interface TreeRestoreOptions extends Omit<RestoreOptions, "target" | "progress" | "catalog" | "parentComing"> {
@@ -44,10 +45,13 @@ export async function restoreTree(cfg: Config, task: Task, store: ObjectStore, t
   log.info(`restoring the tree ${task.fullName} as of the run @${point.snapshot} (${point.startedAt}) into ${target}`);
   const lock = opts.planOnly ? null : (assertSafeBaseDir(cfg.baseDir, { create: true }), acquireLock(restoreLockPath(cfg.baseDir, `${target}#tree`), `restore of the tree into ${target}`, `zrb restore --target ${target}`));
   try {
-    const done = await driveChildren<KnownChild, Restored>(children, (c, before) => restoreChild(cfg, task, store, c, cats.get(c.rel)!, { target, point, opts, done: before }), {
-      signal: opts.signal,
-      progress: opts.progress,
-    });
+    // One set of Workers for every child (parallel/pool.ts), stopped when the children are done.
+    const done = await withThreadPool(cfg.workers, (threads) =>
+      driveChildren<KnownChild, Restored>(children, (c, before) => restoreChild(cfg, task, store, c, cats.get(c.rel)!, { target, point, opts: { ...opts, threads }, done: before }), {
+        signal: opts.signal,
+        progress: opts.progress,
+      }),
+    );
     return { target, point, children: done };
   } finally {
     lock?.release();

@@ -102,7 +102,7 @@ tasks:
         storageClass: { manifest: "STANDARD", backupData: ["STANDARD", "STANDARD_IA", "DEEP_ARCHIVE"] },
         retry: { maxAttempts: 7 },
         requestTimeout: 60_000,
-        concurrency: 4,
+        concurrency: 8,
       },
       monitoring: {},
       zfs: { stallTimeout: 3_600_000 },
@@ -144,7 +144,7 @@ tasks:
       storageClass: { manifest: "STANDARD", backupData: ["STANDARD"] },
       retry: { maxAttempts: 5 },
       requestTimeout: 60_000,
-      concurrency: 4,
+      concurrency: 8,
     });
     expect("endpoint" in config.s3).toBe(false);
     expect("bandwidthLimit" in config.s3).toBe(false);
