@@ -193,6 +193,8 @@ describe("forgeries are refused (exit 7) before zfs receive starts", () => {
       await client.send(new CopyObjectCommand({ Bucket: bucket, Key: PREFIX + k, CopySource: `${bucket}/${PREFIX}${p.key}` }));
       forged.parts.push({ ...p, key: k });
     }
+    // A careful forger moves the file catalog's key along (a key outside B is refused as corrupt before any signature is read).
+    if (src.catalog) forged.catalog = { ...src.catalog, key: src.catalog.key.replace(`${fsOf("a")}/`, `${fsOf("b")}/`).replace(A.ids[0]!, id) };
     await put(mkey("b", id), YAML.stringify(forged));
     try {
       const { calls } = await zfsCalls((e) => expectZrbFail(restoreArgs("b", "moved"), e, 7, id, "cannot be trusted"));
