@@ -274,7 +274,7 @@ RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
 # drop-in with an empty SystemCallFilter= lifts it (docs/install-nas.md).
 SystemCallArchitectures=native
 SystemCallFilter=@system-service
-# Not tightened, on purpose: MemoryDenyWriteExecute (the JavaScript JIT needs W+X memory);
+${kind === "drill" ? "# A drill mounts and unmounts its throwaway pool (and a clone of the source): the mount calls too.\nSystemCallFilter=@mount\n" : ""}# Not tightened, on purpose: MemoryDenyWriteExecute (the JavaScript JIT needs W+X memory);
 # PrivateDevices (its private /dev has no /dev/zfs); PrivateUsers (the ZFS ioctls need the real
 # root); ProtectProc=invisible (it would hide another zrb's pid, and the lock would look stale);
 # PrivateNetwork/IPAddressDeny (the object store is anywhere).

@@ -17,6 +17,8 @@
 #   - the daily prune and weekly rotating verify units (a task with `retention`) run under the
 #     same sandbox: success/0, their summary in the journal; the metrics file (outside base_dir,
 #     in node_exporter's directory) holds backup, prune and verify series with exit code 0;
+#   - the monthly drill unit (with drill.private_key set for it) under the same sandbox: a
+#     throwaway pool under base_dir, the source compared, 0 differ, no pool left, its metrics;
 #   - a failed run starts zrb-failure@<the unit>.service, whose line is in the journal.
 # Each check is one function; main at the bottom lists them in order.
 # boot: systemd
@@ -444,6 +446,28 @@ unit_prune_verify() {
   note "zrb-prune@ and zrb-verify@ (--rotate) ran in the sandbox: success/0"
 }
 
+# the monthly drill, started as its timer would, in the same sandbox as the other units: a pool
+# on a sparse file under base_dir/drill, the source read through .zfs/snapshot, all destroyed.
+# The doc's NAS has no private key (it only encrypts); for this run the config names the stick's.
+unit_drill() {
+  local u=zrb-drill@$NTASK.service log t0
+  cp "$CFG" "$W/config.before-drill"
+  printf 'drill:\n  private_key: %s\n' "$USB/zrb_private.key" >> "$CFG"
+  # No timer of this instance is enabled (the doc's NAS has no drill.private_key), so systemd
+  # unloads the unit once it ends: read its outcome from systemctl's exit code and the journal.
+  t0=$(date '+%Y-%m-%d %H:%M:%S')
+  say "+ systemctl start $u"
+  systemctl start "$u" || { journalctl --no-pager -o cat -u "$u" --since "$t0" | tail -30 >&2; fail "$u failed"; }
+  log=$(journalctl --no-pager -o cat -u "$u" --since "$t0")
+  grep -qE "drill: [0-9]+ files compared, 0 differ" <<<"$log" || fail "the journal of $u has no drill line with 0 differ: $log"
+  ! grep -q "no source compared" <<<"$log" || fail "$u compared no source (the snapshot is on this host): $log"
+  ! zpool list -H -o name | grep '^zrbdrill' || fail "a drill pool is left after $u"
+  [ -n "$(metric zrb_drill_last_success_timestamp_seconds)" ] || fail "no zrb_drill_last_success_timestamp_seconds in $PROM after $u"
+  cp "$W/config.before-drill" "$CFG"
+  no_leftovers
+  note "zrb-drill@ ran in the sandbox: $(grep -oE 'drill: [0-9]+ files compared, 0 differ' <<<"$log"), no pool left, metrics written"
+}
+
 metrics_written() {       # written by the sandboxed units, outside base_dir
   [ -f "$PROM" ] || fail "no metrics file $PROM after the unit runs (ReadWritePaths of its directory?)"
   [ "$(stat -c %a "$PROM")" = 644 ] || fail "$PROM has mode $(stat -c %a "$PROM"), want 644"
@@ -503,6 +527,7 @@ addons_in_tmpdir
 change_photos
 unit_backup 1
 unit_prune_verify
+unit_drill
 metrics_written
 on_failure
 stop_mid_backup
