@@ -521,9 +521,12 @@ test(`chaos, two stores: ${STORE_RUNS} seeded iterations of kill -9 and one stor
   const audited = stores.map((s) => ({ bucket: s.bucket, prefix: s.prefix, runDir: join(base, "stores", s.name, "run", sc.pool.pool, "chaos2") }));
   const headOf = async (s: (typeof stores)[number], level: number) =>
     (await getText(client, s.bucket, `${s.prefix}manifests/${fs2}/heads.yaml`).then(YAML.parse, () => null))?.levels?.[level]?.snapshot?.name;
-  // Done: both heads name the snapshot and no store has resume state left (a run killed after its heads but before its bookkeeping is not done).
+  // Done: both heads name the snapshot and no store has resume state or a lock file left (a run
+  // killed after its heads but before its bookkeeping is not done: a kill -9 leaves the lock file,
+  // dead by flock, which the next run takes over and removes).
   const done = async (snap: string, level: number) =>
-    audited.every((a) => !existsSync(join(a.runDir, "backup_state.yaml"))) && (await Promise.all(stores.map((s) => headOf(s, level)))).every((n) => n === snap);
+    audited.every((a) => !existsSync(join(a.runDir, "backup_state.yaml")) && !existsSync(join(a.runDir, "zrb.lock"))) &&
+    (await Promise.all(stores.map((s) => headOf(s, level)))).every((n) => n === snap);
   const t = { kills: 0, downs: 0, clean: 0 };
   let last = { snap: "", tree: {} as Record<string, string> };
   for (let i = 0; i < STORE_RUNS; i++) {
