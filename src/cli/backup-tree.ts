@@ -47,8 +47,8 @@ const streamBytes = (o: ChildOutcome) => {
 };
 
 export async function runTreeBackup(c: JobContext, o: { level: number; force: boolean; only?: string; json: boolean }): Promise<JobResult> {
-  const { config, task, store, reporter, signal } = c;
-  const r: TreeBackupResult = await backupTree(config, task, store, { level: o.level, force: o.force, only: o.only, signal, progress: reporter });
+  const { config, task, store, reporter, signal, sends } = c;
+  const r: TreeBackupResult = await backupTree(config, task, store, { level: o.level, force: o.force, only: o.only, signal, progress: reporter, sends });
   const all = r.recordError ? [...r.children, r.recordError] : r.children;
   const result = {
     tree: task.fullName,

@@ -15,7 +15,8 @@ export default defineCommand({
       "(dump(8) semantics: repeated level 1 = differentials, 1→2→3 = incremental chain). " +
       "An interrupted run (kill, power loss, network) resumes where it stopped on the next run. " +
       "A snapshot already backed up at that level is not sent again (--force sends it anyway). " +
-      "A recursive task backs up every child as its own chain, one after the other (a new child at level 0); one failing does not stop the others, and the exit code is the worst child's.",
+      "A recursive task backs up every child as its own chain, one after the other (a new child at level 0); one failing does not stop the others, and the exit code is the worst child's. " +
+      "With several stores, every store side by side: one zfs send feeds the stores that need the same stream, and a store that fails does not stop the others.",
   },
   args: {
     ...configArg,
@@ -27,12 +28,12 @@ export default defineCommand({
   },
   async run({ args }) {
     const level = parseLevel(args.level);
-    await runJob(args, { command: "backup", level }, async (job) => {
-      const { config, task, store, reporter, signal } = job;
+    await runJob(args, { command: "backup", level, shareSends: true }, async (job) => {
+      const { config, task, store, reporter, signal, sends } = job;
       const only = parseChild(args.child, task);
       if (task.recursive) return runTreeBackup(job, { level, force: !!args.force, only, json: !!args.json });
       const t0 = performance.now();
-      const r = await backup(config, task, store, { level, force: !!args.force, signal, progress: reporter });
+      const r = await backup(config, task, store, { level, force: !!args.force, signal, progress: reporter, sends });
       const secs = Math.round(((performance.now() - t0) / 1000) * 10) / 10;
       if (r.kind === "already") {
         if (!args.json)

@@ -6,7 +6,7 @@ import type { ObjectStore } from "../store/store.ts";
 import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { log, setQuiet, setVerbose } from "../util/log.ts";
 import { STOP_GRACE_SECONDS } from "../util/abort.ts";
-import { ScheduledLimiter, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
+import { ScheduledLimiter, formatLimit, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
 import { now } from "../util/clock.ts";
 import { selectStores, viewOf } from "./stores.ts";
 
@@ -81,9 +81,14 @@ export async function loadStores(args: { config: string; task?: string; store?: 
  * The configured store; with the run's interrupt signal, a SIGTERM aborts requests in flight.
  * Every retry prints one line (through the run's reporter, which also emits a --json event).
  */
-export function storeFor(config: Config, signal?: AbortSignal, o: { reporter?: Reporter; bandwidth?: BandwidthSchedule } = {}): ObjectStore {
+export function storeFor(config: Config, signal?: AbortSignal, o: { reporter?: Reporter; bandwidth?: BandwidthSchedule; shared?: ScheduledLimiter } = {}): ObjectStore {
   const onRetry = o.reporter ? o.reporter.retry.bind(o.reporter) : logRetry;
-  return openStore({ s3: config.s3, localStoreDir: config.localStore }, { signal, onRetry, limiter: limiterFor(config, o.reporter, o.bandwidth) });
+  return openStore({ s3: config.s3, localStoreDir: config.localStore }, { signal, onRetry, limiter: limiterFor(config, o.reporter, o.bandwidth, o.shared) });
+}
+
+/** One limiter for --bwlimit over several stores side by side: the flag caps their sum. */
+export function sharedLimiter(flag: BandwidthSchedule): ScheduledLimiter {
+  return new ScheduledLimiter(flag, now, undefined, undefined, (r) => log.info(`bandwidth limit now ${formatLimit(r)} (by the schedule)`));
 }
 
 /**
@@ -91,8 +96,12 @@ export function storeFor(config: Config, signal?: AbortSignal, o: { reporter?: R
  * s3.bandwidth_limit (a one-entry schedule); none for a local store. The reporter shows the limit
  * in force in progress lines and says when the schedule moves it.
  */
-function limiterFor(config: Config, reporter: Reporter | undefined, flag: BandwidthSchedule | undefined): ScheduledLimiter | undefined {
+function limiterFor(config: Config, reporter: Reporter | undefined, flag: BandwidthSchedule | undefined, shared?: ScheduledLimiter): ScheduledLimiter | undefined {
   if (!config.s3.enabled) return undefined;
+  if (shared) {
+    reporter?.setLimit(shared);
+    return shared;
+  }
   const schedule = flag ?? config.s3.bandwidthSchedule ?? (config.s3.bandwidthLimit ? [{ at: 0, rate: config.s3.bandwidthLimit }] : undefined);
   if (!schedule) return undefined;
   const l = new ScheduledLimiter(schedule, now, undefined, undefined, reporter ? (r) => reporter.limitChanged(r) : undefined);

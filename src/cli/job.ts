@@ -12,9 +12,12 @@ import { ping } from "../report/ping.ts";
 import { Reporter, reportMode } from "../report/reporter.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { ExitCode, ZrbError, usageError, isInterruptError } from "../util/errors.ts";
-import { parseSchedule, ScheduleProblem, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
+import { parseSchedule, ScheduleProblem, type BandwidthSchedule, type ScheduledLimiter } from "../util/bandwidth-schedule.ts";
 import { warnNoSigningKey } from "./trust.ts";
-import { applyOutput, interruptSignal, loadConfigLogged, outputArgs, requireTask, storeFor } from "./common.ts";
+import { log } from "../util/log.ts";
+import { applyOutput, interruptSignal, loadConfigLogged, outputArgs, requireTask, sharedLimiter, storeFor } from "./common.ts";
+import { SendHub, type SendShare } from "../pipeline/backup/shared-send.ts";
+import { spawnSend } from "../zfs/zfs.ts";
 import { forEachStore, selectStores, storeArg, storeLabel, storeResult, storesError, viewOf } from "./stores.ts";
 
 /** The flags of a long run, besides --config/--task: progress, bandwidth and output. */
@@ -57,6 +60,8 @@ export interface JobContext {
   store: ObjectStore;
   reporter: Reporter;
   signal: AbortSignal;
+  /** A backup to several stores: the senders the stores share (pipeline/backup/shared-send.ts). */
+  sends?: SendShare;
 }
 
 export interface JobSpec {
@@ -68,6 +73,11 @@ export interface JobSpec {
   record?: boolean;
   /** Ping monitoring.ping_url at start, success and failure (backup and drill: the runs a timer starts). */
   ping?: boolean;
+  /**
+   * Several stores run side by side and share each `zfs send` they all need (backup), instead
+   * of one after the other.
+   */
+  shareSends?: boolean;
   /** Without --store, pick the one store to work on (restore) instead of going store by store. */
   pickStore?: (config: Config, task: Task, stores: string[], signal: AbortSignal) => Promise<string>;
 }
@@ -135,7 +145,7 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
   }
 
   /** One store's run: the reporter, the work, its metrics; the pings when it is the run's only store. */
-  async function runStore(r: RunSetup, whole: Config, wholeTask: Task, name: string, pings: boolean): Promise<unknown> {
+  async function runStore(r: RunSetup, whole: Config, wholeTask: Task, name: string, pings: boolean, sends?: SendShare): Promise<unknown> {
     // The run's only store counts from the start of the run; one of several from its own start.
     const t0 = pings ? r.t0 : performance.now();
     const seconds = () => Math.round(((performance.now() - t0) / 1000) * 10) / 10;
@@ -150,9 +160,9 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
     const loaded = { config, task, reporter, store };
     let out: JobResult | undefined;
     try {
-      const objects = storeFor(config, r.intr.signal, { reporter, bandwidth: r.bandwidth });
+      const objects = storeFor(config, r.intr.signal, { reporter, bandwidth: r.bandwidth, shared: r.sharedLimit });
       if (pings && pingsOn) await ping(config.monitoring.pingUrl, "start");
-      out = await work({ config, task, store: objects, reporter, signal: r.intr.signal });
+      out = await work({ config, task, store: objects, reporter, signal: r.intr.signal, sends });
       if (out.error) throw out.error;
       reporter.finish(out.result, seconds(), out.bytes);
       monitor(loaded, spec, { ok: true, exitCode: ExitCode.OK, seconds: seconds(), bytes: out.bytes ?? reporter.bytesDone, extra: out.extra }, out.runs);
@@ -168,21 +178,32 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
     }
   }
 
-  /** Every store in turn (cli/stores.ts): one failing does not stop the others; the pings and the last event are the whole run's. */
+  /**
+   * Every store (cli/stores.ts), in turn or side by side (spec.shareSends): one failing does not
+   * stop the others; the pings and the last event are the whole run's.
+   */
   async function runStores(r: RunSetup, config: Config, task: Task, names: string[]): Promise<void> {
     if (pingsOn) await ping(config.monitoring.pingUrl, "start");
+    const hub = spec.shareSends ? new SendHub(names, { spawn: spawnSend, waitMs: SHARE_WAIT_MS }) : undefined;
+    // Side by side, --bwlimit caps the stores' sum (a store's own s3.bandwidth_limit stays its own).
+    if (hub && r.bandwidth) r = { ...r, sharedLimit: sharedLimiter(r.bandwidth) };
     const outcomes = await forEachStore(
       names,
       async (name) => {
+        const member = hub?.member(name);
         try {
-          return { status: "ok", result: await runStore(r, config, task, name, false) };
+          return { status: "ok", result: await runStore(r, config, task, name, false, member) };
         } catch (error) {
           if (r.intr.signal.aborted) throw error;
           return { status: "failed", error };
+        } finally {
+          member?.leave();
         }
       },
       r.intr.signal,
+      { together: !!hub },
     );
+    if (hub) for (const s of hub.started) if (s.stores.length > 1) log.info(`one zfs send of ${sendLabel(s.key)} fed stores ${s.stores.join(", ")}`);
     const err = storesError(`${spec.command} of task ${task.name}`, outcomes);
     const whole = new Reporter({ job: { command: spec.command, task: task.name, dataset: task.fullName, level: spec.level }, mode: reportMode(!!args.json, false), progress: false, intervalMs: r.intervalMs });
     const result = { stores: outcomes.map(storeResult) };
@@ -194,11 +215,25 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
   }
 }
 
+/**
+ * How long a store's backup waits for the other stores before its `zfs send` starts without
+ * them: long enough for the others to read their heads and plan, short enough that a store
+ * whose endpoint hangs does not hold the rest back for long.
+ */
+const SHARE_WAIT_MS = 60_000;
+
+const sendLabel = (key: string) => {
+  const [snapshot, from] = JSON.parse(key) as [string, string | null];
+  return from ? `${snapshot} (from ${from})` : snapshot;
+};
+
 interface RunSetup {
   intervalMs: number;
   bandwidth: BandwidthSchedule | undefined;
   intr: { signal: AbortSignal; dispose(): void };
   t0: number;
+  /** --bwlimit's one limiter for several stores side by side. */
+  sharedLimit?: ScheduledLimiter;
 }
 
 function monitor(l: { config: Config; task: Task; store?: string }, spec: JobSpec, r: { ok: boolean; exitCode: number; seconds: number; bytes: number; extra?: Record<string, number> }, runs?: ChildRun[]): void {

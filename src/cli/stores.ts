@@ -45,15 +45,18 @@ export const storeLabel = (store: string): string | undefined => (store === DEFA
 export type StoreOutcome<R> = ChildOutcome<R> & { store: string };
 
 /**
- * Run `step` for each store in order; a store's failure is its outcome, an interrupt stops the
+ * Run `step` for each store in order (or all at once with `together`); a store's failure is its outcome, an interrupt stops the
  * run. With several stores, each outcome is said in one line ("store cold: failed (exit 6)").
  */
-export async function forEachStore<R>(names: string[], step: (store: string) => Promise<Step<R>>, signal?: AbortSignal): Promise<StoreOutcome<R>[]> {
-  const outs = await driveChildren(
-    names.map((n) => ({ rel: n, fs: `store ${n}` })),
-    (c) => step(c.rel),
-    { signal },
-  );
+export async function forEachStore<R>(names: string[], step: (store: string) => Promise<Step<R>>, signal?: AbortSignal, o: { together?: boolean } = {}): Promise<StoreOutcome<R>[]> {
+  const drive = (ns: string[]) =>
+    driveChildren(
+      ns.map((n) => ({ rel: n, fs: `store ${n}` })),
+      (c) => step(c.rel),
+      { signal },
+    );
+  // Side by side (a backup sharing its sends): the outcomes still in config order.
+  const outs = o.together ? (await Promise.all(names.map((n) => drive([n])))).flat() : await drive(names);
   const res = outs.map((o) => ({ ...o, store: o.rel }));
   if (names.length > 1)
     for (const o of res) {

@@ -98,6 +98,26 @@ export async function withSnapshotFiles<T>(snapshot: string, workDir: string, fn
       return fn(dir);
     }
   }
+  return oneCloneAtATime(fs, () => throughClone(fs, snapshot, workDir, fn));
+}
+
+/**
+ * The clone's name is fixed per dataset, so the stores of one run (side by side: cli/job.ts)
+ * take turns with it: another store's clone must not be taken for a killed run's and destroyed.
+ */
+const cloneTurns = new Map<string, Promise<unknown>>();
+async function oneCloneAtATime<T>(fs: string, fn: () => Promise<T>): Promise<T> {
+  const before = cloneTurns.get(fs) ?? Promise.resolve();
+  const mine = before.catch(() => {}).then(fn);
+  cloneTurns.set(fs, mine);
+  try {
+    return await mine;
+  } finally {
+    if (cloneTurns.get(fs) === mine) cloneTurns.delete(fs);
+  }
+}
+
+async function throughClone<T>(fs: string, snapshot: string, workDir: string, fn: (dir: string) => Promise<T>): Promise<T> {
   if ((await removeStaleClone(fs)) === "not-ours") throw zfsError(`${cloneName(fs)} exists and is not zrb's catalog clone of ${fs}; zrb leaves it alone and makes no catalog`);
   const name = cloneName(fs);
   const dir = join(workDir, "catalog-clone");

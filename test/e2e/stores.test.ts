@@ -5,31 +5,39 @@
  * line per store); the next run catches cold up on its own chain; kill -9 mid-run and resume per
  * store; restore from each store byte-identical (and without --store, from the first store that
  * can); prune per store with each store's retention; base holds released once no store needs
- * them; status --max-age stale per store.
+ * them; status --max-age stale per store. One `zfs send` feeds both stores when they need the
+ * same stream (counted by a wrapper around the real zfs), and a store failing mid-stream is
+ * dropped from it while the other completes.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { ageKeyPair, hashTree, makeBucket, mountpointOf, run, userrefs, waitFor, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
 import { startStallServer, type StallServer } from "../helpers/stallserver.ts";
+import { s3Error, startFaultProxy, type FaultProxy } from "../helpers/faultproxy.ts";
 import { jsonEvents, spawnZrb, zrb } from "../helpers/zrb.ts";
 
 let sc: Scene;
 let cold: string;
 let stall: StallServer;
+let proxy: FaultProxy;
+let sendLog: string;
 let base: string;
 let metrics: string;
 const snaps: Record<string, string> = {};
 
-/** A config with the stores hot and cold; `down` puts the stall server in place of that store's endpoint. */
-function config(name: string, o: { down?: "hot" | "cold"; coldLimit?: string } = {}): string {
+/**
+ * A config with the stores hot and cold; `down` puts the stall server in place of that store's
+ * endpoint, `proxied` the fault proxy.
+ */
+function config(name: string, o: { down?: "hot" | "cold"; proxied?: "cold"; coldLimit?: string } = {}): string {
   const s3 = (bucket: string, store: string) => ({
     bucket,
     prefix: "zrb/",
     region: sc.s3.region,
-    endpoint: o.down === store ? stall.endpoint : sc.s3.endpoint,
+    endpoint: o.down === store ? stall.endpoint : o.proxied === store ? proxy.endpoint : sc.s3.endpoint,
     request_timeout: "1s",
     retry: { max_attempts: 1 },
     ...(store === "cold" && o.coldLimit ? { bandwidth_limit: o.coldLimit } : {}),
@@ -70,6 +78,12 @@ async function treeOf(ds: string): Promise<Record<string, string>> {
   return hashTree(await mountpointOf(`${sc.pool.pool}/${ds}`));
 }
 
+/** The `zfs send` runs of `snap` so far (not the size estimates, `send -n`), as the wrapper logged them. */
+const sendsOf = (snap: string) =>
+  readFileSync(sendLog, "utf8")
+    .split("\n")
+    .filter((l) => l.startsWith("send ") && !/ -n/.test(l) && l.endsWith(` ${snap}`)).length;
+
 /** The `store NAME: …` summary lines of a run's stderr. */
 const summary = (stderr: string) => stderr.split("\n").filter((l) => /store (hot|cold): (ok|failed|skipped)/.test(l));
 
@@ -77,6 +91,15 @@ beforeAll(async () => {
   sc = await scene({ name: "stores", poolMiB: 96, dataset: "data" });
   cold = await makeBucket(sc.s3);
   stall = startStallServer({ mode: "silent", lifetimeMs: 600_000 });
+  proxy = startFaultProxy({ upstreamPort: Number(new URL(sc.s3.endpoint).port) });
+  // The real zfs, every call logged: the sends are counted.
+  sendLog = join(sc.work, "zfs-calls.log");
+  writeFileSync(sendLog, "");
+  const wrapper = join(sc.work, "zfs-logged");
+  const real = Bun.which("zfs", { PATH: `/usr/sbin:/sbin:${process.env.PATH}` })!;
+  writeFileSync(wrapper, `#!/bin/sh\necho "$*" >> '${sendLog}'\nexec '${real}' "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  sc.env.ZRB_ZFS = wrapper;
   base = join(sc.work, "base");
   metrics = join(sc.work, "zrb.prom");
   up = config("up");
@@ -84,6 +107,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   stall?.stop();
+  proxy?.stop();
   await sc?.close();
 });
 
@@ -114,6 +138,9 @@ describe("two stores, each with its own chain", () => {
     for (const s of ["hot", "cold"]) expect(existsSync(join(base, "stores", s, "run", sc.fs, "last_backup_manifest.yaml"))).toBe(true);
     expect(existsSync(join(base, "run"))).toBe(false);
     expect(await userrefs(l0)).toBe(2); // zrb.hot and zrb.cold
+    // Both stores needed the same stream: one zfs send fed them.
+    expect(sendsOf(l0)).toBe(1);
+    expect(r.stderr).toContain(`one zfs send of ${l0} fed stores hot, cold`);
   });
 
   test("an incremental while cold never answers: hot gets it, exit 6, one line per store; the next run catches cold up on its own chain", async () => {
@@ -145,6 +172,8 @@ describe("two stores, each with its own chain", () => {
     expect(c[1].parentBackupId).toBe(c[0].backupId); // cold's own chain, not hot's ids
     expect(c[1].parentBackupId).not.toBe((await list("hot"))[0].backupId);
     expect(await userrefs(l1)).toBe(2);
+    // hot's send in the first run, cold's catching up in the second: one each.
+    expect(sendsOf(l1)).toBe(2);
   });
 
   test("kill -9 mid-run: the next run finds hot done and resumes cold from its own state", async () => {
@@ -168,6 +197,32 @@ describe("two stores, each with its own chain", () => {
     expect(existsSync(coldState)).toBe(false);
     // The killed run's send holds (zrb-send.cold) are gone: l2 carries the two base holds only.
     expect(await userrefs(l2)).toBe(2);
+  });
+
+  test("cold fails mid-stream: it is dropped from the shared send and hot completes from it; the next run resumes cold", async () => {
+    await writeRandomFile(join(sc.mnt, "d.bin"), 1_200_000, 4);
+    const l3 = await snapshot(3, "l3");
+    // cold's third part upload (and every one after) is refused: a permanent error mid-stream.
+    let parts = 0;
+    proxy.setDecide((q) => {
+      if (q.method !== "PUT" || !q.path.startsWith(`/${cold}/zrb/data/`)) return { kind: "forward" };
+      return ++parts > 2 ? { kind: "reply", response: s3Error(403, "Forbidden", "AccessDenied", "Access Denied") } : { kind: "forward" };
+    });
+    const r = await zrb(["backup", ...task(config("cold-refused", { proxied: "cold" })), "--level", "3"], { env: sc.env, allowFail: true });
+    expect(r.code).not.toBe(0);
+    expect(summary(r.stderr)).toEqual([expect.stringContaining("store hot: ok"), expect.stringMatching(/store cold: failed \(exit \d+\)/)]);
+    expect(parts).toBeGreaterThan(2);
+    expect(sendsOf(l3)).toBe(1);
+    expect((await list("hot")).at(-1).snapshot).toBe(l3);
+    expect((await list("cold")).at(-1).snapshot).toBe(snaps.l2);
+    const again = await zrb(["backup", ...task(up), "--level", "3", "--json"], { env: sc.env });
+    const end = jsonEvents(again.stdout).at(-1).result;
+    expect(end.stores.map((s: any) => [s.store, s.result.skipped, s.result.resumed ?? null])).toEqual([
+      ["hot", true, null],
+      ["cold", false, true],
+    ]);
+    expect((await list("cold")).at(-1).snapshot).toBe(l3);
+    expect(sendsOf(l3)).toBe(2);
   });
 
   test("restore from each store is byte-identical; without --store, the first store that can; verify checks each store", async () => {
@@ -200,15 +255,15 @@ describe("two stores, each with its own chain", () => {
   test("prune per store with each store's retention; a base is released once no store needs it", async () => {
     const l0b = await snapshot(0, "l0b");
     await zrb(["backup", ...task(up), "--level", "0", "--store", "hot"], { env: sc.env });
-    // hot moved on to l0b; cold still needs l0, l1 and l2 as bases.
-    for (const k of ["l0", "l1", "l2"]) expect(await userrefs(snaps[k]!)).toBe(1);
+    // hot moved on to l0b; cold still needs l0, l1, l2 and l3 as bases.
+    for (const k of ["l0", "l1", "l2", "l3"]) expect(await userrefs(snaps[k]!)).toBe(1);
     expect(await userrefs(l0b)).toBe(1);
     const p = await zrb(["prune", ...task(up), "--allow-unsigned"], { env: sc.env });
     expect(summary(p.stderr)).toEqual([expect.stringContaining("store hot: ok"), expect.stringContaining("store cold: ok")]);
     expect((await list("hot")).map((e) => e.snapshot)).toEqual([l0b]); // hot: keep_last 1
-    expect((await list("cold")).length).toBe(3); // cold: the task's keep_last 10
+    expect((await list("cold")).length).toBe(4); // cold: the task's keep_last 10
     await zrb(["backup", ...task(up), "--level", "0", "--store", "cold"], { env: sc.env });
-    for (const k of ["l0", "l1", "l2"]) expect(await userrefs(snaps[k]!)).toBe(0);
+    for (const k of ["l0", "l1", "l2", "l3"]) expect(await userrefs(snaps[k]!)).toBe(0);
     expect(await userrefs(l0b)).toBe(2);
   });
 

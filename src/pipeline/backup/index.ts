@@ -33,6 +33,7 @@ import { prepare } from "./plan.ts";
 import { SendHolds, holdTags, releaseStraySendHolds } from "./holds.ts";
 import { streamBackup, type StreamOptions } from "./send.ts";
 import type { ThreadPool } from "../parallel/pool.ts";
+import type { SendShare } from "./shared-send.ts";
 import { buildManifest, commitManifest, discardState, finishBackup } from "./finish.ts";
 import { now } from "../../util/clock.ts";
 import { writeFileCatalog } from "../files/write.ts";
@@ -54,6 +55,8 @@ export interface BackupOptions {
   progress?: TransferProgress;
   /** The tree run's Workers (lent, not started and stopped per child). */
   threads?: ThreadPool;
+  /** The run's senders shared with the other stores (shared-send.ts): asked for this backup's first pass only. */
+  sends?: SendShare;
 }
 
 export type BackupResult =
@@ -108,9 +111,13 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     await heartbeat.start().catch((err) => Promise.reject(resumable(err, state)));
     // A resumed backup's parts may have been deleted meanwhile (a prune host, an old zrb): send them again.
     if (start.resumed) await forgetMissingParts(store, state, rd);
+    // The first pass may share its sender with other stores; a pass again (bytes differed, parts vanished) has its own.
+    let sends = opts.sends;
     const run = async (s: BackupState) => {
       await announce(s, caps, opts.progress);
-      return streamBackup(streamOptions(cfg, store, s, rd, opts, () => heartbeat.touch())).catch((err) => Promise.reject(resumable(err, s)));
+      const o = { ...streamOptions(cfg, store, s, rd, opts, () => heartbeat.touch()), sends };
+      sends = undefined;
+      return streamBackup(o).catch((err) => Promise.reject(resumable(err, s)));
     };
     const send = async () => {
       const r = await run(state);

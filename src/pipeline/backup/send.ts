@@ -31,6 +31,7 @@ import { Chunker, StreamDiffers } from "./chunker.ts";
 import { StateWriter } from "./state-writer.ts";
 import { within, zfsStallError } from "../../zfs/stall.ts";
 import type { TransferProgress } from "../../report/progress.ts";
+import type { SendShare } from "./shared-send.ts";
 
 /** The bytes to back up: `zfs send` normally; the benchmark feeds a `zfs send`-like process. */
 export interface StreamSource {
@@ -54,6 +55,8 @@ export interface StreamOptions {
   afterPart?: () => Promise<void>;
   /** Lease the Workers from this pool (a tree run's) instead of starting them. */
   threads?: ThreadPool;
+  /** The run's senders shared with other stores (shared-send.ts); without it, this backup's own `zfs send`. */
+  sends?: SendShare;
 }
 
 export type StreamResult = { kind: "restart" } | { kind: "done"; streamSize: number; blake3: string; skipped: number };
@@ -72,10 +75,11 @@ function removeTemps(dir: string): void {
   for (const f of existsSync(dir) ? readdirSync(dir) : []) if (f.endsWith(".tmp")) rmSync(join(dir, f), { force: true });
 }
 
-/** The sender of the state's snapshot (or the benchmark's), stopped when the group fails. */
-function startSender(o: StreamOptions, group: TaskGroup): { proc: StreamSource; stderrText: Promise<string> } {
+/** The sender of the state's snapshot (or the benchmark's, or a branch of one shared with other stores), stopped when the group fails. */
+async function startSender(o: StreamOptions, group: TaskGroup): Promise<{ proc: StreamSource; stderrText: Promise<string> }> {
   const { state } = o;
-  const proc: StreamSource = o.source ?? zfs.spawnSend({ snapshot: state.snapshot.name, from: state.parent?.name, flags: state.sendFlags });
+  const plan = { snapshot: state.snapshot.name, from: state.parent?.name, flags: state.sendFlags };
+  const proc: StreamSource = o.source ?? (o.sends ? await o.sends.open(plan, group.signal) : zfs.spawnSend(plan));
   const stderrText = new Response(proc.stderr).text();
   group.signal.addEventListener("abort", () => proc.kill("SIGTERM"));
   // Failed before the listener existed (a signal during start-up): a sender nobody reads
@@ -144,13 +148,14 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   // At most workers + 1 parts on the spill disk at once (sealing, sealed, uploading).
   const slots = new Semaphore(nWorkers + 1);
   const uploader = new Uploader({ store, state, storageClass: storageClassFor(o.cfg as Config, state.level), persist, signal: group.signal, onUploaded: o.onChunkUploaded, progress: o.progress, afterPart: o.afterPart });
-  const sender = startSender(o, group);
+  let sender: Awaited<ReturnType<typeof startSender>> | undefined;
   const fromDisk = new Set<number>();
   const streamHasher = threads.crypto.newHasher();
   const chunker = new Chunker({ state, spill, threads, streamHasher, slots, uploader, fromDisk, persist, group });
   const differs = () => group.failure instanceof StreamDiffers;
   let reader: Reader | undefined;
   try {
+    sender = await startSender(o, group);
     await resumeFromDisk(uploader, spill, slots, fromDisk, group);
     reader = sender.proc.stdout.getReader() as Reader;
     const streamSize = await pump(o, sender, chunker, group, reader);
@@ -158,7 +163,7 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     // Asked for after the chunker handed over the stream's last bytes.
     return { kind: "done", streamSize, blake3: await threads.crypto.digest(streamHasher), skipped: chunker.skipped };
   } catch (err) {
-    sender.proc.kill("SIGTERM");
+    sender?.proc.kill("SIGTERM");
     await group.settle();
     if (differs()) return { kind: "restart" };
     try {

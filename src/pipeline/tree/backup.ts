@@ -33,6 +33,7 @@ import { childLevel, levelNote } from "./level.ts";
 import { failed, type ChildOutcome } from "./outcome.ts";
 import { driveChildren, type Step } from "./drive.ts";
 import { withThreadPool, type ThreadPool } from "../parallel/pool.ts";
+import type { SendShare } from "../backup/shared-send.ts";
 
 /** What the reporter hears about the children, besides the transfer of each. */
 export interface TreeProgress extends TransferProgress {
@@ -47,6 +48,8 @@ export interface TreeBackupOptions {
   only?: string;
   signal?: AbortSignal;
   progress?: TreeProgress;
+  /** The run's senders shared with the other stores (backup/shared-send.ts). */
+  sends?: SendShare;
 }
 
 export interface TreeBackupResult {
@@ -119,7 +122,7 @@ async function backupChild(cfg: Config, task: Task, store: ObjectStore, c: Child
     const note = levelNote(lvl);
     if (note) log.info(`${c.fs}: ${note}`);
     opts.progress?.child({ rel: c.rel, dataset: c.fs, level: lvl.level, note });
-    const r = await backup(cfg, ct, store, { level: lvl.level, snapshot, force: opts.force, signal: opts.signal, progress: opts.progress, threads: opts.threads });
+    const r = await backup(cfg, ct, store, { level: lvl.level, snapshot, force: opts.force, signal: opts.signal, progress: opts.progress, threads: opts.threads, sends: opts.sends });
     const sent = r.kind === "done" ? r.manifest.snapshot.name : r.snapshot;
     if (sent === `${c.fs}@${snapshot}` || pass > 0) return { status: "ok", result: { ...r, level: lvl.level, note } };
     log.info(`${c.fs}: finished the interrupted backup of ${sent}; now the run's snapshot @${snapshot}`);
