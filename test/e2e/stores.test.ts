@@ -52,7 +52,10 @@ function config(name: string, o: { down?: "hot" | "cold"; proxied?: "cold"; cold
       { name: "hot", s3: s3(sc.bucket, "hot"), retention: { keep_last: 1 } },
       { name: "cold", s3: s3(cold, "cold") },
     ],
-    tasks: [{ name: "main", pool: sc.pool.pool, dataset: sc.fs.split("/").slice(1).join("/"), enabled: true, retention: { keep_last: 10 } }],
+    tasks: [
+      { name: "main", pool: sc.pool.pool, dataset: sc.fs.split("/").slice(1).join("/"), enabled: true, retention: { keep_last: 10 } },
+      { name: "tree", pool: sc.pool.pool, dataset: "tree", enabled: true, recursive: true },
+    ],
   };
   const path = join(sc.work, `${name}.yaml`);
   writeFileSync(path, YAML.stringify(doc));
@@ -288,5 +291,16 @@ describe("two stores, each with its own chain", () => {
     const rk = await zrb(["rekey", ...task(up), "--private-key", sc.keyFile, "--to-recipient", recipient, "--dry-run"], { env: sc.env });
     const total = (await list("hot")).length + (await list("cold")).length;
     expect(rk.stdout).toContain(`of ${total} backups would be rewrapped`);
+  });
+  test("a recursive task to both stores: the stores meet child by child, one zfs send per child feeds both", async () => {
+    for (const d of ["tree", "tree/c1", "tree/c2"]) await run(["zfs", "create", `${sc.pool.pool}/${d}`]);
+    await writeRandomFile(join(await mountpointOf(`${sc.pool.pool}/tree/c1`), "x.bin"), 100_000, 5);
+    await zrb(["snapshot", "--config", up, "--task", "tree", "--level", "0"], { env: sc.env });
+    const r = await zrb(["backup", "--config", up, "--task", "tree", "--level", "0", "--json"], { env: sc.env });
+    const end = jsonEvents(r.stdout).at(-1).result;
+    const outcome = (s: any) => [s.store, s.status, s.result.children.map((c: any) => [c.child, c.status, c.level])];
+    expect(end.stores.map(outcome)).toEqual(["hot", "cold"].map((n) => [n, "ok", [["", "ok", 0], ["c1", "ok", 0], ["c2", "ok", 0]]]));
+    const short = end.stores[0].result.snapshot;
+    for (const d of ["tree", "tree/c1", "tree/c2"]) expect([d, sendsOf(`${sc.pool.pool}/${d}@${short}`)]).toEqual([d, 1]);
   });
 });
