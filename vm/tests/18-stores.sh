@@ -58,6 +58,7 @@ s0=$(zrb_snapshot "$SCONF" "$ST" 0)
 record "$S" "$s0"
 out=$("$ZRB" backup --config "$SCONF" --task "$ST" --level 0 2>&1) || fail "level 0 to both stores failed: $out"
 grep -q "store hot: ok" <<<"$out" && grep -q "store cold: ok" <<<"$out" || fail "no ok line per store: $out"
+grep -q "one zfs send of $S@$s0 fed stores hot, cold" <<<"$out" || fail "the two stores did not share one zfs send of $S@$s0: $out"
 [ "$(tags "$s0")" = "zrb.cold,zrb.hot" ] || fail "holds on $S@$s0 are '$(tags "$s0")', want zrb.cold,zrb.hot"
 
 echo more >> "$M/d/numbers.txt"
@@ -92,4 +93,4 @@ run "$ZRB" backup --config "$SCONF" --task "$ST" --level 0 --store cold
 [ "$(tags "$s2")" = "zrb.cold,zrb.hot" ] || fail "holds on $S@$s2 are '$(tags "$s2")'"
 run "$ZRB" status --config "$SCONF" --task "$ST" --max-age 1h
 
-result "two stores: level 0 to both (holds zrb.hot + zrb.cold), level 1 with cold refused (exit 6, hot ok, one line each), cold caught up on its own chain, restore from cold equal to $S@$s1 (files + guid), prune by each store's retention (hot 1, cold 2), old bases released once no store needed them"
+result "two stores: level 0 to both from one zfs send (holds zrb.hot + zrb.cold), level 1 with cold refused (exit 6, hot ok, one line each), cold caught up on its own chain, restore from cold equal to $S@$s1 (files + guid), prune by each store's retention (hot 1, cold 2), old bases released once no store needed them"
