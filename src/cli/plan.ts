@@ -19,6 +19,10 @@ import { printable } from "../util/text.ts";
 import { applyOutput, configArg, loadConfigLogged, outputArgs, printJson, storeFor } from "./common.ts";
 import { formatTable } from "./table.ts";
 import { resolveTrust, trustArgs } from "./trust.ts";
+import type { Trust } from "../records/trust.ts";
+import { storesOf, storeView, taskStores } from "../config/stores.ts";
+import { didYouMean } from "../config/suggest.ts";
+import { quote } from "../util/redact.ts";
 
 export interface Pricing {
   table: PriceTable;
@@ -121,11 +125,36 @@ function header(p: Pricing, location: string): string {
   return `ESTIMATE, ${where}: ${p.prices.title}, ${src} of ${p.table.date} in ${p.table.currency} (GB = 2^30 bytes; requests, taxes and discounts left out; check the provider's price page)`;
 }
 
+interface StorePlan {
+  json: Record<string, unknown>;
+  lines: string[];
+}
+
+/** The plan of one store's bucket (a store's view of the config: its s3, its retention). */
+async function planStore(config: Config, tasks: Task[], args: { prices?: string; provider?: string; rate?: string; json?: boolean }, trust: Trust, at: Date): Promise<StorePlan> {
+  const pricing = resolvePricing(config, { prices: args.prices, provider: args.provider });
+  const store = storeFor(config);
+  const out: { estimate: TaskEstimate; rate?: Rate }[] = [];
+  for (const task of tasks) {
+    const rate = resolveRate(config, task, args.rate);
+    out.push({ estimate: await estimateTask({ config, task, store, trust, prices: pricing.prices, rate, now: at }), rate });
+  }
+  const storedBytes = out.reduce((a, o) => a + o.estimate.storedBytes, 0);
+  const monthly = pricing.prices && out.every((o) => o.estimate.monthly !== null) ? out.reduce((a, o) => a + o.estimate.monthly!, 0) : null;
+  const prices = pricing.prices ? { provider: pricing.provider, title: pricing.prices.title, date: pricing.table.date, currency: pricing.table.currency, source: pricing.table.source } : null;
+  const json = { estimate: true, note: header(pricing, store.location), at: at.toISOString(), location: store.location, prices, total: { storedBytes, monthly }, tasks: out.map((o) => ({ ...o.estimate, rate: o.rate ?? null })) };
+  if (!pricing.prices && !args.json) log.warn(`no prices for ${store.location}: give --provider or --prices FILE for costs (sizes and times follow)`);
+  const lines = [header(pricing, store.location), ""];
+  for (const o of out) lines.push(...taskLines(o.estimate, pricing, o.rate), "");
+  lines.push(`total: ${formatSize(storedBytes)} stored${pricing.prices ? `, ≈ ${money(monthly, pricing.table.currency)} a month` : ""} (an estimate)`);
+  return { json, lines };
+}
+
 export default defineCommand({
   meta: {
     name: "plan",
     description:
-      "Estimate what the bucket costs and how long a disaster restore takes, per task, from the bucket's listings and manifests (no data is downloaded): " +
+      "Estimate what the bucket costs and how long a disaster restore takes, per task (and per store: each with its own prices), from the bucket's listings and manifests (no data is downloaded): " +
       "bytes stored per storage class and their monthly cost from a dated price table (AWS S3 classes, Backblaze B2, Wasabi, Cloudflare R2; --prices FILE adds or replaces providers), " +
       "the early-delete charges a prune now would incur (the task's retention, with --allow-early-delete), the size of the newest restore point and its time at the rate of the last restore or verify " +
       "(monitoring.metrics_file) or --rate, and for archive classes each thaw tier's time and cost. An estimate, not a bill: it says which prices of which date it used.",
@@ -136,6 +165,7 @@ export default defineCommand({
     prices: { type: "string", description: "A YAML price file (docs/plan.md); overrides plan.prices", valueHint: "FILE" },
     provider: { type: "string", description: "Whose prices: aws, b2, wasabi, r2 or one of the price file (default: from s3.endpoint)", valueHint: "NAME" },
     rate: { type: "string", description: "Restore rate to assume, e.g. 20MiB/s (default: the last restore or verify in monitoring.metrics_file)", valueHint: "RATE" },
+    store: { type: "string", description: "Only this store (stores[].name in the config); without it, every store, each with its own prices", valueHint: "NAME" },
     ...trustArgs,
     ...outputArgs,
   },
@@ -145,26 +175,24 @@ export default defineCommand({
     const tasks = args.task ? config.tasks.filter((t) => t.name === args.task) : config.tasks;
     if (args.task && tasks.length === 0)
       throw new ZrbError(`no task ${args.task} in ${config.path} (tasks: ${config.tasks.map((t) => t.name).join(", ")})`, ExitCode.CONFIG);
-    const pricing = resolvePricing(config, { prices: args.prices, provider: args.provider });
-    const store = storeFor(config);
     const trust = await resolveTrust(args, undefined, config);
     const at = now();
-    const out: { estimate: TaskEstimate; rate?: Rate }[] = [];
-    for (const task of tasks) {
-      const rate = resolveRate(config, task, args.rate);
-      out.push({ estimate: await estimateTask({ config, task, store, trust, prices: pricing.prices, rate, now: at }), rate });
+    const all = storesOf(config).map((s) => s.name);
+    const names = args.store ? [args.store] : all;
+    if (args.store && !all.includes(args.store)) throw usageError(`--store ${quote(args.store)} names no store in ${config.path}${didYouMean(args.store, all)} (stores: ${all.join(", ")})`);
+    // One store: the plan of its bucket as it always was. Several: one such plan per store, each with its own prices.
+    const plans: StorePlan[] = [];
+    for (const name of names) {
+      const view = storeView(config, name);
+      const mine = tasks.filter((t) => taskStores(config, t).includes(name)).map((t) => view.tasks.find((v) => v.name === t.name)!);
+      plans.push(await planStore(view, mine, args, trust, at));
     }
-    const storedBytes = out.reduce((a, o) => a + o.estimate.storedBytes, 0);
-    const monthly = pricing.prices && out.every((o) => o.estimate.monthly !== null) ? out.reduce((a, o) => a + o.estimate.monthly!, 0) : null;
     if (args.json) {
-      const prices = pricing.prices ? { provider: pricing.provider, title: pricing.prices.title, date: pricing.table.date, currency: pricing.table.currency, source: pricing.table.source } : null;
-      printJson({ estimate: true, note: header(pricing, store.location), at: at.toISOString(), location: store.location, prices, total: { storedBytes, monthly }, tasks: out.map((o) => ({ ...o.estimate, rate: o.rate ?? null })) });
+      if (all.length === 1) printJson(plans[0]!.json);
+      else printJson({ estimate: true, at: at.toISOString(), stores: plans.map((p, i) => ({ store: names[i], ...p.json })) });
       return;
     }
-    if (!pricing.prices) log.warn(`no prices for ${store.location}: give --provider or --prices FILE for costs (sizes and times follow)`);
-    const lines = [header(pricing, store.location), ""];
-    for (const o of out) lines.push(...taskLines(o.estimate, pricing, o.rate), "");
-    lines.push(`total: ${formatSize(storedBytes)} stored${pricing.prices ? `, ≈ ${money(monthly, pricing.table.currency)} a month` : ""} (an estimate)`);
+    const lines = all.length === 1 ? plans[0]!.lines : plans.flatMap((p, i) => [`store ${names[i]}:`, ...p.lines, ""]);
     process.stdout.write(lines.map(printable).join("\n") + "\n");
   },
 });

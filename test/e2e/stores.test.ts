@@ -251,6 +251,12 @@ describe("two stores, each with its own chain", () => {
     expect(f.stdout).not.toContain("nothing matches");
     const fc = await zrb(["find", ...task(up), "--private-key", sc.keyFile, "--store", "cold", "--json", "*"], { env: sc.env });
     expect(JSON.parse(fc.stdout).matches.length).toBeGreaterThan(0);
+    // plan: one estimate per store's bucket, each with what that bucket holds.
+    const plan = JSON.parse((await zrb(["plan", "--config", up, "--task", "main", "--json"], { env: sc.env })).stdout);
+    expect(plan.stores.map((p: any) => [p.store, p.location.includes(p.store === "hot" ? sc.bucket : cold), p.tasks[0].restore.points.length > 0, p.total.storedBytes > 0])).toEqual([
+      ["hot", true, true, true],
+      ["cold", true, true, true],
+    ]);
     const bad = await zrb(restoreArgs(up, "x", ["--store", "warm"]), { env: sc.env, allowFail: true });
     expect([bad.code, bad.stderr]).toEqual([2, expect.stringContaining('--store "warm" names no store')]);
   });
