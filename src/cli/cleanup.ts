@@ -78,7 +78,7 @@ export default defineCommand({
       "Never touches a backup in flight on any host (its in-flight marker, when trusted), nor what no record accounts for while it is younger than prune.orphan_grace. " +
       "--abandon ID gives up a killed backup (its uploads, parts and marker); refused with exit 2 for a finished backup or this host's own interrupted one. " +
       "A recursive task is cleaned child by child (gone children too) under the tree's lock; --child cleans one. " +
-      "Also removes the throwaway pools and clones of killed `zrb drill` / `restore --path` runs (not with --dry-run).",
+      "Also removes the throwaway pools and clones of killed `zrb drill` / `restore --path` runs (--dry-run lists them).",
   },
   args: {
     ...configArg,
@@ -103,7 +103,7 @@ export default defineCommand({
     await runJob(args, { command: "cleanup", record: !dryRun }, async ({ config, task: t, store, signal }) => {
       const only = parseChild(args.child, t);
       // Local, and only what is provably a killed drill's (pipeline/drill/stale.ts): no bucket record involved.
-      if (!dryRun) await removeStaleDrills(config, [t.pool]);
+      await removeStaleDrills(config, [t.pool], { dryRun });
       const trust = await resolveTrust(args, undefined, config);
       if (!dryRun) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
       if (args.abandon !== undefined) return await runAbandon(config, t, store, only, String(args.abandon), dryRun, !!args.json);

@@ -248,6 +248,13 @@ describe("zrb drill", () => {
       expect(left.some((l) => /^zrbdrill[0-9a-f]{12}$/.test(l))).toBe(true);
       expect(left.some((l) => /^.*\/zrbdrill[0-9a-f]{12}-src$/.test(l))).toBe(true);
       expect(left.some((l) => /^zrbdrill[0-9a-f]{12}\.img$/.test(l))).toBe(true);
+      if (next === "cleanup") {
+        // --dry-run names them and removes nothing.
+        const dry = await zrb(["cleanup", "--config", cfg, "--task", "main", "--dry-run"], { env: sc.env });
+        expect(dry.stderr).toContain("would remove the stale drill pool zrbdrill");
+        expect(dry.stderr).toContain("would remove the stale drill clone");
+        expect((await leftovers()).filter((l) => l !== decoy)).toEqual(left);
+      }
       const r =
         next === "drill"
           ? await zrb(drillArgs(), { env: sc.env })

@@ -114,6 +114,15 @@ export function removeEmptyDirs(path: string): void {
  * Run `fn` with a fresh throwaway pool sized for `bytes` of streams; the pool, its file and
  * the lock are gone afterwards, however `fn` ended.
  */
+/**
+ * The drill failed: remove its pool all the same. The drill's own error is the one reported; a
+ * pool that cannot be removed then is one more line (the next drill or `zrb cleanup` removes it).
+ */
+async function removeAfterFailure(n: Parameters<typeof removeDrill>[0], err: unknown): Promise<unknown> {
+  await removeDrill(n).catch((e: unknown) => log.error(`${e instanceof Error ? e.message : String(e)} (after the drill failed; the next drill or zrb cleanup removes it)`));
+  return err;
+}
+
 export async function withDrillPool<T>(cfg: Config, bytes: number, command: string, fn: (p: DrillPool) => Promise<T>): Promise<T> {
   assertSafeBaseDir(cfg.baseDir, { create: true });
   const dir = drillDir(cfg);
@@ -142,15 +151,17 @@ export async function withDrillPool<T>(cfg: Config, bytes: number, command: stri
       await zpool.createFilePool(n.pool, n.file, n.mnt);
       await zpool.setProp(n.pool, "atime", "off"); // reading the restored files changes nothing
     } catch (err) {
-      await removeDrill(n);
-      throw err;
+      throw await removeAfterFailure(n, err);
     }
     log.info(`drill pool ${n.pool} on ${n.file} (${formatSize(poolSize(bytes))} sparse)`);
+    let out: T;
     try {
-      return await fn({ ...n, dataset: (name) => ({ fs: `${n.pool}/${name}`, mnt: join(n.mnt, name) }) });
-    } finally {
-      await removeDrill(n);
+      out = await fn({ ...n, dataset: (name) => ({ fs: `${n.pool}/${name}`, mnt: join(n.mnt, name) }) });
+    } catch (err) {
+      throw await removeAfterFailure(n, err);
     }
+    await removeDrill(n);
+    return out;
   } finally {
     lock.release();
   }

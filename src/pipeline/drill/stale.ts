@@ -33,8 +33,11 @@ function entries(dir: string): string[] {
   }
 }
 
-/** Remove the leftovers of dead drills (see the header); `sourcePools`: the pools whose root may hold a drill's clone. */
-export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, sourcePools: string[]): Promise<StaleRemoved> {
+/**
+ * Remove the leftovers of dead drills (see the header); `sourcePools`: the pools whose root may
+ * hold a drill's clone. `dryRun`: only say what would be removed.
+ */
+export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, sourcePools: string[], o: { dryRun?: boolean } = {}): Promise<StaleRemoved> {
   const dir = drillDir(cfg);
   const out: StaleRemoved = { pools: [], clones: [], files: [] };
   // Every drill makes drill.dir first and keeps its file and lock there: without it, nothing here
@@ -45,7 +48,7 @@ export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, 
     for (const c of await zpool.childrenWithProp(src, "zrb:drill")) {
       const id = c.value;
       if (!POOL_RE.test(DRILL_PREFIX + id) || c.name !== cloneName(src, id) || !dead(id)) continue;
-      const why = await zpool.destroyClone(c.name);
+      const why = o.dryRun ? undefined : await zpool.destroyClone(c.name);
       if (why) log.warn(`cannot destroy the stale drill clone ${c.name}: ${why}`);
       else out.clones.push(c.name);
     }
@@ -56,17 +59,19 @@ export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, 
     if (!id || !dead(id)) continue;
     const n = drillNames(dir, id);
     if (!(await zpool.poolVdevPaths(p)).includes(n.file)) continue; // a pool of that name on something else: not ours
-    if (await removeDrill(n)) out.pools.push(p);
+    if (o.dryRun || (await removeDrill(n))) out.pools.push(p);
   }
   for (const e of entries(dir)) {
     const m = ENTRY_RE.exec(e);
     const pool = `${DRILL_PREFIX}${m?.[1]}`;
     if (!m || (pools.includes(pool) && !out.pools.includes(pool)) || !dead(m[1]!)) continue;
+    if (o.dryRun) continue;
     if (m[2] === ".img" || m[2] === ".lock") rmSync(`${dir}/${e}`, { force: true });
     else removeEmptyDirs(`${dir}/${e}`);
     out.files.push(`${dir}/${e}`);
   }
-  for (const p of out.pools) log.info(`removed the stale drill pool ${p} (its drill was killed)`);
-  for (const c of out.clones) log.info(`removed the stale drill clone ${c} (its drill was killed)`);
+  const did = o.dryRun ? "would remove" : "removed";
+  for (const p of out.pools) log.info(`${did} the stale drill pool ${p} (its drill was killed)`);
+  for (const c of out.clones) log.info(`${did} the stale drill clone ${c} (its drill was killed)`);
   return out;
 }
