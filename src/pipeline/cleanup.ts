@@ -19,7 +19,7 @@ import type { Config, Task } from "../config/config.ts";
 import { holdTags, releaseStraySendHolds } from "./backup/holds.ts";
 import { deleteOrLeave } from "./backup/finish.ts";
 import * as zfs from "../zfs/zfs.ts";
-import { acquireLock } from "../state/lock.ts";
+import { acquireLock, lockHeld } from "../state/lock.ts";
 import { assertSafeBaseDir } from "../state/basedir.ts";
 import { RunDir } from "../state/rundir.ts";
 import type { Trust } from "../records/trust.ts";
@@ -114,7 +114,9 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
       if (await zfs.datasetExists(task.fullName).catch(() => false)) {
         await releaseStraySendHolds(task.fullName, [state?.snapshot?.name, state?.parent?.name], holdTags(cfg).send);
         // A killed backup's catalog clone (zfs/snapfiles.ts: only one zrb made, for this dataset).
-        if ((await removeStaleClone(task.fullName)) === "removed") log.info(`removed the stale catalog clone of ${task.fullName}`);
+        const clone = await removeStaleClone(task.fullName, lockHeld);
+        if (clone === "removed") log.info(`removed the stale catalog clone of ${task.fullName}`);
+        if (clone === "busy") log.info(`left the catalog clone of ${task.fullName} alone: a running zrb uses it`);
       }
       for (const u of uploads) {
         checkInterrupted(opts.signal);

@@ -8,6 +8,8 @@
  * the dataset>` and carries the property zrb:catalog-clone=<dataset>: zrb destroys a dataset of
  * that name only when it carries that property and is a clone of one of the dataset's
  * snapshots — one of its own, left by a killed run (removed by the next backup or zrb cleanup).
+ * A clone also names its maker's lock file (zrb:catalog-lock): while a live zrb holds that lock
+ * the clone is in use, and another run waits for it instead of taking it for a killed run's.
  *
  * What changed: `zfs diff -H -F` where the pool answers it (tried, not guessed from a version),
  * else nothing here: the caller walks both snapshots and compares (pipeline/files/listing.ts).
@@ -21,6 +23,19 @@ import { zfsError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 
 export const CLONE_PROPERTY = "zrb:catalog-clone";
+export const CLONE_LOCK_PROPERTY = "zrb:catalog-lock";
+
+/**
+ * Who makes a clone: the lock file it holds while the clone exists, and how to tell whether a
+ * lock named by a clone is held by a live process (state/lock.ts: this layer has no locks).
+ */
+export interface CloneOwner {
+  lockPath: string;
+  isHeld(lockPath: string): boolean;
+}
+
+/** How long a run waits for another run's clone of the same dataset before it makes no catalog. */
+const CLONE_WAIT_MS = 10 * 60_000;
 
 /** One entry of a listing (records/file-catalog.ts stores these). */
 export interface FileEntry {
@@ -46,13 +61,16 @@ async function prop(name: string, p: string): Promise<string | null> {
 
 /**
  * Remove the catalog clone a killed run left for `fs`: only if it carries our property naming
- * `fs` and is a clone of a snapshot of `fs`. Returns what it did (for cleanup's report).
+ * `fs`, is a clone of a snapshot of `fs`, and no live process holds the lock it names ("busy"
+ * then). Returns what it did (for cleanup's report).
  */
-export async function removeStaleClone(fs: string): Promise<"none" | "removed" | "not-ours"> {
+export async function removeStaleClone(fs: string, isHeld: (lockPath: string) => boolean): Promise<"none" | "removed" | "not-ours" | "busy"> {
   const name = cloneName(fs);
   const origin = await prop(name, "origin");
   if (origin === null) return "none";
   if ((await prop(name, CLONE_PROPERTY)) !== fs || !origin.startsWith(`${fs}@`)) return "not-ours";
+  const lock = await prop(name, CLONE_LOCK_PROPERTY);
+  if (lock?.startsWith("/") && isHeld(lock)) return "busy";
   await destroyClone(name);
   return "removed";
 }
@@ -88,7 +106,7 @@ const isDir = async (p: string) => (await lstat(p).catch(() => null))?.isDirecto
  * Run `fn` with a directory holding the snapshot's files: its .zfs/snapshot directory, or a
  * clone mounted under `workDir` (destroyed afterwards, whatever `fn` did).
  */
-export async function withSnapshotFiles<T>(snapshot: string, workDir: string, fn: (dir: string) => Promise<T>): Promise<T> {
+export async function withSnapshotFiles<T>(snapshot: string, workDir: string, owner: CloneOwner, fn: (dir: string) => Promise<T>): Promise<T> {
   const [fs, short] = snapshot.split("@") as [string, string];
   const mp = await prop(fs, "mountpoint");
   if (mp?.startsWith("/") && (await prop(fs, "mounted")) === "yes") {
@@ -98,7 +116,7 @@ export async function withSnapshotFiles<T>(snapshot: string, workDir: string, fn
       return fn(dir);
     }
   }
-  return oneCloneAtATime(fs, () => throughClone(fs, snapshot, workDir, fn));
+  return oneCloneAtATime(fs, () => throughClone(fs, snapshot, workDir, owner, fn));
 }
 
 /**
@@ -117,12 +135,19 @@ async function oneCloneAtATime<T>(fs: string, fn: () => Promise<T>): Promise<T> 
   }
 }
 
-async function throughClone<T>(fs: string, snapshot: string, workDir: string, fn: (dir: string) => Promise<T>): Promise<T> {
-  if ((await removeStaleClone(fs)) === "not-ours") throw zfsError(`${cloneName(fs)} exists and is not zrb's catalog clone of ${fs}; zrb leaves it alone and makes no catalog`);
+async function throughClone<T>(fs: string, snapshot: string, workDir: string, owner: CloneOwner, fn: (dir: string) => Promise<T>): Promise<T> {
   const name = cloneName(fs);
+  for (let waited = 0; ; waited += 2000) {
+    const r = await removeStaleClone(fs, owner.isHeld);
+    if (r === "not-ours") throw zfsError(`${name} exists and is not zrb's catalog clone of ${fs}; zrb leaves it alone and makes no catalog`);
+    if (r !== "busy") break;
+    if (waited >= CLONE_WAIT_MS) throw zfsError(`${name} is in use by another zrb run for ${CLONE_WAIT_MS / 60_000} min; no catalog this time`);
+    if (waited === 0) log.info(`file catalog: ${name} is in use by another zrb run; waiting for it`);
+    await Bun.sleep(2000);
+  }
   const dir = join(workDir, "catalog-clone");
   await mkdir(workDir, { recursive: true, mode: 0o700 });
-  const r = await zfsRun(["clone", "-o", `mountpoint=${dir}`, "-o", "readonly=on", "-o", `${CLONE_PROPERTY}=${fs}`, snapshot, name]);
+  const r = await zfsRun(["clone", "-o", `mountpoint=${dir}`, "-o", "readonly=on", "-o", `${CLONE_PROPERTY}=${fs}`, "-o", `${CLONE_LOCK_PROPERTY}=${owner.lockPath}`, snapshot, name]);
   if (r.code !== 0) throw zfsError(`cannot clone ${snapshot} to list its files: ${firstLine(r.stderr) || `exit ${r.code}`}`);
   log.info(`file catalog: reading ${snapshot} through the temporary clone ${name}`);
   try {

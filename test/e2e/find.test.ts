@@ -154,6 +154,25 @@ describe("zrb find from the catalogs alone", () => {
     await run(["zfs", "clone", "-o", `zrb:catalog-clone=${h.fs}`, "-o", `mountpoint=${join(sc.work, "stale")}`, kept.snapshot, clone]);
     await h.run(["cleanup", "--allow-unsigned"], at(3));
     expect((await run(["zfs", "list", "-H", "-o", "name", "-r", sc.pool.pool])).stdout).not.toContain(clone);
+    // A clone another live run uses (the lock it names is held: here by flock(1), -o so that
+    // its sleep does not inherit the lock) is not stale:
+    // cleanup leaves it, and a backup waits for it, then makes its catalog once that run is gone.
+    const otherLock = join(sc.work, "other-run.lock");
+    writeFileSync(otherLock, "");
+    const holder = Bun.spawn(["flock", "-o", otherLock, "sleep", "30"], { stdout: "ignore", stderr: "ignore" });
+    await Bun.sleep(300);
+    await run(["zfs", "clone", "-o", `zrb:catalog-clone=${h.fs}`, "-o", `zrb:catalog-lock=${otherLock}`, "-o", `mountpoint=${join(sc.work, "busy")}`, kept.snapshot, clone]);
+    const busy = await h.run(["cleanup", "--allow-unsigned"], at(3));
+    expect(busy.stderr).toContain(`left the catalog clone of ${h.fs} alone: a running zrb uses it`);
+    expect((await run(["zfs", "list", "-H", "-o", "name", clone])).stdout.trim()).toBe(clone);
+    write(h, "v.bin", "v");
+    const early = "2027-03-03T01:00:00Z"; // before the level 1 below, after kept
+    await h.snapshot(1, early);
+    setTimeout(() => holder.kill(), 3000);
+    const waited = await h.run(["backup", "--level", "1", "--json"], early);
+    expect(waited.stderr).toContain(`${clone} is in use by another zrb run; waiting for it`);
+    expect(jsonResult(waited.stdout).catalog).not.toBeNull();
+    expect((await run(["zfs", "list", "-H", "-o", "name", "-r", sc.pool.pool])).stdout).not.toContain(clone);
     await run(["zfs", "create", "-o", `mountpoint=${join(sc.work, "users")}`, clone]);
     write(h, "w.txt", "w");
     await h.snapshot(1, at(3));

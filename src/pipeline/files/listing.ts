@@ -12,7 +12,8 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import type { FileCatalog, FileEntry } from "../../records/file-catalog.ts";
 import { log } from "../../util/log.ts";
-import { mountpointOf, statEntry, walk, withSnapshotFiles, zfsDiff, type DiffChange } from "../../zfs/snapfiles.ts";
+import { mountpointOf, statEntry, walk, withSnapshotFiles, zfsDiff, type CloneOwner, type DiffChange } from "../../zfs/snapfiles.ts";
+import { acquireLock, lockHeld } from "../../state/lock.ts";
 
 /** Where the clones of `fs`'s snapshots are mounted: zrb's own directory under base_dir. */
 export function cloneDir(baseDir: string, fs: string): string {
@@ -21,17 +22,29 @@ export function cloneDir(baseDir: string, fs: string): string {
 
 /** The catalog of `snapshot` (a full one when `parent` is null). */
 export async function listSnapshot(snapshot: string, parent: string | null, baseDir: string): Promise<FileCatalog> {
-  const work = cloneDir(baseDir, snapshot.split("@")[0]!);
-  if (parent === null) return { kind: "full", entries: await withSnapshotFiles(snapshot, work, (d) => walk(d)) };
+  const fs = snapshot.split("@")[0]!;
+  const work = cloneDir(baseDir, fs);
+  // Held while a clone of ours may exist: another run (another store's, on its own timer) waits for it.
+  const owner = { lockPath: join(work, "clone.lock"), isHeld: lockHeld };
+  const lock = acquireLock(owner.lockPath, `the catalog clone of ${fs}`, "zrb backup (file catalog)");
+  try {
+    return await list(snapshot, parent, work, owner);
+  } finally {
+    lock.release();
+  }
+}
+
+async function list(snapshot: string, parent: string | null, work: string, owner: CloneOwner): Promise<FileCatalog> {
+  if (parent === null) return { kind: "full", entries: await withSnapshotFiles(snapshot, work, owner, (d) => walk(d)) };
   const mp = await mountpointOf(snapshot.split("@")[0]!);
   const diff = mp ? await zfsDiff(parent, snapshot, mp) : null;
   if (diff) {
     log.info(`file catalog: ${diff.length} change(s) since ${parent} from zfs diff`);
-    return { kind: "changes", entries: await withSnapshotFiles(snapshot, work, (d) => fromDiff(d, diff)) };
+    return { kind: "changes", entries: await withSnapshotFiles(snapshot, work, owner, (d) => fromDiff(d, diff)) };
   }
   log.info(`file catalog: no zfs diff here; comparing walks of ${parent} and ${snapshot}`);
-  const before = await withSnapshotFiles(parent, work, (d) => walk(d));
-  const after = await withSnapshotFiles(snapshot, work, (d) => walk(d));
+  const before = await withSnapshotFiles(parent, work, owner, (d) => walk(d));
+  const after = await withSnapshotFiles(snapshot, work, owner, (d) => walk(d));
   return { kind: "changes", entries: compare(before, after) };
 }
 
