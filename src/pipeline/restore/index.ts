@@ -13,6 +13,7 @@
  */
 import type { Config, Task } from "../../config/config.ts";
 import type { ObjectStore } from "../../store/store.ts";
+import type { Manifest } from "../../records/manifest.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { restoreLockPath, restoreScratchRoot } from "../../state/rundir.ts";
@@ -89,7 +90,7 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
   const cat = opts.catalog ?? (await loadCatalog(store, task.pool, task.dataset, opts.trust));
   const sel = selectBackup(cat, opts.selector, task.fullName, store);
   await checkPartialReceive(opts.target, opts.force, caps);
-  const ins = await inspect(store, sel.chain, opts.target, opts.force, task.fullName, opts.parentComing);
+  const ins = await inspect(store, sel.chain, opts.target, opts.force, task.fullName, opts.parentComing, cat.objects);
   const { plan } = ins;
   const result: RestoreResult = { plan, applied: [] };
   if (opts.planOnly) return result;
@@ -103,12 +104,13 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
   result.thaw = await ensureThawed(store, plan, [...ins.objects.values()], opts.thaw, opts.onThaw);
 
   const identities = opts.identities!;
-  await preflightIdentity(store, toApply[0]!, identities);
-  // Every step's stream starts and ends as its manifest says, before any byte reaches zfs receive.
-  for (const m of toApply) await checkStreamEnds(store, m, identities);
-
   assertSafeBaseDir(cfg.baseDir, { create: true });
   const lock = acquireLock(restoreLockPath(cfg.baseDir, opts.target), `restore target ${opts.target}`, `zrb restore --target ${opts.target}`);
+  // The key opens the chain, and every step's stream starts and ends as its manifest says, before
+  // any byte reaches zfs receive: checked while the first step's parts download to scratch (a
+  // few round trips a WAN link would otherwise idle through; nothing downloaded is decrypted
+  // before its SHA-256 matched, nor received before these checks passed).
+  const checks = preReceiveChecks(store, toApply, identities);
   let received = 0;
   const onBytes = (n: number) => opts.progress?.bytes(Math.round((received += n)));
   opts.progress?.start({
@@ -127,6 +129,7 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
         const n = plan.resumeFrom + i + 1;
         log.info(`step ${n}/${ins.chain.length}: level ${m.level} ${shortSnap(m.snapshot.name)} (backup ${m.backupId}, ${m.parts.length} parts, ${m.stream.size} bytes)`);
         const { seconds } = await applyStep(store, m, caps, {
+          before: i === 0 ? checks : undefined,
           target: opts.target,
           // -F on every step: a forced target may be mounted, and atime updates between steps
           // would otherwise make the next incremental fail with "has been modified".
@@ -149,4 +152,21 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
     lock.release();
   }
   return result;
+}
+
+/**
+ * The checks before the first byte is received: the identity opens the chain's first step (the
+ * clear error for a wrong key), and each step's stream ends (ends.ts); all at once. A wrong key
+ * is reported as such even when an ends check fails too.
+ */
+function preReceiveChecks(store: ObjectStore, steps: Manifest[], identities: string[]): Promise<void> {
+  const identity = preflightIdentity(store, steps[0]!, identities);
+  const ends = steps.map((m) => checkStreamEnds(store, m, identities));
+  for (const p of [identity, ...ends]) p.catch(() => {}); // awaited in order below
+  const all = (async () => {
+    await identity;
+    for (const e of ends) await e;
+  })();
+  all.catch(() => {}); // the first step awaits it; a run that fails before has its own error
+  return all;
 }

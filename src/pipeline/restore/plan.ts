@@ -63,7 +63,11 @@ export function checkTargetName(target: string): void {
 }
 
 /** `parentComing`: the target's parent is restored first by the same run (a tree's --plan), so it need not exist yet. */
-export async function inspect(store: ObjectStore, chain: Manifest[], target: string, force: boolean, fs: string, parentComing = false): Promise<Inspected> {
+/**
+ * `listed`: the data objects the catalog was built from, when it was read moments ago (one
+ * listing per step fewer); a part missing there is looked for once more in a listing of its own.
+ */
+export async function inspect(store: ObjectStore, chain: Manifest[], target: string, force: boolean, fs: string, parentComing = false, listed?: Map<string, ObjectInfo>): Promise<Inspected> {
   const pool = target.split("/")[0]!;
   if (!(await zfs.poolExists(pool)))
     throw zfsError(`pool ${pool} (of --target ${target}) does not exist; create it (zpool create) or import it (zpool import ${pool}), or choose another --target`);
@@ -95,13 +99,14 @@ export async function inspect(store: ObjectStore, chain: Manifest[], target: str
   let frozen = 0;
   for (const [i, m] of chain.entries()) {
     const present = i <= have;
-    const listed = new Map((await store.list(dataPrefix(m.pool, m.dataset, m.level, m.backupId))).map((o) => [o.key, o]));
+    const known = listed && m.parts.every((p) => listed.has(p.key)) ? listed : undefined;
+    const stepListed = known ?? new Map((await store.list(dataPrefix(m.pool, m.dataset, m.level, m.backupId))).map((o) => [o.key, o]));
     const classes = new Set<string>();
     let archived = 0;
     let thawed = 0;
     let thawing = 0;
     for (const p of m.parts) {
-      let info = listed.get(p.key);
+      let info = stepListed.get(p.key);
       if (!info) throw storeError(`part ${p.index} of backup ${m.backupId} is missing: ${store.urlOf(p.key)}; run zrb list to see which backups are intact`);
       const cls = info.storageClass ?? m.storageClass ?? "STANDARD";
       classes.add(cls);

@@ -48,6 +48,8 @@ export interface StepOptions {
   /** Ranged GETs at once for one part (s3.concurrency). */
   connections?: number;
   progress?: Pick<TransferProgress, "part">;
+  /** Checks that must pass before the first byte is received; the downloads start meanwhile. */
+  before?: Promise<void>;
 }
 
 function receiveError(target: string, code: number, stderr: string, m: Manifest, force: boolean): ZrbError {
@@ -175,6 +177,8 @@ export interface PartsOptions {
   /** Ranged GETs at once for one part, and who hears of downloaded bytes as they arrive. */
   connections?: number;
   onPartBytes?: (n: number, p: ManifestPart) => void;
+  /** The step's downloads, already started (applyStep: while the checks before it run). */
+  fetcher?: PartFetcher;
 }
 
 /**
@@ -185,7 +189,7 @@ export interface PartsOptions {
  * tail written) on any mismatch.
  */
 export async function receiveParts(store: ObjectStore, m: Manifest, o: PartsOptions, write: (b: Uint8Array) => Promise<void>): Promise<void> {
-  const fetcher = new PartFetcher(store, m, o.scratch, o.ahead, o.threads, o.signal, { connections: o.connections, onPartBytes: o.onPartBytes, identities: o.identities });
+  const fetcher = o.fetcher ?? new PartFetcher(store, m, o.scratch, o.ahead, o.threads, o.signal, { connections: o.connections, onPartBytes: o.onPartBytes, identities: o.identities });
   const withheld = new TailWithholder(WITHHOLD, write);
   // The whole stream's BLAKE3, fed in order by decryptPart on the hashing worker.
   const whole = o.threads.crypto.newHasher();
@@ -229,12 +233,24 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
   const { target } = opts;
   const scratch = join(opts.scratchRoot, m.backupId);
   prepareScratch(scratch);
-  const created = !(await zfs.datasetExists(target));
-  // -F into a mounted target: unmount it first, as OpenZFS's receive -F does by itself (zfs-fuse
-  // fails a forced full receive over a mounted dataset with "I/O error" now and then). A target
-  // that is busy (open files, a share) refuses, and the message says so.
-  if (opts.force && !created && (await zfs.getProp(target, "mounted")) === "yes") await zfs.unmount(target);
-  const proc = zfs.spawnReceive(target, { force: opts.force, resumable: true }, caps);
+  const onPartBytes = opts.onBytes && ((n: number, p: ManifestPart) => opts.onBytes!(p.cipherSize > 0 ? (n * p.plainSize) / p.cipherSize : 0));
+  // The downloads start now; nothing is received before `opts.before` (the checks) passed.
+  const fetcher = new PartFetcher(store, m, scratch, opts.ahead, opts.threads, opts.signal, { connections: opts.connections, onPartBytes, identities: opts.identities });
+  let created: boolean;
+  let proc: ReturnType<typeof zfs.spawnReceive>;
+  try {
+    await opts.before;
+    created = !(await zfs.datasetExists(target));
+    // -F into a mounted target: unmount it first, as OpenZFS's receive -F does by itself (zfs-fuse
+    // fails a forced full receive over a mounted dataset with "I/O error" now and then). A target
+    // that is busy (open files, a share) refuses, and the message says so.
+    if (opts.force && !created && (await zfs.getProp(target, "mounted")) === "yes") await zfs.unmount(target);
+    proc = zfs.spawnReceive(target, { force: opts.force, resumable: true }, caps);
+  } catch (err) {
+    fetcher.stop();
+    rmSync(scratch, { recursive: true, force: true });
+    throw err;
+  }
   const stderrText = new Response(proc.stderr).text();
   void new Response(proc.stdout).text();
   let exitCode: number | null = null;
@@ -254,8 +270,7 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
   };
 
   try {
-    const onPartBytes = opts.onBytes && ((n: number, p: ManifestPart) => opts.onBytes!(p.cipherSize > 0 ? (n * p.plainSize) / p.cipherSize : 0));
-    const parts = { identities: opts.identities, scratch, ahead: opts.ahead, threads: opts.threads, target, signal: opts.signal, progress: opts.progress, connections: opts.connections, onPartBytes };
+    const parts = { identities: opts.identities, scratch, ahead: opts.ahead, threads: opts.threads, target, signal: opts.signal, progress: opts.progress, fetcher };
     await receiveParts(store, m, parts, write);
     // The whole stream is in: flush what the pipe still holds, close it, let receive commit.
     // A receiver that takes no more bytes, or never exits after the last one, is a stall too.
