@@ -30,7 +30,7 @@ export const pathArgs = {
 type Args = JobArgs &
   TrustFlags & { path?: string; to?: string; target?: string; force?: boolean; plan?: boolean; "dry-run"?: boolean; thaw?: boolean; child?: string; "private-key"?: string; parallel?: string };
 
-export async function runPathRestore(args: Args, selector: Selector, ahead: number): Promise<void> {
+export async function runPathRestore(args: Args, selector: Selector, ahead: number | undefined): Promise<void> {
   const paths = repeatedFlag("path", args.path).map(parseRelPath);
   if (paths.length === 0) throw usageError("--to needs --path REL: the files or directories to restore into it");
   if (!args.to) throw usageError("--path needs --to DIR: the directory the paths are copied into");

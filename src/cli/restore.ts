@@ -58,7 +58,7 @@ export default defineCommand({
     thaw: { type: "boolean", description: "Request archived (GLACIER/DEEP_ARCHIVE) objects of the chain, then restore once available", default: false },
     tier: { type: "string", description: "Thaw tier: Bulk (default), Standard or Expedited", valueHint: "TIER" },
     days: { type: "string", description: "Days the thawed copies stay readable (default 7)", valueHint: "N" },
-    parallel: { type: "string", description: "Parts downloaded ahead (scratch disk ≤ N × chunk_size; default 2)", valueHint: "N" },
+    parallel: { type: "string", description: "Parts downloaded ahead (scratch disk ≤ N × chunk_size; default 2, or up to 16 when parts are small: enough to keep s3.concurrency ranges queued twice over)", valueHint: "N" },
     ...childArg,
     ...transferArgs,
   },
@@ -114,9 +114,9 @@ export default defineCommand({
   },
 });
 
-/** --parallel N: parts downloaded ahead, 1–64 (default 2). */
-function parseAhead(v: string | undefined): number {
-  if (v === undefined) return 2;
+/** --parallel N: parts downloaded ahead, 1–64 (default: 2, more with small parts: pipeline/restore partsAhead). */
+function parseAhead(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
   const ahead = Number(v);
   if (!Number.isInteger(ahead) || ahead < 1 || ahead > 64) throw usageError(`--parallel must be a whole number 1–64, got ${JSON.stringify(v)}`);
   return ahead;

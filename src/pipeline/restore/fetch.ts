@@ -55,14 +55,46 @@ export interface FetchOptions {
   rangeBytes?: number;
   /** The private key's identities: a rekeyed part's original SHA-256 is checked through its sealed original header. */
   identities?: string[];
+  /** The last part of its step: its last ranges shrink (rangesOf). */
+  last?: boolean;
   /** Connections and range buffers shared by the parts downloading at once (PartFetcher; range-slots.ts); `rank`: the part's index. */
   shared?: { slots: RangeSlots; rank: number };
 }
 
-/** Range `i` of `step` bytes of a part of `size` bytes: [start, end] inclusive; the last one open-ended (end undefined). */
-function rangeOf(i: number, step: number, size: number): { start: number; end?: number } {
-  const start = i * step;
-  return start + step >= size ? { start } : { start, end: start + step - 1 };
+/**
+ * The ranges of a part of `size` bytes: `step` bytes each, the last one open-ended (so an object
+ * longer than its manifest says is still caught) — with the first `stagger` of them growing
+ * from step/stagger to step, and the last `taper` shrinking to step/taper.
+ *
+ * Ranges that start together share the link and end together, so every connection then waits
+ * out its next request's round trip at the same moment and the link idles each time (≈ 5 % of a
+ * 20 ms-away link at 4 MiB ranges); started at staggered sizes, the connections stay out of step
+ * and the others fill each one's wait. At a step's end (its last part) the staggered connections
+ * run out one by one, the last ranges alone on a connection or two — a fraction of the link —
+ * unless those ranges are smaller.
+ */
+export function rangesOf(size: number, step: number, stagger = 0, taper = 0): { start: number; end?: number }[] {
+  const head = Array.from({ length: stagger }, (_, j) => Math.ceil((step * (j + 1)) / stagger));
+  const tail = Array.from({ length: taper }, (_, k) => Math.ceil((step * (taper - k)) / taper));
+  const edges = [...head, ...tail].reduce((a, b) => a + b, 0);
+  // A part too small for both: plain ranges of `step`.
+  const lens = edges < size ? [...head, ...fill(size - edges, step), ...tail] : fill(size, step);
+  const out: { start: number; end?: number }[] = [];
+  let start = 0;
+  for (const len of lens) {
+    if (start + len >= size) break;
+    out.push({ start, end: start + len - 1 });
+    start += len;
+  }
+  out.push({ start });
+  return out;
+}
+
+/** `bytes` as ranges of at most `step`: the short one first. */
+function fill(bytes: number, step: number): number[] {
+  const whole = Math.floor(bytes / step);
+  const rest = bytes - whole * step;
+  return [...(rest > 0 ? [rest] : []), ...Array<number>(whole).fill(step)];
 }
 
 /** One range read whole into `into` (its first bytes): exactly its bytes, or an error naming what was wrong. */
@@ -82,14 +114,17 @@ async function fetchRange(store: ObjectStore, key: string, r: { start: number; e
 }
 
 /**
- * The part's bytes in order, up to `connections` ranges in flight at once. Each range holds a
- * slot (a connection and its buffer) from its GET until the consumer took its bytes; without
- * `o.shared` the part has slots of its own.
+ * The part's bytes in order, up to `connections` ranges in flight at once and a few more asked
+ * for (range-slots.ts). Each range holds a buffer from its GET until the consumer took its
+ * bytes, and a connection only while its GET runs; without `o.shared` the part has slots of
+ * its own.
  */
 async function* rangedBody(store: ObjectStore, key: string, size: number, name: string, o: FetchOptions): AsyncGenerator<Uint8Array> {
   const step = o.rangeBytes ?? RANGE_BYTES;
-  const n = Math.ceil(size / step);
   const slots = o.shared && o.shared.slots.bytes >= step ? o.shared.slots : new RangeSlots(o.connections ?? 1, step);
+  // Staggered once per run (the connections stay out of step from then on); tapered at a step's last part (rangesOf).
+  const ranges = rangesOf(size, step, slots.firstStagger(), o.last ? slots.connections : 0);
+  const n = ranges.length;
   const rank = o.shared?.rank ?? 0;
   const inFlight: Promise<Uint8Array>[] = [];
   let next = 0;
@@ -100,18 +135,22 @@ async function* rangedBody(store: ObjectStore, key: string, size: number, name: 
     } catch (err) {
       slots.give(buf);
       throw err;
+    } finally {
+      slots.connectionDone();
     }
   };
   const launch = () => {
-    const p = one(rangeOf(next++, step, size));
-    p.catch(() => {}); // awaited in order below; a later range's failure is not unhandled meanwhile
-    inFlight.push(p);
+    while (next < n && inFlight.length < slots.depth) {
+      const p = one(ranges[next++]!);
+      p.catch(() => {}); // awaited in order below; a later range's failure is not unhandled meanwhile
+      inFlight.push(p);
+    }
   };
   try {
-    while (next < n && inFlight.length < Math.max(1, o.connections ?? 1)) launch();
+    launch();
     while (inFlight.length > 0) {
       const buf = await inFlight.shift()!;
-      if (next < n) launch();
+      launch();
       try {
         yield buf;
       } finally {
@@ -230,6 +269,7 @@ export class PartFetcher {
         signal: this.ac.signal,
         identities: this.fetch.identities,
         shared: { slots: this.ranges, rank: p.index },
+        last: p.index === this.m.parts.length - 1,
       }).then(
         () => this.done[p.index]!.resolve(path),
         (e) => {

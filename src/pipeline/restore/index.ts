@@ -28,6 +28,7 @@ import { checkTargetName, inspect, type RestorePlan } from "./plan.ts";
 import { ensureThawed, type ThawProgress, type ThawTier } from "./thaw.ts";
 import { preflightIdentity } from "./decrypt.ts";
 import { applyStep } from "./receive.ts";
+import { RANGE_BYTES } from "./fetch.ts";
 import { checkStreamEnds } from "./ends.ts";
 import type { TransferProgress } from "../../report/progress.ts";
 import { withThreads } from "../parallel/index.ts";
@@ -136,7 +137,7 @@ export async function restore(cfg: Config, task: Task, store: ObjectStore, opts:
           force: opts.force,
           identities,
           scratchRoot: restoreScratchRoot(cfg.baseDir),
-          ahead: opts.ahead ?? 2,
+          ahead: opts.ahead ?? partsAhead(m, cfg.s3.concurrency),
           threads,
           signal,
           stallMs: cfg.zfs.stallTimeout,
@@ -169,4 +170,15 @@ function preReceiveChecks(store: ObjectStore, steps: Manifest[], identities: str
   })();
   all.catch(() => {}); // the first step awaits it; a run that fails before has its own error
   return all;
+}
+
+/**
+ * Parts downloaded ahead of the one being received: 2, or with small parts as many as keep
+ * every connection's ranges queued twice over (connections × range × 2 ÷ a part's size), so the
+ * link does not wait while a part is decrypted and received — 16 at most. Scratch holds that
+ * many ciphertext parts: two of the default 3 GiB, or 16 × 4 MiB with 4 MiB parts.
+ */
+export function partsAhead(m: Manifest, connections: number): number {
+  const part = Math.max(1, ...m.parts.map((p) => p.cipherSize));
+  return Math.min(16, Math.max(2, Math.ceil((2 * Math.max(1, connections) * RANGE_BYTES) / part)));
 }

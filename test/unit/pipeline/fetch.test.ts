@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes, createHash } from "node:crypto";
-import { downloadPart } from "../../../src/pipeline/restore/fetch.ts";
+import { downloadPart, rangesOf } from "../../../src/pipeline/restore/fetch.ts";
 import { startThreads, type Threads } from "../../../src/pipeline/parallel/index.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import type { ObjectStore } from "../../../src/store/store.ts";
@@ -65,8 +65,20 @@ async function setup(name: string, body: Uint8Array, manifestSize = body.length,
   return { local, p, m, path: join(dir, `${name}.part`) };
 }
 
+describe("rangesOf", () => {
+  const lens = (rs: { start: number; end?: number }[], size: number) => rs.map((r) => (r.end ?? size - 1) - r.start + 1);
+  test("staggered at the start, tapered at the end, contiguous, the last open-ended; a small part plain", () => {
+    const size = 10_300;
+    const rs = rangesOf(size, 1000, 4, 4);
+    expect(lens(rs, size)).toEqual([250, 500, 750, 1000, 300, 1000, 1000, 1000, 1000, 1000, 1000, 750, 500, 250]);
+    expect(rs.every((r, i) => r.start === (i ? rs[i - 1]!.end! + 1 : 0))).toBe(true);
+    expect(rs.at(-1)!.end).toBeUndefined();
+    expect(lens(rangesOf(2500, 1000, 4, 4), 2500)).toEqual([500, 1000, 1000]);
+  });
+});
+
 describe("downloadPart over several connections", () => {
-  test("3.5 ranges with 3 connections: exact bytes in order, the ranges cover it (last open-ended), at most 3 open, progress before the end", async () => {
+  test("3.5 ranges with 3 connections: exact bytes in order, staggered ranges cover it (last open-ended), at most 3 open, progress before the end", async () => {
     const body = randomBytes(3 * STEP + STEP / 2);
     const { local, p, m, path } = await setup("ranged", body);
     const { store, seen } = counting(local);
@@ -78,12 +90,14 @@ describe("downloadPart over several connections", () => {
     };
     await downloadPart(store, m, p, path, threads, { connections: 3, rangeBytes: STEP, onBytes });
     expect(Buffer.compare(readFileSync(path), body)).toBe(0);
-    expect(seen.gets).toEqual([
-      { start: 0, end: STEP - 1 },
-      { start: STEP, end: 2 * STEP - 1 },
-      { start: 2 * STEP, end: 3 * STEP - 1 },
-      { start: 3 * STEP },
-    ]);
+    // The first 3 ranges (one per connection) staggered: a third, two thirds, then whole ranges,
+    // so the connections do not all end, and wait for their next round trip, at once.
+    // What is left over after whole ranges comes right after them, the last range stays whole.
+    const [a, b] = [Math.ceil(STEP / 3), Math.ceil((2 * STEP) / 3)];
+    const rest = body.length - (a + b + STEP) - STEP;
+    const ends = [a, a + b, a + b + STEP, a + b + STEP + rest];
+    expect(seen.gets).toEqual([...ends.map((e, i) => ({ start: i ? ends[i - 1]! : 0, end: e - 1 })), { start: ends[3]! }]);
+    expect(body.length - ends[3]!).toBe(STEP);
     expect(seen.maxOpen).toBeLessThanOrEqual(3);
     expect(seen.maxOpen).toBeGreaterThanOrEqual(2);
     expect(progress.reduce((a, b) => a + b, 0)).toBe(body.length);
@@ -114,7 +128,7 @@ describe("downloadPart over several connections", () => {
     const { local, p, m, path } = await setup("changed", body, body.length, "0".repeat(64));
     const { store, seen } = counting(local);
     await expect(downloadPart(store, m, p, path, threads, { connections: 2, rangeBytes: STEP })).rejects.toMatchObject({ exitCode: ExitCode.INTEGRITY, message: expect.stringContaining("SHA-256") });
-    expect(seen.gets.length).toBe(6); // twice three ranges
+    expect(seen.gets.length).toBe(8); // twice four ranges (half, whole, whole, the half left)
     const gone = { ...p, key: "data/tank/x/level0/none/part-000000.age" };
     await expect(downloadPart(local, m, gone, join(dir, "gone.part"), threads, { connections: 2, rangeBytes: STEP })).rejects.toMatchObject({ exitCode: ExitCode.STORE, message: expect.stringContaining("missing") });
   });
