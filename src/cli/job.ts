@@ -153,7 +153,8 @@ export async function runJob(args: JobArgs, spec: JobSpec, work: (c: JobContext)
     const store = storeLabel(name);
     const reporter = new Reporter({
       job: { command: spec.command, task: task.name, dataset: task.fullName, level: spec.level, ...(store ? { store } : {}) },
-      mode: reportMode(!!args.json, !!process.stderr.isTTY),
+      // Stores side by side on a terminal: whole lines (each names its store), not one line redrawn by two.
+      mode: reportMode(!!args.json, !!process.stderr.isTTY && !sends),
       progress: !args.quiet,
       intervalMs: r.intervalMs,
     });
