@@ -38,6 +38,12 @@ export interface BackupState {
   recipients: string[];
   startedAt: string;
   chunks: ChunkState[];
+  /**
+   * Multipart uploads begun early, for parts still being sealed (store/s3-growing.ts). Never
+   * resumed: a killed run's spill file of such a part is not kept, so their pieces were never
+   * checked against a recorded SHA-256; the next run aborts them.
+   */
+  sealingUploads?: { index: number; uploadId: string }[];
 }
 
 export type StateRead = { kind: "none" } | { kind: "ok"; state: BackupState } | { kind: "unusable"; why: string };
@@ -143,6 +149,9 @@ export function stateProblem(v: unknown, fs: string): string | undefined {
   if (!Array.isArray(s.recipients) || s.recipients.length === 0 || !s.recipients.every((r) => typeof r === "string")) return "it has no recipients";
   if (typeof s.startedAt !== "string") return "it has no start time";
   if (!Array.isArray(s.chunks)) return "it has no chunk list";
+  const early = s.sealingUploads;
+  if (early !== undefined && (!Array.isArray(early) || !early.every((u) => u && isInt(u.index) && typeof u.uploadId === "string" && u.uploadId !== "")))
+    return "it has a bad list of early uploads";
   for (const [i, c] of s.chunks.entries()) {
     if (c === null || c === undefined) continue;
     if (c.index !== i || !isInt(c.plainSize) || !HEX64.test(String(c.blake3)) || typeof c.uploaded !== "boolean") return `chunk ${i} is malformed`;

@@ -9,7 +9,7 @@
  *   - a getStream whose body breaks off (or ends short) is reopened with a byte range from where
  *     it stopped: the caller sees one stream.
  */
-import { StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions, type RewriteOptions } from "./store.ts";
+import { StoreError, type EarlyUpload, type EarlyUploadOptions, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions, type RewriteOptions } from "./store.ts";
 
 export interface RetryOptions {
   /** Total attempts, including the first (>= 1). */
@@ -86,6 +86,10 @@ export class RetryStore implements ObjectStore {
         }),
       opts.signal,
     );
+  }
+  /** Not retried: an early upload stops at its first failure and its caller continues with putFile. */
+  beginUpload(key: string, path: string, opts: EarlyUploadOptions): EarlyUpload | undefined {
+    return this.inner.beginUpload?.(key, path, opts);
   }
   rewriteHead(key: string, head: Uint8Array, from: number, opts: RewriteOptions): Promise<{ copied: number }> {
     // Each attempt is a whole new upload: a failed one is aborted by the backend before it throws.

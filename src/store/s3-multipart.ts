@@ -67,7 +67,7 @@ export interface S3Context {
   head(key: string, signal?: AbortSignal): Promise<HeadObjectCommandOutput | null>;
 }
 
-const stripQuotes = (etag: string | undefined) => (etag ?? "").replace(/^"+|"+$/g, "");
+export const stripQuotes = (etag: string | undefined) => (etag ?? "").replace(/^"+|"+$/g, "");
 
 export async function putFile(ctx: S3Context, key: string, path: string, opts: PutFileOptions): Promise<void> {
   const Key = ctx.full(key);
@@ -150,7 +150,7 @@ async function resumeUpload(ctx: S3Context, key: string, size: number, shaHex: s
     }
   }
   if (!server) {
-    await abort(ctx, key, r.uploadId).catch(() => {});
+    await abortMultipart(ctx, key, r.uploadId).catch(() => {});
     return undefined;
   }
   const expected = (n: number) => Math.min(r.partSize, size - (n - 1) * r.partSize);
@@ -183,13 +183,21 @@ async function listParts(ctx: S3Context, key: string, uploadId: string, signal?:
   return parts;
 }
 
-async function abort(ctx: S3Context, key: string, uploadId: string): Promise<void> {
+export async function abortMultipart(ctx: S3Context, key: string, uploadId: string): Promise<void> {
   await ctx.call("abort upload", key, (abortSignal) =>
     ctx.client.send(new AbortMultipartUploadCommand({ Bucket: ctx.bucket, Key: ctx.full(key), UploadId: uploadId }), { abortSignal }),
   );
 }
 
 async function createUpload(ctx: S3Context, key: string, size: number, shaHex: string, opts: PutFileOptions): Promise<MultipartProgress> {
+  const uploadId = await createMultipart(ctx, key, { sha256Hex: shaHex, storageClass: opts.storageClass }, opts.signal);
+  const progress = { uploadId, partSize: partSizeFor(size), parts: [] };
+  await opts.onProgress?.(copy(progress));
+  return progress;
+}
+
+/** CreateMultipartUpload: its id. The zrb-sha256 metadata only when the file's hash is known already. */
+export async function createMultipart(ctx: S3Context, key: string, o: { sha256Hex?: string; storageClass?: string }, signal?: AbortSignal): Promise<string> {
   const created = await ctx.call(
     "create multipart upload",
     key,
@@ -198,22 +206,46 @@ async function createUpload(ctx: S3Context, key: string, size: number, shaHex: s
         new CreateMultipartUploadCommand({
           Bucket: ctx.bucket,
           Key: ctx.full(key),
-          StorageClass: opts.storageClass as StorageClass | undefined,
-          Metadata: { "zrb-sha256": shaHex },
+          StorageClass: o.storageClass as StorageClass | undefined,
+          Metadata: o.sha256Hex ? { "zrb-sha256": o.sha256Hex } : undefined,
           ...ctx.lock(),
         }),
         { abortSignal },
       ),
-    opts.signal,
+    signal,
   );
   if (!created.UploadId) throw storeError(`create multipart upload of ${ctx.urlOf(key)}: the server returned no upload id`);
-  const progress = { uploadId: created.UploadId, partSize: partSizeFor(size), parts: [] };
-  await opts.onProgress?.(copy(progress));
-  return progress;
+  return created.UploadId;
+}
+
+/**
+ * UploadPart of bytes [start, start+len) of file `path` as part `n` of `count`: its ETag. `onBody`
+ * sees the file stream while it is sent (bytes read so far, for progress).
+ */
+export async function uploadPart(ctx: S3Context, key: string, uploadId: string, n: number, count: number, path: string, start: number, len: number, signal?: AbortSignal, onBody?: (b: ReadStream | null) => void): Promise<string> {
+  const res = await ctx.call(
+    `upload part ${n}/${count} of`,
+    key,
+    async (abortSignal) => {
+      const body = createReadStream(path, { start, end: start + len - 1 });
+      onBody?.(body);
+      try {
+        return await ctx.client.send(new UploadPartCommand({ Bucket: ctx.bucket, Key: ctx.full(key), UploadId: uploadId, PartNumber: n, Body: body, ContentLength: len }), { abortSignal });
+      } finally {
+        body.destroy(); // close the file at once when the request failed or was aborted
+      }
+    },
+    signal,
+  ).finally(() => onBody?.(null));
+  if (!res.ETag) throw storeError(`upload part ${n} of ${ctx.urlOf(key)}: the server returned no ETag`);
+  return stripQuotes(res.ETag);
 }
 
 /** Order of the uploads begun by this process: an older file's parts get a free connection first (partSlots). */
 let uploadSeq = 0;
+
+/** The next rank for partSlots: an upload begun earlier is served first. */
+export const nextUploadRank = (): number => uploadSeq++;
 
 /** Upload the parts not yet in `state`, partConcurrency at a time, reporting progress after each. */
 async function uploadParts(ctx: S3Context, key: string, path: string, size: number, state: MultipartProgress, opts: PutFileOptions): Promise<void> {
@@ -250,7 +282,7 @@ async function uploadParts(ctx: S3Context, key: string, path: string, size: numb
   // Stop scheduling on the first failure; in-flight parts finish so their progress is recorded.
   let firstError: unknown;
   let next = 0;
-  const rank = uploadSeq++;
+  const rank = nextUploadRank();
   const worker = async () => {
     while (firstError === undefined && next < todo.length) {
       await ctx.partSlots?.acquire(rank);
@@ -267,26 +299,8 @@ async function uploadParts(ctx: S3Context, key: string, path: string, size: numb
     const start = (n - 1) * partSize;
     const len = partLen(n);
     try {
-      const res = await ctx.call(
-        `upload part ${n}/${count} of`,
-        key,
-        async (abortSignal) => {
-          const body = createReadStream(path, { start, end: start + len - 1 });
-          inflight.set(n, body);
-          try {
-            return await ctx.client.send(
-              new UploadPartCommand({ Bucket: ctx.bucket, Key: ctx.full(key), UploadId: state.uploadId, PartNumber: n, Body: body, ContentLength: len }),
-              { abortSignal },
-            );
-          } finally {
-            body.destroy(); // close the file at once when the request failed or was aborted
-          }
-        },
-        signal,
-      );
-      inflight.delete(n);
-      if (!res.ETag) throw storeError(`upload part ${n} of ${ctx.urlOf(key)}: the server returned no ETag`);
-      state.parts = dedupeSort([...state.parts, { partNumber: n, etag: stripQuotes(res.ETag) }]);
+      const etag = await uploadPart(ctx, key, state.uploadId, n, count, path, start, len, signal, (b) => (b ? inflight.set(n, b) : inflight.delete(n)));
+      state.parts = dedupeSort([...state.parts, { partNumber: n, etag }]);
       bytesDone += len;
       reportBytes();
       await pushProgress();
@@ -305,7 +319,7 @@ async function uploadParts(ctx: S3Context, key: string, path: string, size: numb
 }
 
 /** Complete (parts in order), then confirm with HEAD (radosgw returns an empty ETag). */
-async function completeUpload(ctx: S3Context, key: string, size: number, shaHex: string, state: MultipartProgress, signal?: AbortSignal): Promise<void> {
+export async function completeUpload(ctx: S3Context, key: string, size: number, shaHex: string, state: MultipartProgress, signal?: AbortSignal): Promise<void> {
   const count = Math.ceil(size / state.partSize);
   const parts = dedupeSort(state.parts);
   if (parts.length !== count || parts.some((p, i) => p.partNumber !== i + 1))
@@ -338,12 +352,12 @@ async function completeUpload(ctx: S3Context, key: string, size: number, shaHex:
   if (meta.size !== size) throw integrityError(`upload of ${ctx.urlOf(key)}: the stored object is ${meta.size} bytes, expected ${size}`);
 }
 
-function dedupeSort(parts: { partNumber: number; etag: string }[]): { partNumber: number; etag: string }[] {
+export function dedupeSort(parts: { partNumber: number; etag: string }[]): { partNumber: number; etag: string }[] {
   const m = new Map<number, string>();
   for (const p of parts) m.set(p.partNumber, p.etag);
   return [...m.entries()].sort((a, b) => a[0] - b[0]).map(([partNumber, etag]) => ({ partNumber, etag }));
 }
 
-function copy(p: MultipartProgress): MultipartProgress {
+export function copy(p: MultipartProgress): MultipartProgress {
   return { uploadId: p.uploadId, partSize: p.partSize, parts: p.parts.map((x) => ({ ...x })) };
 }

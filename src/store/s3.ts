@@ -30,13 +30,14 @@ import {
   type StorageClass,
   type Tier,
 } from "@aws-sdk/client-s3";
-import { ARCHIVED_CLASSES, StoreError, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions, type RewriteOptions } from "./store.ts";
+import { ARCHIVED_CLASSES, StoreError, type EarlyUpload, type EarlyUploadOptions, type ObjectInfo, type ObjectStore, type PutFileOptions, type PutOptions, type RewriteOptions } from "./store.ts";
 import { normalizePrefix, validateKey, validateListPrefix } from "./keys.ts";
 import { classify, describeError, isAbortError, parseRestoreHeader, stallError } from "./s3-errors.ts";
 import { abortReason } from "../util/abort.ts";
 import type { Limiter } from "../util/bandwidth-schedule.ts";
 import { MeteredHttpHandler, RequestWatch } from "./s3-transport.ts";
 import { putFile, type S3Context } from "./s3-multipart.ts";
+import { S3EarlyUpload } from "./s3-growing.ts";
 import { rewriteHead } from "./s3-rewrite.ts";
 import { ZrbError, storeError } from "../util/errors.ts";
 import { now } from "../util/clock.ts";
@@ -460,6 +461,10 @@ export class S3Store implements ObjectStore {
 
   putFile(key: string, path: string, opts: PutFileOptions): Promise<void> {
     return putFile(this.context(), key, path, { ...opts, signal: this.signalOf(opts.signal) });
+  }
+
+  beginUpload(key: string, path: string, opts: EarlyUploadOptions): EarlyUpload {
+    return new S3EarlyUpload(this.context(), key, path, { ...opts, signal: this.signalOf(opts.signal) });
   }
 }
 

@@ -48,6 +48,33 @@ export interface PutFileOptions {
   signal?: AbortSignal;
 }
 
+/** What beginUpload needs to know before the file is complete. */
+export interface EarlyUploadOptions {
+  /** The most bytes the file can grow to (sets the part size). */
+  maxSize: number;
+  storageClass?: string;
+  /** Stops it (the run failed or was interrupted). */
+  signal?: AbortSignal;
+  /** Told the upload id once created, before any byte is sent (record it, to abort it after a crash). */
+  onCreated?: (uploadId: string) => Promise<void> | void;
+  /** Bytes sent so far (for progress display). */
+  onBytes?: (sent: number) => void;
+}
+
+/** An upload begun while its file is still being written (ObjectStore.beginUpload; store/s3-growing.ts). */
+export interface EarlyUpload {
+  /** The file's first `bytes` bytes are on disk and final. */
+  grew(bytes: number): void;
+  /**
+   * The file is complete (opts: its size and SHA-256): send the rest and complete the upload.
+   * "done": stored and checked; "unused": nothing usable was begun (upload it with putFile);
+   * otherwise the progress so far, to continue with putFile({resume}) after a failure.
+   */
+  finish(opts: PutFileOptions): Promise<"done" | "unused" | MultipartProgress>;
+  /** Give it up: stop, and abort the upload (best effort). */
+  abandon(): Promise<void>;
+}
+
 /** Smallest part of a multipart upload but the last (S3's rule): the head of a rewrite is at least this. */
 export const MIN_REWRITE_HEAD = 5 * 1024 * 1024;
 
@@ -110,6 +137,11 @@ export interface ObjectStore {
   put(key: string, body: Uint8Array | string, opts?: PutOptions): Promise<void>;
   /** Upload a (possibly very large) file as one object, multipart where needed, resumable. Throws StoreError. */
   putFile(key: string, path: string, opts: PutFileOptions): Promise<void>;
+  /**
+   * Begin uploading the file at `path` while it is still written (S3: multipart pieces as they
+   * become final); undefined where the store has no use for it (it then takes putFile).
+   */
+  beginUpload?(key: string, path: string, opts: EarlyUploadOptions): EarlyUpload | undefined;
   /**
    * Replace `key` by `head` followed by the bytes [from, size) of its current content, copied
    * inside the store (S3: a multipart upload whose first part is `head` and whose other parts are

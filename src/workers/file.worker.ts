@@ -66,7 +66,7 @@ function write(file: number, slot: number, len: number): void {
   } catch (err) {
     fail(file, "write", err);
   } finally {
-    post({ type: "ack", slot });
+    post({ type: "ack", slot, file, size: f && !f.failed ? f.size : undefined });
   }
 }
 

@@ -26,7 +26,8 @@
  *                   write  {file, slot, len}            append len bytes of the slot
  *                   close  {file, sync, renameTo?}      fsync if asked, close, rename if asked
  *                   drop   {file}                       close and delete (a failed or aborted file)
- *   worker → main:  ack    {slot}                       the slot is written, handed back
+ *   worker → main:  ack    {slot, file, size?}          the slot is written, handed back; size: the
+ *                                                       file's bytes on disk now (absent once it failed)
  *                   closed {file, size, sha256}         the file is complete
  *                   error  {file, op, message, code?}   the file failed at op (code: the errno, e.g. ENOSPC)
  *
@@ -66,7 +67,7 @@ export type ToFile =
 
 export type FromFile =
   | { type: "ready" }
-  | { type: "ack"; slot: number }
+  | { type: "ack"; slot: number; file: number; size?: number }
   | { type: "closed"; file: number; size: number; sha256: string }
   | { type: "error"; file: number; op: FileOp; message: string; code?: string };
 

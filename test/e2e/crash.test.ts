@@ -292,6 +292,47 @@ describe("kill -9 and resume", () => {
     expect(await auditOf(d)).toEqual(cleanAudit);
   }, 120_000);
 
+  test("kill -9 while a part is still sealed and its early upload holds pieces: the rerun aborts that upload (never continues it), seals the part again, and what it stores restores", async () => {
+    const d = await dataset("kill9early", { chunkSize: "20MiB" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 30 * 1024 * 1024, 111);
+    const expected = await hashTree(d.mnt);
+    const s = await snap(d, 0);
+    // The send stops 14 MiB in, inside chunk 0 (20 MiB): its first 8 MiB piece can go up early.
+    const fake = join(work, "zfs-send-pause");
+    const pidFile = join(work, "zfs-send-pause.pid");
+    writeFileSync(fake, `#!/bin/bash\nif [ "$1" = send ] && [ "$2" != -n ]; then zfs "$@" | head -c 14680064; echo $$ > '${pidFile}'; exec sleep 600; fi\nexec zfs "$@"\n`, { mode: 0o755 });
+    const from = proxy.log.length;
+    const p = await spawnZrb(backupArgs(d, 0), { ...env, ZRB_ZFS: fake });
+    let uploadId = "";
+    try {
+      await waitFor("an early upload recorded with a piece stored", async () => {
+        uploadId = readState(d)?.sealingUploads?.[0]?.uploadId ?? "";
+        if (!uploadId) return false;
+        const up = (await listUploads(client, bucket)).find((u) => u.uploadId === uploadId);
+        return !!up && proxy.log.slice(from).some((q) => isUploadPart(q) && uploadIdOf(q) === uploadId);
+      });
+      // Let the piece's request finish (its reply), then kill mid-part.
+      await Bun.sleep(1500);
+      p.kill("SIGKILL");
+      expect(await p.exited).toBe(137);
+    } finally {
+      if (existsSync(pidFile)) process.kill(Number(readFileSync(pidFile, "utf8")), "SIGKILL");
+    }
+    const st = readState(d);
+    // The part was never sealed: no chunk record, only the early upload to abort.
+    expect(st.chunks.filter((c: any) => c?.sha256)).toEqual([]);
+    expect(st.sealingUploads).toEqual([{ index: 0, uploadId }]);
+    const rerun = proxy.log.length;
+    const out = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
+    expect(out.backupId).toBe(st.backupId);
+    const reqs = proxy.log.slice(rerun).filter((q) => /[?&]uploadId=/.test(q.path) && uploadIdOf(q) === uploadId);
+    // Aborted, and nothing else: no piece added to it, no Complete of it.
+    expect(reqs.map((q) => q.method)).toEqual(["DELETE"]);
+    expect(readState(d)).toBeNull();
+    expect(await auditOf(d)).toEqual(cleanAudit);
+    expect(await restoredTree(d, out.backupId, s)).toEqual(expected);
+  }, 180_000);
+
   test("the recorded snapshot vanished: the rerun fails clearly and cleans up; the run after it starts fresh", async () => {
     const d = await dataset("vanished", { chunkSize: "1MiB" });
     await writeRandomFile(join(d.mnt, "a.bin"), 4 * 1024 * 1024, 106);

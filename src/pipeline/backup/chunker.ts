@@ -8,10 +8,12 @@
  * over (the run's group fails with StreamDiffers). When a chunk is sealed it is recorded in the
  * state and given to the uploader, as a job of the run's task group (its failure stops the run).
  * At most workers + 1 chunks exist on disk at once: a slot is taken when a chunk starts and
- * given back when its upload is done and its file deleted.
+ * given back when its upload is done and its file deleted. Where the store can, a chunk's upload
+ * begins while it is sealed (Uploader.begin: its first pieces go up as they reach the disk).
  */
 import { join } from "node:path";
-import { createHeader } from "../../crypto/age.ts";
+import { ciphertextSize, createHeader } from "../../crypto/age.ts";
+import type { EarlyUpload } from "../../store/store.ts";
 import { partFileName } from "../../store/layout.ts";
 import type { BackupState, ChunkState } from "../../state/rundir.ts";
 import type { Semaphore } from "../../util/semaphore.ts";
@@ -56,6 +58,8 @@ interface OpenChunk {
   sealer?: PartSealer;
   /** For a verified chunk: its bytes go to the hashing worker only. */
   hashOnly?: SlotFiller;
+  /** Its upload, begun while it is sealed (stores that can). */
+  early?: EarlyUpload;
 }
 
 export class Chunker {
@@ -111,7 +115,9 @@ export class Chunker {
     await this.o.slots.acquire();
     try {
       const header = await createHeader(this.o.state.recipients);
-      return { ...base, verifyOnly: null, sealer: await PartSealer.begin(this.o.threads, path, header, into, this.o.group.signal) };
+      const early = this.o.uploader.begin(index, path + ".tmp", ciphertextSize(this.o.state.chunkSize, header.headerSize));
+      const sealer = await PartSealer.begin(this.o.threads, path, header, into, this.o.group.signal, early && ((n) => early.grew(n)));
+      return { ...base, verifyOnly: null, sealer, early };
     } catch (err) {
       this.o.slots.release();
       throw err;
@@ -143,7 +149,7 @@ export class Chunker {
         const chunk: ChunkState = { index, plainSize: size, blake3: digest, cipherSize: enc.cipherSize, sha256: enc.sha256, uploaded: false };
         this.o.state.chunks[index] = chunk;
         await this.o.persist();
-        await this.o.uploader.upload(chunk, path, `(${size} bytes plain, ${enc.cipherSize} encrypted)`);
+        await this.o.uploader.upload(chunk, path, `(${size} bytes plain, ${enc.cipherSize} encrypted)`, c.early);
       } finally {
         this.o.slots.release();
       }

@@ -39,10 +39,12 @@ export class PartSealer {
   /**
    * Start part file `path` (written as `path.tmp` until finish()) with age header `h`
    * (crypto/age.ts createHeader; the sealer zeroes its key); the plaintext is BLAKE3'd into
-   * the hashers `into` (CryptoPool.newHasher).
+   * the hashers `into` (CryptoPool.newHasher). `onWritten` hears how many bytes of the file are
+   * on disk after each write (an early upload reads them while the rest is sealed).
    */
-  static async begin(t: Threads, path: string, h: AgeHeader, into: number[], signal: AbortSignal): Promise<PartSealer> {
+  static async begin(t: Threads, path: string, h: AgeHeader, into: number[], signal: AbortSignal, onWritten?: (size: number) => void): Promise<PartSealer> {
     const file = t.files.create(path + ".tmp");
+    file.onWritten = onWritten;
     const s = new PartSealer(t, file, h.key, path, into, signal);
     const slot = await t.buffers.take(signal);
     t.buffers.view(slot).set(h.prefix);

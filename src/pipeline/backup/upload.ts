@@ -4,10 +4,13 @@
  * uploaded in the state, and its spill file is deleted. On resume it also uploads the part
  * files a killed run left complete on disk (their size and SHA-256 checked first) and aborts
  * recorded uploads whose file is gone (the chunk is encrypted again from the re-sent stream).
+ * Where the store can (S3), a part's upload begins while it is still sealed (begin(): its id is
+ * recorded apart from the chunks, in sealingUploads, and a killed run's are only ever aborted);
+ * once sealed and recorded, its progress is the chunk's like any other's.
  */
 import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { ObjectStore } from "../../store/store.ts";
+import type { EarlyUpload, MultipartProgress, ObjectStore } from "../../store/store.ts";
 import { partFileName, partKey } from "../../store/layout.ts";
 import type { BackupState, ChunkState } from "../../state/rundir.ts";
 import { log } from "../../util/log.ts";
@@ -49,24 +52,47 @@ export class Uploader {
     return partKey(s.pool, s.dataset, s.level, s.backupId, index);
   }
 
-  /** Upload one encrypted part file (resuming its recorded multipart upload), record it, delete the file. */
-  async upload(chunk: ChunkState, path: string, note: string): Promise<void> {
+  /**
+   * Begin the upload of part `index` while it is sealed into `tmpPath` (at most `maxSize`
+   * bytes), where the store can; its id is recorded before its first piece is sent.
+   */
+  begin(index: number, tmpPath: string, maxSize: number): EarlyUpload | undefined {
+    const s = this.o.state;
+    return this.o.store.beginUpload?.(this.keyOf(index), tmpPath, {
+      maxSize,
+      storageClass: this.o.storageClass,
+      signal: this.o.signal,
+      onCreated: (uploadId) => {
+        (s.sealingUploads ??= []).push({ index, uploadId });
+        return this.o.persist();
+      },
+      onBytes: (sent) => this.sent(index, Math.min(sent, s.chunkSize)),
+    });
+  }
+
+  private sent(index: number, bytes: number): void {
+    this.inflight.set(index, bytes);
+    this.report();
+  }
+
+  /** Upload one encrypted part file (resuming its recorded multipart upload, or finishing the one begun early), record it, delete the file. */
+  async upload(chunk: ChunkState, path: string, note: string, early?: EarlyUpload): Promise<void> {
+    const opts = {
+      size: chunk.cipherSize!,
+      sha256Hex: chunk.sha256!,
+      storageClass: this.o.storageClass,
+      signal: this.o.signal,
+      onProgress: (p: MultipartProgress) => {
+        chunk.multipart = p;
+        // From now on the chunk's record carries the upload (its pieces checked: the part is sealed).
+        this.o.state.sealingUploads = this.o.state.sealingUploads?.filter((u) => u.uploadId !== p.uploadId);
+        return this.o.persist();
+      },
+      onBytes: (sent: number) => this.sent(chunk.index, Math.min(sent, chunk.plainSize)),
+    };
     try {
-      await this.o.store.putFile(this.keyOf(chunk.index), path, {
-        size: chunk.cipherSize!,
-        sha256Hex: chunk.sha256!,
-        storageClass: this.o.storageClass,
-        resume: chunk.multipart,
-        signal: this.o.signal,
-        onProgress: (p) => {
-          chunk.multipart = p;
-          return this.o.persist();
-        },
-        onBytes: (sent) => {
-          this.inflight.set(chunk.index, Math.min(sent, chunk.plainSize));
-          this.report();
-        },
-      });
+      const begun = early ? await early.finish(opts) : "unused";
+      if (begun !== "done") await this.o.store.putFile(this.keyOf(chunk.index), path, { ...opts, resume: begun === "unused" ? chunk.multipart : begun });
     } finally {
       this.inflight.delete(chunk.index);
     }
@@ -99,8 +125,13 @@ export class Uploader {
     return out;
   }
 
-  /** Recorded multipart uploads of chunks that are neither uploaded nor on disk: abort them (best effort). */
+  /**
+   * Recorded multipart uploads of chunks that are neither uploaded nor on disk, and those a
+   * killed run began for parts it was still sealing: abort them (best effort).
+   */
   async abortLost(spill: string): Promise<void> {
+    for (const u of this.o.state.sealingUploads ?? []) await this.o.store.abortUpload(this.keyOf(u.index), u.uploadId).catch(() => {});
+    delete this.o.state.sealingUploads;
     for (const rec of this.o.state.chunks) {
       if (!rec || rec.uploaded || !rec.multipart || existsSync(join(spill, partFileName(rec.index)))) continue;
       await this.o.store.abortUpload(this.keyOf(rec.index), rec.multipart.uploadId).catch(() => {});

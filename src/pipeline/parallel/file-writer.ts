@@ -1,7 +1,8 @@
 /**
  * The file worker (workers/file.worker.ts) seen from the main thread: files written in order
  * of write() and SHA-256'd off the main thread. A file's failure is kept on its handle, so the
- * producer stops at its next write instead of finding out at the end.
+ * producer stops at its next write instead of finding out at the end. Each write's ack says how
+ * far the file is on disk, so a reader may start on the bytes before it (a backup's early upload).
  */
 import type { FileOp, FromFile, ToFile } from "../../workers/protocol.ts";
 import type { RunBuffers } from "./buffers.ts";
@@ -26,6 +27,8 @@ export interface Written {
 export class WriteFile {
   /** Set when the worker reported a failure: nothing more is written. */
   failure: FileFailure | null = null;
+  /** Told the file's size on disk after each write (its bytes up to there are final: an early upload reads them). */
+  onWritten?: (size: number) => void;
   private readonly closed: Promise<Written>;
   resolve!: (w: Written) => void;
   reject!: (e: FileFailure) => void;
@@ -113,7 +116,11 @@ export class FileWriter {
 
   private receive(m: FromFile): void {
     if (m.type === "ready") return;
-    if (m.type === "ack") return this.buffers.put(m.slot);
+    if (m.type === "ack") {
+      this.buffers.put(m.slot);
+      if (m.size !== undefined) this.files.get(m.file)?.onWritten?.(m.size);
+      return;
+    }
     const f = this.files.get(m.file);
     this.files.delete(m.file);
     if (!f) return;

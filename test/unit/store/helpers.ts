@@ -1,5 +1,10 @@
 /** Helpers for the store tests: request recording (SDK middleware, not a mock) and a "fail the first N" fault proxy. */
 import type { S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { emptyAndDeleteBucket, makeBucket, s3Rig, type S3Rig } from "../../helpers/rig.ts";
 import { forward, s3Error, startFaultProxy } from "../../helpers/faultproxy.ts";
 
 export interface RecordedCall {
@@ -90,4 +95,36 @@ export function faultProxy(opts: { upstreamPort: number; failFirst: number; repl
 export function s3ErrorReply(status: string, code: string, message: string): string {
   const [num, ...reason] = status.split(" ");
   return s3Error(Number(num), reason.join(" "), code, message);
+}
+
+/** The environment variables of the SDK's credential chain that the store tests set or clear. */
+export const ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] as const;
+
+/**
+ * The rig's radosgw for one test file: its credentials reach the store only through the
+ * standard chain (the environment, restored after), a fresh bucket and a scratch directory,
+ * both removed after. Read the fields inside the tests (they are set in beforeAll).
+ */
+export function useS3Rig(dirPrefix: string): { rig: S3Rig; bucket: string; dir: string } {
+  const ctx = {} as { rig: S3Rig; bucket: string; dir: string };
+  const saved: Record<string, string | undefined> = {};
+  beforeAll(async () => {
+    ctx.rig = await s3Rig();
+    for (const k of ENV) saved[k] = process.env[k];
+    process.env.AWS_ACCESS_KEY_ID = ctx.rig.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = ctx.rig.secretAccessKey;
+    delete process.env.AWS_SESSION_TOKEN;
+    delete process.env.AWS_PROFILE;
+    ctx.bucket = await makeBucket(ctx.rig);
+    ctx.dir = mkdtempSync(join(tmpdir(), dirPrefix));
+  });
+  afterAll(async () => {
+    await emptyAndDeleteBucket(ctx.rig, ctx.bucket);
+    rmSync(ctx.dir, { recursive: true, force: true });
+    for (const k of ENV) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  });
+  return ctx;
 }

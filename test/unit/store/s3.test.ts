@@ -4,9 +4,7 @@
  * multipart resume, pagination, thaw, the error messages — and the retry wrapper in front of it.
  * What every store must do is in contract.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { CreateMultipartUploadCommand, HeadObjectCommand, ListObjectsV2Command, ListPartsCommand } from "@aws-sdk/client-s3";
 import { S3Store, parseRestoreHeader, partSizeFor, MiB } from "../../../src/store/s3.ts";
@@ -14,18 +12,19 @@ import { openStore } from "../../../src/store/open.ts";
 import { RetryStore, type RetryOptions } from "../../../src/store/retry.ts";
 import type { MultipartProgress } from "../../../src/store/store.ts";
 import { ZrbError } from "../../../src/util/errors.ts";
-import { emptyAndDeleteBucket, makeBucket, s3Rig, type S3Rig } from "../../helpers/rig.ts";
-import { faultProxy, pseudoRandom, readAll, recordCalls, s3ErrorReply, sha256Hex } from "./helpers.ts";
+import type { S3Rig } from "../../helpers/rig.ts";
+import { faultProxy, pseudoRandom, readAll, recordCalls, s3ErrorReply, sha256Hex, useS3Rig, ENV } from "./helpers.ts";
 import { forward, startFaultProxy } from "../../helpers/faultproxy.ts";
 import { TokenBucket } from "../../../src/util/token-bucket.ts";
 
 setDefaultTimeout(60_000);
 
+// Credentials reach the store only through the standard chain: here, the environment.
+const ctx = useS3Rig("zrb-s3test-");
 let rig: S3Rig;
 let bucket: string;
 let dir: string;
-const saved: Record<string, string | undefined> = {};
-const ENV = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"] as const;
+beforeAll(() => void ({ rig, bucket, dir } = ctx));
 
 function store(extra: Partial<ConstructorParameters<typeof S3Store>[0]> = {}): S3Store {
   return new S3Store({ bucket, prefix: "zrb/test", region: rig.region, endpoint: rig.endpoint, ...extra });
@@ -47,27 +46,6 @@ async function writeFile(name: string, bytes: Uint8Array): Promise<string> {
   await Bun.write(p, bytes);
   return p;
 }
-
-beforeAll(async () => {
-  rig = await s3Rig();
-  for (const k of ENV) saved[k] = process.env[k];
-  // Credentials reach the store only through the standard chain: here, the environment.
-  process.env.AWS_ACCESS_KEY_ID = rig.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = rig.secretAccessKey;
-  delete process.env.AWS_SESSION_TOKEN;
-  delete process.env.AWS_PROFILE;
-  bucket = await makeBucket(rig);
-  dir = mkdtempSync(join(tmpdir(), "zrb-s3test-"));
-});
-
-afterAll(async () => {
-  await emptyAndDeleteBucket(rig, bucket);
-  rmSync(dir, { recursive: true, force: true });
-  for (const k of ENV) {
-    if (saved[k] === undefined) delete process.env[k];
-    else process.env[k] = saved[k];
-  }
-});
 
 describe("keys and location", () => {
   test("prefix is normalised and location names no secrets", () => {
