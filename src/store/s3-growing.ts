@@ -13,8 +13,8 @@
  * again; and nothing here retries: any failure stops it, and finish() hands back the pieces the
  * server acknowledged for the caller to continue with putFile({resume}) (which lists them).
  * The pieces are read through a hard link made next to the file (`<file>.early.tmp`, removed at
- * the end; a leftover is a temp file of the spill directory), so the writer's rename of the
- * finished file does not race with them. (Not one descriptor for all: under Bun a read stream
+ * the end; a leftover is a temp file of the spill directory) as soon as it has bytes (or, if
+ * the writer was faster, to the name it was renamed to), so the rename does not race with them. (Not one descriptor for all: under Bun a read stream
  * closes its descriptor when destroyed even with autoClose off.)
  */
 import { linkSync, rmSync, type ReadStream } from "node:fs";
@@ -56,6 +56,14 @@ export class S3EarlyUpload implements EarlyUpload {
 
   grew(bytes: number): void {
     this.written = Math.max(this.written, bytes);
+    // Now, while the file is most likely still at its first name.
+    if (!this.link && this.failure === undefined) {
+      try {
+        this.link = this.makeLink();
+      } catch (err) {
+        this.failure = err;
+      }
+    }
     this.notify();
   }
 
@@ -172,10 +180,16 @@ export class S3EarlyUpload implements EarlyUpload {
     if (this.size !== null) await this.record(uploadId);
   }
 
+  /** The link to the file, at its first name or (already renamed) its final one. */
   private makeLink(): string {
     const link = this.path + ".early.tmp";
     rmSync(link, { force: true });
-    linkSync(this.path, link);
+    try {
+      linkSync(this.path, link);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "ENOENT") throw err;
+      linkSync(this.o.renamedTo, link);
+    }
     return link;
   }
 

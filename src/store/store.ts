@@ -52,6 +52,8 @@ export interface PutFileOptions {
 export interface EarlyUploadOptions {
   /** The most bytes the file can grow to (sets the part size). */
   maxSize: number;
+  /** Where the writer renames the file once complete (the pieces are read from either). */
+  renamedTo: string;
   storageClass?: string;
   /** Stops it (the run failed or was interrupted). */
   signal?: AbortSignal;

@@ -102,6 +102,15 @@ function measured(r: Awaited<ReturnType<typeof run>>, bytes: number, note: strin
   return { mbs: bytes / MB / r.seconds, seconds: r.seconds, cpu: r.cpu, rssMiB: r.maxRssMiB, check: "ok", note };
 }
 
+/**
+ * ZRB_BENCH_WAN_TRACE=1: every request line through the emulator on stderr, with the ms since
+ * the bench started (where a row's time goes: start-up, the parts, the closing requests).
+ */
+function traceTo(): ((line: string) => void) | undefined {
+  if (!process.env.ZRB_BENCH_WAN_TRACE) return undefined;
+  return (line) => console.error(`wan trace ${performance.now().toFixed(0)} ${line}`);
+}
+
 /** zrb backup, then restore, through the emulator; the restore's files compared with the source's. */
 async function zrbRows(o: Opts, s: Setup, wan: Wan, scratch: string, recipient: string, keyFile: string): Promise<[Sample, Sample]> {
   await ensureBinary();
@@ -117,6 +126,7 @@ async function zrbRows(o: Opts, s: Setup, wan: Wan, scratch: string, recipient: 
   const snap = await run([ZRB_BIN, "snapshot", "--config", cfg, "--task", "wan", "--level", "0"], { env });
   if (snap.code !== 0) return [failed(`zrb snapshot: ${firstLine(snap.err)}`), failed("no backup")];
   let w = wire(wan, "up");
+  traceTo()?.("zrb backup starts");
   const b = await run([ZRB_BIN, "backup", "--config", cfg, "--task", "wan", "--level", "0", "--json"], { stdout: "pipe", measure: true, env });
   const upWire = w();
   if (b.code !== 0) return [measured(b, 0, ""), failed("no backup")];
@@ -191,7 +201,7 @@ export async function wanRows(o: Opts, scratch: string, recipient: string, keyFi
     return rows;
   }
   const rgw = new URL((await s3Rig()).endpoint);
-  const wan = await startWan({ targetHost: rgw.hostname, targetPort: Number(rgw.port || 80), delayMs: o.wanDelayMs, connBps: o.wanConnBps, linkBps: o.wanLinkBps, idleMs: 600_000 });
+  const wan = await startWan({ targetHost: rgw.hostname, targetPort: Number(rgw.port || 80), delayMs: o.wanDelayMs, connBps: o.wanConnBps, linkBps: o.wanLinkBps, idleMs: 600_000, trace: traceTo() });
   try {
     const [b, r] = await zrbRows(o, s, wan, scratch, recipient, keyFile);
     rows[2]!.samples.push(b);

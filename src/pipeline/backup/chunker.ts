@@ -115,7 +115,7 @@ export class Chunker {
     await this.o.slots.acquire();
     try {
       const header = await createHeader(this.o.state.recipients);
-      const early = this.o.uploader.begin(index, path + ".tmp", ciphertextSize(this.o.state.chunkSize, header.headerSize));
+      const early = this.o.uploader.begin(index, path, ciphertextSize(this.o.state.chunkSize, header.headerSize));
       const sealer = await PartSealer.begin(this.o.threads, path, header, into, this.o.group.signal, early && ((n) => early.grew(n)));
       return { ...base, verifyOnly: null, sealer, early };
     } catch (err) {

@@ -14,7 +14,7 @@ import { StoreError, type ObjectStore } from "../../store/store.ts";
 import { catalogKey, dataPrefix, headsKey, manifestKey, partKey } from "../../store/layout.ts";
 import { writeYamlAtomic } from "../../state/atomic.ts";
 import { MANIFEST_FORMAT, readManifest, type Manifest } from "../../records/manifest.ts";
-import { advanceHeads, readHeads } from "../../records/heads.ts";
+import { advanceHeads, readHeads, type Heads } from "../../records/heads.ts";
 import type { BackupState, RunDir } from "../../state/rundir.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { log } from "../../util/log.ts";
@@ -57,15 +57,22 @@ export function buildManifest(cfg: Config, state: BackupState, stream: { size: n
   };
 }
 
-/** Store the manifest: the commit point. Uploads a killed run created but never recorded are aborted first. */
-export async function commitManifest(cfg: Config, store: ObjectStore, m: Manifest): Promise<string> {
-  for (const u of await store.listUploads(dataPrefix(m.pool, m.dataset, m.level, m.backupId))) await store.abortUpload(u.key, u.uploadId);
+/**
+ * Store the manifest: the commit point. Uploads a killed run created but never recorded are
+ * aborted first (`uploads`: their listing, if the caller began it once every part was stored).
+ */
+export async function commitManifest(cfg: Config, store: ObjectStore, m: Manifest, uploads?: Promise<{ key: string; uploadId: string }[]>): Promise<string> {
+  for (const u of await (uploads ?? store.listUploads(dataPrefix(m.pool, m.dataset, m.level, m.backupId)))) await store.abortUpload(u.key, u.uploadId);
   const key = manifestKey(m.pool, m.dataset, m.backupId);
   await store.put(key, YAML.stringify(m, { lineWidth: 0 }), { storageClass: cfg.s3.storageClass.manifest });
   return key;
 }
 
-/** The bookkeeping after the manifest: heads (signed with the NAS's key), head cache, base holds, send holds, state, spill. */
+/**
+ * The bookkeeping after the manifest: heads (signed with the NAS's key), head cache, base holds,
+ * send holds, state, spill. `headsBefore`: the heads as read while the manifest was being stored
+ * (a round trip saved; the new manifest is added to them all the same); without it they are read now.
+ */
 export async function finishBackup(
   cfg: Config,
   store: ObjectStore,
@@ -76,20 +83,31 @@ export async function finishBackup(
   holds: SendHolds,
   signer: SigningKey | undefined,
   trust: Trust,
+  headsBefore?: Promise<Heads>,
 ): Promise<void> {
   await retainChain(cfg, store, manifest);
   const mine = await rd.lastHeadsSequence();
-  const prev = await readHeads(store, task.pool, task.dataset, trust, mine);
+  const prev = await (headsBefore ?? readHeads(store, task.pool, task.dataset, trust, mine));
   const next = { ...advanceHeads(prev, manifest), sequence: Math.max(prev.sequence ?? 0, mine) + 1 };
   const heads = signer ? signHeads(next, task.pool, task.dataset, signer) : next;
+  // The manifest makes the in-flight marker moot (a NAS role without delete right leaves it to
+  // prune and cleanup): deleted while the heads are written, not after.
+  const marker = deleteMarker(store, task.pool, task.dataset, state.backupId);
+  marker.catch(() => {});
   await store.put(headsKey(task.pool, task.dataset), YAML.stringify(heads, { lineWidth: 0 }), { storageClass: cfg.s3.storageClass.manifest });
   writeYamlAtomic(rd.headsCachePath, heads);
-  // The manifest makes the in-flight marker moot; a NAS role without delete right leaves it to prune and cleanup.
-  await deleteMarker(store, task.pool, task.dataset, state.backupId);
+  await marker;
   await moveBaseHolds(task.fullName, heads, holdTags(cfg).base);
   await holds.releaseAll();
   rd.removeState();
   rmSync(rd.spillDir(state.backupId), { recursive: true, force: true });
+}
+
+/** The heads as they are before a manifest is stored (for finishBackup's headsBefore; a failure is finishBackup's). */
+export function readHeadsEarly(store: ObjectStore, task: Task, rd: RunDir, trust: Trust): Promise<Heads> {
+  const p = rd.lastHeadsSequence().then((mine) => readHeads(store, task.pool, task.dataset, trust, mine));
+  p.catch(() => {});
+  return p;
 }
 
 /**

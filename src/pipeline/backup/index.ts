@@ -21,7 +21,6 @@ import { dataPrefix, newBackupId, partKey } from "../../store/layout.ts";
 import { MarkerHeartbeat } from "../../records/marker.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
-import { readHeads } from "../../records/heads.ts";
 import { RunDir, type BackupState } from "../../state/rundir.ts";
 import type { Manifest } from "../../records/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
@@ -34,9 +33,9 @@ import { SendHolds, holdTags, releaseStraySendHolds } from "./holds.ts";
 import { streamBackup, type StreamOptions } from "./send.ts";
 import type { ThreadPool } from "../parallel/pool.ts";
 import type { SendShare } from "./shared-send.ts";
-import { buildManifest, commitManifest, discardState, finishBackup } from "./finish.ts";
+import { buildManifest, commitManifest, discardState, finishBackup, readHeadsEarly } from "./finish.ts";
 import { now } from "../../util/clock.ts";
-import { writeFileCatalog } from "../files/write.ts";
+import { listFileCatalog, writeFileCatalog, type SealedCatalog } from "../files/write.ts";
 import type { TransferProgress } from "../../report/progress.ts";
 
 export { SEND_HOLD, BASE_HOLD, releaseStraySendHolds } from "./holds.ts";
@@ -81,15 +80,17 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
   const tags = holdTags(cfg);
   const holds = new SendHolds(tags.send);
   try {
-    const caps = await zfs.detectCaps();
-    if (!(await zfs.datasetExists(fs))) throw zfsError(`dataset ${fs} (task ${task.name}) does not exist; check tasks[].pool/dataset in ${cfg.path}`);
-    const snaps = await zfs.listSnapshots(fs);
-    // Touch the store before anything else: a wrong bucket, endpoint or credentials fail here,
-    // before a snapshot is held, a state written or a byte sent.
     // With a signing key, only what this NAS signed counts (its key, or an older one in verify_keys): heads, and the chain a new incremental builds on.
     const signer = cfg.signingKeyFile ? await readSigningKey(cfg.signingKeyFile) : undefined;
     const trust: Trust = nasTrust(signer, cfg.verifyKeys);
-    const heads = await readHeads(store, task.pool, task.dataset, trust, await rd.lastHeadsSequence());
+    // Touch the store before anything else: a wrong bucket, endpoint or credentials fail here,
+    // before a snapshot is held, a state written or a byte sent. The heads are read while zfs
+    // is asked about the dataset (a missing dataset is still the error reported first).
+    const headsRead = readHeadsEarly(store, task, rd, trust);
+    const caps = await zfs.detectCaps();
+    if (!(await zfs.datasetExists(fs))) throw zfsError(`dataset ${fs} (task ${task.name}) does not exist; check tasks[].pool/dataset in ${cfg.path}`);
+    const snaps = await zfs.listSnapshots(fs);
+    const heads = await headsRead;
     const start = await prepare({ cfg, task, store, rd, heads, snaps, caps, level, snapshot: opts.snapshot, force: !!opts.force, trust });
     // Nothing to send: send holds a killed run left (its state gone, or its backup complete) are stale.
     if (start.kind !== "send") await releaseStraySendHolds(fs, [], tags.send);
@@ -113,9 +114,15 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     if (start.resumed) await forgetMissingParts(store, state, rd);
     // The first pass may share its sender with other stores; a pass again (bytes differed, parts vanished) has its own.
     let sends = opts.sends;
+    // The file catalog is listed once the stream is read, while the last parts upload (local work).
+    let listed: Promise<SealedCatalog | undefined> | undefined;
+    const listCatalog = () => {
+      listed ??= listFileCatalog(task, state, cfg.baseDir);
+      listed.catch(() => {});
+    };
     const run = async (s: BackupState) => {
       await announce(s, caps, opts.progress);
-      const o = { ...streamOptions(cfg, store, s, rd, opts, () => heartbeat.touch()), sends };
+      const o = { ...streamOptions(cfg, store, s, rd, opts, () => heartbeat.touch()), sends, onStreamRead: listCatalog };
       sends = undefined;
       return streamBackup(o).catch((err) => Promise.reject(resumable(err, s)));
     };
@@ -134,18 +141,24 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     };
     let result = await send();
     // No manifest without its parts: what vanished from the bucket meanwhile is uploaded again (bounded).
+    // Every part is stored: the uploads left to abort before the manifest are listed meanwhile.
+    // So are the heads, as they are before the manifest (finish.ts adds it to them).
+    let uploads: Promise<{ key: string; uploadId: string }[]>;
+    const headsBefore = readHeadsEarly(store, task, rd, trust);
     for (let pass = 1; ; pass++) {
+      uploads = store.listUploads(dataPrefix(state.pool, state.dataset, state.level, state.backupId));
+      uploads.catch(() => {});
       const missing = await forgetMissingParts(store, state, rd);
       if (missing.length === 0) break;
       if (pass > MAX_REUPLOAD_PASSES) throw vanishedError(store, state, missing, pass - 1);
       result = await send();
     }
     // The catalog before the manifest that names it (a failure there is a warning: files/write.ts).
-    const fileCatalog = await writeFileCatalog(cfg, task, store, state);
+    const fileCatalog = await writeFileCatalog(cfg, task, store, state, listed);
     const built = buildManifest(cfg, state, { size: result.streamSize, blake3: result.blake3 }, caps.version, fileCatalog);
     const manifest = signer ? signManifest(built, signer) : built;
-    const manifestKey = await commitManifest(cfg, store, manifest);
-    await finishBackup(cfg, store, task, rd, state, manifest, holds, signer, trust);
+    const manifestKey = await commitManifest(cfg, store, manifest, uploads);
+    await finishBackup(cfg, store, task, rd, state, manifest, holds, signer, trust, headsBefore);
     return { kind: "done", manifest, manifestKey, resumed: start.resumed, skippedParts: result.skipped };
   } finally {
     await holds.releaseAll();

@@ -57,6 +57,8 @@ export interface StreamOptions {
   threads?: ThreadPool;
   /** The run's senders shared with other stores (shared-send.ts); without it, this backup's own `zfs send`. */
   sends?: SendShare;
+  /** The whole stream has been read and checked (its last parts may still be uploading). */
+  onStreamRead?: () => void;
 }
 
 export type StreamResult = { kind: "restart" } | { kind: "done"; streamSize: number; blake3: string; skipped: number };
@@ -159,6 +161,7 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     await resumeFromDisk(uploader, spill, slots, fromDisk, group);
     reader = sender.proc.stdout.getReader() as Reader;
     const streamSize = await pump(o, sender, chunker, group, reader);
+    if (!group.failed) o.onStreamRead?.();
     await group.wait();
     // Asked for after the chunker handed over the stream's last bytes.
     return { kind: "done", streamSize, blake3: await threads.crypto.digest(streamHasher), skipped: chunker.skipped };

@@ -53,13 +53,15 @@ export class Uploader {
   }
 
   /**
-   * Begin the upload of part `index` while it is sealed into `tmpPath` (at most `maxSize`
-   * bytes), where the store can; its id is recorded before its first piece is sent.
+   * Begin the upload of part `index` while it is sealed into `path`.tmp (then renamed to
+   * `path`; at most `maxSize` bytes), where the store can; its id is recorded before its
+   * first piece is sent.
    */
-  begin(index: number, tmpPath: string, maxSize: number): EarlyUpload | undefined {
+  begin(index: number, path: string, maxSize: number): EarlyUpload | undefined {
     const s = this.o.state;
-    return this.o.store.beginUpload?.(this.keyOf(index), tmpPath, {
+    return this.o.store.beginUpload?.(this.keyOf(index), path + ".tmp", {
       maxSize,
+      renamedTo: path,
       storageClass: this.o.storageClass,
       signal: this.o.signal,
       onCreated: (uploadId) => {

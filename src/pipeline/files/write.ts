@@ -16,21 +16,40 @@ import { log } from "../../util/log.ts";
 import { formatSize } from "../../util/size.ts";
 import { listSnapshot } from "./listing.ts";
 
-/** The stored catalog's record for the manifest, or undefined when there is none. */
-export async function writeFileCatalog(cfg: Config, task: Task, store: ObjectStore, state: BackupState): Promise<CatalogRef | undefined> {
+/** A catalog listed and sealed, not stored yet (listFileCatalog), or the warning why there is none. */
+export type SealedCatalog = { sealed: Uint8Array; entries: number; kind: "full" | "changes" } | { why: string };
+
+/**
+ * List the snapshot's files and seal the catalog: local work only (zfs diff or a walk), so a
+ * backup starts it once the send stream has been read, while its last parts are still uploading.
+ */
+export async function listFileCatalog(task: Task, state: BackupState, baseDir: string): Promise<SealedCatalog | undefined> {
   if (!task.fileCatalog) return undefined;
   try {
     if ((await getProp(task.fullName, "type")) === "volume") return undefined; // a zvol holds blocks, not files
-    const cat = await listSnapshot(state.snapshot.name, state.parent?.name ?? null, cfg.baseDir);
-    const sealed = await sealCatalog(cat, state.recipients);
-    const key = catalogKey(state.pool, state.dataset, state.backupId);
-    await store.put(key, sealed, { storageClass: cfg.s3.storageClass.manifest });
-    log.info(`file catalog of backup ${state.backupId}: ${cat.entries.length} ${cat.kind === "full" ? "entries" : "changes"}, ${formatSize(sealed.length)}`);
-    return { key, size: sealed.length, sha256: sha256Hex(sealed), entries: cat.entries.length, kind: cat.kind };
+    const cat = await listSnapshot(state.snapshot.name, state.parent?.name ?? null, baseDir);
+    return { sealed: await sealCatalog(cat, state.recipients), entries: cat.entries.length, kind: cat.kind };
   } catch (err) {
     if (isInterrupt(err)) throw err;
-    const why = (err as Error)?.message?.split("\n")[0] ?? String(err);
-    log.warn(`no file catalog for backup ${state.backupId} of ${task.fullName}: ${why}; the backup itself is complete, zrb find names this point as one without a catalog`);
-    return undefined;
+    return { why: (err as Error)?.message?.split("\n")[0] ?? String(err) };
   }
+}
+
+/** The stored catalog's record for the manifest, or undefined when there is none. `listed`: listFileCatalog's result, if begun already. */
+export async function writeFileCatalog(cfg: Config, task: Task, store: ObjectStore, state: BackupState, listed?: Promise<SealedCatalog | undefined>): Promise<CatalogRef | undefined> {
+  let why: string;
+  try {
+    const cat = await (listed ?? listFileCatalog(task, state, cfg.baseDir));
+    if (!cat) return undefined;
+    if ("why" in cat) throw new Error(cat.why);
+    const key = catalogKey(state.pool, state.dataset, state.backupId);
+    await store.put(key, cat.sealed, { storageClass: cfg.s3.storageClass.manifest });
+    log.info(`file catalog of backup ${state.backupId}: ${cat.entries} ${cat.kind === "full" ? "entries" : "changes"}, ${formatSize(cat.sealed.length)}`);
+    return { key, size: cat.sealed.length, sha256: sha256Hex(cat.sealed), entries: cat.entries, kind: cat.kind };
+  } catch (err) {
+    if (isInterrupt(err)) throw err;
+    why = (err as Error)?.message?.split("\n")[0] ?? String(err);
+  }
+  log.warn(`no file catalog for backup ${state.backupId} of ${task.fullName}: ${why}; the backup itself is complete, zrb find names this point as one without a catalog`);
+  return undefined;
 }

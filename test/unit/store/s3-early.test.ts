@@ -39,7 +39,7 @@ describe("early upload of a growing file", () => {
     const tmp = join(ctx.dir, "a.tmp");
     const final = join(ctx.dir, "a");
     let created = "";
-    const early = s.beginUpload("grow/a", tmp, { maxSize: 40 * MiB, onCreated: (id) => void (created = id) });
+    const early = s.beginUpload("grow/a", tmp, { maxSize: 40 * MiB, renamedTo: final, onCreated: (id) => void (created = id) });
     // Each UploadPart, when it is sent: how many bytes the file had on disk then.
     let onDisk = 0;
     const sentAt: { part: number; onDisk: number }[] = [];
@@ -70,11 +70,22 @@ describe("early upload of a growing file", () => {
     expect(sha256Hex(got)).toBe(sha256Hex(bytes));
   });
 
+  test("the writer was faster: the file is already at its final name when the upload hears of it", async () => {
+    const s = store();
+    const bytes = pseudoRandom(17 * MiB, 13);
+    const final = join(ctx.dir, "r");
+    writeFileSync(final, bytes);
+    const early = s.beginUpload("grow/r", join(ctx.dir, "r.tmp"), { maxSize: 40 * MiB, renamedTo: final });
+    early.grew(bytes.length);
+    expect(await early.finish({ size: bytes.length, sha256Hex: sha256Hex(bytes) })).toBe("done");
+    expect(sha256Hex(await readAll((await s.getStream("grow/r"))!))).toBe(sha256Hex(bytes));
+  });
+
   test("a file that ends small is left to putFile, and nothing is begun", async () => {
     const s = store();
     const calls = recordCalls(s.client);
     const bytes = pseudoRandom(3 * MiB, 9);
-    const early = s.beginUpload("grow/small", join(ctx.dir, "s.tmp"), { maxSize: 40 * MiB });
+    const early = s.beginUpload("grow/small", join(ctx.dir, "s.tmp"), { maxSize: 40 * MiB, renamedTo: join(ctx.dir, "s") });
     await grow(join(ctx.dir, "s.tmp"), join(ctx.dir, "s"), bytes, MiB, (n) => early.grew(n));
     expect(await early.finish({ size: bytes.length, sha256Hex: sha256Hex(bytes) })).toBe("unused");
     expect(calls.length).toBe(0);
@@ -89,7 +100,7 @@ describe("early upload of a growing file", () => {
       const bytes = pseudoRandom(20 * MiB, 11);
       const tmp = join(ctx.dir, "f.tmp");
       const final = join(ctx.dir, "f");
-      const early = s.beginUpload("grow/f", tmp, { maxSize: 40 * MiB });
+      const early = s.beginUpload("grow/f", tmp, { maxSize: 40 * MiB, renamedTo: final });
       await grow(tmp, final, bytes, MiB, (n) => early.grew(n));
       const sha = sha256Hex(bytes);
       const r = await early.finish({ size: bytes.length, sha256Hex: sha, onProgress: () => void seen++ });

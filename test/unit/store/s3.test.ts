@@ -77,6 +77,10 @@ describe("keys and location", () => {
     expect(partSizeFor(20 * MiB)).toBe(8 * MiB);
     expect(partSizeFor(80_000 * MiB)).toBe(8 * MiB);
     expect(partSizeFor(80_000 * MiB + 1)).toBe(9 * MiB);
+    // A sealed 64 MiB chunk (age adds ≈ 16 KiB): 8 parts, the last one not a few KiB of its own.
+    const sealed = 64 * MiB + 16_640;
+    expect(partSizeFor(sealed)).toBe(9 * MiB);
+    expect(sealed - (Math.ceil(sealed / (9 * MiB)) - 1) * 9 * MiB).toBeGreaterThanOrEqual(MiB);
     const fiveTiB = 5 * 1024 * 1024 * MiB;
     expect(Math.ceil(fiveTiB / partSizeFor(fiveTiB))).toBeLessThanOrEqual(10_000);
     expect(partSizeFor(fiveTiB) % MiB).toBe(0);
