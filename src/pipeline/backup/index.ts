@@ -35,7 +35,7 @@ import type { ThreadPool } from "../parallel/pool.ts";
 import type { SendShare } from "./shared-send.ts";
 import { buildManifest, commitManifest, discardState, finishBackup, readHeadsEarly } from "./finish.ts";
 import { now } from "../../util/clock.ts";
-import { listFileCatalog, writeFileCatalog, type SealedCatalog } from "../files/write.ts";
+import { beginFileCatalog, writeFileCatalog, type SealedCatalog } from "../files/write.ts";
 import type { TransferProgress } from "../../report/progress.ts";
 
 export { SEND_HOLD, BASE_HOLD, releaseStraySendHolds } from "./holds.ts";
@@ -116,10 +116,7 @@ export async function backup(cfg: Config, task: Task, store: ObjectStore, opts: 
     let sends = opts.sends;
     // The file catalog is listed once the stream is read, while the last parts upload (local work).
     let listed: Promise<SealedCatalog | undefined> | undefined;
-    const listCatalog = () => {
-      listed ??= listFileCatalog(task, state, cfg.baseDir);
-      listed.catch(() => {});
-    };
+    const listCatalog = () => void (listed ??= beginFileCatalog(task, state, cfg.baseDir));
     const run = async (s: BackupState) => {
       await announce(s, caps, opts.progress);
       const o = { ...streamOptions(cfg, store, s, rd, opts, () => heartbeat.touch()), sends, onStreamRead: listCatalog };

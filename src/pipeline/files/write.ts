@@ -35,6 +35,13 @@ export async function listFileCatalog(task: Task, state: BackupState, baseDir: s
   }
 }
 
+/** listFileCatalog begun now, awaited later (by writeFileCatalog): a failure meanwhile is not an unhandled one. */
+export function beginFileCatalog(task: Task, state: BackupState, baseDir: string): Promise<SealedCatalog | undefined> {
+  const p = listFileCatalog(task, state, baseDir);
+  p.catch(() => {});
+  return p;
+}
+
 /** The stored catalog's record for the manifest, or undefined when there is none. `listed`: listFileCatalog's result, if begun already. */
 export async function writeFileCatalog(cfg: Config, task: Task, store: ObjectStore, state: BackupState, listed?: Promise<SealedCatalog | undefined>): Promise<CatalogRef | undefined> {
   let why: string;
