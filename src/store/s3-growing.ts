@@ -14,14 +14,15 @@
  * server acknowledged for the caller to continue with putFile({resume}) (which lists them).
  * The pieces are read through a hard link made next to the file (`<file>.early.tmp`, removed at
  * the end; a leftover is a temp file of the spill directory) as soon as it has bytes (or, if
- * the writer was faster, to the name it was renamed to), so the rename does not race with them. (Not one descriptor for all: under Bun a read stream
- * closes its descriptor when destroyed even with autoClose off.)
+ * the writer was faster, to the name it was renamed to), so the rename does not race with
+ * them. (Not one descriptor for all: under Bun a read stream closes its descriptor when
+ * destroyed, even with autoClose off.) A run that fails before finish() leaves the upload to
+ * the next run, which aborts it (its id was recorded by onCreated before any piece was sent).
  */
 import { linkSync, rmSync, type ReadStream } from "node:fs";
 import type { EarlyUpload, EarlyUploadOptions, MultipartProgress, PutFileOptions } from "./store.ts";
-import { SINGLE_PUT_MAX, abortMultipart, completeUpload, copy, createMultipart, dedupeSort, nextUploadRank, partSizeFor, uploadPart, type S3Context } from "./s3-multipart.ts";
+import { SINGLE_PUT_MAX, completeUpload, copy, createMultipart, dedupeSort, nextUploadRank, partSizeFor, uploadPart, type S3Context } from "./s3-multipart.ts";
 import { abortReason } from "./retry.ts";
-import { integrityError } from "../util/errors.ts";
 
 export class S3EarlyUpload implements EarlyUpload {
   private readonly partSize: number;
@@ -80,7 +81,7 @@ export class S3EarlyUpload implements EarlyUpload {
     await this.workers;
     clearInterval(ticker);
     await this.progressChain.catch(() => {});
-    await this.closeFile();
+    this.dropLink();
     if (this.o.signal?.aborted) throw abortReason(this.o.signal);
     if (!uploadId) return "unused";
     const progress = this.progress(uploadId);
@@ -92,14 +93,6 @@ export class S3EarlyUpload implements EarlyUpload {
       return progress;
     }
     return "done";
-  }
-
-  async abandon(): Promise<void> {
-    this.stop();
-    await this.workers;
-    await this.closeFile();
-    const id = await this.created?.catch(() => "");
-    if (id) await abortMultipart(this.ctx, this.key, id).catch(() => {});
   }
 
   /** CreateMultipartUpload, then the caller's record of its id (before any piece is sent). */
@@ -193,7 +186,7 @@ export class S3EarlyUpload implements EarlyUpload {
     return link;
   }
 
-  private async closeFile(): Promise<void> {
+  private dropLink(): void {
     if (this.link) rmSync(this.link, { force: true });
     this.link = null;
   }

@@ -73,8 +73,6 @@ export interface EarlyUpload {
    * otherwise the progress so far, to continue with putFile({resume}) after a failure.
    */
   finish(opts: PutFileOptions): Promise<"done" | "unused" | MultipartProgress>;
-  /** Give it up: stop, and abort the upload (best effort). */
-  abandon(): Promise<void>;
 }
 
 /** Smallest part of a multipart upload but the last (S3's rule): the head of a rewrite is at least this. */
