@@ -19,6 +19,7 @@ import { ageKeyPair, destroyDataset, mountpointOf, run, s3Client } from "../help
 import { scene, type Scene } from "../helpers/scene.ts";
 import { configYaml, jsonResult, zrb } from "../helpers/zrb.ts";
 import { cloneName } from "../../src/zfs/snapfiles.ts";
+import { cloneDir } from "../../src/pipeline/files/listing.ts";
 
 let sc: Scene;
 let client: S3Client;
@@ -182,6 +183,19 @@ describe("zrb find from the catalogs alone", () => {
     expect(notOurs.stderr).toContain(`${clone} exists and is not zrb's catalog clone of ${h.fs}`);
     expect((await run(["zfs", "list", "-H", "-o", "name", clone])).stdout.trim()).toBe(clone);
     await destroyDataset(clone);
+    // A clone a killed backup left names this base_dir's own lock (the same path for every run of
+    // the dataset): the next backup, which holds that lock, knows its maker is gone, removes the
+    // clone and makes its catalog at once (before, it took its own lock for a live run's and
+    // waited 10 min, then made no catalog — every run after the kill).
+    const ownLock = join(cloneDir(h.baseDir, h.fs), "clone.lock");
+    await run(["zfs", "clone", "-o", `zrb:catalog-clone=${h.fs}`, "-o", `zrb:catalog-lock=${ownLock}`, "-o", `mountpoint=${join(sc.work, "killed")}`, kept.snapshot, clone]);
+    write(h, "k.bin", "k");
+    const later = "2027-03-03T12:00:00Z"; // after the level 1 above, before day 4
+    await h.snapshot(1, later);
+    const taken = await h.run(["backup", "--level", "1", "--json"], later);
+    expect(taken.stderr).not.toContain("is in use by another zrb run");
+    expect(jsonResult(taken.stdout).catalog).not.toBeNull();
+    expect((await run(["zfs", "list", "-H", "-o", "name", "-r", sc.pool.pool])).stdout).not.toContain(clone);
 
     // Catalogs off: the backup has none, and find names the point instead of guessing.
     const doc = YAML.parse(readFileSync(h.cfg, "utf8"));
@@ -192,7 +206,8 @@ describe("zrb find from the catalogs alone", () => {
     expect(none.catalog).toBeNull();
     const f = JSON.parse((await h.run(["find", "--private-key", sc.keyFile, "--json", "*.txt"], at(5))).stdout);
     expect(f.noCatalog).toEqual([l1, none].map((b) => ({ backupId: b.backupId, why: "it has no catalog" })));
-    expect(f.matches.map((m: any) => m.path)).toEqual(["x.txt", "y.txt"]);
+    // w.txt: in the catalog of the level 1 taken after the killed run's clone (its changes since level 0).
+    expect(f.matches.map((m: any) => m.path)).toEqual(["w.txt", "x.txt", "y.txt"]);
     expect(existsSync(join(h.baseDir, "catalog-clones"))).toBe(true);
   }, 600_000);
 

@@ -25,8 +25,12 @@ export async function listSnapshot(snapshot: string, parent: string | null, base
   const fs = snapshot.split("@")[0]!;
   const work = cloneDir(baseDir, fs);
   // Held while a clone of ours may exist: another run (another store's, on its own timer) waits for it.
-  const owner = { lockPath: join(work, "clone.lock"), isHeld: lockHeld };
-  const lock = acquireLock(owner.lockPath, `the catalog clone of ${fs}`, "zrb backup (file catalog)");
+  const lockPath = join(work, "clone.lock");
+  const lock = acquireLock(lockPath, `the catalog clone of ${fs}`, "zrb backup (file catalog)");
+  // A clone naming this very lock, which this run now holds, was left by a run that is gone (it
+  // is the same path for every run of the dataset): without this, lockHeld() saw our own lock
+  // held and the run waited 10 min for itself, then made no catalog — every run after a kill.
+  const owner = { lockPath, isHeld: (p: string) => p !== lockPath && lockHeld(p) };
   try {
     return await list(snapshot, parent, work, owner);
   } finally {
