@@ -119,14 +119,13 @@ function trustProblem(m: Manifest, trust: Trust): ChainProblem | null {
 /** The catalog of a dataset; with a verification key in `trust`, unsigned or forged backups are not restorable. */
 export async function loadCatalog(store: ObjectStore, pool: string, dataset: string, trust: Trust = NO_TRUST): Promise<Catalog> {
   const corrupt: Catalog["corrupt"] = [];
-  // The data listing alongside the manifests': one round trip fewer.
-  const data = store.list(datasetDataPrefix(pool, dataset));
-  data.catch(() => {}); // awaited below
   const ms = await listManifests(store, pool, dataset, (key, message) => {
     corrupt.push({ key, backupId: backupIdOfKey(key), message });
     log.warn(`${message} (left out)`);
   });
-  return buildCatalog(ms, corrupt, await data, trust);
+  // After the manifests', not alongside: against a stalled endpoint two requests at once would
+  // each say their retry, where one line says it (stall.test).
+  return buildCatalog(ms, corrupt, await store.list(datasetDataPrefix(pool, dataset)), trust);
 }
 
 /** The catalog of manifests already read, given a listing of the dataset's data prefix. */
