@@ -75,7 +75,7 @@ export class SendHub {
         const m = this.members.get(name);
         if (m?.state !== "waiting") return;
         this.members.set(name, { name, state: "running" });
-        reject(interrupted(signal!));
+        m.reject(interrupted(signal!));
       };
       const done = () => {
         clearTimeout(timer);
