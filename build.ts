@@ -107,8 +107,12 @@ async function buildTarget(t: Target, version: string): Promise<string> {
   rmSync(tmp, { force: true });
   const result = await Bun.build({
     entrypoints: [join(root, "src/main.ts"), join(root, "src/workers/crypto.worker.ts"), join(root, "src/workers/file.worker.ts")],
-    compile: { target: t.bunTarget as any, outfile: tmp },
+    // A compiled Bun binary would read `.env` and `bunfig.toml` from the directory it is run in:
+    // a stray `.env` could set AWS_* or ZRB_* for a backup. zrb reads only its config file.
+    compile: { target: t.bunTarget as any, outfile: tmp, autoloadDotenv: false, autoloadBunfig: false },
     minify: true,
+    bytecode: true,
+    format: "esm",
     sourcemap: "none",
     define: { ZRB_BUILD_VERSION: JSON.stringify(version), "process.env.ZRB_TARGET_ARCH": JSON.stringify(t.arch) },
   } as any);
