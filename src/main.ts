@@ -3,6 +3,7 @@
  * zrb — ZFS Remote Backup. Entry point: dispatches to one file per command and turns
  * every error into one line on stderr and a documented exit code.
  */
+import "./heap.ts"; // first: it may start zrb again before anything else runs
 import { runCommand, type CommandDef } from "citty";
 import { ExitCode, ZrbError } from "./util/errors.ts";
 import { syncStdout } from "./util/stdout.ts";

@@ -1,6 +1,7 @@
 /** The CLI surface a user meets first: check, snapshot by pool/dataset, help, version, usage errors. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ageKeyPair, makeBucket, makePool, run, s3Rig, tmpDir, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
 import { configYaml, jsonResult, s3Env, zrb, zrbCommand } from "../helpers/zrb.ts";
@@ -87,7 +88,8 @@ describe("help and version", () => {
     const r = await zrb(["--version"]);
     expect(r.stdout.trim()).toMatch(/^zrb \d+\.\d+\.\d+\+[0-9a-f]{7,}/);
   });
-  test("--version --verbose names the runtime and the crypto paths: native here, the fallbacks and why under ZRB_NO_NATIVE", async () => {
+  test("--version --verbose names the runtime, the crypto paths (native here, the fallbacks and why under ZRB_NO_NATIVE) and the heap's sizing; a .env or bunfig.toml where it runs changes nothing", async () => {
+    const fromSource = process.env.ZRB_TEST_FROM_SOURCE === "1";
     const version = (await zrb(["--version"])).stdout.trim();
     const r = await zrb(["--version", "--verbose"]);
     expect(r.stdout.trim().split("\n")).toEqual([
@@ -95,12 +97,28 @@ describe("help and version", () => {
       `runtime: bun ${Bun.version}, linux-x64`,
       "BLAKE3: native (@napi-rs/blake-hash)",
       "ChaCha20-Poly1305: native (libsodium, sodium-native)",
+      // The compiled binary starts itself again with a small heap (src/heap.ts); from source it does not.
+      fromSource ? "heap: the runtime's default (sized by the machine's RAM)" : "heap: sized for 128 MiB of RAM (BUN_JSC_forceRAMSize)",
     ]);
+    const own = await zrb(["--version", "--verbose"], { env: { BUN_JSC_forceRAMSize: "268435456" } });
+    expect(own.stdout.trim().split("\n").at(-1)).toBe("heap: sized for 256 MiB of RAM (BUN_JSC_forceRAMSize, from the environment)");
     const slow = await zrb(["--version", "--verbose"], { env: { ZRB_NO_NATIVE: "1" } });
-    expect(slow.stdout.trim().split("\n").slice(2)).toEqual([
+    expect(slow.stdout.trim().split("\n").slice(2, 4)).toEqual([
       "BLAKE3: wasm (hash-wasm; native addon not used: ZRB_NO_NATIVE is set)",
       "ChaCha20-Poly1305: js (@noble/ciphers; native addon not used: ZRB_NO_NATIVE is set)",
     ]);
+    // A compiled Bun binary reads .env from its working directory unless built not to: zrb is.
+    if (!fromSource) {
+      const dir = mkdtempSync(join(tmpdir(), "zrb-dotenv-"));
+      try {
+        writeFileSync(join(dir, ".env"), "ZRB_NO_NATIVE=1\n");
+        writeFileSync(join(dir, "bunfig.toml"), "smol = true\n");
+        const p = Bun.spawnSync([...zrbCommand(), "--version", "--verbose"], { cwd: dir });
+        expect(p.stdout.toString().split("\n")[2]).toBe("BLAKE3: native (@napi-rs/blake-hash)");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
     const bad = await zrb(["--version", "--verbos"], { allowFail: true });
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim()).toBe('zrb: error: zrb --version: unexpected argument "--verbos"; the only option is --verbose');
