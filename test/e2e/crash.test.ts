@@ -185,6 +185,35 @@ describe("graceful SIGTERM / SIGINT", () => {
     expect(await restoredTree(d, out.backupId, s)).toEqual(expected);
   }, 300_000);
 
+  test("power loss: a spill file zeroed after its part was recorded (spill files are not fsynced) is sealed again, never uploaded or continued; its multipart upload is aborted and what the rerun stores restores", async () => {
+    const d = await dataset("powerloss", { chunkSize: "20MiB", workers: 2 });
+    await writeRandomFile(join(d.mnt, "big.bin"), 56 * 1024 * 1024, 131);
+    const expected = await hashTree(d.mnt);
+    const s = await snap(d, 0);
+    proxy.setDecide((r) => (isUploadPart(r) && partNumberOf(r) > 1 && !r.path.includes("part-000000") ? { kind: "stall" } : forward));
+    const p = await spawnZrb(backupArgs(d, 0), env);
+    await waitFor("a recorded chunk with a multipart piece stored", () => {
+      const st = readState(d);
+      return !!st && st.chunks.some((c: any) => c?.sha256 && !c.uploaded && c.multipart?.parts?.length >= 1);
+    });
+    expect(await sigtermGracefully(p)).toContain("state saved");
+    proxy.setDecide(() => forward);
+    const st = readState(d);
+    const victim = st.chunks.find((c: any) => c?.sha256 && !c.uploaded && c.multipart?.parts?.length >= 1);
+    const file = join(d.runDir, "spill", st.backupId, `part-${String(victim.index).padStart(6, "0")}.age`);
+    // What a power loss leaves of a file whose pages were never written out: its size, zeros.
+    expect(readFileSync(file).length).toBe(victim.cipherSize);
+    writeFileSync(file, Buffer.alloc(victim.cipherSize));
+    const from = proxy.log.length;
+    const out = jsonResult((await zrb(backupArgs(d, 0), { env })).stdout);
+    expect(out.backupId).toBe(st.backupId);
+    const old = proxy.log.slice(from).filter((q) => /[?&]uploadId=/.test(q.path) && uploadIdOf(q) === victim.multipart.uploadId);
+    expect(old.map((q) => q.method)).toEqual(["DELETE"]);
+    expect(readState(d)).toBeNull();
+    expect(await auditOf(d)).toEqual(cleanAudit);
+    expect(await restoredTree(d, out.backupId, s)).toEqual(expected);
+  }, 300_000);
+
   test("SIGTERM as soon as the lock is taken (before zfs send starts): exits 143, nothing left held, every time", async () => {
     const d = await dataset("early", { chunkSize: "1MiB" });
     await writeRandomFile(join(d.mnt, "a.bin"), 3 * 1024 * 1024, 110);

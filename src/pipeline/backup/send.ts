@@ -103,7 +103,7 @@ async function resumeFromDisk(uploader: Uploader, spill: string, slots: Semaphor
       }
     });
   }
-  await uploader.abortLost(spill);
+  await uploader.abortLost(fromDisk);
 }
 
 /**

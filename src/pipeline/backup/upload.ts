@@ -128,14 +128,16 @@ export class Uploader {
   }
 
   /**
-   * Recorded multipart uploads of chunks that are neither uploaded nor on disk, and those a
-   * killed run began for parts it was still sealing: abort them (best effort).
+   * Recorded multipart uploads of chunks that are not uploaded and whose spill file is not
+   * `intact` (gone, or short or different after a power loss: the file is not fsynced), and
+   * those a killed run began for parts it was still sealing: abort them (best effort). Such a
+   * chunk is sealed again with a new file key, so no piece of the old upload may be continued.
    */
-  async abortLost(spill: string): Promise<void> {
+  async abortLost(intact: Set<number>): Promise<void> {
     for (const u of this.o.state.sealingUploads ?? []) await this.o.store.abortUpload(this.keyOf(u.index), u.uploadId).catch(() => {});
     delete this.o.state.sealingUploads;
     for (const rec of this.o.state.chunks) {
-      if (!rec || rec.uploaded || !rec.multipart || existsSync(join(spill, partFileName(rec.index)))) continue;
+      if (!rec || rec.uploaded || !rec.multipart || intact.has(rec.index)) continue;
       await this.o.store.abortUpload(this.keyOf(rec.index), rec.multipart.uploadId).catch(() => {});
       delete rec.multipart;
     }
