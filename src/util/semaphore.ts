@@ -13,6 +13,10 @@ export class Semaphore {
       this.waiters.splice(at < 0 ? this.waiters.length : at, 0, { rank, go });
     });
   }
+  /** How many acquire() calls are waiting. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
   release(): void {
     const w = this.waiters.shift();
     if (w) w.go();

@@ -22,7 +22,9 @@
  *
  * File worker (workers/file.worker.ts): writes files in order and SHA-256s them on the way
  * (part files being sealed, parts being downloaded), so the hash is always of the file's bytes.
- *   main → worker:  create {file, path}                 exclusive create (0600, no symlink) of path
+ *   main → worker:  create {file, path, reuse?}         exclusive create (0600, no symlink) of path; with
+ *                                                       reuse: that spare file renamed to path and
+ *                                                       overwritten from its start (cut at close)
  *                   write  {file, slot, len}            append len bytes of the slot
  *                   close  {file, sync, renameTo?}      fsync if asked, close, rename if asked
  *                   drop   {file}                       close and delete (a failed or aborted file)
@@ -60,7 +62,7 @@ export type FromCrypto =
 
 export type ToFile =
   | Init
-  | { type: "create"; file: number; path: string }
+  | { type: "create"; file: number; path: string; reuse?: string }
   | { type: "write"; file: number; slot: number; len: number }
   | { type: "close"; file: number; sync: boolean; renameTo?: string }
   | { type: "drop"; file: number };

@@ -1,8 +1,9 @@
 /**
  * The bench's two real data-path stages, network excluded:
  * - pipeline: streamBackup() (src/pipeline/backup/send.ts) over a `cat <file>` source, with
- *   `workers` Workers and a store whose putFile() deletes each finished part (no upload; the
- *   kernel reuses its pages for the next part, as after a real upload). Run once more before
+ *   `workers` Workers and a store whose putFile() uploads nothing (the uploader then deletes the
+ *   part, or keeps it for a part waiting for its slot to overwrite, as after a real upload).
+ *   Run once more before
  *   the timed rows with `keep` (stage "prepare-restore"): the parts are moved into a local
  *   directory with a manifest of them, for the restore stage.
  * - restore: receiveParts() (src/pipeline/restore/receive.ts, the data half of a restore
@@ -11,7 +12,7 @@
  *   records against the manifest, the withheld tail, into a `cat` process standing in for
  *   `zfs receive`.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DEFAULTS } from "../../src/config/config.ts";
 import { partKey } from "../../src/store/layout.ts";
@@ -46,7 +47,7 @@ function benchConfig(a: StageArgs, dir: string): Config {
   };
 }
 
-/** A store whose putFile() deletes the part, or with `root` moves it there (a rename: no copy); nothing else is used. */
+/** A store whose putFile() leaves the part to the uploader (no upload), or with `root` moves it there (a rename: no copy); nothing else is used. */
 function benchStore(root: string | null, parts: { key: string; size: number }[]): ObjectStore {
   const unused = (what: string) => () => Promise.reject(new Error(`bench store: ${what} is not used by the data path`));
   return {
@@ -54,7 +55,8 @@ function benchStore(root: string | null, parts: { key: string; size: number }[])
     urlOf: (key) => `(bench)/${key}`,
     async putFile(key, path, o) {
       parts.push({ key, size: o.size });
-      if (!root) return rmSync(path, { force: true });
+      // No upload: the file stays for the uploader, which deletes or recycles it as after a real upload.
+      if (!root) return;
       mkdirSync(dirname(join(root, key)), { recursive: true });
       renameSync(path, join(root, key));
     },

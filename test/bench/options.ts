@@ -34,7 +34,7 @@ export interface Opts {
 export const USAGE =
   "usage: bun run bench [--size 1GiB] [--chunk-size 256MiB] [--workers 2] [--runs 1] [--dir /var/tmp] [--only REGEX]\n" +
   "                     [--e2e] [--e2e-size 2GiB] [--tree 200]\n" +
-  "                     [--wan] [--wan-size 128MiB] [--wan-chunk-size 64MiB] [--wan-delay 20] [--wan-link 24MB] [--wan-conn LINK/6] [--wan-concurrency N]\n" +
+  "                     [--wan] [--wan-size 512MiB] [--wan-chunk-size 64MiB] [--wan-delay 20] [--wan-link 24MB] [--wan-conn LINK/6] [--wan-concurrency N]\n" +
   "env: ZRB_BENCH_SIZE ZRB_BENCH_CHUNK_SIZE ZRB_BENCH_WORKERS ZRB_BENCH_RUNS ZRB_BENCH_DIR ZRB_BENCH_E2E=1 ZRB_BENCH_E2E_SIZE ZRB_BENCH_TREE\n" +
   "     ZRB_BENCH_WAN=1 ZRB_BENCH_WAN_SIZE ZRB_BENCH_WAN_CHUNK_SIZE ZRB_BENCH_WAN_DELAY ZRB_BENCH_WAN_LINK ZRB_BENCH_WAN_CONN ZRB_BENCH_WAN_CONCURRENCY\n" +
   "See docs/bench.md.";
@@ -67,7 +67,7 @@ export function parseOpts(argv: string[]): Opts {
     e2e: !!env.ZRB_BENCH_E2E && env.ZRB_BENCH_E2E !== "0",
     e2eSize: parseBytes(env.ZRB_BENCH_E2E_SIZE ?? "2GiB", "ZRB_BENCH_E2E_SIZE"),
     wan: !!env.ZRB_BENCH_WAN && env.ZRB_BENCH_WAN !== "0",
-    wanSize: parseBytes(env.ZRB_BENCH_WAN_SIZE ?? "128MiB", "ZRB_BENCH_WAN_SIZE"),
+    wanSize: parseBytes(env.ZRB_BENCH_WAN_SIZE ?? "512MiB", "ZRB_BENCH_WAN_SIZE"),
     wanChunkSize: parseBytes(env.ZRB_BENCH_WAN_CHUNK_SIZE ?? "64MiB", "ZRB_BENCH_WAN_CHUNK_SIZE"),
     wanDelayMs: Number(env.ZRB_BENCH_WAN_DELAY ?? 20),
     wanLinkBps: parseBytes(env.ZRB_BENCH_WAN_LINK ?? "24MB", "ZRB_BENCH_WAN_LINK"),

@@ -147,9 +147,11 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   const nWorkers = Math.max(1, o.cfg.workers);
   const threads = o.threads ? await o.threads.lease((e) => group.fail(e)) : await startThreads(nWorkers, (e) => group.fail(e));
   const unfollow = group.follow(o.signal, () => interrupted(o.signal));
-  // At most workers + 1 parts on the spill disk at once (sealing, sealed, uploading).
+  // At most workers + 1 parts on the spill disk at once (sealing, sealed, uploading). A stored
+  // part's file is kept for the next part to overwrite only when that part waits for its slot
+  // (FileWriter.recycle): the spare takes the place of the file it replaces, never one more.
   const slots = new Semaphore(nWorkers + 1);
-  const uploader = new Uploader({ store, state, storageClass: storageClassFor(o.cfg as Config, state.level), persist, signal: group.signal, onUploaded: o.onChunkUploaded, progress: o.progress, afterPart: o.afterPart });
+  const uploader = new Uploader({ store, state, storageClass: storageClassFor(o.cfg as Config, state.level), persist, signal: group.signal, onUploaded: o.onChunkUploaded, progress: o.progress, afterPart: o.afterPart, recycle: (p) => (slots.waiting > 0 ? threads.files.recycle(p) : rmSync(p, { force: true })) });
   let sender: Awaited<ReturnType<typeof startSender>> | undefined;
   const fromDisk = new Set<number>();
   const streamHasher = threads.crypto.newHasher();

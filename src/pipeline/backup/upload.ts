@@ -29,6 +29,8 @@ export interface UploaderOptions {
   progress?: TransferProgress;
   /** After each stored part: the in-flight marker's refresh (records/marker.ts; it limits itself). */
   afterPart?: () => Promise<void>;
+  /** Instead of deleting a stored part's spill file: keep it for the next part to overwrite (FileWriter.recycle). */
+  recycle?: (path: string) => void;
 }
 
 export class Uploader {
@@ -104,7 +106,8 @@ export class Uploader {
     chunk.uploaded = true;
     delete chunk.multipart;
     await this.o.persist();
-    rmSync(path, { force: true });
+    if (this.o.recycle) this.o.recycle(path);
+    else rmSync(path, { force: true });
     log.info(`part ${chunk.index} uploaded ${note}`);
     this.o.onUploaded?.(chunk.index);
     await this.o.afterPart?.();

@@ -4,6 +4,8 @@
  * producer stops at its next write instead of finding out at the end. Each write's ack says how
  * far the file is on disk, so a reader may start on the bytes before it (a backup's early upload).
  */
+import { renameSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { FileOp, FromFile, ToFile } from "../../workers/protocol.ts";
 import type { RunBuffers } from "./buffers.ts";
 import { HostWorker } from "./host.ts";
@@ -68,6 +70,9 @@ export class FileWriter {
   private readonly host: HostWorker<ToFile, FromFile>;
   private readonly files = new Map<number, WriteFile>();
   private next = 0;
+  /** One finished file kept for the next create() to overwrite (recycle()), or null. */
+  private spare: string | null = null;
+  private spares = 0;
 
   constructor(
     readonly buffers: RunBuffers,
@@ -87,7 +92,11 @@ export class FileWriter {
     return this.host.ready;
   }
 
-  /** A new file at `path` (exclusive create, 0600, never through a symlink). */
+  /**
+   * A new file at `path` (exclusive create, 0600, never through a symlink), or the spare file
+   * recycle() kept, renamed to `path` and overwritten: either way it holds exactly the bytes
+   * written to it once closed.
+   */
   create(path: string): WriteFile {
     const f = new WriteFile(this, this.next++, path);
     if (this.host.crashed) {
@@ -96,8 +105,37 @@ export class FileWriter {
       return f;
     }
     this.files.set(f.id, f);
-    this.send({ type: "create", file: f.id, path });
+    const reuse = this.spare ?? undefined;
+    this.spare = null;
+    this.send({ type: "create", file: f.id, path, ...(reuse ? { reuse } : {}) });
     return f;
+  }
+
+  /**
+   * The run is done with the closed file at `path` (a part uploaded, a downloaded part
+   * received): instead of deleting it, keep it as the spare the next create() overwrites — its
+   * page-cache pages are reused rather than freed and taken again. One spare at most, named
+   * `.zrb-spare-N.tmp` in its directory (a resume deletes `*.tmp` spill files; a restore's
+   * scratch is emptied at its start and end); an older spare is deleted. Never throws: a file
+   * that cannot be kept is deleted.
+   */
+  recycle(path: string): void {
+    const old = this.spare;
+    this.spare = null;
+    if (old) rmSync(old, { force: true });
+    const spare = join(dirname(path), `.zrb-spare-${this.spares++}.tmp`);
+    try {
+      renameSync(path, spare);
+      this.spare = spare;
+    } catch {
+      rmSync(path, { force: true });
+    }
+  }
+
+  /** Delete the spare file, if any (the end of a run that leaves its directory behind). */
+  dropSpare(): void {
+    if (this.spare) rmSync(this.spare, { force: true });
+    this.spare = null;
   }
 
   /** Post to the worker; nothing is sent once it crashed (every file already failed). */
@@ -130,6 +168,7 @@ export class FileWriter {
   }
 
   terminate(): void {
+    this.dropSpare();
     this.host.terminate();
   }
 }

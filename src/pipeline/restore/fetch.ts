@@ -284,9 +284,14 @@ export class PartFetcher {
     return this.done[index]!.promise;
   }
 
-  /** The consumer is finished with part `index`: delete its file and free its slot. */
+  /**
+   * The consumer is finished with part `index`: its slot is free, and its file is deleted — or,
+   * when a download waits for that slot, kept for it to overwrite (FileWriter.recycle), so the
+   * scratch never holds more than `ahead` part files.
+   */
   release(index: number): void {
-    rmSync(this.pathOf(index), { force: true });
+    if (this.slots.waiting > 0) this.threads.files.recycle(this.pathOf(index));
+    else rmSync(this.pathOf(index), { force: true });
     this.slots.release();
   }
 

@@ -8,7 +8,7 @@
  * decryptor's diagnosis, and nothing after the damaged block is ever emitted.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, existsSync, linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgeDecryptStream, AgeEncryptStream, createHeader, type AgeHeader } from "../../../src/crypto/age.ts";
@@ -190,5 +190,59 @@ describe("opening a part on every worker", () => {
     const r = await openInParallel(file, data, "0".repeat(64));
     expect(r.error?.exitCode).toBe(ExitCode.INTEGRITY);
     expect(r.error!.message).toBe(`part 0 of backup B1 (store://part): plaintext BLAKE3 is ${await b3(data)}, manifest says ${"0".repeat(64)}`);
+  });
+});
+
+describe("recycled files (FileWriter.recycle)", () => {
+  async function writeFile(path: string, data: Uint8Array, sync = false) {
+    const f = threads.files.create(path);
+    for (let off = 0; off < data.length; off += threads.buffers.slotSize) {
+      const slot = await threads.buffers.take();
+      const n = Math.min(threads.buffers.slotSize, data.length - off);
+      threads.buffers.view(slot, n).set(data.subarray(off, off + n));
+      f.write(slot, n);
+    }
+    return f.close({ sync });
+  }
+
+  test("the next file overwrites the kept one (same inode, so its pages are reused) and holds exactly its own bytes: cut when shorter, grown when longer, with or without fsync", async () => {
+    const a = join(dir, "rec-a"), b = join(dir, "rec-b"), c = join(dir, "rec-c");
+    const big = pseudoRandom(3 * threads.buffers.slotSize + 17, 41);
+    expect((await writeFile(a, big)).size).toBe(big.length);
+    const inode = statSync(a).ino;
+    threads.files.recycle(a);
+    expect(existsSync(a)).toBe(false);
+    const small = pseudoRandom(1000, 42);
+    const w = await writeFile(b, small, true);
+    expect(statSync(b).ino).toBe(inode);
+    expect(w).toEqual({ size: small.length, sha256: sha256Hex(small) });
+    expect(Buffer.compare(readFileSync(b), Buffer.from(small))).toBe(0);
+    expect(statSync(b).mode & 0o777).toBe(0o600);
+    threads.files.recycle(b);
+    const grown = pseudoRandom(2 * threads.buffers.slotSize + 5, 43);
+    await writeFile(c, grown);
+    expect(statSync(c).ino).toBe(inode);
+    expect(Buffer.compare(readFileSync(c), Buffer.from(grown))).toBe(0);
+    // No spare left lying about once a file took it.
+    expect(readdirSync(dir).filter((n) => n.startsWith(".zrb-spare-"))).toEqual([]);
+  });
+
+  test("a kept file that another name still points at (a hard link) or that others may read is not overwritten: the next file is a new one", async () => {
+    const a = join(dir, "rec-link"), other = join(dir, "rec-link-other"), b = join(dir, "rec-link-b");
+    const first = pseudoRandom(5000, 44);
+    await writeFile(a, first);
+    linkSync(a, other);
+    threads.files.recycle(a);
+    await writeFile(b, pseudoRandom(100, 45));
+    expect(statSync(b).ino).not.toBe(statSync(other).ino);
+    expect(Buffer.compare(readFileSync(other), Buffer.from(first))).toBe(0);
+    const c = join(dir, "rec-mode"), d = join(dir, "rec-mode-d");
+    await writeFile(c, first);
+    chmodSync(c, 0o644);
+    threads.files.recycle(c);
+    await writeFile(d, first);
+    // A reused file would have kept its 0644 (its inode number may be handed out again: not compared).
+    expect(statSync(d).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir).filter((n) => n.startsWith(".zrb-spare-"))).toEqual([]);
   });
 });
