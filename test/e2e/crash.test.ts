@@ -7,7 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import type { S3Client } from "@aws-sdk/client-s3";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { ageKeyPair, hashTree, makeBucket, makePool, run, s3Client, s3Rig, snapshotGuid, tmpDir, userrefs, waitFor, writeRandomFile, zfsRig, type S3Rig, type TestPool } from "../helpers/rig.ts";
@@ -598,8 +598,13 @@ describe("wrong bucket, dead endpoint, full or read-only disk, no zfs, no datase
       proxy.setDecide((r) => (r.method === "PUT" ? { kind: "forward", delayMs: 1500 } : forward));
       const msg = await expectFail(backupArgs(d, 0), 9);
       proxy.setDecide(() => forward);
-      expect(msg).toMatch(new RegExp(`^writing spill chunk: no space left on device at ${base}/run/${pool.pool}/full/spill/[0-9A-Za-z-]+/part-\\d{6}\\.age; free space or point base_dir at a larger disk; fix that and rerun: it resumes backup [0-9A-Za-z-]+$`));
+      // Whichever write the full disk refused first — the next part's spill file, or the state
+      // file recording the part before (spill files are not fsynced, so the two race) — is named.
+      const runDir = `${base}/run/${pool.pool}/full`;
+      expect(msg).toMatch(new RegExp(`^writing (spill chunk: no space left on device at ${runDir}/spill/[0-9A-Za-z-]+/part-\\d{6}\\.age|state file: no space left on device at ${runDir}/backup_state\\.yaml); free space or point base_dir at a larger disk; fix that and rerun: it resumes backup [0-9A-Za-z-]+$`));
       expect(existsSync(join(d.runDir, "zrb.lock"))).toBe(false);
+      // No temp file of a refused state write left lying.
+      expect(readdirSync(d.runDir).filter((n) => n.includes(".tmp"))).toEqual([]);
       expect(await userrefs(s)).toBe(0);
       const st = readState(d);
       expect(st).not.toBeNull();
