@@ -48,19 +48,14 @@ export interface PutFileOptions {
   signal?: AbortSignal;
 }
 
-/** What beginUpload needs to know before the file is complete. */
-export interface EarlyUploadOptions {
+/** What beginUpload needs to know before the file is complete (signal: the run failed or was interrupted). */
+export interface EarlyUploadOptions extends Pick<PutFileOptions, "storageClass" | "signal" | "onBytes"> {
   /** The most bytes the file can grow to (sets the part size). */
   maxSize: number;
   /** Where the writer renames the file once complete (the pieces are read from either). */
   renamedTo: string;
-  storageClass?: string;
-  /** Stops it (the run failed or was interrupted). */
-  signal?: AbortSignal;
   /** Told the upload id once created, before any byte is sent (record it, to abort it after a crash). */
   onCreated?: (uploadId: string) => Promise<void> | void;
-  /** Bytes sent so far (for progress display). */
-  onBytes?: (sent: number) => void;
 }
 
 /** An upload begun while its file is still being written (ObjectStore.beginUpload; store/s3-growing.ts). */
