@@ -3,11 +3,12 @@
  * way, off the main thread: the ciphertext hash of a part being sealed (runs come back from
  * the crypto workers out of order; the main thread forwards them here in order), and the hash
  * of a part being downloaded. Several files may be open at once (parts downloaded ahead).
- * fsync runs in the background, so the next part's writes do not wait for the disk.
+ * Nothing is fsynced: a spill file's safety is the SHA-256 a resume checks (backup/sealer.ts),
+ * and a restore's scratch is not kept across runs.
  *
  * Protocol: workers/protocol.ts.
  */
-import { closeSync, constants as C, fstatSync, fsync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, constants as C, fstatSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import type { FileOp, FromFile, ToFile } from "./protocol.ts";
 
 declare const self: Worker;
@@ -18,8 +19,6 @@ interface Open {
   sha: Bun.CryptoHasher;
   size: number;
   failed: boolean;
-  /** An fsync is running on the thread pool: the fd stays open until it returns. */
-  syncing: boolean;
   /** A spare file overwritten from its start: cut to `size` when closed. */
   reused: boolean;
 }
@@ -73,7 +72,7 @@ function create(file: number, path: string, reuse: string | undefined): void {
     rmSync(path, { force: true });
     const spare = reuse === undefined ? null : reopen(reuse, path);
     const fd = spare ?? openSync(path, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
-    files.set(file, { path, fd, sha: new Bun.CryptoHasher("sha256"), size: 0, failed: false, syncing: false, reused: spare !== null });
+    files.set(file, { path, fd, sha: new Bun.CryptoHasher("sha256"), size: 0, failed: false, reused: spare !== null });
   } catch (err) {
     post({ type: "error", file, op: "create", message: (err as Error)?.message ?? String(err), code: (err as { code?: string })?.code });
   }
@@ -94,49 +93,20 @@ function write(file: number, slot: number, len: number): void {
   }
 }
 
-function finish(file: number, f: Open, renameTo: string | undefined): void {
+function closeFile(file: number, renameTo: string | undefined): void {
+  const f = files.get(file);
   try {
-    // A spare's old bytes after the new ones go (before the fsync, if any: see closeFile).
+    if (!f || f.failed) return;
+    // A spare's old bytes after the new ones go.
     if (f.reused) ftruncateSync(f.fd, f.size);
     closeSync(f.fd);
     if (renameTo) renameSync(f.path, renameTo);
-    files.delete(file);
     post({ type: "closed", file, size: f.size, sha256: f.sha.digest("hex") });
   } catch (err) {
     fail(file, "close", err);
+  } finally {
     files.delete(file);
   }
-}
-
-function closeFile(file: number, sync: boolean, renameTo: string | undefined): void {
-  const f = files.get(file);
-  if (!f || f.failed) {
-    files.delete(file);
-    return;
-  }
-  if (!sync) return finish(file, f, renameTo);
-  if (f.reused) {
-    try {
-      ftruncateSync(f.fd, f.size);
-      f.reused = false;
-    } catch (err) {
-      fail(file, "close", err);
-      files.delete(file);
-      return;
-    }
-  }
-  f.syncing = true;
-  fsync(f.fd, (err) => {
-    f.syncing = false;
-    if (f.failed) {
-      // Dropped while syncing: drop() left the closing to us.
-      closeSync(f.fd);
-      rmSync(f.path, { force: true });
-    } else if (err) {
-      fail(file, "close", err);
-      files.delete(file);
-    } else finish(file, f, renameTo);
-  });
 }
 
 function drop(file: number): void {
@@ -144,7 +114,6 @@ function drop(file: number): void {
   files.delete(file);
   if (!f || f.failed) return;
   f.failed = true;
-  if (f.syncing) return;
   // Now, not later: a file created at the same path after this message must survive.
   try {
     closeSync(f.fd);
@@ -164,7 +133,7 @@ self.onmessage = (ev: MessageEvent<ToFile>) => {
     case "write":
       return write(m.file, m.slot, m.len);
     case "close":
-      return closeFile(m.file, m.sync, m.renameTo);
+      return closeFile(m.file, m.renameTo);
     case "drop":
       return drop(m.file);
   }

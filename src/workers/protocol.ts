@@ -26,7 +26,7 @@
  *                                                       reuse: that spare file renamed to path and
  *                                                       overwritten from its start (cut at close)
  *                   write  {file, slot, len}            append len bytes of the slot
- *                   close  {file, sync, renameTo?}      fsync if asked, close, rename if asked
+ *                   close  {file, renameTo?}            close (a reused spare cut to size), rename if asked
  *                   drop   {file}                       close and delete (a failed or aborted file)
  *   worker → main:  ack    {slot, file, size?}          the slot is written, handed back; size: the
  *                                                       file's bytes on disk now (absent once it failed)
@@ -64,7 +64,7 @@ export type ToFile =
   | Init
   | { type: "create"; file: number; path: string; reuse?: string }
   | { type: "write"; file: number; slot: number; len: number }
-  | { type: "close"; file: number; sync: boolean; renameTo?: string }
+  | { type: "close"; file: number; renameTo?: string }
   | { type: "drop"; file: number };
 
 export type FromFile =

@@ -95,7 +95,7 @@ export class PartSealer {
     this.key.fill(0);
     this.check();
     try {
-      const w = await this.file.close({ sync: false, renameTo: this.path });
+      const w = await this.file.close({ renameTo: this.path });
       return { cipherSize: w.size, sha256: w.sha256 };
     } catch (err) {
       throw this.asError(err);

@@ -151,7 +151,7 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   // part's file is kept for the next part to overwrite only when that part waits for its slot
   // (FileWriter.recycle): the spare takes the place of the file it replaces, never one more.
   const slots = new Semaphore(nWorkers + 1);
-  const uploader = new Uploader({ store, state, storageClass: storageClassFor(o.cfg as Config, state.level), persist, signal: group.signal, onUploaded: o.onChunkUploaded, progress: o.progress, afterPart: o.afterPart, recycle: (p) => (slots.waiting > 0 ? threads.files.recycle(p) : rmSync(p, { force: true })) });
+  const uploader = new Uploader({ store, state, storageClass: storageClassFor(o.cfg as Config, state.level), persist, signal: group.signal, onUploaded: o.onChunkUploaded, progress: o.progress, afterPart: o.afterPart, recycle: (p) => threads.files.recycle(p, slots.waiting > 0) });
   let sender: Awaited<ReturnType<typeof startSender>> | undefined;
   const fromDisk = new Set<number>();
   const streamHasher = threads.crypto.newHasher();

@@ -29,7 +29,7 @@ export interface UploaderOptions {
   progress?: TransferProgress;
   /** After each stored part: the in-flight marker's refresh (records/marker.ts; it limits itself). */
   afterPart?: () => Promise<void>;
-  /** Instead of deleting a stored part's spill file: keep it for the next part to overwrite (FileWriter.recycle). */
+  /** Instead of deleting a stored part's spill file: delete it or keep it for the next part to overwrite (FileWriter.recycle). */
   recycle?: (path: string) => void;
 }
 

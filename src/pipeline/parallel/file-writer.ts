@@ -53,9 +53,9 @@ export class WriteFile {
     this.owner.send({ type: "write", file: this.id, slot, len });
   }
 
-  /** Finish the file (fsync first if asked, then rename if asked): its size and SHA-256. */
-  close(opts: { sync: boolean; renameTo?: string }): Promise<Written> {
-    if (!this.failure) this.owner.send({ type: "close", file: this.id, sync: opts.sync, renameTo: opts.renameTo });
+  /** Finish the file (not fsynced; renamed if asked): its size and SHA-256. */
+  close(opts: { renameTo?: string } = {}): Promise<Written> {
+    if (!this.failure) this.owner.send({ type: "close", file: this.id, renameTo: opts.renameTo });
     return this.closed;
   }
 
@@ -113,16 +113,18 @@ export class FileWriter {
 
   /**
    * The run is done with the closed file at `path` (a part uploaded, a downloaded part
-   * received): instead of deleting it, keep it as the spare the next create() overwrites — its
-   * page-cache pages are reused rather than freed and taken again. One spare at most, named
+   * received): delete it, or, when the next file is `wanted` already (a part waits for the slot
+   * this file held, so keeping it adds nothing to the disk's bound), keep it as the spare the
+   * next create() overwrites — its page-cache pages are reused rather than freed and taken again. One spare at most, named
    * `.zrb-spare-N.tmp` in its directory (a resume deletes `*.tmp` spill files; a restore's
    * scratch is emptied at its start and end); an older spare is deleted. Never throws: a file
    * that cannot be kept is deleted.
    */
-  recycle(path: string): void {
+  recycle(path: string, wanted: boolean): void {
     const old = this.spare;
     this.spare = null;
     if (old) rmSync(old, { force: true });
+    if (!wanted) return void rmSync(path, { force: true });
     const spare = join(dirname(path), `.zrb-spare-${this.spares++}.tmp`);
     try {
       renameSync(path, spare);

@@ -199,7 +199,7 @@ export async function downloadPart(store: ObjectStore, m: Manifest, p: ManifestP
         throw err;
       }
       fill.flush();
-      written = await file.close({ sync: false });
+      written = await file.close();
     } catch (err) {
       fill.release();
       file.drop();
@@ -290,8 +290,7 @@ export class PartFetcher {
    * scratch never holds more than `ahead` part files.
    */
   release(index: number): void {
-    if (this.slots.waiting > 0) this.threads.files.recycle(this.pathOf(index));
-    else rmSync(this.pathOf(index), { force: true });
+    this.threads.files.recycle(this.pathOf(index), this.slots.waiting > 0);
     this.slots.release();
   }
 

@@ -194,7 +194,7 @@ describe("opening a part on every worker", () => {
 });
 
 describe("recycled files (FileWriter.recycle)", () => {
-  async function writeFile(path: string, data: Uint8Array, sync = false) {
+  async function writeFile(path: string, data: Uint8Array) {
     const f = threads.files.create(path);
     for (let off = 0; off < data.length; off += threads.buffers.slotSize) {
       const slot = await threads.buffers.take();
@@ -202,28 +202,31 @@ describe("recycled files (FileWriter.recycle)", () => {
       threads.buffers.view(slot, n).set(data.subarray(off, off + n));
       f.write(slot, n);
     }
-    return f.close({ sync });
+    return f.close();
   }
 
-  test("the next file overwrites the kept one (same inode, so its pages are reused) and holds exactly its own bytes: cut when shorter, grown when longer, with or without fsync", async () => {
+  test("the next file overwrites the kept one (same inode, so its pages are reused) and holds exactly its own bytes: cut when shorter, grown when longer; kept only when wanted", async () => {
     const a = join(dir, "rec-a"), b = join(dir, "rec-b"), c = join(dir, "rec-c");
     const big = pseudoRandom(3 * threads.buffers.slotSize + 17, 41);
     expect((await writeFile(a, big)).size).toBe(big.length);
     const inode = statSync(a).ino;
-    threads.files.recycle(a);
+    threads.files.recycle(a, true);
     expect(existsSync(a)).toBe(false);
     const small = pseudoRandom(1000, 42);
-    const w = await writeFile(b, small, true);
+    const w = await writeFile(b, small);
     expect(statSync(b).ino).toBe(inode);
     expect(w).toEqual({ size: small.length, sha256: sha256Hex(small) });
     expect(Buffer.compare(readFileSync(b), Buffer.from(small))).toBe(0);
     expect(statSync(b).mode & 0o777).toBe(0o600);
-    threads.files.recycle(b);
+    threads.files.recycle(b, true);
     const grown = pseudoRandom(2 * threads.buffers.slotSize + 5, 43);
     await writeFile(c, grown);
     expect(statSync(c).ino).toBe(inode);
     expect(Buffer.compare(readFileSync(c), Buffer.from(grown))).toBe(0);
-    // No spare left lying about once a file took it.
+    // No spare left lying about once a file took it; one not wanted is deleted at once.
+    expect(readdirSync(dir).filter((n) => n.startsWith(".zrb-spare-"))).toEqual([]);
+    threads.files.recycle(c, false);
+    expect(existsSync(c)).toBe(false);
     expect(readdirSync(dir).filter((n) => n.startsWith(".zrb-spare-"))).toEqual([]);
   });
 
@@ -232,14 +235,14 @@ describe("recycled files (FileWriter.recycle)", () => {
     const first = pseudoRandom(5000, 44);
     await writeFile(a, first);
     linkSync(a, other);
-    threads.files.recycle(a);
+    threads.files.recycle(a, true);
     await writeFile(b, pseudoRandom(100, 45));
     expect(statSync(b).ino).not.toBe(statSync(other).ino);
     expect(Buffer.compare(readFileSync(other), Buffer.from(first))).toBe(0);
     const c = join(dir, "rec-mode"), d = join(dir, "rec-mode-d");
     await writeFile(c, first);
     chmodSync(c, 0o644);
-    threads.files.recycle(c);
+    threads.files.recycle(c, true);
     await writeFile(d, first);
     // A reused file would have kept its 0644 (its inode number may be handed out again: not compared).
     expect(statSync(d).mode & 0o777).toBe(0o600);
