@@ -20,9 +20,14 @@ export const HEAP_RAM = "134217728";
 
 const LOADER: Record<string, string> = { x64: "/lib64/ld-linux-x86-64.so.2", arm64: "/lib/ld-linux-aarch64.so.1" };
 
+/** Running as the compiled binary: every module is bundled into it at /$bunfs/root/ (not `bun src/main.ts`). */
+export function isCompiledBinary(): boolean {
+  return import.meta.url.includes("$bunfs");
+}
+
 function restartWithSmallHeap(): void {
   if (process.env.BUN_JSC_forceRAMSize !== undefined) return;
-  if (!import.meta.url.includes("$bunfs")) return;
+  if (!isCompiledBinary()) return;
   const loader = LOADER[process.arch];
   if (!loader || !existsSync(loader) || typeof process.execve !== "function") return;
   try {

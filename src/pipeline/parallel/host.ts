@@ -3,6 +3,7 @@
  * given the shared arena as soon as it says it is ready (Bun drops what is posted before the
  * worker's handler exists, so nothing may be sent before), a crash reported once.
  */
+import { isCompiledBinary } from "../../heap.ts";
 import { ZrbError } from "../../util/errors.ts";
 import type { Init } from "../../workers/protocol.ts";
 
@@ -11,7 +12,7 @@ export type WorkerName = "crypto" | "file";
 function workerUrl(name: WorkerName): string {
   // In a compiled binary every module is bundled into the main entry at /$bunfs/root/, and
   // the workers (extra entry points of the compile) sit at workers/ beside it.
-  if (import.meta.url.includes("$bunfs")) return new URL(`./workers/${name}.worker.ts`, import.meta.url).href;
+  if (isCompiledBinary()) return new URL(`./workers/${name}.worker.ts`, import.meta.url).href;
   return new URL(`../../workers/${name}.worker.ts`, import.meta.url).href;
 }
 
