@@ -83,21 +83,28 @@ export async function readHeads(store: ObjectStore, pool: string, dataset: strin
   return { ...headsFromManifests(await trustedManifests(store, pool, dataset, trust)), sequence: r.kind === "ok" ? Math.max(r.value.sequence ?? 0, minSequence) : minSequence };
 }
 
-/** Replay the trusted manifests whose backup ids sort after every head's (one listing; reads only those). */
+/**
+ * Replay the trusted manifests that finished after every head (one listing; reads only those
+ * not older by their id's second). A backup id's time has a resolution of one second and its
+ * random suffix does not sort by time: two backups in the same second (a fast run, a script)
+ * are told apart by their manifests' finishedAt, never by their ids.
+ */
 async function catchUp(store: ObjectStore, pool: string, dataset: string, heads: Heads, trust: Trust): Promise<Heads> {
-  const newestId = Object.values(heads.levels).reduce((a, h) => (h.backupId > a ? h.backupId : a), "");
+  const known = new Set(Object.values(heads.levels).map((h) => h.backupId));
+  const newest = Object.values(heads.levels).reduce((a, h) => (h.finishedAt > a.finishedAt ? h : a), { backupId: "", finishedAt: "" });
+  const second = (id: string) => id.split("-")[0]!;
   const dir = manifestDir(pool, dataset);
   const later = (await store.list(dir))
     .filter((o) => isManifestKey(dir, o.key))
     .map((o) => backupIdOfKey(o.key))
-    .filter((id) => id > newestId)
+    .filter((id) => !known.has(id) && second(id) >= second(newest.backupId))
     .sort();
   let out = heads;
   const ms: Manifest[] = [];
   for (const id of later) {
     try {
       const m = await readManifest(store, manifestKey(pool, dataset, id), { pool, dataset });
-      if (m && manifestTrustProblem(m, trust) === undefined) ms.push(m);
+      if (m && manifestTrustProblem(m, trust) === undefined && m.finishedAt > newest.finishedAt) ms.push(m);
     } catch (err) {
       if (!(err instanceof ZrbError)) throw err; // unreadable: not a head (catalog readers report it)
     }

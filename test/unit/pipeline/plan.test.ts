@@ -10,9 +10,9 @@ import { join } from "node:path";
 import YAML from "yaml";
 import { prepare, type PlanInput } from "../../../src/pipeline/backup/plan.ts";
 import { LocalStore } from "../../../src/store/local.ts";
-import { manifestKey, partKey } from "../../../src/store/layout.ts";
+import { headsKey, manifestKey, partKey } from "../../../src/store/layout.ts";
 import { MANIFEST_FORMAT, type Manifest } from "../../../src/records/manifest.ts";
-import { headsFromManifests } from "../../../src/records/heads.ts";
+import { headsFromManifests, readHeads } from "../../../src/records/heads.ts";
 import { RunDir } from "../../../src/state/rundir.ts";
 import { NO_TRUST } from "../../../src/records/trust.ts";
 import type { Config, Task } from "../../../src/config/config.ts";
@@ -168,5 +168,28 @@ describe("an interrupted backup", () => {
     expect(r.kind).toBe("send");
     expect(existsSync(w.rd.statePath)).toBe(true);
     expect((await w.rd.readState()).kind).toBe("ok");
+  });
+});
+
+describe("heads.yaml caught up from the manifests", () => {
+  // Backup ids carry the second they were made and a random suffix: two backups in one second
+  // (a fast run; CI's objectlock.test met it) sort by the suffix, not by time.
+  const OLD = "20261205T083617Z-L0-9cba4a";
+  const NEW = "20261205T083617Z-L0-5b4675";
+
+  test("a backup of the same second with a larger id is not replayed over the newer head", async () => {
+    const { store } = world();
+    const m1 = await stored(store, OLD, 0, S0, null);
+    const m2 = await stored(store, NEW, 0, S1, null);
+    await store.put(headsKey("tank", "ds"), YAML.stringify(headsFromManifests([m1, m2])));
+    expect((await readHeads(store, "tank", "ds", NO_TRUST)).levels["0"]?.backupId).toBe(NEW);
+  });
+
+  test("a newer backup of the same second with a smaller id, missing from heads.yaml (its write failed), is replayed", async () => {
+    const { store } = world();
+    const m1 = await stored(store, OLD, 0, S0, null);
+    await stored(store, NEW, 0, S1, null);
+    await store.put(headsKey("tank", "ds"), YAML.stringify(headsFromManifests([m1])));
+    expect((await readHeads(store, "tank", "ds", NO_TRUST)).levels["0"]?.backupId).toBe(NEW);
   });
 });
