@@ -18,7 +18,7 @@ import { join } from "node:path";
 import YAML from "yaml";
 import { run, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
-import { configYaml, expectFailed, jsonEvents, jsonResult, zrb, zrbCommand } from "../helpers/zrb.ts";
+import { configYaml, expectFailed, jsonEvents, jsonResult, measuredRate, zrb, zrbCommand } from "../helpers/zrb.ts";
 import { parseSamples } from "../../src/report/metrics.ts";
 
 const MiB = 1024 * 1024;
@@ -82,16 +82,6 @@ afterAll(async () => {
   await sc?.close();
 }, 120_000);
 
-/** Bytes per second between the start and the done event of a --json run, as a share of `limit`. */
-function measured(stdout: string, limit: number): { rate: number; share: number; bytes: number; seconds: number } {
-  const ev = jsonEvents(stdout);
-  const start = ev.find((e) => e.event === "start")!;
-  const done = ev.at(-1)!;
-  expect(done.event).toBe("done");
-  const seconds = (Date.parse(done.time) - Date.parse(start.time)) / 1000;
-  return { rate: done.bytes / seconds, share: done.bytes / seconds / limit, bytes: done.bytes, seconds };
-}
-
 const PROGRESS = /backup t level \d+: [\d.]+ \S+ of ~[\d.]+ \S+ \(\d+%\), [\d.?]+ \S+\/s, ETA \S+( \S+)?, parts \d+\/~\d+/;
 /** The same line for an incremental on zfs-fuse, which has no `written` to estimate it from. */
 const PROGRESS_UNKNOWN = /backup t level \d+: [\d.]+ \S+, [\d.?]+ \S+\/s, ETA unknown, parts \d+\/\?/;
@@ -145,7 +135,7 @@ describe("bandwidth limit (radosgw, measured)", () => {
   test("--bwlimit holds a backup's uploads to the limit (70 % to 110 % of it, measured)", async () => {
     const limit = 2 * MiB;
     const r = await zrb(["backup", "--config", cfg, "--task", "t", "--level", "0", "--force", "--json", "--bwlimit", "2MiB/s"], { env: sc.env });
-    const m = measured(r.stdout, limit);
+    const m = measuredRate(r.stdout, limit);
     console.log(`backup upload: ${(m.rate / MiB).toFixed(2)} MiB/s over ${m.seconds.toFixed(1)} s = ${(m.share * 100).toFixed(1)} % of the 2 MiB/s limit`);
     expect(m.bytes).toBeGreaterThan(8 * MiB);
     expect(m.share).toBeLessThanOrEqual(1.1);
@@ -178,7 +168,7 @@ describe("bandwidth limit (radosgw, measured)", () => {
     const target = `${sc.pool.pool}/restored`;
     const r = await zrb(["restore", "--config", cfg, "--task", "t", "--level", "0", "--target", target, "--private-key", sc.keyFile, "--json", "--bwlimit", "2MiB/s"], { env: sc.env });
     // 2 MiB/s, not more: over 8 MiB that is 4 s, so a second lost to a busy machine costs < 25 %.
-    const m = measured(r.stdout, 2 * MiB);
+    const m = measuredRate(r.stdout, 2 * MiB);
     console.log(`restore download: ${(m.rate / MiB).toFixed(2)} MiB/s over ${m.seconds.toFixed(1)} s = ${(m.share * 100).toFixed(1)} % of the 2 MiB/s limit`);
     expect(m.bytes).toBeGreaterThan(8 * MiB);
     expect(m.share).toBeLessThanOrEqual(1.1);
@@ -186,7 +176,7 @@ describe("bandwidth limit (radosgw, measured)", () => {
 
     const limited = writeConfig("limited", (d) => (d.s3.bandwidth_limit = "2MiB/s"));
     const v = await zrb(["verify", "--config", limited, "--task", "t", "--level", "0", "--json"], { env: sc.env });
-    const mv = measured(v.stdout, 2 * MiB);
+    const mv = measuredRate(v.stdout, 2 * MiB);
     console.log(`verify download: ${(mv.rate / MiB).toFixed(2)} MiB/s over ${mv.seconds.toFixed(1)} s = ${(mv.share * 100).toFixed(1)} % of the 2 MiB/s limit`);
     expect(mv.bytes).toBeGreaterThan(8 * MiB);
     expect(mv.share).toBeLessThanOrEqual(1.1);

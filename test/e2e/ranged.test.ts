@@ -5,6 +5,7 @@
  * 17 MiB part was fetched as ranges of at most RANGE_BYTES (the first ones staggered, the last
  * ones tapered, the last one open-ended), the cut range was reopened
  * from where it stopped, and --json progress moved while the big part was still downloading.
+ * --bwlimit caps the sum of the connections, up (the multipart pieces of the backup) and down.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
@@ -13,7 +14,7 @@ import YAML from "yaml";
 import { forward, type ProxyRequest } from "../helpers/faultproxy.ts";
 import { hashTree, mountpointOf, run, snapshotGuid, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
-import { configYaml, jsonEvents, jsonResult, zrb } from "../helpers/zrb.ts";
+import { configYaml, jsonEvents, jsonResult, measuredRate, zrb } from "../helpers/zrb.ts";
 import { RANGE_BYTES as R } from "../../src/pipeline/restore/fetch.ts";
 
 const MiB = 1024 * 1024;
@@ -37,8 +38,11 @@ afterAll(async () => {
 test("a 17 MiB part is restored from ranged GETs, three at once; a range cut off is reopened; progress moves during the part", async () => {
   await writeRandomFile(join(sc.mnt, "big.bin"), 17 * MiB, 7);
   const snap = (await zrb(["snapshot", "--config", cfg, "--task", "t", "--level", "0"], { env: sc.env })).stdout.trim();
-  const b = jsonResult((await zrb(["backup", "--config", cfg, "--task", "t", "--level", "0", "--json"], { env: sc.env })).stdout);
+  // --bwlimit caps the sum of the connections: the backup's multipart pieces go up side by side.
+  const bo = (await zrb(["backup", "--config", cfg, "--task", "t", "--level", "0", "--json", "--bwlimit", "4MiB/s"], { env: sc.env })).stdout;
+  const b = jsonResult(bo);
   expect(b.parts).toBe(1);
+  expect(measuredRate(bo, 4 * MiB).share).toBeLessThanOrEqual(1.1);
   const partKey = `data/${sc.fs}/level0/${b.backupId}/part-000000.age`;
   const isPartGet = (r: ProxyRequest) => r.method === "GET" && r.path.split("?")[0]!.endsWith(partKey);
   // The first range of the part's own (not a header or a record check) after its first: cut off halfway.
@@ -57,6 +61,11 @@ test("a 17 MiB part is restored from ranged GETs, three at once; a range cut off
   const target = `${sc.pool.pool}/restored`;
   const r = await zrb(["restore", "--config", cfg, "--task", "t", "--target", target, "--private-key", sc.keyFile, "--json", "--progress-interval", "1s", "--bwlimit", "4MiB/s"], { env: sc.env });
   sc.proxy!.setDecide(() => forward);
+  // Three ranged GETs at once, one limit for their sum (the token bucket's burst is a tenth of a second).
+  const rate = measuredRate(r.stdout, 4 * MiB);
+  console.log(`ranged restore: ${(rate.rate / MiB).toFixed(2)} MiB/s over ${rate.seconds.toFixed(1)} s under --bwlimit 4MiB/s`);
+  expect(rate.bytes).toBeGreaterThan(16 * MiB);
+  expect(rate.share).toBeLessThanOrEqual(1.1);
   const gets = sc.proxy!.log.slice(from).filter(isPartGet);
   const ranges = gets.map((g) => /^bytes=(\d+)-(\d*)$/.exec(g.headers.range ?? "")!).map((m) => ({ start: Number(m[1]), end: m[2] ? Number(m[2]) : undefined }));
   // The part's own ranges, found as the chain from byte 0 to an open-ended range (the first

@@ -145,6 +145,16 @@ export function jsonResult(stdout: string): any {
   return last.result;
 }
 
+/** Bytes per second between the start and the done event of a --json run (its done event's `bytes`), and that as a share of `limit`. */
+export function measuredRate(stdout: string, limit: number): { rate: number; share: number; bytes: number; seconds: number } {
+  const ev = jsonEvents(stdout);
+  const start = ev.find((e) => e.event === "start");
+  const done = ev.at(-1);
+  if (!start || done?.event !== "done") throw new Error(`expected a start and a done event, got:\n${stdout}`);
+  const seconds = (Date.parse(done.time) - Date.parse(start.time)) / 1000;
+  return { rate: done.bytes / seconds, share: done.bytes / seconds / limit, bytes: done.bytes, seconds };
+}
+
 /** The JSON-lines events of a --json run, each checked to be an object with an `event` name and a `time`. */
 export function jsonEvents(stdout: string): any[] {
   return stdout
