@@ -6,7 +6,8 @@
 import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { readYaml, writeYamlAtomic, writeYamlAtomicAsync } from "./atomic.ts";
+import YAML from "yaml";
+import { readYaml, writeFileAtomic, writeFileAtomicAsync } from "./atomic.ts";
 import type { MultipartProgress } from "../store/store.ts";
 import type { SnapshotRef } from "../records/manifest.ts";
 import { isSnapshotOf } from "../zfs/names.ts";
@@ -103,15 +104,30 @@ export class RunDir {
     return why ? { kind: "unusable", why } : { kind: "ok", state: raw as BackupState };
   }
   writeState(state: BackupState): void {
-    writeYamlAtomic(this.statePath, state);
+    writeFileAtomic(this.statePath, stateText(state));
   }
   /** writeState() on the thread pool (the state is serialized now); one at a time. */
   writeStateAsync(state: BackupState): Promise<void> {
-    return writeYamlAtomicAsync(this.statePath, state);
+    return writeFileAtomicAsync(this.statePath, stateText(state));
   }
   removeState(): void {
     rmSync(this.statePath, { force: true });
   }
+}
+
+/**
+ * backup_state.yaml's text: YAML, with each chunk's record on one line as a flow mapping (JSON,
+ * which YAML 1.2 reads as it is), last. The state is written after every sealed part, every
+ * multipart piece and every stored part, so a backup of n parts serializes it ≈ 2n times with
+ * up to n records: YAML.stringify took ≈ 20 ms for 514 records, most of what a 64 KiB part cost
+ * (a 32 MiB backup in 514 parts: 11.8 s, 12.5 CPU s); JSON.stringify takes < 1 % of that.
+ */
+export function stateText(state: BackupState): string {
+  const { chunks, ...rest } = state;
+  const head = YAML.stringify(rest, { lineWidth: 0 });
+  // Array.from: a chunk not recorded yet (sealed out of order) is a hole, written as null.
+  const lines = Array.from(chunks, (c) => `  - ${c ? JSON.stringify(c) : "null"}\n`);
+  return `${head}chunks:${lines.length ? `\n${lines.join("")}` : " []\n"}`;
 }
 
 /**

@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { restoreLockPath, RunDir, stateProblem } from "../../../src/state/rundir.ts";
+import YAML from "yaml";
+import { restoreLockPath, RunDir, stateProblem, stateText } from "../../../src/state/rundir.ts";
 
 const FIXTURE = join(import.meta.dir, "..", "..", "fixtures", "v1-bucket", "backup_state.yaml");
 
@@ -46,6 +47,32 @@ describe("the run directory and its resume state", () => {
     expect(r.state.backupId).toBe("20261126T022927Z-L3-7cf2fd");
     expect(r.state.parent?.backupId).toBe("20261126T022923Z-L2-b93ac6");
     expect(r.state.chunks.filter((c) => c?.uploaded).length).toBeGreaterThan(0);
+  });
+
+  test("the state as written reads back the same: chunk records one per line, holes as null, quotes and non-ASCII kept", async () => {
+    const base = mkdtempSync(join(tmpdir(), "zrb-rundir-"));
+    const rd = new RunDir(base, "zrbfx", "photos");
+    mkdirSync(rd.dir, { recursive: true });
+    cpSync(FIXTURE, rd.statePath);
+    const r = await rd.readState();
+    if (r.kind !== "ok") throw new Error(`fixture: ${r.kind}`);
+    const state = structuredClone(r.state);
+    const c0 = state.chunks.find((c) => c)!;
+    // Sealed out of order: index 7 recorded before 5 and 6.
+    state.chunks[7] = { ...c0, index: 7, uploaded: false, multipart: { uploadId: 'a"b\\c: d\n# é', partSize: 8 << 20, parts: [{ partNumber: 1, etag: '"0f"' }] } } as any;
+    const text = stateText(state);
+    const lines = text.slice(text.indexOf("\nchunks:\n") + 9).split("\n");
+    expect(lines.length).toBe(state.chunks.length + 1);
+    expect(lines.at(-1)).toBe("");
+    const back = YAML.parse(text);
+    expect(back).toEqual(JSON.parse(JSON.stringify(state)));
+    expect(back.chunks[5]).toBeNull();
+    rd.writeState(state);
+    const again = await rd.readState();
+    expect(again.kind).toBe("ok");
+    if (again.kind === "ok") expect(again.state).toEqual(back);
+    expect(stateText({ ...state, chunks: [] })).toEndWith("chunks: []\n");
+    expect(YAML.parse(stateText({ ...state, chunks: [] })).chunks).toEqual([]);
   });
 
   test("unusable states are named, not misread", async () => {
