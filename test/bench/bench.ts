@@ -18,6 +18,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { E2E_ROWS, e2eRows } from "./e2e.ts";
 import { treeRow } from "./tree.ts";
+import { partsRows } from "./parts.ts";
 import { WAN_ROWS, wanLine, wanRows } from "./wan.ts";
 import { parseOpts, type Opts } from "./options.ts";
 import { atCleanup, cleanup, failed, firstLine, loadAvg, MB, MiB, q, run, setRssDir, sh, type Sample } from "./proc.ts";
@@ -103,7 +104,7 @@ async function main(): Promise<void> {
   const { aeadBackend } = await import("../../src/crypto/sodium.ts");
   const cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
   console.log(
-    `zrb bench: ${fmtSize(o.size)} stream, ${fmtSize(o.chunkSize)} chunks, ${o.workers} worker(s), ${o.runs} run(s)${o.e2e ? `, e2e ${fmtSize(o.e2eSize)}` : ""}${o.wan ? `, wan ${fmtSize(o.wanSize)}` : ""}${o.tree ? `, tree ${o.tree} children` : ""}, ` +
+    `zrb bench: ${fmtSize(o.size)} stream, ${fmtSize(o.chunkSize)} chunks, ${o.workers} worker(s), ${o.runs} run(s)${o.e2e ? `, e2e ${fmtSize(o.e2eSize)}` : ""}${o.wan ? `, wan ${fmtSize(o.wanSize)}` : ""}${o.tree ? `, tree ${o.tree} children` : ""}${o.parts ? `, ${o.parts} parts of 64 KiB` : ""}, ` +
       `scratch ${scratch}\n  Bun ${Bun.version}, ${availableParallelism()} CPUs (${cpuModel}), BLAKE3 ${blake3Backend()}, ChaCha20-Poly1305 ${aeadBackend()}`,
   );
 
@@ -124,6 +125,7 @@ async function main(): Promise<void> {
   if (o.e2e && wants(E2E_ROWS, "e2e")) rows.push(...(await e2eRows(o, scratch, recipient, keyFile, (p, n) => generate(p, n))));
   if (o.wan && wants(WAN_ROWS, "wan")) rows.push(...(await wanRows(o, scratch, recipient, keyFile, (p, n) => generate(p, n))));
   if (o.tree > 0) rows.push(await treeRow(o, scratch, recipient));
+  if (o.parts > 0) rows.push(...(await partsRows(o, scratch, recipient, keyFile)));
 
   const agg = new Map<string, Agg>(rows.map((row) => [row.label, aggregate(row)]));
   const best = bestNative(rows, agg);

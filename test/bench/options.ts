@@ -29,13 +29,15 @@ export interface Opts {
   wanConcurrency: number;
   /** The tree row (tree.ts): a recursive backup of this many small children (0: none). */
   tree: number;
+  /** The parts rows (parts.ts): a backup and restore of about this many 64 KiB parts (0: none). */
+  parts: number;
 }
 
 export const USAGE =
   "usage: bun run bench [--size 1GiB] [--chunk-size 256MiB] [--workers 2] [--runs 1] [--dir /var/tmp] [--only REGEX]\n" +
-  "                     [--e2e] [--e2e-size 2GiB] [--tree 200]\n" +
+  "                     [--e2e] [--e2e-size 2GiB] [--tree 200] [--parts 1000]\n" +
   "                     [--wan] [--wan-size 512MiB] [--wan-chunk-size 64MiB] [--wan-delay 20] [--wan-link 24MB] [--wan-conn LINK/6] [--wan-concurrency N]\n" +
-  "env: ZRB_BENCH_SIZE ZRB_BENCH_CHUNK_SIZE ZRB_BENCH_WORKERS ZRB_BENCH_RUNS ZRB_BENCH_DIR ZRB_BENCH_E2E=1 ZRB_BENCH_E2E_SIZE ZRB_BENCH_TREE\n" +
+  "env: ZRB_BENCH_SIZE ZRB_BENCH_CHUNK_SIZE ZRB_BENCH_WORKERS ZRB_BENCH_RUNS ZRB_BENCH_DIR ZRB_BENCH_E2E=1 ZRB_BENCH_E2E_SIZE ZRB_BENCH_TREE ZRB_BENCH_PARTS\n" +
   "     ZRB_BENCH_WAN=1 ZRB_BENCH_WAN_SIZE ZRB_BENCH_WAN_CHUNK_SIZE ZRB_BENCH_WAN_DELAY ZRB_BENCH_WAN_LINK ZRB_BENCH_WAN_CONN ZRB_BENCH_WAN_CONCURRENCY\n" +
   "See docs/bench.md.";
 
@@ -74,6 +76,7 @@ export function parseOpts(argv: string[]): Opts {
     wanConnBps: env.ZRB_BENCH_WAN_CONN ? parseBytes(env.ZRB_BENCH_WAN_CONN, "ZRB_BENCH_WAN_CONN") : 0,
     wanConcurrency: Number(env.ZRB_BENCH_WAN_CONCURRENCY ?? 0),
     tree: Number(env.ZRB_BENCH_TREE ?? 0),
+    parts: Number(env.ZRB_BENCH_PARTS ?? 0),
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -130,6 +133,9 @@ export function parseOpts(argv: string[]): Opts {
       case "--tree":
         o.tree = Number(val());
         break;
+      case "--parts":
+        o.parts = Number(val());
+        break;
       case "-h":
       case "--help":
         console.log(USAGE);
@@ -143,6 +149,7 @@ export function parseOpts(argv: string[]): Opts {
   if (!(o.wanDelayMs >= 0 && o.wanDelayMs <= 10_000)) usage(`--wan-delay must be 0..10000 (ms)`);
   if (!Number.isInteger(o.wanConcurrency) || o.wanConcurrency < 0 || o.wanConcurrency > 64) usage(`--wan-concurrency must be 0..64 (0: zrb's default)`);
   if (!Number.isInteger(o.tree) || o.tree < 0 || o.tree > 5000) usage(`--tree must be 0..5000 children`);
+  if (!Number.isInteger(o.parts) || o.parts < 0 || o.parts > 20000) usage(`--parts must be 0..20000 parts`);
   // The issue's setting: one connection carries a sixth of the link.
   if (o.wanConnBps === 0) o.wanConnBps = Math.round(o.wanLinkBps / 6);
   if (!Number.isInteger(o.runs) || o.runs < 1 || o.runs > 99) usage(`--runs must be 1..99`);

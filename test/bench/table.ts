@@ -6,7 +6,7 @@ import type { Sample } from "./proc.ts";
 
 export interface Row {
   label: string;
-  kind: "ref" | "native" | "zrb" | "e2e" | "wan" | "tree";
+  kind: "ref" | "native" | "zrb" | "e2e" | "wan" | "tree" | "parts";
   /** Label of the row this one is compared with ("best native": the strongest native pipeline). */
   ref?: string;
   samples: Sample[];
