@@ -7,7 +7,7 @@
  * can); prune per store with each store's retention; base holds released once no store needs
  * them; status --max-age stale per store. One `zfs send` feeds both stores when they need the
  * same stream (counted by a wrapper around the real zfs), and a store failing mid-stream is
- * dropped from it while the other completes.
+ * dropped from it while the other completes. --bwlimit caps the stores' sum.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -308,5 +308,20 @@ describe("two stores, each with its own chain", () => {
     expect(end.stores.map(outcome)).toEqual(["hot", "cold"].map((n) => [n, "ok", [["", "ok", 0], ["c1", "ok", 0], ["c2", "ok", 0]]]));
     const short = end.stores[0].result.snapshot;
     for (const d of ["tree", "tree/c1", "tree/c2"]) expect([d, sendsOf(`${sc.pool.pool}/${d}@${short}`)]).toEqual([d, 1]);
+  });
+  test("--bwlimit caps the two stores together, not each", async () => {
+    await writeRandomFile(join(sc.mnt, "limited.bin"), 5 * 1024 * 1024, 9);
+    await snapshot(9, "l9");
+    const r = await zrb(["backup", ...task(up), "--level", "9", "--json", "--bwlimit", "2MiB/s"], { env: sc.env });
+    const ev = jsonEvents(r.stdout).filter((e) => e.store);
+    const starts = ev.filter((e) => e.event === "start").map((e) => Date.parse(e.time));
+    const dones = ev.filter((e) => e.event === "done");
+    expect(dones.map((e) => e.store).sort()).toEqual(["cold", "hot"]);
+    // Both stores' bytes over the time from the first start to the last done: the sum's rate.
+    const bytes = dones.reduce((a, e) => a + e.bytes, 0);
+    const seconds = (Math.max(...dones.map((e) => Date.parse(e.time))) - Math.min(...starts)) / 1000;
+    console.log(`two stores under --bwlimit 2MiB/s: ${(bytes / 2 ** 20).toFixed(1)} MiB in ${seconds.toFixed(1)} s = ${(bytes / seconds / 2 ** 20).toFixed(2)} MiB/s`);
+    expect(bytes).toBeGreaterThan(8 * 2 ** 20);
+    expect(bytes / seconds / (2 * 2 ** 20)).toBeLessThanOrEqual(1.1);
   });
 });
