@@ -335,4 +335,35 @@ describe("zrb restore --path", () => {
     await expectZrbFail(restoreArgs(out, "--path", "docs/deep/b.bin"), sc.env, 2, "docs/deep/b.bin is not in", "restore points holding it", `--backup-id ${ids[0]!}`);
     expect(await leftovers()).toEqual([]);
   }, 300_000);
+
+  test("all or nothing: a copy that fills the disk leaves --to as it was; across a mount point inside --to the paths are copied", async () => {
+    const mounted: string[] = [];
+    const tmpfs = async (dir: string, size: string) => {
+      mkdirSync(dir, { recursive: true });
+      await run(["mount", "-t", "tmpfs", "-o", `size=${size},mode=0755`, "tmpfs", dir]);
+      mounted.push(dir);
+    };
+    try {
+      // 1 MiB: docs (≈ 200 KiB) fits, big.bin (1.5 MiB) does not — and docs is copied first.
+      const full = join(sc.work, "full");
+      await tmpfs(full, "1m");
+      writeFileSync(join(full, "keep.txt"), "mine\n");
+      await expectZrbFail(restoreArgs(full, "--path", "docs", "--path", "big.bin"), sc.env, 9, "copying big.bin into", "nothing was copied into");
+      expect(readdirSync(full)).toEqual(["keep.txt"]);
+      expect(readFileSync(join(full, "keep.txt"), "utf8")).toBe("mine\n");
+      expect(await leftovers()).toEqual([]);
+
+      // --to's docs is another file system: rename cannot go there, so its entries are copied; the same tree as a plain restore.
+      const out = join(sc.work, "plain");
+      mkdirSync(out);
+      await zrb(restoreArgs(out, "--path", "docs"), { env: sc.env });
+      const across = join(sc.work, "across");
+      await tmpfs(join(across, "docs"), "8m");
+      await zrb(restoreArgs(across, "--path", "docs"), { env: sc.env });
+      expect(await hashTree(join(across, "docs"))).toEqual(await hashTree(join(out, "docs")));
+      expect(readdirSync(across)).toEqual(["docs"]);
+    } finally {
+      for (const d of mounted.reverse()) await run(["umount", d]).catch(() => {});
+    }
+  }, 300_000);
 });

@@ -1,9 +1,18 @@
 /**
  * `zrb restore --path REL… --to DIR`: one file or directory back without a whole dataset by
  * hand. The chain is restored, verified as always, into a throwaway pool (pool.ts, as `zrb
- * drill`), then each path is copied to `DIR/REL` with GNU `cp -a --parents` (modes, owners,
- * atime and mtime to the nanosecond, symlinks copied as links, never followed; missing
- * parents made with their own attributes), and the pool destroyed.
+ * drill`), then each path is copied with GNU `cp -a --parents` (modes, owners, atime and mtime to
+ * the nanosecond, symlinks copied as links, never followed; missing parents made with their own
+ * attributes), and the pool destroyed.
+ *
+ * All or nothing: the paths are first copied into a stage, `DIR/.zrb-restore-XXXXXX` (0700),
+ * and only when every one is there are they moved into DIR by rename — same file system, no
+ * second copy of the bytes. A copy that fails (a full disk, an I/O error, an interrupt) leaves
+ * DIR as it was, not a half directory that looks whole; the stage is removed either way. Moving
+ * in does what `cp -a` would: what DIR lacks is moved whole, an existing directory at or below a
+ * path is merged and then given the snapshot's attributes, an existing parent of a path keeps
+ * its own, a file is replaced (--force). Across a mount point inside DIR, where rename cannot go,
+ * that entry is copied with `cp -a`.
  *
  * Before anything is copied, every path is checked: it exists in the snapshot, none of its
  * parents is a symlink there (a link to /etc must not copy the host's /etc), and nothing in DIR
@@ -11,10 +20,11 @@
  * (which replaces files, never a directory), naming the first conflict. A directory that
  * exists on both sides is merged.
  */
-import { lstatSync } from "node:fs";
+import { lstatSync, mkdtempSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Config, Task } from "../../config/config.ts";
 import type { ObjectStore } from "../../store/store.ts";
+import { checkInterrupted } from "../../util/abort.ts";
 import { fsError, ioError, usageError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { loadCatalog } from "../catalog.ts";
@@ -90,11 +100,74 @@ function conflict(to: string, rel: string, entries: Map<string, Entry>, force: b
   return undefined;
 }
 
-async function copy(root: string, rel: string, to: string, force: boolean): Promise<void> {
-  const args = ["cp", "-a", "--parents", ...(force ? ["--remove-destination"] : []), "--", rel, to];
-  const p = Bun.spawn(args, { cwd: root, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
-  if (code !== 0) throw ioError(`copying ${rel} into ${to} failed: ${err.trim().split("\n")[0] || `cp exit ${code}`}; what was copied before stays`);
+/** Runs cp (killed when `signal` aborts: then its reason is thrown); its first stderr line in the error. */
+async function cp(args: string[], cwd: string | undefined, what: string, signal?: AbortSignal): Promise<void> {
+  const p = Bun.spawn(["cp", ...args], { cwd, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const stop = () => p.kill();
+  signal?.addEventListener("abort", stop);
+  try {
+    const [err, code] = await Promise.all([new Response(p.stderr).text(), p.exited]);
+    checkInterrupted(signal);
+    if (code !== 0) throw ioError(`${what}: ${err.trim().split("\n")[0] || `cp exit ${code}`}`);
+  } finally {
+    signal?.removeEventListener("abort", stop);
+  }
+}
+
+/**
+ * Move the stage's tree into `to` (see the header): `rel` is where we are below both, `paths`
+ * the restored paths (a directory at or below one of them takes the snapshot's attributes).
+ */
+async function moveIn(stage: string, to: string, rel: string, paths: string[]): Promise<void> {
+  for (const name of readdirSync(join(stage, rel))) {
+    const r = rel ? `${rel}/${name}` : name;
+    const src = join(stage, r);
+    const dest = join(to, r);
+    const have = lstatOrNull(dest);
+    if (have?.isDirectory() && lstatSync(src).isDirectory()) {
+      await moveIn(stage, to, r, paths);
+      // Its entries are moved: the stage's copy is an empty directory carrying the snapshot's attributes.
+      if (paths.some((p) => r === p || r.startsWith(`${p}/`))) await cp(["-a", "--attributes-only", "--no-target-directory", "--", src, dest], undefined, `setting the attributes of ${dest}`);
+      continue;
+    }
+    try {
+      // New, or a file replaced (--force): conflict() refused everything else before the copy.
+      renameSync(src, dest);
+    } catch (err) {
+      if ((err as { code?: string }).code !== "EXDEV") throw fsError(err, "moving a restored entry into place", dest);
+      await cp(["-a", "--remove-destination", "--no-target-directory", "--", src, dest], undefined, `copying ${r} into ${to}`);
+      rmSync(src, { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * Copy every path into a stage inside `to`, then move them in; nothing lands in `to` unless all
+ * copied. An interrupt stops the copy (nothing moved in); once moving in has begun it finishes.
+ */
+export async function copyAll(root: string, paths: string[], to: string, signal?: AbortSignal): Promise<void> {
+  let stage: string;
+  try {
+    stage = mkdtempSync(join(to, ".zrb-restore-"));
+  } catch (err) {
+    throw fsError(err, "making the staging directory for restore --path", to);
+  }
+  try {
+    try {
+      for (const rel of paths) await cp(["-a", "--parents", "--", rel, stage], root, `copying ${rel} into ${to} failed`, signal);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw ioError(`${(err as Error).message}; nothing was copied into ${to}`, err);
+    }
+    try {
+      await moveIn(stage, to, "", paths);
+    } catch (err) {
+      const e = err as Error;
+      throw ioError(`${e.message}; moving the copied paths into ${to} stopped there: what was moved before stays`, err);
+    }
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
+  }
 }
 
 export async function restorePaths(cfg: Config, task: Task, store: ObjectStore, opts: PathRestoreOptions): Promise<PathRestoreResult> {
@@ -123,8 +196,8 @@ export async function restorePaths(cfg: Config, task: Task, store: ObjectStore, 
       if (why) throw ioError(`restore --path ${rel}: ${why}; nothing was copied`);
     }
     const r: PathRestoreResult = { dataset: task.fullName, backupId: m.backupId, snapshot: m.snapshot.name, to: opts.to, paths: opts.paths, files: 0, dirs: 0, links: 0, fileBytes: 0, bytes, restoreSeconds: Math.round(got.seconds * 10) / 10 };
+    await copyAll(got.path, opts.paths, opts.to, opts.signal);
     for (const [rel, entries] of plans) {
-      await copy(got.path, rel, opts.to, opts.force);
       for (const e of entries.values()) {
         if (e.type === "file") (r.files++, (r.fileBytes += e.size));
         else if (e.type === "dir") r.dirs++;

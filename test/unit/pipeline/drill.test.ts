@@ -2,7 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { parseRelPath } from "../../../src/pipeline/drill/paths.ts";
 import { checkDirSafe, checkFreeSpace, cloneName, drillNames, poolSize } from "../../../src/pipeline/drill/pool.ts";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyAll } from "../../../src/pipeline/drill/extract.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { drillError, drillLine, type DrillResult } from "../../../src/pipeline/drill/index.ts";
@@ -20,6 +21,29 @@ describe("restore --path", () => {
         err = e;
       }
       expect((err as ZrbError | undefined)?.exitCode).toBe(ExitCode.USAGE);
+    }
+  });
+});
+
+describe("restore --path: all or nothing", () => {
+  test("an interrupt during the copy leaves --to as it was and no stage; without one, the paths are moved in", async () => {
+    const root = mkdtempSync(join(tmpdir(), "zrb-extract-root-"));
+    const to = mkdtempSync(join(tmpdir(), "zrb-extract-to-"));
+    try {
+      mkdirSync(join(root, "docs/deep"), { recursive: true });
+      writeFileSync(join(root, "docs/deep/a.txt"), "a\n");
+      writeFileSync(join(root, "b.txt"), "b\n");
+      writeFileSync(join(to, "keep.txt"), "mine\n");
+      const ac = new AbortController();
+      ac.abort(new Error("interrupted by SIGTERM"));
+      await expect(copyAll(root, ["docs", "b.txt"], to, ac.signal)).rejects.toThrow("interrupted by");
+      expect(readdirSync(to)).toEqual(["keep.txt"]);
+      await copyAll(root, ["docs/deep/a.txt", "b.txt"], to);
+      expect(readdirSync(to).sort()).toEqual(["b.txt", "docs", "keep.txt"]);
+      expect(readFileSync(join(to, "docs/deep/a.txt"), "utf8")).toBe("a\n");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(to, { recursive: true, force: true });
     }
   });
 });
