@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CopyObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { hashTree, run, s3Client, writeRandomFile } from "../helpers/rig.ts";
@@ -297,6 +297,12 @@ describe("a recursive task", () => {
   }, 180_000);
 });
 
+/** A directory's own mode and mtime, to the nanosecond (its atime moves when it is read). */
+const attrs = (p: string) => {
+  const st = lstatSync(p, { bigint: true });
+  return { mode: st.mode, mtime: st.mtimeNs };
+};
+
 describe("zrb restore --path", () => {
   const restoreArgs = (to: string, ...more: string[]) => ["restore", "--config", cfg, "--task", "main", "--private-key", keys.privateKeyFile, "--to", to, ...more];
   const subset = (tree: Record<string, string>, top: string[]) => Object.fromEntries(Object.entries(tree).filter(([k]) => top.some((t) => k === t || k.startsWith(t + "/"))));
@@ -325,6 +331,8 @@ describe("zrb restore --path", () => {
     expect(readFileSync(join(busy, "docs/a.txt"), "utf8")).toBe("mine\n");
     await zrb(restoreArgs(busy, "--path", "big.bin", "--path", "docs", "--force"), { env: sc.env });
     expect(await hashTree(join(busy, "docs"))).toEqual(await hashTree(join(out, "docs")));
+    // The merged docs itself has the snapshot's mode and mtime, as one made afresh.
+    expect(attrs(join(busy, "docs"))).toEqual(attrs(join(out, "docs")));
     expect((await hashTree(busy))["big.bin"]).toBe(trees[1]!["big.bin"]!);
 
     // Paths outside the dataset are refused before anything runs; a missing one names the point.
@@ -361,7 +369,16 @@ describe("zrb restore --path", () => {
       await tmpfs(join(across, "docs"), "8m");
       await zrb(restoreArgs(across, "--path", "docs"), { env: sc.env });
       expect(await hashTree(join(across, "docs"))).toEqual(await hashTree(join(out, "docs")));
+      expect(attrs(join(across, "docs"))).toEqual(attrs(join(out, "docs")));
       expect(readdirSync(across)).toEqual(["docs"]);
+
+      // A path below a mount is staged on that mount: the 64 KiB file system around it never holds c.bin (200 KB).
+      const nest = join(sc.work, "nest");
+      await tmpfs(nest, "64k");
+      await tmpfs(join(nest, "docs"), "8m");
+      await zrb(restoreArgs(nest, "--path", "docs/c.bin"), { env: sc.env });
+      expect((await hashTree(nest))["docs/c.bin"]).toBe((await hashTree(out))["docs/c.bin"]!);
+      expect(readdirSync(nest)).toEqual(["docs"]);
     } finally {
       for (const d of mounted.reverse()) await run(["umount", d]).catch(() => {});
     }

@@ -26,7 +26,7 @@ describe("restore --path", () => {
 });
 
 describe("restore --path: all or nothing", () => {
-  test("an interrupt during the copy leaves --to as it was and no stage; without one, the paths are moved in", async () => {
+  test("an interrupt stops the copy: --to as it was, no stage left; without one, the paths are moved in", async () => {
     const root = mkdtempSync(join(tmpdir(), "zrb-extract-root-"));
     const to = mkdtempSync(join(tmpdir(), "zrb-extract-to-"));
     try {
