@@ -8,7 +8,6 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import YAML from "yaml";
 import { emptyAndDeleteBucket, hashTree, makeBucket, makePool, mountpointOf, run as rigRun, s3Rig, writeRandomFile } from "../helpers/rig.ts";
 import { configYaml, ensureBinary, jsonResult, s3Env, ZRB_BIN } from "../helpers/zrb.ts";
 import type { Opts } from "./options.ts";

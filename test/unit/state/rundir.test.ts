@@ -49,7 +49,7 @@ describe("the run directory and its resume state", () => {
     expect(r.state.chunks.filter((c) => c?.uploaded).length).toBeGreaterThan(0);
   });
 
-  test("the state as written reads back the same: chunk records one per line, holes as null, quotes and non-ASCII kept", async () => {
+  test("the state as written reads back the same: chunk records one per line, holes as null; quotes, U+2028, DEL, a lone surrogate and non-ASCII kept", async () => {
     const base = mkdtempSync(join(tmpdir(), "zrb-rundir-"));
     const rd = new RunDir(base, "zrbfx", "photos");
     mkdirSync(rd.dir, { recursive: true });
@@ -59,7 +59,7 @@ describe("the run directory and its resume state", () => {
     const state = structuredClone(r.state);
     const c0 = state.chunks.find((c) => c)!;
     // Sealed out of order: index 7 recorded before 5 and 6.
-    state.chunks[7] = { ...c0, index: 7, uploaded: false, multipart: { uploadId: 'a"b\\c: d\n# é', partSize: 8 << 20, parts: [{ partNumber: 1, etag: '"0f"' }] } } as any;
+    state.chunks[7] = { ...c0, index: 7, uploaded: false, multipart: { uploadId: 'a"b\\c: d\n# é\u2028\u2029\u0085\u007f\ud800\ufeff', partSize: 8 << 20, parts: [{ partNumber: 1, etag: '"0f"' }] } } as any;
     const text = stateText(state);
     const lines = text.slice(text.indexOf("\nchunks:\n") + 9).split("\n");
     expect(lines.length).toBe(state.chunks.length + 1);
