@@ -9,7 +9,8 @@
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { readYaml, writeYamlAtomicAsync } from "../../state/atomic.ts";
+import YAML from "yaml";
+import { readYaml, writeFileAtomicAsync } from "../../state/atomic.ts";
 import { ExitCode, ZrbError } from "../../util/errors.ts";
 
 export const REKEY_STATE_FORMAT = "zrb-rekey-state/1";
@@ -76,10 +77,10 @@ export class RekeyStateFile {
     return this.save();
   }
 
-  /** Written atomically, one write at a time, in the order asked. */
+  /** Written atomically, one write at a time, in the order asked (the text is made now). */
   private save(): Promise<void> {
-    const snapshot = structuredClone(this.state);
-    this.chain = this.chain.then(() => writeYamlAtomicAsync(this.path, snapshot));
+    const text = rekeyStateText(this.state);
+    this.chain = this.chain.then(() => writeFileAtomicAsync(this.path, text));
     return this.chain;
   }
 
@@ -88,4 +89,23 @@ export class RekeyStateFile {
     await this.chain;
     rmSync(this.path, { force: true });
   }
+}
+
+/**
+ * rekey_state.yaml's text: YAML, each part's record on one line as a JSON flow mapping (YAML 1.2
+ * reads it as it is). The file is written twice per part; YAML.stringify of every record made
+ * that grow with the parts of the backups in progress, as backup_state.yaml's did (state/rundir.ts).
+ */
+export function rekeyStateText(state: RekeyState): string {
+  const { backups, ...head } = state;
+  const out = [YAML.stringify(head, { lineWidth: 0 }).trimEnd()];
+  const ids = Object.keys(backups);
+  if (ids.length === 0) out.push("backups: {}");
+  else out.push("backups:");
+  for (const id of ids) {
+    const parts = Object.entries(backups[id]!);
+    out.push(`  ${JSON.stringify(id)}:${parts.length ? "" : " {}"}`);
+    for (const [index, p] of parts) out.push(`    ${JSON.stringify(index)}: ${JSON.stringify(p)}`);
+  }
+  return `${out.join("\n")}\n`;
 }
