@@ -25,11 +25,14 @@ import { atCleanup, cleanup, failed, firstLine, loadAvg, MB, MiB, q, run, setRss
 import { frameAsSendStream, generate } from "./source.ts";
 import { stageMain, type StageArgs, type StageResult } from "./stages.ts";
 import { aggregate, BEST_NATIVE, bestNative, fmt, printTable, type Agg, type Row } from "./table.ts";
+import { HEAP_RAM } from "../../src/heap.ts";
 
 const fmtSize = (n: number) => (n % 1024 ** 3 === 0 ? `${n / 1024 ** 3} GiB` : n % MiB === 0 ? `${n / MiB} MiB` : `${(n / MB).toFixed(1)} MB`);
 
 async function stage(name: string, a: StageArgs): Promise<Sample> {
-  const r = await run([process.execPath, import.meta.path, "--stage", name, JSON.stringify(a)], { stdout: "pipe", env: { ZRB_LOG_LEVEL: "1" } });
+  // The heap sized as the compiled binary sizes its own (src/heap.ts), so RSS is what users see.
+  const env = { ZRB_LOG_LEVEL: "1", BUN_JSC_forceRAMSize: process.env.BUN_JSC_forceRAMSize ?? HEAP_RAM };
+  const r = await run([process.execPath, import.meta.path, "--stage", name, JSON.stringify(a)], { stdout: "pipe", env });
   const line = r.out.split("\n").findLast((l) => l.startsWith("RESULT "));
   if (r.code !== 0 || !line) return failed(`exit ${r.code}: ${firstLine(r.err) || "no result"}`);
   const s = JSON.parse(line.slice(7)) as StageResult;
