@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { parseRelPath } from "../../../src/pipeline/drill/paths.ts";
 import { checkDirSafe, checkFreeSpace, cloneName, drillNames, poolSize } from "../../../src/pipeline/drill/pool.ts";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { copyAll } from "../../../src/pipeline/drill/extract.ts";
+import { copyAll } from "../../../src/pipeline/drill/stage.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { drillError, drillLine, type DrillResult } from "../../../src/pipeline/drill/index.ts";
