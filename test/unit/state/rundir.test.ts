@@ -36,12 +36,16 @@ describe("the run directory and its resume state", () => {
     for (let n = 150; n < 175; n++) expect(basename(restoreLockPath("/b", `tank/${"x".repeat(n)}${":".repeat(90)}`)).split("~")[0]).not.toMatch(/%[0-9A-F]?$/);
   });
 
-  test("a state file written by zrb 0.1.0+8490ede (killed mid-backup) is resumable as it is", async () => {
-    const base = mkdtempSync(join(tmpdir(), "zrb-rundir-"));
-    const rd = new RunDir(base, "zrbfx", "photos");
+  /** A run directory holding the fixture's state file (written by zrb 0.1.0+8490ede, killed mid-backup). */
+  const fixtureRunDir = () => {
+    const rd = new RunDir(mkdtempSync(join(tmpdir(), "zrb-rundir-")), "zrbfx", "photos");
     mkdirSync(rd.dir, { recursive: true });
     cpSync(FIXTURE, rd.statePath);
-    const r = await rd.readState();
+    return rd;
+  };
+
+  test("a state file written by zrb 0.1.0+8490ede (killed mid-backup) is resumable as it is", async () => {
+    const r = await fixtureRunDir().readState();
     expect(r.kind).toBe("ok");
     if (r.kind !== "ok") return;
     expect(r.state.backupId).toBe("20261126T022927Z-L3-7cf2fd");
@@ -50,10 +54,7 @@ describe("the run directory and its resume state", () => {
   });
 
   test("the state as written reads back the same: chunk records one per line, holes as null; quotes, U+2028, DEL, a lone surrogate and non-ASCII kept", async () => {
-    const base = mkdtempSync(join(tmpdir(), "zrb-rundir-"));
-    const rd = new RunDir(base, "zrbfx", "photos");
-    mkdirSync(rd.dir, { recursive: true });
-    cpSync(FIXTURE, rd.statePath);
+    const rd = fixtureRunDir();
     const r = await rd.readState();
     if (r.kind !== "ok") throw new Error(`fixture: ${r.kind}`);
     const state = structuredClone(r.state);
