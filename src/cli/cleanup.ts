@@ -78,7 +78,7 @@ export default defineCommand({
       "Never touches a backup in flight on any host (its in-flight marker, when trusted), nor what no record accounts for while it is younger than prune.orphan_grace. " +
       "--abandon ID gives up a killed backup (its uploads, parts and marker); refused with exit 2 for a finished backup or this host's own interrupted one. " +
       "A recursive task is cleaned child by child (gone children too) under the tree's lock; --child cleans one. " +
-      "Also removes the throwaway pools and clones of killed `zrb drill` / `restore --path` runs (--dry-run lists them).",
+      "Also removes the throwaway pools and clones of killed `zrb drill` / `restore --path` runs, and the staging directories a killed `restore --path` left in --to (--dry-run lists them).",
   },
   args: {
     ...configArg,

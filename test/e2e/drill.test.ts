@@ -383,4 +383,32 @@ describe("zrb restore --path", () => {
       for (const d of mounted.reverse()) await run(["umount", d]).catch(() => {});
     }
   }, 300_000);
+  test("after kill -9 mid-copy the stage in --to is removed by zrb cleanup (--dry-run names it), an unrecorded look-alike stays", async () => {
+    // A cp that hangs in the stage's copy, so the kill lands there every time.
+    const bin = join(sc.work, "cp-hangs");
+    const stuck = join(sc.work, "cp.pid");
+    mkdirSync(bin, { recursive: true });
+    writeFileSync(join(bin, "cp"), `#!/bin/sh\ncase "$*" in *--parents*) echo $$ > ${stuck}; exec sleep 600;; esac\nexec /usr/bin/cp "$@"\n`, { mode: 0o755 });
+    const to = join(sc.work, "killed");
+    const decoy = join(to, ".zrb-restore-0123456789ab-0"); // the right shape, recorded nowhere
+    mkdirSync(decoy, { recursive: true, mode: 0o700 });
+    writeFileSync(join(to, "keep.txt"), "mine\n");
+    const k = await spawnZrb(restoreArgs(to, "--path", "docs"), { ...sc.env, PATH: `${bin}:${process.env.PATH}` });
+    for (let i = 0; i < 3000 && !existsSync(stuck); i++) await Bun.sleep(20);
+    k.kill("SIGKILL");
+    await k.exited;
+    process.kill(Number(readFileSync(stuck, "utf8")), "SIGKILL");
+    const stage = readdirSync(to).find((e) => /^\.zrb-restore-[0-9a-f]{12}-0$/.test(e) && join(to, e) !== decoy);
+    expect(stage).toBeDefined();
+    expect((await leftovers()).some((l) => /^zrbdrill[0-9a-f]{12}\.stages$/.test(l))).toBe(true);
+
+    const dry = await zrb(["cleanup", "--config", cfg, "--task", "main", "--dry-run"], { env: sc.env });
+    expect(dry.stderr).toContain(`would remove the stale staging directory ${join(to, stage!)} (its restore --path was killed)`);
+    expect(existsSync(join(to, stage!))).toBe(true);
+    const r = await zrb(["cleanup", "--config", cfg, "--task", "main"], { env: sc.env });
+    expect(r.stderr).toContain(`removed the stale staging directory ${join(to, stage!)}`);
+    expect(r.stderr).toContain("removed the stale drill pool zrbdrill");
+    expect(readdirSync(to).sort()).toEqual([".zrb-restore-0123456789ab-0", "keep.txt"]);
+    expect(await leftovers()).toEqual([]);
+  }, 300_000);
 });

@@ -111,7 +111,7 @@ export async function restorePaths(cfg: Config, task: Task, store: ObjectStore, 
       if (why) throw ioError(`restore --path ${rel}: ${why}; nothing was copied`);
     }
     const r: PathRestoreResult = { dataset: task.fullName, backupId: m.backupId, snapshot: m.snapshot.name, to: opts.to, paths: opts.paths, files: 0, dirs: 0, links: 0, fileBytes: 0, bytes, restoreSeconds: Math.round(got.seconds * 10) / 10 };
-    await copyAll(got.path, opts.paths, opts.to, opts.signal);
+    await copyAll(got.path, opts.paths, opts.to, pool, opts.signal);
     for (const [rel, entries] of plans) {
       for (const e of entries.values()) {
         if (e.type === "file") (r.files++, (r.fileBytes += e.size));

@@ -8,6 +8,8 @@
  *   <dir>/zrbdrill<id>/       where its datasets mount
  *   <pool>/zrbdrill<id>-src   a read-only clone of the source snapshot (source.ts), user
  *                             property zrb:drill=<id>, mounted at <dir>/zrbdrill<id>.src
+ *   <dir>/zrbdrill<id>.stages `restore --path`'s staging directories in --to, one path a line,
+ *                             each written here before it is made (stage.ts)
  *
  * `withDrillPool` always destroys them (success, failure, interrupt). After a kill -9 they are
  * stale; the next drill or `zrb cleanup` removes what is provably a drill's and provably dead
@@ -39,7 +41,7 @@ export function drillDir(cfg: Pick<Config, "baseDir" | "drill">): string {
 /** The paths and names of drill `id` in `dir`. */
 export function drillNames(dir: string, id: string) {
   const pool = `${DRILL_PREFIX}${id}`;
-  return { id, pool, file: join(dir, `${pool}.img`), lock: join(dir, `${pool}.lock`), mnt: join(dir, pool), srcMnt: join(dir, `${pool}.src`) };
+  return { id, pool, file: join(dir, `${pool}.img`), lock: join(dir, `${pool}.lock`), mnt: join(dir, pool), srcMnt: join(dir, `${pool}.src`), stages: join(dir, `${pool}.stages`) };
 }
 export type DrillNames = ReturnType<typeof drillNames>;
 

@@ -9,9 +9,15 @@
  * an existing directory at or below a path is merged and then given the snapshot's attributes,
  * an existing parent of a path keeps its own, a file is replaced (--force). Across a mount point
  * inside a directory being merged, where rename cannot go, that entry is copied with `cp -a`.
+ *
+ * A stage is named after the drill pool's id, `.zrb-restore-<id>-<n>`, and its real path is
+ * written to `<drill.dir>/zrbdrill<id>.stages` before it is made. After a kill -9 the next drill,
+ * `restore --path` or `zrb cleanup` removes it (removeStaleStages, called by stale.ts once no live
+ * run holds the id's lock) — only a directory at a recorded path, with that name, zrb's owner and
+ * mode 0700, reached by no symbolic link, and never across a mount point inside it.
  */
-import { lstatSync, mkdtempSync, readdirSync, renameSync, rmdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { appendFileSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmdirSync, rmSync } from "node:fs";
+import { basename, dirname, isAbsolute, join } from "node:path";
 import { checkInterrupted } from "../../util/abort.ts";
 import { fsError, ioError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
@@ -40,6 +46,16 @@ async function tool(args: string[], cwd: string | undefined, what: string, signa
     signal?.removeEventListener("abort", stop);
   }
 }
+
+/** What names a run's stages and records them (pool.ts's drillNames). */
+export interface StageRecord {
+  id: string;
+  /** The file listing the stages, one JSON string a line. */
+  stages: string;
+}
+
+const STAGE_PREFIX = ".zrb-restore-";
+const stageName = (id: string, n: number) => `${STAGE_PREFIX}${id}-${n}`;
 
 /** Where one group of paths is staged: a directory of DIR that exists, and the paths below it. */
 interface Stage {
@@ -107,7 +123,7 @@ async function moveIn(stage: string, to: string, snap: string, rel: string, path
  * on their way that exists (baseOf). An interrupt stops the copy (nothing moved in); once moving
  * in has begun it finishes.
  */
-export async function copyAll(root: string, paths: string[], to: string, signal?: AbortSignal): Promise<void> {
+export async function copyAll(root: string, paths: string[], to: string, record: StageRecord, signal?: AbortSignal): Promise<void> {
   const stages = new Map<string, Stage>();
   for (const rel of paths) {
     const base = baseOf(to, rel);
@@ -116,10 +132,15 @@ export async function copyAll(root: string, paths: string[], to: string, signal?
   }
   try {
     try {
+      let n = 0;
       for (const st of stages.values()) {
         const at = join(to, st.base);
         try {
-          st.dir = mkdtempSync(join(at, ".zrb-restore-"));
+          // Recorded first: a kill -9 between the two leaves a line and no directory, never the reverse.
+          const dir = join(realpathSync(at), stageName(record.id, n++));
+          appendFileSync(record.stages, `${JSON.stringify(dir)}\n`, { mode: 0o600 });
+          mkdirSync(dir, { mode: 0o700 });
+          st.dir = dir;
         } catch (err) {
           throw fsError(err, "making the staging directory for restore --path", at);
         }
@@ -135,13 +156,77 @@ export async function copyAll(root: string, paths: string[], to: string, signal?
       throw ioError(`${(err as Error).message}; moving the copied paths into ${to} stopped there: what was moved before stays`, err);
     }
   } finally {
+    let left = false;
     for (const st of stages.values()) {
       try {
         if (st.dir) rmSync(st.dir, { recursive: true, force: true });
       } catch (err) {
-        log.warn(`could not remove the staging directory ${st.dir}: ${(err as Error).message}; delete it by hand`);
+        left = true;
+        log.warn(`could not remove the staging directory ${st.dir}: ${(err as Error).message}; zrb cleanup removes it later`);
       }
     }
+    if (!left) rmSync(record.stages, { force: true });
   }
+}
+
+/**
+ * The stages a killed `restore --path` left (see the header): removed, or with `dryRun` only
+ * named. Returns the stages removed (or to be) and whether the record may go (false when one
+ * could not be removed: the next run retries). A recorded path that is not such a stage is left
+ * alone with a warning saying why.
+ */
+export async function removeStaleStages(record: StageRecord, dryRun = false): Promise<{ stages: string[]; done: boolean }> {
+  const out = { stages: [] as string[], done: true };
+  let lines: string[];
+  try {
+    lines = readFileSync(record.stages, "utf8").split("\n").filter((l) => l !== "");
+  } catch (err) {
+    if ((err as { code?: string }).code === "ENOENT") return out;
+    throw fsError(err, "reading the record of restore --path's staging directories", record.stages);
+  }
+  const uid = process.geteuid?.() ?? 0;
+  const name = new RegExp(`^${STAGE_PREFIX.replace(".", "\\.")}${record.id}-\\d+$`);
+  for (const line of lines) {
+    let p: unknown;
+    try {
+      p = JSON.parse(line);
+    } catch {
+      p = undefined;
+    }
+    if (typeof p !== "string" || !isAbsolute(p) || !name.test(basename(p))) {
+      log.warn(`${record.stages} has a line that names no staging directory of drill ${record.id}; it is ignored`);
+      continue;
+    }
+    const st = lstatOrNull(p);
+    if (!st) continue; // never made (killed in between), or removed by hand
+    let real: string | null = null;
+    try {
+      real = join(realpathSync(dirname(p)), basename(p));
+    } catch {}
+    const not = !st.isDirectory()
+      ? "it is not a directory"
+      : st.uid !== uid
+        ? `it is owned by uid ${st.uid}, not ${uid}`
+        : (st.mode & 0o777) !== 0o700
+          ? `its mode is 0${(st.mode & 0o777).toString(8)}, not 0700`
+          : real !== p
+            ? "a symbolic link now leads to it"
+            : undefined;
+    if (not) {
+      log.warn(`left alone: ${p} is recorded as a staging directory of a killed restore --path, but ${not}; check it and remove it by hand`);
+      continue;
+    }
+    if (!dryRun) {
+      try {
+        await tool(["rm", "-rf", "--one-file-system", "--", p], undefined, `removing the stale staging directory ${p}`);
+      } catch (err) {
+        out.done = false;
+        log.warn(`${(err as Error).message}; the next drill or zrb cleanup tries again`);
+        continue;
+      }
+    }
+    out.stages.push(p);
+  }
+  return out;
 }
 

@@ -6,6 +6,8 @@
  *   - a file <drill.dir>/zrbdrill<12 hex>.img or .lock (or an empty mount directory) with no pool on it,
  *   - a dataset <pool>/zrbdrill<12 hex>-src (pool: a task's pool) whose zrb:drill property
  *     is that id,
+ *   - a staging directory of `restore --path` listed in <drill.dir>/zrbdrill<12 hex>.stages
+ *     (stage.ts says what else it must be),
  * and in every case no live process holds <drill.dir>/zrbdrill<id>.lock (a drill running now
  * holds it from before it makes anything until after it removed everything).
  */
@@ -15,15 +17,18 @@ import { lockHeld } from "../../state/lock.ts";
 import { log } from "../../util/log.ts";
 import * as zpool from "../../zfs/zpool.ts";
 import { DRILL_PREFIX, cloneName, drillDir, drillNames, removeDrill, removeEmptyDirs } from "./pool.ts";
+import { removeStaleStages } from "./stage.ts";
 
 export interface StaleRemoved {
   pools: string[];
   clones: string[];
   files: string[];
+  /** restore --path's staging directories. */
+  stages: string[];
 }
 
 const POOL_RE = new RegExp(`^${DRILL_PREFIX}([0-9a-f]{12})$`);
-const ENTRY_RE = new RegExp(`^${DRILL_PREFIX}([0-9a-f]{12})(\\.img|\\.src|\\.lock)?$`);
+const ENTRY_RE = new RegExp(`^${DRILL_PREFIX}([0-9a-f]{12})(\\.img|\\.src|\\.lock|\\.stages)?$`);
 
 function entries(dir: string): string[] {
   try {
@@ -39,7 +44,7 @@ function entries(dir: string): string[] {
  */
 export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, sourcePools: string[], o: { dryRun?: boolean } = {}): Promise<StaleRemoved> {
   const dir = drillDir(cfg);
-  const out: StaleRemoved = { pools: [], clones: [], files: [] };
+  const out: StaleRemoved = { pools: [], clones: [], files: [], stages: [] };
   // Every drill makes drill.dir first and keeps its file and lock there: without it, nothing here
   // can be a drill's (a prune host without zfs runs `zrb cleanup` too, and needs no zpool).
   if (!existsSync(dir)) return out;
@@ -65,13 +70,19 @@ export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, 
     const m = ENTRY_RE.exec(e);
     const pool = `${DRILL_PREFIX}${m?.[1]}`;
     if (!m || (pools.includes(pool) && !out.pools.includes(pool)) || !dead(m[1]!)) continue;
+    if (m[2] === ".stages") {
+      const r = await removeStaleStages({ id: m[1]!, stages: `${dir}/${e}` }, o.dryRun);
+      out.stages.push(...r.stages);
+      if (o.dryRun || !r.done) continue;
+    }
     if (o.dryRun) continue;
-    if (m[2] === ".img" || m[2] === ".lock") rmSync(`${dir}/${e}`, { force: true });
+    if (m[2] === ".img" || m[2] === ".lock" || m[2] === ".stages") rmSync(`${dir}/${e}`, { force: true });
     else removeEmptyDirs(`${dir}/${e}`);
     out.files.push(`${dir}/${e}`);
   }
   const did = o.dryRun ? "would remove" : "removed";
   for (const p of out.pools) log.info(`${did} the stale drill pool ${p} (its drill was killed)`);
   for (const c of out.clones) log.info(`${did} the stale drill clone ${c} (its drill was killed)`);
+  for (const s of out.stages) log.info(`${did} the stale staging directory ${s} (its restore --path was killed)`);
   return out;
 }

@@ -1,9 +1,10 @@
 /** The pure rules of drill and restore --path: which paths are accepted, the pool's size, the output line, the exit-7 message. */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
 import { parseRelPath } from "../../../src/pipeline/drill/paths.ts";
 import { checkDirSafe, checkFreeSpace, cloneName, drillNames, poolSize } from "../../../src/pipeline/drill/pool.ts";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { copyAll } from "../../../src/pipeline/drill/stage.ts";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyAll, removeStaleStages } from "../../../src/pipeline/drill/stage.ts";
+import { log } from "../../../src/util/log.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { drillError, drillLine, type DrillResult } from "../../../src/pipeline/drill/index.ts";
@@ -29,6 +30,7 @@ describe("restore --path: all or nothing", () => {
   test("an interrupt stops the copy: --to as it was, no stage left; without one, the paths are moved in", async () => {
     const root = mkdtempSync(join(tmpdir(), "zrb-extract-root-"));
     const to = mkdtempSync(join(tmpdir(), "zrb-extract-to-"));
+    const rec = { id: "0123456789ab", stages: join(root, "stages") };
     try {
       mkdirSync(join(root, "docs/deep"), { recursive: true });
       writeFileSync(join(root, "docs/deep/a.txt"), "a\n");
@@ -36,14 +38,69 @@ describe("restore --path: all or nothing", () => {
       writeFileSync(join(to, "keep.txt"), "mine\n");
       const ac = new AbortController();
       ac.abort(new Error("interrupted by SIGTERM"));
-      await expect(copyAll(root, ["docs", "b.txt"], to, ac.signal)).rejects.toThrow("interrupted by");
+      await expect(copyAll(root, ["docs", "b.txt"], to, rec, ac.signal)).rejects.toThrow("interrupted by");
       expect(readdirSync(to)).toEqual(["keep.txt"]);
-      await copyAll(root, ["docs/deep/a.txt", "b.txt"], to);
+      expect(existsSync(rec.stages)).toBe(false);
+      await copyAll(root, ["docs/deep/a.txt", "b.txt"], to, rec);
+      expect(existsSync(rec.stages)).toBe(false);
       expect(readdirSync(to).sort()).toEqual(["b.txt", "docs", "keep.txt"]);
       expect(readFileSync(join(to, "docs/deep/a.txt"), "utf8")).toBe("a\n");
     } finally {
       rmSync(root, { recursive: true, force: true });
       rmSync(to, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("restore --path: the stages a kill -9 left", () => {
+  test("removes only recorded directories with the id's name, zrb's owner and mode 0700, reached by no link; --dry-run removes nothing", async () => {
+    const top = realpathSync(mkdtempSync(join(tmpdir(), "zrb-stale-stage-")));
+    const id = "0123456789ab";
+    const rec = { id, stages: join(top, `zrbdrill${id}.stages`) };
+    const warn = spyOn(log, "warn").mockImplementation(() => {});
+    try {
+      const to = join(top, "to");
+      mkdirSync(to);
+      const stage = (n: number, mode = 0o700) => {
+        const d = join(to, `.zrb-restore-${id}-${n}`);
+        mkdirSync(join(d, "docs"), { recursive: true, mode });
+        chmodSync(d, mode);
+        writeFileSync(join(d, "docs/half.bin"), "partial");
+        return d;
+      };
+      const good = stage(0);
+      const loose = stage(1, 0o755); // not a mode zrb makes a stage with
+      const theirs = stage(5); // someone else's (the tests run as root: chown works)
+      chownSync(theirs, 65534, 65534);
+      const other = join(to, ".zrb-restore-ffffffffffff-0"); // another run's name
+      mkdirSync(other, { mode: 0o700 });
+      // A link now where a stage was: neither it nor where it leads is removed.
+      const target = join(top, "elsewhere");
+      mkdirSync(target, { mode: 0o700 });
+      const link = join(to, `.zrb-restore-${id}-2`);
+      symlinkSync(target, link);
+      // A parent replaced by a link: the recorded path now leads through it.
+      mkdirSync(join(top, "real"));
+      const viaLink = join(top, "real", `.zrb-restore-${id}-3`);
+      mkdirSync(viaLink, { mode: 0o700 });
+      symlinkSync(join(top, "real"), join(top, "moved"));
+      const lines = [good, loose, theirs, other, link, join(top, "moved", `.zrb-restore-${id}-3`), join(to, `.zrb-restore-${id}-4`), "not json", JSON.stringify("relative/.zrb-restore-0123456789ab-5")];
+      writeFileSync(rec.stages, lines.map((l) => (l.startsWith("/") ? JSON.stringify(l) : l)).join("\n") + "\n");
+
+      expect(await removeStaleStages(rec, true)).toEqual({ stages: [good], done: true });
+      expect(existsSync(join(good, "docs/half.bin"))).toBe(true);
+      expect((await removeStaleStages(rec)).stages).toEqual([good]);
+      expect(existsSync(good)).toBe(false);
+      for (const kept of [loose, theirs, other, link, target, viaLink]) expect(existsSync(kept)).toBe(true);
+      const said = warn.mock.calls.map((c) => String(c[0]));
+      expect(said.some((w) => w.includes(loose) && w.includes("its mode is 0755, not 0700"))).toBe(true);
+      expect(said.some((w) => w.includes(link) && w.includes("it is not a directory"))).toBe(true);
+      expect(said.some((w) => w.includes(theirs) && w.includes("it is owned by uid 65534"))).toBe(true);
+      expect(said.some((w) => w.includes("moved") && w.includes("a symbolic link now leads to it"))).toBe(true);
+      expect(said.filter((w) => w.includes("names no staging directory")).length).toBeGreaterThanOrEqual(3 * 2); // other, "not json", relative; in both runs
+    } finally {
+      warn.mockRestore();
+      rmSync(top, { recursive: true, force: true });
     }
   });
 });
@@ -58,6 +115,7 @@ describe("the drill pool", () => {
       lock: "/var/lib/zrb/drill/zrbdrill0123456789ab.lock",
       mnt: "/var/lib/zrb/drill/zrbdrill0123456789ab",
       srcMnt: "/var/lib/zrb/drill/zrbdrill0123456789ab.src",
+      stages: "/var/lib/zrb/drill/zrbdrill0123456789ab.stages",
     });
     expect(cloneName("tank", "0123456789ab")).toBe("tank/zrbdrill0123456789ab-src");
   });
