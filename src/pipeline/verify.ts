@@ -170,7 +170,7 @@ async function verifyBackup(
     const path = join(o.scratch, partFileName(p.index));
     const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
     try {
-      await downloadPart(store, m, p, path, threads, { signal, onBytes: o.onBytes, connections: o.connections, identities: o.identities });
+      await downloadPart(store, m, p, path, threads, { signal, onBytes: o.onBytes, connections: o.connections, identities: o.identities, after: 0 });
       if (o.identities) {
         const emit = whole === null ? () => {} : (b: Uint8Array) => ends.push(b);
         await decryptPart(path, m, p, { identities: o.identities, url: store.urlOf(p.key), emit, threads, alsoHash: whole === null ? [] : [whole], signal });

@@ -55,46 +55,48 @@ export interface FetchOptions {
   rangeBytes?: number;
   /** The private key's identities: a rekeyed part's original SHA-256 is checked through its sealed original header. */
   identities?: string[];
-  /** The last part of its step: its last ranges shrink (rangesOf). */
-  last?: boolean;
+  /** The bytes of its step's parts after this one: the ranges near the step's end shrink (rangesOf). */
+  after?: number;
   /** Connections and range buffers shared by the parts downloading at once (PartFetcher; range-slots.ts); `rank`: the part's index. */
   shared?: { slots: RangeSlots; rank: number };
+}
+
+/** Where a part lies in its step, for rangesOf's taper: the connections, and the bytes of the parts after it. */
+export interface Taper {
+  connections: number;
+  after: number;
 }
 
 /**
  * The ranges of a part of `size` bytes: `step` bytes each, the last one open-ended (so an object
  * longer than its manifest says is still caught) — with the first `stagger` of them growing
- * from step/stagger to step, and the last `taper` shrinking to step/taper.
+ * from step/stagger to step, and, with `taper`, those within the step's last `connections`
+ * ranges' worth of bytes each a `connections`-th of what the step has left from there (never
+ * below step/16).
  *
  * Ranges that start together share the link and end together, so every connection then waits
  * out its next request's round trip at the same moment and the link idles each time (≈ 5 % of a
  * 20 ms-away link at 4 MiB ranges); started at staggered sizes, the connections stay out of step
- * and the others fill each one's wait. At a step's end (its last part) the staggered connections
- * run out one by one, the last ranges alone on a connection or two — a fraction of the link —
- * unless those ranges are smaller.
+ * and the others fill each one's wait. At a step's end the connections run out one by one, and
+ * the last ranges, alone on a connection or two, get a fraction of the link — unless each range
+ * taken there is a share of what is left, so that the ones in flight end at about the same time.
  */
-export function rangesOf(size: number, step: number, stagger = 0, taper = 0): { start: number; end?: number }[] {
-  const head = Array.from({ length: stagger }, (_, j) => Math.ceil((step * (j + 1)) / stagger));
-  const tail = Array.from({ length: taper }, (_, k) => Math.ceil((step * (taper - k)) / taper));
-  const edges = [...head, ...tail].reduce((a, b) => a + b, 0);
-  // A part too small for both: plain ranges of `step`.
-  const lens = edges < size ? [...head, ...fill(size - edges, step), ...tail] : fill(size, step);
+export function rangesOf(size: number, step: number, stagger = 0, taper?: Taper): { start: number; end?: number }[] {
   const out: { start: number; end?: number }[] = [];
+  const least = Math.max(1, Math.ceil(step / 16));
   let start = 0;
-  for (const len of lens) {
+  for (let j = 0; ; j++) {
+    let len = j < stagger ? Math.ceil((step * (j + 1)) / stagger) : step;
+    if (taper) {
+      const left = size - start + taper.after;
+      if (left < taper.connections * step) len = Math.min(len, Math.max(least, Math.ceil(left / taper.connections)));
+    }
     if (start + len >= size) break;
     out.push({ start, end: start + len - 1 });
     start += len;
   }
   out.push({ start });
   return out;
-}
-
-/** `bytes` as ranges of at most `step`: the short one first. */
-function fill(bytes: number, step: number): number[] {
-  const whole = Math.floor(bytes / step);
-  const rest = bytes - whole * step;
-  return [...(rest > 0 ? [rest] : []), ...Array<number>(whole).fill(step)];
 }
 
 /** One range read whole into `into` (its first bytes): exactly its bytes, or an error naming what was wrong. */
@@ -122,8 +124,8 @@ async function fetchRange(store: ObjectStore, key: string, r: { start: number; e
 async function* rangedBody(store: ObjectStore, key: string, size: number, name: string, o: FetchOptions): AsyncGenerator<Uint8Array> {
   const step = o.rangeBytes ?? RANGE_BYTES;
   const slots = o.shared && o.shared.slots.bytes >= step ? o.shared.slots : new RangeSlots(o.connections ?? 1, step);
-  // Staggered once per run (the connections stay out of step from then on); tapered at a step's last part (rangesOf).
-  const ranges = rangesOf(size, step, slots.firstStagger(), o.last ? slots.connections : 0);
+  // Staggered once per run (the connections stay out of step from then on); tapered at the step's end (rangesOf).
+  const ranges = rangesOf(size, step, slots.firstStagger(), o.after === undefined ? undefined : { connections: slots.connections, after: o.after });
   const n = ranges.length;
   const rank = o.shared?.rank ?? 0;
   const inFlight: Promise<Uint8Array>[] = [];
@@ -253,12 +255,15 @@ export class PartFetcher {
     void this.pump();
   }
 
+
   pathOf(index: number): string {
     return join(this.dir, partFileName(index));
   }
 
   private async pump(): Promise<void> {
+    let after = this.m.parts.reduce((a, q) => a + q.cipherSize, 0);
     for (const p of this.m.parts) {
+      after -= p.cipherSize;
       await this.slots.acquire();
       if (this.stopped) return;
       const path = this.pathOf(p.index);
@@ -269,7 +274,8 @@ export class PartFetcher {
         signal: this.ac.signal,
         identities: this.fetch.identities,
         shared: { slots: this.ranges, rank: p.index },
-        last: p.index === this.m.parts.length - 1,
+        // A backup's last part is often a small remainder: the step's end lies in the part before it too.
+        after,
       }).then(
         () => this.done[p.index]!.resolve(path),
         (e) => {

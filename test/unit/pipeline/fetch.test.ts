@@ -67,13 +67,29 @@ async function setup(name: string, body: Uint8Array, manifestSize = body.length,
 
 describe("rangesOf", () => {
   const lens = (rs: { start: number; end?: number }[], size: number) => rs.map((r) => (r.end ?? size - 1) - r.start + 1);
-  test("staggered at the start, tapered at the end, contiguous, the last open-ended; a small part plain", () => {
+  test("staggered at the start, contiguous, the last open-ended; a small part plain", () => {
     const size = 10_300;
-    const rs = rangesOf(size, 1000, 4, 4);
-    expect(lens(rs, size)).toEqual([250, 500, 750, 1000, 300, 1000, 1000, 1000, 1000, 1000, 1000, 750, 500, 250]);
+    const rs = rangesOf(size, 1000, 4);
+    expect(lens(rs, size)).toEqual([250, 500, 750, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 800]);
     expect(rs.every((r, i) => r.start === (i ? rs[i - 1]!.end! + 1 : 0))).toBe(true);
     expect(rs.at(-1)!.end).toBeUndefined();
-    expect(lens(rangesOf(2500, 1000, 4, 4), 2500)).toEqual([500, 1000, 1000]);
+    expect(lens(rangesOf(2500, 1000), 2500)).toEqual([1000, 1000, 500]);
+  });
+  test("near the step's end each range is a connections-th of what the step has left, never below step/16 — also in a part followed by a short one", () => {
+    const size = 10_000;
+    // 4 connections, the last part: the last 4000 bytes are tapered.
+    const last = lens(rangesOf(size, 1000, 0, { connections: 4, after: 0 }), size);
+    expect(last.slice(0, 6)).toEqual([1000, 1000, 1000, 1000, 1000, 1000]);
+    expect(last.slice(6, 9)).toEqual([1000, 750, 563]); // 4000/4, 3000/4, 2250/4 (rounded up)
+    expect(last.every((l, i) => i === 0 || l <= last[i - 1]!)).toBe(true);
+    expect(Math.min(...last.slice(0, -1))).toBeGreaterThanOrEqual(63);
+    expect(last.reduce((a, b) => a + b, 0)).toBe(size);
+    // Followed by 1500 bytes in the step: its own end is tapered already (2500 left at 9000).
+    const before = lens(rangesOf(size, 1000, 0, { connections: 4, after: 1500 }), size);
+    expect(before.at(-2)).toBeLessThan(1000);
+    expect(before.reduce((a, b) => a + b, 0)).toBe(size);
+    // Far from the step's end: plain.
+    expect(lens(rangesOf(size, 1000, 0, { connections: 4, after: 100_000 }), size).slice(0, -1).every((l) => l === 1000)).toBe(true);
   });
 });
 
@@ -92,12 +108,10 @@ describe("downloadPart over several connections", () => {
     expect(Buffer.compare(readFileSync(path), body)).toBe(0);
     // The first 3 ranges (one per connection) staggered: a third, two thirds, then whole ranges,
     // so the connections do not all end, and wait for their next round trip, at once.
-    // What is left over after whole ranges comes right after them, the last range stays whole.
+    // Whole ranges after them; the last, open-ended, holds what is left over (no taper asked).
     const [a, b] = [Math.ceil(STEP / 3), Math.ceil((2 * STEP) / 3)];
-    const rest = body.length - (a + b + STEP) - STEP;
-    const ends = [a, a + b, a + b + STEP, a + b + STEP + rest];
+    const ends = [a, a + b, a + b + STEP, a + b + 2 * STEP];
     expect(seen.gets).toEqual([...ends.map((e, i) => ({ start: i ? ends[i - 1]! : 0, end: e - 1 })), { start: ends[3]! }]);
-    expect(body.length - ends[3]!).toBe(STEP);
     expect(seen.maxOpen).toBeLessThanOrEqual(3);
     expect(seen.maxOpen).toBeGreaterThanOrEqual(2);
     expect(progress.reduce((a, b) => a + b, 0)).toBe(body.length);
