@@ -325,6 +325,7 @@ describe("zrb restore --path", () => {
     // One existing file in the way: refused (exit 9) naming it, and big.bin (no conflict) not copied either.
     const busy = join(sc.work, "busy");
     mkdirSync(join(busy, "docs"), { recursive: true });
+    chmodSync(join(busy, "docs"), 0o711); // not the snapshot's mode: merging must set it
     writeFileSync(join(busy, "docs/a.txt"), "mine\n");
     await expectZrbFail(restoreArgs(busy, "--path", "big.bin", "--path", "docs"), sc.env, 9, `${join(busy, "docs/a.txt")} exists`, "--force", "nothing was copied");
     expect(existsSync(join(busy, "big.bin"))).toBe(false);
@@ -371,6 +372,15 @@ describe("zrb restore --path", () => {
       expect(await hashTree(join(across, "docs"))).toEqual(await hashTree(join(out, "docs")));
       expect(attrs(join(across, "docs"))).toEqual(attrs(join(out, "docs")));
       expect(readdirSync(across)).toEqual(["docs"]);
+      // --force over a symbolic link there: the link is replaced, never written through (its target is outside --to).
+      const outside = join(sc.work, "outside.txt");
+      writeFileSync(outside, "not zrb's\n");
+      rmSync(join(across, "docs/a.txt"));
+      symlinkSync(outside, join(across, "docs/a.txt"));
+      await zrb(restoreArgs(across, "--path", "docs", "--force"), { env: sc.env });
+      expect(readFileSync(outside, "utf8")).toBe("not zrb's\n");
+      expect(lstatSync(join(across, "docs/a.txt")).isFile()).toBe(true);
+      expect(await hashTree(join(across, "docs"))).toEqual(await hashTree(join(out, "docs")));
 
       // A path below a mount is staged on that mount: the 64 KiB file system around it never holds c.bin (200 KB).
       const nest = join(sc.work, "nest");
