@@ -98,6 +98,20 @@ describe("restore --path: the stages a kill -9 left", () => {
       expect(said.some((w) => w.includes(theirs) && w.includes("it is owned by uid 65534"))).toBe(true);
       expect(said.some((w) => w.includes("moved") && w.includes("a symbolic link now leads to it"))).toBe(true);
       expect(said.filter((w) => w.includes("names no staging directory")).length).toBeGreaterThanOrEqual(3 * 2); // other, "not json", relative; in both runs
+
+      // A file system mounted inside a stage is not crossed: the stage stays, and so does the record.
+      const mounted = stage(6);
+      mkdirSync(join(mounted, "mnt"));
+      expect(Bun.spawnSync(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", join(mounted, "mnt")]).exitCode).toBe(0);
+      try {
+        writeFileSync(join(mounted, "mnt/theirs.txt"), "x");
+        writeFileSync(rec.stages, `${JSON.stringify(mounted)}\n`);
+        expect(await removeStaleStages(rec)).toEqual({ stages: [], done: false });
+        expect(readFileSync(join(mounted, "mnt/theirs.txt"), "utf8")).toBe("x");
+        expect(warn.mock.calls.map((c) => String(c[0])).some((w) => w.includes(`removing the stale staging directory ${mounted}`) && w.includes("tries again"))).toBe(true);
+      } finally {
+        Bun.spawnSync(["umount", join(mounted, "mnt")]);
+      }
     } finally {
       warn.mockRestore();
       rmSync(top, { recursive: true, force: true });
