@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes, createHash } from "node:crypto";
-import { downloadPart, rangesOf } from "../../../src/pipeline/restore/fetch.ts";
+import { downloadPart, PartFetcher, RANGE_BYTES, rangesOf } from "../../../src/pipeline/restore/fetch.ts";
 import { startThreads, type Threads } from "../../../src/pipeline/parallel/index.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import type { ObjectStore } from "../../../src/store/store.ts";
@@ -145,5 +145,44 @@ describe("downloadPart over several connections", () => {
     expect(seen.gets.length).toBe(8); // twice four ranges (half, whole, whole, the half left)
     const gone = { ...p, key: "data/tank/x/level0/none/part-000000.age" };
     await expect(downloadPart(local, m, gone, join(dir, "gone.part"), threads, { connections: 2, rangeBytes: STEP })).rejects.toMatchObject({ exitCode: ExitCode.STORE, message: expect.stringContaining("missing") });
+  });
+});
+
+describe("PartFetcher", () => {
+  test("a step ending in a short part: the part before it tapers its last ranges too", async () => {
+    const MiB = 1024 * 1024;
+    const bodies = [randomBytes(14 * MiB), randomBytes(MiB)];
+    const local = new LocalStore(join(dir, "store-fetcher"));
+    const parts: ManifestPart[] = [];
+    for (const [index, body] of bodies.entries()) {
+      const key = `data/tank/x/level0/fetcher/part-00000${index}.age`;
+      await local.put(key, body);
+      parts.push({ index, key, plainSize: body.length, cipherSize: body.length, sha256: createHash("sha256").update(body).digest("hex"), blake3: "" });
+    }
+    const m = { backupId: "fetcher", parts } as unknown as Manifest;
+    const gets: { key: string; start: number; end?: number }[] = [];
+    const store = Object.create(local) as ObjectStore;
+    store.getStream = async (key, range) => {
+      gets.push({ key, start: range?.start ?? 0, end: range?.end });
+      return local.getStream(key, range);
+    };
+    const scratch = mkdtempSync(join(dir, "fetcher-"));
+    const f = new PartFetcher(store, m, scratch, 2, threads, undefined, { connections: 3 });
+    for (const [i, body] of bodies.entries()) {
+      expect(Buffer.compare(readFileSync(await f.take(i)), body)).toBe(0);
+      f.release(i);
+    }
+    // Part 0's ranges in order: two staggered ones (growing), then — the step has less than
+    // 3 connections × 4 MiB left from there on — each a third of what the step has left: none
+    // whole, each no larger than the one before. Without the short part after it counted, they
+    // would be whole 4 MiB ranges to the end.
+    const first = gets.filter((g) => g.key === parts[0]!.key).sort((a, b) => a.start - b.start);
+    const lens = first.slice(0, -1).map((g) => g.end! - g.start + 1);
+    expect(lens.slice(0, 2)).toEqual([Math.ceil(RANGE_BYTES / 3), Math.ceil((2 * RANGE_BYTES) / 3)]);
+    const tail = lens.slice(2);
+    expect(tail[0]).toBe(Math.ceil((15 * MiB - 4 * MiB) / 3));
+    expect(tail.length).toBeGreaterThanOrEqual(4);
+    expect(tail.every((l, i) => l < RANGE_BYTES && (i === 0 || l <= tail[i - 1]!))).toBe(true);
+    rmSync(scratch, { recursive: true, force: true });
   });
 });
