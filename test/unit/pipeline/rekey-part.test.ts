@@ -1,0 +1,115 @@
+/**
+ * Rekeying one part (src/pipeline/rekey/part.ts) against the real local store, with parts the
+ * stock `age` CLI made: an object that is not the one the manifest describes — another size,
+ * other bytes of the same size, a header that is not the one a rekey recorded — is refused
+ * before anything is rewritten, and the object is left as it was. The good case is checked by
+ * the stock CLI too: the rewritten object opens with the new key and not with the old one.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash, randomBytes } from "node:crypto";
+import { generateKeyPair } from "../../../src/crypto/keys.ts";
+import { rekeyPart } from "../../../src/pipeline/rekey/part.ts";
+import { RekeyStateFile } from "../../../src/pipeline/rekey/state.ts";
+import type { ManifestPart } from "../../../src/records/manifest.ts";
+import { LocalStore } from "../../../src/store/local.ts";
+import { ExitCode, type ZrbError } from "../../../src/util/errors.ts";
+
+let dir: string;
+let store: LocalStore;
+const keys: { file: string; identity: string; recipient: string }[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "zrb-rekey-part-"));
+  store = new LocalStore(join(dir, "store"));
+  for (let i = 0; i < 3; i++) {
+    const k = await generateKeyPair();
+    const file = join(dir, `key${i}.txt`);
+    writeFileSync(file, k.identityFileText, { mode: 0o600 });
+    keys.push({ file, identity: k.identityFileText.trim().split("\n").at(-1)!, recipient: k.recipient });
+  }
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+
+/** `plain` encrypted by the stock age CLI to `recipient`. */
+function ageTo(recipient: string, plain: Uint8Array): Uint8Array {
+  const p = Bun.spawnSync(["age", "-r", recipient], { stdin: plain });
+  expect(p.exitCode).toBe(0);
+  return new Uint8Array(p.stdout);
+}
+
+function ageOpen(keyFile: string, sealed: Uint8Array): Uint8Array | null {
+  const p = Bun.spawnSync(["age", "-d", "-i", keyFile], { stdin: sealed, stderr: "pipe" });
+  return p.exitCode === 0 ? new Uint8Array(p.stdout) : null;
+}
+
+async function stored(name: string, body: Uint8Array): Promise<ManifestPart> {
+  const key = `data/tank/x/level0/${name}/part-000000.age`;
+  await store.put(key, body);
+  return { index: 0, key, plainSize: 0, cipherSize: body.length, sha256: sha256(body), blake3: "" };
+}
+
+async function job(name: string, part: ManifestPart, from: number, to: number) {
+  const state = await RekeyStateFile.open(mkdtempSync(join(dir, `state-${name}-`)), [keys[to]!.recipient]);
+  return { store, backupId: name, part, info: (await store.head(part.key))!, identities: [keys[from]!.identity], recipients: [keys[to]!.recipient], state };
+}
+
+async function refused(p: Promise<unknown>): Promise<ZrbError> {
+  let err: ZrbError | undefined;
+  try {
+    await p;
+  } catch (e) {
+    err = e as ZrbError;
+  }
+  expect(err?.exitCode).toBe(ExitCode.INTEGRITY);
+  return err!;
+}
+
+describe("rekeyPart", () => {
+  test("the object is rewritten to the new key: the stock age CLI opens it with that key only; its record keeps the original SHA-256", async () => {
+    const plain = randomBytes(200_000);
+    const part = await stored("good", ageTo(keys[0]!.recipient, plain));
+    const out = await rekeyPart(await job("good", part, 0, 1));
+    const now = (await store.get(part.key))!;
+    expect(Buffer.compare(ageOpen(keys[1]!.file, now)!, plain)).toBe(0);
+    expect(ageOpen(keys[0]!.file, now)).toBeNull();
+    expect(out.part.sha256).toBe(part.sha256);
+    expect(out.part.cipherSize).toBe(now.length);
+    expect(out.part.rewrap?.prefixSha256).toBe(sha256(now.subarray(0, out.part.rewrap!.prefixSize)));
+  });
+
+  test("an object of another size than the manifest's is refused, and left as it was", async () => {
+    const body = ageTo(keys[0]!.recipient, randomBytes(100_000));
+    const part = { ...(await stored("size", body)), cipherSize: body.length + 1 };
+    const err = await refused(rekeyPart(await job("size", part, 0, 1)));
+    expect(err.message).toContain(`is ${body.length} bytes, the manifest says ${body.length + 1}`);
+    expect(Buffer.compare((await store.get(part.key))!, body)).toBe(0);
+  });
+
+  test("other bytes of the same size (another age file to the same key) are refused, and left as they were", async () => {
+    const original = ageTo(keys[0]!.recipient, randomBytes(100_000));
+    const swapped = ageTo(keys[0]!.recipient, randomBytes(100_000));
+    expect(swapped.length).toBe(original.length);
+    const part = { ...(await stored("swapped", swapped)), sha256: sha256(original) };
+    const err = await refused(rekeyPart(await job("swapped", part, 0, 1)));
+    expect(err.message).toContain("its SHA-256 is not the manifest's");
+    expect(Buffer.compare((await store.get(part.key))!, swapped)).toBe(0);
+  });
+
+  test("a rekeyed part whose header is not the one its record names is refused, and left as it was", async () => {
+    const part = await stored("again", ageTo(keys[0]!.recipient, randomBytes(150_000)));
+    const once = (await rekeyPart(await job("again", part, 0, 1))).part;
+    const body = (await store.get(part.key))!;
+    const other = { ...once, rewrap: { ...once.rewrap!, prefixSha256: sha256(randomBytes(32)) } };
+    const err = await refused(rekeyPart(await job("again2", other, 1, 2)));
+    expect(err.message).toContain("its age header is not the one the manifest records");
+    expect(Buffer.compare((await store.get(part.key))!, body)).toBe(0);
+    // With its true record, the second rekey goes through to the third key.
+    await rekeyPart(await job("again3", once, 1, 2));
+    expect(ageOpen(keys[2]!.file, (await store.get(part.key))!)).not.toBeNull();
+  });
+});
