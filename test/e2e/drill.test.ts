@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CopyObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { hashTree, run, s3Client, writeRandomFile } from "../helpers/rig.ts";
@@ -237,6 +237,12 @@ describe("zrb drill", () => {
     // Not a drill's: the right name but no zrb:drill property. Cleanup must leave it alone.
     const decoy = `${sc.pool.pool}/zrbdrill0123456789ab-src`;
     await run(["zfs", "create", "-o", "canmount=off", decoy]); // never mounted: never "busy" on zfs-fuse
+    // Not a drill's either: a pool of a drill's name whose vdev is not in drill.dir.
+    const decoyPool = "zrbdrill0123456789ab";
+    const decoyFile = join(sc.work, `${decoyPool}.img`);
+    writeFileSync(decoyFile, "");
+    truncateSync(decoyFile, 128 * 1024 * 1024);
+    await run(["zpool", "create", "-m", "none", decoyPool, decoyFile]);
     for (const next of ["drill", "cleanup"]) {
       rmSync(stuck, { force: true });
       const k = await spawnZrb(drillArgs(), { ...sc.env, ZRB_ZFS: fakeZfs });
@@ -244,7 +250,7 @@ describe("zrb drill", () => {
       k.kill("SIGKILL");
       await k.exited;
       process.kill(Number(readFileSync(stuck, "utf8")), "SIGKILL");
-      const left = (await leftovers()).filter((l) => l !== decoy);
+      const left = (await leftovers()).filter((l) => l !== decoy && l !== decoyPool);
       expect(left.some((l) => /^zrbdrill[0-9a-f]{12}$/.test(l))).toBe(true);
       expect(left.some((l) => /^.*\/zrbdrill[0-9a-f]{12}-src$/.test(l))).toBe(true);
       expect(left.some((l) => /^zrbdrill[0-9a-f]{12}\.img$/.test(l))).toBe(true);
@@ -253,7 +259,7 @@ describe("zrb drill", () => {
         const dry = await zrb(["cleanup", "--config", cfg, "--task", "main", "--dry-run"], { env: sc.env });
         expect(dry.stderr).toContain("would remove the stale drill pool zrbdrill");
         expect(dry.stderr).toContain("would remove the stale drill clone");
-        expect((await leftovers()).filter((l) => l !== decoy)).toEqual(left);
+        expect((await leftovers()).filter((l) => l !== decoy && l !== decoyPool)).toEqual(left);
       }
       const r =
         next === "drill"
@@ -261,9 +267,11 @@ describe("zrb drill", () => {
           : await zrb(["cleanup", "--config", cfg, "--task", "main"], { env: sc.env });
       expect(r.stderr).toContain("removed the stale drill pool zrbdrill");
       expect(r.stderr).toContain("removed the stale drill clone");
-      expect(await leftovers()).toEqual([decoy]);
+      expect(await leftovers()).toEqual([decoyPool, decoy]);
     }
     await run(["zfs", "destroy", decoy]);
+    await run(["zpool", "destroy", decoyPool]);
+    rmSync(decoyFile, { force: true });
   }, 300_000);
 });
 
