@@ -436,9 +436,18 @@ describe("zrb cleanup", () => {
     expect(young.orphans).toEqual([]);
     expect(await expectFail([...base, "--older-than", "soon"], 2)).toBe('--older-than must be a duration like 30m, 24h or 7d, got "soon"');
 
+    // The resumable backup's spill files stay for its rerun; a spill directory nothing resumes goes.
+    const spill = join(d.runDir, "spill", st.backupId);
+    const staleSpill = join(d.runDir, "spill", "20250101T000000Z-L0-abcdef");
+    expect(readdirSync(spill).length).toBeGreaterThan(0);
+    mkdirSync(staleSpill, { recursive: true });
+    writeFileSync(join(staleSpill, "part-000000.age"), "left by a lost state");
     const real = jsonResult((await zrb(base, { env })).stdout);
     expect(real.uploads.length).toBe(1);
     expect(real.orphans.length).toBe(1);
+    expect(real.spillDirs).toEqual([staleSpill]);
+    expect(existsSync(staleSpill)).toBe(false);
+    expect(readdirSync(spill).length).toBeGreaterThan(0);
     const left = await listUploads(client, bucket);
     expect(left.some((u) => u.uploadId === up.UploadId)).toBe(false);
     expect(left.filter((u) => u.key.includes(`/${d.fs}/level1/`)).map((u) => u.uploadId).sort()).toEqual([...stateUploads, ...unrecorded].sort());
