@@ -283,6 +283,12 @@ describe("a prune host and a backup in flight on the NAS", () => {
     expect(await dataKeys(d, st.backupId)).toEqual([]);
     expect(await uploadsOf(st.backupId)).toEqual([]);
     expect(await hasKey(markerKeyOf(d, st.backupId))).toBe(false);
+    // An id that names no level is looked for in the whole dataset's data: only its own objects go.
+    const odd = `${PREFIX}data/${d.fs}/level0/manual-copy/part-000000.age`;
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: odd, Body: "copied by hand" }));
+    const oddRun = jsonResult((await zrb(onHost(d, "cleanup", "--abandon", "manual-copy", "--json"), { env })).stdout);
+    expect(oddRun.parts.map((x: any) => x.key)).toEqual([odd.slice(PREFIX.length)]);
+    expect(await hasKey(odd)).toBe(false);
     // The finished backup is untouched, and the NAS's rerun sends what was abandoned again.
     expect((await dataKeys(d, finished)).length).toBeGreaterThan(0);
     const done = jsonResult((await zrb(backupArgs(d), { env })).stdout);
