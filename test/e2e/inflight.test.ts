@@ -278,6 +278,20 @@ describe("a prune host and a backup in flight on the NAS", () => {
     const dry = jsonResult((await zrb(onHost(d, "cleanup", "--abandon", st.backupId, "--dry-run", "--json"), { env })).stdout);
     expect(dry.parts.length).toBeGreaterThanOrEqual(2);
     expect(await hasKey(markerKeyOf(d, st.backupId))).toBe(true);
+    // A part the store will not delete (a role without the right, an object lock): the marker
+    // stays, so what is left stays claimed, and a later run finishes the job.
+    proxy.setDecide((q) =>
+      q.method === "DELETE" && decodeURIComponent(q.path).includes(`/${st.backupId}/part-000000.age`) ? { kind: "reply", response: s3Error(403, "Forbidden", "AccessDenied", "Access Denied") } : forward,
+    );
+    // (The prune host's config, through the fault proxy.)
+    const viaProxy = YAML.parse(readFileSync(d.host, "utf8"));
+    viaProxy.s3.endpoint = proxy.endpoint;
+    writeFileSync(`${d.host}.proxy.yaml`, YAML.stringify(viaProxy));
+    const partial = await zrb(["cleanup", "--config", `${d.host}.proxy.yaml`, "--task", "t", "--abandon", st.backupId, "--json"], { env });
+    proxy.setDecide(() => forward);
+    expect(partial.stderr).toContain(`1 of ${dry.parts.length} parts of the abandoned backup ${st.backupId} could not be deleted`);
+    expect(await hasKey(markerKeyOf(d, st.backupId))).toBe(true);
+    expect((await dataKeys(d, st.backupId)).length).toBe(1);
     const r = jsonResult((await zrb(onHost(d, "cleanup", "--abandon", st.backupId, "--json"), { env })).stdout);
     expect(r.marker).toBe(`manifests/${d.fs}/${st.backupId}.inflight.yaml`);
     expect(await dataKeys(d, st.backupId)).toEqual([]);
