@@ -58,7 +58,10 @@ function mk(level: number, t: number, parent: Manifest | null, o: { parts?: numb
 /** Every part of every manifest as a listed object, written when its backup finished. */
 const listingOf = (ms: Manifest[]): ObjectInfo[] => ms.flatMap((m) => m.parts.map((p) => ({ key: p.key, size: p.cipherSize, lastModified: new Date(m.finishedAt) })));
 
-function plan(ms: Manifest[], o: { policy?: Policy | null; heads?: Heads; state?: BackupState | null; listing?: ObjectInfo[]; now?: number; allowEarlyDelete?: boolean } = {}): BackupDecision[] {
+function plan(
+  ms: Manifest[],
+  o: { policy?: Policy | null; heads?: Heads; state?: BackupState | null; listing?: ObjectInfo[]; now?: number; allowEarlyDelete?: boolean; untrusted?: Map<string, string>; lockedUntil?: Map<string, Date> } = {},
+): BackupDecision[] {
   const listing = o.listing ?? listingOf(ms);
   const cat = buildCatalog(ms, [], listing);
   const input: BucketPlanInput = {
@@ -70,11 +73,59 @@ function plan(ms: Manifest[], o: { policy?: Policy | null; heads?: Heads; state?
     objects: new Map(listing.map((x) => [x.key, x])),
     now: new Date(o.now ?? T0 + 400 * DAY),
     allowEarlyDelete: o.allowEarlyDelete ?? false,
+    ...(o.untrusted ? { untrusted: o.untrusted } : {}),
+    ...(o.lockedUntil ? { lockedUntil: o.lockedUntil } : {}),
   };
   return planBucket(input);
 }
 const keptIds = (ds: BackupDecision[]) => ds.filter((d) => d.action === "keep").map((d) => d.backupId);
 const rulesOf = (ds: BackupDecision[], id: string) => ds.find((d) => d.backupId === id)!.reasons.map((r) => r.rule);
+
+describe("what the plan never deletes", () => {
+  const NOW = T0 + 400 * DAY;
+  test("an untrusted manifest is kept, is no point and keeps no ancestor", () => {
+    const a = mk(0, T0, null);
+    const x = mk(1, T0 + DAY, a); // a forger's level 1 on a
+    const c = mk(0, T0 + 2 * DAY, null);
+    const ds = plan([a, x, c], { untrusted: new Map([[x.backupId, "it is not signed"]]), heads: headsFromManifests([c]) });
+    expect(rulesOf(ds, x.backupId)).toEqual(["not-trusted"]);
+    expect(keptIds(ds).sort()).toEqual([x.backupId, c.backupId].sort());
+    // Untrusted and the newest: still no point, so the policy keeps the newest trusted one.
+    const y = mk(0, T0 + 3 * DAY, null);
+    const ds2 = plan([a, c, y], { untrusted: new Map([[y.backupId, "signed by another key"]]), heads: headsFromManifests([c]) });
+    expect(rulesOf(ds2, c.backupId)).toContain("last");
+    expect(rulesOf(ds2, y.backupId)).toEqual(["not-trusted"]);
+    expect(ds2.find((d) => d.backupId === a.backupId)!.action).toBe("delete");
+  });
+
+  test("a backup from the future (a clock ahead) is kept and is no point: it moves no window", () => {
+    const a = mk(0, T0, null);
+    const b = mk(0, T0 + DAY, null);
+    const f = mk(0, NOW + 30 * DAY, null);
+    const ds = plan([a, b, f], { heads: headsFromManifests([a, b]) });
+    expect(rulesOf(ds, f.backupId)).toEqual(["future"]);
+    expect(rulesOf(ds, b.backupId)).toContain("last");
+    expect(ds.find((d) => d.backupId === a.backupId)!.action).toBe("delete");
+  });
+
+  test("the resumable backup stays when its manifest is written (a run killed before its bookkeeping)", () => {
+    const a = mk(0, T0, null);
+    const b = mk(1, T0 + DAY, a);
+    const c = mk(0, T0 + 2 * DAY, null);
+    const state = { backupId: b.backupId, level: 1, parent: null } as unknown as BackupState;
+    const ds = plan([a, b, c], { state, heads: headsFromManifests([c]) });
+    expect(rulesOf(ds, b.backupId)).toContain("resumable");
+    expect(rulesOf(ds, a.backupId)).toContain("ancestor");
+  });
+
+  test("an object lock keeps a backup until it ends, then not", () => {
+    const a = mk(0, T0, null);
+    const c = mk(0, T0 + 2 * DAY, null);
+    const locked = (until: number) => plan([a, c], { heads: headsFromManifests([c]), lockedUntil: new Map([[a.backupId, new Date(until)]]) });
+    expect(rulesOf(locked(NOW + DAY), a.backupId)).toEqual(["object-lock"]);
+    expect(locked(NOW - DAY).find((d) => d.backupId === a.backupId)!.action).toBe("delete");
+  });
+});
 
 describe("chain safety", () => {
   test("a kept point keeps its whole chain; heads keep theirs; the rest goes, children before parents", () => {
