@@ -54,4 +54,16 @@ describe("local retention keeps the base of the next backups", () => {
     const plan = planLocal(snaps, new Map(), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"), [other]);
     expect(plan.find((d) => d.name === l1old.name)).toMatchObject({ action: "keep", reasons: [{ rule: "resumable" }] });
   });
+
+  test("this store's interrupted backup: its base (the snapshot it sends from) stays too", () => {
+    const headless: Heads = { ...heads, levels: {} };
+    const state = { snapshot: { name: l1.name, guid: l1.guid }, parent: { name: l0old.name, guid: l0old.guid } } as unknown as BackupState;
+    const plan = planLocal(snaps, new Map(), headless, state, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
+    expect(plan.find((d) => d.name === l0old.name)).toMatchObject({ action: "keep", reasons: [{ rule: "resumable" }] });
+  });
+
+  test("a held snapshot (anyone's hold) stays, and the plan says so rather than leaving it to zfs to refuse", () => {
+    const plan = planLocal(snaps, new Map([[l1old.name, 2]]), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
+    expect(plan.find((d) => d.name === l1old.name)).toMatchObject({ action: "keep", reasons: [{ rule: "held", userrefs: 2 }] });
+  });
 });
