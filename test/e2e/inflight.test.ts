@@ -312,6 +312,37 @@ describe("a prune host and a backup in flight on the NAS", () => {
 });
 
 describe("what no marker claims", () => {
+  test("a part that appears while prune runs (a backup started after prune read the markers) is not prune's to judge: kept, even with orphan_grace 0s", async () => {
+    const d = await dataset("latecomer");
+    await writeRandomFile(join(d.mnt, "a.bin"), 300_000, 309);
+    await snap(d, 0);
+    jsonResult((await zrb(backupArgs(d), { env })).stdout);
+    const late = `${PREFIX}data/${d.fs}/level0/${new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z")}-L0-a1b2c3/part-000000.age`;
+    const viaProxy = YAML.parse(readFileSync(d.host, "utf8"));
+    viaProxy.s3.endpoint = proxy.endpoint;
+    writeFileSync(`${d.host}.proxy.yaml`, YAML.stringify(viaProxy));
+    // Once prune has listed the data and asks for the manifests' listing, the part lands (and the
+    // listing waits for it): prune's first listing did not show it, its second one does.
+    let put: Promise<unknown> | undefined;
+    proxy.setDecide((q) => {
+      if (!put && q.method === "GET" && q.path.includes("list-type=2") && decodeURIComponent(q.path).includes(`${PREFIX}manifests/${d.fs}/`)) {
+        put = client.send(new PutObjectCommand({ Bucket: bucket, Key: late, Body: "a new backup's first part" }));
+        return { kind: "forward", delayMs: 500 };
+      }
+      return forward;
+    });
+    const r = jsonResult((await zrb(["prune", "--config", `${d.host}.proxy.yaml`, "--task", "t", "--json"], { env })).stdout);
+    proxy.setDecide(() => forward);
+    expect(put).toBeDefined();
+    await put;
+    expect(r.orphans.map((o: any) => o.key)).not.toContain(late.slice(PREFIX.length));
+    expect(await hasKey(late)).toBe(true);
+    // The next prune sees it from its first listing: an orphan (no marker, no manifest), old enough at 0s.
+    const next = jsonResult((await zrb(onHost(d, "prune", "--json"), { env })).stdout);
+    expect(next.orphans.map((o: any) => o.key)).toEqual([late.slice(PREFIX.length)]);
+    expect(await hasKey(late)).toBe(false);
+  }, 300_000);
+
   test("an orphan younger than prune.orphan_grace is spared and reported; once older it is deleted; an untrusted marker protects nothing and is left alone", async () => {
     const d = await dataset("grace", { grace: "default" });
     await writeRandomFile(join(d.mnt, "a.bin"), 300_000, 307);
