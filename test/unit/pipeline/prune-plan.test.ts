@@ -10,11 +10,11 @@ import { prng } from "../../helpers/faultproxy.ts";
 import { buildCatalog, resolveChain } from "../../../src/pipeline/catalog.ts";
 import { deletionOrder, earlyDelete, planBucket, pointTime, type BackupDecision, type BucketPlanInput } from "../../../src/pipeline/prune/plan.ts";
 import type { Policy } from "../../../src/pipeline/prune/policy.ts";
-import { orphanParts } from "../../../src/pipeline/references.ts";
+import { orphanCatalogs, orphanParts } from "../../../src/pipeline/references.ts";
 import { advanceHeads, headsFromManifests, chooseParent, HEADS_FORMAT, type Heads } from "../../../src/records/heads.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import type { BackupState } from "../../../src/state/rundir.ts";
-import { dataPrefix, datasetDataPrefix, partKey } from "../../../src/store/layout.ts";
+import { catalogKey, dataPrefix, datasetDataPrefix, manifestDir, partKey } from "../../../src/store/layout.ts";
 import type { ObjectInfo } from "../../../src/store/store.ts";
 
 const DAY = 86_400_000;
@@ -124,6 +124,30 @@ describe("what the plan never deletes", () => {
     const locked = (until: number) => plan([a, c], { heads: headsFromManifests([c]), lockedUntil: new Map([[a.backupId, new Date(until)]]) });
     expect(rulesOf(locked(NOW + DAY), a.backupId)).toEqual(["object-lock"]);
     expect(locked(NOW - DAY).find((d) => d.backupId === a.backupId)!.action).toBe("delete");
+  });
+});
+
+describe("what no record accounts for", () => {
+  const base = datasetDataPrefix("tank", "photos");
+  const dir = manifestDir("tank", "photos");
+  const obj = (key: string) => ({ key, size: 5 });
+  test("a backup that has a manifest keeps every part under its id, whatever that manifest lists (one overwritten with parts: [])", () => {
+    const m = mk(0, T0, null, { parts: 2 });
+    const emptied = { ...m, parts: [] };
+    expect(orphanParts(listingOf([m]), base, [emptied], null)).toEqual([]);
+    expect(orphanParts(listingOf([m]), base, [], null).length).toBe(2);
+  });
+
+  test("a file catalog is kept while its backup has a manifest, is named as a parent or by a manifest, or is in flight; otherwise it is an orphan", () => {
+    const l0 = mk(0, T0, null);
+    const l1 = mk(1, T0 + DAY, l0); // l0's manifest is lost below: l1 still names it as parent
+    const named = "20270101T000000Z-L0-0000aa"; // a catalog a manifest names under another id
+    const inflight = "20270102T000000Z-L0-0000bb";
+    const nobody = "20270103T000000Z-L0-0000cc";
+    const withCatalog = { ...l1, catalog: { key: catalogKey("tank", "photos", named, "ab12"), size: 5, sha256: "0".repeat(64), entries: 1, kind: "full" as const } };
+    const listing = [l0.backupId, l1.backupId, inflight, nobody].map((id) => obj(catalogKey("tank", "photos", id))).concat(obj(catalogKey("tank", "photos", named, "ab12")));
+    const orphans = orphanCatalogs(listing, dir, [withCatalog], [dataPrefix("tank", "photos", 0, inflight)]);
+    expect(orphans.map((o) => o.key)).toEqual([catalogKey("tank", "photos", nobody)]);
   });
 });
 
