@@ -191,6 +191,24 @@ describe("opening a part on every worker", () => {
     expect(r.error?.exitCode).toBe(ExitCode.INTEGRITY);
     expect(r.error!.message).toBe(`part 0 of backup B1 (store://part): plaintext BLAKE3 is ${await b3(data)}, manifest says ${"0".repeat(64)}`);
   });
+
+  test("a part that decrypts to fewer bytes than the manifest records: exit 7 naming both sizes, even with its BLAKE3 right", async () => {
+    const data = pseudoRandom(RUN_PLAIN + 1, 12);
+    const plain = join(dir, "plain-short");
+    const file = join(dir, "short.age");
+    writeFileSync(plain, data);
+    expect((await run(["age", "-r", recipient, "-o", file, plain])).code).toBe(0);
+    const { m, p } = manifestFor(file, data, await b3(data));
+    const longer = { ...p, plainSize: data.length + 1 };
+    let err: ZrbError | undefined;
+    try {
+      await decryptPart(file, { ...m, parts: [longer] } as Manifest, longer, { identities: [identity], url: "store://part", emit: () => {}, threads });
+    } catch (e) {
+      err = e as ZrbError;
+    }
+    expect(err?.exitCode).toBe(ExitCode.INTEGRITY);
+    expect(err?.message).toBe(`part 0 of backup B1 (store://part) decrypts to ${data.length} bytes, manifest says ${data.length + 1}`);
+  });
 });
 
 describe("recycled files (FileWriter.recycle)", () => {
