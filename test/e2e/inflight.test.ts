@@ -8,7 +8,7 @@
  * behind the NAS's back, the NAS never writes a manifest naming a missing part.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { DeleteObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateMultipartUploadCommand, DeleteObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
@@ -231,14 +231,19 @@ describe("a prune host and a backup in flight on the NAS", () => {
     const parts = (await dataKeys(d, st.backupId)).sort();
     const victims = [parts[0]!, parts[2]!];
     for (const k of victims) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
+    // And one replaced by something of another size (cut short): as good as missing.
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: parts[1]!, Body: "cut short" }));
+    // And an upload the killed run began but never recorded (killed between the two): the backup aborts it before its manifest.
+    await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: parts[0]! }));
 
     const r = await zrb(backupArgs(d), { env });
-    expect(r.stderr).toContain(`2 part(s) of backup ${st.backupId} are missing from`);
+    expect(r.stderr).toContain(`3 part(s) of backup ${st.backupId} are missing from`);
     const done = jsonResult(r.stdout);
     expect(done.backupId).toBe(st.backupId);
     expect(done.resumed).toBe(true);
     await manifestPartsPresent(d, st.backupId);
     for (const k of victims) expect(await hasKey(k)).toBe(true);
+    expect(await uploadsOf(st.backupId)).toEqual([]);
     await verifyAndRestore(d, st.backupId, s, expected);
   }, 300_000);
 
