@@ -103,8 +103,20 @@ function manifestFor(file: string, data: Uint8Array, blake3: string): { m: Manif
   return { m, p };
 }
 
-async function openInParallel(file: string, data: Uint8Array, blake3?: string): Promise<{ out: Buffer; error?: ZrbError }> {
-  const { m, p } = manifestFor(file, data, blake3 ?? (await b3(data)));
+/** `data` encrypted to the test recipient by the stock age CLI, as the file `name` in the scratch directory. */
+async function stockAge(name: string, data: Uint8Array): Promise<string> {
+  const plain = join(dir, `${name}.plain`);
+  const file = join(dir, `${name}.age`);
+  writeFileSync(plain, data);
+  expect((await run(["age", "-r", recipient, "-o", file, plain])).code).toBe(0);
+  return file;
+}
+
+/** Open `file` on every worker against a manifest of `data` (`blake3`, and `over` for the part record, if given). */
+async function openInParallel(file: string, data: Uint8Array, blake3?: string, over: Partial<ManifestPart> = {}): Promise<{ out: Buffer; error?: ZrbError }> {
+  const made = manifestFor(file, data, blake3 ?? (await b3(data)));
+  const p = { ...made.p, ...over };
+  const m = { ...made.m, parts: [p] } as Manifest;
   const pieces: Buffer[] = [];
   try {
     await decryptPart(file, m, p, { identities: [identity], url: "store://part", emit: (b) => void pieces.push(Buffer.from(b)), threads });
@@ -140,10 +152,7 @@ describe("opening a part on every worker", () => {
   for (const n of SIZES) {
     test(`${n} bytes made by stock age: the plaintext, in order`, async () => {
       const data = pseudoRandom(n, n + 5);
-      const plain = join(dir, `plain-${n}`);
-      const file = join(dir, `cli-${n}.age`);
-      writeFileSync(plain, data);
-      expect((await run(["age", "-r", recipient, "-o", file, plain])).code).toBe(0);
+      const file = await stockAge(`cli-${n}`, data);
       const r = await openInParallel(file, data);
       expect(r.error).toBeUndefined();
       expect(r.out.equals(Buffer.from(data))).toBe(true);
@@ -152,10 +161,7 @@ describe("opening a part on every worker", () => {
 
   test("damaged files: the in-order diagnosis, exit 7, nothing emitted past the damaged block", async () => {
     const data = pseudoRandom(3 * RUN_PLAIN + 100, 9);
-    const plain = join(dir, "plain-damaged");
-    const good = join(dir, "good.age");
-    writeFileSync(plain, data);
-    expect((await run(["age", "-r", recipient, "-o", good, plain])).code).toBe(0);
+    const good = await stockAge("good", data);
     const bytes = readFileSync(good);
     const start = bytes.length - (data.length + 49 * 16) - 16; // header; payload = 49 sealed blocks after the nonce
     const at = (block: number) => start + 16 + block * SEALED_CHUNK_SIZE;
@@ -183,31 +189,16 @@ describe("opening a part on every worker", () => {
 
   test("a plaintext BLAKE3 that is not the manifest's: exit 7 naming both", async () => {
     const data = pseudoRandom(RUN_PLAIN + 1, 11);
-    const plain = join(dir, "plain-b3");
-    const file = join(dir, "b3.age");
-    writeFileSync(plain, data);
-    expect((await run(["age", "-r", recipient, "-o", file, plain])).code).toBe(0);
-    const r = await openInParallel(file, data, "0".repeat(64));
+    const r = await openInParallel(await stockAge("b3", data), data, "0".repeat(64));
     expect(r.error?.exitCode).toBe(ExitCode.INTEGRITY);
     expect(r.error!.message).toBe(`part 0 of backup B1 (store://part): plaintext BLAKE3 is ${await b3(data)}, manifest says ${"0".repeat(64)}`);
   });
 
   test("a part that decrypts to fewer bytes than the manifest records: exit 7 naming both sizes, even with its BLAKE3 right", async () => {
     const data = pseudoRandom(RUN_PLAIN + 1, 12);
-    const plain = join(dir, "plain-short");
-    const file = join(dir, "short.age");
-    writeFileSync(plain, data);
-    expect((await run(["age", "-r", recipient, "-o", file, plain])).code).toBe(0);
-    const { m, p } = manifestFor(file, data, await b3(data));
-    const longer = { ...p, plainSize: data.length + 1 };
-    let err: ZrbError | undefined;
-    try {
-      await decryptPart(file, { ...m, parts: [longer] } as Manifest, longer, { identities: [identity], url: "store://part", emit: () => {}, threads });
-    } catch (e) {
-      err = e as ZrbError;
-    }
-    expect(err?.exitCode).toBe(ExitCode.INTEGRITY);
-    expect(err?.message).toBe(`part 0 of backup B1 (store://part) decrypts to ${data.length} bytes, manifest says ${data.length + 1}`);
+    const r = await openInParallel(await stockAge("short", data), data, undefined, { plainSize: data.length + 1 });
+    expect(r.error?.exitCode).toBe(ExitCode.INTEGRITY);
+    expect(r.error!.message).toBe(`part 0 of backup B1 (store://part) decrypts to ${data.length} bytes, manifest says ${data.length + 1}`);
   });
 });
 
