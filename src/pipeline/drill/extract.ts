@@ -50,7 +50,6 @@ export interface PathRestoreResult {
   restoreSeconds: number;
 }
 
-
 /** Every entry a path brings (itself, and all below it for a directory), relative to the root. */
 async function plan(root: string, rel: string, missing: () => Promise<never>): Promise<Map<string, Entry>> {
   const parts = rel.split("/");

@@ -8,8 +8,8 @@
  *   <dir>/zrbdrill<id>/       where its datasets mount
  *   <pool>/zrbdrill<id>-src   a read-only clone of the source snapshot (source.ts), user
  *                             property zrb:drill=<id>, mounted at <dir>/zrbdrill<id>.src
- *   <dir>/zrbdrill<id>.stages `restore --path`'s staging directories in --to, one path a line,
- *                             each written here before it is made (stage.ts)
+ *   <dir>/zrbdrill<id>.stages `restore --path`'s staging directories in --to, one JSON string a
+ *                             line, each written here before it is made (stage.ts)
  *
  * `withDrillPool` always destroys them (success, failure, interrupt). After a kill -9 they are
  * stale; the next drill or `zrb cleanup` removes what is provably a drill's and provably dead

@@ -1,8 +1,8 @@
 /**
  * `restore --path`'s copy, all or nothing (extract.ts checks the paths and conflicts first).
  *
- * The paths are first copied into a stage, `.zrb-restore-XXXXXX` (0700) in the deepest
- * directory of DIR on their way that exists, and only when every one is there are they moved into
+ * The paths are first copied into a stage (0700; named below) in the deepest directory of DIR
+ * on their way that exists, and only when every one is there are they moved into
  * DIR by rename — same file system, no second copy of the bytes. A copy that fails (a full disk,
  * an I/O error, an interrupt) leaves DIR as it was, not a half directory that looks whole; the
  * stage is removed either way. Moving in does what `cp -a` would: what DIR lacks is moved whole,

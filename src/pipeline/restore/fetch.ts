@@ -255,7 +255,6 @@ export class PartFetcher {
     void this.pump();
   }
 
-
   pathOf(index: number): string {
     return join(this.dir, partFileName(index));
   }
