@@ -113,12 +113,13 @@ export class FileWriter {
 
   /**
    * The run is done with the closed file at `path` (a part uploaded, a downloaded part
-   * received): delete it, or, when the next file is `wanted` already (a part waits for the slot
-   * this file held, so keeping it adds nothing to the disk's bound), keep it as the spare the
-   * next create() overwrites — its page-cache pages are reused rather than freed and taken again. One spare at most, named
-   * `.zrb-spare-N.tmp` in its directory (a resume deletes `*.tmp` spill files; a restore's
-   * scratch is emptied at its start and end); an older spare is deleted. Never throws: a file
-   * that cannot be kept is deleted.
+   * received): delete it, or, when another file is `wanted` (a part still to come takes the
+   * slot this file held, so keeping it adds nothing to the disk's bound), keep it as the spare
+   * the next create() overwrites — its page-cache pages are reused rather than freed and taken
+   * again. One spare at most, named `.zrb-spare-N.tmp` in its directory (a backup's run deletes
+   * its `*.tmp` spill files at its end and a resume at its start; a restore's scratch is emptied
+   * at its start and end); an older spare is deleted. Never throws: a file that cannot be kept
+   * is deleted.
    */
   recycle(path: string, wanted: boolean): void {
     const old = this.spare;

@@ -228,6 +228,8 @@ export class PartFetcher {
   private readonly done: { promise: Promise<string>; resolve: (p: string) => void; reject: (e: unknown) => void }[];
   private readonly ac = new AbortController();
   private stopped = false;
+  /** Parts whose download has not begun yet. */
+  private unstarted: number;
   /** The run's connections and range buffers, shared by the parts downloading at once (range-slots.ts). */
   private readonly ranges: RangeSlots;
 
@@ -241,6 +243,7 @@ export class PartFetcher {
     private fetch: { connections?: number; onPartBytes?: (n: number, p: ManifestPart) => void; identities?: string[] } = {},
   ) {
     this.slots = new Semaphore(Math.max(1, ahead));
+    this.unstarted = m.parts.length;
     this.ranges = new RangeSlots(fetch.connections ?? 1, RANGE_BYTES);
     this.done = m.parts.map(() => {
       let resolve!: (p: string) => void;
@@ -265,6 +268,7 @@ export class PartFetcher {
       after -= p.cipherSize;
       await this.slots.acquire();
       if (this.stopped) return;
+      this.unstarted--;
       const path = this.pathOf(p.index);
       const onBytes = this.fetch.onPartBytes && ((n: number) => this.fetch.onPartBytes!(n, p));
       downloadPart(this.store, this.m, p, path, this.threads, {
@@ -290,12 +294,13 @@ export class PartFetcher {
   }
 
   /**
-   * The consumer is finished with part `index`: its slot is free, and its file is deleted — or,
-   * when a download waits for that slot, kept for it to overwrite (FileWriter.recycle), so the
-   * scratch never holds more than `ahead` part files.
+   * The consumer is finished with part `index`: its slot is free, and its file is kept for the
+   * next part's download to overwrite (FileWriter.recycle) while a part is still to be
+   * downloaded — that download takes this slot, so the scratch never holds more than `ahead`
+   * part files — and deleted once none is.
    */
   release(index: number): void {
-    this.threads.files.recycle(this.pathOf(index), this.slots.waiting > 0);
+    this.threads.files.recycle(this.pathOf(index), this.unstarted > 0);
     this.slots.release();
   }
 

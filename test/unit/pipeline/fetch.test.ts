@@ -3,10 +3,12 @@
  * the real local store, counted by a wrapper. The bytes land in order and exactly, the ranges
  * cover the part with the last one open-ended, no more than `connections` are in flight, progress
  * hears of bytes while ranges are still outstanding, and the old checks hold: an object longer
- * than its manifest, a changed byte (SHA-256), a missing object.
+ * than its manifest, a changed byte (SHA-256), a missing object. PartFetcher: the part before a
+ * step's short last part tapers too, and the scratch never holds more than `ahead` files with the
+ * spare a received part leaves for the next download.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes, createHash } from "node:crypto";
@@ -63,6 +65,18 @@ async function setup(name: string, body: Uint8Array, manifestSize = body.length,
   const p: ManifestPart = { index: 0, key, plainSize: manifestSize, cipherSize: manifestSize, sha256: sha, blake3: "" };
   const m = { backupId: name, parts: [p] } as unknown as Manifest;
   return { local, p, m, path: join(dir, `${name}.part`) };
+}
+
+/** `bodies` stored in a local store as the parts of backup `name`, and a manifest of them. */
+async function storedParts(name: string, bodies: Uint8Array[]) {
+  const local = new LocalStore(join(dir, `store-${name}`));
+  const parts: ManifestPart[] = [];
+  for (const [index, body] of bodies.entries()) {
+    const key = `data/tank/x/level0/${name}/part-00000${index}.age`;
+    await local.put(key, body);
+    parts.push({ index, key, plainSize: body.length, cipherSize: body.length, sha256: createHash("sha256").update(body).digest("hex"), blake3: "" });
+  }
+  return { local, parts, m: { backupId: name, parts } as unknown as Manifest };
 }
 
 describe("rangesOf", () => {
@@ -152,14 +166,7 @@ describe("PartFetcher", () => {
   test("a step ending in a short part: the part before it tapers its last ranges too", async () => {
     const MiB = 1024 * 1024;
     const bodies = [randomBytes(14 * MiB), randomBytes(MiB)];
-    const local = new LocalStore(join(dir, "store-fetcher"));
-    const parts: ManifestPart[] = [];
-    for (const [index, body] of bodies.entries()) {
-      const key = `data/tank/x/level0/fetcher/part-00000${index}.age`;
-      await local.put(key, body);
-      parts.push({ index, key, plainSize: body.length, cipherSize: body.length, sha256: createHash("sha256").update(body).digest("hex"), blake3: "" });
-    }
-    const m = { backupId: "fetcher", parts } as unknown as Manifest;
+    const { local, parts, m } = await storedParts("fetcher", bodies);
     const gets: { key: string; start: number; end?: number }[] = [];
     const store = Object.create(local) as ObjectStore;
     store.getStream = async (key, range) => {
@@ -183,6 +190,27 @@ describe("PartFetcher", () => {
     expect(tail[0]).toBe(Math.ceil((15 * MiB - 4 * MiB) / 3));
     expect(tail.length).toBeGreaterThanOrEqual(4);
     expect(tail.every((l, i) => l < RANGE_BYTES && (i === 0 || l <= tail[i - 1]!))).toBe(true);
+    rmSync(scratch, { recursive: true, force: true });
+  });
+});
+
+describe("PartFetcher scratch", () => {
+  test("never more than `ahead` files in the scratch, the spare a received part leaves for the next download included; none left after the last", async () => {
+    const bodies = Array.from({ length: 6 }, (_, i) => randomBytes(300_000 + i));
+    const { local, m } = await storedParts("scratch", bodies);
+    const scratch = mkdtempSync(join(dir, "scratch-"));
+    const f = new PartFetcher(local, m, scratch, 2, threads, undefined, { connections: 2 });
+    let most = 0;
+    for (const [i, body] of bodies.entries()) {
+      expect(Buffer.compare(readFileSync(await f.take(i)), body)).toBe(0);
+      f.release(i);
+      most = Math.max(most, readdirSync(scratch).length);
+      await Bun.sleep(5); // the next download takes the slot (and the spare)
+      most = Math.max(most, readdirSync(scratch).length);
+    }
+    expect(most).toBeGreaterThanOrEqual(1);
+    expect(most).toBeLessThanOrEqual(2);
+    expect(readdirSync(scratch)).toEqual([]);
     rmSync(scratch, { recursive: true, force: true });
   });
 });
