@@ -50,6 +50,8 @@ export class ThreadPool {
   private release(t: Threads): void {
     this.leased = false;
     this.onFatal = undefined;
+    // A spare file belongs to the run that kept it (FileWriter.recycle), not to the next child.
+    t.files.dropSpare();
     const clean = !this.broken && t.buffers.idle && t.crypto.idle && t.files.idle;
     if (!clean && !this.closed) log.debug(`Worker pool not clean after a child's run (${this.broken ? "a Worker died" : "work still out"}): the next child starts fresh Workers`);
     if (!clean || this.closed) this.stop();

@@ -2,9 +2,13 @@
  * A tree run's Worker pool (src/pipeline/parallel/pool.ts): a clean lease is handed back and
  * reused by the next child; a lease handed back dirty (a run buffer still out) stops the
  * Workers and the next child gets fresh ones; two leases at once are a bug; close() stops it.
+ * A spare file one child kept for its next part (FileWriter.recycle) goes when its lease does.
  * Also the ranked Semaphore the shared connections use: lower ranks first, FIFO within a rank.
  */
 import { expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ThreadPool, withThreadPool } from "../../../src/pipeline/parallel/pool.ts";
 import { Semaphore } from "../../../src/util/semaphore.ts";
 
@@ -32,6 +36,32 @@ test("a clean lease is reused; a dirty one is replaced; leases do not overlap; t
   });
   await expect(kept!.lease(() => {})).rejects.toThrow(/after it was closed/);
   expect(fatal).toBe(0);
+}, 30_000);
+
+test("a spare file kept by one child's run is deleted when its lease is handed back, not overwritten by the next child", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "zrb-pool-"));
+  try {
+    await withThreadPool(1, async (pool) => {
+      const a = await pool.lease(() => {});
+      const f = a.files.create(join(dir, "part-a"));
+      const slot = await a.buffers.take();
+      a.buffers.view(slot, 3).set([1, 2, 3]);
+      f.write(slot, 3);
+      expect((await f.close()).size).toBe(3);
+      a.files.recycle(join(dir, "part-a"), true);
+      expect(readdirSync(dir).filter((n) => n.startsWith(".zrb-spare-")).length).toBe(1);
+      a.terminate();
+      expect(readdirSync(dir)).toEqual([]);
+      const b = await pool.lease(() => {});
+      expect(b.files).toBe(a.files); // the same Workers: the spare was theirs
+      const g = b.files.create(join(dir, "part-b"));
+      expect((await g.close()).size).toBe(0);
+      expect(existsSync(join(dir, "part-b"))).toBe(true);
+      b.terminate();
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }, 30_000);
 
 test("Semaphore: lower ranks first, FIFO within a rank and without ranks", async () => {
