@@ -107,7 +107,7 @@ async function main(): Promise<void> {
   const { aeadBackend } = await import("../../src/crypto/sodium.ts");
   const cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
   console.log(
-    `zrb bench: ${fmtSize(o.size)} stream, ${fmtSize(o.chunkSize)} chunks, ${o.workers} worker(s), ${o.runs} run(s)${o.e2e ? `, e2e ${fmtSize(o.e2eSize)}` : ""}${o.wan ? `, wan ${fmtSize(o.wanSize)}` : ""}${o.tree ? `, tree ${o.tree} children` : ""}${o.parts ? `, ${o.parts} parts of 64 KiB` : ""}, ` +
+    `zrb bench: ${fmtSize(o.size)} stream, ${fmtSize(o.chunkSize)} chunks, ${o.workers} worker(s), ${o.runs} run(s)${o.warmup ? ` after ${o.warmup} untimed` : ""}${o.e2e ? `, e2e ${fmtSize(o.e2eSize)}` : ""}${o.wan ? `, wan ${fmtSize(o.wanSize)}` : ""}${o.tree ? `, tree ${o.tree} children` : ""}${o.parts ? `, ${o.parts} parts of 64 KiB` : ""}, ` +
       `scratch ${scratch}\n  Bun ${Bun.version}, ${availableParallelism()} CPUs (${cpuModel}), BLAKE3 ${blake3Backend()}, ChaCha20-Poly1305 ${aeadBackend()}`,
   );
 
@@ -165,7 +165,15 @@ async function dataPathRows(o: Opts, a: StageArgs, steps: Plan): Promise<Row[]> 
   const rows: Row[] = steps.map((p) => ({ label: p.label, kind: p.kind, ref: p.ref, samples: [] }));
   for (let r = 0; r < o.runs; r++) {
     const t1 = performance.now();
-    for (const [i, p] of steps.entries()) rows[i]!.samples.push(await p.go());
+    for (const [i, p] of steps.entries()) {
+      // Untimed runs of the same row first: each timed run then follows itself, not whichever
+      // row came before (on this VM what the row before did to the page cache moves a row 2×).
+      for (let w = 0; w < o.warmup; w++) await p.go();
+      // Nothing dirty left by the row before (or by the set-up: the parts, stream.age): its
+      // writeback would be charged to this row (≈ 8 kernel CPU s per GiB on the bench VM's disk).
+      await run(["sync"]);
+      rows[i]!.samples.push(await p.go());
+    }
     if (o.runs > 1) console.error(`  run ${r + 1}/${o.runs} done in ${((performance.now() - t1) / 1000).toFixed(0)} s (load ${loadAvg()})`);
   }
   rmSync(join(scratch, "store"), { recursive: true, force: true });

@@ -9,6 +9,8 @@ export interface Opts {
   chunkSize: number;
   workers: number;
   runs: number;
+  /** Untimed runs of each data-path row right before its timed one (every row alike). */
+  warmup: number;
   dir: string;
   /** Only the rows whose label matches (the rows of the final line always run). */
   only?: RegExp;
@@ -34,10 +36,10 @@ export interface Opts {
 }
 
 export const USAGE =
-  "usage: bun run bench [--size 1GiB] [--chunk-size 256MiB] [--workers 2] [--runs 1] [--dir /var/tmp] [--only REGEX]\n" +
+  "usage: bun run bench [--size 1GiB] [--chunk-size 256MiB] [--workers 2] [--runs 1] [--warmup 0] [--dir /var/tmp] [--only REGEX]\n" +
   "                     [--e2e] [--e2e-size 2GiB] [--tree 200] [--parts 1000]\n" +
   "                     [--wan] [--wan-size 512MiB] [--wan-chunk-size 64MiB] [--wan-delay 20] [--wan-link 24MB] [--wan-conn LINK/6] [--wan-concurrency N]\n" +
-  "env: ZRB_BENCH_SIZE ZRB_BENCH_CHUNK_SIZE ZRB_BENCH_WORKERS ZRB_BENCH_RUNS ZRB_BENCH_DIR ZRB_BENCH_E2E=1 ZRB_BENCH_E2E_SIZE ZRB_BENCH_TREE ZRB_BENCH_PARTS\n" +
+  "env: ZRB_BENCH_SIZE ZRB_BENCH_CHUNK_SIZE ZRB_BENCH_WORKERS ZRB_BENCH_RUNS ZRB_BENCH_WARMUP ZRB_BENCH_DIR ZRB_BENCH_E2E=1 ZRB_BENCH_E2E_SIZE ZRB_BENCH_TREE ZRB_BENCH_PARTS\n" +
   "     ZRB_BENCH_WAN=1 ZRB_BENCH_WAN_SIZE ZRB_BENCH_WAN_CHUNK_SIZE ZRB_BENCH_WAN_DELAY ZRB_BENCH_WAN_LINK ZRB_BENCH_WAN_CONN ZRB_BENCH_WAN_CONCURRENCY\n" +
   "See docs/bench.md.";
 
@@ -65,6 +67,7 @@ export function parseOpts(argv: string[]): Opts {
     chunkSize: parseBytes(env.ZRB_BENCH_CHUNK_SIZE ?? "256MiB", "ZRB_BENCH_CHUNK_SIZE"),
     workers: Number(env.ZRB_BENCH_WORKERS ?? 2),
     runs: Number(env.ZRB_BENCH_RUNS ?? 1),
+    warmup: Number(env.ZRB_BENCH_WARMUP ?? 0),
     dir: env.ZRB_BENCH_DIR ?? "/var/tmp",
     e2e: !!env.ZRB_BENCH_E2E && env.ZRB_BENCH_E2E !== "0",
     e2eSize: parseBytes(env.ZRB_BENCH_E2E_SIZE ?? "2GiB", "ZRB_BENCH_E2E_SIZE"),
@@ -96,6 +99,9 @@ export function parseOpts(argv: string[]): Opts {
         break;
       case "--runs":
         o.runs = Number(val());
+        break;
+      case "--warmup":
+        o.warmup = Number(val());
         break;
       case "--dir":
         o.dir = val();
@@ -153,5 +159,6 @@ export function parseOpts(argv: string[]): Opts {
   // The issue's setting: one connection carries a sixth of the link.
   if (o.wanConnBps === 0) o.wanConnBps = Math.round(o.wanLinkBps / 6);
   if (!Number.isInteger(o.runs) || o.runs < 1 || o.runs > 99) usage(`--runs must be 1..99`);
+  if (!Number.isInteger(o.warmup) || o.warmup < 0 || o.warmup > 9) usage(`--warmup must be 0..9`);
   return o;
 }
