@@ -1,0 +1,211 @@
+/**
+ * zrb rekey of a whole task (src/pipeline/rekey/index.ts) against the real local store, with
+ * parts the stock `age` CLI made and file catalogs sealed as a backup seals them. Why here and
+ * not only end to end: the refusals and the one delete a rekey does depend on states the e2e
+ * run never reaches — an interrupted backup, a signed manifest without signing_key, a part gone
+ * missing, a rerun after a run killed between its manifest and its bookkeeping, a manifest that
+ * names another backup's catalog, a catalog the old key cannot open. Each was found deletable
+ * with every test green. Checked: the run refuses before any object changes; the only object
+ * it deletes is the old catalog its new manifest replaced, under the backup's own id.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createHash, randomBytes } from "node:crypto";
+import YAML from "yaml";
+import type { Config, Task } from "../../../src/config/config.ts";
+import { generateKeyPair } from "../../../src/crypto/keys.ts";
+import { generateSigningKey, readSigningKey, type SigningKey } from "../../../src/crypto/signing.ts";
+import { rekey, type RekeyOptions } from "../../../src/pipeline/rekey/index.ts";
+import { RekeyStateFile } from "../../../src/pipeline/rekey/state.ts";
+import { openCatalog, sealCatalog, sha256Hex, type FileCatalog } from "../../../src/records/file-catalog.ts";
+import { MANIFEST_FORMAT, type Manifest } from "../../../src/records/manifest.ts";
+import { manifestTrustProblem, NO_TRUST, signManifest, type Trust } from "../../../src/records/trust.ts";
+import { RunDir } from "../../../src/state/rundir.ts";
+import { LocalStore } from "../../../src/store/local.ts";
+import { catalogKey, manifestKey, partKey } from "../../../src/store/layout.ts";
+import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
+import { backupState } from "./helpers.ts";
+
+let dir: string;
+const keys: { identity: string; recipient: string }[] = [];
+let signer: SigningKey;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "zrb-rekey-run-"));
+  for (let i = 0; i < 3; i++) {
+    const k = await generateKeyPair();
+    keys.push({ identity: k.identityFileText.trim().split("\n").at(-1)!, recipient: k.recipient });
+  }
+  const s = generateSigningKey("test");
+  writeFileSync(join(dir, "signing.key"), s.fileText, { mode: 0o600 });
+  signer = await readSigningKey(join(dir, "signing.key"));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const catalogOf = (n: number): FileCatalog => ({ kind: "full", entries: [{ path: `f${n}.txt`, type: "f", size: n, mtime: 1 }] });
+
+/** A fresh store and base_dir, and the task tank/ds in them. */
+function world(name: string) {
+  const root = mkdtempSync(join(dir, `${name}-`));
+  const store = new LocalStore(join(root, "store"));
+  const cfg = { path: "/etc/zrb.yaml", baseDir: join(root, "base"), s3: { storageClass: { manifest: "STANDARD" } } } as unknown as Config;
+  const task = { name: "t", pool: "tank", dataset: "ds", fullName: "tank/ds" } as Task;
+  const opts = (o: Partial<RekeyOptions> = {}): RekeyOptions => ({ identities: [keys[0]!.identity], recipients: [keys[1]!.recipient], trust: NO_TRUST, dryRun: false, ...o });
+  return { store, cfg, task, rd: new RunDir(cfg.baseDir, "tank", "ds"), opts, run: (o: Partial<RekeyOptions> = {}) => rekey(cfg, task, store, opts(o)) };
+}
+
+/**
+ * A level-0 backup `day` of tank/ds in `store`: one part the stock age CLI encrypted to key 0,
+ * a file catalog sealed to `catalogTo` (none with null), a manifest (signed with `sign`).
+ */
+async function backup(store: LocalStore, day: number, o: { catalogTo?: string | null; sign?: boolean } = {}): Promise<Manifest> {
+  const id = `2027030${day}T020000Z-L0-aaaaa${day}`;
+  const p = Bun.spawnSync(["age", "-r", keys[0]!.recipient], { stdin: randomBytes(50_000 + day) });
+  expect(p.exitCode).toBe(0);
+  const body = new Uint8Array(p.stdout);
+  const key = partKey("tank", "ds", 0, id, 0);
+  await store.put(key, body);
+  const to = o.catalogTo === undefined ? keys[0]!.recipient : o.catalogTo;
+  const sealed = to === null ? null : await sealCatalog(catalogOf(day), [to]);
+  if (sealed) await store.put(catalogKey("tank", "ds", id), sealed);
+  const m: Manifest = {
+    format: MANIFEST_FORMAT, backupId: id, pool: "tank", dataset: "ds", level: 0,
+    snapshot: { name: `tank/ds@s${day}`, guid: String(100 + day) }, parent: null,
+    send: { flags: [], zfs: "t" }, stream: { size: 50_000 + day, blake3: "b".repeat(64) }, recipients: [keys[0]!.recipient], storageClass: "STANDARD", chunkSize: 1 << 20,
+    parts: [{ index: 0, key, plainSize: 50_000 + day, cipherSize: body.length, sha256: sha256(body), blake3: "c".repeat(64) }],
+    tool: { name: "zrb", version: "t" }, host: "h", startedAt: `2027-03-0${day}T02:00:00Z`, finishedAt: `2027-03-0${day}T02:01:00Z`,
+    ...(sealed ? { catalog: { key: catalogKey("tank", "ds", id), size: sealed.length, sha256: sha256Hex(sealed), entries: 1, kind: "full" as const } } : {}),
+  };
+  const written = o.sign ? signManifest(m, signer) : m;
+  await store.put(manifestKey("tank", "ds", id), YAML.stringify(written, { lineWidth: 0 }));
+  return written;
+}
+
+const manifestNow = async (store: LocalStore, id: string): Promise<Manifest> => YAML.parse(new TextDecoder().decode((await store.get(manifestKey("tank", "ds", id)))!));
+/** Every object of the store, key → bytes (base64): what "nothing changed" compares. */
+async function snapshotOf(store: LocalStore): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const o of await store.list("")) out[o.key] = Buffer.from((await store.get(o.key))!).toString("base64");
+  return out;
+}
+async function thrown(p: Promise<unknown>): Promise<ZrbError> {
+  const err = await p.then(() => undefined, (e: unknown) => e);
+  expect(err).toBeInstanceOf(ZrbError);
+  return err as ZrbError;
+}
+
+describe("what rekey refuses before any object changes", () => {
+  test("an interrupted backup of the dataset (it would finish to the old key): exit 2, every object as it was", async () => {
+    const w = world("pending");
+    await backup(w.store, 1);
+    const before = await snapshotOf(w.store);
+    w.rd.writeState(backupState({ pool: "tank", dataset: "ds", backupId: "20270302T020000Z-L0-bbbbbb", snapshot: { name: "tank/ds@s2", guid: "102" } }));
+    expect((await w.rd.readState()).kind).toBe("ok");
+    const err = await thrown(w.run());
+    expect(err.exitCode).toBe(ExitCode.USAGE);
+    expect(err.message).toContain("was interrupted and would finish encrypted to the old key; run zrb backup --level 0 to finish it, then rekey");
+    expect(await snapshotOf(w.store)).toEqual(before);
+  });
+
+  test("a signed manifest without signing_key: exit 3, every object as it was; with the signer it is rekeyed and signed again", async () => {
+    const w = world("signed");
+    const m = await backup(w.store, 1, { sign: true });
+    const trust: Trust = { verifyKeys: [signer.verifyKey], allowUnsigned: false, source: "test" };
+    const before = await snapshotOf(w.store);
+    const err = await thrown(w.run({ trust }));
+    expect(err.exitCode).toBe(ExitCode.CONFIG);
+    expect(err.message).toContain(`backup ${m.backupId} is signed and rekey rewrites its manifest; run zrb rekey where signing_key is`);
+    expect(await snapshotOf(w.store)).toEqual(before);
+    expect((await w.run({ trust, signer })).backups).toBe(1);
+    const now = await manifestNow(w.store, m.backupId);
+    expect(now.recipients).toEqual([keys[1]!.recipient]);
+    expect(manifestTrustProblem(now, trust)).toBeUndefined();
+  });
+
+  test("a backup whose part is missing is reported (exit 6) and left whole; the next backup is rekeyed", async () => {
+    const w = world("missing");
+    const gone = await backup(w.store, 1);
+    const ok = await backup(w.store, 2);
+    await w.store.delete(gone.parts[0]!.key);
+    const before = await snapshotOf(w.store);
+    const res = await w.run();
+    expect(res.skipped.map((s) => [s.backupId, s.exitCode])).toEqual([[gone.backupId, ExitCode.STORE]]);
+    expect(res.skipped[0]!.reason).toMatch(/^part 0 \(.*\) is missing; run zrb verify$/);
+    expect(res.backups).toBe(1);
+    const after = await snapshotOf(w.store);
+    for (const k of [manifestKey("tank", "ds", gone.backupId), gone.catalog!.key]) expect(after[k]).toBe(before[k]!);
+    expect((await manifestNow(w.store, ok.backupId)).recipients).toEqual([keys[1]!.recipient]);
+  });
+});
+
+describe("which catalog object rekey deletes", () => {
+  test("the old one its new manifest replaced; a rerun after a run killed before its bookkeeping keeps the one the manifest already names", async () => {
+    const w = world("rerun");
+    const b = await backup(w.store, 1);
+    const orig = (await w.store.get(b.parts[0]!.key))!;
+    expect((await w.run()).backups).toBe(1);
+    const m = await manifestNow(w.store, b.backupId);
+    expect(m.catalog!.key).not.toBe(b.catalog!.key);
+    expect(await w.store.get(b.catalog!.key)).toBeNull();
+    // What a run killed after writing the manifest, before forgetting its parts, leaves behind.
+    const p = m.parts[0]!;
+    const now = (await w.store.get(p.key))!;
+    const state = await RekeyStateFile.open(w.rd.dir, [keys[1]!.recipient]);
+    await state.setPart(b.backupId, 0, {
+      prefix: Buffer.from(now.subarray(0, p.rewrap!.prefixSize)).toString("base64"),
+      origin: p.rewrap!.origin,
+      oldSize: orig.length,
+      oldPrefixSize: p.rewrap!.prefixSize + orig.length - p.cipherSize,
+      done: true,
+    });
+    const again = await w.run();
+    expect([again.backups, again.parts, again.downloadedBytes > 0]).toEqual([1, 1, true]);
+    const after = await manifestNow(w.store, b.backupId);
+    expect(after.catalog).toEqual(m.catalog);
+    const cat = await openCatalog((await w.store.get(m.catalog!.key))!, m.catalog!, [keys[1]!.identity]);
+    expect(cat.entries).toEqual(catalogOf(1).entries);
+  });
+
+  test("never another backup's: a manifest naming backup 2's catalog is rekeyed (--backup-id), backup 2's object stays", async () => {
+    const w = world("other");
+    const one = await backup(w.store, 1, { catalogTo: null });
+    const two = await backup(w.store, 2);
+    await w.store.put(manifestKey("tank", "ds", one.backupId), YAML.stringify({ ...one, catalog: two.catalog }, { lineWidth: 0 }));
+    const theirs = (await w.store.get(two.catalog!.key))!;
+    expect((await w.run({ backupId: one.backupId })).backups).toBe(1);
+    expect((await manifestNow(w.store, one.backupId)).catalog!.key).toMatch(new RegExp(`/${one.backupId}\\.catalog-[0-9a-f]+\\.age$`));
+    expect(await w.store.get(two.catalog!.key)).toEqual(theirs);
+    expect(await manifestNow(w.store, two.backupId)).toEqual(two);
+  });
+
+  test("a catalog the old key cannot open stops the run (exit 8): its manifest is not rewritten without it, the object stays", async () => {
+    const w = world("wrongkey");
+    const b = await backup(w.store, 1, { catalogTo: keys[2]!.recipient });
+    const sealed = (await w.store.get(b.catalog!.key))!;
+    const err = await thrown(w.run());
+    expect(err.exitCode).toBe(ExitCode.CRYPTO);
+    expect(await manifestNow(w.store, b.backupId)).toEqual(b);
+    expect(await w.store.get(b.catalog!.key)).toEqual(sealed);
+  });
+
+  test("a damaged catalog and a missing one are left out of the new manifests; both backups are rekeyed; the damaged object is not deleted", async () => {
+    const w = world("damaged");
+    const bad = await backup(w.store, 1);
+    const gone = await backup(w.store, 2);
+    const damaged = (await w.store.get(bad.catalog!.key))!;
+    damaged[damaged.length - 1]! ^= 1;
+    await w.store.put(bad.catalog!.key, damaged);
+    await w.store.delete(gone.catalog!.key);
+    const res = await w.run();
+    expect([res.backups, res.skipped]).toEqual([2, []]);
+    for (const b of [bad, gone]) {
+      const m = await manifestNow(w.store, b.backupId);
+      expect(m.recipients).toEqual([keys[1]!.recipient]);
+      expect(m.catalog).toBeUndefined();
+    }
+    expect(await w.store.get(bad.catalog!.key)).toEqual(damaged);
+  });
+});
