@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { generateKeyPair } from "../../../src/crypto/keys.ts";
 import { rekeyPart } from "../../../src/pipeline/rekey/part.ts";
+import { rewrappedProblem } from "../../../src/pipeline/rekey/origin.ts";
 import { RekeyStateFile } from "../../../src/pipeline/rekey/state.ts";
 import type { ManifestPart } from "../../../src/records/manifest.ts";
 import { LocalStore } from "../../../src/store/local.ts";
@@ -108,8 +109,42 @@ describe("rekeyPart", () => {
     const err = await refused(rekeyPart(await job("again2", other, 1, 2)));
     expect(err.message).toContain("its age header is not the one the manifest records");
     expect(Buffer.compare((await store.get(part.key))!, body)).toBe(0);
-    // With its true record, the second rekey goes through to the third key.
-    await rekeyPart(await job("again3", once, 1, 2));
-    expect(ageOpen(keys[2]!.file, (await store.get(part.key))!)).not.toBeNull();
+    // With its true record, the second rekey goes through to the third key; the record it
+    // makes still checks the object against the ORIGINAL upload's SHA-256 (its origin is the
+    // first header, not the one the first rekey wrote).
+    const twice = (await rekeyPart(await job("again3", once, 1, 2))).part;
+    const now = (await store.get(part.key))!;
+    expect(ageOpen(keys[2]!.file, now)).not.toBeNull();
+    const file = join(dir, "again3.age");
+    writeFileSync(file, now);
+    expect(twice.sha256).toBe(part.sha256);
+    expect(await rewrappedProblem(file, twice, [keys[2]!.identity])).toBeUndefined();
+  });
+
+  test("a killed run's record is believed only when the object starts with the new header it names: not yet rewritten, it is rewritten afresh; rewritten, it is not rewritten again; grown since, it is refused", async () => {
+    const part = await stored("resume", ageTo(keys[0]!.recipient, randomBytes(150_000)));
+    const orig = (await store.get(part.key))!;
+    const j = await job("resume", part, 0, 1);
+    await rekeyPart(j);
+    const rec = j.state.part("resume", 0)!;
+    const again = async () => rekeyPart({ ...j, info: (await store.head(part.key))! });
+    // Killed before the store completed the rewrite: the object is still the old one.
+    await store.put(part.key, orig);
+    await j.state.setPart("resume", 0, { ...rec, done: false });
+    expect((await again()).resumed).toBe(false);
+    const rewritten = (await store.get(part.key))!;
+    expect(ageOpen(keys[1]!.file, rewritten)).not.toBeNull();
+    expect(ageOpen(keys[0]!.file, rewritten)).toBeNull();
+    // Killed after the store completed it, before the record said so.
+    await j.state.setPart("resume", 0, { ...j.state.part("resume", 0)!, done: false });
+    const resumed = await again();
+    expect([resumed.resumed, resumed.copied, j.state.part("resume", 0)!.done]).toEqual([true, 0, true]);
+    expect(Buffer.compare((await store.get(part.key))!, rewritten)).toBe(0);
+    // The new header, but a byte more than the record implies: not done, and not the manifest's part.
+    const grown = new Uint8Array([...rewritten, 0]);
+    await store.put(part.key, grown);
+    const err = await refused(again());
+    expect(err.message).toContain(`is ${grown.length} bytes, the manifest says ${orig.length}`);
+    expect(Buffer.compare((await store.get(part.key))!, grown)).toBe(0);
   });
 });
