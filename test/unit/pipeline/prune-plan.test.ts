@@ -12,52 +12,14 @@ import { deletionOrder, earlyDelete, planBucket, pointTime, type BackupDecision,
 import type { Policy } from "../../../src/pipeline/prune/policy.ts";
 import { orphanCatalogs, orphanParts } from "../../../src/pipeline/references.ts";
 import { advanceHeads, headsFromManifests, chooseParent, HEADS_FORMAT, type Heads } from "../../../src/records/heads.ts";
-import type { Manifest } from "../../../src/records/manifest.ts";
 import type { BackupState } from "../../../src/state/rundir.ts";
 import { catalogKey, dataPrefix, datasetDataPrefix, manifestDir, partKey } from "../../../src/store/layout.ts";
+import type { Manifest } from "../../../src/records/manifest.ts";
+import { listingOf, mk, stamp, T0 } from "./helpers.ts";
 import type { ObjectInfo } from "../../../src/store/store.ts";
 
 const DAY = 86_400_000;
 const FS = "tank/photos";
-const T0 = Date.UTC(2027, 2, 1, 2); // Monday 2027-03-01 02:00Z
-const stamp = (t: number) => new Date(t).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-
-let n = 0;
-/** A manifest of a backup started at `t`, with `parts` parts of 1 MiB each. */
-function mk(level: number, t: number, parent: Manifest | null, o: { parts?: number; storageClass?: string; snapName?: string } = {}): Manifest {
-  const id = `${stamp(t)}-L${level}-${(++n).toString(16).padStart(6, "0")}`;
-  const parts = Array.from({ length: o.parts ?? 1 }, (_, i) => ({
-    index: i,
-    key: partKey("tank", "photos", level, id, i),
-    plainSize: 1024 * 1024,
-    cipherSize: 1024 * 1024 + 200,
-    sha256: "0".repeat(64),
-    blake3: "0".repeat(64),
-  }));
-  return {
-    format: "zrb-manifest/1",
-    backupId: id,
-    pool: "tank",
-    dataset: "photos",
-    level,
-    snapshot: { name: `${FS}@${o.snapName ?? `zrb_level${level}_${stamp(t)}`}`, guid: String(1000 + n) },
-    parent: parent && { name: parent.snapshot.name, guid: parent.snapshot.guid, backupId: parent.backupId, level: parent.level },
-    send: { flags: [], zfs: "zfs" },
-    stream: { size: parts.length * 1024 * 1024, blake3: "0".repeat(64) },
-    recipients: [],
-    storageClass: o.storageClass ?? "STANDARD",
-    chunkSize: 1024 * 1024,
-    parts,
-    tool: { name: "zrb", version: "test" },
-    host: "nas",
-    startedAt: new Date(t).toISOString(),
-    finishedAt: new Date(t + 60_000).toISOString(),
-  };
-}
-
-/** Every part of every manifest as a listed object, written when its backup finished. */
-const listingOf = (ms: Manifest[]): ObjectInfo[] => ms.flatMap((m) => m.parts.map((p) => ({ key: p.key, size: p.cipherSize, lastModified: new Date(m.finishedAt) })));
-
 function plan(
   ms: Manifest[],
   o: { policy?: Policy | null; heads?: Heads; state?: BackupState | null; listing?: ObjectInfo[]; now?: number; allowEarlyDelete?: boolean; untrusted?: Map<string, string>; lockedUntil?: Map<string, Date> } = {},
