@@ -4,6 +4,9 @@
  * other bytes of the same size, a header that is not the one a rekey recorded — is refused
  * before anything is rewritten, and the object is left as it was. The good case is checked by
  * the stock CLI too: the rewritten object opens with the new key and not with the old one.
+ * A killed run's record is believed only as far as the object bears it out; and on the real
+ * radosgw, a rewrite the store did whose answer was lost is found done by the rerun, because
+ * the record was written before the rewrite (after it, the part could never be rekeyed again).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -16,6 +19,9 @@ import { rewrappedProblem } from "../../../src/pipeline/rekey/origin.ts";
 import { RekeyStateFile } from "../../../src/pipeline/rekey/state.ts";
 import type { ManifestPart } from "../../../src/records/manifest.ts";
 import { LocalStore } from "../../../src/store/local.ts";
+import { S3Store } from "../../../src/store/s3.ts";
+import { forward, startFaultProxy } from "../../helpers/faultproxy.ts";
+import { useS3Rig } from "../store/helpers.ts";
 import { ExitCode, type ZrbError } from "../../../src/util/errors.ts";
 
 let dir: string;
@@ -146,5 +152,40 @@ describe("rekeyPart", () => {
     const err = await refused(again());
     expect(err.message).toContain(`is ${grown.length} bytes, the manifest says ${orig.length}`);
     expect(Buffer.compare((await store.get(part.key))!, grown)).toBe(0);
+  });
+});
+
+describe("rekeyPart on radosgw", () => {
+  const ctx = useS3Rig("zrb-rekey-part-s3-");
+
+  test("the store rewrote the object and its answer was lost: the run fails, and the rerun finds the part done from the record written before the rewrite", async () => {
+    let drop = true;
+    const proxy = startFaultProxy({
+      upstreamPort: Number(new URL(ctx.rig.endpoint).port),
+      decide: (r) => (drop && r.method === "PUT" && r.path.includes("/data/") ? { kind: "dropResponse" } : forward),
+    });
+    try {
+      const s3 = new S3Store({ bucket: ctx.bucket, prefix: "zrb/rekey", region: ctx.rig.region, endpoint: proxy.endpoint });
+      const body = ageTo(keys[0]!.recipient, randomBytes(120_000));
+      const key = "data/tank/x/level0/lost/part-000000.age";
+      drop = false;
+      await s3.put(key, body);
+      drop = true;
+      const part: ManifestPart = { index: 0, key, plainSize: 120_000, cipherSize: body.length, sha256: sha256(body), blake3: "" };
+      const state = await RekeyStateFile.open(mkdtempSync(join(dir, "state-lost-")), [keys[1]!.recipient]);
+      const j = { store: s3, backupId: "lost", part, identities: [keys[0]!.identity], recipients: [keys[1]!.recipient], state };
+      await expect(rekeyPart({ ...j, info: (await s3.head(key))! })).rejects.toThrow();
+      drop = false;
+      const now = (await s3.get(key))!;
+      expect(ageOpen(keys[1]!.file, now)).not.toBeNull();
+      const again = await rekeyPart({ ...j, info: (await s3.head(key))! });
+      expect([again.resumed, again.copied]).toEqual([true, 0]);
+      expect(Buffer.compare((await s3.get(key))!, now)).toBe(0);
+      const file = join(dir, "lost.age");
+      writeFileSync(file, now);
+      expect(await rewrappedProblem(file, again.part, [keys[1]!.identity])).toBeUndefined();
+    } finally {
+      proxy.stop();
+    }
   });
 });
