@@ -4,12 +4,13 @@
  * not only end to end: the refusals and the one delete a rekey does depend on states the e2e
  * run never reaches — an interrupted backup, a signed manifest without signing_key, a part gone
  * missing, a rerun after a run killed between its manifest and its bookkeeping, a manifest that
- * names another backup's catalog, a catalog the old key cannot open. Each was found deletable
+ * names another backup's catalog, a catalog the old key cannot open, a begun backup skipped
+ * by the rerun. Each was found deletable
  * with every test green. Checked: the run refuses before any object changes; the only object
  * it deletes is the old catalog its new manifest replaced, under the backup's own id.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
@@ -18,6 +19,7 @@ import type { Config, Task } from "../../../src/config/config.ts";
 import { generateKeyPair } from "../../../src/crypto/keys.ts";
 import { generateSigningKey, readSigningKey, type SigningKey } from "../../../src/crypto/signing.ts";
 import { rekey, type RekeyOptions } from "../../../src/pipeline/rekey/index.ts";
+import { rekeyPart } from "../../../src/pipeline/rekey/part.ts";
 import { RekeyStateFile } from "../../../src/pipeline/rekey/state.ts";
 import { openCatalog, sealCatalog, sha256Hex, type FileCatalog } from "../../../src/records/file-catalog.ts";
 import { MANIFEST_FORMAT, type Manifest } from "../../../src/records/manifest.ts";
@@ -58,24 +60,28 @@ function world(name: string) {
 }
 
 /**
- * A level-0 backup `day` of tank/ds in `store`: one part the stock age CLI encrypted to key 0,
- * a file catalog sealed to `catalogTo` (none with null), a manifest (signed with `sign`).
+ * A level-0 backup `day` of tank/ds in `store`: `parts` parts (1) the stock age CLI encrypted to
+ * key 0, a file catalog sealed to `catalogTo` (none with null), a manifest (signed with `sign`).
  */
-async function backup(store: LocalStore, day: number, o: { catalogTo?: string | null; sign?: boolean } = {}): Promise<Manifest> {
+async function backup(store: LocalStore, day: number, o: { catalogTo?: string | null; sign?: boolean; parts?: number } = {}): Promise<Manifest> {
   const id = `2027030${day}T020000Z-L0-aaaaa${day}`;
-  const p = Bun.spawnSync(["age", "-r", keys[0]!.recipient], { stdin: randomBytes(50_000 + day) });
-  expect(p.exitCode).toBe(0);
-  const body = new Uint8Array(p.stdout);
-  const key = partKey("tank", "ds", 0, id, 0);
-  await store.put(key, body);
+  const parts: Manifest["parts"] = [];
+  for (let index = 0; index < (o.parts ?? 1); index++) {
+    const p = Bun.spawnSync(["age", "-r", keys[0]!.recipient], { stdin: randomBytes(50_000 + day) });
+    expect(p.exitCode).toBe(0);
+    const body = new Uint8Array(p.stdout);
+    const key = partKey("tank", "ds", 0, id, index);
+    await store.put(key, body);
+    parts.push({ index, key, plainSize: 50_000 + day, cipherSize: body.length, sha256: sha256(body), blake3: "c".repeat(64) });
+  }
   const to = o.catalogTo === undefined ? keys[0]!.recipient : o.catalogTo;
   const sealed = to === null ? null : await sealCatalog(catalogOf(day), [to]);
   if (sealed) await store.put(catalogKey("tank", "ds", id), sealed);
   const m: Manifest = {
     format: MANIFEST_FORMAT, backupId: id, pool: "tank", dataset: "ds", level: 0,
     snapshot: { name: `tank/ds@s${day}`, guid: String(100 + day) }, parent: null,
-    send: { flags: [], zfs: "t" }, stream: { size: 50_000 + day, blake3: "b".repeat(64) }, recipients: [keys[0]!.recipient], storageClass: "STANDARD", chunkSize: 1 << 20,
-    parts: [{ index: 0, key, plainSize: 50_000 + day, cipherSize: body.length, sha256: sha256(body), blake3: "c".repeat(64) }],
+    send: { flags: [], zfs: "t" }, stream: { size: parts.length * (50_000 + day), blake3: "b".repeat(64) }, recipients: [keys[0]!.recipient], storageClass: "STANDARD", chunkSize: 1 << 20,
+    parts,
     tool: { name: "zrb", version: "t" }, host: "h", startedAt: `2027-03-0${day}T02:00:00Z`, finishedAt: `2027-03-0${day}T02:01:00Z`,
     ...(sealed ? { catalog: { key: catalogKey("tank", "ds", id), size: sealed.length, sha256: sha256Hex(sealed), entries: 1, kind: "full" as const } } : {}),
   };
@@ -141,6 +147,27 @@ describe("what rekey refuses before any object changes", () => {
   });
 });
 
+describe("what a killed run recorded", () => {
+  test("a backup a killed run had begun, then skipped (its other part is missing), keeps its record: once the part is back the rerun finishes it", async () => {
+    const w = world("begun");
+    const b = await backup(w.store, 1, { parts: 2 });
+    // The killed run: part 0 rewritten and recorded, nothing else.
+    const state = await RekeyStateFile.open(w.rd.dir, [keys[1]!.recipient]);
+    const p0 = b.parts[0]!;
+    await rekeyPart({ store: w.store, backupId: b.backupId, part: p0, info: (await w.store.head(p0.key))!, identities: [keys[0]!.identity], recipients: [keys[1]!.recipient], state });
+    const p1 = (await w.store.get(b.parts[1]!.key))!;
+    await w.store.delete(b.parts[1]!.key);
+    const res = await w.run();
+    expect(res.skipped.map((s) => [s.backupId, s.exitCode])).toEqual([[b.backupId, ExitCode.STORE]]);
+    expect((await RekeyStateFile.open(w.rd.dir, [keys[1]!.recipient])).part(b.backupId, 0)).toEqual(state.part(b.backupId, 0));
+    await w.store.put(b.parts[1]!.key, p1);
+    const again = await w.run();
+    expect([again.backups, again.parts, again.skipped]).toEqual([1, 2, []]);
+    expect((await manifestNow(w.store, b.backupId)).recipients).toEqual([keys[1]!.recipient]);
+    expect(existsSync(state.path)).toBe(false);
+  });
+});
+
 describe("which catalog object rekey deletes", () => {
   test("the old one its new manifest replaced; a rerun after a run killed before its bookkeeping keeps the one the manifest already names", async () => {
     const w = world("rerun");
@@ -167,6 +194,7 @@ describe("which catalog object rekey deletes", () => {
     expect(after.catalog).toEqual(m.catalog);
     const cat = await openCatalog((await w.store.get(m.catalog!.key))!, m.catalog!, [keys[1]!.identity]);
     expect(cat.entries).toEqual(catalogOf(1).entries);
+    expect(existsSync(state.path)).toBe(false);
   });
 
   test("never another backup's: a manifest naming backup 2's catalog is rekeyed (--backup-id), backup 2's object stays", async () => {
