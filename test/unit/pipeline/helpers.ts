@@ -1,6 +1,10 @@
-/** Shared by the pipeline unit tests: a fresh backup state of tank/ds (backup id B1), synthetic manifests of tank/photos. */
+/** Shared by the unit tests: a fresh backup state of tank/ds (backup id B1), synthetic manifests of tank/photos, a LocalStore in a directory of its own. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import type { BackupState } from "../../../src/state/rundir.ts";
+import { LocalStore } from "../../../src/store/local.ts";
 import { partKey } from "../../../src/store/layout.ts";
 import type { ObjectInfo } from "../../../src/store/store.ts";
 
@@ -62,3 +66,13 @@ export function mk(level: number, t: number, parent: Manifest | null, o: { parts
 
 /** Every part of every manifest as a listed object, written when its backup finished. */
 export const listingOf = (ms: Manifest[]): ObjectInfo[] => ms.flatMap((m) => m.parts.map((p) => ({ key: p.key, size: p.cipherSize, lastModified: new Date(m.finishedAt) })));
+
+/** `fn` with a LocalStore in a fresh directory (`dir`, for other files too), removed afterwards. */
+export async function withStore(fn: (store: LocalStore, dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "zrb-unit-"));
+  try {
+    await fn(new LocalStore(join(dir, "store")), dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,7 +1,6 @@
 /** In-flight markers (records/marker.ts): where they live, what a reader trusts, and the orphan grace (pipeline/references.ts). */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateSigningKey, readSigningKey } from "../../../src/crypto/signing.ts";
 import { deleteMarker, judgeMarker, MarkerHeartbeat, markerOf, markerProblem, readMarkers, writeMarker } from "../../../src/records/marker.ts";
@@ -9,6 +8,7 @@ import { isManifestKey, isMarkerKey, manifestDir, markerKey } from "../../../src
 import { LocalStore } from "../../../src/store/local.ts";
 import { graceSplit, orphanParts } from "../../../src/pipeline/references.ts";
 import { STATE_FORMAT, type BackupState } from "../../../src/state/rundir.ts";
+import { withStore } from "../pipeline/helpers.ts";
 
 const ID = "20261204T210000Z-L0-abc123";
 const state = (over: Partial<BackupState> = {}): BackupState => ({
@@ -30,14 +30,6 @@ const state = (over: Partial<BackupState> = {}): BackupState => ({
   ...over,
 });
 
-async function withStore(fn: (store: LocalStore, dir: string) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "zrb-marker-"));
-  try {
-    await fn(new LocalStore(join(dir, "store")), dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe("marker keys", () => {
   test("beside the manifests, never taken for one, never for a child's prefix", () => {
