@@ -1,12 +1,24 @@
-/** The pure parts of recursive tasks: excludes, child names, order, the level of a child, the known-children record. */
+/**
+ * The pure parts of recursive tasks: excludes, child names, order, the level of a child, the
+ * known-children record, the outcome of a run, and which children a restore or verify of one run
+ * takes, skips (and why) or fails — each decided without a pool, so each is checked here.
+ */
 import { describe, expect, test } from "bun:test";
 import { compileExclude, excludePatternProblem } from "../../../src/zfs/exclude.ts";
 import { childNameProblem, childTask, treeOrder } from "../../../src/pipeline/tree/children.ts";
 import { childLevel, levelNote } from "../../../src/pipeline/tree/level.ts";
-import { advanceTree, treeProblem, TREE_FORMAT, type TreeRecord } from "../../../src/records/tree.ts";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { advanceTree, readTree, treeProblem, writeTree, TREE_FORMAT, type TreeChild, type TreeRecord } from "../../../src/records/tree.ts";
+import { withStore } from "./helpers.ts";
 import { treeError, worstExit } from "../../../src/pipeline/tree/outcome.ts";
 import type { Heads } from "../../../src/records/heads.ts";
 import type { Task } from "../../../src/config/config.ts";
+import { inRun, runPoint } from "../../../src/pipeline/tree/point.ts";
+import { bucketChildren, type KnownChild } from "../../../src/pipeline/tree/known.ts";
+import type { Manifest } from "../../../src/records/manifest.ts";
+import type { Catalog } from "../../../src/pipeline/catalog.ts";
+import { ExitCode } from "../../../src/util/errors.ts";
 
 describe("exclude", () => {
   test("globs match relative names; an excluded child takes its subtree with it", () => {
@@ -76,6 +88,9 @@ describe("the level of a child", () => {
     expect(g).toMatchObject({ level: 0, why: "base-gone", base: "p/a@s1" });
     expect(levelNote(g)).toContain("no longer on the pool");
   });
+  test("a child with backups but none below the asked level is not called new: the asked level, which its backup then refuses", () => {
+    expect(childLevel(1, heads({ "1": head("1") }), [snap("1")])).toEqual({ level: 1 });
+  });
 });
 
 describe("the known children (tree.yaml)", () => {
@@ -123,27 +138,23 @@ describe("outcomes", () => {
     expect(e.exitCode).toBe(7);
     expect(e.message).toContain("2 of 4 children failed; b (p/b): boom b; also failed: a");
     expect(treeError("x", [o("", 0)])).toBeUndefined();
+    // A skipped child is not a failure: no error, exit 0.
+    expect(treeError("x", [o("", 0), { ...o("a", 0), status: "skipped" as const, message: "not in the tree at that run" }])).toBeUndefined();
   });
 });
 
+const treeCfg = { s3: { storageClass: { manifest: "STANDARD" } } } as Parameters<typeof writeTree>[0];
+
 describe("tree.yaml in the store, signed", () => {
   test("written signed and read back with the NAS's key; another key, a move to another dataset or damage: not used", async () => {
-    const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
-    const { tmpdir } = await import("node:os");
-    const { join } = await import("node:path");
-    const { LocalStore } = await import("../../../src/store/local.ts");
     const { generateSigningKey, readSigningKey } = await import("../../../src/crypto/signing.ts");
-    const { readTree, writeTree } = await import("../../../src/records/tree.ts");
-    const dir = mkdtempSync(join(tmpdir(), "zrb-tree-"));
-    try {
-      const store = new LocalStore(join(dir, "store"));
+    await withStore(async (store, dir) => {
       const keyFile = join(dir, "k");
       writeFileSync(keyFile, generateSigningKey("now").fileText, { mode: 0o600 });
       const signer = await readSigningKey(keyFile);
       const other = generateSigningKey("now").verifyKey;
-      const cfg = { s3: { storageClass: { manifest: "STANDARD" } } } as Parameters<typeof writeTree>[0];
       const rec: TreeRecord = { format: TREE_FORMAT, updatedAt: "2026-01-01T00:00:00.000Z", children: [{ name: "a", type: "filesystem", since: "2026-01-01T00:00:00.000Z" }] };
-      await writeTree(cfg, store, "tank", "home", rec, signer);
+      await writeTree(treeCfg, store, "tank", "home", rec, signer);
       const mine = { verifyKeys: [signer.verifyKey], allowUnsigned: false, source: "signing_key" };
       expect((await readTree(store, "tank", "home", mine))?.children).toEqual(rec.children);
       expect(await readTree(store, "tank", "home", { ...mine, verifyKeys: [other] })).toBeNull();
@@ -154,8 +165,60 @@ describe("tree.yaml in the store, signed", () => {
       await store.put("manifests/tank/home/tree.yaml", "format: zrb-tree/1\nchildren: {}\n");
       expect(await readTree(store, "tank", "home", { verifyKeys: [], allowUnsigned: true, source: "none" })).toBeNull();
       expect(await readTree(store, "tank", "nothing", mine)).toBeNull();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    });
+  });
+});
+
+describe("a run's point, and whether a child was in it (restore and verify of a tree)", () => {
+  const T = (d: number) => `2026-01-0${d}T00:00:00.000Z`;
+  const m = (snap: string, startedAt: string) => ({ snapshot: { name: `tank/home/a@${snap}` }, startedAt }) as Manifest;
+  const cat = (...ms: Manifest[]) => ({ manifests: new Map(ms.map((x, i) => [String(i), x])) }) as Catalog;
+  const kid = (record?: TreeChild, excluded = false): KnownChild => ({ rel: "a", fs: "tank/home/a", excluded, ...(record ? { record } : {}) });
+  const point = { snapshot: "s3", startedAt: T(3) };
+  test("the run's time is its first backup's start, whichever child made it", () => {
+    expect(runPoint("s3", [m("s3", T(5)), m("s2", T(1)), m("s3", T(4)), m("s3", T(6))])).toEqual({ snapshot: "s3", startedAt: T(4) });
+    expect(runPoint("s9", [m("s3", T(4))])).toBeNull();
+  });
+  test("a child without a backup of the run is skipped only when it was not in that run, with the reason; else it fails", () => {
+    expect(inRun(kid(), cat(m("s1", T(1)), m("s3", T(3))), point)).toEqual({ kind: "yes" });
+    const why = (k: KnownChild, ...ms: Manifest[]) => {
+      const r = inRun(k, cat(...ms), point);
+      return r.kind === "skip" ? r.why : r.kind;
+    };
+    expect(why(kid(), m("s4", T(4)))).toBe("not in the tree at that run: its first backup is newer");
+    expect(why(kid({ name: "a", type: "filesystem", since: T(1), gone: T(2), reason: "destroyed" }), m("s1", T(1)))).toBe(`not in the tree at that run: gone from the pool since ${T(2)}`);
+    expect(why(kid({ name: "a", type: "filesystem", since: T(1), gone: T(2), reason: "excluded" }), m("s1", T(1)))).toBe(`not in the tree at that run: excluded since ${T(2)}`);
+    // Destroyed and created again after the run: its old chain predates the run, its new one starts later.
+    expect(why(kid({ name: "a", type: "filesystem", since: T(4) }), m("s1", T(1)), m("s4", T(4)))).toBe(`not in the tree at that run: backed up (again) only since ${T(4)}`);
+    expect(why(kid({ name: "a", type: "filesystem", since: T(1) }, true), m("s1", T(1)))).toBe("excluded by the task now, and no backup of that run");
+    // In the tree then (backed up before and since, not gone, not excluded): its backup is missing, never skipped.
+    const missing = inRun(kid({ name: "a", type: "filesystem", since: T(1) }), cat(m("s1", T(1)), m("s4", T(4))), point);
+    expect(missing.kind).toBe("missing");
+    if (missing.kind === "missing") {
+      expect(missing.error.exitCode).toBe(ExitCode.INTEGRITY);
+      expect(missing.error.message).toContain("tank/home/a has no backup of @s3, although it was in the tree at that run");
     }
+  });
+});
+
+describe("the known children in the bucket", () => {
+  test("every dataset with a manifest or a tree.yaml entry, in tree order; names zrb cannot use left out; excluded ones marked", async () => {
+    await withStore(async (store) => {
+      for (const k of ["", "b/", "a-b/", "a/", "a/cache/", "x.yaml/", "b/c/"]) await store.put(`manifests/tank/home/${k}20260101T000000Z-L0-000000.manifest.yaml`, "m");
+      await store.put("manifests/tank/home/junk/notes.txt", "not a manifest");
+      const since = "2026-01-01T00:00:00.000Z";
+      await writeTree(treeCfg, store, "tank", "home", { format: TREE_FORMAT, updatedAt: since, children: [{ name: "pruned", type: "filesystem", since, gone: since, reason: "destroyed" }] }, undefined);
+      const task = { name: "home", pool: "tank", dataset: "home", fullName: "tank/home", exclude: ["*/cache"] } as Task;
+      const { children } = await bucketChildren(store, task, { verifyKeys: [], allowUnsigned: true, source: "none" });
+      expect(children.map((c) => [c.rel, c.fs, c.excluded, c.record?.reason ?? null])).toEqual([
+        ["", "tank/home", false, null],
+        ["a", "tank/home/a", false, null],
+        ["a/cache", "tank/home/a/cache", true, null],
+        ["a-b", "tank/home/a-b", false, null],
+        ["b", "tank/home/b", false, null],
+        ["b/c", "tank/home/b/c", false, null],
+        ["pruned", "tank/home/pruned", false, "destroyed"],
+      ]);
+    });
   });
 });
