@@ -2,15 +2,19 @@
  * Recursive tasks on real parts (zfs-fuse, radosgw, the compiled binary): a tree of nested
  * datasets backed up child by child, an excluded child and an exclude that matches nothing, a
  * child added between runs (its level 0), a child destroyed (reported once, its backups kept),
- * a child zrb cannot name in a key (refused, the others go on), the tree restored as of one run
- * and one child alone; list, status, verify, prune and cleanup by child.
+ * a child created after the run's snapshot (skipped, says why), a child zrb cannot name in a key
+ * (refused, the others go on; --child another one ignores it), the tree restored as of one run
+ * and one child alone, a run whose root backup was pruned (the root fails, nothing below it is
+ * restored); list, status, verify, prune and cleanup by child; a tree rooted at a pool, with a
+ * catalog clone a killed backup left in it (not a child), restored without one child's backup.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
-import { hashTree, mountpointOf, run, s3Client, snapshotGuid, waitFor, writeRandomFile } from "../helpers/rig.ts";
+import { hashTree, makePool, mountpointOf, run, s3Client, snapshotGuid, waitFor, writeRandomFile } from "../helpers/rig.ts";
+import { cloneName } from "../../src/zfs/snapfiles.ts";
 import { parseSamples } from "../../src/report/metrics.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
 import { configYaml, expectZrbFail, jsonEvents, jsonResult, spawnZrb, zrb } from "../helpers/zrb.ts";
@@ -39,7 +43,7 @@ async function snapshot(level: number): Promise<{ name: string; stderr: string }
 }
 
 /** Every dataset ever made below the tree's root (relative names): their mountpoints are not their parent's files. */
-const made = new Set(["alice", "alice/docs", "alice/cache", "bob x", "scratch", "carol", "x.yaml"]);
+const made = new Set(["alice", "alice/docs", "alice/cache", "bob x", "scratch", "carol", "x.yaml", "dave"]);
 
 /** The files of dataset `rel` in a hashTree of its mountpoint: without its children's mountpoints and what is mounted there. */
 function own(rel: string, files: Record<string, string>): Record<string, string> {
@@ -161,10 +165,15 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     await writeRandomFile(join(await mountpointOf(child("alice")), "d", "new.bin"), 50_000, 41);
     const s = await snapshot(1);
     await remember(s.name, ["", "alice", "alice/docs", "bob x", "carol"]);
+    // A child created after `zrb snapshot` has no snapshot of the run: skipped, not failed (exit 0).
+    await run(["zfs", "create", child("dave")]);
     const before = (await manifests(client, sc.bucket, PREFIX, child("alice")))[0].backupId;
     const r = await zrbJson(["backup", "--level", "1"]);
     const byChild = Object.fromEntries(r.result.children.map((c: any) => [c.child, c]));
-    expect(Object.keys(byChild)).toEqual(["", "alice", "alice/docs", "bob x", "carol"]);
+    expect(Object.keys(byChild)).toEqual(["", "alice", "alice/docs", "bob x", "carol", "dave"]);
+    expect(byChild.dave).toMatchObject({ status: "skipped", exitCode: 0, message: `no snapshot @${s.name} (created after zrb snapshot ran?); the next run backs it up` });
+    expect(await listKeys(client, sc.bucket, `${PREFIX}manifests/${child("dave")}/`)).toEqual([]);
+    await destroyChild("dave");
     expect(byChild.carol.level).toBe(0);
     expect(byChild.carol.note).toContain("new since the last run, no backup yet: level 0 instead of level 1");
     expect(r.stderr).toContain(`${child("carol")}: new since the last run`);
@@ -187,7 +196,8 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     const refused = r.result.children.find((c: any) => c.child === "x.yaml");
     expect(refused).toMatchObject({ status: "failed", exitCode: 3 });
     expect(refused.message).toContain("ends in .yaml or .age");
-    expect(r.result.children.filter((c: any) => c.status === "ok").map((c: any) => c.child)).toEqual(["", "alice", "alice/docs", "carol"]);
+    // In tree order, the refused child among the others (it is found before they run).
+    expect(r.result.children.map((c: any) => [c.child, c.status])).toEqual([["", "ok"], ["alice", "ok"], ["alice/docs", "ok"], ["carol", "ok"], ["x.yaml", "failed"]]);
     const lines = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
     expect(lines.length).toBe(1);
     expect(lines[0]).toContain("1 of 5 children failed; x.yaml");
@@ -204,6 +214,10 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
       expect(sample("last_success_timestamp_seconds", rel).length).toBeGreaterThan(0);
     }
     expect((await manifests(client, sc.bucket, PREFIX, child("bob x"))).length).toBe(2); // kept
+    // --child takes that child alone: the refused sibling is not reported (exit 0); a name that is no child is refused.
+    const alone = await zrbJson(["backup", "--level", "1", "--child", "alice"]);
+    expect(alone.result.children.map((c: any) => [c.child, c.status])).toEqual([["alice", "ok"]]);
+    await expectZrbFail(["backup", "--config", cfg, "--task", "home", "--level", "1", "--child", "nosuch"], sc.env, 2, `--child nosuch: ${child("nosuch")} is not a child that task home backs up`);
     await destroyChild("x.yaml");
     // The next run does not report it again.
     const s2 = await snapshot(2);
@@ -349,12 +363,15 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     expect(out).not.toContain('"child":"c"');
     const stored = YAML.parse(readFileSync(stateB, "utf8")).chunks.filter((c: any) => c?.uploaded).length;
 
+    // The next run comes with a snapshot of its own, as a scheduled one does: b first finishes the
+    // interrupted backup of the killed run's snapshot, then backs up the run's, like every other child.
+    const snap2 = (await zrb(["snapshot", "--config", cfg, "--task", "crash", "--level", "0"], { env: sc.env })).stdout.trim();
+    const short2 = snap2.slice(snap2.indexOf("@") + 1);
     const r = await zrbJson(["backup", "--level", "0"], false, "crash");
     const byChild = Object.fromEntries(r.result.children.map((c: any) => [c.child, c]));
-    expect(byChild[""]).toMatchObject({ status: "ok", skipped: true });
-    expect(byChild.a).toMatchObject({ status: "ok", skipped: true });
-    expect(byChild.b).toMatchObject({ status: "ok", skipped: false, resumed: true, level: 0, snapshot: `${root}/b@${short}` });
-    expect(byChild.c).toMatchObject({ status: "ok", skipped: false, level: 0 });
+    for (const rel of ["", "a", "b", "c"]) expect(byChild[rel]).toMatchObject({ status: "ok", skipped: false, level: 0, snapshot: `${rel ? `${root}/${rel}` : root}@${short2}` });
+    expect(r.stderr).toContain(`${root}/b: finished the interrupted backup of ${root}/b@${short}; now the run's snapshot @${short2}`);
+    expect((await manifests(client, sc.bucket, PREFIX, `${root}/b`)).map((m) => m.snapshot.name).sort()).toEqual([`${root}/b@${short}`, `${root}/b@${short2}`]);
     // The parts stored before the kill were not sent again.
     expect(r.events.find((e) => e.event === "start" && e.dataset === `${root}/b`).partsDone).toBeGreaterThanOrEqual(stored);
     for (const rel of ["", "a", "b", "c"]) {
@@ -363,12 +380,12 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     }
     expect(existsSync(join(base, "run", root, "tree.lock"))).toBe(false);
     const target = `${sc.pool.pool}/b-back`;
-    await zrbJson(["restore", "--target", target, "--private-key", sc.keyFile, "--child", "b"], false, "crash");
+    await zrbJson(["restore", "--target", target, "--private-key", sc.keyFile, "--child", "b", "--snapshot", short], false, "crash");
     expect(await filesOf(`${target}@${short}`, "")).toEqual(filesB);
   }, 300_000);
 
   test("a child re-created by renaming a sibling into its place (the old snapshot name, another guid) gets its level 0, and says so", async () => {
-    // After the test above every child of crash has a level 0 of the same recursive snapshot.
+    // After the test above every child of crash has a level 0 of the same recursive snapshot (its newest backup).
     const root = `${sc.pool.pool}/crash`;
     const baseOfA = (await manifests(client, sc.bucket, PREFIX, `${root}/a`)).at(-1).snapshot;
     const snapsOfA = (await run(["zfs", "list", "-H", "-o", "name", "-t", "snapshot", "-r", `${root}/a`])).stdout.split("\n").filter(Boolean);
