@@ -244,10 +244,13 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     expect(r.result.children.find((c: any) => c.child === "bob x").message).toContain("gone from the pool since");
     for (const [rel, files] of Object.entries(last.files)) expect(await filesOf(`${rel ? `${target}/${rel}` : target}@${last.snapshot}`, rel)).toEqual(files);
 
-    // The first run: bob x was there, carol was not yet.
+    // The first run, named by the task's own backup of it (each child takes its backup of that
+    // run, not a backup of that id): bob x was there, carol was not yet.
     const first = runs[0]!;
     const old = `${sc.pool.pool}/restored-old`;
-    const r2 = await zrbJson(["restore", "--target", old, "--private-key", sc.keyFile, "--snapshot", first.snapshot]);
+    const rootFirst = (await manifests(client, sc.bucket, PREFIX, sc.fs)).find((m) => m.snapshot.name === `${sc.fs}@${first.snapshot}`).backupId;
+    const r2 = await zrbJson(["restore", "--target", old, "--private-key", sc.keyFile, "--backup-id", rootFirst]);
+    expect(r2.result.snapshot).toBe(first.snapshot);
     expect(r2.result.children.map((c: any) => [c.child, c.status])).toEqual([
       ["", "ok"],
       ["alice", "ok"],
@@ -341,9 +344,19 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
       [0, "keep", ["ancestor", "head"]],
       [1, "keep", ["head", "last"]],
     ]);
+    // The run where carol was new: carol and bob x still have its backups, the task's dataset no
+    // longer (pruned). It was in the tree then, so it fails (never restored from another run), and
+    // every child below it is skipped: it would have nowhere to go. Nothing is created.
+    const gap = `${sc.pool.pool}/restored-gap`;
+    const g = await zrbJson(["restore", "--target", gap, "--private-key", sc.keyFile, "--snapshot", runs[1]!.snapshot], true);
+    expect(g.code).toBe(7);
+    expect(g.result.children.map((c: any) => [c.child, c.status])).toEqual([["", "failed"], ["alice", "skipped"], ["alice/docs", "skipped"], ["bob x", "skipped"], ["carol", "skipped"]]);
+    expect(g.result.children[0].message).toStartWith(`${sc.fs} has no backup of @${runs[1]!.snapshot}, although it was in the tree at that run`);
+    for (const c of g.result.children.slice(1)) expect(c.message).toBe(`not restored: ${sc.fs} above it was not restored, so it has nowhere to go`);
+    expect((await run(["zfs", "list", "-H", "-o", "name", "-r", sc.pool.pool])).stdout).not.toContain(gap);
   }, 300_000);
 
-  test("kill -9 in the middle of the third child, then the rerun resumes it and finishes the tree", async () => {
+  test("kill -9 in the middle of the third child, then the next run resumes it, backs up its own snapshot on it too, and finishes the tree", async () => {
     const root = `${sc.pool.pool}/crash`;
     for (const ds of [root, `${root}/a`, `${root}/b`, `${root}/c`]) await run(["zfs", "create", ds]);
     for (const [i, rel] of ["", "a", "b", "c"].entries()) {
