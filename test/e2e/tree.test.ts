@@ -426,4 +426,54 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
     await zrbJson(["restore", "--target", target, "--private-key", sc.keyFile, "--child", "a"], false, "crash");
     expect(await filesOf(`${target}@${byChild.a.snapshot.split("@")[1]}`, "")).toEqual(expected);
   }, 300_000);
+
+  test("a tree rooted at a pool: a stale catalog clone in it is no child; a child whose backup of the run is gone fails alone, its sibling of a longer name is restored; a child excluded later is reported as excluded", async () => {
+    const p = await makePool({ sizeMiB: 64 });
+    try {
+      const ds = (rel: string) => (rel ? `${p.pool}/${rel}` : p.pool);
+      for (const rel of ["kid", "kid/sub", "kid2"]) await run(["zfs", "create", ds(rel)]);
+      for (const [i, rel] of ["", "kid", "kid/sub", "kid2"].entries()) await writeRandomFile(join(await mountpointOf(ds(rel)), "f.bin"), 20_000, 300 + i);
+      await run(["zfs", "snapshot", `${ds("kid")}@old`]);
+      // What a backup killed while it listed kid's files leaves: a clone at the pool's top, marked as kid's.
+      const clone = cloneName(ds("kid"));
+      await run(["zfs", "clone", "-o", `zrb:catalog-clone=${ds("kid")}`, "-o", `mountpoint=${join(sc.work, "stale")}`, `${ds("kid")}@old`, clone]);
+      const doc = YAML.parse(readFileSync(cfg, "utf8"));
+      doc.tasks = [{ name: "whole", pool: p.pool, dataset: "", enabled: true, recursive: true }];
+      const cfgWhole = join(sc.work, "whole.yaml");
+      writeFileSync(cfgWhole, YAML.stringify(doc));
+      const whole = async (args: string[], allowFail = false) => {
+        const r = await zrb([...args, "--config", cfgWhole, "--task", "whole", "--json"], { env: sc.env, allowFail });
+        return { code: r.code, result: jsonResult(r.stdout) };
+      };
+      for (const level of [0, 1]) {
+        await zrb(["snapshot", "--config", cfgWhole, "--task", "whole", "--level", String(level)], { env: sc.env });
+        const b = await whole(["backup", "--level", String(level)]);
+        expect(b.result.children.map((c: any) => [c.child, c.status])).toEqual([["", "ok"], ["kid", "ok"], ["kid/sub", "ok"], ["kid2", "ok"]]);
+      }
+      expect(await listKeys(client, sc.bucket, `${PREFIX}manifests/${clone}/`)).toEqual([]);
+      // kid's backup of the second run is gone (pruned by hand): kid fails, kid/sub below it is
+      // skipped, and kid2 — its name begins with kid's, but it is no child of kid — is restored.
+      const { DeleteObjectCommand } = await import("@aws-sdk/client-s3");
+      const last = (await manifests(client, sc.bucket, PREFIX, ds("kid"))).find((m) => m.level === 1);
+      await client.send(new DeleteObjectCommand({ Bucket: sc.bucket, Key: `${PREFIX}manifests/${ds("kid")}/${last.backupId}.manifest.yaml` }));
+      const back = `${p.pool}/back`;
+      const r = await whole(["restore", "--target", back, "--private-key", sc.keyFile], true);
+      expect(r.code).toBe(7);
+      expect(r.result.children.map((c: any) => [c.child, c.status])).toEqual([["", "ok"], ["kid", "failed"], ["kid/sub", "skipped"], ["kid2", "ok"]]);
+      expect(r.result.children[2].message).toBe(`not restored: ${ds("kid")} above it was not restored, so it has nowhere to go`);
+      const names = (await run(["zfs", "list", "-H", "-o", "name", "-r", back])).stdout.split("\n").filter(Boolean);
+      expect(names).toEqual([back, `${back}/kid2`]);
+      // kid2 excluded now (and the restored copy): reported once as excluded, not as destroyed.
+      doc.tasks[0].exclude = ["kid2", "back"];
+      writeFileSync(cfgWhole, YAML.stringify(doc));
+      await zrb(["snapshot", "--config", cfgWhole, "--task", "whole", "--level", "1"], { env: sc.env });
+      const b3 = await whole(["backup", "--level", "1"]);
+      expect(b3.result.gone).toEqual([{ child: "kid2", reason: "excluded", since: expect.any(String) }]);
+      // Still on the pool, with backups: prune leaves it alone as excluded, not as gone from the pool.
+      const pr = await whole(["prune", "--allow-unsigned", "--dry-run", "--keep-last", "1"]);
+      expect(pr.result.children.find((c: any) => c.child === "kid2")).toMatchObject({ status: "skipped", message: expect.stringMatching(/^excluded: its snapshots and backups are left alone/) });
+    } finally {
+      await p.destroy();
+    }
+  }, 120_000);
 });
