@@ -392,6 +392,10 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
       expect(await audit({ client, bucket: sc.bucket, prefix: PREFIX, fs, runDir: join(base, "run", fs) })).toEqual(cleanAudit);
     }
     expect(existsSync(join(base, "run", root, "tree.lock"))).toBe(false);
+    // Run again on the same snapshot: every child already has its backup of it and is skipped.
+    const again = await zrbJson(["backup", "--level", "0"], false, "crash");
+    for (const c of again.result.children) expect(c).toMatchObject({ status: "ok", skipped: true });
+    expect(again.result.children.map((c: any) => c.child)).toEqual(["", "a", "b", "c"]);
     const target = `${sc.pool.pool}/b-back`;
     await zrbJson(["restore", "--target", target, "--private-key", sc.keyFile, "--child", "b", "--snapshot", short], false, "crash");
     expect(await filesOf(`${target}@${short}`, "")).toEqual(filesB);
