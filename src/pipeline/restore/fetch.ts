@@ -297,10 +297,10 @@ export class PartFetcher {
    * The consumer is finished with part `index`: its slot is free, and its file is kept for the
    * next part's download to overwrite (FileWriter.recycle) while a part is still to be
    * downloaded — that download takes this slot, so the scratch never holds more than `ahead`
-   * part files — and deleted once none is.
+   * part files — and deleted once none is, or once the downloads were stopped.
    */
   release(index: number): void {
-    this.threads.files.recycle(this.pathOf(index), this.unstarted > 0);
+    this.threads.files.recycle(this.pathOf(index), this.unstarted > 0 && !this.stopped);
     this.slots.release();
   }
 

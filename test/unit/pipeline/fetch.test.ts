@@ -213,4 +213,17 @@ describe("PartFetcher scratch", () => {
     expect(readdirSync(scratch)).toEqual([]);
     rmSync(scratch, { recursive: true, force: true });
   });
+
+  test("once the downloads are stopped (a failed step), a part released after is deleted, not kept for a download that will not come", async () => {
+    const bodies = Array.from({ length: 4 }, (_, i) => randomBytes(200_000 + i));
+    const { local, m } = await storedParts("stopped", bodies);
+    const scratch = mkdtempSync(join(dir, "stopped-"));
+    const f = new PartFetcher(local, m, scratch, 1, threads, undefined, { connections: 1 });
+    expect(Buffer.compare(readFileSync(await f.take(0)), bodies[0]!)).toBe(0);
+    f.stop();
+    f.release(0);
+    await Bun.sleep(20);
+    expect(readdirSync(scratch)).toEqual([]);
+    rmSync(scratch, { recursive: true, force: true });
+  });
 });
