@@ -6,7 +6,8 @@
  * (refused, the others go on; --child another one ignores it), the tree restored as of one run
  * and one child alone, a run whose root backup was pruned (the root fails, nothing below it is
  * restored); list, status, verify, prune and cleanup by child; a tree rooted at a pool, with a
- * catalog clone a killed backup left in it (not a child), restored without one child's backup.
+ * catalog clone a killed backup left in it (not a child), restored without one child's backup,
+ * and as of a run its parent is skipped in (the child below it is skipped too, nothing fails).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { S3Client } from "@aws-sdk/client-s3";
@@ -449,8 +450,10 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
         const r = await zrb([...args, "--config", cfgWhole, "--task", "whole", "--json"], { env: sc.env, allowFail });
         return { code: r.code, result: jsonResult(r.stdout) };
       };
+      const snaps: string[] = [];
       for (const level of [0, 1]) {
-        await zrb(["snapshot", "--config", cfgWhole, "--task", "whole", "--level", String(level)], { env: sc.env });
+        const sn = await zrb(["snapshot", "--config", cfgWhole, "--task", "whole", "--level", String(level)], { env: sc.env });
+        snaps.push(sn.stdout.trim().split("@")[1]!);
         const b = await whole(["backup", "--level", String(level)]);
         expect(b.result.children.map((c: any) => [c.child, c.status])).toEqual([["", "ok"], ["kid", "ok"], ["kid/sub", "ok"], ["kid2", "ok"]]);
       }
@@ -476,6 +479,18 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
       // Still on the pool, with backups: prune leaves it alone as excluded, not as gone from the pool.
       const pr = await whole(["prune", "--allow-unsigned", "--dry-run", "--keep-last", "1"]);
       expect(pr.result.children.find((c: any) => c.child === "kid2")).toMatchObject({ status: "skipped", message: expect.stringMatching(/^excluded: its snapshots and backups are left alone/) });
+      // The first run, after kid's backup of it is gone too: kid was not restored (skipped: its
+      // first backup now is newer than that run), so kid/sub below it, which has its backup of
+      // that run, is skipped as well — it would have nowhere to go — and nothing fails.
+      const first = (await manifests(client, sc.bucket, PREFIX, ds("kid"))).find((m) => m.level === 0);
+      await client.send(new DeleteObjectCommand({ Bucket: sc.bucket, Key: `${PREFIX}manifests/${ds("kid")}/${first.backupId}.manifest.yaml` }));
+      const back0 = `${p.pool}/back0`;
+      const r0 = await whole(["restore", "--target", back0, "--private-key", sc.keyFile, "--snapshot", snaps[0]!], true);
+      expect(r0.result.children.map((c: any) => [c.child, c.status])).toEqual([["", "ok"], ["kid", "skipped"], ["kid/sub", "skipped"], ["kid2", "ok"]]);
+      expect(r0.result.children[1].message).toContain("its first backup is newer");
+      expect(r0.result.children[2].message).toBe(`not restored: ${ds("kid")} above it was not restored, so it has nowhere to go`);
+      expect(r0.code).toBe(0);
+      expect((await run(["zfs", "list", "-H", "-o", "name", "-r", back0])).stdout.split("\n").filter(Boolean)).toEqual([back0, `${back0}/kid2`]);
     } finally {
       await p.destroy();
     }
