@@ -6,7 +6,8 @@
  * the stock CLI too: the rewritten object opens with the new key and not with the old one.
  * A killed run's record is believed only as far as the object bears it out; and on the real
  * radosgw, a rewrite the store did whose answer was lost is found done by the rerun, because
- * the record was written before the rewrite (after it, the part could never be rekeyed again).
+ * the record was written before the rewrite (after it, the part could never be rekeyed again);
+ * and an object replaced after it was read is not rewritten (the copy is of the version read).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -187,5 +188,23 @@ describe("rekeyPart on radosgw", () => {
     } finally {
       proxy.stop();
     }
+  });
+
+  test("an object replaced after it was read (same size, same key: another upload of the part) is not rekeyed, and is left as the replacement", async () => {
+    const s3 = new S3Store({ bucket: ctx.bucket, prefix: "zrb/rekey", region: ctx.rig.region, endpoint: ctx.rig.endpoint });
+    // Over 5 MiB: only the head is downloaded, the rest copied inside the store, so the bytes
+    // copied are checked by nothing but the version read before (its ETag).
+    const key = "data/tank/x/level0/replaced/part-000000.age";
+    const body = ageTo(keys[0]!.recipient, randomBytes(6 << 20));
+    await s3.put(key, body);
+    const part: ManifestPart = { index: 0, key, plainSize: 6 << 20, cipherSize: body.length, sha256: sha256(body), blake3: "" };
+    const info = (await s3.head(key))!;
+    const other = ageTo(keys[0]!.recipient, randomBytes(6 << 20));
+    expect(other.length).toBe(body.length);
+    await s3.put(key, other);
+    const state = await RekeyStateFile.open(mkdtempSync(join(dir, "state-replaced-")), [keys[1]!.recipient]);
+    const j = { store: s3, backupId: "replaced", part, info, identities: [keys[0]!.identity], recipients: [keys[1]!.recipient], state };
+    await expect(rekeyPart(j)).rejects.toThrow(/changed since it was read/);
+    expect(Buffer.compare((await s3.get(key))!, other)).toBe(0);
   });
 });
