@@ -25,6 +25,11 @@ describe("parsing", () => {
     expect(parseSchedule(["08:00,5MiB/s", " 23:00, off"])).toEqual(s);
     expect(parseSchedule("20MiB/s")).toEqual([{ at: 0, rate: 20 * MiB }]);
     expect(parseSchedule("off")).toEqual([{ at: 0, rate: null }]);
+    // The edges that are still valid: the last minute of the day, exactly the 1 KiB/s floor, OFF in capitals.
+    expect(parseSchedule("00:00,1KiB/s 23:59,OFF")).toEqual([
+      { at: 0, rate: KiB },
+      { at: 23 * 60 + 59, rate: null },
+    ]);
     expect(formatSchedule(s)).toBe("08:00,5MiB/s 23:00,off");
     expect(formatSchedule(parseSchedule("7:30,512KiB/s"))).toBe("07:30,512KiB/s");
   });
@@ -39,6 +44,9 @@ describe("parsing", () => {
       ["23:00,off 08:00,5MiB/s", 2, /not later than the entry before/],
       [["08:00,1MiB/s", "09:00,2MiB/s", "x"], 3, /must be HH:MM,RATE/],
       ["", 1, /must be HH:MM,RATE/],
+      ["08:00,5MiB/s 23:60,off", 2, /time that is not HH:MM/],
+      ["08:00,5MiB/s 08:00,off", 2, /not later than the entry before/],
+      ["08:00,1023B/s", 1, /under 1KiB\/s/],
     ];
     for (const [v, position, why] of cases) {
       let e: unknown;
@@ -103,6 +111,29 @@ describe("the rate by the clock", () => {
     expect(rateAt(s, at(23, 0))).toBeNull();
   });
 
+  test("local time, not UTC: the zone's hours count, and across a DST change the schedule follows the wall clock", () => {
+    const saved = process.env.TZ;
+    process.env.TZ = "America/New_York"; // Bun reads TZ again when it changes
+    try {
+      const s = parseSchedule("08:00,5MiB/s 23:00,off");
+      expect(rateAt(s, new Date(Date.UTC(2027, 6, 1, 12, 30)))).toBe(5 * MiB); // 08:30 EDT
+      expect(rateAt(s, new Date(Date.UTC(2027, 6, 1, 11, 30)))).toBeNull(); // 07:30 EDT (11:30 in UTC would be limited)
+      expect(rateAt(s, new Date(Date.UTC(2027, 6, 1, 23, 30)))).toBe(5 * MiB); // 19:30 EDT (23:30 in UTC would be off)
+      // Spring forward (14 March 2027, 02:00 EST → 03:00 EDT): an entry in the skipped hour holds from 03:00.
+      const spring = parseSchedule("02:30,1MiB/s 08:00,off");
+      expect(rateAt(spring, new Date(Date.UTC(2027, 2, 14, 6, 59)))).toBeNull(); // 01:59 EST
+      expect(rateAt(spring, new Date(Date.UTC(2027, 2, 14, 7, 0)))).toBe(MiB); // 03:00 EDT
+      // Fall back (7 November 2027, 02:00 EDT → 01:00 EST): 01:45 comes twice, with the same limit each time.
+      const fall = parseSchedule("01:00,1MiB/s 02:00,off");
+      expect(rateAt(fall, new Date(Date.UTC(2027, 10, 7, 5, 45)))).toBe(MiB); // 01:45 EDT
+      expect(rateAt(fall, new Date(Date.UTC(2027, 10, 7, 6, 45)))).toBe(MiB); // 01:45 EST
+      expect(rateAt(fall, new Date(Date.UTC(2027, 10, 7, 7, 0)))).toBeNull(); // 02:00 EST
+    } finally {
+      if (saved === undefined) delete process.env.TZ;
+      else process.env.TZ = saved;
+    }
+  });
+
   test("a run that crosses 23:00 moves at 5 MiB/s before it and without a limit after (fake clocks, no timing)", async () => {
     // One fake clock drives both the wall time the schedule reads and the bucket's monotonic time;
     // every wait the limiter asks for advances it instead of sleeping.
@@ -145,5 +176,30 @@ describe("the rate by the clock", () => {
     expect(l.reserve(100 * KiB)).toBe(0); // within the new bucket's burst
     // The rest of the burst, then 1 MiB/s: a megabyte waits about a second.
     expect(l.reserve(MiB)).toBeCloseTo(((MiB - (defaultBurst(MiB) - 100 * KiB)) * 1000) / MiB, 6);
+  });
+
+  test("a limit → a lower limit at 12:30: from the boundary the new rate holds, not the old slot's", async () => {
+    let ms = 0;
+    const start = at(12, 29, 59).getTime();
+    const changes: (number | null)[] = [];
+    const l = new ScheduledLimiter(
+      parseSchedule("08:00,5MiB/s 12:30,1MiB/s 23:00,off"),
+      () => new Date(start + ms),
+      () => ms,
+      async (w) => void (ms += w),
+      (r) => changes.push(r),
+    );
+    expect(l.current()).toBe(5 * MiB);
+    ms = 1000; // 12:30:00
+    const piece = 64 * KiB;
+    let moved = 0;
+    while (ms < 11_000) {
+      await l.take(piece);
+      moved += piece;
+    }
+    expect(changes).toEqual([MiB]);
+    // 10 s at 1 MiB/s after a fresh bucket's burst: about 10 MiB, not the 50 MiB of the morning's rate.
+    expect(moved).toBeGreaterThanOrEqual(10 * MiB - piece);
+    expect(moved).toBeLessThanOrEqual(10 * MiB + defaultBurst(MiB) + piece);
   });
 });
