@@ -5,7 +5,7 @@
  * of full + change catalogs rebuilt into each point's files.
  */
 import { describe, expect, test } from "bun:test";
-import { decodeCatalog, encodeCatalog, openCatalog, sealCatalog, sha256Hex, type FileCatalog, type FileEntry } from "../../../src/records/file-catalog.ts";
+import { catalogProblem, decodeCatalog, encodeCatalog, openCatalog, sealCatalog, sha256Hex, type FileCatalog, type FileEntry } from "../../../src/records/file-catalog.ts";
 import { generateKeyPair } from "../../../src/crypto/keys.ts";
 import { compileGlob, globProblem } from "../../../src/pipeline/files/glob.ts";
 import { applyCatalog } from "../../../src/pipeline/files/state.ts";
@@ -52,6 +52,43 @@ describe("catalog format", () => {
     expect((err as Error).message).toMatch(/SHA-256 .* its manifest says/);
     const other = (await generateKeyPair()).identityFileText.split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-"))!;
     expect(await openCatalog(sealed, ref, [other]).catch((e) => e.exitCode)).toBe(8);
+  });
+
+  test("a catalog that is not the one its manifest counts (entries or kind) is refused, exit 7, naming both", async () => {
+    const { identityFileText, recipient } = await generateKeyPair();
+    const id = identityFileText.split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-"))!;
+    const sealed = await sealCatalog({ kind: "full", entries: [f("x"), f("y/z", 3)] }, [recipient]);
+    // Size and SHA-256 are the manifest's: only the count (or the kind) it signed disagrees.
+    const ref = { key: "manifests/p/d/x.catalog.age", size: sealed.length, sha256: sha256Hex(sealed), entries: 2, kind: "full" as const };
+    const cases: [Partial<typeof ref> | { kind: "changes" }, string][] = [
+      [{ entries: 3 }, "holds 2 full entries, its manifest says 3 full"],
+      [{ entries: 1 }, "holds 2 full entries, its manifest says 1 full"],
+      [{ entries: 0 }, "holds 2 full entries, its manifest says 0 full"],
+      [{ kind: "changes" }, "holds 2 full entries, its manifest says 2 changes"],
+    ];
+    for (const [wrong, why] of cases) {
+      const err = await openCatalog(sealed, { ...ref, ...wrong }, [id]).catch((e) => e);
+      expect(err).toBeInstanceOf(ZrbError);
+      expect((err as ZrbError).exitCode).toBe(7);
+      expect((err as Error).message).toBe(`file catalog ${ref.key} ${why}`);
+    }
+    // zrb verify (with the key) reports it as the catalog's problem rather than throwing.
+    const store = new LocalStore(join(mkdtempSync(join(tmpdir(), "zrb-cat-")), "store"));
+    await store.put(ref.key, sealed);
+    expect(await catalogProblem(store, { ...ref, entries: 3 }, [id])).toBe(`file catalog ${ref.key} holds 2 full entries, its manifest says 3 full`);
+    expect(await catalogProblem(store, ref, [id])).toBeUndefined();
+    // A truncated object is named by its size before any hashing or decryption.
+    const short = await openCatalog(sealed.slice(0, -1), ref, [id]).catch((e) => e);
+    expect((short as ZrbError).exitCode).toBe(7);
+    expect((short as Error).message).toContain(`is ${sealed.length - 1} bytes, its manifest says ${sealed.length}`);
+  });
+
+  test("a malformed line is refused by its line number", () => {
+    const plain = (line: string) => Bun.zstdCompressSync(new TextEncoder().encode(`zrb-file-catalog/1\tfull\t2\nf\t1\t1\ta\n${line}\n`));
+    for (const line of ["f\t-1\t1\tb", "f\t1\t1\t", "f\t1\t1\tb\textra", "x\t1\t1\tb", "f\t1.5\t1\tb", "f\t1\tyesterday\tb", "f\t1\t1"]) {
+      expect(() => decodeCatalog(plain(line), "k3")).toThrow(`file catalog k3 is corrupt: line 3 is malformed`);
+    }
+    expect(decodeCatalog(plain("l\t0\t0\tb"), "k3").entries.map((e) => e.path)).toEqual(["a", "b"]);
   });
 
   test("100k synthetic entries: bytes per entry, full and as a small change list", async () => {
