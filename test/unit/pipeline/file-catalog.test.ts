@@ -128,6 +128,26 @@ describe("glob", () => {
   });
 });
 
+describe("glob: exact, and never across a '/'", () => {
+  test("case matters; '.' is a dot; a name pattern is the whole name, a path pattern the whole path", () => {
+    expect(compileGlob("*.JPG")("d/a.jpg")).toBe(false);
+    expect(compileGlob("Photos/*")("photos/a")).toBe(false);
+    expect(compileGlob("cat.jpg")("d/bobcat.jpg")).toBe(false);
+    expect(compileGlob("cat.jpg")("d/cat_jpg")).toBe(false);
+    expect(compileGlob("photos/*")("photos/2019")).toBe(true);
+    expect(compileGlob("photos/*")("photos/2019/a.jpg")).toBe(false);
+    expect(compileGlob("photos/2019")("photos/2019/a.jpg")).toBe(false);
+  });
+
+  test("a lone '[' is itself; a blank pattern and a reversed range are refused", () => {
+    expect(compileGlob("a[b")("x/a[b")).toBe(true);
+    expect(compileGlob("x/a[b")("x/a[b")).toBe(true);
+    expect(globProblem("a[b")).toBeUndefined();
+    expect(globProblem("  ")).toMatch(/empty/);
+    expect(globProblem("[z-a].txt")).toMatch(/not a valid glob/);
+  });
+});
+
 describe("changes and chains", () => {
   test("compare: new, modified and deleted entries; a deleted directory once", () => {
     const before = [f("a", 1), f("b", 1), f("d", 0, 1, "d"), f("d/x", 1), f("d/y", 1)];
