@@ -17,7 +17,7 @@ function componentRegex(part: string): string {
       if (end < 0) re += "\\[";
       else {
         const body = part.slice(i + 1, end).replace(/\\/g, "\\\\").replace(/^!/, "^");
-        re += `[${body}]`;
+        re += `(?!/)[${body}]`; // one character of a name: a negated set or a range must not match the '/' between names
         i = end;
       }
     } else re += c.replace(/[.+^${}()|\]\\]/g, (x) => `\\${x}`);

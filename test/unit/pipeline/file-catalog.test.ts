@@ -129,6 +129,19 @@ describe("glob", () => {
 });
 
 describe("glob: exact, and never across a '/'", () => {
+  test("'?' and a set are one character of a name, never the '/' between names", () => {
+    expect(compileGlob("x/a?c")("x/abc")).toBe(true);
+    expect(compileGlob("x/a?c")("x/a/c")).toBe(false);
+    expect(compileGlob("x/a[!b]c")("x/adc")).toBe(true);
+    expect(compileGlob("x/a[!b]c")("x/abc")).toBe(false);
+    expect(compileGlob("x/a[!b]c")("x/a/c")).toBe(false);
+    expect(compileGlob("x/a[^b]c")("x/a/c")).toBe(false);
+    expect(compileGlob("x/a[+-0]c")("x/a/c")).toBe(false); // a range that spans '/' (0x2b…0x30)
+    expect(compileGlob("x/a[+-0]c")("x/a-c")).toBe(true);
+    expect(compileGlob("img_[!0-9].jpg")("d/img_x.jpg")).toBe(true);
+    expect(compileGlob("img_[!0-9].jpg")("d/img_3.jpg")).toBe(false);
+  });
+
   test("case matters; '.' is a dot; a name pattern is the whole name, a path pattern the whole path", () => {
     expect(compileGlob("*.JPG")("d/a.jpg")).toBe(false);
     expect(compileGlob("Photos/*")("photos/a")).toBe(false);
