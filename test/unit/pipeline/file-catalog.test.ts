@@ -20,6 +20,8 @@ import { catalogKey, manifestKey, partKey } from "../../../src/store/layout.ts";
 import { MANIFEST_FORMAT, type Manifest } from "../../../src/records/manifest.ts";
 import { NO_TRUST } from "../../../src/records/trust.ts";
 import { findFiles, restorePointsHolding } from "../../../src/pipeline/files/find.ts";
+import { verifyKeyOf, type SigningKey } from "../../../src/crypto/signing.ts";
+import { signManifest, type Trust } from "../../../src/records/trust.ts";
 
 const f = (path: string, size = 1, mtime = 1_700_000_000, type: FileEntry["type"] = "f"): FileEntry => ({ path, type, size, mtime });
 const del = (path: string) => f(path, 0, 0, "-");
@@ -182,6 +184,14 @@ describe("changes and chains", () => {
     expect([...applyCatalog(j0, { kind: "changes", entries: [del("dir")] }, jpg).keys()]).toEqual(["old.jpg"]);
     expect(() => applyCatalog(null, { kind: "changes", entries: [] }, jpg)).toThrow();
   });
+
+  test("a deleted directory takes what is below it, not a sibling that shares its prefix; changes are kept only if they match", () => {
+    const l0 = applyCatalog(null, { kind: "full", entries: [f("dir", 0, 1, "d"), f("dir/a"), f("dir2", 0, 1, "d"), f("dir2/b"), f("dir.txt")] }, () => true);
+    expect([...applyCatalog(l0, { kind: "changes", entries: [del("dir")] }, () => true).keys()].sort()).toEqual(["dir.txt", "dir2", "dir2/b"]);
+    const jpg = compileGlob("*.jpg");
+    const j0 = applyCatalog(null, { kind: "full", entries: [f("a.jpg"), f("notes.txt")] }, jpg);
+    expect([...applyCatalog(j0, { kind: "changes", entries: [f("b.jpg"), f("notes.txt", 2), f("new.txt")] }, jpg).keys()].sort()).toEqual(["a.jpg", "b.jpg"]);
+  });
 });
 
 describe("points from a store's catalogs", () => {
@@ -221,5 +231,118 @@ describe("points from a store's catalogs", () => {
     const r = await findFiles(store, "tank", "ds", { pattern: "old.txt", identities: [id], trust: NO_TRUST });
     expect(r.noCatalog).toEqual([{ backupId: ids[3]!, why: "it has no catalog" }]);
     expect(r.matches[0]!.versions.map((v) => [v.size, v.newest.backupId, v.points])).toEqual([[5, ids[2]!, 1], [1, ids[0]!, 1]]);
+  });
+
+  /** A chain of backups (level i is point i) in a fresh store, each with its catalog (null: none), finished on 1, 2, 3 … March 2027. */
+  async function chainStore(points: { cat: FileCatalog | null; signer?: SigningKey; claim?: number }[]) {
+    const store = new LocalStore(join(mkdtempSync(join(tmpdir(), "zrb-cat-")), "store"));
+    const { identityFileText, recipient } = await generateKeyPair();
+    const id = identityFileText.split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-"))!;
+    let prev: Manifest | null = null;
+    const ids: string[] = [];
+    const finished: string[] = [];
+    for (const [i, { cat, signer, claim }] of points.entries()) {
+      const bid = `2027030${i + 1}T020000Z-L${i}-bbbbb${i}`;
+      const finishedAt = new Date(Date.UTC(2027, 2, i + 1, 2, 30)).toISOString(); // as a backup writes it
+      const sealed = cat ? await sealCatalog(cat, [recipient]) : null;
+      let m: Manifest = {
+        format: MANIFEST_FORMAT, backupId: bid, pool: "tank", dataset: "ds", level: i,
+        snapshot: { name: `tank/ds@s${i}`, guid: String(200 + i) },
+        parent: prev && { name: prev.snapshot.name, guid: prev.snapshot.guid, backupId: prev.backupId, level: prev.level },
+        send: { flags: [], zfs: "t" }, stream: { size: 1, blake3: "b".repeat(64) }, recipients: [recipient], storageClass: "STANDARD", chunkSize: 65536,
+        parts: [{ index: 0, key: partKey("tank", "ds", i, bid, 0), plainSize: 1, cipherSize: 9, sha256: "a".repeat(64), blake3: "c".repeat(64) }],
+        tool: { name: "zrb", version: "t" }, host: "h", startedAt: `2027-03-0${i + 1}T02:00:00Z`, finishedAt,
+        ...(sealed ? { catalog: { key: catalogKey("tank", "ds", bid), size: sealed.length, sha256: sha256Hex(sealed), entries: claim ?? cat!.entries.length, kind: cat!.kind } } : {}),
+      };
+      if (signer) m = signManifest(m, signer);
+      if (sealed) await store.put(catalogKey("tank", "ds", bid), sealed);
+      await store.put(partKey("tank", "ds", i, bid, 0), new Uint8Array(9));
+      await store.put(manifestKey("tank", "ds", bid), YAML.stringify(m));
+      ids.push(bid);
+      finished.push(finishedAt);
+      prev = m;
+    }
+    return { store, id, ids, finished };
+  }
+
+  test("findFiles: paths sorted, a file deleted since named with where it was last seen, versions by size and mtime, each with its span", async () => {
+    const T = 1_700_000_000;
+    const { store, id, ids } = await chainStore([
+      { cat: { kind: "full", entries: [f("z.jpg", 1, T), f("gone.jpg"), f("m/a.jpg"), f("a.jpg"), f("notes.txt")] } },
+      { cat: { kind: "changes", entries: [f("z.jpg", 1, T + 60)] } }, // touched: same size, new mtime
+      { cat: { kind: "changes", entries: [del("gone.jpg")] } },
+      { cat: { kind: "changes", entries: [] } },
+    ]);
+    const r = await findFiles(store, "tank", "ds", { pattern: "*.jpg", identities: [id], trust: NO_TRUST });
+    expect(r.searched).toBe(4);
+    expect(r.newest?.backupId).toBe(ids[3]!);
+    expect(r.matches.map((m) => m.path)).toEqual(["a.jpg", "gone.jpg", "m/a.jpg", "z.jpg"]);
+    const by = new Map(r.matches.map((m) => [m.path, m]));
+    const span = (p: string) => by.get(p)!.versions.map((v) => ({ mtime: v.mtime, newest: v.newest.backupId, oldest: v.oldest.backupId, points: v.points }));
+    expect(by.get("a.jpg")!.deleted).toBe(false);
+    expect(span("a.jpg")).toEqual([{ mtime: T, newest: ids[3]!, oldest: ids[0]!, points: 4 }]);
+    expect(by.get("gone.jpg")!.deleted).toBe(true);
+    expect(by.get("gone.jpg")!.lastSeen.backupId).toBe(ids[1]!);
+    expect(span("gone.jpg")).toEqual([{ mtime: T, newest: ids[1]!, oldest: ids[0]!, points: 2 }]);
+    expect(span("z.jpg")).toEqual([
+      { mtime: T + 60, newest: ids[3]!, oldest: ids[1]!, points: 3 },
+      { mtime: T, newest: ids[0]!, oldest: ids[0]!, points: 1 },
+    ]);
+  });
+
+  test("findFiles --since: a point finished exactly then is searched, older ones are not", async () => {
+    const { store, id, ids, finished } = await chainStore([
+      { cat: { kind: "full", entries: [f("a.jpg"), f("gone.jpg")] } },
+      { cat: { kind: "changes", entries: [del("gone.jpg")] } },
+      { cat: { kind: "changes", entries: [] } },
+    ]);
+    const since = async (t: Date) => findFiles(store, "tank", "ds", { pattern: "*.jpg", identities: [id], trust: NO_TRUST, since: t });
+    const r = await since(new Date(finished[1]!));
+    expect(r.searched).toBe(2);
+    expect(r.matches.map((m) => m.path)).toEqual(["a.jpg"]);
+    expect(r.matches[0]!.versions.map((v) => [v.oldest.backupId, v.points])).toEqual([[ids[1]!, 2]]);
+    expect((await since(new Date(Date.parse(finished[1]!) + 1))).searched).toBe(1);
+    const none = await since(new Date(Date.parse(finished[2]!) + 1));
+    expect([none.searched, none.newest, none.matches]).toEqual([0, null, []]);
+  });
+
+  test("findFiles: a point whose chain lacks a catalog is named, not guessed at", async () => {
+    const { store, id, ids } = await chainStore([
+      { cat: { kind: "full", entries: [f("a.jpg")] } },
+      { cat: null },
+      { cat: { kind: "changes", entries: [f("b.jpg")] } },
+    ]);
+    const r = await findFiles(store, "tank", "ds", { pattern: "*.jpg", identities: [id], trust: NO_TRUST });
+    expect(r.searched).toBe(1);
+    expect(r.noCatalog).toEqual([
+      { backupId: ids[1]!, why: "it has no catalog" },
+      { backupId: ids[2]!, why: "a backup of its chain has no catalog" },
+    ]);
+    expect(r.matches.map((m) => m.path)).toEqual(["a.jpg"]);
+  });
+
+  test("with a verification key, an unsigned (planted) backup's catalog is not searched", async () => {
+    const seed = crypto.getRandomValues(new Uint8Array(32));
+    const signer: SigningKey = { seed, verifyKey: verifyKeyOf(seed) };
+    const { store, id, ids } = await chainStore([
+      { cat: { kind: "full", entries: [f("a.jpg")] }, signer },
+      { cat: { kind: "changes", entries: [f("b.jpg")] }, signer },
+      { cat: { kind: "changes", entries: [f("planted.jpg")] } },
+    ]);
+    const trust: Trust = { verifyKeys: [signer.verifyKey], allowUnsigned: false, source: "test" };
+    const r = await findFiles(store, "tank", "ds", { pattern: "*.jpg", identities: [id], trust });
+    expect(r.searched).toBe(2);
+    expect(r.newest?.backupId).toBe(ids[1]!);
+    expect(r.matches.map((m) => m.path)).toEqual(["a.jpg", "b.jpg"]);
+    expect(await restorePointsHolding(store, "tank", "ds", "planted.jpg", [id], trust)).toEqual([]);
+    expect((await restorePointsHolding(store, "tank", "ds", "b.jpg", [id], trust)).map((p) => p.backupId)).toEqual([ids[1]!]);
+  });
+
+  test("zrb find refuses a catalog that holds fewer entries than its manifest signed (exit 7), naming it", async () => {
+    const { store, id } = await chainStore([{ cat: { kind: "full", entries: [f("a.jpg"), f("b.jpg")] }, claim: 3 }]);
+    const err = await findFiles(store, "tank", "ds", { pattern: "*.jpg", identities: [id], trust: NO_TRUST }).catch((e) => e);
+    expect(err).toBeInstanceOf(ZrbError);
+    expect((err as ZrbError).exitCode).toBe(7);
+    expect((err as Error).message).toMatch(/^file catalog \S+\.catalog\.age holds 2 full entries, its manifest says 3 full$/);
   });
 });
