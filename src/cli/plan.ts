@@ -7,7 +7,7 @@
  */
 import { defineCommand } from "citty";
 import type { Config, Task } from "../config/config.ts";
-import { estimateTask, type Rate, type TaskEstimate } from "../pipeline/estimate.ts";
+import { estimateTask, monthlyTotal, type Rate, type TaskEstimate } from "../pipeline/estimate.ts";
 import { formatEta } from "../report/progress.ts";
 import { BUILT_IN, detectProvider, loadPriceFile, type PriceTable, type ProviderPrices } from "../report/prices.ts";
 import { readTransferRate } from "../report/metrics.ts";
@@ -140,7 +140,8 @@ async function planStore(config: Config, tasks: Task[], args: { prices?: string;
     out.push({ estimate: await estimateTask({ config, task, store, trust, prices: pricing.prices, rate, now: at }), rate });
   }
   const storedBytes = out.reduce((a, o) => a + o.estimate.storedBytes, 0);
-  const monthly = pricing.prices && out.every((o) => o.estimate.monthly !== null) ? out.reduce((a, o) => a + o.estimate.monthly!, 0) : null;
+  // The provider's monthly minimum (Wasabi: 6.99) is billed once for the bucket, not once per task: the total is every task's classes at once.
+  const monthly = monthlyTotal(out.flatMap((o) => o.estimate.stored), pricing.prices);
   const prices = pricing.prices ? { provider: pricing.provider, title: pricing.prices.title, date: pricing.table.date, currency: pricing.table.currency, source: pricing.table.source } : null;
   const json = { estimate: true, note: header(pricing, store.location), at: at.toISOString(), location: store.location, prices, total: { storedBytes, monthly }, tasks: out.map((o) => ({ ...o.estimate, rate: o.rate ?? null })) };
   if (!pricing.prices && !args.json) log.warn(`no prices for ${store.location}: give --provider or --prices FILE for costs (sizes and times follow)`);

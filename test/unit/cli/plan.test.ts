@@ -318,7 +318,7 @@ describe("zrb plan on a local store", () => {
       const lines = priced.stdout.split("\n");
       expect(lines[0]).toStartWith(`ESTIMATE, read from ${store.location}: Lab Ceph, prices from ${file} of 2026-11-30 in EUR (GB = 2^30 bytes;`);
       // 3 KiB of part and the manifest at 2 EUR a GB-month (over the file's 0.000005 minimum a
-      // month); the part at 1 KiB/s: 3 s.
+      // month, which the bill as a whole pays once: the empty task adds nothing); the part at 1 KiB/s: 3 s.
       const total = a.cipher + a.manifestBytes;
       const kib = `${Number((total / 1024).toFixed(2))} KiB`;
       const monthly = (total / GiB) * 2;
@@ -331,6 +331,7 @@ describe("zrb plan on a local store", () => {
       const last = lines.at(-2)!;
       expect(last).toStartWith(`total: ${kib} stored, ≈ `);
       expect(last).toEndWith(" EUR a month (an estimate)");
+      expect(Math.abs(shown(last) / monthly - 1)).toBeLessThan(0.05);
 
       const bare = await plan();
       expect(bare.stdout).toStartWith(`ESTIMATE, read from ${store.location}; no prices (the endpoint's provider is not known: give --provider aws|b2|wasabi|r2 or --prices FILE)`);
@@ -344,6 +345,11 @@ describe("zrb plan on a local store", () => {
       // the empty one costs 0, and the total is unknown — not the 0 of the tasks it could price.
       const cold = join(dir, "cold.yaml");
       writeFileSync(cold, "date: 2026-11-30\ncurrency: USD\nproviders:\n  cold:\n    egress_per_gb: 0\n    classes: { DEEP_ARCHIVE: { per_gb_month: 1 } }\n");
+      // Wasabi bills at least 6.99 a month for the whole account: each task alone would cost that
+      // much, the two together too — not twice as much.
+      const w = JSON.parse((await plan("--json", "--provider", "wasabi")).stdout);
+      expect(w.tasks.map((t: TaskEstimate) => t.monthly)).toEqual([6.99, 6.99]);
+      expect(w.total.monthly).toBe(6.99);
       const c = JSON.parse((await plan("--json", "--prices", cold)).stdout);
       expect(c.prices.provider).toBe("cold");
       expect(c.tasks.map((t: TaskEstimate) => [t.task, t.monthly])).toEqual([["photos", null], ["empty", 0]]);
