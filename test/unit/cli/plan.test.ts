@@ -287,6 +287,13 @@ describe("prices and rate: which flag wins", () => {
       expect(code(() => resolvePricing(config({ provider: "nope" }), {}))).toBe(ExitCode.CONFIG);
       expect(code(() => resolveRate(config({}), task(), "0MiB/s"))).toBe(ExitCode.USAGE);
       expect(resolveRate(config({}), task(), "20MiB/s")).toEqual({ bytesPerSecond: 20 * MiB, source: "--rate" });
+      // Without --rate: the last verify of the metrics file moved 60 MiB in 12 s, 5 MiB/s.
+      const metrics = join(dir, "zrb.prom");
+      const labels = 'task="photos",pool="tank",dataset="photos"';
+      writeFileSync(metrics, [`zrb_verify_last_bytes{${labels}} ${60 * MiB}`, `zrb_verify_last_duration_seconds{${labels}} 12`, `zrb_verify_last_exit_code{${labels}} 0`, `zrb_verify_last_run_timestamp_seconds{${labels}} ${Date.UTC(2027, 1, 26, 3, 12, 9) / 1000}`, ""].join("\n"));
+      const measured = { ...config({}), monitoring: { metricsFile: metrics } } as Config;
+      expect(resolveRate(measured, task(), undefined)).toEqual({ bytesPerSecond: 5 * MiB, source: "the last verify (tank/photos, 2027-02-26T03:12:09.000Z)" });
+      expect(resolveRate(config({}), task(), undefined)).toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
