@@ -64,11 +64,12 @@ export function resolveRate(config: Config, task: Task, flag: string | undefined
   return m ? { bytesPerSecond: m.bytesPerSecond, source: `the last ${m.command} (${m.dataset}, ${m.at.toISOString()})` } : undefined;
 }
 
-/** Money for people: "$0.12", "$0.0031", "12.40 EUR". */
+/** Money for people: "$0.12", "$0.0031", "12.40 EUR"; a cost under a hundredth of a cent is "< $0.0001", never "8.3e-8". */
 export function money(v: number | null, currency: string): string {
   if (v === null) return "no price";
-  const n = v === 0 ? "0" : Math.abs(v) >= 1 ? v.toFixed(2) : Number(v.toPrecision(2)).toString();
-  return currency === "USD" ? `$${n}` : `${n} ${currency}`;
+  const tiny = v !== 0 && Math.abs(v) < 0.0001;
+  const n = v === 0 ? "0" : tiny ? "0.0001" : Math.abs(v) >= 1 ? v.toFixed(2) : Number(v.toPrecision(2)).toString();
+  return (tiny ? "< " : "") + (currency === "USD" ? `$${n}` : `${n} ${currency}`);
 }
 
 function hours(h: number): string {

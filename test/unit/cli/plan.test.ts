@@ -12,7 +12,7 @@ import { join } from "node:path";
 import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
 import { estimateTask, downloadCost, taskPolicy, type TaskEstimate } from "../../../src/pipeline/estimate.ts";
-import { resolvePricing, resolveRate, taskLines } from "../../../src/cli/plan.ts";
+import { money, resolvePricing, resolveRate, taskLines } from "../../../src/cli/plan.ts";
 import { BUILT_IN, parsePriceFile, type ProviderPrices } from "../../../src/report/prices.ts";
 import { MANIFEST_FORMAT, type Manifest } from "../../../src/records/manifest.ts";
 import { NO_TRUST } from "../../../src/records/trust.ts";
@@ -240,6 +240,15 @@ function estimate(o: { gibDays?: number; archived?: boolean; prices?: ProviderPr
 }
 
 describe("the text of a task", () => {
+  test("money: cents from a dollar up, two significant digits below, and a cost under a hundredth of a cent as an upper bound, never in exponent form", () => {
+    expect(money(1234.5, "USD")).toBe("$1234.50");
+    expect(money(0.0031, "USD")).toBe("$0.0031");
+    expect(money(0, "EUR")).toBe("0 EUR");
+    expect(money(8.3e-8, "USD")).toBe("< $0.0001");
+    expect(money(2e-9, "EUR")).toBe("< 0.0001 EUR");
+    expect(money(null, "USD")).toBe("no price");
+  });
+
   const aws = { table: BUILT_IN, provider: "aws", prices: BUILT_IN.providers.aws! };
   const rate = { bytesPerSecond: 2 * MiB, source: "--rate" };
 
@@ -319,16 +328,18 @@ describe("zrb plan on a local store", () => {
       );
 
       const file = join(dir, "prices.yaml");
-      writeFileSync(file, PRICE_FILE);
+      // STANDARD at 2000 EUR a GB-month: a few KiB then cost more than a hundredth of a cent
+      // (below that a cost prints as "< 0.0001 EUR").
+      writeFileSync(file, PRICE_FILE.replace("STANDARD: { per_gb_month: 2,", "STANDARD: { per_gb_month: 2000,"));
       const priced = await plan("--prices", file, "--rate", "1KiB/s");
       expect(priced.code).toBe(0);
       const lines = priced.stdout.split("\n");
       expect(lines[0]).toStartWith(`ESTIMATE, read from ${store.location}: Lab Ceph, prices from ${file} of 2026-11-30 in EUR (GB = 2^30 bytes;`);
-      // 3 KiB of part and the manifest at 2 EUR a GB-month (over the file's 0.000005 minimum a
+      // 3 KiB of part and the manifest at 2000 EUR a GB-month (over the file's 0.000005 minimum a
       // month, which the bill as a whole pays once: the empty task adds nothing); the part at 1 KiB/s: 3 s.
       const total = a.cipher + a.manifestBytes;
       const kib = `${Number((total / 1024).toFixed(2))} KiB`;
-      const monthly = (total / GiB) * 2;
+      const monthly = (total / GiB) * 2000;
       const shown = (line: string | undefined) => Number(/≈ ([\d.]+) EUR a month/.exec(line ?? "")?.[1]);
       const stored = lines.find((l) => l.startsWith("  stored: "));
       expect(stored).toStartWith(`  stored: ${kib} in 2 object(s), ≈ `);
