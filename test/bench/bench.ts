@@ -21,7 +21,7 @@ import { treeRow } from "./tree.ts";
 import { partsRows } from "./parts.ts";
 import { WAN_ROWS, wanLine, wanRows } from "./wan.ts";
 import { parseOpts, type Opts } from "./options.ts";
-import { atCleanup, cleanup, failed, firstLine, loadAvg, MB, MiB, q, run, setRssDir, sh, type Sample } from "./proc.ts";
+import { atCleanup, cleanup, failed, firstLine, loadAvg, MB, MiB, q, reportedKiB, run, setRssDir, sh, type Sample } from "./proc.ts";
 import { frameAsSendStream, generate } from "./source.ts";
 import { stageMain, type StageArgs, type StageResult } from "./stages.ts";
 import { aggregate, BEST_NATIVE, bestNative, fmt, printTable, type Agg, type Row } from "./table.ts";
@@ -112,6 +112,9 @@ async function main(): Promise<void> {
   );
 
   const loadStart = loadAvg();
+  const reportedStart = reportedKiB();
+  if (reportedStart !== null)
+    console.log("  free page reporting: this VM hands memory free for ≈ 2 s back to its host, and taking it again costs the kernel seconds per GiB;\n  a row pays for the memory it needs that nothing used just before it (--warmup 1 evens that out; docs/bench.md)");
   const keyFile = join(scratch, "key.txt");
   const kg = await run(["age-keygen", "-o", keyFile]);
   if (kg.code !== 0) throw new Error(`age-keygen failed: ${kg.err.trim()}`);
@@ -134,6 +137,8 @@ async function main(): Promise<void> {
   const best = bestNative(rows, agg);
   printTable(rows, agg, best);
   console.log(`\n  load average (1 min): ${loadStart} at start, ${loadAvg()} at end; other work on the machine skews every figure`);
+  const reportedEnd = reportedKiB();
+  if (reportedStart !== null && reportedEnd !== null) console.log(`  free memory handed back to the host during the bench: ${((reportedEnd - reportedStart) / 1048576).toFixed(1)} GiB`);
   if (o.wan && agg.has(WAN_ROWS[2])) console.log(`\n${wanLine(o, agg)}`);
   if (!dataPath) return;
   const pipe = agg.get(rows.find((r) => r.label.startsWith("zrb (d)"))!.label)!;

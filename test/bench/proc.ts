@@ -111,3 +111,18 @@ export function firstLine(s: string): string {
 export const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 export const loadAvg = () => readFileSync("/proc/loadavg", "utf8").split(" ")[0]!;
+
+/**
+ * KiB of free memory this VM's kernel has handed back to its host so far (virtio free page
+ * reporting), or null where the kernel does not say. Memory handed back is taken again from
+ * the host when touched, and that costs the kernel several seconds per GiB (docs/bench.md,
+ * "Fresh memory on this VM"): a row pays for whatever memory it needs that was not in use just
+ * before it.
+ */
+export function reportedKiB(): number | null {
+  try {
+    return Number(readFileSync("/sys/module/page_reporting/parameters/reported_kib", "utf8").trim());
+  } catch {
+    return null;
+  }
+}
