@@ -35,6 +35,9 @@ describe("isTransient", () => {
     [Object.assign(new Error("Request aborted"), { name: "AbortError" }), false],
     [new TypeError("x is not a function"), false],
     [new ZrbError("already classified"), false],
+    // A wrapper whose message says nothing, around a reset connection (its cause): transient.
+    [Object.assign(new Error("fetch failed"), { cause: sysErr("ECONNRESET", "read ECONNRESET") }), true],
+    [Object.assign(new Error("wrapped"), { cause: sdkErr("AccessDenied", 403) }), false],
   ] as const)("case %#", (err, want) => {
     expect(isTransient(err)).toBe(want);
   });
@@ -51,6 +54,11 @@ describe("classify: one kind per error, one line per message", () => {
     [sdkErr("SlowDown", 503, "slow down"), "transient", "put s3://b/p/k failed: SlowDown (HTTP 503): slow down"],
     [sysErr("ECONNREFUSED", "connect ECONNREFUSED"), "transient", "cannot reach S3 endpoint http://h:1: ECONNREFUSED: connect ECONNREFUSED"],
     [sdkErr("EntityTooSmall", 400, "too small"), "permanent", "put s3://b/p/k failed: EntityTooSmall (HTTP 400): too small"],
+    // A 404 under a name the table does not know (a HEAD has no body to name it) is still a missing object.
+    [sdkErr("Unknown", 404), "not-found", "object s3://b/p/k does not exist"],
+    // Object lock refusing a delete: its own kind (prune keeps the object), not a credentials problem.
+    [sdkErr("AccessDenied", 403, "forbidden by object lock"), "locked", "object lock forbids deleting s3://b/p/k yet (AccessDenied (HTTP 403): forbidden by object lock)"],
+    [sdkErr("ExpiredToken", 400, "The provided token has expired."), "access-denied", "credentials expired for bucket b (put s3://b/p/k): refresh them (new session token, aws sso login, or the instance role) and retry"],
   ] as const)("case %#", (err, kind, message) => {
     const e = classify(err, ctx);
     expect(e).toBeInstanceOf(StoreError);
