@@ -48,6 +48,14 @@ describe("LocalStore", () => {
     expect(existsSync(root)).toBe(true);
   });
 
+  test("deleting the last object prunes its empty directories but never the root", async () => {
+    const s = new LocalStore(root);
+    await s.put("only/one/obj", "x");
+    await s.delete("only/one/obj");
+    expect(existsSync(root)).toBe(true);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
   test("getStream, whole and ranged; missing object is a clear error", async () => {
     const s = new LocalStore(root);
     const data = pseudoRandom(200_000, 5);
