@@ -26,6 +26,21 @@ export function recordCalls(client: S3Client): RecordedCall[] {
   return calls;
 }
 
+/**
+ * Make the client ask for ListParts pages of `n` parts (the server's default is 1000): a real
+ * paginated listing with a few parts. The request still goes to the server.
+ */
+export function pageListParts(client: S3Client, n: number): void {
+  client.middlewareStack.add(
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    ((next: any, context: any) => async (args: any) => {
+      if (context.commandName === "ListPartsCommand") args.input.MaxParts = n;
+      return next(args);
+    }) as never,
+    { step: "initialize", name: `zrbTestListPartsPage${Math.random()}` },
+  );
+}
+
 /** Deterministic pseudo-random bytes (xorshift), fast enough for tens of MiB. */
 export function pseudoRandom(size: number, seed = 1): Uint8Array {
   const out = new Uint8Array(size);

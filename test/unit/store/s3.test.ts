@@ -10,10 +10,10 @@ import { CreateMultipartUploadCommand, HeadObjectCommand, ListObjectsV2Command, 
 import { S3Store, parseRestoreHeader, partSizeFor, MiB } from "../../../src/store/s3.ts";
 import { openStore } from "../../../src/store/open.ts";
 import { RetryStore, type RetryOptions } from "../../../src/store/retry.ts";
-import type { MultipartProgress } from "../../../src/store/store.ts";
-import { ZrbError } from "../../../src/util/errors.ts";
+import { MIN_REWRITE_HEAD, StoreError, type MultipartProgress } from "../../../src/store/store.ts";
+import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 import type { S3Rig } from "../../helpers/rig.ts";
-import { faultProxy, pseudoRandom, readAll, recordCalls, s3ErrorReply, sha256Hex, useS3Rig, ENV } from "./helpers.ts";
+import { faultProxy, pageListParts, pseudoRandom, readAll, recordCalls, s3ErrorReply, sha256Hex, useS3Rig, ENV } from "./helpers.ts";
 import { forward, startFaultProxy } from "../../helpers/faultproxy.ts";
 import { TokenBucket } from "../../../src/util/token-bucket.ts";
 
@@ -47,6 +47,31 @@ async function writeFile(name: string, bytes: Uint8Array): Promise<string> {
   return p;
 }
 
+/**
+ * Run 1 of a multipart upload, one part at a time, "killed" (aborted) once `parts` parts are
+ * recorded: the progress it persisted, for run 2 to resume.
+ */
+async function interrupted(key: string, path: string, data: Uint8Array, parts: number): Promise<MultipartProgress> {
+  const s = store({ partConcurrency: 1 });
+  const ac = new AbortController();
+  let persisted: MultipartProgress | undefined;
+  const run = s.putFile(key, path, {
+    size: data.length,
+    sha256Hex: sha256Hex(data),
+    signal: ac.signal,
+    onProgress: (pr) => {
+      persisted = structuredClone(pr);
+      if (pr.parts.length >= parts) ac.abort();
+    },
+  });
+  await expect(run).rejects.toMatchObject({ name: "AbortError" });
+  expect(persisted!.parts).toHaveLength(parts);
+  return persisted!;
+}
+
+const uploadedParts = (calls: { command: string; input: Record<string, unknown> }[]) =>
+  calls.filter((c) => c.command === "UploadPartCommand").map((c) => c.input.PartNumber as number).sort((a, b) => a - b);
+
 describe("keys and location", () => {
   test("prefix is normalised and location names no secrets", () => {
     const s = new S3Store({ bucket: "b", prefix: "/zrb/x//", region: "us-east-1" });
@@ -62,7 +87,7 @@ describe("keys and location", () => {
   test("unsafe keys are rejected before any request", async () => {
     const s = store();
     const calls = recordCalls(s.client);
-    for (const k of ["../x", "/x", "a/../../b", "a/..", "a\\b", "a\nb", "a\u0000b", "", "a//b", "./a", "a/"]) {
+    for (const k of ["../x", "/x", "a/../../b", "a/..", "a\\b", "a\nb", "a\u0000b", "a\u0085b", "", "a//b", "./a", "a/"]) {
       await expect(s.put(k, "x")).rejects.toBeInstanceOf(ZrbError);
       await expect(s.get(k)).rejects.toBeInstanceOf(ZrbError);
       await expect(s.head(k)).rejects.toBeInstanceOf(ZrbError);
@@ -287,6 +312,62 @@ describe("objects on radosgw", () => {
     await s2.putFile("data/completed", p2, { size: other.length, sha256Hex: sha256Hex(other), resume: last });
     expect(sha256Hex((await s2.get("data/completed"))!)).toBe(sha256Hex(other));
     expect(await s2.listUploads("data/completed")).toEqual([]);
+  });
+
+  test("putFile: a recorded part the server holds at another size than the record's part size implies is re-sent", async () => {
+    const data = pseudoRandom(17 * MiB, 73);
+    const sha = sha256Hex(data);
+    const p = await writeFile("resized.bin", data);
+    const persisted = await interrupted("data/resized", p, data, 1); // part 1 is stored with 8 MiB
+    const s2 = store();
+    const calls = recordCalls(s2.client);
+    // The record says 6 MiB parts: the stored 8 MiB part 1 is not the file's bytes [0, 6 MiB).
+    await s2.putFile("data/resized", p, { size: data.length, sha256Hex: sha, resume: { ...persisted, partSize: 6 * MiB } });
+    expect(uploadedParts(calls)).toEqual([1, 2, 3]);
+    expect(sha256Hex((await s2.get("data/resized"))!)).toBe(sha);
+    expect(await s2.listUploads("data/resized")).toEqual([]);
+  });
+
+  test("putFile: resume reads every page of the upload's part list", async () => {
+    const data = pseudoRandom(20 * MiB, 75);
+    const sha = sha256Hex(data);
+    const p = await writeFile("paged.bin", data);
+    const persisted = await interrupted("data/paged", p, data, 2);
+    const s2 = store();
+    pageListParts(s2.client, 1);
+    const calls = recordCalls(s2.client);
+    await s2.putFile("data/paged", p, { size: data.length, sha256Hex: sha, resume: persisted });
+    expect(calls.filter((c) => c.command === "ListPartsCommand").length).toBeGreaterThanOrEqual(2);
+    expect(uploadedParts(calls)).toEqual([3]); // parts 1 and 2 (on two pages) were not re-sent
+    expect(sha256Hex((await s2.get("data/paged"))!)).toBe(sha);
+  });
+
+  test("putFile: a record whose part size is under S3's 5 MiB minimum is not continued; a fresh upload stores the file", async () => {
+    const data = pseudoRandom(9 * MiB, 71);
+    const sha = sha256Hex(data);
+    const p = await writeFile("tiny.bin", data);
+    const s = store();
+    const old = await s.client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: s.prefix + "data/tiny" }));
+    const calls = recordCalls(s.client);
+    await s.putFile("data/tiny", p, { size: data.length, sha256Hex: sha, resume: { uploadId: old.UploadId!, partSize: MiB, parts: [] } });
+    expect(calls.filter((c) => c.command === "UploadPartCommand").map((c) => c.input.ContentLength as number).sort((a, b) => a - b)).toEqual([MiB, 8 * MiB]);
+    expect(sha256Hex((await s.get("data/tiny"))!)).toBe(sha);
+    expect(await s.listUploads("data/tiny")).toEqual([]); // the recorded upload was aborted
+  });
+
+  test("rewriteHead: an object replaced since it was read is refused and left as it is, also when it would be rewritten whole", async () => {
+    const s = store();
+    await s.put("rw/stale", "version 1");
+    const etag = (await s.head("rw/stale"))!.etag;
+    await s.put("rw/stale", "version 2");
+    const err = await s.rewriteHead("rw/stale", new TextEncoder().encode("new"), 9, { size: 9, etag }).then(
+      () => null,
+      (e) => e,
+    );
+    expect(err).toBeInstanceOf(StoreError);
+    expect(err.kind).toBe("permanent");
+    expect(err.message).toContain("changed since it was read");
+    expect(new TextDecoder().decode((await s.get("rw/stale"))!)).toBe("version 2");
   });
 
   test("putFile: abort stops promptly and leaves the upload resumable", async () => {
@@ -566,6 +647,136 @@ describe("retry through a fault-injecting proxy", () => {
     const s = retrying(store({ requestTimeoutMs: 1000, bandwidth: new TokenBucket(32 * 1024, 1024) }), 1);
     await s.putFile("stall/limited", p, { size: data.length, sha256Hex: sha256Hex(data) });
     expect(sha256Hex((await store().get("stall/limited"))!)).toBe(sha256Hex(data));
+  });
+
+  test("a ranged GET whose body is cut off is resumed within its range: exactly the bytes asked for", async () => {
+    const data = pseudoRandom(MiB, 41);
+    await store().put("cut/ranged", data);
+    let gets = 0;
+    const proxy = startFaultProxy({ upstreamPort: port(), decide: (r) => (r.method === "GET" && ++gets === 1 ? { kind: "cutResponse", afterBytes: 100_000 } : forward) });
+    try {
+      const retries: string[] = [];
+      const s = retrying(store({ endpoint: proxy.endpoint }), 3, (i) => void retries.push(i.what));
+      const got = await readAll(await s.getStream("cut/ranged", { start: 1000, end: 499_999 }));
+      expect(got.length).toBe(499_000);
+      expect(sha256Hex(got)).toBe(sha256Hex(data.subarray(1000, 500_000)));
+      expect(retries).toEqual([`get s3://${bucket}/zrb/test/cut/ranged from byte 101000`]);
+      expect(proxy.log[1]!.headers.range).toBe("bytes=101000-499999");
+    } finally {
+      proxy.stop();
+    }
+  });
+
+  test("a body that breaks off on every attempt fails after the budget: one GET per attempt", async () => {
+    const data = pseudoRandom(200_000, 43);
+    await store().put("cut/always", data);
+    const proxy = startFaultProxy({ upstreamPort: port(), decide: (r) => (r.method === "GET" ? { kind: "cutResponse", afterBytes: 1000 } : forward) });
+    try {
+      const s = retrying(store({ endpoint: proxy.endpoint }), 3);
+      const err = await readAll(await s.getStream("cut/always")).then(
+        () => null,
+        (e) => e,
+      );
+      expect(err).toBeInstanceOf(StoreError);
+      expect(err.kind).toBe("transient");
+      expect(err.message).toEndWith("(after 3 attempts)");
+      expect(proxy.log.filter((r) => r.method === "GET").length).toBe(3);
+    } finally {
+      proxy.stop();
+    }
+  });
+
+  test("a reader that pauses longer than request_timeout is no stall: one GET, no retry, every byte", async () => {
+    const data = pseudoRandom(4 * MiB, 47);
+    await store().put("stall/slowreader", data);
+    const inner = store({ requestTimeoutMs: 500 });
+    const calls = recordCalls(inner.client);
+    const retries: string[] = [];
+    const s = retrying(inner, 3, (i) => void retries.push(i.error));
+    const reader = (await s.getStream("stall/slowreader")).getReader();
+    const chunks: Uint8Array[] = [];
+    const first = await reader.read();
+    chunks.push(first.value!);
+    await Bun.sleep(1500); // the consumer is busy (a slow disk, zfs receive): nobody reads
+    for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value);
+    expect(sha256Hex(await readAll(new Blob(chunks).stream()))).toBe(sha256Hex(data));
+    expect(retries).toEqual([]);
+    expect(calls.filter((c) => c.command === "GetObjectCommand").length).toBe(1);
+  });
+
+  test("a resume whose ListParts meets a 503 is retried, not started afresh: only the missing part is sent", async () => {
+    const data = pseudoRandom(17 * MiB, 77);
+    const sha = sha256Hex(data);
+    const p = await writeFile("retry-listparts.bin", data);
+    const persisted = await interrupted("retry/listparts", p, data, 2);
+    const proxy = faultProxy({ upstreamPort: port(), failFirst: 1, match: /^GET .*uploadId=/, reply: s3ErrorReply("503 Slow Down", "SlowDown", "slow down") });
+    try {
+      const inner = store({ endpoint: proxy.endpoint });
+      const calls = recordCalls(inner.client);
+      await retrying(inner, 3).putFile("retry/listparts", p, { size: data.length, sha256Hex: sha, resume: persisted });
+      expect(proxy.replied).toBe(1);
+      expect(calls.filter((c) => c.command === "CreateMultipartUploadCommand")).toHaveLength(0);
+      expect(uploadedParts(calls)).toEqual([3]);
+    } finally {
+      proxy.stop();
+    }
+    expect(sha256Hex((await store().get("retry/listparts"))!)).toBe(sha);
+  });
+
+  test("rewriteHead: a copy the server refuses leaves the object as it was and no upload behind", async () => {
+    const size = 6 * MiB;
+    const old = pseudoRandom(size, 61);
+    await store().put("rw/refused", old);
+    const etag = (await store().head("rw/refused"))!.etag;
+    // The UploadPartCopy of the body (part 2) is refused; the new head (part 1) went up already.
+    const proxy = faultProxy({ upstreamPort: port(), failFirst: 1, match: /^PUT .*partNumber=2/, reply: s3ErrorReply("400 Bad Request", "InvalidRequest", "refused") });
+    try {
+      const s = store({ endpoint: proxy.endpoint });
+      const err = await s.rewriteHead("rw/refused", pseudoRandom(MIN_REWRITE_HEAD, 63), MIN_REWRITE_HEAD, { size, etag }).then(
+        () => null,
+        (e) => e,
+      );
+      expect(proxy.replied).toBe(1);
+      expect(err).toBeInstanceOf(StoreError);
+      expect(err.kind).toBe("permanent");
+    } finally {
+      proxy.stop();
+    }
+    expect(sha256Hex((await store().get("rw/refused"))!)).toBe(sha256Hex(old));
+    expect(await store().listUploads("rw/")).toEqual([]);
+  });
+
+  test("openStore: the retry budget is s3.retry.max_attempts", async () => {
+    const proxy = faultProxy({ upstreamPort: port(), failFirst: 2, reply: s3ErrorReply("503 Slow Down", "SlowDown", "slow down") });
+    try {
+      const st = openStore(
+        { s3: { enabled: true, bucket, prefix: "zrb/test", region: rig.region, endpoint: proxy.endpoint, retry: { maxAttempts: 3 } }, localStoreDir: "" },
+        { retryBaseDelayMs: 5 },
+      );
+      await st.put("retry/budget", "third time");
+      expect(proxy.replied).toBe(2);
+      expect(new TextDecoder().decode((await store().get("retry/budget"))!)).toBe("third time");
+    } finally {
+      proxy.stop();
+    }
+  });
+
+  test("openStore: the run's signal ends a request in flight at once (not after request_timeout)", async () => {
+    const proxy = startFaultProxy({ upstreamPort: port(), decide: () => ({ kind: "stall" }) });
+    try {
+      const ac = new AbortController();
+      const st = openStore(
+        { s3: { enabled: true, bucket, prefix: "zrb/test", region: rig.region, endpoint: proxy.endpoint, retry: { maxAttempts: 3 }, requestTimeout: 30_000 }, localStoreDir: "" },
+        { signal: ac.signal },
+      );
+      const stop = new ZrbError("interrupted by SIGTERM", ExitCode.SIGTERM);
+      setTimeout(() => ac.abort(stop), 200);
+      const t0 = performance.now();
+      await expect(st.put("stall/interrupted", "x")).rejects.toBe(stop);
+      expect(performance.now() - t0).toBeLessThan(5_000);
+    } finally {
+      proxy.stop();
+    }
   });
 
   test("403 is not retried", async () => {
