@@ -17,7 +17,7 @@ import { drillTree } from "../pipeline/drill/tree.ts";
 import { usageError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 
-const gauges = (r: DrillResult, seconds: number) => ({ duration_seconds: seconds, files_compared: r.compared, files_differ: r.differ });
+const gauges = (r: DrillResult, seconds: number) => ({ duration_seconds: seconds, restore_seconds: r.restoreSeconds, files_compared: r.compared, files_differ: r.differ });
 
 /** What a human reads: the differences, the sample, and the one summary line on stdout. */
 function report(r: DrillResult, json: boolean): void {

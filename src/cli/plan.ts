@@ -2,7 +2,7 @@
  * `zrb plan`: what the bucket costs and how long a disaster restore takes, before a user commits
  * to a schedule and storage classes — an estimate from the bucket's listings and manifests (no
  * data part is downloaded), a dated price table (report/prices.ts) and the transfer rate of the
- * last restore or verify (the metrics file) or --rate. pipeline/estimate.ts does the figures;
+ * last restore, verify or drill (the metrics file) or --rate. pipeline/estimate.ts does the figures;
  * this file picks the prices and the rate and prints them.
  */
 import { defineCommand } from "citty";
@@ -48,7 +48,7 @@ export function resolvePricing(config: Config, flags: { prices?: string; provide
   return { table, provider: name, prices };
 }
 
-/** --rate, else the last restore or verify of the metrics file, else none. */
+/** --rate, else the last restore, verify or drill of the metrics file, else none. */
 export function resolveRate(config: Config, task: Task, flag: string | undefined): Rate | undefined {
   if (flag !== undefined) {
     let n: number;
@@ -108,7 +108,7 @@ function restoreLines(e: TaskEstimate, p: Pricing, rate: Rate | undefined): stri
   out.push(
     rate && r.seconds !== null
       ? `    time ≈ ${formatEta(r.seconds)} at ${formatSize(Math.round(rate.bytesPerSecond))}/s (${rate.source})`
-      : "    time: unknown (no restore or verify in monitoring.metrics_file; give --rate, e.g. --rate 20MiB/s)",
+      : "    time: unknown (no restore, verify or drill in monitoring.metrics_file; give --rate, e.g. --rate 20MiB/s)",
   );
   if (p.prices) out.push(`    download ≈ ${$(r.downloadCost)} (egress and retrieval fees)`);
   if (r.archived.length) {
@@ -158,7 +158,7 @@ export default defineCommand({
     description:
       "Estimate what the bucket costs and how long a disaster restore takes, per task (and per store: each with its own prices), from the bucket's listings and manifests (no data is downloaded): " +
       "bytes stored per storage class and their monthly cost from a dated price table (AWS S3 classes, Backblaze B2, Wasabi, Cloudflare R2; --prices FILE adds or replaces providers), " +
-      "the early-delete charges a prune now would incur (the task's retention, with --allow-early-delete), the size of the newest restore point and its time at the rate of the last restore or verify " +
+      "the early-delete charges a prune now would incur (the task's retention, with --allow-early-delete), the size of the newest restore point and its time at the rate of the last restore, verify or drill " +
       "(monitoring.metrics_file) or --rate, and for archive classes each thaw tier's time and cost. An estimate, not a bill: it says which prices of which date it used.",
   },
   args: {
@@ -166,7 +166,7 @@ export default defineCommand({
     task: { type: "string", alias: "t", description: "Only this task (default: every task)", valueHint: "NAME" },
     prices: { type: "string", description: "A YAML price file (docs/plan.md); overrides plan.prices", valueHint: "FILE" },
     provider: { type: "string", description: "Whose prices: aws, b2, wasabi, r2 or one of the price file (default: from s3.endpoint)", valueHint: "NAME" },
-    rate: { type: "string", description: "Restore rate to assume, e.g. 20MiB/s (default: the last restore or verify in monitoring.metrics_file)", valueHint: "RATE" },
+    rate: { type: "string", description: "Restore rate to assume, e.g. 20MiB/s (default: the last restore, verify or drill in monitoring.metrics_file)", valueHint: "RATE" },
     store: { type: "string", description: "Only this store (stores[].name in the config); without it, every store, each with its own prices", valueHint: "NAME" },
     ...trustArgs,
     ...outputArgs,

@@ -9,7 +9,8 @@
  *   zrb_C_last_run_timestamp_seconds      when the last run ended (Unix seconds)
  *   zrb_C_last_success_timestamp_seconds  when the last successful run ended (kept through failures)
  *   zrb_C_last_duration_seconds, zrb_C_last_bytes, zrb_C_last_exit_code   of the last run
- *   zrb_drill_duration_seconds, zrb_drill_files_compared, zrb_drill_files_differ   of the last drill
+ *   zrb_drill_duration_seconds, zrb_drill_restore_seconds, zrb_drill_files_compared,
+ *   zrb_drill_files_differ                                                    of the last drill
  * docs/monitoring.md has an alert rule on them. Writing the file never fails a run: a problem is
  * one warning line.
  *
@@ -48,7 +49,7 @@ export interface RunRecord {
   bytes: number;
   /**
    * The command's own gauges, written as zrb_<command>_<name> (drill: duration_seconds,
-   * files_compared, files_differ); kept, like the success time, from the last run that had them.
+   * restore_seconds, files_compared, files_differ); kept, like the success time, from the last run that had them.
    */
   extra?: Record<string, number>;
   /** When the run ended (default: now()). */
@@ -68,11 +69,12 @@ const HELP: Record<string, string> = {
   last_bytes: "bytes the last run moved (backup: the send stream; restore: received; verify: checked; prune and cleanup: deleted)",
   last_exit_code: "exit code of the last run (0 = ok; see zrb --help)",
   duration_seconds: "how long the last drill took, restore and comparison",
+  restore_seconds: "how long the last drill's restore took, without the comparison (zrb plan's restore rate)",
   files_compared: "paths the last drill compared with the source snapshot (0: no source on this host)",
   files_differ: "paths of the last drill that differ from the source snapshot",
 };
 
-const NAME_RE = /^zrb_(backup|restore|verify|prune|drill)_(last_[a-z_]+|duration_seconds|files_compared|files_differ)$/;
+const NAME_RE = /^zrb_(backup|restore|verify|prune|drill)_(last_[a-z_]+|duration_seconds|restore_seconds|files_compared|files_differ)$/;
 const SAMPLE_RE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?\s*$/;
 const LABEL_RE = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 
@@ -233,7 +235,7 @@ export function recordRuns(file: string | undefined, rs: RunRecord[]): void {
 
 /** The rate of one past transfer, read back from the metrics file (for `zrb plan`'s restore time). */
 export interface MeasuredRate {
-  command: "restore" | "verify";
+  command: "restore" | "verify" | "drill";
   task: string;
   dataset: string;
   bytesPerSecond: number;
@@ -242,14 +244,16 @@ export interface MeasuredRate {
 }
 
 /**
- * The newest successful restore or verify in `text` (a metrics file) that moved bytes: of
- * `task` when it has one, else of any task (the uplink is the same). Null when there is none.
+ * The newest successful restore, verify or drill in `text` (a metrics file) that moved bytes:
+ * of `task` when it has one, else of any task (the uplink is the same). A drill's rate is its
+ * bytes over its restore alone (zrb_drill_restore_seconds), not over the comparison after it.
+ * Null when there is none.
  */
 export function lastTransferRate(text: string, task: string): MeasuredRate | null {
-  type Run = { command: "restore" | "verify"; task: string; dataset: string; v: Record<string, number> };
+  type Run = { command: MeasuredRate["command"]; task: string; dataset: string; v: Record<string, number> };
   const runs = new Map<string, Run>();
   for (const s of parseSamples(text)) {
-    const m = /^zrb_(restore|verify)_(last_[a-z_]+)$/.exec(s.name);
+    const m = /^zrb_(restore|verify|drill)_(last_[a-z_]+|restore_seconds)$/.exec(s.name);
     if (!m) continue;
     const labels = Object.fromEntries(s.labels);
     const key = `${m[1]}|${s.labels.map(([k, v]) => `${k}=${v}`).join(",")}`;
@@ -257,12 +261,13 @@ export function lastTransferRate(text: string, task: string): MeasuredRate | nul
     r.v[m[2]!] = Number(s.value);
     runs.set(key, r);
   }
+  const seconds = (r: Run) => (r.command === "drill" ? r.v.restore_seconds : r.v.last_duration_seconds) ?? 0;
   const ok = [...runs.values()]
-    .filter((r) => r.v.last_exit_code === 0 && (r.v.last_bytes ?? 0) > 0 && (r.v.last_duration_seconds ?? 0) > 0 && Number.isFinite(r.v.last_run_timestamp_seconds))
+    .filter((r) => r.v.last_exit_code === 0 && (r.v.last_bytes ?? 0) > 0 && seconds(r) > 0 && Number.isFinite(r.v.last_run_timestamp_seconds))
     .sort((a, b) => Number(a.task === task) - Number(b.task === task) || a.v.last_run_timestamp_seconds! - b.v.last_run_timestamp_seconds!);
   const r = ok.at(-1);
   if (!r) return null;
-  return { command: r.command, task: r.task, dataset: r.dataset, bytesPerSecond: r.v.last_bytes! / r.v.last_duration_seconds!, at: new Date(r.v.last_run_timestamp_seconds! * 1000) };
+  return { command: r.command, task: r.task, dataset: r.dataset, bytesPerSecond: r.v.last_bytes! / seconds(r), at: new Date(r.v.last_run_timestamp_seconds! * 1000) };
 }
 
 /** lastTransferRate of the metrics file at `file`; null when there is no file or nothing in it. */

@@ -144,6 +144,10 @@ describe("zrb drill", () => {
     expect(metric("zrb_drill_files_compared")).toBe(String(Object.keys(trees[1]!).length));
     expect(metric("zrb_drill_files_differ")).toBe("0");
     expect(Number(metric("zrb_drill_duration_seconds"))).toBeGreaterThan(0);
+    // Its restore alone (zrb plan's rate), as the summary line prints it, within the whole drill.
+    const restoreSeconds = Number(/restore ([\d.]+) s/.exec(r.stdout)![1]);
+    expect(Number(metric("zrb_drill_restore_seconds"))).toBe(restoreSeconds);
+    expect(restoreSeconds).toBeLessThanOrEqual(Number(metric("zrb_drill_duration_seconds")));
     expect(Number(metric("zrb_drill_last_success_timestamp_seconds"))).toBeGreaterThan(Date.now() / 1000 - 300);
     expect(metric("zrb_drill_last_exit_code")).toBe("0");
     expect(pings).toEqual(["/ping/drill/start", "/ping/drill"]);

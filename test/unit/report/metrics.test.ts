@@ -42,11 +42,13 @@ describe("updateMetrics", () => {
     expect(value(never, "zrb_backup_last_success_timestamp_seconds", L0)).toBeUndefined();
   });
 
-  test("a drill's own gauges (duration, files compared and differing) with HELP; a failed drill updates them, keeps the success time", () => {
+  test("a drill's own gauges (duration, its restore's duration, files compared and differing) with HELP; a failed drill updates them, keeps the success time", () => {
     const D = { task: "photos", pool: "tank", dataset: "home/photos" };
-    const ok = updateMetrics("", run({ command: "drill", level: undefined, extra: { duration_seconds: 42.25, files_compared: 1200, files_differ: 0 } }));
+    const ok = updateMetrics("", run({ command: "drill", level: undefined, extra: { duration_seconds: 42.25, restore_seconds: 30.5, files_compared: 1200, files_differ: 0 } }));
     expect(value(ok, "zrb_drill_duration_seconds", D)).toBe("42.250");
     expect(value(ok, "zrb_drill_files_compared", D)).toBe("1200");
+    expect(value(ok, "zrb_drill_restore_seconds", D)).toBe("30.500");
+    expect(ok).toContain("# HELP zrb_drill_restore_seconds zrb drill: how long the last drill's restore took, without the comparison (zrb plan's restore rate).\n");
     expect(value(ok, "zrb_drill_files_differ", D)).toBe("0");
     expect(value(ok, "zrb_drill_last_success_timestamp_seconds", D)).toBe("1000.000");
     expect(ok).toContain("# HELP zrb_drill_files_differ zrb drill: paths of the last drill that differ from the source snapshot.\n");

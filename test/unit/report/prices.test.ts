@@ -80,6 +80,17 @@ describe("the figures", () => {
     expect(lastTransferRate("", "a")).toBeNull();
   });
 
+  test("a drill counts too, at its bytes over its restore alone (not over the comparison after it); a drill that found differences does not", () => {
+    const l = (name: string, v: number) => `zrb_drill_${name}{task="a",pool="tank",dataset="a"} ${v}`;
+    const drill = (code: number, at: number) =>
+      [l("last_bytes", 6000), l("last_duration_seconds", 10), l("restore_seconds", 2.5), l("duration_seconds", 10), l("last_exit_code", code), l("last_run_timestamp_seconds", at)].join("\n");
+    const verify = `zrb_verify_last_bytes{task="a",pool="tank",dataset="a"} 100\nzrb_verify_last_duration_seconds{task="a",pool="tank",dataset="a"} 10\nzrb_verify_last_exit_code{task="a",pool="tank",dataset="a"} 0\nzrb_verify_last_run_timestamp_seconds{task="a",pool="tank",dataset="a"} 1000`;
+    expect(lastTransferRate([verify, drill(0, 2000)].join("\n"), "a")).toMatchObject({ command: "drill", dataset: "tank/a", bytesPerSecond: 6000 / 2.5 });
+    expect(lastTransferRate([verify, drill(7, 2000)].join("\n"), "a")).toMatchObject({ command: "verify", bytesPerSecond: 10 });
+    // A drill file written before zrb_drill_restore_seconds existed: no rate from it.
+    expect(lastTransferRate(drill(0, 2000).replace(/\n[^\n]*restore_seconds[^\n]*/, ""), "a")).toBeNull();
+  });
+
   test("money: two decimals from 1 up, two significant digits below; the currency's sign or code", () => {
     expect(money(12.345, "USD")).toBe("$12.35");
     expect(money(0.0031234, "USD")).toBe("$0.0031");
