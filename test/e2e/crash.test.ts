@@ -679,6 +679,24 @@ describe("resume edge cases", () => {
     expect(await auditOf(d)).toEqual(cleanAudit);
   }, 120_000);
 
+  test("the base hold cannot be placed after the manifest: the run fails and keeps its state; the rerun places the hold", async () => {
+    const d = await dataset("basehold", { chunkSize: "1MiB" });
+    await writeRandomFile(join(d.mnt, "a.bin"), 100_000, 402);
+    const s = await snap(d, 0);
+    // `zfs hold zrb` fails (the send hold, zrb-send, is taken as usual): the backup's manifest and heads are stored by then.
+    const fake = join(work, "zfs-no-base-hold");
+    writeFileSync(fake, `#!/bin/bash\nif [ "$1" = hold ] && [ "$2" = zrb ]; then echo "cannot hold snapshot '$3': permission denied" >&2; exit 1; fi\nexec zfs "$@"\n`, { mode: 0o755 });
+    expect(await expectFail(backupArgs(d, 0), 5, { ZRB_ZFS: fake })).toContain("permission denied");
+    // Not reported as done, and the state that makes the next run place the hold is still there.
+    const st = readState(d);
+    expect(st?.snapshot?.name).toBe(s);
+    expect(await userrefs(s)).toBe(0);
+    const r = await zrb(backupArgs(d, 0), { env });
+    expect(r.stderr).toContain(`backup ${st.backupId} was already complete`);
+    expect(await userrefs(s)).toBe(1);
+    expect(await auditOf(d)).toEqual(cleanAudit);
+  }, 60_000);
+
   test("a finished level 1 whose heads.yaml write failed, then superseded by a level-0 run: every part of it is kept and it restores", async () => {
     const d = await dataset("keepparts", { chunkSize: "1MiB", maxAttempts: 2 });
     await writeRandomFile(join(d.mnt, "a.bin"), 2 * 1024 * 1024, 410);
