@@ -750,11 +750,14 @@ describe("resume edge cases", () => {
     // OpenZFS does not promise byte-identical streams; a real pool will not show it on demand, so
     // a wrapper around the real zfs changes one byte of chunk 0 in the first send of the rerun.
     const mark = join(work, "differs.mark");
+    const refs = join(work, "differs.refs");
     const fake = join(work, "zfs-differs");
+    // Every later send notes the holds on what it sends: starting over must not give up the run's send hold.
     writeFileSync(
       fake,
       `#!/bin/bash\nset -o pipefail\nif [ "$1" = send ] && [ ! -e ${mark} ]; then touch ${mark}\n` +
-        `zfs "$@" | { dd bs=1 count=1000 status=none; dd bs=1 count=1 of=/dev/null status=none; printf Z; cat; }\nexit $?\nfi\nexec zfs "$@"\n`,
+        `zfs "$@" | { dd bs=1 count=1000 status=none; dd bs=1 count=1 of=/dev/null status=none; printf Z; cat; }\nexit $?\nfi\n` +
+        `if [ "$1" = send ]; then zfs get -H -p -o value userrefs "\${@: -1}" >> ${refs}; fi\nexec zfs "$@"\n`,
       { mode: 0o755 },
     );
     const r = await zrb(backupArgs(d, 0), { env: { ...env, ZRB_ZFS: fake } });
@@ -762,6 +765,7 @@ describe("resume edge cases", () => {
     expect(existsSync(mark)).toBe(true);
     expect(r.stderr).toContain("differs from the interrupted run's bytes; starting backup over under a new id");
     expect(out.backupId).not.toBe(old.backupId);
+    expect(readFileSync(refs, "utf8").trim().split("\n")).toEqual(["1"]);
     expect(await listKeys(client, bucket, `${PREFIX}data/${d.fs}/level0/${old.backupId}/`)).toEqual([]);
     expect(await auditOf(d)).toEqual(cleanAudit);
     expect(await restoredTree(d, out.backupId, s)).toEqual(expected);
