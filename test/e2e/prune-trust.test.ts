@@ -8,7 +8,7 @@
  * Every point prune keeps is then restored and compared byte for byte.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -230,6 +230,11 @@ describe("heads cannot be rolled back", () => {
     expect(out.parentBackupId).not.toBe(l1.id);
     expect(r.stderr).toContain("rolled back");
     expect(YAML.parse(await getText(headsKey(h))).sequence).toBe(4);
+    // heads.yaml deleted: rebuilt from the manifests, the next heads still come after the last this NAS wrote
+    // (a sequence started over at 1 would let the stale heads above be put back and believed).
+    await client.send(new DeleteObjectCommand({ Bucket: sc.bucket, Key: headsKey(h) }));
+    await h.day(2, at(5), 45);
+    expect(YAML.parse(await getText(headsKey(h))).sequence).toBe(5);
   });
 });
 
