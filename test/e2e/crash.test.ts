@@ -668,6 +668,8 @@ describe("resume edge cases", () => {
     expect(msg).toContain("heads.yaml failed after 2 attempts");
     const st = readState(d);
     expect((await manifests(client, bucket, PREFIX, d.fs)).map((m) => m.backupId)).toEqual([st.backupId]);
+    // A kill -9 at this point would also have leaked the send hold: the rerun, with nothing to send, releases it.
+    await run(["zfs", "hold", "zrb-send", s]);
     proxy.setDecide(() => forward);
     const from = proxy.log.length;
     const r = await zrb(backupArgs(d, 0), { env });
