@@ -11,6 +11,7 @@ import { rmSync } from "node:fs";
 import YAML from "yaml";
 import { storageClassFor, type Config, type Task } from "../../config/config.ts";
 import { StoreError, type ObjectStore } from "../../store/store.ts";
+import { ExitCode, ZrbError } from "../../util/errors.ts";
 import { catalogKey, dataPrefix, headsKey, manifestKey, partKey } from "../../store/layout.ts";
 import { writeYamlAtomic } from "../../state/atomic.ts";
 import { MANIFEST_FORMAT, readManifest, type Manifest } from "../../records/manifest.ts";
@@ -26,8 +27,25 @@ import { now } from "../../util/clock.ts";
 import { deleteMarker } from "../../records/marker.ts";
 import type { CatalogRef } from "../../records/file-catalog.ts";
 
-/** The manifest of a finished stream: parts in order with sizes and hashes, the stream's BLAKE3. */
+/**
+ * The manifest of a finished stream: parts in order with sizes and hashes, the stream's BLAKE3.
+ * Throws (exit 1, the state kept for the rerun) unless every part from 0 on is recorded as
+ * stored with its size and SHA-256 and their plaintext adds up to the stream: a manifest never
+ * names a part this run has not seen in the bucket (the caller's listing checked the uploaded ones).
+ */
 export function buildManifest(cfg: Config, state: BackupState, stream: { size: number; blake3: string }, zfsVersion: string, catalog?: CatalogRef): Manifest {
+  const notStored: number[] = [];
+  let plain = 0;
+  for (let i = 0; i < state.chunks.length; i++) {
+    const c = state.chunks[i];
+    if (!c || c.index !== i || !c.uploaded || c.cipherSize === undefined || !c.sha256) notStored.push(i);
+    else plain += c.plainSize;
+  }
+  if (state.chunks.length === 0 || notStored.length || plain !== stream.size)
+    throw new ZrbError(
+      `backup ${state.backupId}: no manifest written: ${notStored.length ? `part(s) ${notStored.slice(0, 5).join(", ")} not recorded as stored` : `its ${state.chunks.length} part(s) hold ${plain} bytes of the ${stream.size}-byte stream`}; rerun the backup (it resumes)`,
+      ExitCode.FAILURE,
+    );
   return {
     format: MANIFEST_FORMAT,
     backupId: state.backupId,
