@@ -18,20 +18,15 @@ const point = (i: number, restorable = true): FoundPoint => ({
 });
 const [p1, p2, p3] = [point(1), point(2), point(3)];
 const T = 1_700_000_000; // 2023-11-14T22:13:20Z
+/** The answer for tank/ds: `matches` of `pattern` among `searched` points, the newest `newest`. */
+const result = (pattern: string, searched: number, newest: FoundPoint, matches: FindResult["matches"]): FindResult => ({ dataset: "tank/ds", pattern, searched, newest, noCatalog: [], matches });
 
 describe("zrb find: the answer's lines", () => {
   test("a path per match; a file deleted since says where it was last seen; a version in several points says how far back", () => {
-    const r: FindResult = {
-      dataset: "tank/ds",
-      pattern: "*.jpg",
-      searched: 3,
-      newest: p3,
-      noCatalog: [],
-      matches: [
-        { path: "a.jpg", deleted: false, lastSeen: p3, versions: [{ type: "f", size: 2048, mtime: T, newest: p3, oldest: p1, points: 3 }] },
-        { path: "gone.jpg", deleted: true, lastSeen: p2, versions: [{ type: "f", size: 5, mtime: T, newest: p2, oldest: p2, points: 1 }] },
-      ],
-    };
+    const r = result("*.jpg", 3, p3, [
+      { path: "a.jpg", deleted: false, lastSeen: p3, versions: [{ type: "f", size: 2048, mtime: T, newest: p3, oldest: p1, points: 3 }] },
+      { path: "gone.jpg", deleted: true, lastSeen: p2, versions: [{ type: "f", size: 5, mtime: T, newest: p2, oldest: p2, points: 1 }] },
+    ]);
     const lines = findLines(r);
     expect(lines).toHaveLength(4);
     expect(lines[0]).toBe("tank/ds: a.jpg");
@@ -45,17 +40,10 @@ describe("zrb find: the answer's lines", () => {
 
   test("a version whose newest point cannot be restored says so; directories and links are named, not sized", () => {
     const broken = point(2, false);
-    const r: FindResult = {
-      dataset: "tank/ds",
-      pattern: "d*",
-      searched: 2,
-      newest: broken,
-      noCatalog: [],
-      matches: [
-        { path: "d", deleted: false, lastSeen: broken, versions: [{ type: "d", size: 4, mtime: T, newest: broken, oldest: broken, points: 1 }] },
-        { path: "dl", deleted: false, lastSeen: broken, versions: [{ type: "l", size: 9, mtime: T, newest: broken, oldest: p1, points: 2 }] },
-      ],
-    };
+    const r = result("d*", 2, broken, [
+      { path: "d", deleted: false, lastSeen: broken, versions: [{ type: "d", size: 4, mtime: T, newest: broken, oldest: broken, points: 1 }] },
+      { path: "dl", deleted: false, lastSeen: broken, versions: [{ type: "l", size: 9, mtime: T, newest: broken, oldest: p1, points: 2 }] },
+    ]);
     const [, dir, , link] = findLines(r);
     expect(dir).toMatch(/^ {2}directory {2}mtime .* \(NOT restorable: zrb list says why\)$/);
     expect(link).toMatch(/^ {2}symlink {2}mtime .*, in 2 points back to .* \(NOT restorable/);
