@@ -1,12 +1,12 @@
 /**
  * `zrb --version [--verbose]`. With --verbose it also names the runtime and the crypto code
- * paths this binary runs on — the native addons (BLAKE3, libsodium ChaCha20-Poly1305) or the
- * portable fallbacks, and why a fallback was taken — so that a build for another CPU (the
+ * paths this binary runs on — the native addons (BLAKE3; ChaCha20-Poly1305 from the host's OpenSSL
+ * or the embedded libsodium) or the portable fallbacks, and why a fallback was taken — so that a build for another CPU (the
  * arm64 binary under qemu in CI) can prove its addons load, and a user on a noexec $TMPDIR
  * or an old glibc can see why zrb runs ≈ 10× slower; and how its heap is sized (heap.ts).
  */
 import { blake3Backend, blake3WhyNotNative } from "../crypto/blake3.ts";
-import { aeadBackend, aeadWhyNotNative } from "../crypto/sodium.ts";
+import { aeadDescription } from "../crypto/sodium.ts";
 import { heapLine } from "../heap.ts";
 import { usageError } from "../util/errors.ts";
 import { VERSION } from "../version.ts";
@@ -24,7 +24,7 @@ export function versionText(args: string[]): string {
     `zrb ${VERSION}`,
     `runtime: bun ${Bun.version}, ${process.platform}-${process.arch}`,
     line("BLAKE3", blake3Backend(), "@napi-rs/blake-hash", "hash-wasm", blake3WhyNotNative()),
-    line("ChaCha20-Poly1305", aeadBackend(), "libsodium, sodium-native", "@noble/ciphers", aeadWhyNotNative()),
+    `ChaCha20-Poly1305: ${aeadDescription()}`,
     heapLine(),
   ].join("\n") + "\n";
 }

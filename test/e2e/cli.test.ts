@@ -88,20 +88,24 @@ describe("help and version", () => {
     const r = await zrb(["--version"]);
     expect(r.stdout.trim()).toMatch(/^zrb \d+\.\d+\.\d+\+[0-9a-f]{7,}/);
   });
-  test("--version --verbose names the runtime, the crypto paths (native here, the fallbacks and why under ZRB_NO_NATIVE) and the heap's sizing; a .env or bunfig.toml where it runs changes nothing", async () => {
+  test("--version --verbose names the runtime, the crypto paths (OpenSSL and the BLAKE3 addon here, libsodium under ZRB_NO_OPENSSL, the fallbacks and why under ZRB_NO_NATIVE) and the heap's sizing; a .env or bunfig.toml where it runs changes nothing", async () => {
     const fromSource = process.env.ZRB_TEST_FROM_SOURCE === "1";
     const version = (await zrb(["--version"])).stdout.trim();
     const r = await zrb(["--version", "--verbose"]);
-    expect(r.stdout.trim().split("\n")).toEqual([
+    const lines = r.stdout.trim().split("\n");
+    // The host's OpenSSL, named with its version (Debian 12's libssl3 here).
+    expect(lines[3]).toMatch(/^ChaCha20-Poly1305: openssl \(libcrypto\.so\.3, OpenSSL 3\.\d+\.\d+ .+\)$/);
+    expect(lines.toSpliced(3, 1)).toEqual([
       version,
       `runtime: bun ${Bun.version}, linux-x64`,
       "BLAKE3: native (@napi-rs/blake-hash)",
-      "ChaCha20-Poly1305: native (libsodium, sodium-native)",
       // The compiled binary starts itself again with a small heap (src/heap.ts); from source it does not.
       fromSource ? "heap: the runtime's default (sized by the machine's RAM)" : "heap: sized for 128 MiB of RAM (BUN_JSC_forceRAMSize)",
     ]);
     const own = await zrb(["--version", "--verbose"], { env: { BUN_JSC_forceRAMSize: "268435456" } });
     expect(own.stdout.trim().split("\n").at(-1)).toBe("heap: sized for 256 MiB of RAM (BUN_JSC_forceRAMSize, from the environment)");
+    const sodium = await zrb(["--version", "--verbose"], { env: { ZRB_NO_OPENSSL: "1" } });
+    expect(sodium.stdout.split("\n")[3]).toBe("ChaCha20-Poly1305: native (libsodium, sodium-native; OpenSSL not used: ZRB_NO_OPENSSL is set)");
     const slow = await zrb(["--version", "--verbose"], { env: { ZRB_NO_NATIVE: "1" } });
     expect(slow.stdout.trim().split("\n").slice(2, 4)).toEqual([
       "BLAKE3: wasm (hash-wasm; native addon not used: ZRB_NO_NATIVE is set)",

@@ -98,15 +98,18 @@ async function runTarget(t: Target, args: string[], allowFail = false) {
 
 for (const t of TARGETS) {
   describe(`dist/zrb-${t.name}${t.name === "linux-arm64" ? " under qemu-aarch64-static" : ""}`, () => {
-    test("is built for its CPU and runs on the native BLAKE3 and libsodium addons", async () => {
+    test("is built for its CPU and runs on the native BLAKE3 addon, the host's OpenSSL and, without it, the libsodium addon", async () => {
       expect(elfMachine(bin(t.name))).toBe(t.machine);
       const r = await runTarget(t, ["--version", "--verbose"]);
       const lines = r.stdout.trim().split("\n");
       expect(lines[0]).toMatch(/^zrb \d+\.\d+\.\d+\+[0-9a-f]{7,}/);
-      expect(lines.slice(1)).toEqual([
+      // Under qemu the arm64 libcrypto is the sysroot's (Debian's libssl3:arm64, install-deps.sh).
+      expect(lines[3]).toMatch(/^ChaCha20-Poly1305: openssl \(libcrypto\.so\.3, OpenSSL 3\.\d+\.\d+ .+\)$/);
+      const sodium = await run([...t.command(), "--version", "--verbose"], { env: { ZRB_NO_OPENSSL: "1" } });
+      expect(sodium.stdout.split("\n")[3]).toBe("ChaCha20-Poly1305: native (libsodium, sodium-native; OpenSSL not used: ZRB_NO_OPENSSL is set)");
+      expect(lines.toSpliced(3, 1).slice(1)).toEqual([
         `runtime: bun ${Bun.version}, ${t.platform}`,
         "BLAKE3: native (@napi-rs/blake-hash)",
-        "ChaCha20-Poly1305: native (libsodium, sodium-native)",
         // src/heap.ts restarts the binary with a small heap; not under qemu-user here, where the
         // arm64 dynamic loader exists only in the sysroot qemu was given.
         t.name === "linux-arm64" ? "heap: the runtime's default (sized by the machine's RAM)" : "heap: sized for 128 MiB of RAM (BUN_JSC_forceRAMSize)",

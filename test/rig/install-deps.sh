@@ -13,20 +13,21 @@
 # Steps:
 #   - apt packages (apt-get update only when something is missing)
 #   - tests only: an arm64 glibc sysroot in $ZRB_ARM64_SYSROOT (default
-#     /var/cache/zrb-arm64-sysroot) from Debian's libc6, libgcc-s1 and libstdc++6 for arm64,
-#     so that qemu-aarch64-static -L <sysroot> runs dist/zrb-linux-arm64
+#     /var/cache/zrb-arm64-sysroot) from Debian's libc6, libgcc-s1, libstdc++6 and libssl3 for
+#     arm64, so that qemu-aarch64-static -L <sysroot> runs dist/zrb-linux-arm64 (on OpenSSL's
+#     ChaCha20-Poly1305 as on a NAS; made again when this list grows)
 #   - node_modules via `npm ci` (only when missing or older than package-lock.json)
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PROFILE=${1:-test}
 SYSROOT=${ZRB_ARM64_SYSROOT:-/var/cache/zrb-arm64-sysroot}
-SYSROOT_DEBS=(libc6:arm64 libgcc-s1:arm64 libstdc++6:arm64)
+SYSROOT_DEBS=(libc6:arm64 libgcc-s1:arm64 libstdc++6:arm64 libssl3:arm64)
 
 DEMO_PKGS=(zfs-fuse)
 RGW_PKGS=(ceph-mon ceph-osd radosgw uuid-runtime curl)
 TEST_PKGS=("${DEMO_PKGS[@]}" "${RGW_PKGS[@]}" age b3sum systemd git
-  qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd openssh-client qemu-user-static)
+  qemu-system-x86 qemu-utils debootstrap e2fsprogs zstd openssh-client qemu-user-static libssl3)
 BENCH_PKGS=("${DEMO_PKGS[@]}" "${RGW_PKGS[@]}" age b3sum openssl time)
 command -v aws >/dev/null 2>&1 || BENCH_PKGS+=(awscli)
 case $PROFILE in
@@ -91,14 +92,21 @@ make_sysroot() {
   rm -rf "$SYSROOT"; mv "$tmp" "$SYSROOT"
 }
 
+# The sysroot holds every package of SYSROOT_DEBS (its marker lists the .deb files unpacked).
+sysroot_current() {
+  local d
+  [ -s "$SYSROOT/.zrb-sysroot" ] || return 1
+  for d in "${SYSROOT_DEBS[@]}"; do grep -q "^\./${d%%:*}_" "$SYSROOT/.zrb-sysroot" || return 1; done
+}
+
 arm64_sysroot() {
   [ "$PROFILE" = test ] || return 0
-  [ -s "$SYSROOT/.zrb-sysroot" ] && return 0
+  sysroot_current && return 0
   need_root "make the arm64 sysroot $SYSROOT"
   mkdir -p "$(dirname "$SYSROOT")"
   exec 9>"$SYSROOT.lock"
   flock -w 600 9 || { echo "install-deps.sh: timed out waiting for $SYSROOT.lock" >&2; exit 1; }
-  if [ ! -s "$SYSROOT/.zrb-sysroot" ]; then
+  if ! sysroot_current; then
     begin "unpacking an arm64 glibc sysroot into $SYSROOT"
     make_sysroot
     done_in "arm64 sysroot ready"
