@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgeEncryptStream } from "../../../src/crypto/age.ts";
 import { createBlake3 } from "../../../src/crypto/blake3.ts";
-import { receiveParts, WITHHOLD } from "../../../src/pipeline/restore/receive.ts";
+import { pipeWriter, receiveParts, WITHHOLD } from "../../../src/pipeline/restore/receive.ts";
 import { verifyBackups } from "../../../src/pipeline/verify.ts";
 import { startThreads, type Threads } from "../../../src/pipeline/parallel/index.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
@@ -121,6 +121,27 @@ describe("stream records on the full pass (parallel opening)", () => {
     const r = await receive(m);
     expect(r.err).toBeUndefined();
     expect(r.written.equals(Buffer.from(data))).toBe(true);
+  });
+
+  test("a stream shorter than the withheld tail is written whole, once everything matched", async () => {
+    const data = stream(GUID, GUID, 1000, 3);
+    expect(data.length).toBeLessThan(WITHHOLD);
+    const r = await receive(await storeBackup("SHORT", data));
+    expect(r.err).toBeUndefined();
+    expect(r.written.equals(Buffer.from(data))).toBe(true);
+  });
+
+  test("into a process through a pipe that is full (as restore writes into zfs receive), what arrives is the stream: the sink copies what it cannot write at once, so the buffers reused right after do not change it", async () => {
+    const data = stream(GUID, GUID, 5 * PART + 777, 4);
+    const m = await storeBackup("PIPE", data);
+    // The reader starts late: the pipe fills and most writes are left to the sink.
+    const sink = Bun.spawn(["sh", "-c", "sleep 0.5; sha256sum"], { stdin: "pipe", stdout: "pipe" });
+    const write = pipeWriter(sink.stdin, async () => new Error("sha256sum died"));
+    const scratch = mkdtempSync(join(dir, "scratch-"));
+    await receiveParts(store, m, { identities: [identity], scratch, ahead: 2, threads, target: "tank/restored" }, write);
+    await sink.stdin.end();
+    expect((await new Response(sink.stdout).text()).split(" ")[0]).toBe(sha256Hex(data));
+    expect(await sink.exited).toBe(0);
   });
 
   test("an END record naming another snapshot (every hash matching): refused, the withheld tail never written", async () => {
