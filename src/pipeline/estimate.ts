@@ -25,6 +25,7 @@ import { describePolicy, type Policy } from "./prune/policy.ts";
 import { bucketChildren } from "./tree/known.ts";
 import { childTask } from "./tree/children.ts";
 import { THAW_TIERS, type PriceTable, type ProviderPrices, type ThawTier } from "../report/prices.ts";
+import { compareTimes } from "../util/clock.ts";
 
 const GIB = 1024 ** 3;
 const DAY = 86_400_000;
@@ -135,7 +136,7 @@ export function monthlyTotal(usage: ClassUsage[], prices: ProviderPrices | undef
 
 /** The newest restorable point's chain: its bytes, by class. */
 function newestPoint(dataset: string, entries: CatalogEntry[], ms: Map<string, Manifest>): { point: RestorePoint; byClass: Map<string, number> } | null {
-  const e = [...entries].filter((x) => x.restorable).sort((a, b) => (a.finishedAt < b.finishedAt ? -1 : 1)).at(-1);
+  const e = [...entries].filter((x) => x.restorable).sort((a, b) => compareTimes(a.finishedAt, b.finishedAt)).at(-1);
   if (!e) return null;
   const chain = e.chain.map((id) => ms.get(id)!);
   const byClass = new Map<string, number>();

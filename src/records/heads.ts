@@ -15,7 +15,7 @@ import { readRecord } from "./record.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { isSnapshotOf } from "../zfs/names.ts";
 import { log } from "../util/log.ts";
-import { now } from "../util/clock.ts";
+import { compareTimes, laterTime, now } from "../util/clock.ts";
 import type { Signature } from "../crypto/signing.ts";
 import { NO_TRUST, canVerify, headsTrusted, manifestTrustProblem, type Trust } from "./trust.ts";
 import { listManifests, type Manifest, type SnapshotRef } from "./manifest.ts";
@@ -91,7 +91,7 @@ export async function readHeads(store: ObjectStore, pool: string, dataset: strin
  */
 async function catchUp(store: ObjectStore, pool: string, dataset: string, heads: Heads, trust: Trust): Promise<Heads> {
   const known = new Set(Object.values(heads.levels).map((h) => h.backupId));
-  const newest = Object.values(heads.levels).reduce((a, h) => (h.finishedAt > a.finishedAt ? h : a), { backupId: "", finishedAt: "" });
+  const newest = Object.values(heads.levels).reduce((a, h) => (a.finishedAt === "" || laterTime(h.finishedAt, a.finishedAt) ? h : a), { backupId: "", finishedAt: "" });
   const second = (id: string) => id.split("-")[0]!;
   const dir = manifestDir(pool, dataset);
   const later = (await store.list(dir))
@@ -104,12 +104,12 @@ async function catchUp(store: ObjectStore, pool: string, dataset: string, heads:
   for (const id of later) {
     try {
       const m = await readManifest(store, manifestKey(pool, dataset, id), { pool, dataset });
-      if (m && manifestTrustProblem(m, trust) === undefined && m.finishedAt > newest.finishedAt) ms.push(m);
+      if (m && manifestTrustProblem(m, trust) === undefined && (newest.finishedAt === "" || laterTime(m.finishedAt, newest.finishedAt))) ms.push(m);
     } catch (err) {
       if (!(err instanceof ZrbError)) throw err; // unreadable: not a head (catalog readers report it)
     }
   }
-  ms.sort((a, b) => (a.finishedAt < b.finishedAt ? -1 : 1));
+  ms.sort((a, b) => compareTimes(a.finishedAt, b.finishedAt));
   for (const m of ms) out = { ...advanceHeads(out, m), sequence: heads.sequence };
   return out;
 }
@@ -139,7 +139,8 @@ export function chooseParent(h: Heads, level: number): { level: number; backupId
   for (const [k, v] of Object.entries(h.levels)) {
     const l = Number(k);
     if (l >= level) continue;
-    if (!best || v.finishedAt > best.finishedAt || (v.finishedAt === best.finishedAt && l > best.level)) best = { level: l, ...v };
+    const order = best ? compareTimes(v.finishedAt, best.finishedAt) : 1;
+    if (order > 0 || (order === 0 && l > best!.level)) best = { level: l, ...v };
   }
   return best && { level: best.level, backupId: best.backupId, snapshot: best.snapshot };
 }

@@ -12,6 +12,7 @@ import { ZrbError, integrityError } from "../util/errors.ts";
 import type { Signature } from "../crypto/signing.ts";
 import { log } from "../util/log.ts";
 import { isInterrupt } from "../util/abort.ts";
+import { compareTimes } from "../util/clock.ts";
 
 export const MANIFEST_FORMAT = "zrb-manifest/1";
 /**
@@ -199,7 +200,7 @@ export async function listManifests(
     }
   }
   // Ids carry the start time to the second; two runs in one second are ordered by when they finished.
-  out.sort((a, b) => (a.finishedAt < b.finishedAt ? -1 : a.finishedAt > b.finishedAt ? 1 : a.backupId < b.backupId ? -1 : 1));
+  out.sort((a, b) => compareTimes(a.finishedAt, b.finishedAt) || (a.backupId < b.backupId ? -1 : 1));
   return out;
 }
 

@@ -8,6 +8,7 @@
  */
 import type { Heads } from "../records/heads.ts";
 import { formatEta } from "./progress.ts";
+import { laterTime } from "../util/clock.ts";
 
 export interface FreshnessCheck {
   task: string;
@@ -68,7 +69,7 @@ export const DEFAULT_STALE_MS = 2 * 86_400_000;
  * "newest backup 3 h ago (level 1)", marked STALE past `staleMs`; "no backup yet" without one.
  */
 export function newestLine(heads: { level: number; finishedAt: string }[], at: Date, staleMs: number, limit: string): string {
-  const newest = heads.reduce<{ level: number; finishedAt: string } | null>((a, h) => (!a || h.finishedAt > a.finishedAt ? h : a), null);
+  const newest = heads.reduce<{ level: number; finishedAt: string } | null>((a, h) => (!a || laterTime(h.finishedAt, a.finishedAt) ? h : a), null);
   if (!newest) return "no backup yet";
   const age = (at.getTime() - Date.parse(newest.finishedAt)) / 1000;
   const stale = age * 1000 > staleMs;

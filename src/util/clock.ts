@@ -16,3 +16,23 @@ if (process.env.ZRB_NOW && Number.isNaN(base)) {
 export function now(): Date {
   return Number.isNaN(base) ? new Date() : new Date(base + (performance.now() - startedAt));
 }
+
+/**
+ * Orders two times as manifests and heads hold them (UTC, `Z`, 0–9 digits of fraction):
+ * negative, 0 or positive. Their text order is wrong when the fractions differ in length
+ * ("…:05Z" sorts after "…:05.1Z"; zrb writes milliseconds, other writers may not).
+ */
+export function compareTimes(a: string, b: string): number {
+  const x = timeKey(a), y = timeKey(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** The later of two times (the first when they are equal). */
+export function laterTime(a: string, b: string): boolean {
+  return compareTimes(a, b) > 0;
+}
+
+function timeKey(t: string): string {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z$/.exec(t);
+  return m ? `${m[1]}.${(m[2] ?? "").padEnd(9, "0")}Z` : t;
+}

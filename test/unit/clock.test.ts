@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { compareTimes, laterTime } from "../../src/util/clock.ts";
 
 const CLOCK = join(import.meta.dir, "..", "..", "src", "util", "clock.ts");
 const script = `const { now } = await import(${JSON.stringify(CLOCK)}); const a = now().getTime(); await Bun.sleep(50); console.log(a, now().getTime());`;
@@ -24,5 +25,16 @@ describe("clock", () => {
     const bad = await runWith({ ZRB_NOW: "yesterday" });
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("ZRB_NOW");
+  });
+  test("compareTimes orders manifest times as instants whatever their fraction's length", () => {
+    expect(compareTimes("2026-12-01T00:00:05Z", "2026-12-01T00:00:05.1Z")).toBeLessThan(0);
+    expect(compareTimes("2026-12-01T00:00:05.5Z", "2026-12-01T00:00:05.123Z")).toBeGreaterThan(0);
+    expect(compareTimes("2026-12-01T00:00:05.1Z", "2026-12-01T00:00:05.100000000Z")).toBe(0);
+    expect(compareTimes("2026-12-01T00:00:05.000000001Z", "2026-12-01T00:00:05Z")).toBeGreaterThan(0);
+    expect(compareTimes("2026-11-30T23:59:59.999Z", "2026-12-01T00:00:00Z")).toBeLessThan(0);
+    expect(laterTime("2026-12-01T00:00:05.5Z", "2026-12-01T00:00:05Z")).toBe(true);
+    expect(laterTime("2026-12-01T00:00:05Z", "2026-12-01T00:00:05.000Z")).toBe(false);
+    const sorted = ["2026-12-01T00:00:05Z", "2026-12-01T00:00:04.9Z", "2026-12-01T00:00:05.25Z"].sort(compareTimes);
+    expect(sorted).toEqual(["2026-12-01T00:00:04.9Z", "2026-12-01T00:00:05Z", "2026-12-01T00:00:05.25Z"]);
   });
 });

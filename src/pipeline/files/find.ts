@@ -13,6 +13,7 @@ import type { Trust } from "../../records/trust.ts";
 import { loadCatalog, type CatalogEntry } from "../catalog.ts";
 import { applyCatalog, type PointFiles } from "./state.ts";
 import { compileGlob } from "./glob.ts";
+import { compareTimes } from "../../util/clock.ts";
 
 /** A restore point as `zrb restore --backup-id` / `--snapshot` take it. */
 export interface FoundPoint {
@@ -98,7 +99,7 @@ export async function findFiles(
   const match = compileGlob(o.pattern);
   const all = await pointFiles(store, pool, dataset, o.identities, o.trust, match);
   const since = o.since?.toISOString();
-  const points = all.points.filter((p) => since === undefined || p.point.finishedAt >= since).reverse();
+  const points = all.points.filter((p) => since === undefined || compareTimes(p.point.finishedAt, since) >= 0).reverse();
   const found = new Map<string, FoundPath>();
   for (const { point, files } of points) {
     for (const e of files.values()) {

@@ -51,6 +51,14 @@ describe("dump(8) level semantics", () => {
     const h = headsFromManifests([m(0, "a"), m(1, "b")]);
     expect(chooseParent(h, 3)?.backupId).toBe("b");
   });
+  test("times compare as instants, not as text: a head finished at :05.5 is newer than one at :05 (no fraction), and :05.1 and :05.100 are the same instant", () => {
+    // Text order puts "…:05Z" after "…:05.5Z"; another writer may leave out the fraction.
+    const h = headsFromManifests([m(0, "a", { finishedAt: "2026-12-01T00:00:05Z" }), m(1, "b", { finishedAt: "2026-12-01T00:00:05.5Z" })]);
+    expect(chooseParent(h, 2)?.backupId).toBe("b");
+    const same = headsFromManifests([m(0, "c", { finishedAt: "2026-12-01T00:00:05.1Z" }), m(1, "d", { finishedAt: "2026-12-01T00:00:05.100Z" })]);
+    // The same instant: the higher level wins, as for equal texts.
+    expect(chooseParent(same, 2)?.backupId).toBe("d");
+  });
   test("no lower level: no parent", () => {
     expect(chooseParent(headsFromManifests([]), 1)).toBeNull();
     expect(chooseParent(headsFromManifests([m(2, "x")]), 1)).toBeNull();
