@@ -104,11 +104,11 @@ async function main(): Promise<void> {
   const chunkFile = o.chunkSize < o.size ? join(scratch, "chunk.bin") : src;
 
   const { blake3Backend } = await import("../../src/crypto/blake3.ts");
-  const { aeadBackend } = await import("../../src/crypto/sodium.ts");
+  const { aeadDescription } = await import("../../src/crypto/sodium.ts");
   const cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "?";
   console.log(
     `zrb bench: ${fmtSize(o.size)} stream, ${fmtSize(o.chunkSize)} chunks, ${o.workers} worker(s), ${o.runs} run(s)${o.warmup ? ` after ${o.warmup} untimed` : ""}${o.e2e ? `, e2e ${fmtSize(o.e2eSize)}` : ""}${o.wan ? `, wan ${fmtSize(o.wanSize)}` : ""}${o.tree ? `, tree ${o.tree} children` : ""}${o.parts ? `, ${o.parts} parts of 64 KiB` : ""}, ` +
-      `scratch ${scratch}\n  Bun ${Bun.version}, ${availableParallelism()} CPUs (${cpuModel}), BLAKE3 ${blake3Backend()}, ChaCha20-Poly1305 ${aeadBackend()}`,
+      `scratch ${scratch}\n  Bun ${Bun.version}, ${availableParallelism()} CPUs (${cpuModel}), BLAKE3 ${blake3Backend()}, ChaCha20-Poly1305 ${aeadDescription()}`,
   );
 
   const loadStart = loadAvg();
