@@ -1,11 +1,14 @@
-/** Helpers for the store tests: request recording (SDK middleware, not a mock) and a "fail the first N" fault proxy. */
-import type { S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll } from "bun:test";
+/** Helpers for the store tests: request recording (SDK middleware, not a mock), a "fail the first N" fault proxy, and the S3 test files' shared set-up (s3Kit). */
+import { HeadObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, expect } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { emptyAndDeleteBucket, makeBucket, s3Rig, type S3Rig } from "../../helpers/rig.ts";
 import { forward, s3Error, startFaultProxy } from "../../helpers/faultproxy.ts";
+import { S3Store } from "../../../src/store/s3.ts";
+import { RetryStore, type RetryOptions } from "../../../src/store/retry.ts";
+import type { MultipartProgress } from "../../../src/store/store.ts";
 
 export interface RecordedCall {
   command: string;
@@ -142,4 +145,54 @@ export function useS3Rig(dirPrefix: string): { rig: S3Rig; bucket: string; dir: 
     }
   });
   return ctx;
+}
+
+/**
+ * What the S3Store test files share: the rig's bucket for the file (useS3Rig) and the stores,
+ * files and interrupted uploads the tests make in it. The functions read the rig inside the
+ * tests, after beforeAll.
+ */
+export function s3Kit(dirPrefix: string) {
+  const ctx = useS3Rig(dirPrefix);
+  const store = (extra: Partial<ConstructorParameters<typeof S3Store>[0]> = {}): S3Store =>
+    new S3Store({ bucket: ctx.bucket, prefix: "zrb/test", region: ctx.rig.region, endpoint: ctx.rig.endpoint, ...extra });
+  return {
+    ctx,
+    store,
+    /** The store as zrb uses it: S3Store (one attempt per call) behind the retry wrapper. */
+    retrying: (s: S3Store, maxAttempts: number, onRetry?: RetryOptions["onRetry"]): RetryStore => new RetryStore(s, { maxAttempts, baseDelayMs: 5, onRetry }),
+    /** The zrb-sha256 metadata stored with an object. */
+    async storedSha(s: S3Store, key: string): Promise<string | undefined> {
+      const r = await s.client.send(new HeadObjectCommand({ Bucket: ctx.bucket, Key: s.prefix + key }));
+      return r.Metadata?.["zrb-sha256"];
+    },
+    async writeFile(name: string, bytes: Uint8Array): Promise<string> {
+      const p = join(ctx.dir, name);
+      await Bun.write(p, bytes);
+      return p;
+    },
+    /**
+     * Run 1 of a multipart upload, one part at a time, "killed" (aborted) once `parts` parts are
+     * recorded: the progress it persisted, for run 2 to resume.
+     */
+    async interrupted(key: string, path: string, data: Uint8Array, parts: number): Promise<MultipartProgress> {
+      const s = store({ partConcurrency: 1 });
+      const ac = new AbortController();
+      let persisted: MultipartProgress | undefined;
+      const run = s.putFile(key, path, {
+        size: data.length,
+        sha256Hex: sha256Hex(data),
+        signal: ac.signal,
+        onProgress: (pr) => {
+          persisted = structuredClone(pr);
+          if (pr.parts.length >= parts) ac.abort();
+        },
+      });
+      await expect(run).rejects.toMatchObject({ name: "AbortError" });
+      expect(persisted!.parts).toHaveLength(parts);
+      return persisted!;
+    },
+    uploadedParts: (calls: { command: string; input: Record<string, unknown> }[]) =>
+      calls.filter((c) => c.command === "UploadPartCommand").map((c) => c.input.PartNumber as number).sort((a, b) => a - b),
+  };
 }
