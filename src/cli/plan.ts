@@ -9,10 +9,10 @@ import { defineCommand } from "citty";
 import type { Config, Task } from "../config/config.ts";
 import { estimateTask, monthlyTotal, type Rate, type TaskEstimate } from "../pipeline/estimate.ts";
 import { formatEta } from "../report/progress.ts";
-import { BUILT_IN, detectProvider, loadPriceFile, type PriceTable, type ProviderPrices } from "../report/prices.ts";
+import { resolvePricing, type Pricing } from "../report/pricing.ts";
 import { readTransferRate } from "../report/metrics.ts";
 import { now } from "../util/clock.ts";
-import { configError, ExitCode, usageError, ZrbError } from "../util/errors.ts";
+import { ExitCode, usageError, ZrbError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { formatSize, parseRate } from "../util/size.ts";
 import { printable } from "../util/text.ts";
@@ -24,29 +24,6 @@ import { storesOf, storeView, taskStores } from "../config/stores.ts";
 import { didYouMean } from "../config/suggest.ts";
 import { quote } from "../util/redact.ts";
 
-export interface Pricing {
-  table: PriceTable;
-  /** The provider's key in the table; undefined: no prices apply (sizes and times only). */
-  provider?: string;
-  prices?: ProviderPrices;
-}
-
-/** The price table and provider: --prices / plan.prices, then --provider / plan.provider / the endpoint's host / a price file's only provider. */
-export function resolvePricing(config: Config, flags: { prices?: string; provider?: string }): Pricing {
-  const file = flags.prices ?? config.plan.prices;
-  const table = file ? loadPriceFile(file) : BUILT_IN;
-  const own = file ? Object.keys(table.providers).filter((k) => !(k in BUILT_IN.providers) || table.providers[k] !== BUILT_IN.providers[k]) : [];
-  const name = flags.provider ?? config.plan.provider ?? (config.s3.enabled ? detectProvider(config.s3.endpoint) : undefined) ?? (own.length === 1 ? own[0] : undefined);
-  if (name === undefined) return { table };
-  const prices = table.providers[name];
-  if (!prices) {
-    const known = Object.keys(table.providers).join(", ");
-    const msg = `no provider ${JSON.stringify(name)} in the price table (${table.source}; known: ${known})`;
-    if (flags.provider !== undefined) throw usageError(`--provider: ${msg}`);
-    throw configError(`plan.provider in ${config.path}: ${msg}`);
-  }
-  return { table, provider: name, prices };
-}
 
 /** --rate, else the last restore, verify or drill of the metrics file, else none. */
 export function resolveRate(config: Config, task: Task, flag: string | undefined): Rate | undefined {

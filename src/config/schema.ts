@@ -466,14 +466,14 @@ const DRILL = object({
 const PLAN = object({
   prices: absolutePath()
     .optional()
-    .doc("A YAML price file for `zrb plan` (the form is in docs/plan.md): its providers are added to the built-in table or replace built-in ones. `--prices` overrides it.", {
+    .doc("A YAML price file for `zrb plan` (the form is in docs/plan.md): its providers are added to the built-in table or replace built-in ones; its `min_days` are also what `zrb prune` waits out. `--prices` overrides it for `zrb plan`.", {
       new: true,
       default: "the built-in table",
     }),
   provider: str()
     .check((v) => (/^[a-z0-9][a-z0-9_-]{0,31}$/.test(v) ? undefined : `must be a provider name of the price table such as aws, b2, wasabi or r2, got ${quote(v)}`))
     .optional()
-    .doc("The provider whose prices `zrb plan` uses (`aws`, `b2`, `wasabi`, `r2`, or one of the price file). `--provider` overrides it.", {
+    .doc("The provider whose prices `zrb plan` uses (`aws`, `b2`, `wasabi`, `r2`, or one of the price file), and whose minimum storage durations `zrb prune` waits out (Wasabi: 90 days of every object; docs/retention.md). `--provider` overrides it for `zrb plan`.", {
       new: true,
       default: "from s3.endpoint's host",
     }),

@@ -18,13 +18,13 @@ import { readHeads } from "../records/heads.ts";
 import { listManifests, type Manifest } from "../records/manifest.ts";
 import { manifestTrustProblem, type Trust } from "../records/trust.ts";
 import { datasetDataPrefix, isPartKey, manifestDir } from "../store/layout.ts";
-import { ARCHIVED_CLASSES, MIN_STORAGE_DAYS, type ObjectInfo, type ObjectStore } from "../store/store.ts";
+import { ARCHIVED_CLASSES, type ObjectInfo, type ObjectStore } from "../store/store.ts";
 import { buildCatalog, type CatalogEntry } from "./catalog.ts";
 import { planBucket } from "./prune/plan.ts";
 import { describePolicy, type Policy } from "./prune/policy.ts";
 import { bucketChildren } from "./tree/known.ts";
 import { childTask } from "./tree/children.ts";
-import { THAW_TIERS, type PriceTable, type ProviderPrices, type ThawTier } from "../report/prices.ts";
+import { minStorageDays, THAW_TIERS, type PriceTable, type ProviderPrices, type ThawTier } from "../report/prices.ts";
 import { compareTimes } from "../util/clock.ts";
 
 const GIB = 1024 ** 3;
@@ -218,7 +218,7 @@ async function addEarlyDeletes(acc: Early, i: EstimateInput, policy: Policy, t: 
     acc.deletes++;
     acc.bytes += b.bytes;
     const m = d.cat.manifests.get(b.backupId)!;
-    const days = i.prices?.classes[m.storageClass]?.minDays ?? MIN_STORAGE_DAYS[m.storageClass] ?? 0;
+    const days = minStorageDays(i.prices, m.storageClass);
     const g = earlyGibDays(m, objects, i.now, days);
     if (g > 0) acc.perClass.set(m.storageClass, (acc.perClass.get(m.storageClass) ?? 0) + g);
   }

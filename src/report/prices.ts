@@ -13,6 +13,7 @@
 import { readFileSync } from "node:fs";
 import YAML from "yaml";
 import { configError } from "../util/errors.ts";
+import { MIN_STORAGE_DAYS } from "../store/store.ts";
 
 export type ThawTier = "Expedited" | "Standard" | "Bulk";
 export const THAW_TIERS: readonly ThawTier[] = ["Expedited", "Standard", "Bulk"];
@@ -90,6 +91,15 @@ export const BUILT_IN: PriceTable = {
     },
   },
 };
+
+/**
+ * A storage class's minimum storage duration in days at a provider: its price table's `minDays`
+ * (Wasabi: 90 for every object), else AWS's for that class name (store.ts MIN_STORAGE_DAYS: a
+ * class the table does not list errs on keeping), else 0.
+ */
+export function minStorageDays(prices: ProviderPrices | undefined, storageClass: string): number {
+  return prices?.classes[storageClass]?.minDays ?? MIN_STORAGE_DAYS[storageClass] ?? 0;
+}
 
 /** The provider an endpoint belongs to, by its host; undefined for others (MinIO, Ceph, Garage: give --provider or a price file). */
 export function detectProvider(endpoint: string | undefined): string | undefined {

@@ -18,6 +18,7 @@ import { readHeads } from "../../records/heads.ts";
 import { acquireLock } from "../../state/lock.ts";
 import { RunDir, type BackupState } from "../../state/rundir.ts";
 import { storesOf } from "../../config/stores.ts";
+import { minStorageDaysFor } from "../../report/pricing.ts";
 import type { Trust } from "../../records/trust.ts";
 import { badParts, readRotation } from "../../records/rotation.ts";
 import { backupIdOfCatalogKey, datasetDataPrefix, manifestDir, manifestKey } from "../../store/layout.ts";
@@ -96,6 +97,7 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
       objects: new Map(listing.map((o) => [o.key, o])),
       now,
       allowEarlyDelete: opts.allowEarlyDelete,
+      minDays: minStorageDaysFor(cfg),
       untrusted,
       bad: badParts(await readRotation(store, task.pool, task.dataset)),
     };

@@ -83,6 +83,8 @@ export interface BucketPlanInput {
   objects: Map<string, ObjectInfo>;
   now: Date;
   allowEarlyDelete: boolean;
+  /** A storage class's minimum storage duration in days at this store's provider (report/prices.ts minStorageDays); AWS's table when absent. */
+  minDays?: (storageClass: string) => number;
   /** backupId → its manifest's object-lock retain-until date, where the store reported one. */
   lockedUntil?: Map<string, Date>;
   /** backupId → why its manifest is not trusted (records/trust.ts). */
@@ -132,14 +134,14 @@ export function planBucket(i: BucketPlanInput): BackupDecision[] {
   keepAncestors(i, why);
   for (const e of i.entries) {
     if (why.get(e.backupId)!.length > 0) continue;
-    const early = earlyDelete(i.manifests.get(e.backupId)!, i.objects, i.now);
+    const early = earlyDelete(i.manifests.get(e.backupId)!, i.objects, i.now, i.minDays);
     if (early && !i.allowEarlyDelete) add(e.backupId, { rule: "min-storage", ...early });
   }
   keepAncestors(i, why);
   return i.entries.map((e) => {
     const m = i.manifests.get(e.backupId)!;
     const reasons = why.get(e.backupId)!;
-    const early = reasons.length === 0 ? earlyDelete(m, i.objects, i.now) : null;
+    const early = reasons.length === 0 ? earlyDelete(m, i.objects, i.now, i.minDays) : null;
     return {
       backupId: e.backupId,
       level: e.level,
@@ -199,10 +201,16 @@ function probableParent(lost: { backupId: string; level: number }, manifests: Ma
  * When a backup's parts are younger than their class's minimum storage duration: the day the
  * last of them becomes free to delete, and what deleting them now would still be billed
  * (GiB-days). A part's age counts from its LastModified in the listing (the provider's clock
- * bills it), or from the manifest's finish time when the listing has none.
+ * bills it), or from the manifest's finish time when the listing has none. `minDays`: the
+ * provider's minimum per class (Wasabi bills 90 days of every object); AWS's by default.
  */
-export function earlyDelete(m: Manifest, objects: Map<string, ObjectInfo>, now: Date): { storageClass: string; days: number; freeFrom: string; gbDays: number } | null {
-  const days = MIN_STORAGE_DAYS[m.storageClass] ?? 0;
+export function earlyDelete(
+  m: Manifest,
+  objects: Map<string, ObjectInfo>,
+  now: Date,
+  minDays: (storageClass: string) => number = (c) => MIN_STORAGE_DAYS[c] ?? 0,
+): { storageClass: string; days: number; freeFrom: string; gbDays: number } | null {
+  const days = minDays(m.storageClass);
   if (days === 0) return null;
   let freeFrom = 0;
   let gbDays = 0;

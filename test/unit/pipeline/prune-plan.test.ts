@@ -5,7 +5,10 @@
  * leaves only complete chains wherever a prune is stopped — checked over random histories built
  * with dump(8)'s rules.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, spyOn, test } from "bun:test";
+import type { Config } from "../../../src/config/config.ts";
+import { minStorageDaysFor } from "../../../src/report/pricing.ts";
+import { log } from "../../../src/util/log.ts";
 import { prng } from "../../helpers/faultproxy.ts";
 import { buildCatalog, resolveChain } from "../../../src/pipeline/catalog.ts";
 import { deletionOrder, earlyDelete, planBucket, pointTime, type BackupDecision, type BucketPlanInput } from "../../../src/pipeline/prune/plan.ts";
@@ -22,7 +25,7 @@ const DAY = 86_400_000;
 const FS = "tank/photos";
 function plan(
   ms: Manifest[],
-  o: { policy?: Policy | null; heads?: Heads; state?: BackupState | null; listing?: ObjectInfo[]; now?: number; allowEarlyDelete?: boolean; untrusted?: Map<string, string>; lockedUntil?: Map<string, Date> } = {},
+  o: { policy?: Policy | null; heads?: Heads; state?: BackupState | null; listing?: ObjectInfo[]; now?: number; allowEarlyDelete?: boolean; untrusted?: Map<string, string>; lockedUntil?: Map<string, Date>; minDays?: (c: string) => number } = {},
 ): BackupDecision[] {
   const listing = o.listing ?? listingOf(ms);
   const cat = buildCatalog(ms, [], listing);
@@ -37,6 +40,7 @@ function plan(
     allowEarlyDelete: o.allowEarlyDelete ?? false,
     ...(o.untrusted ? { untrusted: o.untrusted } : {}),
     ...(o.lockedUntil ? { lockedUntil: o.lockedUntil } : {}),
+    ...(o.minDays ? { minDays: o.minDays } : {}),
   };
   return planBucket(input);
 }
@@ -210,6 +214,39 @@ describe("storage-class minimum durations", () => {
     expect(earlyDelete({ ...l1, storageClass: "DEEP_ARCHIVE" }, new Map(), new Date(now))!.days).toBe(180);
     expect(earlyDelete({ ...l1, storageClass: "GLACIER_IR" }, new Map(), new Date(now))!.days).toBe(90);
     expect(earlyDelete({ ...l1, storageClass: "STANDARD" }, new Map(), new Date(now))).toBeNull();
+  });
+
+  test("at a provider that bills a minimum for every object (Wasabi: 90 days of STANDARD), a STANDARD backup 10 days old stays too", () => {
+    const l0 = mk(0, T0, null);
+    const l0b = mk(0, T0 + DAY, null);
+    const now = Date.parse(l0.finishedAt) + 10 * DAY;
+    expect(keptIds(plan([l0, l0b], { now }))).toEqual([l0b.backupId]);
+    const wasabi = minStorageDaysFor({ path: "/etc/zrb.yaml", plan: {}, s3: { enabled: true, endpoint: "https://s3.eu-central-1.wasabisys.com" } } as unknown as Config);
+    expect(wasabi("STANDARD")).toBe(90);
+    const d = plan([l0, l0b], { now, minDays: wasabi });
+    expect(keptIds(d)).toEqual([l0.backupId, l0b.backupId]);
+    expect(d.find((x) => x.backupId === l0.backupId)!.reasons).toEqual([expect.objectContaining({ rule: "min-storage", storageClass: "STANDARD", days: 90 })]);
+    // 81 days on, nothing is early any more.
+    expect(keptIds(plan([l0, l0b], { now: now + 81 * DAY, minDays: wasabi }))).toEqual([l0b.backupId]);
+  });
+
+  test("the provider is the one `zrb plan` picks: plan.provider, else the endpoint's host; unknown hosts and a bad provider get AWS's durations (the latter with a warning)", () => {
+    const cfg = (plan: Record<string, string>, endpoint?: string) => ({ path: "/etc/zrb.yaml", plan, s3: { enabled: true, endpoint } }) as unknown as Config;
+    expect(minStorageDaysFor(cfg({ provider: "wasabi" }, "http://127.0.0.1:7480"))("STANDARD")).toBe(90);
+    expect(minStorageDaysFor(cfg({}, "http://127.0.0.1:7480"))("STANDARD")).toBe(0);
+    expect(minStorageDaysFor(cfg({}, "http://127.0.0.1:7480"))("GLACIER")).toBe(90);
+    expect(minStorageDaysFor(cfg({}))("STANDARD_IA")).toBe(30);
+    expect(minStorageDaysFor(cfg({}, "https://s3.us-west-004.backblazeb2.com"))("STANDARD")).toBe(0);
+    // A class the provider's table does not list keeps AWS's minimum (errs on keeping).
+    expect(minStorageDaysFor(cfg({ provider: "wasabi" }))("DEEP_ARCHIVE")).toBe(180);
+    const warn = spyOn(log, "warn").mockImplementation(() => {});
+    try {
+      expect(minStorageDaysFor(cfg({ provider: "nope" }))("GLACIER")).toBe(90);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0]![0])).toMatch(/^plan\.provider in \/etc\/zrb\.yaml: no provider "nope" in the price table .*; prune counts AWS's minimum storage durations$/);
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
 
