@@ -28,18 +28,30 @@ export interface OpensslAead {
   open(dst: Uint8Array, sealed: Uint8Array, nonce12: Uint8Array, key32: Uint8Array): boolean;
 }
 
-/** Why OpenSSL is not used (undefined when it is). */
-export let opensslWhyNot: string | undefined;
+let whyNot: string | undefined;
+let loaded: OpensslAead | null | undefined;
+
+/** OpenSSL's AEAD, loaded on first use (a command that seals or opens nothing never loads it); null when the host has none that passes. */
+export function openssl(): OpensslAead | null {
+  if (loaded === undefined) loaded = load();
+  return loaded;
+}
+
+/** Why openssl() is null (undefined when it is not). */
+export function opensslWhyNot(): string | undefined {
+  openssl();
+  return whyNot;
+}
 
 function load(): OpensslAead | null {
-  if (nativeDisabled()) return (opensslWhyNot = "ZRB_NO_NATIVE is set"), null;
+  if (nativeDisabled()) return (whyNot = "ZRB_NO_NATIVE is set"), null;
   const off = process.env.ZRB_NO_OPENSSL;
-  if (off !== undefined && off !== "" && off !== "0") return (opensslWhyNot = "ZRB_NO_OPENSSL is set"), null;
+  if (off !== undefined && off !== "" && off !== "0") return (whyNot = "ZRB_NO_OPENSSL is set"), null;
   let ffi: typeof import("bun:ffi");
   try {
     ffi = require("bun:ffi");
   } catch (err) {
-    return (opensslWhyNot = `bun:ffi: ${(err as Error).message}`), null;
+    return (whyNot = `bun:ffi: ${(err as Error).message}`), null;
   }
   const { dlopen, FFIType: T, ptr } = ffi;
   /** A pointer n bytes further on (the ones ptr() gives are plain numbers). */
@@ -69,13 +81,13 @@ function load(): OpensslAead | null {
       errors.push(`${f}: ${firstLine((err as Error).message)}`);
     }
   }
-  if (!lib) return (opensslWhyNot = `no OpenSSL libcrypto (${errors.join("; ")})`), null;
+  if (!lib) return (whyNot = `no OpenSSL libcrypto (${errors.join("; ")})`), null;
   const s = lib.symbols;
   const cipher = s.EVP_chacha20_poly1305();
   const enc = s.EVP_CIPHER_CTX_new();
   const dec = s.EVP_CIPHER_CTX_new();
   if (!cipher || !enc || !dec || s.EVP_EncryptInit_ex(enc, cipher, null, null, null) !== 1 || s.EVP_DecryptInit_ex(dec, cipher, null, null, null) !== 1)
-    return (opensslWhyNot = `${file} has no usable ChaCha20-Poly1305`), null;
+    return (whyNot = `${file} has no usable ChaCha20-Poly1305`), null;
   // Where OpenSSL writes a length. Its pointer is taken at each call: a small typed array's
   // storage may move between calls (a pointer kept from load time was written through stale).
   const outLen = new Int32Array(new SharedArrayBuffer(4));
@@ -112,7 +124,7 @@ function load(): OpensslAead | null {
     },
   };
   const why = knownAnswer(aead);
-  if (why) return (opensslWhyNot = `${file} failed the known-answer test: ${why}`), null;
+  if (why) return (whyNot = `${file} failed the known-answer test: ${why}`), null;
   return aead;
 }
 
@@ -154,4 +166,3 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-export const openssl = load();

@@ -79,22 +79,24 @@ function loadNative(): SodiumBinding | null {
   return b;
 }
 
-/** libsodium, loaded only when OpenSSL is not used (or a test asks for it). */
-let sodium: SodiumBinding | null | undefined = openssl ? undefined : loadNative();
+/** libsodium, loaded on first use when OpenSSL is not used (or a test asks for it). */
+let sodium: SodiumBinding | null | undefined;
 function libsodium(): SodiumBinding | null {
   if (sodium === undefined) sodium = loadNative();
   return sodium;
 }
-const native = openssl ? null : sodium!;
 
-export function aeadBackend(): "openssl" | "native" | "js" {
-  return openssl ? "openssl" : native ? "native" : "js";
+let chosen: AeadBackend | undefined;
+/** The backend in use, chosen on first use: a command that seals or opens nothing loads none of them. */
+export function aeadBackend(): AeadBackend {
+  return (chosen ??= openssl() ? "openssl" : libsodium() ? "native" : "js");
 }
 
 /** What aeadBackend() runs on and what it passed over, for `zrb --version --verbose`. */
 export function aeadDescription(): string {
-  if (openssl) return `openssl (${openssl.name})`;
-  if (native) return `native (libsodium, sodium-native; OpenSSL not used: ${opensslWhyNot ?? "unknown"})`;
+  const b = aeadBackend();
+  if (b === "openssl") return `openssl (${openssl()!.name})`;
+  if (b === "native") return `native (libsodium, sodium-native; OpenSSL not used: ${opensslWhyNot() ?? "unknown"})`;
   return `js (@noble/ciphers; native addon not used: ${whyNotNative ?? "unknown"})`;
 }
 
@@ -122,7 +124,7 @@ export type AeadBackend = "openssl" | "native" | "js";
 
 /** dst = seal(plain): sizes already checked; dst may start where plain does (in place). */
 function sealWith(b: AeadBackend, dst: Uint8Array, plain: Uint8Array, nonce12: Uint8Array, key32: Uint8Array): void {
-  if (b === "openssl") return openssl!.seal(dst, plain, nonce12, key32);
+  if (b === "openssl") return openssl()!.seal(dst, plain, nonce12, key32);
   if (b === "native") {
     const r = libsodium()!.crypto_aead_chacha20poly1305_ietf_encrypt(dst, plain, undefined, nonce12, key32);
     if (r !== dst.byteLength) throw new Error(`ChaCha20-Poly1305 encryption failed (${r})`);
@@ -133,7 +135,7 @@ function sealWith(b: AeadBackend, dst: Uint8Array, plain: Uint8Array, nonce12: U
 
 /** dst = open(sealed), or false (dst holds no plaintext) when it does not authenticate; sizes already checked. */
 function openWith(b: AeadBackend, dst: Uint8Array, sealed: Uint8Array, nonce12: Uint8Array, key32: Uint8Array): boolean {
-  if (b === "openssl") return openssl!.open(dst, sealed, nonce12, key32);
+  if (b === "openssl") return openssl()!.open(dst, sealed, nonce12, key32);
   if (b === "native") return libsodium()!.crypto_aead_chacha20poly1305_ietf_decrypt(dst, sealed, undefined, nonce12, key32) === dst.byteLength;
   try {
     chacha20poly1305(key32, nonce12).decrypt(sealed, dst);
@@ -190,14 +192,15 @@ function aead(b: AeadBackend): Aead {
   };
 }
 
-const active = aead(aeadBackend());
-export const sealChunk = active.sealChunk;
-export const openChunk = active.openChunk;
-export const sealInPlace = active.sealInPlace;
+let active: Aead | undefined;
+const use = () => (active ??= aead(aeadBackend()));
+export const sealChunk: Aead["sealChunk"] = (out, plain, nonce12, key32) => use().sealChunk(out, plain, nonce12, key32);
+export const openChunk: Aead["openChunk"] = (out, sealed, nonce12, key32) => use().openChunk(out, sealed, nonce12, key32);
+export const sealInPlace: Aead["sealInPlace"] = (buf, plainLen, nonce12, key32) => use().sealInPlace(buf, plainLen, nonce12, key32);
 
 /** One backend, whatever aeadBackend() says (tests and comparisons); null when it cannot load here. */
 export function aeadWith(b: AeadBackend): Aead | null {
-  if (b === "openssl" && !openssl) return null;
+  if (b === "openssl" && !openssl()) return null;
   if (b === "native" && !libsodium()) return null;
   return aead(b);
 }

@@ -139,6 +139,18 @@ test("bad sizes throw instead of reaching the C code", () => {
   }
 });
 
+test("OpenSSL's libcrypto is loaded on the first seal, not on import (a command that seals nothing never loads it)", () => {
+  const script = `
+    import { readFileSync } from "node:fs";
+    import { sealChunk } from ${JSON.stringify(join(import.meta.dir, "../../../src/crypto/sodium.ts"))};
+    const mapped = () => readFileSync("/proc/self/maps", "utf8").includes("libcrypto.so");
+    const before = mapped();
+    sealChunk(new Uint8Array(17), new Uint8Array(1), new Uint8Array(12), new Uint8Array(32));
+    console.log(before, mapped());`;
+  const p = Bun.spawnSync([process.execPath, "-e", script]);
+  expect(p.stdout.toString().trim()).toBe("false true");
+});
+
 test("ZRB_NO_OPENSSL=1 selects libsodium, ZRB_NO_NATIVE=1 the JS backend, and a host without libcrypto libsodium", () => {
   const script = `
     import { aeadBackend, aeadDescription } from ${JSON.stringify(join(import.meta.dir, "../../../src/crypto/sodium.ts"))};
