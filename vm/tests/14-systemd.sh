@@ -7,7 +7,8 @@
 #   - `systemctl start zrb-backup@photos:0` and `:1`: Result=success/status 0, the journal of
 #     the run shows its lines, the backups are listed and restore (step 8) equal to the source,
 #     no send hold, lock or state left, zrb's base holds exactly on the heads;
-#   - the native crypto addons are mapped from base_dir/tmp inside the sandbox;
+#   - the native crypto addons are mapped from base_dir/tmp inside the sandbox, and the system's
+#     OpenSSL libcrypto (the payload cipher, through bun:ffi, under the system call filter);
 #   - `systemctl stop` in the middle of a long (throttled) full backup: zrb exits 143 by
 #     itself within TimeoutStopSec, state saved, holds and lock released; the next start
 #     says "resuming" and completes the same backup id;
@@ -303,6 +304,9 @@ stop_mid_backup() {
   [ -n "$maps" ] || fail "zrb (pid $pid) in $u has no native addon mapped from $BASE/tmp (wasm/JS fallback?)"
   say "native addons mapped by pid $pid: $(tr '\n' ' ' <<<"$maps")"
   note "native crypto addons loaded from $BASE/tmp inside the sandbox ($(grep -c . <<<"$maps"))"
+  # the payload cipher is the system's OpenSSL, through bun:ffi, under the unit's system call filter
+  grep -q 'libcrypto\.so' "/proc/$pid/maps" || fail "zrb (pid $pid) in $u has no libcrypto mapped: the payload cipher is not OpenSSL's inside the sandbox"
+  note "OpenSSL's libcrypto mapped for the payload cipher inside the sandbox"
   t0=$(date +%s.%N)
   run systemctl stop "$u"
   secs=$(since "$t0")
