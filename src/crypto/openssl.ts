@@ -18,6 +18,8 @@ const LIBRARIES = ["libcrypto.so.3", "libcrypto.so.1.1"];
 const CTRL_GET_TAG = 0x10;
 const CTRL_SET_TAG = 0x11;
 const TAG = 16;
+/** OpenSSL takes lengths as C ints; the payload's blocks are 64 KiB. */
+const MAX_LEN = 0x7fff_ffff - TAG;
 
 export interface OpensslAead {
   /** The library's file name and version, e.g. `libcrypto.so.3, OpenSSL 3.0.17 1 Jul 2025`. */
@@ -97,6 +99,7 @@ function load(): OpensslAead | null {
   const aead: OpensslAead = {
     name: `${file}, ${s.OpenSSL_version(0)}`,
     seal(dst, plain, nonce12, key32) {
+      if (plain.length > MAX_LEN) throw new RangeError(`OpenSSL ChaCha20-Poly1305: ${plain.length} bytes at once is more than a C int`);
       const pd = ptr(dst);
       if (s.EVP_EncryptInit_ex(enc, null, null, ptr(key32), ptr(nonce12)) !== 1) throw new Error("OpenSSL ChaCha20-Poly1305: setting the key failed");
       let n = 0;
@@ -111,6 +114,7 @@ function load(): OpensslAead | null {
     },
     open(dst, sealed, nonce12, key32) {
       const len = sealed.length - TAG;
+      if (len > MAX_LEN) throw new RangeError(`OpenSSL ChaCha20-Poly1305: ${len} bytes at once is more than a C int`);
       const pd = len ? ptr(dst) : ptr(none);
       const ps = ptr(sealed);
       let ok =

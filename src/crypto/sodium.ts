@@ -14,7 +14,7 @@
  *   older than 2.33, another architecture, a noexec `$TMPDIR` inside a compiled binary, or
  *   `ZRB_NO_NATIVE=1`).
  *
- * Both write into caller-provided buffers: the hot loop allocates no chunk-sized memory.
+ * All three write into caller-provided buffers: the hot loop allocates no chunk-sized memory.
  */
 import { nativeDisabled } from "./blake3.ts";
 import { openssl, opensslWhyNot } from "./openssl.ts";
