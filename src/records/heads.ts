@@ -91,7 +91,7 @@ export async function readHeads(store: ObjectStore, pool: string, dataset: strin
  */
 async function catchUp(store: ObjectStore, pool: string, dataset: string, heads: Heads, trust: Trust): Promise<Heads> {
   const known = new Set(Object.values(heads.levels).map((h) => h.backupId));
-  const newest = Object.values(heads.levels).reduce((a, h) => (a.finishedAt === "" || laterTime(h.finishedAt, a.finishedAt) ? h : a), { backupId: "", finishedAt: "" });
+  const newest = Object.values(heads.levels).reduce((a, h) => (laterTime(h.finishedAt, a.finishedAt) ? h : a), { backupId: "", finishedAt: "" });
   const second = (id: string) => id.split("-")[0]!;
   const dir = manifestDir(pool, dataset);
   const later = (await store.list(dir))
@@ -104,7 +104,7 @@ async function catchUp(store: ObjectStore, pool: string, dataset: string, heads:
   for (const id of later) {
     try {
       const m = await readManifest(store, manifestKey(pool, dataset, id), { pool, dataset });
-      if (m && manifestTrustProblem(m, trust) === undefined && (newest.finishedAt === "" || laterTime(m.finishedAt, newest.finishedAt))) ms.push(m);
+      if (m && manifestTrustProblem(m, trust) === undefined && laterTime(m.finishedAt, newest.finishedAt)) ms.push(m);
     } catch (err) {
       if (!(err instanceof ZrbError)) throw err; // unreadable: not a head (catalog readers report it)
     }

@@ -27,7 +27,7 @@ export function compareTimes(a: string, b: string): number {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
-/** The later of two times (the first when they are equal). */
+/** Whether `a` is a later instant than `b` (false when they are equal; any time is later than ""). */
 export function laterTime(a: string, b: string): boolean {
   return compareTimes(a, b) > 0;
 }

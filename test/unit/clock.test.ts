@@ -34,6 +34,8 @@ describe("clock", () => {
     expect(compareTimes("2026-11-30T23:59:59.999Z", "2026-12-01T00:00:00Z")).toBeLessThan(0);
     expect(laterTime("2026-12-01T00:00:05.5Z", "2026-12-01T00:00:05Z")).toBe(true);
     expect(laterTime("2026-12-01T00:00:05Z", "2026-12-01T00:00:05.000Z")).toBe(false);
+    // heads.ts starts from "" (no head yet): every time is later than it.
+    expect(laterTime("1970-01-01T00:00:00Z", "")).toBe(true);
     const sorted = ["2026-12-01T00:00:05Z", "2026-12-01T00:00:04.9Z", "2026-12-01T00:00:05.25Z"].sort(compareTimes);
     expect(sorted).toEqual(["2026-12-01T00:00:04.9Z", "2026-12-01T00:00:05Z", "2026-12-01T00:00:05.25Z"]);
   });

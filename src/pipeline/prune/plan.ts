@@ -28,7 +28,8 @@ import { chooseParent, headsFromManifests, type Heads } from "../../records/head
 import type { Manifest } from "../../records/manifest.ts";
 import type { BackupState } from "../../state/rundir.ts";
 import { backupIdTime } from "../../store/layout.ts";
-import { MIN_STORAGE_DAYS, type ObjectInfo } from "../../store/store.ts";
+import type { ObjectInfo } from "../../store/store.ts";
+import { minStorageDays } from "../../report/prices.ts";
 import { parseZrbSnapshotName } from "../../zfs/zfs.ts";
 import type { CatalogEntry } from "../catalog.ts";
 import { applyPolicy, newestFirst, policyReasonText, type Policy, type PolicyReason } from "./policy.ts";
@@ -208,7 +209,7 @@ export function earlyDelete(
   m: Manifest,
   objects: Map<string, ObjectInfo>,
   now: Date,
-  minDays: (storageClass: string) => number = (c) => MIN_STORAGE_DAYS[c] ?? 0,
+  minDays: (storageClass: string) => number = (c) => minStorageDays(undefined, c),
 ): { storageClass: string; days: number; freeFrom: string; gbDays: number } | null {
   const days = minDays(m.storageClass);
   if (days === 0) return null;

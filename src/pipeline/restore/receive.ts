@@ -145,9 +145,10 @@ export interface PipeStall {
 
 /**
  * Writes into a receiving process's stdin with the pipe's back-pressure: a write waits only when
- * the sink's buffer is full (Bun's FileSink copies what the pipe does not take at once, so the
- * caller may reuse its buffer as soon as the write returns: receive.test checks it) (a flush after every piece cost a round trip to the receiver per
- * MiB, ≈ 15 % of a restore's time in the bench). What is written is only what the caller
+ * the sink's buffer is full (a flush after every piece cost a round trip to the receiver per
+ * MiB, ≈ 15 % of a restore's time in the bench). Bun's FileSink copies what the pipe does not
+ * take at once, so the caller may reuse its buffer as soon as a write returns
+ * (stream-records.test checks it through a full pipe). What is written is only what the caller
  * passes, so nothing reaches the receiver earlier than before; end() flushes the rest. A write
  * to a receiver that died throws `died()`; a wait for the pipe longer than `stall.ms` (a
  * receiver that takes no data) throws `stall.error()`.
