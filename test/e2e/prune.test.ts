@@ -7,7 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { DeleteBucketPolicyCommand, DeleteObjectCommand, PutBucketPolicyCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import YAML from "yaml";
@@ -337,6 +337,20 @@ describe("what prune never deletes", () => {
     expect(early.summary.earlyDeleteGbDays).toBeGreaterThan(0);
     const later = jsonResult((await h.run(pruneArgs("--keep-last", "1", "--dry-run", "--json"), late)).stdout);
     expect(later.backups.find((b: any) => b.backupId === ids[1]).action).toBe("delete");
+    // The provider's minimum, not AWS's: the config names a provider (plan.provider, plan.prices)
+    // whose STANDARD_IA bills 60 days, so 40 days on the backup is still kept.
+    const original = readFileSync(h.cfg, "utf8");
+    const prices = join(sc.work, `prices-${seq}.yaml`);
+    writeFileSync(prices, YAML.stringify({ date: "2026-12-01", currency: "EUR", providers: { lab: { title: "Lab", egress_per_gb: 0, classes: { STANDARD: { per_gb_month: 1 }, STANDARD_IA: { per_gb_month: 1, min_days: 60 } } } } }));
+    writeFileSync(h.cfg, YAML.stringify({ ...YAML.parse(original), plan: { provider: "lab", prices } }));
+    const labRun = await h.run(pruneArgs("--keep-last", "1", "--dry-run", "--json"), late);
+    expect(labRun.stderr).not.toContain("AWS's minimum storage durations");
+    const lab = jsonResult(labRun.stdout);
+    writeFileSync(h.cfg, original);
+    const kept = lab.backups.find((b: any) => b.backupId === ids[1]);
+    expect(kept.action).toBe("keep");
+    expect(kept.reasons).toEqual([expect.objectContaining({ rule: "min-storage", storageClass: "STANDARD_IA", days: 60 })]);
+    expect(Date.parse(kept.reasons[0].freeFrom) - Date.now()).toBeGreaterThan(59 * 86_400_000);
     await h.run(pruneArgs("--keep-last", "1", "--allow-early-delete"), soon);
     expect(await manifestIds(h)).toEqual([ids[0]!, ids[2]!].sort());
     expect(await auditOf(h)).toEqual(cleanAudit);
