@@ -294,9 +294,12 @@ export async function estimateSend(plan: SendPlan, caps: ZfsCaps): Promise<{ byt
   return v !== null && /^\d+$/.test(v) ? { bytes: Number(v), source: prop.replace(/@.*/, "") } : null;
 }
 
-export function spawnSend(plan: SendPlan) {
+/** `zfs send` of `plan`, its stdout a new pipe of the runtime's or the given descriptor (a pipe's write end). */
+export function spawnSend(plan: SendPlan): Bun.Subprocess<"ignore", "pipe", "pipe">;
+export function spawnSend(plan: SendPlan, stdout: number): Bun.Subprocess<"ignore", number, "pipe">;
+export function spawnSend(plan: SendPlan, stdout: "pipe" | number = "pipe") {
   try {
-    return Bun.spawn([zfsBin(), ...sendArgs(plan)], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    return Bun.spawn([zfsBin(), ...sendArgs(plan)], { stdin: "ignore", stdout, stderr: "pipe" });
   } catch (err) {
     throw missingZfs(err);
   }

@@ -19,6 +19,13 @@ import { partKey } from "../../src/store/layout.ts";
 import { BENCH_GUID } from "./source.ts";
 import type { StageArgs } from "./stages.ts";
 import { ThreadCpu } from "./threads.ts";
+import { spawnPiped } from "../../src/pipeline/backup/pipe-source.ts";
+import type { StreamSource } from "../../src/pipeline/backup/send.ts";
+
+/** `cat file` as the pipeline reads `zfs send`: through zrb's own pipe where it can make one (pipe-source.ts). */
+export function catSource(src: string): StreamSource {
+  return spawnPiped((fd) => Bun.spawn(["cat", src], { stdin: "ignore", stdout: fd, stderr: "pipe" })) ?? Bun.spawn(["cat", src], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+}
 
 type Config = import("../../src/config/config.ts").Config;
 type ObjectStore = import("../../src/store/store.ts").ObjectStore;
@@ -98,7 +105,7 @@ export async function runPipeline(a: StageArgs, keep: boolean): Promise<{ bytes:
   };
   const threads = new ThreadCpu(a.workers);
   const timer = setInterval(() => threads.sample(), 50);
-  const source = Bun.spawn(["cat", a.src], { stdout: "pipe", stderr: "pipe" });
+  const source = catSource(a.src);
   const r = await streamBackup({ cfg: benchConfig(a, dir), store, state, rundir: new RunDir(dir, "bench", ""), source });
   if (r.kind !== "done") throw new Error("bench: the stream cannot differ from itself");
   clearInterval(timer);

@@ -6,7 +6,8 @@
  */
 import { closeSync, fsyncSync, openSync, readFileSync, readSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { runPipeline, runRestore } from "./data-path.ts";
+import { catSource, runPipeline, runRestore } from "./data-path.ts";
+import { readerOf } from "../../src/pipeline/backup/pipe-source.ts";
 
 const BUF = 1 << 20;
 
@@ -35,11 +36,11 @@ function vmHWMKiB(): number {
   return m ? Number(m[1]) : 0;
 }
 
-/** Read the `cat` source's stdout the way the pipeline does (Bun.spawn + a stream reader). */
+/** Read the `cat` source's stdout the way the pipeline does (catSource: zrb's own pipe, or the runtime's stream). */
 async function readSource(src: string, each: (b: Uint8Array) => void): Promise<number> {
-  const p = Bun.spawn(["cat", src], { stdout: "pipe", stderr: "inherit" });
+  const p = catSource(src);
   let n = 0;
-  const reader = p.stdout.getReader();
+  const reader = readerOf(p.stdout);
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;

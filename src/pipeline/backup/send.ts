@@ -32,14 +32,19 @@ import { StateWriter } from "./state-writer.ts";
 import { within, zfsStallError } from "../../zfs/stall.ts";
 import type { TransferProgress } from "../../report/progress.ts";
 import type { SendShare } from "./shared-send.ts";
+import { readerOf, spawnPiped, type OwnPipe, type PieceReader } from "./pipe-source.ts";
 
 /** The bytes to back up: `zfs send` normally; the benchmark feeds a `zfs send`-like process. */
 export interface StreamSource {
-  stdout: ReadableStream<Uint8Array>;
+  /** The runtime's stream, or zrb's own pipe (pipe-source.ts), whose pieces are valid only until the next read. */
+  stdout: ReadableStream<Uint8Array> | OwnPipe;
   stderr: ReadableStream<Uint8Array>;
   exited: Promise<number>;
   kill(sig?: NodeJS.Signals | number): void;
 }
+
+/** A source read through the runtime's stream: every piece is a buffer of its own (what a tee may queue for several stores). */
+export type StreamedSource = StreamSource & { stdout: ReadableStream<Uint8Array> };
 
 export interface StreamOptions {
   cfg: Pick<Config, "workers" | "s3"> & Partial<Pick<Config, "zfs">>;
@@ -81,7 +86,7 @@ function removeTemps(dir: string): void {
 async function startSender(o: StreamOptions, group: TaskGroup): Promise<{ proc: StreamSource; stderrText: Promise<string> }> {
   const { state } = o;
   const plan = { snapshot: state.snapshot.name, from: state.parent?.name, flags: state.sendFlags };
-  const proc: StreamSource = o.source ?? (o.sends ? await o.sends.open(plan, group.signal) : zfs.spawnSend(plan));
+  const proc: StreamSource = o.source ?? (o.sends ? await o.sends.open(plan, group.signal) : (spawnPiped((fd) => zfs.spawnSend(plan, fd)) ?? zfs.spawnSend(plan)));
   const stderrText = new Response(proc.stderr).text();
   group.signal.addEventListener("abort", () => proc.kill("SIGTERM"));
   // Failed before the listener existed (a signal during start-up): a sender nobody reads
@@ -110,7 +115,7 @@ async function resumeFromDisk(uploader: Uploader, spill: string, slots: Semaphor
  * Read the sender's stdout into the chunker until it ends or the group fails, then check how
  * the sender ended; returns the stream's size. A failure of the group is left for the caller.
  */
-type Reader = ReadableStreamDefaultReader<Uint8Array>;
+type Reader = PieceReader;
 
 async function pump(o: StreamOptions, s: { proc: StreamSource; stderrText: Promise<string> }, chunker: Chunker, group: TaskGroup, reader: Reader): Promise<number> {
   const { state } = o;
@@ -161,7 +166,7 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
   try {
     sender = await startSender(o, group);
     await resumeFromDisk(uploader, spill, slots, fromDisk, group);
-    reader = sender.proc.stdout.getReader() as Reader;
+    reader = readerOf(sender.proc.stdout);
     const streamSize = await pump(o, sender, chunker, group, reader);
     if (!group.failed) o.onStreamRead?.();
     await group.wait();
@@ -185,8 +190,8 @@ export async function streamBackup(o: StreamOptions): Promise<StreamResult> {
     await writer.idle();
     unfollow();
     threads.terminate();
-    // Close our end of the pipe: whatever still writes into it gets EPIPE and ends.
-    reader?.cancel().catch(() => {});
+    // Close our end of the pipe (also when it was never read): whatever still writes into it gets EPIPE and ends.
+    if (sender) (reader ?? readerOf(sender.proc.stdout)).cancel().catch(() => {});
     removeTemps(spill);
   }
 }

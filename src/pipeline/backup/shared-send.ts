@@ -15,7 +15,7 @@
  * What is not shared: a stream asked for again within one backup (the re-send after the bytes
  * differed, the re-upload of vanished parts) has its own sender, at once.
  */
-import type { StreamSource } from "./send.ts";
+import type { StreamedSource } from "./send.ts";
 import type { SendPlan } from "../../zfs/zfs.ts";
 import { interrupted } from "../../util/abort.ts";
 
@@ -26,19 +26,19 @@ export interface SendShare {
    * same stream, or this store's own. Waits for the other stores first (see above); throws the
    * interrupt when `signal` aborts meanwhile, and what starting the sender throws.
    */
-  open(plan: SendPlan, signal?: AbortSignal): Promise<StreamSource>;
+  open(plan: SendPlan, signal?: AbortSignal): Promise<StreamedSource>;
 }
 
 export interface HubOptions {
   /** Starts one sender (zfs.spawnSend). */
-  spawn: (plan: SendPlan) => StreamSource;
+  spawn: (plan: SendPlan) => StreamedSource;
   /** How long a request waits for the other stores before its stream starts without them. */
   waitMs: number;
   /** Bytes queued per branch before the sender is read no further. */
   queueBytes?: number;
 }
 
-type Member = { name: string; state: "running" | "left" } | { name: string; state: "waiting"; key: string; plan: SendPlan; resolve: (s: StreamSource) => void; reject: (e: unknown) => void };
+type Member = { name: string; state: "running" | "left" } | { name: string; state: "waiting"; key: string; plan: SendPlan; resolve: (s: StreamedSource) => void; reject: (e: unknown) => void };
 
 export const sendKey = (p: SendPlan): string => JSON.stringify([p.snapshot, p.from ?? null, p.flags]);
 
@@ -67,9 +67,9 @@ export class SendHub {
     };
   }
 
-  private open(name: string, plan: SendPlan, signal?: AbortSignal): Promise<StreamSource> {
+  private open(name: string, plan: SendPlan, signal?: AbortSignal): Promise<StreamedSource> {
     if (signal?.aborted) return Promise.reject(interrupted(signal));
-    return new Promise<StreamSource>((resolve, reject) => {
+    return new Promise<StreamedSource>((resolve, reject) => {
       const timer = setTimeout(() => this.meet(true), this.o.waitMs);
       const onAbort = () => {
         const m = this.members.get(name);
@@ -104,7 +104,7 @@ export class SendHub {
     for (const m of waiting) groups.set(m.key, [...(groups.get(m.key) ?? []), m]);
     for (const [key, ms] of groups) {
       for (const m of ms) this.members.set(m.name, { name: m.name, state: "running" });
-      let source: StreamSource;
+      let source: StreamedSource;
       try {
         source = this.o.spawn(ms[0]!.plan);
       } catch (err) {
@@ -123,7 +123,7 @@ export class SendHub {
  * live branch has room. A branch's `kill` or cancel drops that branch; the last one to go
  * stops the sender. `exited` is the sender's exit status for every branch.
  */
-export function tee(src: StreamSource, n: number, queueBytes: number): StreamSource[] {
+export function tee(src: StreamedSource, n: number, queueBytes: number): StreamedSource[] {
   if (n === 1) return [src];
   const stderrText = new Response(src.stderr).text();
   const branches = Array.from({ length: n }, () => new Branch());

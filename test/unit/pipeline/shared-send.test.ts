@@ -10,14 +10,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { SendHub, tee } from "../../../src/pipeline/backup/shared-send.ts";
-import type { StreamSource } from "../../../src/pipeline/backup/send.ts";
+import type { StreamedSource } from "../../../src/pipeline/backup/send.ts";
 
 let dir: string;
 let file: string;
 let want: string;
 const SIZE = 6 << 20;
 
-const spawn = (argv: string[]): StreamSource => Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+const spawn = (argv: string[]): StreamedSource => Bun.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 /** Read a branch to its end (or `limit` bytes, then cancel it). */
