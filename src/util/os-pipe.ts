@@ -24,10 +24,11 @@ interface Libc {
 }
 
 let libc: Libc | null | undefined;
+let whyNot: string | undefined;
 
 function load(): Libc | null {
   const off = process.env.ZRB_NO_OS_PIPE;
-  if (off !== undefined && off !== "" && off !== "0") return null;
+  if (off !== undefined && off !== "" && off !== "0") return (whyNot = "ZRB_NO_OS_PIPE is set"), null;
   try {
     const { dlopen, FFIType: T, ptr } = require("bun:ffi") as typeof import("bun:ffi");
     const lib = dlopen("libc.so.6", {
@@ -49,8 +50,8 @@ function load(): Libc | null {
         return n > 0 ? pfd[1]! >>> 16 : n;
       },
     };
-  } catch {
-    return null;
+  } catch (err) {
+    return (whyNot = (err as Error).message.split("\n")[0]), null;
   }
 }
 
@@ -81,4 +82,9 @@ export function openPipe(depth = 1 << 20): OsPipe | null {
 export function readyToRead(fd: number): boolean {
   const revents = os()!.poll(fd, POLLIN, 0);
   return revents > 0 && (revents & (POLLIN | POLLHUP | POLLERR)) !== 0;
+}
+
+/** How `zfs send` is read, for `zrb --version --verbose`. */
+export function pipeDescription(): string {
+  return os() ? "zrb's own pipe (pipe2 from libc.so.6, 1 MiB deep)" : `the runtime's pipe (zrb's own not used: ${whyNot ?? "unknown"})`;
 }

@@ -99,6 +99,7 @@ describe("help and version", () => {
       version,
       `runtime: bun ${Bun.version}, linux-x64`,
       "BLAKE3: native (@napi-rs/blake-hash)",
+      "zfs send read through: zrb's own pipe (pipe2 from libc.so.6, 1 MiB deep)",
       // The compiled binary starts itself again with a small heap (src/heap.ts); from source it does not.
       fromSource ? "heap: the runtime's default (sized by the machine's RAM)" : "heap: sized for 128 MiB of RAM (BUN_JSC_forceRAMSize)",
     ]);
@@ -106,6 +107,8 @@ describe("help and version", () => {
     expect(own.stdout.trim().split("\n").at(-1)).toBe("heap: sized for 256 MiB of RAM (BUN_JSC_forceRAMSize, from the environment)");
     const sodium = await zrb(["--version", "--verbose"], { env: { ZRB_NO_OPENSSL: "1" } });
     expect(sodium.stdout.split("\n")[3]).toBe("ChaCha20-Poly1305: native (libsodium, sodium-native; OpenSSL not used: ZRB_NO_OPENSSL is set)");
+    const runtimePipe = await zrb(["--version", "--verbose"], { env: { ZRB_NO_OS_PIPE: "1" } });
+    expect(runtimePipe.stdout.split("\n")[4]).toBe("zfs send read through: the runtime's pipe (zrb's own not used: ZRB_NO_OS_PIPE is set)");
     const slow = await zrb(["--version", "--verbose"], { env: { ZRB_NO_NATIVE: "1" } });
     expect(slow.stdout.trim().split("\n").slice(2, 4)).toEqual([
       "BLAKE3: wasm (hash-wasm; native addon not used: ZRB_NO_NATIVE is set)",

@@ -8,7 +8,9 @@
  *   - make a key pair that the stock age-keygen and age agree with;
  *   - verify, with the private key, a local-directory backup chain made by the x64 binary on
  *     zfs-fuse (every part decrypted, per-part and whole-stream BLAKE3), and refuse it
- *     (exit 7) once one byte of one part is flipped.
+ *     (exit 7) once one byte of one part is flipped;
+ *   - back up an increment of that chain (its own pipe to zfs send: libc through bun:ffi),
+ *     which the x64 binary then verifies.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, cpSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -55,6 +57,8 @@ let keyFile: string;
 let cfg: string;
 let badCfg: string;
 let partCount: number;
+let recipient: string;
+const tasks = () => [{ name: "t", pool: pool.pool, dataset: "" }];
 
 beforeAll(async () => {
   if (!existsSync(join(SYSROOT, "lib", "ld-linux-aarch64.so.1")) || Bun.which(QEMU) === null)
@@ -62,11 +66,11 @@ beforeAll(async () => {
   await ensureTargets(["linux-x64", ...TARGETS.map((t) => t.name)]);
   work = tmpDir("zrb-targets-");
   pool = await makePool({ sizeMiB: 128 });
-  const { keyFile: k, recipient } = await ageKeyPair(join(work, "key.txt"));
-  keyFile = k;
+  const pair = await ageKeyPair(join(work, "key.txt"));
+  keyFile = pair.keyFile;
+  recipient = pair.recipient;
   cfg = join(work, "zrb.yaml");
-  const tasks = [{ name: "t", pool: pool.pool, dataset: "" }];
-  writeFileSync(cfg, configYaml({ baseDir: join(work, "base"), recipients: [recipient], tasks }));
+  writeFileSync(cfg, configYaml({ baseDir: join(work, "base"), recipients: [recipient], tasks: tasks() }));
   // a level-0 + level-1 chain of several 1 MiB parts, made by the x64 binary
   await writeRandomFile(join(pool.dir, "photo.raw"), 3_500_000, 17);
   await zrb(["snapshot", "--config", cfg, "--task", "t", "--level", "0"]);
@@ -80,7 +84,7 @@ beforeAll(async () => {
   // the same store with one byte of one part flipped
   cpSync(join(work, "base"), join(work, "bad"), { recursive: true });
   badCfg = join(work, "bad.yaml");
-  writeFileSync(badCfg, configYaml({ baseDir: join(work, "bad"), recipients: [recipient], tasks }));
+  writeFileSync(badCfg, configYaml({ baseDir: join(work, "bad"), recipients: [recipient], tasks: tasks() }));
   const part = (await run(["sh", "-c", `find ${join(work, "bad", "store", "data")} -name 'part-000001.age' | head -1`])).stdout.trim();
   const bytes = readFileSync(part);
   bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
@@ -110,6 +114,7 @@ for (const t of TARGETS) {
       expect(lines.toSpliced(3, 1).slice(1)).toEqual([
         `runtime: bun ${Bun.version}, ${t.platform}`,
         "BLAKE3: native (@napi-rs/blake-hash)",
+        "zfs send read through: zrb's own pipe (pipe2 from libc.so.6, 1 MiB deep)",
         // src/heap.ts restarts the binary with a small heap; not under qemu-user here, where the
         // arm64 dynamic loader exists only in the sysroot qemu was given.
         t.name === "linux-arm64" ? "heap: the runtime's default (sized by the machine's RAM)" : "heap: sized for 128 MiB of RAM (BUN_JSC_forceRAMSize)",
@@ -139,6 +144,24 @@ for (const t of TARGETS) {
       expect(report.backups.map((b: { level: number; checked: number; parts: number; streamBlake3: string }) => [b.level, b.checked === b.parts, b.streamBlake3])).toEqual([
         [0, true, "ok"],
         [1, true, "ok"],
+      ]);
+    });
+
+    test("backs up an increment of that chain (zfs send read through zrb's own pipe, src/util/os-pipe.ts), which the x64 binary verifies", async () => {
+      // A copy of the chain's store and state, so the chain the other tests check stays as it is.
+      const base = join(work, `base-${t.name}`);
+      cpSync(join(work, "base"), base, { recursive: true });
+      const c = join(work, `${t.name}.yaml`);
+      writeFileSync(c, configYaml({ baseDir: base, recipients: [recipient], tasks: tasks() }));
+      await writeRandomFile(join(pool.dir, `${t.name}.raw`), 1_500_000, 19);
+      await zrb(["snapshot", "--config", c, "--task", "t", "--level", "2"]);
+      await runTarget(t, ["backup", "--config", c, "--task", "t", "--level", "2"]);
+      const report = jsonResult((await zrb(["verify", "--config", c, "--task", "t", "--private-key", keyFile, "--json"])).stdout);
+      expect(report.ok).toBe(true);
+      expect(report.backups.map((b: { level: number; checked: number; parts: number; streamBlake3: string }) => [b.level, b.checked === b.parts && b.parts > 0, b.streamBlake3])).toEqual([
+        [0, true, "ok"],
+        [1, true, "ok"],
+        [2, true, "ok"],
       ]);
     });
 
