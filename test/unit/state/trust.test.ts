@@ -9,8 +9,9 @@ import { describe, expect, test } from "bun:test";
 import YAML from "yaml";
 import { verifyKeyOf, type SigningKey } from "../../../src/crypto/signing.ts";
 import { parseManifest, type Manifest } from "../../../src/records/manifest.ts";
-import { manifestTrustProblem, signManifest, type Trust } from "../../../src/records/trust.ts";
+import { headsTrusted, manifestTrustProblem, nasTrust, NO_TRUST, signHeads, signManifest, signTree, type Trust } from "../../../src/records/trust.ts";
 import { partKey } from "../../../src/store/layout.ts";
+import type { Heads } from "../../../src/records/heads.ts";
 
 const hex = (c: string) => c.repeat(64);
 const ID = "20260101T000000Z-L1-abcdef";
@@ -81,4 +82,32 @@ describe("a manifest's signature covers every field a restore acts on", () => {
       const back = parse(m); // still a well-formed manifest: only the signature can tell
       expect(manifestTrustProblem(back, trust)).toBe("its signature does not match its content");
     });
+});
+
+describe("which keys a record may be signed by", () => {
+  const nas = freshKey();
+  const old = freshKey();
+  const stranger = freshKey();
+
+  test("the NAS demands signatures, and accepts its own key and the config's verify_keys (a rotated signing key)", () => {
+    const trust = nasTrust(nas, [old.verifyKey]);
+    expect(trust.allowUnsigned).toBe(false);
+    expect(manifestTrustProblem(parse(manifest()), trust)).toContain("not signed");
+    expect(manifestTrustProblem(parse(signManifest(manifest(), nas)), trust)).toBeUndefined();
+    expect(manifestTrustProblem(parse(signManifest(manifest(), old)), trust)).toBeUndefined();
+    expect(manifestTrustProblem(parse(signManifest(manifest(), stranger)), trust)).toBe(`it is signed by a key that is not among the 2 verification keys (signing_key, verify_keys)`);
+  });
+
+  test("heads.yaml: signed by a listed key for this pool and dataset, nothing else", () => {
+    const trust = nasTrust(nas, [old.verifyKey]);
+    const heads: Heads = { format: "zrb-heads/1", updatedAt: "2026-01-01T00:00:00.000Z", levels: {}, sequence: 3 };
+    const back = (h: object) => YAML.parse(YAML.stringify(h));
+    expect(headsTrusted(back(signHeads(heads, "tank", "home", old)), "tank", "home", trust)).toBe(true);
+    expect(headsTrusted(back(heads), "tank", "home", { ...trust, allowUnsigned: true })).toBe(false);
+    expect(headsTrusted(back(signHeads(heads, "tank", "home", stranger)), "tank", "home", trust)).toBe(false);
+    expect(headsTrusted(back(signHeads(heads, "tank", "home", nas)), "tank", "other", trust)).toBe(false);
+    expect(headsTrusted(back(signHeads(heads, "tank", "home", nas)), "pool2", "home", trust)).toBe(false);
+    expect(headsTrusted(back(signTree(heads, "tank", "home", nas)), "tank", "home", trust)).toBe(false);
+    expect(headsTrusted(back(heads), "tank", "home", NO_TRUST)).toBe(true);
+  });
 });
