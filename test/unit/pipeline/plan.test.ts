@@ -12,9 +12,10 @@ import { prepare, type PlanInput } from "../../../src/pipeline/backup/plan.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { headsKey, manifestKey, partKey } from "../../../src/store/layout.ts";
 import { MANIFEST_FORMAT, type Manifest } from "../../../src/records/manifest.ts";
-import { headsFromManifests, readHeads } from "../../../src/records/heads.ts";
+import { headsFromManifests, readHeads, type Heads } from "../../../src/records/heads.ts";
 import { RunDir } from "../../../src/state/rundir.ts";
-import { NO_TRUST } from "../../../src/records/trust.ts";
+import { NO_TRUST, nasTrust, signHeads, signManifest } from "../../../src/records/trust.ts";
+import { verifyKeyOf, type SigningKey } from "../../../src/crypto/signing.ts";
 import type { Config, Task } from "../../../src/config/config.ts";
 import type { Snapshot, ZfsCaps } from "../../../src/zfs/zfs.ts";
 import { ZrbError } from "../../../src/util/errors.ts";
@@ -191,5 +192,49 @@ describe("heads.yaml caught up from the manifests", () => {
     await stored(store, NEW, 0, S1, null);
     await store.put(headsKey("tank", "ds"), YAML.stringify(headsFromManifests([m1])));
     expect((await readHeads(store, "tank", "ds", NO_TRUST)).levels["0"]?.backupId).toBe(NEW);
+  });
+});
+
+describe("heads.yaml under a verification key", () => {
+  const seed = crypto.getRandomValues(new Uint8Array(32));
+  const nas: SigningKey = { seed, verifyKey: verifyKeyOf(seed) };
+  const trust = nasTrust(nas);
+  const resign = (store: LocalStore, m: Manifest) => store.put(manifestKey("tank", "ds", m.backupId), YAML.stringify(signManifest(m, nas)));
+  const putHeads = (store: LocalStore, h: Heads, signed: boolean) => store.put(headsKey("tank", "ds"), YAML.stringify(signed ? signHeads(h, "tank", "ds", nas) : h));
+  /** A signed level 0, then a newer unsigned (planted) level 0. */
+  async function planted(store: LocalStore) {
+    const good = await stored(store, "20260101T000000Z-L0-aaaaaa", 0, S0, null);
+    await resign(store, good);
+    const forged = await stored(store, "20260102T000000Z-L0-bbbbbb", 0, snap("zrb_level0_z", 103, 40), null);
+    return { good, forged };
+  }
+
+  test("an unsigned manifest never becomes a head: not from the listing, not from an unsigned heads.yaml, not replayed over a signed one (a signed one is, and the sequence stays)", async () => {
+    const { store } = world();
+    const { good, forged } = await planted(store);
+    expect((await readHeads(store, "tank", "ds", trust)).levels["0"]?.backupId).toBe(good.backupId);
+    await putHeads(store, headsFromManifests([good, forged]), false);
+    expect((await readHeads(store, "tank", "ds", trust)).levels["0"]?.backupId).toBe(good.backupId);
+    await putHeads(store, { ...headsFromManifests([good]), sequence: 4 }, true);
+    const h = await readHeads(store, "tank", "ds", trust);
+    expect(h.levels["0"]?.backupId).toBe(good.backupId);
+    expect(h.sequence).toBe(4);
+    // Signed now: replayed over the heads, which keep their sequence.
+    await resign(store, forged);
+    const later = await readHeads(store, "tank", "ds", trust);
+    expect(later.levels["0"]?.backupId).toBe(forged.backupId);
+    expect(later.sequence).toBe(4);
+  });
+
+  test("a signed heads.yaml older than the last this host wrote is rolled back: rebuilt; its own sequence or newer is used", async () => {
+    const { store } = world();
+    const { good } = await planted(store);
+    const extra = { backupId: "20260101T000000Z-L1-cccccc", snapshot: { name: S1.name, guid: S1.guid }, finishedAt: good.finishedAt };
+    await putHeads(store, { ...headsFromManifests([good]), levels: { "0": headsFromManifests([good]).levels["0"]!, "1": extra }, sequence: 5 }, true);
+    expect(Object.keys((await readHeads(store, "tank", "ds", trust, 5)).levels)).toEqual(["0", "1"]);
+    expect(Object.keys((await readHeads(store, "tank", "ds", trust, 4)).levels)).toEqual(["0", "1"]);
+    const rebuilt = await readHeads(store, "tank", "ds", trust, 6);
+    expect(Object.keys(rebuilt.levels)).toEqual(["0"]);
+    expect(rebuilt.sequence).toBe(6);
   });
 });

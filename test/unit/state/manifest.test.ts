@@ -138,5 +138,6 @@ describe("heads.yaml shape", () => {
     expect(headsProblem({ format: "zrb-heads/1", levels: { "0": { backupId: 5 } } }, "tank/home")).toContain("bad backup id");
     expect(headsProblem("text", "tank/home")).toBe("it is not a mapping");
     expect(headsProblem({ format: "zrb-heads/1", levels: [] }, "tank/home")).toBe("it has no levels");
+    for (const sequence of [-1, 1.5, "7"]) expect(headsProblem({ ...h, sequence }, "tank/home")).toBe("its sequence is not a whole number");
   });
 });
