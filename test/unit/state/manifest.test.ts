@@ -122,6 +122,37 @@ describe("manifest parsing refuses what could lead outside the backup", () => {
       expect(parse(y)).toThrow(/malformed rewrap record/);
     }
   });
+  test("a part key must be a part directly inside the backup's own prefix, and parts come in index order", () => {
+    const dp = partKey("tank", "home", 0, good().backupId, 0).replace(/[^/]*$/, "");
+    for (const key of [`${dp}..`, `${dp}sub/part-000000.age`]) {
+      const x = good();
+      x.parts[0]!.key = key;
+      expect(parse(x)).toThrow(/is outside/);
+    }
+    const x = good();
+    x.parts[0]!.index = 1;
+    expect(parse(x)).toThrow(/part 0 has index 1/);
+  });
+  test("a manifest of another pool is rejected", () => {
+    expect(() => parseManifest(YAML.stringify(good()), "k", { pool: "tank2", dataset: "home" })).toThrow(/describes tank\/home/);
+  });
+  test("a level 0 has no parent; a level N's parent is of a lower level", () => {
+    const parent = { name: "tank/home@zrb_level0_x", guid: "7", backupId: "20251231T000000Z-L0-abcdef", level: 0 };
+    expect(parse({ ...good(), parent })).toThrow(/a level-0 backup has a parent/);
+    const level1 = (p: typeof parent) => {
+      const x = { ...good(), level: 1, parent: p };
+      x.parts[0]!.key = partKey("tank", "home", 1, x.backupId, 0);
+      return x;
+    };
+    expect(parse(level1(parent))).not.toThrow();
+    expect(parse(level1({ ...parent, level: 1 }))).toThrow(/level 1 needs a parent/);
+  });
+  test("a file catalog must be one of this dataset's", () => {
+    const catalog = { key: "manifests/tank/home/20260101T000000Z-L0-abcdef.catalog.age", size: 10, sha256: "a".repeat(64), entries: 1, kind: "full" };
+    expect(parse({ ...good(), catalog })).not.toThrow();
+    for (const key of ["manifests/tank/other/20260101T000000Z-L0-abcdef.catalog.age", "data/tank/home/level0/20260101T000000Z-L0-abcdef/part-000000.age"])
+      expect(parse({ ...good(), catalog: { ...catalog, key } })).toThrow(/is not a file catalog of tank\/home/);
+  });
   test("a newer format says so; level > 0 needs a parent of this dataset", () => {
     const n = { ...good(), format: "zrb-manifest/3" };
     expect(parse(n)).toThrow(/written by a newer zrb/);
