@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { prng } from "../../helpers/faultproxy.ts";
 import { chooseSlice, deadlines, reconcile } from "../../../src/pipeline/rotate.ts";
-import { emptyRotation, rotationProblem, type Rotation } from "../../../src/records/rotation.ts";
+import { badParts, emptyRotation, rotationProblem, type Rotation } from "../../../src/records/rotation.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
 
 const DAY = 86_400_000;
@@ -50,6 +50,17 @@ describe("reconcile and deadlines", () => {
     expect(rotationProblem({ format: "zrb-verify-rotation/1", lastRunAt: "yesterday", backups: {} })).toBe("bad lastRunAt");
     expect(rotationProblem({ format: "zrb-verify-rotation/1", lastRunAt: null, backups: { "a/b": {} } })).toBe("a bad backup id");
     expect(rotationProblem({ format: "zrb-verify-rotation/1", lastRunAt: null, backups: { a: { seen: iso(T0), verified: ["x"] } } })).toBe("backup a has a bad time");
+    const b = (x: object) => rotationProblem({ format: "zrb-verify-rotation/1", lastRunAt: null, backups: { a: { seen: iso(T0), verified: [], ...x } } });
+    expect(b({ seen: "x" })).toBe("backup a is malformed");
+    expect(b({ verified: "x" })).toBe("backup a is malformed");
+    expect(b({ bad: [] })).toBe("backup a has a malformed bad list");
+    for (const bad of [{ x: { at: iso(T0), why: "w" } }, { "0": { at: "x", why: "w" } }, { "0": { at: iso(T0), why: 5 } }]) expect(b({ bad })).toBe("backup a has a malformed bad part");
+    expect(b({ bad: { "0": { at: iso(T0), why: "w" } } })).toBeUndefined();
+  });
+
+  test("badParts names only the backups with a bad part, the lowest part first", () => {
+    const r: Rotation = { ...emptyRotation(), backups: { a: { seen: iso(T0), verified: [] }, b: { seen: iso(T0), verified: [], bad: { "10": { at: "t2", why: "y" }, "2": { at: "t1", why: "x" } } } } };
+    expect([...badParts(r)]).toEqual([["b", "part 2 (x, t1) and 1 more"]]);
   });
 });
 

@@ -126,6 +126,9 @@ describe("the known children (tree.yaml)", () => {
     expect(treeProblem({ ...ok, children: [{ ...ok.children[0]!, name: "../x" }] })).toContain("bad name");
     expect(treeProblem({ ...ok, children: [ok.children[0]!, ok.children[0]!] })).toContain("twice");
     expect(treeProblem({ ...ok, children: [{ ...ok.children[0]!, since: "yesterday" }] })).toContain("since");
+    expect(treeProblem({ ...ok, children: [{ ...ok.children[0]!, type: "snapshot" as "volume" }] })).toContain("bad type");
+    expect(treeProblem({ ...ok, children: [{ ...ok.children[0]!, gone: "yesterday" }] })).toContain("bad gone time");
+    expect(treeProblem({ ...ok, children: [{ ...ok.children[0]!, reason: "lost" as "excluded" }] })).toContain("bad reason");
   });
 });
 

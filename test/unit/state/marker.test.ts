@@ -78,6 +78,18 @@ describe("markers as readers judge them", () => {
     expect(markerProblem({ ...good, progress: { bytes: "1", parts: 0 } }, ID)).toContain("progress");
     expect(markerProblem({ ...good, format: "zrb-inflight/2" }, ID)).toContain("format");
     expect(markerProblem([], ID)).toContain("mapping");
+    expect(markerProblem({ ...good, updatedAt: "now" }, ID)).toBe("it has bad times");
+    expect(markerProblem({ ...good, host: 7 }, ID)).toBe("it has no valid host");
+  });
+
+  test("readMarkers judges only this dataset's markers, not its manifests or a child's markers", async () => {
+    await withStore(async (store) => {
+      await writeMarker(store, state(), undefined);
+      await writeMarker(store, state({ dataset: "photos/child" }), undefined);
+      await store.put(`${manifestDir("tank", "photos")}${ID}.manifest.yaml`, "format: x\n");
+      const rs = await readMarkers(store, "tank", "photos", { verifyKeys: [], allowUnsigned: true, source: "none" });
+      expect(rs.map((r) => r.key)).toEqual([markerKey("tank", "photos", ID)]);
+    });
   });
 
   test("the heartbeat writes at most once per interval", async () => {
