@@ -52,7 +52,9 @@ describe("verification keys", () => {
 
   test("the verification key line of an identity file: only a valid key counts", () => {
     expect(verifyKeyInIdentityText(`# zrb verification key: ${key.verifyKey}\nAGE-SECRET-KEY-1X\n`)).toBe(key.verifyKey);
-    expect(verifyKeyInIdentityText(`# zrb verification key: ${key.verifyKey.slice(0, -1)}x\n`)).toBeUndefined();
+    // Another last character (whatever the random key's is): the checksum no longer matches.
+    const other = key.verifyKey.at(-1) === "x" ? "y" : "x";
+    expect(verifyKeyInIdentityText(`# zrb verification key: ${key.verifyKey.slice(0, -1)}${other}\n`)).toBeUndefined();
   });
 
   test("a signing key file holds exactly one key line", async () => {
