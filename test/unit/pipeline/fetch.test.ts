@@ -145,10 +145,27 @@ describe("downloadPart over several connections", () => {
     }
   });
 
-  test("an object longer than its manifest says is refused (exit 7), even fetched by ranges", async () => {
+  test("ranges that end exactly at the part's end: no range asked past it (a store refuses one)", async () => {
+    expect(rangesOf(3000, 1000)).toEqual([{ start: 0, end: 999 }, { start: 1000, end: 1999 }, { start: 2000 }]);
+    const body = randomBytes(STEP * 2 + STEP / 2);
+    const { local, p, m, path } = await setup("exact", body);
+    await downloadPart(local, m, p, path, threads, { connections: 2, rangeBytes: STEP });
+    expect(Buffer.compare(readFileSync(path), body)).toBe(0);
+    rmSync(path);
+  });
+
+  test("an object longer than its manifest says is refused (exit 7), fetched by ranges or in one GET", async () => {
     const body = randomBytes(2 * STEP + 10);
     const { local, p, m, path } = await setup("longer", body, 2 * STEP);
-    await expect(downloadPart(local, m, p, path, threads, { connections: 2, rangeBytes: STEP })).rejects.toMatchObject({ exitCode: ExitCode.INTEGRITY, message: expect.stringContaining("larger than") });
+    for (const connections of [1, 2])
+      await expect(downloadPart(local, m, p, path, threads, { connections, rangeBytes: STEP })).rejects.toMatchObject({ exitCode: ExitCode.INTEGRITY, message: expect.stringContaining("larger than") });
+  });
+
+  test("an object shorter than its manifest says is the store's (exit 6, how many bytes came), by ranges or in one GET", async () => {
+    const body = randomBytes(2 * STEP + 10);
+    const { local, p, m, path } = await setup("shorter", body, 2 * STEP + 20);
+    for (const connections of [1, 2])
+      await expect(downloadPart(local, m, p, path, threads, { connections, rangeBytes: STEP })).rejects.toMatchObject({ exitCode: ExitCode.STORE, message: expect.stringContaining(`the store returned ${body.length} of ${2 * STEP + 20} bytes`) });
   });
 
   test("a changed byte fails the SHA-256 after one more download (exit 7); a missing object is the store's (exit 6)", async () => {
