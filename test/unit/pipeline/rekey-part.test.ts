@@ -15,10 +15,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { generateKeyPair } from "../../../src/crypto/keys.ts";
+import { startThreads } from "../../../src/pipeline/parallel/index.ts";
+import { downloadPart } from "../../../src/pipeline/restore/fetch.ts";
 import { rekeyPart } from "../../../src/pipeline/rekey/part.ts";
 import { rewrappedProblem } from "../../../src/pipeline/rekey/origin.ts";
 import { RekeyStateFile } from "../../../src/pipeline/rekey/state.ts";
-import type { ManifestPart } from "../../../src/records/manifest.ts";
+import type { Manifest, ManifestPart } from "../../../src/records/manifest.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { S3Store } from "../../../src/store/s3.ts";
 import { forward, startFaultProxy } from "../../helpers/faultproxy.ts";
@@ -206,5 +208,27 @@ describe("rekeyPart on radosgw", () => {
     const j = { store: s3, backupId: "replaced", part, info, identities: [keys[0]!.identity], recipients: [keys[1]!.recipient], state };
     await expect(rekeyPart(j)).rejects.toThrow(/changed since it was read/);
     expect(Buffer.compare((await s3.get(key))!, other)).toBe(0);
+  });
+});
+
+describe("a rekeyed part downloaded for a restore or verify (restore/fetch.ts)", () => {
+  test("is checked against its original SHA-256 through the sealed original header: as rewritten it passes, a byte changed since is refused (exit 7)", async () => {
+    const threads = await startThreads(1, (e) => {
+      throw e;
+    });
+    try {
+      const { part: p } = await rekeyPart(await job("fetched", await stored("fetched", ageTo(keys[0]!.recipient, randomBytes(150_000))), 0, 1));
+      const m = { backupId: "fetched", parts: [p] } as unknown as Manifest;
+      const path = join(dir, "fetched.part");
+      const opts = { identities: [keys[1]!.identity] };
+      await downloadPart(store, m, p, path, threads, opts);
+      const now = Uint8Array.from((await store.get(p.key))!);
+      now[now.length - 1]! ^= 1;
+      await store.put(p.key, now);
+      const err = await refused(downloadPart(store, m, p, path, threads, opts));
+      expect(err.message).toStartWith(`part 0 of backup fetched (${store.urlOf(p.key)}): `);
+    } finally {
+      threads.terminate();
+    }
   });
 });
