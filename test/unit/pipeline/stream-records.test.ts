@@ -13,13 +13,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgeEncryptStream } from "../../../src/crypto/age.ts";
 import { createBlake3 } from "../../../src/crypto/blake3.ts";
+import { checkStreamEnds } from "../../../src/pipeline/restore/ends.ts";
 import { pipeWriter, receiveParts, WITHHOLD } from "../../../src/pipeline/restore/receive.ts";
 import { verifyBackups } from "../../../src/pipeline/verify.ts";
 import { startThreads, type Threads } from "../../../src/pipeline/parallel/index.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { partKey } from "../../../src/store/layout.ts";
+import { StoreError } from "../../../src/store/store.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
+import { RECORD_SIZE } from "../../../src/zfs/stream.ts";
 import { ageKeyPair } from "../../helpers/rig.ts";
 import { beginRecord, endRecord } from "../../helpers/send-records.ts";
 import { pseudoRandom, sha256Hex } from "../store/helpers.ts";
@@ -219,5 +222,145 @@ describe("stream records of an incremental (BEGIN with a parent)", () => {
       expect(report.backups[0]!.streamRecords).toBe(records);
       expect(report.ok).toBe(ok);
     }
+  });
+});
+
+/** The object of part `index` of `m` in the store. */
+async function partBytes(m: Manifest, index: number): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(await store.getStream(m.parts[index]!.key)).arrayBuffer());
+}
+
+/** Part `index` of `m` stored again with one byte `from` its end flipped. */
+async function damage(m: Manifest, index: number, from = 1): Promise<void> {
+  const b = await partBytes(m, index);
+  b[b.length - from]! ^= 1;
+  await store.put(m.parts[index]!.key, b);
+}
+
+/**
+ * The rest of what the full pass checks before the withheld tail goes out: the whole stream's
+ * size and BLAKE3, an incremental's base, and each part's SHA-256 — a part sealed anew around
+ * the same plaintext keeps its BLAKE3 and is still refused, before any of its bytes is written.
+ */
+describe("the full pass refuses the rest, the withheld tail never written", () => {
+  async function refused(m: Manifest, data: Uint8Array, message: string, written = data.length - (1 << 20)): Promise<void> {
+    const r = await receive(m);
+    expect(r.err).toBeInstanceOf(ZrbError);
+    expect((r.err as ZrbError).exitCode).toBe(ExitCode.INTEGRITY);
+    expect((r.err as ZrbError).message).toContain(message);
+    expect(r.written.length).toBeLessThanOrEqual(written);
+    expect(r.written.equals(Buffer.from(data.subarray(0, r.written.length)))).toBe(true);
+  }
+
+  test("a manifest whose stream size is not what the parts add up to", async () => {
+    const data = stream(GUID, GUID, 2 * PART + 99, 21);
+    const m = await storeBackup("SIZE", data);
+    await refused({ ...m, stream: { ...m.stream, size: data.length + 1 } }, data, `the parts add up to ${data.length} bytes, manifest says ${data.length + 1}`);
+  });
+
+  test("a manifest whose stream BLAKE3 is not the stream's", async () => {
+    const data = stream(GUID, GUID, 2 * PART + 99, 22);
+    const m = await storeBackup("WHOLEB3", data);
+    await refused({ ...m, stream: { ...m.stream, blake3: "0".repeat(64) } }, data, `stream BLAKE3 is ${m.stream.blake3}, manifest says ${"0".repeat(64)}`);
+  });
+
+  test("an incremental from another base than its manifest's", async () => {
+    const data = stream(GUID, GUID, 2 * PART + 99, 23, OTHER);
+    await refused(await storeBackup("INCBASE", data, BASE), data, `its BEGIN record is based on guid ${OTHER}, the manifest says based on ${BASE}`);
+  });
+
+  test("a part sealed anew around the same plaintext (its BLAKE3 right, its SHA-256 not): refused before a byte of it is written", async () => {
+    const data = stream(GUID, GUID, 3 * PART + 99, 24);
+    const m = await storeBackup("RESEALED", data);
+    const enc = await AgeEncryptStream.create([recipient]);
+    await store.put(m.parts[2]!.key, Buffer.concat([Buffer.from(enc.push(data.subarray(2 * PART, 3 * PART))), Buffer.from(enc.finish())]));
+    await refused(m, data, `part 2 of backup RESEALED (${store.urlOf(m.parts[2]!.key)}): ciphertext SHA-256 is `, 2 * PART - (1 << 20));
+  });
+});
+
+describe("verify's verdicts", () => {
+  const verify = (m: Manifest, o: { only?: Set<string>; sample?: number; identities?: string[]; store?: LocalStore } = {}) =>
+    verifyBackups(o.store ?? store, [m], { identities: [identity], scratch: join(dir, "verify"), workers: 2, ...o });
+
+  test("a damaged part: it FAILED naming its SHA-256, the others are ok, the stream is not checked, and the report is not ok", async () => {
+    const m = await storeBackup("VDAMAGED", stream(GUID, GUID, 3 * PART + 5, 31));
+    await damage(m, 1, 100);
+    const report = await verify(m);
+    expect(report.ok).toBe(false);
+    expect(report.parts.map((p) => p.ok)).toEqual([true, false, true, true]);
+    expect(report.parts[1]!.error).toContain("ciphertext SHA-256 is ");
+    expect(report.backups[0]!.streamBlake3).toBe("not checked");
+  });
+
+  test("a stream BLAKE3 that is not the manifest's, every part right: a mismatch, and the report is not ok", async () => {
+    const m = await storeBackup("VWHOLE", stream(GUID, GUID, 2 * PART + 5, 32));
+    const report = await verify({ ...m, stream: { ...m.stream, blake3: "0".repeat(64) } });
+    expect(report.parts.every((p) => p.ok)).toBe(true);
+    expect(report.backups[0]!.streamBlake3).toBe("mismatch");
+    expect(report.backups[0]!.error).toBe(`backup VWHOLE: stream BLAKE3 is ${m.stream.blake3}, manifest says ${"0".repeat(64)}`);
+    expect(report.ok).toBe(false);
+  });
+
+  test("some parts only (a rotation's slice, --sample): they are ok, and the stream is not checked", async () => {
+    const m = await storeBackup("VSOME", stream(GUID, GUID, 3 * PART + 5, 33));
+    for (const o of [{ only: new Set(["VSOME/1", "VSOME/2"]) }, { sample: 2 }]) {
+      const report = await verify(m, o);
+      expect(report.ok).toBe(true);
+      expect(report.backups[0]).toMatchObject({ checked: 2, streamBlake3: "not checked", streamRecords: "not checked" });
+    }
+  });
+
+  test("a key that opens no part stops verify as such; a store that cannot be reached, as the store's (exit 6): no part is judged damaged", async () => {
+    const m = await storeBackup("VKEY", stream(GUID, GUID, PART + 5, 34));
+    const { keyFile } = await ageKeyPair(join(dir, "other.txt"));
+    const other = readFileSync(keyFile, "utf8").split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
+    await expect(verify(m, { identities: [other] })).rejects.toMatchObject({ errorKind: "no-identity" });
+    const down = Object.create(store) as LocalStore;
+    down.getStream = async () => {
+      throw new StoreError("transient", "connection reset");
+    };
+    await expect(verify(m, { store: down })).rejects.toMatchObject({ exitCode: ExitCode.STORE, message: "connection reset" });
+  });
+});
+
+/**
+ * The ranged pre-check (restore/ends.ts checkStreamEnds), before zfs receive is started: only
+ * the stream's first and last records are read, across the parts that hold them.
+ */
+describe("the ranged pre-check before zfs receive starts", () => {
+  const refusal = (id: string, why: string) => ({ exitCode: ExitCode.INTEGRITY, message: `backup ${id} is not the zfs stream its manifest describes: ${why}; nothing was sent to zfs receive` });
+
+  test("a full and an incremental that begin and end as their manifests say pass, also with the END record split over the last two parts", async () => {
+    for (const [id, data, base] of [["EFULL", stream(GUID, GUID, 2 * PART - 500, 41), undefined], ["EINC", stream(GUID, GUID, 3 * PART - 100, 42, BASE), BASE]] as const) {
+      const m = await storeBackup(id, data, base);
+      expect(m.parts.at(-1)!.plainSize).toBeLessThan(RECORD_SIZE * 2);
+      await checkStreamEnds(store, m, [identity]);
+    }
+  });
+
+  test("a foreign END, a cut stream, another base: refused with the reason", async () => {
+    const cut = stream(GUID, GUID, PART + 5, 44);
+    const cases = [
+      ["EOTHER", stream(GUID, OTHER, PART + 5, 43), undefined, `its END record names snapshot guid ${OTHER}, the manifest says ${GUID}`],
+      ["ECUT", cut.subarray(0, cut.length - RECORD_SIZE), undefined, "its last record is of type "],
+      ["EBASE", stream(GUID, GUID, PART + 5, 45, OTHER), BASE, `its BEGIN record is based on guid ${OTHER}, the manifest says based on ${BASE}`],
+    ] as const;
+    for (const [id, data, base, why] of cases) {
+      const err = await checkStreamEnds(store, await storeBackup(id, data, base), [identity]).catch((e) => e);
+      expect(err, id).toBeInstanceOf(ZrbError);
+      expect(err.exitCode, id).toBe(ExitCode.INTEGRITY);
+      expect(err.message, id).toStartWith(`backup ${id} is not the zfs stream its manifest describes: ${why}`);
+      expect(err.message, id).toEndWith("; nothing was sent to zfs receive");
+    }
+  });
+
+  test("a damaged last part is named with its SHA-256; sizes that do not fit the age format are refused", async () => {
+    const m = await storeBackup("EDAMAGED", stream(GUID, GUID, PART + 5, 46));
+    await damage(m, 1);
+    await expect(checkStreamEnds(store, m, [identity])).rejects.toMatchObject({ exitCode: ExitCode.INTEGRITY, message: expect.stringContaining(`part 1 of backup EDAMAGED (${store.urlOf(m.parts[1]!.key)}): ciphertext SHA-256 is `) });
+    const n = await storeBackup("ESIZES", stream(GUID, GUID, PART + 5, 47));
+    const last = n.parts[1]!;
+    const off = { ...n, stream: { ...n.stream, size: n.stream.size - 1 }, parts: [n.parts[0]!, { ...last, plainSize: last.plainSize - 1 }] };
+    await expect(checkStreamEnds(store, off, [identity])).rejects.toMatchObject(refusal("ESIZES", `part 1: ${last.plainSize - 1} plaintext bytes make a ${last.cipherSize - 1}-byte age file, the manifest says ${last.cipherSize}`));
   });
 });
