@@ -200,6 +200,14 @@ describe("opening a part on every worker", () => {
     expect(r.error?.exitCode).toBe(ExitCode.INTEGRITY);
     expect(r.error!.message).toBe(`part 0 of backup B1 (store://part) decrypts to ${data.length} bytes, manifest says ${data.length + 1}`);
   });
+
+  test("a part that decrypts to more bytes than the manifest records: exit 7, nothing emitted past the manifest's size", async () => {
+    const data = pseudoRandom(3 * RUN_PLAIN + 7, 13);
+    const r = await openInParallel(await stockAge("long", data), data, undefined, { plainSize: RUN_PLAIN });
+    expect(r.error?.exitCode).toBe(ExitCode.INTEGRITY);
+    expect(r.error!.message).toBe(`part 0 of backup B1 (store://part) decrypts to more than the ${RUN_PLAIN} bytes its manifest records`);
+    expect(r.out.length).toBe(RUN_PLAIN);
+  });
 });
 
 describe("recycled files (FileWriter.recycle)", () => {
