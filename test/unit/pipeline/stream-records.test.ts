@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgeEncryptStream } from "../../../src/crypto/age.ts";
 import { createBlake3 } from "../../../src/crypto/blake3.ts";
+import { preflightIdentity } from "../../../src/pipeline/restore/decrypt.ts";
 import { checkStreamEnds } from "../../../src/pipeline/restore/ends.ts";
 import { pipeWriter, receiveParts, WITHHOLD } from "../../../src/pipeline/restore/receive.ts";
 import { verifyBackups } from "../../../src/pipeline/verify.ts";
@@ -147,6 +148,18 @@ describe("stream records on the full pass (parallel opening)", () => {
     expect(await sink.exited).toBe(0);
   });
 
+  test("into a receiver that takes no byte: the write fails as a stall once the pipe stayed full that long, not as a receiver that died", async () => {
+    const proc = Bun.spawn(["sleep", "30"], { stdin: "pipe" });
+    try {
+      const write = pipeWriter(proc.stdin, async () => new Error("died"), { ms: 200, error: () => new Error("stalled") });
+      let err: Error | undefined;
+      for (let i = 0; i < 256 && !err; i++) await write(new Uint8Array(1 << 20)).catch((e) => (err = e));
+      expect(err?.message).toBe("stalled");
+    } finally {
+      proc.kill();
+    }
+  });
+
   test("an END record naming another snapshot (every hash matching): refused, the withheld tail never written", async () => {
     const data = stream(GUID, OTHER, 3 * PART + 12345, 2);
     const m = await storeBackup("BADEND", data);
@@ -228,6 +241,12 @@ describe("stream records of an incremental (BEGIN with a parent)", () => {
 /** The object of part `index` of `m` in the store. */
 async function partBytes(m: Manifest, index: number): Promise<Uint8Array> {
   return new Uint8Array(await new Response(await store.getStream(m.parts[index]!.key)).arrayBuffer());
+}
+
+/** A private key that opens none of the backups. */
+async function otherIdentity(): Promise<string> {
+  const { keyFile } = await ageKeyPair(join(mkdtempSync(join(dir, "other-")), "key.txt"));
+  return readFileSync(keyFile, "utf8").split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
 }
 
 /** Part `index` of `m` stored again with one byte `from` its end flipped. */
@@ -312,9 +331,7 @@ describe("verify's verdicts", () => {
 
   test("a key that opens no part stops verify as such; a store that cannot be reached, as the store's (exit 6): no part is judged damaged", async () => {
     const m = await storeBackup("VKEY", stream(GUID, GUID, PART + 5, 34));
-    const { keyFile } = await ageKeyPair(join(dir, "other.txt"));
-    const other = readFileSync(keyFile, "utf8").split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-1"))!;
-    await expect(verify(m, { identities: [other] })).rejects.toMatchObject({ errorKind: "no-identity" });
+    await expect(verify(m, { identities: [await otherIdentity()] })).rejects.toMatchObject({ errorKind: "no-identity" });
     const down = Object.create(store) as LocalStore;
     down.getStream = async () => {
       throw new StoreError("transient", "connection reset");
@@ -362,5 +379,17 @@ describe("the ranged pre-check before zfs receive starts", () => {
     const last = n.parts[1]!;
     const off = { ...n, stream: { ...n.stream, size: n.stream.size - 1 }, parts: [n.parts[0]!, { ...last, plainSize: last.plainSize - 1 }] };
     await expect(checkStreamEnds(store, off, [identity])).rejects.toMatchObject(refusal("ESIZES", `part 1: ${last.plainSize - 1} plaintext bytes make a ${last.cipherSize - 1}-byte age file, the manifest says ${last.cipherSize}`));
+  });
+
+  test("a compound (-p) stream from zfs send passes: its property header is read to its end", async () => {
+    const bytes = new Uint8Array(readFileSync(join(import.meta.dir, "..", "..", "fixtures", "streams", "zfs-fuse-send-p.stream")));
+    const m = await storeBackup("EPROPS", bytes);
+    await checkStreamEnds(store, { ...m, snapshot: { ...m.snapshot, guid: "15094805400403777129" } }, [identity]);
+  });
+
+  test("a key that opens none of the chain's recipients is refused before any download (preflightIdentity)", async () => {
+    const m = await storeBackup("EKEY", stream(GUID, GUID, 1000, 48));
+    await preflightIdentity(store, m, [identity]);
+    await expect(preflightIdentity(store, m, [await otherIdentity()])).rejects.toMatchObject({ errorKind: "no-identity" });
   });
 });
