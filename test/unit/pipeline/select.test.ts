@@ -3,11 +3,18 @@
  * synthetic manifests: a selector finds the newest fitting backup, a restorable one first for a
  * snapshot; a point that cannot be restored is refused — a missing object as the store's
  * (exit 6), damage or a bad link as integrity (exit 7) — and without a selector it is never
- * replaced by an older point silently.
+ * replaced by an older point silently. Verify checks the part of a broken chain that resolves,
+ * and a broken or unsigned link (when signatures are required) fails it by itself.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateSigningKey, readSigningKey } from "../../../src/crypto/signing.ts";
 import { buildCatalog } from "../../../src/pipeline/catalog.ts";
 import { findBackup, selectBackup } from "../../../src/pipeline/restore/select.ts";
+import { backupsToVerify } from "../../../src/pipeline/verify.ts";
+import { signManifest } from "../../../src/records/trust.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import { ExitCode } from "../../../src/util/errors.ts";
 import { listingOf, mk, stamp, T0 } from "./helpers.ts";
@@ -56,5 +63,38 @@ describe("selecting the backup to restore", () => {
     const cat = buildCatalog([l0], [unread], listingOf([l0]));
     for (const sel of [{}, { backupId: unread.backupId }])
       expect(() => selectBackup(cat, sel, "tank/photos", where)).toThrow(expect.objectContaining({ exitCode: ExitCode.INTEGRITY, message: expect.stringContaining(unread.message) }));
+  });
+});
+
+describe("the backups verify checks", () => {
+  test("a chain with a broken link: the part that resolves is still checked, and the verification fails by itself", () => {
+    const l0 = mk(0, T0, null);
+    const bad = mk(1, T0 + H, l0);
+    bad.parent!.guid = "999";
+    const top = mk(2, T0 + 2 * H, bad);
+    const cat = buildCatalog([l0, bad, top], [], listingOf([l0, bad, top]));
+    const r = backupsToVerify(cat, {}, "tank/photos", where, false);
+    expect(ids(r.backups)).toEqual(ids([bad, top]));
+    expect(r.chainBroken).toStartWith(`backup ${top.backupId} (level 2) cannot be restored: parent backup ${l0.backupId} is of snapshot guid`);
+    expect(backupsToVerify(history(false).cat, {}, "tank/photos", where, false).chainBroken).toBeUndefined();
+  });
+
+  test("with signatures required, an unsigned link fails the verification by itself", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "zrb-select-"));
+    try {
+      writeFileSync(join(dir, "signing.key"), generateSigningKey("test").fileText, { mode: 0o600 });
+      const signer = await readSigningKey(join(dir, "signing.key"));
+      const strict = { verifyKeys: [signer.verifyKey], allowUnsigned: false, source: "test" };
+      const l0 = mk(0, T0, null);
+      const a = mk(1, T0 + H, l0);
+      const signed = [signManifest(l0, signer), signManifest(a, signer)];
+      expect(backupsToVerify(buildCatalog(signed, [], listingOf(signed), strict), {}, "tank/photos", where, false).chainBroken).toBeUndefined();
+      const unsigned = [l0, signManifest(a, signer)];
+      const r = backupsToVerify(buildCatalog(unsigned, [], listingOf(unsigned), strict), { backupId: a.backupId }, "tank/photos", where, false);
+      expect(ids(r.backups)).toEqual(ids([l0, a]));
+      expect(r.chainBroken).toBeDefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
