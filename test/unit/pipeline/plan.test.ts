@@ -186,6 +186,19 @@ describe("heads.yaml caught up from the manifests", () => {
     expect((await readHeads(store, "tank", "ds", NO_TRUST)).levels["0"]?.backupId).toBe(NEW);
   });
 
+  test("manifests missing from heads.yaml are replayed in the order they finished, not by id: a level 1 that finished after a level 2 of the same second ends that level 2's head", async () => {
+    const { store } = world();
+    const m0 = await stored(store, "20261205T085959Z-L0-000000", 0, S0, null);
+    // Finished first, but its id sorts after the level 1's.
+    const l2 = await stored(store, "20261205T090000Z-L2-bbbbbb", 2, S2, m0);
+    const l1 = await stored(store, "20261205T090000Z-L1-aaaaaa", 1, S1, m0);
+    expect(Date.parse(l2.finishedAt)).toBeLessThan(Date.parse(l1.finishedAt));
+    await store.put(headsKey("tank", "ds"), YAML.stringify(headsFromManifests([m0])));
+    const h = await readHeads(store, "tank", "ds", NO_TRUST);
+    expect(Object.keys(h.levels)).toEqual(["0", "1"]);
+    expect(h.levels["1"]?.backupId).toBe(l1.backupId);
+  });
+
   test("a newer backup of the same second with a smaller id, missing from heads.yaml (its write failed), is replayed", async () => {
     const { store } = world();
     const m1 = await stored(store, OLD, 0, S0, null);

@@ -329,6 +329,15 @@ describe("verify's verdicts", () => {
     }
   });
 
+  test("--sample of as many parts as there are (or more) checks them all, and the stream too", async () => {
+    const m = await storeBackup("VALL", stream(GUID, GUID, 3 * PART + 5, 35));
+    for (const sample of [m.parts.length, m.parts.length + 3]) {
+      const report = await verify(m, { sample });
+      expect(report.ok).toBe(true);
+      expect(report.backups[0]).toMatchObject({ checked: m.parts.length, streamBlake3: "ok" });
+    }
+  });
+
   test("a key that opens no part stops verify as such; a store that cannot be reached, as the store's (exit 6): no part is judged damaged", async () => {
     const m = await storeBackup("VKEY", stream(GUID, GUID, PART + 5, 34));
     await expect(verify(m, { identities: [await otherIdentity()] })).rejects.toMatchObject({ errorKind: "no-identity" });
