@@ -250,6 +250,46 @@ describe("zrb restore from the bucket alone", () => {
     await expectRestored(td, snap1b, tree1b);
   });
 
+  test("a target changed since its last restored snapshot: zfs receive refuses the next step (exit 5, its reason, the way out); the target keeps that snapshot and the change; --force rolls it back and completes", async () => {
+    const target = `${pool.pool}/rmod`;
+    await zrb(restoreArgs(target, "--level", "0"), { env });
+    await run(["zfs", "mount", target]);
+    const m = (await run(["zfs", "get", "-H", "-o", "value", "mountpoint", target])).stdout.trim();
+    await writeRandomFile(join(m, "changed-after.bin"), 5000, 9);
+    await expectFail(restoreArgs(target, "--backup-id", ids[1]!), 5, `zfs receive of ${short(snaps[1]!)} into ${target} failed: `, "has been modified", `rerun with --force to roll ${target} back`);
+    expect((await snapsOf(target)).map(short)).toEqual([short(snaps[0]!)]);
+    expect(existsSync(join(m, "changed-after.bin"))).toBe(true);
+    await zrb(restoreArgs(target, "--backup-id", ids[1]!, "--force"), { env });
+    await expectRestored(target, snaps[1]!, trees[1]!);
+  });
+
+  test("a zfs receive that fails after taking the whole stream (exit 1, a snapshot made): the step fails (exit 5, zfs's reason), never exit 0", async () => {
+    // A fault a real pool does not make on demand (a mount or property failure after the
+    // commit): the real receive runs, then the wrapper reports a failure.
+    const target = `${pool.pool}/rlate`;
+    await zrb(restoreArgs(target, "--level", "0"), { env });
+    const wrapper = join(work, "zfs-receive-fails-late");
+    writeFileSync(wrapper, `#!/bin/bash\nif [ "$1" = receive ]; then zfs "$@" || exit $?; echo "cannot mount '/nowhere': failed after the stream" >&2; exit 1; fi\nexec zfs "$@"\n`, { mode: 0o755 });
+    const r = await zrb(restoreArgs(target, "--backup-id", ids[1]!), { env: { ...env, ZRB_ZFS: wrapper }, allowFail: true });
+    expect(r.code).toBe(5);
+    expect(r.stderr.split("\n").filter((l) => l.startsWith("zrb: "))).toEqual([
+      `zrb: error: zfs receive of ${short(snaps[1]!)} into ${target} failed: cannot mount '/nowhere': failed after the stream`,
+    ]);
+  });
+
+  test("a zfs receive that exits 0 without making the snapshot: the step fails (exit 5), never reported as restored", async () => {
+    const target = `${pool.pool}/rnone`;
+    await zrb(restoreArgs(target, "--level", "0"), { env });
+    const wrapper = join(work, "zfs-receive-makes-nothing");
+    writeFileSync(wrapper, `#!/bin/bash\nif [ "$1" = receive ]; then cat >/dev/null; exit 0; fi\nexec zfs "$@"\n`, { mode: 0o755 });
+    const r = await zrb(restoreArgs(target, "--backup-id", ids[1]!), { env: { ...env, ZRB_ZFS: wrapper }, allowFail: true });
+    expect(r.code).toBe(5);
+    const lines = r.stderr.split("\n").filter((l) => l.startsWith("zrb: "));
+    expect(lines.length).toBe(1);
+    expect(lines[0]).toStartWith(`zrb: error: zfs receive of backup ${ids[1]} succeeded but ${target} has no snapshot with guid ${await snapshotGuid(snaps[1]!)}`);
+    expect((await snapsOf(target)).map(short)).toEqual([short(snaps[0]!)]);
+  });
+
   test("target exists without --force: refused, the dataset is unchanged; --force overwrites an empty one", async () => {
     const target = `${pool.pool}/existing`;
     await run(["zfs", "create", target]);
