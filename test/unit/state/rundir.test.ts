@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import YAML from "yaml";
-import { restoreLockPath, RunDir, stateProblem, stateText } from "../../../src/state/rundir.ts";
+import { restoreLockPath, RunDir, runDirNameProblem, stateProblem, stateText } from "../../../src/state/rundir.ts";
 
 const FIXTURE = join(import.meta.dir, "..", "..", "fixtures", "v1-bucket", "backup_state.yaml");
 
@@ -34,6 +34,11 @@ describe("the run directory and its resume state", () => {
     // the cut never leaves half a %XX escape
     for (let n = 150; n < 175; n++) expect(basename(restoreLockPath("/b", `tank/${"x".repeat(n)}${":".repeat(90)}`))).toMatch(/^[A-Za-z0-9._%-]+~[0-9a-f]{64}\.lock$/);
     for (let n = 150; n < 175; n++) expect(basename(restoreLockPath("/b", `tank/${"x".repeat(n)}${":".repeat(90)}`)).split("~")[0]).not.toMatch(/%[0-9A-F]?$/);
+  });
+
+  test("a child dataset cannot take a name of its parent's run directory files", () => {
+    for (const n of ["zrb.lock", "tree.lock", "backup_state.yaml", "last_backup_manifest.yaml", "spill"]) expect(runDirNameProblem(n)).toContain("a name zrb uses in its parent's run directory");
+    for (const n of ["photos", "spill2", "lock", "yaml", "a.lock.d"]) expect(runDirNameProblem(n)).toBeUndefined();
   });
 
   /** A run directory holding the fixture's state file (written by zrb 0.1.0+8490ede, killed mid-backup). */
@@ -72,6 +77,9 @@ describe("the run directory and its resume state", () => {
     const again = await rd.readState();
     expect(again.kind).toBe("ok");
     if (again.kind === "ok") expect(again.state).toEqual(back);
+    rd.removeState();
+    expect((await rd.readState()).kind).toBe("none");
+    rd.removeState();
     expect(stateText({ ...state, chunks: [] })).toEndWith("chunks: []\n");
     expect(YAML.parse(stateText({ ...state, chunks: [] })).chunks).toEqual([]);
   });
@@ -93,5 +101,39 @@ describe("the run directory and its resume state", () => {
       if (r.kind === "unusable") expect(r.why).toContain(why);
     }
     expect(stateProblem({ format: "zrb-state/1", backupId: "x", level: 0, pool: "tank", dataset: "other" }, "tank/ds")).toBe("it describes another dataset");
+  });
+  test("each malformed or foreign field makes the state unusable, named", () => {
+    const good = YAML.parse(readFileSync(FIXTURE, "utf8"));
+    const fs = "zrbfx/photos";
+    expect(stateProblem(good, fs)).toBeUndefined();
+    const chunk = good.chunks[0];
+    const cases: [string, (s: any) => void, string][] = [
+      ["backupId with a slash", (s) => (s.backupId = "../x"), "no valid backupId"],
+      ["negative level", (s) => (s.level = -1), "no valid level"],
+      ["fractional level", (s) => (s.level = 1.5), "no valid level"],
+      ["a snapshot of another dataset", (s) => (s.snapshot.name = "zrbfx/other@zrb_level3_20261126T022926Z"), "no valid snapshot"],
+      ["no snapshot", (s) => delete s.snapshot, "no valid snapshot"],
+      ["a snapshot guid that is not a number", (s) => (s.snapshot.guid = "12ab"), "no valid snapshot"],
+      ["a parent of another dataset", (s) => (s.parent.name = "zrbfx/other@zrb_level2_20261126T022923Z"), "bad parent"],
+      ["a parent without a level", (s) => delete s.parent.level, "bad parent"],
+      ["level 3 without a parent", (s) => (s.parent = null), "without a parent"],
+      ["a send flag that is not a flag", (s) => (s.sendFlags = ["-w", "; rm -rf /"]), "bad send flags"],
+      ["chunkSize 0", (s) => (s.chunkSize = 0), "no valid chunkSize"],
+      ["no recipients", (s) => (s.recipients = []), "no recipients"],
+      ["a bad early upload", (s) => (s.sealingUploads = [{ index: 1, uploadId: "" }]), "bad list of early uploads"],
+      ["early uploads not a list", (s) => (s.sealingUploads = "x"), "bad list of early uploads"],
+      ["a chunk under another index", (s) => (s.chunks[1] = { ...chunk, index: 0 }), "chunk 1 is malformed"],
+      ["a chunk with a negative size", (s) => (s.chunks[0] = { ...chunk, plainSize: -1 }), "chunk 0 is malformed"],
+      ["a chunk without its BLAKE3", (s) => (s.chunks[0] = { ...chunk, blake3: "x" }), "chunk 0 is malformed"],
+      ["a chunk whose uploaded is a string", (s) => (s.chunks[0] = { ...chunk, uploaded: "yes" }), "chunk 0 is malformed"],
+      ["a chunk that is a number", (s) => (s.chunks[0] = 7), "chunk 0 is malformed"],
+      ["a bad SHA-256", (s) => (s.chunks[0] = { ...chunk, sha256: "00" }), "chunk 0 has a bad ciphertext record"],
+      ["a SHA-256 without its size", (s) => (s.chunks[0] = { ...chunk, cipherSize: undefined }), "chunk 0 has a bad ciphertext record"],
+    ];
+    for (const [name, change, why] of cases) {
+      const s = structuredClone(good);
+      change(s);
+      expect([name, stateProblem(s, fs)]).toEqual([name, expect.stringContaining(why)]);
+    }
   });
 });
