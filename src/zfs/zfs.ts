@@ -81,6 +81,8 @@ function flagsOf(usage: string, command: string): Set<string> {
     if (!t.startsWith(command + " ")) continue;
     for (const m of t.matchAll(/\[-([A-Za-z]+)/g)) for (const c of m[1]!) flags.add(c);
     for (const m of t.matchAll(/\[-\[([A-Za-z]+)\]/g)) for (const c of m[1]!) flags.add(c);
+    // A flag outside brackets: OpenZFS lists `receive -A <filesystem|volume>` alone.
+    for (const m of t.matchAll(/(?<=\s)-([A-Za-z])(?=\s|$)/g)) flags.add(m[1]!);
   }
   return flags;
 }

@@ -39,6 +39,15 @@ describe("exclude", () => {
     expect(e.excludes("axb")).toBe(false);
     expect(e.excludes("x y")).toBe(true);
   });
+  test("a pattern matches whole components from the task's dataset: no prefix, no '/' in a glob, never the dataset itself", () => {
+    const e = compileExclude(["scratch", "*/cache", "a?c", "*"]);
+    expect(["alice/scratch", "b/x/cache", "a/c"].map((r) => compileExclude(["scratch", "*/cache", "a?c"]).excludes(r))).toEqual([false, false, false]);
+    expect(e.excludes("")).toBe(false);
+    e.excludes("scratch"); // matched by "scratch" and "*": both count
+    e.excludes("x/cache");
+    e.excludes("abc");
+    expect(e.unmatched()).toEqual([]);
+  });
   test("bad patterns say why", () => {
     expect(excludePatternProblem("/a")).toContain("relative");
     expect(excludePatternProblem("a/")).toContain("end with");

@@ -46,3 +46,37 @@ describe("zfs send stream ends", () => {
     expect(check(plain.bytes.subarray(0, plain.bytes.length - RECORD_SIZE), plain.guid)).toContain("not END");
   });
 });
+
+/** A plain stream made here: BEGIN (toguid, fromguid), a record of another type, END (its toguid), in either byte order. */
+function made(o: { le: boolean; to: bigint; from?: bigint; endTo?: bigint; firstType?: number }): Uint8Array {
+  const b = new Uint8Array(3 * RECORD_SIZE);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, o.firstType ?? 0, o.le);
+  v.setBigUint64(8, 0x2f5bacbacn, o.le);
+  v.setUint32(16, 1, o.le); // a substream's version, not a compound header
+  v.setBigUint64(40, o.to, o.le);
+  v.setBigUint64(48, o.from ?? 0n, o.le);
+  v.setUint32(RECORD_SIZE, 7, o.le); // a FREEOBJECTS record
+  v.setUint32(2 * RECORD_SIZE, 5, o.le);
+  v.setBigUint64(2 * RECORD_SIZE + 40, o.endTo ?? o.to, o.le);
+  return b;
+}
+
+describe("zfs send streams, records made here", () => {
+  test("either byte order: a big-endian sender's stream reads as the sender wrote it", () => {
+    for (const le of [true, false]) {
+      expect(check(made({ le, to: 11n }), "11")).toBeUndefined();
+      expect(check(made({ le, to: 11n, endTo: 12n }), "11")).toContain("its END record names snapshot guid 12");
+    }
+  });
+  test("an incremental is checked against its base: another base, or none recorded, is refused", () => {
+    const inc = made({ le: true, to: 11n, from: 10n });
+    expect(check(inc, "11", "10")).toBeUndefined();
+    expect(check(inc, "11", "9")).toContain("based on guid 10, the manifest says based on 9");
+    expect(check(inc, "11", null)).toContain("based on guid 10, the manifest says a full stream");
+  });
+  test("too short, or not starting with BEGIN: refused with the reason", () => {
+    expect(check(made({ le: true, to: 11n }).subarray(0, 100), "11")).toContain("100 bytes, shorter than one record");
+    expect(check(made({ le: true, to: 11n, firstType: 1 }), "11")).toContain("first record is of type 1, not BEGIN");
+  });
+});

@@ -1,0 +1,140 @@
+/**
+ * The parts of zfs.ts and snapfiles.ts that read what zfs prints or build its arguments, run
+ * against a stand-in `zfs` (ZRB_ZFS) that prints fixed text: usage, `zfs get`, `zfs diff`.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as zfs from "../../../src/zfs/zfs.ts";
+import { zfsDiff } from "../../../src/zfs/snapfiles.ts";
+
+const dirs: string[] = [];
+const savedBin = process.env.ZRB_ZFS;
+afterEach(() => {
+  if (savedBin === undefined) delete process.env.ZRB_ZFS;
+  else process.env.ZRB_ZFS = savedBin;
+  zfs.resetCaps();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A stand-in zfs: `version` answers `version` (exit 1 when null), no arguments prints `usage` (exit 2), anything else prints `out`. */
+function fakeZfs(p: { usage?: string; version?: string | null; out?: string }): void {
+  const d = mkdtempSync(join(tmpdir(), "zrb-fakezfs-"));
+  dirs.push(d);
+  for (const [k, v] of Object.entries({ usage: p.usage ?? "", version: p.version ?? "", out: p.out ?? "" })) writeFileSync(join(d, k), v);
+  const bin = join(d, "zfs");
+  writeFileSync(
+    bin,
+    `#!/bin/sh\nif [ "$1" = version ]; then cat '${d}/version'; exit ${p.version === null ? 1 : 0}; fi\n` +
+      `if [ $# -eq 0 ]; then cat '${d}/usage' >&2; exit 2; fi\ncat '${d}/out'\n`,
+  );
+  chmodSync(bin, 0o755);
+  process.env.ZRB_ZFS = bin;
+  zfs.resetCaps();
+}
+
+// As OpenZFS 2.x prints them (abridged to the commands zrb reads).
+const OPENZFS_USAGE = `usage: zfs command args ...
+where 'command' is one of the following:
+
+\tlist [-Hp] [-r|-d max] [-o property[,...]] [-s property]...
+\t    [-S property]... [-t type[,...]] [filesystem|volume|snapshot] ...
+
+\tsend [-DLPbcehnpsVvw] [-i|-I snapshot]
+\t     [-R [-X dataset[,dataset]...]]     <snapshot>
+\tsend [-DnVvPLecw] [-i snapshot|bookmark] <filesystem|volume|snapshot>
+\tsend [-nVvPe] -t <receive_resume_token>
+\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ...
+\t    <filesystem|volume|snapshot>
+\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ... 
+\t    [-d | -e] <filesystem>
+\treceive -A <filesystem|volume>
+`;
+const FUSE_USAGE = `usage: zfs command args ...
+\tlist [-rH] [-o property[,...]] [-t type[,...]] [-s property] ...
+\tsend [-vR] [-[iI] snapshot] <snapshot>
+\treceive [-vnF] <filesystem|volume|snapshot>
+\treceive [-vnF] -d <filesystem>
+`;
+
+describe("capabilities from zfs's usage text", () => {
+  test("OpenZFS: every flag zrb uses, -A of `receive -A` too (it stands outside brackets)", async () => {
+    fakeZfs({ usage: OPENZFS_USAGE, version: "zfs-2.1.5-1\nzfs-kmod-2.1.5-1\n" });
+    const c = await zfs.detectCaps();
+    expect(c).toMatchObject({ openzfs: true, version: "zfs-2.1.5-1", listParsable: true, holds: true });
+    for (const f of "LecpwnP") expect(c.sendFlags.has(f)).toBe(true);
+    for (const f of "sFuA") expect(c.recvFlags.has(f)).toBe(true);
+  });
+  test("zfs-fuse: no version, no -p, -s or -A; `send` lines do not lend flags to `receive`", async () => {
+    fakeZfs({ usage: FUSE_USAGE, version: null });
+    const c = await zfs.detectCaps();
+    expect(c).toMatchObject({ openzfs: false, listParsable: false, holds: false });
+    expect([...c.sendFlags].sort()).toEqual(["I", "R", "i", "v"]);
+    expect([...c.recvFlags].sort()).toEqual(["F", "d", "n", "v"]);
+  });
+});
+
+describe("arguments", () => {
+  const caps = (send: string, recv: string): zfs.ZfsCaps => ({ openzfs: false, version: "t", sendFlags: new Set(send), recvFlags: new Set(recv), listParsable: false, holds: false });
+  test("send: the flags, -i (not -I: one snapshot's changes only) with the base, then the snapshot", async () => {
+    expect(zfs.sendArgs({ snapshot: "t/a@2", from: "t/a@1", flags: ["-L", "-c"] })).toEqual(["send", "-L", "-c", "-i", "t/a@1", "t/a@2"]);
+    expect(zfs.sendArgs({ snapshot: "t/a@2", flags: [] })).toEqual(["send", "t/a@2"]);
+    expect((await zfs.planSend("t/a@2", undefined, caps("Lecp", ""), { properties: true })).flags).toEqual(["-p", "-L", "-e", "-c"]);
+    expect((await zfs.planSend("t/a@2", undefined, caps("L", ""), { properties: true })).flags).toEqual(["-L"]); // no -p here
+  });
+  test("receive: always -u; -F only when forced; -s only when asked and this zfs has it", () => {
+    expect(zfs.recvArgs("t/b", { force: true, resumable: true }, caps("", "sF"))).toEqual(["receive", "-u", "-F", "-s", "t/b"]);
+    expect(zfs.recvArgs("t/b", { force: false, resumable: true }, caps("", "F"))).toEqual(["receive", "-u", "t/b"]);
+    expect(zfs.recvArgs("t/b", { force: false, resumable: false }, caps("", "s"))).toEqual(["receive", "-u", "t/b"]);
+  });
+});
+
+describe("snapshot names", () => {
+  const snap = (short: string, txg: number): zfs.Snapshot => ({ name: `t/a@${short}`, short, guid: String(txg), createtxg: BigInt(txg) });
+  test("the newest of a level: zrb_level1_ is not zrb_level10_", () => {
+    const snaps = [snap("zrb_level1_a", 1), snap("zrb_level1_b", 2), snap("zrb_level10_c", 3)];
+    expect(zfs.newestLevelSnapshot(snaps, 1)?.short).toBe("zrb_level1_b");
+    expect(zfs.newestLevelSnapshot([snap("zrb_level10_c", 3)], 1)).toBeUndefined();
+  });
+  test("timestamps: seconds, no fraction; a minute or second of 60 is no zrb name", () => {
+    expect(zfs.snapshotTimestamp(new Date("2026-11-24T11:22:33.456Z"))).toBe("20261124T112233Z");
+    expect(zfs.parseZrbSnapshotName("zrb_level1_20260101T106000Z")).toBeNull();
+    expect(zfs.parseZrbSnapshotName("zrb_level1_20260101T100060Z")).toBeNull();
+    expect(zfs.parseZrbSnapshotName("zrb_level1_20260101T105959Z")).toEqual({ level: 1, time: new Date("2026-01-01T10:59:59Z") });
+  });
+});
+
+describe("zfs output", () => {
+  test("listSnapshots: only snapshots of the dataset itself (not the dataset, not a child), by createtxg", async () => {
+    const rows = [
+      ["t/a", "guid", "1"], ["t/a", "createtxg", "1"],
+      ["t/a@new", "guid", "30"], ["t/a@new", "createtxg", "30"],
+      ["t/a/child", "guid", "5"], ["t/a/child", "createtxg", "5"],
+      ["t/a@old", "guid", "20"], ["t/a@old", "createtxg", "9"],
+    ];
+    fakeZfs({ out: rows.map((r) => r.join("\t")).join("\n") + "\n" });
+    expect(await zfs.listSnapshots("t/a")).toEqual([
+      { name: "t/a@old", short: "old", guid: "20", createtxg: 9n },
+      { name: "t/a@new", short: "new", guid: "30", createtxg: 30n },
+    ]);
+  });
+  test("zfs diff: octal escapes decoded, paths made relative, the mountpoint itself and paths outside it left out", async () => {
+    fakeZfs({
+      out: [
+        "M\t/\t/mnt/a",
+        "+\tF\t/mnt/a/new\\040file",
+        "M\tF\t/mnt/a/caf\\303\\251",
+        "-\tF\t/mnt/ab/other",
+        "R\tF\t/mnt/a/x\t/mnt/a/d/y",
+        "R\tF\t/mnt/a/z\t/elsewhere/z",
+        "",
+      ].join("\n"),
+    });
+    expect(await zfsDiff("t/a@1", "t/a@2", "/mnt/a")).toEqual([
+      { change: "+", path: "new file" },
+      { change: "M", path: "café" },
+      { change: "R", path: "x", to: "d/y" },
+    ]);
+  });
+});
