@@ -1,23 +1,24 @@
 /** zfs's stderr, as zfs prints it, parsed into the kind the callers act on and the line they report. */
 import { describe, expect, test } from "bun:test";
-import { parseFailure } from "../../../src/zfs/errors.ts";
+import { parseFailure, type ZfsFailureKind } from "../../../src/zfs/errors.ts";
 
-const kind = (stderr: string) => parseFailure(stderr).kind;
+/** Holds (an existing tag, a missing one, a missing snapshot), then receive's refusals. */
+const SEEN: Record<string, ZfsFailureKind> = {
+  "cannot hold snapshot 't/a@s': tag already exists on this dataset": "tag-exists",
+  "cannot release hold from snapshot 't/a@s': no such tag on this dataset": "no-such-tag",
+  "cannot open 't/a@s': dataset does not exist": "not-found",
+  "could not find any snapshots to destroy; check snapshot names.": "not-found",
+  "cannot receive incremental stream: destination t/b has been modified\nsince most recent snapshot": "modified",
+  "cannot receive incremental stream: most recent snapshot of t/b does not\nmatch incremental source": "modified",
+  "cannot receive new filesystem stream: destination has snapshots (eg. t/b@x)\nmust destroy them to overwrite it": "foreign-snapshots",
+  "cannot receive new filesystem stream: out of space": "no-space",
+  "cannot receive: write failed: No space left on device": "no-space",
+  "cannot receive: invalid stream (bad magic number)": "other",
+};
 
 describe("zfs failures", () => {
-  test("holds: an existing tag and a missing one are told apart from a missing snapshot", () => {
-    expect(kind("cannot hold snapshot 't/a@s': tag already exists on this dataset\n")).toBe("tag-exists");
-    expect(kind("cannot release hold from snapshot 't/a@s': no such tag on this dataset\n")).toBe("no-such-tag");
-    expect(kind("cannot open 't/a@s': dataset does not exist\n")).toBe("not-found");
-    expect(kind("could not find any snapshots to destroy; check snapshot names.\n")).toBe("not-found");
-  });
-  test("receive: a changed target, another base, snapshots not in the stream, no space", () => {
-    expect(kind("cannot receive incremental stream: destination t/b has been modified\nsince most recent snapshot\n")).toBe("modified");
-    expect(kind("cannot receive incremental stream: most recent snapshot of t/b does not\nmatch incremental source\n")).toBe("modified");
-    expect(kind("cannot receive new filesystem stream: destination has snapshots (eg. t/b@x)\nmust destroy them to overwrite it\n")).toBe("foreign-snapshots");
-    expect(kind("cannot receive new filesystem stream: out of space\n")).toBe("no-space");
-    expect(kind("cannot receive: write failed: No space left on device\n")).toBe("no-space");
-    expect(kind("cannot receive: invalid stream (bad magic number)\n")).toBe("other");
+  test("each message zfs prints is the kind its callers act on", () => {
+    expect(Object.fromEntries(Object.keys(SEEN).map((m) => [m, parseFailure(`${m}\n`).kind]))).toEqual(SEEN);
   });
   test("every line counts, trimmed and joined; the line is at most 500 characters", () => {
     const f = parseFailure("  internal error: retrying\n\n\tcannot open 't/a': dataset does not exist  \n");
