@@ -332,8 +332,7 @@ export function spawnReceive(target: string, opts: RecvOptions, caps: ZfsCaps) {
 /** Abort a resumable partial receive (OpenZFS `zfs receive -A`); a zfs without -A has none to abort. Throws zfs's refusal (e.g. no partial state). */
 export async function abortReceive(target: string, caps: ZfsCaps): Promise<void> {
   if (!caps.recvFlags.has("A")) return;
-  const r = await zfsRun(["receive", "-A", target]);
-  if (r.code !== 0) throw zfsError(`cannot discard the partially received stream on ${target} (zfs receive -A): ${firstLine(r.stderr) || `exit ${r.code}`}`);
+  await zfsOk(["receive", "-A", target], `discarding the partially received stream on ${target}`);
 }
 
 /** `zfs destroy [-r] name`: true when it is gone (destroyed now or already), false when zfs refused. */

@@ -12,7 +12,7 @@
  */
 import { closeSync, read, readSync } from "node:fs";
 import { openPipe, readyToRead } from "../../util/os-pipe.ts";
-import { ExitCode, ZrbError } from "../../util/errors.ts";
+import { zfsError } from "../../util/errors.ts";
 import type { StreamSource } from "./send.ts";
 
 export type Piece = { done: true; value?: Uint8Array } | { done: false; value: Uint8Array };
@@ -53,7 +53,7 @@ export class PipeReader implements PieceReader {
       n = readyToRead(this.fd) ? readSync(this.fd, this.buf, 0, PIECE, null) : await this.readLater();
     } catch (err) {
       this.close();
-      throw new ZrbError(`reading the output of zfs send failed: ${(err as Error).message}`, ExitCode.ZFS);
+      throw zfsError(`reading the output of zfs send failed: ${(err as Error).message}`);
     }
     if (this.cancelled) return { done: true, value: undefined };
     if (n === 0) {
