@@ -3,8 +3,9 @@
  * If another user can write there (or replace a directory on the way to it), they can plant a
  * symlink where zrb is about to write and make root overwrite any file. So every run that
  * writes into base_dir, and `zrb check`, refuse a base_dir that is not a directory owned by
- * this user and closed to group and others, or that sits under a directory others can write
- * without the sticky bit (ssh's StrictModes rule).
+ * this user and closed to group and others, or that sits under a directory owned by another
+ * user, or one that group or others can write without the sticky bit: each of those lets
+ * someone else rename base_dir away and put their own in its place (ssh's StrictModes rule).
  */
 import { closeSync, constants as C, lstatSync, mkdirSync, openSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -22,8 +23,16 @@ function unsafe(path: string, self: boolean): string | undefined {
   if (!st.isDirectory()) return `${path} is not a directory`;
   if (self && st.uid !== uid() && st.uid !== 0) return `${path} is owned by uid ${st.uid}, not by this user (uid ${uid()}) or root; run: chown ${uid()} ${path}`;
   if (self && (st.mode & 0o022) !== 0) return `base_dir ${path} is writable by other users (mode ${fmtMode(st.mode)}), who could plant files zrb writes; run: chmod 700 ${path}`;
-  if (!self && (st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0)
-    return `${path} (a parent of base_dir) is writable by every user without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod o-w ${path}, or move base_dir`;
+  if (self) return undefined;
+  // The owner of a directory can rename what is in it, sticky bit or not.
+  if (st.uid !== uid() && st.uid !== 0)
+    return `${path} (a parent of base_dir) is owned by uid ${st.uid}, who could replace base_dir; move base_dir under directories owned by root or by this user (uid ${uid()})`;
+  if ((st.mode & 0o1000) === 0) {
+    if ((st.mode & 0o002) !== 0)
+      return `${path} (a parent of base_dir) is writable by every user without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod o-w ${path}, or move base_dir`;
+    if ((st.mode & 0o020) !== 0)
+      return `${path} (a parent of base_dir) is writable by its group (gid ${st.gid}) without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod g-w ${path} (or chmod +t), or move base_dir`;
+  }
   return undefined;
 }
 

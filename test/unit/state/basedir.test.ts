@@ -76,6 +76,32 @@ describe("base_dir safety", () => {
     expect(refusal(deep).message).toContain(`${open} (a parent of base_dir)`);
   });
 
+  test("a parent its group can write is refused without the sticky bit and allowed with it", () => {
+    const shared = dir();
+    chmodSync(shared, 0o770);
+    const b = join(shared, "zrb");
+    mkdirSync(b, { mode: 0o700 });
+    const { message } = refusal(b);
+    expect(message).toContain(`${shared} (a parent of base_dir) is writable by its group`);
+    expect(message).toContain("(mode 0770)");
+    expect(message).toContain(`chmod g-w ${shared}`);
+    expect(refusal(join(shared, "new"), false).message).toContain(`${shared} (a parent of base_dir)`);
+    chmodSync(shared, 0o1770);
+    assertSafeBaseDir(b, { create: true });
+  });
+
+  test.skipIf(!root)("a parent owned by another user is refused, sticky or not, base_dir there or not", () => {
+    const theirs = dir();
+    chownSync(theirs, 4242, 4242);
+    const b = join(theirs, "zrb");
+    mkdirSync(b, { mode: 0o700 });
+    for (const mode of [0o755, 0o1755]) {
+      chmodSync(theirs, mode);
+      expect(refusal(b).message).toContain(`${theirs} (a parent of base_dir) is owned by uid 4242, who could replace base_dir`);
+      expect(refusal(join(theirs, "new"), false).message).toContain(`${theirs} (a parent of base_dir) is owned by uid 4242`);
+    }
+  });
+
   test.skipIf(!root)("a directory nobody can create files in is refused as not writable", () => {
     expect(refusal("/proc/1").message).toContain("base_dir /proc/1 is not writable");
   });
