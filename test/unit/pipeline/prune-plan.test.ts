@@ -25,7 +25,7 @@ const DAY = 86_400_000;
 const FS = "tank/photos";
 function plan(
   ms: Manifest[],
-  o: { policy?: Policy | null; heads?: Heads; state?: BackupState | null; listing?: ObjectInfo[]; now?: number; allowEarlyDelete?: boolean; untrusted?: Map<string, string>; lockedUntil?: Map<string, Date>; minDays?: (c: string) => number } = {},
+  o: { policy?: Policy | null; heads?: Heads; state?: BackupState | null; listing?: ObjectInfo[]; now?: number; allowEarlyDelete?: boolean; untrusted?: Map<string, string>; lockedUntil?: Map<string, Date>; minDays?: (c: string) => number; bad?: Map<string, string> } = {},
 ): BackupDecision[] {
   const listing = o.listing ?? listingOf(ms);
   const cat = buildCatalog(ms, [], listing);
@@ -41,6 +41,7 @@ function plan(
     ...(o.untrusted ? { untrusted: o.untrusted } : {}),
     ...(o.lockedUntil ? { lockedUntil: o.lockedUntil } : {}),
     ...(o.minDays ? { minDays: o.minDays } : {}),
+    ...(o.bad ? { bad: o.bad } : {}),
   };
   return planBucket(input);
 }
@@ -82,6 +83,30 @@ describe("what the plan never deletes", () => {
     const ds = plan([a, b, c], { state, heads: headsFromManifests([c]) });
     expect(rulesOf(ds, b.backupId)).toContain("resumable");
     expect(rulesOf(ds, a.backupId)).toContain("ancestor");
+  });
+
+  test("a backup that cannot be restored takes no policy slot: the newest restorable point keeps its place (a lost manifest, a bad part in its chain)", () => {
+    const l0 = mk(0, T0, null);
+    const l1 = mk(1, T0 + DAY, l0);
+    const l0b = mk(0, T0 + 2 * DAY, null);
+    const l1b = mk(1, T0 + 3 * DAY, l0b);
+    const heads = headsFromManifests([l0, l1, l0b, l1b]);
+    // l0b's manifest is lost: l1b, the newest backup, cannot be restored; l1 is the newest point.
+    const lost = plan([l0, l1, l1b], { heads });
+    expect(rulesOf(lost, l1b.backupId)).toContain("not-restorable");
+    expect(rulesOf(lost, l1b.backupId)).not.toContain("last");
+    expect(rulesOf(lost, l1.backupId)).toEqual(["last"]);
+    expect(lost.find((d) => d.backupId === l0.backupId)!.reasons).toEqual([{ rule: "ancestor", of: l1.backupId }]);
+    // verify --rotate found a bad part in l0b: l1b's chain cannot be restored though l1b itself is intact.
+    const bad = plan([l0, l1, l0b, l1b], { heads, bad: new Map([[l0b.backupId, "part 0: sha256 mismatch"]]) });
+    expect(bad.find((d) => d.backupId === l1b.backupId)!.reasons).toContainEqual({
+      rule: "not-restorable",
+      problem: `verify --rotate found a bad part in backup ${l0b.backupId} of its chain: part 0: sha256 mismatch`,
+    });
+    expect(rulesOf(bad, l1b.backupId)).not.toContain("last");
+    expect(bad.find((d) => d.backupId === l0b.backupId)!.reasons).toContainEqual({ rule: "not-restorable", problem: "verify --rotate found a bad part in it: part 0: sha256 mismatch" });
+    expect(rulesOf(bad, l1.backupId)).toEqual(["last"]);
+    expect(keptIds(bad).sort()).toEqual([l0, l1, l0b, l1b].map((m) => m.backupId).sort());
   });
 
   test("an object lock keeps a backup until it ends, then not", () => {
