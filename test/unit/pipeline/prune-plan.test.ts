@@ -109,6 +109,23 @@ describe("what the plan never deletes", () => {
     expect(keptIds(bad).sort()).toEqual([l0, l1, l0b, l1b].map((m) => m.backupId).sort());
   });
 
+  test("a point up to a day ahead of this host's clock (another host's clock a little fast) is still a point; more than a day ahead it is not", () => {
+    const a = mk(0, T0, null);
+    const b = mk(0, NOW - DAY, null);
+    const ahead = (t: number) => {
+      const f = mk(0, t, null);
+      return { f, ds: plan([a, b, f], { heads: headsFromManifests([a, b]), now: NOW }) };
+    };
+    const hour = ahead(NOW + 3_600_000);
+    expect(rulesOf(hour.ds, hour.f.backupId)).toEqual(["last"]);
+    expect(rulesOf(hour.ds, b.backupId)).toEqual(["head"]);
+    const day = ahead(NOW + DAY);
+    expect(rulesOf(day.ds, day.f.backupId)).toEqual(["last"]);
+    const past = ahead(NOW + DAY + 1000);
+    expect(rulesOf(past.ds, past.f.backupId)).toEqual(["future"]);
+    expect(rulesOf(past.ds, b.backupId)).toEqual(["last", "head"]);
+  });
+
   test("an object lock keeps a backup until it ends, then not", () => {
     const a = mk(0, T0, null);
     const c = mk(0, T0 + 2 * DAY, null);
