@@ -126,6 +126,22 @@ describe("what the plan never deletes", () => {
     expect(rulesOf(past.ds, b.backupId)).toEqual(["last", "head"]);
   });
 
+  test("an untrusted backup is reported as not trusted and nothing else: not as a head, a future point or a broken chain; a future head as future only", () => {
+    const a = mk(0, T0, null);
+    const h = mk(0, T0 + DAY, null); // named by the heads, but its manifest is forged
+    const f = mk(0, NOW + 30 * DAY, null); // untrusted, and dated ahead
+    const gone = mk(0, T0 + 2 * DAY, null); // lost
+    const x = mk(1, T0 + 3 * DAY, gone); // untrusted, and its chain is broken
+    const untrusted = new Map([h, f, x].map((m) => [m.backupId, "it is not signed"]));
+    const ds = plan([a, h, f, x], { untrusted, heads: headsFromManifests([a, h]) });
+    for (const m of [h, f, x]) expect({ id: m.backupId, rules: rulesOf(ds, m.backupId) }).toEqual({ id: m.backupId, rules: ["not-trusted"] });
+    expect(rulesOf(ds, a.backupId)).toEqual(["last"]);
+    // A trusted head dated more than a day ahead: left alone as "future", not counted as a head.
+    const fut = mk(0, NOW + 30 * DAY, null);
+    const ds2 = plan([a, fut], { heads: headsFromManifests([a, fut]) });
+    expect(rulesOf(ds2, fut.backupId)).toEqual(["future"]);
+  });
+
   test("an object lock keeps a backup until it ends, then not", () => {
     const a = mk(0, T0, null);
     const c = mk(0, T0 + 2 * DAY, null);
