@@ -235,6 +235,17 @@ describe("chain safety", () => {
     expect(rulesOf(ds, l1b.backupId)).toEqual(["resumable-base"]);
     expect(orphanParts(listingOf([mk(2, T0, l1b)]).map((o) => ({ ...o, key: o.key.replace(/level2\/[^/]+/, `level2/${state.backupId}`) })), base, [], dataPrefix("tank", "photos", 2, state.backupId))).toEqual([]);
   });
+  test("a manifest that names itself or its own child as parent (damaged, or edited by hand) does not stop the plan; both loops stay", () => {
+    const a = mk(1, T0, null);
+    const self = { ...a, parent: { name: a.snapshot.name, guid: a.snapshot.guid, backupId: a.backupId, level: 1 } };
+    const b = mk(1, T0 + DAY, null);
+    const c = mk(2, T0 + 2 * DAY, b);
+    const looped = { ...b, parent: { name: c.snapshot.name, guid: c.snapshot.guid, backupId: c.backupId, level: 2 } };
+    const l0 = mk(0, T0 + 3 * DAY, null);
+    const ds = plan([self, looped, c, l0], { heads: headsFromManifests([l0]) });
+    expect(keptIds(ds).sort()).toEqual([self, looped, c, l0].map((m) => m.backupId).sort());
+    for (const m of [self, looped, c]) expect(rulesOf(ds, m.backupId)).toContain("not-restorable");
+  });
 });
 
 describe("points and their times", () => {
