@@ -246,6 +246,17 @@ describe("chain safety", () => {
     expect(keptIds(ds).sort()).toEqual([self, looped, c, l0].map((m) => m.backupId).sort());
     for (const m of [self, looped, c]) expect(rulesOf(ds, m.backupId)).toContain("not-restorable");
   });
+
+  test("the probable parent of a lost manifest is chosen among the backups that had finished when it started", () => {
+    const a = mk(0, T0, null);
+    // b started before the lost level 1 but finished after it (a long full, on another host): not its base.
+    const b = { ...mk(0, T0 + DAY - 600_000, null), finishedAt: new Date(T0 + DAY + 2 * 3_600_000).toISOString() };
+    const x = mk(1, T0 + DAY, a); // lost
+    const c = mk(2, T0 + 2 * DAY, x);
+    const ds = plan([a, b, c], { heads: headsFromManifests([a, b]) });
+    expect(rulesOf(ds, c.backupId)).toEqual(["not-restorable"]);
+    expect(ds.find((d) => d.backupId === a.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: c.backupId, lost: x.backupId }]);
+  });
 });
 
 describe("points and their times", () => {
