@@ -257,6 +257,17 @@ describe("chain safety", () => {
     expect(rulesOf(ds, c.backupId)).toEqual(["not-restorable"]);
     expect(ds.find((d) => d.backupId === a.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: c.backupId, lost: x.backupId }]);
   });
+
+  test("the probable parent of a lost level N is the newest head below N: an older backup of level N itself is not kept for it", () => {
+    const a = mk(0, T0, null);
+    const s = mk(1, T0 + DAY, a); // a level-1 sibling of the lost one
+    const x = mk(1, T0 + 2 * DAY, a); // lost
+    const c = mk(2, T0 + 3 * DAY, x);
+    const d = mk(0, T0 + 4 * DAY, null);
+    const ds = plan([a, s, c, d], { heads: headsFromManifests([d]) });
+    expect(ds.find((r) => r.backupId === a.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: c.backupId, lost: x.backupId }]);
+    expect(ds.find((r) => r.backupId === s.backupId)!.action).toBe("delete");
+  });
 });
 
 describe("points and their times", () => {
