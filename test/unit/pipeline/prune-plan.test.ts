@@ -268,6 +268,19 @@ describe("chain safety", () => {
     expect(ds.find((r) => r.backupId === a.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: c.backupId, lost: x.backupId }]);
     expect(ds.find((r) => r.backupId === s.backupId)!.action).toBe("delete");
   });
+
+  test("past two lost manifests the chain goes on, and the reason names the first break", () => {
+    const a = mk(0, T0, null);
+    const x = mk(1, T0 + DAY / 2, a); // lost
+    const b = mk(2, T0 + DAY, x);
+    const y = mk(3, T0 + 2 * DAY, b); // lost
+    const c = mk(4, T0 + 3 * DAY, y);
+    const d = mk(0, T0 + 4 * DAY, null);
+    const ds = plan([a, b, c, d], { heads: headsFromManifests([d]) });
+    expect(ds.find((r) => r.backupId === b.backupId)!.reasons).toContainEqual({ rule: "probable-ancestor", of: c.backupId, lost: y.backupId });
+    expect(ds.find((r) => r.backupId === a.backupId)!.reasons).toContainEqual({ rule: "probable-ancestor", of: c.backupId, lost: y.backupId });
+    expect(keptIds(ds).sort()).toEqual([a, b, c, d].map((m) => m.backupId).sort());
+  });
 });
 
 describe("points and their times", () => {
