@@ -352,6 +352,21 @@ describe("storage-class minimum durations", () => {
       warn.mockRestore();
     }
   });
+  test("a young ancestor of a kept point is kept as its ancestor, not for its storage class; only a delete carries earlyGbDays", () => {
+    const l0 = mk(0, T0, null, { storageClass: "STANDARD_IA" });
+    const l1 = mk(1, T0 + DAY, l0);
+    const l0b = mk(0, T0 + 2 * DAY, null);
+    const now = Date.parse(l0.finishedAt) + 10 * DAY;
+    const ds = plan([l0, l1, l0b], { now, policy: { last: 2 } });
+    const d0 = ds.find((x) => x.backupId === l0.backupId)!;
+    expect(d0.reasons).toEqual([{ rule: "ancestor", of: l1.backupId }]);
+    expect(d0.earlyGbDays).toBeUndefined();
+    // Kept for its storage class alone: no early-delete bill either, and not in the deletion order.
+    const ia = plan([l0, l0b], { now });
+    expect(rulesOf(ia, l0.backupId)).toEqual(["min-storage"]);
+    expect(ia.find((x) => x.backupId === l0.backupId)!.earlyGbDays).toBeUndefined();
+    expect(deletionOrder(ia)).toEqual([]);
+  });
 });
 
 /** A random history by dump(8)'s rules: levels 0..3 over `days` days, one backup a day. */
