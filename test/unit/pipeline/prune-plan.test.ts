@@ -367,6 +367,25 @@ describe("storage-class minimum durations", () => {
     expect(ia.find((x) => x.backupId === l0.backupId)!.earlyGbDays).toBeUndefined();
     expect(deletionOrder(ia)).toEqual([]);
   });
+
+  test("parts of different ages (a resumed upload): the backup stays until its youngest part is free, and only young parts are billed", () => {
+    const l0 = mk(0, T0, null);
+    const ia = mk(1, T0 + DAY, l0, { storageClass: "STANDARD_IA", parts: 2 });
+    const l0b = mk(0, T0 + 2 * DAY, null);
+    const now = T0 + 60 * DAY;
+    const listing = listingOf([l0, ia, l0b]).map((o) =>
+      o.key === ia.parts[0]!.key ? { ...o, lastModified: new Date(now - 40 * DAY) } : o.key === ia.parts[1]!.key ? { ...o, lastModified: new Date(now - 10 * DAY) } : o,
+    );
+    const e = earlyDelete(ia, new Map(listing.map((o) => [o.key, o])), new Date(now))!;
+    expect(e.freeFrom).toBe(new Date(now + 20 * DAY).toISOString());
+    expect(e.gbDays).toBe(Math.round(((1024 * 1024 + 200) / 1024 ** 3) * 20 * 1e6) / 1e6);
+    const ds = plan([l0, ia, l0b], { now, listing });
+    expect(rulesOf(ds, ia.backupId)).toEqual(["min-storage"]);
+    expect(rulesOf(ds, l0.backupId)).toEqual(["ancestor"]);
+    // A class with no minimum keeps nothing, even when the provider's clock is ahead of this host's.
+    const std = mk(0, T0 + 3 * DAY, null);
+    expect(earlyDelete(std, new Map(std.parts.map((x) => [x.key, { key: x.key, size: x.cipherSize, lastModified: new Date(now + 600_000) }])), new Date(now))).toBeNull();
+  });
 });
 
 /** A random history by dump(8)'s rules: levels 0..3 over `days` days, one backup a day. */
