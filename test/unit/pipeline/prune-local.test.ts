@@ -65,5 +65,8 @@ describe("local retention keeps the base of the next backups", () => {
   test("a held snapshot (anyone's hold) stays, and the plan says so rather than leaving it to zfs to refuse", () => {
     const plan = planLocal(snaps, new Map([[l1old.name, 2]]), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
     expect(plan.find((d) => d.name === l1old.name)).toMatchObject({ action: "keep", reasons: [{ rule: "held", userrefs: 2 }] });
+    // One hold is enough (zrb's own base hold, or a send hold of a running backup).
+    const one = planLocal(snaps, new Map([[l1old.name, 1]]), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
+    expect(one.find((d) => d.name === l1old.name)).toMatchObject({ action: "keep", reasons: [{ rule: "held", userrefs: 1 }] });
   });
 });
