@@ -69,4 +69,11 @@ describe("local retention keeps the base of the next backups", () => {
     const one = planLocal(snaps, new Map([[l1old.name, 1]]), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
     expect(one.find((d) => d.name === l1old.name)).toMatchObject({ action: "keep", reasons: [{ rule: "held", userrefs: 1 }] });
   });
+
+  test("a user's snapshot whose name only looks like zrb's is never a candidate, whatever the policy keeps", () => {
+    // Older than zrb's, and outside every rule: a zrb-named one in their place would go.
+    const lookalikes = [snap("zrb_level0_before-upgrade", "201"), snap("zrb_level1_20270301T020000Z.old", "202"), snap("zrb_level2_20270231T020000Z", "203"), snap("zrb_level0_20270301T020000", "204")];
+    const plan = planLocal([...lookalikes, ...snaps], new Map(), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
+    expect(plan.map((d) => d.name)).toEqual([l0old, l0new, l1old, l1].map((s) => s.name));
+  });
 });
