@@ -140,6 +140,9 @@ describe("bad policies", () => {
     expect(policyProblem({ daily: -1 })).toContain("keep-daily must be a whole number ≥ 0, got -1");
     expect(policyProblem({ weekly: 1.5 })).toContain("keep-weekly must be a whole number ≥ 0");
     expect(policyProblem({ yearly: 1 })).toBeUndefined();
+    // keep-within alone is a policy (retention.local's default is one).
+    expect(policyProblem({ within: 7 * DAY })).toBeUndefined();
+    expect(policyProblem({ last: 0, daily: 0, within: DAY })).toBeUndefined();
     expect(describePolicy({ last: 3, daily: 7, within: 30 * DAY })).toBe("keep-last 3, keep-daily 7, keep-within 30d");
   });
 });
