@@ -1,0 +1,154 @@
+/**
+ * `zrb prune` end to end on a local-directory store (src/pipeline/prune/index.ts), with a
+ * stand-in zfs (ZRB_ZFS) that knows no dataset, so the pool is never touched: what a dry run
+ * leaves, the order of the deletes (children first, each manifest before its parts), a delete
+ * the store refuses, an object lock the plan must see, and the second orphan pass that must not
+ * take a part uploaded meanwhile or one the grace spared.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import YAML from "yaml";
+import type { Config, Task } from "../../../src/config/config.ts";
+import { prune } from "../../../src/pipeline/prune/index.ts";
+import type { Manifest } from "../../../src/records/manifest.ts";
+import { NO_TRUST, type Trust } from "../../../src/records/trust.ts";
+import { dataPrefix, manifestKey } from "../../../src/store/layout.ts";
+import { LocalStore } from "../../../src/store/local.ts";
+import { StoreError, type ObjectInfo } from "../../../src/store/store.ts";
+import { log } from "../../../src/util/log.ts";
+import { mk } from "./helpers.ts";
+
+const DAY = 86_400_000;
+const task = { name: "t", description: "", pool: "tank", dataset: "photos", enabled: true, recursive: false, sendProperties: false, fileCatalog: true, fullName: "tank/photos" } as unknown as Task;
+
+/** A LocalStore that records its deletes, can refuse some (as a bucket policy or a legal hold would) and report a retain-until date. */
+class Watched extends LocalStore {
+  deletes: string[] = [];
+  refuse = new Map<string, "access-denied" | "locked">();
+  lockedUntil = new Map<string, Date>();
+  /** Runs once, after the first delete: another host's backup uploading meanwhile. */
+  meanwhile?: () => Promise<void>;
+  override async delete(key: string): Promise<void> {
+    const kind = this.refuse.get(key);
+    if (kind) throw new StoreError(kind, `${key}: refused (${kind})`);
+    this.deletes.push(key);
+    await super.delete(key);
+    const f = this.meanwhile;
+    this.meanwhile = undefined;
+    if (f) await f();
+  }
+  override async head(key: string): Promise<ObjectInfo | null> {
+    const h = await super.head(key);
+    const until = this.lockedUntil.get(key);
+    return h && until ? { ...h, lockedUntil: until } : h;
+  }
+}
+
+let dir = "";
+let store: Watched;
+const saved = { zfs: process.env.ZRB_ZFS, warn: log.warn, info: log.info };
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "zrb-prune-"));
+  store = new Watched(join(dir, "store"));
+  // No dataset of this name on this host: prune leaves local snapshots alone.
+  const bin = join(dir, "zfs");
+  writeFileSync(bin, `#!/bin/sh\necho "cannot open '$5': dataset does not exist" >&2\nexit 1\n`);
+  chmodSync(bin, 0o755);
+  process.env.ZRB_ZFS = bin;
+  log.warn = () => {};
+  log.info = () => {};
+});
+afterEach(() => {
+  if (saved.zfs === undefined) delete process.env.ZRB_ZFS;
+  else process.env.ZRB_ZFS = saved.zfs;
+  log.warn = saved.warn;
+  log.info = saved.info;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const cfg = (orphanGraceMs = 0) => ({ path: "/etc/zrb.yaml", baseDir: join(dir, "base"), plan: {}, s3: { enabled: false }, prune: { orphanGrace: orphanGraceMs } }) as unknown as Config;
+const run = (o: { dryRun?: boolean; grace?: number; trust?: Trust } = {}) =>
+  prune(cfg(o.grace), task, store, { policy: { last: 1 }, local: { within: 7 * DAY }, dryRun: o.dryRun ?? false, allowEarlyDelete: false, trust: o.trust ?? NO_TRUST });
+
+async function put(ms: Manifest[]): Promise<void> {
+  for (const m of ms) {
+    for (const p of m.parts) await store.put(p.key, new Uint8Array(p.cipherSize));
+    await store.put(manifestKey("tank", "photos", m.backupId), YAML.stringify(m));
+  }
+}
+const there = async (m: Manifest) => ({ manifest: (await store.head(manifestKey("tank", "photos", m.backupId))) !== null, parts: (await Promise.all(m.parts.map((p) => store.head(p.key)))).every((x) => x !== null) });
+
+/** mk's manifest with parts of 100 bytes (the store holds them for real). */
+const small = (m: Manifest): Manifest => ({ ...m, parts: m.parts.map((p) => ({ ...p, cipherSize: 100 })) });
+
+/** Two old chains and a new full: keep-last 1 keeps the full (the head); the rest goes. */
+function history() {
+  const now = Date.now();
+  const l0a = small(mk(0, now - 40 * DAY, null));
+  const l1a = small(mk(1, now - 39 * DAY, l0a));
+  const l0b = small(mk(0, now - 20 * DAY, null));
+  const l1b = small(mk(1, now - 19 * DAY, l0b, { parts: 2 }));
+  const l0c = small(mk(0, now - 2 * DAY, null));
+  return { l0a, l1a, l0b, l1b, l0c, all: [l0a, l1a, l0b, l1b, l0c] };
+}
+
+describe("prune on a store", () => {
+  test("a dry run deletes nothing; a real run deletes children first, each manifest before its parts, and never touches what it keeps", async () => {
+    const h = history();
+    await put(h.all);
+    const dry = await run({ dryRun: true });
+    expect(store.deletes).toEqual([]);
+    expect(dry.summary).toMatchObject({ kept: 1, deleted: 4, objects: 4 + 5 });
+    expect(dry.backups.filter((b) => b.action === "keep").map((b) => b.backupId)).toEqual([h.l0c.backupId]);
+    for (const m of h.all) expect(await there(m)).toEqual({ manifest: true, parts: true });
+
+    const r = await run();
+    const mkey = (m: Manifest) => manifestKey("tank", "photos", m.backupId);
+    expect(store.deletes).toEqual([h.l1b, h.l1a, h.l0b, h.l0a].flatMap((m) => [mkey(m), ...m.parts.map((p) => p.key)]));
+    expect(r.summary).toMatchObject({ kept: 1, deleted: 4, objects: 9 });
+    expect(await there(h.l0c)).toEqual({ manifest: true, parts: true });
+  });
+
+  test("a manifest the store refuses keeps its whole backup: its parts stay, and it is not counted as deleted", async () => {
+    const h = history();
+    await put(h.all);
+    store.refuse.set(manifestKey("tank", "photos", h.l1b.backupId), "access-denied");
+    const r = await run();
+    expect(await there(h.l1b)).toEqual({ manifest: true, parts: true });
+    expect(r.refused.map((x) => x.key)).toEqual([manifestKey("tank", "photos", h.l1b.backupId)]);
+    expect(r.summary.deleted).toBe(3);
+    expect(store.deletes.filter((k) => k.includes(h.l1b.backupId))).toEqual([]);
+  });
+
+  test("a backup whose manifest is under object lock is a planned keep with its chain, not a delete the store refuses", async () => {
+    const h = history();
+    await put(h.all);
+    store.lockedUntil.set(manifestKey("tank", "photos", h.l1a.backupId), new Date(Date.now() + 30 * DAY));
+    const r = await run();
+    expect(r.backups.find((b) => b.backupId === h.l1a.backupId)!.reasons.map((x) => x.rule)).toEqual(["object-lock"]);
+    expect(r.backups.find((b) => b.backupId === h.l0a.backupId)!.reasons).toEqual([{ rule: "ancestor", of: h.l1a.backupId }]);
+    expect(await there(h.l1a)).toEqual({ manifest: true, parts: true });
+    expect(await there(h.l0a)).toEqual({ manifest: true, parts: true });
+    expect(store.deletes.filter((k) => k.includes(h.l1a.backupId) || k.includes(h.l0a.backupId))).toEqual([]);
+  });
+
+  test("the orphan pass after the deletes takes only what the first listing showed and the grace did not spare", async () => {
+    const h = history();
+    await put(h.all);
+    // A part no record accounts for, written just now: the grace (1 day) spares it.
+    const young = `${dataPrefix("tank", "photos", 0, "20261201T000000Z-L0-00aaaa")}part-000000.age`;
+    await store.put(young, new Uint8Array(10));
+    // A part another host uploads while this prune deletes (its marker not yet visible here).
+    const late = `${dataPrefix("tank", "photos", 1, "20261202T000000Z-L1-00bbbb")}part-000000.age`;
+    store.meanwhile = () => store.put(late, new Uint8Array(10));
+    const r = await run({ grace: DAY });
+    expect(r.spared.map((x) => x.key)).toEqual([young]);
+    expect(await store.head(young)).not.toBeNull();
+    expect(await store.head(late)).not.toBeNull();
+    expect(store.deletes).not.toContain(young);
+    expect(store.deletes).not.toContain(late);
+    expect(r.summary.deleted).toBe(4);
+  });
+});
