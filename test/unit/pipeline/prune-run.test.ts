@@ -13,7 +13,8 @@ import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
 import { prune } from "../../../src/pipeline/prune/index.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
-import { NO_TRUST, type Trust } from "../../../src/records/trust.ts";
+import { verifyKeyOf, type SigningKey } from "../../../src/crypto/signing.ts";
+import { NO_TRUST, nasTrust, signManifest, type Trust } from "../../../src/records/trust.ts";
 import { dataPrefix, manifestKey } from "../../../src/store/layout.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { StoreError, type ObjectInfo } from "../../../src/store/store.ts";
@@ -150,5 +151,34 @@ describe("prune on a store", () => {
     expect(store.deletes).not.toContain(young);
     expect(store.deletes).not.toContain(late);
     expect(r.summary.deleted).toBe(4);
+  });
+
+  test("a backup kept only for its storage class's minimum duration is not deleted by a real run", async () => {
+    const now = Date.now();
+    const l0a = small(mk(0, now - 40 * DAY, null));
+    // STANDARD_IA bills 30 days; its part was written just now (the store's LastModified), so deleting it saves nothing yet.
+    const ia = small(mk(0, now - 20 * DAY, null, { storageClass: "STANDARD_IA" }));
+    const l0c = small(mk(0, now - 2 * DAY, null));
+    await put([l0a, ia, l0c]);
+    expect((await run({ dryRun: true })).summary).toMatchObject({ kept: 2, deleted: 1, objects: 2, keptForMinStorage: 1 });
+    const r = await run();
+    expect(r.backups.find((b) => b.backupId === ia.backupId)!.reasons.map((x) => x.rule)).toEqual(["min-storage"]);
+    expect(r.summary).toMatchObject({ deleted: 1, keptForMinStorage: 1 });
+    expect(await there(ia)).toEqual({ manifest: true, parts: true });
+    expect(store.deletes.filter((k) => k.includes(ia.backupId))).toEqual([]);
+  });
+
+  test("under a verification key, an unsigned (or forged) manifest is left alone and decides nothing", async () => {
+    const seed = crypto.getRandomValues(new Uint8Array(32));
+    const nas: SigningKey = { seed, verifyKey: verifyKeyOf(seed) };
+    const h = history();
+    const forged = h.l1a; // old enough to go, were it trusted; its parent link is nobody's word
+    await put(h.all.map((m) => (m === forged ? m : signManifest(m, nas))));
+    const r = await run({ trust: nasTrust(nas) });
+    expect(r.backups.find((b) => b.backupId === forged.backupId)!.reasons.map((x) => x.rule)).toEqual(["not-trusted"]);
+    expect(await there(forged)).toEqual({ manifest: true, parts: true });
+    expect(store.deletes.filter((k) => k.includes(forged.backupId))).toEqual([]);
+    expect(r.backups.filter((b) => b.action === "delete").map((b) => b.backupId).sort()).toEqual([h.l0a, h.l0b, h.l1b].map((m) => m.backupId).sort());
+    expect(r.summary.deleted).toBe(3);
   });
 });
