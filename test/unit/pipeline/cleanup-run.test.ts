@@ -1,0 +1,152 @@
+/**
+ * `zrb cleanup` and `zrb cleanup --abandon` on a local-directory store (src/pipeline/cleanup.ts),
+ * with a stand-in zfs (ZRB_ZFS) that knows no dataset: what goes (orphan parts and uploads of
+ * nobody's backup, stale spill directories, markers of finished backups) and what must stay —
+ * this host's resumable backup (its parts, its multipart upload, its spill directory), a backup
+ * in flight on another host (its marker, parts and uploads), a finished backup's parts, and
+ * anything younger than the grace.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import YAML from "yaml";
+import type { Config, Task } from "../../../src/config/config.ts";
+import { cleanup } from "../../../src/pipeline/cleanup.ts";
+import type { Manifest } from "../../../src/records/manifest.ts";
+import { writeMarker } from "../../../src/records/marker.ts";
+import { NO_TRUST } from "../../../src/records/trust.ts";
+import { RunDir, STATE_FORMAT, type BackupState } from "../../../src/state/rundir.ts";
+import { manifestKey, markerKey, partKey } from "../../../src/store/layout.ts";
+import { LocalStore } from "../../../src/store/local.ts";
+import { StoreError } from "../../../src/store/store.ts";
+import { log } from "../../../src/util/log.ts";
+import { mk } from "./helpers.ts";
+
+const DAY = 86_400_000;
+const task = { name: "t", description: "", pool: "tank", dataset: "photos", enabled: true, recursive: false, sendProperties: false, fileCatalog: true, fullName: "tank/photos" } as unknown as Task;
+
+/** A LocalStore that records deletes and upload aborts, lists the multipart uploads it is given, and can refuse deletes. */
+class Watched extends LocalStore {
+  deletes: string[] = [];
+  aborted: string[] = [];
+  uploads: { key: string; uploadId: string; initiated?: Date }[] = [];
+  refuse = new Set<string>();
+  override async delete(key: string): Promise<void> {
+    if (this.refuse.has(key)) throw new StoreError("access-denied", `${key}: access denied`);
+    this.deletes.push(key);
+    await super.delete(key);
+  }
+  override async listUploads(prefix: string): Promise<{ key: string; uploadId: string; initiated?: Date }[]> {
+    return this.uploads.filter((u) => u.key.startsWith(prefix));
+  }
+  override async abortUpload(_key: string, uploadId: string): Promise<void> {
+    this.aborted.push(uploadId);
+  }
+}
+
+let dir = "";
+let store: Watched;
+const saved = { zfs: process.env.ZRB_ZFS, warn: log.warn, info: log.info };
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "zrb-cleanup-"));
+  store = new Watched(join(dir, "store"));
+  const bin = join(dir, "zfs");
+  writeFileSync(bin, `#!/bin/sh\necho "cannot open 'tank/photos': dataset does not exist" >&2\nexit 1\n`);
+  chmodSync(bin, 0o755);
+  process.env.ZRB_ZFS = bin;
+  log.warn = () => {};
+  log.info = () => {};
+});
+afterEach(() => {
+  if (saved.zfs === undefined) delete process.env.ZRB_ZFS;
+  else process.env.ZRB_ZFS = saved.zfs;
+  log.warn = saved.warn;
+  log.info = saved.info;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const cfg = () => ({ path: "/etc/zrb.yaml", baseDir: join(dir, "base"), plan: {}, s3: { enabled: false }, prune: { orphanGrace: 0 } }) as unknown as Config;
+const HEX = "0".repeat(64);
+
+/** A state of tank/photos for backup `id` (level 1 on `parent`): chunk 0 stored, chunk 1 in a multipart upload. */
+function stateOf(id: string, parent: Manifest, uploadId: string): BackupState {
+  return {
+    format: STATE_FORMAT,
+    backupId: id,
+    level: 1,
+    pool: "tank",
+    dataset: "photos",
+    snapshot: { name: "tank/photos@zrb_level1_20270310T020000Z", guid: "77" },
+    parent: { name: parent.snapshot.name, guid: parent.snapshot.guid, backupId: parent.backupId, level: 0 },
+    sendFlags: [],
+    chunkSize: 1024,
+    recipients: ["age1x"],
+    startedAt: new Date().toISOString(),
+    chunks: [
+      { index: 0, plainSize: 1024, blake3: HEX, cipherSize: 1224, sha256: HEX, uploaded: true },
+      { index: 1, plainSize: 1024, blake3: HEX, uploaded: false, multipart: { uploadId, partSize: 512, parts: [] } },
+    ],
+  };
+}
+
+/** A finished backup, this host's resumable one, another host's in-flight one, and leftovers of nobody's. */
+async function world() {
+  const m0 = mk(0, Date.now() - 10 * DAY, null);
+  for (const p of m0.parts) await store.put(p.key, new Uint8Array(10));
+  await store.put(manifestKey("tank", "photos", m0.backupId), YAML.stringify(m0));
+  const rd = new RunDir(cfg().baseDir, "tank", "photos");
+  mkdirSync(join(cfg().baseDir, "tank", "photos"), { recursive: true, mode: 0o700 });
+  const R = "20270310T020000Z-L1-00aaaa";
+  rd.writeState(stateOf(R, m0, "up-R"));
+  const F = "20270310T030000Z-L1-00bbbb";
+  await writeMarker(store, stateOf(F, m0, "up-F"), undefined);
+  const O = "20270301T000000Z-L1-00cccc"; // nobody's: a run killed long ago, its state lost
+  const parts = { r: partKey("tank", "photos", 1, R, 0), f: partKey("tank", "photos", 1, F, 0), o: partKey("tank", "photos", 1, O, 0) };
+  for (const k of Object.values(parts)) await store.put(k, new Uint8Array(10));
+  store.uploads = [
+    { key: partKey("tank", "photos", 1, R, 1), uploadId: "up-R" },
+    { key: partKey("tank", "photos", 1, F, 1), uploadId: "up-F" },
+    { key: partKey("tank", "photos", 1, O, 1), uploadId: "up-O" },
+  ];
+  for (const d of [R, O]) mkdirSync(join(rd.spillRoot, d), { recursive: true });
+  // A marker whose backup finished (its manifest is written): moot.
+  const moot = markerKey("tank", "photos", m0.backupId);
+  await writeMarker(store, { ...stateOf(m0.backupId, m0, "x"), level: 0, parent: null }, undefined);
+  return { m0, rd, R, F, O, parts, moot };
+}
+
+describe("cleanup", () => {
+  test("a dry run lists nobody's leftovers and changes nothing; a real run removes exactly those", async () => {
+    const w = await world();
+    const dry = await cleanup(cfg(), task, store, { dryRun: true, olderThanMs: 0, trust: NO_TRUST });
+    expect(dry.uploads.map((u) => u.uploadId)).toEqual(["up-O"]);
+    expect(dry.orphans.map((o) => o.key)).toEqual([w.parts.o]);
+    expect(dry.spillDirs).toEqual([join(w.rd.spillRoot, w.O)]);
+    expect(dry.mootMarkers).toEqual([w.moot]);
+    expect(dry.kept.resumableBackupId).toBe(w.R);
+    expect(dry.inflight.map((x) => x.backupId)).toEqual([w.F]);
+    expect(store.deletes).toEqual([]);
+    expect(store.aborted).toEqual([]);
+    expect(existsSync(join(w.rd.spillRoot, w.O))).toBe(true);
+
+    await cleanup(cfg(), task, store, { dryRun: false, olderThanMs: 0, trust: NO_TRUST });
+    expect(store.aborted).toEqual(["up-O"]);
+    expect(store.deletes).toEqual([w.parts.o, w.moot]);
+    expect(existsSync(join(w.rd.spillRoot, w.O))).toBe(false);
+    // What a finished, a resumable or an in-flight backup needs is all still there.
+    expect(existsSync(join(w.rd.spillRoot, w.R))).toBe(true);
+    for (const k of [w.parts.r, w.parts.f, ...w.m0.parts.map((p) => p.key), markerKey("tank", "photos", w.F), manifestKey("tank", "photos", w.m0.backupId)]) expect({ k, there: (await store.head(k)) !== null }).toEqual({ k, there: true });
+  });
+
+  test("a leftover younger than the grace is spared, not deleted", async () => {
+    const w = await world();
+    store.uploads = store.uploads.map((u) => ({ ...u, initiated: new Date() }));
+    const r = await cleanup(cfg(), task, store, { dryRun: false, olderThanMs: DAY, graceKnob: "prune.orphan_grace", trust: NO_TRUST });
+    expect(r.orphans).toEqual([]);
+    expect(r.uploads).toEqual([]);
+    expect(r.spared.map((x) => x.key).sort()).toEqual([w.parts.o, partKey("tank", "photos", 1, w.O, 1)].sort());
+    expect(store.aborted).toEqual([]);
+    expect(store.deletes).toEqual([w.moot]);
+  });
+});
