@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
-import { cleanup } from "../../../src/pipeline/cleanup.ts";
+import { abandon, cleanup } from "../../../src/pipeline/cleanup.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import { writeMarker } from "../../../src/records/marker.ts";
 import { NO_TRUST } from "../../../src/records/trust.ts";
@@ -21,6 +21,7 @@ import { manifestKey, markerKey, partKey } from "../../../src/store/layout.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { StoreError } from "../../../src/store/store.ts";
 import { log } from "../../../src/util/log.ts";
+import { ZrbError } from "../../../src/util/errors.ts";
 import { mk } from "./helpers.ts";
 
 const DAY = 86_400_000;
@@ -148,5 +149,46 @@ describe("cleanup", () => {
     expect(r.spared.map((x) => x.key).sort()).toEqual([w.parts.o, partKey("tank", "photos", 1, w.O, 1)].sort());
     expect(store.aborted).toEqual([]);
     expect(store.deletes).toEqual([w.moot]);
+  });
+});
+
+describe("cleanup --abandon", () => {
+  const refusal = async (p: Promise<unknown>) => {
+    const e = await p.then(
+      () => null,
+      (err) => err,
+    );
+    expect(e).toBeInstanceOf(ZrbError);
+    return (e as ZrbError).message;
+  };
+
+  test("a finished backup or this host's interrupted one is refused, and nothing is touched", async () => {
+    const w = await world();
+    expect(await refusal(abandon(cfg(), task, store, w.m0.backupId, { dryRun: false }))).toContain("is finished");
+    expect(await refusal(abandon(cfg(), task, store, w.R, { dryRun: false }))).toContain("this host's interrupted backup");
+    expect(store.deletes).toEqual([]);
+    expect(store.aborted).toEqual([]);
+  });
+
+  test("another host's killed backup: its uploads are aborted, its parts deleted, and its marker last — kept while a part could not be deleted", async () => {
+    const w = await world();
+    store.refuse.add(w.parts.f);
+    const r = await abandon(cfg(), task, store, w.F, { dryRun: false });
+    expect(r.parts.map((p) => p.key)).toEqual([w.parts.f]);
+    expect(store.aborted).toEqual(["up-F"]);
+    expect(await store.head(markerKey("tank", "photos", w.F))).not.toBeNull();
+    store.refuse.clear();
+    await abandon(cfg(), task, store, w.F, { dryRun: false });
+    expect(store.deletes).toEqual([w.parts.f, markerKey("tank", "photos", w.F)]);
+    // Nothing of another backup was touched.
+    for (const k of [w.parts.r, w.parts.o, ...w.m0.parts.map((p) => p.key)]) expect({ k, there: (await store.head(k)) !== null }).toEqual({ k, there: true });
+  });
+
+  test("an id that names no level is looked for across the dataset's data, and only a backup's own objects would go: one the bucket knows nothing of is refused", async () => {
+    const w = await world();
+    expect(await refusal(abandon(cfg(), task, store, "killed-on-the-old-nas", { dryRun: false }))).toContain("holds nothing");
+    expect(store.deletes).toEqual([]);
+    expect(store.aborted).toEqual([]);
+    for (const k of Object.values(w.parts)) expect(await store.head(k)).not.toBeNull();
   });
 });
