@@ -181,4 +181,15 @@ describe("prune on a store", () => {
     expect(r.backups.filter((b) => b.action === "delete").map((b) => b.backupId).sort()).toEqual([h.l0a, h.l0b, h.l1b].map((m) => m.backupId).sort());
     expect(r.summary.deleted).toBe(3);
   });
+
+  test("a manifest the store refuses to delete at run time (a legal hold: no retain-until date in its HEAD) keeps its chain too: its base is not deleted after it", async () => {
+    const h = history();
+    await put(h.all);
+    store.refuse.set(manifestKey("tank", "photos", h.l1a.backupId), "locked");
+    const r = await run();
+    expect(r.locked.map((x) => x.key)).toEqual([manifestKey("tank", "photos", h.l1a.backupId)]);
+    expect(await there(h.l1a)).toEqual({ manifest: true, parts: true });
+    // l1a is still in the bucket, whole: the level 0 it was built on must stay, or it can never be restored.
+    expect(await there(h.l0a)).toEqual({ manifest: true, parts: true });
+  });
 });
