@@ -191,20 +191,40 @@ interface Freed {
   sizes: Map<string, number>;
 }
 
-/** Each backup: its manifest first (the commit point), then its parts. Returns the ids whose manifest is gone. */
+/**
+ * Each backup: its manifest first (the commit point), then its parts. Returns the ids whose
+ * manifest is gone. A backup whose manifest the store refuses (a legal hold, which no HEAD
+ * shows beforehand; access denied) stays whole, and so does every backup of its chain: children
+ * come first in deletionOrder, so its bases are reached after it and kept, or it could never be
+ * restored again.
+ */
 async function deleteBackups(
   store: ObjectStore,
   task: Task,
-  manifests: Map<string, { parts: { key: string }[] }>,
+  manifests: Map<string, { parts: { key: string }[]; parent: { backupId: string } | null }>,
   gone: BackupDecision[],
   freed: Freed,
   catalogsOf: (backupId: string) => string[],
   signal?: AbortSignal,
 ): Promise<Set<string>> {
   const deleted = new Set<string>();
+  /** Bases of a backup that stayed: id → the backup that needs it. */
+  const needed = new Map<string, string>();
+  const keepChainOf = (id: string) => {
+    for (let p = manifests.get(id)?.parent?.backupId; p !== undefined && !needed.has(p) && p !== id; p = manifests.get(p)?.parent?.backupId) needed.set(p, id);
+  };
   for (const b of deletionOrder(gone)) {
     checkInterrupted(signal);
-    if (!(await deleteOrRefuse(store, manifestKey(task.pool, task.dataset, b.backupId), freed))) continue; // the backup stays whole
+    const of = needed.get(b.backupId);
+    if (of !== undefined) {
+      log.warn(`kept backup ${b.backupId} (level ${b.level}): backup ${of}, whose manifest the store did not delete, is built on it`);
+      keepChainOf(b.backupId);
+      continue;
+    }
+    if (!(await deleteOrRefuse(store, manifestKey(task.pool, task.dataset, b.backupId), freed))) {
+      keepChainOf(b.backupId); // the backup stays whole, and so must its chain
+      continue;
+    }
     deleted.add(b.backupId);
     for (const p of manifests.get(b.backupId)!.parts) {
       checkInterrupted(signal);

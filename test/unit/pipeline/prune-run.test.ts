@@ -112,15 +112,21 @@ describe("prune on a store", () => {
     expect(await there(h.l0c)).toEqual({ manifest: true, parts: true });
   });
 
-  test("a manifest the store refuses keeps its whole backup: its parts stay, and it is not counted as deleted", async () => {
+  test("a manifest the store refuses keeps its whole backup and its base: their parts stay, and neither is counted as deleted", async () => {
     const h = history();
     await put(h.all);
     store.refuse.set(manifestKey("tank", "photos", h.l1b.backupId), "access-denied");
+    const warned: string[] = [];
+    log.warn = (m: string) => void warned.push(m);
     const r = await run();
     expect(await there(h.l1b)).toEqual({ manifest: true, parts: true });
+    expect(await there(h.l0b)).toEqual({ manifest: true, parts: true });
     expect(r.refused.map((x) => x.key)).toEqual([manifestKey("tank", "photos", h.l1b.backupId)]);
-    expect(r.summary.deleted).toBe(3);
-    expect(store.deletes.filter((k) => k.includes(h.l1b.backupId))).toEqual([]);
+    expect(r.summary).toMatchObject({ deleted: 2, kept: 3 });
+    expect(store.deletes.filter((k) => k.includes(h.l1b.backupId) || k.includes(h.l0b.backupId))).toEqual([]);
+    expect(warned).toContain(`kept backup ${h.l0b.backupId} (level 0): backup ${h.l1b.backupId}, whose manifest the store did not delete, is built on it`);
+    // The other chain still goes.
+    for (const m of [h.l1a, h.l0a]) expect(await there(m)).toEqual({ manifest: false, parts: false });
   });
 
   test("a backup whose manifest is under object lock is a planned keep with its chain, not a delete the store refuses", async () => {
@@ -191,5 +197,17 @@ describe("prune on a store", () => {
     expect(await there(h.l1a)).toEqual({ manifest: true, parts: true });
     // l1a is still in the bucket, whole: the level 0 it was built on must stay, or it can never be restored.
     expect(await there(h.l0a)).toEqual({ manifest: true, parts: true });
+  });
+
+  test("a refused manifest keeps every backup of its chain, however deep, and no other", async () => {
+    const h = history();
+    const l2a = small(mk(2, Date.now() - 38 * DAY, h.l1a));
+    const l3a = small(mk(3, Date.now() - 37 * DAY, l2a));
+    await put([...h.all, l2a, l3a]);
+    store.refuse.set(manifestKey("tank", "photos", l3a.backupId), "access-denied");
+    const r = await run();
+    for (const m of [l3a, l2a, h.l1a, h.l0a, h.l0c]) expect(await there(m)).toEqual({ manifest: true, parts: true });
+    for (const m of [h.l1b, h.l0b]) expect(await there(m)).toEqual({ manifest: false, parts: false });
+    expect(r.summary).toMatchObject({ deleted: 2, kept: 5 });
   });
 });
