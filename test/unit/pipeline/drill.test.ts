@@ -2,7 +2,8 @@
 import { describe, expect, spyOn, test } from "bun:test";
 import { parseRelPath } from "../../../src/pipeline/drill/paths.ts";
 import { checkDirSafe, checkFreeSpace, cloneName, drillNames, poolSize } from "../../../src/pipeline/drill/pool.ts";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import * as fs from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { copyAll, removeStaleStages } from "../../../src/pipeline/drill/stage.ts";
 import { log } from "../../../src/util/log.ts";
 import { tmpdir } from "node:os";
@@ -119,6 +120,105 @@ describe("restore --path: the stages a kill -9 left", () => {
   });
 });
 
+describe("restore --path: merging and a stage that cannot be removed", () => {
+  test("a directory below a restored path that --to already has is merged and takes the snapshot's attributes; --to's own entries in it stay", async () => {
+    const root = mkdtempSync(join(tmpdir(), "zrb-merge-root-"));
+    const to = mkdtempSync(join(tmpdir(), "zrb-merge-to-"));
+    const rec = { id: "0123456789ab", stages: join(root, "stages") };
+    try {
+      mkdirSync(join(root, "docs/sub"), { recursive: true });
+      writeFileSync(join(root, "docs/sub/a.txt"), "a\n");
+      chmodSync(join(root, "docs/sub"), 0o700);
+      chmodSync(join(root, "docs"), 0o750);
+      mkdirSync(join(to, "docs/sub"), { recursive: true });
+      writeFileSync(join(to, "docs/sub/mine.txt"), "mine\n");
+      chmodSync(join(to, "docs/sub"), 0o777);
+      chmodSync(join(to, "docs"), 0o755);
+      await copyAll(root, ["docs"], to, rec);
+      expect(readFileSync(join(to, "docs/sub/a.txt"), "utf8")).toBe("a\n");
+      expect(readFileSync(join(to, "docs/sub/mine.txt"), "utf8")).toBe("mine\n");
+      expect(statSync(join(to, "docs")).mode & 0o7777).toBe(0o750);
+      expect(statSync(join(to, "docs/sub")).mode & 0o7777).toBe(0o700);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(to, { recursive: true, force: true });
+    }
+  });
+
+  test("a stage that cannot be removed keeps its record, is private (0700) and is removed by the next run", async () => {
+    const root = mkdtempSync(join(tmpdir(), "zrb-stuck-root-"));
+    const to = realpathSync(mkdtempSync(join(tmpdir(), "zrb-stuck-to-")));
+    const rec = { id: "0123456789ab", stages: join(root, "stages") };
+    const realRm = fs.rmSync;
+    // The stage's removal fails (a file system someone mounted inside it, an I/O error).
+    const rm = spyOn(fs, "rmSync").mockImplementation(((p: fs.PathLike, o?: fs.RmOptions) => {
+      if (String(p).includes("/.zrb-restore-")) throw Object.assign(new Error(`EBUSY: resource busy or locked, rmdir '${p}'`), { code: "EBUSY" });
+      return realRm(p, o);
+    }) as typeof fs.rmSync);
+    const warn = spyOn(log, "warn").mockImplementation(() => {});
+    try {
+      mkdirSync(join(root, "docs"));
+      writeFileSync(join(root, "docs/a.txt"), "a\n");
+      await copyAll(root, ["docs"], to, rec);
+      rm.mockRestore();
+      expect(readFileSync(join(to, "docs/a.txt"), "utf8")).toBe("a\n");
+      const stage = join(to, `.zrb-restore-${rec.id}-0`);
+      expect(readFileSync(rec.stages, "utf8")).toBe(`${JSON.stringify(stage)}\n`);
+      expect(statSync(stage).mode & 0o777).toBe(0o700);
+      expect(warn.mock.calls.some((c) => String(c[0]).includes(`could not remove the staging directory ${stage}`))).toBe(true);
+      expect(await removeStaleStages(rec)).toEqual({ stages: [stage], done: true });
+      expect(readdirSync(to)).toEqual(["docs"]);
+    } finally {
+      rm.mockRestore();
+      warn.mockRestore();
+      rmSync(root, { recursive: true, force: true });
+      rmSync(to, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("restore --path: look-alikes of a stage", () => {
+  test("recorded directories named almost like the run's stages, or with another private mode, are left alone; a stage in a setgid directory is removed", async () => {
+    const top = realpathSync(mkdtempSync(join(tmpdir(), "zrb-lookalike-")));
+    const id = "0123456789ab";
+    const rec = { id, stages: join(top, `zrbdrill${id}.stages`) };
+    const warn = spyOn(log, "warn").mockImplementation(() => {});
+    try {
+      const to = join(top, "to");
+      mkdirSync(to);
+      const dir = (name: string, mode = 0o700) => {
+        const d = join(to, name);
+        mkdirSync(d);
+        chmodSync(d, mode);
+        writeFileSync(join(d, "file.txt"), "mine");
+        return d;
+      };
+      const alike = [
+        dir(`x.zrb-restore-${id}-0`),
+        dir(`.zrb-restore-${id}-0-keep`),
+        dir(`Xzrb-restore-${id}-0`),
+        dir(`.zrb-restore-${id}-ab`),
+        dir(`.zrb-restore-${id}x-0`),
+        dir(`.zrb-restore-${id}-1`, 0o500),
+      ];
+      // A stage made in a setgid directory inherits the bit: still a stage.
+      const shared = join(to, "shared");
+      mkdirSync(shared);
+      chmodSync(shared, 0o2775);
+      const stage = join(shared, `.zrb-restore-${id}-2`);
+      mkdirSync(stage, { mode: 0o700 });
+      expect(statSync(stage).mode & 0o7777).toBe(0o2700);
+      writeFileSync(rec.stages, [...alike, stage].map((p) => JSON.stringify(p)).join("\n") + "\n");
+      expect(await removeStaleStages(rec)).toEqual({ stages: [stage], done: true });
+      for (const d of alike) expect(readFileSync(join(d, "file.txt"), "utf8")).toBe("mine");
+      expect(existsSync(stage)).toBe(false);
+    } finally {
+      warn.mockRestore();
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("the drill pool", () => {
   test("names: a fixed prefix and 12 hex digits, everything of one drill named after it", () => {
     const n = drillNames("/var/lib/zrb/drill", "0123456789ab");
@@ -147,6 +247,19 @@ describe("the drill pool", () => {
       }
       expect(err?.exitCode).toBe(ExitCode.IO);
       expect(err?.message).toContain(`chmod go-w ${d}`);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  test("drill.dir writable by its group, or owned by another user, is refused", () => {
+    const d = mkdtempSync(join(tmpdir(), "zrb-drilldir-"));
+    try {
+      chmodSync(d, 0o770);
+      expect(() => checkDirSafe(d)).toThrow("writable by other users");
+      chmodSync(d, 0o700);
+      chownSync(d, 65534, 65534);
+      expect(() => checkDirSafe(d)).toThrow("owned by uid 65534");
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
