@@ -9,6 +9,7 @@
  * everything on a dry run.
  */
 import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
+import * as fs from "node:fs";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -200,5 +201,30 @@ describe("removeDrill and removeEmptyDirs", () => {
     rmSync(join(d, "c/file.txt"));
     removeEmptyDirs(d);
     expect(existsSync(d)).toBe(false);
+  });
+});
+
+describe("stale drills: links in drill.dir", () => {
+  // BUG: removeStaleDrills runs before anything checks drill.dir (checkDirSafe runs only in
+  // withDrillPool, after it), and removeEmptyDirs follows a symbolic link named like a drill's
+  // mount directory: whoever can write drill.dir makes root remove every empty directory below
+  // any path (a link to / reaches /run/sshd, mount points, …).
+  test("a link named like a killed drill's mount directory is not followed: nothing where it leads is removed", async () => {
+    const dir = join(top, "drill");
+    mkdirSync(dir);
+    chmodSync(dir, 0o777); // a drill.dir others can write: zrb refuses it for a drill, but only later
+    const target = join(top, "system");
+    for (const d of ["run/sshd", "mnt/backup", "srv"]) mkdirSync(join(target, d), { recursive: true });
+    const link = join(dir, "zrbdrill0123456789ab");
+    fs.symlinkSync(target, link);
+    fs.lchownSync(link, 65534, 65534); // planted by another user
+    writeFileSync(join(bin, "pools"), "");
+    const info = spyOn(log, "info").mockImplementation(() => {});
+    try {
+      await removeStaleDrills({ baseDir: top, drill: { dir } } as Parameters<typeof removeStaleDrills>[0], []);
+    } finally {
+      info.mockRestore();
+    }
+    for (const d of ["run/sshd", "mnt/backup", "srv"]) expect(existsSync(join(target, d))).toBe(true);
   });
 });
