@@ -17,7 +17,7 @@
  * clone's property names the id) AND no live process holds the id's lock. Nothing else is
  * touched: a pool or dataset that fails any of these is left alone.
  */
-import { mkdirSync, openSync, closeSync, ftruncateSync, readdirSync, rmdirSync, rmSync, statfsSync, statSync } from "node:fs";
+import { lstatSync, mkdirSync, openSync, closeSync, ftruncateSync, readdirSync, rmdirSync, rmSync, statfsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Config } from "../../config/config.ts";
@@ -72,10 +72,17 @@ export function checkFreeSpace(dir: string, bytes: number): void {
  * belongs to someone else) would let them plant what the drill then mounts over or removes.
  */
 export function checkDirSafe(dir: string): void {
+  const why = dirProblem(dir);
+  if (why) throw ioError(why);
+}
+
+/** Why drill.dir is not safe to make, or remove, things in as root (another owner, writable by others), or undefined. */
+export function dirProblem(dir: string): string | undefined {
   const st = statSync(dir);
   const uid = process.geteuid?.() ?? 0;
-  if (st.uid !== uid) throw ioError(`drill.dir ${dir} is owned by uid ${st.uid}, not ${uid} (zrb's user); chown it or choose another drill.dir`);
-  if ((st.mode & 0o022) !== 0) throw ioError(`drill.dir ${dir} is writable by other users (mode 0${(st.mode & 0o777).toString(8)}); run: chmod go-w ${dir}`);
+  if (st.uid !== uid) return `drill.dir ${dir} is owned by uid ${st.uid}, not ${uid} (zrb's user); chown it or choose another drill.dir`;
+  if ((st.mode & 0o022) !== 0) return `drill.dir ${dir} is writable by other users (mode 0${(st.mode & 0o777).toString(8)}); run: chmod go-w ${dir}`;
+  return undefined;
 }
 
 export interface DrillPool extends DrillNames {
@@ -97,11 +104,14 @@ export async function removeDrill(n: DrillNames): Promise<boolean> {
 
 /**
  * Remove `path` if it is a tree of empty directories (mount points left behind). Never a file:
- * a directory that still holds one may be a mount that did not go, and is left alone.
+ * a directory that still holds one may be a mount that did not go, and is left alone. Never
+ * through a symbolic link, at `path` or below it: one planted where a mount directory was would
+ * otherwise lead root's removals anywhere.
  */
 export function removeEmptyDirs(path: string): void {
   let names: string[];
   try {
+    if (!lstatSync(path).isDirectory()) return;
     names = readdirSync(path);
   } catch {
     return;

@@ -16,7 +16,7 @@ import type { Config } from "../../config/config.ts";
 import { lockHeld } from "../../state/lock.ts";
 import { log } from "../../util/log.ts";
 import * as zpool from "../../zfs/zpool.ts";
-import { DRILL_PREFIX, cloneName, drillDir, drillNames, removeDrill, removeEmptyDirs } from "./pool.ts";
+import { DRILL_PREFIX, cloneName, dirProblem, drillDir, drillNames, removeDrill, removeEmptyDirs } from "./pool.ts";
 import { removeStaleStages } from "./stage.ts";
 
 export interface StaleRemoved {
@@ -48,6 +48,13 @@ export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, 
   // Every drill makes drill.dir first and keeps its file and lock there: without it, nothing here
   // can be a drill's (a prune host without zfs runs `zrb cleanup` too, and needs no zpool).
   if (!existsSync(dir)) return out;
+  // What is in a drill.dir others can write may be theirs (a link where a mount directory was):
+  // nothing of it is removed, and nothing is destroyed on its word (a drill refuses it too).
+  const unsafe = dirProblem(dir);
+  if (unsafe) {
+    log.warn(`${unsafe}; the leftovers of killed drills there are left alone until then`);
+    return out;
+  }
   const dead = (id: string) => !lockHeld(drillNames(dir, id).lock);
   for (const src of [...new Set(sourcePools)]) {
     for (const c of await zpool.childrenWithProp(src, "zrb:drill")) {

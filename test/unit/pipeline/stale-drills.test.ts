@@ -205,26 +205,52 @@ describe("removeDrill and removeEmptyDirs", () => {
 });
 
 describe("stale drills: links in drill.dir", () => {
-  // BUG: removeStaleDrills runs before anything checks drill.dir (checkDirSafe runs only in
-  // withDrillPool, after it), and removeEmptyDirs follows a symbolic link named like a drill's
-  // mount directory: whoever can write drill.dir makes root remove every empty directory below
-  // any path (a link to / reaches /run/sshd, mount points, …).
-  test("a link named like a killed drill's mount directory is not followed: nothing where it leads is removed", async () => {
-    const dir = join(top, "drill");
-    mkdirSync(dir);
-    chmodSync(dir, 0o777); // a drill.dir others can write: zrb refuses it for a drill, but only later
+  // removeEmptyDirs follows no symbolic link, and a drill.dir others can write is left alone
+  // altogether: otherwise whoever can write it makes root remove every empty directory below any
+  // path (a link to / reaches /run/sshd, mount points, …).
+  const system = () => {
     const target = join(top, "system");
     for (const d of ["run/sshd", "mnt/backup", "srv"]) mkdirSync(join(target, d), { recursive: true });
+    return target;
+  };
+  const stale = async (dir: string) => {
+    writeFileSync(join(bin, "pools"), "");
+    const info = spyOn(log, "info").mockImplementation(() => {});
+    const warn = spyOn(log, "warn").mockImplementation(() => {});
+    try {
+      await removeStaleDrills({ baseDir: top, drill: { dir } } as Parameters<typeof removeStaleDrills>[0], []);
+      return warn.mock.calls.map((c) => String(c[0]));
+    } finally {
+      info.mockRestore();
+      warn.mockRestore();
+    }
+  };
+
+  test("a drill.dir others can write: a link named like a killed drill's mount directory is not followed, and the refusal is said", async () => {
+    const dir = join(top, "drill");
+    mkdirSync(dir);
+    chmodSync(dir, 0o777); // zrb refuses it for a drill too
+    const target = system();
     const link = join(dir, "zrbdrill0123456789ab");
     fs.symlinkSync(target, link);
     fs.lchownSync(link, 65534, 65534); // planted by another user
-    writeFileSync(join(bin, "pools"), "");
-    const info = spyOn(log, "info").mockImplementation(() => {});
-    try {
-      await removeStaleDrills({ baseDir: top, drill: { dir } } as Parameters<typeof removeStaleDrills>[0], []);
-    } finally {
-      info.mockRestore();
-    }
+    const warned = await stale(dir);
     for (const d of ["run/sshd", "mnt/backup", "srv"]) expect(existsSync(join(target, d))).toBe(true);
+    expect(warned.some((w) => w.includes(`drill.dir ${dir} is writable by other users (mode 0777)`) && w.includes("left alone"))).toBe(true);
+  });
+
+  test("a safe drill.dir: a link at a mount directory, or below one, is never followed (nor removed)", async () => {
+    const dir = join(top, "drill");
+    mkdirSync(dir, { mode: 0o700 });
+    const target = system();
+    fs.symlinkSync(target, join(dir, "zrbdrill0123456789ab"));
+    // A killed drill's real mount directory, with a link planted inside it.
+    mkdirSync(join(dir, "zrbdrillaaaaaaaaaaaa", "empty"), { recursive: true });
+    fs.symlinkSync(target, join(dir, "zrbdrillaaaaaaaaaaaa", "inner"));
+    await stale(dir);
+    for (const d of ["run/sshd", "mnt/backup", "srv"]) expect(existsSync(join(target, d))).toBe(true);
+    expect(fs.lstatSync(join(dir, "zrbdrill0123456789ab")).isSymbolicLink()).toBe(true);
+    expect(existsSync(join(dir, "zrbdrillaaaaaaaaaaaa", "empty"))).toBe(false); // the empty part of the tree went
+    expect(fs.lstatSync(join(dir, "zrbdrillaaaaaaaaaaaa", "inner")).isSymbolicLink()).toBe(true);
   });
 });
