@@ -97,7 +97,7 @@ VM_TIER=0
 [ -f "$ROOT/vm/run.sh" ] && [ "${ZRB_SKIP_VM:-0}" != 1 ] && (($# == 0)) && VM_TIER=1
 VM_PID=""
 if ((VM_TIER)); then
-  rm -f "$LOGDIR/vm-build.seconds" "$LOGDIR/vm.status" "$LOGDIR/vm.log" "$LOGDIR/bun-test.done"
+  rm -f "$LOGDIR/vm-build.seconds" "$LOGDIR/vm.status" "$LOGDIR/vm.log"
   if bash "$ROOT/vm/zvm.sh" cached >/dev/null 2>&1; then
     echo "test.sh: the OpenZFS VM scenarios run in the background alongside bun test (log: $LOGDIR/vm.log)"
   else
@@ -115,8 +115,7 @@ if ((VM_TIER)); then
       fi
     fi
     t1=$SECONDS
-    # the systemd-boot VM waits for bun test to end (vm/run.sh: ZRB_VM_START_AFTER)
-    ZRB_VM_START_AFTER="$LOGDIR/bun-test.done" bash "$ROOT/vm/run.sh" >"$LOGDIR/vm.log" 2>&1 </dev/null
+    bash "$ROOT/vm/run.sh" >"$LOGDIR/vm.log" 2>&1 </dev/null
     echo "ran $? $((SECONDS - t1))" >"$LOGDIR/vm.status"
   ) &
   VM_PID=$!
@@ -129,7 +128,6 @@ BUNLOG="$LOGDIR/bun-test.log"
 # bun 1.4.4 ignores bunfig.toml's [test] timeout, so pass it here (it covers hooks too).
 "$BUN" test --timeout "${ZRB_TEST_TIMEOUT_MS:-600000}" "${targets[@]}" 2>&1 | tee "$BUNLOG"
 bun_rc=${PIPESTATUS[0]}
-touch "$LOGDIR/bun-test.done"
 read -r bp bf bs bt bran bfiles <<<"$(bun_summary "$BUNLOG")"
 if [ -z "${bran:-}" ]; then
   echo "test.sh: FAIL: bun test ended (exit $bun_rc) without its closing 'Ran N tests across M files' line: a test file, or code it ran, ended the process early (process.exit?); its results are lost" >&2

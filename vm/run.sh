@@ -8,13 +8,8 @@
 #   vm/run.sh --reuse 04      run just 04 on the VM left by --keep (no boot, no deps)
 #
 # A scenario with a '# boot: systemd' line runs on a second VM booted with systemd as
-# PID 1 (ZRB_VM_INIT=systemd); the rest share one fast zvm-init boot. The two VMs overlap
-# (the systemd one is a second run.sh in the background, with its own instance dir
-# $ZRB_VM_RUN/systemd-vm and its own bucket): it boots once the file ZRB_VM_START_AFTER exists
-# (scripts/test.sh makes it when bun test is done, so that the second VM takes the cores bun
-# test leaves, not the ones it needs) or the zvm-init scenarios are done, whichever comes first;
-# at once without ZRB_VM_START_AFTER. With --keep, or ZRB_VM_SERIAL=1, they run one after the
-# other on one instance as before.
+# PID 1 (ZRB_VM_INIT=systemd), after the others and after their VM is stopped; the
+# rest share one fast zvm-init boot.
 #
 # Prints one line per scenario: "vm: PASS NN-name (what it compared) [secs]" or
 # "vm: FAIL NN-name (...)" followed by the tail of its log; exits 1 if any failed.
@@ -22,9 +17,7 @@
 #
 # Environment: ZRB_BIN (default dist/zrb-linux-x64), ZRB_TEST_RGW_PORT (7480),
 # AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (default TESTKEY / TESTSECRET),
-# ZRB_VM_SCENARIO_TIMEOUT (seconds per scenario, default 1200), ZRB_VM_LOGS (the logs
-# directory, default $ZRB_VM_RUN/logs), ZRB_VM_SERIAL, ZRB_VM_START_AFTER (above),
-# ZRB_VM_WAIT_FOR (internal: the second run.sh boots once this file exists), and those of vm/zvm.sh.
+# ZRB_VM_SCENARIO_TIMEOUT (seconds per scenario, default 1200), and those of vm/zvm.sh.
 set -euo pipefail
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 # shellcheck source=lib/common.sh
@@ -36,7 +29,6 @@ ZVM=$HERE/zvm.sh
 RUN=${ZRB_VM_RUN:-${ZRB_VM_CACHE:-/var/cache/zrb-vm}/run}
 BIN=${ZRB_BIN:-$REPO/dist/zrb-linux-x64}
 RGW_PORT=${ZRB_TEST_RGW_PORT:-7480}
-LOGS=${ZRB_VM_LOGS:-$RUN/logs}
 SCENARIO_TIMEOUT=${ZRB_VM_SCENARIO_TIMEOUT:-1200}
 export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-TESTKEY} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-TESTSECRET}
 export AWS_REGION=${AWS_REGION:-us-east-1}
@@ -78,7 +70,7 @@ ENV
 # run_scenario NN: run it in the guest, print its PASS/FAIL line, count it
 run_scenario() {
   local nn=$1 f name logf missing n t rc secs what why
-  f=${SEL[$nn]}; name=$(basename "$f" .sh); logf=$LOGS/$name.log
+  f=${SEL[$nn]}; name=$(basename "$f" .sh); logf=$RUN/logs/$name.log
   missing=""
   if [ "$REUSE" = 0 ]; then
     for n in $(scenario_needs "$f"); do [ "${OK[$n]:-}" = 1 ] || missing+=" $n"; done
@@ -160,11 +152,6 @@ done
 MODES=""
 for m in zvm systemd; do for nn in $ORDER; do [ "${MODE_OF[$nn]}" = "$m" ] && { MODES+=" $m"; break; }; done; done
 
-if [ -n "${ZRB_VM_WAIT_FOR:-}" ]; then
-  t=$(now)
-  while [ ! -e "$ZRB_VM_WAIT_FOR" ]; do sleep 5; done
-  log "waited $(elapsed "$t")s for $ZRB_VM_WAIT_FOR before booting"
-fi
 T_ALL=$(now)
 if [ "$REUSE" = 1 ]; then
   "$ZVM" status >/dev/null || die "--reuse: no VM running (start one with: vm/run.sh --keep NN)"
@@ -179,33 +166,9 @@ else
   [ "$KEEP" = 1 ] || trap '"$ZVM" stop || true' EXIT
 fi
 
-mkdir -p "$LOGS"
+mkdir -p "$RUN/logs"
 declare -A OK=()
 PASS=0 FAIL=0 BOOTED=0
-# Both boot modes at once: the systemd scenarios go to a second run.sh in the background
-# (its own instance dir and bucket; the binary copy and the logs directory shared), and its
-# lines are printed and counted once the zvm-init scenarios are done.
-PAR_PID="" PAR_OUT="" PAR_NN="" PAR_GO="" GO_PID=""
-if [ "$REUSE" = 0 ] && [ "$KEEP" = 0 ] && [ "${ZRB_VM_SERIAL:-0}" != 1 ] && [ "$MODES" = " zvm systemd" ]; then
-  for nn in $ORDER; do [ "${MODE_OF[$nn]}" = systemd ] && PAR_NN+=" $nn"; done
-  PAR_OUT=$LOGS/systemd-vm.out PAR_GO=$LOGS/systemd-vm.go
-  rm -f "$PAR_GO"
-  if [ -n "${ZRB_VM_START_AFTER:-}" ]; then
-    ( while [ ! -e "$ZRB_VM_START_AFTER" ] && [ ! -e "$PAR_GO" ]; do sleep 5; done; touch "$PAR_GO" ) &
-    GO_PID=$!
-  else
-    touch "$PAR_GO"
-  fi
-  # its own ssh port range, so the two boots never pick the same free port at once
-  # shellcheck disable=SC2086
-  ZRB_VM_RUN=$RUN/systemd-vm ZRB_VM_LOGS=$LOGS ZRB_BIN=$RUN/zrb ZRB_VM_SERIAL=1 ZRB_VM_SSH_PORT=$(( ${ZRB_VM_SSH_PORT:-2222} + 300 )) \
-    ZRB_VM_WAIT_FOR=$PAR_GO ZRB_VM_START_AFTER="" bash "$0" $PAR_NN >"$PAR_OUT" 2>&1 </dev/null &
-  PAR_PID=$!
-  trap 'kill "$PAR_PID" $GO_PID 2>/dev/null || true; "$ZVM" stop || true; ZRB_VM_RUN=$RUN/systemd-vm "$ZVM" stop >/dev/null 2>&1 || true' EXIT
-  when="now"; [ -n "${ZRB_VM_START_AFTER:-}" ] && when="once $ZRB_VM_START_AFTER exists or these scenarios are done"
-  log "the systemd-boot scenario(s)$PAR_NN run on a second VM (ZRB_VM_RUN=$RUN/systemd-vm; output: $PAR_OUT), booted $when"
-  MODES=" zvm"
-fi
 for mode in $MODES; do
   if [ "$REUSE" = 1 ]; then
     running=$(cat "$RUN/init" 2>/dev/null || echo zvm)
@@ -228,21 +191,6 @@ for mode in $MODES; do
   ship_guest
   for nn in $ORDER; do [ "${MODE_OF[$nn]}" = "$mode" ] && run_scenario "$nn"; done
 done
-if [ -n "$PAR_PID" ]; then
-  touch "$PAR_GO"                  # if the second VM is still waiting: boot it now
-  "$ZVM" stop >/dev/null || true   # its scenarios are done: free the host for the other VM
-  prc=0; wait "$PAR_PID" || prc=$?
-  sed -n '/^vm: \(PASS\|FAIL\) /,/^vm: [0-9]* passed/p' "$PAR_OUT" | grep -v '^vm: [0-9]* passed' || true
-  summary=$(grep -E '^vm: [0-9]+ passed, [0-9]+ failed' "$PAR_OUT" | tail -1 || true)
-  if [ -n "$summary" ]; then
-    PASS=$((PASS + $(sed -E 's/^vm: ([0-9]+) passed.*/\1/' <<<"$summary")))
-    FAIL=$((FAIL + $(sed -E 's/^vm: [0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$summary")))
-    log "the systemd-boot VM: ${summary#vm: } (exit $prc)"
-  else
-    for nn in $PAR_NN; do echo "vm: FAIL $(basename "${SEL[$nn]}" .sh) (the systemd-boot run.sh ended with exit $prc and no summary; its output follows)"; FAIL=$((FAIL + 1)); done
-    tail -n 25 "$PAR_OUT" | sed 's/^/    | /'
-  fi
-fi
 if [ -n "${BUCKET:-}" ] && [ "$FAIL" -eq 0 ] && [ "$KEEP" != 1 ]; then
   S3_ENDPOINT=http://127.0.0.1:$RGW_PORT s3_delete_bucket "$BUCKET" && log "bucket $BUCKET deleted" || log "could not delete bucket $BUCKET (left on 127.0.0.1:$RGW_PORT)"
 fi
