@@ -17,8 +17,11 @@ function fmtMode(m: number): string {
   return "0" + (m & 0o7777).toString(8);
 }
 
-/** Why a directory on the way to base_dir (or base_dir itself) is unsafe, or undefined. */
-function unsafe(path: string, self: boolean): string | undefined {
+/**
+ * Why a directory on the way to `what` (a parent, `self` false) or `what` itself is unsafe, or
+ * undefined. Throws what statSync throws (a missing path: ENOENT).
+ */
+function unsafe(path: string, self: boolean, what = "base_dir"): string | undefined {
   const st = statSync(path);
   if (!st.isDirectory()) return `${path} is not a directory`;
   if (self && st.uid !== uid() && st.uid !== 0) return `${path} is owned by uid ${st.uid}, not by this user (uid ${uid()}) or root; run: chown ${uid()} ${path}`;
@@ -26,14 +29,27 @@ function unsafe(path: string, self: boolean): string | undefined {
   if (self) return undefined;
   // The owner of a directory can rename what is in it, sticky bit or not.
   if (st.uid !== uid() && st.uid !== 0)
-    return `${path} (a parent of base_dir) is owned by uid ${st.uid}, who could replace base_dir; move base_dir under directories owned by root or by this user (uid ${uid()})`;
+    return `${path} (a parent of ${what}) is owned by uid ${st.uid}, who could replace ${what}; move ${what} under directories owned by root or by this user (uid ${uid()})`;
   if ((st.mode & 0o1000) === 0) {
     if ((st.mode & 0o002) !== 0)
-      return `${path} (a parent of base_dir) is writable by every user without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod o-w ${path}, or move base_dir`;
+      return `${path} (a parent of ${what}) is writable by every user without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod o-w ${path}, or move ${what}`;
     if ((st.mode & 0o020) !== 0)
-      return `${path} (a parent of base_dir) is writable by its group (gid ${st.gid}) without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod g-w ${path} (or chmod +t), or move base_dir`;
+      return `${path} (a parent of ${what}) is writable by its group (gid ${st.gid}) without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod g-w ${path} (or chmod +t), or move ${what}`;
   }
   return undefined;
+}
+
+/**
+ * Why a directory above `path` lets another user replace `path` (owned by someone else, or
+ * writable by group or others without the sticky bit), or undefined. `what` names `path` in the
+ * message ("drill.dir"). Throws what statSync throws.
+ */
+export function parentsProblem(path: string, what: string): string | undefined {
+  for (let p = dirname(path); ; p = dirname(p)) {
+    const why = unsafe(p, false, what);
+    if (why) return why;
+    if (dirname(p) === p) return undefined;
+  }
 }
 
 function exists(path: string): boolean {
@@ -53,11 +69,8 @@ function exists(path: string): boolean {
 export function assertSafeBaseDir(baseDir: string, opts: { create: boolean }): void {
   let probe = baseDir;
   while (!exists(probe) && dirname(probe) !== probe) probe = dirname(probe);
-  for (let p = dirname(probe); ; p = dirname(p)) {
-    const why = unsafe(p, false);
-    if (why) throw ioError(`base_dir ${baseDir} is not safe: ${why}`);
-    if (dirname(p) === p) break;
-  }
+  const above = parentsProblem(probe, "base_dir");
+  if (above) throw ioError(`base_dir ${baseDir} is not safe: ${above}`);
   if (probe !== baseDir) {
     const why = unsafe(probe, false);
     if (why) throw ioError(`base_dir ${baseDir} is not safe: ${why}`);

@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Config } from "../../config/config.ts";
 import { acquireLock } from "../../state/lock.ts";
-import { assertSafeBaseDir } from "../../state/basedir.ts";
+import { assertSafeBaseDir, parentsProblem } from "../../state/basedir.ts";
 import { ioError, fsError } from "../../util/errors.ts";
 import { formatSize } from "../../util/size.ts";
 import { log } from "../../util/log.ts";
@@ -76,13 +76,18 @@ export function checkDirSafe(dir: string): void {
   if (why) throw ioError(why);
 }
 
-/** Why drill.dir is not safe to make, or remove, things in as root (another owner, writable by others), or undefined. */
+/**
+ * Why drill.dir is not safe to make, or remove, things in as root (another owner, writable by
+ * others, or under a directory that lets another user replace it: base_dir's rule), or undefined.
+ * Throws what statSync throws (drill.dir missing: ENOENT).
+ */
 export function dirProblem(dir: string): string | undefined {
   const st = statSync(dir);
   const uid = process.geteuid?.() ?? 0;
   if (st.uid !== uid) return `drill.dir ${dir} is owned by uid ${st.uid}, not ${uid} (zrb's user); chown it or choose another drill.dir`;
   if ((st.mode & 0o022) !== 0) return `drill.dir ${dir} is writable by other users (mode 0${(st.mode & 0o777).toString(8)}); run: chmod go-w ${dir}`;
-  return undefined;
+  const above = parentsProblem(dir, "drill.dir");
+  return above ? `drill.dir ${dir} is not safe: ${above}` : undefined;
 }
 
 export interface DrillPool extends DrillNames {

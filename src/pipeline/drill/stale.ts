@@ -11,9 +11,10 @@
  * and in every case no live process holds <drill.dir>/zrbdrill<id>.lock (a drill running now
  * holds it from before it makes anything until after it removed everything).
  */
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 import type { Config } from "../../config/config.ts";
 import { lockHeld } from "../../state/lock.ts";
+import { fsError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import * as zpool from "../../zfs/zpool.ts";
 import { DRILL_PREFIX, cloneName, dirProblem, drillDir, drillNames, removeDrill, removeEmptyDirs } from "./pool.ts";
@@ -47,10 +48,17 @@ export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, 
   const out: StaleRemoved = { pools: [], clones: [], files: [], stages: [] };
   // Every drill makes drill.dir first and keeps its file and lock there: without it, nothing here
   // can be a drill's (a prune host without zfs runs `zrb cleanup` too, and needs no zpool).
-  if (!existsSync(dir)) return out;
   // What is in a drill.dir others can write may be theirs (a link where a mount directory was):
   // nothing of it is removed, and nothing is destroyed on its word (a drill refuses it too).
-  const unsafe = dirProblem(dir);
+  // One stat decides both: a drill.dir removed meanwhile is no drill.dir, not an internal error.
+  let unsafe: string | undefined;
+  try {
+    unsafe = dirProblem(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return out;
+    throw fsError(err, "checking drill.dir", dir);
+  }
   if (unsafe) {
     log.warn(`${unsafe}; the leftovers of killed drills there are left alone until then`);
     return out;

@@ -265,6 +265,33 @@ describe("the drill pool", () => {
     }
   });
 
+  test("drill.dir under a directory that lets another user replace it is refused, naming that directory and the fix", () => {
+    const top = mkdtempSync(join(tmpdir(), "zrb-drilldir-"));
+    try {
+      const parent = join(top, "shared");
+      const d = join(parent, "drill");
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+      chmodSync(parent, 0o777); // anyone can rename drill away and put their own there
+      let err: ZrbError | undefined;
+      try {
+        checkDirSafe(d);
+      } catch (e) {
+        err = e as ZrbError;
+      }
+      expect(err?.exitCode).toBe(ExitCode.IO);
+      expect(err?.message).toBe(`drill.dir ${d} is not safe: ${parent} (a parent of drill.dir) is writable by every user without the sticky bit (mode 0777); run: chmod o-w ${parent}, or move drill.dir`);
+      chmodSync(parent, 0o1777); // the sticky bit: only drill's owner may rename it
+      expect(() => checkDirSafe(d)).not.toThrow();
+      chmodSync(parent, 0o775);
+      expect(() => checkDirSafe(d)).toThrow(`${parent} (a parent of drill.dir) is writable by its group`);
+      chmodSync(parent, 0o755);
+      chownSync(parent, 65534, 65534);
+      expect(() => checkDirSafe(d)).toThrow(`${parent} (a parent of drill.dir) is owned by uid 65534, who could replace drill.dir`);
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+
   test("not enough free space in drill.dir: exit 9 before anything is made, naming the directory and both sizes", () => {
     expect(() => checkFreeSpace(tmpdir(), 1024)).not.toThrow();
     let err: ZrbError | undefined;

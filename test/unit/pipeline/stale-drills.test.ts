@@ -239,6 +239,26 @@ describe("stale drills: links in drill.dir", () => {
     expect(warned.some((w) => w.includes(`drill.dir ${dir} is writable by other users (mode 0777)`) && w.includes("left alone"))).toBe(true);
   });
 
+  test("a drill.dir under a directory others can write: nothing there is removed, and the parent is named", async () => {
+    const parent = join(top, "shared");
+    const dir = join(parent, "drill");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(parent, 0o777);
+    mkdirSync(join(dir, "zrbdrillaaaaaaaaaaaa", "empty"), { recursive: true }); // a killed drill's mount tree
+    const warned = await stale(dir);
+    expect(existsSync(join(dir, "zrbdrillaaaaaaaaaaaa", "empty"))).toBe(true);
+    expect(warned.some((w) => w.includes(`drill.dir ${dir} is not safe: ${parent} (a parent of drill.dir) is writable by every user`) && w.includes("left alone"))).toBe(true);
+    expect(destroys()).toEqual([]);
+  });
+
+  test("no drill.dir (or a file where it should be): nothing to do, no error, no zfs call", async () => {
+    for (const dir of [join(top, "none"), join(top, "file", "drill")]) {
+      writeFileSync(join(top, "file"), "");
+      expect(await stale(dir)).toEqual([]);
+    }
+    expect(calls()).toEqual([]);
+  });
+
   test("a safe drill.dir: a link at a mount directory, or below one, is never followed (nor removed)", async () => {
     const dir = join(top, "drill");
     mkdirSync(dir, { mode: 0o700 });
