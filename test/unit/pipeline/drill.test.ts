@@ -272,12 +272,13 @@ describe("the drill pool", () => {
       const d = join(parent, "drill");
       mkdirSync(d, { recursive: true, mode: 0o700 });
       chmodSync(parent, 0o777); // anyone can rename drill away and put their own there
-      let err: ZrbError | undefined;
-      try {
-        checkDirSafe(d);
-      } catch (e) {
-        err = e as ZrbError;
-      }
+      const err = (() => {
+        try {
+          return checkDirSafe(d);
+        } catch (e) {
+          return e as ZrbError;
+        }
+      })();
       expect(err?.exitCode).toBe(ExitCode.IO);
       expect(err?.message).toBe(`drill.dir ${d} is not safe: ${parent} (a parent of drill.dir) is writable by every user without the sticky bit (mode 0777); run: chmod o-w ${parent}, or move drill.dir`);
       chmodSync(parent, 0o1777); // the sticky bit: only drill's owner may rename it
