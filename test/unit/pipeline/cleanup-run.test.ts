@@ -7,8 +7,7 @@
  * anything younger than the grace.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
@@ -18,26 +17,16 @@ import { writeMarker } from "../../../src/records/marker.ts";
 import { NO_TRUST } from "../../../src/records/trust.ts";
 import { RunDir, STATE_FORMAT, type BackupState } from "../../../src/state/rundir.ts";
 import { manifestKey, markerKey, partKey } from "../../../src/store/layout.ts";
-import { LocalStore } from "../../../src/store/local.ts";
-import { StoreError } from "../../../src/store/store.ts";
-import { log } from "../../../src/util/log.ts";
 import { ZrbError } from "../../../src/util/errors.ts";
-import { mk } from "./helpers.ts";
+import { RecordingStore, mk, storeScene } from "./helpers.ts";
 
 const DAY = 86_400_000;
 const task = { name: "t", description: "", pool: "tank", dataset: "photos", enabled: true, recursive: false, sendProperties: false, fileCatalog: true, fullName: "tank/photos" } as unknown as Task;
 
-/** A LocalStore that records deletes and upload aborts, lists the multipart uploads it is given, and can refuse deletes. */
-class Watched extends LocalStore {
-  deletes: string[] = [];
+/** A RecordingStore that also records upload aborts and lists the multipart uploads it is given. */
+class Watched extends RecordingStore {
   aborted: string[] = [];
   uploads: { key: string; uploadId: string; initiated?: Date }[] = [];
-  refuse = new Set<string>();
-  override async delete(key: string): Promise<void> {
-    if (this.refuse.has(key)) throw new StoreError("access-denied", `${key}: access denied`);
-    this.deletes.push(key);
-    await super.delete(key);
-  }
   override async listUploads(prefix: string): Promise<{ key: string; uploadId: string; initiated?: Date }[]> {
     return this.uploads.filter((u) => u.key.startsWith(prefix));
   }
@@ -48,24 +37,11 @@ class Watched extends LocalStore {
 
 let dir = "";
 let store: Watched;
-const saved = { zfs: process.env.ZRB_ZFS, warn: log.warn, info: log.info };
+let done = () => {};
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "zrb-cleanup-"));
-  store = new Watched(join(dir, "store"));
-  const bin = join(dir, "zfs");
-  writeFileSync(bin, `#!/bin/sh\necho "cannot open 'tank/photos': dataset does not exist" >&2\nexit 1\n`);
-  chmodSync(bin, 0o755);
-  process.env.ZRB_ZFS = bin;
-  log.warn = () => {};
-  log.info = () => {};
+  ({ dir, store, done } = storeScene("zrb-cleanup-", Watched, `#!/bin/sh\necho "cannot open 'tank/photos': dataset does not exist" >&2\nexit 1\n`));
 });
-afterEach(() => {
-  if (saved.zfs === undefined) delete process.env.ZRB_ZFS;
-  else process.env.ZRB_ZFS = saved.zfs;
-  log.warn = saved.warn;
-  log.info = saved.info;
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => done());
 
 const cfg = () => ({ path: "/etc/zrb.yaml", baseDir: join(dir, "base"), plan: {}, s3: { enabled: false }, prune: { orphanGrace: 0 } }) as unknown as Config;
 const HEX = "0".repeat(64);
@@ -172,7 +148,7 @@ describe("cleanup --abandon", () => {
 
   test("another host's killed backup: its uploads are aborted, its parts deleted, and its marker last — kept while a part could not be deleted", async () => {
     const w = await world();
-    store.refuse.add(w.parts.f);
+    store.refuse.set(w.parts.f, "access-denied");
     const r = await abandon(cfg(), task, store, w.F, { dryRun: false });
     expect(r.parts.map((p) => p.key)).toEqual([w.parts.f]);
     expect(store.aborted).toEqual(["up-F"]);

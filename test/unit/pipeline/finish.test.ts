@@ -6,8 +6,7 @@
  * the run has not recorded as stored, nor parts that do not add up to the stream.
  */
 import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULTS, type Config, type Task } from "../../../src/config/config.ts";
 import { buildManifest, commitManifest, deleteOrLeave, discardState, finishBackup } from "../../../src/pipeline/backup/finish.ts";
@@ -21,7 +20,7 @@ import { headsKey, manifestKey, partKey } from "../../../src/store/layout.ts";
 import type { PutOptions } from "../../../src/store/store.ts";
 import { ExitCode, type ZrbError } from "../../../src/util/errors.ts";
 import { log } from "../../../src/util/log.ts";
-import { backupState } from "./helpers.ts";
+import { backupState, standInDir } from "./helpers.ts";
 import { StoreError, type ObjectStore, type StoreErrorKind } from "../../../src/store/store.ts";
 
 /** A store whose delete fails for the keys in `fail` with that error, and removes the others from `objects`. */
@@ -92,14 +91,11 @@ describe("the end of a backup and a discarded one", () => {
   const fcfg = { store: "offsite", s3: { ...structuredClone(DEFAULTS.s3), enabled: false } } as unknown as Config;
   let dir = "";
   let rd: RunDir;
-  const savedZfs = process.env.ZRB_ZFS;
+  let done = () => {};
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), "zrb-finish-"));
-    rd = new RunDir(join(dir, "base"), "tank", "ds");
-    const bin = join(dir, "zfs");
-    writeFileSync(
-      bin,
-      `#!/bin/sh
+    ({ dir, done } = standInDir("zrb-finish-", (d) => {
+      rd = new RunDir(join(d, "base"), "tank", "ds");
+      return `#!/bin/sh
 D=$(dirname "$0")
 case "$1" in
   get) printf 'tank/ds\\t-\\ntank/ds@zrb_level0_old\\t1\\n'; exit 0 ;;
@@ -107,16 +103,10 @@ case "$1" in
 esac
 echo "unexpected: $*" >&2
 exit 1
-`,
-    );
-    chmodSync(bin, 0o755);
-    process.env.ZRB_ZFS = bin;
+`;
+    }));
   });
-  afterEach(() => {
-    if (savedZfs === undefined) delete process.env.ZRB_ZFS;
-    else process.env.ZRB_ZFS = savedZfs;
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => done());
   const calls = () => (existsSync(join(dir, "calls")) ? readFileSync(join(dir, "calls"), "utf8").split("\n").filter((l) => l !== "") : []);
   const oldHeads: Heads = { format: HEADS_FORMAT, updatedAt: new Date(0).toISOString(), levels: { "0": { backupId: "B0", snapshot: { name: "tank/ds@zrb_level0_old", guid: "7" }, finishedAt: new Date(0).toISOString() } } };
   const manifest = { backupId: "B1", pool: "tank", dataset: "ds", level: 0, snapshot: { name: "tank/ds@zrb_level0_new", guid: "8" }, finishedAt: new Date(1000).toISOString() } as Manifest;

@@ -1,12 +1,17 @@
-/** Shared by the unit tests: a fresh backup state of tank/ds (backup id B1), synthetic manifests of tank/photos, a LocalStore in a directory of its own. */
-import { mkdtempSync, rmSync } from "node:fs";
+/**
+ * Shared by the unit tests: a fresh backup state of tank/ds (backup id B1), synthetic manifests of
+ * tank/photos, a LocalStore in a directory of its own, a stand-in zfs or zpool binary, and a
+ * LocalStore that records (or refuses) its deletes.
+ */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import type { BackupState } from "../../../src/state/rundir.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { partKey } from "../../../src/store/layout.ts";
-import type { ObjectInfo } from "../../../src/store/store.ts";
+import { StoreError, type ObjectInfo, type StoreErrorKind } from "../../../src/store/store.ts";
+import { log } from "../../../src/util/log.ts";
 
 export function backupState(o: Partial<BackupState> = {}): BackupState {
   return {
@@ -75,4 +80,89 @@ export async function withStore(fn: (store: LocalStore, dir: string) => Promise<
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A stand-in `zfs` (or `zpool`): writes `script` to `<dir>/<tool>`, makes it executable and points
+ * ZRB_ZFS (or ZRB_ZPOOL) at it. Returns the function that puts the variable back as it was (unset
+ * if it was unset); removing `dir` is the caller's. Throws (ENOENT and the like) if the script
+ * cannot be written, e.g. when `dir` does not exist; the variable is then left untouched.
+ */
+export function standIn(dir: string, script: string, tool: "zfs" | "zpool" = "zfs"): () => void {
+  const env = tool === "zfs" ? "ZRB_ZFS" : "ZRB_ZPOOL";
+  const bin = join(dir, tool);
+  writeFileSync(bin, script);
+  chmodSync(bin, 0o755);
+  const saved = process.env[env];
+  process.env[env] = bin;
+  return () => {
+    if (saved === undefined) delete process.env[env];
+    else process.env[env] = saved;
+  };
+}
+
+/**
+ * A LocalStore that records the keys it deletes, in order, and refuses to delete the keys in
+ * `refuse`: delete throws a StoreError of that kind (as a bucket policy, an object lock or a legal
+ * hold would) and deletes nothing. Any other failure is LocalStore's own.
+ */
+export class RecordingStore extends LocalStore {
+  deletes: string[] = [];
+  refuse = new Map<string, StoreErrorKind>();
+  override async delete(key: string): Promise<void> {
+    const kind = this.refuse.get(key);
+    if (kind) throw new StoreError(kind, `${key}: refused (${kind})`);
+    this.deletes.push(key);
+    await super.delete(key);
+  }
+}
+
+/**
+ * A fresh directory (named from `prefix`) with a stand-in zfs in it (standIn), for one test.
+ * `script` may be a function of the directory, for a script that names files in it. `done` puts
+ * ZRB_ZFS back and removes the directory. Throws if the directory or the script cannot be made
+ * (or `script` throws); the directory is then removed and ZRB_ZFS left untouched.
+ */
+export function standInDir(prefix: string, script: string | ((dir: string) => string)): { dir: string; done: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  let restore: () => void;
+  try {
+    restore = standIn(dir, typeof script === "string" ? script : script(dir));
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    dir,
+    done: () => {
+      restore();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * One test's scene for a run against a local-directory store: standInDir(prefix, zfsScript), a
+ * `Store` in the directory's `store` folder, and log.warn and log.info silenced. `done` puts the
+ * log and ZRB_ZFS back and removes the directory. Throws what standInDir or the Store's
+ * constructor throws; nothing is then left changed.
+ */
+export function storeScene<S extends LocalStore>(prefix: string, Store: new (root: string) => S, zfsScript: string): { dir: string; store: S; done: () => void } {
+  const scene = standInDir(prefix, zfsScript);
+  let store: S;
+  try {
+    store = new Store(join(scene.dir, "store"));
+  } catch (err) {
+    scene.done();
+    throw err;
+  }
+  const saved = { warn: log.warn, info: log.info };
+  log.warn = () => {};
+  log.info = () => {};
+  const done = () => {
+    log.warn = saved.warn;
+    log.info = saved.info;
+    scene.done();
+  };
+  return { dir: scene.dir, store, done };
 }

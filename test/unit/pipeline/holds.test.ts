@@ -6,20 +6,18 @@
  * base holds are only ever taken on snapshots of the task's own dataset.
  */
 import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SendHolds, moveBaseHolds, releaseStraySendHolds } from "../../../src/pipeline/backup/holds.ts";
 import { HEADS_FORMAT, type Heads } from "../../../src/records/heads.ts";
 import { log } from "../../../src/util/log.ts";
+import { standInDir } from "./helpers.ts";
 
 let dir = "";
-const saved = process.env.ZRB_ZFS;
+let done = () => {};
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "zrb-holds-"));
-  const bin = join(dir, "zfs");
-  writeFileSync(
-    bin,
+  ({ dir, done } = standInDir(
+    "zrb-holds-",
     `#!/bin/sh
 D=$(dirname "$0")
 case "$1" in
@@ -29,15 +27,9 @@ esac
 echo "unexpected: $*" >&2
 exit 1
 `,
-  );
-  chmodSync(bin, 0o755);
-  process.env.ZRB_ZFS = bin;
+  ));
 });
-afterEach(() => {
-  if (saved === undefined) delete process.env.ZRB_ZFS;
-  else process.env.ZRB_ZFS = saved;
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => done());
 
 /** `zfs get -H -p -r -d 1 -o name,value userrefs` as it prints the dataset and its snapshots. */
 const userrefs = (rows: [string, number | "-"][]) => writeFileSync(join(dir, "userrefs"), rows.map((r) => r.join("\t")).join("\n") + "\n");

@@ -6,13 +6,13 @@
  * level's backup failed). Destroying it would force the next run to a full.
  */
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { destroySnapshots, planLocal } from "../../../src/pipeline/prune/local.ts";
 import { HEADS_FORMAT, type Heads } from "../../../src/records/heads.ts";
 import type { Snapshot } from "../../../src/zfs/zfs.ts";
 import type { BackupState } from "../../../src/state/rundir.ts";
+import { standInDir } from "./helpers.ts";
 
 const FS = "tank/home";
 let txg = 100n;
@@ -84,8 +84,7 @@ describe("local retention keeps the base of the next backups", () => {
 describe("destroying", () => {
   test("only the snapshots the plan gives up are destroyed, one `zfs destroy` each, in order; one zfs refuses is reported, not thrown", async () => {
     // A stand-in zfs (ZRB_ZFS) that logs its arguments, and refuses one snapshot as a hold placed meanwhile would.
-    const dir = mkdtempSync(join(tmpdir(), "zrb-fakezfs-"));
-    const saved = process.env.ZRB_ZFS;
+    const { dir, done } = standInDir("zrb-fakezfs-", (d) => `#!/bin/sh\necho "$*" >> '${d}/log'\ncase "$2" in *@zrb_level1_20270303T020000Z) echo "cannot destroy snapshot $2: dataset is busy" >&2; exit 1;; esac\nexit 0\n`);
     const ds = "zrbunitpool/nowhere";
     const s = (short: string, guid: string): Snapshot => ({ name: `${ds}@${short}`, short, guid, createtxg: txg++ });
     const l0 = s("zrb_level0_20270301T020000Z", "301");
@@ -95,10 +94,6 @@ describe("destroying", () => {
     const held = s("zrb_level1_20270305T020000Z", "305");
     const l1d = s("zrb_level1_20270306T020000Z", "306");
     try {
-      const bin = join(dir, "zfs");
-      writeFileSync(bin, `#!/bin/sh\necho "$*" >> '${dir}/log'\ncase "$2" in *@zrb_level1_20270303T020000Z) echo "cannot destroy snapshot $2: dataset is busy" >&2; exit 1;; esac\nexit 0\n`);
-      chmodSync(bin, 0o755);
-      process.env.ZRB_ZFS = bin;
       const none: Heads = { format: HEADS_FORMAT, updatedAt: "", levels: {} };
       const plan = planLocal([l0, l1a, l1b, l1c, held, l1d], new Map([[held.name, 1]]), none, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
       expect(plan.filter((d) => d.action === "destroy").map((d) => d.name)).toEqual([l1a.name, l1b.name, l1c.name]);
@@ -110,9 +105,7 @@ describe("destroying", () => {
       await expect(destroySnapshots(plan, stop.signal)).rejects.toThrow();
       expect(readFileSync(join(dir, "log"), "utf8").trim().split("\n").length).toBe(3);
     } finally {
-      if (saved === undefined) delete process.env.ZRB_ZFS;
-      else process.env.ZRB_ZFS = saved;
-      rmSync(dir, { recursive: true, force: true });
+      done();
     }
   });
 });

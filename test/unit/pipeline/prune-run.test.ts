@@ -6,8 +6,6 @@
  * take a part uploaded meanwhile or one the grace spared.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
@@ -16,25 +14,19 @@ import type { Manifest } from "../../../src/records/manifest.ts";
 import { verifyKeyOf, type SigningKey } from "../../../src/crypto/signing.ts";
 import { NO_TRUST, nasTrust, signManifest, type Trust } from "../../../src/records/trust.ts";
 import { dataPrefix, manifestKey } from "../../../src/store/layout.ts";
-import { LocalStore } from "../../../src/store/local.ts";
-import { StoreError, type ObjectInfo } from "../../../src/store/store.ts";
+import type { ObjectInfo } from "../../../src/store/store.ts";
 import { log } from "../../../src/util/log.ts";
-import { mk } from "./helpers.ts";
+import { RecordingStore, mk, storeScene } from "./helpers.ts";
 
 const DAY = 86_400_000;
 const task = { name: "t", description: "", pool: "tank", dataset: "photos", enabled: true, recursive: false, sendProperties: false, fileCatalog: true, fullName: "tank/photos" } as unknown as Task;
 
-/** A LocalStore that records its deletes, can refuse some (as a bucket policy or a legal hold would) and report a retain-until date. */
-class Watched extends LocalStore {
-  deletes: string[] = [];
-  refuse = new Map<string, "access-denied" | "locked">();
+/** A RecordingStore that can also report a retain-until date, and run something after its first delete. */
+class Watched extends RecordingStore {
   lockedUntil = new Map<string, Date>();
   /** Runs once, after the first delete: another host's backup uploading meanwhile. */
   meanwhile?: () => Promise<void>;
   override async delete(key: string): Promise<void> {
-    const kind = this.refuse.get(key);
-    if (kind) throw new StoreError(kind, `${key}: refused (${kind})`);
-    this.deletes.push(key);
     await super.delete(key);
     const f = this.meanwhile;
     this.meanwhile = undefined;
@@ -49,25 +41,12 @@ class Watched extends LocalStore {
 
 let dir = "";
 let store: Watched;
-const saved = { zfs: process.env.ZRB_ZFS, warn: log.warn, info: log.info };
+let done = () => {};
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "zrb-prune-"));
-  store = new Watched(join(dir, "store"));
   // No dataset of this name on this host: prune leaves local snapshots alone.
-  const bin = join(dir, "zfs");
-  writeFileSync(bin, `#!/bin/sh\necho "cannot open '$5': dataset does not exist" >&2\nexit 1\n`);
-  chmodSync(bin, 0o755);
-  process.env.ZRB_ZFS = bin;
-  log.warn = () => {};
-  log.info = () => {};
+  ({ dir, store, done } = storeScene("zrb-prune-", Watched, `#!/bin/sh\necho "cannot open '$5': dataset does not exist" >&2\nexit 1\n`));
 });
-afterEach(() => {
-  if (saved.zfs === undefined) delete process.env.ZRB_ZFS;
-  else process.env.ZRB_ZFS = saved.zfs;
-  log.warn = saved.warn;
-  log.info = saved.info;
-  rmSync(dir, { recursive: true, force: true });
-});
+afterEach(() => done());
 
 const cfg = (orphanGraceMs = 0) => ({ path: "/etc/zrb.yaml", baseDir: join(dir, "base"), plan: {}, s3: { enabled: false }, prune: { orphanGrace: orphanGraceMs } }) as unknown as Config;
 const run = (o: { dryRun?: boolean; grace?: number; trust?: Trust } = {}) =>

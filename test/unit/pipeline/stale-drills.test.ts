@@ -17,6 +17,7 @@ import { removeStaleDrills } from "../../../src/pipeline/drill/stale.ts";
 import { drillNames, removeDrill, removeEmptyDirs } from "../../../src/pipeline/drill/pool.ts";
 import { acquireLock } from "../../../src/state/lock.ts";
 import { log } from "../../../src/util/log.ts";
+import { standIn } from "./helpers.ts";
 
 /** Answers from files in its own directory; logs "<bin> <args>" to calls. */
 const STAND_IN = `#!/bin/sh
@@ -39,24 +40,15 @@ exit 1
 
 let top = "";
 let bin = "";
-const saved = { zfs: process.env.ZRB_ZFS, zpool: process.env.ZRB_ZPOOL };
+let restore: (() => void)[] = [];
 beforeEach(() => {
   top = realpathSync(mkdtempSync(join(tmpdir(), "zrb-stale-drills-")));
   bin = join(top, "bin");
   mkdirSync(bin);
-  for (const b of ["zfs", "zpool"]) {
-    writeFileSync(join(bin, b), STAND_IN);
-    chmodSync(join(bin, b), 0o755);
-  }
-  process.env.ZRB_ZFS = join(bin, "zfs");
-  process.env.ZRB_ZPOOL = join(bin, "zpool");
+  restore = [standIn(bin, STAND_IN, "zfs"), standIn(bin, STAND_IN, "zpool")];
 });
 afterEach(() => {
-  for (const k of ["zfs", "zpool"] as const) {
-    const env = k === "zfs" ? "ZRB_ZFS" : "ZRB_ZPOOL";
-    if (saved[k] === undefined) delete process.env[env];
-    else process.env[env] = saved[k];
-  }
+  for (const r of restore) r();
   rmSync(top, { recursive: true, force: true });
 });
 
