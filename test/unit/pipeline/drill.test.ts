@@ -11,6 +11,29 @@ import { join } from "node:path";
 import { drillError, drillLine, type DrillResult } from "../../../src/pipeline/drill/index.ts";
 import { ExitCode, type ZrbError } from "../../../src/util/errors.ts";
 
+/** The record of drill `id`'s stages, as copyAll and removeStaleStages take it. */
+type StageRecord = { id: string; stages: string };
+
+/**
+ * `fn` in a fresh directory `top` (its real path, so no link leads into it) holding an empty `to`,
+ * with the stage record of drill 0123456789ab in `top` and log.warn silenced and spied on; the spy
+ * is restored and `top` removed afterwards. Throws what `fn` throws, or if `top` cannot be made.
+ */
+async function withStaleStages(prefix: string, fn: (s: { top: string; to: string; id: string; rec: StageRecord; warn: ReturnType<typeof spyOn<typeof log, "warn">> }) => Promise<void>): Promise<void> {
+  const top = realpathSync(mkdtempSync(join(tmpdir(), prefix)));
+  const id = "0123456789ab";
+  const rec = { id, stages: join(top, `zrbdrill${id}.stages`) };
+  const warn = spyOn(log, "warn").mockImplementation(() => {});
+  try {
+    const to = join(top, "to");
+    mkdirSync(to);
+    await fn({ top, to, id, rec, warn });
+  } finally {
+    warn.mockRestore();
+    rmSync(top, { recursive: true, force: true });
+  }
+}
+
 describe("restore --path", () => {
   test("relative paths are normalised; absolute, '..', .zfs and empty ones are usage errors (exit 2)", () => {
     expect(parseRelPath("./docs//a.txt/")).toBe("docs/a.txt");
@@ -55,13 +78,7 @@ describe("restore --path: all or nothing", () => {
 
 describe("restore --path: the stages a kill -9 left", () => {
   test("removes only recorded directories with the id's name, zrb's owner and mode 0700, reached by no link; --dry-run removes nothing", async () => {
-    const top = realpathSync(mkdtempSync(join(tmpdir(), "zrb-stale-stage-")));
-    const id = "0123456789ab";
-    const rec = { id, stages: join(top, `zrbdrill${id}.stages`) };
-    const warn = spyOn(log, "warn").mockImplementation(() => {});
-    try {
-      const to = join(top, "to");
-      mkdirSync(to);
+    await withStaleStages("zrb-stale-stage-", async ({ top, to, id, rec, warn }) => {
       const stage = (n: number, mode = 0o700) => {
         const d = join(to, `.zrb-restore-${id}-${n}`);
         mkdirSync(join(d, "docs"), { recursive: true, mode });
@@ -113,10 +130,7 @@ describe("restore --path: the stages a kill -9 left", () => {
       } finally {
         Bun.spawnSync(["umount", join(mounted, "mnt")]);
       }
-    } finally {
-      warn.mockRestore();
-      rmSync(top, { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -179,13 +193,7 @@ describe("restore --path: merging and a stage that cannot be removed", () => {
 
 describe("restore --path: look-alikes of a stage", () => {
   test("recorded directories named almost like the run's stages, or with another private mode, are left alone; a stage in a setgid directory is removed", async () => {
-    const top = realpathSync(mkdtempSync(join(tmpdir(), "zrb-lookalike-")));
-    const id = "0123456789ab";
-    const rec = { id, stages: join(top, `zrbdrill${id}.stages`) };
-    const warn = spyOn(log, "warn").mockImplementation(() => {});
-    try {
-      const to = join(top, "to");
-      mkdirSync(to);
+    await withStaleStages("zrb-lookalike-", async ({ to, id, rec }) => {
       const dir = (name: string, mode = 0o700) => {
         const d = join(to, name);
         mkdirSync(d);
@@ -212,10 +220,7 @@ describe("restore --path: look-alikes of a stage", () => {
       expect(await removeStaleStages(rec)).toEqual({ stages: [stage], done: true });
       for (const d of alike) expect(readFileSync(join(d, "file.txt"), "utf8")).toBe("mine");
       expect(existsSync(stage)).toBe(false);
-    } finally {
-      warn.mockRestore();
-      rmSync(top, { recursive: true, force: true });
-    }
+    });
   });
 });
 
