@@ -17,7 +17,7 @@
 import { createHash } from "node:crypto";
 import { lstat, mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { zfsRun, firstLine } from "./zfs.ts";
+import { zfsRun, firstLine, mountInfo } from "./zfs.ts";
 import { whileBusy } from "./zpool.ts";
 import { zfsError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
@@ -106,10 +106,10 @@ const isDir = async (p: string) => (await lstat(p).catch(() => null))?.isDirecto
  * Run `fn` with a directory holding the snapshot's files: its .zfs/snapshot directory, or a
  * clone mounted under `workDir` (destroyed afterwards, whatever `fn` did).
  */
-export async function withSnapshotFiles<T>(snapshot: string, workDir: string, owner: CloneOwner, fn: (dir: string) => Promise<T>): Promise<T> {
+export async function withSnapshotFiles<T>(snapshot: string, workDir: string, owner: CloneOwner, fn: (dir: string) => Promise<T>, mounted?: string | null): Promise<T> {
   const [fs, short] = snapshot.split("@") as [string, string];
-  const mp = await prop(fs, "mountpoint");
-  if (mp?.startsWith("/") && (await prop(fs, "mounted")) === "yes") {
+  const mp = mounted === undefined ? await mountpointOf(fs) : mounted;
+  if (mp !== null) {
     const dir = join(mp, ".zfs", "snapshot", short);
     if (await isDir(dir)) {
       log.info(`file catalog: reading ${snapshot} through ${dir}`);
@@ -239,6 +239,5 @@ export async function zfsDiff(from: string, to: string, mp: string): Promise<Dif
 
 /** The mountpoint of a mounted filesystem, or null. */
 export async function mountpointOf(fs: string): Promise<string | null> {
-  const mp = await prop(fs, "mountpoint");
-  return mp?.startsWith("/") && (await prop(fs, "mounted")) === "yes" ? mp : null;
+  return (await mountInfo(fs))?.mountpoint ?? null;
 }

@@ -48,11 +48,11 @@ export async function openSource(fs: string, snap: string, guid: string, n: Dril
   const have = await zfs.getProp(full, "guid");
   if (have === null) return { kind: "none", why: `${full} is not on this host` };
   if (have !== guid) log.warn(`${full} on this host has guid ${have}, the backup says its snapshot had ${guid}; comparing the files with it all the same`);
-  const volume = (await zfs.getProp(fs, "type")) === "volume";
-  if (!volume && (await zfs.getProp(fs, "mounted")) === "yes") {
-    const mp = await zfs.getProp(fs, "mountpoint");
-    const dir = mp && mp.startsWith("/") ? join(mp, ".zfs", "snapshot", snap) : undefined;
-    if (dir && opens(dir)) return { kind: "snapdir", path: dir, volume: false, close: async () => {} };
+  const info = await zfs.mountInfo(fs);
+  const volume = info?.type === "volume";
+  if (!volume && info?.mountpoint) {
+    const dir = join(info.mountpoint, ".zfs", "snapshot", snap);
+    if (opens(dir)) return { kind: "snapdir", path: dir, volume: false, close: async () => {} };
   }
   const clone = cloneName(fs.split("/")[0]!, n.id);
   if (volume) await zpool.cloneVolume(full, clone, { "zrb:drill": n.id });

@@ -20,8 +20,11 @@ export function cloneDir(baseDir: string, fs: string): string {
   return join(baseDir, "catalog-clones", createHash("sha256").update(fs).digest("hex").slice(0, 16));
 }
 
-/** The catalog of `snapshot` (a full one when `parent` is null). */
-export async function listSnapshot(snapshot: string, parent: string | null, baseDir: string): Promise<FileCatalog> {
+/**
+ * The catalog of `snapshot` (a full one when `parent` is null). `mounted`: where its dataset is
+ * mounted (null: not mounted) when the caller has read it already; looked up when undefined.
+ */
+export async function listSnapshot(snapshot: string, parent: string | null, baseDir: string, mounted?: string | null): Promise<FileCatalog> {
   const fs = snapshot.split("@")[0]!;
   const work = cloneDir(baseDir, fs);
   // Held while a clone of ours may exist: another run (another store's, on its own timer) waits for it.
@@ -32,23 +35,22 @@ export async function listSnapshot(snapshot: string, parent: string | null, base
   // held and the run waited 10 min for itself, then made no catalog — every run after a kill.
   const owner = { lockPath, isHeld: (p: string) => p !== lockPath && lockHeld(p) };
   try {
-    return await list(snapshot, parent, work, owner);
+    return await list(snapshot, parent, work, owner, mounted === undefined ? await mountpointOf(snapshot.split("@")[0]!) : mounted);
   } finally {
     lock.release();
   }
 }
 
-async function list(snapshot: string, parent: string | null, work: string, owner: CloneOwner): Promise<FileCatalog> {
-  if (parent === null) return { kind: "full", entries: await withSnapshotFiles(snapshot, work, owner, (d) => walk(d)) };
-  const mp = await mountpointOf(snapshot.split("@")[0]!);
+async function list(snapshot: string, parent: string | null, work: string, owner: CloneOwner, mp: string | null): Promise<FileCatalog> {
+  if (parent === null) return { kind: "full", entries: await withSnapshotFiles(snapshot, work, owner, (d) => walk(d), mp) };
   const diff = mp ? await zfsDiff(parent, snapshot, mp) : null;
   if (diff) {
     log.info(`file catalog: ${diff.length} change(s) since ${parent} from zfs diff`);
-    return { kind: "changes", entries: await withSnapshotFiles(snapshot, work, owner, (d) => fromDiff(d, diff)) };
+    return { kind: "changes", entries: await withSnapshotFiles(snapshot, work, owner, (d) => fromDiff(d, diff), mp) };
   }
   log.info(`file catalog: no zfs diff here; comparing walks of ${parent} and ${snapshot}`);
-  const before = await withSnapshotFiles(parent, work, owner, (d) => walk(d));
-  const after = await withSnapshotFiles(snapshot, work, owner, (d) => walk(d));
+  const before = await withSnapshotFiles(parent, work, owner, (d) => walk(d), mp);
+  const after = await withSnapshotFiles(snapshot, work, owner, (d) => walk(d), mp);
   return { kind: "changes", entries: compare(before, after) };
 }
 

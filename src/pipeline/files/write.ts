@@ -10,7 +10,7 @@ import type { ObjectStore } from "../../store/store.ts";
 import type { BackupState } from "../../state/rundir.ts";
 import { catalogKey } from "../../store/layout.ts";
 import { sealCatalog, sha256Hex, type CatalogRef } from "../../records/file-catalog.ts";
-import { getProp } from "../../zfs/zfs.ts";
+import { mountInfo } from "../../zfs/zfs.ts";
 import { isInterrupt } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
 import { formatSize } from "../../util/size.ts";
@@ -26,8 +26,9 @@ export type SealedCatalog = { sealed: Uint8Array; entries: number; kind: "full" 
 export async function listFileCatalog(task: Task, state: BackupState, baseDir: string): Promise<SealedCatalog | undefined> {
   if (!task.fileCatalog) return undefined;
   try {
-    if ((await getProp(task.fullName, "type")) === "volume") return undefined; // a zvol holds blocks, not files
-    const cat = await listSnapshot(state.snapshot.name, state.parent?.name ?? null, baseDir);
+    const fs = await mountInfo(task.fullName);
+    if (fs?.type === "volume") return undefined; // a zvol holds blocks, not files
+    const cat = await listSnapshot(state.snapshot.name, state.parent?.name ?? null, baseDir, fs ? fs.mountpoint : undefined);
     return { sealed: await sealCatalog(cat, state.recipients), entries: cat.entries.length, kind: cat.kind };
   } catch (err) {
     if (isInterrupt(err)) throw err;

@@ -119,6 +119,25 @@ describe("zfs output", () => {
       { name: "t/a@new", short: "new", guid: "30", createtxg: 30n },
     ]);
   });
+  test("mountInfo: type and a mounted filesystem's path from one `zfs get`; not mounted, no path, or missing is no path", async () => {
+    const get = (type: string, mp: string, mounted: string) => `type\t${type}\nmountpoint\t${mp}\nmounted\t${mounted}\n`;
+    fakeZfs({ out: get("filesystem", "/mnt/my data", "yes") });
+    expect(await zfs.mountInfo("t/a")).toEqual({ type: "filesystem", mountpoint: "/mnt/my data" });
+    fakeZfs({ out: get("filesystem", "/mnt/a", "no") });
+    expect(await zfs.mountInfo("t/a")).toEqual({ type: "filesystem", mountpoint: null });
+    for (const mp of ["legacy", "none", "-"]) {
+      fakeZfs({ out: get("filesystem", mp, "yes") });
+      expect((await zfs.mountInfo("t/a"))?.mountpoint).toBeNull();
+    }
+    fakeZfs({ out: "type\tvolume\nmountpoint\t-\nmounted\t-\n" });
+    expect(await zfs.mountInfo("t/v")).toEqual({ type: "volume", mountpoint: null });
+    const d = mkdtempSync(join(tmpdir(), "zrb-fakezfs-"));
+    dirs.push(d);
+    writeFileSync(join(d, "zfs"), "#!/bin/sh\necho \"cannot open '$6': dataset does not exist\" >&2\nexit 1\n");
+    chmodSync(join(d, "zfs"), 0o755);
+    process.env.ZRB_ZFS = join(d, "zfs");
+    expect(await zfs.mountInfo("t/gone")).toBeNull();
+  });
   test("zfs diff: octal escapes decoded, paths made relative, the mountpoint itself and paths outside it left out", async () => {
     fakeZfs({
       out: [
