@@ -47,6 +47,7 @@ export function summaryLine(r: PruneResult): string {
   const locked = r.backups.filter((b) => b.reasons.some((x) => x.rule === "object-lock")).length;
   if (locked) parts.push(`${locked} backup(s) kept under object lock`);
   if (r.locked.length) parts.push(`${r.locked.length} object(s) still under object lock, left for a later prune`);
+  if (r.keptForChain.length) parts.push(`${r.keptForChain.length} backup(s) kept because a backup the store did not delete is built on them`);
   return `prune of ${r.dataset}: ${parts.join("; ")}`;
 }
 
@@ -55,7 +56,7 @@ export function refusals(r: PruneResult): ZrbError | null {
   if (r.refused.length) {
     const f = r.refused[0]!;
     return new ZrbError(
-      `prune of ${r.dataset}: the store refused ${r.refused.length} delete(s), the first: ${f.message}; everything else was done and nothing refused looks complete (a manifest goes first). ` +
+      `prune of ${r.dataset}: the store refused ${r.refused.length} delete(s), the first: ${f.message}; everything else was done${r.keptForChain.length ? `, except the ${r.keptForChain.length} backup(s) a refused one is built on, kept with it,` : ""} and nothing refused looks complete (a manifest goes first). ` +
         `Object lock or a bucket policy denying s3:DeleteObject keeps them until it ends; otherwise grant s3:DeleteObject. The next prune retries them`,
       ExitCode.STORE,
     );

@@ -69,6 +69,8 @@ export interface PruneResult {
   locked: { key: string; message: string }[];
   /** Snapshots zfs refused to destroy (held or cloned meanwhile). */
   refusedSnapshots: string[];
+  /** Backups the plan gave up but this run kept: a backup whose manifest the store did not delete (`neededBy`) is built on them. */
+  keptForChain: { backupId: string; neededBy: string }[];
   summary: { kept: number; deleted: number; objects: number; bytes: number; earlyDeleteGbDays: number; keptForMinStorage: number; snapshotsDestroyed: number };
 }
 
@@ -136,6 +138,7 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
       refused: [],
       locked: [],
       refusedSnapshots: [],
+      keptForChain: [],
       summary: {
         kept: backups.length - gone.length,
         deleted: gone.length,
@@ -150,7 +153,7 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
     };
     if (opts.dryRun) return result;
 
-    const freed: Freed = { objects: 0, bytes: 0, refused: result.refused, locked: result.locked, sizes: new Map([...listing.map((o) => [o.key, o.size] as const), ...manifestSizes]) };
+    const freed: Freed = { objects: 0, bytes: 0, refused: result.refused, locked: result.locked, keptForChain: result.keptForChain, sizes: new Map([...listing.map((o) => [o.key, o.size] as const), ...manifestSizes]) };
     const deleted = await deleteBackups(store, task, cat.manifests, gone, freed, catalogsOf, opts.signal);
     const remaining = refs.manifests.filter((m) => !deleted.has(m.backupId));
     const refusedNow = new Set([...result.refused, ...result.locked].map((x) => x.key));
@@ -188,6 +191,7 @@ interface Freed {
   bytes: number;
   refused: PruneResult["refused"];
   locked: PruneResult["locked"];
+  keptForChain: PruneResult["keptForChain"];
   sizes: Map<string, number>;
 }
 
@@ -218,6 +222,7 @@ async function deleteBackups(
     const of = needed.get(b.backupId);
     if (of !== undefined) {
       log.warn(`kept backup ${b.backupId} (level ${b.level}): backup ${of}, whose manifest the store did not delete, is built on it`);
+      freed.keptForChain.push({ backupId: b.backupId, neededBy: of });
       keepChainOf(b.backupId);
       continue;
     }

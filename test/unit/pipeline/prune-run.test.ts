@@ -10,6 +10,7 @@ import { join } from "node:path";
 import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
 import { prune } from "../../../src/pipeline/prune/index.ts";
+import { refusals, summaryLine } from "../../../src/cli/prune-report.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import { verifyKeyOf, type SigningKey } from "../../../src/crypto/signing.ts";
 import { NO_TRUST, nasTrust, signManifest, type Trust } from "../../../src/records/trust.ts";
@@ -104,6 +105,10 @@ describe("prune on a store", () => {
     expect(r.summary).toMatchObject({ deleted: 2, kept: 3 });
     expect(store.deletes.filter((k) => k.includes(h.l1b.backupId) || k.includes(h.l0b.backupId))).toEqual([]);
     expect(warned).toContain(`kept backup ${h.l0b.backupId} (level 0): backup ${h.l1b.backupId}, whose manifest the store did not delete, is built on it`);
+    expect(r.keptForChain).toEqual([{ backupId: h.l0b.backupId, neededBy: h.l1b.backupId }]);
+    // What the user reads: the summary counts it, the exit-6 line does not claim all else was done.
+    expect(summaryLine(r)).toContain("1 backup(s) kept because a backup the store did not delete is built on them");
+    expect(refusals(r)?.message).toContain("everything else was done, except the 1 backup(s) a refused one is built on, kept with it, and nothing refused looks complete");
     // The other chain still goes.
     for (const m of [h.l1a, h.l0a]) expect(await there(m)).toEqual({ manifest: false, parts: false });
   });
