@@ -307,11 +307,21 @@ export class S3Store implements ObjectStore {
       return;
     }
     // A bucket with object lock keeps versions: a plain delete only adds a delete marker and the
-    // data stays. Delete every version of exactly this key (a locked one refuses: "locked").
-    const versions = await this.call("list versions", key, (abortSignal) =>
-      this.client.send(new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: Key }), { abortSignal }),
-    );
-    const ids = [...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])].filter((v) => v.Key === Key).map((v) => v.VersionId);
+    // data stays. Delete every version of exactly this key (a locked one refuses: "locked") —
+    // every page of them: a version left behind would become the object again.
+    const ids: string[] = [];
+    let KeyMarker: string | undefined;
+    let VersionIdMarker: string | undefined;
+    for (;;) {
+      const page = await this.call("list versions", key, (abortSignal) =>
+        this.client.send(new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: Key, KeyMarker, VersionIdMarker, MaxKeys: this.listPageSize }), { abortSignal }),
+      );
+      for (const v of [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]) if (v.Key === Key && v.VersionId) ids.push(v.VersionId);
+      if (!page.IsTruncated) break;
+      if (!page.NextKeyMarker) throw storeError(`list versions of ${this.urlOf(key)}: the server said the listing is truncated but gave no marker to go on from`);
+      KeyMarker = page.NextKeyMarker;
+      VersionIdMarker = page.NextVersionIdMarker;
+    }
     for (const VersionId of ids) {
       try {
         await this.call("delete", key, (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key, VersionId }), { abortSignal }));

@@ -6,13 +6,13 @@
  */
 import { beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
-import { CreateMultipartUploadCommand, HeadObjectCommand, ListObjectsV2Command, ListPartsCommand } from "@aws-sdk/client-s3";
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListObjectVersionsCommand, ListObjectsV2Command, ListPartsCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { S3Store, parseRestoreHeader, partSizeFor, MiB } from "../../../src/store/s3.ts";
 import { openStore } from "../../../src/store/open.ts";
 import { RetryStore } from "../../../src/store/retry.ts";
 import { StoreError, type MultipartProgress } from "../../../src/store/store.ts";
 import { ZrbError } from "../../../src/util/errors.ts";
-import type { S3Rig } from "../../helpers/rig.ts";
+import { makeBucket, type S3Rig } from "../../helpers/rig.ts";
 import { pageListParts, pseudoRandom, readAll, recordCalls, sha256Hex, s3Kit, ENV } from "./helpers.ts";
 
 setDefaultTimeout(60_000);
@@ -371,6 +371,21 @@ describe("objects on radosgw", () => {
     expect(calls.filter((c) => c.command === "ListObjectsV2Command").length).toBeGreaterThanOrEqual(3);
     expect((await s.list("list")).map((o) => o.key)).toEqual([...[...keys].sort(), "listother/x"]);
     expect(await s.list("nothing-here/")).toEqual([]);
+  });
+
+  test("delete under object lock removes every version of the key, over several pages, and nothing of a key it is a prefix of", async () => {
+    const locked = await makeBucket(rig, { objectLock: true });
+    const s = store({ bucket: locked, objectLock: { mode: "GOVERNANCE", days: 1 }, listPageSize: 2 });
+    // Written without a retention date (the bucket has no default one), so every version may go.
+    for (const [k, n] of [["ver/k", 3], ["ver/k2", 2]] as const)
+      for (let i = 0; i < n; i++) await s.client.send(new PutObjectCommand({ Bucket: locked, Key: `zrb/test/${k}`, Body: `${k} ${i}` }));
+    const calls = recordCalls(s.client);
+    await s.delete("ver/k");
+    expect(calls.filter((c) => c.command === "ListObjectVersionsCommand").length).toBeGreaterThanOrEqual(2);
+    const left = await s.client.send(new ListObjectVersionsCommand({ Bucket: locked, Prefix: "zrb/test/ver/" }));
+    expect((left.Versions ?? []).map((v) => v.Key)).toEqual(["zrb/test/ver/k2", "zrb/test/ver/k2"]);
+    expect(left.DeleteMarkers ?? []).toEqual([]);
+    expect(await s.head("ver/k")).toBeNull();
   });
 
   test("listUploads paginates; abortUpload leaves no uploads and is idempotent", async () => {
