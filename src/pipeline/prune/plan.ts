@@ -52,7 +52,7 @@ export type KeepReason =
   | { rule: "future"; time: string }
   | { rule: "ancestor"; of: string }
   /** Past a lost manifest: the backup that one was most probably built on, kept for a repair. */
-  | { rule: "probable-ancestor"; of: string; lost: string }
+  | { rule: "probable-ancestor"; of: string; lost: string; untrusted?: true }
   | { rule: "min-storage"; storageClass: string; days: number; freeFrom: string; gbDays: number }
   /** Its manifest is under object lock until then: the store would refuse the delete. */
   | { rule: "object-lock"; until: string };
@@ -161,39 +161,64 @@ export function planBucket(i: BucketPlanInput): BackupDecision[] {
 /**
  * Mark every ancestor of a kept backup, naming the newest kept backup that needs it. Past a
  * lost manifest the chain goes on with the backup the lost one was most probably built on
- * (probableParent), so that putting the lost manifest back still repairs it.
+ * (probableParent), so that putting the lost manifest back still repairs it. Past an untrusted
+ * manifest too: it is kept (never deleted by prune), but its parent link is a forger's word, so
+ * the chain goes on as if it were lost — a forged middle manifest must not cut the signed base
+ * below it loose.
  */
 function keepAncestors(i: BucketPlanInput, why: Map<string, KeepReason[]>): void {
+  const untrusted = i.untrusted ?? new Map<string, string>();
   // An untrusted manifest keeps nothing: its parent link is the forger's word.
   const kept = i.entries
-    .filter((e) => why.get(e.backupId)!.length > 0 && !i.untrusted?.has(e.backupId))
+    .filter((e) => why.get(e.backupId)!.length > 0 && !untrusted.has(e.backupId))
     .map((e) => ({ id: e.backupId, time: pointTime(i.manifests.get(e.backupId)!) }));
+  type Broken = { id: string; untrusted: boolean } | undefined;
   for (const k of newestFirst(kept)) {
     const seen = new Set([k.id]);
-    let lost: string | undefined;
-    for (let m = i.manifests.get(k.id); m?.parent; ) {
-      let p = i.manifests.get(m.parent.backupId);
-      if (!p) {
-        lost ??= m.parent.backupId;
-        p = probableParent(m.parent, i.manifests);
+    const mark = (id: string, broken: Broken) => {
+      const rs = why.get(id)!;
+      if (rs.some((r) => r.rule === "ancestor" || r.rule === "probable-ancestor")) return;
+      rs.push(broken ? { rule: "probable-ancestor", of: k.id, lost: broken.id, ...(broken.untrusted ? { untrusted: true as const } : {}) } : { rule: "ancestor", of: k.id });
+    };
+    // The links to follow: k's own, then those an untrusted manifest claims (below).
+    const todo: { link: Manifest["parent"]; broken: Broken }[] = [{ link: i.manifests.get(k.id)?.parent ?? null, broken: undefined }];
+    for (let next = todo.pop(); next; next = todo.pop()) {
+      let { link, broken } = next;
+      while (link) {
+        let p = i.manifests.get(link.backupId);
+        if (p && untrusted.has(p.backupId)) {
+          if (!seen.has(p.backupId)) {
+            seen.add(p.backupId);
+            mark(p.backupId, broken);
+          }
+          broken ??= { id: p.backupId, untrusted: true };
+          // Its own parent link may be genuine (only its signature stripped): followed too, which
+          // can only keep more. What decides is the trusted way on, the probable parent.
+          if (p.parent) todo.push({ link: p.parent, broken });
+          p = probableParent(link, i.manifests, untrusted);
+        } else if (!p) {
+          broken ??= { id: link.backupId, untrusted: false };
+          p = probableParent(link, i.manifests, untrusted);
+        }
+        if (!p || seen.has(p.backupId)) break;
+        seen.add(p.backupId);
+        mark(p.backupId, broken);
+        link = p.parent;
       }
-      if (!p || seen.has(p.backupId)) break;
-      seen.add(p.backupId);
-      const rs = why.get(p.backupId)!;
-      if (!rs.some((r) => r.rule === "ancestor" || r.rule === "probable-ancestor")) rs.push(lost ? { rule: "probable-ancestor", of: k.id, lost } : { rule: "ancestor", of: k.id });
-      m = p;
     }
   }
 }
 
 /**
- * The backup a backup whose manifest is lost was most probably built on: dump(8)'s rule replayed
- * over the manifests that had finished when it started (its id carries that time, to the second).
+ * The backup a backup whose manifest is lost (or not trusted) was most probably built on:
+ * dump(8)'s rule replayed over the trusted manifests that had finished when it started (its id
+ * carries that time, to the second). An untrusted manifest is never the answer: a forged level 0
+ * dated just before would otherwise take the real base's place.
  */
-function probableParent(lost: { backupId: string; level: number }, manifests: Map<string, Manifest>): Manifest | undefined {
+function probableParent(lost: { backupId: string; level: number }, manifests: Map<string, Manifest>, untrusted: Map<string, string>): Manifest | undefined {
   const started = backupIdTime(lost.backupId);
   if (!started) return undefined;
-  const before = [...manifests.values()].filter((m) => Date.parse(m.finishedAt) < started.getTime() + 1000);
+  const before = [...manifests.values()].filter((m) => !untrusted.has(m.backupId) && Date.parse(m.finishedAt) < started.getTime() + 1000);
   const p = chooseParent(headsFromManifests(before), lost.level);
   return p ? manifests.get(p.backupId) : undefined;
 }
@@ -254,7 +279,7 @@ export function keepReasonText(r: KeepReason): string {
     case "ancestor":
       return `ancestor of ${r.of}`;
     case "probable-ancestor":
-      return `probably an ancestor of ${r.of} (whose chain is broken at the lost manifest of ${r.lost}; kept for a repair)`;
+      return `probably an ancestor of ${r.of} (whose chain is broken at the ${r.untrusted ? "untrusted" : "lost"} manifest of ${r.lost}; kept for a repair)`;
     case "object-lock":
       return `object lock until ${r.until.slice(0, 10)}`;
     case "min-storage":

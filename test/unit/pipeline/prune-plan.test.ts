@@ -65,6 +65,37 @@ describe("what the plan never deletes", () => {
     expect(ds2.find((d) => d.backupId === a.backupId)!.action).toBe("delete");
   });
 
+  test("a forged middle manifest does not cut the signed base below it loose: the chain goes on through the probable parent", () => {
+    const now = T0 + 60 * DAY;
+    const r = mk(0, now - 40 * DAY, null); // signed, outside the window: kept only as a base
+    const u = mk(1, now - 25 * DAY, r);
+    const k = mk(2, now - 20 * DAY, u);
+    const n = mk(0, now - 5 * DAY, null); // the head of level 0 now
+    // A bucket writer overwrites u's manifest: unsigned, its parent a backup that never was.
+    const forged = { ...u, parent: { name: "tank/photos@zrb_level0_19700101T000000Z", guid: "1", backupId: "19700101T000000Z-L0-000000", level: 0 } };
+    // ... and adds a level 0 dated just before u, to be taken for u's base.
+    const decoy = mk(0, now - 26 * DAY, null);
+    const untrusted = new Map([[u.backupId, "it is not signed"], [decoy.backupId, "it is not signed"]]);
+    const ds = plan([r, forged, k, n, decoy], { policy: { within: 30 * DAY }, untrusted, heads: headsFromManifests([r, u, k, n]), now });
+    expect(ds.find((d) => d.backupId === r.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: k.backupId, lost: u.backupId, untrusted: true }]);
+    expect(rulesOf(ds, u.backupId).sort()).toEqual(["ancestor", "not-trusted"]);
+    expect(rulesOf(ds, decoy.backupId)).toEqual(["not-trusted"]);
+    expect(keptIds(ds).sort()).toEqual([r, u, k, n, decoy].map((m) => m.backupId).sort());
+    // Only its signature stripped (its parent link genuine): the same, and nothing else is kept.
+    const stripped = plan([r, u, k, n], { policy: { within: 30 * DAY }, untrusted: new Map([[u.backupId, "it is not signed"]]), heads: headsFromManifests([r, u, k, n]), now });
+    expect(stripped.find((d) => d.backupId === r.backupId)!.action).toBe("keep");
+    expect(keptIds(stripped).sort()).toEqual([r, u, k, n].map((m) => m.backupId).sort());
+    // Its link names another base than dump's rule would give (q, not the newer q2): both stay.
+    const q = mk(1, now - 45 * DAY, r);
+    const q2 = mk(1, now - 40 * DAY, r);
+    const u2 = mk(2, now - 25 * DAY, q);
+    const k2 = mk(3, now - 20 * DAY, u2);
+    const other = plan([r, q, q2, u2, k2, n], { policy: { within: 30 * DAY }, untrusted: new Map([[u2.backupId, "it is not signed"]]), heads: headsFromManifests([r, q, q2, u2, k2, n]), now });
+    expect(other.find((d) => d.backupId === q2.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: k2.backupId, lost: u2.backupId, untrusted: true }]);
+    expect(other.find((d) => d.backupId === q.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: k2.backupId, lost: u2.backupId, untrusted: true }]);
+    expect(keptIds(other).sort()).toEqual([r, q, q2, u2, k2, n].map((m) => m.backupId).sort());
+  });
+
   test("a backup from the future (a clock ahead) is kept and is no point: it moves no window", () => {
     const a = mk(0, T0, null);
     const b = mk(0, T0 + DAY, null);
