@@ -22,6 +22,7 @@ import { absolutePath, bool, duration, enumOf, int, rate, size, str } from "./sc
 import { pingUrlProblem } from "../util/url.ts";
 import { compileExclude, excludePatternProblem } from "../zfs/exclude.ts";
 import { resolveStores } from "./stores.ts";
+import { runDirNameProblem } from "../state/rundir.ts";
 import { type Infer, list, object, oneOrList, scalarText, type Siblings, Type } from "./types.ts";
 import { formatSchedule, parseSchedule, ScheduleProblem, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
 
@@ -259,6 +260,17 @@ function uniqueTasks<T extends { name: string; fullName: string; recursive: bool
         `${c.list![i]!.path} (${t.name}) backs up ${t.fullName}, which the recursive tasks[${j}] (${tasks[j]!.name}) already backs up as a child; add it to that task's exclude or drop one of them`,
       );
   });
+  // Each task keeps its local state in base_dir/<pool>/<dataset>/: a task below another whose
+  // first name there is one the other's directory uses (spill, zrb.lock, …) would share it, and
+  // the other's cleanup would remove its state and lock.
+  tasks.forEach((t, i) => {
+    const j = tasks.findIndex((o) => t.fullName.startsWith(`${o.fullName}/`) && runDirNameProblem(t.fullName.slice(o.fullName.length + 1).split("/")[0]!) !== undefined);
+    if (j < 0) return;
+    const why = runDirNameProblem(t.fullName.slice(tasks[j]!.fullName.length + 1).split("/")[0]!)!;
+    c.list![i]!.fail(
+      `${c.list![i]!.path} (${t.name}) backs up ${t.fullName}, whose local state would sit in the directory of tasks[${j}] (${tasks[j]!.name}, ${tasks[j]!.fullName}): ${why}; back it up from a config with another base_dir`,
+    );
+  });
   return tasks;
 }
 
@@ -452,7 +464,7 @@ const DRILL = object({
   dir: absolutePath()
     .optional()
     .doc(
-      "Where `zrb drill` and `zrb restore --path` put the sparse file of their throwaway pool (`zrbdrill<random>.img`), its lock and its mount points. It needs free space for the restored streams (checked first, exit 9); only entries named `zrbdrill<hex>…` in it are ever removed, and only when no running zrb holds their lock.",
+      "Where `zrb drill` and `zrb restore --path` put the sparse file of their throwaway pool (`zrbdrill<random>.img`), its lock and its mount points. It must belong to zrb's user, be closed to group and others, and sit under directories no other user can rename it in (base_dir's rule; refused with exit 9 otherwise). It needs free space for the restored streams (checked first, exit 9); only entries named `zrbdrill<hex>…` in it are ever removed, and only when no running zrb holds their lock.",
       { new: true, default: "`<base_dir>/drill`" },
     ),
   private_key: absolutePath()
@@ -571,7 +583,7 @@ export const ROOT = object(
       .then(uniqueTasks)
       .named("list")
       .required("a list of tasks, each with name, pool and dataset")
-      .doc("What to back up: one entry per dataset (or per tree, with `recursive`). It must have at least one task. Two tasks may not back up the same dataset, because they would share its state and its place in the bucket; nor may a task back up a child that a recursive task already covers."),
+      .doc("What to back up: one entry per dataset (or per tree, with `recursive`). It must have at least one task. Two tasks may not back up the same dataset, because they would share its state and its place in the bucket; nor may a task back up a child that a recursive task already covers, nor a dataset named `spill` (or ending in `.lock` or `.yaml`) right below another task's, whose local state would share that task's directory."),
   },
   { expect: "a mapping of keys (base_dir, age_public_key, s3, tasks)" },
 ).then((o, c) => {

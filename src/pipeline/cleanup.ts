@@ -13,7 +13,7 @@
  * when any manifest of the dataset cannot be read (damaged, or written by a newer zrb), nothing
  * is deleted at all — its parts would look orphaned, and they may be the base of the whole chain.
  */
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { lstatSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Config, Task } from "../config/config.ts";
 import { holdTags, releaseStraySendHolds } from "./backup/holds.ts";
@@ -101,7 +101,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
     const orphans = partGrace.go.map((o) => ({ key: o.key, size: o.size, ...(o.lastModified ? { lastModified: o.lastModified.toISOString() } : {}) }));
     const spared = [...uploadGrace.spared, ...partGrace.spared].map((x) => ({ key: x.key, why: x.why }));
     const spillRoot = rd.spillRoot;
-    const spillDirs = existsSync(spillRoot) ? readdirSync(spillRoot).filter((d) => d !== state?.backupId).map((d) => join(spillRoot, d)) : [];
+    const spillDirs = staleSpillDirs(spillRoot, state?.backupId);
 
     const verb = opts.dryRun ? "would" : "will";
     for (const u of uploads) log.info(`${verb} abort multipart upload ${u.key} (upload id ${u.uploadId}${u.initiated ? `, started ${u.initiated}` : ""})`);
@@ -158,6 +158,32 @@ export interface AbandonResult {
 }
 
 const BACKUP_ID = /^[0-9A-Za-z-]{1,64}$/;
+
+/** What zrb names a spill directory: a backup id (store/layout.ts newBackupId). */
+const SPILL_DIR = /^\d{8}T\d{6}Z-L\d{1,2}-[0-9a-f]{6}$/;
+
+/**
+ * The spill directories of backups that are not the resumable one: only real directories (no
+ * link) named as zrb names them — anything else there is not a killed backup's spill and stays.
+ */
+function staleSpillDirs(root: string, keep: string | undefined): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((d) => d !== keep && SPILL_DIR.test(d))
+    .map((d) => join(root, d))
+    .filter((p) => {
+      try {
+        return lstatSync(p).isDirectory();
+      } catch {
+        return false;
+      }
+    });
+}
 
 /**
  * `zrb cleanup --abandon ID`: give up a backup that was killed on some host and will not be

@@ -763,6 +763,15 @@ describe("errors", () => {
       // The pool's root recursive covers every dataset of the pool.
       expect(tasks("  - {name: a, pool: tank, dataset: \"\", recursive: true}\n  - {name: b, pool: tank, dataset: x/y}\n")).toContain("already backs up as a child");
     });
+
+    test("a task whose local state would sit in another task's directory (a dataset named spill, *.lock or *.yaml right below it)", () => {
+      expect(tasks("  - {name: a, pool: tank, dataset: home}\n  - {name: b, pool: tank, dataset: home/spill}\n")).toBe(
+        `${F}:5:5: tasks[1] (b) backs up tank/home/spill, whose local state would sit in the directory of tasks[0] (a, tank/home): "spill" is a name zrb uses in its parent's run directory (zrb.lock, tree.lock, backup_state.yaml, spill); back it up from a config with another base_dir`,
+      );
+      expect(tasks("  - {name: a, pool: tank, dataset: \"\"}\n  - {name: b, pool: tank, dataset: zrb.lock/x}\n")).toContain("tasks[1] (b) backs up tank/zrb.lock/x, whose local state would sit in the directory of tasks[0] (a, tank)");
+      // Deeper, or beside it: its own directory, fine.
+      ok(doc("", "tasks:\n  - {name: a, pool: tank, dataset: home}\n  - {name: b, pool: tank, dataset: home/x/spill}\n  - {name: c, pool: tank, dataset: spill}\n"));
+    });
   });
 });
 

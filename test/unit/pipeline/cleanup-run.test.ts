@@ -7,7 +7,7 @@
  * anything younger than the grace.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
@@ -114,6 +114,23 @@ describe("cleanup", () => {
     // What a finished, a resumable or an in-flight backup needs is all still there.
     expect(existsSync(join(w.rd.spillRoot, w.R))).toBe(true);
     for (const k of [w.parts.r, w.parts.f, ...w.m0.parts.map((p) => p.key), markerKey("tank", "photos", w.F), manifestKey("tank", "photos", w.m0.backupId)]) expect({ k, there: (await store.head(k)) !== null }).toEqual({ k, there: true });
+  });
+
+  test("in the spill directory only real directories named like a backup id go: another task's run directory there (a task on tank/photos/spill) and a link stay", async () => {
+    const w = await world();
+    // A second task on tank/photos/spill keeps its lock and state in run/tank/photos/spill/.
+    const other = join(w.rd.spillRoot, "zrb.lock");
+    writeFileSync(other, "");
+    const nested = join(w.rd.spillRoot, "child");
+    mkdirSync(join(nested, "spill"), { recursive: true });
+    writeFileSync(join(nested, "backup_state.yaml"), "x");
+    const target = join(w.rd.spillRoot, "..", "elsewhere-20270301T000000Z-L1-00dddd");
+    mkdirSync(target);
+    symlinkSync(target, join(w.rd.spillRoot, "20270301T000000Z-L1-00dddd"));
+    const r = await cleanup(cfg(), task, store, { dryRun: false, olderThanMs: 0, trust: NO_TRUST });
+    expect(r.spillDirs).toEqual([join(w.rd.spillRoot, w.O)]);
+    for (const p of [other, join(nested, "backup_state.yaml"), join(nested, "spill"), target, join(w.rd.spillRoot, w.R)]) expect({ p, there: existsSync(p) }).toEqual({ p, there: true });
+    expect(existsSync(join(w.rd.spillRoot, w.O))).toBe(false);
   });
 
   test("a leftover younger than the grace is spared, not deleted", async () => {
