@@ -86,16 +86,16 @@ export async function mount(name: string): Promise<void> {
   if (r.code !== 0) throw zfsError(`cannot mount ${name}: ${firstLine(r.stderr) || `exit ${r.code}`}`);
 }
 
-/** name and one user property of fs and its direct children. */
-export async function childrenWithProp(fs: string, prop: string): Promise<{ name: string; value: string }[]> {
-  const r = await zfsRun(["list", "-H", "-d", "1", "-t", "filesystem,volume", "-o", `name,${prop}`, fs]);
+/** name and the given properties ("-" when unset) of fs and its direct children. */
+export async function childrenWithProps(fs: string, props: string[]): Promise<{ name: string; values: string[] }[]> {
+  const r = await zfsRun(["list", "-H", "-d", "1", "-t", "filesystem,volume", "-o", ["name", ...props].join(","), fs]);
   if (r.code !== 0) return [];
   return r.stdout
     .split("\n")
     .filter((l) => l !== "")
     .map((l) => {
-      const [name, value] = l.split("\t");
-      return { name: name!, value: value ?? "-" };
+      const [name, ...values] = l.split("\t");
+      return { name: name!, values: props.map((_, i) => values[i] ?? "-") };
     });
 }
 

@@ -29,6 +29,9 @@ import { log } from "../../util/log.ts";
 import * as zpool from "../../zfs/zpool.ts";
 
 export const DRILL_PREFIX = "zrbdrill";
+/** The property on a drill's source clone naming its id, and the one naming the lock its drill holds. */
+export const DRILL_PROPERTY = "zrb:drill";
+export const DRILL_LOCK_PROPERTY = "zrb:drill-lock";
 /** A drill's id: 12 lowercase hex digits. */
 export const DRILL_ID = /^[0-9a-f]{12}$/;
 /** zfs-fuse refuses vdevs under 64 MiB; pools carry metadata overhead: never smaller than this. */

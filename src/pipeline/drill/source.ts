@@ -18,7 +18,7 @@ import * as zfs from "../../zfs/zfs.ts";
 import * as zpool from "../../zfs/zpool.ts";
 import { zfsError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
-import { cloneName, removeEmptyDirs, type DrillNames } from "./pool.ts";
+import { DRILL_LOCK_PROPERTY, DRILL_PROPERTY, cloneName, removeEmptyDirs, type DrillNames } from "./pool.ts";
 
 export type SourceView =
   | { kind: "none"; why: string }
@@ -55,8 +55,10 @@ export async function openSource(fs: string, snap: string, guid: string, n: Dril
     if (opens(dir)) return { kind: "snapdir", path: dir, volume: false, close: async () => {} };
   }
   const clone = cloneName(fs.split("/")[0]!, n.id);
-  if (volume) await zpool.cloneVolume(full, clone, { "zrb:drill": n.id });
-  else await zpool.cloneReadOnly(full, clone, n.srcMnt, { "zrb:drill": n.id });
+  // The lock path too: a cleanup for another store (another drill.dir) must see this drill alive.
+  const props = { [DRILL_PROPERTY]: n.id, [DRILL_LOCK_PROPERTY]: n.lock };
+  if (volume) await zpool.cloneVolume(full, clone, props);
+  else await zpool.cloneReadOnly(full, clone, n.srcMnt, props);
   const close = async () => {
     const why = await zpool.destroyClone(clone);
     if (why) log.warn(`cannot destroy the drill's clone ${clone}: ${why}; the next drill or zrb cleanup removes it`);

@@ -5,7 +5,7 @@
  *   - a pool named zrbdrill<12 hex> whose vdev is <drill.dir>/<that name>.img,
  *   - a file <drill.dir>/zrbdrill<12 hex>.img or .lock (or an empty mount directory) with no pool on it,
  *   - a dataset <pool>/zrbdrill<12 hex>-src (pool: a task's pool) whose zrb:drill property
- *     is that id,
+ *     is that id (its drill's lock: the one its zrb:drill-lock names, whichever drill.dir),
  *   - a staging directory of `restore --path` listed in <drill.dir>/zrbdrill<12 hex>.stages
  *     (stage.ts says what else it must be),
  * and in every case no live process holds <drill.dir>/zrbdrill<id>.lock (a drill running now
@@ -17,7 +17,7 @@ import { lockHeld } from "../../state/lock.ts";
 import { fsError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import * as zpool from "../../zfs/zpool.ts";
-import { DRILL_PREFIX, cloneName, dirProblem, drillDir, drillNames, removeDrill, removeEmptyDirs } from "./pool.ts";
+import { DRILL_LOCK_PROPERTY, DRILL_PREFIX, DRILL_PROPERTY, cloneName, dirProblem, drillDir, drillNames, removeDrill, removeEmptyDirs } from "./pool.ts";
 import { removeStaleStages } from "./stage.ts";
 
 export interface StaleRemoved {
@@ -65,9 +65,12 @@ export async function removeStaleDrills(cfg: Pick<Config, "baseDir" | "drill">, 
   }
   const dead = (id: string) => !lockHeld(drillNames(dir, id).lock);
   for (const src of [...new Set(sourcePools)]) {
-    for (const c of await zpool.childrenWithProp(src, "zrb:drill")) {
-      const id = c.value;
-      if (!POOL_RE.test(DRILL_PREFIX + id) || c.name !== cloneName(src, id) || !dead(id)) continue;
+    for (const c of await zpool.childrenWithProps(src, [DRILL_PROPERTY, DRILL_LOCK_PROPERTY])) {
+      const [id, lock] = c.values as [string, string];
+      if (!POOL_RE.test(DRILL_PREFIX + id) || c.name !== cloneName(src, id)) continue;
+      // The lock its drill holds, in whichever drill.dir (another store's is base_dir/stores/<name>/drill);
+      // a clone made before zrb named it there: this drill.dir's.
+      if (lockHeld(lock.startsWith("/") ? lock : drillNames(dir, id).lock)) continue;
       const why = o.dryRun ? undefined : await zpool.destroyClone(c.name);
       if (why) log.warn(`cannot destroy the stale drill clone ${c.name}: ${why}`);
       else out.clones.push(c.name);

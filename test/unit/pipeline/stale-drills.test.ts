@@ -122,6 +122,38 @@ describe("stale drills", () => {
     }
   });
 
+  test("a clone names its drill's lock: another store's running drill (its lock in another drill.dir) keeps its clone; a dead one's goes", async () => {
+    const dir = join(top, "drill");
+    const otherDir = join(top, "stores", "cold", "drill"); // another store's drill.dir
+    mkdirSync(dir, { mode: 0o700 });
+    mkdirSync(otherDir, { recursive: true, mode: 0o700 });
+    const running = drillNames(otherDir, "aaaaaaaaaaa1");
+    const killed = drillNames(otherDir, "aaaaaaaaaaa2");
+    writeFileSync(join(bin, "pools"), "tank\n");
+    writeFileSync(
+      join(bin, "children-tank"),
+      [
+        ["tank", "-", "-"],
+        ["tank/zrbdrillaaaaaaaaaaa1-src", "aaaaaaaaaaa1", running.lock],
+        ["tank/zrbdrillaaaaaaaaaaa2-src", "aaaaaaaaaaa2", killed.lock],
+      ]
+        .map((r) => r.join("\t"))
+        .join("\n") + "\n",
+    );
+    writeFileSync(killed.lock, "");
+    const lock = acquireLock(running.lock, `drill pool ${running.pool}`, "zrb drill");
+    const info = spyOn(log, "info").mockImplementation(() => {});
+    try {
+      const r = await removeStaleDrills({ baseDir: top, drill: { dir } } as Parameters<typeof removeStaleDrills>[0], ["tank"]);
+      expect(r.clones).toEqual(["tank/zrbdrillaaaaaaaaaaa2-src"]);
+      expect(destroys()).toEqual(["zfs destroy tank/zrbdrillaaaaaaaaaaa2-src"]);
+      expect(calls()).toContain("zfs list -H -d 1 -t filesystem,volume -o name,zrb:drill,zrb:drill-lock tank");
+    } finally {
+      lock.release();
+      info.mockRestore();
+    }
+  });
+
   test("a stages record of a dead drill goes only once every stage it lists is gone", async () => {
     const dir = join(top, "drill");
     mkdirSync(dir, { mode: 0o700 });
