@@ -26,6 +26,7 @@ import type { Trust } from "../records/trust.ts";
 import { backupIdOfCatalogKey, dataPrefix, datasetDataPrefix, isPartKey, manifestDir, manifestKey, markerKey } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
 import { usageError } from "../util/errors.ts";
+import { listManifests } from "../records/manifest.ts";
 import { graceSplit, orphanCatalogs, orphanParts, readReferences, underKept } from "./references.ts";
 import { removeStaleClone } from "../zfs/snapfiles.ts";
 import { log } from "../util/log.ts";
@@ -206,6 +207,14 @@ export async function abandon(cfg: Config, task: Task, store: ObjectStore, backu
       );
     if (await store.head(manifestKey(task.pool, task.dataset, backupId)))
       throw usageError(`--abandon ${backupId}: backup ${backupId} of ${task.fullName} is finished (its manifest is in ${store.location}); zrb prune deletes finished backups by the retention rules${nothing}`);
+    // A backup another one is built on finished, and its manifest is lost: putting that manifest
+    // back repairs the chain (prune and cleanup keep its parts for that), deleting them would not.
+    // Any manifest's word counts here, signed or not: refusing only keeps.
+    const child = (await listManifests(store, task.pool, task.dataset, () => {})).find((m) => m.parent?.backupId === backupId);
+    if (child)
+      throw usageError(
+        `--abandon ${backupId}: backup ${child.backupId} of ${task.fullName} is built on it (its manifest names it as parent), so it finished and only its manifest is missing; put that manifest back to repair the chain, or let zrb prune give up both${nothing}`,
+      );
     const base = datasetDataPrefix(task.pool, task.dataset);
     // Ids name their level (…-L2-…): list only that backup's prefix; any other id, the dataset's data.
     const lvl = /-L(\d{1,3})-/.exec(backupId);

@@ -163,6 +163,19 @@ describe("cleanup --abandon", () => {
     expect(store.aborted).toEqual([]);
   });
 
+  test("a backup another one is built on (its own manifest lost) is refused: putting the manifest back must still repair the chain", async () => {
+    const w = await world();
+    // O's manifest is lost, but a finished level 2 names it as its parent.
+    const child = { ...mk(2, Date.now() - DAY, null), parent: { name: "tank/photos@zrb_level1_20270301T000000Z", guid: "7", backupId: w.O, level: 1 } };
+    await store.put(manifestKey("tank", "photos", child.backupId), YAML.stringify(child));
+    const msg = await refusal(abandon(cfg(), task, store, w.O, { dryRun: false }));
+    expect(msg).toContain(`backup ${child.backupId} of tank/photos is built on it`);
+    expect(msg).toContain("nothing was removed");
+    expect(store.deletes).toEqual([]);
+    expect(store.aborted).toEqual([]);
+    expect(await store.head(w.parts.o)).not.toBeNull();
+  });
+
   test("another host's killed backup: its uploads are aborted, its parts deleted, and its marker last — kept while a part could not be deleted", async () => {
     const w = await world();
     store.refuse.set(w.parts.f, "access-denied");
