@@ -21,7 +21,8 @@ import { requireKeyToDelete, resolveTrust, trustArgs } from "./trust.ts";
 function summary(r: CleanupResult): string {
   return (
     `${r.dryRun ? "would abort" : "aborted"} ${r.uploads.length} dangling upload(s), ` +
-    `${r.dryRun ? "would delete" : "deleted"} ${r.orphans.length} orphan object(s) (${formatSize(r.orphanBytes)})` +
+    `${r.dryRun ? "would delete" : "deleted"} ${r.orphans.length - r.left.length} orphan object(s) (${formatSize(r.orphanBytes)})` +
+    (r.left.length ? `; ${r.left.length} the store would not delete (object lock or no delete right: left for a later cleanup)` : "") +
     (r.kept.resumableBackupId ? `; kept the resumable backup ${r.kept.resumableBackupId}` : "") +
     (r.inflight.length ? `; kept ${r.inflight.length} backup(s) in flight (${r.inflight.map((b) => `${b.backupId} on ${b.host || "?"}`).join(", ")})` : "") +
     (r.spared.length ? `; spared ${r.spared.length} unclaimed object(s)/upload(s) younger than the grace` : "") +
@@ -48,7 +49,8 @@ async function runAbandon(config: Config, t: Task, store: ObjectStore, only: str
   if (json) return { result: r };
   log.success(
     `cleanup of ${task.fullName}: ${dryRun ? "would abandon" : "abandoned"} backup ${id}: ${dryRun ? "would abort" : "aborted"} ${r.uploads.length} upload(s), ` +
-      `${dryRun ? "would delete" : "deleted"} ${r.parts.length} part(s)${r.marker ? " and its in-flight marker" : ""} in ${store.location}`,
+      `${dryRun ? "would delete" : "deleted"} ${r.parts.filter((p) => !r.left.includes(p.key)).length} part(s)${r.marker && !r.left.includes(r.marker) ? " and its in-flight marker" : ""} in ${store.location}` +
+      (r.left.length ? `; ${r.left.length} object(s) the store would not delete were left, the marker last (a rerun of --abandon finishes it)` : ""),
   );
   return { result: r };
 }

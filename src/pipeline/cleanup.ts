@@ -52,7 +52,10 @@ export interface CleanupResult {
   dryRun: boolean;
   uploads: { key: string; uploadId: string; initiated?: string }[];
   orphans: { key: string; size: number; lastModified?: string }[];
+  /** The orphans' bytes deleted (or, with --dry-run, to delete): what the store refused is not counted. */
   orphanBytes: number;
+  /** Orphans the store refused to delete (object lock, no delete right): left for a later cleanup. */
+  left: string[];
   spillDirs: string[];
   kept: { resumableBackupId: string | null; manifests: number };
   /** Backups in flight on some host (trusted markers): their parts and uploads were left alone. */
@@ -110,6 +113,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
     for (const d of spillDirs) log.info(`${verb} remove stale spill directory ${d}`);
     for (const x of spared) log.info(`spared ${x.key}: ${x.why}`);
     for (const k of refs.moot) log.info(`${verb} delete the in-flight marker ${k} (its backup's manifest is written)`);
+    const left: string[] = [];
     if (!opts.dryRun) {
       // Send holds a killed run leaked (its state lost): everything but the resumable backup's.
       if (await zfs.datasetExists(task.fullName).catch(() => false)) {
@@ -124,7 +128,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
         await store.abortUpload(u.key, u.uploadId);
       }
       checkInterrupted(opts.signal);
-      await deleteOrLeave(store, orphans.map((o) => o.key), "orphan parts and catalogs");
+      left.push(...(await deleteOrLeave(store, orphans.map((o) => o.key), "orphan parts and catalogs")));
       for (const d of spillDirs) rmSync(d, { recursive: true, force: true });
       await deleteOrLeave(store, refs.moot, "in-flight markers of finished backups");
     }
@@ -132,7 +136,8 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
       dryRun: opts.dryRun,
       uploads,
       orphans,
-      orphanBytes: orphans.reduce((a, o) => a + o.size, 0),
+      orphanBytes: orphans.reduce((a, o) => a + (left.includes(o.key) ? 0 : o.size), 0),
+      left,
       spillDirs,
       kept: { resumableBackupId: state?.backupId ?? null, manifests: ms.length },
       inflight: refs.markers.flatMap((r) =>
@@ -156,6 +161,8 @@ export interface AbandonResult {
   marker: string | null;
   uploads: { key: string; uploadId: string }[];
   parts: { key: string; size: number }[];
+  /** Parts the store refused to delete (and then the marker, kept to protect them): left for a rerun. */
+  left: string[];
 }
 
 const BACKUP_ID = /^[0-9A-Za-z-]{1,64}$/;
@@ -229,14 +236,15 @@ export async function abandon(cfg: Config, task: Task, store: ObjectStore, backu
     if (!marker && parts.length === 0 && uploads.length === 0)
       throw usageError(`--abandon ${backupId}: ${store.location} holds nothing of a backup ${backupId} of ${task.fullName} (no in-flight marker, part or upload)${nothing}`);
     const verb = opts.dryRun ? "would" : "will";
+    const left: string[] = [];
     log.info(`${verb} abandon backup ${backupId} of ${task.fullName}: abort ${uploads.length} upload(s), delete ${parts.length} part(s)${marker ? " and its in-flight marker" : ""}`);
     if (!opts.dryRun) {
       for (const u of uploads) await store.abortUpload(u.key, u.uploadId);
-      const left = await deleteOrLeave(store, parts.map((p) => p.key), `parts of the abandoned backup ${backupId}`);
+      left.push(...(await deleteOrLeave(store, parts.map((p) => p.key), `parts of the abandoned backup ${backupId}`)));
       // The marker goes last, and only when every part went: what is left stays protected until a rerun.
-      if (marker && left === 0) await deleteOrLeave(store, [marker], `in-flight marker of the abandoned backup ${backupId}`);
+      if (marker) left.push(...(left.length === 0 ? await deleteOrLeave(store, [marker], `in-flight marker of the abandoned backup ${backupId}`) : [marker]));
     }
-    return { dryRun: opts.dryRun, dataset: task.fullName, backupId, marker, uploads, parts };
+    return { dryRun: opts.dryRun, dataset: task.fullName, backupId, marker, uploads, parts, left };
   } finally {
     lock.release();
   }

@@ -173,20 +173,20 @@ export async function discardState(store: ObjectStore, state: BackupState, rd: R
 /**
  * Delete objects nothing needs; what the store refuses to delete yet (object lock) or at all
  * (a NAS role without s3:DeleteObject) is left with one warning: zrb cleanup or prune, run later
- * or with delete rights, removes it.
+ * or with delete rights, removes it. Returns the keys left.
  */
-export async function deleteOrLeave(store: ObjectStore, keys: string[], what: string): Promise<number> {
-  let left = 0;
+export async function deleteOrLeave(store: ObjectStore, keys: string[], what: string): Promise<string[]> {
+  const left: string[] = [];
   let why = "";
   for (const k of keys) {
     try {
       await store.delete(k);
     } catch (err) {
       if (!(err instanceof StoreError) || (err.kind !== "locked" && err.kind !== "access-denied")) throw err;
-      left++;
+      left.push(k);
       why ||= err.message;
     }
   }
-  if (left) log.warn(`${left} of ${keys.length} ${what} could not be deleted (${why}); zrb cleanup removes them once that is possible`);
+  if (left.length) log.warn(`${left.length} of ${keys.length} ${what} could not be deleted (${why}); zrb cleanup removes them once that is possible`);
   return left;
 }

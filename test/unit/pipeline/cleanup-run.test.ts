@@ -133,6 +133,16 @@ describe("cleanup", () => {
     expect(existsSync(join(w.rd.spillRoot, w.O))).toBe(false);
   });
 
+  test("an orphan the store refuses to delete is left, and neither counted as deleted nor as freed bytes", async () => {
+    const w = await world();
+    store.refuse.set(w.parts.o, "locked");
+    const r = await cleanup(cfg(), task, store, { dryRun: false, olderThanMs: 0, trust: NO_TRUST });
+    expect(r.orphans.map((o) => o.key)).toEqual([w.parts.o]);
+    expect(r.left).toEqual([w.parts.o]);
+    expect(r.orphanBytes).toBe(0);
+    expect(await store.head(w.parts.o)).not.toBeNull();
+  });
+
   test("a leftover younger than the grace is spared, not deleted", async () => {
     const w = await world();
     store.uploads = store.uploads.map((u) => ({ ...u, initiated: new Date() }));
@@ -181,6 +191,7 @@ describe("cleanup --abandon", () => {
     store.refuse.set(w.parts.f, "access-denied");
     const r = await abandon(cfg(), task, store, w.F, { dryRun: false });
     expect(r.parts.map((p) => p.key)).toEqual([w.parts.f]);
+    expect(r.left).toEqual([w.parts.f, markerKey("tank", "photos", w.F)]);
     expect(store.aborted).toEqual(["up-F"]);
     expect(await store.head(markerKey("tank", "photos", w.F))).not.toBeNull();
     store.refuse.clear();
