@@ -8,19 +8,18 @@
  * (it hangs on commit), is a stall (exit 5). On any failure the receive is killed,
  * a resumable partial state aborted (`zfs receive -A`), and a dataset the step created destroyed.
  */
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import type { FileSink } from "bun";
 import type { ObjectStore } from "../../store/store.ts";
 import type { Manifest, ManifestPart } from "../../records/manifest.ts";
 import * as zfs from "../../zfs/zfs.ts";
 import { parseFailure } from "../../zfs/errors.ts";
 import { StreamEndsCollector } from "../../zfs/stream.ts";
-import { ZrbError, fsError, integrityError, zfsError } from "../../util/errors.ts";
+import { ZrbError, integrityError, zfsError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
 import type { Threads } from "../parallel/index.ts";
 import { PartFetcher } from "./fetch.ts";
+import { claimScratch } from "./scratch.ts";
 import { decryptPart } from "./decrypt.ts";
 import { shortSnap } from "./select.ts";
 import { within, zfsStallError } from "../../zfs/stall.ts";
@@ -128,15 +127,6 @@ async function cleanupFailedStep(target: string, created: boolean, m: Manifest, 
     log.error(`${target} unexpectedly holds snapshot ${shortSnap(m.snapshot.name)} of the failed step; destroy it: zfs destroy ${target}@${shortSnap(m.snapshot.name)}`);
 }
 
-function prepareScratch(dir: string): void {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    for (const f of readdirSync(dir)) rmSync(join(dir, f), { force: true, recursive: true });
-  } catch (err) {
-    throw fsError(err, "preparing restore scratch directory", dir);
-  }
-}
-
 /** How long a write into the receiver may wait for the pipe, and the error when it waited that long. */
 export interface PipeStall {
   ms: number;
@@ -236,8 +226,8 @@ export async function receiveParts(store: ObjectStore, m: Manifest, o: PartsOpti
 export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCaps, opts: StepOptions): Promise<{ seconds: number }> {
   const t0 = performance.now();
   const { target } = opts;
-  const scratch = join(opts.scratchRoot, m.backupId);
-  prepareScratch(scratch);
+  const claim = claimScratch(opts.scratchRoot, m.backupId);
+  const scratch = claim.dir;
   const onPartBytes = opts.onBytes && ((n: number, p: ManifestPart) => opts.onBytes!(p.cipherSize > 0 ? (n * p.plainSize) / p.cipherSize : 0));
   // The downloads start now; nothing is received before `opts.before` (the checks) passed.
   const fetcher = new PartFetcher(store, m, scratch, opts.ahead, opts.threads, opts.signal, { connections: opts.connections, onPartBytes, identities: opts.identities });
@@ -253,7 +243,7 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
     proc = zfs.spawnReceive(target, { force: opts.force, resumable: true }, caps);
   } catch (err) {
     fetcher.stop();
-    rmSync(scratch, { recursive: true, force: true });
+    claim.release();
     throw err;
   }
   const stderrText = new Response(proc.stderr).text();
@@ -297,7 +287,7 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
     await cleanupFailedStep(target, created, m, caps);
     throw err;
   } finally {
-    rmSync(scratch, { recursive: true, force: true });
+    claim.release();
   }
   return { seconds: (performance.now() - t0) / 1000 };
 }

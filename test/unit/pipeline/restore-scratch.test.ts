@@ -1,0 +1,56 @@
+/**
+ * restore/scratch.ts: each restore step claims a scratch directory of its own, so that two runs
+ * restoring the same backup at once (a drill and a restore to another target) do not empty or
+ * remove each other's downloaded parts; a killed run's directory is taken over and emptied.
+ */
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { claimScratch } from "../../../src/pipeline/restore/scratch.ts";
+import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
+
+const ID = "20270310T020000Z-L1-00aaaa";
+let root = "";
+beforeEach(() => void (root = mkdtempSync(join(tmpdir(), "zrb-scratch-"))));
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+test("two runs of one backup get two directories; each release removes only its own", () => {
+  const a = claimScratch(root, ID);
+  writeFileSync(join(a.dir, "part-000000.age"), "a's verified part");
+  const b = claimScratch(root, ID);
+  expect([a.dir, b.dir]).toEqual([join(root, ID), join(root, `${ID}.1`)]);
+  expect(readdirSync(a.dir)).toEqual(["part-000000.age"]); // b did not empty a's
+  b.release();
+  expect(existsSync(b.dir)).toBe(false);
+  expect(existsSync(join(a.dir, "part-000000.age"))).toBe(true);
+  a.release();
+  expect(readdirSync(root)).toEqual([]); // no directory, no lock file left
+});
+
+test("a killed run's directory (its lock held by no process) is taken over and emptied", () => {
+  mkdirSync(join(root, ID, "sub"), { recursive: true });
+  writeFileSync(join(root, ID, "part-000003.age"), "left by a run killed with -9");
+  writeFileSync(join(root, `${ID}.lock`), JSON.stringify({ pid: 999999, start: "", host: "nas", command: "zrb restore", since: "2027-01-01T00:00:00Z" }));
+  const c = claimScratch(root, ID);
+  expect(c.dir).toBe(join(root, ID));
+  expect(readdirSync(c.dir)).toEqual([]);
+  c.release();
+});
+
+test("when every directory is held, the next run is refused as locked (exit 4), naming the backup", () => {
+  const held = Array.from({ length: 16 }, () => claimScratch(root, ID));
+  try {
+    let err: unknown;
+    try {
+      claimScratch(root, ID);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ZrbError);
+    expect((err as ZrbError).exitCode).toBe(ExitCode.LOCKED);
+    expect((err as ZrbError).message).toContain(`restoring backup ${ID} on this host already`);
+  } finally {
+    for (const h of held) h.release();
+  }
+});
