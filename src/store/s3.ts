@@ -309,25 +309,32 @@ export class S3Store implements ObjectStore {
     // A bucket with object lock keeps versions: a plain delete only adds a delete marker and the
     // data stays. Delete every version of exactly this key (a locked one refuses: "locked") —
     // every page of them: a version left behind would become the object again.
-    const ids: string[] = [];
+    const versions: string[] = [];
+    const markers: string[] = [];
     let KeyMarker: string | undefined;
     let VersionIdMarker: string | undefined;
     for (;;) {
       const page = await this.call("list versions", key, (abortSignal) =>
         this.client.send(new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: Key, KeyMarker, VersionIdMarker, MaxKeys: this.listPageSize }), { abortSignal }),
       );
-      for (const v of [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]) if (v.Key === Key && v.VersionId) ids.push(v.VersionId);
+      for (const v of page.Versions ?? []) if (v.Key === Key && v.VersionId) versions.push(v.VersionId);
+      for (const v of page.DeleteMarkers ?? []) if (v.Key === Key && v.VersionId) markers.push(v.VersionId);
       if (!page.IsTruncated) break;
       if (!page.NextKeyMarker) throw storeError(`list versions of ${this.urlOf(key)}: the server said the listing is truncated but gave no marker to go on from`);
       KeyMarker = page.NextKeyMarker;
       VersionIdMarker = page.NextVersionIdMarker;
     }
-    for (const VersionId of ids) {
+    // Oldest first (the listing is newest first), delete markers last: a version still locked
+    // stops the loop with every newer one there, so the object stays what it was — never an
+    // older version of it become current again.
+    for (const VersionId of [...versions.reverse(), ...markers]) {
       try {
         await this.call("delete", key, (abortSignal) => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key, VersionId }), { abortSignal }));
       } catch (err) {
         if (!(err instanceof StoreError && err.kind === "locked")) throw err;
-        const until = (await this.headRaw(key).catch(() => null))?.ObjectLockRetainUntilDate;
+        const until = (
+          await this.call("head", key, (abortSignal) => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key, VersionId }), { abortSignal })).catch(() => null)
+        )?.ObjectLockRetainUntilDate;
         throw new StoreError("locked", `${this.urlOf(key)} is locked${until ? ` until ${until.toISOString()}` : ""} (object lock); it can be deleted after that`, { cause: err.cause });
       }
     }

@@ -388,6 +388,26 @@ describe("objects on radosgw", () => {
     expect(await s.head("ver/k")).toBeNull();
   });
 
+  test("delete under object lock goes oldest version first: an older version locked longer stops it with the object as it was", async () => {
+    const locked = await makeBucket(rig, { objectLock: true });
+    const s = store({ bucket: locked, objectLock: { mode: "GOVERNANCE", days: 1 } });
+    const Key = "zrb/test/ver/m";
+    const old = await s.client.send(new PutObjectCommand({ Bucket: locked, Key, Body: "old", ObjectLockMode: "GOVERNANCE", ObjectLockRetainUntilDate: new Date(Date.now() + 86_400_000) }));
+    await s.client.send(new PutObjectCommand({ Bucket: locked, Key, Body: "new" })); // no retention
+    const err = await s.delete("ver/m").then(
+      () => null,
+      (e) => e,
+    );
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).kind).toBe("locked");
+    expect((err as StoreError).message).toMatch(/is locked until \d{4}-/); // the locked version's date
+    // Nothing was deleted: the object is still the newest version, not the old one come back.
+    expect(new TextDecoder().decode((await s.get("ver/m"))!)).toBe("new");
+    const left = await s.client.send(new ListObjectVersionsCommand({ Bucket: locked, Prefix: Key }));
+    expect((left.Versions ?? []).length).toBe(2);
+    expect(left.Versions!.some((v) => v.VersionId === old.VersionId)).toBe(true);
+  });
+
   test("listUploads paginates; abortUpload leaves no uploads and is idempotent", async () => {
     const s = store({ listPageSize: 2 });
     const ids: string[] = [];
