@@ -14,6 +14,8 @@ export type ZfsFailureKind =
   | "modified"
   /** `zfs receive` (full): the target has snapshots not in the stream. */
   | "foreign-snapshots"
+  /** `zfs receive` (full, no -F): the target exists already. */
+  | "exists"
   | "no-space"
   | "other";
 
@@ -35,12 +37,14 @@ export function parseFailure(stderr: string): ZfsFailure {
       ? "no-such-tag"
       : /destination has snapshots/i.test(line)
         ? "foreign-snapshots"
-        : /has been modified|most recent snapshot/i.test(line)
-          ? "modified"
-          : /out of space|no space/i.test(line)
-            ? "no-space"
-            : /does not exist|could not find|no such/i.test(line)
-              ? "not-found"
-              : "other";
+        : /destination '[^']*' exists|must specify -F to overwrite/i.test(line)
+          ? "exists"
+          : /has been modified|most recent snapshot/i.test(line)
+            ? "modified"
+            : /out of space|no space/i.test(line)
+              ? "no-space"
+              : /does not exist|could not find|no such/i.test(line)
+                ? "not-found"
+                : "other";
   return { kind, line };
 }

@@ -209,6 +209,21 @@ describe("zfs that stalls", () => {
     expect(await snapshotGuid(`${target}@${snap0.split("@")[1]}`)).toBe(await snapshotGuid(snap0));
   }, 200_000);
 
+  test("a target someone makes between zrb's look and the receive is theirs: the failed step leaves it", async () => {
+    const cfg = config("zfs-recv-race", sc.s3.endpoint);
+    const fake = join(sc.work, "zfs-recv-race");
+    const target = `${sc.pool.pool}/r${++seq}`;
+    // `receive` finds the target made by someone else in that instant, as zfs would say it.
+    writeFileSync(
+      fake,
+      `#!/bin/bash\nif [ "$1" = receive ] && [ "$2" != -A ]; then cat >/dev/null; zfs create '${target}'; echo "cannot receive new filesystem stream: destination '${target}' exists" >&2; echo "must specify -F to overwrite it" >&2; exit 1; fi\nexec zfs "$@"\n`,
+      { mode: 0o755 },
+    );
+    const r = await bounded(["restore", "--config", cfg, "--task", "t", "--target", target, "--private-key", sc.keyFile, "--level", "0"], { ZRB_ZFS: fake });
+    await expectFailed(r, 5, `into ${target} failed`, "exists");
+    expect((await run(["zfs", "list", "-H", "-o", "name", target])).stdout.trim()).toBe(target);
+  }, 200_000);
+
   test("zfs receive that takes the whole stream but never exits: exit 5 after zfs.stall_timeout, no target left", async () => {
     const cfg = config("zfs-recv-hang", sc.s3.endpoint, { zfsStall: "2s" });
     const fake = join(sc.work, "zfs-recv-hang");

@@ -11,6 +11,7 @@ const SEEN: Record<string, ZfsFailureKind> = {
   "cannot receive incremental stream: destination t/b has been modified\nsince most recent snapshot": "modified",
   "cannot receive incremental stream: most recent snapshot of t/b does not\nmatch incremental source": "modified",
   "cannot receive new filesystem stream: destination has snapshots (eg. t/b@x)\nmust destroy them to overwrite it": "foreign-snapshots",
+  "cannot receive new filesystem stream: destination 't/b' exists\nmust specify -F to overwrite it": "exists",
   "cannot receive new filesystem stream: out of space": "no-space",
   "cannot receive: write failed: No space left on device": "no-space",
   "cannot receive: invalid stream (bad magic number)": "other",
