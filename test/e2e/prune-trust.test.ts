@@ -174,6 +174,27 @@ describe("a real manifest overwritten", () => {
   });
 });
 
+describe("a middle manifest forged", () => {
+  test("unsigned, naming a parent that never was: prune keeps the signed level 0 below it, and putting the signed manifest back restores the chain", async () => {
+    const h = await nas("middle");
+    const r0 = await h.day(0, at(1), 71); // outside the window: kept only as the base of k2
+    const u1 = await h.day(1, at(2), 72);
+    const k2 = await h.day(2, at(3), 73); // inside the window
+    await h.day(0, at(4), 74); // the head of level 0 now
+    const signed = await getText(mkey(h, u1.id));
+    const m = YAML.parse(signed);
+    delete m.signature;
+    m.parent = { ...m.parent, backupId: "19700101T000000Z-L0-000000" };
+    await put(mkey(h, u1.id), YAML.stringify(m));
+    const p = await prune(h.cfg, at(10), "--keep-within", "8d");
+    expect(p.out.summary.deleted).toBe(0);
+    expect(p.reasons.get(r0.id)).toEqual([{ rule: "probable-ancestor", of: k2.id, lost: u1.id, untrusted: true }]);
+    expect(p.reasons.get(u1.id)!.map((r) => r.rule)).toContain("not-trusted");
+    await put(mkey(h, u1.id), signed);
+    await h.restoreAndCompare(k2.id, at(10, "04"));
+  });
+});
+
 describe("damage", () => {
   test("one changed hex digit in the newest chain's level-0 manifest: that chain is not trusted and kept; the older, restorable chain is the newest point and stays", async () => {
     const h = await nas("damaged");
