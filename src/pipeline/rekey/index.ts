@@ -17,7 +17,7 @@ import { manifestTrustProblem, signManifest, type Trust } from "../../records/tr
 import type { SigningKey } from "../../crypto/signing.ts";
 import { commitManifest, deleteOrLeave } from "../backup/finish.ts";
 import { MAX_CATALOG_BYTES, openCatalog, sealCatalog, sha256Hex, type CatalogRef } from "../../records/file-catalog.ts";
-import { backupIdOfCatalogKey, catalogKey, manifestDir } from "../../store/layout.ts";
+import { backupIdOfCatalogKey, catalogKey, manifestDir, manifestKey } from "../../store/layout.ts";
 import { ExitCode, ZrbError, usageError } from "../../util/errors.ts";
 import { checkInterrupted } from "../../util/abort.ts";
 import { log } from "../../util/log.ts";
@@ -128,7 +128,8 @@ export async function rekey(cfg: Config, task: Task, store: ObjectStore, o: Reke
         log.info(`backup ${m.backupId}: would rewrap ${m.parts.length} parts`);
         continue;
       }
-      await rekeyBackup(cfg, store, m, objects, state!, o, res);
+      const gone = await rekeyBackup(cfg, store, m, objects, state!, o, res);
+      if (gone) skip(m, gone, ExitCode.STORE);
     }
     if (state && Object.keys(state.state.backups).length === 0) await state.remove();
     return res;
@@ -137,7 +138,8 @@ export async function rekey(cfg: Config, task: Task, store: ObjectStore, o: Reke
   }
 }
 
-async function rekeyBackup(cfg: Config, store: ObjectStore, m: Manifest, objects: ObjectInfo[], state: RekeyStateFile, o: RekeyOptions, res: RekeyResult): Promise<void> {
+/** Rekey one backup; returns why its manifest was not written back (the backup was given up meanwhile), or undefined. */
+async function rekeyBackup(cfg: Config, store: ObjectStore, m: Manifest, objects: ObjectInfo[], state: RekeyStateFile, o: RekeyOptions, res: RekeyResult): Promise<string | undefined> {
   const parts = [];
   for (const p of m.parts) {
     const r = await rekeyPart({ store, backupId: m.backupId, part: p, info: objects[p.index]!, identities: o.identities, recipients: o.recipients, state, signal: o.signal });
@@ -152,11 +154,22 @@ async function rekeyBackup(cfg: Config, store: ObjectStore, m: Manifest, objects
   // A manifest already rewritten by a killed run names its new catalog already.
   const catalog = oldCatalog && !sameSet(m.recipients, o.recipients) ? await rekeyCatalog(cfg, store, m, oldCatalog, o) : oldCatalog;
   const next: Manifest = { ...body, format: REKEYED_MANIFEST_FORMAT, recipients: [...o.recipients], parts, ...(catalog ? { catalog } : {}) };
+  // zrb prune on another host may have given the backup up meanwhile (its manifest goes first,
+  // then its parts): written back now, the manifest would name parts that are going. Only a
+  // backup that still stands, every part there, gets its manifest rewritten.
+  if (!(await store.head(manifestKey(m.pool, m.dataset, m.backupId)))) {
+    await state.doneBackup(m.backupId); // nothing left to finish
+    return "its manifest was deleted while it was rekeyed (zrb prune on another host?); it is not written back";
+  }
+  // A part gone meanwhile: the record stays, so that a rerun finishes it once the part is back.
+  const missing = await partObjects(store, next);
+  if (typeof missing === "string") return `${missing}; its manifest is not rewritten`;
   await commitManifest(cfg, store, o.signer ? signManifest(next, o.signer) : next);
   if (catalog && oldCatalog && catalog.key !== oldCatalog.key && backupIdOfCatalogKey(manifestDir(m.pool, m.dataset), oldCatalog.key) === m.backupId) await deleteOrLeave(store, [oldCatalog.key], `file catalog of ${m.backupId} under the old key`);
   await state.doneBackup(m.backupId);
   res.backups++;
   o.onEvent?.({ event: "backup", backupId: m.backupId, parts: parts.length, state: "rewrapped" });
+  return undefined;
 }
 
 /**

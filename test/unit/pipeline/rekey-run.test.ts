@@ -147,6 +147,27 @@ describe("what rekey refuses before any object changes", () => {
   });
 });
 
+describe("a backup given up while it is rekeyed", () => {
+  test("prune on another host deletes its manifest (then its parts) meanwhile: rekey does not write the manifest back (exit 6), and the next backup is rekeyed", async () => {
+    const w = world("pruned");
+    const pruned = await backup(w.store, 1);
+    const ok = await backup(w.store, 2);
+    // The other host's prune: the manifest goes while the part is being rewritten.
+    const rewrite = w.store.rewriteHead.bind(w.store);
+    w.store.rewriteHead = async (key, ...rest) => {
+      const r = await rewrite(key, ...rest);
+      if (key === pruned.parts[0]!.key) await w.store.delete(manifestKey("tank", "ds", pruned.backupId));
+      return r;
+    };
+    const res = await w.run();
+    expect(res.skipped.map((s) => [s.backupId, s.exitCode])).toEqual([[pruned.backupId, ExitCode.STORE]]);
+    expect(res.skipped[0]!.reason).toContain("its manifest was deleted while it was rekeyed");
+    expect(await w.store.head(manifestKey("tank", "ds", pruned.backupId))).toBeNull();
+    expect((await manifestNow(w.store, ok.backupId)).recipients).toEqual([keys[1]!.recipient]);
+    expect(existsSync(join(w.rd.dir, "rekey_state.yaml"))).toBe(false); // nothing left to finish
+  });
+});
+
 describe("what a killed run recorded", () => {
   test("a backup a killed run had begun, then skipped (its other part is missing), keeps its record: once the part is back the rerun finishes it", async () => {
     const w = world("begun");
