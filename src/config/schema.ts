@@ -16,13 +16,12 @@ import { parseVerifyKey } from "../crypto/signing.ts";
 import { checkPrefix, MAX_PREFIX_BYTES, type PrefixProblem } from "../store/keys.ts";
 import { BUCKET_RULES, bucketProblem, checkEndpoint } from "../store/s3rules.ts";
 import { quote } from "../util/redact.ts";
-import { datasetPathProblem, MAX_NAME, poolProblem } from "../zfs/names.ts";
+import { datasetPathProblem, MAX_NAME, poolProblem, runDirNameProblem } from "../zfs/names.ts";
 import type { Ctx } from "./read.ts";
 import { absolutePath, bool, duration, enumOf, int, rate, size, str } from "./scalars.ts";
 import { pingUrlProblem } from "../util/url.ts";
 import { compileExclude, excludePatternProblem } from "../zfs/exclude.ts";
 import { resolveStores } from "./stores.ts";
-import { runDirNameProblem } from "../state/rundir.ts";
 import { type Infer, list, object, oneOrList, scalarText, type Siblings, Type } from "./types.ts";
 import { formatSchedule, parseSchedule, ScheduleProblem, type BandwidthSchedule } from "../util/bandwidth-schedule.ts";
 

@@ -130,15 +130,6 @@ export function stateText(state: BackupState): string {
   return `${head}chunks:${lines.length ? `\n${lines.join("")}` : " []\n"}`;
 }
 
-/**
- * Why a child dataset's name component cannot be a run directory below its parent's: the
- * parent keeps its lock, state, head cache and spill directory there (and a tree its lock).
- */
-export function runDirNameProblem(component: string): string | undefined {
-  if (component === "spill" || /\.(lock|yaml)$/.test(component))
-    return `${JSON.stringify(component)} is a name zrb uses in its parent's run directory (zrb.lock, tree.lock, backup_state.yaml, spill)`;
-  return undefined;
-}
 
 /** A recursive task's lock (the tree's), beside its root dataset's own zrb.lock. */
 export function treeLockPath(baseDir: string, pool: string, dataset: string): string {

@@ -56,3 +56,14 @@ export function isSnapshotOf(name: unknown, fs: string): boolean {
   const short = name.slice(fs.length + 1);
   return short !== "" && COMPONENT_RE.test(short) && name.length <= MAX_NAME;
 }
+
+/**
+ * Why a child dataset's name component cannot be a run directory below its parent's (zrb's local
+ * state lives in base_dir/<pool>/<dataset>/, state/rundir.ts): the parent keeps its lock, state,
+ * head cache and spill directory there (and a tree its lock).
+ */
+export function runDirNameProblem(component: string): string | undefined {
+  if (component === "spill" || /\.(lock|yaml)$/.test(component))
+    return `${JSON.stringify(component)} is a name zrb uses in its parent's run directory (zrb.lock, tree.lock, backup_state.yaml, spill)`;
+  return undefined;
+}

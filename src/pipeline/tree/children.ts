@@ -8,7 +8,7 @@
  */
 import type { Task } from "../../config/config.ts";
 import { layoutNameProblem } from "../../store/layout.ts";
-import { runDirNameProblem } from "../../state/rundir.ts";
+import { runDirNameProblem } from "../../zfs/names.ts";
 import { configError } from "../../util/errors.ts";
 import { datasetPathProblem } from "../../zfs/names.ts";
 import * as zfs from "../../zfs/zfs.ts";

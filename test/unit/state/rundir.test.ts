@@ -3,7 +3,8 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import YAML from "yaml";
-import { restoreLockPath, RunDir, runDirNameProblem, stateProblem, stateText } from "../../../src/state/rundir.ts";
+import { restoreLockPath, RunDir, stateProblem, stateText } from "../../../src/state/rundir.ts";
+import { runDirNameProblem } from "../../../src/zfs/names.ts";
 
 const FIXTURE = join(import.meta.dir, "..", "..", "fixtures", "v1-bucket", "backup_state.yaml");
 
