@@ -187,14 +187,16 @@ function keepAncestors(i: BucketPlanInput, why: Map<string, KeepReason[]>): void
       while (link) {
         let p = i.manifests.get(link.backupId);
         if (p && untrusted.has(p.backupId)) {
-          if (!seen.has(p.backupId)) {
+          const first = !seen.has(p.backupId);
+          if (first) {
             seen.add(p.backupId);
             mark(p.backupId, broken);
           }
           broken ??= { id: p.backupId, untrusted: true };
-          // Its own parent link may be genuine (only its signature stripped): followed too, which
-          // can only keep more. What decides is the trusted way on, the probable parent.
-          if (p.parent) todo.push({ link: p.parent, broken });
+          // Its own parent link may be genuine (only its signature stripped): followed too, once
+          // (forged links may go round in a circle), which can only keep more. What decides is
+          // the trusted way on, the probable parent.
+          if (first && p.parent) todo.push({ link: p.parent, broken });
           p = probableParent(link, i.manifests, untrusted);
         } else if (!p) {
           broken ??= { id: link.backupId, untrusted: false };

@@ -94,6 +94,18 @@ describe("what the plan never deletes", () => {
     expect(other.find((d) => d.backupId === q2.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: k2.backupId, lost: u2.backupId, untrusted: true }]);
     expect(other.find((d) => d.backupId === q.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: k2.backupId, lost: u2.backupId, untrusted: true }]);
     expect(keptIds(other).sort()).toEqual([r, q, q2, u2, k2, n].map((m) => m.backupId).sort());
+    // Forged links that go round in a circle (x names y, y names x, z names itself) end the walk.
+    const x = mk(1, now - 24 * DAY, r);
+    const y = mk(1, now - 23 * DAY, r);
+    const z = mk(1, now - 22 * DAY, r);
+    const link = (to: Manifest) => ({ name: to.snapshot.name, guid: to.snapshot.guid, backupId: to.backupId, level: 1 });
+    const kx = mk(2, now - 20 * DAY, x);
+    const kz = mk(2, now - 19 * DAY, z);
+    const circle = [r, { ...x, parent: link(y) }, { ...y, parent: link(x) }, { ...z, parent: link(z) }, kx, kz, n];
+    const untrustedXYZ = new Map([x, y, z].map((m) => [m.backupId, "it is not signed"]));
+    const ds2 = plan(circle, { policy: { within: 30 * DAY }, untrusted: untrustedXYZ, heads: headsFromManifests([r, n]), now });
+    expect(ds2.find((d) => d.backupId === r.backupId)!.action).toBe("keep");
+    expect(keptIds(ds2).sort()).toEqual(circle.map((m) => m.backupId).sort());
   });
 
   test("a backup from the future (a clock ahead) is kept and is no point: it moves no window", () => {
