@@ -166,6 +166,27 @@ describe("a backup given up while it is rekeyed", () => {
     expect((await manifestNow(w.store, ok.backupId)).recipients).toEqual([keys[1]!.recipient]);
     expect(existsSync(join(w.rd.dir, "rekey_state.yaml"))).toBe(false); // nothing left to finish
   });
+
+  test("a thawed backup of an archive class: its rewritten parts are archived again (no thaw), and the manifest is still written", async () => {
+    const w = world("thawed");
+    const cold = await backup(w.store, 1, { parts: 2 });
+    const rewritten = new Set<string>();
+    const head = w.store.head.bind(w.store);
+    w.store.head = async (key) => {
+      const info = await head(key);
+      // As S3 answers for GLACIER: thawed until the object is written anew.
+      return info && key.includes("/part-") ? { ...info, storageClass: "GLACIER", ...(rewritten.has(key) ? {} : { restore: "available" as const }) } : info;
+    };
+    const rewrite = w.store.rewriteHead.bind(w.store);
+    w.store.rewriteHead = async (key, ...rest) => {
+      rewritten.add(key);
+      return rewrite(key, ...rest);
+    };
+    const res = await w.run();
+    expect(res.skipped).toEqual([]);
+    expect(res.backups).toBe(1);
+    expect((await manifestNow(w.store, cold.backupId)).recipients).toEqual([keys[1]!.recipient]);
+  });
 });
 
 describe("what a killed run recorded", () => {
