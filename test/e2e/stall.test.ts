@@ -212,16 +212,21 @@ describe("zfs that stalls", () => {
   test("a target someone makes between zrb's look and the receive is theirs: the failed step leaves it", async () => {
     const cfg = config("zfs-recv-race", sc.s3.endpoint);
     const fake = join(sc.work, "zfs-recv-race");
-    const target = `${sc.pool.pool}/r${++seq}`;
-    // `receive` finds the target made by someone else in that instant, as zfs would say it.
-    writeFileSync(
-      fake,
-      `#!/bin/bash\nif [ "$1" = receive ] && [ "$2" != -A ]; then cat >/dev/null; zfs create '${target}'; echo "cannot receive new filesystem stream: destination '${target}' exists" >&2; echo "must specify -F to overwrite it" >&2; exit 1; fi\nexec zfs "$@"\n`,
-      { mode: 0o755 },
-    );
-    const r = await bounded(["restore", "--config", cfg, "--task", "t", "--target", target, "--private-key", sc.keyFile, "--level", "0"], { ZRB_ZFS: fake });
-    await expectFailed(r, 5, `into ${target} failed`, "exists");
-    expect((await run(["zfs", "list", "-H", "-o", "name", target])).stdout.trim()).toBe(target);
+    // `receive` finds the target made by someone else in that instant, as zfs says it: without -F
+    // it exists; with -F (--force) it has snapshots that are not in the stream.
+    for (const force of [false, true]) {
+      const target = `${sc.pool.pool}/r${++seq}`;
+      const says = force ? `destination has snapshots (eg. ${target}@theirs)\" >&2; echo \"must destroy them to overwrite it` : `destination '${target}' exists\" >&2; echo \"must specify -F to overwrite it`;
+      writeFileSync(
+        fake,
+        `#!/bin/bash\nif [ "$1" = receive ] && [ "$2" != -A ]; then cat >/dev/null; zfs create '${target}'; zfs snapshot '${target}@theirs'; echo "cannot receive new filesystem stream: ${says}" >&2; exit 1; fi\nif [ "$1" = receive ]; then echo "receive -A $*" >> '${fake}.calls'; fi\nexec zfs "$@"\n`,
+        { mode: 0o755 },
+      );
+      const r = await bounded(["restore", "--config", cfg, "--task", "t", "--target", target, "--private-key", sc.keyFile, "--level", "0", ...(force ? ["--force"] : [])], { ZRB_ZFS: fake });
+      await expectFailed(r, 5, `into ${target} failed`);
+      expect((await run(["zfs", "list", "-H", "-o", "name", `${target}@theirs`])).stdout.trim()).toBe(`${target}@theirs`);
+      expect(existsSync(`${fake}.calls`)).toBe(false); // no receive state of theirs aborted
+    }
   }, 200_000);
 
   test("zfs receive that takes the whole stream but never exits: exit 5 after zfs.stall_timeout, no target left", async () => {

@@ -284,9 +284,10 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
       sink.end();
     } catch {}
     await Promise.race([exited, Bun.sleep(5000)]);
-    // zfs found the target there when it started: someone made it after zrb looked. It is theirs.
-    const theirs = created && parseFailure(await Promise.race([stderrText, Bun.sleep(1000).then(() => "")])).kind === "exists";
-    await cleanupFailedStep(target, created && !theirs, m, caps);
+    // zfs found the target there when it started (with -F: with snapshots): someone made it after
+    // zrb looked. It is theirs: not destroyed, and no receive state of theirs aborted.
+    const kind = created ? parseFailure(await Promise.race([stderrText, Bun.sleep(1000).then(() => "")])).kind : undefined;
+    if (kind !== "exists" && kind !== "foreign-snapshots") await cleanupFailedStep(target, created, m, caps);
     throw err;
   } finally {
     claim.release();
