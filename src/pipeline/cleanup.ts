@@ -25,7 +25,7 @@ import { RunDir } from "../state/rundir.ts";
 import type { Trust } from "../records/trust.ts";
 import { backupIdOfCatalogKey, dataPrefix, datasetDataPrefix, isPartKey, manifestDir, manifestKey, markerKey } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { usageError } from "../util/errors.ts";
+import { integrityError, usageError } from "../util/errors.ts";
 import { listManifests } from "../records/manifest.ts";
 import { graceSplit, orphanCatalogs, orphanParts, readReferences, underKept } from "./references.ts";
 import { removeStaleClone } from "../zfs/snapfiles.ts";
@@ -217,7 +217,12 @@ export async function abandon(cfg: Config, task: Task, store: ObjectStore, backu
     // A backup another one is built on finished, and its manifest is lost: putting that manifest
     // back repairs the chain (prune and cleanup keep its parts for that), deleting them would not.
     // Any manifest's word counts here, signed or not: refusing only keeps.
-    const child = (await listManifests(store, task.pool, task.dataset, () => {})).find((m) => m.parent?.backupId === backupId);
+    const unreadable: string[] = [];
+    const child = (await listManifests(store, task.pool, task.dataset, (key) => unreadable.push(key))).find((m) => m.parent?.backupId === backupId);
+    if (unreadable.length > 0)
+      throw integrityError(
+        `--abandon ${backupId}: manifest ${unreadable[0]} cannot be read${unreadable.length > 1 ? ` (and ${unreadable.length - 1} more)` : ""} and may name this backup as its parent; put back a good copy of it, use the zrb version that wrote it, or remove it if its backup is truly gone${nothing}`,
+      );
     if (child)
       throw usageError(
         `--abandon ${backupId}: backup ${child.backupId} of ${task.fullName} is built on it (its manifest names it as parent), so it finished and only its manifest is missing; put that manifest back to repair the chain, or let zrb prune give up both${nothing}`,

@@ -17,7 +17,7 @@ import { writeMarker } from "../../../src/records/marker.ts";
 import { NO_TRUST } from "../../../src/records/trust.ts";
 import { RunDir, STATE_FORMAT, type BackupState } from "../../../src/state/rundir.ts";
 import { manifestKey, markerKey, partKey } from "../../../src/store/layout.ts";
-import { ZrbError } from "../../../src/util/errors.ts";
+import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 import { RecordingStore, mk, storeScene } from "./helpers.ts";
 
 const DAY = 86_400_000;
@@ -184,6 +184,15 @@ describe("cleanup --abandon", () => {
     expect(store.deletes).toEqual([]);
     expect(store.aborted).toEqual([]);
     expect(await store.head(w.parts.o)).not.toBeNull();
+    // A manifest that cannot be read may be such a child: refused as well (exit 7).
+    await store.put(manifestKey("tank", "photos", child.backupId), "format: zrb-manifest/99\n");
+    const err = await abandon(cfg(), task, store, w.O, { dryRun: false }).then(
+      () => null,
+      (e) => e as ZrbError,
+    );
+    expect(err?.exitCode).toBe(ExitCode.INTEGRITY);
+    expect(err?.message).toContain(`manifest ${manifestKey("tank", "photos", child.backupId)} cannot be read`);
+    expect(store.deletes).toEqual([]);
   });
 
   test("another host's killed backup: its uploads are aborted, its parts deleted, and its marker last — kept while a part could not be deleted", async () => {
