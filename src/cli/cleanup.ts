@@ -50,7 +50,7 @@ async function runAbandon(config: Config, t: Task, store: ObjectStore, only: str
   log.success(
     `cleanup of ${task.fullName}: ${dryRun ? "would abandon" : "abandoned"} backup ${id}: ${dryRun ? "would abort" : "aborted"} ${r.uploads.length} upload(s), ` +
       `${dryRun ? "would delete" : "deleted"} ${r.parts.filter((p) => !r.left.includes(p.key)).length} part(s)${r.marker && !r.left.includes(r.marker) ? " and its in-flight marker" : ""} in ${store.location}` +
-      (r.left.length ? `; ${r.left.length} object(s) the store would not delete were left, the marker last (a rerun of --abandon finishes it)` : ""),
+      (r.left.length ? `; ${r.left.filter((k) => k !== r.marker).length} object(s) the store would not delete were left${r.marker && r.left.includes(r.marker) ? ", and the in-flight marker kept to protect them" : ""} (a rerun of --abandon finishes it)` : ""),
   );
   return { result: r };
 }

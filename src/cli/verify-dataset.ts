@@ -86,7 +86,8 @@ export async function verifyDataset(job: Pick<JobContext, "config" | "store" | "
   if (chainBroken) return { result, error: integrityError(`verification failed: ${chainBroken}`) };
   if (!report.ok) {
     const failed = report.parts.filter((x) => !x.ok);
-    const bad = failed.length + report.backups.filter((b) => b.streamBlake3 === "mismatch").length;
+    // Failed parts, and backups with a problem of their own (stream BLAKE3, records, catalog).
+    const bad = failed.length + report.backups.filter((b) => b.error).length;
     const first = failed[0]?.error ?? report.backups.find((b) => b.error)?.error ?? "";
     return { result, error: integrityError(`verification failed: ${bad} problem(s) in ${store.location}, the first: ${first}`) };
   }

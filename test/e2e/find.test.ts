@@ -119,6 +119,7 @@ describe("zrb find from the catalogs alone", () => {
     expect(bad.stderr).toContain(`file catalog ${catKey} is`);
     const vbad = await h.run(["verify", "--private-key", sc.keyFile], at(4), { allowFail: true });
     expect(vbad.code).toBe(7);
+    expect(vbad.stderr).toMatch(/verification failed: 1 problem\(s\) in .*, the first: file catalog /); // counted, not "0 problem(s)"
     await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: `${h.o.prefix}${catKey}`, Body: sealed }));
 
     // Rekey: the catalogs open with the new key only, under new keys; the old objects are gone.
