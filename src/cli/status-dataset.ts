@@ -9,6 +9,7 @@ import { readHeads } from "../records/heads.ts";
 import { lockHeld, readLockInfo } from "../state/lock.ts";
 import { RunDir } from "../state/rundir.ts";
 import type { ObjectStore } from "../store/store.ts";
+import { manifestKey } from "../store/layout.ts";
 import { canVerify, NO_TRUST, type Trust } from "../records/trust.ts";
 
 export interface LockStatus {
@@ -73,7 +74,12 @@ export async function datasetStatus(baseDir: string, store: ObjectStore, pool: s
     const signedOnly = canVerify(trust) && !trust.allowUnsigned;
     if (signedOnly) out.signedOnly = true;
     if (signedOnly && out.heads.length === 0 && Object.keys((await readHeads(store, pool, dataset, NO_TRUST)).levels).length > 0) out.unsignedOnly = true;
-    if (fresh) out.freshness = checkFreshness(fresh.task, rd.fs, h, fresh.levels, fresh.maxAgeMs, fresh.at, signedOnly);
+    if (fresh) {
+      out.freshness = checkFreshness(fresh.task, rd.fs, h, fresh.levels, fresh.maxAgeMs, fresh.at, signedOnly);
+      // Fresh only if it is there: heads.yaml outlives a manifest deleted by hand or a lifecycle rule.
+      for (const c of out.freshness)
+        if (c.newest && !c.stale && !(await store.head(manifestKey(pool, dataset, c.newest.backupId)))) Object.assign(c, { stale: true, gone: true });
+    }
   } catch (err) {
     if (fresh) throw err;
     out.headsError = (err as Error).message;

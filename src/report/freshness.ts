@@ -20,6 +20,8 @@ export interface FreshnessCheck {
   stale: boolean;
   /** Only signed backups count (a verification key is known and --allow-unsigned not given): messages say "signed". */
   signedOnly?: boolean;
+  /** The newest backup's manifest is not in the bucket (deleted by hand, a lifecycle rule): stale whatever its age. */
+  gone?: true;
 }
 
 /** A head finished more than this far ahead of this host's clock does not count as fresh. */
@@ -49,6 +51,8 @@ export function describeStale(c: FreshnessCheck, maxAge: string): string {
   const which = c.level === null ? kind : `${kind} at level ≤ ${c.level}`;
   if (!c.newest)
     return `task ${c.task} (${c.dataset}) has no ${which} at all${c.signedOnly ? " (unsigned backups and ones signed by an unknown key are not counted: set signing_key on the NAS)" : ""}`;
+  if (c.gone)
+    return `task ${c.task} (${c.dataset}): the newest ${which} (${c.newest.backupId}, level ${c.newest.level}) that the heads name is not in the bucket (its manifest is gone: deleted by hand or by a lifecycle rule?); run zrb list, and a new level 0 if its chain is broken`;
   const age = c.ageSeconds === null ? "at an unreadable time" : `${formatEta(c.ageSeconds)} ago`;
   return `task ${c.task} (${c.dataset}): the newest ${which} (${c.newest.backupId}, level ${c.newest.level}) finished ${c.newest.finishedAt}, ${age}, more than --max-age ${maxAge}`;
 }

@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
-import { run, writeRandomFile } from "../helpers/rig.ts";
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
+import { run, s3Client, writeRandomFile } from "../helpers/rig.ts";
 import { scene, type Scene } from "../helpers/scene.ts";
 import { configYaml, expectFailed, jsonEvents, jsonResult, measuredRate, zrb, zrbCommand } from "../helpers/zrb.ts";
 import { parseSamples } from "../../src/report/metrics.ts";
@@ -271,6 +272,22 @@ describe("zrb status --max-age", () => {
     const old = await zrb(["status", "--config", cfg, "--max-age", "1h", "--level", "0", "--json"], { env: later(2), allowFail: true });
     await expectFailed(old, 10, "the newest backup at level ≤ 0");
     expect(JSON.parse(old.stdout)[0].freshness[0]).toMatchObject({ level: 0, stale: true });
+  }, 60_000);
+
+  test("the newest backup's manifest gone from the bucket (a lifecycle rule, a hand): stale whatever its age (exit 10), naming it", async () => {
+    const heads: { backupId: string; level: number; finishedAt: string }[] = JSON.parse((await zrb(["status", "--config", cfg, "--json"], { env: sc.env })).stdout)[0].heads;
+    const newest = heads.sort((a, b) => Date.parse(b.finishedAt) - Date.parse(a.finishedAt))[0]!;
+    const client = await s3Client(sc.s3);
+    const key = (await client.send(new ListObjectsV2Command({ Bucket: sc.bucket }))).Contents!.map((o) => o.Key!).find((k) => k.endsWith(`/${newest.backupId}.manifest.yaml`))!;
+    const body = await (await client.send(new GetObjectCommand({ Bucket: sc.bucket, Key: key }))).Body!.transformToByteArray();
+    await client.send(new DeleteObjectCommand({ Bucket: sc.bucket, Key: key }));
+    try {
+      const r = await zrb(["status", "--config", cfg, "--max-age", "30d"], { env: sc.env, allowFail: true });
+      await expectFailed(r, 10, `the newest backup (${newest.backupId}, level ${newest.level}) that the heads name is not in the bucket`);
+    } finally {
+      await client.send(new PutObjectCommand({ Bucket: sc.bucket, Key: key, Body: body }));
+    }
+    expect((await zrb(["status", "--config", cfg, "--max-age", "30d"], { env: sc.env })).code).toBe(0);
   }, 60_000);
 
   test("a task without any backup is stale; an unreachable store is exit 6, not a verdict; --level alone is a usage error", async () => {
