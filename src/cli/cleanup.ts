@@ -14,6 +14,9 @@ import { log } from "../util/log.ts";
 import { formatSize } from "../util/size.ts";
 import { configArg, outputArgs, taskArg } from "./common.ts";
 import { removeStaleDrills } from "../pipeline/drill/stale.ts";
+import { removeStaleScratch } from "../pipeline/restore/scratch.ts";
+import { restoreScratchRoot } from "../state/rundir.ts";
+import { assertSafeBaseDir } from "../state/basedir.ts";
 import { runJob, type JobResult } from "./job.ts";
 import { childArg, childRuns, parseChild, printChildren } from "./tree.ts";
 import { requireKeyToDelete, resolveTrust, trustArgs } from "./trust.ts";
@@ -106,6 +109,10 @@ export default defineCommand({
       const only = parseChild(args.child, t);
       // Local, and only what is provably a killed drill's (pipeline/drill/stale.ts): no bucket record involved.
       await removeStaleDrills(config, [t.pool], { dryRun });
+      // Likewise the scratch directories of killed restores and drills (pipeline/restore/scratch.ts),
+      // in a base_dir no other user can plant anything in.
+      assertSafeBaseDir(config.baseDir, { create: true });
+      for (const d of removeStaleScratch(restoreScratchRoot(config.baseDir), dryRun)) log.info(`${dryRun ? "would remove" : "removed"} the stale restore scratch directory ${d} (its restore was killed)`);
       const trust = await resolveTrust(args, undefined, config);
       if (!dryRun) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
       if (args.abandon !== undefined) return await runAbandon(config, t, store, only, String(args.abandon), dryRun, !!args.json);

@@ -4,12 +4,14 @@
  * the same backup at once — a drill on its timer and a `zrb restore` to another target (the lock
  * is per target) — and each empties, writes and removes that directory: so each run claims one
  * under a lock of its own, `<dir>.lock`, and takes `<backup id>.1`, `.2`, … while another live run
- * holds the one before. A killed run's lock is held by no process: the next run takes the
- * directory over and empties it.
+ * holds the one before. A killed run's lock is held by no process: the next run of that backup
+ * takes the directory over and empties it, and `zrb cleanup` removes it (removeStaleScratch) —
+ * the next backup restored is another one, and a killed drill's parts would stay for ever.
  */
-import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { acquireLock, type Lock } from "../../state/lock.ts";
+import { acquireLock, lockHeld, type Lock } from "../../state/lock.ts";
+import { log } from "../../util/log.ts";
 import { ExitCode, ZrbError, fsError } from "../../util/errors.ts";
 
 /** A claimed scratch directory; `release` removes it and drops the claim (never throws). */
@@ -51,4 +53,44 @@ export function claimScratch(root: string, backupId: string): Scratch {
     };
   }
   throw new ZrbError(`${MAX_SIDE_BY_SIDE} runs are restoring backup ${backupId} on this host already; wait for one to finish`, ExitCode.LOCKED);
+}
+
+/** What claimScratch names a directory: a backup id (store/layout.ts newBackupId), then `.N`. */
+const SCRATCH_DIR = /^\d{8}T\d{6}Z-L\d{1,2}-[0-9a-f]{6}(\.\d{1,2})?$/;
+
+/**
+ * Remove the scratch directories of restores that are gone: only real directories (no link)
+ * named as claimScratch names them whose lock no live run holds — taken first, so that no run
+ * claims one meanwhile. Returns those removed (with `dryRun`: those that would be). Never throws:
+ * what cannot be removed is a warning.
+ */
+export function removeStaleScratch(root: string, dryRun = false): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    const dir = join(root, n);
+    try {
+      if (!SCRATCH_DIR.test(n) || !lstatSync(dir).isDirectory() || lockHeld(`${dir}.lock`)) continue;
+      if (dryRun) {
+        out.push(dir);
+        continue;
+      }
+      const lock = acquireLock(`${dir}.lock`, `restore scratch ${dir}`, "zrb cleanup");
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } finally {
+        lock.release();
+      }
+      out.push(dir);
+    } catch (err) {
+      if (err instanceof ZrbError && err.exitCode === ExitCode.LOCKED) continue; // a run claimed it just now
+      log.warn(`cannot remove the stale restore scratch directory ${dir}: ${(err as Error).message}; zrb cleanup retries`);
+    }
+  }
+  return out;
 }

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { claimScratch } from "../../../src/pipeline/restore/scratch.ts";
+import { claimScratch, removeStaleScratch } from "../../../src/pipeline/restore/scratch.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 
 const ID = "20270310T020000Z-L1-00aaaa";
@@ -52,5 +52,27 @@ test("when every directory is held, the next run is refused as locked (exit 4), 
     expect((err as ZrbError).message).toContain(`restoring backup ${ID} on this host already`);
   } finally {
     for (const h of held) h.release();
+  }
+});
+
+test("cleanup's sweep: a killed run's directory goes, a live run's and anything not named as zrb names them stay; a dry run removes nothing", () => {
+  const killed = join(root, ID);
+  mkdirSync(killed);
+  writeFileSync(join(killed, "part-000001.age"), "ciphertext of a drill killed with -9");
+  const live = claimScratch(root, "20270310T020000Z-L0-00bbbb");
+  writeFileSync(join(live.dir, "part-000000.age"), "a running restore's part");
+  const mine = join(root, "notes");
+  mkdirSync(mine);
+  const verify = join(root, "verify-AbC123"); // verify's own (mkdtemp, no lock): not this sweep's
+  mkdirSync(verify);
+  try {
+    expect(removeStaleScratch(root, true)).toEqual([killed]);
+    expect(existsSync(killed)).toBe(true);
+    expect(removeStaleScratch(root)).toEqual([killed]);
+    for (const p of [join(live.dir, "part-000000.age"), mine, verify]) expect({ p, there: existsSync(p) }).toEqual({ p, there: true });
+    expect(existsSync(killed)).toBe(false);
+    expect(existsSync(`${killed}.lock`)).toBe(false);
+  } finally {
+    live.release();
   }
 });
