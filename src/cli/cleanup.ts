@@ -2,7 +2,8 @@
 import { storeArg } from "./stores.ts";
 import { defineCommand } from "citty";
 import type { Config, Task } from "../config/config.ts";
-import { abandon, cleanup, parseDuration, type CleanupOptions, type CleanupResult } from "../pipeline/cleanup.ts";
+import { cleanup, parseDuration, type CleanupOptions, type CleanupResult } from "../pipeline/cleanup.ts";
+import { abandon, type AbandonOptions } from "../pipeline/abandon.ts";
 import { datasetDataPrefix, manifestDir } from "../store/layout.ts";
 import { usageError } from "../util/errors.ts";
 import { childTask } from "../pipeline/tree/children.ts";
@@ -45,10 +46,11 @@ async function childOfBackup(store: ObjectStore, task: Task, id: string): Promis
   throw usageError(`--abandon ${id}: no child of ${task.fullName} has a backup ${id} in ${store.location}; name the child with --child`);
 }
 
-async function runAbandon(config: Config, t: Task, store: ObjectStore, only: string | undefined, id: string, dryRun: boolean, json: boolean): Promise<JobResult> {
+async function runAbandon(config: Config, t: Task, store: ObjectStore, only: string | undefined, id: string, opts: AbandonOptions, json: boolean): Promise<JobResult> {
+  const dryRun = opts.dryRun;
   const rel = t.recursive && only === undefined ? await childOfBackup(store, t, id) : only;
   const task = rel === undefined ? t : childTask(t, rel);
-  const r = await abandon(config, task, store, id, { dryRun });
+  const r = await abandon(config, task, store, id, opts);
   if (json) return { result: r };
   log.success(
     `cleanup of ${task.fullName}: ${dryRun ? "would abandon" : "abandoned"} backup ${id}: ${dryRun ? "would abort" : "aborted"} ${r.uploads.length} upload(s), ` +
@@ -81,7 +83,7 @@ export default defineCommand({
       "Abort dangling multipart uploads and delete orphan part objects of the task (under data/<pool>/<dataset>/, referenced by no manifest " +
       "and not by the resumable backup in backup_state.yaml). Takes the dataset's lock, so it never races a backup on this host. " +
       "Never touches a backup in flight on any host (its in-flight marker, when trusted), nor what no record accounts for while it is younger than prune.orphan_grace. " +
-      "--abandon ID gives up a killed backup (its uploads, parts and marker); refused with exit 2 for a finished backup or this host's own interrupted one. " +
+      "--abandon ID gives up a killed backup (its uploads, parts and marker); refused with exit 2 for a finished backup or this host's own interrupted one, and with exit 4 while it was active within prune.orphan_grace (--older-than). " +
       "A recursive task is cleaned child by child (gone children too) under the tree's lock; --child cleans one. " +
       "Also removes the throwaway pools and clones of killed `zrb drill` / `restore --path` runs, and the staging directories a killed `restore --path` left in --to (--dry-run lists them).",
   },
@@ -92,32 +94,37 @@ export default defineCommand({
     "dry-run": { type: "boolean", description: "List what would be removed; change nothing", default: false },
     "older-than": {
       type: "string",
-      description: "Only remove unclaimed uploads/objects at least this old, e.g. 0s, 24h, 7d or 2w (default: prune.orphan_grace, 2d)",
+      description: "Only remove unclaimed uploads/objects at least this old, and --abandon only a backup idle this long, e.g. 0s, 24h, 7d or 2w (default: prune.orphan_grace, 2d)",
       valueHint: "AGE",
     },
-    abandon: { type: "string", description: "Give up the killed backup ID: abort its uploads, delete its parts and its in-flight marker", valueHint: "ID" },
+    abandon: {
+      type: "string",
+      description: "Give up the killed backup ID: abort its uploads, delete its parts and its in-flight marker; refused (exit 4) while its newest sign of life is younger than prune.orphan_grace (--older-than 0s once you know it is dead)",
+      valueHint: "ID",
+    },
     ...trustArgs,
     ...childArg,
     ...outputArgs,
   },
   async run({ args }) {
     const flagAge = args["older-than"] !== undefined ? parseDuration(String(args["older-than"])) : undefined;
-    if (args.abandon !== undefined && flagAge !== undefined) throw usageError("--abandon and --older-than do not go together: --abandon removes one backup whatever its age");
     const dryRun = !!args["dry-run"];
     // A real cleanup, success or failure, updates the metrics file (zrb_cleanup_*); a dry run does not.
     await runJob(args, { command: "cleanup", record: !dryRun }, async ({ config, task: t, store, signal }) => {
       const only = parseChild(args.child, t);
+      // Refused before anything is removed, local leftovers included.
+      const trust = await resolveTrust(args, undefined, config);
+      if (!dryRun) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
+      const olderThanMs = flagAge ?? config.prune.orphanGrace;
+      const graceKnob = flagAge !== undefined ? "--older-than" : "prune.orphan_grace";
+      if (args.abandon !== undefined) return await runAbandon(config, t, store, only, String(args.abandon), { dryRun, olderThanMs, graceKnob, trust }, !!args.json);
       // Local, and only what is provably a killed drill's (pipeline/drill/stale.ts): no bucket record involved.
       await removeStaleDrills(config, [t.pool], { dryRun });
-      // Likewise the scratch directories of killed restores and drills (pipeline/restore/scratch.ts),
+      // Likewise the scratch directories of killed restores, drills and verifies (pipeline/restore/scratch.ts),
       // in a base_dir no other user can plant anything in.
       assertSafeBaseDir(config.baseDir, { create: true });
       for (const d of removeStaleScratch(restoreScratchRoot(config.baseDir), dryRun)) log.info(`${dryRun ? "would remove" : "removed"} the stale restore scratch directory ${d} (its restore was killed)`);
-      const trust = await resolveTrust(args, undefined, config);
-      if (!dryRun) requireKeyToDelete(trust, args, "zrb cleanup", config.path);
-      if (args.abandon !== undefined) return await runAbandon(config, t, store, only, String(args.abandon), dryRun, !!args.json);
-      const olderThanMs = flagAge ?? config.prune.orphanGrace;
-      const opts = { dryRun, olderThanMs, graceKnob: flagAge !== undefined ? "--older-than" : "prune.orphan_grace", trust, signal };
+      const opts = { dryRun, olderThanMs, graceKnob, trust, signal };
       if (t.recursive && only === undefined) return await cleanupTree(config, t, store, opts, !!args.json);
       const task = only === undefined ? t : childTask(t, only);
       const r = await cleanup(config, task, store, opts);

@@ -263,12 +263,12 @@ function uniqueTasks<T extends { name: string; fullName: string; recursive: bool
   // first name there is one the other's directory uses (spill, zrb.lock, …) would share it, and
   // the other's cleanup would remove its state and lock.
   tasks.forEach((t, i) => {
-    const j = tasks.findIndex((o) => t.fullName.startsWith(`${o.fullName}/`) && runDirNameProblem(t.fullName.slice(o.fullName.length + 1).split("/")[0]!) !== undefined);
-    if (j < 0) return;
-    const why = runDirNameProblem(t.fullName.slice(tasks[j]!.fullName.length + 1).split("/")[0]!)!;
-    c.list![i]!.fail(
-      `${c.list![i]!.path} (${t.name}) backs up ${t.fullName}, whose local state would sit in the directory of tasks[${j}] (${tasks[j]!.name}, ${tasks[j]!.fullName}): ${why}; back it up from a config with another base_dir`,
-    );
+    for (const [j, o] of tasks.entries()) {
+      const why = t.fullName.startsWith(`${o.fullName}/`) ? runDirNameProblem(t.fullName.slice(o.fullName.length + 1).split("/")[0]!) : undefined;
+      if (why === undefined) continue;
+      c.list![i]!.fail(`${c.list![i]!.path} (${t.name}) backs up ${t.fullName}, whose local state would sit in the directory of tasks[${j}] (${o.name}, ${o.fullName}): ${why}; back it up from a config with another base_dir`);
+      return;
+    }
   });
   return tasks;
 }

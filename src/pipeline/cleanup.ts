@@ -6,27 +6,25 @@
  * in-flight marker) still needs. Runs under the dataset's lock, so it never races a backup on
  * this host; what no record accounts for is spared while younger than prune.orphan_grace
  * (--older-than for one run): it may be a backup on another host whose marker this host cannot
- * see or trust. Markers of finished backups are deleted; --abandon ID gives up a killed backup
- * whose marker keeps it. --dry-run lists and changes nothing.
+ * see or trust. Markers of finished backups are deleted; --abandon ID (abandon.ts) gives up a killed
+ * backup whose marker keeps it. --dry-run lists and changes nothing.
  *
  * A part is an orphan only if it is provably unreferenced (references.ts, shared with prune):
  * when any manifest of the dataset cannot be read (damaged, or written by a newer zrb), nothing
  * is deleted at all — its parts would look orphaned, and they may be the base of the whole chain.
  */
-import { lstatSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import type { Config, Task } from "../config/config.ts";
 import { holdTags, releaseStraySendHolds } from "./backup/holds.ts";
 import { deleteOrLeave } from "./backup/finish.ts";
 import * as zfs from "../zfs/zfs.ts";
 import { acquireLock, lockHeld } from "../state/lock.ts";
-import { assertSafeBaseDir } from "../state/basedir.ts";
+import { assertSafeBaseDir, namedDirs } from "../state/basedir.ts";
 import { RunDir } from "../state/rundir.ts";
 import type { Trust } from "../records/trust.ts";
-import { backupIdOfCatalogKey, dataPrefix, datasetDataPrefix, isPartKey, manifestDir, manifestKey, markerKey } from "../store/layout.ts";
+import { datasetDataPrefix, isNewBackupId, isPartKey, manifestDir } from "../store/layout.ts";
 import type { ObjectStore } from "../store/store.ts";
-import { integrityError, usageError } from "../util/errors.ts";
-import { listManifests } from "../records/manifest.ts";
+import { usageError } from "../util/errors.ts";
 import { graceSplit, orphanCatalogs, orphanParts, readReferences, underKept } from "./references.ts";
 import { removeStaleClone } from "../zfs/snapfiles.ts";
 import { log } from "../util/log.ts";
@@ -152,105 +150,5 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
   }
 }
 
-
-export interface AbandonResult {
-  dryRun: boolean;
-  dataset: string;
-  backupId: string;
-  /** The in-flight marker removed (or, with --dry-run, to remove), if there was one. */
-  marker: string | null;
-  uploads: { key: string; uploadId: string }[];
-  parts: { key: string; size: number }[];
-  /** Parts the store refused to delete (and then the marker, kept to protect them): left for a rerun. */
-  left: string[];
-}
-
-const BACKUP_ID = /^[0-9A-Za-z-]{1,64}$/;
-
-/** What zrb names a spill directory: a backup id (store/layout.ts newBackupId). */
-const SPILL_DIR = /^\d{8}T\d{6}Z-L\d{1,2}-[0-9a-f]{6}$/;
-
-/**
- * The spill directories of backups that are not the resumable one: only real directories (no
- * link) named as zrb names them — anything else there is not a killed backup's spill and stays.
- */
-function staleSpillDirs(root: string, keep: string | undefined): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(root);
-  } catch {
-    return [];
-  }
-  return names
-    .filter((d) => d !== keep && SPILL_DIR.test(d))
-    .map((d) => join(root, d))
-    .filter((p) => {
-      try {
-        return lstatSync(p).isDirectory();
-      } catch {
-        return false;
-      }
-    });
-}
-
-/**
- * `zrb cleanup --abandon ID`: give up a backup that was killed on some host and will not be
- * resumed — abort its multipart uploads, delete its parts, and last its in-flight marker (a run
- * stopped halfway still protects what is left, and a rerun finishes it). Refused (exit 2) for a
- * finished backup (prune's retention decides those) and for this host's own interrupted backup
- * (the next backup resumes or discards it), and for an id the bucket knows nothing of.
- */
-export async function abandon(cfg: Config, task: Task, store: ObjectStore, backupId: string, opts: { dryRun: boolean }): Promise<AbandonResult> {
-  if (!BACKUP_ID.test(backupId)) throw usageError(`--abandon ${JSON.stringify(backupId).slice(0, 80)} is not a backup id (like 20261124T023000Z-L1-3fa9c2)`);
-  assertSafeBaseDir(cfg.baseDir, { create: true });
-  const rd = new RunDir(cfg.baseDir, task.pool, task.dataset);
-  const lock = acquireLock(rd.lockPath, `dataset ${task.fullName}`, "zrb cleanup --abandon");
-  try {
-    const nothing = "; nothing was removed";
-    const read = await rd.readState();
-    if (read.kind === "ok" && read.state.backupId === backupId)
-      throw usageError(
-        `--abandon ${backupId}: it is this host's interrupted backup (${rd.statePath}): the next backup of ${task.fullName} resumes it, or discards it if a backup at another level supersedes it${nothing}`,
-      );
-    if (await store.head(manifestKey(task.pool, task.dataset, backupId)))
-      throw usageError(`--abandon ${backupId}: backup ${backupId} of ${task.fullName} is finished (its manifest is in ${store.location}); zrb prune deletes finished backups by the retention rules${nothing}`);
-    // A backup another one is built on finished, and its manifest is lost: putting that manifest
-    // back repairs the chain (prune and cleanup keep its parts for that), deleting them would not.
-    // Any manifest's word counts here, signed or not: refusing only keeps.
-    const unreadable: string[] = [];
-    const child = (await listManifests(store, task.pool, task.dataset, (key) => unreadable.push(key))).find((m) => m.parent?.backupId === backupId);
-    if (unreadable.length > 0)
-      throw integrityError(
-        `--abandon ${backupId}: manifest ${unreadable[0]} cannot be read${unreadable.length > 1 ? ` (and ${unreadable.length - 1} more)` : ""} and may name this backup as its parent; put back a good copy of it, use the zrb version that wrote it, or remove it if its backup is truly gone${nothing}`,
-      );
-    if (child)
-      throw usageError(
-        `--abandon ${backupId}: backup ${child.backupId} of ${task.fullName} is built on it (its manifest names it as parent), so it finished and only its manifest is missing; put that manifest back to repair the chain, or let zrb prune give up both${nothing}`,
-      );
-    const base = datasetDataPrefix(task.pool, task.dataset);
-    // Ids name their level (…-L2-…): list only that backup's prefix; any other id, the dataset's data.
-    const lvl = /-L(\d{1,3})-/.exec(backupId);
-    const prefix = lvl ? dataPrefix(task.pool, task.dataset, Number(lvl[1]), backupId) : base;
-    const ours = (key: string) => isPartKey(base, key) && key.slice(base.length).split("/")[1] === backupId;
-    const mdir = manifestDir(task.pool, task.dataset);
-    // Its parts, and a file catalog it stored before it was killed (written just before the manifest).
-    const parts = [...(await store.list(prefix)).filter((o) => ours(o.key)), ...(await store.list(mdir)).filter((o) => backupIdOfCatalogKey(mdir, o.key) === backupId)].map((o) => ({ key: o.key, size: o.size }));
-    const uploads = (await store.listUploads(prefix)).filter((u) => ours(u.key)).map((u) => ({ key: u.key, uploadId: u.uploadId }));
-    const mk = markerKey(task.pool, task.dataset, backupId);
-    const marker = (await store.head(mk)) ? mk : null;
-    if (!marker && parts.length === 0 && uploads.length === 0)
-      throw usageError(`--abandon ${backupId}: ${store.location} holds nothing of a backup ${backupId} of ${task.fullName} (no in-flight marker, part or upload)${nothing}`);
-    const verb = opts.dryRun ? "would" : "will";
-    const left: string[] = [];
-    log.info(`${verb} abandon backup ${backupId} of ${task.fullName}: abort ${uploads.length} upload(s), delete ${parts.length} part(s)${marker ? " and its in-flight marker" : ""}`);
-    if (!opts.dryRun) {
-      for (const u of uploads) await store.abortUpload(u.key, u.uploadId);
-      left.push(...(await deleteOrLeave(store, parts.map((p) => p.key), `parts of the abandoned backup ${backupId}`)));
-      // The marker goes last, and only when every part went: what is left stays protected until a rerun.
-      if (marker) left.push(...(left.length === 0 ? await deleteOrLeave(store, [marker], `in-flight marker of the abandoned backup ${backupId}`) : [marker]));
-    }
-    return { dryRun: opts.dryRun, dataset: task.fullName, backupId, marker, uploads, parts, left };
-  } finally {
-    lock.release();
-  }
-}
+/** The spill directories of backups that are not the resumable one (named by their backup id). */
+const staleSpillDirs = (root: string, keep: string | undefined) => namedDirs(root, (d) => d !== keep && isNewBackupId(d));

@@ -17,7 +17,7 @@ import type { Task } from "../config/config.ts";
 import { listManifests, type Manifest } from "../records/manifest.ts";
 import { readMarkers, type MarkerRead } from "../records/marker.ts";
 import { manifestTrustProblem, type Trust } from "../records/trust.ts";
-import { formatDuration } from "../util/duration.ts";
+import { formatDuration, roughAge } from "../util/duration.ts";
 import { log } from "../util/log.ts";
 import type { BackupState, RunDir } from "../state/rundir.ts";
 import { backupIdOfCatalogKey, dataPrefix, isPartKey } from "../store/layout.ts";
@@ -86,12 +86,6 @@ export async function readReferences(store: ObjectStore, task: Task, rd: RunDir,
     );
   }
   return { state, manifests, keepPrefix, keepUploads, keepPrefixes, markers, moot };
-}
-
-/** An age for people: 42s, 17m, 5h, 3d (rounded down). */
-function roughAge(ms: number): string {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m` : s < 86400 ? `${Math.floor(s / 3600)}h` : `${Math.floor(s / 86400)}d`;
 }
 
 /** Whether a key lies under one of the kept prefixes. */

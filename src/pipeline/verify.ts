@@ -5,7 +5,7 @@
  * fresh 0700 directory. By default it checks what a restore of the newest point needs — its
  * whole chain — and a broken link in that chain fails the verification (exit 7) by itself.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { isStoreError, type ObjectStore } from "../store/store.ts";
 import { partFileName } from "../store/layout.ts";
@@ -15,6 +15,7 @@ import { ChainError, resolveChain, type Catalog } from "./catalog.ts";
 import { findBackup, type Selector } from "./restore/select.ts";
 import { downloadPart } from "./restore/fetch.ts";
 import { decryptPart } from "./restore/decrypt.ts";
+import { claimScratch, VERIFY_SCRATCH } from "./restore/scratch.ts";
 import { ZrbError, isKind, isInterruptError } from "../util/errors.ts";
 import { checkInterrupted } from "../util/abort.ts";
 import { log } from "../util/log.ts";
@@ -134,16 +135,17 @@ export async function verifyBackups(
   let checkedBytes = 0;
   // A part downloaded again (a SHA-256 mismatch) counts again: the figure is what moved.
   const onBytes = (n: number) => opts.progress?.bytes((checkedBytes += n));
-  // A directory of our own, created 0700 under a name nobody could predict.
-  mkdirSync(opts.scratch, { recursive: true, mode: 0o700 });
-  const scratch = mkdtempSync(join(opts.scratch, "verify-"));
+  // A directory of our own (0700, under a base_dir checked at start), claimed under a lock, so
+  // that a killed verify's parts are removed by the next verify or by zrb cleanup (restore/scratch.ts).
+  const claim = claimScratch(opts.scratch, VERIFY_SCRATCH);
+  const scratch = claim.dir;
   try {
     // A Worker that dies fails the run at once, with one line naming it (not as a bad part).
     await withThreads(opts.workers, "verify", opts.signal, async (threads, signal) => {
       for (const m of backups) report.backups.push(await verifyBackup(store, m, { ...opts, chosen, scratch, threads, signal, onBytes }, report));
     });
   } finally {
-    rmSync(scratch, { recursive: true, force: true });
+    claim.release();
   }
   return report;
 }

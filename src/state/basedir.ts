@@ -7,7 +7,7 @@
  * user, or one that group or others can write without the sticky bit: each of those lets
  * someone else rename base_dir away and put their own in its place (ssh's StrictModes rule).
  */
-import { closeSync, constants as C, lstatSync, mkdirSync, openSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { closeSync, constants as C, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ioError } from "../util/errors.ts";
 
@@ -101,4 +101,28 @@ export function assertSafeBaseDir(baseDir: string, opts: { create: boolean }): v
   } catch (err) {
     throw ioError(`base_dir ${baseDir} is not writable: ${(err as Error).message}; make it writable or change base_dir`, err);
   }
+}
+
+/**
+ * The real directories (no link, no file) directly in `root` whose names `accept` takes, as
+ * paths; none when `root` cannot be read. What cleanup removes from base_dir (stale spill and
+ * scratch directories) is found through this: anything else there is not zrb's and stays.
+ */
+export function namedDirs(root: string, accept: (name: string) => boolean): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  return names
+    .filter(accept)
+    .map((n) => join(root, n))
+    .filter((p) => {
+      try {
+        return lstatSync(p).isDirectory();
+      } catch {
+        return false;
+      }
+    });
 }

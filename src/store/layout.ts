@@ -131,3 +131,12 @@ export function newBackupId(level: number, at = now()): string {
   const rand = Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString("hex");
   return `${t}-L${level}-${rand}`;
 }
+
+/**
+ * Whether `name` has the form newBackupId gives, `<time>-L<level>-<6 hex>`: the one name rule
+ * for the local directories zrb names after a backup (spill, restore scratch), which cleanup
+ * may remove — anything else found there is not zrb's and stays.
+ */
+export function isNewBackupId(name: string): boolean {
+  return /^\d{8}T\d{6}Z-L\d{1,3}-[0-9a-f]{6}$/.test(name);
+}

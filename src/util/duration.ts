@@ -32,3 +32,9 @@ export function formatDuration(ms: number): string {
   for (const [u, size] of units) if (ms !== 0 && ms % size === 0) return `${ms / size}${u}`;
   return `${Math.round(ms / 1000)}s`;
 }
+
+/** An age for people: 42s, 17m, 5h, 3d (rounded down; a negative age is 0s). */
+export function roughAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return s < 60 ? `${s}s` : s < 3600 ? `${Math.floor(s / 60)}m` : s < 86400 ? `${Math.floor(s / 3600)}h` : `${Math.floor(s / 86400)}d`;
+}

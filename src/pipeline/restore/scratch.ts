@@ -7,10 +7,13 @@
  * holds the one before. A killed run's lock is held by no process: the next run of that backup
  * takes the directory over and empties it, and `zrb cleanup` removes it (removeStaleScratch) —
  * the next backup restored is another one, and a killed drill's parts would stay for ever.
+ * `zrb verify` claims `verify`, `verify.1`, … the same way, for the parts it downloads.
  */
-import { lstatSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { acquireLock, lockHeld, type Lock } from "../../state/lock.ts";
+import { namedDirs } from "../../state/basedir.ts";
+import { isNewBackupId } from "../../store/layout.ts";
 import { log } from "../../util/log.ts";
 import { ExitCode, ZrbError, fsError } from "../../util/errors.ts";
 
@@ -23,13 +26,17 @@ export interface Scratch {
 /** How many runs of one backup may restore side by side before the next is refused. */
 const MAX_SIDE_BY_SIDE = 16;
 
+/** The verify runs' name (claimScratch); a restore's is the id of the backup it restores. */
+export const VERIFY_SCRATCH = "verify";
+
 /**
- * Claim an empty scratch directory for backup `backupId` under `root`. Throws a ZrbError: LOCKED
- * when MAX_SIDE_BY_SIDE runs hold one already, I/O (exit 9) when it cannot be made or emptied.
+ * Claim an empty scratch directory named `name` (a backup id, or VERIFY_SCRATCH) under `root`.
+ * Throws a ZrbError: LOCKED when MAX_SIDE_BY_SIDE runs hold one already, I/O (exit 9) when it
+ * cannot be made or emptied.
  */
-export function claimScratch(root: string, backupId: string): Scratch {
+export function claimScratch(root: string, name: string): Scratch {
   for (let n = 0; n < MAX_SIDE_BY_SIDE; n++) {
-    const dir = join(root, n === 0 ? backupId : `${backupId}.${n}`);
+    const dir = join(root, n === 0 ? name : `${name}.${n}`);
     let lock: Lock;
     try {
       lock = acquireLock(`${dir}.lock`, `restore scratch ${dir}`, "zrb restore");
@@ -52,11 +59,15 @@ export function claimScratch(root: string, backupId: string): Scratch {
       },
     };
   }
-  throw new ZrbError(`${MAX_SIDE_BY_SIDE} runs are restoring backup ${backupId} on this host already; wait for one to finish`, ExitCode.LOCKED);
+  const what = name === VERIFY_SCRATCH ? "zrb verify runs are downloading parts" : `runs are restoring backup ${name}`;
+  throw new ZrbError(`${MAX_SIDE_BY_SIDE} ${what} on this host already; wait for one to finish`, ExitCode.LOCKED);
 }
 
-/** What claimScratch names a directory: a backup id (store/layout.ts newBackupId), then `.N`. */
-const SCRATCH_DIR = /^\d{8}T\d{6}Z-L\d{1,2}-[0-9a-f]{6}(\.\d{1,2})?$/;
+/** Whether `name` is one claimScratch gives: a backup id or VERIFY_SCRATCH, then maybe `.N`. */
+function isScratchName(name: string): boolean {
+  const m = /^(.+?)(\.\d{1,2})?$/.exec(name)!;
+  return m[1] === VERIFY_SCRATCH || isNewBackupId(m[1]!);
+}
 
 /**
  * Remove the scratch directories of restores that are gone: only real directories (no link)
@@ -65,17 +76,10 @@ const SCRATCH_DIR = /^\d{8}T\d{6}Z-L\d{1,2}-[0-9a-f]{6}(\.\d{1,2})?$/;
  * what cannot be removed is a warning.
  */
 export function removeStaleScratch(root: string, dryRun = false): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(root);
-  } catch {
-    return [];
-  }
   const out: string[] = [];
-  for (const n of names) {
-    const dir = join(root, n);
+  for (const dir of namedDirs(root, isScratchName)) {
     try {
-      if (!SCRATCH_DIR.test(n) || !lstatSync(dir).isDirectory() || lockHeld(`${dir}.lock`)) continue;
+      if (lockHeld(`${dir}.lock`)) continue;
       if (dryRun) {
         out.push(dir);
         continue;

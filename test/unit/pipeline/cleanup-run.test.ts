@@ -11,7 +11,8 @@ import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
-import { abandon, cleanup } from "../../../src/pipeline/cleanup.ts";
+import { cleanup } from "../../../src/pipeline/cleanup.ts";
+import { abandon } from "../../../src/pipeline/abandon.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import { writeMarker } from "../../../src/records/marker.ts";
 import { NO_TRUST } from "../../../src/records/trust.ts";
@@ -45,6 +46,8 @@ afterEach(() => done());
 
 const cfg = () => ({ path: "/etc/zrb.yaml", baseDir: join(dir, "base"), plan: {}, s3: { enabled: false }, prune: { orphanGrace: 0 } }) as unknown as Config;
 const HEX = "0".repeat(64);
+/** --abandon as a person runs it who knows the backup is dead: --older-than 0s. */
+const ANY_AGE = { dryRun: false, olderThanMs: 0, trust: NO_TRUST };
 
 /** A state of tank/photos for backup `id` (level 1 on `parent`): chunk 0 stored, chunk 1 in a multipart upload. */
 function stateOf(id: string, parent: Manifest, uploadId: string): BackupState {
@@ -167,8 +170,8 @@ describe("cleanup --abandon", () => {
 
   test("a finished backup or this host's interrupted one is refused, and nothing is touched", async () => {
     const w = await world();
-    expect(await refusal(abandon(cfg(), task, store, w.m0.backupId, { dryRun: false }))).toContain("is finished");
-    expect(await refusal(abandon(cfg(), task, store, w.R, { dryRun: false }))).toContain("this host's interrupted backup");
+    expect(await refusal(abandon(cfg(), task, store, w.m0.backupId, ANY_AGE))).toContain("is finished");
+    expect(await refusal(abandon(cfg(), task, store, w.R, ANY_AGE))).toContain("this host's interrupted backup");
     expect(store.deletes).toEqual([]);
     expect(store.aborted).toEqual([]);
   });
@@ -178,7 +181,7 @@ describe("cleanup --abandon", () => {
     // O's manifest is lost, but a finished level 2 names it as its parent.
     const child = { ...mk(2, Date.now() - DAY, null), parent: { name: "tank/photos@zrb_level1_20270301T000000Z", guid: "7", backupId: w.O, level: 1 } };
     await store.put(manifestKey("tank", "photos", child.backupId), YAML.stringify(child));
-    const msg = await refusal(abandon(cfg(), task, store, w.O, { dryRun: false }));
+    const msg = await refusal(abandon(cfg(), task, store, w.O, ANY_AGE));
     expect(msg).toContain(`backup ${child.backupId} of tank/photos is built on it`);
     expect(msg).toContain("nothing was removed");
     expect(store.deletes).toEqual([]);
@@ -186,7 +189,7 @@ describe("cleanup --abandon", () => {
     expect(await store.head(w.parts.o)).not.toBeNull();
     // A manifest that cannot be read may be such a child: refused as well (exit 7).
     await store.put(manifestKey("tank", "photos", child.backupId), "format: zrb-manifest/99\n");
-    const err = await abandon(cfg(), task, store, w.O, { dryRun: false }).then(
+    const err = await abandon(cfg(), task, store, w.O, ANY_AGE).then(
       () => null,
       (e) => e as ZrbError,
     );
@@ -198,21 +201,58 @@ describe("cleanup --abandon", () => {
   test("another host's killed backup: its uploads are aborted, its parts deleted, and its marker last — kept while a part could not be deleted", async () => {
     const w = await world();
     store.refuse.set(w.parts.f, "access-denied");
-    const r = await abandon(cfg(), task, store, w.F, { dryRun: false });
+    const r = await abandon(cfg(), task, store, w.F, ANY_AGE);
     expect(r.parts.map((p) => p.key)).toEqual([w.parts.f]);
     expect(r.left).toEqual([w.parts.f, markerKey("tank", "photos", w.F)]);
     expect(store.aborted).toEqual(["up-F"]);
     expect(await store.head(markerKey("tank", "photos", w.F))).not.toBeNull();
     store.refuse.clear();
-    await abandon(cfg(), task, store, w.F, { dryRun: false });
+    await abandon(cfg(), task, store, w.F, ANY_AGE);
     expect(store.deletes).toEqual([w.parts.f, markerKey("tank", "photos", w.F)]);
     // Nothing of another backup was touched.
     for (const k of [w.parts.r, w.parts.o, ...w.m0.parts.map((p) => p.key)]) expect({ k, there: (await store.head(k)) !== null }).toEqual({ k, there: true });
   });
 
+  test("a backup active within the grace may still be running on another host: refused (exit 4), nothing touched; once idle past it, it goes", async () => {
+    const w = await world();
+    const grace = { dryRun: false, olderThanMs: DAY, graceKnob: "prune.orphan_grace", trust: NO_TRUST };
+    const locked = async (p: Promise<unknown>) => {
+      const e = (await p.then(
+        () => null,
+        (err) => err,
+      )) as ZrbError;
+      expect(e).toBeInstanceOf(ZrbError);
+      expect(e.exitCode).toBe(ExitCode.LOCKED);
+      expect(e.message).toContain("within prune.orphan_grace 1d, so it may still be running");
+      expect(e.message).toContain("rerun with --older-than 0s; nothing was removed");
+      return e.message;
+    };
+    // Its marker and part were written just now.
+    expect(await locked(abandon(cfg(), task, store, w.F, grace))).toContain("was active 0s ago");
+    expect(await locked(abandon(cfg(), task, store, w.F, { ...grace, dryRun: true }))).toContain(`backup ${w.F} of tank/photos`);
+    const later = new Date(Date.now() + 2 * DAY);
+    // The marker's own word counts, trusted or not: a refresh two days on (host clock) keeps it.
+    const mk = markerKey("tank", "photos", w.F);
+    const rec = YAML.parse(new TextDecoder().decode((await store.get(mk))!));
+    await store.put(mk, YAML.stringify({ ...rec, updatedAt: new Date(later.getTime() - 3_600_000).toISOString() }));
+    expect(await locked(abandon(cfg(), task, store, w.F, { ...grace, now: later }))).toContain(`was active 1h ago (its in-flight marker says it was updated on host ${rec.host})`);
+    await store.put(mk, YAML.stringify(rec));
+    // A multipart upload begun an hour before: the backup is uploading a part.
+    store.uploads = store.uploads.map((u) => (u.uploadId === "up-F" ? { ...u, initiated: new Date(later.getTime() - 3_600_000) } : u));
+    expect(await locked(abandon(cfg(), task, store, w.F, { ...grace, now: later }))).toContain(`the multipart upload of ${partKey("tank", "photos", 1, w.F, 1)} was begun`);
+    expect(store.deletes).toEqual([]);
+    expect(store.aborted).toEqual([]);
+    // Two days on, with nothing newer than a day: it goes, and says when it was last active.
+    store.uploads = store.uploads.map((u) => (u.uploadId === "up-F" ? { key: u.key, uploadId: u.uploadId } : u));
+    const r = await abandon(cfg(), task, store, w.F, { ...grace, now: later });
+    expect(store.aborted).toEqual(["up-F"]);
+    expect(store.deletes).toEqual([w.parts.f, mk]);
+    expect(Date.parse(r.lastActive!.at)).toBeLessThan(later.getTime() - DAY);
+  });
+
   test("an id that names no level is looked for across the dataset's data, and only a backup's own objects would go: one the bucket knows nothing of is refused", async () => {
     const w = await world();
-    expect(await refusal(abandon(cfg(), task, store, "killed-on-the-old-nas", { dryRun: false }))).toContain("holds nothing");
+    expect(await refusal(abandon(cfg(), task, store, "killed-on-the-old-nas", ANY_AGE))).toContain("holds nothing");
     expect(store.deletes).toEqual([]);
     expect(store.aborted).toEqual([]);
     for (const k of Object.values(w.parts)) expect(await store.head(k)).not.toBeNull();

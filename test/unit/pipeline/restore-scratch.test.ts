@@ -2,12 +2,13 @@
  * restore/scratch.ts: each restore step claims a scratch directory of its own, so that two runs
  * restoring the same backup at once (a drill and a restore to another target) do not empty or
  * remove each other's downloaded parts; a killed run's directory is taken over and emptied.
+ * `zrb verify` claims its scratch the same way, so cleanup's sweep removes a killed verify's too.
  */
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { claimScratch, removeStaleScratch } from "../../../src/pipeline/restore/scratch.ts";
+import { claimScratch, removeStaleScratch, VERIFY_SCRATCH } from "../../../src/pipeline/restore/scratch.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 
 const ID = "20270310T020000Z-L1-00aaaa";
@@ -63,16 +64,26 @@ test("cleanup's sweep: a killed run's directory goes, a live run's and anything 
   writeFileSync(join(live.dir, "part-000000.age"), "a running restore's part");
   const mine = join(root, "notes");
   mkdirSync(mine);
-  const verify = join(root, "verify-AbC123"); // verify's own (mkdtemp, no lock): not this sweep's
-  mkdirSync(verify);
+  const odd = join(root, "verify-AbC123"); // not a name claimScratch gives
+  mkdirSync(odd);
+  // A verify killed with -9 (its parts stay: a 3 GiB part each) and one running now.
+  const killedVerify = join(root, `${VERIFY_SCRATCH}.1`);
+  mkdirSync(killedVerify);
+  writeFileSync(join(killedVerify, "part-000002.age"), "ciphertext of a verify killed with -9");
+  const liveVerify = claimScratch(root, VERIFY_SCRATCH);
+  expect(liveVerify.dir).toBe(join(root, "verify"));
+  const stale = [killed, killedVerify].sort();
   try {
-    expect(removeStaleScratch(root, true)).toEqual([killed]);
+    expect(removeStaleScratch(root, true).sort()).toEqual(stale);
     expect(existsSync(killed)).toBe(true);
-    expect(removeStaleScratch(root)).toEqual([killed]);
-    for (const p of [join(live.dir, "part-000000.age"), mine, verify]) expect({ p, there: existsSync(p) }).toEqual({ p, there: true });
+    expect(removeStaleScratch(root).sort()).toEqual(stale);
+    for (const p of [join(live.dir, "part-000000.age"), mine, odd, liveVerify.dir]) expect({ p, there: existsSync(p) }).toEqual({ p, there: true });
     expect(existsSync(killed)).toBe(false);
+    expect(existsSync(killedVerify)).toBe(false);
     expect(existsSync(`${killed}.lock`)).toBe(false);
   } finally {
     live.release();
+    liveVerify.release();
   }
+  expect(readdirSync(root).sort()).toEqual([mine, odd].map((p) => p.slice(root.length + 1)).sort());
 });
