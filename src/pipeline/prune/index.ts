@@ -231,11 +231,19 @@ async function deleteBackups(
       continue;
     }
     deleted.add(b.backupId);
+    const before = freed.objects;
     for (const p of manifests.get(b.backupId)!.parts) {
       checkInterrupted(signal);
       await deleteOrRefuse(store, p.key, freed);
     }
     for (const k of catalogsOf(b.backupId)) await deleteOrRefuse(store, k, freed);
+    // zrb rekey on another host may have written the manifest back meanwhile (it checks the
+    // parts just before it writes, and again after: rekey/index.ts). With parts of it deleted
+    // here, that manifest would name missing parts: it goes again.
+    if (freed.objects > before && (await store.head(manifestKey(task.pool, task.dataset, b.backupId)))) {
+      log.warn(`the manifest of backup ${b.backupId} was written back while it was pruned (zrb rekey on another host?); deleted again`);
+      await deleteOrRefuse(store, manifestKey(task.pool, task.dataset, b.backupId), freed, false);
+    }
     log.info(`deleted backup ${b.backupId} (level ${b.level}, ${b.parts} part(s), ${formatSize(b.bytes)})`);
   }
   return deleted;
@@ -244,8 +252,9 @@ async function deleteBackups(
 /**
  * Delete one object; a refusal is recorded, not thrown: object lock ("locked": expected, the
  * next prune after the date deletes it) apart from access denied (a bucket policy, no permission).
+ * `count` false: an object deleted before (and written back since) is not counted twice.
  */
-async function deleteOrRefuse(store: ObjectStore, key: string, freed: Freed): Promise<boolean> {
+async function deleteOrRefuse(store: ObjectStore, key: string, freed: Freed, count = true): Promise<boolean> {
   try {
     await store.delete(key);
   } catch (err) {
@@ -259,8 +268,10 @@ async function deleteOrRefuse(store: ObjectStore, key: string, freed: Freed): Pr
     log.warn(`could not delete ${store.urlOf(key)}: ${err.message}; skipped`);
     return false;
   }
-  freed.objects++;
-  freed.bytes += freed.sizes.get(key) ?? 0;
+  if (count) {
+    freed.objects++;
+    freed.bytes += freed.sizes.get(key) ?? 0;
+  }
   return true;
 }
 

@@ -166,6 +166,15 @@ async function rekeyBackup(cfg: Config, store: ObjectStore, m: Manifest, objects
   for (const p of next.parts)
     if (!(await store.head(p.key))) return `part ${p.index} (${store.urlOf(p.key)}) was deleted while the backup was rekeyed; its manifest is not rewritten`;
   await commitManifest(cfg, store, o.signer ? signManifest(next, o.signer) : next);
+  // A prune that deleted the manifest between the check above and the write, and its parts since,
+  // looks again for the manifest after its parts (prune/index.ts); a part gone by now means that
+  // look came before the write. The manifest names a missing part then: never a success (the next
+  // prune gives the backup up again by the same rules; zrb verify reports it meanwhile).
+  for (const p of next.parts)
+    if (!(await store.head(p.key))) {
+      await state.doneBackup(m.backupId);
+      return `part ${p.index} (${store.urlOf(p.key)}) was deleted while its manifest was rewritten (zrb prune on another host?): the manifest names a missing part; the next zrb prune gives the backup up again`;
+    }
   if (catalog && oldCatalog && catalog.key !== oldCatalog.key && backupIdOfCatalogKey(manifestDir(m.pool, m.dataset), oldCatalog.key) === m.backupId) await deleteOrLeave(store, [oldCatalog.key], `file catalog of ${m.backupId} under the old key`);
   await state.doneBackup(m.backupId);
   res.backups++;

@@ -5,7 +5,7 @@
  * the store refuses, an object lock the plan must see, and the second orphan pass that must not
  * take a part uploaded meanwhile or one the grace spared.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import { join } from "node:path";
 import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
@@ -89,6 +89,28 @@ describe("prune on a store", () => {
     const mkey = (m: Manifest) => manifestKey("tank", "photos", m.backupId);
     expect(store.deletes).toEqual([h.l1b, h.l1a, h.l0b, h.l0a].flatMap((m) => [mkey(m), ...m.parts.map((p) => p.key)]));
     expect(r.summary).toMatchObject({ kept: 1, deleted: 4, objects: 9 });
+    expect(await there(h.l0c)).toEqual({ manifest: true, parts: true });
+  });
+
+  test("a manifest zrb rekey on another host writes back while its backup is pruned is deleted again after the parts (and counted once)", async () => {
+    const h = history();
+    await put(h.all);
+    const mkey = (m: Manifest) => manifestKey("tank", "photos", m.backupId);
+    // Right after prune deleted l1b's manifest, a rekey that had checked it and its parts writes it back.
+    store.meanwhile = async () => {
+      expect(store.deletes).toEqual([mkey(h.l1b)]);
+      await store.put(mkey(h.l1b), YAML.stringify({ ...h.l1b, recipients: ["age1new"] }));
+    };
+    const warn = spyOn(log, "warn").mockImplementation(() => {});
+    try {
+      const r = await run();
+      expect(store.deletes).toEqual([mkey(h.l1b), ...h.l1b.parts.map((p) => p.key), mkey(h.l1b), ...[h.l1a, h.l0b, h.l0a].flatMap((m) => [mkey(m), ...m.parts.map((p) => p.key)])]);
+      expect(r.summary).toMatchObject({ kept: 1, deleted: 4, objects: 9 });
+      expect(warn.mock.calls.map((c) => String(c[0]))).toContain(`the manifest of backup ${h.l1b.backupId} was written back while it was pruned (zrb rekey on another host?); deleted again`);
+    } finally {
+      warn.mockRestore();
+    }
+    for (const m of [h.l1b, h.l1a, h.l0b, h.l0a]) expect(await there(m)).toEqual({ manifest: false, parts: false });
     expect(await there(h.l0c)).toEqual({ manifest: true, parts: true });
   });
 

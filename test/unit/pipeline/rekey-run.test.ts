@@ -167,6 +167,24 @@ describe("a backup given up while it is rekeyed", () => {
     expect(existsSync(join(w.rd.dir, "rekey_state.yaml"))).toBe(false); // nothing left to finish
   });
 
+  test("prune on another host deletes a part right as the manifest is written back: never a success (exit 6), and the next backup is rekeyed", async () => {
+    const w = world("pruned-late");
+    const pruned = await backup(w.store, 1);
+    const ok = await backup(w.store, 2);
+    // The other host's prune deleted the manifest after rekey looked, and deletes the part after the write.
+    const put = w.store.put.bind(w.store);
+    w.store.put = async (key, ...rest) => {
+      await put(key, ...rest);
+      if (key === manifestKey("tank", "ds", pruned.backupId)) await w.store.delete(pruned.parts[0]!.key);
+    };
+    const res = await w.run();
+    expect(res.skipped.map((s) => [s.backupId, s.exitCode])).toEqual([[pruned.backupId, ExitCode.STORE]]);
+    expect(res.skipped[0]!.reason).toContain(`part 0 (${w.store.urlOf(pruned.parts[0]!.key)}) was deleted while its manifest was rewritten`);
+    expect(res.backups).toBe(1);
+    expect((await manifestNow(w.store, ok.backupId)).recipients).toEqual([keys[1]!.recipient]);
+    expect(existsSync(join(w.rd.dir, "rekey_state.yaml"))).toBe(false); // nothing left to finish
+  });
+
   test("a thawed backup of an archive class: its rewritten parts are archived again (no thaw), and the manifest is still written", async () => {
     const w = world("thawed");
     const cold = await backup(w.store, 1, { parts: 2 });
