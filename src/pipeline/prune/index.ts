@@ -53,7 +53,7 @@ export interface PruneResult {
   policy: { bucket: string | null; local: string };
   /** One decision per readable backup, oldest first. */
   backups: BackupDecision[];
-  /** Part objects no manifest refers to (before this prune's own deletes), old enough to go. */
+  /** Part objects no manifest refers to (before this prune's own deletes), old enough to go; after a real run, those deleted (what the store refused is in refused or locked). */
   orphans: { key: string; size: number }[];
   /** Part objects no record accounts for that are younger than prune.orphan_grace: left alone, and why. */
   spared: { key: string; why: string }[];
@@ -162,11 +162,13 @@ export async function prune(cfg: Config, task: Task, store: ObjectStore, opts: P
     const listed = new Set([...listing, ...mlisting].map((o) => o.key));
     const young = new Set(grace.spared.map((x) => x.key));
     const again = [...orphanParts(await store.list(base), base, remaining, refs.keepPrefixes), ...orphanCatalogs(await store.list(mdir), mdir, remaining, refs.keepPrefixes)];
+    const orphansDeleted = new Set<string>();
     for (const o of again) {
       checkInterrupted(opts.signal);
       if (refusedNow.has(o.key) || !listed.has(o.key) || young.has(o.key)) continue; // asked once this run, or not ours to judge
-      await deleteOrRefuse(store, o.key, freed);
+      if (await deleteOrRefuse(store, o.key, freed)) orphansDeleted.add(o.key);
     }
+    result.orphans = result.orphans.filter((o) => orphansDeleted.has(o.key));
     // Markers of backups whose manifest is written are moot (a NAS without delete right leaves them).
     await deleteOrLeave(store, refs.moot, "in-flight markers of finished backups");
     // The summary of a real run says what was freed: what the store refused stays.
@@ -231,18 +233,24 @@ async function deleteBackups(
       continue;
     }
     deleted.add(b.backupId);
-    const before = freed.objects;
     for (const p of manifests.get(b.backupId)!.parts) {
       checkInterrupted(signal);
       await deleteOrRefuse(store, p.key, freed);
     }
     for (const k of catalogsOf(b.backupId)) await deleteOrRefuse(store, k, freed);
     // zrb rekey on another host may have written the manifest back meanwhile (it checks the
-    // parts just before it writes, and again after: rekey/index.ts). With parts of it deleted
-    // here, that manifest would name missing parts: it goes again.
-    if (freed.objects > before && (await store.head(manifestKey(task.pool, task.dataset, b.backupId)))) {
-      log.warn(`the manifest of backup ${b.backupId} was written back while it was pruned (zrb rekey on another host?); deleted again`);
-      await deleteOrRefuse(store, manifestKey(task.pool, task.dataset, b.backupId), freed, false);
+    // parts just before it writes, and again after: rekey/index.ts). That manifest names parts
+    // given up here: it goes again. One the store refuses stands, and names its base: the
+    // backup counts as kept, and so does its chain.
+    const mkey = manifestKey(task.pool, task.dataset, b.backupId);
+    if (await store.head(mkey)) {
+      if (await deleteOrRefuse(store, mkey, freed, false)) log.warn(`the manifest of backup ${b.backupId} was written back while it was pruned (zrb rekey on another host?); deleted again`);
+      else {
+        log.warn(`the manifest of backup ${b.backupId} was written back while it was pruned (zrb rekey on another host?) and the store keeps it; its chain is kept`);
+        deleted.delete(b.backupId);
+        keepChainOf(b.backupId);
+        continue;
+      }
     }
     log.info(`deleted backup ${b.backupId} (level ${b.level}, ${b.parts} part(s), ${formatSize(b.bytes)})`);
   }

@@ -54,8 +54,14 @@ export function claimScratch(root: string, name: string): Scratch {
     return {
       dir,
       release() {
-        rmSync(dir, { recursive: true, force: true });
-        lock.release();
+        try {
+          rmSync(dir, { recursive: true, force: true });
+        } catch (err) {
+          // Left for the next run of this name (it empties it) or zrb cleanup; the claim goes either way.
+          log.warn(`cannot remove the restore scratch directory ${dir}: ${(err as Error).message}; the next run or zrb cleanup removes it`);
+        } finally {
+          lock.release();
+        }
       },
     };
   }

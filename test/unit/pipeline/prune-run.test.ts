@@ -114,6 +114,42 @@ describe("prune on a store", () => {
     expect(await there(h.l0c)).toEqual({ manifest: true, parts: true });
   });
 
+  test("a manifest written back while its backup is pruned that the store then keeps (object lock) stands: the backup is not counted as deleted, and its base stays", async () => {
+    const h = history();
+    await put(h.all);
+    const mkey = (m: Manifest) => manifestKey("tank", "photos", m.backupId);
+    store.meanwhile = async () => {
+      await store.put(mkey(h.l1b), YAML.stringify({ ...h.l1b, recipients: ["age1new"] }));
+      store.refuse.set(mkey(h.l1b), "locked");
+    };
+    const warn = spyOn(log, "warn").mockImplementation(() => {});
+    try {
+      const r = await run();
+      expect(r.summary).toMatchObject({ kept: 3, deleted: 2 });
+      expect(r.locked.map((x) => x.key)).toEqual([mkey(h.l1b)]);
+      expect(warn.mock.calls.map((c) => String(c[0]))).toContain(`the manifest of backup ${h.l1b.backupId} was written back while it was pruned (zrb rekey on another host?) and the store keeps it; its chain is kept`);
+    } finally {
+      warn.mockRestore();
+    }
+    // l1b's manifest names l0b: l0b stays whole. The other chain went.
+    expect(await there(h.l0b)).toEqual({ manifest: true, parts: true });
+    for (const m of [h.l1a, h.l0a]) expect(await there(m)).toEqual({ manifest: false, parts: false });
+  });
+
+  test("an orphan the store refuses is neither listed nor counted as deleted in the summary", async () => {
+    const h = history();
+    await put([h.l0c]);
+    const orphan = `${dataPrefix("tank", "photos", 0, "20270101T000000Z-L0-0000ff")}part-000000.age`;
+    await store.put(orphan, new Uint8Array(50));
+    store.refuse.set(orphan, "locked");
+    const dry = await run({ dryRun: true });
+    expect(summaryLine(dry)).toContain("would delete 0 backup(s) and 1 orphan part(s)");
+    const r = await run();
+    expect(r.orphans).toEqual([]);
+    expect(r.locked.map((x) => x.key)).toEqual([orphan]);
+    expect(summaryLine(r)).toContain("deleted 0 backup(s) (0 object(s), 0 B)");
+  });
+
   test("a manifest the store refuses keeps its whole backup and its base: their parts stay, and neither is counted as deleted", async () => {
     const h = history();
     await put(h.all);
