@@ -9,7 +9,7 @@ import { DEFAULT_LOCAL_POLICY } from "../pipeline/prune/local.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { printPlan, refusals, summaryLine } from "./prune-report.ts";
 import { pruneTree } from "./prune-tree.ts";
-import { childArg, parseChild } from "./tree.ts";
+import { childArg, parseChild, refuseChildOfOtherTask } from "./tree.ts";
 import { CALENDAR_RULES, describePolicy, policyProblem, type Policy } from "../pipeline/prune/policy.ts";
 import { parseDuration } from "../util/duration.ts";
 import { usageError } from "../util/errors.ts";
@@ -110,6 +110,7 @@ export default defineCommand({
       if (!dryRun) requireKeyToDelete(trust, args, "zrb prune", config.path);
       const opts = { policy: policies.bucket, local: policies.local, dryRun, allowEarlyDelete: !!args["allow-early-delete"], trust, signal };
       if (t.recursive && only === undefined) return await pruneTree(config, t, store, opts, !!args.json);
+      if (only !== undefined) refuseChildOfOtherTask(config, t, only, "zrb prune");
       const task = only === undefined ? t : childTask(t, only);
       const t0 = performance.now();
       const r = await prune(config, task, store, opts);

@@ -2,7 +2,7 @@
  * What the commands share for recursive tasks: the --child option, and the summary that names
  * every child with what happened to it (a table on stdout; with --json the same in the result).
  */
-import type { Task } from "../config/config.ts";
+import type { Config, Task } from "../config/config.ts";
 import type { ChildOutcome } from "../pipeline/tree/outcome.ts";
 import { childLabel } from "../pipeline/tree/children.ts";
 import { usageError } from "../util/errors.ts";
@@ -31,6 +31,19 @@ export function parseChild(v: string | undefined, task: Task): string | undefine
   if (rel !== "" && (rel.startsWith("/") || rel.split("/").some((p) => p === "" || p === "." || p === "..")))
     throw usageError(`--child ${JSON.stringify(v)}: give the child's name relative to ${task.fullName} (e.g. alice or alice/cache), or . for ${task.fullName} itself`);
   return rel;
+}
+
+/**
+ * Refuse `--child rel` of recursive task `task` when another task of the config backs up that
+ * dataset itself (a child the tree excludes, given a task of its own): the other task's
+ * retention decides for it, and this task's would prune its backups and snapshots. Throws a
+ * usage error naming the other task.
+ */
+export function refuseChildOfOtherTask(config: Config, task: Task, rel: string, command: string): void {
+  const full = rel === "" ? task.fullName : `${task.fullName}/${rel}`;
+  const other = config.tasks.find((o) => o.name !== task.name && o.fullName === full);
+  if (other)
+    throw usageError(`--child ${rel || "."}: ${full} is backed up by task ${other.name} of ${config.path}, whose retention decides for it; run ${command} --task ${other.name}`);
 }
 
 /** One row per child: its name, what happened, and the command's own words for it. */

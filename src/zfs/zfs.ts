@@ -123,6 +123,18 @@ export async function datasetExists(name: string): Promise<boolean> {
   return r.code === 0;
 }
 
+/**
+ * Whether dataset `name` exists, for a caller that destroys what it believes it created: false
+ * only when zfs says it does not exist. Throws a zfs error (exit 5) when zfs fails otherwise.
+ */
+export async function datasetSurelyMissing(name: string): Promise<boolean> {
+  const r = await zfsRun(["list", "-H", "-o", "name", name]);
+  if (r.code === 0) return false;
+  const f = parseFailure(r.stderr);
+  if (f.kind === "not-found") return true;
+  throw zfsError(`cannot tell whether ${name} exists: ${f.line}`);
+}
+
 export async function poolExists(pool: string): Promise<boolean> {
   return datasetExists(pool);
 }

@@ -479,6 +479,12 @@ describe("a recursive task on zfs-fuse + radosgw", () => {
       // Still on the pool, with backups: prune leaves it alone as excluded, not as gone from the pool.
       const pr = await whole(["prune", "--allow-unsigned", "--dry-run", "--keep-last", "1"]);
       expect(pr.result.children.find((c: any) => c.child === "kid2")).toMatchObject({ status: "skipped", message: expect.stringMatching(/^excluded: its snapshots and backups are left alone/) });
+      // Given a task of its own, kid2 is that task's to prune: --child kid2 of the tree is refused.
+      doc.tasks.push({ name: "kid2", pool: p.pool, dataset: "kid2", enabled: true });
+      writeFileSync(cfgWhole, YAML.stringify(doc));
+      const other = await zrb(["prune", "--config", cfgWhole, "--task", "whole", "--child", "kid2", "--allow-unsigned", "--keep-last", "1"], { env: sc.env, allowFail: true });
+      expect(other.code).toBe(2);
+      expect(other.stderr).toContain(`--child kid2: ${ds("kid2")} is backed up by task kid2 of ${cfgWhole}, whose retention decides for it; run zrb prune --task kid2`);
       // The first run, after kid's backup of it is gone too: kid was not restored (skipped: its
       // first backup now is newer than that run), so kid/sub below it, which has its backup of
       // that run, is skipped as well — it would have nowhere to go — and nothing fails.

@@ -235,7 +235,9 @@ export async function applyStep(store: ObjectStore, m: Manifest, caps: zfs.ZfsCa
   let proc: ReturnType<typeof zfs.spawnReceive>;
   try {
     await opts.before;
-    created = !(await zfs.datasetExists(target));
+    // Only a target zfs says is not there counts as made by this step (a failed step destroys it):
+    // a `zfs list` that failed for another reason stops the step before anything is received.
+    created = await zfs.datasetSurelyMissing(target);
     // -F into a mounted target: unmount it first, as OpenZFS's receive -F does by itself (zfs-fuse
     // fails a forced full receive over a mounted dataset with "I/O error" now and then). A target
     // that is busy (open files, a share) refuses, and the message says so.

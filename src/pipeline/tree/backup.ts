@@ -147,11 +147,15 @@ async function record(
     excluded: new Set(x.tree.excluded.map((c) => c.rel)),
   });
   x.out.gone = gone;
-  for (const g of gone)
+  for (const g of gone) {
+    const full = `${task.fullName}${g.name ? "/" + g.name : ""}`;
+    // A child excluded to give it a task of its own: that task's prune decides for its backups.
+    const owner = cfg.tasks.find((o) => o.name !== task.name && o.fullName === full);
     log.warn(
-      `${task.fullName}${g.name ? "/" + g.name : ""} is ${g.reason === "excluded" ? "excluded now" : "gone from the pool"}: its backups are kept in ${store.location}; ` +
-        `zrb list shows them, zrb prune --task ${task.name} --child ${childLabel(g.name)} prunes them`,
+      `${full} is ${g.reason === "excluded" ? "excluded now" : "gone from the pool"}: its backups are kept in ${store.location}; ` +
+        (owner ? `task ${owner.name} backs it up now, and zrb prune --task ${owner.name} prunes them` : `zrb list shows them, zrb prune --task ${task.name} --child ${childLabel(g.name)} prunes them`),
     );
+  }
   if (sameTree(prev, next)) return;
   try {
     await writeTree(cfg, store, task.pool, task.dataset, next, x.signer);

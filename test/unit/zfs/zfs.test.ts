@@ -157,3 +157,32 @@ describe("zfs output", () => {
     ]);
   });
 });
+
+describe("datasetSurelyMissing: what a failed restore step may destroy", () => {
+  /** A stand-in zfs whose `list` exits `code` with `stderr`. */
+  function listSays(code: number, stderr: string): void {
+    const d = mkdtempSync(join(tmpdir(), "zrb-fakezfs-"));
+    dirs.push(d);
+    const bin = join(d, "zfs");
+    writeFileSync(bin, `#!/bin/sh\n[ "$1" = list ] || exit 2\necho '${stderr}' >&2\nexit ${code}\n`);
+    chmodSync(bin, 0o755);
+    process.env.ZRB_ZFS = bin;
+  }
+  test("true only when zfs says the dataset does not exist; false when it lists it", async () => {
+    listSays(1, "cannot open tank/restored: dataset does not exist");
+    expect(await zfs.datasetSurelyMissing("tank/restored")).toBe(true);
+    listSays(0, "");
+    expect(await zfs.datasetSurelyMissing("tank/restored")).toBe(false);
+  });
+  test("any other failure (an I/O error, a pool busy) throws instead of guessing 'missing' (exit 5)", async () => {
+    listSays(1, "cannot open tank/restored: I/O error");
+    const err = await zfs.datasetSurelyMissing("tank/restored").then(
+      () => null,
+      (e) => e as { exitCode?: number; message: string },
+    );
+    expect(err?.exitCode).toBe(5);
+    expect(err?.message).toContain("cannot tell whether tank/restored exists: cannot open tank/restored: I/O error");
+    // The old test, datasetExists, calls it "missing": a failed step would then destroy -r a target that was there.
+    expect(await zfs.datasetExists("tank/restored")).toBe(false);
+  });
+});
