@@ -5,7 +5,7 @@ import type { Config, Task } from "../config/config.ts";
 import { cleanup, parseDuration, type CleanupOptions, type CleanupResult } from "../pipeline/cleanup.ts";
 import { abandon, type AbandonOptions } from "../pipeline/abandon.ts";
 import { datasetDataPrefix, manifestDir } from "../store/layout.ts";
-import { usageError } from "../util/errors.ts";
+import { ExitCode, ZrbError, usageError } from "../util/errors.ts";
 import { childTask } from "../pipeline/tree/children.ts";
 import { allChildren } from "../pipeline/tree/known.ts";
 import { treeError } from "../pipeline/tree/outcome.ts";
@@ -51,13 +51,20 @@ async function runAbandon(config: Config, t: Task, store: ObjectStore, only: str
   const rel = t.recursive && only === undefined ? await childOfBackup(store, t, id) : only;
   const task = rel === undefined ? t : childTask(t, rel);
   const r = await abandon(config, task, store, id, opts);
-  if (json) return { result: r };
-  log.success(
-    `cleanup of ${task.fullName}: ${dryRun ? "would abandon" : "abandoned"} backup ${id}: ${dryRun ? "would abort" : "aborted"} ${r.uploads.length} upload(s), ` +
-      `${dryRun ? "would delete" : "deleted"} ${r.parts.filter((p) => !r.left.includes(p.key)).length} part(s)${r.marker && !r.left.includes(r.marker) ? " and its in-flight marker" : ""} in ${store.location}` +
-      (r.left.length ? `; ${r.left.filter((k) => k !== r.marker).length} object(s) the store would not delete were left${r.marker && r.left.includes(r.marker) ? ", and the in-flight marker kept to protect them" : ""} (a rerun of --abandon finishes it)` : ""),
-  );
-  return { result: r };
+  // Not done while the store kept anything of it: a script must not take it for given up.
+  const error = r.left.length
+    ? new ZrbError(
+        `cleanup --abandon ${id}: the store would not delete ${r.left.filter((k) => k !== r.marker).length} object(s) of backup ${id} of ${task.fullName} (object lock or no delete right)` +
+          `${r.marker && r.left.includes(r.marker) ? "; its in-flight marker is kept to protect them" : ""}; rerun --abandon once the store allows it`,
+        ExitCode.STORE,
+      )
+    : undefined;
+  if (!json && !error)
+    log.success(
+      `cleanup of ${task.fullName}: ${dryRun ? "would abandon" : "abandoned"} backup ${id}: ${dryRun ? "would abort" : "aborted"} ${r.uploads.length} upload(s), ` +
+        `${dryRun ? "would delete" : "deleted"} ${r.parts.length} part(s)${r.marker ? " and its in-flight marker" : ""} in ${store.location}`,
+    );
+  return { result: r, ...(error ? { error } : {}) };
 }
 
 /** Every child the bucket or the pool knows, gone ones too: what they left behind is theirs to clean. */

@@ -44,7 +44,7 @@ export interface AbandonResult {
   dryRun: boolean;
   dataset: string;
   backupId: string;
-  /** The in-flight marker removed (or, with --dry-run, to remove), if there was one. */
+  /** The in-flight marker found, if there was one: removed (or, with --dry-run, to remove) unless it is in `left`. */
   marker: string | null;
   uploads: { key: string; uploadId: string }[];
   parts: { key: string; size: number }[];

@@ -112,6 +112,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
     for (const x of spared) log.info(`spared ${x.key}: ${x.why}`);
     for (const k of refs.moot) log.info(`${verb} delete the in-flight marker ${k} (its backup's manifest is written)`);
     const left: string[] = [];
+    const mootLeft: string[] = [];
     if (!opts.dryRun) {
       // Send holds a killed run leaked (its state lost): everything but the resumable backup's.
       if (await zfs.datasetExists(task.fullName).catch(() => false)) {
@@ -128,7 +129,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
       checkInterrupted(opts.signal);
       left.push(...(await deleteOrLeave(store, orphans.map((o) => o.key), "orphan parts and catalogs")));
       for (const d of spillDirs) rmSync(d, { recursive: true, force: true });
-      await deleteOrLeave(store, refs.moot, "in-flight markers of finished backups");
+      mootLeft.push(...(await deleteOrLeave(store, refs.moot, "in-flight markers of finished backups")));
     }
     return {
       dryRun: opts.dryRun,
@@ -143,7 +144,7 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
       ),
       spared,
       untrustedMarkers: refs.markers.flatMap((r) => (r.untrusted && !/^it is gone/.test(r.untrusted) ? [{ key: r.key, why: r.untrusted }] : [])),
-      mootMarkers: refs.moot,
+      mootMarkers: refs.moot.filter((k) => !mootLeft.includes(k)),
     };
   } finally {
     lock.release();
