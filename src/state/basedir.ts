@@ -7,7 +7,7 @@
  * user, or one that group or others can write without the sticky bit: each of those lets
  * someone else rename base_dir away and put their own in its place (ssh's StrictModes rule).
  */
-import { closeSync, constants as C, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, rmSync, statSync } from "node:fs";
+import { closeSync, constants as C, lstatSync, mkdirSync, openSync, readdirSync, rmdirSync, rmSync, statSync, type Stats } from "node:fs";
 import { dirname, join } from "node:path";
 import { ioError } from "../util/errors.ts";
 
@@ -27,16 +27,27 @@ function unsafe(path: string, self: boolean, what = "base_dir"): string | undefi
   if (self && st.uid !== uid() && st.uid !== 0) return `${path} is owned by uid ${st.uid}, not by this user (uid ${uid()}) or root; run: chown ${uid()} ${path}`;
   if (self && (st.mode & 0o022) !== 0) return `base_dir ${path} is writable by other users (mode ${fmtMode(st.mode)}), who could plant files zrb writes; run: chmod 700 ${path}`;
   if (self) return undefined;
+  return othersCanReplaceIn(path, st, `${path} (a parent of ${what})`, what);
+}
+
+/**
+ * Why a user other than this one (and root) could rename or replace what is in directory `path`
+ * (`st`, its stat): it is owned by another user, or writable by its group or by everyone without
+ * the sticky bit; or undefined. `label` names it in the message, `what` names what is at stake.
+ */
+export function othersCanReplaceIn(path: string, st: Stats, label: string, what: string): string | undefined {
   // The owner of a directory can rename what is in it, sticky bit or not.
-  if (st.uid !== uid() && st.uid !== 0)
-    return `${path} (a parent of ${what}) is owned by uid ${st.uid}, who could replace ${what}; move ${what} under directories owned by root or by this user (uid ${uid()})`;
+  if (st.uid !== uid() && st.uid !== 0) return `${label} is owned by uid ${st.uid}, who could replace ${what}; move ${what} under directories owned by root or by this user (uid ${uid()})`;
   if ((st.mode & 0o1000) === 0) {
-    if ((st.mode & 0o002) !== 0)
-      return `${path} (a parent of ${what}) is writable by every user without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod o-w ${path}, or move ${what}`;
-    if ((st.mode & 0o020) !== 0)
-      return `${path} (a parent of ${what}) is writable by its group (gid ${st.gid}) without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod g-w ${path} (or chmod +t), or move ${what}`;
+    if ((st.mode & 0o002) !== 0) return `${label} is writable by every user without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod o-w ${path}, or move ${what}`;
+    if ((st.mode & 0o020) !== 0) return `${label} is writable by its group (gid ${st.gid}) without the sticky bit (mode ${fmtMode(st.mode)}); run: chmod g-w ${path} (or chmod +t), or move ${what}`;
   }
   return undefined;
+}
+
+/** Why another user could replace what is in directory `dir`, or `dir` itself (parentsProblem), or undefined. Throws what statSync throws. */
+export function replaceableProblem(dir: string, what: string): string | undefined {
+  return othersCanReplaceIn(dir, statSync(dir), dir, what) ?? parentsProblem(dir, what);
 }
 
 /**

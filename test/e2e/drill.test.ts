@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { CopyObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import { hashTree, run, s3Client, writeRandomFile } from "../helpers/rig.ts";
@@ -347,6 +347,19 @@ describe("zrb restore --path", () => {
     // The merged docs itself has the snapshot's mode and mtime, as one made afresh.
     expect(attrs(join(busy, "docs"))).toEqual(attrs(join(out, "docs")));
     expect((await hashTree(busy))["big.bin"]).toBe(trees[1]!["big.bin"]!);
+
+    // zrb runs as root: a --to another user owns, or a directory of theirs the paths would merge
+    // into, could be swapped for a link mid-copy. Refused, naming it (exit 9), nothing copied.
+    const alien = join(sc.work, "alien");
+    mkdirSync(alien);
+    chownSync(alien, 4242, 4242);
+    await expectZrbFail(restoreArgs(alien, "--path", "big.bin"), sc.env, 9, `--to ${alien}: ${alien} is owned by uid 4242`, "nothing was restored");
+    const mixed = join(sc.work, "mixed");
+    mkdirSync(join(mixed, "docs"), { recursive: true });
+    chownSync(join(mixed, "docs"), 4242, 4242);
+    await expectZrbFail(restoreArgs(mixed, "--path", "docs"), sc.env, 9, `${join(mixed, "docs")} is owned by uid 4242`, "nothing was copied");
+    expect(readdirSync(alien)).toEqual([]);
+    expect(readdirSync(join(mixed, "docs"))).toEqual([]);
 
     // Paths outside the dataset are refused before anything runs; a missing one names the point.
     await expectZrbFail(restoreArgs(out, "--path", "../etc/passwd"), sc.env, 2, "'..'");

@@ -10,8 +10,12 @@
  * Before anything is copied, every path is checked: it exists in the snapshot, none of its
  * parents is a symlink there (a link to /etc must not copy the host's /etc), and nothing in DIR
  * is in the way — an existing file (or link) where one would land is refused unless --force
- * (which replaces files, never a directory), naming the first conflict. A directory that
- * exists on both sides is merged.
+ * (which replaces files, never a directory), naming the first conflict; one that appears while
+ * the paths are copied is not replaced either (stage.ts). A directory that exists on both sides
+ * is merged. DIR, the directories above it and every existing directory the paths go through or
+ * merge into must be ones no other user can change (owned by root or by zrb's user, not
+ * writable by group or others without the sticky bit): zrb, often root, writes there, and a
+ * link another user swapped in would make it write, rename or delete elsewhere.
  */
 import { lstatSync } from "node:fs";
 import { join } from "node:path";
@@ -19,6 +23,7 @@ import type { Config, Task } from "../../config/config.ts";
 import type { ObjectStore } from "../../store/store.ts";
 import { fsError, ioError, usageError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
+import { othersCanReplaceIn, replaceableProblem } from "../../state/basedir.ts";
 import { loadCatalog } from "../catalog.ts";
 import { selectBackup, shortSnap } from "../restore/select.ts";
 import { listEntries, type Entry } from "./compare.ts";
@@ -72,12 +77,19 @@ function conflict(to: string, rel: string, entries: Map<string, Entry>, force: b
     const p = join(to, ...parts.slice(0, i));
     const st = lstatOrNull(p);
     if (st && !st.isDirectory()) return `${p} exists and is not a directory`;
+    // The stage is made, and entries moved, in existing directories: no other user may swap them.
+    const other = st && othersCanReplaceIn(p, st, p, "the restored files");
+    if (other) return other;
   }
   for (const [r, e] of entries) {
     const p = join(to, r);
     const st = lstatOrNull(p);
     if (!st) continue;
-    if (st.isDirectory() && e.type === "dir") continue;
+    if (st.isDirectory() && e.type === "dir") {
+      const other = othersCanReplaceIn(p, st, p, "the restored files");
+      if (other) return other;
+      continue;
+    }
     if (st.isDirectory() || e.type === "dir") return `${p} exists as a ${st.isDirectory() ? "directory" : "file"} where the backup has a ${e.type === "dir" ? "directory" : e.type}; move it away (--force never replaces a directory)`;
     if (!force) return `${p} exists; rerun with --force to overwrite it, or choose another --to`;
   }
@@ -87,6 +99,10 @@ function conflict(to: string, rel: string, entries: Map<string, Entry>, force: b
 export async function restorePaths(cfg: Config, task: Task, store: ObjectStore, opts: PathRestoreOptions): Promise<PathRestoreResult> {
   const toSt = lstatOrNull(opts.to);
   if (!toSt || !toSt.isDirectory()) throw usageError(`--to ${opts.to} is not a directory; create it first`);
+  // zrb (often root) writes in --to: another user who could swap a directory on the way would
+  // make it write, rename or delete through a link of theirs (see conflict() for those inside).
+  const unsafeTo = replaceableProblem(opts.to, "the restored files");
+  if (unsafeTo) throw ioError(`restore --path --to ${opts.to}: ${unsafeTo}; or run zrb as that user; nothing was restored`);
   await removeStaleDrills(cfg, [task.pool]);
   const cat = opts.catalog ?? (await loadCatalog(store, task.pool, task.dataset, opts.trust));
   const sel = selectBackup(cat, opts.selector, task.fullName, store);
@@ -110,7 +126,7 @@ export async function restorePaths(cfg: Config, task: Task, store: ObjectStore, 
       if (why) throw ioError(`restore --path ${rel}: ${why}; nothing was copied`);
     }
     const r: PathRestoreResult = { dataset: task.fullName, backupId: m.backupId, snapshot: m.snapshot.name, to: opts.to, paths: opts.paths, files: 0, dirs: 0, links: 0, fileBytes: 0, bytes, restoreSeconds: Math.round(got.seconds * 10) / 10 };
-    await copyAll(got.path, opts.paths, opts.to, pool, opts.signal);
+    await copyAll(got.path, opts.paths, opts.to, pool, opts.signal, opts.force);
     for (const [rel, entries] of plans) {
       for (const e of entries.values()) {
         if (e.type === "file") (r.files++, (r.fileBytes += e.size));

@@ -16,7 +16,7 @@
  * run holds the id's lock) — only a directory at a recorded path, with that name, zrb's owner and
  * mode 0700, reached by no symbolic link, and never across a mount point inside it.
  */
-import { appendFileSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmdirSync, rmSync } from "node:fs";
+import { appendFileSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmdirSync, rmSync, unlinkSync } from "node:fs";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { checkInterrupted } from "../../util/abort.ts";
 import { fsError, ioError } from "../../util/errors.ts";
@@ -88,14 +88,14 @@ function baseOf(to: string, rel: string): string {
  * same place in the restored snapshot, `paths` the restored paths (a directory at or below one of
  * them takes the snapshot's attributes).
  */
-async function moveIn(stage: string, to: string, snap: string, rel: string, paths: string[]): Promise<void> {
+async function moveIn(stage: string, to: string, snap: string, rel: string, paths: string[], force: boolean): Promise<void> {
   for (const name of readdirSync(join(stage, rel))) {
     const r = rel ? `${rel}/${name}` : name;
     const src = join(stage, r);
     const dest = join(to, r);
     const have = lstatOrNull(dest);
     if (have?.isDirectory() && lstatSync(src).isDirectory()) {
-      await moveIn(stage, to, snap, r, paths);
+      await moveIn(stage, to, snap, r, paths, force);
       if (paths.some((p) => r === p || r.startsWith(`${p}/`))) {
         // Its entries are moved: the stage's copy is empty and has the snapshot's mode, owner and
         // extended attributes; its times changed as entries left it, so they come from the snapshot.
@@ -107,14 +107,37 @@ async function moveIn(stage: string, to: string, snap: string, rel: string, path
     }
     try {
       // New, or a file replaced (--force): conflict() refused everything else before the copy.
-      renameSync(src, dest);
+      // Something may have appeared there since: without --force, never replaced (placeNew).
+      if (force || lstatSync(src).isDirectory()) renameSync(src, dest);
+      else placeNew(src, dest);
     } catch (err) {
-      if ((err as { code?: string }).code !== "EXDEV") throw fsError(err, "moving a restored entry into place", dest);
+      const code = (err as { code?: string }).code;
+      if (code === "EEXIST") throw ioError(`${dest} appeared while the paths were copied; it is not overwritten without --force`, err);
+      if (code !== "EXDEV") throw fsError(err, "moving a restored entry into place", dest);
       // A mount point inside DIR: rename cannot cross it.
+      if (!force && lstatOrNull(dest)) throw ioError(`${dest} appeared while the paths were copied; it is not overwritten without --force`);
       await tool(["cp", "-a", "--remove-destination", "--no-target-directory", "--", src, dest], undefined, `copying ${r} into ${to}`);
       rmSync(src, { recursive: true, force: true });
     }
   }
+}
+
+/**
+ * Move file (or link, fifo, device) `src` to `dest` only if nothing is at `dest`: a hard link
+ * fails with EEXIST, atomically, where rename would replace. On a file system without hard links
+ * (EPERM, ENOTSUP) it checks, then renames. Throws what link, unlink and rename throw.
+ */
+function placeNew(src: string, dest: string): void {
+  try {
+    linkSync(src, dest);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw err;
+    if (lstatOrNull(dest)) throw Object.assign(new Error(`${dest} exists`), { code: "EEXIST" });
+    renameSync(src, dest);
+    return;
+  }
+  unlinkSync(src);
 }
 
 /**
@@ -123,7 +146,7 @@ async function moveIn(stage: string, to: string, snap: string, rel: string, path
  * on their way that exists (baseOf). An interrupt stops the copy (nothing moved in); once moving
  * in has begun it finishes.
  */
-export async function copyAll(root: string, paths: string[], to: string, record: StageRecord, signal?: AbortSignal): Promise<void> {
+export async function copyAll(root: string, paths: string[], to: string, record: StageRecord, signal?: AbortSignal, force = false): Promise<void> {
   const stages = new Map<string, Stage>();
   for (const rel of paths) {
     const base = baseOf(to, rel);
@@ -151,7 +174,7 @@ export async function copyAll(root: string, paths: string[], to: string, record:
       throw ioError(`${(err as Error).message}; nothing was copied into ${to}`, err);
     }
     try {
-      for (const st of stages.values()) await moveIn(st.dir!, join(to, st.base), join(root, st.base), "", st.paths);
+      for (const st of stages.values()) await moveIn(st.dir!, join(to, st.base), join(root, st.base), "", st.paths, force);
     } catch (err) {
       throw ioError(`${(err as Error).message}; moving the copied paths into ${to} stopped there: what was moved before stays`, err);
     }

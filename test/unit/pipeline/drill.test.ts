@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { copyAll, removeStaleStages } from "../../../src/pipeline/drill/stage.ts";
 import { log } from "../../../src/util/log.ts";
+import { replaceableProblem } from "../../../src/state/basedir.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { drillError, drillLine, type DrillResult } from "../../../src/pipeline/drill/index.ts";
@@ -72,6 +73,77 @@ describe("restore --path: all or nothing", () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
       rmSync(to, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("restore --path: what appears in --to while the paths are copied", () => {
+  test("a file made in --to after the conflict check is not replaced without --force (exit 9, naming it); with --force it is", async () => {
+    await withStaleStages("zrb-appears-", async ({ top, to, rec }) => {
+      const root = join(top, "root");
+      mkdirSync(root);
+      writeFileSync(join(root, "b.txt"), "from the backup\n");
+      writeFileSync(join(root, "c.txt"), "c from the backup\n");
+      const real = fs.readdirSync;
+      /** Right when moving in starts (the stage is read), someone writes `name` into --to. */
+      const appearing = (name: string) => {
+        let done = false;
+        return spyOn(fs, "readdirSync").mockImplementation(((p: fs.PathLike, o?: unknown) => {
+          if (!done && String(p).includes(".zrb-restore-")) {
+            done = true;
+            writeFileSync(join(to, name), "the user's, made meanwhile\n");
+          }
+          return (real as (p: fs.PathLike, o?: unknown) => string[])(p, o);
+        }) as typeof fs.readdirSync);
+      };
+      let spy = appearing("b.txt");
+      try {
+        const err = (await copyAll(root, ["b.txt"], to, rec).then(
+          () => null,
+          (e) => e,
+        )) as ZrbError;
+        expect(err?.exitCode).toBe(ExitCode.IO);
+        expect(err.message).toContain(`${join(to, "b.txt")} appeared while the paths were copied; it is not overwritten without --force`);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(readFileSync(join(to, "b.txt"), "utf8")).toBe("the user's, made meanwhile\n");
+      expect(readdirSync(to)).toEqual(["b.txt"]); // and no stage left
+      spy = appearing("c.txt");
+      try {
+        await copyAll(root, ["c.txt"], to, rec, undefined, true);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(readFileSync(join(to, "c.txt"), "utf8")).toBe("c from the backup\n");
+    });
+  });
+});
+
+describe("restore --path: directories another user could change", () => {
+  test("a directory owned by another user, or writable by group or others without the sticky bit, is named with the fix; root's or a sticky one is fine", () => {
+    const top = realpathSync(mkdtempSync(join(tmpdir(), "zrb-to-owner-")));
+    try {
+      const d = (name: string, mode: number, uid?: number) => {
+        const p = join(top, name);
+        mkdirSync(p);
+        chmodSync(p, mode);
+        if (uid !== undefined) chownSync(p, uid, 0);
+        return p;
+      };
+      const me = process.getuid!();
+      expect(replaceableProblem(d("mine", 0o755), "the restored files")).toBeUndefined();
+      expect(replaceableProblem(d("sticky", 0o1777), "the restored files")).toBeUndefined();
+      const alice = d("alice", 0o755, 4242);
+      expect(replaceableProblem(alice, "the restored files")).toBe(`${alice} is owned by uid 4242, who could replace the restored files; move the restored files under directories owned by root or by this user (uid ${me})`);
+      const open = d("open", 0o777);
+      expect(replaceableProblem(open, "the restored files")).toContain(`${open} is writable by every user without the sticky bit (mode 0777); run: chmod o-w ${open}`);
+      // Below another user's directory: that user could swap it.
+      const under = join(alice, "restore");
+      mkdirSync(under);
+      expect(replaceableProblem(under, "the restored files")).toBe(`${alice} (a parent of the restored files) is owned by uid 4242, who could replace the restored files; move the restored files under directories owned by root or by this user (uid ${me})`);
+    } finally {
+      rmSync(top, { recursive: true, force: true });
     }
   });
 });
