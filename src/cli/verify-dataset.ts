@@ -3,7 +3,7 @@ import type { Task } from "../config/config.ts";
 import { loadCatalog, type Catalog } from "../pipeline/catalog.ts";
 import type { Selector } from "../pipeline/restore/index.ts";
 import { verifyRotating, type RotationReport } from "../pipeline/rotate.ts";
-import { backupsToVerify, verifyBackups, type VerifyReport } from "../pipeline/verify.ts";
+import { backupsToVerify, headerOnlyLine, verifyBackups, type VerifyReport } from "../pipeline/verify.ts";
 import { restoreScratchRoot } from "../state/rundir.ts";
 import type { Trust } from "../records/trust.ts";
 import type { ObjectStore } from "../store/store.ts";
@@ -22,6 +22,8 @@ function reportRotation(run: { report: VerifyReport; rotation: RotationReport },
       process.stdout.write(printable(`${b.backupId}  level ${b.level}  ${b.snapshot.split("@")[1] ?? b.snapshot}  ${b.checked}/${b.parts} parts checked`) + "\n");
     for (const p of report.parts.filter((x) => !x.ok)) process.stdout.write(printable(`FAILED ${p.key}: ${p.error}`) + "\n");
     if (!report.decrypted) process.stdout.write("ciphertext only (sizes and SHA-256): pass --private-key to check the plaintext too\n");
+    const headerOnly = headerOnlyLine(report);
+    if (headerOnly) process.stdout.write(headerOnly + "\n");
   }
   if (!report.ok) {
     const first = report.parts.find((x) => !x.ok)?.error ?? "";
@@ -82,6 +84,8 @@ export async function verifyDataset(job: Pick<JobContext, "config" | "store" | "
       );
     for (const p of report.parts.filter((x) => !x.ok)) process.stdout.write(printable(`FAILED ${p.key}: ${p.error}`) + "\n");
     if (!report.decrypted) process.stdout.write("ciphertext only (sizes and SHA-256): pass --private-key to check the plaintext too\n");
+    const headerOnly = headerOnlyLine(report);
+    if (headerOnly) process.stdout.write(headerOnly + "\n");
   }
   if (chainBroken) return { result, error: integrityError(`verification failed: ${chainBroken}`) };
   if (!report.ok) {

@@ -66,6 +66,12 @@ export interface PartCheck {
   key: string;
   ok: boolean;
   error?: string;
+  /**
+   * "header": a part zrb rekey rewrapped, checked without the private key: its size and new age
+   * header only — its payload's SHA-256 is recorded under the original header, which only the
+   * key can rebuild (rekey/origin.ts). Absent: the whole ciphertext (and with the key, more).
+   */
+  checked?: "header";
 }
 
 export interface VerifyReport {
@@ -170,7 +176,7 @@ async function verifyBackup(
     if (chosen && !chosen.has(`${m.backupId}/${p.index}`)) continue;
     checkInterrupted(signal);
     const path = join(o.scratch, partFileName(p.index));
-    const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true };
+    const rec: PartCheck = { backupId: m.backupId, index: p.index, key: p.key, ok: true, ...(p.rewrap && !o.identities ? { checked: "header" as const } : {}) };
     try {
       await downloadPart(store, m, p, path, threads, { signal, onBytes: o.onBytes, connections: o.connections, identities: o.identities, after: 0 });
       if (o.identities) {
@@ -226,3 +232,10 @@ async function verifyBackup(
   return { backupId: m.backupId, level: m.level, snapshot: m.snapshot.name, parts: m.parts.length, checked, streamBlake3, streamRecords, catalog, ...(berr ? { error: berr } : {}) };
 }
 
+
+/** The line that says which parts were checked by their header only (PartCheck.checked), or null when none was. */
+export function headerOnlyLine(report: VerifyReport): string | null {
+  const n = report.parts.filter((p) => p.checked === "header").length;
+  if (n === 0) return null;
+  return `${n} rekeyed part(s): only their size and new age header were checked, not their payload (its SHA-256 is recorded under the original header, which only the private key rebuilds): pass --private-key to check them`;
+}

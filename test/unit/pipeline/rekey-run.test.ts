@@ -21,6 +21,7 @@ import { generateSigningKey, readSigningKey, type SigningKey } from "../../../sr
 import { rekey, type RekeyOptions } from "../../../src/pipeline/rekey/index.ts";
 import { rekeyPart } from "../../../src/pipeline/rekey/part.ts";
 import { RekeyStateFile } from "../../../src/pipeline/rekey/state.ts";
+import { headerOnlyLine, verifyBackups } from "../../../src/pipeline/verify.ts";
 import { openCatalog, sealCatalog, sha256Hex, type FileCatalog } from "../../../src/records/file-catalog.ts";
 import { MANIFEST_FORMAT, type Manifest } from "../../../src/records/manifest.ts";
 import { manifestTrustProblem, NO_TRUST, signManifest, type Trust } from "../../../src/records/trust.ts";
@@ -298,5 +299,28 @@ describe("which catalog object rekey deletes", () => {
       expect(m.catalog).toBeUndefined();
     }
     expect(await w.store.get(bad.catalog!.key)).toEqual(damaged);
+  });
+});
+
+describe("verify of a rekeyed part", () => {
+  test("without the private key only its size and new header are checked, and the report says so; with the key a damaged payload fails", async () => {
+    const w = world("verify-rekeyed");
+    await backup(w.store, 1);
+    expect((await w.run()).backups).toBe(1);
+    const m = YAML.parse(new TextDecoder().decode((await w.store.get(manifestKey("tank", "ds", "20270301T020000Z-L0-aaaaa1")))!)) as Manifest;
+    // One payload byte flipped in the bucket, after the rekey.
+    const key = m.parts[0]!.key;
+    const bad = new Uint8Array((await w.store.get(key))!);
+    bad[bad.length - 100] ^= 0xff;
+    await w.store.put(key, bad);
+    const blind = await verifyBackups(w.store, [m], { scratch: join(w.cfg.baseDir, "v1"), workers: 1 });
+    expect(blind.parts).toEqual([{ backupId: m.backupId, index: 0, key, ok: true, checked: "header" }]);
+    expect(headerOnlyLine(blind)).toBe(
+      "1 rekeyed part(s): only their size and new age header were checked, not their payload (its SHA-256 is recorded under the original header, which only the private key rebuilds): pass --private-key to check them",
+    );
+    const keyed = await verifyBackups(w.store, [m], { scratch: join(w.cfg.baseDir, "v2"), workers: 1, identities: [keys[1]!.identity] });
+    expect(keyed.ok).toBe(false);
+    expect(keyed.parts[0]!.checked).toBeUndefined();
+    expect(headerOnlyLine(keyed)).toBeNull();
   });
 });
