@@ -311,7 +311,7 @@ describe("verify of a rekeyed part", () => {
     // One payload byte flipped in the bucket, after the rekey.
     const key = m.parts[0]!.key;
     const bad = new Uint8Array((await w.store.get(key))!);
-    bad[bad.length - 100] ^= 0xff;
+    bad[bad.length - 100] = bad[bad.length - 100]! ^ 0xff;
     await w.store.put(key, bad);
     const blind = await verifyBackups(w.store, [m], { scratch: join(w.cfg.baseDir, "v1"), workers: 1 });
     expect(blind.parts).toEqual([{ backupId: m.backupId, index: 0, key, ok: true, checked: "header" }]);
