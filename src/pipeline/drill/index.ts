@@ -98,6 +98,23 @@ export async function restoreIntoPool(cfg: Config, task: Task, store: ObjectStor
   return { path: d.mnt, volume: false, seconds };
 }
 
+/**
+ * Run `compare`; "gone" instead of its differences or its failure when `sourceGone` then says
+ * the source snapshot was destroyed meanwhile. The source carries no hold: a prune may destroy it
+ * mid-compare, and its files vanish or fail to read — no difference of the backup's. Throws what
+ * `compare` throws otherwise (and always once `signal` is aborted).
+ */
+export async function unlessSourceGone<T extends { differ: number }>(compare: () => Promise<T>, sourceGone: () => Promise<boolean>, signal?: AbortSignal): Promise<T | "gone"> {
+  let cmp: T;
+  try {
+    cmp = await compare();
+  } catch (err) {
+    if (!signal?.aborted && (await sourceGone())) return "gone";
+    throw err;
+  }
+  return cmp.differ > 0 && (await sourceGone()) ? "gone" : cmp;
+}
+
 /** One dataset's drill (a recursive task's child is a task of its own here). */
 export async function drill(cfg: Config, task: Task, store: ObjectStore, opts: DrillOptions): Promise<DrillResult> {
   warnUnauthenticated(opts.trust, "drill");
@@ -115,9 +132,12 @@ export async function drill(cfg: Config, task: Task, store: ObjectStore, opts: D
     const src = await openSource(task.fullName, snap, m.snapshot.guid, p);
     if (src.kind === "none") return { ...base, source: "none", noSource: src.why, compared: 0, differ: 0, first: [] };
     try {
-      const cmp = got.volume || src.volume
-        ? await compareVolumes(src.path, got.path, task.fullName, opts.signal)
-        : await compareTrees(src.path, got.path, { sample: opts.sample, signal: opts.signal });
+      const cmp = await unlessSourceGone(
+        () => (got.volume || src.volume ? compareVolumes(src.path, got.path, task.fullName, opts.signal) : compareTrees(src.path, got.path, { sample: opts.sample, signal: opts.signal })),
+        () => zfs.datasetSurelyMissing(`${task.fullName}@${snap}`).catch(() => false),
+        opts.signal,
+      );
+      if (cmp === "gone") return { ...base, source: "none", noSource: `the source snapshot ${task.fullName}@${snap} was destroyed during the compare (a prune?); the restore itself was verified`, compared: 0, differ: 0, first: [] };
       return { ...base, source: src.kind, ...cmp };
     } finally {
       await src.close();

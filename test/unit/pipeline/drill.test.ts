@@ -9,7 +9,7 @@ import { log } from "../../../src/util/log.ts";
 import { replaceableProblem } from "../../../src/state/basedir.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { drillError, drillLine, type DrillResult } from "../../../src/pipeline/drill/index.ts";
+import { drillError, drillLine, unlessSourceGone, type DrillResult } from "../../../src/pipeline/drill/index.ts";
 import { ExitCode, type ZrbError } from "../../../src/util/errors.ts";
 
 /** The record of drill `id`'s stages, as copyAll and removeStaleStages take it. */
@@ -387,6 +387,29 @@ describe("the drill pool", () => {
     expect(poolSize(0)).toBe(128 * 1024 * 1024);
     expect(poolSize(1e9)).toBeGreaterThan(1.5e9);
     expect(poolSize(1e9) % (1024 * 1024)).toBe(0);
+  });
+});
+
+describe("the drill's compare when the source snapshot goes meanwhile", () => {
+  const diff = (differ: number) => ({ compared: 3, differ, first: differ ? ["a.txt: content differs"] : [] });
+  test("differences, or a compare that failed, while the source was destroyed are 'gone', not a verdict on the backup", async () => {
+    let asked = 0;
+    const gone = async () => (asked++, true);
+    expect(await unlessSourceGone(async () => diff(2), gone)).toBe("gone");
+    expect(await unlessSourceGone(async () => Promise.reject(new Error("ENOENT: a.txt")), gone)).toBe("gone");
+    expect(asked).toBe(2);
+  });
+  test("with the source still there, differences stay exit-7 material and a failure is thrown; no difference needs no look", async () => {
+    let asked = 0;
+    const there = async () => (asked++, false);
+    expect(await unlessSourceGone(async () => diff(2), there)).toEqual(diff(2));
+    await expect(unlessSourceGone(async () => Promise.reject(new Error("EIO: a.txt")), there)).rejects.toThrow("EIO: a.txt");
+    expect(asked).toBe(2);
+    expect(await unlessSourceGone(async () => diff(0), async () => Promise.reject(new Error("not asked")))).toEqual(diff(0));
+    // An interrupt is an interrupt, whatever the source.
+    const ac = new AbortController();
+    ac.abort(new Error("interrupted by SIGTERM"));
+    await expect(unlessSourceGone(async () => Promise.reject(new Error("interrupted by SIGTERM")), async () => true, ac.signal)).rejects.toThrow("interrupted");
   });
 });
 
