@@ -71,6 +71,11 @@ export async function removeStaleClone(fs: string, isHeld: (lockPath: string) =>
   if ((await prop(name, CLONE_PROPERTY)) !== fs || !origin.startsWith(`${fs}@`)) return "not-ours";
   const lock = await prop(name, CLONE_LOCK_PROPERTY);
   if (lock?.startsWith("/") && isHeld(lock)) return "busy";
+  // Another process (a backup to another store: its own lock file) may have replaced the stale
+  // clone by one of its own since: looked at again right before. (A run whose clone goes under
+  // it fails its walk, and its backup has no catalog rather than a short one: walk.)
+  const again = await prop(name, CLONE_LOCK_PROPERTY);
+  if (again !== lock || (again?.startsWith("/") && isHeld(again))) return "busy";
   await destroyClone(name);
   return "removed";
 }
@@ -169,20 +174,25 @@ export async function statEntry(root: string, rel: string): Promise<FileEntry | 
 
 /**
  * Every entry below `root` (`under` limits it to one subtree), never crossing into another
- * file system (a child dataset mounted inside) nor into `.zfs` at the root.
+ * file system (a child dataset mounted inside) nor into `.zfs` at the root. `root` is a
+ * snapshot's view, which does not change: a directory that cannot be read or an entry that
+ * vanished (the view unmounted or destroyed under the walk, an I/O error) fails the walk, so
+ * that no catalog that silently lacks a subtree is stored. Throws a ZrbError (exit 5) naming it.
  */
 export async function walk(root: string, under = ""): Promise<FileEntry[]> {
   const dev = (await lstat(root)).dev;
   const out: FileEntry[] = [];
   const stack = [under];
+  const failed = (p: string) => (err: unknown): never => {
+    throw zfsError(`reading ${join(root, p)} in the snapshot's files failed: ${(err as Error).message}`);
+  };
   while (stack.length > 0) {
     const rel = stack.pop()!;
-    const names = await readdir(join(root, rel)).catch(() => [] as string[]);
+    const names = await readdir(join(root, rel)).catch(failed(rel));
     for (const n of names) {
       if (rel === "" && n === ".zfs") continue;
       const p = rel ? `${rel}/${n}` : n;
-      const s = await lstat(join(root, p)).catch(() => null);
-      if (!s) continue;
+      const s = await lstat(join(root, p)).catch(failed(p));
       out.push({ path: p, type: typeOf(s), size: s.isDirectory() ? 0 : s.size, mtime: Math.floor(s.mtimeMs / 1000) });
       if (s.isDirectory() && s.dev === dev) stack.push(p);
     }

@@ -2,12 +2,12 @@
  * The parts of zfs.ts and snapfiles.ts that read what zfs prints or build its arguments, run
  * against a stand-in `zfs` (ZRB_ZFS) that prints fixed text: usage, `zfs get`, `zfs diff`.
  */
-import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { afterEach, describe, expect, spyOn, test } from "bun:test";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as zfs from "../../../src/zfs/zfs.ts";
-import { zfsDiff } from "../../../src/zfs/snapfiles.ts";
+import { cloneName, removeStaleClone, walk, zfsDiff } from "../../../src/zfs/snapfiles.ts";
 
 const dirs: string[] = [];
 const savedBin = process.env.ZRB_ZFS;
@@ -184,5 +184,61 @@ describe("datasetSurelyMissing: what a failed restore step may destroy", () => {
     expect(err?.message).toContain("cannot tell whether tank/restored exists: cannot open tank/restored: I/O error");
     // The old test, datasetExists, calls it "missing": a failed step would then destroy -r a target that was there.
     expect(await zfs.datasetExists("tank/restored")).toBe(false);
+  });
+});
+
+describe("walk: a snapshot's files for the catalog", () => {
+  test("lists every entry below the root; a directory that cannot be read fails the walk, naming it (no catalog silently lacking a subtree)", async () => {
+    const fsp = await import("node:fs/promises");
+    const { mkdirSync: mk, writeFileSync: wr } = await import("node:fs");
+    const root = mkdtempSync(join(tmpdir(), "zrb-walk-"));
+    dirs.push(root);
+    mk(join(root, "docs/deep"), { recursive: true });
+    wr(join(root, "docs/deep/a.txt"), "a");
+    wr(join(root, "b.txt"), "bb");
+    expect((await walk(root)).map((e) => `${e.type} ${e.path} ${e.size}`).sort()).toEqual(["d docs 0", "d docs/deep 0", "f b.txt 2", "f docs/deep/a.txt 1"]);
+    const real = fsp.readdir;
+    const spy = spyOn(fsp, "readdir").mockImplementation(((p: string, o?: unknown) =>
+      String(p).endsWith("/docs/deep") ? Promise.reject(Object.assign(new Error("EIO: i/o error, scandir"), { code: "EIO" })) : (real as (p: string, o?: unknown) => Promise<string[]>)(p, o)) as typeof fsp.readdir);
+    try {
+      const err = await walk(root).then(
+        () => null,
+        (e) => e as { exitCode?: number; message: string },
+      );
+      expect(err?.exitCode).toBe(5);
+      expect(err?.message).toBe(`reading ${join(root, "docs/deep")} in the snapshot's files failed: EIO: i/o error, scandir`);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});
+
+describe("removeStaleClone: a killed run's catalog clone", () => {
+  /** A stand-in zfs for tank/home's clone, whose lock property reads `locks` in turn; destroy calls are logged. */
+  function cloneScene(locks: string[]): { log: string } {
+    const d = mkdtempSync(join(tmpdir(), "zrb-fakezfs-"));
+    dirs.push(d);
+    writeFileSync(join(d, "locks"), locks.join("\n") + "\n");
+    const log = join(d, "calls");
+    writeFileSync(
+      join(d, "zfs"),
+      `#!/bin/bash\necho "$*" >> '${log}'\n` +
+        `if [ "$1" = get ]; then case "$5" in origin) echo tank/home@old;; zrb:catalog-clone) echo tank/home;; zrb:catalog-lock) head -1 '${d}/locks'; sed -i 1d '${d}/locks';; esac; exit 0; fi\n` +
+        `exit 0\n`,
+    );
+    chmodSync(join(d, "zfs"), 0o755);
+    process.env.ZRB_ZFS = join(d, "zfs");
+    return { log };
+  }
+  const calls = (log: string) => readFileSync(log, "utf8");
+  test("a clone whose lock no live process holds is destroyed", async () => {
+    const s = cloneScene(["/var/lib/zrb/clone.lock", "/var/lib/zrb/clone.lock"]);
+    expect(await removeStaleClone("tank/home", () => false)).toBe("removed");
+    expect(calls(s.log)).toContain(`destroy -r ${cloneName("tank/home")}`);
+  });
+  test("one another process made its own meanwhile (its lock named now) is left alone", async () => {
+    const s = cloneScene(["/var/lib/zrb/clone.lock", "/srv/zrb-offsite/clone.lock"]);
+    expect(await removeStaleClone("tank/home", () => false)).toBe("busy");
+    expect(calls(s.log)).not.toContain("destroy");
   });
 });
