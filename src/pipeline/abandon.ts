@@ -112,17 +112,20 @@ export async function abandon(cfg: Config, task: Task, store: ObjectStore, backu
     // Is it dead? Its newest sign of life must be older than the grace (any marker's word counts: refusing only keeps).
     const rec = marker ? (await judgeMarker(store, mk, task.pool, task.dataset, opts.trust)).marker : undefined;
     const host = rec?.host ? ` on host ${rec.host}` : "";
-    const last = newest([
-      { at: markerInfo?.lastModified, what: `its in-flight marker was written${host}` },
-      { at: rec ? new Date(rec.updatedAt) : undefined, what: `its in-flight marker says it was updated${host}` },
+    const signs = [
+      ...(markerInfo ? [{ at: markerInfo.lastModified, what: `its in-flight marker was written${host}` }] : []),
+      ...(rec ? [{ at: new Date(rec.updatedAt), what: `its in-flight marker says it was updated${host}` }] : []),
       ...parts.map((p) => ({ at: p.lastModified, what: `part ${p.key} was stored` })),
       ...uploads.map((u) => ({ at: u.initiated, what: `the multipart upload of ${u.key} was begun` })),
-    ]);
+    ];
+    const last = newest(signs);
+    // A sign the store gives no date for may be the newest: its age is not known to be past the grace.
+    const undated = signs.find((x) => !x.at || Number.isNaN(x.at.getTime()));
     const nowMs = (opts.now ?? clockNow()).getTime();
     const knob = opts.graceKnob ?? "--older-than";
-    if (opts.olderThanMs > 0 && (!last || nowMs - last.at.getTime() < opts.olderThanMs))
+    if (opts.olderThanMs > 0 && (undated || !last || nowMs - last.at.getTime() < opts.olderThanMs))
       throw new ZrbError(
-        `--abandon ${backupId}: backup ${backupId} of ${task.fullName} ${last ? `was active ${roughAge(nowMs - last.at.getTime())} ago (${last.what})` : "shows no dated sign of life"}, within ${knob} ${formatDuration(opts.olderThanMs)}, so it may still be running; ` +
+        `--abandon ${backupId}: backup ${backupId} of ${task.fullName} ${undated || !last ? `shows a sign of life of unknown age (${(undated ?? signs[0])?.what ?? "nothing dated"})` : `was active ${roughAge(nowMs - last.at.getTime())} ago (${last.what})`}, within ${knob} ${formatDuration(opts.olderThanMs)}, so it may still be running; ` +
           `make sure it is not (stop it on the host that runs it), then rerun with --older-than 0s${nothing}`,
         ExitCode.LOCKED,
       );

@@ -227,7 +227,8 @@ describe("cleanup --abandon", () => {
       expect(e.message).toContain("rerun with --older-than 0s; nothing was removed");
       return e.message;
     };
-    // Its marker and part were written just now.
+    // Its marker and part were written, and its upload begun, just now.
+    store.uploads = store.uploads.map((u) => ({ ...u, initiated: new Date() }));
     expect(await locked(abandon(cfg(), task, store, w.F, grace))).toContain("was active 0s ago");
     expect(await locked(abandon(cfg(), task, store, w.F, { ...grace, dryRun: true }))).toContain(`backup ${w.F} of tank/photos`);
     const later = new Date(Date.now() + 2 * DAY);
@@ -242,8 +243,12 @@ describe("cleanup --abandon", () => {
     expect(await locked(abandon(cfg(), task, store, w.F, { ...grace, now: later }))).toContain(`the multipart upload of ${partKey("tank", "photos", 1, w.F, 1)} was begun`);
     expect(store.deletes).toEqual([]);
     expect(store.aborted).toEqual([]);
-    // Two days on, with nothing newer than a day: it goes, and says when it was last active.
+    // An upload the store gives no date for: its age is unknown, so it may be the newest sign.
     store.uploads = store.uploads.map((u) => (u.uploadId === "up-F" ? { key: u.key, uploadId: u.uploadId } : u));
+    expect(await locked(abandon(cfg(), task, store, w.F, { ...grace, now: later }))).toContain(`shows a sign of life of unknown age (the multipart upload of ${partKey("tank", "photos", 1, w.F, 1)} was begun)`);
+    expect(store.deletes).toEqual([]);
+    // Two days on, with nothing newer than a day: it goes, and says when it was last active.
+    store.uploads = store.uploads.map((u) => (u.uploadId === "up-F" ? { ...u, initiated: new Date() } : u));
     const r = await abandon(cfg(), task, store, w.F, { ...grace, now: later });
     expect(store.aborted).toEqual(["up-F"]);
     expect(store.deletes).toEqual([w.parts.f, mk]);
