@@ -282,6 +282,11 @@ describe("a prune host and a backup in flight on the NAS", () => {
     await expectZrbFail(onHost(d, "cleanup", "--abandon", "20990101T000000Z-L0-000000"), env, 2, "holds nothing of a backup");
     // Killed seconds ago: as far as this host can tell it may still be running on the NAS.
     await expectZrbFail(onHost(d, "cleanup", "--abandon", st.backupId, "--older-than", "1h"), env, 4, `backup ${st.backupId} of ${d.fs} was active`, "within --older-than 1h, so it may still be running", "rerun with --older-than 0s; nothing was removed");
+    // Without --older-than the config's grace decides (prune.orphan_grace, 1h here).
+    const graced = YAML.parse(readFileSync(d.host, "utf8"));
+    graced.prune = { orphan_grace: "1h" };
+    writeFileSync(`${d.host}.grace.yaml`, YAML.stringify(graced));
+    await expectZrbFail(["cleanup", "--config", `${d.host}.grace.yaml`, "--task", "t", "--abandon", st.backupId], env, 4, "within prune.orphan_grace 1h, so it may still be running");
     const dry = jsonResult((await zrb(onHost(d, "cleanup", "--abandon", st.backupId, "--dry-run", "--json"), { env })).stdout);
     expect(dry.parts.length).toBeGreaterThanOrEqual(2);
     expect(await hasKey(markerKeyOf(d, st.backupId))).toBe(true);

@@ -71,7 +71,7 @@ async function plan(root: string, rel: string, missing: () => Promise<never>): P
 }
 
 /** The first thing in DIR that an entry would overwrite (see the header), or undefined. */
-function conflict(to: string, rel: string, entries: Map<string, Entry>, force: boolean): string | undefined {
+export function conflict(to: string, rel: string, entries: Map<string, Entry>, force: boolean): string | undefined {
   const parts = rel.split("/");
   for (let i = 1; i < parts.length; i++) {
     const p = join(to, ...parts.slice(0, i));

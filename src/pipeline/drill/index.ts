@@ -115,6 +115,9 @@ export async function unlessSourceGone<T extends { differ: number }>(compare: ()
   return cmp.differ > 0 && (await sourceGone()) ? "gone" : cmp;
 }
 
+/** Whether zfs says snapshot `name` does not exist; false when it lists it or cannot tell (a difference found then stands). */
+export const sourceSurelyGone = (name: string): Promise<boolean> => zfs.datasetSurelyMissing(name).catch(() => false);
+
 /** One dataset's drill (a recursive task's child is a task of its own here). */
 export async function drill(cfg: Config, task: Task, store: ObjectStore, opts: DrillOptions): Promise<DrillResult> {
   warnUnauthenticated(opts.trust, "drill");
@@ -134,7 +137,7 @@ export async function drill(cfg: Config, task: Task, store: ObjectStore, opts: D
     try {
       const cmp = await unlessSourceGone(
         () => (got.volume || src.volume ? compareVolumes(src.path, got.path, task.fullName, opts.signal) : compareTrees(src.path, got.path, { sample: opts.sample, signal: opts.signal })),
-        () => zfs.datasetSurelyMissing(`${task.fullName}@${snap}`).catch(() => false),
+        () => sourceSurelyGone(`${task.fullName}@${snap}`),
         opts.signal,
       );
       if (cmp === "gone") return { ...base, source: "none", noSource: `the source snapshot ${task.fullName}@${snap} was destroyed during the compare (a prune?); the restore itself was verified`, compared: 0, differ: 0, first: [] };

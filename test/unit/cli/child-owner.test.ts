@@ -27,3 +27,12 @@ test("a child another task backs up is refused (exit 2), naming that task; any o
   expect(() => refuseChildOfOtherTask(config, home, "alice/cache", "zrb prune")).not.toThrow();
   expect(() => refuseChildOfOtherTask(config, home, "", "zrb prune")).not.toThrow();
 });
+
+test("the other task counts whether it is recursive or not (a tree of its own rooted at the child)", () => {
+  const aliceTree = task("alice-tree", "tank/home/alice", true);
+  const cfg2 = { path: "/etc/zrb.yaml", tasks: [home, aliceTree] } as unknown as Config;
+  expect(() => refuseChildOfOtherTask(cfg2, home, "alice", "zrb prune")).toThrow("is backed up by task alice-tree");
+  // A task's own --child of itself is never "another task".
+  expect(() => refuseChildOfOtherTask(cfg2, aliceTree, "", "zrb prune")).not.toThrow();
+});
+

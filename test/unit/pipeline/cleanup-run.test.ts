@@ -136,6 +136,16 @@ describe("cleanup", () => {
     expect(existsSync(join(w.rd.spillRoot, w.O))).toBe(false);
   });
 
+  test("a moot marker the store refuses to delete is not reported as deleted", async () => {
+    const w = await world();
+    store.refuse.set(w.moot, "locked");
+    const r = await cleanup(cfg(), task, store, { dryRun: false, olderThanMs: 0, trust: NO_TRUST });
+    expect(r.mootMarkers).toEqual([]);
+    expect(await store.head(w.moot)).not.toBeNull();
+    store.refuse.clear();
+    expect((await cleanup(cfg(), task, store, { dryRun: false, olderThanMs: 0, trust: NO_TRUST })).mootMarkers).toEqual([w.moot]);
+  });
+
   test("an orphan the store refuses to delete is left, and neither counted as deleted nor as freed bytes", async () => {
     const w = await world();
     store.refuse.set(w.parts.o, "locked");
@@ -253,6 +263,38 @@ describe("cleanup --abandon", () => {
     expect(store.aborted).toEqual(["up-F"]);
     expect(store.deletes).toEqual([w.parts.f, mk]);
     expect(Date.parse(r.lastActive!.at)).toBeLessThan(later.getTime() - DAY);
+  });
+
+  test("each sign of life counts on its own: a part stored an hour ago, or the marker object rewritten an hour ago (its record's time old), keeps it", async () => {
+    const w = await world();
+    const later = new Date(Date.now() + 2 * DAY);
+    const hourAgo = new Date(later.getTime() - 3_600_000);
+    const grace = { dryRun: false, olderThanMs: DAY, graceKnob: "prune.orphan_grace", trust: NO_TRUST, now: later };
+    // The upload: begun long ago (only the part and the marker are young below).
+    store.uploads = store.uploads.map((u) => ({ ...u, initiated: new Date(Date.now() - 3 * DAY) }));
+    const refusedFor = async () => {
+      const e = (await abandon(cfg(), task, store, w.F, grace).then(
+        () => null,
+        (err) => err,
+      )) as ZrbError;
+      expect(e?.exitCode).toBe(ExitCode.LOCKED);
+      return e.message;
+    };
+    const list = store.list.bind(store);
+    const head = store.head.bind(store);
+    // The part: stored an hour before "now" by the store's clock.
+    store.list = async (prefix) => (await list(prefix)).map((o) => (o.key === w.parts.f ? { ...o, lastModified: hourAgo } : o));
+    expect(await refusedFor()).toContain(`was active 1h ago (part ${w.parts.f} was stored)`);
+    store.list = list;
+    // The marker object: rewritten an hour ago (a refresh whose host clock lags), its record two days old.
+    store.head = async (key) => {
+      const h = await head(key);
+      return h && key === markerKey("tank", "photos", w.F) ? { ...h, lastModified: hourAgo } : h;
+    };
+    expect(await refusedFor()).toContain(`was active 1h ago (its in-flight marker was written on host `);
+    store.head = head;
+    expect(store.deletes).toEqual([]);
+    expect(store.aborted).toEqual([]);
   });
 
   test("an id that names no level is looked for across the dataset's data, and only a backup's own objects would go: one the bucket knows nothing of is refused", async () => {

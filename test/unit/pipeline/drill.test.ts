@@ -10,6 +10,8 @@ import { replaceableProblem } from "../../../src/state/basedir.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { drillError, drillLine, unlessSourceGone, type DrillResult } from "../../../src/pipeline/drill/index.ts";
+import { conflict } from "../../../src/pipeline/drill/extract.ts";
+import type { Entry } from "../../../src/pipeline/drill/compare.ts";
 import { ExitCode, type ZrbError } from "../../../src/util/errors.ts";
 
 /** The record of drill `id`'s stages, as copyAll and removeStaleStages take it. */
@@ -77,6 +79,29 @@ describe("restore --path: all or nothing", () => {
   });
 });
 
+/** Spy on readdirSync: right when moving in starts (the stage is read), someone writes `path` (in --to). Restore the spy after. */
+function appearsWhenMovingIn(path: string) {
+  const real = fs.readdirSync;
+  let done = false;
+  return spyOn(fs, "readdirSync").mockImplementation(((p: fs.PathLike, o?: unknown) => {
+    if (!done && String(p).includes(".zrb-restore-")) {
+      done = true;
+      writeFileSync(path, "the user's, made meanwhile\n");
+    }
+    return (real as (p: fs.PathLike, o?: unknown) => string[])(p, o);
+  }) as typeof fs.readdirSync);
+}
+
+/** copyAll is refused (exit 9) because `dest` appeared while the paths were copied. */
+async function refusedAppeared(p: Promise<void>, dest: string): Promise<void> {
+  const err = (await p.then(
+    () => null,
+    (e) => e,
+  )) as ZrbError;
+  expect(err?.exitCode).toBe(ExitCode.IO);
+  expect(err.message).toContain(`${dest} appeared while the paths were copied; it is not overwritten without --force`);
+}
+
 describe("restore --path: what appears in --to while the paths are copied", () => {
   test("a file made in --to after the conflict check is not replaced without --force (exit 9, naming it); with --force it is", async () => {
     await withStaleStages("zrb-appears-", async ({ top, to, rec }) => {
@@ -84,32 +109,15 @@ describe("restore --path: what appears in --to while the paths are copied", () =
       mkdirSync(root);
       writeFileSync(join(root, "b.txt"), "from the backup\n");
       writeFileSync(join(root, "c.txt"), "c from the backup\n");
-      const real = fs.readdirSync;
-      /** Right when moving in starts (the stage is read), someone writes `name` into --to. */
-      const appearing = (name: string) => {
-        let done = false;
-        return spyOn(fs, "readdirSync").mockImplementation(((p: fs.PathLike, o?: unknown) => {
-          if (!done && String(p).includes(".zrb-restore-")) {
-            done = true;
-            writeFileSync(join(to, name), "the user's, made meanwhile\n");
-          }
-          return (real as (p: fs.PathLike, o?: unknown) => string[])(p, o);
-        }) as typeof fs.readdirSync);
-      };
-      let spy = appearing("b.txt");
+      let spy = appearsWhenMovingIn(join(to, "b.txt"));
       try {
-        const err = (await copyAll(root, ["b.txt"], to, rec).then(
-          () => null,
-          (e) => e,
-        )) as ZrbError;
-        expect(err?.exitCode).toBe(ExitCode.IO);
-        expect(err.message).toContain(`${join(to, "b.txt")} appeared while the paths were copied; it is not overwritten without --force`);
+        await refusedAppeared(copyAll(root, ["b.txt"], to, rec), join(to, "b.txt"));
       } finally {
         spy.mockRestore();
       }
       expect(readFileSync(join(to, "b.txt"), "utf8")).toBe("the user's, made meanwhile\n");
       expect(readdirSync(to)).toEqual(["b.txt"]); // and no stage left
-      spy = appearing("c.txt");
+      spy = appearsWhenMovingIn(join(to, "c.txt"));
       try {
         await copyAll(root, ["c.txt"], to, rec, undefined, true);
       } finally {
@@ -118,6 +126,57 @@ describe("restore --path: what appears in --to while the paths are copied", () =
       expect(readFileSync(join(to, "c.txt"), "utf8")).toBe("c from the backup\n");
     });
   });
+});
+
+describe("restore --path: the checks before anything is copied (conflict)", () => {
+  const dir = { type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0 } as const;
+  const file = { type: "file", mode: 0o644, uid: 0, gid: 0, size: 3 } as const;
+  test("a directory on the way or merged into that another user could change is named; root's are fine; an existing file needs --force", () => {
+    const to = realpathSync(mkdtempSync(join(tmpdir(), "zrb-conflict-")));
+    try {
+      mkdirSync(join(to, "home/alice/docs"), { recursive: true });
+      const entries = new Map<string, Entry>([["home/alice/docs", dir], ["home/alice/docs/a.txt", file]]);
+      expect(conflict(to, "home/alice/docs", entries, false)).toBeUndefined();
+      // A directory on the way (the stage is made there) owned by another user.
+      chownSync(join(to, "home/alice"), 4242, 4242);
+      expect(conflict(to, "home/alice/docs", entries, false)).toBe(`${join(to, "home/alice")} is owned by uid 4242, who could replace the restored files; move the restored files under directories owned by root or by this user (uid ${process.getuid!()})`);
+      chownSync(join(to, "home/alice"), 0, 0);
+      // The directory merged into, writable by its group.
+      chmodSync(join(to, "home/alice/docs"), 0o775);
+      expect(conflict(to, "home/alice/docs", entries, false)).toContain(`${join(to, "home/alice/docs")} is writable by its group (gid 0) without the sticky bit (mode 0775)`);
+      chmodSync(join(to, "home/alice/docs"), 0o755);
+      writeFileSync(join(to, "home/alice/docs/a.txt"), "mine");
+      expect(conflict(to, "home/alice/docs", entries, false)).toBe(`${join(to, "home/alice/docs/a.txt")} exists; rerun with --force to overwrite it, or choose another --to`);
+      expect(conflict(to, "home/alice/docs", entries, true)).toBeUndefined();
+    } finally {
+      rmSync(to, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("restore --path: what appears in a merged directory while the paths are copied", () => {
+  for (const [how, code] of [["hard links", null], ["no hard links on this file system (EPERM)", "EPERM"], ["a mount point on the way (EXDEV)", "EXDEV"]] as const)
+    test(`a file made in a directory being merged is not replaced without --force: ${how}`, async () => {
+      await withStaleStages("zrb-appears-deep-", async ({ top, to, rec }) => {
+        const root = join(top, "root");
+        mkdirSync(join(root, "d"), { recursive: true });
+        writeFileSync(join(root, "d/x.txt"), "from the backup\n");
+        mkdirSync(join(to, "d"));
+        const rd = appearsWhenMovingIn(join(to, "d/x.txt"));
+        const ln = code
+          ? spyOn(fs, "linkSync").mockImplementation(() => {
+              throw Object.assign(new Error(`${code}: link`), { code });
+            })
+          : null;
+        try {
+          await refusedAppeared(copyAll(root, ["d"], to, rec), join(to, "d/x.txt"));
+        } finally {
+          rd.mockRestore();
+          ln?.mockRestore();
+        }
+        expect(readFileSync(join(to, "d/x.txt"), "utf8")).toBe("the user's, made meanwhile\n");
+      });
+    });
 });
 
 describe("restore --path: directories another user could change", () => {

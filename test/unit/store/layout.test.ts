@@ -5,7 +5,7 @@
  * parent's.
  */
 import { describe, expect, test } from "bun:test";
-import { datasetDataPrefix, isManifestKey, isMarkerKey, isPartKey, layoutNameProblem, manifestDir, manifestKey, markerKey, partKey } from "../../../src/store/layout.ts";
+import { datasetDataPrefix, isManifestKey, isMarkerKey, isNewBackupId, isPartKey, layoutNameProblem, manifestDir, manifestKey, markerKey, newBackupId, partKey } from "../../../src/store/layout.ts";
 
 const ID = "20261124T023000Z-L0-3fa9c2";
 
@@ -37,5 +37,13 @@ describe("layout", () => {
   test("a child may not be named like the files beside it (.yaml, .age)", () => {
     for (const n of ["heads.yaml", "tree.yaml", "part-000000.age", `${ID}.catalog.age`]) expect(layoutNameProblem(n)).toBeString();
     for (const n of ["photos", "level0", "yaml", "age.d"]) expect(layoutNameProblem(n)).toBeUndefined();
+  });
+});
+
+describe("isNewBackupId: the local directories cleanup may remove", () => {
+  test("exactly the names newBackupId gives; a look-alike with anything before or after is not zrb's", () => {
+    for (const level of [0, 1, 9, 12]) expect(isNewBackupId(newBackupId(level))).toBe(true);
+    expect(isNewBackupId(ID)).toBe(true);
+    for (const n of [`${ID}.old`, `${ID}-keep`, `x${ID}`, `${ID}/`, "20261124T023000Z-L0-3FA9C2", "20261124T023000Z-L0-3fa9c", "20261124T0230Z-L0-3fa9c2", "notes", ""]) expect({ n, ok: isNewBackupId(n) }).toEqual({ n, ok: false });
   });
 });

@@ -210,6 +210,20 @@ describe("walk: a snapshot's files for the catalog", () => {
     } finally {
       spy.mockRestore();
     }
+    // An entry that vanished between the listing and its lstat: the view changed under the walk.
+    const realLstat = fsp.lstat;
+    const gone = spyOn(fsp, "lstat").mockImplementation(((p: string, o?: unknown) =>
+      String(p).endsWith("/b.txt") ? Promise.reject(Object.assign(new Error("ENOENT: no such file or directory, lstat"), { code: "ENOENT" })) : (realLstat as (p: string, o?: unknown) => Promise<unknown>)(p, o)) as typeof fsp.lstat);
+    try {
+      const err = await walk(root).then(
+        () => null,
+        (e) => e as { exitCode?: number; message: string },
+      );
+      expect(err?.exitCode).toBe(5);
+      expect(err?.message).toBe(`reading ${join(root, "b.txt")} in the snapshot's files failed: ENOENT: no such file or directory, lstat`);
+    } finally {
+      gone.mockRestore();
+    }
   });
 });
 
@@ -236,9 +250,35 @@ describe("removeStaleClone: a killed run's catalog clone", () => {
     expect(await removeStaleClone("tank/home", () => false)).toBe("removed");
     expect(calls(s.log)).toContain(`destroy -r ${cloneName("tank/home")}`);
   });
+  test("one whose lock a live process holds by the second look is left alone", async () => {
+    const s = cloneScene(["/var/lib/zrb/clone.lock", "/var/lib/zrb/clone.lock"]);
+    let looks = 0;
+    expect(await removeStaleClone("tank/home", () => looks++ > 0)).toBe("busy");
+    expect(looks).toBe(2);
+    expect(calls(s.log)).not.toContain("destroy");
+  });
   test("one another process made its own meanwhile (its lock named now) is left alone", async () => {
     const s = cloneScene(["/var/lib/zrb/clone.lock", "/srv/zrb-offsite/clone.lock"]);
     expect(await removeStaleClone("tank/home", () => false)).toBe("busy");
     expect(calls(s.log)).not.toContain("destroy");
+  });
+});
+
+describe("sourceSurelyGone: when a drill's differences are the source's going", () => {
+  test("only zfs's own 'does not exist' says gone; a failed look does not (a real difference stands)", async () => {
+    const { sourceSurelyGone } = await import("../../../src/pipeline/drill/index.ts");
+    const say = (code: number, stderr: string) => {
+      const d = mkdtempSync(join(tmpdir(), "zrb-fakezfs-"));
+      dirs.push(d);
+      writeFileSync(join(d, "zfs"), `#!/bin/sh\necho "${stderr}" >&2\nexit ${code}\n`);
+      chmodSync(join(d, "zfs"), 0o755);
+      process.env.ZRB_ZFS = join(d, "zfs");
+    };
+    say(1, "cannot open tank/home@s1: dataset does not exist");
+    expect(await sourceSurelyGone("tank/home@s1")).toBe(true);
+    say(1, "cannot open tank/home@s1: I/O error");
+    expect(await sourceSurelyGone("tank/home@s1")).toBe(false);
+    say(0, "");
+    expect(await sourceSurelyGone("tank/home@s1")).toBe(false);
   });
 });
