@@ -39,7 +39,10 @@ export async function pruneTree(config: Config, task: Task, store: ObjectStore, 
         const gone = keptWhy(c, poolHere);
         if (gone) {
           const n = (await store.list(manifestDir(ct.pool, ct.dataset))).filter((o) => isManifestKey(manifestDir(ct.pool, ct.dataset), o.key)).length;
-          return { status: "skipped", message: `${gone}: its ${n} backup(s) are kept; prune them by name: zrb prune --task ${task.name} --child ${childLabel(c.rel)}` };
+          // A task of its own decides for it (refuseChildOfOtherTask): name that one.
+          const owner = config.tasks.find((o) => o.name !== task.name && o.fullName === ct.fullName);
+          const how = owner ? `zrb prune --task ${owner.name} (its own task)` : `zrb prune --task ${task.name} --child ${childLabel(c.rel)}`;
+          return { status: "skipped", message: `${gone}: its ${n} backup(s) are kept; prune them by name: ${how}` };
         }
         if (c.excluded)
           return { status: "skipped", message: `excluded: its snapshots and backups are left alone (the tree's snapshots still include it; a task of its own prunes them)` };

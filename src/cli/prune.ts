@@ -27,7 +27,7 @@ const keepArgs = {
   "keep-weekly": count("Keep the newest backup of each of the last N ISO weeks that have one (UTC)"),
   "keep-monthly": count("Keep the newest backup of each of the last N months that have one (UTC)"),
   "keep-yearly": count("Keep the newest backup of each of the last N years that have one (UTC)"),
-  "keep-within": { type: "string", description: "Keep every backup younger than this, counted back from the newest one: 7d, 4w, 365d", valueHint: "DURATION" },
+  "keep-within": { type: "string", description: "Keep every backup younger than this, counted back from now (this host's clock): 7d, 4w, 365d", valueHint: "DURATION" },
 } as const;
 
 type KeepFlags = Partial<Record<keyof typeof keepArgs, string>>;

@@ -130,7 +130,7 @@ const keepRules = (of: string) => ({
   keep_yearly: keepCount(`Keep the newest ${of.replace(/s$/, "")} of each of the last N years that have one (UTC).`),
   keep_within: duration({ min: 1000, max: 36_500 * DAY_MS })
     .optional()
-    .doc(`Keep every ${of.replace(/s$/, "")} younger than this, counted back from the newest one (not from now). \`7d\`, \`4w\`, \`365d\`.`),
+    .doc(`Keep every ${of.replace(/s$/, "")} younger than this, counted back from now (this host's clock, never a date in the bucket). \`7d\`, \`4w\`, \`365d\`.`),
 });
 
 /** A policy written in the config must keep something: every rule absent or 0 would delete everything. */
@@ -553,7 +553,7 @@ export const ROOT = object(
       orphan_grace: duration({ min: 0, max: 365 * 24 * HOUR })
         .default(48 * HOUR)
         .doc(
-          "A part or multipart upload that no manifest names and no in-flight marker claims is left alone by `prune` and `cleanup` until it is this old: it may belong to a backup running on another host whose marker has not been written yet. `0s` turns the grace off. `zrb cleanup --older-than` overrides it for one run.",
+          "A part or multipart upload that no manifest names and no in-flight marker claims is left alone by `prune` and `cleanup` until it is this old: it may belong to a backup running on another host whose marker has not been written yet. It is also how long after a backup's last sign of life (its marker written, a part stored, an upload begun) `zrb cleanup --abandon` refuses to give it up. `0s` turns the grace off, for both. `zrb cleanup --older-than` overrides it for one run.",
           { new: true },
         ),
     })
