@@ -90,9 +90,9 @@ export default defineCommand({
       "Abort dangling multipart uploads and delete orphan part objects of the task (under data/<pool>/<dataset>/, referenced by no manifest " +
       "and not by the resumable backup in backup_state.yaml). Takes the dataset's lock, so it never races a backup on this host. " +
       "Never touches a backup in flight on any host (its in-flight marker, when trusted), nor what no record accounts for while it is younger than prune.orphan_grace. " +
-      "--abandon ID gives up a killed backup (its uploads, parts and marker); refused with exit 2 for a finished backup or this host's own interrupted one, and with exit 4 while it was active within prune.orphan_grace (--older-than). " +
+      "--abandon ID gives up a killed backup (its uploads, parts and marker); refused with exit 2 for a finished backup or this host's own interrupted one, and with exit 4 while it was active within prune.orphan_grace (--older-than); exit 6, its marker kept, when the store keeps any of its objects. " +
       "A recursive task is cleaned child by child (gone children too) under the tree's lock; --child cleans one. " +
-      "Also removes the throwaway pools and clones of killed `zrb drill` / `restore --path` runs, and the staging directories a killed `restore --path` left in --to (--dry-run lists them).",
+      "Also removes the throwaway pools and clones of killed `zrb drill` / `restore --path` runs, the staging directories a killed `restore --path` left in --to, and the scratch directories of killed restores, drills and verifies (--dry-run lists them).",
   },
   args: {
     ...configArg,
