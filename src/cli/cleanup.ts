@@ -46,16 +46,19 @@ async function childOfBackup(store: ObjectStore, task: Task, id: string): Promis
   throw usageError(`--abandon ${id}: no child of ${task.fullName} has a backup ${id} in ${store.location}; name the child with --child`);
 }
 
-async function runAbandon(config: Config, t: Task, store: ObjectStore, only: string | undefined, id: string, opts: AbandonOptions, json: boolean): Promise<JobResult> {
+export async function runAbandon(config: Config, t: Task, store: ObjectStore, only: string | undefined, id: string, opts: AbandonOptions, json: boolean): Promise<JobResult> {
   const dryRun = opts.dryRun;
   const rel = t.recursive && only === undefined ? await childOfBackup(store, t, id) : only;
   const task = rel === undefined ? t : childTask(t, rel);
   const r = await abandon(config, task, store, id, opts);
   // Not done while the store kept anything of it: a script must not take it for given up.
+  const parts = r.left.filter((k) => k !== r.marker).length;
   const error = r.left.length
     ? new ZrbError(
-        `cleanup --abandon ${id}: the store would not delete ${r.left.filter((k) => k !== r.marker).length} object(s) of backup ${id} of ${task.fullName} (object lock or no delete right)` +
-          `${r.marker && r.left.includes(r.marker) ? "; its in-flight marker is kept to protect them" : ""}; rerun --abandon once the store allows it`,
+        parts > 0
+          ? `cleanup --abandon ${id}: the store would not delete ${parts} object(s) of backup ${id} of ${task.fullName} (object lock or no delete right)` +
+              `${r.marker && r.left.includes(r.marker) ? "; its in-flight marker is kept to protect them" : ""}; rerun --abandon once the store allows it`
+          : `cleanup --abandon ${id}: every object of backup ${id} of ${task.fullName} was deleted, but the store would not delete its in-flight marker ${r.marker} (object lock or no delete right); rerun --abandon once the store allows it`,
         ExitCode.STORE,
       )
     : undefined;

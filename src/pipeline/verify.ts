@@ -235,7 +235,7 @@ async function verifyBackup(
 
 /** The line that says which parts were checked by their header only (PartCheck.checked), or null when none was. */
 export function headerOnlyLine(report: VerifyReport): string | null {
-  const n = report.parts.filter((p) => p.checked === "header").length;
+  const n = report.parts.filter((p) => p.checked === "header" && p.ok).length;
   if (n === 0) return null;
   return `${n} rekeyed part(s): only their size and new age header were checked, not their payload (its SHA-256 is recorded under the original header, which only the private key rebuilds): pass --private-key to check them`;
 }

@@ -43,7 +43,9 @@ export function parseFailure(stderr: string): ZfsFailure {
             ? "modified"
             : /out of space|no space/i.test(line)
               ? "no-space"
-              : /does not exist|could not find|no such/i.test(line)
+              : // "no such pool|dataset|snapshot" only: zfs-fuse with its daemon down says
+                // "connect: No such file or directory", which says nothing of the dataset.
+                /does not exist|could not find|no such (pool|dataset|snapshot|filesystem)/i.test(line)
                 ? "not-found"
                 : "other";
   return { kind, line };

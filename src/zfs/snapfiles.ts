@@ -175,28 +175,38 @@ export async function statEntry(root: string, rel: string): Promise<FileEntry | 
 /**
  * Every entry below `root` (`under` limits it to one subtree), never crossing into another
  * file system (a child dataset mounted inside) nor into `.zfs` at the root. `root` is a
- * snapshot's view, which does not change: a directory that cannot be read or an entry that
- * vanished (the view unmounted or destroyed under the walk, an I/O error) fails the walk, so
- * that no catalog that silently lacks a subtree is stored. Throws a ZrbError (exit 5) naming it.
+ * snapshot's view, which does not change. An entry that cannot be read is left out and counted,
+ * with one warning naming the first: a name that is not valid UTF-8 (read back, it names
+ * nothing), a path longer than the system allows, an I/O error — one such file must not cost
+ * every backup of the dataset its catalog. But when the view itself went away under the walk
+ * (the catalog clone destroyed, unmounted: `root` is no longer the file system it was) the walk
+ * fails, so that no catalog silently lacking whole subtrees is stored: a ZrbError (exit 5).
  */
 export async function walk(root: string, under = ""): Promise<FileEntry[]> {
   const dev = (await lstat(root)).dev;
   const out: FileEntry[] = [];
   const stack = [under];
-  const failed = (p: string) => (err: unknown): never => {
-    throw zfsError(`reading ${join(root, p)} in the snapshot's files failed: ${(err as Error).message}`);
+  let skipped = 0;
+  let first = "";
+  const failed = (p: string) => async (err: unknown): Promise<null> => {
+    const now = await lstat(root).catch(() => null);
+    if (!now || now.dev !== dev) throw zfsError(`reading ${join(root, p)} in the snapshot's files failed: ${(err as Error).message} (the snapshot's view went away under the walk)`);
+    if (skipped++ === 0) first = `${p || "."}: ${(err as Error).message}`;
+    return null;
   };
   while (stack.length > 0) {
     const rel = stack.pop()!;
-    const names = await readdir(join(root, rel)).catch(failed(rel));
+    const names = (await readdir(join(root, rel)).catch(failed(rel))) ?? [];
     for (const n of names) {
       if (rel === "" && n === ".zfs") continue;
       const p = rel ? `${rel}/${n}` : n;
       const s = await lstat(join(root, p)).catch(failed(p));
+      if (!s) continue;
       out.push({ path: p, type: typeOf(s), size: s.isDirectory() ? 0 : s.size, mtime: Math.floor(s.mtimeMs / 1000) });
       if (s.isDirectory() && s.dev === dev) stack.push(p);
     }
   }
+  if (skipped > 0) log.warn(`${skipped} entr${skipped === 1 ? "y" : "ies"} of the snapshot could not be read and ${skipped === 1 ? "is" : "are"} not in its file catalog (the first: ${first}); zrb find will not find ${skipped === 1 ? "it" : "them"}`);
   return out;
 }
 

@@ -17,7 +17,7 @@
  * writable by group or others without the sticky bit): zrb, often root, writes there, and a
  * link another user swapped in would make it write, rename or delete elsewhere.
  */
-import { lstatSync } from "node:fs";
+import { lstatSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Config, Task } from "../../config/config.ts";
 import type { ObjectStore } from "../../store/store.ts";
@@ -71,14 +71,15 @@ async function plan(root: string, rel: string, missing: () => Promise<never>): P
 }
 
 /** The first thing in DIR that an entry would overwrite (see the header), or undefined. */
-export function conflict(to: string, rel: string, entries: Map<string, Entry>, force: boolean): string | undefined {
+export function conflict(to: string, rel: string, entries: Map<string, Entry>, force: boolean, closed = false): string | undefined {
   const parts = rel.split("/");
   for (let i = 1; i < parts.length; i++) {
     const p = join(to, ...parts.slice(0, i));
     const st = lstatOrNull(p);
     if (st && !st.isDirectory()) return `${p} exists and is not a directory`;
-    // The stage is made, and entries moved, in existing directories: no other user may swap them.
-    const other = st && othersCanReplaceIn(p, st, p, "the restored files");
+    // The stage is made, and entries moved, in existing directories: no other user may swap them
+    // (unless DIR is `closed`: no other user can reach anything in it).
+    const other = st && !closed && othersCanReplaceIn(p, st, p, "the restored files");
     if (other) return other;
   }
   for (const [r, e] of entries) {
@@ -86,7 +87,7 @@ export function conflict(to: string, rel: string, entries: Map<string, Entry>, f
     const st = lstatOrNull(p);
     if (!st) continue;
     if (st.isDirectory() && e.type === "dir") {
-      const other = othersCanReplaceIn(p, st, p, "the restored files");
+      const other = !closed && othersCanReplaceIn(p, st, p, "the restored files");
       if (other) return other;
       continue;
     }
@@ -96,13 +97,28 @@ export function conflict(to: string, rel: string, entries: Map<string, Entry>, f
   return undefined;
 }
 
+/**
+ * --to, checked before anything runs: its real path, and whether it is `closed` (see conflict).
+ * zrb (often root) writes in it: another user who could swap a directory on the way would make
+ * it write, rename or delete through a link of theirs (conflict() checks those inside). Checked
+ * on the real path: a link on the way would hide the directories above its target. Throws a
+ * usage error (not a directory) or an I/O error (exit 9) naming the directory and the fix.
+ */
+export function checkTo(dir: string): { to: string; closed: boolean } {
+  const st = lstatOrNull(dir);
+  if (!st || !st.isDirectory()) throw usageError(`--to ${dir} is not a directory; create it first`);
+  const to = realpathSync(dir);
+  const unsafe = replaceableProblem(to, "the restored files");
+  if (unsafe) throw ioError(`restore --path --to ${dir}: ${unsafe}; or run zrb as that user; nothing was restored`);
+  // No search right for group or others (0700): nobody else reaches anything inside it,
+  // whoever owns what is there (a user's directory restored before, with its owner).
+  return { to, closed: (st.mode & 0o011) === 0 };
+}
+
 export async function restorePaths(cfg: Config, task: Task, store: ObjectStore, opts: PathRestoreOptions): Promise<PathRestoreResult> {
-  const toSt = lstatOrNull(opts.to);
-  if (!toSt || !toSt.isDirectory()) throw usageError(`--to ${opts.to} is not a directory; create it first`);
-  // zrb (often root) writes in --to: another user who could swap a directory on the way would
-  // make it write, rename or delete through a link of theirs (see conflict() for those inside).
-  const unsafeTo = replaceableProblem(opts.to, "the restored files");
-  if (unsafeTo) throw ioError(`restore --path --to ${opts.to}: ${unsafeTo}; or run zrb as that user; nothing was restored`);
+  const { to, closed } = checkTo(opts.to);
+  // A path inside another one is copied with it (once: a second stage would go through what the first moved in).
+  const paths = opts.paths.filter((p, i) => !opts.paths.some((q, j) => (q === p ? j < i : p.startsWith(`${q}/`))));
   await removeStaleDrills(cfg, [task.pool]);
   const cat = opts.catalog ?? (await loadCatalog(store, task.pool, task.dataset, opts.trust));
   const sel = selectBackup(cat, opts.selector, task.fullName, store);
@@ -115,18 +131,18 @@ export async function restorePaths(cfg: Config, task: Task, store: ObjectStore, 
     if (got.encrypted)
       throw usageError(`${task.fullName} is sent raw (encrypted): its files need the dataset's own key; restore it whole with --target, then zfs load-key and mount it`);
     const plans = new Map<string, Map<string, Entry>>();
-    for (const rel of opts.paths) {
+    for (const rel of paths) {
       const missing = async (): Promise<never> => {
         throw usageError(`${rel} is not in ${point}${await missingPathHint(task, store, rel, m, opts.identities, opts.trust)}; check the path (relative to the dataset's root) or choose another point with --snapshot/--level/--backup-id`);
       };
       plans.set(rel, await plan(got.path, rel, missing));
     }
     for (const [rel, entries] of plans) {
-      const why = conflict(opts.to, rel, entries, opts.force);
+      const why = conflict(to, rel, entries, opts.force, closed);
       if (why) throw ioError(`restore --path ${rel}: ${why}; nothing was copied`);
     }
     const r: PathRestoreResult = { dataset: task.fullName, backupId: m.backupId, snapshot: m.snapshot.name, to: opts.to, paths: opts.paths, files: 0, dirs: 0, links: 0, fileBytes: 0, bytes, restoreSeconds: Math.round(got.seconds * 10) / 10 };
-    await copyAll(got.path, opts.paths, opts.to, pool, opts.signal, opts.force);
+    await copyAll(got.path, paths, to, pool, opts.signal, opts.force, !closed);
     for (const [rel, entries] of plans) {
       for (const e of entries.values()) {
         if (e.type === "file") (r.files++, (r.fileBytes += e.size));

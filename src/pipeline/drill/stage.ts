@@ -21,6 +21,7 @@ import { basename, dirname, isAbsolute, join } from "node:path";
 import { checkInterrupted } from "../../util/abort.ts";
 import { fsError, ioError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
+import { othersCanReplaceIn } from "../../state/basedir.ts";
 
 /** lstat, or null when nothing is there; any other failure is an error naming the path. */
 export const lstatOrNull = (p: string) => {
@@ -88,14 +89,18 @@ function baseOf(to: string, rel: string): string {
  * same place in the restored snapshot, `paths` the restored paths (a directory at or below one of
  * them takes the snapshot's attributes).
  */
-async function moveIn(stage: string, to: string, snap: string, rel: string, paths: string[], force: boolean): Promise<void> {
+async function moveIn(stage: string, to: string, snap: string, rel: string, paths: string[], force: boolean, guard: boolean): Promise<void> {
   for (const name of readdirSync(join(stage, rel))) {
     const r = rel ? `${rel}/${name}` : name;
     const src = join(stage, r);
     const dest = join(to, r);
     const have = lstatOrNull(dest);
     if (have?.isDirectory() && lstatSync(src).isDirectory()) {
-      await moveIn(stage, to, snap, r, paths, force);
+      // Checked before the copy (extract.ts conflict), and again now: one made meanwhile in a
+      // directory others may write in (a sticky one) is theirs, and they could swap what is in it.
+      const other = guard ? othersCanReplaceIn(dest, have, dest, "the restored files") : undefined;
+      if (other) throw ioError(`${other}; it was made or changed while the paths were copied`);
+      await moveIn(stage, to, snap, r, paths, force, guard);
       if (paths.some((p) => r === p || r.startsWith(`${p}/`))) {
         // Its entries are moved: the stage's copy is empty and has the snapshot's mode, owner and
         // extended attributes; its times changed as entries left it, so they come from the snapshot.
@@ -146,7 +151,7 @@ function placeNew(src: string, dest: string): void {
  * on their way that exists (baseOf). An interrupt stops the copy (nothing moved in); once moving
  * in has begun it finishes.
  */
-export async function copyAll(root: string, paths: string[], to: string, record: StageRecord, signal?: AbortSignal, force = false): Promise<void> {
+export async function copyAll(root: string, paths: string[], to: string, record: StageRecord, signal?: AbortSignal, force = false, guard = true): Promise<void> {
   const stages = new Map<string, Stage>();
   for (const rel of paths) {
     const base = baseOf(to, rel);
@@ -174,7 +179,7 @@ export async function copyAll(root: string, paths: string[], to: string, record:
       throw ioError(`${(err as Error).message}; nothing was copied into ${to}`, err);
     }
     try {
-      for (const st of stages.values()) await moveIn(st.dir!, join(to, st.base), join(root, st.base), "", st.paths, force);
+      for (const st of stages.values()) await moveIn(st.dir!, join(to, st.base), join(root, st.base), "", st.paths, force, guard);
     } catch (err) {
       throw ioError(`${(err as Error).message}; moving the copied paths into ${to} stopped there: what was moved before stays`, err);
     }

@@ -6,13 +6,15 @@
  * in flight on another host (its marker, parts and uploads), a finished backup's parts, and
  * anything younger than the grace.
  */
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
 import { cleanup } from "../../../src/pipeline/cleanup.ts";
 import { abandon } from "../../../src/pipeline/abandon.ts";
+import { runAbandon } from "../../../src/cli/cleanup.ts";
+import { log } from "../../../src/util/log.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import { writeMarker } from "../../../src/records/marker.ts";
 import { NO_TRUST } from "../../../src/records/trust.ts";
@@ -295,6 +297,27 @@ describe("cleanup --abandon", () => {
     store.head = head;
     expect(store.deletes).toEqual([]);
     expect(store.aborted).toEqual([]);
+  });
+
+  test("the command: exit 6 when the store keeps any of it, naming what stayed (parts, or only the marker); exit 0 when all went", async () => {
+    const w = await world();
+    const quiet = spyOn(log, "warn").mockImplementation(() => {});
+    try {
+      store.refuse.set(markerKey("tank", "photos", w.F), "locked");
+      const onlyMarker = await runAbandon(cfg(), task, store, undefined, w.F, ANY_AGE, true);
+      expect(onlyMarker.error?.exitCode).toBe(ExitCode.STORE);
+      expect(onlyMarker.error?.message).toBe(
+        `cleanup --abandon ${w.F}: every object of backup ${w.F} of tank/photos was deleted, but the store would not delete its in-flight marker ${markerKey("tank", "photos", w.F)} (object lock or no delete right); rerun --abandon once the store allows it`,
+      );
+      store.refuse.clear();
+      expect((await runAbandon(cfg(), task, store, undefined, w.F, ANY_AGE, true)).error).toBeUndefined();
+      const w2 = await world();
+      store.refuse.set(w2.parts.o, "access-denied");
+      const part = await runAbandon(cfg(), task, store, undefined, w2.O, ANY_AGE, true);
+      expect(part.error?.message).toStartWith(`cleanup --abandon ${w2.O}: the store would not delete 1 object(s) of backup ${w2.O} of tank/photos (object lock or no delete right)`);
+    } finally {
+      quiet.mockRestore();
+    }
   });
 
   test("an id that names no level is looked for across the dataset's data, and only a backup's own objects would go: one the bucket knows nothing of is refused", async () => {

@@ -10,7 +10,7 @@ import { replaceableProblem } from "../../../src/state/basedir.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { drillError, drillLine, unlessSourceGone, type DrillResult } from "../../../src/pipeline/drill/index.ts";
-import { conflict } from "../../../src/pipeline/drill/extract.ts";
+import { checkTo, conflict } from "../../../src/pipeline/drill/extract.ts";
 import type { Entry } from "../../../src/pipeline/drill/compare.ts";
 import { ExitCode, type ZrbError } from "../../../src/util/errors.ts";
 
@@ -148,6 +148,12 @@ describe("restore --path: the checks before anything is copied (conflict)", () =
       writeFileSync(join(to, "home/alice/docs/a.txt"), "mine");
       expect(conflict(to, "home/alice/docs", entries, false)).toBe(`${join(to, "home/alice/docs/a.txt")} exists; rerun with --force to overwrite it, or choose another --to`);
       expect(conflict(to, "home/alice/docs", entries, true)).toBeUndefined();
+      // A closed --to (0700): nobody else reaches inside, so a directory of alice's there (restored
+      // before, with its owner) is no risk.
+      rmSync(join(to, "home/alice/docs/a.txt"));
+      chownSync(join(to, "home/alice"), 4242, 4242);
+      expect(conflict(to, "home/alice/docs", entries, false)).toContain("is owned by uid 4242");
+      expect(conflict(to, "home/alice/docs", entries, false, true)).toBeUndefined();
     } finally {
       rmSync(to, { recursive: true, force: true });
     }
@@ -177,6 +183,56 @@ describe("restore --path: what appears in a merged directory while the paths are
         expect(readFileSync(join(to, "d/x.txt"), "utf8")).toBe("the user's, made meanwhile\n");
       });
     });
+});
+
+describe("restore --path: --to itself", () => {
+  test("checked on its real path: a link on the way does not hide another user's directory above its target; a 0700 --to is closed", () => {
+    const top = realpathSync(mkdtempSync(join(tmpdir(), "zrb-checkto-")));
+    try {
+      mkdirSync(join(top, "alice/safe/restore"), { recursive: true });
+      chownSync(join(top, "alice"), 4242, 4242);
+      symlinkSync(join(top, "alice/safe"), join(top, "link"));
+      expect(() => checkTo(join(top, "link/restore"))).toThrow(`restore --path --to ${join(top, "link/restore")}: ${join(top, "alice")} (a parent of the restored files) is owned by uid 4242`);
+      mkdirSync(join(top, "mine"), { mode: 0o700 });
+      expect(checkTo(join(top, "mine"))).toEqual({ to: join(top, "mine"), closed: true });
+      mkdirSync(join(top, "open"), { mode: 0o755 });
+      chmodSync(join(top, "open"), 0o755);
+      expect(checkTo(join(top, "open"))).toEqual({ to: join(top, "open"), closed: false });
+      expect(() => checkTo(join(top, "link"))).toThrow(`--to ${join(top, "link")} is not a directory; create it first`);
+    } finally {
+      rmSync(top, { recursive: true, force: true });
+    }
+  });
+  test("a directory another user makes in --to while the paths are copied (a sticky --to) is not merged into", async () => {
+    await withStaleStages("zrb-sticky-", async ({ top, to, rec }) => {
+      chmodSync(to, 0o1777);
+      const root = join(top, "root");
+      mkdirSync(join(root, "d"), { recursive: true });
+      writeFileSync(join(root, "d/x.txt"), "from the backup\n");
+      const real = fs.readdirSync;
+      let made = false;
+      const spy = spyOn(fs, "readdirSync").mockImplementation(((p: fs.PathLike, o?: unknown) => {
+        if (!made && String(p).includes(".zrb-restore-")) {
+          made = true;
+          mkdirSync(join(to, "d"));
+          chownSync(join(to, "d"), 4242, 4242);
+        }
+        return (real as (p: fs.PathLike, o?: unknown) => string[])(p, o);
+      }) as typeof fs.readdirSync);
+      try {
+        const err = (await copyAll(root, ["d"], to, rec).then(
+          () => null,
+          (e) => e,
+        )) as ZrbError;
+        expect(err?.exitCode).toBe(ExitCode.IO);
+        expect(err.message).toContain(`${join(to, "d")} is owned by uid 4242, who could replace the restored files`);
+        expect(err.message).toContain("it was made or changed while the paths were copied");
+      } finally {
+        spy.mockRestore();
+      }
+      expect(readdirSync(join(to, "d"))).toEqual([]);
+    });
+  });
 });
 
 describe("restore --path: directories another user could change", () => {
@@ -277,7 +333,7 @@ describe("restore --path: merging and a stage that cannot be removed", () => {
       chmodSync(join(root, "docs"), 0o750);
       mkdirSync(join(to, "docs/sub"), { recursive: true });
       writeFileSync(join(to, "docs/sub/mine.txt"), "mine\n");
-      chmodSync(join(to, "docs/sub"), 0o777);
+      chmodSync(join(to, "docs/sub"), 0o711); // not the snapshot's 0700 (and writable by nobody else: such a one is refused)
       chmodSync(join(to, "docs"), 0o755);
       await copyAll(root, ["docs"], to, rec);
       expect(readFileSync(join(to, "docs/sub/a.txt"), "utf8")).toBe("a\n");

@@ -15,6 +15,9 @@ const SEEN: Record<string, ZfsFailureKind> = {
   "cannot receive new filesystem stream: out of space": "no-space",
   "cannot receive: write failed: No space left on device": "no-space",
   "cannot receive: invalid stream (bad magic number)": "other",
+  "cannot open 'zfstest': no such pool": "not-found",
+  // zfs-fuse with its daemon down: nothing is known of the dataset (a failed restore step must not take it for missing).
+  "connect: No such file or directory\nPlease make sure that the zfs-fuse daemon is running.\ninternal error: failed to initialize ZFS library": "other",
 };
 
 describe("zfs failures", () => {

@@ -7,6 +7,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as zfs from "../../../src/zfs/zfs.ts";
+import { log } from "../../../src/util/log.ts";
 import { cloneName, removeStaleClone, walk, zfsDiff } from "../../../src/zfs/snapfiles.ts";
 
 const dirs: string[] = [];
@@ -188,41 +189,60 @@ describe("datasetSurelyMissing: what a failed restore step may destroy", () => {
 });
 
 describe("walk: a snapshot's files for the catalog", () => {
-  test("lists every entry below the root; a directory that cannot be read fails the walk, naming it (no catalog silently lacking a subtree)", async () => {
-    const fsp = await import("node:fs/promises");
+  /** A tree: docs/deep/a.txt, b.txt, and a file whose name is not valid UTF-8. */
+  async function tree(): Promise<string> {
     const { mkdirSync: mk, writeFileSync: wr } = await import("node:fs");
     const root = mkdtempSync(join(tmpdir(), "zrb-walk-"));
     dirs.push(root);
     mk(join(root, "docs/deep"), { recursive: true });
     wr(join(root, "docs/deep/a.txt"), "a");
     wr(join(root, "b.txt"), "bb");
-    expect((await walk(root)).map((e) => `${e.type} ${e.path} ${e.size}`).sort()).toEqual(["d docs 0", "d docs/deep 0", "f b.txt 2", "f docs/deep/a.txt 1"]);
+    return root;
+  }
+  const listed = (es: { type: string; path: string; size: number }[]) => es.map((e) => `${e.type} ${e.path} ${e.size}`).sort();
+
+  test("lists every entry below the root", async () => {
+    expect(listed(await walk(await tree()))).toEqual(["d docs 0", "d docs/deep 0", "f b.txt 2", "f docs/deep/a.txt 1"]);
+  });
+
+  test("an entry that cannot be read (a name not valid UTF-8, an I/O error) is left out with one warning; the rest is listed", async () => {
+    const root = await tree();
+    const { writeFileSync: wr } = await import("node:fs");
+    wr(Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0x63, 0xe9])]), "latin-1 name");
+    const fsp = await import("node:fs/promises");
     const real = fsp.readdir;
     const spy = spyOn(fsp, "readdir").mockImplementation(((p: string, o?: unknown) =>
       String(p).endsWith("/docs/deep") ? Promise.reject(Object.assign(new Error("EIO: i/o error, scandir"), { code: "EIO" })) : (real as (p: string, o?: unknown) => Promise<string[]>)(p, o)) as typeof fsp.readdir);
+    const warn = spyOn(log, "warn").mockImplementation(() => {});
     try {
-      const err = await walk(root).then(
-        () => null,
-        (e) => e as { exitCode?: number; message: string },
-      );
-      expect(err?.exitCode).toBe(5);
-      expect(err?.message).toBe(`reading ${join(root, "docs/deep")} in the snapshot's files failed: EIO: i/o error, scandir`);
+      expect(listed(await walk(root))).toEqual(["d docs 0", "d docs/deep 0", "f b.txt 2"]);
+      expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([expect.stringMatching(/^2 entries of the snapshot could not be read and are not in its file catalog \(the first: .*\); zrb find will not find them$/)]);
     } finally {
       spy.mockRestore();
+      warn.mockRestore();
     }
-    // An entry that vanished between the listing and its lstat: the view changed under the walk.
+  });
+
+  test("when the view itself goes away under the walk (a clone destroyed: the root is another file system now), the walk fails (exit 5)", async () => {
+    const root = await tree();
+    const fsp = await import("node:fs/promises");
     const realLstat = fsp.lstat;
-    const gone = spyOn(fsp, "lstat").mockImplementation(((p: string, o?: unknown) =>
-      String(p).endsWith("/b.txt") ? Promise.reject(Object.assign(new Error("ENOENT: no such file or directory, lstat"), { code: "ENOENT" })) : (realLstat as (p: string, o?: unknown) => Promise<unknown>)(p, o)) as typeof fsp.lstat);
+    let rootLooks = 0;
+    const spy = spyOn(fsp, "lstat").mockImplementation((async (p: string, o?: unknown) => {
+      const st = await (realLstat as (p: string, o?: unknown) => Promise<{ dev: number }>)(p, o);
+      if (p === root && rootLooks++ > 0) return { ...st, dev: st.dev + 1 };
+      if (String(p).endsWith("/b.txt")) throw Object.assign(new Error("ENOENT: no such file or directory, lstat"), { code: "ENOENT" });
+      return st;
+    }) as unknown as typeof fsp.lstat);
     try {
       const err = await walk(root).then(
         () => null,
         (e) => e as { exitCode?: number; message: string },
       );
       expect(err?.exitCode).toBe(5);
-      expect(err?.message).toBe(`reading ${join(root, "b.txt")} in the snapshot's files failed: ENOENT: no such file or directory, lstat`);
+      expect(err?.message).toBe(`reading ${join(root, "b.txt")} in the snapshot's files failed: ENOENT: no such file or directory, lstat (the snapshot's view went away under the walk)`);
     } finally {
-      gone.mockRestore();
+      spy.mockRestore();
     }
   });
 });
