@@ -9,7 +9,7 @@
  * children it backs up. One child failing does not stop the others; the exit code is the worst
  * child's.
  */
-import type { Config, Task } from "../config/config.ts";
+import { otherTaskOf, type Config, type Task } from "../config/config.ts";
 import { prune, type PruneOptions, type PruneResult } from "../pipeline/prune/index.ts";
 import { childLabel, childTask } from "../pipeline/tree/children.ts";
 import { allChildren, type LocalChild } from "../pipeline/tree/known.ts";
@@ -40,7 +40,7 @@ export async function pruneTree(config: Config, task: Task, store: ObjectStore, 
         if (gone) {
           const n = (await store.list(manifestDir(ct.pool, ct.dataset))).filter((o) => isManifestKey(manifestDir(ct.pool, ct.dataset), o.key)).length;
           // A task of its own decides for it (refuseChildOfOtherTask): name that one.
-          const owner = config.tasks.find((o) => o.name !== task.name && o.fullName === ct.fullName);
+          const owner = otherTaskOf(config, task, ct.fullName);
           const how = owner ? `zrb prune --task ${owner.name} (its own task)` : `zrb prune --task ${task.name} --child ${childLabel(c.rel)}`;
           return { status: "skipped", message: `${gone}: its ${n} backup(s) are kept; prune them by name: ${how}` };
         }

@@ -2,7 +2,7 @@
  * What the commands share for recursive tasks: the --child option, and the summary that names
  * every child with what happened to it (a table on stdout; with --json the same in the result).
  */
-import type { Config, Task } from "../config/config.ts";
+import { otherTaskOf, type Config, type Task } from "../config/config.ts";
 import type { ChildOutcome } from "../pipeline/tree/outcome.ts";
 import { childLabel } from "../pipeline/tree/children.ts";
 import { usageError } from "../util/errors.ts";
@@ -41,7 +41,7 @@ export function parseChild(v: string | undefined, task: Task): string | undefine
  */
 export function refuseChildOfOtherTask(config: Config, task: Task, rel: string, command: string): void {
   const full = rel === "" ? task.fullName : `${task.fullName}/${rel}`;
-  const other = config.tasks.find((o) => o.name !== task.name && o.fullName === full);
+  const other = otherTaskOf(config, task, full);
   if (other)
     throw usageError(`--child ${rel || "."}: ${full} is backed up by task ${other.name} of ${config.path}, whose retention decides for it; run ${command} --task ${other.name}`);
 }

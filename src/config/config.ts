@@ -97,6 +97,14 @@ export function findTask(config: Config, name: string, opts: { allowDisabled?: b
   return task;
 }
 
+/**
+ * The task of the config other than `task` that backs up dataset `fullName` itself (a child a
+ * tree excludes, given a task of its own): its retention, not `task`'s, decides for that dataset.
+ */
+export function otherTaskOf(config: Config, task: Task, fullName: string): Task | undefined {
+  return config.tasks.find((o) => o.name !== task.name && o.fullName === fullName);
+}
+
 /** Storage class for the data of a level-`level` backup: backup_data[level], or its last entry past the end. */
 export function storageClassFor(config: Config, level: number): string {
   if (!Number.isSafeInteger(level) || level < 0) {

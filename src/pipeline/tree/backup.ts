@@ -11,7 +11,7 @@
  * Every child keeps its own lock, state, holds and heads. A child that fails is reported and the
  * next one runs; an interrupt stops the run (every child's state is saved: the rerun resumes).
  */
-import type { Config, Task } from "../../config/config.ts";
+import { otherTaskOf, type Config, type Task } from "../../config/config.ts";
 import { readSigningKey } from "../../crypto/signing.ts";
 import { assertSafeBaseDir } from "../../state/basedir.ts";
 import { readHeads } from "../../records/heads.ts";
@@ -150,7 +150,7 @@ async function record(
   for (const g of gone) {
     const full = `${task.fullName}${g.name ? "/" + g.name : ""}`;
     // A child excluded to give it a task of its own: that task's prune decides for its backups.
-    const owner = cfg.tasks.find((o) => o.name !== task.name && o.fullName === full);
+    const owner = otherTaskOf(cfg, task, full);
     log.warn(
       `${full} is ${g.reason === "excluded" ? "excluded now" : "gone from the pool"}: its backups are kept in ${store.location}; ` +
         (owner ? `task ${owner.name} backs it up now, and zrb prune --task ${owner.name} prunes them` : `zrb list shows them, zrb prune --task ${task.name} --child ${childLabel(g.name)} prunes them`),
