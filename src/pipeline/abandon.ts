@@ -56,11 +56,13 @@ export interface AbandonResult {
 
 const BACKUP_ID = /^[0-9A-Za-z-]{1,64}$/;
 
-/** The newest of the dated signs of life, or undefined when none is dated. */
-function newest(signs: { at: Date | undefined; what: string }[]): { at: Date; what: string } | undefined {
-  let best: { at: Date; what: string } | undefined;
-  for (const s of signs) if (s.at && !Number.isNaN(s.at.getTime()) && (!best || s.at > best.at)) best = { at: s.at, what: s.what };
-  return best;
+/**
+ * The newest sign of life: a sign the store gave no (valid) date for, with `at` undefined, since
+ * its age is not known to be past anything; else the newest dated one. `signs` is not empty.
+ */
+function newest(signs: { at: Date | undefined; what: string }[]): { at: Date | undefined; what: string } {
+  const undated = signs.find((s) => !s.at || Number.isNaN(s.at.getTime()));
+  return undated ? { at: undefined, what: undated.what } : signs.reduce((a, b) => (b.at! > a.at! ? b : a));
 }
 
 /**
@@ -118,14 +120,13 @@ export async function abandon(cfg: Config, task: Task, store: ObjectStore, backu
       ...parts.map((p) => ({ at: p.lastModified, what: `part ${p.key} was stored` })),
       ...uploads.map((u) => ({ at: u.initiated, what: `the multipart upload of ${u.key} was begun` })),
     ];
+    // Something of it is there (checked above), so there is a sign.
     const last = newest(signs);
-    // A sign the store gives no date for may be the newest: its age is not known to be past the grace.
-    const undated = signs.find((x) => !x.at || Number.isNaN(x.at.getTime()));
     const nowMs = (opts.now ?? clockNow()).getTime();
     const knob = opts.graceKnob ?? "--older-than";
-    if (opts.olderThanMs > 0 && (undated || !last || nowMs - last.at.getTime() < opts.olderThanMs))
+    if (opts.olderThanMs > 0 && (!last.at || nowMs - last.at.getTime() < opts.olderThanMs))
       throw new ZrbError(
-        `--abandon ${backupId}: backup ${backupId} of ${task.fullName} ${undated || !last ? `shows a sign of life of unknown age (${(undated ?? signs[0])?.what ?? "nothing dated"})` : `was active ${roughAge(nowMs - last.at.getTime())} ago (${last.what})`}, within ${knob} ${formatDuration(opts.olderThanMs)}, so it may still be running; ` +
+        `--abandon ${backupId}: backup ${backupId} of ${task.fullName} ${last.at ? `was active ${roughAge(nowMs - last.at.getTime())} ago (${last.what})` : `shows a sign of life of unknown age (${last.what})`}, within ${knob} ${formatDuration(opts.olderThanMs)}, so it may still be running; ` +
           `make sure it is not (stop it on the host that runs it), then rerun with --older-than 0s${nothing}`,
         ExitCode.LOCKED,
       );
@@ -146,7 +147,7 @@ export async function abandon(cfg: Config, task: Task, store: ObjectStore, backu
       uploads: uploads.map((u) => ({ key: u.key, uploadId: u.uploadId })),
       parts: parts.map((p) => ({ key: p.key, size: p.size })),
       left,
-      ...(last ? { lastActive: { at: last.at.toISOString(), what: last.what } } : {}),
+      ...(last.at ? { lastActive: { at: last.at.toISOString(), what: last.what } } : {}),
     };
   } finally {
     lock.release();

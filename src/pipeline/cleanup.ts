@@ -103,7 +103,8 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
     const orphans = partGrace.go.map((o) => ({ key: o.key, size: o.size, ...(o.lastModified ? { lastModified: o.lastModified.toISOString() } : {}) }));
     const spared = [...uploadGrace.spared, ...partGrace.spared].map((x) => ({ key: x.key, why: x.why }));
     const spillRoot = rd.spillRoot;
-    const spillDirs = staleSpillDirs(spillRoot, state?.backupId);
+    // The spill directories of backups other than the resumable one (named by their backup id).
+    const spillDirs = namedDirs(spillRoot, (d) => d !== state?.backupId && isNewBackupId(d));
 
     const verb = opts.dryRun ? "would" : "will";
     for (const u of uploads) log.info(`${verb} abort multipart upload ${u.key} (upload id ${u.uploadId}${u.initiated ? `, started ${u.initiated}` : ""})`);
@@ -150,6 +151,3 @@ export async function cleanup(cfg: Config, task: Task, store: ObjectStore, opts:
     lock.release();
   }
 }
-
-/** The spill directories of backups that are not the resumable one (named by their backup id). */
-const staleSpillDirs = (root: string, keep: string | undefined) => namedDirs(root, (d) => d !== keep && isNewBackupId(d));

@@ -124,8 +124,9 @@ export async function datasetExists(name: string): Promise<boolean> {
 }
 
 /**
- * Whether dataset `name` exists, for a caller that destroys what it believes it created: false
- * only when zfs says it does not exist. Throws a zfs error (exit 5) when zfs fails otherwise.
+ * Whether dataset `name` is missing, for a caller that destroys what it believes it created:
+ * true only when zfs says it does not exist, false when zfs lists it. Throws a zfs error (exit 5)
+ * when zfs fails otherwise (datasetExists would call that "missing").
  */
 export async function datasetSurelyMissing(name: string): Promise<boolean> {
   const r = await zfsRun(["list", "-H", "-o", "name", name]);
