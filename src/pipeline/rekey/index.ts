@@ -167,20 +167,17 @@ async function rekeyBackup(cfg: Config, store: ObjectStore, m: Manifest, objects
     if (!(await store.head(p.key))) return `part ${p.index} (${store.urlOf(p.key)}) was deleted while the backup was rekeyed; its manifest is not rewritten`;
   await commitManifest(cfg, store, o.signer ? signManifest(next, o.signer) : next);
   // A prune on another host deletes a backup's manifest first, then its parts, then looks for the
-  // manifest again (prune/index.ts). One that deleted the manifest between the check above and
-  // the write, and a part since, made its second look before the write: the manifest just
-  // written brings back a backup prune gave up, naming a part that is gone (later prunes would
-  // keep it for ever as not restorable). Every part was there a moment ago, and prune is the one
-  // zrb that deletes a finished backup's parts: the manifest goes again, and the backup is
-  // reported as not rekeyed, never as a success.
+  // manifest again and deletes one written back (prune/index.ts). A part gone by now means some
+  // deleter acted between the check above and this look: most likely a prune whose second look
+  // came before the write. Rekey cannot tell it from a part lost otherwise, and the manifest is
+  // the only record of the other parts: it stays (prune keeps it as not restorable), and the
+  // backup is reported as not rekeyed, naming the manifest and what to do — never a success.
   for (const p of next.parts)
     if (!(await store.head(p.key))) {
-      const mkey = manifestKey(m.pool, m.dataset, m.backupId);
-      const left = await deleteOrLeave(store, [mkey], `manifest of ${m.backupId}, written back after zrb prune gave the backup up`);
       await state.doneBackup(m.backupId);
       return (
-        `part ${p.index} (${store.urlOf(p.key)}) was deleted while its manifest was rewritten (zrb prune on another host gave the backup up?); ` +
-        (left.length ? `the store kept the rewritten manifest ${store.urlOf(mkey)}, which names the missing part: delete it once its object lock ends` : "the rewritten manifest was deleted again")
+        `part ${p.index} (${store.urlOf(p.key)}) was deleted while its manifest was rewritten: the manifest ${store.urlOf(manifestKey(m.pool, m.dataset, m.backupId))} now names a missing part and is kept; ` +
+        `if zrb prune on another host gave this backup up just now, delete that manifest; otherwise put the part back to repair it (zrb list shows it as not restorable)`
       );
     }
   if (catalog && oldCatalog && catalog.key !== oldCatalog.key && backupIdOfCatalogKey(manifestDir(m.pool, m.dataset), oldCatalog.key) === m.backupId) await deleteOrLeave(store, [oldCatalog.key], `file catalog of ${m.backupId} under the old key`);
