@@ -95,7 +95,9 @@ async function moveIn(stage: string, to: string, snap: string, rel: string, path
     const src = join(stage, r);
     const dest = join(to, r);
     const have = lstatOrNull(dest);
-    if (have?.isDirectory() && lstatSync(src).isDirectory()) {
+    const srcIsDir = lstatSync(src).isDirectory();
+    const appeared = () => ioError(`${dest} appeared while the paths were copied; it is not overwritten without --force`);
+    if (have?.isDirectory() && srcIsDir) {
       // Checked before the copy (extract.ts conflict), and again now: one made meanwhile in a
       // directory others may write in (a sticky one) is theirs, and they could swap what is in it.
       const other = guard ? othersCanReplaceIn(dest, have, dest, "the restored files") : undefined;
@@ -113,14 +115,14 @@ async function moveIn(stage: string, to: string, snap: string, rel: string, path
     try {
       // New, or a file replaced (--force): conflict() refused everything else before the copy.
       // Something may have appeared there since: without --force, never replaced (placeNew).
-      if (force || lstatSync(src).isDirectory()) renameSync(src, dest);
+      if (force || srcIsDir) renameSync(src, dest);
       else placeNew(src, dest);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === "EEXIST") throw ioError(`${dest} appeared while the paths were copied; it is not overwritten without --force`, err);
+      if (code === "EEXIST") throw appeared();
       if (code !== "EXDEV") throw fsError(err, "moving a restored entry into place", dest);
       // A mount point inside DIR: rename cannot cross it.
-      if (!force && lstatOrNull(dest)) throw ioError(`${dest} appeared while the paths were copied; it is not overwritten without --force`);
+      if (!force && lstatOrNull(dest)) throw appeared();
       await tool(["cp", "-a", "--remove-destination", "--no-target-directory", "--", src, dest], undefined, `copying ${r} into ${to}`);
       rmSync(src, { recursive: true, force: true });
     }
