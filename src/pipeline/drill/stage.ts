@@ -7,8 +7,14 @@
  * an I/O error, an interrupt) leaves DIR as it was, not a half directory that looks whole; the
  * stage is removed either way. Moving in does what `cp -a` would: what DIR lacks is moved whole,
  * an existing directory at or below a path is merged and then given the snapshot's attributes,
- * an existing parent of a path keeps its own, a file is replaced (--force). Across a mount point
- * inside a directory being merged, where rename cannot go, that entry is copied with `cp -a`.
+ * an existing parent of a path keeps its own, a file is replaced (--force). What appeared in DIR
+ * meanwhile is never replaced without --force, a directory never: each entry is moved with
+ * renameat2's RENAME_NOREPLACE where the file system knows it (util/rename-noreplace.ts), else
+ * by hard link (a file) or a check right before rename (a directory: that leaves a window); a
+ * directory that appeared where one goes is merged, with the same owner checks. Across a mount
+ * point inside a directory being merged, where rename cannot go, an entry is copied with `cp -a`
+ * into a stage made on that side, then moved the same way (a file --force replaces is copied
+ * over it).
  *
  * A stage is named after the drill pool's id, `.zrb-restore-<id>-<n>`, and its real path is
  * written to `<drill.dir>/zrbdrill<id>.stages` before it is made. After a kill -9 the next drill,
@@ -22,6 +28,7 @@ import { checkInterrupted } from "../../util/abort.ts";
 import { fsError, ioError } from "../../util/errors.ts";
 import { log } from "../../util/log.ts";
 import { othersCanReplaceIn } from "../../state/basedir.ts";
+import { renameNoReplace } from "../../util/rename-noreplace.ts";
 
 /** lstat, or null when nothing is there; any other failure is an error naming the path. */
 export const lstatOrNull = (p: string) => {
@@ -89,62 +96,107 @@ function baseOf(to: string, rel: string): string {
  * same place in the restored snapshot, `paths` the restored paths (a directory at or below one of
  * them takes the snapshot's attributes).
  */
-async function moveIn(stage: string, to: string, snap: string, rel: string, paths: string[], force: boolean, guard: boolean): Promise<void> {
+async function moveIn(stage: string, to: string, snap: string, rel: string, paths: string[], m: Mover): Promise<void> {
   for (const name of readdirSync(join(stage, rel))) {
     const r = rel ? `${rel}/${name}` : name;
     const src = join(stage, r);
     const dest = join(to, r);
-    const have = lstatOrNull(dest);
     const srcIsDir = lstatSync(src).isDirectory();
-    const appeared = () => ioError(`${dest} appeared while the paths were copied; it is not overwritten without --force`);
-    if (have?.isDirectory() && srcIsDir) {
-      // Checked before the copy (extract.ts conflict), and again now: one made meanwhile in a
-      // directory others may write in (a sticky one) is theirs, and they could swap what is in it.
-      const other = guard ? othersCanReplaceIn(dest, have, dest, "the restored files") : undefined;
-      if (other) throw ioError(`${other}; it was made or changed while the paths were copied`);
-      await moveIn(stage, to, snap, r, paths, force, guard);
-      if (paths.some((p) => r === p || r.startsWith(`${p}/`))) {
-        // Its entries are moved: the stage's copy is empty and has the snapshot's mode, owner and
-        // extended attributes; its times changed as entries left it, so they come from the snapshot.
-        await tool(["cp", "-a", "--attributes-only", "--no-target-directory", "--", src, dest], undefined, `setting the attributes of ${dest}`);
-        await tool(["touch", "-h", "-r", join(snap, r), "--", dest], undefined, `setting the times of ${dest}`);
-      }
-      rmdirSync(src);
-      continue;
-    }
-    try {
+    let have = lstatOrNull(dest);
+    if (!(have?.isDirectory() && srcIsDir)) {
       // New, or a file replaced (--force): conflict() refused everything else before the copy.
-      // Something may have appeared there since: without --force, never replaced (placeNew).
-      if (force || srcIsDir) renameSync(src, dest);
-      else placeNew(src, dest);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === "EEXIST") throw appeared();
-      if (code !== "EXDEV") throw fsError(err, "moving a restored entry into place", dest);
-      // A mount point inside DIR: rename cannot cross it.
-      if (!force && lstatOrNull(dest)) throw appeared();
-      await tool(["cp", "-a", "--remove-destination", "--no-target-directory", "--", src, dest], undefined, `copying ${r} into ${to}`);
-      rmSync(src, { recursive: true, force: true });
+      // Something may have appeared there since: never replaced without --force, a directory
+      // never (placeNew). A directory that appeared where one goes is merged as below.
+      const placed = await place(src, dest, r, to, m, srcIsDir);
+      if (placed) continue;
+      have = lstatOrNull(dest);
     }
+    // Checked before the copy (extract.ts conflict), and again now: one made meanwhile in a
+    // directory others may write in (a sticky one) is theirs, and they could swap what is in it.
+    const other = m.guard && have ? othersCanReplaceIn(dest, have, dest, "the restored files") : undefined;
+    if (other) throw ioError(`${other}; it was made or changed while the paths were copied`);
+    await moveIn(stage, to, snap, r, paths, m);
+    if (paths.some((p) => r === p || r.startsWith(`${p}/`))) {
+      // Its entries are moved: the stage's copy is empty and has the snapshot's mode, owner and
+      // extended attributes; its times changed as entries left it, so they come from the snapshot.
+      await tool(["cp", "-a", "--attributes-only", "--no-target-directory", "--", src, dest], undefined, `setting the attributes of ${dest}`);
+      await tool(["touch", "-h", "-r", join(snap, r), "--", dest], undefined, `setting the times of ${dest}`);
+    }
+    rmdirSync(src);
   }
 }
 
+/** How moveIn places entries: --force, the owner checks (guard), and a recorded stage made in a directory (for a mount point on the way). */
+interface Mover {
+  force: boolean;
+  guard: boolean;
+  stageIn(dir: string): string;
+}
+
 /**
- * Move file (or link, fifo, device) `src` to `dest` only if nothing is at `dest`: a hard link
- * fails with EEXIST, atomically, where rename would replace. On a file system without hard links
- * (EPERM, ENOTSUP) it checks, then renames. Throws what link, unlink and rename throw.
+ * Move `src` (staged) to `dest`; false when a directory appeared at `dest` meanwhile for the
+ * directory `src` (the caller merges). Throws an I/O error when something else is in the way.
  */
-function placeNew(src: string, dest: string): void {
+async function place(src: string, dest: string, r: string, to: string, m: Mover, srcIsDir: boolean): Promise<boolean> {
+  const appeared = () => ioError(`${dest} appeared while the paths were copied; it is not overwritten${srcIsDir ? " (a directory is never replaced)" : " without --force"}`);
+  const mergeable = () => srcIsDir && lstatOrNull(dest)?.isDirectory() === true;
   try {
-    linkSync(src, dest);
+    if (m.force && !srcIsDir) renameSync(src, dest);
+    else placeNew(src, dest, srcIsDir);
+    return true;
   } catch (err) {
     const code = (err as { code?: string }).code;
-    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw err;
-    if (lstatOrNull(dest)) throw Object.assign(new Error(`${dest} exists`), { code: "EEXIST" });
-    renameSync(src, dest);
-    return;
+    if (code === "EEXIST" || code === "ENOTEMPTY") {
+      if (mergeable()) return false;
+      throw appeared();
+    }
+    if (code !== "EXDEV") throw fsError(err, "moving a restored entry into place", dest);
   }
-  unlinkSync(src);
+  // A mount point inside DIR: rename cannot cross it. A file --force replaces is copied over it;
+  // anything else is copied into a stage of ours on that side first, then placed as above.
+  if (m.force && !srcIsDir) {
+    await tool(["cp", "-a", "--remove-destination", "--no-target-directory", "--", src, dest], undefined, `copying ${r} into ${to}`);
+  } else {
+    const stage = m.stageIn(dirname(dest));
+    const near = join(stage, basename(dest));
+    await tool(["cp", "-a", "--no-target-directory", "--", src, near], undefined, `copying ${r} into ${to}`);
+    try {
+      placeNew(near, dest, srcIsDir);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "EEXIST" || code === "ENOTEMPTY") {
+        if (mergeable()) return false;
+        throw appeared();
+      }
+      throw fsError(err, "moving a restored entry into place", dest);
+    }
+    // Gone before the directory takes the snapshot's times (moveIn); copyAll removes it on failure.
+    rmdirSync(stage);
+  }
+  rmSync(src, { recursive: true, force: true });
+  return true;
+}
+
+/**
+ * Move `src` to `dest` only if nothing is at `dest` (EEXIST otherwise): atomically where the
+ * kernel and file system can (renameat2 RENAME_NOREPLACE); else a file by hard link (EEXIST
+ * where rename would replace), then unlinked here; else (no hard links either, or a directory)
+ * it checks, then renames — that leaves a window. Throws what rename, link and unlink throw.
+ */
+function placeNew(src: string, dest: string, isDir: boolean): void {
+  if (renameNoReplace(src, dest) === "done") return;
+  if (!isDir) {
+    try {
+      linkSync(src, dest);
+      unlinkSync(src);
+      return;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP") throw err;
+    }
+  }
+  if (lstatOrNull(dest)) throw Object.assign(new Error(`${dest} exists`), { code: "EEXIST" });
+  renameSync(src, dest);
 }
 
 /**
@@ -160,17 +212,22 @@ export async function copyAll(root: string, paths: string[], to: string, record:
     const st = stages.get(base) ?? stages.set(base, { base, paths: [] }).get(base)!;
     st.paths.push(base ? rel.slice(base.length + 1) : rel);
   }
+  // Every stage made (the paths' and, for a mount point on the way, one beside an entry), removed at the end.
+  const made: string[] = [];
+  const stageIn = (at: string): string => {
+    // Recorded first: a kill -9 between the two leaves a line and no directory, never the reverse.
+    const dir = join(realpathSync(at), stageName(record.id, made.length));
+    appendFileSync(record.stages, `${JSON.stringify(dir)}\n`, { mode: 0o600 });
+    mkdirSync(dir, { mode: 0o700 });
+    made.push(dir);
+    return dir;
+  };
   try {
     try {
-      let n = 0;
       for (const st of stages.values()) {
         const at = join(to, st.base);
         try {
-          // Recorded first: a kill -9 between the two leaves a line and no directory, never the reverse.
-          const dir = join(realpathSync(at), stageName(record.id, n++));
-          appendFileSync(record.stages, `${JSON.stringify(dir)}\n`, { mode: 0o600 });
-          mkdirSync(dir, { mode: 0o700 });
-          st.dir = dir;
+          st.dir = stageIn(at);
         } catch (err) {
           throw fsError(err, "making the staging directory for restore --path", at);
         }
@@ -180,19 +237,30 @@ export async function copyAll(root: string, paths: string[], to: string, record:
       if (signal?.aborted) throw err;
       throw ioError(`${(err as Error).message}; nothing was copied into ${to}`, err);
     }
+    const mover: Mover = {
+      force,
+      guard,
+      stageIn: (at) => {
+        try {
+          return stageIn(at);
+        } catch (err) {
+          throw fsError(err, "making a staging directory for restore --path", at);
+        }
+      },
+    };
     try {
-      for (const st of stages.values()) await moveIn(st.dir!, join(to, st.base), join(root, st.base), "", st.paths, force, guard);
+      for (const st of stages.values()) await moveIn(st.dir!, join(to, st.base), join(root, st.base), "", st.paths, mover);
     } catch (err) {
       throw ioError(`${(err as Error).message}; moving the copied paths into ${to} stopped there: what was moved before stays`, err);
     }
   } finally {
     let left = false;
-    for (const st of stages.values()) {
+    for (const dir of made) {
       try {
-        if (st.dir) rmSync(st.dir, { recursive: true, force: true });
+        rmSync(dir, { recursive: true, force: true });
       } catch (err) {
         left = true;
-        log.warn(`could not remove the staging directory ${st.dir}: ${(err as Error).message}; zrb cleanup removes it later`);
+        log.warn(`could not remove the staging directory ${dir}: ${(err as Error).message}; zrb cleanup removes it later`);
       }
     }
     if (!left) rmSync(record.stages, { force: true });

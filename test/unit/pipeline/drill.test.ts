@@ -5,6 +5,7 @@ import { checkDirSafe, checkFreeSpace, cloneName, drillNames, poolSize } from ".
 import * as fs from "node:fs";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { copyAll, removeStaleStages } from "../../../src/pipeline/drill/stage.ts";
+import * as rn from "../../../src/util/rename-noreplace.ts";
 import { log } from "../../../src/util/log.ts";
 import { replaceableProblem } from "../../../src/state/basedir.ts";
 import { tmpdir } from "node:os";
@@ -160,8 +161,49 @@ describe("restore --path: the checks before anything is copied (conflict)", () =
   });
 });
 
+/** How an entry is placed: renameat2's no-replace, else a hard link (or none: EPERM), or a mount point on the way (the first move fails with EXDEV). */
+const HOW = [
+  ["renameat2 RENAME_NOREPLACE", null],
+  ["a file system without RENAME_NOREPLACE: hard links", "unsupported"],
+  ["a file system without RENAME_NOREPLACE or hard links (EPERM)", "EPERM"],
+  ["a mount point on the way (EXDEV)", "EXDEV"],
+] as const;
+
+/**
+ * Fake what `how` says (see HOW); `before(dest)`, if given, runs right before every move (rename,
+ * no-replace rename, hard link) is tried — after every check. The returned function undoes it.
+ */
+function placing(how: (typeof HOW)[number][1], before?: (dest: string) => void): () => void {
+  const realNoReplace = rn.renameNoReplace;
+  const realRename = fs.renameSync;
+  const realLink = fs.linkSync;
+  let first = true;
+  const rename = spyOn(rn, "renameNoReplace").mockImplementation((src: string, dest: string) => {
+    before?.(dest);
+    if (how === "EXDEV" && first) {
+      first = false;
+      throw Object.assign(new Error("EXDEV: cross-device link"), { code: "EXDEV" });
+    }
+    return how === null || how === "EXDEV" ? realNoReplace(src, dest) : "unsupported";
+  });
+  const plain = spyOn(fs, "renameSync").mockImplementation(((src: fs.PathLike, dest: fs.PathLike) => {
+    before?.(String(dest));
+    return realRename(src, dest);
+  }) as typeof fs.renameSync);
+  const link = spyOn(fs, "linkSync").mockImplementation(((src: fs.PathLike, dest: fs.PathLike) => {
+    before?.(String(dest));
+    if (how === "EPERM") throw Object.assign(new Error("EPERM: link"), { code: "EPERM" });
+    return realLink(src, dest);
+  }) as typeof fs.linkSync);
+  return () => {
+    rename.mockRestore();
+    plain.mockRestore();
+    link.mockRestore();
+  };
+}
+
 describe("restore --path: what appears in a merged directory while the paths are copied", () => {
-  for (const [how, code] of [["hard links", null], ["no hard links on this file system (EPERM)", "EPERM"], ["a mount point on the way (EXDEV)", "EXDEV"]] as const)
+  for (const [how, fake] of HOW)
     test(`a file made in a directory being merged is not replaced without --force: ${how}`, async () => {
       await withStaleStages("zrb-appears-deep-", async ({ top, to, rec }) => {
         const root = join(top, "root");
@@ -169,20 +211,98 @@ describe("restore --path: what appears in a merged directory while the paths are
         writeFileSync(join(root, "d/x.txt"), "from the backup\n");
         mkdirSync(join(to, "d"));
         const rd = appearsWhenMovingIn(join(to, "d/x.txt"));
-        const ln = code
-          ? spyOn(fs, "linkSync").mockImplementation(() => {
-              throw Object.assign(new Error(`${code}: link`), { code });
-            })
-          : null;
+        const undo = placing(fake);
         try {
           await refusedAppeared(copyAll(root, ["d"], to, rec), join(to, "d/x.txt"));
         } finally {
           rd.mockRestore();
-          ln?.mockRestore();
+          undo();
         }
         expect(readFileSync(join(to, "d/x.txt"), "utf8")).toBe("the user's, made meanwhile\n");
+        expect(existsSync(rec.stages)).toBe(false);
+        expect(readdirSync(join(to, "d"))).toEqual(["x.txt"]);
       });
     });
+
+  test("across a mount point (EXDEV), a file made while the entry is copied over is not replaced without --force; it is copied beside it first", async () => {
+    await withStaleStages("zrb-appears-exdev-", async ({ top, to, rec }) => {
+      const root = join(top, "root");
+      mkdirSync(join(root, "d"), { recursive: true });
+      writeFileSync(join(root, "d/x.txt"), "from the backup\n");
+      mkdirSync(join(to, "d"));
+      const undo = placing("EXDEV");
+      // The file appears right when cp starts copying the entry across.
+      const realSpawn = Bun.spawn;
+      const sp = spyOn(Bun, "spawn").mockImplementation(((args: string[], o: unknown) => {
+        if (args[0] === "cp" && args.includes("--no-target-directory")) writeFileSync(join(to, "d/x.txt"), "the user's, made meanwhile\n");
+        return (realSpawn as (a: string[], o: unknown) => ReturnType<typeof Bun.spawn>)(args, o);
+      }) as typeof Bun.spawn);
+      try {
+        await refusedAppeared(copyAll(root, ["d"], to, rec), join(to, "d/x.txt"));
+      } finally {
+        sp.mockRestore();
+        undo();
+      }
+      expect(readFileSync(join(to, "d/x.txt"), "utf8")).toBe("the user's, made meanwhile\n");
+      expect(readdirSync(join(to, "d"))).toEqual(["x.txt"]);
+      expect(existsSync(rec.stages)).toBe(false);
+    });
+  });
+
+  for (const [how, fake] of HOW)
+    test(`a directory made where a restored one goes is merged into, never replaced: ${how}`, async () => {
+      await withStaleStages("zrb-appears-dir-", async ({ top, to, rec }) => {
+        const root = join(top, "root");
+        mkdirSync(join(root, "d/sub"), { recursive: true });
+        writeFileSync(join(root, "d/sub/x.txt"), "from the backup\n");
+        let ino = -1;
+        const undo = placing(fake, (dest) => {
+          if (ino < 0 && dest === join(to, "d")) {
+            mkdirSync(dest);
+            ino = statSync(dest).ino;
+          }
+        });
+        try {
+          await copyAll(root, ["d"], to, rec, undefined, true);
+        } finally {
+          undo();
+        }
+        expect(statSync(join(to, "d")).ino).toBe(ino);
+        expect(readFileSync(join(to, "d/sub/x.txt"), "utf8")).toBe("from the backup\n");
+        expect(readdirSync(to)).toEqual(["d"]);
+        expect(existsSync(rec.stages)).toBe(false);
+      });
+    });
+
+  test("a directory another user makes where a restored one goes, in a sticky --to, is neither replaced nor merged into (exit 9)", async () => {
+    await withStaleStages("zrb-appears-theirs-", async ({ top, to, rec }) => {
+      chmodSync(to, 0o1777);
+      const root = join(top, "root");
+      mkdirSync(join(root, "d"), { recursive: true });
+      writeFileSync(join(root, "d/x.txt"), "from the backup\n");
+      let made = false;
+      const undo = placing(null, (dest) => {
+        if (!made && dest === join(to, "d")) {
+          made = true;
+          mkdirSync(dest);
+          chownSync(dest, 4242, 4242);
+        }
+      });
+      let err: ZrbError | null;
+      try {
+        err = (await copyAll(root, ["d"], to, rec, undefined, true).then(
+          () => null,
+          (e) => e,
+        )) as ZrbError | null;
+      } finally {
+        undo();
+      }
+      expect(err?.exitCode).toBe(ExitCode.IO);
+      expect(err!.message).toContain(`${join(to, "d")} is owned by uid 4242, who could replace the restored files`);
+      expect(statSync(join(to, "d")).uid).toBe(4242);
+      expect(readdirSync(join(to, "d"))).toEqual([]);
+    });
+  });
 });
 
 describe("restore --path: --to itself", () => {
