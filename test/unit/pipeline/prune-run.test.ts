@@ -3,7 +3,8 @@
  * stand-in zfs (ZRB_ZFS) that knows no dataset, so the pool is never touched: what a dry run
  * leaves, the order of the deletes (children first, each manifest before its parts), a delete
  * the store refuses, an object lock the plan must see, and the second orphan pass that must not
- * take a part uploaded meanwhile or one the grace spared.
+ * take a part uploaded meanwhile or one the grace spared. The race with a rekey on another host
+ * (a manifest written back mid-prune) runs on the rig's radosgw too.
  */
 import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
 import { join } from "node:path";
@@ -15,7 +16,9 @@ import type { Manifest } from "../../../src/records/manifest.ts";
 import { verifyKeyOf, type SigningKey } from "../../../src/crypto/signing.ts";
 import { NO_TRUST, nasTrust, signManifest, type Trust } from "../../../src/records/trust.ts";
 import { dataPrefix, manifestKey } from "../../../src/store/layout.ts";
-import type { ObjectInfo } from "../../../src/store/store.ts";
+import type { ObjectInfo, ObjectStore } from "../../../src/store/store.ts";
+import { openStore } from "../../../src/store/open.ts";
+import { emptyAndDeleteBucket, makeBucket, s3Rig } from "../../helpers/rig.ts";
 import { log } from "../../../src/util/log.ts";
 import { RecordingStore, mk, storeScene } from "./helpers.ts";
 
@@ -50,16 +53,16 @@ beforeEach(() => {
 afterEach(() => done());
 
 const cfg = (orphanGraceMs = 0) => ({ path: "/etc/zrb.yaml", baseDir: join(dir, "base"), plan: {}, s3: { enabled: false }, prune: { orphanGrace: orphanGraceMs } }) as unknown as Config;
-const run = (o: { dryRun?: boolean; grace?: number; trust?: Trust } = {}) =>
-  prune(cfg(o.grace), task, store, { policy: { last: 1 }, local: { within: 7 * DAY }, dryRun: o.dryRun ?? false, allowEarlyDelete: false, trust: o.trust ?? NO_TRUST });
+const run = (o: { dryRun?: boolean; grace?: number; trust?: Trust; on?: ObjectStore } = {}) =>
+  prune(cfg(o.grace), task, o.on ?? store, { policy: { last: 1 }, local: { within: 7 * DAY }, dryRun: o.dryRun ?? false, allowEarlyDelete: false, trust: o.trust ?? NO_TRUST });
 
-async function put(ms: Manifest[]): Promise<void> {
+async function put(ms: Manifest[], on: ObjectStore = store): Promise<void> {
   for (const m of ms) {
-    for (const p of m.parts) await store.put(p.key, new Uint8Array(p.cipherSize));
-    await store.put(manifestKey("tank", "photos", m.backupId), YAML.stringify(m));
+    for (const p of m.parts) await on.put(p.key, new Uint8Array(p.cipherSize));
+    await on.put(manifestKey("tank", "photos", m.backupId), YAML.stringify(m));
   }
 }
-const there = async (m: Manifest) => ({ manifest: (await store.head(manifestKey("tank", "photos", m.backupId))) !== null, parts: (await Promise.all(m.parts.map((p) => store.head(p.key)))).every((x) => x !== null) });
+const there = async (m: Manifest, on: ObjectStore = store) => ({ manifest: (await on.head(manifestKey("tank", "photos", m.backupId))) !== null, parts: (await Promise.all(m.parts.map((p) => on.head(p.key)))).every((x) => x !== null) });
 
 /** mk's manifest with parts of 100 bytes (the store holds them for real). */
 const small = (m: Manifest): Manifest => ({ ...m, parts: m.parts.map((p) => ({ ...p, cipherSize: 100 })) });
@@ -112,6 +115,40 @@ describe("prune on a store", () => {
     }
     for (const m of [h.l1b, h.l1a, h.l0b, h.l0a]) expect(await there(m)).toEqual({ manifest: false, parts: false });
     expect(await there(h.l0c)).toEqual({ manifest: true, parts: true });
+  });
+
+  test("the same on S3 (the rig's radosgw): a manifest written back while its backup is pruned is deleted again after the parts", async () => {
+    const rig = await s3Rig();
+    process.env.AWS_ACCESS_KEY_ID = rig.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = rig.secretAccessKey;
+    const bucket = await makeBucket(rig);
+    try {
+      const s3 = openStore({ s3: { enabled: true, bucket, prefix: "prune-written-back", region: rig.region, endpoint: rig.endpoint, retry: { maxAttempts: 3 } }, localStoreDir: "" });
+      const h = history();
+      await put(h.all, s3);
+      const mkey = (m: Manifest) => manifestKey("tank", "photos", m.backupId);
+      // Right after prune deleted l1b's manifest, a rekey that had checked it and its parts writes it back.
+      const deletes: string[] = [];
+      const del = s3.delete.bind(s3);
+      s3.delete = async (key: string) => {
+        await del(key);
+        deletes.push(key);
+        if (deletes.length === 1) await s3.put(mkey(h.l1b), YAML.stringify({ ...h.l1b, recipients: ["age1new"] }));
+      };
+      const warn = spyOn(log, "warn").mockImplementation(() => {});
+      try {
+        const r = await run({ on: s3 });
+        expect(deletes).toEqual([mkey(h.l1b), ...h.l1b.parts.map((p) => p.key), mkey(h.l1b), ...[h.l1a, h.l0b, h.l0a].flatMap((m) => [mkey(m), ...m.parts.map((p) => p.key)])]);
+        expect(r.summary).toMatchObject({ kept: 1, deleted: 4, objects: 9 });
+        expect(warn.mock.calls.map((c) => String(c[0]))).toContain(`the manifest of backup ${h.l1b.backupId} was written back while it was pruned (zrb rekey on another host?); deleted again`);
+      } finally {
+        warn.mockRestore();
+      }
+      for (const m of [h.l1b, h.l1a, h.l0b, h.l0a]) expect(await there(m, s3)).toEqual({ manifest: false, parts: false });
+      expect(await there(h.l0c, s3)).toEqual({ manifest: true, parts: true });
+    } finally {
+      await emptyAndDeleteBucket(rig, bucket);
+    }
   });
 
   test("a manifest written back while its backup is pruned that the store then keeps (object lock) stands: the backup is not counted as deleted, and its base stays", async () => {

@@ -7,7 +7,8 @@
  * names another backup's catalog, a catalog the old key cannot open, a begun backup skipped
  * by the rerun. Each was found deletable
  * with every test green. Checked: the run refuses before any object changes; the only object
- * it deletes is the old catalog its new manifest replaced, under the backup's own id.
+ * it deletes is the old catalog its new manifest replaced, under the backup's own id. The races
+ * with a prune on another host run on the rig's radosgw (S3) as well.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -27,6 +28,9 @@ import { MANIFEST_FORMAT, type Manifest } from "../../../src/records/manifest.ts
 import { manifestTrustProblem, NO_TRUST, signManifest, type Trust } from "../../../src/records/trust.ts";
 import { RunDir } from "../../../src/state/rundir.ts";
 import { LocalStore } from "../../../src/store/local.ts";
+import { openStore } from "../../../src/store/open.ts";
+import type { ObjectStore } from "../../../src/store/store.ts";
+import { emptyAndDeleteBucket, makeBucket, s3Rig, type S3Rig } from "../../helpers/rig.ts";
 import { catalogKey, manifestKey, partKey } from "../../../src/store/layout.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
 import { backupState } from "./helpers.ts";
@@ -45,15 +49,31 @@ beforeAll(async () => {
   writeFileSync(join(dir, "signing.key"), s.fileText, { mode: 0o600 });
   signer = await readSigningKey(join(dir, "signing.key"));
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(async () => {
+  if (s3) await emptyAndDeleteBucket((await s3).rig, (await s3).bucket);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The rig's radosgw and a bucket for this file, made the first time a test asks for them. */
+let s3: Promise<{ rig: S3Rig; bucket: string }> | undefined;
+async function s3Store(prefix: string): Promise<ObjectStore> {
+  s3 ??= (async () => {
+    const rig = await s3Rig();
+    process.env.AWS_ACCESS_KEY_ID = rig.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = rig.secretAccessKey;
+    return { rig, bucket: await makeBucket(rig) };
+  })();
+  const { rig, bucket } = await s3;
+  return openStore({ s3: { enabled: true, bucket, prefix, region: rig.region, endpoint: rig.endpoint, retry: { maxAttempts: 3 } }, localStoreDir: "" });
+}
 
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const catalogOf = (n: number): FileCatalog => ({ kind: "full", entries: [{ path: `f${n}.txt`, type: "f", size: n, mtime: 1 }] });
 
-/** A fresh store and base_dir, and the task tank/ds in them. */
-function world(name: string) {
+/** A fresh store (a local directory, or a prefix of the rig's radosgw: `on`) and base_dir, and the task tank/ds in them. */
+async function world(name: string, on: "local" | "S3" = "local") {
   const root = mkdtempSync(join(dir, `${name}-`));
-  const store = new LocalStore(join(root, "store"));
+  const store = on === "S3" ? await s3Store(`rekey-${name}-${root.slice(-6)}`) : new LocalStore(join(root, "store"));
   const cfg = { path: "/etc/zrb.yaml", baseDir: join(root, "base"), s3: { storageClass: { manifest: "STANDARD" } } } as unknown as Config;
   const task = { name: "t", pool: "tank", dataset: "ds", fullName: "tank/ds" } as Task;
   const opts = (o: Partial<RekeyOptions> = {}): RekeyOptions => ({ identities: [keys[0]!.identity], recipients: [keys[1]!.recipient], trust: NO_TRUST, dryRun: false, ...o });
@@ -64,7 +84,7 @@ function world(name: string) {
  * A level-0 backup `day` of tank/ds in `store`: `parts` parts (1) the stock age CLI encrypted to
  * key 0, a file catalog sealed to `catalogTo` (none with null), a manifest (signed with `sign`).
  */
-async function backup(store: LocalStore, day: number, o: { catalogTo?: string | null; sign?: boolean; parts?: number } = {}): Promise<Manifest> {
+async function backup(store: ObjectStore, day: number, o: { catalogTo?: string | null; sign?: boolean; parts?: number } = {}): Promise<Manifest> {
   const id = `2027030${day}T020000Z-L0-aaaaa${day}`;
   const parts: Manifest["parts"] = [];
   for (let index = 0; index < (o.parts ?? 1); index++) {
@@ -91,9 +111,9 @@ async function backup(store: LocalStore, day: number, o: { catalogTo?: string | 
   return written;
 }
 
-const manifestNow = async (store: LocalStore, id: string): Promise<Manifest> => YAML.parse(new TextDecoder().decode((await store.get(manifestKey("tank", "ds", id)))!));
+const manifestNow = async (store: ObjectStore, id: string): Promise<Manifest> => YAML.parse(new TextDecoder().decode((await store.get(manifestKey("tank", "ds", id)))!));
 /** Every object of the store, key → bytes (base64): what "nothing changed" compares. */
-async function snapshotOf(store: LocalStore): Promise<Record<string, string>> {
+async function snapshotOf(store: ObjectStore): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const o of await store.list("")) out[o.key] = Buffer.from((await store.get(o.key))!).toString("base64");
   return out;
@@ -106,7 +126,7 @@ async function thrown(p: Promise<unknown>): Promise<ZrbError> {
 
 describe("what rekey refuses before any object changes", () => {
   test("an interrupted backup of the dataset (it would finish to the old key): exit 2, every object as it was", async () => {
-    const w = world("pending");
+    const w = await world("pending");
     await backup(w.store, 1);
     const before = await snapshotOf(w.store);
     w.rd.writeState(backupState({ pool: "tank", dataset: "ds", backupId: "20270302T020000Z-L0-bbbbbb", snapshot: { name: "tank/ds@s2", guid: "102" } }));
@@ -118,7 +138,7 @@ describe("what rekey refuses before any object changes", () => {
   });
 
   test("a signed manifest without signing_key: exit 3, every object as it was; with the signer it is rekeyed and signed again", async () => {
-    const w = world("signed");
+    const w = await world("signed");
     const m = await backup(w.store, 1, { sign: true });
     const trust: Trust = { verifyKeys: [signer.verifyKey], allowUnsigned: false, source: "test" };
     const before = await snapshotOf(w.store);
@@ -133,7 +153,7 @@ describe("what rekey refuses before any object changes", () => {
   });
 
   test("a backup whose part is missing is reported (exit 6) and left whole; the next backup is rekeyed", async () => {
-    const w = world("missing");
+    const w = await world("missing");
     const gone = await backup(w.store, 1);
     const ok = await backup(w.store, 2);
     await w.store.delete(gone.parts[0]!.key);
@@ -149,49 +169,52 @@ describe("what rekey refuses before any object changes", () => {
 });
 
 describe("a backup given up while it is rekeyed", () => {
-  test("prune on another host deletes its manifest (then its parts) meanwhile: rekey does not write the manifest back (exit 6), and the next backup is rekeyed", async () => {
-    const w = world("pruned");
-    const pruned = await backup(w.store, 1);
-    const ok = await backup(w.store, 2);
-    // The other host's prune: the manifest goes while the part is being rewritten.
-    const rewrite = w.store.rewriteHead.bind(w.store);
-    w.store.rewriteHead = async (key, ...rest) => {
-      const r = await rewrite(key, ...rest);
-      if (key === pruned.parts[0]!.key) await w.store.delete(manifestKey("tank", "ds", pruned.backupId));
-      return r;
-    };
-    const res = await w.run();
-    expect(res.skipped.map((s) => [s.backupId, s.exitCode])).toEqual([[pruned.backupId, ExitCode.STORE]]);
-    expect(res.skipped[0]!.reason).toContain("its manifest was deleted while it was rekeyed");
-    expect(await w.store.head(manifestKey("tank", "ds", pruned.backupId))).toBeNull();
-    expect((await manifestNow(w.store, ok.backupId)).recipients).toEqual([keys[1]!.recipient]);
-    expect(existsSync(join(w.rd.dir, "rekey_state.yaml"))).toBe(false); // nothing left to finish
-  });
+  // The interleaving is forced through the store's own methods, on each backend.
+  for (const on of ["local", "S3"] as const) {
+    test(`prune on another host deletes its manifest (then its parts) meanwhile: rekey does not write the manifest back (exit 6), and the next backup is rekeyed (${on})`, async () => {
+      const w = await world("pruned", on);
+      const pruned = await backup(w.store, 1);
+      const ok = await backup(w.store, 2);
+      // The other host's prune: the manifest goes while the part is being rewritten.
+      const rewrite = w.store.rewriteHead.bind(w.store);
+      w.store.rewriteHead = async (key, ...rest) => {
+        const r = await rewrite(key, ...rest);
+        if (key === pruned.parts[0]!.key) await w.store.delete(manifestKey("tank", "ds", pruned.backupId));
+        return r;
+      };
+      const res = await w.run();
+      expect(res.skipped.map((s) => [s.backupId, s.exitCode])).toEqual([[pruned.backupId, ExitCode.STORE]]);
+      expect(res.skipped[0]!.reason).toContain("its manifest was deleted while it was rekeyed");
+      expect(await w.store.head(manifestKey("tank", "ds", pruned.backupId))).toBeNull();
+      expect((await manifestNow(w.store, ok.backupId)).recipients).toEqual([keys[1]!.recipient]);
+      expect(existsSync(join(w.rd.dir, "rekey_state.yaml"))).toBe(false); // nothing left to finish
+    });
 
-  test("a part deleted right as the manifest is written back (a prune on another host): the manifest is kept and named, never a success (exit 6), and the next backup is rekeyed", async () => {
-    const w = world("pruned-late");
-    const pruned = await backup(w.store, 1);
-    const ok = await backup(w.store, 2);
-    // The other host's prune deleted the manifest after rekey looked, and deletes the part after the write.
-    const put = w.store.put.bind(w.store);
-    w.store.put = async (key, ...rest) => {
-      await put(key, ...rest);
-      if (key === manifestKey("tank", "ds", pruned.backupId)) await w.store.delete(pruned.parts[0]!.key);
-    };
-    const res = await w.run();
-    expect(res.skipped.map((s) => [s.backupId, s.exitCode])).toEqual([[pruned.backupId, ExitCode.STORE]]);
-    expect(res.skipped[0]!.reason).toContain(`part 0 (${w.store.urlOf(pruned.parts[0]!.key)}) was deleted while its manifest was rewritten`);
-    expect(res.skipped[0]!.reason).toContain(`the manifest ${w.store.urlOf(manifestKey("tank", "ds", pruned.backupId))} now names a missing part and is kept`);
-    // Rekey cannot tell a prune from a part lost otherwise, and the manifest is the only record of
-    // the other parts: it stays (prune keeps it as not restorable), and is never called rekeyed.
-    expect(await w.store.head(manifestKey("tank", "ds", pruned.backupId))).not.toBeNull();
-    expect(res.backups).toBe(1);
-    expect((await manifestNow(w.store, ok.backupId)).recipients).toEqual([keys[1]!.recipient]);
-    expect(existsSync(join(w.rd.dir, "rekey_state.yaml"))).toBe(false); // nothing left to finish
-  });
+    test(`a part deleted right as the manifest is written back (a prune on another host): the manifest is kept and named, never a success (exit 6), and the next backup is rekeyed (${on})`, async () => {
+      const w = await world("pruned-late", on);
+      const pruned = await backup(w.store, 1);
+      const ok = await backup(w.store, 2);
+      // The other host's prune deleted the manifest after rekey looked, and deletes the part after the write.
+      const put = w.store.put.bind(w.store);
+      w.store.put = async (key, ...rest) => {
+        await put(key, ...rest);
+        if (key === manifestKey("tank", "ds", pruned.backupId)) await w.store.delete(pruned.parts[0]!.key);
+      };
+      const res = await w.run();
+      expect(res.skipped.map((s) => [s.backupId, s.exitCode])).toEqual([[pruned.backupId, ExitCode.STORE]]);
+      expect(res.skipped[0]!.reason).toContain(`part 0 (${w.store.urlOf(pruned.parts[0]!.key)}) was deleted while its manifest was rewritten`);
+      expect(res.skipped[0]!.reason).toContain(`the manifest ${w.store.urlOf(manifestKey("tank", "ds", pruned.backupId))} now names a missing part and is kept`);
+      // Rekey cannot tell a prune from a part lost otherwise, and the manifest is the only record of
+      // the other parts: it stays (prune keeps it as not restorable), and is never called rekeyed.
+      expect(await w.store.head(manifestKey("tank", "ds", pruned.backupId))).not.toBeNull();
+      expect(res.backups).toBe(1);
+      expect((await manifestNow(w.store, ok.backupId)).recipients).toEqual([keys[1]!.recipient]);
+      expect(existsSync(join(w.rd.dir, "rekey_state.yaml"))).toBe(false); // nothing left to finish
+    });
+  }
 
   test("a thawed backup of an archive class: its rewritten parts are archived again (no thaw), and the manifest is still written", async () => {
-    const w = world("thawed");
+    const w = await world("thawed");
     const cold = await backup(w.store, 1, { parts: 2 });
     const rewritten = new Set<string>();
     const head = w.store.head.bind(w.store);
@@ -214,7 +237,7 @@ describe("a backup given up while it is rekeyed", () => {
 
 describe("what a killed run recorded", () => {
   test("a backup a killed run had begun, then skipped (its other part is missing), keeps its record: once the part is back the rerun finishes it", async () => {
-    const w = world("begun");
+    const w = await world("begun");
     const b = await backup(w.store, 1, { parts: 2 });
     // The killed run: part 0 rewritten and recorded, nothing else.
     const state = await RekeyStateFile.open(w.rd.dir, [keys[1]!.recipient]);
@@ -235,7 +258,7 @@ describe("what a killed run recorded", () => {
 
 describe("which catalog object rekey deletes", () => {
   test("the old one its new manifest replaced; a rerun after a run killed before its bookkeeping keeps the one the manifest already names", async () => {
-    const w = world("rerun");
+    const w = await world("rerun");
     const b = await backup(w.store, 1);
     const orig = (await w.store.get(b.parts[0]!.key))!;
     expect((await w.run()).backups).toBe(1);
@@ -263,7 +286,7 @@ describe("which catalog object rekey deletes", () => {
   });
 
   test("never another backup's: a manifest naming backup 2's catalog is rekeyed (--backup-id), backup 2's object stays", async () => {
-    const w = world("other");
+    const w = await world("other");
     const one = await backup(w.store, 1, { catalogTo: null });
     const two = await backup(w.store, 2);
     await w.store.put(manifestKey("tank", "ds", one.backupId), YAML.stringify({ ...one, catalog: two.catalog }, { lineWidth: 0 }));
@@ -275,7 +298,7 @@ describe("which catalog object rekey deletes", () => {
   });
 
   test("a catalog the old key cannot open stops the run (exit 8): its manifest is not rewritten without it, the object stays", async () => {
-    const w = world("wrongkey");
+    const w = await world("wrongkey");
     const b = await backup(w.store, 1, { catalogTo: keys[2]!.recipient });
     const sealed = (await w.store.get(b.catalog!.key))!;
     const err = await thrown(w.run());
@@ -285,7 +308,7 @@ describe("which catalog object rekey deletes", () => {
   });
 
   test("a damaged catalog and a missing one are left out of the new manifests; both backups are rekeyed; the damaged object is not deleted", async () => {
-    const w = world("damaged");
+    const w = await world("damaged");
     const bad = await backup(w.store, 1);
     const gone = await backup(w.store, 2);
     const damaged = (await w.store.get(bad.catalog!.key))!;
@@ -305,7 +328,7 @@ describe("which catalog object rekey deletes", () => {
 
 describe("verify of a rekeyed part", () => {
   test("without the private key only its size and new header are checked, and the report says so; with the key a damaged payload fails", async () => {
-    const w = world("verify-rekeyed");
+    const w = await world("verify-rekeyed");
     await backup(w.store, 1);
     expect((await w.run()).backups).toBe(1);
     const m = YAML.parse(new TextDecoder().decode((await w.store.get(manifestKey("tank", "ds", "20270301T020000Z-L0-aaaaa1")))!)) as Manifest;
