@@ -138,19 +138,19 @@ interface Mover {
  * directory `src` (the caller merges). Throws an I/O error when something else is in the way.
  */
 async function place(src: string, dest: string, r: string, to: string, m: Mover, srcIsDir: boolean): Promise<boolean> {
-  const appeared = () => ioError(`${dest} appeared while the paths were copied; it is not overwritten${srcIsDir ? " (a directory is never replaced)" : " without --force"}`);
-  const mergeable = () => srcIsDir && lstatOrNull(dest)?.isDirectory() === true;
+  /** What now stands at `dest`: merged into (a directory where one goes, false), else refused. */
+  const inTheWay = (): false => {
+    if (srcIsDir && lstatOrNull(dest)?.isDirectory()) return false;
+    throw ioError(`${dest} appeared while the paths were copied; ${srcIsDir ? "a restored directory never replaces it: move it away" : "it is not overwritten without --force"}`);
+  };
+  const taken = (err: unknown) => ["EEXIST", "ENOTEMPTY"].includes((err as { code?: string }).code ?? "");
   try {
     if (m.force && !srcIsDir) renameSync(src, dest);
     else placeNew(src, dest, srcIsDir);
     return true;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === "EEXIST" || code === "ENOTEMPTY") {
-      if (mergeable()) return false;
-      throw appeared();
-    }
-    if (code !== "EXDEV") throw fsError(err, "moving a restored entry into place", dest);
+    if (taken(err)) return inTheWay();
+    if ((err as { code?: string }).code !== "EXDEV") throw fsError(err, "moving a restored entry into place", dest);
   }
   // A mount point inside DIR: rename cannot cross it. A file --force replaces is copied over it;
   // anything else is copied into a stage of ours on that side first, then placed as above.
@@ -158,20 +158,19 @@ async function place(src: string, dest: string, r: string, to: string, m: Mover,
     await tool(["cp", "-a", "--remove-destination", "--no-target-directory", "--", src, dest], undefined, `copying ${r} into ${to}`);
   } else {
     const stage = m.stageIn(dirname(dest));
-    const near = join(stage, basename(dest));
-    await tool(["cp", "-a", "--no-target-directory", "--", src, near], undefined, `copying ${r} into ${to}`);
     try {
-      placeNew(near, dest, srcIsDir);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === "EEXIST" || code === "ENOTEMPTY") {
-        if (mergeable()) return false;
-        throw appeared();
+      const near = join(stage, basename(dest));
+      await tool(["cp", "-a", "--no-target-directory", "--", src, near], undefined, `copying ${r} into ${to}`);
+      try {
+        placeNew(near, dest, srcIsDir);
+      } catch (err) {
+        if (taken(err)) return inTheWay();
+        throw fsError(err, "moving a restored entry into place", dest);
       }
-      throw fsError(err, "moving a restored entry into place", dest);
+    } finally {
+      // Gone before its directory takes the snapshot's times (moveIn), whatever happened.
+      rmSync(stage, { recursive: true, force: true });
     }
-    // Gone before the directory takes the snapshot's times (moveIn); copyAll removes it on failure.
-    rmdirSync(stage);
   }
   rmSync(src, { recursive: true, force: true });
   return true;

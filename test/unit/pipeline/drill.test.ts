@@ -93,12 +93,26 @@ function appearsWhenMovingIn(path: string) {
   }) as typeof fs.readdirSync);
 }
 
+/** What `p` rejects with, or null when it resolves. */
+const failure = (p: Promise<unknown>): Promise<ZrbError | null> =>
+  p.then(
+    () => null,
+    (e) => e as ZrbError,
+  );
+
+/** copyAll of path "d" with --force while `before` runs right before each move (placing); what it rejects with, or null. */
+async function forcedWhile(root: string, to: string, rec: StageRecord, before: (dest: string) => void): Promise<ZrbError | null> {
+  const undo = placing(null, before);
+  try {
+    return await failure(copyAll(root, ["d"], to, rec, undefined, true));
+  } finally {
+    undo();
+  }
+}
+
 /** copyAll is refused (exit 9) because `dest` appeared while the paths were copied. */
 async function refusedAppeared(p: Promise<void>, dest: string): Promise<void> {
-  const err = (await p.then(
-    () => null,
-    (e) => e,
-  )) as ZrbError;
+  const err = (await failure(p))!;
   expect(err?.exitCode).toBe(ExitCode.IO);
   expect(err.message).toContain(`${dest} appeared while the paths were copied; it is not overwritten without --force`);
 }
@@ -274,6 +288,22 @@ describe("restore --path: what appears in a merged directory while the paths are
       });
     });
 
+  test("a file made where a restored directory goes is not replaced, even with --force (exit 9, naming it)", async () => {
+    await withStaleStages("zrb-appears-file-for-dir-", async ({ top, to, rec }) => {
+      const root = join(top, "root");
+      mkdirSync(join(root, "d"), { recursive: true });
+      writeFileSync(join(root, "d/x.txt"), "from the backup\n");
+      let made = false;
+      const err = await forcedWhile(root, to, rec, (dest) => {
+        if (dest === join(to, "d") && !existsSync(dest)) writeFileSync(dest, "the user's, made meanwhile\n");
+      });
+      expect(err?.exitCode).toBe(ExitCode.IO);
+      expect(err!.message).toContain(`${join(to, "d")} appeared while the paths were copied; a restored directory never replaces it: move it away`);
+      expect(readFileSync(join(to, "d"), "utf8")).toBe("the user's, made meanwhile\n");
+      expect(existsSync(rec.stages)).toBe(false);
+    });
+  });
+
   test("a directory another user makes where a restored one goes, in a sticky --to, is neither replaced nor merged into (exit 9)", async () => {
     await withStaleStages("zrb-appears-theirs-", async ({ top, to, rec }) => {
       chmodSync(to, 0o1777);
@@ -281,22 +311,13 @@ describe("restore --path: what appears in a merged directory while the paths are
       mkdirSync(join(root, "d"), { recursive: true });
       writeFileSync(join(root, "d/x.txt"), "from the backup\n");
       let made = false;
-      const undo = placing(null, (dest) => {
+      const err = await forcedWhile(root, to, rec, (dest) => {
         if (!made && dest === join(to, "d")) {
           made = true;
           mkdirSync(dest);
           chownSync(dest, 4242, 4242);
         }
       });
-      let err: ZrbError | null;
-      try {
-        err = (await copyAll(root, ["d"], to, rec, undefined, true).then(
-          () => null,
-          (e) => e,
-        )) as ZrbError | null;
-      } finally {
-        undo();
-      }
       expect(err?.exitCode).toBe(ExitCode.IO);
       expect(err!.message).toContain(`${join(to, "d")} is owned by uid 4242, who could replace the restored files`);
       expect(statSync(join(to, "d")).uid).toBe(4242);
