@@ -4,12 +4,15 @@
  * remove each other's downloaded parts; a killed run's directory is taken over and emptied.
  * `zrb verify` claims its scratch the same way, so cleanup's sweep removes a killed verify's too.
  */
-import { afterEach, beforeEach, expect, test } from "bun:test";
+import { afterEach, beforeEach, expect, spyOn, test } from "bun:test";
+import * as fs from "node:fs";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { claimScratch, removeStaleScratch, VERIFY_SCRATCH } from "../../../src/pipeline/restore/scratch.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
+import { lockHeld } from "../../../src/state/lock.ts";
+import { log } from "../../../src/util/log.ts";
 
 const ID = "20270310T020000Z-L1-00aaaa";
 let root = "";
@@ -37,6 +40,31 @@ test("a killed run's directory (its lock held by no process) is taken over and e
   expect(c.dir).toBe(join(root, ID));
   expect(readdirSync(c.dir)).toEqual([]);
   c.release();
+});
+
+test("a directory release cannot remove stays, named in a warning, and its claim goes: the next run takes it (not a .1) and empties it", () => {
+  const a = claimScratch(root, ID);
+  writeFileSync(join(a.dir, "part-000000.age"), "a verified part");
+  const real = fs.rmSync;
+  const rm = spyOn(fs, "rmSync").mockImplementation(((p: fs.PathLike, o?: fs.RmOptions) => {
+    if (String(p) === a.dir) throw Object.assign(new Error(`EACCES: permission denied, rm '${a.dir}'`), { code: "EACCES" });
+    return real(p, o);
+  }) as typeof fs.rmSync);
+  const warn = spyOn(log, "warn").mockImplementation(() => {});
+  try {
+    a.release();
+    expect(warn.mock.calls.map((c) => String(c[0]))).toEqual([`cannot remove the restore scratch directory ${a.dir}: EACCES: permission denied, rm '${a.dir}'; the next run or zrb cleanup removes it`]);
+  } finally {
+    rm.mockRestore();
+    warn.mockRestore();
+  }
+  expect(existsSync(join(a.dir, "part-000000.age"))).toBe(true);
+  expect(lockHeld(`${a.dir}.lock`)).toBe(false);
+  const b = claimScratch(root, ID);
+  expect(b.dir).toBe(a.dir);
+  expect(readdirSync(b.dir)).toEqual([]);
+  b.release();
+  expect(readdirSync(root)).toEqual([]);
 });
 
 test("when every directory is held, the next run is refused as locked (exit 4), naming the backup", () => {
