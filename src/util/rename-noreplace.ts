@@ -32,11 +32,15 @@ const NAMES: Record<number, string> = {
   39: "ENOTEMPTY",
   95: "EOPNOTSUPP",
 };
-/** What a file system that does not know the flag answers. */
-const UNSUPPORTED = new Set(["EINVAL", "ENOSYS", "EOPNOTSUPP"]);
+/**
+ * What a file system that does not know the flag answers (EINVAL, EOPNOTSUPP), a kernel or libc
+ * without the call (ENOSYS), or a seccomp filter that forbids it (EPERM). A real EPERM (an
+ * immutable file, another user's entry in a sticky directory) comes back from the fallback.
+ */
+const UNSUPPORTED = new Set(["EINVAL", "ENOSYS", "EOPNOTSUPP", "EPERM"]);
 
 interface Libc {
-  /** 0, or the errno of the failure. */
+  /** 0, or the errno of the failure (-1 when the failure left errno at 0). */
   renameat2(src: string, dest: string): number;
   strerror(errno: number): string;
 }
@@ -58,11 +62,12 @@ function load(): Libc | null {
         const a = cstr(src);
         const b = cstr(dest);
         // errno is read right after the call, before anything else runs on this thread.
-        return s.renameat2(AT_FDCWD, ptr(a), AT_FDCWD, ptr(b), RENAME_NOREPLACE) === 0 ? 0 : read.i32(s.__errno_location()!, 0);
+        if (s.renameat2(AT_FDCWD, ptr(a), AT_FDCWD, ptr(b), RENAME_NOREPLACE) === 0) return 0;
+        return read.i32(s.__errno_location()!, 0) || -1;
       },
       strerror: (errno) => {
         const p = s.strerror(errno);
-        return p ? new CString(p).toString() : `errno ${errno}`;
+        return errno > 0 && p ? new CString(p).toString() : `errno ${errno}`;
       },
     };
   } catch {
@@ -80,7 +85,8 @@ export function renameNoReplace(src: string, dest: string): "done" | "unsupporte
   if (!libc) return "unsupported";
   const errno = libc.renameat2(src, dest);
   if (errno === 0) return "done";
-  const code = NAMES[errno] ?? `E${errno}`;
+  // A failure whose errno reads as 0 is still a failure: never reported as "done".
+  const code = errno < 0 ? "EUNKNOWN" : (NAMES[errno] ?? `E${errno}`);
   if (UNSUPPORTED.has(code)) return "unsupported";
   throw Object.assign(new Error(`${code}: ${libc.strerror(errno)}, rename '${src}' -> '${dest}'`), { code, errno: -errno, path: src, dest });
 }

@@ -10,8 +10,9 @@
  * an existing parent of a path keeps its own, a file is replaced (--force). What appeared in DIR
  * meanwhile is never replaced without --force, a directory never: each entry is moved with
  * renameat2's RENAME_NOREPLACE where the file system knows it (util/rename-noreplace.ts), else
- * by hard link (a file) or a check right before rename (a directory: that leaves a window); a
- * directory that appeared where one goes is merged, with the same owner checks. Across a mount
+ * by hard link (a file) or a check right before rename (a directory, or a file without hard
+ * links: that leaves a window); a directory that appeared where one goes is merged, with the same
+ * owner checks, going by one look at it (gone or swapped for a link by then: refused). Across a mount
  * point inside a directory being merged, where rename cannot go, an entry is copied with `cp -a`
  * into a stage made on that side, then moved the same way (a file --force replaces is copied
  * over it).
@@ -109,11 +110,15 @@ async function moveIn(stage: string, to: string, snap: string, rel: string, path
       // never (placeNew). A directory that appeared where one goes is merged as below.
       const placed = await place(src, dest, r, to, m, srcIsDir);
       if (placed) continue;
+      // Looked at once more, and this look is what the merge goes by: gone, or no longer a
+      // directory (a link swapped in), it is refused — never merged into unchecked.
       have = lstatOrNull(dest);
+      if (!have?.isDirectory()) throw ioError(`${dest} changed while the paths were copied (it is no longer a directory); nothing more was moved there`);
     }
     // Checked before the copy (extract.ts conflict), and again now: one made meanwhile in a
     // directory others may write in (a sticky one) is theirs, and they could swap what is in it.
-    const other = m.guard && have ? othersCanReplaceIn(dest, have, dest, "the restored files") : undefined;
+    // One that passes (root's or ours) cannot be swapped by another user afterwards either.
+    const other = m.guard ? othersCanReplaceIn(dest, have!, dest, "the restored files") : undefined;
     if (other) throw ioError(`${other}; it was made or changed while the paths were copied`);
     await moveIn(stage, to, snap, r, paths, m);
     if (paths.some((p) => r === p || r.startsWith(`${p}/`))) {
@@ -138,12 +143,19 @@ interface Mover {
  * directory `src` (the caller merges). Throws an I/O error when something else is in the way.
  */
 async function place(src: string, dest: string, r: string, to: string, m: Mover, srcIsDir: boolean): Promise<boolean> {
-  /** What now stands at `dest`: merged into (a directory where one goes, false), else refused. */
+  /** What now stands at `dest`: merged into (a directory where one goes: false), else refused. */
   const inTheWay = (): false => {
-    if (srcIsDir && lstatOrNull(dest)?.isDirectory()) return false;
-    throw ioError(`${dest} appeared while the paths were copied; ${srcIsDir ? "a restored directory never replaces it: move it away" : "it is not overwritten without --force"}`);
+    const now = lstatOrNull(dest);
+    if (srcIsDir && now?.isDirectory()) return false;
+    const why = now?.isDirectory()
+      ? "a directory is never replaced, not even with --force: move it away"
+      : srcIsDir
+        ? "a restored directory never replaces it: move it away"
+        : "it is not overwritten without --force";
+    throw ioError(`${dest} appeared while the paths were copied; ${why}`);
   };
-  const taken = (err: unknown) => ["EEXIST", "ENOTEMPTY"].includes((err as { code?: string }).code ?? "");
+  /** Something is at `dest` (EISDIR/ENOTDIR: a directory where a file goes, or the reverse). */
+  const taken = (err: unknown) => ["EEXIST", "ENOTEMPTY", "EISDIR", "ENOTDIR"].includes((err as { code?: string }).code ?? "");
   try {
     if (m.force && !srcIsDir) renameSync(src, dest);
     else placeNew(src, dest, srcIsDir);
@@ -155,6 +167,7 @@ async function place(src: string, dest: string, r: string, to: string, m: Mover,
   // A mount point inside DIR: rename cannot cross it. A file --force replaces is copied over it;
   // anything else is copied into a stage of ours on that side first, then placed as above.
   if (m.force && !srcIsDir) {
+    if (lstatOrNull(dest)?.isDirectory()) return inTheWay();
     await tool(["cp", "-a", "--remove-destination", "--no-target-directory", "--", src, dest], undefined, `copying ${r} into ${to}`);
   } else {
     const stage = m.stageIn(dirname(dest));
@@ -168,8 +181,11 @@ async function place(src: string, dest: string, r: string, to: string, m: Mover,
         throw fsError(err, "moving a restored entry into place", dest);
       }
     } finally {
-      // Gone before its directory takes the snapshot's times (moveIn), whatever happened.
-      rmSync(stage, { recursive: true, force: true });
+      // Gone before its directory takes the snapshot's times (moveIn). If it cannot be removed
+      // now, copyAll tries again and says so; the error that brought us here is the one reported.
+      try {
+        rmSync(stage, { recursive: true, force: true });
+      } catch {}
     }
   }
   rmSync(src, { recursive: true, force: true });

@@ -3,7 +3,7 @@ import { describe, expect, spyOn, test } from "bun:test";
 import { parseRelPath } from "../../../src/pipeline/drill/paths.ts";
 import { checkDirSafe, checkFreeSpace, cloneName, drillNames, poolSize } from "../../../src/pipeline/drill/pool.ts";
 import * as fs from "node:fs";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { copyAll, removeStaleStages } from "../../../src/pipeline/drill/stage.ts";
 import * as rn from "../../../src/util/rename-noreplace.ts";
 import { log } from "../../../src/util/log.ts";
@@ -100,11 +100,11 @@ const failure = (p: Promise<unknown>): Promise<ZrbError | null> =>
     (e) => e as ZrbError,
   );
 
-/** copyAll of path "d" with --force while `before` runs right before each move (placing); what it rejects with, or null. */
-async function forcedWhile(root: string, to: string, rec: StageRecord, before: (dest: string) => void): Promise<ZrbError | null> {
+/** copyAll of `path` ("d") with --force while `before` runs right before each move (placing); what it rejects with, or null. */
+async function forcedWhile(root: string, to: string, rec: StageRecord, before: (dest: string) => void, path = "d"): Promise<ZrbError | null> {
   const undo = placing(null, before);
   try {
-    return await failure(copyAll(root, ["d"], to, rec, undefined, true));
+    return await failure(copyAll(root, [path], to, rec, undefined, true));
   } finally {
     undo();
   }
@@ -175,38 +175,48 @@ describe("restore --path: the checks before anything is copied (conflict)", () =
   });
 });
 
-/** How an entry is placed: renameat2's no-replace, else a hard link (or none: EPERM), or a mount point on the way (the first move fails with EXDEV). */
+/**
+ * How an entry is placed: renameat2's no-replace; on a file system without it, a hard link (or,
+ * without hard links either, EPERM: a check right before rename); or a mount point on the way
+ * (the first move fails with EXDEV).
+ */
 const HOW = [
   ["renameat2 RENAME_NOREPLACE", null],
   ["a file system without RENAME_NOREPLACE: hard links", "unsupported"],
   ["a file system without RENAME_NOREPLACE or hard links (EPERM)", "EPERM"],
   ["a mount point on the way (EXDEV)", "EXDEV"],
 ] as const;
+type How = (typeof HOW)[number][1];
+/** The ways with no window between the last check and the move (the EPERM way has one: docs/restore.md). */
+const ATOMIC = HOW.filter(([, h]) => h !== "EPERM");
 
 /**
- * Fake what `how` says (see HOW); `before(dest)`, if given, runs right before every move (rename,
- * no-replace rename, hard link) is tried — after every check. The returned function undoes it.
+ * Fake what `how` says (see HOW); `before(dest)`, if given, runs right before the call that
+ * really moves an entry to `dest` (a rename, a no-replace rename, a hard link) — after every
+ * check zrb makes, so that what it makes appear lands in the last possible instant. The
+ * returned function undoes it.
  */
-function placing(how: (typeof HOW)[number][1], before?: (dest: string) => void): () => void {
+function placing(how: How, before?: (dest: string) => void): () => void {
   const realNoReplace = rn.renameNoReplace;
   const realRename = fs.renameSync;
   const realLink = fs.linkSync;
   let first = true;
   const rename = spyOn(rn, "renameNoReplace").mockImplementation((src: string, dest: string) => {
-    before?.(dest);
     if (how === "EXDEV" && first) {
       first = false;
       throw Object.assign(new Error("EXDEV: cross-device link"), { code: "EXDEV" });
     }
-    return how === null || how === "EXDEV" ? realNoReplace(src, dest) : "unsupported";
+    if (how !== null && how !== "EXDEV") return "unsupported";
+    before?.(dest);
+    return realNoReplace(src, dest);
   });
   const plain = spyOn(fs, "renameSync").mockImplementation(((src: fs.PathLike, dest: fs.PathLike) => {
     before?.(String(dest));
     return realRename(src, dest);
   }) as typeof fs.renameSync);
   const link = spyOn(fs, "linkSync").mockImplementation(((src: fs.PathLike, dest: fs.PathLike) => {
-    before?.(String(dest));
     if (how === "EPERM") throw Object.assign(new Error("EPERM: link"), { code: "EPERM" });
+    before?.(String(dest));
     return realLink(src, dest);
   }) as typeof fs.linkSync);
   return () => {
@@ -216,33 +226,54 @@ function placing(how: (typeof HOW)[number][1], before?: (dest: string) => void):
   };
 }
 
+/** A restored directory "d" holding x.txt in a fresh root (the snapshot), under `top`. */
+function snapshotWithD(top: string): string {
+  const root = join(top, "root");
+  mkdirSync(join(root, "d"), { recursive: true });
+  writeFileSync(join(root, "d/x.txt"), "from the backup\n");
+  return root;
+}
+
 describe("restore --path: what appears in a merged directory while the paths are copied", () => {
-  for (const [how, fake] of HOW)
-    test(`a file made in a directory being merged is not replaced without --force: ${how}`, async () => {
+  for (const [how, fake] of ATOMIC)
+    test(`a file made in a directory being merged, right before the move, is not replaced without --force: ${how}`, async () => {
       await withStaleStages("zrb-appears-deep-", async ({ top, to, rec }) => {
-        const root = join(top, "root");
-        mkdirSync(join(root, "d"), { recursive: true });
-        writeFileSync(join(root, "d/x.txt"), "from the backup\n");
+        const root = snapshotWithD(top);
         mkdirSync(join(to, "d"));
-        const rd = appearsWhenMovingIn(join(to, "d/x.txt"));
-        const undo = placing(fake);
+        const x = join(to, "d/x.txt");
+        const undo = placing(fake, (dest) => {
+          if (dest === x && !existsSync(x)) writeFileSync(x, "the user's, made meanwhile\n");
+        });
         try {
-          await refusedAppeared(copyAll(root, ["d"], to, rec), join(to, "d/x.txt"));
+          await refusedAppeared(copyAll(root, ["d"], to, rec), x);
         } finally {
-          rd.mockRestore();
           undo();
         }
-        expect(readFileSync(join(to, "d/x.txt"), "utf8")).toBe("the user's, made meanwhile\n");
+        expect(readFileSync(x, "utf8")).toBe("the user's, made meanwhile\n");
         expect(existsSync(rec.stages)).toBe(false);
         expect(readdirSync(join(to, "d"))).toEqual(["x.txt"]);
       });
     });
 
+  test("without RENAME_NOREPLACE or hard links, a file there when moving in starts is not replaced without --force (the check right before the move)", async () => {
+    await withStaleStages("zrb-appears-noatomic-", async ({ top, to, rec }) => {
+      const root = snapshotWithD(top);
+      mkdirSync(join(to, "d"));
+      const rd = appearsWhenMovingIn(join(to, "d/x.txt"));
+      const undo = placing("EPERM");
+      try {
+        await refusedAppeared(copyAll(root, ["d"], to, rec), join(to, "d/x.txt"));
+      } finally {
+        rd.mockRestore();
+        undo();
+      }
+      expect(readFileSync(join(to, "d/x.txt"), "utf8")).toBe("the user's, made meanwhile\n");
+    });
+  });
+
   test("across a mount point (EXDEV), a file made while the entry is copied over is not replaced without --force; it is copied beside it first", async () => {
     await withStaleStages("zrb-appears-exdev-", async ({ top, to, rec }) => {
-      const root = join(top, "root");
-      mkdirSync(join(root, "d"), { recursive: true });
-      writeFileSync(join(root, "d/x.txt"), "from the backup\n");
+      const root = snapshotWithD(top);
       mkdirSync(join(to, "d"));
       const undo = placing("EXDEV");
       // The file appears right when cp starts copying the entry across.
@@ -263,8 +294,25 @@ describe("restore --path: what appears in a merged directory while the paths are
     });
   });
 
-  for (const [how, fake] of HOW)
-    test(`a directory made where a restored one goes is merged into, never replaced: ${how}`, async () => {
+  test("across a mount point (EXDEV), a merged directory that is a --path keeps the snapshot's times: the stage beside its entry is gone first", async () => {
+    await withStaleStages("zrb-exdev-times-", async ({ top, to, rec }) => {
+      const root = snapshotWithD(top);
+      utimesSync(join(root, "d"), new Date("2020-01-02T03:04:05Z"), new Date("2020-01-02T03:04:05Z"));
+      mkdirSync(join(to, "d"));
+      const undo = placing("EXDEV");
+      try {
+        await copyAll(root, ["d"], to, rec);
+      } finally {
+        undo();
+      }
+      expect(readdirSync(join(to, "d"))).toEqual(["x.txt"]);
+      expect(statSync(join(to, "d")).mtime.toISOString()).toBe("2020-01-02T03:04:05.000Z");
+      expect(existsSync(rec.stages)).toBe(false);
+    });
+  });
+
+  for (const [how, fake] of ATOMIC.filter(([, h]) => h !== "unsupported"))
+    test(`a directory made where a restored one goes, right before the move, is merged into, never replaced: ${how}`, async () => {
       await withStaleStages("zrb-appears-dir-", async ({ top, to, rec }) => {
         const root = join(top, "root");
         mkdirSync(join(root, "d/sub"), { recursive: true });
@@ -288,12 +336,38 @@ describe("restore --path: what appears in a merged directory while the paths are
       });
     });
 
+  test("a directory that appeared, then is swapped for a link before it is merged into, is refused: nothing lands where the link leads", async () => {
+    await withStaleStages("zrb-appears-swapped-", async ({ top, to, rec }) => {
+      chmodSync(to, 0o1777);
+      const root = snapshotWithD(top);
+      const elsewhere = join(top, "elsewhere");
+      mkdirSync(elsewhere);
+      const d = join(to, "d");
+      // Made right before the move (so the move fails), then swapped once zrb has seen a directory.
+      let seen = 0;
+      const real = fs.lstatSync;
+      const ls = spyOn(fs, "lstatSync").mockImplementation(((p: fs.PathLike, o?: fs.StatOptions) => {
+        const r = (real as (p: fs.PathLike, o?: fs.StatOptions) => fs.Stats)(p, o);
+        if (String(p) === d && r?.isDirectory?.() && ++seen === 1) {
+          rmdirSync(d);
+          symlinkSync(elsewhere, d);
+        }
+        return r;
+      }) as typeof fs.lstatSync);
+      const err = await forcedWhile(root, to, rec, (dest) => {
+        if (dest === d && !existsSync(d)) mkdirSync(d);
+      }).finally(() => ls.mockRestore());
+      expect(err?.exitCode).toBe(ExitCode.IO);
+      expect(err!.message).toContain(`${d} changed while the paths were copied (it is no longer a directory)`);
+      expect(readdirSync(elsewhere)).toEqual([]);
+    });
+  });
+
   test("a file made where a restored directory goes is not replaced, even with --force (exit 9, naming it)", async () => {
     await withStaleStages("zrb-appears-file-for-dir-", async ({ top, to, rec }) => {
       const root = join(top, "root");
       mkdirSync(join(root, "d"), { recursive: true });
       writeFileSync(join(root, "d/x.txt"), "from the backup\n");
-      let made = false;
       const err = await forcedWhile(root, to, rec, (dest) => {
         if (dest === join(to, "d") && !existsSync(dest)) writeFileSync(dest, "the user's, made meanwhile\n");
       });
@@ -301,6 +375,20 @@ describe("restore --path: what appears in a merged directory while the paths are
       expect(err!.message).toContain(`${join(to, "d")} appeared while the paths were copied; a restored directory never replaces it: move it away`);
       expect(readFileSync(join(to, "d"), "utf8")).toBe("the user's, made meanwhile\n");
       expect(existsSync(rec.stages)).toBe(false);
+    });
+  });
+
+  test("a directory made where a restored file goes is not replaced with --force either (exit 9, naming it)", async () => {
+    await withStaleStages("zrb-appears-dir-for-file-", async ({ top, to, rec }) => {
+      const root = snapshotWithD(top);
+      const f = join(to, "d/x.txt");
+      mkdirSync(join(to, "d"));
+      const err = await forcedWhile(root, to, rec, (dest) => {
+        if (dest === f && !existsSync(f)) mkdirSync(f);
+      }, "d/x.txt");
+      expect(err?.exitCode).toBe(ExitCode.IO);
+      expect(err!.message).toContain(`${f} appeared while the paths were copied; a directory is never replaced, not even with --force: move it away`);
+      expect(statSync(f).isDirectory()).toBe(true);
     });
   });
 
