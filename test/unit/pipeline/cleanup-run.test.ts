@@ -17,11 +17,12 @@ import { runAbandon } from "../../../src/cli/cleanup.ts";
 import { log } from "../../../src/util/log.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import { writeMarker } from "../../../src/records/marker.ts";
-import { NO_TRUST } from "../../../src/records/trust.ts";
-import { RunDir, STATE_FORMAT, type BackupState } from "../../../src/state/rundir.ts";
-import { manifestKey, markerKey, partKey } from "../../../src/store/layout.ts";
+import { NO_TRUST, nasTrust } from "../../../src/records/trust.ts";
+import { verifyKeyOf } from "../../../src/crypto/signing.ts";
+import { RunDir } from "../../../src/state/rundir.ts";
+import { catalogKey, manifestKey, markerKey, partKey } from "../../../src/store/layout.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
-import { RecordingStore, mk, storeScene } from "./helpers.ts";
+import { RecordingStore, mk, stateOf, storeScene } from "./helpers.ts";
 
 const DAY = 86_400_000;
 const task = { name: "t", description: "", pool: "tank", dataset: "photos", enabled: true, recursive: false, sendProperties: false, fileCatalog: true, fullName: "tank/photos" } as unknown as Task;
@@ -47,30 +48,8 @@ beforeEach(() => {
 afterEach(() => done());
 
 const cfg = () => ({ path: "/etc/zrb.yaml", baseDir: join(dir, "base"), plan: {}, s3: { enabled: false }, prune: { orphanGrace: 0 } }) as unknown as Config;
-const HEX = "0".repeat(64);
 /** --abandon as a person runs it who knows the backup is dead: --older-than 0s. */
 const ANY_AGE = { dryRun: false, olderThanMs: 0, trust: NO_TRUST };
-
-/** A state of tank/photos for backup `id` (level 1 on `parent`): chunk 0 stored, chunk 1 in a multipart upload. */
-function stateOf(id: string, parent: Manifest, uploadId: string): BackupState {
-  return {
-    format: STATE_FORMAT,
-    backupId: id,
-    level: 1,
-    pool: "tank",
-    dataset: "photos",
-    snapshot: { name: "tank/photos@zrb_level1_20270310T020000Z", guid: "77" },
-    parent: { name: parent.snapshot.name, guid: parent.snapshot.guid, backupId: parent.backupId, level: 0 },
-    sendFlags: [],
-    chunkSize: 1024,
-    recipients: ["age1x"],
-    startedAt: new Date().toISOString(),
-    chunks: [
-      { index: 0, plainSize: 1024, blake3: HEX, cipherSize: 1224, sha256: HEX, uploaded: true },
-      { index: 1, plainSize: 1024, blake3: HEX, uploaded: false, multipart: { uploadId, partSize: 512, parts: [] } },
-    ],
-  };
-}
 
 /** A finished backup, this host's resumable one, another host's in-flight one, and leftovers of nobody's. */
 async function world() {
@@ -87,6 +66,8 @@ async function world() {
   const parts = { r: partKey("tank", "photos", 1, R, 0), f: partKey("tank", "photos", 1, F, 0), o: partKey("tank", "photos", 1, O, 0) };
   for (const k of Object.values(parts)) await store.put(k, new Uint8Array(10));
   store.uploads = [
+    // Not named as zrb names what it writes under its prefix (someone else's object): never aborted.
+    { key: "data/tank/photos/notes.txt", uploadId: "up-N" },
     { key: partKey("tank", "photos", 1, R, 1), uploadId: "up-R" },
     { key: partKey("tank", "photos", 1, F, 1), uploadId: "up-F" },
     { key: partKey("tank", "photos", 1, O, 1), uploadId: "up-O" },
@@ -101,6 +82,9 @@ async function world() {
 describe("cleanup", () => {
   test("a dry run lists nobody's leftovers and changes nothing; a real run removes exactly those", async () => {
     const w = await world();
+    // The in-flight backup's file catalog, written before its manifest: not an orphan.
+    const catF = catalogKey("tank", "photos", w.F);
+    await store.put(catF, new Uint8Array(10));
     const dry = await cleanup(cfg(), task, store, { dryRun: true, olderThanMs: 0, trust: NO_TRUST });
     expect(dry.uploads.map((u) => u.uploadId)).toEqual(["up-O"]);
     expect(dry.orphans.map((o) => o.key)).toEqual([w.parts.o]);
@@ -118,7 +102,15 @@ describe("cleanup", () => {
     expect(existsSync(join(w.rd.spillRoot, w.O))).toBe(false);
     // What a finished, a resumable or an in-flight backup needs is all still there.
     expect(existsSync(join(w.rd.spillRoot, w.R))).toBe(true);
-    for (const k of [w.parts.r, w.parts.f, ...w.m0.parts.map((p) => p.key), markerKey("tank", "photos", w.F), manifestKey("tank", "photos", w.m0.backupId)]) expect({ k, there: (await store.head(k)) !== null }).toEqual({ k, there: true });
+    for (const k of [w.parts.r, w.parts.f, catF, ...w.m0.parts.map((p) => p.key), markerKey("tank", "photos", w.F), manifestKey("tank", "photos", w.m0.backupId)]) expect({ k, there: (await store.head(k)) !== null }).toEqual({ k, there: true });
+  });
+
+  test("under a verification key, an unsigned marker is reported as not trusted, never as a backup in flight", async () => {
+    const w = await world();
+    const seed = crypto.getRandomValues(new Uint8Array(32));
+    const r = await cleanup(cfg(), task, store, { dryRun: true, olderThanMs: 0, trust: nasTrust({ verifyKey: verifyKeyOf(seed) }) });
+    expect(r.inflight).toEqual([]);
+    expect(r.untrustedMarkers.map((x) => x.key)).toContain(markerKey("tank", "photos", w.F));
   });
 
   test("in the spill directory only real directories named like a backup id go: another task's run directory there (a task on tank/photos/spill) and a link stay", async () => {
@@ -259,8 +251,13 @@ describe("cleanup --abandon", () => {
     store.uploads = store.uploads.map((u) => (u.uploadId === "up-F" ? { key: u.key, uploadId: u.uploadId } : u));
     expect(await locked(abandon(cfg(), task, store, w.F, { ...grace, now: later }))).toContain(`shows a sign of life of unknown age (the multipart upload of ${partKey("tank", "photos", 1, w.F, 1)} was begun)`);
     expect(store.deletes).toEqual([]);
-    // Two days on, with nothing newer than a day: it goes, and says when it was last active.
+    // A marker whose time is no real date (garbled, or forged, in the right shape): its age is unknown too.
     store.uploads = store.uploads.map((u) => (u.uploadId === "up-F" ? { ...u, initiated: new Date() } : u));
+    await store.put(mk, YAML.stringify({ ...rec, updatedAt: "2027-13-45T25:61:00Z" }));
+    expect(await locked(abandon(cfg(), task, store, w.F, { ...grace, now: later }))).toContain(`shows a sign of life of unknown age (its in-flight marker says it was updated on host ${rec.host})`);
+    await store.put(mk, YAML.stringify(rec));
+    expect(store.deletes).toEqual([]);
+    // Two days on, with nothing newer than a day: it goes, and says when it was last active.
     const r = await abandon(cfg(), task, store, w.F, { ...grace, now: later });
     expect(store.aborted).toEqual(["up-F"]);
     expect(store.deletes).toEqual([w.parts.f, mk]);

@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Manifest } from "../../../src/records/manifest.ts";
-import type { BackupState } from "../../../src/state/rundir.ts";
+import { STATE_FORMAT, type BackupState } from "../../../src/state/rundir.ts";
 import { LocalStore } from "../../../src/store/local.ts";
 import { partKey } from "../../../src/store/layout.ts";
 import { StoreError, type ObjectInfo, type StoreErrorKind } from "../../../src/store/store.ts";
@@ -165,4 +165,25 @@ export function storeScene<S extends LocalStore>(prefix: string, Store: new (roo
     scene.done();
   };
   return { dir: scene.dir, store, done };
+}
+
+/** A state of tank/photos for backup `id` (level 1 on `parent`): chunk 0 stored, chunk 1 in a multipart upload. */
+export function stateOf(id: string, parent: Manifest, uploadId: string): BackupState {
+  return {
+    format: STATE_FORMAT,
+    backupId: id,
+    level: 1,
+    pool: "tank",
+    dataset: "photos",
+    snapshot: { name: "tank/photos@zrb_level1_20270310T020000Z", guid: "77" },
+    parent: { name: parent.snapshot.name, guid: parent.snapshot.guid, backupId: parent.backupId, level: 0 },
+    sendFlags: [],
+    chunkSize: 1024,
+    recipients: ["age1x"],
+    startedAt: new Date().toISOString(),
+    chunks: [
+      { index: 0, plainSize: 1024, blake3: "0".repeat(64), cipherSize: 1224, sha256: "0".repeat(64), uploaded: true },
+      { index: 1, plainSize: 1024, blake3: "0".repeat(64), uploaded: false, multipart: { uploadId, partSize: 512, parts: [] } },
+    ],
+  };
 }

@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { destroySnapshots, planLocal } from "../../../src/pipeline/prune/local.ts";
+import { DEFAULT_LOCAL_POLICY, destroySnapshots, planLocal } from "../../../src/pipeline/prune/local.ts";
 import { HEADS_FORMAT, type Heads } from "../../../src/records/heads.ts";
 import type { Snapshot } from "../../../src/zfs/zfs.ts";
 import type { BackupState } from "../../../src/state/rundir.ts";
@@ -78,6 +78,18 @@ describe("local retention keeps the base of the next backups", () => {
     const lookalikes = [snap("zrb_level0_before-upgrade", "201"), snap("zrb_level1_20270301T020000Z.old", "202"), snap("zrb_level2_20270231T020000Z", "203"), snap("zrb_level0_20270301T020000", "204")];
     const plan = planLocal([...lookalikes, ...snaps], new Map(), heads, null, { last: 1 }, new Date("2027-03-11T00:00:00Z"));
     expect(plan.map((d) => d.name)).toEqual([l0old, l0new, l1old, l1].map((s) => s.name));
+  });
+});
+
+describe("without retention.local", () => {
+  test("the last 7 days of zrb's snapshots stay (docs: retention), older ones outside every rule go", () => {
+    const at = (d: string) => snap(`zrb_level2_2027031${d}T020000Z`, `3${d}`);
+    // Now is 2027-03-19T03:00Z: day 12 is 7 days and 1 hour old, day 13 6 days and 1 hour.
+    const [d11, d12, d13, d14] = ["1", "2", "3", "4"].map(at);
+    const plan = planLocal([d11!, d12!, d13!, d14!], new Map(), { format: HEADS_FORMAT, updatedAt: "2027-03-19T03:00:00.000Z", levels: {} }, null, DEFAULT_LOCAL_POLICY, new Date("2027-03-19T03:00:00Z"));
+    const action = (s: Snapshot) => plan.find((d) => d.name === s.name)!.action;
+    expect([d11, d12, d13].map((s) => action(s!))).toEqual(["destroy", "destroy", "keep"]);
+    expect(action(d14!)).toBe("keep");
   });
 });
 

@@ -15,12 +15,15 @@ import { refusals, summaryLine } from "../../../src/cli/prune-report.ts";
 import type { Manifest } from "../../../src/records/manifest.ts";
 import { verifyKeyOf, type SigningKey } from "../../../src/crypto/signing.ts";
 import { NO_TRUST, nasTrust, signManifest, type Trust } from "../../../src/records/trust.ts";
-import { dataPrefix, manifestKey } from "../../../src/store/layout.ts";
+import { catalogKey, dataPrefix, manifestKey, markerKey, partKey } from "../../../src/store/layout.ts";
+import { writeMarker } from "../../../src/records/marker.ts";
+import { ROTATION_FORMAT, writeRotation } from "../../../src/records/rotation.ts";
+import { StoreError } from "../../../src/store/store.ts";
 import type { ObjectInfo, ObjectStore } from "../../../src/store/store.ts";
 import { openStore } from "../../../src/store/open.ts";
 import { emptyAndDeleteBucket, makeBucket, s3Rig } from "../../helpers/rig.ts";
 import { log } from "../../../src/util/log.ts";
-import { RecordingStore, mk, storeScene } from "./helpers.ts";
+import { RecordingStore, mk, stateOf, storeScene } from "./helpers.ts";
 
 const DAY = 86_400_000;
 const task = { name: "t", description: "", pool: "tank", dataset: "photos", enabled: true, recursive: false, sendProperties: false, fileCatalog: true, fullName: "tank/photos" } as unknown as Task;
@@ -288,5 +291,72 @@ describe("prune on a store", () => {
     for (const m of [l3a, l2a, h.l1a, h.l0a, h.l0c]) expect(await there(m)).toEqual({ manifest: true, parts: true });
     for (const m of [h.l1b, h.l0b]) expect(await there(m)).toEqual({ manifest: false, parts: false });
     expect(r.summary).toMatchObject({ deleted: 2, kept: 5 });
+  });
+});
+
+describe("prune: what only the records in the store tell it", () => {
+  test("a newest backup verify --rotate found a bad part in does not stand in for a restore point: the next one keeps its chain", async () => {
+    const h = history();
+    await put(h.all);
+    const at = new Date().toISOString().replace(/\.\d+Z$/, "Z");
+    await writeRotation(store, "tank", "photos", { format: ROTATION_FORMAT, lastRunAt: at, backups: { [h.l0c.backupId]: { seen: at, verified: [null], bad: { "0": { at, why: "SHA-256 mismatch" } } } } }, "STANDARD");
+    const r = await run();
+    expect(r.backups.find((b) => b.backupId === h.l0c.backupId)!.reasons.map((x) => x.rule)).toContain("not-restorable");
+    // keep-last 1 is now l1b, the newest restorable point: it and its base stay; only the oldest chain goes.
+    for (const m of [h.l0c, h.l1b, h.l0b]) expect(await there(m)).toEqual({ manifest: true, parts: true });
+    for (const m of [h.l1a, h.l0a]) expect(await there(m)).toEqual({ manifest: false, parts: false });
+  });
+
+  test("a backup in flight on another host (its marker, long-ago parts and catalog, no manifest yet) is not an orphan: neither listed nor deleted", async () => {
+    const h = history();
+    await put(h.all);
+    const F = "20200310T030000Z-L1-00bbbb";
+    await writeMarker(store, stateOf(F, h.l0c, "up-F"), undefined);
+    const part = partKey("tank", "photos", 1, F, 0);
+    const cat = catalogKey("tank", "photos", F);
+    for (const k of [part, cat]) await store.put(k, new Uint8Array(10));
+    const dry = await run({ dryRun: true, grace: 0 });
+    expect(dry.orphans).toEqual([]);
+    expect(dry.inflight.map((x) => x.backupId)).toEqual([F]);
+    const r = await run({ grace: 0 });
+    expect(r.orphans).toEqual([]);
+    for (const k of [part, cat, markerKey("tank", "photos", F)]) expect({ k, there: (await store.head(k)) !== null }).toEqual({ k, there: true });
+    expect(store.deletes.filter((k) => k.includes(F))).toEqual([]);
+  });
+
+  test("under a verification key, an unsigned marker is reported as not trusted, never as a backup in flight", async () => {
+    const seed = crypto.getRandomValues(new Uint8Array(32));
+    const nas: SigningKey = { seed, verifyKey: verifyKeyOf(seed) };
+    const h = history();
+    await put(h.all.map((m) => signManifest(m, nas)));
+    const F = "20270310T030000Z-L1-00bbbb";
+    await writeMarker(store, stateOf(F, h.l0c, "up-F"), undefined);
+    const r = await run({ dryRun: true, trust: nasTrust(nas) });
+    expect(r.inflight).toEqual([]);
+    expect(r.untrustedMarkers.map((x) => x.key)).toEqual([markerKey("tank", "photos", F)]);
+  });
+
+  test("a store failure other than a refusal (a network error) stops prune (exit 6); it is not reported as refused", async () => {
+    const h = history();
+    await put(h.all);
+    store.refuse.set(manifestKey("tank", "photos", h.l1b.backupId), "transient");
+    const err = await run().then(
+      () => null,
+      (e) => e,
+    );
+    expect(err).toBeInstanceOf(StoreError);
+    expect((err as StoreError).kind).toBe("transient");
+    expect(await there(h.l1b)).toEqual({ manifest: true, parts: true });
+    expect(await there(h.l0b)).toEqual({ manifest: true, parts: true });
+  });
+
+  test("a part the store refused once is not asked again by the orphan pass, nor listed twice", async () => {
+    const h = history();
+    await put(h.all);
+    const p = h.l1a.parts[0]!.key;
+    store.refuse.set(p, "access-denied");
+    const r = await run();
+    expect(r.refused.map((x) => x.key)).toEqual([p]);
+    expect(r.orphans).toEqual([]);
   });
 });
