@@ -35,6 +35,19 @@ describe("what the plan never deletes", () => {
     expect(ds2.find((d) => d.backupId === a.backupId)!.action).toBe("delete");
   });
 
+  test("a lost manifest's probable parent may have finished within the second its id names (ids count whole seconds)", () => {
+    const now = T0 + 60 * DAY;
+    const uAt = now - 25 * DAY; // on a whole second, as a backup id's time is
+    const q = mk(0, now - 40 * DAY, null);
+    const p = mk(0, uAt - 60_000 + 500, null); // finished half a second into the second u's id names
+    const u = mk(1, uAt, p); // its manifest is lost
+    const k = mk(2, now - 20 * DAY, u);
+    const n = mk(0, now - 5 * DAY, null);
+    const ds = plan([q, p, k, n], { policy: { within: 22 * DAY }, heads: headsFromManifests([q, p, u, k, n]), now });
+    expect(ds.find((d) => d.backupId === p.backupId)!.reasons).toEqual([{ rule: "probable-ancestor", of: k.backupId, lost: u.backupId }]);
+    expect(ds.find((d) => d.backupId === q.backupId)!.action).toBe("delete");
+  });
+
   test("a forged middle manifest does not cut the signed base below it loose: the chain goes on through the probable parent", () => {
     const now = T0 + 60 * DAY;
     const r = mk(0, now - 40 * DAY, null); // signed, outside the window: kept only as a base
