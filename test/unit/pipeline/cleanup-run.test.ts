@@ -7,7 +7,7 @@
  * anything younger than the grace.
  */
 import { afterEach, beforeEach, describe, expect, spyOn, test } from "bun:test";
-import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 import type { Config, Task } from "../../../src/config/config.ts";
@@ -22,7 +22,9 @@ import { verifyKeyOf } from "../../../src/crypto/signing.ts";
 import { RunDir } from "../../../src/state/rundir.ts";
 import { catalogKey, manifestKey, markerKey, partKey } from "../../../src/store/layout.ts";
 import { ExitCode, ZrbError } from "../../../src/util/errors.ts";
-import { RecordingStore, mk, stateOf, storeScene } from "./helpers.ts";
+import { RecordingStore, mk, standIn, stateOf, storeScene } from "./helpers.ts";
+import { cloneName } from "../../../src/zfs/snapfiles.ts";
+import { acquireLock } from "../../../src/state/lock.ts";
 
 const DAY = 86_400_000;
 const task = { name: "t", description: "", pool: "tank", dataset: "photos", enabled: true, recursive: false, sendProperties: false, fileCatalog: true, fullName: "tank/photos" } as unknown as Task;
@@ -111,6 +113,30 @@ describe("cleanup", () => {
     const r = await cleanup(cfg(), task, store, { dryRun: true, olderThanMs: 0, trust: nasTrust({ verifyKey: verifyKeyOf(seed) }) });
     expect(r.inflight).toEqual([]);
     expect(r.untrustedMarkers.map((x) => x.key)).toContain(markerKey("tank", "photos", w.F));
+  });
+
+  test("on a pool that has the dataset: the resumable backup's send holds stay, a killed run's go; a catalog clone a live run uses stays", async () => {
+    const w = await world();
+    const st = stateOf(w.R, w.m0, "up-R");
+    const stray = "tank/photos@zrb_level1_20270301T000000Z";
+    writeFileSync(join(dir, "refs.tsv"), [st.snapshot.name, st.parent!.name, stray].map((n) => `${n}\t1`).join("\n") + "\n");
+    // A catalog clone whose maker holds its lock right now (this process, for the test).
+    const live = acquireLock(join(dir, "clone.lock"), "a catalog clone", "zrb backup (file catalog)");
+    const clone = cloneName("tank/photos");
+    const restore = standIn(
+      dir,
+      `#!/bin/sh\necho "$*" >> ${dir}/zfs.log\ncase "$*" in\n  "list -H -o name tank/photos") echo tank/photos ;;\n  *userrefs*) cat ${dir}/refs.tsv ;;\n  *" origin ${clone}") echo tank/photos@s1 ;;\n  *" zrb:catalog-clone ${clone}") echo tank/photos ;;\n  *" zrb:catalog-lock ${clone}") echo ${join(dir, "clone.lock")} ;;\nesac\nexit 0\n`,
+    );
+    try {
+      await cleanup(cfg(), task, store, { dryRun: false, olderThanMs: 0, trust: NO_TRUST });
+    } finally {
+      restore();
+      live.release();
+    }
+    const calls = readFileSync(join(dir, "zfs.log"), "utf8").split("\n");
+    const released = calls.filter((l) => l.startsWith("release ")).map((l) => l.split(" ")[2]);
+    expect(released).toEqual([stray]);
+    expect(calls.filter((l) => l.startsWith("destroy") || l.startsWith("unmount"))).toEqual([]);
   });
 
   test("in the spill directory only real directories named like a backup id go: another task's run directory there (a task on tank/photos/spill) and a link stay", async () => {

@@ -23,7 +23,9 @@ import type { ObjectInfo, ObjectStore } from "../../../src/store/store.ts";
 import { openStore } from "../../../src/store/open.ts";
 import { emptyAndDeleteBucket, makeBucket, s3Rig } from "../../helpers/rig.ts";
 import { log } from "../../../src/util/log.ts";
-import { RecordingStore, mk, stateOf, storeScene } from "./helpers.ts";
+import { RecordingStore, mk, standIn, stateOf, storeScene } from "./helpers.ts";
+import { RunDir } from "../../../src/state/rundir.ts";
+import { readFileSync, writeFileSync } from "node:fs";
 
 const DAY = 86_400_000;
 const task = { name: "t", description: "", pool: "tank", dataset: "photos", enabled: true, recursive: false, sendProperties: false, fileCatalog: true, fullName: "tank/photos" } as unknown as Task;
@@ -358,5 +360,44 @@ describe("prune: what only the records in the store tell it", () => {
     const r = await run();
     expect(r.refused.map((x) => x.key)).toEqual([p]);
     expect(r.orphans).toEqual([]);
+  });
+});
+
+describe("prune's local snapshots, on a pool that has the dataset (a stand-in zfs)", () => {
+  test("what this store's and another store's interrupted backups send stays; a snapshot zfs refuses to destroy is not counted as destroyed", async () => {
+    const h = history();
+    await put(h.all);
+    const snap = (t: string) => `tank/photos@zrb_level1_${t}`;
+    const mine = snap("20200310T020000Z"); // this store's interrupted backup sends it
+    const theirs = snap("20200311T020000Z"); // the other store's interrupted backup sends it
+    const stuck = snap("20200312T020000Z"); // zfs refuses to destroy it (cloned meanwhile)
+    const gone = snap("20200313T020000Z"); // nothing needs it
+    const late = snap("20200314T020000Z"); // the newest of level 1 on the pool (kept by that rule)
+    const names = [mine, theirs, stuck, gone, ...h.all.map((m) => m.snapshot.name), late];
+    writeFileSync(join(dir, "snaps.tsv"), names.flatMap((n, i) => [`${n}\tguid\t${5000 + i}`, `${n}\tcreatetxg\t${100 + i}`]).join("\n") + "\n");
+    const restore = standIn(
+      dir,
+      `#!/bin/sh\necho "$*" >> ${dir}/zfs.log\ncase "$1" in\n  list) [ "$5" = tank/photos ] && { echo tank/photos; exit 0; }; echo "cannot open '$5': dataset does not exist" >&2; exit 1 ;;\n  get) case "$*" in *createtxg*) cat ${dir}/snaps.tsv ;; esac; exit 0 ;;\n  destroy) [ "$2" = "${stuck}" ] && { echo "cannot destroy '$2': dataset is busy" >&2; exit 1; }; exit 0 ;;\nesac\nexit 0\n`,
+    );
+    try {
+      const base = join(dir, "base");
+      const cold = join(base, "stores", "cold");
+      new RunDir(base, "tank", "photos").writeState({ ...stateOf("20200310T020000Z-L1-00aaaa", h.l0c, "up-R"), snapshot: { name: mine, guid: "5000" } });
+      new RunDir(cold, "tank", "photos").writeState({ ...stateOf("20200311T020000Z-L1-00bbbb", h.l0c, "up-C"), snapshot: { name: theirs, guid: "5001" } });
+      const stores = [{ name: "default", baseDir: base }, { name: "cold", baseDir: cold }];
+      const r = await prune({ ...cfg(), stores } as unknown as Config, task, store, { policy: { last: 1 }, local: { within: 7 * DAY }, dryRun: false, allowEarlyDelete: false, trust: NO_TRUST });
+      const decided = (n: string) => r.local!.find((d) => d.name === n)!;
+      expect(decided(mine)).toMatchObject({ action: "keep", reasons: [{ rule: "resumable" }] });
+      expect(decided(theirs)).toMatchObject({ action: "keep", reasons: [{ rule: "resumable" }] });
+      expect([stuck, gone].map((n) => decided(n).action)).toEqual(["destroy", "destroy"]);
+      const destroyed = readFileSync(join(dir, "zfs.log"), "utf8").split("\n").filter((l) => l.startsWith("destroy "));
+      expect(destroyed).not.toContain(`destroy ${mine}`);
+      expect(destroyed).not.toContain(`destroy ${theirs}`);
+      expect(destroyed).toContain(`destroy ${gone}`);
+      expect(r.refusedSnapshots).toEqual([stuck]);
+      expect(r.summary.snapshotsDestroyed).toBe(r.local!.filter((d) => d.action === "destroy").length - 1);
+    } finally {
+      restore();
+    }
   });
 });
