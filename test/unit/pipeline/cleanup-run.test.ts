@@ -346,6 +346,8 @@ describe("cleanup --abandon", () => {
   test("an id that names no level is looked for across the dataset's data, and only a backup's own objects would go: one the bucket knows nothing of is refused", async () => {
     const w = await world();
     expect(await refusal(abandon(cfg(), task, store, "killed-on-the-old-nas", ANY_AGE))).toContain("holds nothing");
+    // A piece of other backups' ids (every id of March 2027 holds it) names none of them.
+    expect(await refusal(abandon(cfg(), task, store, "202703", ANY_AGE))).toContain("holds nothing");
     expect(store.deletes).toEqual([]);
     expect(store.aborted).toEqual([]);
     for (const k of Object.values(w.parts)) expect(await store.head(k)).not.toBeNull();
