@@ -12,26 +12,13 @@
  * "unsupported" and the caller falls back (drill/stage.ts: a hard link for a file; for a
  * directory a check right before rename, which leaves the window).
  */
+import { constants as osConstants } from "node:os";
+
 const AT_FDCWD = -100;
 const RENAME_NOREPLACE = 1;
 
-/** The errno values this module names; any other is reported as E<number>. */
-const NAMES: Record<number, string> = {
-  1: "EPERM",
-  2: "ENOENT",
-  13: "EACCES",
-  16: "EBUSY",
-  17: "EEXIST",
-  18: "EXDEV",
-  20: "ENOTDIR",
-  21: "EISDIR",
-  22: "EINVAL",
-  28: "ENOSPC",
-  30: "EROFS",
-  38: "ENOSYS",
-  39: "ENOTEMPTY",
-  95: "EOPNOTSUPP",
-};
+/** errno number → its name (the runtime's own table); one it does not know is reported as E<number>. */
+const NAMES = new Map(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
 /**
  * What a file system that does not know the flag answers (EINVAL, EOPNOTSUPP), a kernel or libc
  * without the call (ENOSYS), or a seccomp filter that forbids it (EPERM). A real EPERM (an
@@ -86,7 +73,7 @@ export function renameNoReplace(src: string, dest: string): "done" | "unsupporte
   const errno = libc.renameat2(src, dest);
   if (errno === 0) return "done";
   // A failure whose errno reads as 0 is still a failure: never reported as "done".
-  const code = errno < 0 ? "EUNKNOWN" : (NAMES[errno] ?? `E${errno}`);
+  const code = errno < 0 ? "EUNKNOWN" : (NAMES.get(errno) ?? `E${errno}`);
   if (UNSUPPORTED.has(code)) return "unsupported";
   throw Object.assign(new Error(`${code}: ${libc.strerror(errno)}, rename '${src}' -> '${dest}'`), { code, errno: -errno, path: src, dest });
 }
